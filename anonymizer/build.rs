@@ -10,9 +10,11 @@ use std::fmt::Write as _;
 struct Row {
     name: String,
     tag: String,
+    #[serde(rename = "stdCompIOD")]
     std_comp_iod: String,
     basic_profile: String,
     rtn_safe_priv_opt: Option<String>,
+    #[serde(rename = "rtnUIDsOpt")]
     rtn_uids_opt: Option<String>,
     rtn_dev_id_opt: Option<String>,
     rtn_inst_id_opt: Option<String>,

@@ -1,1 +1,34 @@
-fn main() {}
+//! The `alpes` binary: thin command-line front end over the Alpes crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Alpes: de-identify and stream medical images.
+#[derive(Debug, Parser)]
+#[command(name = "alpes", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// De-identify DICOM, PNG and JPEG files offline (PS3.15 Annex E).
+    Anonymize(cmd::anonymize::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Anonymize(args) => cmd::anonymize::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("alpes: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -25,6 +25,8 @@ pub struct Layout {
     pub guessed: bool,
     /// MediaStorageSOPClassUID from the meta, if any.
     pub media_sop_class: Option<String>,
+    /// A correction made to read the file, for the report (never a value from the file).
+    pub note: Option<&'static str>,
 }
 
 /// Whether the bytes look like DICOM (Part 10 or a raw dataset we can guess).
@@ -63,13 +65,28 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
         None
     };
     let Some(start) = meta_start else {
-        let encoding = guess_encoding(input).ok_or(Error::UnknownFormat)?;
+        if let Some(encoding) = guess_encoding(input) {
+            return Ok(Layout {
+                dataset_start: 0,
+                transfer_syntax: TransferSyntax::from_encoding(encoding),
+                had_meta: false,
+                guessed: true,
+                media_sop_class: None,
+                note: None,
+            });
+        }
+        // A few stray bytes before the first element: accept only a strongly valid explicit header.
+        let skip = (1..=8).find(|&k| {
+            input.get(k..k + 8).is_some_and(|b| Vr::from_bytes([b[4], b[5]]).is_some() && (0x0002..=0x0010).contains(&u16::from_le_bytes([b[0], b[1]])))
+        });
+        let k = skip.ok_or(Error::UnknownFormat)?;
         return Ok(Layout {
-            dataset_start: 0,
-            transfer_syntax: TransferSyntax::from_encoding(encoding),
+            dataset_start: k,
+            transfer_syntax: TransferSyntax::from_encoding(Encoding { explicit: true, big_endian: false }),
             had_meta: false,
             guessed: true,
             media_sop_class: None,
+            note: Some("skipped stray bytes before the first element"),
         });
     };
     let mut r = Reader::new(input, Encoding { explicit: true, big_endian: false }, 8);
@@ -87,14 +104,21 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
     }
     let dataset_start = r.pos;
     let rest = &input[dataset_start..];
-    let (transfer_syntax, guessed) = match ts_uid.filter(|u| !u.is_empty()) {
+    let explicit_header = rest.len() >= 8 && Vr::from_bytes([rest[4], rest[5]]).is_some();
+    let (mut transfer_syntax, guessed) = match ts_uid.filter(|u| !u.is_empty()) {
         Some(uid) => (TransferSyntax::from_uid(&uid).ok_or(Error::UnsupportedTransferSyntax { uid })?, false),
         None => {
-            let enc = guess_encoding(rest).unwrap_or(Encoding { explicit: true, big_endian: false });
+            let enc = guess_encoding(rest).unwrap_or(Encoding { explicit: explicit_header, big_endian: false });
             (TransferSyntax::from_encoding(enc), true)
         }
     };
-    Ok(Layout { dataset_start, transfer_syntax, had_meta: true, guessed, media_sop_class })
+    let mut note = None;
+    if transfer_syntax.encoding.explicit && !transfer_syntax.deflated && rest.len() >= 8 && !explicit_header {
+        // The meta says explicit VR but the dataset is implicit VR little endian (a known writer bug).
+        transfer_syntax.encoding = Encoding { explicit: false, big_endian: false };
+        note = Some("file meta declares explicit VR but the dataset is implicit VR; read as implicit");
+    }
+    Ok(Layout { dataset_start, transfer_syntax, had_meta: true, guessed, media_sop_class, note })
 }
 
 /// Inflates a deflated dataset, refusing to grow past `limit` bytes.

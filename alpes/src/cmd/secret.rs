@@ -1,0 +1,83 @@
+//! The de-identification secret: read from a file, or created once (0600) in the user's data directory.
+
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The default secret location: `$XDG_DATA_HOME/alpes/secret.key`, else `~/.local/share/alpes/secret.key`.
+pub fn default_path() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set; pass --secret-file")?;
+            PathBuf::from(home).join(".local").join("share")
+        }
+    };
+    Ok(base.join("alpes").join("secret.key"))
+}
+
+/// Reads a secret file; trailing newlines are not part of the key.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = std::fs::read(path).with_context(|| format!("cannot read secret file {}", path.display()))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.len() < 16 {
+        bail!("secret file {} holds {} bytes; at least 16 are required", path.display(), bytes.len());
+    }
+    Ok(bytes)
+}
+
+/// Loads the secret at `path`, creating 32 random bytes there (mode 0600) if it does not exist.
+/// Returns the key and whether it was created.
+pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
+    if path.exists() {
+        return Ok((read(path)?, false));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).context("cannot read /dev/urandom")?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path).with_context(|| format!("cannot create secret file {}", path.display()))?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    Ok((key.to_vec(), true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_secret_is_private_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a").join("secret.key");
+        let (k1, created) = load_or_create(&path).expect("create");
+        assert!(created);
+        let (k2, created) = load_or_create(&path).expect("reuse");
+        assert!(!created);
+        assert_eq!(k1, k2);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_short_secret_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k");
+        std::fs::write(&path, "short\n").expect("write");
+        assert!(read(&path).is_err());
+    }
+}

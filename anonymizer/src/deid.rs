@@ -1,0 +1,327 @@
+//! Applies the profile to a dataset tree, at every depth of nested sequences.
+//!
+//! Order of decisions for each element: group lengths and file meta are
+//! dropped; private elements are removed unless on the safe list under Retain
+//! Safe Private; PatientID / PatientName get keyed pseudonyms; rows of Table
+//! E.1-1 resolve through [`Options::resolve`]; anything else with VR PN or an
+//! unknown tag is removed. Sequences that are kept are always processed inside.
+
+use crate::clean::clean_text;
+use crate::dataset::{DataSet, Element, Value, Vr};
+use crate::dates::shift_values;
+use crate::profile::{Action, DateMode, Options};
+use crate::pseudonym::Secret;
+use crate::syntax;
+use crate::table;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const PATIENT_NAME: u32 = 0x0010_0010;
+const PATIENT_ID: u32 = 0x0010_0020;
+const DUMMY_TEXT: &str = "ANONYMIZED";
+
+/// Private attributes kept under Retain Safe Private: (creator, group, element low byte, what it is).
+/// They carry acquisition physics only (b-values, gradient directions, mosaic layout), never identity.
+pub const SAFE_PRIVATE: &[(&str, u16, u8, &str)] = &[
+    ("SIEMENS MR HEADER", 0x0019, 0x0A, "NumberOfImagesInMosaic"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0B, "SliceMeasurementDuration"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0C, "B_value"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0D, "DiffusionDirectionality"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0E, "DiffusionGradientDirection"),
+    ("SIEMENS MR HEADER", 0x0019, 0x27, "B_matrix"),
+    ("GEMS_PARM_01", 0x0043, 0x39, "SlopInteger6to9 (b-value)"),
+    ("GEMS_ACQU_01", 0x0019, 0xBB, "UserData (diffusion direction X)"),
+    ("GEMS_ACQU_01", 0x0019, 0xBC, "UserData (diffusion direction Y)"),
+    ("GEMS_ACQU_01", 0x0019, 0xBD, "UserData (diffusion direction Z)"),
+    ("Philips Imaging DD 001", 0x2001, 0x03, "DiffusionBFactor"),
+    ("Philips MR Imaging DD 001", 0x2005, 0xB0, "DiffusionDirectionRL"),
+    ("Philips MR Imaging DD 001", 0x2005, 0xB1, "DiffusionDirectionAP"),
+    ("Philips MR Imaging DD 001", 0x2005, 0xB2, "DiffusionDirectionFH"),
+];
+
+/// How free text inside a sequence is treated, inherited from the sequence's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextMode {
+    /// Free text follows its own row (or is kept if it has none).
+    Plain,
+    /// Inside a cleaned (`C`) sequence: free text is cleaned.
+    Clean,
+    /// Inside a dummied (`D`) sequence: free text is replaced.
+    Dummy,
+}
+
+/// State for de-identifying one dataset tree.
+#[derive(Debug)]
+pub struct Deidentifier<'c> {
+    options: &'c Options,
+    secret: &'c Secret,
+    shift_days: i64,
+    /// Attributes handled, by action.
+    pub counts: BTreeMap<Action, u64>,
+    /// UID values replaced.
+    pub uids_remapped: u64,
+}
+
+impl<'c> Deidentifier<'c> {
+    /// Prepares for one top-level dataset; the date shift comes from its patient.
+    pub fn new(options: &'c Options, secret: &'c Secret, top: &DataSet<'_>) -> Self {
+        let key = patient_key(top);
+        Deidentifier { options, secret, shift_days: secret.date_shift_days(&key), counts: BTreeMap::new(), uids_remapped: 0 }
+    }
+
+    fn count(&mut self, action: Action) {
+        *self.counts.entry(action).or_insert(0) += 1;
+    }
+
+    /// De-identifies the dataset in place.
+    pub fn run(&mut self, ds: &mut DataSet<'_>) {
+        self.dataset(ds, TextMode::Plain);
+    }
+
+    fn dataset(&mut self, ds: &mut DataSet<'_>, mode: TextMode) {
+        let creators: HashMap<(u16, u8), String> = ds
+            .elements
+            .iter()
+            .filter(|e| e.group() % 2 == 1 && (0x10..=0xFF).contains(&(e.tag & 0xFFFF)))
+            .filter_map(|e| {
+                let name = String::from_utf8_lossy(e.raw()?).trim_end_matches(['\0', ' ']).trim().to_owned();
+                Some(((e.group(), (e.tag & 0xFF) as u8), name))
+            })
+            .collect();
+        let same_patient_id = ds.text(PATIENT_ID).filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut kept_blocks: HashSet<(u16, u8)> = HashSet::new();
+        let elements = std::mem::take(&mut ds.elements);
+        let mut out = Vec::with_capacity(elements.len());
+        let mut private_creators = Vec::new();
+        for mut el in elements {
+            let elem = el.tag & 0xFFFF;
+            if elem == 0 || el.group() == 0x0002 {
+                continue;
+            }
+            if el.group() % 2 == 1 {
+                if (0x10..=0xFF).contains(&elem) {
+                    private_creators.push(el);
+                    continue;
+                }
+                let block = ((elem >> 8) & 0xFF) as u8;
+                let creator = creators.get(&(el.group(), block)).map(String::as_str);
+                let safe = self.options.retain_safe_private
+                    && elem > 0xFF
+                    && creator.is_some_and(|c| SAFE_PRIVATE.iter().any(|s| s.0 == c && s.1 == el.group() && s.2 == (elem & 0xFF) as u8));
+                if safe {
+                    kept_blocks.insert((el.group(), block));
+                    self.count(Action::KeepSafePrivate);
+                    out.push(el);
+                } else {
+                    self.count(Action::RemovePrivate);
+                }
+                continue;
+            }
+            let action = self.action_for(&el, mode);
+            self.count(action);
+            if self.apply(&mut el, action, mode, same_patient_id.as_deref()) {
+                out.push(el);
+            }
+        }
+        for c in private_creators {
+            if kept_blocks.contains(&(c.group(), (c.tag & 0xFF) as u8)) {
+                out.push(c);
+            } else {
+                self.count(Action::RemovePrivate);
+            }
+        }
+        out.sort_by_key(|e| e.tag);
+        ds.elements = out;
+    }
+
+    fn action_for(&self, el: &Element<'_>, mode: TextMode) -> Action {
+        if el.tag == PATIENT_ID || el.tag == PATIENT_NAME {
+            return Action::Pseudonym;
+        }
+        if let Some(entry) = table::lookup(el.tag) {
+            return self.options.resolve(entry);
+        }
+        if el.vr == Vr::PN {
+            return Action::RemovePersonName;
+        }
+        if !syntax::is_known(el.tag) {
+            return Action::RemoveUnknown;
+        }
+        if el.vr == Vr::UI && !self.options.retain_uids && is_instance_uid(el) {
+            return Action::Uid;
+        }
+        let coded = (0x0008_0100..=0x0008_0120).contains(&el.tag);
+        match mode {
+            TextMode::Clean if el.vr.is_free_text() && !coded => Action::Clean,
+            TextMode::Dummy if el.vr.is_free_text() && !coded => Action::Dummy,
+            _ => Action::Keep,
+        }
+    }
+
+    /// Applies an action; returns whether the element stays.
+    fn apply(&mut self, el: &mut Element<'_>, action: Action, mode: TextMode, same_patient_id: Option<&str>) -> bool {
+        match action {
+            Action::Remove | Action::RemovePrivate | Action::RemovePersonName | Action::RemoveUnknown => return false,
+            Action::Empty => {
+                el.value = match el.value {
+                    Value::Sequence(_) => Value::Sequence(Vec::new()),
+                    _ => Value::Bytes(Vec::new().into()),
+                }
+            }
+            Action::Pseudonym => {
+                let own = text_of(el);
+                let value = if own.is_empty() {
+                    String::new()
+                } else if el.tag == PATIENT_ID {
+                    self.secret.patient_id(&own)
+                } else {
+                    self.secret.patient_name(same_patient_id.unwrap_or(&own))
+                };
+                *el = Element::text(el.tag, el.vr, &value);
+            }
+            Action::Uid => self.remap_uids(el),
+            Action::Dummy => self.dummy(el),
+            Action::Clean => return self.clean(el),
+            Action::Keep | Action::UidsInSequence | Action::KeepSafePrivate => {
+                if let Value::Sequence(items) = &mut el.value {
+                    for item in items {
+                        self.dataset(item, mode);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn remap_uids(&mut self, el: &mut Element<'_>) {
+        match &mut el.value {
+            Value::Sequence(items) => {
+                for item in items {
+                    self.dataset(item, TextMode::Plain);
+                }
+            }
+            _ => {
+                let text = text_of(el);
+                let mapped: Vec<String> = text
+                    .split('\\')
+                    .map(|u| u.trim_matches(['\0', ' ']))
+                    .map(|u| {
+                        if u.is_empty() {
+                            String::new()
+                        } else {
+                            self.uids_remapped += 1;
+                            self.secret.uid(u)
+                        }
+                    })
+                    .collect();
+                *el = Element::text(el.tag, Vr::UI, &mapped.join("\\"));
+            }
+        }
+    }
+
+    fn dummy(&mut self, el: &mut Element<'_>) {
+        let vr = el.vr;
+        let text = match vr {
+            Vr::SQ => {
+                if let Value::Sequence(items) = &mut el.value {
+                    for item in items {
+                        self.dataset(item, TextMode::Dummy);
+                    }
+                }
+                return;
+            }
+            Vr::UI => return self.remap_uids(el),
+            Vr::DA => "19000101",
+            Vr::DT => "19000101000000",
+            Vr::TM => "000000",
+            Vr::DS | Vr::IS => "0",
+            Vr::AS => "000Y",
+            Vr::AE | Vr::CS => "ANONYMIZED",
+            Vr::UR => "urn:alpes:anonymized",
+            v if v.is_text() => DUMMY_TEXT,
+            v => {
+                el.value = Value::Bytes(vec![0u8; v.swap_width().max(2)].into());
+                if v == Vr::AT {
+                    el.value = Value::Bytes(vec![0u8; 4].into());
+                }
+                return;
+            }
+        };
+        *el = Element::text(el.tag, vr, text);
+    }
+
+    fn clean(&mut self, el: &mut Element<'_>) -> bool {
+        let vr = el.vr;
+        match vr {
+            Vr::SQ => {
+                if let Value::Sequence(items) = &mut el.value {
+                    for item in items {
+                        self.dataset(item, TextMode::Clean);
+                    }
+                }
+            }
+            Vr::DA | Vr::DT => {
+                let shifted = if self.options.dates == DateMode::Full { text_of(el) } else { shift_values(&text_of(el), self.shift_days, vr == Vr::DT) };
+                *el = Element::text(el.tag, vr, &shifted);
+            }
+            // A whole-day shift leaves the time of day unchanged.
+            Vr::TM => {}
+            Vr::UI => self.remap_uids(el),
+            Vr::AS => {
+                let age = text_of(el);
+                let years = age.strip_suffix('Y').and_then(|n| n.parse::<u32>().ok());
+                if years.is_some_and(|y| y >= 90) {
+                    *el = Element::text(el.tag, vr, "090Y");
+                }
+            }
+            Vr::PN => *el = Element::text(el.tag, vr, ""),
+            v if v.is_free_text() => *el = Element::text(el.tag, vr, &clean_text(&text_of(el))),
+            // Curves (50xx) cannot be cleaned; they go. Overlays are burned by the pixel stage.
+            _ if el.tag >> 24 == 0x50 => return false,
+            _ => {}
+        }
+        true
+    }
+}
+
+fn is_instance_uid(el: &Element<'_>) -> bool {
+    let standard = el.raw().is_some_and(|v| v.starts_with(b"1.2.840.10008."));
+    !standard && syntax::keyword(el.tag).is_some_and(|k| k.ends_with("InstanceUID") || k.ends_with("InstanceUIDs"))
+}
+
+fn text_of(el: &Element<'_>) -> String {
+    el.raw().map(|b| String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).to_owned()).unwrap_or_default()
+}
+
+/// The key a patient's pseudonyms and date shift derive from: PatientID, else PatientName.
+pub fn patient_key(ds: &DataSet<'_>) -> String {
+    ds.text(PATIENT_ID)
+        .filter(|s| !s.is_empty())
+        .or_else(|| ds.text(PATIENT_NAME))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Adds the attributes PS3.15 asks for to record what was done.
+pub fn record_method(ds: &mut DataSet<'_>, options: &Options) {
+    let codes = options.cid7050();
+    ds.put(Element::text(0x0012_0062, Vr::CS, "YES"));
+    let method: Vec<&str> = codes.iter().map(|c| c.1).collect();
+    ds.put(Element::text(0x0012_0063, Vr::LO, &method.join("\\")));
+    let items = codes
+        .iter()
+        .map(|(value, meaning)| {
+            let mut item = DataSet { elements: Vec::new(), big_endian: ds.big_endian };
+            item.put(Element::text(0x0008_0100, Vr::SH, value));
+            item.put(Element::text(0x0008_0102, Vr::SH, "DCM"));
+            item.put(Element::text(0x0008_0104, Vr::LO, meaning));
+            item
+        })
+        .collect();
+    ds.put(Element { tag: 0x0012_0064, vr: Vr::SQ, value: Value::Sequence(items) });
+    let ltim = match options.dates {
+        DateMode::Remove => "REMOVED",
+        DateMode::Full => "UNMODIFIED",
+        DateMode::Modified => "MODIFIED",
+    };
+    ds.put(Element::text(0x0028_0303, Vr::CS, ltim));
+}

@@ -1,0 +1,208 @@
+//! The engine's entry point: bytes in, de-identified bytes plus a report out.
+
+use crate::dataset::{DataSet, Value, PIXEL_DATA};
+use crate::deid::{patient_key, record_method, Deidentifier};
+use crate::error::{Error, Result};
+use crate::parse;
+use crate::pixels::{self, BurnPlan, BurnedRegion, Geometry};
+use crate::profile::Options;
+use crate::pseudonym::Secret;
+use crate::raster;
+use crate::region::{Region, RegionSource};
+use crate::report::{Format, Report};
+use crate::rules::RuleLibrary;
+use crate::syntax::{DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE};
+use crate::write::{self, Meta};
+use sha2::Digest;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything the engine needs to de-identify one input. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The PS3.15 options in force.
+    pub options: Options,
+    /// The key behind every pseudonym.
+    pub secret: Secret,
+    /// Regions burned in every image (command line or profile).
+    pub regions: Vec<Region>,
+    /// The rule library; the first matching signature adds its regions.
+    pub rules: Arc<RuleLibrary>,
+    /// Blank outside SequenceOfUltrasoundRegions unless BurnedInAnnotation is NO.
+    pub ultrasound_regions: bool,
+    /// The stored value written into burned samples.
+    pub fill: u16,
+    /// Deepest sequence nesting accepted.
+    pub max_depth: usize,
+    /// Largest size a deflated dataset may inflate to, in bytes.
+    pub max_inflated: u64,
+}
+
+impl Config {
+    /// The strictest profile with the shipped rule library.
+    pub fn new(secret: Secret) -> Self {
+        Config {
+            options: Options::default(),
+            secret,
+            regions: Vec::new(),
+            rules: Arc::new(RuleLibrary::default_library()),
+            ultrasound_regions: true,
+            fill: 0,
+            max_depth: 32,
+            max_inflated: 4 << 30,
+        }
+    }
+}
+
+/// The result of de-identifying one input.
+#[derive(Debug)]
+pub struct Anonymized {
+    /// The de-identified file.
+    pub bytes: Vec<u8>,
+    /// What was done; never any PHI.
+    pub report: Report,
+}
+
+/// De-identifies one DICOM, PNG or JPEG input.
+pub fn anonymize(input: &[u8], cfg: &Config) -> Result<Anonymized> {
+    let started = Instant::now();
+    let mut result = match raster::sniff(input) {
+        Some(_) if !parse::looks_like_dicom(input) || input.get(128..132) != Some(b"DICM") => anonymize_raster(input, cfg),
+        _ => anonymize_dicom(input, cfg),
+    }?;
+    result.report.input_bytes = input.len() as u64;
+    result.report.output_bytes = result.bytes.len() as u64;
+    result.report.duration_us = started.elapsed().as_micros() as u64;
+    Ok(result)
+}
+
+fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
+    let regions = if cfg.options.clean_pixel_data { cfg.regions.clone() } else { Vec::new() };
+    let (bytes, outcome) = raster::anonymize(input, &regions, cfg.fill)?;
+    let format = match outcome.format {
+        raster::RasterFormat::Png => Format::Png,
+        raster::RasterFormat::Jpeg => Format::Jpeg,
+    };
+    let mut report = Report::new(format);
+    report.metadata_removed = u64::from(outcome.metadata_segments_removed);
+    report.burned_area = outcome.burned_area;
+    report.regions = regions
+        .iter()
+        .map(|r| BurnedRegion {
+            region: *r,
+            source: RegionSource::Profile,
+            area_per_frame: r.clip(outcome.width, outcome.height).map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
+        })
+        .collect();
+    if outcome.reencoded {
+        report.notes.push("pixels decoded, burned and re-encoded".into());
+    }
+    Ok(Anonymized { bytes, report })
+}
+
+/// The string value of a top-level element as a rule sees it (numbers in decimal).
+fn rule_value(ds: &DataSet<'_>, tag: u32) -> Option<String> {
+    let el = ds.get(tag)?;
+    if el.vr.is_text() {
+        return ds.text(tag).map(str::to_owned);
+    }
+    let nums = ds.uints(tag);
+    (!nums.is_empty()).then(|| nums.iter().map(u32::to_string).collect::<Vec<_>>().join("\\"))
+}
+
+/// Regions for one image from the profile, the rule library and ultrasound regions.
+pub fn burn_plan(ds: &DataSet<'_>, cfg: &Config) -> BurnPlan {
+    let mut plan = BurnPlan { fill: cfg.fill, ..Default::default() };
+    if !cfg.options.clean_pixel_data || ds.get(PIXEL_DATA).is_none() {
+        return plan;
+    }
+    plan.rects.extend(cfg.regions.iter().map(|r| (*r, RegionSource::Profile)));
+    if let Some(sig) = cfg.rules.first_match(&|tag| rule_value(ds, tag)) {
+        plan.rects.extend(sig.regions.iter().map(|r| (*r, RegionSource::Rule)));
+    }
+    let annotated = ds.text(0x0028_0301).map(|v| !v.eq_ignore_ascii_case("NO")).unwrap_or(true);
+    if cfg.ultrasound_regions && annotated {
+        if let Some(Value::Sequence(items)) = ds.get(0x0018_6011).map(|e| &e.value) {
+            let keep: Vec<Region> = items
+                .iter()
+                .filter_map(|it| {
+                    let v = |t| it.uints(t).first().copied();
+                    let (x0, y0, x1, y1) = (v(0x0018_6018)?, v(0x0018_601A)?, v(0x0018_601C)?, v(0x0018_601E)?);
+                    (x1 >= x0 && y1 >= y0).then(|| Region { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 })
+                })
+                .collect();
+            if !keep.is_empty() {
+                plan.keep_only = Some(keep);
+            }
+        }
+    }
+    plan
+}
+
+fn anonymize_dicom(input: &[u8], cfg: &Config) -> Result<Anonymized> {
+    let layout = parse::layout(input)?;
+    let ts = &layout.transfer_syntax;
+    let body = &input[layout.dataset_start..];
+    let inflated;
+    let bytes = if ts.deflated {
+        inflated = parse::inflate(body, cfg.max_inflated)?;
+        &inflated[..]
+    } else {
+        body
+    };
+    let mut ds = parse::dataset(bytes, ts.encoding, cfg.max_depth)?;
+    let mut report = Report::new(Format::Dicom);
+    report.transfer_syntax_in = ts.uid.clone();
+    report.notes.extend(layout.note.map(str::to_owned));
+    if layout.guessed {
+        report.notes.push(format!("no transfer syntax in file meta; read as {}", ts.uid));
+    }
+
+    let plan = burn_plan(&ds, cfg);
+    let key_hint = patient_key(&ds).is_empty();
+    let mut deid = Deidentifier::new(&cfg.options, &cfg.secret, &ds);
+    deid.run(&mut ds);
+    if key_hint {
+        report.notes.push("no PatientID or PatientName: pseudonyms and date shift use an empty key".into());
+    }
+    report.actions = deid.counts.clone();
+    report.uids_remapped = deid.uids_remapped;
+    record_method(&mut ds, &cfg.options);
+
+    let mut out_ts = match ts.uid.as_str() {
+        EXPLICIT_BE => EXPLICIT_LE.to_owned(),
+        other => other.to_owned(),
+    };
+    let encapsulated = matches!(ds.get(PIXEL_DATA).map(|e| &e.value), Some(Value::Encapsulated { .. }));
+    let geometry = if plan.is_empty() { None } else { Some(Geometry::of(&ds)?) };
+    if let Some(g) = &geometry {
+        let (regions, _) = pixels::report_regions(&plan, g);
+        report.regions = regions;
+        if cfg.options.clean_graphics {
+            report.overlay_area = pixels::burn_overlays(&mut ds, &plan);
+        }
+        if encapsulated {
+            let t = pixels::burn_encapsulated(&mut ds, &ts.uid, &plan)?;
+            report.burned_area = t.filled;
+            out_ts = t.transfer_syntax;
+            report.notes.extend(t.note);
+        }
+    }
+    let sop_class = ds.text(0x0008_0016).map(str::to_owned).or(layout.media_sop_class.clone()).unwrap_or_default();
+    let sop_instance = match ds.text(0x0008_0018) {
+        Some(uid) if !uid.is_empty() => uid.to_owned(),
+        _ => cfg.secret.uid(&format!("alpes:content:{:x}", sha2::Sha256::digest(input))),
+    };
+    let deflate = out_ts == DEFLATED_LE;
+    let explicit = out_ts != crate::syntax::IMPLICIT_LE;
+    let mut written = write::part10(&ds, &Meta { sop_class: &sop_class, sop_instance: &sop_instance, transfer_syntax: &out_ts }, explicit, input.len());
+    if let (Some(g), false) = (&geometry, encapsulated) {
+        let range = written.pixel_data.clone().ok_or_else(|| Error::PixelData { reason: "regions to burn but no native pixel data".into() })?;
+        report.burned_area = pixels::burn_native(&mut written.bytes[range], g, &plan)?;
+    }
+    if deflate {
+        write::deflate_dataset(&mut written);
+    }
+    report.transfer_syntax_out = out_ts;
+    Ok(Anonymized { bytes: written.bytes, report })
+}

@@ -1,0 +1,583 @@
+//! Clean Pixel Data: burns regions out of every frame.
+//!
+//! Native pixel data is burned in place in the output buffer (rayon over
+//! frames and rows). Encapsulated pixel data is decoded with the
+//! dicom-transfer-syntax-registry codecs, burned, and re-encoded in the same
+//! transfer syntax where an encoder exists; otherwise it is written as native
+//! Explicit VR Little Endian and the report says so. Overlay planes (60xx) are
+//! burned the same way under Clean Graphics.
+
+use crate::dataset::{DataSet, Element, Value, Vr, PIXEL_DATA};
+use crate::error::{Error, Result};
+use crate::region::{Region, RegionSource};
+use crate::syntax::{dictionary_vr, EXPLICIT_LE};
+use dicom_encoding::adapters::{EncodeOptions, PixelDataObject, RawPixelData};
+use dicom_encoding::transfer_syntax::{Codec, TransferSyntaxIndex};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::borrow::Cow;
+
+/// What to burn in one image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BurnPlan {
+    /// Rectangles to fill, with their source.
+    pub rects: Vec<(Region, RegionSource)>,
+    /// If set, fill everything outside the union of these (ultrasound regions).
+    pub keep_only: Option<Vec<Region>>,
+    /// The stored value written into burned samples.
+    pub fill: u16,
+}
+
+impl BurnPlan {
+    /// Whether there is nothing to burn.
+    pub fn is_empty(&self) -> bool {
+        self.rects.is_empty() && self.keep_only.is_none()
+    }
+}
+
+/// One burned region in the report (no pixel values, only geometry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BurnedRegion {
+    /// The region as given.
+    #[serde(flatten)]
+    pub region: Region,
+    /// Where it came from.
+    pub source: RegionSource,
+    /// Pixels filled per frame after clipping to the image.
+    pub area_per_frame: u64,
+}
+
+/// The geometry of native pixel data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Rows.
+    pub rows: u32,
+    /// Columns.
+    pub cols: u32,
+    /// Samples per pixel.
+    pub samples: u32,
+    /// Bits allocated per sample.
+    pub bits: u32,
+    /// Planar configuration 1 (colour-by-plane).
+    pub planar: bool,
+    /// Number of frames.
+    pub frames: u32,
+    /// 4:2:2 chroma subsampling of YBR_*_422 native data.
+    pub subsampled_422: bool,
+    /// A YBR photometric interpretation (chroma filled with its neutral value).
+    pub ybr: bool,
+}
+
+impl Geometry {
+    /// Reads the Image Pixel module attributes.
+    pub fn of(ds: &DataSet<'_>) -> Result<Geometry> {
+        let need = |tag: u32, name: &str| {
+            ds.u16(tag).map(u32::from).ok_or_else(|| Error::PixelData { reason: format!("{name} is missing") })
+        };
+        let pi = ds.text(0x0028_0004).unwrap_or("");
+        let g = Geometry {
+            rows: need(0x0028_0010, "Rows")?,
+            cols: need(0x0028_0011, "Columns")?,
+            samples: ds.u16(0x0028_0002).map(u32::from).unwrap_or(1),
+            bits: need(0x0028_0100, "BitsAllocated")?,
+            planar: ds.u16(0x0028_0006) == Some(1),
+            frames: ds.int(0x0028_0008).filter(|&n| n > 0).map(|n| n.min(i64::from(u32::MAX)) as u32).unwrap_or(1),
+            subsampled_422: pi.ends_with("_422"),
+            ybr: pi.starts_with("YBR"),
+        };
+        if g.rows == 0 || g.cols == 0 || g.samples == 0 || !matches!(g.bits, 1 | 8 | 16 | 32) {
+            return Err(Error::PixelData { reason: "unsupported rows, columns, samples or bits allocated".into() });
+        }
+        Ok(g)
+    }
+
+    /// Bytes per frame (bits for 1-bit data are packed).
+    pub fn frame_bytes(&self) -> u64 {
+        let px = u64::from(self.rows) * u64::from(self.cols);
+        if self.bits == 1 {
+            return (px * u64::from(self.samples)).div_ceil(8);
+        }
+        let per_sample = u64::from(self.bits / 8);
+        if self.subsampled_422 {
+            return px * 2 * per_sample;
+        }
+        px * u64::from(self.samples) * per_sample
+    }
+}
+
+/// Per-row list of column spans `[x0, x1)` to fill.
+fn row_spans(plan: &BurnPlan, g: &Geometry) -> Vec<Vec<(u32, u32)>> {
+    let mut rows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); g.rows as usize];
+    for (r, _) in &plan.rects {
+        if let Some((x0, y0, x1, y1)) = r.clip(g.cols, g.rows) {
+            for spans in &mut rows[y0 as usize..y1 as usize] {
+                spans.push((x0, x1));
+            }
+        }
+    }
+    if let Some(keep) = &plan.keep_only {
+        for (y, spans) in rows.iter_mut().enumerate() {
+            let mut kept: Vec<(u32, u32)> = keep
+                .iter()
+                .filter_map(|r| r.clip(g.cols, g.rows))
+                .filter(|&(_, y0, _, y1)| (y0..y1).contains(&(y as u32)))
+                .map(|(x0, _, x1, _)| (x0, x1))
+                .collect();
+            kept.sort_unstable();
+            let mut x = 0;
+            for (k0, k1) in kept {
+                if k0 > x {
+                    spans.push((x, k0));
+                }
+                x = x.max(k1);
+            }
+            if x < g.cols {
+                spans.push((x, g.cols));
+            }
+        }
+    }
+    for spans in &mut rows {
+        spans.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+        for &(a, b) in spans.iter() {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *spans = merged;
+    }
+    rows
+}
+
+/// The report entries for a plan: each region clipped to the image.
+pub fn report_regions(plan: &BurnPlan, g: &Geometry) -> (Vec<BurnedRegion>, u64) {
+    let mut out: Vec<BurnedRegion> = plan
+        .rects
+        .iter()
+        .map(|(r, s)| BurnedRegion {
+            region: *r,
+            source: *s,
+            area_per_frame: r.clip(g.cols, g.rows).map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
+        })
+        .collect();
+    let spans = row_spans(plan, g);
+    let union: u64 = spans.iter().flatten().map(|(a, b)| u64::from(b - a)).sum();
+    if let Some(keep) = &plan.keep_only {
+        let outside = BurnPlan { rects: Vec::new(), keep_only: Some(keep.clone()), fill: plan.fill };
+        out.push(BurnedRegion {
+            region: Region { x: 0, y: 0, w: g.cols, h: g.rows },
+            source: RegionSource::Ultrasound,
+            area_per_frame: row_spans(&outside, g).iter().flatten().map(|(a, b)| u64::from(b - a)).sum(),
+        });
+    }
+    (out, union * u64::from(g.frames))
+}
+
+/// Burns native little-endian pixel data in place. Returns the pixels filled (all frames).
+pub fn burn_native(data: &mut [u8], g: &Geometry, plan: &BurnPlan) -> Result<u64> {
+    let frame = g.frame_bytes();
+    let needed = frame.saturating_mul(u64::from(g.frames));
+    if (data.len() as u64) < needed {
+        return Err(Error::PixelData { reason: format!("pixel data holds {} bytes, attributes need {needed}", data.len()) });
+    }
+    let spans = row_spans(plan, g);
+    let filled: u64 = spans.iter().flatten().map(|(a, b)| u64::from(b - a)).sum::<u64>() * u64::from(g.frames);
+    if filled == 0 {
+        return Ok(0);
+    }
+    let data = &mut data[..needed as usize];
+    if g.bits == 1 {
+        let bits_per_frame = u64::from(g.rows) * u64::from(g.cols) * u64::from(g.samples);
+        for f in 0..u64::from(g.frames) {
+            fill_bits(data, f * bits_per_frame, g.cols, &spans, plan.fill != 0);
+        }
+        return Ok(filled);
+    }
+    let bps = (g.bits / 8) as usize;
+    let fill = plan.fill;
+    let neutral = 1u32 << (g.bits.min(16) - 1);
+    let sample_value = |s: usize| -> u32 { if g.ybr && s > 0 { neutral } else { u32::from(fill) } };
+    let write = |dst: &mut [u8], value: u32| match bps {
+        1 => dst[0] = value.min(255) as u8,
+        2 => dst.copy_from_slice(&(value as u16).to_le_bytes()),
+        _ => dst.copy_from_slice(&value.to_le_bytes()),
+    };
+    let cols = g.cols as usize;
+    let samples = g.samples as usize;
+    let burn_frame = |frame: &mut [u8]| {
+        if g.subsampled_422 {
+            // Y0 Y1 Cb Cr per pixel pair: fill luma of pixels in spans, neutralise chroma of touched pairs.
+            let row_bytes = cols * 2 * bps;
+            for (y, row) in frame.chunks_exact_mut(row_bytes).enumerate() {
+                for &(a, b) in &spans[y] {
+                    for x in a as usize..b as usize {
+                        let pair = x / 2 * 4 * bps;
+                        write(&mut row[pair + (x % 2) * bps..pair + (x % 2 + 1) * bps], u32::from(fill));
+                        write(&mut row[pair + 2 * bps..pair + 3 * bps], neutral);
+                        write(&mut row[pair + 3 * bps..pair + 4 * bps], neutral);
+                    }
+                }
+            }
+        } else if g.planar && samples > 1 {
+            let plane = cols * g.rows as usize * bps;
+            for (s, plane_data) in frame.chunks_exact_mut(plane).enumerate() {
+                let v = sample_value(s);
+                for (y, row) in plane_data.chunks_exact_mut(cols * bps).enumerate() {
+                    for &(a, b) in &spans[y] {
+                        for px in row[a as usize * bps..b as usize * bps].chunks_exact_mut(bps) {
+                            write(px, v);
+                        }
+                    }
+                }
+            }
+        } else {
+            let row_bytes = cols * samples * bps;
+            frame.par_chunks_mut(row_bytes).with_min_len(64).enumerate().for_each(|(y, row)| {
+                for &(a, b) in &spans[y] {
+                    let seg = &mut row[a as usize * samples * bps..b as usize * samples * bps];
+                    if fill == 0 && !g.ybr {
+                        seg.fill(0);
+                        continue;
+                    }
+                    for px in seg.chunks_exact_mut(samples * bps) {
+                        for (s, sample) in px.chunks_exact_mut(bps).enumerate() {
+                            write(sample, sample_value(s));
+                        }
+                    }
+                }
+            });
+        }
+    };
+    data.par_chunks_mut(frame as usize).for_each(burn_frame);
+    Ok(filled)
+}
+
+/// Sets or clears packed bits (LSB first) for spans of one bit-plane frame starting at `bit_base`.
+fn fill_bits(data: &mut [u8], bit_base: u64, cols: u32, spans: &[Vec<(u32, u32)>], set: bool) {
+    for (y, row) in spans.iter().enumerate() {
+        for &(a, b) in row {
+            for x in a..b {
+                let bit = bit_base + y as u64 * u64::from(cols) + u64::from(x);
+                if let Some(byte) = data.get_mut((bit / 8) as usize) {
+                    let mask = 1u8 << (bit % 8);
+                    if set {
+                        *byte |= mask;
+                    } else {
+                        *byte &= !mask;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Clears the plan's regions in every overlay plane (60xx,3000) of the dataset.
+pub fn burn_overlays(ds: &mut DataSet<'_>, plan: &BurnPlan) -> u64 {
+    let groups: Vec<u32> = ds.elements.iter().filter(|e| e.tag & 0xFF01_FFFF == 0x6000_3000).map(|e| e.tag >> 16).collect();
+    let mut total = 0;
+    for group in groups {
+        let base = group << 16;
+        let (Some(rows), Some(cols)) = (ds.u16(base | 0x0010), ds.u16(base | 0x0011)) else { continue };
+        let origin = ds.uints(base | 0x0050);
+        let (oy, ox) = (origin.first().copied().unwrap_or(1), origin.get(1).copied().unwrap_or(1));
+        let frames = ds.int(base | 0x0015).filter(|&n| n > 0).unwrap_or(1).min(i64::from(u16::MAX)) as u32;
+        // Regions are in image coordinates; overlay origin is 1-based (row, column), and may be signed.
+        let shift = |r: &Region| -> Option<Region> {
+            let x = i64::from(r.x) - (i64::from(ox as i16) - 1);
+            let y = i64::from(r.y) - (i64::from(oy as i16) - 1);
+            let (x0, y0) = (x.max(0), y.max(0));
+            let (x1, y1) = (x + i64::from(r.w), y + i64::from(r.h));
+            (x1 > x0 && y1 > y0).then(|| Region { x: x0 as u32, y: y0 as u32, w: (x1 - x0) as u32, h: (y1 - y0) as u32 })
+        };
+        let local = BurnPlan {
+            rects: plan.rects.iter().filter_map(|(r, s)| shift(r).map(|r| (r, *s))).collect(),
+            keep_only: plan.keep_only.as_ref().map(|k| k.iter().filter_map(shift).collect()),
+            fill: 0,
+        };
+        let g = Geometry { rows: u32::from(rows), cols: u32::from(cols), samples: 1, bits: 1, planar: false, frames, subsampled_422: false, ybr: false };
+        let spans = row_spans(&local, &g);
+        let Some(el) = ds.get_mut(base | 0x3000) else { continue };
+        let Value::Bytes(bytes) = &mut el.value else { continue };
+        let bits_per_frame = u64::from(rows) * u64::from(cols);
+        let data = bytes.to_mut();
+        for f in 0..u64::from(frames) {
+            fill_bits(data, f * bits_per_frame, g.cols, &spans, false);
+        }
+        total += spans.iter().flatten().map(|(a, b)| u64::from(b - a)).sum::<u64>() * u64::from(frames);
+    }
+    total
+}
+
+/// Adapter presenting a [`DataSet`] to the dicom-rs codecs.
+struct PixelSource<'d, 'a> {
+    ds: &'d DataSet<'a>,
+    ts: &'d str,
+    native: Option<&'d [u8]>,
+}
+
+impl PixelDataObject for PixelSource<'_, '_> {
+    fn transfer_syntax_uid(&self) -> &str {
+        self.ts
+    }
+    fn rows(&self) -> Option<u16> {
+        self.ds.u16(0x0028_0010)
+    }
+    fn cols(&self) -> Option<u16> {
+        self.ds.u16(0x0028_0011)
+    }
+    fn samples_per_pixel(&self) -> Option<u16> {
+        self.ds.u16(0x0028_0002)
+    }
+    fn bits_allocated(&self) -> Option<u16> {
+        self.ds.u16(0x0028_0100)
+    }
+    fn bits_stored(&self) -> Option<u16> {
+        self.ds.u16(0x0028_0101)
+    }
+    fn photometric_interpretation(&self) -> Option<&str> {
+        self.ds.text(0x0028_0004)
+    }
+    fn number_of_frames(&self) -> Option<u32> {
+        self.ds.int(0x0028_0008).and_then(|n| u32::try_from(n).ok())
+    }
+    fn number_of_fragments(&self) -> Option<u32> {
+        if self.native.is_some() {
+            return None;
+        }
+        match &self.ds.get(PIXEL_DATA)?.value {
+            Value::Encapsulated { fragments, .. } => u32::try_from(fragments.len()).ok(),
+            _ => None,
+        }
+    }
+    fn fragment(&self, fragment: usize) -> Option<Cow<'_, [u8]>> {
+        if let Some(n) = self.native {
+            return (fragment == 0).then_some(Cow::Borrowed(n));
+        }
+        match &self.ds.get(PIXEL_DATA)?.value {
+            Value::Encapsulated { fragments, .. } => fragments.get(fragment).map(|f| Cow::Borrowed(&f[..])),
+            _ => None,
+        }
+    }
+    fn offset_table(&self) -> Option<Cow<'_, [u32]>> {
+        match &self.ds.get(PIXEL_DATA)?.value {
+            Value::Encapsulated { offset_table, .. } => {
+                Some(Cow::Owned(offset_table.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+            }
+            _ => None,
+        }
+    }
+    fn raw_pixel_data(&self) -> Option<RawPixelData> {
+        if let Some(n) = self.native {
+            return Some(RawPixelData { fragments: std::iter::once(n.to_vec()).collect(), offset_table: Default::default() });
+        }
+        match &self.ds.get(PIXEL_DATA)?.value {
+            Value::Encapsulated { fragments, .. } => Some(RawPixelData {
+                fragments: fragments.iter().map(|f| f.to_vec()).collect(),
+                offset_table: self.offset_table().map(|t| t.iter().copied().collect()).unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to encapsulated pixel data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcoded {
+    /// The transfer syntax the dataset must now be written in.
+    pub transfer_syntax: String,
+    /// A note for the report when the syntax changed.
+    pub note: Option<String>,
+    /// Pixels filled, all frames.
+    pub filled: u64,
+}
+
+/// Syntaxes whose registry encoder Alpes trusts to re-encode after burning.
+/// Lossless ones round-trip exactly; JPEG baseline only for 8-bit data.
+fn reencode_allowed(ts: &str, bits: u32) -> bool {
+    matches!(ts, "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" | "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.201")
+        || (ts == "1.2.840.10008.1.2.4.50" && bits == 8)
+}
+
+/// Decodes encapsulated pixel data, burns it, and re-encodes it (or writes it native).
+pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan) -> Result<Transcoded> {
+    let decode_err = |reason: String| Error::PixelDecode { transfer_syntax: ts_uid.to_owned(), reason };
+    let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| decode_err("transfer syntax not in the codec registry".into()))?;
+    let Codec::EncapsulatedPixelData(reader, writer) = ts.codec() else {
+        return Err(decode_err("not an encapsulated transfer syntax".into()));
+    };
+    let reader = reader.as_ref().ok_or_else(|| decode_err("no decoder is built in for this transfer syntax".into()))?;
+    let mut g = Geometry::of(ds)?;
+    let mut native = Vec::with_capacity((g.frame_bytes() * u64::from(g.frames)).min(1 << 30) as usize);
+    {
+        let src = PixelSource { ds, ts: ts_uid, native: None };
+        for f in 0..g.frames {
+            reader.decode_frame(&src, f, &mut native).map_err(|e| decode_err(e.to_string()))?;
+        }
+    }
+    // Decoders emit interleaved RGB for colour and native values for monochrome / palette.
+    let pi = ds.text(0x0028_0004).unwrap_or("").to_owned();
+    let colour = g.samples == 3;
+    if colour {
+        g.planar = false;
+        g.ybr = false;
+        g.subsampled_422 = false;
+    }
+    let filled = burn_native(&mut native, &g, plan)?;
+    let be = ds.big_endian;
+    let set_us = |ds: &mut DataSet<'_>, tag: u32, v: u16| {
+        ds.put(Element::bytes(tag, Vr::US, if be { v.to_be_bytes().to_vec() } else { v.to_le_bytes().to_vec() }))
+    };
+    if colour {
+        ds.put(Element::text(0x0028_0004, Vr::CS, "RGB"));
+        set_us(ds, 0x0028_0006, 0);
+    } else if pi.starts_with("YBR") {
+        ds.put(Element::text(0x0028_0004, Vr::CS, "MONOCHROME2"));
+    }
+    if let (Some(w), true) = (writer.as_ref(), reencode_allowed(ts_uid, g.bits)) {
+        let mut fragments: Vec<Cow<'static, [u8]>> = Vec::with_capacity(g.frames as usize);
+        let mut ops = Vec::new();
+        {
+            let src = PixelSource { ds, ts: EXPLICIT_LE, native: Some(&native) };
+            let options = EncodeOptions::default();
+            for f in 0..g.frames {
+                let mut out = Vec::new();
+                match w.encode_frame(&src, f, options.clone(), &mut out) {
+                    Ok(o) => {
+                        ops = o;
+                        fragments.push(Cow::Owned(out));
+                    }
+                    Err(_) => {
+                        fragments.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        if fragments.len() == g.frames as usize {
+            apply_ops(ds, &ops);
+            let mut table = Vec::with_capacity(fragments.len() * 4);
+            let mut offset = 0u64;
+            for f in &fragments {
+                table.extend_from_slice(&(offset as u32).to_le_bytes());
+                offset += f.len() as u64 + (f.len() as u64 & 1) + 8;
+            }
+            if offset > u64::from(u32::MAX) {
+                table.clear();
+            }
+            ds.put(Element { tag: PIXEL_DATA, vr: Vr::OB, value: Value::Encapsulated { offset_table: Cow::Owned(table), fragments } });
+            return Ok(Transcoded { transfer_syntax: ts_uid.to_owned(), note: None, filled });
+        }
+    }
+    let vr = if g.bits > 8 { Vr::OW } else { Vr::OB };
+    let native = if be && g.bits == 16 {
+        // The writer swaps OW from big endian; hand it big-endian words.
+        let mut n = native;
+        n.chunks_exact_mut(2).for_each(|c| c.swap(0, 1));
+        n
+    } else {
+        native
+    };
+    ds.put(Element::bytes(PIXEL_DATA, vr, native));
+    ds.remove(0x0028_2110);
+    ds.put(Element::text(0x0028_2110, Vr::CS, if ts_uid.ends_with(".4.50") || ts_uid.ends_with(".4.51") || ts_uid.ends_with(".4.91") || ts_uid.ends_with(".4.81") || ts_uid.ends_with(".4.203") { "01" } else { "00" }));
+    Ok(Transcoded {
+        transfer_syntax: EXPLICIT_LE.to_owned(),
+        note: Some(format!("no trusted encoder for {ts_uid}; burned pixel data written as Explicit VR Little Endian")),
+        filled,
+    })
+}
+
+fn apply_ops(ds: &mut DataSet<'_>, ops: &[dicom_core::ops::AttributeOp]) {
+    use dicom_core::ops::{AttributeAction, AttributeSelectorStep};
+    for op in ops {
+        let AttributeSelectorStep::Tag(t) = op.selector.first_step() else { continue };
+        let tag = (u32::from(t.0) << 16) | u32::from(t.1);
+        let vr = dictionary_vr(tag);
+        match &op.action {
+            AttributeAction::Remove => {
+                ds.remove(tag);
+            }
+            AttributeAction::SetStr(s) => ds.put(Element::text(tag, vr, s)),
+            AttributeAction::SetIfMissing(v) if ds.get(tag).is_none() => ds.put(Element::text(tag, vr, &v.to_str())),
+            AttributeAction::PushStr(s) => {
+                let joined = match ds.text(tag) {
+                    Some(old) if !old.is_empty() => format!("{old}\\{s}"),
+                    _ => s.to_string(),
+                };
+                ds.put(Element::text(tag, vr, &joined));
+            }
+            AttributeAction::Set(v) if vr == Vr::US => {
+                if let Ok(n) = v.to_int::<u16>() {
+                    let b = if ds.big_endian { n.to_be_bytes() } else { n.to_le_bytes() };
+                    ds.put(Element::bytes(tag, Vr::US, b.to_vec()));
+                }
+            }
+            AttributeAction::Set(v) => ds.put(Element::text(tag, vr, &v.to_str())),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gray(rows: u32, cols: u32, bits: u32) -> Geometry {
+        Geometry { rows, cols, samples: 1, bits, planar: false, frames: 1, subsampled_422: false, ybr: false }
+    }
+
+    #[test]
+    fn a_region_is_filled_and_nothing_else_changes() {
+        let g = gray(4, 4, 16);
+        let mut data: Vec<u8> = (0..32).map(|i| i as u8 + 1).collect();
+        let before = data.clone();
+        let plan = BurnPlan { rects: vec![(Region { x: 1, y: 1, w: 2, h: 2 }, RegionSource::Profile)], keep_only: None, fill: 0 };
+        assert_eq!(burn_native(&mut data, &g, &plan).ok(), Some(4));
+        for y in 0..4 {
+            for x in 0..4 {
+                let i = (y * 4 + x) * 2;
+                let inside = (1..3).contains(&x) && (1..3).contains(&y);
+                if inside {
+                    assert_eq!(&data[i..i + 2], &[0, 0]);
+                } else {
+                    assert_eq!(&data[i..i + 2], &before[i..i + 2]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ultrasound_keep_only_fills_outside_the_union() {
+        let g = gray(2, 4, 8);
+        let mut data = vec![9u8; 8];
+        let plan = BurnPlan { rects: vec![], keep_only: Some(vec![Region { x: 1, y: 0, w: 2, h: 1 }]), fill: 0 };
+        assert_eq!(burn_native(&mut data, &g, &plan).ok(), Some(6));
+        assert_eq!(data, vec![0, 9, 9, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn short_pixel_data_is_a_typed_error() {
+        let g = gray(10, 10, 16);
+        let plan = BurnPlan { rects: vec![(Region { x: 0, y: 0, w: 1, h: 1 }, RegionSource::Profile)], keep_only: None, fill: 0 };
+        assert!(matches!(burn_native(&mut [0u8; 10], &g, &plan), Err(Error::PixelData { .. })));
+    }
+
+    #[test]
+    fn planar_rgb_fills_every_plane() {
+        let g = Geometry { samples: 3, planar: true, ..gray(1, 2, 8) };
+        let mut data = vec![7u8; 6];
+        let plan = BurnPlan { rects: vec![(Region { x: 1, y: 0, w: 1, h: 1 }, RegionSource::Profile)], keep_only: None, fill: 0 };
+        burn_native(&mut data, &g, &plan).ok();
+        assert_eq!(data, vec![7, 0, 7, 0, 7, 0]);
+    }
+
+    #[test]
+    fn packed_bits_are_cleared_lsb_first() {
+        let mut data = vec![0xFFu8; 2];
+        let spans = vec![vec![(1, 3)], vec![]];
+        fill_bits(&mut data, 0, 8, &spans, false);
+        assert_eq!(data, vec![0b1111_1001, 0xFF]);
+    }
+}

@@ -1,0 +1,71 @@
+//! The per-file report: what was done, in counts and geometry. Never any PHI:
+//! no values, no original UIDs, no names, only tags' actions, counts and sizes.
+
+use crate::pixels::BurnedRegion;
+use crate::profile::Action;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The kind of input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// DICOM Part 10 or a raw dataset.
+    Dicom,
+    /// PNG image.
+    Png,
+    /// JPEG image.
+    Jpeg,
+}
+
+/// What the engine did to one input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The kind of input.
+    pub format: Format,
+    /// Attributes handled, by action.
+    pub actions: BTreeMap<Action, u64>,
+    /// UID values replaced by keyed pseudonyms.
+    pub uids_remapped: u64,
+    /// Regions burned, each with its clipped area per frame.
+    pub regions: Vec<BurnedRegion>,
+    /// Pixels filled in the image, all frames.
+    pub burned_area: u64,
+    /// Overlay bits cleared (Clean Graphics).
+    pub overlay_area: u64,
+    /// Metadata chunks or segments removed (PNG / JPEG).
+    pub metadata_removed: u64,
+    /// Transfer syntax read (DICOM only).
+    pub transfer_syntax_in: String,
+    /// Transfer syntax written (DICOM only).
+    pub transfer_syntax_out: String,
+    /// Input size in bytes.
+    pub input_bytes: u64,
+    /// Output size in bytes.
+    pub output_bytes: u64,
+    /// Time spent in the engine, microseconds.
+    pub duration_us: u64,
+    /// Remarks such as a transcoding fallback; fixed texts and UIDs of transfer syntaxes only.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// An empty report for one input kind.
+    pub fn new(format: Format) -> Self {
+        Report {
+            format,
+            actions: BTreeMap::new(),
+            uids_remapped: 0,
+            regions: Vec::new(),
+            burned_area: 0,
+            overlay_area: 0,
+            metadata_removed: 0,
+            transfer_syntax_in: String::new(),
+            transfer_syntax_out: String::new(),
+            input_bytes: 0,
+            output_bytes: 0,
+            duration_us: 0,
+            notes: Vec::new(),
+        }
+    }
+}

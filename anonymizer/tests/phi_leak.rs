@@ -1,0 +1,57 @@
+//! PHI planted at the top level, in nested sequence items and in a private element never survives.
+
+mod common;
+
+use alpes_anonymizer::anonymize;
+use alpes_anonymizer::dataset::Value;
+
+#[test]
+fn planted_phi_never_survives_in_any_element_or_in_the_raw_bytes() {
+    let cfg = common::config();
+    let mut checked = 0;
+    let mut leaks = Vec::new();
+    for path in common::corpus() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let input = std::fs::read(&path).expect("read");
+        let Some(planted) = common::plant_phi(&input) else { continue };
+        // The planting itself must have worked.
+        assert!(common::contains(&planted, b"ZYXWVPHINAME") || name.contains("dfl"), "{name}: planting failed");
+        let Ok(out) = anonymize(&planted, &cfg) else { continue };
+        checked += 1;
+        for phi in common::PHI {
+            if common::contains(&out.bytes, phi.as_bytes()) {
+                leaks.push(format!("{name}: {phi:?} in raw output bytes"));
+            }
+        }
+        common::with_output(&out.bytes, |ds| {
+            common::walk(ds, &mut |e| {
+                if let Value::Bytes(b) = &e.value {
+                    let s = String::from_utf8_lossy(b);
+                    for phi in common::PHI {
+                        let token = phi.split(['^', ' ']).next().unwrap_or(phi);
+                        if s.contains(token) {
+                            leaks.push(format!("{name}: {phi:?} in element {:08X}", e.tag));
+                        }
+                    }
+                }
+                if e.group() % 2 == 1 {
+                    leaks.push(format!("{name}: private element {:08X} kept", e.tag));
+                }
+            });
+        });
+    }
+    assert!(checked >= 70, "only {checked} files were checked");
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+}
+
+#[test]
+fn nested_private_sequences_are_removed_at_every_depth() {
+    let cfg = common::config();
+    for name in ["priv_SQ.dcm", "nested_priv_SQ.dcm"] {
+        let input = std::fs::read(common::fixtures().join(name)).expect("read");
+        let out = anonymize(&input, &cfg).expect(name);
+        common::with_output(&out.bytes, |ds| {
+            common::walk(ds, &mut |e| assert!(e.group() % 2 == 0, "{name}: private {:08X} survived", e.tag));
+        });
+    }
+}
