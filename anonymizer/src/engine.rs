@@ -182,7 +182,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config) -> Result<Anonymized> {
             report.overlay_area = pixels::burn_overlays(&mut ds, &plan);
         }
         if encapsulated {
-            let t = pixels::burn_encapsulated(&mut ds, &ts.uid, &plan)?;
+            let t = pixels::burn_encapsulated(&mut ds, &ts.uid, &plan, cfg.max_inflated)?;
             report.burned_area = t.filled;
             out_ts = t.transfer_syntax;
             report.notes.extend(t.note);

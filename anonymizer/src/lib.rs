@@ -24,6 +24,7 @@ pub mod pseudonym;
 pub mod raster;
 pub mod region;
 pub mod report;
+pub mod rle;
 pub mod rules;
 pub mod syntax;
 pub mod table;

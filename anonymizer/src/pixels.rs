@@ -10,7 +10,7 @@
 use crate::dataset::{DataSet, Element, Value, Vr, PIXEL_DATA};
 use crate::error::{Error, Result};
 use crate::region::{Region, RegionSource};
-use crate::syntax::{dictionary_vr, EXPLICIT_LE};
+use crate::syntax::{dictionary_vr, EXPLICIT_LE, RLE};
 use dicom_encoding::adapters::{EncodeOptions, PixelDataObject, RawPixelData};
 use dicom_encoding::transfer_syntax::{Codec, TransferSyntaxIndex};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
@@ -393,16 +393,24 @@ pub struct Transcoded {
     pub filled: u64,
 }
 
-/// Syntaxes whose registry encoder Alpes trusts to re-encode after burning.
-/// Lossless ones round-trip exactly; JPEG baseline only for 8-bit data.
-fn reencode_allowed(ts: &str, bits: u32) -> bool {
-    matches!(ts, "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" | "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.201")
-        || (ts == "1.2.840.10008.1.2.4.50" && bits == 8)
+/// Syntaxes whose registry encoder Alpes re-encodes with after burning: the
+/// lossless ones, which round-trip exactly. Lossy syntaxes (JPEG baseline and
+/// extended, lossy JPEG 2000) are not re-encoded: a second lossy generation
+/// would degrade the image, so the burned pixels are written uncompressed.
+fn reencode_allowed(ts: &str) -> bool {
+    matches!(ts, "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.201")
 }
 
 /// Decodes encapsulated pixel data, burns it, and re-encodes it (or writes it native).
-pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan) -> Result<Transcoded> {
+pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, limit: u64) -> Result<Transcoded> {
     let decode_err = |reason: String| Error::PixelDecode { transfer_syntax: ts_uid.to_owned(), reason };
+    let decoded_size = Geometry::of(ds)?.frame_bytes().saturating_mul(u64::from(Geometry::of(ds)?.frames));
+    if decoded_size > limit {
+        return Err(decode_err(format!("decoded pixel data would take {decoded_size} bytes, over the limit of {limit}")));
+    }
+    if ts_uid == RLE {
+        return burn_rle(ds, plan);
+    }
     let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| decode_err("transfer syntax not in the codec registry".into()))?;
     let Codec::EncapsulatedPixelData(reader, writer) = ts.codec() else {
         return Err(decode_err("not an encapsulated transfer syntax".into()));
@@ -435,7 +443,7 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan) ->
     } else if pi.starts_with("YBR") {
         ds.put(Element::text(0x0028_0004, Vr::CS, "MONOCHROME2"));
     }
-    if let (Some(w), true) = (writer.as_ref(), reencode_allowed(ts_uid, g.bits)) {
+    if let (Some(w), true) = (writer.as_ref(), reencode_allowed(ts_uid)) {
         let mut fragments: Vec<Cow<'static, [u8]>> = Vec::with_capacity(g.frames as usize);
         let mut ops = Vec::new();
         {
@@ -487,6 +495,53 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan) ->
         note: Some(format!("no trusted encoder for {ts_uid}; burned pixel data written as Explicit VR Little Endian")),
         filled,
     })
+}
+
+/// RLE Lossless: decode each frame, burn, and re-encode in RLE with Alpes' own codec.
+fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
+    let mut g = Geometry::of(ds)?;
+    g.planar = false;
+    g.subsampled_422 = false;
+    if g.bits == 1 {
+        return Err(Error::PixelDecode { transfer_syntax: RLE.into(), reason: "1-bit RLE is not supported".into() });
+    }
+    let (samples, bytes) = (g.samples as usize, (g.bits / 8) as usize);
+    let pixels = g.rows as usize * g.cols as usize;
+    let Some(Value::Encapsulated { fragments, .. }) = ds.get(PIXEL_DATA).map(|e| &e.value) else {
+        return Err(Error::PixelData { reason: "RLE transfer syntax without encapsulated pixel data".into() });
+    };
+    if fragments.len() < g.frames as usize {
+        return Err(Error::PixelData { reason: "fewer RLE fragments than frames".into() });
+    }
+    let frames: Vec<&[u8]> = fragments.iter().take(g.frames as usize).map(|f| &f[..]).collect();
+    let encoded: Vec<Result<(Vec<u8>, u64)>> = frames
+        .par_iter()
+        .map(|f| {
+            let mut native = Vec::with_capacity(pixels * samples * bytes);
+            crate::rle::decode_frame(f, pixels, samples, bytes, &mut native)?;
+            let one = Geometry { frames: 1, ..g };
+            let filled = burn_native(&mut native, &one, plan)?;
+            Ok((crate::rle::encode_frame(&native, samples, bytes), filled))
+        })
+        .collect();
+    let mut out: Vec<Cow<'static, [u8]>> = Vec::with_capacity(encoded.len());
+    let mut filled = 0;
+    for e in encoded {
+        let (frag, n) = e?;
+        filled += n;
+        out.push(Cow::Owned(frag));
+    }
+    let mut table = Vec::with_capacity(out.len() * 4);
+    let mut offset = 0u64;
+    for f in &out {
+        table.extend_from_slice(&(offset as u32).to_le_bytes());
+        offset += f.len() as u64 + 8;
+    }
+    if offset > u64::from(u32::MAX) {
+        table.clear();
+    }
+    ds.put(Element { tag: PIXEL_DATA, vr: Vr::OB, value: Value::Encapsulated { offset_table: Cow::Owned(table), fragments: out } });
+    Ok(Transcoded { transfer_syntax: RLE.to_owned(), note: None, filled })
 }
 
 fn apply_ops(ds: &mut DataSet<'_>, ops: &[dicom_core::ops::AttributeOp]) {

@@ -10,6 +10,8 @@ pub const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 /// Deflated Explicit VR Little Endian.
 pub const DEFLATED_LE: &str = "1.2.840.10008.1.2.1.99";
+/// RLE Lossless.
+pub const RLE: &str = "1.2.840.10008.1.2.5";
 /// Explicit VR Big Endian (retired).
 pub const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
 
