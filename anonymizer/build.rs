@@ -115,7 +115,9 @@ fn main() {
     for (_, e) in &exact {
         let _ = writeln!(out, "    {e},");
     }
-    out.push_str("];\n/// Rows whose tag has `X` wildcards (repeating groups such as 50xx and 60xx).\npub(crate) static MASKED: &[Entry] = &[\n");
+    out.push_str(
+        "];\n/// Rows whose tag has `X` wildcards (repeating groups such as 50xx and 60xx).\npub(crate) static MASKED: &[Entry] = &[\n",
+    );
     out.push_str(&masked);
     out.push_str("];\n/// The `(GGGG,EEEE) where GGGG is odd` row: private attributes.\n");
     let _ = writeln!(out, "pub(crate) static PRIVATE: Entry = {private};");

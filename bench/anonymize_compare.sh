@@ -2,7 +2,7 @@
 # Side-by-side de-identification benchmark: Alpes vs. peer tools, same corpus, one run.
 #
 # Usage:
-#   bench/anonymize_compare.sh [--sample N] [--tools a,b,...] [--no-warmup]
+#   bench/anonymize_compare.sh [--sample N] [--repeat N] [--tools a,b,...] [--no-warmup]
 #                              [--no-phi-check] [--keep-outputs] [--corpus DIR]
 #
 # Environment:
@@ -10,13 +10,18 @@
 #   ALPES       Alpes binary (default target/release/alpes; skipped with a message if absent)
 #   JOBS        worker threads for Alpes and the dcmanon CLI (default 2)
 #   VENV        peers venv (default bench/.venv, see bench/peers/install.sh)
-#   OUT_ROOT    scratch dir for outputs and logs (default /tmp/alpes-bench)
+#   OUT_ROOT    scratch dir for outputs and logs (default /tmp/alpes-bench). Where /tmp
+#               is a real disk, writing the outputs can cost more than the fast tools
+#               themselves; OUT_ROOT=/dev/shm/alpes-bench (tmpfs) measures the tools only.
+#   REPEAT      same as --repeat (default 1)
 #   SECRET_FILE Alpes secret (default bench/secret.key; 32 random bytes created if missing)
 #
 # --sample N     run the slow pure-Python peers (dicognito, dicom-anonymizer, deid)
 #                on the first N corpus files only (sorted, so every source type is
 #                represented once N >= ~60) and report their files/s, MB/s from the
 #                sample, plus an extrapolated full-corpus wall time. Marked in the table.
+# --repeat N     run every tool N times (fresh output dir each time) and report the
+#                median wall / CPU time and the largest peak RSS; all walls are listed.
 # --tools LIST   comma-separated subset of:
 #                alpes,alpes-region,dcmanon,dcmanon-py,gdcmanon-basic,gdcmanon-dumb,
 #                dicognito,dicom-anonymizer,deid
@@ -40,6 +45,7 @@ SAMPLE=0
 WARMUP=1
 PHI_CHECK=1
 KEEP=0
+REPEAT="${REPEAT:-1}"
 ALL_TOOLS=(alpes alpes-region dcmanon dcmanon-py gdcmanon-basic gdcmanon-dumb dicognito dicom-anonymizer deid)
 SLOW_TOOLS=" dicognito dicom-anonymizer deid "
 TOOLS=("${ALL_TOOLS[@]}")
@@ -54,6 +60,8 @@ while (($#)); do
     --tools) IFS=, read -r -a TOOLS <<<"${2:?--tools needs a list}"; shift 2 ;;
     --tools=*) IFS=, read -r -a TOOLS <<<"${1#*=}"; shift ;;
     --corpus) CORPUS="${2:?}"; shift 2 ;;
+    --repeat) REPEAT="${2:?--repeat needs N}"; shift 2 ;;
+    --repeat=*) REPEAT="${1#*=}"; shift ;;
     --no-warmup) WARMUP=0; shift ;;
     --no-phi-check) PHI_CHECK=0; shift ;;
     --keep-outputs) KEEP=1; shift ;;
@@ -62,6 +70,7 @@ while (($#)); do
   esac
 done
 [[ "$SAMPLE" =~ ^[0-9]+$ ]] || die "--sample expects a number"
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat expects a number >= 1"
 for t in "${TOOLS[@]}"; do [[ " ${ALL_TOOLS[*]} " == *" $t "* ]] || die "unknown tool: $t"; done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing: run bench/peers/install.sh"
 
@@ -178,7 +187,9 @@ shell_quote() {
   printf '%s' "${out% }"
 }
 
-declare -A R_VER R_IN R_BYTES R_OUT R_WALL R_CPU R_RSS R_STATUS R_NOTE R_CMD R_PHI R_FPS R_MBS
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+declare -A R_RUNS R_VER R_IN R_BYTES R_OUT R_WALL R_CPU R_RSS R_STATUS R_NOTE R_CMD R_PHI R_FPS R_MBS
 ALPES_FPS=""
 
 run_tool() {
@@ -197,16 +208,25 @@ run_tool() {
   fi
   R_CMD[$t]="$(shell_quote "${CMD[@]}")"
   say "run  $t: ${R_CMD[$t]}"
-  sync
-  local rc=0 t0 t1
-  t0=$(date +%s%N)
-  /usr/bin/time -v -o "$LOGS/$t.time" "${CMD[@]}" >"$LOGS/$t.out" 2>"$LOGS/$t.err" || rc=$?
-  t1=$(date +%s%N)
-  local wall rss cpu
-  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
-  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$LOGS/$t.time")
-  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$LOGS/$t.time")
+  local rc=0 t0 t1 r walls="" cpus="" rss="" w c m
+  for ((r = 1; r <= REPEAT; r++)); do
+    if ((r > 1)); then rm -rf "$out"; mkdir -p "$out"; fi
+    sync
+    t0=$(date +%s%N)
+    /usr/bin/time -v -o "$LOGS/$t.time" "${CMD[@]}" >"$LOGS/$t.out" 2>"$LOGS/$t.err" || rc=$?
+    t1=$(date +%s%N)
+    w=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+    c=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$LOGS/$t.time")
+    m=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$LOGS/$t.time")
+    walls+="$w "; cpus+="$c "
+    rss=$(awk -v a="${rss:-0}" -v b="${m:-0}" 'BEGIN {print (b > a ? b : a)}')
+    if ((REPEAT > 1)); then say "     $t run $r/$REPEAT: ${w}s"; fi
+    ((rc == 0)) || break
+  done
+  local wall cpu
+  wall=$(median $walls); cpu=$(median $cpus)
   R_WALL[$t]=$wall; R_RSS[$t]=${rss:-?}; R_CPU[$t]=${cpu:-?}
+  if ((REPEAT > 1)); then R_RUNS[$t]="${walls% }"; fi
   local nout
   nout=$(count_out "$out")
   R_OUT[$t]=$nout
@@ -283,7 +303,8 @@ RESULT="bench/results/anonymize-$STAMP.md"
     echo "$(grep -m1 '^content_sha256' "$CORPUS/MANIFEST.txt" || true)"
   fi
   if [[ -n "$SAMPLE_DIR" ]]; then echo "Slow peers ($SLOW_TOOLS) ran on the first $SAMPLE files only; their files/s and MB/s are from that sample."; fi
-  echo "Page cache warm-up: $([[ $WARMUP == 1 ]] && echo yes || echo no). Each tool ran once, sequentially; JOBS=$JOBS."
+  echo "Page cache warm-up: $([[ $WARMUP == 1 ]] && echo yes || echo no). Tools ran sequentially, each $REPEAT time(s)$( ((REPEAT > 1)) && echo ' (median reported)'); JOBS=$JOBS."
+  echo "Outputs written under \`$OUT_ROOT\` (filesystem: $(stat -f -c %T "$OUT_ROOT"))."
   echo
   echo "## Results"
   echo
@@ -295,6 +316,10 @@ RESULT="bench/results/anonymize-$STAMP.md"
   echo "## Commands"
   echo
   for t in "${TOOLS[@]}"; do echo "- **$t**: \`${R_CMD[$t]}\`"; done
+  if ((REPEAT > 1)); then
+    echo; echo "## All wall times (s)"; echo
+    for t in "${TOOLS[@]}"; do [[ -n "${R_RUNS[$t]:-}" ]] && echo "- $t: ${R_RUNS[$t]}"; done; true
+  fi
   failed=0
   for t in "${TOOLS[@]}"; do
     if [[ ${R_STATUS[$t]} == FAILED* ]]; then

@@ -27,7 +27,9 @@ macro_rules! vrs {
         }
     };
 }
-vrs!(AE, AS, AT, CS, DA, DS, DT, FL, FD, IS, LO, LT, OB, OD, OF, OL, OV, OW, PN, SH, SL, SQ, SS, ST, SV, TM, UC, UI, UL, UN, UR, US, UT, UV);
+vrs!(
+    AE, AS, AT, CS, DA, DS, DT, FL, FD, IS, LO, LT, OB, OD, OF, OL, OV, OW, PN, SH, SL, SQ, SS, ST, SV, TM, UC, UI, UL, UN, UR, US, UT, UV
+);
 
 impl Vr {
     /// Parses two bytes as a VR defined by PS3.5.
@@ -58,7 +60,23 @@ impl Vr {
     pub fn is_text(self) -> bool {
         matches!(
             self,
-            Vr::AE | Vr::AS | Vr::CS | Vr::DA | Vr::DS | Vr::DT | Vr::IS | Vr::LO | Vr::LT | Vr::PN | Vr::SH | Vr::ST | Vr::TM | Vr::UC | Vr::UI | Vr::UR | Vr::UT
+            Vr::AE
+                | Vr::AS
+                | Vr::CS
+                | Vr::DA
+                | Vr::DS
+                | Vr::DT
+                | Vr::IS
+                | Vr::LO
+                | Vr::LT
+                | Vr::PN
+                | Vr::SH
+                | Vr::ST
+                | Vr::TM
+                | Vr::UC
+                | Vr::UI
+                | Vr::UR
+                | Vr::UT
         )
     }
 
@@ -116,7 +134,11 @@ pub struct Element<'a> {
 impl<'a> Element<'a> {
     /// A primitive element.
     pub fn bytes(tag: u32, vr: Vr, bytes: impl Into<Cow<'a, [u8]>>) -> Self {
-        Element { tag, vr, value: Value::Bytes(bytes.into()) }
+        Element {
+            tag,
+            vr,
+            value: Value::Bytes(bytes.into()),
+        }
     }
 
     /// A text element, padded to even length as its VR requires.
@@ -191,7 +213,11 @@ impl<'a> DataSet<'a> {
     pub fn u16(&self, tag: u32) -> Option<u16> {
         let raw = self.get(tag)?.raw()?;
         let b: [u8; 2] = raw.get(..2)?.try_into().ok()?;
-        Some(if self.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+        Some(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
     }
 
     /// The values of a US/UL/SS/SL element as u32s (byte width taken from the VR).
@@ -202,13 +228,23 @@ impl<'a> DataSet<'a> {
         match e.vr.swap_width() {
             2 => raw
                 .chunks_exact(2)
-                .map(|c| u32::from(if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }))
+                .map(|c| {
+                    u32::from(if be {
+                        u16::from_be_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_le_bytes([c[0], c[1]])
+                    })
+                })
                 .collect(),
             4 => raw
                 .chunks_exact(4)
                 .map(|c| {
                     let b = [c[0], c[1], c[2], c[3]];
-                    if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+                    if be {
+                        u32::from_be_bytes(b)
+                    } else {
+                        u32::from_le_bytes(b)
+                    }
                 })
                 .collect(),
             _ => Vec::new(),
@@ -219,7 +255,10 @@ impl<'a> DataSet<'a> {
     pub fn int(&self, tag: u32) -> Option<i64> {
         let t = self.text(tag)?;
         let first = t.split('\\').next()?.trim();
-        first.parse::<i64>().ok().or_else(|| first.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+        first
+            .parse::<i64>()
+            .ok()
+            .or_else(|| first.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
     }
 }
 

@@ -30,7 +30,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 fn digits(s: &str) -> Option<i64> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 /// Shifts a `YYYYMMDD` date by `days`; None if it is not a valid full date.
@@ -113,7 +115,10 @@ mod tests {
 
     #[test]
     fn datetimes_keep_time_precision_and_offset() {
-        assert_eq!(shift_dt("20240301123456.123456+0100", -1).as_deref(), Some("20240229123456.123456+0100"));
+        assert_eq!(
+            shift_dt("20240301123456.123456+0100", -1).as_deref(),
+            Some("20240229123456.123456+0100")
+        );
         assert_eq!(shift_dt("2024", -400).as_deref(), Some("2022"));
     }
 
@@ -121,7 +126,13 @@ mod tests {
     fn intervals_within_a_patient_are_kept() {
         let a = shift_da("20200115", -777).expect("a");
         let b = shift_da("20200301", -777).expect("b");
-        let days = |s: &str| days_from_civil(s[0..4].parse().unwrap_or(0), s[4..6].parse().unwrap_or(0), s[6..8].parse().unwrap_or(0));
+        let days = |s: &str| {
+            days_from_civil(
+                s[0..4].parse().unwrap_or(0),
+                s[4..6].parse().unwrap_or(0),
+                s[6..8].parse().unwrap_or(0),
+            )
+        };
         assert_eq!(days(&b) - days(&a), days("20200301") - days("20200115"));
     }
 

@@ -65,7 +65,13 @@ impl<'c> Deidentifier<'c> {
     /// Prepares for one top-level dataset; the date shift comes from its patient.
     pub fn new(options: &'c Options, secret: &'c Secret, top: &DataSet<'_>) -> Self {
         let key = patient_key(top);
-        Deidentifier { options, secret, shift_days: secret.date_shift_days(&key), counts: BTreeMap::new(), uids_remapped: 0 }
+        Deidentifier {
+            options,
+            secret,
+            shift_days: secret.date_shift_days(&key),
+            counts: BTreeMap::new(),
+            uids_remapped: 0,
+        }
     }
 
     fn count(&mut self, action: Action) {
@@ -106,7 +112,11 @@ impl<'c> Deidentifier<'c> {
                 let creator = creators.get(&(el.group(), block)).map(String::as_str);
                 let safe = self.options.retain_safe_private
                     && elem > 0xFF
-                    && creator.is_some_and(|c| SAFE_PRIVATE.iter().any(|s| s.0 == c && s.1 == el.group() && s.2 == (elem & 0xFF) as u8));
+                    && creator.is_some_and(|c| {
+                        SAFE_PRIVATE
+                            .iter()
+                            .any(|s| s.0 == c && s.1 == el.group() && s.2 == (elem & 0xFF) as u8)
+                    });
                 if safe {
                     kept_blocks.insert((el.group(), block));
                     self.count(Action::KeepSafePrivate);
@@ -260,7 +270,11 @@ impl<'c> Deidentifier<'c> {
                 }
             }
             Vr::DA | Vr::DT => {
-                let shifted = if self.options.dates == DateMode::Full { text_of(el) } else { shift_values(&text_of(el), self.shift_days, vr == Vr::DT) };
+                let shifted = if self.options.dates == DateMode::Full {
+                    text_of(el)
+                } else {
+                    shift_values(&text_of(el), self.shift_days, vr == Vr::DT)
+                };
                 *el = Element::text(el.tag, vr, &shifted);
             }
             // A whole-day shift leaves the time of day unchanged.
@@ -289,7 +303,9 @@ fn is_instance_uid(el: &Element<'_>) -> bool {
 }
 
 fn text_of(el: &Element<'_>) -> String {
-    el.raw().map(|b| String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).to_owned()).unwrap_or_default()
+    el.raw()
+        .map(|b| String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).to_owned())
+        .unwrap_or_default()
 }
 
 /// The key a patient's pseudonyms and date shift derive from: PatientID, else PatientName.
@@ -310,14 +326,21 @@ pub fn record_method(ds: &mut DataSet<'_>, options: &Options) {
     let items = codes
         .iter()
         .map(|(value, meaning)| {
-            let mut item = DataSet { elements: Vec::new(), big_endian: ds.big_endian };
+            let mut item = DataSet {
+                elements: Vec::new(),
+                big_endian: ds.big_endian,
+            };
             item.put(Element::text(0x0008_0100, Vr::SH, value));
             item.put(Element::text(0x0008_0102, Vr::SH, "DCM"));
             item.put(Element::text(0x0008_0104, Vr::LO, meaning));
             item
         })
         .collect();
-    ds.put(Element { tag: 0x0012_0064, vr: Vr::SQ, value: Value::Sequence(items) });
+    ds.put(Element {
+        tag: 0x0012_0064,
+        vr: Vr::SQ,
+        value: Value::Sequence(items),
+    });
     let ltim = match options.dates {
         DateMode::Remove => "REMOVED",
         DateMode::Full => "UNMODIFIED",

@@ -77,7 +77,11 @@ pub fn anonymize(input: &[u8], cfg: &Config) -> Result<Anonymized> {
 }
 
 fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
-    let regions = if cfg.options.clean_pixel_data { cfg.regions.clone() } else { Vec::new() };
+    let regions = if cfg.options.clean_pixel_data {
+        cfg.regions.clone()
+    } else {
+        Vec::new()
+    };
     let (bytes, outcome) = raster::anonymize(input, &regions, cfg.fill)?;
     let format = match outcome.format {
         raster::RasterFormat::Png => Format::Png,
@@ -91,7 +95,9 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
         .map(|r| BurnedRegion {
             region: *r,
             source: RegionSource::Profile,
-            area_per_frame: r.clip(outcome.width, outcome.height).map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
+            area_per_frame: r
+                .clip(outcome.width, outcome.height)
+                .map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
         })
         .collect();
     if outcome.reencoded {
@@ -112,7 +118,10 @@ fn rule_value(ds: &DataSet<'_>, tag: u32) -> Option<String> {
 
 /// Regions for one image from the profile, the rule library and ultrasound regions.
 pub fn burn_plan(ds: &DataSet<'_>, cfg: &Config) -> BurnPlan {
-    let mut plan = BurnPlan { fill: cfg.fill, ..Default::default() };
+    let mut plan = BurnPlan {
+        fill: cfg.fill,
+        ..Default::default()
+    };
     if !cfg.options.clean_pixel_data || ds.get(PIXEL_DATA).is_none() {
         return plan;
     }
@@ -128,7 +137,12 @@ pub fn burn_plan(ds: &DataSet<'_>, cfg: &Config) -> BurnPlan {
                 .filter_map(|it| {
                     let v = |t| it.uints(t).first().copied();
                     let (x0, y0, x1, y1) = (v(0x0018_6018)?, v(0x0018_601A)?, v(0x0018_601C)?, v(0x0018_601E)?);
-                    (x1 >= x0 && y1 >= y0).then(|| Region { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 })
+                    (x1 >= x0 && y1 >= y0).then(|| Region {
+                        x: x0,
+                        y: y0,
+                        w: x1 - x0 + 1,
+                        h: y1 - y0 + 1,
+                    })
                 })
                 .collect();
             if !keep.is_empty() {
@@ -163,7 +177,9 @@ fn anonymize_dicom(input: &[u8], cfg: &Config) -> Result<Anonymized> {
     let mut deid = Deidentifier::new(&cfg.options, &cfg.secret, &ds);
     deid.run(&mut ds);
     if key_hint {
-        report.notes.push("no PatientID or PatientName: pseudonyms and date shift use an empty key".into());
+        report
+            .notes
+            .push("no PatientID or PatientName: pseudonyms and date shift use an empty key".into());
     }
     report.actions = deid.counts.clone();
     report.uids_remapped = deid.uids_remapped;
@@ -188,21 +204,39 @@ fn anonymize_dicom(input: &[u8], cfg: &Config) -> Result<Anonymized> {
             report.notes.extend(t.note);
         }
     }
-    let sop_class = ds.text(0x0008_0016).map(str::to_owned).or(layout.media_sop_class.clone()).unwrap_or_default();
+    let sop_class = ds
+        .text(0x0008_0016)
+        .map(str::to_owned)
+        .or(layout.media_sop_class.clone())
+        .unwrap_or_default();
     let sop_instance = match ds.text(0x0008_0018) {
         Some(uid) if !uid.is_empty() => uid.to_owned(),
         _ => cfg.secret.uid(&format!("alpes:content:{:x}", sha2::Sha256::digest(input))),
     };
     let deflate = out_ts == DEFLATED_LE;
     let explicit = out_ts != crate::syntax::IMPLICIT_LE;
-    let mut written = write::part10(&ds, &Meta { sop_class: &sop_class, sop_instance: &sop_instance, transfer_syntax: &out_ts }, explicit, input.len());
+    let mut written = write::part10(
+        &ds,
+        &Meta {
+            sop_class: &sop_class,
+            sop_instance: &sop_instance,
+            transfer_syntax: &out_ts,
+        },
+        explicit,
+        input.len(),
+    );
     if let (Some(g), false) = (&geometry, encapsulated) {
-        let range = written.pixel_data.clone().ok_or_else(|| Error::PixelData { reason: "regions to burn but no native pixel data".into() })?;
+        let range = written.pixel_data.clone().ok_or_else(|| Error::PixelData {
+            reason: "regions to burn but no native pixel data".into(),
+        })?;
         report.burned_area = pixels::burn_native(&mut written.bytes[range], g, &plan)?;
     }
     if deflate {
         write::deflate_dataset(&mut written);
     }
     report.transfer_syntax_out = out_ts;
-    Ok(Anonymized { bytes: written.bytes, report })
+    Ok(Anonymized {
+        bytes: written.bytes,
+        report,
+    })
 }

@@ -45,12 +45,17 @@ fn guess_encoding(b: &[u8]) -> Option<Encoding> {
     let le = u16::from_le_bytes([b[0], b[1]]);
     let be = u16::from_be_bytes([b[0], b[1]]);
     if Vr::from_bytes([b[4], b[5]]).is_some() {
-        return Some(Encoding { explicit: true, big_endian: be < le });
+        return Some(Encoding {
+            explicit: true,
+            big_endian: be < le,
+        });
     }
     // Implicit VR little endian: a plausible first group (0002..0028) and length.
     let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
-    ((0x0002..=0x0028).contains(&le) && le % 2 == 0 && (len <= b.len() || len == UNDEFINED as usize))
-        .then_some(Encoding { explicit: false, big_endian: false })
+    ((0x0002..=0x0028).contains(&le) && le % 2 == 0 && (len <= b.len() || len == UNDEFINED as usize)).then_some(Encoding {
+        explicit: false,
+        big_endian: false,
+    })
 }
 
 /// Finds the file meta (if any) and the transfer syntax.
@@ -77,25 +82,39 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
         }
         // A few stray bytes before the first element: accept only a strongly valid explicit header.
         let skip = (1..=8).find(|&k| {
-            input.get(k..k + 8).is_some_and(|b| Vr::from_bytes([b[4], b[5]]).is_some() && (0x0002..=0x0010).contains(&u16::from_le_bytes([b[0], b[1]])))
+            input
+                .get(k..k + 8)
+                .is_some_and(|b| Vr::from_bytes([b[4], b[5]]).is_some() && (0x0002..=0x0010).contains(&u16::from_le_bytes([b[0], b[1]])))
         });
         let k = skip.ok_or(Error::UnknownFormat)?;
         return Ok(Layout {
             dataset_start: k,
-            transfer_syntax: TransferSyntax::from_encoding(Encoding { explicit: true, big_endian: false }),
+            transfer_syntax: TransferSyntax::from_encoding(Encoding {
+                explicit: true,
+                big_endian: false,
+            }),
             had_meta: false,
             guessed: true,
             media_sop_class: None,
             note: Some("skipped stray bytes before the first element"),
         });
     };
-    let mut r = Reader::new(input, Encoding { explicit: true, big_endian: false }, 8);
+    let mut r = Reader::new(
+        input,
+        Encoding {
+            explicit: true,
+            big_endian: false,
+        },
+        8,
+    );
     r.pos = start;
     let mut ts_uid = None;
     let mut media_sop_class = None;
     while r.pos + 4 <= input.len() && r.peek_group()? == 0x0002 {
         let el = r.element(0)?;
-        let text = el.raw().map(|b| String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).trim().to_owned());
+        let text = el
+            .raw()
+            .map(|b| String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).trim().to_owned());
         match el.tag {
             0x0002_0010 => ts_uid = text,
             0x0002_0002 => media_sop_class = text,
@@ -106,19 +125,35 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
     let rest = &input[dataset_start..];
     let explicit_header = rest.len() >= 8 && Vr::from_bytes([rest[4], rest[5]]).is_some();
     let (mut transfer_syntax, guessed) = match ts_uid.filter(|u| !u.is_empty()) {
-        Some(uid) => (TransferSyntax::from_uid(&uid).ok_or(Error::UnsupportedTransferSyntax { uid })?, false),
+        Some(uid) => (
+            TransferSyntax::from_uid(&uid).ok_or(Error::UnsupportedTransferSyntax { uid })?,
+            false,
+        ),
         None => {
-            let enc = guess_encoding(rest).unwrap_or(Encoding { explicit: explicit_header, big_endian: false });
+            let enc = guess_encoding(rest).unwrap_or(Encoding {
+                explicit: explicit_header,
+                big_endian: false,
+            });
             (TransferSyntax::from_encoding(enc), true)
         }
     };
     let mut note = None;
     if transfer_syntax.encoding.explicit && !transfer_syntax.deflated && rest.len() >= 8 && !explicit_header {
         // The meta says explicit VR but the dataset is implicit VR little endian (a known writer bug).
-        transfer_syntax.encoding = Encoding { explicit: false, big_endian: false };
+        transfer_syntax.encoding = Encoding {
+            explicit: false,
+            big_endian: false,
+        };
         note = Some("file meta declares explicit VR but the dataset is implicit VR; read as implicit");
     }
-    Ok(Layout { dataset_start, transfer_syntax, had_meta: true, guessed, media_sop_class, note })
+    Ok(Layout {
+        dataset_start,
+        transfer_syntax,
+        had_meta: true,
+        guessed,
+        media_sop_class,
+        note,
+    })
 }
 
 /// Inflates a deflated dataset, refusing to grow past `limit` bytes.
@@ -149,13 +184,23 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8], enc: Encoding, max_depth: usize) -> Self {
-        Reader { buf, pos: 0, enc, max_depth }
+        Reader {
+            buf,
+            pos: 0,
+            enc,
+            max_depth,
+        }
     }
 
     fn take(&mut self, n: u64, what: &'static str) -> Result<&'a [u8]> {
         let available = self.buf.len() - self.pos;
         if n > available as u64 {
-            return Err(Error::Truncated { offset: self.pos, what, needed: n, available });
+            return Err(Error::Truncated {
+                offset: self.pos,
+                what,
+                needed: n,
+                available,
+            });
         }
         let s = &self.buf[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -164,13 +209,21 @@ impl<'a> Reader<'a> {
 
     fn u16(&mut self, what: &'static str) -> Result<u16> {
         let b = self.take(2, what)?;
-        Ok(if self.enc.big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
+        Ok(if self.enc.big_endian {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        })
     }
 
     fn u32(&mut self, what: &'static str) -> Result<u32> {
         let b = self.take(4, what)?;
         let a = [b[0], b[1], b[2], b[3]];
-        Ok(if self.enc.big_endian { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) })
+        Ok(if self.enc.big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        })
     }
 
     fn tag(&mut self) -> Result<u32> {
@@ -186,7 +239,11 @@ impl<'a> Reader<'a> {
             needed: 2,
             available: self.buf.len() - self.pos,
         })?;
-        Ok(if self.enc.big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
+        Ok(if self.enc.big_endian {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        })
     }
 
     /// Reads elements until `end` (defined length), an item delimiter, or end of input (top level).
@@ -194,13 +251,21 @@ impl<'a> Reader<'a> {
         if depth > self.max_depth {
             return Err(Error::TooDeep { limit: self.max_depth });
         }
-        let mut ds = DataSet { elements: Vec::new(), big_endian: self.enc.big_endian };
+        let mut ds = DataSet {
+            elements: Vec::new(),
+            big_endian: self.enc.big_endian,
+        };
         let mut sorted = true;
         loop {
             let limit = end.unwrap_or(self.buf.len());
             if self.pos >= limit {
                 if end.is_none() && !top {
-                    return Err(Error::Truncated { offset: self.pos, what: "item delimiter", needed: 8, available: 0 });
+                    return Err(Error::Truncated {
+                        offset: self.pos,
+                        what: "item delimiter",
+                        needed: 8,
+                        available: 0,
+                    });
                 }
                 break;
             }
@@ -213,12 +278,18 @@ impl<'a> Reader<'a> {
             if tag == ITEM_DELIM {
                 self.u32("item delimiter length")?;
                 if end.is_some() || top {
-                    return Err(Error::Malformed { offset: start, reason: "item delimiter outside an undefined-length item" });
+                    return Err(Error::Malformed {
+                        offset: start,
+                        reason: "item delimiter outside an undefined-length item",
+                    });
                 }
                 break;
             }
             if tag == SEQ_DELIM || tag == ITEM {
-                return Err(Error::Malformed { offset: start, reason: "sequence delimiter or item where an element was expected" });
+                return Err(Error::Malformed {
+                    offset: start,
+                    reason: "sequence delimiter or item where an element was expected",
+                });
             }
             self.pos = start;
             let el = self.element(depth)?;
@@ -230,7 +301,10 @@ impl<'a> Reader<'a> {
             ds.elements.push(el);
             if let Some(e) = end {
                 if self.pos > e {
-                    return Err(Error::Malformed { offset: start, reason: "element overruns its item" });
+                    return Err(Error::Malformed {
+                        offset: start,
+                        reason: "element overruns its item",
+                    });
                 }
             }
         }
@@ -246,7 +320,10 @@ impl<'a> Reader<'a> {
         let tag = self.tag()?;
         let (vr, len) = if self.enc.explicit {
             let b = self.take(2, "VR")?;
-            let vr = Vr::from_bytes([b[0], b[1]]).ok_or_else(|| Error::InvalidVr { offset: start, tag: fmt_tag(tag) })?;
+            let vr = Vr::from_bytes([b[0], b[1]]).ok_or_else(|| Error::InvalidVr {
+                offset: start,
+                tag: fmt_tag(tag),
+            })?;
             let len = if vr.has_long_length() {
                 self.take(2, "reserved")?;
                 self.u32("length")?
@@ -265,26 +342,48 @@ impl<'a> Reader<'a> {
                 // CP-246: an undefined-length UN is a sequence encoded in implicit VR little endian.
                 let saved = self.enc;
                 if vr == Vr::UN {
-                    self.enc = Encoding { explicit: false, big_endian: false };
+                    self.enc = Encoding {
+                        explicit: false,
+                        big_endian: false,
+                    };
                 }
                 let items = self.sequence(None, depth);
                 self.enc = saved;
-                return Ok(Element { tag, vr: Vr::SQ, value: Value::Sequence(items?) });
+                return Ok(Element {
+                    tag,
+                    vr: Vr::SQ,
+                    value: Value::Sequence(items?),
+                });
             }
-            return Err(Error::Malformed { offset: start, reason: "undefined length on a non-sequence element" });
+            return Err(Error::Malformed {
+                offset: start,
+                reason: "undefined length on a non-sequence element",
+            });
         }
         if vr == Vr::SQ {
-            let end = self.pos.checked_add(len as usize).filter(|&e| e <= self.buf.len()).ok_or(Error::Truncated {
-                offset: start,
-                what: "sequence",
-                needed: u64::from(len),
-                available: self.buf.len() - self.pos,
-            })?;
+            let end = self
+                .pos
+                .checked_add(len as usize)
+                .filter(|&e| e <= self.buf.len())
+                .ok_or(Error::Truncated {
+                    offset: start,
+                    what: "sequence",
+                    needed: u64::from(len),
+                    available: self.buf.len() - self.pos,
+                })?;
             let items = self.sequence(Some(end), depth)?;
-            return Ok(Element { tag, vr, value: Value::Sequence(items) });
+            return Ok(Element {
+                tag,
+                vr,
+                value: Value::Sequence(items),
+            });
         }
         let bytes = self.take(u64::from(len), "element value")?;
-        Ok(Element { tag, vr, value: Value::Bytes(Cow::Borrowed(bytes)) })
+        Ok(Element {
+            tag,
+            vr,
+            value: Value::Bytes(Cow::Borrowed(bytes)),
+        })
     }
 
     fn sequence(&mut self, end: Option<usize>, depth: usize) -> Result<Vec<DataSet<'a>>> {
@@ -319,7 +418,12 @@ impl<'a> Reader<'a> {
                     self.pos = item_end;
                     items.push(item);
                 }
-                _ => return Err(Error::Malformed { offset: start, reason: "expected an item in a sequence" }),
+                _ => {
+                    return Err(Error::Malformed {
+                        offset: start,
+                        reason: "expected an item in a sequence",
+                    })
+                }
             }
         }
         Ok(items)
@@ -342,11 +446,23 @@ impl<'a> Reader<'a> {
                         fragments.push(b);
                     }
                 }
-                _ => return Err(Error::Malformed { offset: start, reason: "bad item in encapsulated pixel data" }),
+                _ => {
+                    return Err(Error::Malformed {
+                        offset: start,
+                        reason: "bad item in encapsulated pixel data",
+                    })
+                }
             }
         }
-        let offset_table = offset_table.ok_or(Error::Malformed { offset: self.pos, reason: "encapsulated pixel data without offset table" })?;
-        Ok(Element { tag, vr: if vr == Vr::UN { Vr::OB } else { vr }, value: Value::Encapsulated { offset_table, fragments } })
+        let offset_table = offset_table.ok_or(Error::Malformed {
+            offset: self.pos,
+            reason: "encapsulated pixel data without offset table",
+        })?;
+        Ok(Element {
+            tag,
+            vr: if vr == Vr::UN { Vr::OB } else { vr },
+            value: Value::Encapsulated { offset_table, fragments },
+        })
     }
 }
 
@@ -355,7 +471,10 @@ mod tests {
     use super::*;
 
     fn explicit_le() -> Encoding {
-        Encoding { explicit: true, big_endian: false }
+        Encoding {
+            explicit: true,
+            big_endian: false,
+        }
     }
 
     #[test]
@@ -363,7 +482,17 @@ mod tests {
         // (0010,0010) PN with length 0xFFFE but only 2 bytes follow.
         let bytes = [0x10, 0x00, 0x10, 0x00, b'P', b'N', 0xFE, 0xFF, b'A', b'B'];
         let err = dataset(&bytes, explicit_le(), 16).unwrap_err();
-        assert!(matches!(err, Error::Truncated { needed: 0xFFFE, available: 2, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    needed: 0xFFFE,
+                    available: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -397,8 +526,20 @@ mod tests {
     #[test]
     fn raw_datasets_are_guessed() {
         assert_eq!(guess_encoding(&[0x08, 0, 0x05, 0, b'C', b'S', 0, 0]), Some(explicit_le()));
-        assert_eq!(guess_encoding(&[0, 0x08, 0, 0x05, b'C', b'S', 0, 0]), Some(Encoding { explicit: true, big_endian: true }));
-        assert_eq!(guess_encoding(&[0x08, 0, 0x05, 0, 2, 0, 0, 0]), Some(Encoding { explicit: false, big_endian: false }));
+        assert_eq!(
+            guess_encoding(&[0, 0x08, 0, 0x05, b'C', b'S', 0, 0]),
+            Some(Encoding {
+                explicit: true,
+                big_endian: true
+            })
+        );
+        assert_eq!(
+            guess_encoding(&[0x08, 0, 0x05, 0, 2, 0, 0, 0]),
+            Some(Encoding {
+                explicit: false,
+                big_endian: false
+            })
+        );
         assert_eq!(guess_encoding(b"hello world"), None);
     }
 }

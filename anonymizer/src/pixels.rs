@@ -73,7 +73,9 @@ impl Geometry {
     /// Reads the Image Pixel module attributes.
     pub fn of(ds: &DataSet<'_>) -> Result<Geometry> {
         let need = |tag: u32, name: &str| {
-            ds.u16(tag).map(u32::from).ok_or_else(|| Error::PixelData { reason: format!("{name} is missing") })
+            ds.u16(tag).map(u32::from).ok_or_else(|| Error::PixelData {
+                reason: format!("{name} is missing"),
+            })
         };
         let pi = ds.text(0x0028_0004).unwrap_or("");
         let g = Geometry {
@@ -82,12 +84,18 @@ impl Geometry {
             samples: ds.u16(0x0028_0002).map(u32::from).unwrap_or(1),
             bits: need(0x0028_0100, "BitsAllocated")?,
             planar: ds.u16(0x0028_0006) == Some(1),
-            frames: ds.int(0x0028_0008).filter(|&n| n > 0).map(|n| n.min(i64::from(u32::MAX)) as u32).unwrap_or(1),
+            frames: ds
+                .int(0x0028_0008)
+                .filter(|&n| n > 0)
+                .map(|n| n.min(i64::from(u32::MAX)) as u32)
+                .unwrap_or(1),
             subsampled_422: pi.ends_with("_422"),
             ybr: pi.starts_with("YBR"),
         };
         if g.rows == 0 || g.cols == 0 || g.samples == 0 || !matches!(g.bits, 1 | 8 | 16 | 32) {
-            return Err(Error::PixelData { reason: "unsupported rows, columns, samples or bits allocated".into() });
+            return Err(Error::PixelData {
+                reason: "unsupported rows, columns, samples or bits allocated".into(),
+            });
         }
         Ok(g)
     }
@@ -159,15 +167,26 @@ pub fn report_regions(plan: &BurnPlan, g: &Geometry) -> (Vec<BurnedRegion>, u64)
         .map(|(r, s)| BurnedRegion {
             region: *r,
             source: *s,
-            area_per_frame: r.clip(g.cols, g.rows).map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
+            area_per_frame: r
+                .clip(g.cols, g.rows)
+                .map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
         })
         .collect();
     let spans = row_spans(plan, g);
     let union: u64 = spans.iter().flatten().map(|(a, b)| u64::from(b - a)).sum();
     if let Some(keep) = &plan.keep_only {
-        let outside = BurnPlan { rects: Vec::new(), keep_only: Some(keep.clone()), fill: plan.fill };
+        let outside = BurnPlan {
+            rects: Vec::new(),
+            keep_only: Some(keep.clone()),
+            fill: plan.fill,
+        };
         out.push(BurnedRegion {
-            region: Region { x: 0, y: 0, w: g.cols, h: g.rows },
+            region: Region {
+                x: 0,
+                y: 0,
+                w: g.cols,
+                h: g.rows,
+            },
             source: RegionSource::Ultrasound,
             area_per_frame: row_spans(&outside, g).iter().flatten().map(|(a, b)| u64::from(b - a)).sum(),
         });
@@ -180,7 +199,9 @@ pub fn burn_native(data: &mut [u8], g: &Geometry, plan: &BurnPlan) -> Result<u64
     let frame = g.frame_bytes();
     let needed = frame.saturating_mul(u64::from(g.frames));
     if (data.len() as u64) < needed {
-        return Err(Error::PixelData { reason: format!("pixel data holds {} bytes, attributes need {needed}", data.len()) });
+        return Err(Error::PixelData {
+            reason: format!("pixel data holds {} bytes, attributes need {needed}", data.len()),
+        });
     }
     let spans = row_spans(plan, g);
     let filled: u64 = spans.iter().flatten().map(|(a, b)| u64::from(b - a)).sum::<u64>() * u64::from(g.frames);
@@ -198,7 +219,13 @@ pub fn burn_native(data: &mut [u8], g: &Geometry, plan: &BurnPlan) -> Result<u64
     let bps = (g.bits / 8) as usize;
     let fill = plan.fill;
     let neutral = 1u32 << (g.bits.min(16) - 1);
-    let sample_value = |s: usize| -> u32 { if g.ybr && s > 0 { neutral } else { u32::from(fill) } };
+    let sample_value = |s: usize| -> u32 {
+        if g.ybr && s > 0 {
+            neutral
+        } else {
+            u32::from(fill)
+        }
+    };
     let write = |dst: &mut [u8], value: u32| match bps {
         1 => dst[0] = value.min(255) as u8,
         2 => dst.copy_from_slice(&(value as u16).to_le_bytes()),
@@ -275,11 +302,18 @@ fn fill_bits(data: &mut [u8], bit_base: u64, cols: u32, spans: &[Vec<(u32, u32)>
 
 /// Clears the plan's regions in every overlay plane (60xx,3000) of the dataset.
 pub fn burn_overlays(ds: &mut DataSet<'_>, plan: &BurnPlan) -> u64 {
-    let groups: Vec<u32> = ds.elements.iter().filter(|e| e.tag & 0xFF01_FFFF == 0x6000_3000).map(|e| e.tag >> 16).collect();
+    let groups: Vec<u32> = ds
+        .elements
+        .iter()
+        .filter(|e| e.tag & 0xFF01_FFFF == 0x6000_3000)
+        .map(|e| e.tag >> 16)
+        .collect();
     let mut total = 0;
     for group in groups {
         let base = group << 16;
-        let (Some(rows), Some(cols)) = (ds.u16(base | 0x0010), ds.u16(base | 0x0011)) else { continue };
+        let (Some(rows), Some(cols)) = (ds.u16(base | 0x0010), ds.u16(base | 0x0011)) else {
+            continue;
+        };
         let origin = ds.uints(base | 0x0050);
         let (oy, ox) = (origin.first().copied().unwrap_or(1), origin.get(1).copied().unwrap_or(1));
         let frames = ds.int(base | 0x0015).filter(|&n| n > 0).unwrap_or(1).min(i64::from(u16::MAX)) as u32;
@@ -289,14 +323,28 @@ pub fn burn_overlays(ds: &mut DataSet<'_>, plan: &BurnPlan) -> u64 {
             let y = i64::from(r.y) - (i64::from(oy as i16) - 1);
             let (x0, y0) = (x.max(0), y.max(0));
             let (x1, y1) = (x + i64::from(r.w), y + i64::from(r.h));
-            (x1 > x0 && y1 > y0).then(|| Region { x: x0 as u32, y: y0 as u32, w: (x1 - x0) as u32, h: (y1 - y0) as u32 })
+            (x1 > x0 && y1 > y0).then(|| Region {
+                x: x0 as u32,
+                y: y0 as u32,
+                w: (x1 - x0) as u32,
+                h: (y1 - y0) as u32,
+            })
         };
         let local = BurnPlan {
             rects: plan.rects.iter().filter_map(|(r, s)| shift(r).map(|r| (r, *s))).collect(),
             keep_only: plan.keep_only.as_ref().map(|k| k.iter().filter_map(shift).collect()),
             fill: 0,
         };
-        let g = Geometry { rows: u32::from(rows), cols: u32::from(cols), samples: 1, bits: 1, planar: false, frames, subsampled_422: false, ybr: false };
+        let g = Geometry {
+            rows: u32::from(rows),
+            cols: u32::from(cols),
+            samples: 1,
+            bits: 1,
+            planar: false,
+            frames,
+            subsampled_422: false,
+            ybr: false,
+        };
         let spans = row_spans(&local, &g);
         let Some(el) = ds.get_mut(base | 0x3000) else { continue };
         let Value::Bytes(bytes) = &mut el.value else { continue };
@@ -362,15 +410,21 @@ impl PixelDataObject for PixelSource<'_, '_> {
     }
     fn offset_table(&self) -> Option<Cow<'_, [u32]>> {
         match &self.ds.get(PIXEL_DATA)?.value {
-            Value::Encapsulated { offset_table, .. } => {
-                Some(Cow::Owned(offset_table.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
-            }
+            Value::Encapsulated { offset_table, .. } => Some(Cow::Owned(
+                offset_table
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )),
             _ => None,
         }
     }
     fn raw_pixel_data(&self) -> Option<RawPixelData> {
         if let Some(n) = self.native {
-            return Some(RawPixelData { fragments: std::iter::once(n.to_vec()).collect(), offset_table: Default::default() });
+            return Some(RawPixelData {
+                fragments: std::iter::once(n.to_vec()).collect(),
+                offset_table: Default::default(),
+            });
         }
         match &self.ds.get(PIXEL_DATA)?.value {
             Value::Encapsulated { fragments, .. } => Some(RawPixelData {
@@ -403,23 +457,36 @@ fn reencode_allowed(ts: &str) -> bool {
 
 /// Decodes encapsulated pixel data, burns it, and re-encodes it (or writes it native).
 pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, limit: u64) -> Result<Transcoded> {
-    let decode_err = |reason: String| Error::PixelDecode { transfer_syntax: ts_uid.to_owned(), reason };
+    let decode_err = |reason: String| Error::PixelDecode {
+        transfer_syntax: ts_uid.to_owned(),
+        reason,
+    };
     let decoded_size = Geometry::of(ds)?.frame_bytes().saturating_mul(u64::from(Geometry::of(ds)?.frames));
     if decoded_size > limit {
-        return Err(decode_err(format!("decoded pixel data would take {decoded_size} bytes, over the limit of {limit}")));
+        return Err(decode_err(format!(
+            "decoded pixel data would take {decoded_size} bytes, over the limit of {limit}"
+        )));
     }
     if ts_uid == RLE {
         return burn_rle(ds, plan);
     }
-    let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| decode_err("transfer syntax not in the codec registry".into()))?;
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| decode_err("transfer syntax not in the codec registry".into()))?;
     let Codec::EncapsulatedPixelData(reader, writer) = ts.codec() else {
         return Err(decode_err("not an encapsulated transfer syntax".into()));
     };
-    let reader = reader.as_ref().ok_or_else(|| decode_err("no decoder is built in for this transfer syntax".into()))?;
+    let reader = reader
+        .as_ref()
+        .ok_or_else(|| decode_err("no decoder is built in for this transfer syntax".into()))?;
     let mut g = Geometry::of(ds)?;
     let mut native = Vec::with_capacity((g.frame_bytes() * u64::from(g.frames)).min(1 << 30) as usize);
     {
-        let src = PixelSource { ds, ts: ts_uid, native: None };
+        let src = PixelSource {
+            ds,
+            ts: ts_uid,
+            native: None,
+        };
         for f in 0..g.frames {
             reader.decode_frame(&src, f, &mut native).map_err(|e| decode_err(e.to_string()))?;
         }
@@ -435,7 +502,11 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
     let filled = burn_native(&mut native, &g, plan)?;
     let be = ds.big_endian;
     let set_us = |ds: &mut DataSet<'_>, tag: u32, v: u16| {
-        ds.put(Element::bytes(tag, Vr::US, if be { v.to_be_bytes().to_vec() } else { v.to_le_bytes().to_vec() }))
+        ds.put(Element::bytes(
+            tag,
+            Vr::US,
+            if be { v.to_be_bytes().to_vec() } else { v.to_le_bytes().to_vec() },
+        ))
     };
     if colour {
         ds.put(Element::text(0x0028_0004, Vr::CS, "RGB"));
@@ -447,7 +518,11 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
         let mut fragments: Vec<Cow<'static, [u8]>> = Vec::with_capacity(g.frames as usize);
         let mut ops = Vec::new();
         {
-            let src = PixelSource { ds, ts: EXPLICIT_LE, native: Some(&native) };
+            let src = PixelSource {
+                ds,
+                ts: EXPLICIT_LE,
+                native: Some(&native),
+            };
             let options = EncodeOptions::default();
             for f in 0..g.frames {
                 let mut out = Vec::new();
@@ -474,8 +549,19 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
             if offset > u64::from(u32::MAX) {
                 table.clear();
             }
-            ds.put(Element { tag: PIXEL_DATA, vr: Vr::OB, value: Value::Encapsulated { offset_table: Cow::Owned(table), fragments } });
-            return Ok(Transcoded { transfer_syntax: ts_uid.to_owned(), note: None, filled });
+            ds.put(Element {
+                tag: PIXEL_DATA,
+                vr: Vr::OB,
+                value: Value::Encapsulated {
+                    offset_table: Cow::Owned(table),
+                    fragments,
+                },
+            });
+            return Ok(Transcoded {
+                transfer_syntax: ts_uid.to_owned(),
+                note: None,
+                filled,
+            });
         }
     }
     let vr = if g.bits > 8 { Vr::OW } else { Vr::OB };
@@ -488,11 +574,18 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
         native
     };
     ds.put(Element::bytes(PIXEL_DATA, vr, native));
-    ds.remove(0x0028_2110);
-    ds.put(Element::text(0x0028_2110, Vr::CS, if ts_uid.ends_with(".4.50") || ts_uid.ends_with(".4.51") || ts_uid.ends_with(".4.91") || ts_uid.ends_with(".4.81") || ts_uid.ends_with(".4.203") { "01" } else { "00" }));
+    // Once lossy, always lossy (PS3.3 C.7.6.1.1.5): the flag records the image's history.
+    let lossy = is_lossy(ts_uid);
+    if lossy || ds.text(0x0028_2110) != Some("01") {
+        ds.put(Element::text(0x0028_2110, Vr::CS, if lossy { "01" } else { "00" }));
+    }
     Ok(Transcoded {
         transfer_syntax: EXPLICIT_LE.to_owned(),
-        note: Some(format!("no trusted encoder for {ts_uid}; burned pixel data written as Explicit VR Little Endian")),
+        note: Some(if lossy {
+            format!("lossy {ts_uid} is not re-encoded (no second lossy generation); burned pixel data written as Explicit VR Little Endian")
+        } else {
+            format!("no encoder for {ts_uid}; burned pixel data written as Explicit VR Little Endian")
+        }),
         filled,
     })
 }
@@ -503,15 +596,22 @@ fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
     g.planar = false;
     g.subsampled_422 = false;
     if g.bits == 1 {
-        return Err(Error::PixelDecode { transfer_syntax: RLE.into(), reason: "1-bit RLE is not supported".into() });
+        return Err(Error::PixelDecode {
+            transfer_syntax: RLE.into(),
+            reason: "1-bit RLE is not supported".into(),
+        });
     }
     let (samples, bytes) = (g.samples as usize, (g.bits / 8) as usize);
     let pixels = g.rows as usize * g.cols as usize;
     let Some(Value::Encapsulated { fragments, .. }) = ds.get(PIXEL_DATA).map(|e| &e.value) else {
-        return Err(Error::PixelData { reason: "RLE transfer syntax without encapsulated pixel data".into() });
+        return Err(Error::PixelData {
+            reason: "RLE transfer syntax without encapsulated pixel data".into(),
+        });
     };
     if fragments.len() < g.frames as usize {
-        return Err(Error::PixelData { reason: "fewer RLE fragments than frames".into() });
+        return Err(Error::PixelData {
+            reason: "fewer RLE fragments than frames".into(),
+        });
     }
     let frames: Vec<&[u8]> = fragments.iter().take(g.frames as usize).map(|f| &f[..]).collect();
     let encoded: Vec<Result<(Vec<u8>, u64)>> = frames
@@ -540,14 +640,36 @@ fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
     if offset > u64::from(u32::MAX) {
         table.clear();
     }
-    ds.put(Element { tag: PIXEL_DATA, vr: Vr::OB, value: Value::Encapsulated { offset_table: Cow::Owned(table), fragments: out } });
-    Ok(Transcoded { transfer_syntax: RLE.to_owned(), note: None, filled })
+    ds.put(Element {
+        tag: PIXEL_DATA,
+        vr: Vr::OB,
+        value: Value::Encapsulated {
+            offset_table: Cow::Owned(table),
+            fragments: out,
+        },
+    });
+    Ok(Transcoded {
+        transfer_syntax: RLE.to_owned(),
+        note: None,
+        filled,
+    })
+}
+
+/// Whether a transfer syntax is (or may be) lossy.
+fn is_lossy(ts: &str) -> bool {
+    ts.starts_with("1.2.840.10008.1.2.4.")
+        && matches!(
+            ts.rsplit('.').next(),
+            Some("50" | "51" | "81" | "91" | "93" | "203" | "111" | "112")
+        )
 }
 
 fn apply_ops(ds: &mut DataSet<'_>, ops: &[dicom_core::ops::AttributeOp]) {
     use dicom_core::ops::{AttributeAction, AttributeSelectorStep};
     for op in ops {
-        let AttributeSelectorStep::Tag(t) = op.selector.first_step() else { continue };
+        let AttributeSelectorStep::Tag(t) = op.selector.first_step() else {
+            continue;
+        };
         let tag = (u32::from(t.0) << 16) | u32::from(t.1);
         let vr = dictionary_vr(tag);
         match &op.action {
@@ -580,7 +702,16 @@ mod tests {
     use super::*;
 
     fn gray(rows: u32, cols: u32, bits: u32) -> Geometry {
-        Geometry { rows, cols, samples: 1, bits, planar: false, frames: 1, subsampled_422: false, ybr: false }
+        Geometry {
+            rows,
+            cols,
+            samples: 1,
+            bits,
+            planar: false,
+            frames: 1,
+            subsampled_422: false,
+            ybr: false,
+        }
     }
 
     #[test]
@@ -588,7 +719,11 @@ mod tests {
         let g = gray(4, 4, 16);
         let mut data: Vec<u8> = (0..32).map(|i| i as u8 + 1).collect();
         let before = data.clone();
-        let plan = BurnPlan { rects: vec![(Region { x: 1, y: 1, w: 2, h: 2 }, RegionSource::Profile)], keep_only: None, fill: 0 };
+        let plan = BurnPlan {
+            rects: vec![(Region { x: 1, y: 1, w: 2, h: 2 }, RegionSource::Profile)],
+            keep_only: None,
+            fill: 0,
+        };
         assert_eq!(burn_native(&mut data, &g, &plan).ok(), Some(4));
         for y in 0..4 {
             for x in 0..4 {
@@ -607,7 +742,11 @@ mod tests {
     fn ultrasound_keep_only_fills_outside_the_union() {
         let g = gray(2, 4, 8);
         let mut data = vec![9u8; 8];
-        let plan = BurnPlan { rects: vec![], keep_only: Some(vec![Region { x: 1, y: 0, w: 2, h: 1 }]), fill: 0 };
+        let plan = BurnPlan {
+            rects: vec![],
+            keep_only: Some(vec![Region { x: 1, y: 0, w: 2, h: 1 }]),
+            fill: 0,
+        };
         assert_eq!(burn_native(&mut data, &g, &plan).ok(), Some(6));
         assert_eq!(data, vec![0, 9, 9, 0, 0, 0, 0, 0]);
     }
@@ -615,15 +754,27 @@ mod tests {
     #[test]
     fn short_pixel_data_is_a_typed_error() {
         let g = gray(10, 10, 16);
-        let plan = BurnPlan { rects: vec![(Region { x: 0, y: 0, w: 1, h: 1 }, RegionSource::Profile)], keep_only: None, fill: 0 };
+        let plan = BurnPlan {
+            rects: vec![(Region { x: 0, y: 0, w: 1, h: 1 }, RegionSource::Profile)],
+            keep_only: None,
+            fill: 0,
+        };
         assert!(matches!(burn_native(&mut [0u8; 10], &g, &plan), Err(Error::PixelData { .. })));
     }
 
     #[test]
     fn planar_rgb_fills_every_plane() {
-        let g = Geometry { samples: 3, planar: true, ..gray(1, 2, 8) };
+        let g = Geometry {
+            samples: 3,
+            planar: true,
+            ..gray(1, 2, 8)
+        };
         let mut data = vec![7u8; 6];
-        let plan = BurnPlan { rects: vec![(Region { x: 1, y: 0, w: 1, h: 1 }, RegionSource::Profile)], keep_only: None, fill: 0 };
+        let plan = BurnPlan {
+            rects: vec![(Region { x: 1, y: 0, w: 1, h: 1 }, RegionSource::Profile)],
+            keep_only: None,
+            fill: 0,
+        };
         burn_native(&mut data, &g, &plan).ok();
         assert_eq!(data, vec![7, 0, 7, 0, 7, 0]);
     }

@@ -96,7 +96,13 @@ pub const OPTION_NAMES: &[&str] = &[
 impl Options {
     /// The Basic Profile with no option at all.
     pub fn basic() -> Self {
-        Options { clean_descriptors: false, clean_structured_content: false, clean_graphics: false, clean_pixel_data: false, ..Options::default() }
+        Options {
+            clean_descriptors: false,
+            clean_structured_content: false,
+            clean_graphics: false,
+            clean_pixel_data: false,
+            ..Options::default()
+        }
     }
 
     /// Turns on a Retain option by name (see [`OPTION_NAMES`]); false if unknown.
@@ -150,9 +156,21 @@ impl Options {
             (self.clean_graphics, "113103", "Clean Graphics Option"),
             (self.clean_structured_content, "113104", "Clean Structured Content Option"),
             (self.clean_descriptors, "113105", "Clean Descriptors Option"),
-            (self.dates == DateMode::Full, "113106", "Retain Longitudinal Temporal Information Full Dates Option"),
-            (self.dates == DateMode::Modified, "113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
-            (self.retain_patient_characteristics, "113108", "Retain Patient Characteristics Option"),
+            (
+                self.dates == DateMode::Full,
+                "113106",
+                "Retain Longitudinal Temporal Information Full Dates Option",
+            ),
+            (
+                self.dates == DateMode::Modified,
+                "113107",
+                "Retain Longitudinal Temporal Information Modified Dates Option",
+            ),
+            (
+                self.retain_patient_characteristics,
+                "113108",
+                "Retain Patient Characteristics Option",
+            ),
             (self.retain_device_identity, "113109", "Retain Device Identity Option"),
             (self.retain_uids, "113110", "Retain UIDs Option"),
             (self.retain_safe_private, "113111", "Retain Safe Private Option"),

@@ -19,8 +19,14 @@ pub struct Region {
 impl Region {
     /// Parses `x,y,w,h` (spaces allowed).
     pub fn parse(text: &str) -> Result<Region> {
-        let bad = || Error::Region { text: text.chars().take(64).collect() };
-        let parts: Vec<u32> = text.split(',').map(|p| p.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+        let bad = || Error::Region {
+            text: text.chars().take(64).collect(),
+        };
+        let parts: Vec<u32> = text
+            .split(',')
+            .map(|p| p.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
         match parts[..] {
             [x, y, w, h] => Ok(Region { x, y, w, h }),
             _ => Err(bad()),

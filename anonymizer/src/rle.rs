@@ -7,7 +7,10 @@
 use crate::error::{Error, Result};
 
 fn bad(reason: &str) -> Error {
-    Error::PixelDecode { transfer_syntax: crate::syntax::RLE.into(), reason: reason.into() }
+    Error::PixelDecode {
+        transfer_syntax: crate::syntax::RLE.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Decodes one RLE frame into `dst` (appended), `pixels` pixels of `samples` × `bytes` each.
@@ -24,7 +27,9 @@ pub fn decode_frame(frame: &[u8], pixels: usize, samples: usize, bytes: usize, d
     for seg in 0..segments {
         let start = word(seg + 1);
         let end = if seg + 1 < segments { word(seg + 2) } else { frame.len() };
-        let data = frame.get(start..end.max(start).min(frame.len())).ok_or_else(|| bad("RLE segment offset out of range"))?;
+        let data = frame
+            .get(start..end.max(start).min(frame.len()))
+            .ok_or_else(|| bad("RLE segment offset out of range"))?;
         plane.clear();
         unpack_bits(data, pixels, &mut plane);
         if plane.len() < pixels {
@@ -113,7 +118,9 @@ mod tests {
     fn frames_round_trip_for_every_sample_layout() {
         for (samples, bytes) in [(1, 1), (1, 2), (3, 1), (3, 2), (1, 4), (3, 4)] {
             let pixels = 37;
-            let native: Vec<u8> = (0..pixels * samples * bytes).map(|i| if i % 7 < 3 { 9 } else { (i * 31 % 251) as u8 }).collect();
+            let native: Vec<u8> = (0..pixels * samples * bytes)
+                .map(|i| if i % 7 < 3 { 9 } else { (i * 31 % 251) as u8 })
+                .collect();
             let enc = encode_frame(&native, samples, bytes);
             let mut dec = Vec::new();
             decode_frame(&enc, pixels, samples, bytes, &mut dec).expect("decode");
@@ -123,7 +130,10 @@ mod tests {
 
     #[test]
     fn long_runs_and_literals_pack_and_unpack() {
-        let src: Vec<u8> = std::iter::repeat_n(5u8, 300).chain(0..=255).chain(std::iter::repeat_n(1, 3)).collect();
+        let src: Vec<u8> = std::iter::repeat_n(5u8, 300)
+            .chain(0..=255)
+            .chain(std::iter::repeat_n(1, 3))
+            .collect();
         let mut packed = Vec::new();
         pack_bits(&src, &mut packed);
         let mut out = Vec::new();

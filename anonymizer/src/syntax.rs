@@ -41,18 +41,40 @@ impl TransferSyntax {
     /// Looks up a transfer syntax by UID; `None` for one Alpes cannot read.
     pub fn from_uid(uid: &str) -> Option<TransferSyntax> {
         let uid = uid.trim_end_matches(['\0', ' ']).trim();
-        let le = Encoding { explicit: true, big_endian: false };
+        let le = Encoding {
+            explicit: true,
+            big_endian: false,
+        };
         let (encoding, deflated, encapsulated) = match uid {
-            IMPLICIT_LE => (Encoding { explicit: false, big_endian: false }, false, false),
+            IMPLICIT_LE => (
+                Encoding {
+                    explicit: false,
+                    big_endian: false,
+                },
+                false,
+                false,
+            ),
             EXPLICIT_LE => (le, false, false),
             DEFLATED_LE => (le, true, false),
-            EXPLICIT_BE => (Encoding { explicit: true, big_endian: true }, false, false),
+            EXPLICIT_BE => (
+                Encoding {
+                    explicit: true,
+                    big_endian: true,
+                },
+                false,
+                false,
+            ),
             // RLE Lossless, and every JPEG / JPEG-LS / JPEG 2000 / HTJ2K / MPEG / JPEG XL / encapsulated-uncompressed syntax.
             "1.2.840.10008.1.2.5" | "1.2.840.10008.1.2.1.98" => (le, false, true),
             u if u.starts_with("1.2.840.10008.1.2.4.") && u.len() <= 24 => (le, false, true),
             _ => return None,
         };
-        Some(TransferSyntax { uid: uid.to_owned(), encoding, deflated, encapsulated })
+        Some(TransferSyntax {
+            uid: uid.to_owned(),
+            encoding,
+            deflated,
+            encapsulated,
+        })
     }
 
     /// The syntax a guessed raw dataset is treated as.
@@ -62,7 +84,12 @@ impl TransferSyntax {
             (true, false) => EXPLICIT_LE,
             (true, true) => EXPLICIT_BE,
         };
-        TransferSyntax { uid: uid.to_owned(), encoding, deflated: false, encapsulated: false }
+        TransferSyntax {
+            uid: uid.to_owned(),
+            encoding,
+            deflated: false,
+            encapsulated: false,
+        }
     }
 }
 
@@ -88,12 +115,16 @@ pub fn dictionary_vr(tag: u32) -> Vr {
 
 /// Whether a public tag is defined by the standard data dictionary.
 pub fn is_known(tag: u32) -> bool {
-    StandardDataDictionary.by_tag(dicom_core::Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16)).is_some()
+    StandardDataDictionary
+        .by_tag(dicom_core::Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16))
+        .is_some()
 }
 
 /// The keyword of a public tag (`PatientID`), if the dictionary has it.
 pub fn keyword(tag: u32) -> Option<&'static str> {
-    StandardDataDictionary.by_tag(dicom_core::Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16)).map(|e| e.alias)
+    StandardDataDictionary
+        .by_tag(dicom_core::Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16))
+        .map(|e| e.alias)
 }
 
 /// The tag for a keyword, if the dictionary has it.
@@ -125,8 +156,12 @@ mod tests {
 
     #[test]
     fn jpeg_and_rle_syntaxes_are_encapsulated() {
-        assert!(TransferSyntax::from_uid("1.2.840.10008.1.2.4.50").map(|t| t.encapsulated).unwrap_or(false));
-        assert!(TransferSyntax::from_uid("1.2.840.10008.1.2.5\0").map(|t| t.encapsulated).unwrap_or(false));
+        assert!(TransferSyntax::from_uid("1.2.840.10008.1.2.4.50")
+            .map(|t| t.encapsulated)
+            .unwrap_or(false));
+        assert!(TransferSyntax::from_uid("1.2.840.10008.1.2.5\0")
+            .map(|t| t.encapsulated)
+            .unwrap_or(false));
         assert!(TransferSyntax::from_uid("1.2.3.4").is_none());
     }
 }

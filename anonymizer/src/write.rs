@@ -39,22 +39,49 @@ pub fn part10(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, size_hint: usiz
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     let mut group = Vec::with_capacity(256);
-    let mut w = Writer { out: &mut group, explicit: true, swap: false, pixel: None };
+    let mut w = Writer {
+        out: &mut group,
+        explicit: true,
+        swap: false,
+        pixel: None,
+    };
     w.element(&Element::bytes(0x0002_0001, Vr::OB, &[0u8, 1][..]), false);
-    for (tag, uid) in [(0x0002_0002, meta.sop_class), (0x0002_0003, meta.sop_instance), (0x0002_0010, meta.transfer_syntax), (0x0002_0012, IMPLEMENTATION_CLASS_UID)] {
+    for (tag, uid) in [
+        (0x0002_0002, meta.sop_class),
+        (0x0002_0003, meta.sop_instance),
+        (0x0002_0010, meta.transfer_syntax),
+        (0x0002_0012, IMPLEMENTATION_CLASS_UID),
+    ] {
         w.element(&Element::text(tag, Vr::UI, uid), false);
     }
     w.element(&Element::text(0x0002_0013, Vr::SH, IMPLEMENTATION_VERSION_NAME), false);
     let mut len_el = Vec::with_capacity(12);
-    Writer { out: &mut len_el, explicit: true, swap: false, pixel: None }
-        .element(&Element::bytes(0x0002_0000, Vr::UL, (group.len() as u32).to_le_bytes().to_vec()), false);
+    Writer {
+        out: &mut len_el,
+        explicit: true,
+        swap: false,
+        pixel: None,
+    }
+    .element(
+        &Element::bytes(0x0002_0000, Vr::UL, (group.len() as u32).to_le_bytes().to_vec()),
+        false,
+    );
     out.extend_from_slice(&len_el);
     out.extend_from_slice(&group);
     let dataset_start = out.len();
-    let mut w = Writer { out: &mut out, explicit, swap: ds.big_endian, pixel: None };
+    let mut w = Writer {
+        out: &mut out,
+        explicit,
+        swap: ds.big_endian,
+        pixel: None,
+    };
     w.dataset(ds, true);
     let pixel = w.pixel.take();
-    Written { bytes: out, dataset_start, pixel_data: pixel }
+    Written {
+        bytes: out,
+        dataset_start,
+        pixel_data: pixel,
+    }
 }
 
 /// Raw-deflates the dataset part of a written file in place (for Deflated Explicit VR Little Endian).
@@ -74,7 +101,13 @@ pub fn deflate_dataset(written: &mut Written) {
 /// Writes just a dataset (no meta), little endian; used for tests and hashing.
 pub fn dataset_bytes(ds: &DataSet<'_>, explicit: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    Writer { out: &mut out, explicit, swap: ds.big_endian, pixel: None }.dataset(ds, false);
+    Writer {
+        out: &mut out,
+        explicit,
+        swap: ds.big_endian,
+        pixel: None,
+    }
+    .dataset(ds, false);
     out
 }
 
@@ -182,20 +215,37 @@ mod tests {
         ds.put(Element::text(0x0010_0010, Vr::PN, "ODD"));
         let mut item = DataSet::default();
         item.put(Element::text(0x0008_1155, Vr::UI, "1.2.3"));
-        ds.put(Element { tag: 0x0008_1140, vr: Vr::SQ, value: Value::Sequence(vec![item]) });
+        ds.put(Element {
+            tag: 0x0008_1140,
+            vr: Vr::SQ,
+            value: Value::Sequence(vec![item]),
+        });
         for explicit in [true, false] {
             let bytes = dataset_bytes(&ds, explicit);
-            let back = parse::dataset(&bytes, Encoding { explicit, big_endian: false }, 8).expect("parse back");
+            let back = parse::dataset(
+                &bytes,
+                Encoding {
+                    explicit,
+                    big_endian: false,
+                },
+                8,
+            )
+            .expect("parse back");
             assert_eq!(back.text(0x0010_0010), Some("ODD"));
             assert_eq!(back.elements.len(), 3);
-            let Some(Value::Sequence(items)) = back.get(0x0008_1140).map(|e| &e.value) else { panic!("sequence lost") };
+            let Some(Value::Sequence(items)) = back.get(0x0008_1140).map(|e| &e.value) else {
+                panic!("sequence lost")
+            };
             assert_eq!(items[0].text(0x0008_1155), Some("1.2.3"));
         }
     }
 
     #[test]
     fn big_endian_values_are_swapped_to_little_endian() {
-        let mut ds = DataSet { big_endian: true, ..Default::default() };
+        let mut ds = DataSet {
+            big_endian: true,
+            ..Default::default()
+        };
         ds.put(Element::bytes(0x0028_0010, Vr::US, vec![0x01, 0x02]));
         let bytes = dataset_bytes(&ds, true);
         assert_eq!(&bytes[8..10], &[0x02, 0x01]);

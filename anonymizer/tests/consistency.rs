@@ -12,7 +12,17 @@ fn second_instance(input: &[u8]) -> Vec<u8> {
     ds.put(Element::text(0x0008_0018, Vr::UI, "1.2.826.0.1.3680043.2.1125.7.7.7"));
     ds.put(Element::text(0x0020_000E, Vr::UI, "1.2.826.0.1.3680043.2.1125.7.7.8"));
     let sop_class = ds.text(0x0008_0016).expect("class").to_owned();
-    write::part10(&ds, &write::Meta { sop_class: &sop_class, sop_instance: "1.2.826.0.1.3680043.2.1125.7.7.7", transfer_syntax: &layout.transfer_syntax.uid }, true, input.len()).bytes
+    write::part10(
+        &ds,
+        &write::Meta {
+            sop_class: &sop_class,
+            sop_instance: "1.2.826.0.1.3680043.2.1125.7.7.7",
+            transfer_syntax: &layout.transfer_syntax.uid,
+        },
+        true,
+        input.len(),
+    )
+    .bytes
 }
 
 fn text(bytes: &[u8], tag: u32) -> String {
@@ -56,7 +66,11 @@ fn modified_dates_shift_every_date_of_a_patient_by_the_same_days() {
     cfg.options.retain("modified-dates");
     let out = anonymize(&a, &cfg).expect("anonymize");
     let days = |s: &str| -> i64 {
-        let (y, m, d): (i64, i64, i64) = (s[0..4].parse().expect("y"), s[4..6].parse().expect("m"), s[6..8].parse().expect("d"));
+        let (y, m, d): (i64, i64, i64) = (
+            s[0..4].parse().expect("y"),
+            s[4..6].parse().expect("m"),
+            s[6..8].parse().expect("d"),
+        );
         // days from civil, enough for differences
         let y2 = if m <= 2 { y - 1 } else { y };
         let era = y2.div_euclid(400);

@@ -51,11 +51,20 @@ fn outputs_record_the_deidentification_method_and_a_new_file_meta() {
     std::fs::write(tmp.path(), &out.bytes).expect("write");
     let obj = dicom_object::open_file(tmp.path()).expect("re-parse");
     let meta = obj.meta();
-    let sop = obj.element_by_name("SOPInstanceUID").expect("sop").to_str().expect("str").trim_end_matches('\0').to_owned();
+    let sop = obj
+        .element_by_name("SOPInstanceUID")
+        .expect("sop")
+        .to_str()
+        .expect("str")
+        .trim_end_matches('\0')
+        .to_owned();
     assert_eq!(meta.media_storage_sop_instance_uid(), sop);
     assert!(sop.starts_with("2.25."));
     assert_eq!(meta.implementation_class_uid(), alpes_anonymizer::write::IMPLEMENTATION_CLASS_UID);
-    assert_eq!(meta.implementation_version_name.as_deref().map(str::trim), Some(alpes_anonymizer::write::IMPLEMENTATION_VERSION_NAME));
+    assert_eq!(
+        meta.implementation_version_name.as_deref().map(str::trim),
+        Some(alpes_anonymizer::write::IMPLEMENTATION_VERSION_NAME)
+    );
     let s = |k: &str| obj.element_by_name(k).expect(k).to_str().expect("str").trim().to_owned();
     assert_eq!(s("PatientIdentityRemoved"), "YES");
     assert_eq!(s("LongitudinalTemporalInformationModified"), "REMOVED");

@@ -15,7 +15,10 @@ fn planted_phi_never_survives_in_any_element_or_in_the_raw_bytes() {
         let input = std::fs::read(&path).expect("read");
         let Some(planted) = common::plant_phi(&input) else { continue };
         // The planting itself must have worked.
-        assert!(common::contains(&planted, b"ZYXWVPHINAME") || name.contains("dfl"), "{name}: planting failed");
+        assert!(
+            common::contains(&planted, b"ZYXWVPHINAME") || name.contains("dfl"),
+            "{name}: planting failed"
+        );
         let Ok(out) = anonymize(&planted, &cfg) else { continue };
         checked += 1;
         for phi in common::PHI {

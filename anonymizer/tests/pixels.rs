@@ -11,7 +11,6 @@ struct Decoded {
     cols: usize,
     frames: usize,
     samples: usize,
-    bytes_per_sample: usize,
     data: Vec<u8>,
 }
 
@@ -25,7 +24,6 @@ fn decode(bytes: &[u8]) -> Decoded {
         cols: d.columns() as usize,
         frames: d.number_of_frames() as usize,
         samples: d.samples_per_pixel() as usize,
-        bytes_per_sample: (d.bits_allocated() as usize).div_ceil(8),
         data: d.data().to_vec(),
     }
 }
@@ -46,7 +44,11 @@ fn check(name: &str, exact: bool, tolerance: u8) {
     let out = anonymize(&input, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(out.report.burned_area > 0, "{name}: nothing burned");
     let (a, b) = (decode(&input), decode(&out.bytes));
-    assert_eq!((a.rows, a.cols, a.frames, a.samples), (b.rows, b.cols, b.frames, b.samples), "{name}: dimensions changed");
+    assert_eq!(
+        (a.rows, a.cols, a.frames, a.samples),
+        (b.rows, b.cols, b.frames, b.samples),
+        "{name}: dimensions changed"
+    );
     // Bytes per pixel as decoded (palette images may come back as RGB).
     let px = a.data.len() / (a.rows * a.cols * a.frames);
     assert_eq!(a.data.len(), b.data.len(), "{name}: decoded sizes differ");
@@ -77,28 +79,54 @@ fn check(name: &str, exact: bool, tolerance: u8) {
 
 #[test]
 fn native_monochrome_8_16_and_32_bit_and_big_endian_are_burned_in_place() {
-    for name in ["CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "rtdose.dcm", "liver_1frame.dcm", "image_dfl.dcm"] {
+    for name in [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "rtdose.dcm",
+        "liver_1frame.dcm",
+        "image_dfl.dcm",
+    ] {
         check(name, true, 0);
     }
 }
 
 #[test]
 fn native_colour_palette_planar_odd_and_multiframe_are_burned_in_place() {
-    for name in ["SC_rgb_small_odd.dcm", "SC_rgb_small_odd_big_endian.dcm", "examples_palette.dcm", "examples_rgb_color.dcm", "examples_ybr_color.dcm", "SC_ybr_full_422_uncompressed.dcm"] {
+    for name in [
+        "SC_rgb_small_odd.dcm",
+        "SC_rgb_small_odd_big_endian.dcm",
+        "examples_palette.dcm",
+        "examples_rgb_color.dcm",
+        "examples_ybr_color.dcm",
+        "SC_ybr_full_422_uncompressed.dcm",
+    ] {
         check(name, true, 0);
     }
 }
 
 #[test]
 fn lossless_encapsulated_data_is_decoded_burned_and_reencoded_pixel_exact() {
-    for name in ["MR_small_RLE.dcm", "SC_rgb_rle.dcm", "SC_rgb_rle_16bit_2frame.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"] {
+    for name in [
+        "MR_small_RLE.dcm",
+        "SC_rgb_rle.dcm",
+        "SC_rgb_rle_16bit_2frame.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_jp2klossless.dcm",
+    ] {
         check(name, true, 0);
     }
 }
 
 #[test]
 fn lossy_encapsulated_data_is_burned_with_the_codec_tolerance() {
-    for name in ["SC_rgb_jpeg_gdcm.dcm", "SC_rgb_jpeg_dcmtk.dcm", "JPEG2000.dcm", "SC_rgb_jls_lossy_line.dcm"] {
+    for name in [
+        "SC_rgb_jpeg_gdcm.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "JPEG2000.dcm",
+        "SC_rgb_jls_lossy_line.dcm",
+    ] {
         check(name, false, 12);
     }
 }
@@ -127,9 +155,15 @@ fn thirty_two_bit_rle_is_burned_and_stays_pixel_exact_elsewhere() {
         let out = anonymize(&input, &cfg).expect(name);
         let l = parse::layout(&input).expect("layout");
         let a = parse::dataset(&input[l.dataset_start..], l.transfer_syntax.encoding, 32).expect("parse");
-        let (rows, cols, samples) = (a.u16(0x0028_0010).expect("rows") as usize, a.u16(0x0028_0011).expect("cols") as usize, a.u16(0x0028_0002).unwrap_or(1) as usize);
+        let (rows, cols, samples) = (
+            a.u16(0x0028_0010).expect("rows") as usize,
+            a.u16(0x0028_0011).expect("cols") as usize,
+            a.u16(0x0028_0002).unwrap_or(1) as usize,
+        );
         let frames_of = |ds: &alpes_anonymizer::dataset::DataSet<'_>| -> Vec<Vec<u8>> {
-            let Some(Value::Encapsulated { fragments, .. }) = ds.get(0x7FE0_0010).map(|e| &e.value) else { panic!("{name}: not encapsulated") };
+            let Some(Value::Encapsulated { fragments, .. }) = ds.get(0x7FE0_0010).map(|e| &e.value) else {
+                panic!("{name}: not encapsulated")
+            };
             fragments
                 .iter()
                 .map(|f| {
@@ -191,9 +225,23 @@ fn ultrasound_regions_blank_everything_outside_their_union() {
     for (tag, v) in [(0x0018_6018u32, 10u32), (0x0018_601A, 20), (0x0018_601C, 40), (0x0018_601E, 50)] {
         item.put(Element::bytes(tag, Vr::UL, v.to_le_bytes().to_vec()));
     }
-    ds.put(Element { tag: 0x0018_6011, vr: Vr::SQ, value: Value::Sequence(vec![item]) });
+    ds.put(Element {
+        tag: 0x0018_6011,
+        vr: Vr::SQ,
+        value: Value::Sequence(vec![item]),
+    });
     ds.put(Element::text(0x0008_0060, Vr::CS, "US"));
-    let bytes = write::part10(&ds, &write::Meta { sop_class: "1.2.840.10008.5.1.4.1.1.6.1", sop_instance: "1.2.3", transfer_syntax: "1.2.840.10008.1.2.1" }, true, 0).bytes;
+    let bytes = write::part10(
+        &ds,
+        &write::Meta {
+            sop_class: "1.2.840.10008.5.1.4.1.1.6.1",
+            sop_instance: "1.2.3",
+            transfer_syntax: "1.2.840.10008.1.2.1",
+        },
+        true,
+        0,
+    )
+    .bytes;
     let out = anonymize(&bytes, &common::config()).expect("anonymize");
     let (a, b) = (decode(&bytes), decode(&out.bytes));
     for y in 0..a.rows {
@@ -209,7 +257,17 @@ fn ultrasound_regions_blank_everything_outside_their_union() {
     }
     // BurnedInAnnotation NO turns it off.
     ds.put(Element::text(0x0028_0301, Vr::CS, "NO"));
-    let bytes = write::part10(&ds, &write::Meta { sop_class: "1.2.840.10008.5.1.4.1.1.6.1", sop_instance: "1.2.3", transfer_syntax: "1.2.840.10008.1.2.1" }, true, 0).bytes;
+    let bytes = write::part10(
+        &ds,
+        &write::Meta {
+            sop_class: "1.2.840.10008.5.1.4.1.1.6.1",
+            sop_instance: "1.2.3",
+            transfer_syntax: "1.2.840.10008.1.2.1",
+        },
+        true,
+        0,
+    )
+    .bytes;
     let out = anonymize(&bytes, &common::config()).expect("anonymize");
     assert_eq!(out.report.burned_area, 0);
 }

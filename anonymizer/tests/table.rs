@@ -26,7 +26,11 @@ fn the_generated_table_matches_the_json_row_for_row() {
             let hex: String = tag.chars().filter(|c| c.is_ascii_hexdigit() || *c == 'X' || *c == 'x').collect();
             let value = u32::from_str_radix(&hex.replace(['X', 'x'], "0"), 16).expect("hex");
             let exact = !hex.contains(['X', 'x']);
-            let found = if exact { table::exact_entries().iter().find(|e| e.tag == value) } else { table::masked_entries().iter().find(|e| e.tag == value) };
+            let found = if exact {
+                table::exact_entries().iter().find(|e| e.tag == value)
+            } else {
+                table::masked_entries().iter().find(|e| e.tag == value)
+            };
             found.unwrap_or_else(|| panic!("row {tag} not generated"))
         };
         assert_eq!(entry.name, row["name"].as_str().expect("name"), "{tag}");
@@ -77,13 +81,31 @@ fn every_row_present_in_a_file_gets_its_basic_profile_action() {
         if vr == Vr::UN {
             continue; // not in the data dictionary: cannot be encoded with a known VR
         }
-        ds.put(Element { tag: e.tag, vr, value: sample_value(vr) });
-        let action = if e.tag == 0x0010_0010 || e.tag == 0x0010_0020 { Action::Pseudonym } else { resolve_basic(e.basic, e.std_comp_iod) };
+        ds.put(Element {
+            tag: e.tag,
+            vr,
+            value: sample_value(vr),
+        });
+        let action = if e.tag == 0x0010_0010 || e.tag == 0x0010_0020 {
+            Action::Pseudonym
+        } else {
+            resolve_basic(e.basic, e.std_comp_iod)
+        };
         expected.push((e.tag, vr, action));
     }
     assert!(expected.len() > 550, "only {} rows could be planted", expected.len());
     let sop_class = "1.2.840.10008.5.1.4.1.1.7";
-    let input = write::part10(&ds, &write::Meta { sop_class, sop_instance: "1.2.3", transfer_syntax: syntax::EXPLICIT_LE }, true, 0).bytes;
+    let input = write::part10(
+        &ds,
+        &write::Meta {
+            sop_class,
+            sop_instance: "1.2.3",
+            transfer_syntax: syntax::EXPLICIT_LE,
+        },
+        true,
+        0,
+    )
+    .bytes;
     let mut cfg = common::config();
     cfg.options = Options::basic();
     let out = anonymize(&input, &cfg).expect("anonymize");
@@ -102,7 +124,12 @@ fn every_row_present_in_a_file_gets_its_basic_profile_action() {
                 _ => false,
             };
             if !ok {
-                wrong.push(format!("({:04X},{:04X}) {vr:?} expected {action:?}, got {:?}", tag >> 16, tag & 0xFFFF, got.map(|e| &e.value)));
+                wrong.push(format!(
+                    "({:04X},{:04X}) {vr:?} expected {action:?}, got {:?}",
+                    tag >> 16,
+                    tag & 0xFFFF,
+                    got.map(|e| &e.value)
+                ));
             }
         }
     });
@@ -115,7 +142,17 @@ fn overlay_and_curve_groups_follow_their_wildcard_rows() {
     ds.put(Element::bytes(0x5000_3000, Vr::OW, vec![1u8; 4]));
     ds.put(Element::bytes(0x6002_3000, Vr::OW, vec![1u8; 4]));
     ds.put(Element::text(0x6002_4000, Vr::LT, "PHI OVERLAY COMMENT"));
-    let input = write::part10(&ds, &write::Meta { sop_class: "1.2.840.10008.5.1.4.1.1.7", sop_instance: "1.2.3", transfer_syntax: syntax::EXPLICIT_LE }, true, 0).bytes;
+    let input = write::part10(
+        &ds,
+        &write::Meta {
+            sop_class: "1.2.840.10008.5.1.4.1.1.7",
+            sop_instance: "1.2.3",
+            transfer_syntax: syntax::EXPLICIT_LE,
+        },
+        true,
+        0,
+    )
+    .bytes;
     let mut cfg = common::config();
     cfg.options = Options::basic();
     let out = anonymize(&input, &cfg).expect("anonymize");

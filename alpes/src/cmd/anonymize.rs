@@ -83,12 +83,18 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<Job>> {
                 let entry = entry.with_context(|| format!("cannot walk {}", input.display()))?;
                 if entry.file_type().is_file() {
                     let rel = entry.path().strip_prefix(input).unwrap_or(entry.path()).to_path_buf();
-                    jobs.push(Job { path: entry.path().to_path_buf(), rel });
+                    jobs.push(Job {
+                        path: entry.path().to_path_buf(),
+                        rel,
+                    });
                 }
             }
         } else {
             let name = input.file_name().map(PathBuf::from).unwrap_or_else(|| input.clone());
-            jobs.push(Job { path: input.clone(), rel: name });
+            jobs.push(Job {
+                path: input.clone(),
+                rel: name,
+            });
         }
     }
     Ok(jobs)
@@ -107,7 +113,10 @@ fn config(args: &Args) -> Result<Config> {
     let mut options = Options::default();
     for r in &args.retain {
         if !options.retain(r) {
-            bail!("unknown --retain option {r:?}; expected one of {}", alpes_anonymizer::profile::OPTION_NAMES[..7].join(", "));
+            bail!(
+                "unknown --retain option {r:?}; expected one of {}",
+                alpes_anonymizer::profile::OPTION_NAMES[..7].join(", ")
+            );
         }
     }
     for c in &args.no_clean {
@@ -146,15 +155,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let cfg = config(&args)?;
     let jobs = collect(&args.inputs)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build().context("cannot start worker pool")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start worker pool")?;
     let report = match &args.report {
         Some(p) => Some(Mutex::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create report {}", p.display()))?,
         ))),
         None => None,
     };
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(jobs.len() as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(jobs.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let started = Instant::now();
     let failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let bytes: u64 = pool.install(|| {
@@ -164,8 +182,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let rel = job.rel.display().to_string();
                 if let Some(w) = &report {
                     let line = match &outcome {
-                        Ok((_, r)) => Line { path: &rel, ok: true, report: Some(r), error: None },
-                        Err((message, code)) => Line { path: &rel, ok: false, report: None, error: Some(ErrorLine { code, message: message.clone() }) },
+                        Ok((_, r)) => Line {
+                            path: &rel,
+                            ok: true,
+                            report: Some(r),
+                            error: None,
+                        },
+                        Err((message, code)) => Line {
+                            path: &rel,
+                            ok: false,
+                            report: None,
+                            error: Some(ErrorLine {
+                                code,
+                                message: message.clone(),
+                            }),
+                        },
                     };
                     if let (Ok(json), Ok(mut w)) = (serde_json::to_string(&line), w.lock()) {
                         let _ = writeln!(w, "{json}");
@@ -202,5 +233,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for (path, reason) in &failures {
         eprintln!("  failed {path}: {reason}");
     }
-    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

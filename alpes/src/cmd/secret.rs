@@ -23,7 +23,11 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
         bytes.pop();
     }
     if bytes.len() < 16 {
-        bail!("secret file {} holds {} bytes; at least 16 are required", path.display(), bytes.len());
+        bail!(
+            "secret file {} holds {} bytes; at least 16 are required",
+            path.display(),
+            bytes.len()
+        );
     }
     Ok(bytes)
 }
@@ -38,7 +42,9 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut key = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).context("cannot read /dev/urandom")?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("cannot read /dev/urandom")?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -46,7 +52,9 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut file = opts.open(path).with_context(|| format!("cannot create secret file {}", path.display()))?;
+    let mut file = opts
+        .open(path)
+        .with_context(|| format!("cannot create secret file {}", path.display()))?;
     file.write_all(&key)?;
     file.sync_all()?;
     Ok((key.to_vec(), true))

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 /// The fixtures directory (real DICOM files from pydicom's test set, MIT; see LICENSE-pydicom.txt).
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join("dicom")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join("dicom")
 }
 
 /// Every `.dcm` fixture, sorted by name.
@@ -92,15 +95,32 @@ pub fn plant_phi(input: &[u8]) -> Option<Vec<u8>> {
     let mut referenced = phi_elements();
     referenced.push(text(0x0008_1150, Vr::UI, "1.2.840.10008.5.1.4.1.1.7"));
     referenced.push(text(0x0008_1155, Vr::UI, "1.2.826.0.1.3680043.2.1125.99.1"));
-    referenced.push(Element { tag: 0x0040_A730, vr: Vr::SQ, value: Value::Sequence(vec![item(content)]) });
-    ds.put(Element { tag: 0x0008_1140, vr: Vr::SQ, value: Value::Sequence(vec![item(referenced)]) });
+    referenced.push(Element {
+        tag: 0x0040_A730,
+        vr: Vr::SQ,
+        value: Value::Sequence(vec![item(content)]),
+    });
+    ds.put(Element {
+        tag: 0x0008_1140,
+        vr: Vr::SQ,
+        value: Value::Sequence(vec![item(referenced)]),
+    });
     ds.put(text(0x0009_0010, Vr::LO, "PHI PRIVATE CREATOR"));
     ds.put(text(0x0009_1001, Vr::LO, "ZYXWVPHINAME PHIID98765"));
     ds.big_endian = be;
     fix_endianness(&mut ds, be);
     let sop_class = ds.text(0x0008_0016).unwrap_or("1.2.840.10008.5.1.4.1.1.7").to_owned();
     let sop_instance = ds.text(0x0008_0018).unwrap_or("1.2.3.4").to_owned();
-    let mut w = write::part10(&ds, &write::Meta { sop_class: &sop_class, sop_instance: &sop_instance, transfer_syntax: out_ts(&ts.uid) }, ts.uid != "1.2.840.10008.1.2", input.len());
+    let mut w = write::part10(
+        &ds,
+        &write::Meta {
+            sop_class: &sop_class,
+            sop_instance: &sop_instance,
+            transfer_syntax: out_ts(&ts.uid),
+        },
+        ts.uid != "1.2.840.10008.1.2",
+        input.len(),
+    );
     if ts.deflated {
         write::deflate_dataset(&mut w);
     }
