@@ -6,7 +6,9 @@
 #                              [--no-phi-check] [--keep-outputs] [--corpus DIR]
 #
 # Environment:
-#   CORPUS      corpus dir (default bench/corpus; built with make_corpus.py if missing)
+#   CORPUS      corpus dir (default bench/corpus; built with make_corpus.py if missing).
+#               The tools are pointed at $CORPUS/dicom when it exists (make_corpus.py's
+#               layout: only DICOM files there, MANIFEST.txt beside it), else at $CORPUS.
 #   ALPES       Alpes binary (default target/release/alpes; skipped with a message if absent)
 #   JOBS        worker threads for Alpes and the dcmanon CLI (default 2)
 #   VENV        peers venv (default bench/.venv, see bench/peers/install.sh)
@@ -81,6 +83,8 @@ if [[ ! -d "$CORPUS" ]] || ! find "$CORPUS" -name '*.dcm' -print -quit | grep -q
   "$VENV/bin/python" bench/make_corpus.py --out "$CORPUS" --force
 fi
 CORPUS="$(cd "$CORPUS" && pwd)"
+MANIFEST="$CORPUS/MANIFEST.txt"
+if [[ -d "$CORPUS/dicom" ]]; then CORPUS="$CORPUS/dicom"; fi   # the input tree handed to every tool
 
 count_dcm()  { find "$1" -type f -name '*.dcm' | wc -l; }
 bytes_dcm()  { find "$1" -type f -name '*.dcm' -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
@@ -257,7 +261,7 @@ done
 # --- report ---------------------------------------------------------------
 ratio() {
   local f=${R_FPS[$1]:-}
-  if [[ -z "$ALPES_FPS" || -z "$f" || "${R_STATUS[$1]}" == skipped || "${R_STATUS[$1]}" == FAILED* ]]; then echo "n/a"; return; fi
+  if [[ -z "$ALPES_FPS" || -z "$f" || "${R_STATUS[$1]}" == skipped ]]; then echo "n/a"; return; fi
   awk -v a="$ALPES_FPS" -v p="$f" 'BEGIN {if (p > 0) printf "%.2fx", a / p; else print "n/a"}'
 }
 
@@ -267,8 +271,10 @@ table() {
   for t in "${TOOLS[@]}"; do
     if [[ ${R_STATUS[$t]} == skipped ]]; then
       echo "| $t | ${R_VER[$t]:-?} | skipped | ${R_IN[$t]} | – | – | – | – | – | – | n/a | – | ${R_NOTE[$t]} |"
+    elif [[ ${R_STATUS[$t]} == FAILED* ]] && ((R_OUT[$t] * 10 < R_IN[$t] * 9)); then
+      echo "| $t | ${R_VER[$t]} | **${R_STATUS[$t]}** | ${R_IN[$t]} | ${R_OUT[$t]} | ${R_WALL[$t]} | – | – | ${R_CPU[$t]} | ${R_RSS[$t]} | n/a | ${R_PHI[$t]:-–} | rates omitted (under 90% of files written); see Failures${R_NOTE[$t]:+; ${R_NOTE[$t]}} |"
     elif [[ ${R_STATUS[$t]} == FAILED* ]]; then
-      echo "| $t | ${R_VER[$t]} | **${R_STATUS[$t]}** | ${R_IN[$t]} | ${R_OUT[$t]} | ${R_WALL[$t]} | – | – | ${R_CPU[$t]} | ${R_RSS[$t]} | n/a | ${R_PHI[$t]:-–} | rates omitted for a failed run; see Failures${R_NOTE[$t]:+; ${R_NOTE[$t]}} |"
+      echo "| $t | ${R_VER[$t]} | **${R_STATUS[$t]}** | ${R_IN[$t]} | ${R_OUT[$t]} | ${R_WALL[$t]} | ${R_MBS[$t]} | ${R_FPS[$t]} | ${R_CPU[$t]} | ${R_RSS[$t]} | $(ratio "$t") | ${R_PHI[$t]:-–} | partial: $((R_IN[$t] - R_OUT[$t])) input(s) not written, rates over all inputs; see Failures${R_NOTE[$t]:+; ${R_NOTE[$t]}} |"
     else
       echo "| $t | ${R_VER[$t]} | ${R_STATUS[$t]} | ${R_IN[$t]} | ${R_OUT[$t]} | ${R_WALL[$t]} | ${R_MBS[$t]} | ${R_FPS[$t]} | ${R_CPU[$t]} | ${R_RSS[$t]} | $(ratio "$t") | ${R_PHI[$t]:-–} | ${R_NOTE[$t]:-} |"
     fi
@@ -299,8 +305,8 @@ RESULT="bench/results/anonymize-$STAMP.md"
   echo "## Corpus"
   echo
   echo "\`$CORPUS\`: $FULL_FILES files, $FULL_BYTES bytes ($(awk -v b="$FULL_BYTES" 'BEGIN {printf "%.1f", b / 1e6}') MB)."
-  if [[ -f "$CORPUS/MANIFEST.txt" ]]; then
-    echo "$(grep -m1 '^content_sha256' "$CORPUS/MANIFEST.txt" || true)"
+  if [[ -f "$MANIFEST" ]]; then
+    echo "$(grep -m1 '^content_sha256' "$MANIFEST" || true) (from $MANIFEST)"
   fi
   if [[ -n "$SAMPLE_DIR" ]]; then echo "Slow peers ($SLOW_TOOLS) ran on the first $SAMPLE files only; their files/s and MB/s are from that sample."; fi
   echo "Page cache warm-up: $([[ $WARMUP == 1 ]] && echo yes || echo no). Tools ran sequentially, each $REPEAT time(s)$( ((REPEAT > 1)) && echo ' (median reported)'); JOBS=$JOBS."

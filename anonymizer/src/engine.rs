@@ -65,15 +65,25 @@ pub struct Anonymized {
 
 /// De-identifies one DICOM, PNG or JPEG input.
 pub fn anonymize(input: &[u8], cfg: &Config) -> Result<Anonymized> {
+    let mut bytes = Vec::new();
+    let report = anonymize_into(input, cfg, &mut bytes)?;
+    Ok(Anonymized { bytes, report })
+}
+
+/// De-identifies one input into `out` (cleared first; its allocation is reused,
+/// so a worker that keeps one buffer stops paying for a fresh one per file).
+pub fn anonymize_into(input: &[u8], cfg: &Config, out: &mut Vec<u8>) -> Result<Report> {
     let started = Instant::now();
+    let buffer = std::mem::take(out);
     let mut result = match raster::sniff(input) {
         Some(_) if !parse::looks_like_dicom(input) || input.get(128..132) != Some(b"DICM") => anonymize_raster(input, cfg),
-        _ => anonymize_dicom(input, cfg),
+        _ => anonymize_dicom(input, cfg, buffer),
     }?;
     result.report.input_bytes = input.len() as u64;
     result.report.output_bytes = result.bytes.len() as u64;
     result.report.duration_us = started.elapsed().as_micros() as u64;
-    Ok(result)
+    *out = result.bytes;
+    Ok(result.report)
 }
 
 fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
@@ -153,7 +163,7 @@ pub fn burn_plan(ds: &DataSet<'_>, cfg: &Config) -> BurnPlan {
     plan
 }
 
-fn anonymize_dicom(input: &[u8], cfg: &Config) -> Result<Anonymized> {
+fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonymized> {
     let layout = parse::layout(input)?;
     let ts = &layout.transfer_syntax;
     let body = &input[layout.dataset_start..];
@@ -215,16 +225,12 @@ fn anonymize_dicom(input: &[u8], cfg: &Config) -> Result<Anonymized> {
     };
     let deflate = out_ts == DEFLATED_LE;
     let explicit = out_ts != crate::syntax::IMPLICIT_LE;
-    let mut written = write::part10(
-        &ds,
-        &Meta {
-            sop_class: &sop_class,
-            sop_instance: &sop_instance,
-            transfer_syntax: &out_ts,
-        },
-        explicit,
-        input.len(),
-    );
+    let meta = Meta {
+        sop_class: &sop_class,
+        sop_instance: &sop_instance,
+        transfer_syntax: &out_ts,
+    };
+    let mut written = write::part10_into(&ds, &meta, explicit, buffer);
     if let (Some(g), false) = (&geometry, encapsulated) {
         let range = written.pixel_data.clone().ok_or_else(|| Error::PixelData {
             reason: "regions to burn but no native pixel data".into(),

@@ -30,7 +30,7 @@ pub mod syntax;
 pub mod table;
 pub mod write;
 
-pub use engine::{anonymize, burn_plan, Anonymized, Config};
+pub use engine::{anonymize, anonymize_into, burn_plan, Anonymized, Config};
 pub use error::{Error, Result};
 pub use profile::{Action, DateMode, Options};
 pub use pseudonym::Secret;

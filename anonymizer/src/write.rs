@@ -35,7 +35,12 @@ pub struct Written {
 
 /// Writes preamble, meta and dataset. `explicit` picks explicit or implicit VR.
 pub fn part10(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, size_hint: usize) -> Written {
-    let mut out = Vec::with_capacity(size_hint + 512);
+    part10_into(ds, meta, explicit, Vec::with_capacity(size_hint + 512))
+}
+
+/// Like [`part10`], reusing `out`'s allocation (it is cleared first).
+pub fn part10_into(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, mut out: Vec<u8>) -> Written {
+    out.clear();
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     let mut group = Vec::with_capacity(256);

@@ -1,12 +1,12 @@
 //! `alpes anonymize`: de-identify files and directories offline on a rayon pool.
 
 use super::secret;
-use alpes_anonymizer::{anonymize, Config, Options, Region, RuleLibrary, Secret};
+use alpes_anonymizer::{anonymize_into, Config, Options, Region, RuleLibrary, Secret};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -136,25 +136,43 @@ fn config(args: &Args) -> Result<Config> {
     Ok(cfg)
 }
 
+thread_local! {
+    /// Each worker keeps its input and output buffers: no fresh allocation (and page faults) per file.
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 fn process(job: &Job, out_dir: &Path, cfg: &Config) -> Result<(u64, alpes_anonymizer::Report), (String, &'static str)> {
-    let input = std::fs::read(&job.path).map_err(|e| (format!("cannot read: {e}"), "io"))?;
-    let result = anonymize(&input, cfg).map_err(|e| (e.to_string(), e.code()))?;
+    BUFFERS.with_borrow_mut(|(input, output)| {
+        input.clear();
+        std::fs::File::open(&job.path)
+            .and_then(|mut f| f.read_to_end(input))
+            .map_err(|e| (format!("cannot read: {e}"), "io"))?;
+        let report = anonymize_into(input, cfg, output).map_err(|e| (e.to_string(), e.code()))?;
+        write_output(out_dir, job, output)?;
+        Ok((input.len() as u64, report))
+    })
+}
+
+fn write_output(out_dir: &Path, job: &Job, bytes: &[u8]) -> Result<(), (String, &'static str)> {
+    // Output directories were created up front by `run`.
     let dest = out_dir.join(&job.rel);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| (format!("cannot create output directory: {e}"), "io"))?;
-    }
     let tmp = dest.with_extension("alpes-tmp");
-    std::fs::write(&tmp, &result.bytes)
+    std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, &dest))
-        .map_err(|e| (format!("cannot write output: {e}"), "io"))?;
-    Ok((input.len() as u64, result.report))
+        .map_err(|e| (format!("cannot write output: {e}"), "io"))
 }
 
 /// Runs the command; the exit code is 1 if any file failed.
 pub fn run(args: Args) -> Result<ExitCode> {
     let cfg = config(&args)?;
     let jobs = collect(&args.inputs)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let dirs: std::collections::BTreeSet<PathBuf> = jobs
+        .iter()
+        .filter_map(|j| args.out.join(&j.rel).parent().map(Path::to_path_buf))
+        .collect();
+    for dir in std::iter::once(&args.out).chain(&dirs) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()
