@@ -49,7 +49,7 @@ impl Config {
             ultrasound_regions: true,
             fill: 0,
             max_depth: 32,
-            max_inflated: 4 << 30,
+            max_inflated: 1 << 30,
         }
     }
 }

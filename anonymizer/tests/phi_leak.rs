@@ -58,3 +58,44 @@ fn nested_private_sequences_are_removed_at_every_depth() {
         });
     }
 }
+
+#[test]
+fn the_basic_profile_alone_also_leaves_no_planted_phi() {
+    let mut cfg = common::config();
+    cfg.options = alpes_anonymizer::Options::basic();
+    for name in ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm", "test-SR.dcm", "JPEG2000.dcm"] {
+        let input = std::fs::read(common::fixtures().join(name)).expect("read");
+        let planted = common::plant_phi(&input).expect("plant");
+        let out = anonymize(&planted, &cfg).expect(name);
+        common::with_output(&out.bytes, |ds| {
+            common::walk(ds, &mut |e| {
+                if let Value::Bytes(b) = &e.value {
+                    let s = String::from_utf8_lossy(b);
+                    for phi in common::PHI {
+                        let token = phi.split(['^', ' ']).next().unwrap_or(phi);
+                        assert!(!s.contains(token), "{name}: {phi:?} in {:08X} under the Basic Profile", e.tag);
+                    }
+                }
+            });
+        });
+    }
+}
+
+#[test]
+fn error_messages_never_echo_values_from_the_file() {
+    let cfg = common::config();
+    let input = std::fs::read(common::fixtures().join("CT_small.dcm")).expect("read");
+    let planted = common::plant_phi(&input).expect("plant");
+    let mut errors = 0;
+    for cut in (200..planted.len()).step_by(97) {
+        if let Err(e) = anonymize(&planted[..cut], &cfg) {
+            errors += 1;
+            let text = format!("{e} {e:?}");
+            for phi in common::PHI {
+                let token = phi.split(['^', ' ']).next().unwrap_or(phi);
+                assert!(!text.contains(token), "error at cut {cut} echoes {phi:?}: {text}");
+            }
+        }
+    }
+    assert!(errors > 50, "only {errors} truncations failed");
+}
