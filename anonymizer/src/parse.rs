@@ -379,6 +379,34 @@ impl<'a> Reader<'a> {
             });
         }
         let bytes = self.take(u64::from(len), "element value")?;
+        if vr == Vr::UN && (tag >> 16) & 1 == 0 && !self.enc.big_endian {
+            // CP-246: a standard attribute written as UN is implicit VR little endian inside.
+            // Decode it with the dictionary VR so the profile sees (and cleans) what it holds.
+            let dict = dictionary_vr(tag);
+            if dict == Vr::SQ {
+                let mut inner = Reader::new(
+                    bytes,
+                    Encoding {
+                        explicit: false,
+                        big_endian: false,
+                    },
+                    self.max_depth,
+                );
+                if let Ok(items) = inner.sequence(Some(bytes.len()), depth) {
+                    return Ok(Element {
+                        tag,
+                        vr: Vr::SQ,
+                        value: Value::Sequence(items),
+                    });
+                }
+            } else if dict != Vr::UN {
+                return Ok(Element {
+                    tag,
+                    vr: dict,
+                    value: Value::Bytes(Cow::Borrowed(bytes)),
+                });
+            }
+        }
         Ok(Element {
             tag,
             vr,
@@ -511,6 +539,23 @@ mod tests {
     fn an_invalid_explicit_vr_is_a_typed_error() {
         let bytes = [0x10, 0x00, 0x10, 0x00, b'z', b'z', 0x02, 0x00, b'A', b'B'];
         assert!(matches!(dataset(&bytes, explicit_le(), 16), Err(Error::InvalidVr { .. })));
+    }
+
+    #[test]
+    fn a_standard_sequence_written_as_un_is_decoded_so_its_contents_are_seen() {
+        // (0008,1140) UN, defined length, holding one implicit-VR item with (0010,0010) "AB".
+        let item = [0x10, 0x00, 0x10, 0x00, 2, 0, 0, 0, b'A', b'B'];
+        let mut value = vec![0xFE, 0xFF, 0x00, 0xE0, item.len() as u8, 0, 0, 0];
+        value.extend_from_slice(&item);
+        let mut bytes = vec![0x08, 0x00, 0x40, 0x11, b'U', b'N', 0, 0, value.len() as u8, 0, 0, 0];
+        bytes.extend_from_slice(&value);
+        let ds = dataset(&bytes, explicit_le(), 16).expect("parse");
+        let el = ds.get(0x0008_1140).expect("element");
+        assert_eq!(el.vr, Vr::SQ);
+        let Value::Sequence(items) = &el.value else {
+            panic!("not decoded as a sequence")
+        };
+        assert_eq!(items[0].text(0x0010_0010), Some("AB"));
     }
 
     #[test]

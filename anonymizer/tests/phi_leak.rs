@@ -63,7 +63,14 @@ fn nested_private_sequences_are_removed_at_every_depth() {
 fn the_basic_profile_alone_also_leaves_no_planted_phi() {
     let mut cfg = common::config();
     cfg.options = alpes_anonymizer::Options::basic();
-    for name in ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm", "test-SR.dcm", "JPEG2000.dcm"] {
+    for name in [
+        "CT_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "image_dfl.dcm",
+        "test-SR.dcm",
+        "JPEG2000.dcm",
+    ] {
         let input = std::fs::read(common::fixtures().join(name)).expect("read");
         let planted = common::plant_phi(&input).expect("plant");
         let out = anonymize(&planted, &cfg).expect(name);
