@@ -487,8 +487,29 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
             ts: ts_uid,
             native: None,
         };
+        let jpeg = ts_uid.starts_with("1.2.840.10008.1.2.4.5") || ts_uid.starts_with("1.2.840.10008.1.2.4.7");
         for f in 0..g.frames {
-            reader.decode_frame(&src, f, &mut native).map_err(|e| decode_err(e.to_string()))?;
+            if jpeg {
+                let frame = src
+                    .frame_pixel_data(f)
+                    .ok_or_else(|| decode_err(format!("frame {f} has no fragments")))?;
+                check_jpeg_header(&frame, &g).map_err(|r| decode_err(r.into()))?;
+            }
+            let before = native.len();
+            // Codecs are third-party code: a panic in one becomes this file's typed error.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode_frame(&src, f, &mut native)));
+            match decoded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(decode_err(e.to_string())),
+                Err(_) => return Err(decode_err("the codec failed on this data".into())),
+            }
+            if (native.len() - before) as u64 != g.frame_bytes() && !(g.samples == 3 && g.subsampled_422) {
+                return Err(decode_err(format!(
+                    "frame {f} decoded to {} bytes, attributes need {}",
+                    native.len() - before,
+                    g.frame_bytes()
+                )));
+            }
         }
     }
     // Decoders emit interleaved RGB for colour and native values for monochrome / palette.
@@ -655,6 +676,45 @@ fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
     })
 }
 
+/// Checks a JPEG frame's SOF against the image attributes before any codec sees it:
+/// the registry's JPEG adapter trusts the attributes and indexes past its buffer otherwise.
+fn check_jpeg_header(frame: &[u8], g: &Geometry) -> std::result::Result<(), &'static str> {
+    if !frame.starts_with(&[0xFF, 0xD8]) {
+        return Err("fragment does not start with a JPEG SOI marker");
+    }
+    let mut i = 2;
+    while i + 4 <= frame.len() {
+        if frame[i] != 0xFF {
+            return Err("corrupt JPEG marker structure");
+        }
+        let marker = frame[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([frame[i + 2], frame[i + 3]]));
+        let sof = matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF);
+        if sof {
+            let body = frame.get(i + 4..i + 2 + len).ok_or("truncated JPEG SOF")?;
+            if body.len() < 6 {
+                return Err("truncated JPEG SOF");
+            }
+            let height = u32::from(u16::from_be_bytes([body[1], body[2]]));
+            let width = u32::from(u16::from_be_bytes([body[3], body[4]]));
+            let components = u32::from(body[5]);
+            if height != g.rows || width != g.cols || components != g.samples {
+                return Err("JPEG frame dimensions or components differ from Rows, Columns and SamplesPerPixel");
+            }
+            return Ok(());
+        }
+        if len < 2 {
+            return Err("corrupt JPEG segment length");
+        }
+        i += 2 + len;
+    }
+    Err("no JPEG SOF marker before the scan")
+}
+
 /// Whether a transfer syntax is (or may be) lossy.
 fn is_lossy(ts: &str) -> bool {
     ts.starts_with("1.2.840.10008.1.2.4.")
@@ -777,6 +837,16 @@ mod tests {
         };
         burn_native(&mut data, &g, &plan).ok();
         assert_eq!(data, vec![7, 0, 7, 0, 7, 0]);
+    }
+
+    #[test]
+    fn a_jpeg_whose_size_differs_from_the_attributes_is_refused_before_decoding() {
+        let g = gray(4, 4, 8);
+        let sof = |h: u8, w: u8| vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0, h, 0, w, 1, 1, 0x11, 0];
+        assert!(check_jpeg_header(&sof(4, 4), &g).is_ok());
+        assert!(check_jpeg_header(&sof(4, 5), &g).is_err());
+        assert!(check_jpeg_header(&[0xFF, 0xD8, 0xFF], &g).is_err());
+        assert!(check_jpeg_header(b"not a jpeg", &g).is_err());
     }
 
     #[test]
