@@ -84,15 +84,19 @@ impl<'c> Deidentifier<'c> {
     }
 
     fn dataset(&mut self, ds: &mut DataSet<'_>, mode: TextMode) {
-        let creators: HashMap<(u16, u8), String> = ds
-            .elements
-            .iter()
-            .filter(|e| e.group() % 2 == 1 && (0x10..=0xFF).contains(&(e.tag & 0xFFFF)))
-            .filter_map(|e| {
-                let name = String::from_utf8_lossy(e.raw()?).trim_end_matches(['\0', ' ']).trim().to_owned();
-                Some(((e.group(), (e.tag & 0xFF) as u8), name))
-            })
-            .collect();
+        let has_private = ds.elements.iter().any(|e| e.group() % 2 == 1);
+        let creators: HashMap<(u16, u8), String> = if !has_private || !self.options.retain_safe_private {
+            HashMap::new()
+        } else {
+            ds.elements
+                .iter()
+                .filter(|e| e.group() % 2 == 1 && (0x10..=0xFF).contains(&(e.tag & 0xFFFF)))
+                .filter_map(|e| {
+                    let name = String::from_utf8_lossy(e.raw()?).trim_end_matches(['\0', ' ']).trim().to_owned();
+                    Some(((e.group(), (e.tag & 0xFF) as u8), name))
+                })
+                .collect()
+        };
         let same_patient_id = ds.text(PATIENT_ID).filter(|s| !s.is_empty()).map(str::to_owned);
         let mut kept_blocks: HashSet<(u16, u8)> = HashSet::new();
         let elements = std::mem::take(&mut ds.elements);

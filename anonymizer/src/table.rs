@@ -155,6 +155,10 @@ pub fn lookup(tag: u32) -> Option<&'static Entry> {
     if let Ok(i) = EXACT.binary_search_by_key(&tag, |e| e.tag) {
         return Some(&EXACT[i]);
     }
+    // Only the repeating groups 50xx (curves) and 60xx (overlays) have wildcard rows.
+    if !matches!(tag >> 24, 0x50 | 0x60) {
+        return None;
+    }
     MASKED.iter().find(|e| tag & e.mask == e.tag)
 }
 
