@@ -25,7 +25,7 @@
 # --repeat N     run every tool N times (fresh output dir each time) and report the
 #                median wall / CPU time and the largest peak RSS; all walls are listed.
 # --tools LIST   comma-separated subset of:
-#                alpes,alpes-region,dcmanon,dcmanon-py,gdcmanon-basic,gdcmanon-dumb,
+#                alpes,alpes-header,alpes-region,dcmanon,dcmanon-py,gdcmanon-basic,gdcmanon-dumb,
 #                dicognito,dicom-anonymizer,deid
 #
 # Every tool gets a fresh output dir, runs once under /usr/bin/time -v (peak RSS),
@@ -48,7 +48,7 @@ WARMUP=1
 PHI_CHECK=1
 KEEP=0
 REPEAT="${REPEAT:-1}"
-ALL_TOOLS=(alpes alpes-region dcmanon dcmanon-py gdcmanon-basic gdcmanon-dumb dicognito dicom-anonymizer deid)
+ALL_TOOLS=(alpes alpes-header alpes-region dcmanon dcmanon-py gdcmanon-basic gdcmanon-dumb dicognito dicom-anonymizer deid)
 SLOW_TOOLS=" dicognito dicom-anonymizer deid "
 TOOLS=("${ALL_TOOLS[@]}")
 
@@ -128,6 +128,7 @@ if command -v openssl >/dev/null; then
     -subj /CN=alpes-bench -days 3650 >/dev/null 2>&1 || true
 fi
 # gdcmanon --dumb: the same PHI make_corpus.py plants (tags in hex).
+# shellcheck disable=SC2054  # the commas are part of the tag arguments
 GDCM_DUMB_ACTIONS=(--replace 10,10=ANONYMOUS --empty 10,20 --remove 10,30 --remove 8,80
                    --remove 8,90 --remove 8,1070 --empty 8,50 --remove 20,4000)
 
@@ -135,7 +136,7 @@ pyver() { "$VENV/bin/python" -c "from importlib.metadata import version; print(v
 
 tool_version() {
   case "$1" in
-    alpes|alpes-region) "$ALPES" --version 2>/dev/null | head -1 || echo "?" ;;
+    alpes|alpes-header|alpes-region) "$ALPES" --version 2>/dev/null | head -1 || echo "?" ;;
     dcmanon) if [[ -x "$VENV/bin/dcmanon" ]]; then echo "dicom-anonymization $("$VENV/bin/dcmanon" --version 2>/dev/null | awk '{print $NF}') (Rust CLI)"; else echo "?"; fi ;;
     dcmanon-py) echo "dcmanon $(pyver dcmanon) (PyPI)" ;;
     gdcmanon-*) echo "gdcm $(gdcmanon --version 2>/dev/null | awk '{print $3}')" ;;
@@ -150,10 +151,13 @@ tool_cmd() {
   local t=$1 in=$2 out=$3
   REASON=""
   case "$t" in
-    alpes|alpes-region)
+    alpes|alpes-header|alpes-region)
       [[ -x "$ALPES" ]] || { REASON="Alpes binary not found at $ALPES (build it: cargo build --release)"; return 1; }
       CMD=("$ALPES" anonymize --secret-file "$SECRET_FILE" --jobs "$JOBS")
+      # shellcheck disable=SC2054
       if [[ $t == alpes-region ]]; then CMD+=(--region 0,0,64,32); fi
+      # Header only, like the peers: no pixel burn-out (not even ultrasound regions).
+      if [[ $t == alpes-header ]]; then CMD+=(--no-clean pixel-data); fi
       CMD+=(--out "$out" "$in")
       ;;
     dcmanon)
@@ -193,7 +197,7 @@ shell_quote() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-declare -A R_RUNS R_VER R_IN R_BYTES R_OUT R_WALL R_CPU R_RSS R_STATUS R_NOTE R_CMD R_PHI R_FPS R_MBS
+declare -A R_RUNS R_VER R_IN R_OUT R_WALL R_CPU R_RSS R_STATUS R_NOTE R_CMD R_PHI R_FPS R_MBS
 ALPES_FPS=""
 
 run_tool() {
@@ -203,7 +207,7 @@ run_tool() {
     R_NOTE[$t]="sample: $files of $FULL_FILES files"
   fi
   R_VER[$t]=$(tool_version "$t")
-  R_IN[$t]=$files; R_BYTES[$t]=$bytes
+  R_IN[$t]=$files
   rm -rf "$out"; mkdir -p "$out"
   if ! tool_cmd "$t" "$in" "$out"; then
     say "SKIP $t: $REASON"
@@ -228,7 +232,10 @@ run_tool() {
     ((rc == 0)) || break
   done
   local wall cpu
-  wall=$(median $walls); cpu=$(median $cpus)
+  # shellcheck disable=SC2086  # split the space-separated lists on purpose
+  wall=$(median $walls)
+  # shellcheck disable=SC2086
+  cpu=$(median $cpus)
   R_WALL[$t]=$wall; R_RSS[$t]=${rss:-?}; R_CPU[$t]=${cpu:-?}
   if ((REPEAT > 1)); then R_RUNS[$t]="${walls% }"; fi
   local nout
@@ -250,7 +257,8 @@ run_tool() {
     R_PHI[$t]=$(python3 bench/phi_check.py "$out" | awk '{print $1}')
   fi
   say "done $t: ${R_STATUS[$t]}, ${wall}s, ${R_OUT[$t]}/$files files, ${R_RSS[$t]} MiB"
-  if [[ $t == alpes && $rc == 0 ]]; then ALPES_FPS=${R_FPS[$t]}; fi
+  # The ratio compares like with like: the peers burn no pixels, so Alpes' header-only run is the base.
+  if [[ $t == alpes-header && $rc == 0 ]]; then ALPES_FPS=${R_FPS[$t]}; fi
   if ((KEEP == 0)); then rm -rf "$out"; fi
 }
 
@@ -266,7 +274,7 @@ ratio() {
 }
 
 table() {
-  echo "| tool | version | status | files in | files out | wall s | MB/s | files/s | CPU s | peak RSS MiB | Alpes files/s ÷ tool | files with planted PHI left | note |"
+  echo "| tool | version | status | files in | files out | wall s | MB/s | files/s | CPU s | peak RSS MiB | alpes-header files/s ÷ tool | files with planted PHI left | note |"
   echo "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
   for t in "${TOOLS[@]}"; do
     if [[ ${R_STATUS[$t]} == skipped ]]; then

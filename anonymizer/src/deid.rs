@@ -164,6 +164,15 @@ impl<'c> Deidentifier<'c> {
             return Action::Uid;
         }
         let coded = (0x0008_0100..=0x0008_0120).contains(&el.tag);
+        // Narrative text the table does not list (e.g. a Text Value outside SR content) can
+        // still carry PHI: Clean Descriptors cleans it with the allow-list; without it, it goes.
+        if mode == TextMode::Plain && matches!(el.vr, Vr::LT | Vr::ST | Vr::UT) {
+            return if self.options.clean_descriptors {
+                Action::Clean
+            } else {
+                Action::Remove
+            };
+        }
         match mode {
             TextMode::Clean if el.vr.is_free_text() && !coded => Action::Clean,
             TextMode::Dummy if el.vr.is_free_text() && !coded => Action::Dummy,

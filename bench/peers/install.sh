@@ -4,6 +4,7 @@
 #   bench/peers/install.sh              # Debian tools + Python venv (+ dcmanon CLI if cargo exists)
 #   NO_APT=1 bench/peers/install.sh     # skip apt-get (tools already installed / not root)
 #   NO_CARGO=1 bench/peers/install.sh   # skip building the dcmanon Rust CLI
+#   CARGO_INSTALL_JOBS=1 bench/peers/install.sh  # build the dcmanon CLI on one core only
 #
 # What it installs (pinned, so numbers stay comparable between runs):
 #   Debian : libgdcm-tools (gdcmanon), hyperfine, time (/usr/bin/time -v), openssl

@@ -58,6 +58,8 @@ fn phi_elements() -> Vec<Element<'static>> {
         text(0x0008_1070, Vr::PN, "PHIOPERATOR^NURSE"),
         text(0x0008_0050, Vr::SH, "PHIACC12345"),
         text(0x0020_4000, Vr::LT, "PHICOMMENT FREETEXT about ZYXWVPHINAME"),
+        // Not in Table E.1-1: narrative text the profile must still catch.
+        text(0x0040_A160, Vr::UT, "PHICOMMENT FREETEXT by ZYXWVPHINAME"),
     ]
 }
 
