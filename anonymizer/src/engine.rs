@@ -202,8 +202,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     let encapsulated = matches!(ds.get(PIXEL_DATA).map(|e| &e.value), Some(Value::Encapsulated { .. }));
     let geometry = if plan.is_empty() { None } else { Some(Geometry::of(&ds)?) };
     if let Some(g) = &geometry {
-        let (regions, _) = pixels::report_regions(&plan, g);
-        report.regions = regions;
+        report.regions = pixels::report_regions(&plan, g);
         if cfg.options.clean_graphics {
             report.overlay_area = pixels::burn_overlays(&mut ds, &plan);
         }
