@@ -623,23 +623,7 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
         }
         if fragments.len() == g.frames as usize {
             apply_ops(ds, &ops);
-            let mut table = Vec::with_capacity(fragments.len() * 4);
-            let mut offset = 0u64;
-            for f in &fragments {
-                table.extend_from_slice(&(offset as u32).to_le_bytes());
-                offset += f.len() as u64 + (f.len() as u64 & 1) + 8;
-            }
-            if offset > u64::from(u32::MAX) {
-                table.clear();
-            }
-            ds.put(Element {
-                tag: PIXEL_DATA,
-                vr: Vr::OB,
-                value: Value::Encapsulated {
-                    offset_table: Cow::Owned(table),
-                    fragments,
-                },
-            });
+            put_encapsulated(ds, fragments);
             return Ok(Transcoded {
                 transfer_syntax: ts_uid.to_owned(),
                 note: None,
@@ -714,11 +698,23 @@ fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
         filled += n;
         out.push(Cow::Owned(frag));
     }
-    let mut table = Vec::with_capacity(out.len() * 4);
+    put_encapsulated(ds, out);
+    Ok(Transcoded {
+        transfer_syntax: RLE.to_owned(),
+        note: None,
+        filled,
+    })
+}
+
+/// Replaces the pixel data with encapsulated fragments and a Basic Offset Table
+/// (left empty when offsets would not fit in 32 bits, as PS3.5 A.4 allows).
+fn put_encapsulated(ds: &mut DataSet<'_>, fragments: Vec<Cow<'static, [u8]>>) {
+    let mut table = Vec::with_capacity(fragments.len() * 4);
     let mut offset = 0u64;
-    for f in &out {
+    for f in &fragments {
         table.extend_from_slice(&(offset as u32).to_le_bytes());
-        offset += f.len() as u64 + 8;
+        // Each item: 8-byte header plus the fragment padded to even length.
+        offset += f.len() as u64 + (f.len() as u64 & 1) + 8;
     }
     if offset > u64::from(u32::MAX) {
         table.clear();
@@ -728,14 +724,9 @@ fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
         vr: Vr::OB,
         value: Value::Encapsulated {
             offset_table: Cow::Owned(table),
-            fragments: out,
+            fragments,
         },
     });
-    Ok(Transcoded {
-        transfer_syntax: RLE.to_owned(),
-        note: None,
-        filled,
-    })
 }
 
 /// Checks a JPEG frame's SOF against the image attributes before any codec sees it:

@@ -217,7 +217,7 @@ fn without_regions_pixel_data_is_passed_through_untouched() {
 #[test]
 fn ultrasound_regions_blank_everything_outside_their_union() {
     use alpes_anonymizer::dataset::{DataSet, Element, Value, Vr};
-    use alpes_anonymizer::{parse, write};
+    use alpes_anonymizer::parse;
     let input = std::fs::read(common::fixtures().join("CT_small.dcm")).expect("read");
     let layout = parse::layout(&input).expect("layout");
     let mut ds = parse::dataset(&input[layout.dataset_start..], layout.transfer_syntax.encoding, 32).expect("parse");
@@ -231,17 +231,7 @@ fn ultrasound_regions_blank_everything_outside_their_union() {
         value: Value::Sequence(vec![item]),
     });
     ds.put(Element::text(0x0008_0060, Vr::CS, "US"));
-    let bytes = write::part10(
-        &ds,
-        &write::Meta {
-            sop_class: "1.2.840.10008.5.1.4.1.1.6.1",
-            sop_instance: "1.2.3",
-            transfer_syntax: "1.2.840.10008.1.2.1",
-        },
-        true,
-        0,
-    )
-    .bytes;
+    let bytes = common::part10(&ds, "1.2.840.10008.5.1.4.1.1.6.1");
     let out = anonymize(&bytes, &common::config()).expect("anonymize");
     let (a, b) = (decode(&bytes), decode(&out.bytes));
     for y in 0..a.rows {
@@ -257,17 +247,7 @@ fn ultrasound_regions_blank_everything_outside_their_union() {
     }
     // BurnedInAnnotation NO turns it off.
     ds.put(Element::text(0x0028_0301, Vr::CS, "NO"));
-    let bytes = write::part10(
-        &ds,
-        &write::Meta {
-            sop_class: "1.2.840.10008.5.1.4.1.1.6.1",
-            sop_instance: "1.2.3",
-            transfer_syntax: "1.2.840.10008.1.2.1",
-        },
-        true,
-        0,
-    )
-    .bytes;
+    let bytes = common::part10(&ds, "1.2.840.10008.5.1.4.1.1.6.1");
     let out = anonymize(&bytes, &common::config()).expect("anonymize");
     assert_eq!(out.report.burned_area, 0);
 }

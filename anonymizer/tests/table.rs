@@ -5,7 +5,7 @@ mod common;
 use alpes_anonymizer::dataset::{DataSet, Element, Value, Vr};
 use alpes_anonymizer::profile::resolve_basic;
 use alpes_anonymizer::table::{self, OptionAction, OptionColumn};
-use alpes_anonymizer::{anonymize, syntax, write, Action, Options};
+use alpes_anonymizer::{anonymize, syntax, Action, Options};
 use serde_json::Value as Json;
 
 fn rows() -> Vec<Json> {
@@ -94,18 +94,7 @@ fn every_row_present_in_a_file_gets_its_basic_profile_action() {
         expected.push((e.tag, vr, action));
     }
     assert!(expected.len() > 550, "only {} rows could be planted", expected.len());
-    let sop_class = "1.2.840.10008.5.1.4.1.1.7";
-    let input = write::part10(
-        &ds,
-        &write::Meta {
-            sop_class,
-            sop_instance: "1.2.3",
-            transfer_syntax: syntax::EXPLICIT_LE,
-        },
-        true,
-        0,
-    )
-    .bytes;
+    let input = common::part10(&ds, "1.2.840.10008.5.1.4.1.1.7");
     let mut cfg = common::config();
     cfg.options = Options::basic();
     let out = anonymize(&input, &cfg).expect("anonymize");
@@ -142,17 +131,7 @@ fn overlay_and_curve_groups_follow_their_wildcard_rows() {
     ds.put(Element::bytes(0x5000_3000, Vr::OW, vec![1u8; 4]));
     ds.put(Element::bytes(0x6002_3000, Vr::OW, vec![1u8; 4]));
     ds.put(Element::text(0x6002_4000, Vr::LT, "PHI OVERLAY COMMENT"));
-    let input = write::part10(
-        &ds,
-        &write::Meta {
-            sop_class: "1.2.840.10008.5.1.4.1.1.7",
-            sop_instance: "1.2.3",
-            transfer_syntax: syntax::EXPLICIT_LE,
-        },
-        true,
-        0,
-    )
-    .bytes;
+    let input = common::part10(&ds, "1.2.840.10008.5.1.4.1.1.7");
     let mut cfg = common::config();
     cfg.options = Options::basic();
     let out = anonymize(&input, &cfg).expect("anonymize");

@@ -179,3 +179,41 @@ pub fn with_output<R>(bytes: &[u8], f: impl FnOnce(&DataSet<'_>) -> R) -> R {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Writes a dataset as explicit VR little endian Part 10, for building test inputs.
+pub fn part10(ds: &DataSet<'_>, sop_class: &str) -> Vec<u8> {
+    let sop_instance = ds.text(0x0008_0018).unwrap_or("1.2.3").to_owned();
+    write::part10(
+        ds,
+        &write::Meta {
+            sop_class,
+            sop_instance: &sop_instance,
+            transfer_syntax: alpes_anonymizer::syntax::EXPLICIT_LE,
+        },
+        true,
+        0,
+    )
+    .bytes
+}
+
+/// Every planted PHI string (first token) found in any primitive element of an output.
+pub fn phi_in_elements(bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    with_output(bytes, |ds| {
+        walk(ds, &mut |e| {
+            if let Value::Bytes(b) = &e.value {
+                let s = String::from_utf8_lossy(b);
+                for phi in PHI {
+                    let token = phi.split(['^', ' ']).next().unwrap_or(phi);
+                    if s.contains(token) {
+                        found.push(format!("{phi:?} in element {:08X}", e.tag));
+                    }
+                }
+            }
+            if e.group() % 2 == 1 {
+                found.push(format!("private element {:08X} kept", e.tag));
+            }
+        });
+    });
+    found
+}
