@@ -293,13 +293,6 @@ impl<'c> Deidentifier<'c> {
             // A whole-day shift leaves the time of day unchanged.
             Vr::TM => {}
             Vr::UI => self.remap_uids(el),
-            Vr::AS => {
-                let age = text_of(el);
-                let years = age.strip_suffix('Y').and_then(|n| n.parse::<u32>().ok());
-                if years.is_some_and(|y| y >= 90) {
-                    *el = Element::text(el.tag, vr, "090Y");
-                }
-            }
             Vr::PN => *el = Element::text(el.tag, vr, ""),
             v if v.is_free_text() => *el = Element::text(el.tag, vr, &clean_text(&text_of(el))),
             // Curves (50xx) cannot be cleaned; they go. Overlays are burned by the pixel stage.
