@@ -51,6 +51,9 @@ fn shift_yyyymmdd(s: &str, days: i64) -> Option<String> {
 /// Shifts one DA value (also the legacy `YYYY.MM.DD` form) by whole days.
 pub fn shift_da(value: &str, days: i64) -> Option<String> {
     let v = value.trim();
+    if !v.is_ascii() {
+        return None;
+    }
     if v.is_empty() {
         return Some(String::new());
     }
@@ -61,6 +64,9 @@ pub fn shift_da(value: &str, days: i64) -> Option<String> {
 /// Shifts one DT value by whole days, keeping its precision, time and offset.
 pub fn shift_dt(value: &str, days: i64) -> Option<String> {
     let v = value.trim();
+    if !v.is_ascii() {
+        return None;
+    }
     if v.len() < 8 {
         // Year or year-month only: shift the 1st of that period, keep the precision.
         let padded = match v.len() {
@@ -72,6 +78,22 @@ pub fn shift_dt(value: &str, days: i64) -> Option<String> {
         return shift_yyyymmdd(&padded, days).map(|s| s[..v.len()].to_owned());
     }
     let (date, rest) = v.split_at(8);
+    // The rest must be DT grammar: HHMMSS (any even prefix), optional .FFFFFF, optional &ZZXX offset.
+    let (time, offset) = match rest.find(['+', '-']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let valid = hms.len() <= 6
+        && hms.len() % 2 == 0
+        && digits_only(hms)
+        && frac.len() <= 6
+        && digits_only(frac)
+        && (offset.is_empty() || (offset.len() == 5 && digits_only(&offset[1..])));
+    if !valid {
+        return None;
+    }
     Some(format!("{}{rest}", shift_yyyymmdd(date, days)?))
 }
 
@@ -81,6 +103,10 @@ pub fn shift_values(value: &str, days: i64, datetime: bool) -> String {
     value
         .split('\\')
         .map(|part| {
+            if datetime {
+                // DT offsets use '-', so DT values are never split as ranges.
+                return shift_dt(part, days).unwrap_or_default();
+            }
             // A DA range "A-B" shifts both ends.
             part.split('-')
                 .map(|p| if datetime { shift_dt(p, days) } else { shift_da(p, days) }.unwrap_or_default())
@@ -134,6 +160,13 @@ mod tests {
             )
         };
         assert_eq!(days(&b) - days(&a), days("20200301") - days("20200115"));
+    }
+
+    #[test]
+    fn datetime_offsets_and_junk_are_handled() {
+        assert_eq!(shift_values("20240301123456-0500", -1, true), "20240229123456-0500");
+        assert_eq!(shift_values("20240301 PHIJUNK SMITH", -1, true), "");
+        assert_eq!(shift_values("2020\u{ff}1xx", -1, false), "");
     }
 
     #[test]

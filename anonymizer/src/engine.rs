@@ -150,8 +150,8 @@ pub fn burn_plan(ds: &DataSet<'_>, cfg: &Config) -> BurnPlan {
                     (x1 >= x0 && y1 >= y0).then(|| Region {
                         x: x0,
                         y: y0,
-                        w: x1 - x0 + 1,
-                        h: y1 - y0 + 1,
+                        w: (x1 - x0).saturating_add(1),
+                        h: (y1 - y0).saturating_add(1),
                     })
                 })
                 .collect();

@@ -92,6 +92,11 @@ impl Geometry {
             subsampled_422: pi.ends_with("_422"),
             ybr: pi.starts_with("YBR"),
         };
+        if g.subsampled_422 && g.cols % 2 == 1 {
+            return Err(Error::PixelData {
+                reason: "4:2:2 pixel data needs an even number of columns".into(),
+            });
+        }
         if g.rows == 0 || g.cols == 0 || g.samples == 0 || !matches!(g.bits, 1 | 8 | 16 | 32) {
             return Err(Error::PixelData {
                 reason: "unsupported rows, columns, samples or bits allocated".into(),
@@ -203,7 +208,12 @@ pub fn report_regions(plan: &BurnPlan, g: &Geometry) -> Vec<BurnedRegion> {
 /// Burns native little-endian pixel data in place. Returns the pixels filled (all frames).
 pub fn burn_native(data: &mut [u8], g: &Geometry, plan: &BurnPlan) -> Result<u64> {
     let frame = g.frame_bytes();
-    let needed = frame.saturating_mul(u64::from(g.frames));
+    let needed = if g.bits == 1 {
+        // 1-bit frames are packed with no padding between them.
+        (u64::from(g.rows) * u64::from(g.cols) * u64::from(g.samples) * u64::from(g.frames)).div_ceil(8)
+    } else {
+        frame.saturating_mul(u64::from(g.frames))
+    };
     if (data.len() as u64) < needed {
         return Err(Error::PixelData {
             reason: format!("pixel data holds {} bytes, attributes need {needed}", data.len()),

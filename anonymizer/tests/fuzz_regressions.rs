@@ -8,8 +8,17 @@ use alpes_anonymizer::{anonymize, Region};
 fn fuzzer_findings_no_longer_panic() {
     let dir = common::fixtures().join("../fuzz");
     let mut cfg = common::config();
-    for regions in [vec![], vec![Region { x: 0, y: 0, w: 8, h: 8 }]] {
+    // Fuzzer findings plus the review's crafted inputs (odd-width 4:2:2, non-ASCII dates,
+    // overflowing ultrasound regions, packed 1-bit frames, big-endian UN sequences).
+    for (regions, dates) in [
+        (vec![], false),
+        (vec![Region { x: 0, y: 0, w: 8, h: 8 }], false),
+        (vec![Region { x: 0, y: 0, w: 3, h: 3 }], true),
+    ] {
         cfg.regions = regions;
+        if dates {
+            cfg.options.retain("modified-dates");
+        }
         for entry in std::fs::read_dir(&dir).expect("fuzz fixtures") {
             let path = entry.expect("entry").path();
             let input = std::fs::read(&path).expect("read");
