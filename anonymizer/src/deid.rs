@@ -55,6 +55,8 @@ pub struct Deidentifier<'c> {
     options: &'c Options,
     secret: &'c Secret,
     shift_days: i64,
+    /// Whether the pixel stage will burn regions into overlays; if not, Clean Graphics removes them.
+    pub overlays_burned: bool,
     /// Attributes handled, by action.
     pub counts: BTreeMap<Action, u64>,
     /// UID values replaced.
@@ -69,6 +71,7 @@ impl<'c> Deidentifier<'c> {
             options,
             secret,
             shift_days: secret.date_shift_days(&key),
+            overlays_burned: false,
             counts: BTreeMap::new(),
             uids_remapped: 0,
         }
@@ -130,6 +133,14 @@ impl<'c> Deidentifier<'c> {
                 }
                 continue;
             }
+            // Decide on the dictionary VR when the file declares another (UN, OB, a wrong text VR):
+            // a mis-declared VR must not let a name or a description slip past its rule.
+            if let Value::Bytes(_) = &el.value {
+                let dict = syntax::dictionary_vr(el.tag);
+                if dict != el.vr && dict != Vr::UN && dict.is_text() {
+                    el.vr = dict;
+                }
+            }
             let action = self.action_for(&el, mode);
             self.count(action);
             if self.apply(&mut el, action, mode, same_patient_id.as_deref()) {
@@ -151,6 +162,10 @@ impl<'c> Deidentifier<'c> {
         if el.tag == PATIENT_ID || el.tag == PATIENT_NAME {
             return Action::Pseudonym;
         }
+        // A standard sequence left as opaque UN bytes (it could not be decoded) cannot be inspected.
+        if el.vr == Vr::UN && matches!(el.value, Value::Bytes(_)) && syntax::dictionary_vr(el.tag) == Vr::SQ {
+            return Action::RemoveUnknown;
+        }
         if let Some(entry) = table::lookup(el.tag) {
             return self.options.resolve(entry);
         }
@@ -160,10 +175,30 @@ impl<'c> Deidentifier<'c> {
         if !syntax::is_known(el.tag) {
             return Action::RemoveUnknown;
         }
+        let coded = (0x0008_0100..=0x0008_0120).contains(&el.tag) || el.tag == 0x0008_0005;
+        if coded {
+            return Action::Keep;
+        }
         if el.vr == Vr::UI && !self.options.retain_uids && is_instance_uid(el) {
             return Action::Uid;
         }
-        let coded = (0x0008_0100..=0x0008_0120).contains(&el.tag);
+        // Dates and URLs the table does not list still identify: they follow the date options or go.
+        match (el.vr, self.options.dates) {
+            (Vr::DA | Vr::DT | Vr::TM, DateMode::Full) => return Action::Keep,
+            (Vr::DA | Vr::DT | Vr::TM, DateMode::Modified) => return Action::Clean,
+            (Vr::DA | Vr::DT | Vr::TM, DateMode::Remove) => return Action::Remove,
+            (Vr::UR, _) => return Action::Remove,
+            _ => {}
+        }
+        // Short free text outside the table: kept only for a reviewed list of technical
+        // attributes, cleaned under Clean Descriptors, removed otherwise.
+        if mode == TextMode::Plain && matches!(el.vr, Vr::LO | Vr::SH | Vr::UC) && !TECHNICAL_TEXT.contains(&el.tag) {
+            return if self.options.clean_descriptors {
+                Action::Clean
+            } else {
+                Action::Remove
+            };
+        }
         // Narrative text the table does not list (e.g. a Text Value outside SR content) can
         // still carry PHI: Clean Descriptors cleans it with the allow-list; without it, it goes.
         if mode == TextMode::Plain && matches!(el.vr, Vr::LT | Vr::ST | Vr::UT) {
@@ -295,18 +330,37 @@ impl<'c> Deidentifier<'c> {
             Vr::UI => self.remap_uids(el),
             Vr::PN => *el = Element::text(el.tag, vr, ""),
             v if v.is_free_text() => *el = Element::text(el.tag, vr, &clean_text(&text_of(el))),
-            // Curves (50xx) cannot be cleaned; they go. Overlays are burned by the pixel stage.
-            _ if el.tag >> 24 == 0x50 => return false,
-            _ => {}
+            // Overlay data is burned by the pixel stage when there are regions; without any, it goes.
+            _ if el.tag & 0xFF01_FFFF == 0x6000_3000 => return self.overlays_burned,
+            // Anything else that cannot be cleaned (curves, binary values) goes.
+            _ => return false,
         }
         true
     }
 }
 
+/// Every UID outside the table is an instance reference unless it names a class, a transfer
+/// syntax or a coding scheme, or is a UID defined by the standard itself.
 fn is_instance_uid(el: &Element<'_>) -> bool {
     let standard = el.raw().is_some_and(|v| v.starts_with(b"1.2.840.10008."));
-    !standard && syntax::keyword(el.tag).is_some_and(|k| k.ends_with("InstanceUID") || k.ends_with("InstanceUIDs"))
+    !standard
+        && !syntax::keyword(el.tag)
+            .is_some_and(|k| k.ends_with("ClassUID") || k.ends_with("ClassUIDs") || k.contains("TransferSyntax") || k.contains("Scheme"))
 }
+
+/// Standard LO/SH attributes outside Table E.1-1 that carry device physics, not identity.
+const TECHNICAL_TEXT: &[u32] = &[
+    0x0008_0070, // Manufacturer
+    0x0018_0024, // SequenceName
+    0x0018_1210, // ConvolutionKernel
+    0x0018_1250, // ReceiveCoilName
+    0x0018_1251, // TransmitCoilName
+    0x0018_1160, // FilterType
+    0x0018_9005, // PulseSequenceName
+    0x0028_1054, // RescaleType
+    0x0028_1055, // WindowCenterWidthExplanation
+    0x0028_2114, // LossyImageCompressionMethod
+];
 
 fn text_of(el: &Element<'_>) -> String {
     el.raw()

@@ -185,6 +185,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     let plan = burn_plan(&ds, cfg);
     let key_hint = patient_key(&ds).is_empty();
     let mut deid = Deidentifier::new(&cfg.options, &cfg.secret, &ds);
+    deid.overlays_burned = !plan.is_empty();
     deid.run(&mut ds);
     if key_hint {
         report

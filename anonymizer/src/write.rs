@@ -144,6 +144,13 @@ impl Writer<'_> {
     }
 
     fn dataset(&mut self, ds: &DataSet<'_>, top: bool) {
+        // Items of a CP-246 UN sequence are little endian even inside a big endian file.
+        let outer = std::mem::replace(&mut self.swap, ds.big_endian);
+        self.dataset_elements(ds, top);
+        self.swap = outer;
+    }
+
+    fn dataset_elements(&mut self, ds: &DataSet<'_>, top: bool) {
         for el in &ds.elements {
             // Group lengths are retired and would be wrong after de-identification.
             if el.tag & 0xFFFF == 0 || el.group() == 0x0002 {

@@ -81,3 +81,24 @@ fn error_messages_never_echo_values_from_the_file() {
     }
     assert!(errors > 50, "only {errors} truncations failed");
 }
+
+/// Crafted by review: names and descriptions behind mis-declared VRs (CS, OB, UN), big endian
+/// UN attributes, and standard sequences written as UN with explicit-VR items inside.
+#[test]
+fn phi_behind_misdeclared_or_unknown_vrs_never_survives() {
+    let cfg = common::config();
+    let dir = common::fixtures().join("../review");
+    for entry in std::fs::read_dir(&dir).expect("review fixtures") {
+        let path = entry.expect("entry").path();
+        let input = std::fs::read(&path).expect("read");
+        let out = anonymize(&input, &cfg).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for marker in [&b"PHI"[..], b"SMITH"] {
+            assert!(
+                !common::contains(&out.bytes, marker),
+                "{}: {:?} survived",
+                path.display(),
+                String::from_utf8_lossy(marker)
+            );
+        }
+    }
+}
