@@ -100,7 +100,7 @@ impl<'c> Deidentifier<'c> {
                 })
                 .collect()
         };
-        let same_patient_id = ds.text(PATIENT_ID).filter(|s| !s.is_empty()).map(str::to_owned);
+        let same_patient_id = ds.get(PATIENT_ID).map(raw_trimmed).filter(|s| !s.is_empty()).map(<[u8]>::to_vec);
         let mut kept_blocks: HashSet<(u16, u8)> = HashSet::new();
         let elements = std::mem::take(&mut ds.elements);
         let mut out = Vec::with_capacity(elements.len());
@@ -216,7 +216,7 @@ impl<'c> Deidentifier<'c> {
     }
 
     /// Applies an action; returns whether the element stays.
-    fn apply(&mut self, el: &mut Element<'_>, action: Action, mode: TextMode, same_patient_id: Option<&str>) -> bool {
+    fn apply(&mut self, el: &mut Element<'_>, action: Action, mode: TextMode, same_patient_id: Option<&[u8]>) -> bool {
         match action {
             Action::Remove | Action::RemovePrivate | Action::RemovePersonName | Action::RemoveUnknown => return false,
             Action::Empty => {
@@ -226,7 +226,8 @@ impl<'c> Deidentifier<'c> {
                 }
             }
             Action::Pseudonym => {
-                let own = text_of(el);
+                // Keys are the raw bytes: values in any character set stay distinct.
+                let own = raw_trimmed(el).to_vec();
                 let value = if own.is_empty() {
                     String::new()
                 } else if el.tag == PATIENT_ID {
@@ -368,13 +369,23 @@ fn text_of(el: &Element<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// The key a patient's pseudonyms and date shift derive from: PatientID, else PatientName.
-pub fn patient_key(ds: &DataSet<'_>) -> String {
-    ds.text(PATIENT_ID)
-        .filter(|s| !s.is_empty())
-        .or_else(|| ds.text(PATIENT_NAME))
-        .unwrap_or("")
-        .to_owned()
+/// A value's bytes without leading spaces and trailing space or NUL padding.
+fn raw_trimmed<'e>(el: &'e Element<'_>) -> &'e [u8] {
+    let b = el.raw().unwrap_or_default();
+    let end = b.iter().rposition(|c| *c != b' ' && *c != 0).map_or(0, |i| i + 1);
+    let start = b[..end].iter().position(|c| *c != b' ').unwrap_or(end);
+    &b[start..end]
+}
+
+/// The key a patient's pseudonyms and date shift derive from: the raw bytes of PatientID,
+/// else of PatientName (any character set).
+pub fn patient_key(ds: &DataSet<'_>) -> Vec<u8> {
+    [PATIENT_ID, PATIENT_NAME]
+        .iter()
+        .filter_map(|t| ds.get(*t).map(raw_trimmed))
+        .find(|k| !k.is_empty())
+        .unwrap_or_default()
+        .to_vec()
 }
 
 /// Adds the attributes PS3.15 asks for to record what was done.

@@ -42,8 +42,8 @@ impl Secret {
         format!("2.25.{}", u128::from_be_bytes(first))
     }
 
-    fn hex(&self, domain: &str, value: &str, chars: usize) -> String {
-        let h = self.mac(&[domain.as_bytes(), &[0], value.as_bytes()]);
+    fn hex(&self, domain: &str, value: &[u8], chars: usize) -> String {
+        let h = self.mac(&[domain.as_bytes(), &[0], value]);
         let mut s = String::with_capacity(chars);
         for b in h.iter().take(chars.div_ceil(2)) {
             let _ = write!(s, "{b:02X}");
@@ -52,19 +52,19 @@ impl Secret {
         s
     }
 
-    /// The pseudonymous PatientID for a patient key.
-    pub fn patient_id(&self, key: &str) -> String {
-        format!("ALPES-{}", self.hex("patient-id", key, 16))
+    /// The pseudonymous PatientID for a patient key (the raw value bytes, any character set).
+    pub fn patient_id(&self, key: impl AsRef<[u8]>) -> String {
+        format!("ALPES-{}", self.hex("patient-id", key.as_ref(), 16))
     }
 
     /// The pseudonymous PatientName for a patient key (`ALPES^<hex>`).
-    pub fn patient_name(&self, key: &str) -> String {
-        format!("ALPES^{}", self.hex("patient-name", key, 12))
+    pub fn patient_name(&self, key: impl AsRef<[u8]>) -> String {
+        format!("ALPES^{}", self.hex("patient-name", key.as_ref(), 12))
     }
 
     /// The whole-day date shift for a patient key: between 1 and 3650 days back.
-    pub fn date_shift_days(&self, key: &str) -> i64 {
-        let h = self.mac(&[b"date-shift", &[0], key.as_bytes()]);
+    pub fn date_shift_days(&self, key: impl AsRef<[u8]>) -> i64 {
+        let h = self.mac(&[b"date-shift", &[0], key.as_ref()]);
         -(i64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 3650) + 1)
     }
 }
@@ -97,7 +97,7 @@ mod tests {
     fn date_shifts_stay_in_range() {
         let s = Secret::new("k");
         for i in 0..200 {
-            let d = s.date_shift_days(&i.to_string());
+            let d = s.date_shift_days(i.to_string());
             assert!((-3650..=-1).contains(&d));
         }
     }

@@ -94,3 +94,13 @@ fn modified_dates_shift_every_date_of_a_patient_by_the_same_days() {
     assert!(!shifts.is_empty());
     assert!(shifts.iter().all(|s| *s == shifts[0] && *s < 0), "{shifts:?}");
 }
+
+#[test]
+fn latin1_patient_ids_that_differ_get_different_pseudonyms() {
+    let dir = common::fixtures().join("../review");
+    let cfg = common::config();
+    let a = anonymize(&std::fs::read(dir.join("t18_latin1_a.dcm")).expect("a"), &cfg).expect("a");
+    let b = anonymize(&std::fs::read(dir.join("t18_latin1_b.dcm")).expect("b"), &cfg).expect("b");
+    assert_ne!(text(&a.bytes, 0x0010_0020), text(&b.bytes, 0x0010_0020));
+    assert!(a.report.notes.iter().all(|n| !n.contains("no PatientID")));
+}
