@@ -26,14 +26,19 @@ fn token_is_safe(token: &str) -> bool {
     if vocabulary().contains(lower.as_str()) {
         return true;
     }
-    // Short numbers, optionally with a short unit or prefix: "5", "2.5mm", "3d", "t1", "120kv".
-    let digits = lower.bytes().filter(u8::is_ascii_digit).count();
-    let letters = lower.bytes().filter(u8::is_ascii_alphabetic).count();
-    digits > 0 && digits <= 3 && letters <= 3 && lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+    // A short number, optionally followed by a unit: "5", "2.5mm", "120kv". Letters anywhere
+    // else ("JS123", "AB12") could be initials or an identifier, so they do not pass.
+    let split = lower.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(split);
+    let digits = number.bytes().filter(u8::is_ascii_digit).count();
+    const UNITS: &[&str] = &[
+        "", "mm", "cm", "ml", "cc", "kv", "kvp", "ma", "mas", "ms", "s", "sec", "min", "d", "x", "t", "hz", "khz", "mhz",
+    ];
+    (1..=3).contains(&digits) && number.bytes().all(|b| b.is_ascii_digit() || b == b'.') && UNITS.contains(&unit)
 }
 
-/// Blanks digit groups joined by `-`, `/`, `.` or `:` (dates, times, phone numbers, versions),
-/// so their short parts cannot survive one by one.
+/// Blanks digit groups joined by `-`, `/`, `.`, `:`, `,`, `_` or a space (dates, times, phone
+/// numbers, record numbers written in groups), so their short parts cannot survive one by one.
 fn blank_joined_numbers(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = b.to_vec();
@@ -53,7 +58,7 @@ fn blank_joined_numbers(text: &str) -> String {
             }
             groups += 1;
             end = j;
-            if j + 1 < b.len() && matches!(b[j], b'-' | b'/' | b'.' | b':') && b[j + 1].is_ascii_digit() {
+            if j + 1 < b.len() && matches!(b[j], b'-' | b'/' | b'.' | b':' | b',' | b'_' | b' ') && b[j + 1].is_ascii_digit() {
                 j += 1;
             } else {
                 break;
@@ -110,6 +115,22 @@ mod tests {
             assert!(!out.contains(bad), "{bad} survived in {out:?}");
         }
         assert!(!out.contains("01") && !out.contains("05"), "{out:?}");
+    }
+
+    #[test]
+    fn identifiers_written_in_groups_or_mixed_with_letters_never_survive() {
+        for text in [
+            "MRN 123 456 789",
+            "ID 12,345,678",
+            "pt 123_456_789",
+            "DOB 12 03 1965",
+            "SSN 123 45 6789",
+            "CT HEAD JS123 AB12",
+        ] {
+            let out = clean_text(text);
+            assert!(!out.bytes().any(|b| b.is_ascii_digit()), "{text:?} -> {out:?}");
+        }
+        assert_eq!(clean_text("CT HEAD 5mm 120kv"), "CT HEAD 5mm 120kv");
     }
 
     #[test]
