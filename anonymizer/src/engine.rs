@@ -214,6 +214,10 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
             report.notes.extend(t.note);
         }
     }
+    if out_ts == ts.uid && ts.encapsulated {
+        // Pixel data left encapsulated: drop metadata segments inside its JPEG frames.
+        report.metadata_removed += pixels::strip_encapsulated_jpeg(&mut ds, &ts.uid)?;
+    }
     let sop_class = ds
         .text(0x0008_0016)
         .map(str::to_owned)

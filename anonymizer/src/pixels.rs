@@ -716,6 +716,53 @@ fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
     })
 }
 
+/// Strips APPn / COM segments and bytes after EOI from every frame of encapsulated JPEG pixel
+/// data (they can carry EXIF dates, device names or typed comments). Returns segments removed.
+pub fn strip_encapsulated_jpeg(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<u64> {
+    let jpeg = matches!(
+        ts_uid,
+        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70"
+    );
+    let Some(Value::Encapsulated { fragments, .. }) = ds.get(PIXEL_DATA).map(|e| &e.value) else {
+        return Ok(0);
+    };
+    if !jpeg || fragments.is_empty() {
+        return Ok(0);
+    }
+    let frames = ds.int(0x0028_0008).filter(|&n| n > 0).unwrap_or(1) as usize;
+    let err = |reason: String| Error::PixelDecode {
+        transfer_syntax: ts_uid.to_owned(),
+        reason,
+    };
+    let mut stripped: Vec<Cow<'static, [u8]>> = Vec::with_capacity(frames);
+    let mut removed = 0u64;
+    {
+        let src = PixelSource {
+            ds,
+            ts: ts_uid,
+            native: None,
+        };
+        let per_frame: Vec<Cow<'_, [u8]>> = if fragments.len() == frames {
+            fragments.iter().map(|f| Cow::Borrowed(&f[..])).collect()
+        } else if frames == 1 {
+            vec![Cow::Owned(fragments.concat())]
+        } else {
+            (0..frames as u32)
+                .map(|f| src.frame_pixel_data(f).ok_or_else(|| err(format!("frame {f} has no fragments"))))
+                .collect::<Result<_>>()?
+        };
+        for frame in &per_frame {
+            let (bytes, n) = crate::raster::strip_jpeg_metadata(frame).map_err(|e| err(e.to_string()))?;
+            removed += u64::from(n);
+            stripped.push(Cow::Owned(bytes));
+        }
+    }
+    if removed > 0 {
+        put_encapsulated(ds, stripped);
+    }
+    Ok(removed)
+}
+
 /// Replaces the pixel data with encapsulated fragments and a Basic Offset Table
 /// (left empty when offsets would not fit in 32 bits, as PS3.5 A.4 allows).
 fn put_encapsulated(ds: &mut DataSet<'_>, fragments: Vec<Cow<'static, [u8]>>) {

@@ -381,6 +381,12 @@ struct StrippedJpeg {
     frame: JpegFrame,
 }
 
+/// Strips a JPEG stream of every metadata segment (APPn other than minimal JFIF/Adobe, COM,
+/// bytes after EOI). Returns the stripped stream and how many segments were removed.
+pub(crate) fn strip_jpeg_metadata(input: &[u8]) -> Result<(Vec<u8>, u32)> {
+    strip_jpeg(input).map(|s| (s.bytes, s.removed))
+}
+
 /// Copies a JPEG marker by marker, keeping only what a decoder needs, a minimal JFIF APP0 and a
 /// minimal Adobe APP14. Entropy-coded data (with its RSTn markers) is copied verbatim; fill bytes
 /// before markers are dropped; copying stops at EOI.
