@@ -418,12 +418,21 @@ pub fn burn_overlays(ds: &mut DataSet<'_>, plan: &BurnPlan) -> u64 {
             ybr: false,
         };
         let spans = row_spans(&local, &g);
+        let big_endian_words = ds.big_endian;
         let Some(el) = ds.get_mut(base | 0x3000) else { continue };
+        // Big endian OW holds the bit stream in byte-swapped 16-bit words: burn it in LE order.
+        let swap = big_endian_words && el.vr == Vr::OW;
         let Value::Bytes(bytes) = &mut el.value else { continue };
         let bits_per_frame = u64::from(rows) * u64::from(cols);
         let data = bytes.to_mut();
+        if swap {
+            data.chunks_exact_mut(2).for_each(|w| w.swap(0, 1));
+        }
         for f in 0..u64::from(frames) {
             fill_bits(data, f * bits_per_frame, g.cols, &spans, false);
+        }
+        if swap {
+            data.chunks_exact_mut(2).for_each(|w| w.swap(0, 1));
         }
         total += span_area(&spans) * u64::from(frames);
     }
