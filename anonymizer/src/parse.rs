@@ -19,8 +19,6 @@ pub struct Layout {
     pub dataset_start: usize,
     /// The transfer syntax (declared, or guessed when the meta lacks one).
     pub transfer_syntax: TransferSyntax,
-    /// Whether a file meta group was present.
-    pub had_meta: bool,
     /// Whether the transfer syntax was guessed from the dataset bytes.
     pub guessed: bool,
     /// MediaStorageSOPClassUID from the meta, if any.
@@ -74,7 +72,6 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
             return Ok(Layout {
                 dataset_start: 0,
                 transfer_syntax: TransferSyntax::from_encoding(encoding),
-                had_meta: false,
                 guessed: true,
                 media_sop_class: None,
                 note: None,
@@ -93,7 +90,6 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
                 explicit: true,
                 big_endian: false,
             }),
-            had_meta: false,
             guessed: true,
             media_sop_class: None,
             note: Some("skipped stray bytes before the first element"),
@@ -149,7 +145,6 @@ pub fn layout(input: &[u8]) -> Result<Layout> {
     Ok(Layout {
         dataset_start,
         transfer_syntax,
-        had_meta: true,
         guessed,
         media_sop_class,
         note,

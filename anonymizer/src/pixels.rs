@@ -542,14 +542,15 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
         transfer_syntax: ts_uid.to_owned(),
         reason,
     };
-    let decoded_size = Geometry::of(ds)?.frame_bytes().saturating_mul(u64::from(Geometry::of(ds)?.frames));
+    let mut g = Geometry::of(ds)?;
+    let decoded_size = g.frame_bytes().saturating_mul(u64::from(g.frames));
     if decoded_size > limit {
         return Err(decode_err(format!(
             "decoded pixel data would take {decoded_size} bytes, over the limit of {limit}"
         )));
     }
     if ts_uid == RLE {
-        return burn_rle(ds, plan);
+        return burn_rle(ds, g, plan);
     }
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
@@ -560,7 +561,6 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
     let reader = reader
         .as_ref()
         .ok_or_else(|| decode_err("no decoder is built in for this transfer syntax".into()))?;
-    let mut g = Geometry::of(ds)?;
     let mut native = Vec::with_capacity((g.frame_bytes() * u64::from(g.frames)).min(1 << 30) as usize);
     {
         let src = PixelSource {
@@ -677,8 +677,7 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
 }
 
 /// RLE Lossless: decode each frame, burn, and re-encode in RLE with Alpes' own codec.
-fn burn_rle(ds: &mut DataSet<'_>, plan: &BurnPlan) -> Result<Transcoded> {
-    let mut g = Geometry::of(ds)?;
+fn burn_rle(ds: &mut DataSet<'_>, mut g: Geometry, plan: &BurnPlan) -> Result<Transcoded> {
     g.planar = false;
     g.subsampled_422 = false;
     if g.bits == 1 {
