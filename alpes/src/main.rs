@@ -17,12 +17,18 @@ struct Cli {
 enum Command {
     /// De-identify DICOM, PNG and JPEG files offline (PS3.15 Annex E).
     Anonymize(cmd::anonymize::Args),
+    /// Run every service in one process (ingest, anonymizer worker) on the embedded defaults.
+    Up(Box<cmd::up::Args>),
+    /// Print a bearer token signed with the instance's key.
+    Token(cmd::token::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Anonymize(args) => cmd::anonymize::run(args),
+        Command::Up(args) => cmd::up::run(*args),
+        Command::Token(args) => cmd::token::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,25 @@
 //! Safe Private; PatientID / PatientName get keyed pseudonyms; rows of Table
 //! E.1-1 resolve through [`Options::resolve`]; anything else with VR PN or an
 //! unknown tag is removed. Sequences that are kept are always processed inside.
+//!
+//! # Coded entries
+//! The coded-entry attributes (0008,0100)–(0008,0120) of an item are decided by
+//! the item's Coding Scheme Designator (0008,0102):
+//! - a standard coding scheme ([`STANDARD_CODING_SCHEMES`], from PS3.16 Table
+//!   8-1) is vocabulary, and every coded-entry attribute is kept as is;
+//! - any other designator, or none (private `99…` schemes, HL7 `L`, site-made
+//!   ones, URN-only codes), may be free text typed at a site. Code Value,
+//!   Extended Code Value, Long Code Value, URN Code Value and the designator
+//!   itself get keyed pseudonyms ([`Secret::code_value`],
+//!   [`Secret::coding_scheme`]), so one local code still maps to one value.
+//!   Code Meaning and the other text (scheme version, name, registry,
+//!   responsible organisation, extended meaning) go through the Clean
+//!   Descriptors allow-list cleaner; without that option Code Meaning, which
+//!   is Type 1, becomes `ANONYMIZED` and the other text is removed. A Coding
+//!   Scheme URL is removed. CS, DT and UI attributes are kept.
+//!
+//! An item with no Code Value, Meaning or designator of its own (a Coding
+//! Scheme Resources item, for example) follows the item it is nested in.
 
 use crate::clean::clean_text;
 use crate::dataset::{DataSet, Element, Value, Vr};
@@ -38,6 +57,131 @@ pub const SAFE_PRIVATE: &[(&str, u16, u8, &str)] = &[
     ("Philips MR Imaging DD 001", 0x2005, 0xB2, "DiffusionDirectionFH"),
 ];
 
+/// Coding Scheme Designators of standard coding schemes (PS3.16 Table 8-1), whose coded entries
+/// are vocabulary and are kept verbatim. The designators are case-sensitive. A few spellings used
+/// outside DICOM for the same schemes (`ICD10`, `ICD9CM`, `CPT4`, `LOINC`, ...) are listed too,
+/// as are HL7 table designators (`HL7` followed by digits, see [`is_standard_scheme`]).
+pub const STANDARD_CODING_SCHEMES: &[&str] = &[
+    "99SDM", // SDM, listed by PS3.16 despite its private-looking prefix
+    "ACR",
+    "ASTM-sigpurpose",
+    "BARI",
+    "BI",
+    "C4",
+    "C5",
+    "CD2",
+    "CTV3",
+    "DC",
+    "DCM",
+    "DCMUID",
+    "FMA",
+    "HL7",
+    "HPC",
+    "I10",
+    "I10C",
+    "I10P",
+    "I11",
+    "I9",
+    "I9C",
+    "IBSI",
+    "ICDO3",
+    "ISO3166_1",
+    "ISO639_1",
+    "ISO639_2",
+    "ITIS_TSN",
+    "LN",
+    "MA",
+    "MAYOASRG",
+    "MDC",
+    "MDNS",
+    "MGI",
+    "MSH",
+    "NCDR",
+    "NCIt",
+    "NDC",
+    "NEU",
+    "NICIP",
+    "NYUMCCG",
+    "PATHLEX",
+    "POS",
+    "PUBCHEM_CID",
+    "RADELEMENT",
+    "RADLEX",
+    "RFC3066",
+    "RFC5646",
+    "RO",
+    "RRID",
+    "RXNORM",
+    "SCT",
+    "SNM3",
+    "SRT",
+    "UBERON",
+    "UCUM",
+    "UMLS",
+    "UNS",
+    "UPC",
+    "caDSR",
+    // The same schemes as other standards spell them.
+    "CPT4",
+    "ICD10",
+    "ICD10CM",
+    "ICD10PCS",
+    "ICD9",
+    "ICD9CM",
+    "LOINC",
+];
+
+/// Whether a Coding Scheme Designator names a standard coding scheme (see
+/// [`STANDARD_CODING_SCHEMES`]); HL7 table designators (`HL7` and digits) count as standard.
+pub fn is_standard_scheme(designator: &[u8]) -> bool {
+    let Ok(d) = std::str::from_utf8(designator) else {
+        return false;
+    };
+    STANDARD_CODING_SCHEMES.contains(&d)
+        || d.strip_prefix("HL7")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+const CODE_VALUE: u32 = 0x0008_0100;
+const EXTENDED_CODE_VALUE: u32 = 0x0008_0101;
+const CODING_SCHEME_DESIGNATOR: u32 = 0x0008_0102;
+const CODE_MEANING: u32 = 0x0008_0104;
+const LONG_CODE_VALUE: u32 = 0x0008_0119;
+const URN_CODE_VALUE: u32 = 0x0008_0120;
+
+/// The coding scheme that the coded-entry attributes of the current item belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scheme {
+    /// No coded entry, or one from a standard coding scheme: kept as is.
+    Standard,
+    /// A private or local scheme, or none named: the designator's raw bytes (maybe empty).
+    Local(Vec<u8>),
+}
+
+/// The scheme an item's own coded entry names, or `None` if the item has no code value, meaning
+/// or designator of its own.
+fn item_scheme(ds: &DataSet<'_>) -> Option<Scheme> {
+    let own = [
+        CODE_VALUE,
+        EXTENDED_CODE_VALUE,
+        CODING_SCHEME_DESIGNATOR,
+        CODE_MEANING,
+        LONG_CODE_VALUE,
+        URN_CODE_VALUE,
+    ]
+    .iter()
+    .any(|t| ds.get(*t).is_some());
+    if !own {
+        return None;
+    }
+    let designator = ds.get(CODING_SCHEME_DESIGNATOR).map(raw_trimmed).unwrap_or_default();
+    Some(if is_standard_scheme(designator) {
+        Scheme::Standard
+    } else {
+        Scheme::Local(designator.to_vec())
+    })
+}
+
 /// How free text inside a sequence is treated, inherited from the sequence's action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TextMode {
@@ -55,6 +199,8 @@ pub struct Deidentifier<'c> {
     options: &'c Options,
     secret: &'c Secret,
     shift_days: i64,
+    /// The coding scheme of the item being processed.
+    scheme: Scheme,
     /// Whether the pixel stage will burn regions into overlays; if not, Clean Graphics removes them.
     pub overlays_burned: bool,
     /// Attributes handled, by action.
@@ -71,6 +217,7 @@ impl<'c> Deidentifier<'c> {
             options,
             secret,
             shift_days: secret.date_shift_days(&key),
+            scheme: Scheme::Standard,
             overlays_burned: false,
             counts: BTreeMap::new(),
             uids_remapped: 0,
@@ -87,6 +234,18 @@ impl<'c> Deidentifier<'c> {
     }
 
     fn dataset(&mut self, ds: &mut DataSet<'_>, mode: TextMode) {
+        // An item naming its own coding scheme decides for itself; others follow their parent.
+        let parent_scheme = match item_scheme(ds) {
+            Some(own) => Some(std::mem::replace(&mut self.scheme, own)),
+            None => None,
+        };
+        self.elements(ds, mode);
+        if let Some(parent) = parent_scheme {
+            self.scheme = parent;
+        }
+    }
+
+    fn elements(&mut self, ds: &mut DataSet<'_>, mode: TextMode) {
         let has_private = ds.elements.iter().any(|e| e.group() % 2 == 1);
         let creators: HashMap<(u16, u8), String> = if !has_private || !self.options.retain_safe_private {
             HashMap::new()
@@ -177,7 +336,10 @@ impl<'c> Deidentifier<'c> {
         }
         let coded = (0x0008_0100..=0x0008_0120).contains(&el.tag) || el.tag == 0x0008_0005;
         if coded {
-            return Action::Keep;
+            return match self.scheme {
+                Scheme::Local(_) if el.tag != 0x0008_0005 => self.local_code_action(el),
+                _ => Action::Keep,
+            };
         }
         if el.vr == Vr::UI && !self.options.retain_uids && is_instance_uid(el) {
             return Action::Uid;
@@ -215,6 +377,36 @@ impl<'c> Deidentifier<'c> {
         }
     }
 
+    /// The action on a coded-entry attribute of a private or local coding scheme (see the module
+    /// documentation).
+    fn local_code_action(&self, el: &Element<'_>) -> Action {
+        match el.tag {
+            CODE_VALUE | EXTENDED_CODE_VALUE | CODING_SCHEME_DESIGNATOR | LONG_CODE_VALUE | URN_CODE_VALUE => Action::Pseudonym,
+            _ if el.vr.is_free_text() && self.options.clean_descriptors => Action::Clean,
+            CODE_MEANING => Action::Dummy,
+            _ if el.vr.is_free_text() || el.vr == Vr::UR => Action::Remove,
+            _ => Action::Keep,
+        }
+    }
+
+    /// The keyed pseudonym of a local coded entry's value or designator, within its VR's length.
+    fn code_pseudonym(&self, tag: u32, value: &[u8]) -> String {
+        let designator = match &self.scheme {
+            Scheme::Local(d) => d.as_slice(),
+            Scheme::Standard => &[],
+        };
+        match tag {
+            CODING_SCHEME_DESIGNATOR => self.secret.coding_scheme(value),
+            // SH: 16 characters.
+            CODE_VALUE => format!("ALPES-{}", self.secret.code_value(designator, value, 10)),
+            // UC, and longer than 16 characters, as a Long Code Value must be.
+            LONG_CODE_VALUE => format!("ALPES-{}", self.secret.code_value(designator, value, 26)),
+            URN_CODE_VALUE => format!("urn:alpes:{}", self.secret.code_value(designator, value, 32)),
+            // Extended Code Value, LO: 64 characters.
+            _ => format!("ALPES-{}", self.secret.code_value(designator, value, 16)),
+        }
+    }
+
     /// Applies an action; returns whether the element stays.
     fn apply(&mut self, el: &mut Element<'_>, action: Action, mode: TextMode, same_patient_id: Option<&[u8]>) -> bool {
         match action {
@@ -230,6 +422,8 @@ impl<'c> Deidentifier<'c> {
                 let own = raw_trimmed(el).to_vec();
                 let value = if own.is_empty() {
                     String::new()
+                } else if el.tag != PATIENT_ID && el.tag != PATIENT_NAME {
+                    self.code_pseudonym(el.tag, &own)
                 } else if el.tag == PATIENT_ID {
                     self.secret.patient_id(&own)
                 } else {
@@ -418,4 +612,75 @@ pub fn record_method(ds: &mut DataSet<'_>, options: &Options) {
         DateMode::Modified => "MODIFIED",
     };
     ds.put(Element::text(0x0028_0303, Vr::CS, ltim));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(fields: &[(u32, Vr, &str)]) -> DataSet<'static> {
+        let mut ds = DataSet::default();
+        for (tag, vr, v) in fields {
+            ds.put(Element::text(*tag, *vr, v));
+        }
+        ds
+    }
+
+    fn sequence(tag: u32, items: Vec<DataSet<'static>>) -> Element<'static> {
+        Element {
+            tag,
+            vr: Vr::SQ,
+            value: Value::Sequence(items),
+        }
+    }
+
+    #[test]
+    fn standard_designators_are_recognised_exactly() {
+        for d in ["DCM", "SCT", "SRT", "LN", "UCUM", "RADLEX", "NCIt", "HL70136", "99SDM"] {
+            assert!(is_standard_scheme(d.as_bytes()), "{d}");
+        }
+        for d in ["", "L", "99LOCAL", "ALPES_CT", "sct", "HL7X", "DCM "] {
+            assert!(!is_standard_scheme(d.as_bytes()), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_nested_item_without_its_own_code_follows_its_parent_scheme() {
+        // A local scheme's identification item, with a resources item (URL and URL type) inside.
+        let resources = item(&[(0x0008_010A, Vr::CS, "DOC"), (0x0008_010E, Vr::UR, "http://st-mary.example/codes")]);
+        let mut local = item(&[
+            (CODING_SCHEME_DESIGNATOR, Vr::SH, "99STMARY"),
+            (0x0008_0115, Vr::ST, "St Mary Hospital codes"),
+        ]);
+        local.put(sequence(0x0008_0109, vec![resources.clone()]));
+        let mut standard = item(&[
+            (CODING_SCHEME_DESIGNATOR, Vr::SH, "DCM"),
+            (0x0008_0115, Vr::ST, "DICOM Controlled Terminology"),
+        ]);
+        standard.put(sequence(0x0008_0109, vec![resources]));
+        let mut ds = DataSet::default();
+        ds.put(sequence(0x0008_0110, vec![local, standard]));
+        let options = Options::default();
+        let secret = Secret::new("k");
+        Deidentifier::new(&options, &secret, &ds).run(&mut ds);
+        let Some(Value::Sequence(items)) = ds.get(0x0008_0110).map(|e| &e.value) else {
+            panic!("sequence removed")
+        };
+        assert_eq!(
+            items[0].text(CODING_SCHEME_DESIGNATOR),
+            Some(secret.coding_scheme("99STMARY").as_str())
+        );
+        assert_eq!(items[0].text(0x0008_0115), Some(""), "the local scheme's name is cleaned");
+        let Some(Value::Sequence(inner)) = items[0].get(0x0008_0109).map(|e| &e.value) else {
+            panic!("resources removed")
+        };
+        assert!(inner[0].get(0x0008_010E).is_none(), "a local scheme's URL is removed");
+        assert_eq!(inner[0].text(0x0008_010A), Some("DOC"));
+        assert_eq!(items[1].text(CODING_SCHEME_DESIGNATOR), Some("DCM"));
+        assert_eq!(items[1].text(0x0008_0115), Some("DICOM Controlled Terminology"));
+        let Some(Value::Sequence(inner)) = items[1].get(0x0008_0109).map(|e| &e.value) else {
+            panic!("resources removed")
+        };
+        assert_eq!(inner[0].text(0x0008_010E), Some("http://st-mary.example/codes"));
+    }
 }

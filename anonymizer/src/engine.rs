@@ -215,8 +215,9 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
         }
     }
     if out_ts == ts.uid && ts.encapsulated {
-        // Pixel data left encapsulated: drop metadata segments inside its JPEG frames.
-        report.metadata_removed += pixels::strip_encapsulated_jpeg(&mut ds, &ts.uid)?;
+        // Pixel data left encapsulated (as read, or re-encoded after burning): drop the free text
+        // inside its JPEG and JPEG 2000 frames.
+        report.metadata_removed += pixels::strip_encapsulated_metadata(&mut ds, &ts.uid)?;
     }
     let sop_class = ds
         .text(0x0008_0016)

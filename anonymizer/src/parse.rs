@@ -50,7 +50,7 @@ fn guess_encoding(b: &[u8]) -> Option<Encoding> {
     }
     // Implicit VR little endian: a plausible first group (0002..0028) and length.
     let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
-    ((0x0002..=0x0028).contains(&le) && le % 2 == 0 && (len <= b.len() || len == UNDEFINED as usize)).then_some(Encoding {
+    ((0x0002..=0x0028).contains(&le) && le.is_multiple_of(2) && (len <= b.len() || len == UNDEFINED as usize)).then_some(Encoding {
         explicit: false,
         big_endian: false,
     })
@@ -168,6 +168,38 @@ pub fn inflate(deflated: &[u8], limit: u64) -> Result<Vec<u8>> {
 pub fn dataset(bytes: &[u8], encoding: Encoding, max_depth: usize) -> Result<DataSet<'_>> {
     let mut r = Reader::new(bytes, encoding, max_depth);
     r.items(None, 0, true)
+}
+
+/// Parses the top-level elements at the start of a dataset that may be cut
+/// short (the first bytes of an upload). It stops without error where the
+/// bytes end inside an element, and at Pixel Data; any other fault is an error.
+pub fn dataset_head(bytes: &[u8], encoding: Encoding, max_depth: usize) -> Result<DataSet<'_>> {
+    let mut r = Reader::new(bytes, encoding, max_depth);
+    let mut ds = DataSet {
+        elements: Vec::new(),
+        big_endian: encoding.big_endian,
+    };
+    while r.pos < r.buf.len() && !r.buf[r.pos..].iter().all(|&b| b == 0) {
+        let start = r.pos;
+        match r.element(0) {
+            Ok(el) => {
+                let tag = el.tag;
+                if ds.elements.last().is_some_and(|l| l.tag >= tag) {
+                    return Err(Error::Malformed {
+                        offset: start,
+                        reason: "elements out of order",
+                    });
+                }
+                ds.elements.push(el);
+                if tag >= PIXEL_DATA {
+                    break;
+                }
+            }
+            Err(Error::Truncated { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ds)
 }
 
 struct Reader<'a> {

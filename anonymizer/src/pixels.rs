@@ -5,7 +5,9 @@
 //! dicom-transfer-syntax-registry codecs, burned, and re-encoded in the same
 //! transfer syntax where an encoder exists; otherwise it is written as native
 //! Explicit VR Little Endian and the report says so. Overlay planes (60xx) are
-//! burned the same way under Clean Graphics.
+//! burned the same way under Clean Graphics. Encapsulated frames that stay
+//! encapsulated lose the text they carry (JPEG APPn / COM, JPEG 2000 COM and JP2
+//! boxes; see [`strip_encapsulated_metadata`]).
 
 use crate::dataset::{DataSet, Element, Value, Vr, PIXEL_DATA};
 use crate::error::{Error, Result};
@@ -724,17 +726,47 @@ fn burn_rle(ds: &mut DataSet<'_>, mut g: Geometry, plan: &BurnPlan) -> Result<Tr
     })
 }
 
-/// Strips APPn / COM segments and bytes after EOI from every frame of encapsulated JPEG pixel
-/// data (they can carry EXIF dates, device names or typed comments). Returns segments removed.
-pub fn strip_encapsulated_jpeg(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<u64> {
-    let jpeg = matches!(
-        ts_uid,
-        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70"
-    );
+/// JPEG transfer syntaxes whose frames are stripped like JPEG files (baseline, extended, lossless).
+const JPEG_SYNTAXES: &[&str] = &[
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+];
+
+/// JPEG 2000 transfer syntaxes: Part 1 lossless and lossy, Part 2 multi-component lossless and
+/// lossy, and HTJ2K lossless, lossless RPCL and lossy.
+const JPEG_2000_SYNTAXES: &[&str] = &[
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.92",
+    "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+];
+
+/// Strips free text that rides along with the image from every frame of encapsulated pixel data:
+/// - JPEG: APPn and COM segments and bytes after EOI (they can carry EXIF dates, device names or
+///   typed comments), as for plain JPEG files ([`crate::raster`]);
+/// - JPEG 2000 and HTJ2K: COM segments of the main and tile-part headers, bytes after EOC, and
+///   every JP2 box but the signature, `ftyp`, `jp2h` and `jp2c` ([`crate::j2k`]).
+///
+/// The coded image is copied byte for byte. It runs on whatever is written encapsulated, a frame
+/// re-encoded after burning included. Returns the segments, boxes and trailers removed.
+pub fn strip_encapsulated_metadata(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<u64> {
+    type Strip = fn(&[u8]) -> std::result::Result<(Vec<u8>, u32), String>;
+    let strip: Strip = if JPEG_SYNTAXES.contains(&ts_uid) {
+        |f| crate::raster::strip_jpeg_metadata(f).map_err(|e| e.to_string())
+    } else if JPEG_2000_SYNTAXES.contains(&ts_uid) {
+        |f| crate::j2k::strip_frame(f).map_err(str::to_owned)
+    } else {
+        return Ok(0);
+    };
     let Some(Value::Encapsulated { fragments, .. }) = ds.get(PIXEL_DATA).map(|e| &e.value) else {
         return Ok(0);
     };
-    if !jpeg || fragments.is_empty() {
+    if fragments.is_empty() {
         return Ok(0);
     }
     let frames = ds.int(0x0028_0008).filter(|&n| n > 0).unwrap_or(1) as usize;
@@ -742,7 +774,7 @@ pub fn strip_encapsulated_jpeg(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<u64
         transfer_syntax: ts_uid.to_owned(),
         reason,
     };
-    let mut stripped: Vec<Cow<'static, [u8]>> = Vec::with_capacity(frames);
+    let mut stripped: Vec<Cow<'static, [u8]>> = Vec::with_capacity(frames.min(fragments.len()));
     let mut removed = 0u64;
     {
         let src = PixelSource {
@@ -760,7 +792,7 @@ pub fn strip_encapsulated_jpeg(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<u64
                 .collect::<Result<_>>()?
         };
         for frame in &per_frame {
-            let (bytes, n) = crate::raster::strip_jpeg_metadata(frame).map_err(|e| err(e.to_string()))?;
+            let (bytes, n) = strip(frame).map_err(err)?;
             removed += u64::from(n);
             stripped.push(Cow::Owned(bytes));
         }

@@ -51,7 +51,10 @@ pub struct Options {
     pub retain_patient_characteristics: bool,
     /// Retain Longitudinal Temporal Information (Full or Modified Dates).
     pub dates: DateMode,
-    /// Clean Descriptors Option.
+    /// Clean Descriptors Option. It also covers coded entries of private or local coding schemes
+    /// (see [`crate::deid`]): with it, their Code Meaning and other text are cleaned with the
+    /// allow-list; without it, Code Meaning becomes a dummy and the other text is removed. Their
+    /// code values get keyed pseudonyms either way, and codes of standard schemes are kept.
     pub clean_descriptors: bool,
     /// Clean Structured Content Option.
     pub clean_structured_content: bool,
@@ -103,6 +106,31 @@ impl Options {
             clean_pixel_data: false,
             ..Options::default()
         }
+    }
+
+    /// The strictest profile with the named Retain options on and the named
+    /// Clean options off. The error names the first unknown option.
+    pub fn from_names<R: AsRef<str>, C: AsRef<str>>(retain: &[R], no_clean: &[C]) -> std::result::Result<Self, String> {
+        let mut o = Options::default();
+        for r in retain {
+            if !o.retain(r.as_ref()) {
+                return Err(format!(
+                    "unknown retain option {:?}; expected one of {}",
+                    r.as_ref(),
+                    OPTION_NAMES[..7].join(", ")
+                ));
+            }
+        }
+        for c in no_clean {
+            if !o.skip_clean(c.as_ref()) {
+                return Err(format!(
+                    "unknown clean option {:?}; expected one of {}",
+                    c.as_ref(),
+                    OPTION_NAMES[7..].join(", ")
+                ));
+            }
+        }
+        Ok(o)
     }
 
     /// Turns on a Retain option by name (see [`OPTION_NAMES`]); false if unknown.
@@ -233,7 +261,8 @@ pub enum Action {
     Keep,
     /// `C`: the value is cleaned (dates shifted, text cleaned, sequences cleaned).
     Clean,
-    /// PatientID / PatientName: replaced by a keyed pseudonym.
+    /// PatientID / PatientName, and the code values and designator of a coded entry from a
+    /// private or local coding scheme: replaced by a keyed pseudonym.
     Pseudonym,
     /// A private attribute removed (not on the safe list, or the option is off).
     RemovePrivate,

@@ -62,6 +62,23 @@ impl Secret {
         format!("ALPES^{}", self.hex("patient-name", key.as_ref(), 12))
     }
 
+    /// `chars` hex digits (at most 64) of a keyed HMAC of a private or local coding scheme's
+    /// designator and one of its code values (both raw bytes), so one local code always maps to
+    /// one pseudonym and equal values of different schemes do not collide.
+    pub fn code_value(&self, designator: &[u8], value: &[u8], chars: usize) -> String {
+        let mut key = Vec::with_capacity(8 + designator.len() + value.len());
+        key.extend_from_slice(&(designator.len() as u64).to_be_bytes());
+        key.extend_from_slice(designator);
+        key.extend_from_slice(value);
+        self.hex("code-value", &key, chars)
+    }
+
+    /// The pseudonym of a private or local Coding Scheme Designator: `99ALPES` plus 9 hex digits,
+    /// 16 characters (the SH limit). The `99` prefix marks a private scheme, as PS3.16 asks.
+    pub fn coding_scheme(&self, designator: impl AsRef<[u8]>) -> String {
+        format!("99ALPES{}", self.hex("coding-scheme", designator.as_ref(), 9))
+    }
+
     /// The whole-day date shift for a patient key: between 1 and 3650 days back.
     pub fn date_shift_days(&self, key: impl AsRef<[u8]>) -> i64 {
         let h = self.mac(&[b"date-shift", &[0], key.as_ref()]);
@@ -100,6 +117,21 @@ mod tests {
             let d = s.date_shift_days(i.to_string());
             assert!((-3650..=-1).contains(&d));
         }
+    }
+
+    #[test]
+    fn local_code_pseudonyms_are_keyed_by_scheme_and_value_and_fit_their_vr() {
+        let s = Secret::new("k");
+        assert_eq!(s.code_value(b"99LOCAL", b"A1", 10), s.code_value(b"99LOCAL", b"A1", 10));
+        assert_ne!(s.code_value(b"99LOCAL", b"A1", 10), s.code_value(b"99OTHER", b"A1", 10));
+        assert_ne!(s.code_value(b"99LOCAL", b"A1", 10), s.code_value(b"99LOCA", b"LA1", 10));
+        assert_ne!(
+            s.code_value(b"99LOCAL", b"A1", 10),
+            Secret::new("k2").code_value(b"99LOCAL", b"A1", 10)
+        );
+        assert_eq!(s.code_value(b"L", b"X", 32).len(), 32);
+        let d = s.coding_scheme("99LOCAL");
+        assert!(d.starts_with("99ALPES") && d.len() == 16, "{d}");
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct Report {
     pub burned_area: u64,
     /// Overlay bits cleared (Clean Graphics).
     pub overlay_area: u64,
-    /// Metadata chunks or segments removed (PNG / JPEG).
+    /// Metadata chunks, segments or boxes removed: PNG and JPEG files, and the JPEG and JPEG 2000
+    /// frames of DICOM pixel data (bytes after the end marker count as one).
     pub metadata_removed: u64,
     /// Transfer syntax read (DICOM only).
     pub transfer_syntax_in: String,

@@ -251,3 +251,122 @@ fn ultrasound_regions_blank_everything_outside_their_union() {
     let out = anonymize(&bytes, &common::config()).expect("anonymize");
     assert_eq!(out.report.burned_area, 0);
 }
+
+/// Overlay tests: a 16×16 overlay at origin (1,1) with an irregular bit pattern that differs
+/// between the two bytes of every 16-bit word, and a region straddling the byte boundary.
+const OVERLAY: u16 = 16;
+const OVERLAY_REGION: Region = Region { x: 5, y: 2, w: 6, h: 5 };
+
+/// One 16-bit row per overlay row, bit `x` for column `x`; the two bytes of each row differ.
+const OVERLAY_ROWS: [u16; 16] = [
+    0xA5C3, 0x3C96, 0xF0E1, 0x7B2D, 0xC3A5, 0x96E7, 0x1F8E, 0xD24B, 0x6A9D, 0xE3B1, 0x4C7F, 0xB8D2, 0x2E5A, 0x97C4, 0x5BE8, 0x8D36,
+];
+
+fn overlay_bit(x: u16, y: u16) -> bool {
+    OVERLAY_ROWS[usize::from(y)] >> x & 1 == 1
+}
+
+/// The overlay's bits as 16-bit words, pixel `i` in bit `i % 16` of word `i / 16` (PS3.5 8.1.2).
+fn overlay_words() -> Vec<u16> {
+    let mut words = vec![0u16; usize::from(OVERLAY * OVERLAY / 16)];
+    for y in 0..OVERLAY {
+        for x in 0..OVERLAY {
+            let i = usize::from(y * OVERLAY + x);
+            if overlay_bit(x, y) {
+                words[i / 16] |= 1 << (i % 16);
+            }
+        }
+    }
+    words
+}
+
+/// The overlay group 6000 as explicit VR big endian element bytes, in tag order.
+fn overlay_elements_big_endian() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut short = |elem: u16, vr: &[u8; 2], value: &[u8]| {
+        out.extend_from_slice(&0x6000u16.to_be_bytes());
+        out.extend_from_slice(&elem.to_be_bytes());
+        out.extend_from_slice(vr);
+        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        out.extend_from_slice(value);
+    };
+    short(0x0010, b"US", &OVERLAY.to_be_bytes());
+    short(0x0011, b"US", &OVERLAY.to_be_bytes());
+    short(0x0040, b"CS", b"G ");
+    short(0x0050, b"SS", &[0, 1, 0, 1]);
+    short(0x0100, b"US", &1u16.to_be_bytes());
+    short(0x0102, b"US", &0u16.to_be_bytes());
+    let data: Vec<u8> = overlay_words().iter().flat_map(|w| w.to_be_bytes()).collect();
+    out.extend_from_slice(&[0x60, 0x00, 0x30, 0x00]);
+    out.extend_from_slice(b"OW\0\0");
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// Anonymizes with one region under Clean Graphics and returns the output's overlay data.
+fn burned_overlay(input: &[u8]) -> Vec<u8> {
+    let mut cfg = common::config();
+    cfg.regions = vec![OVERLAY_REGION];
+    cfg.ultrasound_regions = false;
+    let out = anonymize(input, &cfg).expect("anonymize");
+    assert_eq!(out.report.regions.len(), 1, "only the configured region applies");
+    assert_eq!(out.report.overlay_area, u64::from(OVERLAY_REGION.w * OVERLAY_REGION.h));
+    assert_eq!(out.report.transfer_syntax_out, "1.2.840.10008.1.2.1");
+    common::with_output(&out.bytes, |ds| {
+        let el = ds.get(0x6000_3000).expect("overlay data kept");
+        assert_eq!(el.vr, alpes_anonymizer::dataset::Vr::OW);
+        el.raw().expect("bytes").to_vec()
+    })
+}
+
+/// Checks little endian overlay bytes: the region cleared, every other bit as planted.
+fn assert_overlay_burned(name: &str, data: &[u8]) {
+    assert_eq!(data.len(), usize::from(OVERLAY * OVERLAY / 8), "{name}");
+    let inside = |x: u16, y: u16| {
+        (OVERLAY_REGION.x..OVERLAY_REGION.x + OVERLAY_REGION.w).contains(&u32::from(x))
+            && (OVERLAY_REGION.y..OVERLAY_REGION.y + OVERLAY_REGION.h).contains(&u32::from(y))
+    };
+    let mut cleared = 0;
+    for y in 0..OVERLAY {
+        for x in 0..OVERLAY {
+            let i = usize::from(y * OVERLAY + x);
+            let bit = data[i / 8] >> (i % 8) & 1 == 1;
+            let expected = overlay_bit(x, y) && !inside(x, y);
+            assert_eq!(bit, expected, "{name}: overlay bit ({x},{y})");
+            cleared += usize::from(inside(x, y) && overlay_bit(x, y));
+        }
+    }
+    assert!(cleared >= 10, "the region must cover set bits in both bytes of a word");
+}
+
+#[test]
+fn overlays_in_big_endian_ow_are_burned_at_the_same_bits_as_little_endian_ones() {
+    // Big endian: the overlay group spliced in raw, just before Pixel Data.
+    let original = std::fs::read(common::fixtures().join("MR_small_bigendian.dcm")).expect("read");
+    let at = original
+        .windows(6)
+        .position(|w| w == [0x7F, 0xE0, 0x00, 0x10, b'O', b'W'])
+        .expect("pixel data");
+    let mut big = original[..at].to_vec();
+    big.extend_from_slice(&overlay_elements_big_endian());
+    big.extend_from_slice(&original[at..]);
+    let be = burned_overlay(&big);
+    assert_overlay_burned("big endian", &be);
+
+    // Little endian, for comparison: the same overlay written by the test writer.
+    use alpes_anonymizer::dataset::{Element, Vr};
+    let input = std::fs::read(common::fixtures().join("MR_small.dcm")).expect("read");
+    let (mut ds, _) = common::parse_file(&input);
+    ds.put(Element::bytes(0x6000_0010, Vr::US, OVERLAY.to_le_bytes().to_vec()));
+    ds.put(Element::bytes(0x6000_0011, Vr::US, OVERLAY.to_le_bytes().to_vec()));
+    ds.put(Element::text(0x6000_0040, Vr::CS, "G"));
+    ds.put(Element::bytes(0x6000_0050, Vr::SS, vec![1, 0, 1, 0]));
+    ds.put(Element::bytes(0x6000_0100, Vr::US, 1u16.to_le_bytes().to_vec()));
+    ds.put(Element::bytes(0x6000_0102, Vr::US, 0u16.to_le_bytes().to_vec()));
+    let words: Vec<u8> = overlay_words().iter().flat_map(|w| w.to_le_bytes()).collect();
+    ds.put(Element::bytes(0x6000_3000, Vr::OW, words));
+    let le = burned_overlay(&common::part10(&ds, "1.2.840.10008.5.1.4.1.1.4"));
+    assert_overlay_burned("little endian", &le);
+    assert_eq!(be, le);
+}

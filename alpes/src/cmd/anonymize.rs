@@ -1,8 +1,8 @@
 //! `alpes anonymize`: de-identify files and directories offline on a rayon pool.
 
-use super::secret;
+use alpes::secret;
 use alpes_anonymizer::{anonymize_into, Config, Options, Region, RuleLibrary, Secret};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -110,20 +110,7 @@ fn config(args: &Args) -> Result<Config> {
             key
         }
     };
-    let mut options = Options::default();
-    for r in &args.retain {
-        if !options.retain(r) {
-            bail!(
-                "unknown --retain option {r:?}; expected one of {}",
-                alpes_anonymizer::profile::OPTION_NAMES[..7].join(", ")
-            );
-        }
-    }
-    for c in &args.no_clean {
-        if !options.skip_clean(c) {
-            bail!("unknown --no-clean option {c:?}; expected one of descriptors, structured-content, graphics, pixel-data");
-        }
-    }
+    let options = Options::from_names(&args.retain, &args.no_clean).map_err(anyhow::Error::msg)?;
     let mut cfg = Config::new(Secret::new(key));
     cfg.options = options;
     cfg.fill = args.fill;

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod anonymize;
-pub mod secret;
+pub mod token;
+pub mod up;

@@ -40,6 +40,9 @@ pub const PHI: &[&str] = &[
     "PHIOPERATOR^NURSE",
     "PHIACC12345",
     "PHICOMMENT FREETEXT",
+    "PHICODE0317",
+    "99PHISCHEME",
+    "PHICODEMEANING",
 ];
 
 fn text(tag: u32, vr: Vr, s: &str) -> Element<'static> {
@@ -60,6 +63,16 @@ fn phi_elements() -> Vec<Element<'static>> {
         text(0x0020_4000, Vr::LT, "PHICOMMENT FREETEXT about ZYXWVPHINAME"),
         // Not in Table E.1-1: narrative text the profile must still catch.
         text(0x0040_A160, Vr::UT, "PHICOMMENT FREETEXT by ZYXWVPHINAME"),
+        // A coded entry of a local coding scheme, typed at the site.
+        Element {
+            tag: 0x0040_A043,
+            vr: Vr::SQ,
+            value: Value::Sequence(vec![item(vec![
+                text(0x0008_0100, Vr::SH, "PHICODE0317"),
+                text(0x0008_0102, Vr::SH, "99PHISCHEME"),
+                text(0x0008_0104, Vr::LO, "PHICODEMEANING for ZYXWVPHINAME"),
+            ])]),
+        },
     ]
 }
 
@@ -216,4 +229,37 @@ pub fn phi_in_elements(bytes: &[u8]) -> Vec<String> {
         });
     });
     found
+}
+
+/// The decoded pixel data of a Part 10 file (dicom-pixeldata, the reference decoder).
+pub fn decode_pixels(bytes: &[u8]) -> Vec<u8> {
+    use dicom_pixeldata::PixelDecoder;
+    let tmp = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(tmp.path(), bytes).expect("write");
+    let obj = dicom_object::open_file(tmp.path()).expect("open");
+    obj.decode_pixel_data().expect("decode").data().to_vec()
+}
+
+/// Parses a fixture (or any Part 10 input) into its dataset and transfer syntax UID.
+pub fn parse_file(input: &[u8]) -> (DataSet<'_>, String) {
+    let layout = parse::layout(input).expect("layout");
+    let ds = parse::dataset(&input[layout.dataset_start..], layout.transfer_syntax.encoding, 32).expect("parse");
+    (ds, layout.transfer_syntax.uid)
+}
+
+/// Writes a dataset as Part 10 in the given (little endian, explicit VR) transfer syntax.
+pub fn part10_in(ds: &DataSet<'_>, transfer_syntax: &str) -> Vec<u8> {
+    let sop_class = ds.text(0x0008_0016).unwrap_or("1.2.840.10008.5.1.4.1.1.7").to_owned();
+    let sop_instance = ds.text(0x0008_0018).unwrap_or("1.2.3").to_owned();
+    write::part10(
+        ds,
+        &write::Meta {
+            sop_class: &sop_class,
+            sop_instance: &sop_instance,
+            transfer_syntax,
+        },
+        true,
+        0,
+    )
+    .bytes
 }

@@ -1,0 +1,244 @@
+//! Every service in one process: ingest (REST and STOW-RS), the anonymizer
+//! worker(s) and the outcome follower, on one listener, with the configured
+//! Kafka (or the in-process development broker), blobs and store.
+//!
+//! [`App::build`] binds the listener and connects everything;
+//! [`App::run_until_stopped`] serves until the shutdown signal, then stops
+//! every task cleanly (offsets committed, producers flushed).
+
+use crate::secret;
+use alpes_anonymizer::Secret;
+use alpes_anonymizer_worker::{Worker, WorkerConfig};
+use alpes_ingest::IngestState;
+use alpes_platform::auth::Jwt;
+use alpes_platform::blobs::{BlobArgs, Blobs};
+use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
+use alpes_platform::metrics::Metrics;
+use alpes_platform::shutdown::Shutdown;
+use alpes_platform::store::{IngestStore, SqliteStore};
+use alpes_schemas::Codec;
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to run the platform.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Where keys, the store and local blobs live.
+    #[arg(long, env = "ALPES_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The one listener for every route.
+    #[arg(long, env = "ALPES_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest accepted upload body, bytes.
+    #[arg(long, env = "ALPES_MAX_UPLOAD_BYTES", default_value_t = alpes_ingest::DEFAULT_MAX_UPLOAD)]
+    pub max_upload: u64,
+    /// Anonymizer workers in this process (each a group member with its own engine pool).
+    #[arg(long, env = "ALPES_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Engine threads per worker (default: one per core).
+    #[arg(long, env = "ALPES_JOBS")]
+    pub jobs: Option<usize>,
+    /// Produce the worker's outputs in Kafka transactions that also commit its offsets.
+    #[arg(long, env = "ALPES_TRANSACTIONAL")]
+    pub transactional: bool,
+    /// Kafka settings.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Blob store settings.
+    #[command(flatten)]
+    pub blobs: BlobArgs,
+}
+
+impl Settings {
+    /// The embedded defaults rooted at `data_dir`, listening on `listen`.
+    pub fn embedded(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Settings {
+            data_dir,
+            listen,
+            max_upload: alpes_ingest::DEFAULT_MAX_UPLOAD,
+            workers: 1,
+            jobs: None,
+            transactional: false,
+            kafka: KafkaArgs::default(),
+            blobs: BlobArgs {
+                s3_endpoint: None,
+                s3_bucket: None,
+                s3_region: "us-east-1".into(),
+                s3_access_key_id: None,
+                s3_secret_access_key: None,
+            },
+        }
+    }
+}
+
+/// The signing key file under a data dir.
+pub fn jwt_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("jwt.key")
+}
+
+/// The engine secret file under a data dir.
+pub fn engine_secret_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("engine.secret")
+}
+
+/// The running platform, built and bound but not yet serving.
+#[derive(Debug)]
+pub struct App {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    state: IngestState,
+    kafka: Arc<Kafka>,
+    codec: Codec,
+    blobs: Blobs,
+    secret: Secret,
+    settings: Settings,
+    republished: usize,
+}
+
+impl App {
+    /// Creates keys on first start, connects Kafka (or starts the development
+    /// broker), opens blobs and store, re-publishes unfinished requests and binds.
+    pub async fn build(settings: Settings) -> Result<App> {
+        let data = &settings.data_dir;
+        std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+        let (jwt_key, _) = secret::load_or_create(&jwt_key_path(data))?;
+        let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
+        let metrics = Arc::new(Metrics::new());
+        let kafka = Arc::new(Kafka::connect(&settings.kafka).await.context("cannot reach Kafka")?);
+        let codec = Codec::from_env();
+        let blobs = Blobs::open(&settings.blobs, &data.join("blobs")).context("cannot open the blob store")?;
+        let store: Arc<dyn IngestStore> = Arc::new(SqliteStore::open(&data.join("alpes.db")).context("cannot open the store")?);
+        let producer = Producer::new(&kafka, codec.clone(), metrics.clone())?;
+        let republished = alpes_ingest::republish::republish(store.as_ref(), &producer)
+            .await
+            .context("cannot re-publish unfinished requests")?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let state = IngestState {
+            jwt: Arc::new(Jwt::new(&jwt_key)),
+            kafka: kafka.clone(),
+            producer,
+            blobs: blobs.clone(),
+            store,
+            metrics,
+            max_upload: settings.max_upload,
+        };
+        Ok(App {
+            listener,
+            addr,
+            state,
+            kafka,
+            codec,
+            blobs,
+            secret: Secret::new(engine_key),
+            settings,
+            republished,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Kafka bootstrap address outside consumers can read the topics from.
+    pub fn bootstrap(&self) -> &str {
+        self.kafka.bootstrap()
+    }
+
+    /// The event log connection.
+    pub fn kafka(&self) -> Arc<Kafka> {
+        self.kafka.clone()
+    }
+
+    /// The token signer, for tests and `alpes token`.
+    pub fn jwt(&self) -> Arc<Jwt> {
+        self.state.jwt.clone()
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> Blobs {
+        self.blobs.clone()
+    }
+
+    /// The codec events are written with.
+    pub fn codec(&self) -> Codec {
+        self.codec.clone()
+    }
+
+    /// How many requests were re-published at start.
+    pub fn republished(&self) -> usize {
+        self.republished
+    }
+
+    /// Serves until `shutdown` fires, then stops every task cleanly.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
+        let App {
+            listener,
+            state,
+            kafka,
+            codec,
+            blobs,
+            secret,
+            settings,
+            ..
+        } = self;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..settings.workers.max(1) {
+            let mut cfg = WorkerConfig {
+                transactional: settings.transactional,
+                ..WorkerConfig::default()
+            };
+            if let Some(j) = settings.jobs {
+                cfg.jobs = j.max(1);
+            }
+            let worker = Worker::build(
+                kafka.clone(),
+                blobs.clone(),
+                codec.clone(),
+                secret.clone(),
+                state.metrics.clone(),
+                cfg,
+            )?;
+            let stop = shutdown.clone();
+            tasks.spawn(async move { worker.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
+        }
+        {
+            let (kafka, codec, store, metrics, stop) = (
+                kafka.clone(),
+                codec.clone(),
+                state.store.clone(),
+                state.metrics.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
+        }
+        let producer = state.producer.clone();
+        let router = alpes_ingest::router(state);
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await;
+        shutdown.trigger();
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "a task stopped with an error"),
+                Err(e) => tracing::error!(error = %e, "a task panicked"),
+            }
+        }
+        if let Err(e) = producer.flush(Duration::from_secs(10)) {
+            tracing::warn!(error = %e, "producer flush on shutdown");
+        }
+        served.context("the HTTP server failed")
+    }
+}

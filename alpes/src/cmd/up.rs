@@ -1,0 +1,42 @@
+//! `alpes up`: every service in one process on the embedded defaults.
+
+use alpes::app::{App, Settings};
+use alpes_platform::shutdown::Shutdown;
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// Arguments of `alpes up`.
+pub type Args = Settings;
+
+/// Runs the platform until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> Result<ExitCode> {
+    alpes_platform::telemetry::init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let app = App::build(args.clone()).await?;
+        let url = format!("http://{}", app.addr());
+        println!("alpes: listening on {url}");
+        println!(
+            "alpes: kafka bootstrap {}{}",
+            app.bootstrap(),
+            if args.kafka.bootstrap.is_none() {
+                " (in-process development broker: not durable)"
+            } else {
+                ""
+            }
+        );
+        println!("alpes: data dir {}", args.data_dir.display());
+        if app.republished() > 0 {
+            println!("alpes: re-published {} unfinished request(s)", app.republished());
+        }
+        println!(
+            "alpes: get a token with `alpes token --user <id> --role proveedor --data-dir {}`",
+            args.data_dir.display()
+        );
+        let shutdown = Shutdown::new();
+        shutdown.on_ctrl_c();
+        app.run_until_stopped(shutdown).await?;
+        println!("alpes: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

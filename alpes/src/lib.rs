@@ -1,0 +1,6 @@
+//! The `alpes` crate: the composed platform ([`app`]) that `alpes up` runs and
+//! the integration tests start, plus the key files it keeps ([`secret`]).
+//! The command-line front end is in `main.rs` and `cmd/`.
+
+pub mod app;
+pub mod secret;

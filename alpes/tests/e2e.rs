@@ -1,0 +1,197 @@
+//! End to end, in process: every corpus file (with PHI planted where it
+//! parses) is uploaded three ways (raw body, multipart form, STOW-RS) to the
+//! whole platform on the mock cluster. Each upload must yield exactly one
+//! `ImagenAnonimizada`, or one `ImagenRechazada` with the expected reason; each
+//! anonymized blob must pass the engine's PHI scan; and a plain consumer
+//! decodes the events straight from the topics.
+
+mod common;
+#[path = "../../anonymizer/tests/common/mod.rs"]
+mod engine;
+
+use alpes_platform::auth::Role;
+use alpes_schemas::{topics, Codec, Event, ImagenAnonimizada, ImagenRechazada};
+use common::{corpus, drain, spawn_app};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Corpus files the engine must reject, with the reason code of the event.
+fn expected_rejections() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([("MR_truncated.dcm", "truncated"), ("rtplan_truncated.dcm", "truncated")])
+}
+
+/// The bytes a fixture is uploaded as (PHI planted where it parses).
+fn engine_bytes(name: &str) -> Vec<u8> {
+    let original = std::fs::read(common::fixtures_dir().join(name)).expect("read");
+    engine::plant_phi(&original).unwrap_or(original)
+}
+
+fn stow_body(bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "e2e-boundary-7f3a";
+    let mut body = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
+    let app = spawn_app().await;
+    let consumer = app.consumer(&[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED]);
+    let expected = expected_rejections();
+    // image id → (file name, way)
+    let mut uploads: HashMap<String, (String, &str)> = HashMap::new();
+    for path in corpus() {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+        let bytes = engine_bytes(&name);
+        for way in ["raw", "multipart", "stow"] {
+            // One provider per way: the same bytes from one provider are (rightly) one image.
+            let tok = app.token(&format!("prov-{way}"), Role::Proveedor);
+            let req = match way {
+                "raw" => app
+                    .client
+                    .post(format!("{}/imagenes", app.base))
+                    .header("content-type", "application/dicom")
+                    .body(bytes.clone()),
+                "multipart" => {
+                    let part = reqwest::multipart::Part::bytes(bytes.clone())
+                        .file_name(name.clone())
+                        .mime_str("application/dicom")
+                        .expect("mime");
+                    app.client
+                        .post(format!("{}/imagenes", app.base))
+                        .multipart(reqwest::multipart::Form::new().part("file", part))
+                }
+                _ => {
+                    let (ct, body) = stow_body(&bytes);
+                    app.client
+                        .post(format!("{}/studies", app.base))
+                        .header("content-type", ct)
+                        .body(body)
+                }
+            };
+            let res = req.bearer_auth(tok).send().await.expect("send");
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.expect("json");
+            let id = if way == "stow" {
+                assert_eq!(status, 200, "{name} via STOW: {v}");
+                let url = v["00081199"]["Value"][0]["00081190"]["Value"][0]
+                    .as_str()
+                    .expect("retrieve url")
+                    .to_owned();
+                url.rsplit('/').next().expect("id").to_owned()
+            } else {
+                assert_eq!(status, 202, "{name} via {way}: {v}");
+                v["id"].as_str().expect("id").to_owned()
+            };
+            match uploads.get(&id) {
+                // Two fixtures can plant to the same bytes (the same dataset in two encodings):
+                // one provider's same bytes are one image, so the second upload is a duplicate.
+                Some((first, _)) => assert_eq!(
+                    engine_bytes(first),
+                    bytes,
+                    "{name} via {way} reused the id of {first}, whose bytes differ"
+                ),
+                None => {
+                    uploads.insert(id, (name.clone(), way));
+                }
+            }
+        }
+    }
+    let messages = drain(&consumer, uploads.len(), Duration::from_secs(240)).await;
+    assert_eq!(messages.len(), uploads.len(), "outcomes missing");
+    // Nothing more arrives: exactly one outcome each.
+    assert!(
+        drain(&consumer, 1, Duration::from_secs(3)).await.is_empty(),
+        "an upload had two outcomes"
+    );
+
+    let codec = Codec::single_object();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for (topic, key, payload) in &messages {
+        if topic == topics::IMAGES_ANONYMIZED {
+            let ev: ImagenAnonimizada = codec.decode(payload).await.expect("decode");
+            assert_eq!(key, &ev.image_id, "events are keyed by image id");
+            *seen.entry(ev.image_id.clone()).or_default() += 1;
+            let (name, way) = &uploads[&ev.image_id];
+            if expected.contains_key(name.as_str()) {
+                problems.push(format!("{name} via {way}: anonymized, expected a rejection"));
+            }
+            let blob = app.blobs.get(&ev.blob_key).await.expect("anonymized blob");
+            for phi in engine::PHI {
+                if engine::contains(&blob, phi.as_bytes()) {
+                    problems.push(format!("{name} via {way}: {phi:?} in the output bytes"));
+                }
+            }
+            let leaks = engine::phi_in_elements(&blob);
+            if !leaks.is_empty() {
+                problems.push(format!("{name} via {way}: {leaks:?}"));
+            }
+            for uid in [&ev.study_uid, &ev.series_uid, &ev.sop_instance_uid].into_iter().flatten() {
+                if !uid.starts_with("2.25.") {
+                    problems.push(format!("{name} via {way}: UID {uid} was not remapped"));
+                }
+            }
+        } else {
+            let ev: ImagenRechazada = codec.decode(payload).await.expect("decode");
+            let id = ev.image_id.clone().expect("image id");
+            *seen.entry(id.clone()).or_default() += 1;
+            let (name, way) = &uploads[&id];
+            match expected.get(name.as_str()) {
+                Some(reason) if *reason == ev.reason => {}
+                other => problems.push(format!(
+                    "{name} via {way}: rejected {} ({}), expected {other:?}",
+                    ev.reason, ev.message
+                )),
+            }
+            for phi in engine::PHI {
+                assert!(!ev.message.contains(phi), "PHI in a rejection message");
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(seen.len(), uploads.len());
+    assert!(seen.values().all(|n| *n == 1));
+    app.shutdown.trigger();
+    app.task.await.expect("join").expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_plain_avro_reader_decodes_the_event_with_only_the_published_schema() {
+    let app = spawn_app().await;
+    let consumer = app.consumer(&[topics::IMAGES_ANONYMIZED]);
+    let bytes = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("read");
+    let res = app
+        .client
+        .post(format!("{}/imagenes", app.base))
+        .bearer_auth(app.token("p", Role::Proveedor))
+        .header("content-type", "application/dicom")
+        .body(bytes)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 202);
+    let msgs = drain(&consumer, 1, Duration::from_secs(60)).await;
+    assert_eq!(msgs.len(), 1);
+    let payload = &msgs[0].2;
+    // Single-object encoding: C3 01, the schema's 8-byte fingerprint, then the Avro body.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/avro/ImagenAnonimizada.avsc")).expect("avsc");
+    let schema = apache_avro::Schema::parse_str(&text).expect("schema");
+    assert_eq!(&payload[..2], &[0xC3, 0x01]);
+    let fp = schema.fingerprint::<apache_avro::rabin::Rabin>().bytes;
+    assert_eq!(&payload[2..10], &fp[..]);
+    let mut body = &payload[10..];
+    #[allow(deprecated)]
+    let value = apache_avro::from_avro_datum(&schema, &mut body, None).expect("datum");
+    let apache_avro::types::Value::Record(fields) = value else {
+        panic!("not a record")
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).expect(k);
+    assert_eq!(get("media_type"), apache_avro::types::Value::String("application/dicom".into()));
+    assert_eq!(get("rows"), apache_avro::types::Value::Int(128));
+    assert_eq!(ImagenAnonimizada::TOPIC, topics::IMAGES_ANONYMIZED);
+    app.shutdown.trigger();
+    app.task.await.expect("join").expect("clean stop");
+}

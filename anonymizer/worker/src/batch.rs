@@ -1,0 +1,111 @@
+//! One batch of consumed records: every record processed side by side (fetches bounded by the
+//! shared limit, the engine on the pool), the outputs encoded and published in record order,
+//! and the highest offset of each partition handed back for the consume loop to store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+
+use crate::context::Context;
+use crate::events::{Message, Output};
+use crate::image;
+use crate::publish::{Offsets, Turn};
+use crate::record::Record;
+use crate::Result;
+
+/// Records taken from the consumer together.
+#[derive(Debug)]
+pub struct Batch {
+    /// The order the batch was taken in; offsets are stored in this order.
+    pub seq: u64,
+    /// The records, in consumption order.
+    pub records: Vec<Record>,
+}
+
+/// What a batch produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `ImagenAnonimizada` events.
+    pub anonymized: usize,
+    /// `ImagenRechazada` events for readable events.
+    pub rejected: usize,
+    /// `ImagenRechazada` events for poison records.
+    pub poison: usize,
+}
+
+/// A published batch.
+#[derive(Debug)]
+pub struct Done {
+    /// The batch's sequence number.
+    pub seq: u64,
+    /// The highest offset of each partition, to store (plain mode) or already committed.
+    pub offsets: Offsets,
+    /// Outputs by kind.
+    pub counts: Counts,
+}
+
+impl Batch {
+    /// The highest offset of each partition in the batch, sorted by topic and partition.
+    pub fn offsets(&self) -> Offsets {
+        let mut highest: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for r in &self.records {
+            let slot = highest.entry((r.topic.as_str(), r.partition)).or_insert(r.offset);
+            *slot = (*slot).max(r.offset);
+        }
+        highest.into_iter().map(|((t, p), o)| (t.to_owned(), p, o)).collect()
+    }
+}
+
+/// Processes and publishes `batch`. The caller instruments it with the batch's span.
+pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
+    let started = Instant::now();
+    let offsets = batch.offsets();
+    let outputs = join_all(batch.records.iter().map(|r| image::process(&ctx, r))).await;
+    let mut counts = Counts::default();
+    let mut messages: Vec<Message> = Vec::with_capacity(outputs.len());
+    for (output, record) in outputs.into_iter().zip(&batch.records) {
+        let output = output?;
+        match &output {
+            Output::Anonymized(_) => counts.anonymized += 1,
+            Output::Rejected(e) if e.image_id.is_some() => counts.rejected += 1,
+            Output::Rejected(_) => counts.poison += 1,
+        }
+        messages.push(output.encode(&ctx.codec, record).await?);
+    }
+    ctx.publisher.publish(batch.seq, &ctx.stop, &messages, &offsets, turn).await?;
+    let span = tracing::Span::current();
+    span.record("anonymized", counts.anonymized);
+    span.record("rejected", counts.rejected);
+    span.record("poison", counts.poison);
+    tracing::info!(millis = started.elapsed().as_millis() as u64, "batch published");
+    Ok(Done {
+        seq: batch.seq,
+        offsets,
+        counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> Record {
+        Record {
+            topic: "t".into(),
+            partition,
+            offset,
+            payload: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_stores_the_highest_offset_of_each_partition() {
+        let batch = Batch {
+            seq: 0,
+            records: vec![record(1, 5), record(0, 9), record(1, 7), record(1, 6), record(0, 8)],
+        };
+        assert_eq!(batch.offsets(), vec![("t".to_owned(), 0, 9), ("t".to_owned(), 1, 7)]);
+    }
+}

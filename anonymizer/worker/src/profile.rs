@@ -1,0 +1,91 @@
+//! The requested [`Profile`] of an `ImagenRegistrada` turned into the engine's [`Config`]: the
+//! strictest options with each named Retain option switched on, the extra regions, and the rule
+//! library. Anything the engine cannot apply rejects the image as `"bad_profile"`, with a fixed
+//! message (the profile came from a client, so its text is not echoed).
+
+use alpes_anonymizer::{Config, Options, Region};
+use alpes_schemas::Profile;
+
+use crate::rejection::Rejection;
+
+/// The rule library names the worker accepts; `None` means the same.
+pub const DEFAULT_RULES: &str = "default";
+
+const BAD_PROFILE: &str = "bad_profile";
+
+/// The engine settings for one image: `base` (secret, shipped rules, limits) with `profile` applied.
+pub fn engine_config(base: &Config, profile: &Profile) -> Result<Config, Rejection> {
+    let mut options = Options::default();
+    for name in &profile.retain {
+        if !options.retain(name) {
+            return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown retain option"));
+        }
+    }
+    let regions = profile
+        .regions
+        .iter()
+        .map(|r| Region::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Rejection::fixed(BAD_PROFILE, "the profile has a region that is not x,y,w,h"))?;
+    match profile.rules.as_deref() {
+        None | Some(DEFAULT_RULES) => {}
+        Some(_) => return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown rule library")),
+    }
+    let mut cfg = base.clone();
+    cfg.options = options;
+    cfg.regions = regions;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alpes_anonymizer::{DateMode, Secret};
+
+    fn base() -> Config {
+        Config::new(Secret::new(b"test".to_vec()))
+    }
+
+    // `Profile` may gain fields (such as Clean options to skip): keep the update syntax.
+    #[allow(clippy::needless_update)]
+    fn profile(retain: &[&str], regions: &[&str], rules: Option<&str>) -> Profile {
+        Profile {
+            retain: retain.iter().map(|s| (*s).to_owned()).collect(),
+            regions: regions.iter().map(|s| (*s).to_owned()).collect(),
+            rules: rules.map(str::to_owned),
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_profile_is_the_strictest_one() {
+        let cfg = engine_config(&base(), &Profile::default()).unwrap();
+        assert_eq!(cfg.options, Options::default());
+        assert!(cfg.regions.is_empty());
+    }
+
+    #[test]
+    fn retain_names_and_regions_are_applied() {
+        let cfg = engine_config(&base(), &profile(&["uids", "modified-dates"], &["0,0,10,20"], Some("default"))).unwrap();
+        assert!(cfg.options.retain_uids);
+        assert_eq!(cfg.options.dates, DateMode::Modified);
+        assert_eq!(cfg.regions, vec![Region { x: 0, y: 0, w: 10, h: 20 }]);
+    }
+
+    #[test]
+    fn an_unknown_option_region_or_rule_library_is_a_bad_profile() {
+        for p in [
+            profile(&["everything"], &[], None),
+            profile(&[], &["1,2"], None),
+            profile(&[], &[], Some("us-default")),
+        ] {
+            let r = engine_config(&base(), &p).unwrap_err();
+            assert_eq!(r.reason, "bad_profile");
+            assert!(
+                !r.message.contains("everything") && !r.message.contains("us-default"),
+                "{}",
+                r.message
+            );
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Alpes ingest: the command side.
+//!
+//! Every upload streams to the blob store while it is hashed, is registered in
+//! the ingest store (which makes repeated uploads idempotent), and only then is
+//! announced as `ImagenRegistrada` on Kafka, keyed by the image id. If the
+//! broker does not acknowledge, the client gets 503 and nothing is left behind.
+//!
+//! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
+//!   `POST /anonimizar/{id}` and `GET /health`.
+//! - [`register`]: the shared "blob → store → event" step.
+//! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
+//! - [`republish`]: re-announces requests that never got an outcome.
+
+pub mod media;
+pub mod outcomes;
+pub mod profile;
+pub mod register;
+pub mod republish;
+pub mod routes;
+
+use alpes_platform::auth::Jwt;
+use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::{Kafka, Producer};
+use alpes_platform::metrics::Metrics;
+use alpes_platform::store::IngestStore;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// The default upload limit: 2 GiB per body.
+pub const DEFAULT_MAX_UPLOAD: u64 = 2 << 30;
+
+/// Everything the ingest routes share.
+#[derive(Debug, Clone)]
+pub struct IngestState {
+    /// Verifies bearer tokens.
+    pub jwt: Arc<Jwt>,
+    /// The event log.
+    pub kafka: Arc<Kafka>,
+    /// Produces `ImagenRegistrada`.
+    pub producer: Producer,
+    /// Raw blobs.
+    pub blobs: Blobs,
+    /// Images, idempotency keys and open requests.
+    pub store: Arc<dyn IngestStore>,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted body, bytes.
+    pub max_upload: u64,
+}
+
+impl FromRef<IngestState> for Arc<Jwt> {
+    fn from_ref(s: &IngestState) -> Self {
+        s.jwt.clone()
+    }
+}
+
+impl FromRef<IngestState> for Arc<Metrics> {
+    fn from_ref(s: &IngestState) -> Self {
+        s.metrics.clone()
+    }
+}
+
+/// The ingest routes, including `GET /health` and `GET /metrics`.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/imagenes", post(routes::upload::handler))
+        .route("/studies", post(routes::stow::handler))
+        .route("/studies/{study}", post(routes::stow::handler_for_study))
+        .route("/anonimizar/{id}", post(routes::reanonymize::handler))
+        .route("/health", get(routes::health::handler))
+        .route("/metrics", get(alpes_platform::metrics::handler))
+        // Uploads are streamed and limited by `max_upload`, not buffered.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            alpes_platform::metrics::track,
+        ))
+        .with_state(state)
+}

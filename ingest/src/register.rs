@@ -1,0 +1,237 @@
+//! One step shared by every upload route: a stored blob becomes a registered
+//! image and an `ImagenRegistrada` on the log, exactly once per provider and
+//! content (or idempotency key).
+//!
+//! The event is produced only after the blob is durable and the image is in
+//! the store. If the broker does not acknowledge, the request is forgotten and
+//! the blob deleted (unless another image uses it), and the caller answers 503.
+
+use crate::profile::UploadMeta;
+use crate::IngestState;
+use alpes_anonymizer::probe::MediaKind;
+use alpes_platform::blobs::StoredBlob;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::{Claim, NewImage, RequestState};
+use alpes_schemas::{deterministic_event_id, now_millis, ImagenRegistrada, Profile};
+use serde::Serialize;
+
+/// Where an upload came from, as recorded in the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /imagenes` with a DICOM, PNG or JPEG body.
+    Rest,
+    /// `POST /imagenes` with `multipart/form-data`.
+    Multipart,
+    /// STOW-RS.
+    Stow,
+    /// `POST /anonimizar/{id}`.
+    Reanonymize,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Rest => "rest",
+            Source::Multipart => "multipart",
+            Source::Stow => "stow",
+            Source::Reanonymize => "reanonymize",
+        }
+    }
+}
+
+/// What a client is told about one registered image.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Registered {
+    /// The image id.
+    pub id: String,
+    /// The anonymization request id.
+    pub request_id: Option<String>,
+    /// sha256 of the uploaded bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The media type detected.
+    pub media_type: String,
+    /// True when the image was already registered (same bytes or idempotency key): no new event.
+    pub duplicate: bool,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn event(
+    state_actor: &str,
+    image_id: &str,
+    request_id: &str,
+    provider: &str,
+    blob: (&str, &str, u64, &str),
+    meta: &UploadMeta,
+    source: Source,
+) -> ImagenRegistrada {
+    let (blob_key, sha256, size, media_type) = blob;
+    ImagenRegistrada {
+        event_id: deterministic_event_id("ImagenRegistrada", &[request_id]),
+        occurred_at: now_millis(),
+        actor: state_actor.to_owned(),
+        image_id: image_id.to_owned(),
+        provider_id: provider.to_owned(),
+        blob_key: blob_key.to_owned(),
+        sha256: sha256.to_owned(),
+        size_bytes: size as i64,
+        media_type: media_type.to_owned(),
+        profile: meta.profile.clone(),
+        source: source.as_str().to_owned(),
+        request_id: request_id.to_owned(),
+        tipo_imagen: meta.tipo_imagen.clone(),
+        region_anatomica: meta.region_anatomica.clone(),
+    }
+}
+
+/// Registers a stored blob for `provider` and announces it.
+pub async fn register(
+    state: &IngestState,
+    provider: &str,
+    blob: &StoredBlob,
+    kind: MediaKind,
+    meta: &UploadMeta,
+    idempotency_key: Option<&str>,
+    source: Source,
+) -> Result<Registered, ApiError> {
+    let image_id = new_id();
+    let request_id = new_id();
+    let ev = event(
+        provider,
+        &image_id,
+        &request_id,
+        provider,
+        (&blob.key, &blob.sha256, blob.size, kind.media_type()),
+        meta,
+        source,
+    );
+    let event_json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
+    let claim = state
+        .store
+        .claim(NewImage {
+            image_id: image_id.clone(),
+            provider_id: provider.to_owned(),
+            sha256: blob.sha256.clone(),
+            size: blob.size,
+            media_type: kind.media_type().to_owned(),
+            blob_key: blob.key.clone(),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            tipo_imagen: meta.tipo_imagen.clone(),
+            region_anatomica: meta.region_anatomica.clone(),
+            request_id: request_id.clone(),
+            event_json,
+        })
+        .await;
+    let claim = match claim {
+        Ok(c) => c,
+        Err(e) => {
+            forget_blob(state, blob).await;
+            return Err(e.into());
+        }
+    };
+    if let Claim::Existing { image_id } = claim {
+        // The idempotency key may have come with other bytes: keep no orphan.
+        forget_blob(state, blob).await;
+        let existing = state.store.image(&image_id).await.map_err(ApiError::from)?;
+        let (sha256, size, media_type) = existing.map_or_else(
+            || (blob.sha256.clone(), blob.size, kind.media_type().to_owned()),
+            |r| (r.sha256, r.size, r.media_type),
+        );
+        return Ok(Registered {
+            id: image_id,
+            request_id: None,
+            sha256,
+            size,
+            media_type,
+            duplicate: true,
+        });
+    }
+    publish(state, &ev).await?;
+    state.metrics.bytes_in.inc_by(blob.size);
+    tracing::info!(image_id = %image_id, request_id = %request_id, size = blob.size, media_type = kind.media_type(), source = source.as_str(), "image registered");
+    Ok(Registered {
+        id: image_id,
+        request_id: Some(request_id),
+        sha256: blob.sha256.clone(),
+        size: blob.size,
+        media_type: kind.media_type().to_owned(),
+        duplicate: false,
+    })
+}
+
+/// Re-announces an existing image with another profile (a new request).
+pub async fn reanonymize(state: &IngestState, actor: &str, image_id: &str, profile: Profile) -> Result<String, ApiError> {
+    let row = state
+        .store
+        .image(image_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::not_found("no image with this id"))?;
+    let request_id = new_id();
+    let meta = UploadMeta {
+        profile,
+        tipo_imagen: row.tipo_imagen.clone(),
+        region_anatomica: row.region_anatomica.clone(),
+    };
+    let mut ev = event(
+        actor,
+        image_id,
+        &request_id,
+        &row.provider_id,
+        (&row.blob_key, &row.sha256, row.size, &row.media_type),
+        &meta,
+        Source::Reanonymize,
+    );
+    ev.actor = actor.to_owned();
+    let json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
+    state
+        .store
+        .add_request(image_id, &request_id, &json)
+        .await
+        .map_err(ApiError::from)?;
+    publish(state, &ev).await?;
+    Ok(request_id)
+}
+
+/// Produces the event; on failure forgets the request (and an unused blob) and answers 503.
+async fn publish(state: &IngestState, ev: &ImagenRegistrada) -> Result<(), ApiError> {
+    match state.producer.send(&ev.image_id, ev).await {
+        Ok(()) => {
+            if let Err(e) = state.store.set_state(&ev.request_id, RequestState::Published).await {
+                // The event is out; the request stays pending and is re-announced (same event id) after a restart.
+                tracing::warn!(error = %e, request_id = %ev.request_id, "cannot mark request published");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, request_id = %ev.request_id, "broker did not acknowledge; request forgotten");
+            match state.store.abandon(&ev.request_id).await {
+                Ok(false) => {
+                    if let Err(e) = state.blobs.delete(&ev.blob_key).await {
+                        tracing::warn!(error = %e, "cannot delete an unregistered blob");
+                    }
+                }
+                Ok(true) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot forget the request"),
+            }
+            Err(ApiError::unavailable("the event broker", 5))
+        }
+    }
+}
+
+/// Deletes a stored blob unless some image uses it.
+pub async fn forget_blob(state: &IngestState, blob: &StoredBlob) {
+    match state.store.blob_in_use(&blob.sha256).await {
+        Ok(true) => {}
+        Ok(false) => {
+            if let Err(e) = state.blobs.delete(&blob.key).await {
+                tracing::warn!(error = %e, "cannot delete an unused blob");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot check blob use"),
+    }
+}

@@ -1,0 +1,53 @@
+//! The ingest routes, one per file.
+
+pub mod health;
+pub mod reanonymize;
+pub mod stow;
+pub mod upload;
+
+use alpes_platform::blobs::UploadError;
+use alpes_platform::http::ApiError;
+use axum::http::HeaderMap;
+
+/// The `Idempotency-Key` header, if present and sane (1–255 visible ASCII characters).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("bad_idempotency_key", "Idempotency-Key must be visible ASCII"))?;
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "bad_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(s.to_owned()))
+}
+
+/// 413 early when the declared length is already past the limit.
+pub fn check_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Err(ApiError::too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+/// The Content-Type header as text.
+pub fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+/// Maps a failed streamed upload to its answer.
+pub fn upload_error(e: UploadError) -> ApiError {
+    match e {
+        UploadError::TooLarge(limit) => ApiError::too_large(limit),
+        UploadError::Body(_) => ApiError::bad_request("bad_body", "the request body ended early or could not be read"),
+        UploadError::Store(e) => e.into(),
+    }
+}

@@ -1,0 +1,64 @@
+//! `POST /anonimizar/{id}`: anonymize an existing image again with another
+//! profile (JSON body `{"retain": [...], "no_clean": [...], "regions": [...], "rules": null}`,
+//! every field optional). Answers 202 with the new request id.
+
+use crate::profile::validate;
+use crate::register::reanonymize;
+use crate::IngestState;
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::http::ApiError;
+use alpes_schemas::Profile;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    #[serde(default)]
+    retain: Vec<String>,
+    #[serde(default)]
+    no_clean: Vec<String>,
+    #[serde(default)]
+    regions: Vec<String>,
+    #[serde(default)]
+    rules: Option<String>,
+}
+
+/// The handler.
+#[tracing::instrument(name = "POST /anonimizar/{id}", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(State(state): State<IngestState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    caller.require(&[Role::Proveedor, Role::Admin])?;
+    if body.len() > 64 * 1024 {
+        return Err(ApiError::too_large(64 * 1024));
+    }
+    let req: Request = if body.iter().all(u8::is_ascii_whitespace) {
+        Request::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", format!("the body is not a profile: {e}")))?
+    };
+    let profile = Profile {
+        retain: req.retain,
+        no_clean: req.no_clean,
+        regions: req.regions,
+        rules: req.rules,
+    };
+    validate(&profile)?;
+    let row = state.store.image(&id).await.map_err(ApiError::from)?;
+    // A provider sees only its own images; someone else's id is as good as unknown.
+    match row {
+        Some(r) if caller.role == Role::Admin || r.provider_id == caller.user_id => {}
+        _ => return Err(ApiError::not_found("no image with this id")),
+    }
+    let request_id = reanonymize(&state, &caller.user_id, &id, profile).await?;
+    let body = json!({ "id": id, "request_id": request_id });
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/imagenes/{id}"))],
+        axum::Json(body),
+    )
+        .into_response())
+}

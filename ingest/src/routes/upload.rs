@@ -1,0 +1,147 @@
+//! `POST /imagenes`: one image as the body (`application/dicom`, `image/png`,
+//! `image/jpeg`, profile in the query string), or `multipart/form-data` with
+//! one or more files plus the fields `tipo_imagen`, `region_anatomica`,
+//! `retain`, `no_clean`, `region` and `rules`. Answers 202 with the image ids.
+
+use super::{check_length, content_type, idempotency_key, upload_error};
+use crate::media::{self, Declared};
+use crate::profile::UploadMeta;
+use crate::register::{forget_blob, register, Registered, Source};
+use crate::IngestState;
+use alpes_anonymizer::probe::MediaKind;
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::blobs::{StoredBlob, RAW};
+use alpes_platform::http::ApiError;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde_json::json;
+
+/// The handler.
+#[tracing::instrument(name = "POST /imagenes", skip_all, fields(provider = %caller.user_id))]
+pub async fn handler(
+    State(state): State<IngestState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Proveedor, Role::Admin])?;
+    check_length(&headers, state.max_upload)?;
+    let key = idempotency_key(&headers)?;
+    let ct = content_type(&headers).unwrap_or("");
+    let registered = if ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
+        multipart(&state, &caller, ct, key.as_deref(), body).await?
+    } else {
+        vec![single(&state, &caller, ct, uri.query(), key.as_deref(), body).await?]
+    };
+    Ok(accepted(&registered))
+}
+
+/// 202 with the ids and a Location for the first image.
+pub fn accepted(images: &[Registered]) -> Response {
+    let ids: Vec<&str> = images.iter().map(|r| r.id.as_str()).collect();
+    let location = ids.first().map(|id| format!("/imagenes/{id}")).unwrap_or_default();
+    let body = json!({ "id": ids.first(), "ids": ids, "images": images });
+    (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(body)).into_response()
+}
+
+async fn single(
+    state: &IngestState,
+    caller: &Caller,
+    ct: &str,
+    query: Option<&str>,
+    key: Option<&str>,
+    body: Body,
+) -> Result<Registered, ApiError> {
+    let declared = media::declared(Some(ct))?;
+    let meta = UploadMeta::from_query(query)?;
+    let blob = state
+        .blobs
+        .put_stream(RAW, body.into_data_stream(), state.max_upload)
+        .await
+        .map_err(upload_error)?;
+    let kind = checked(state, declared, &blob).await?;
+    register(state, &caller.user_id, &blob, kind, &meta, key, Source::Rest).await
+}
+
+/// Checks a stored blob's first bytes; on failure the blob is dropped.
+pub async fn checked(state: &IngestState, declared: Declared, blob: &StoredBlob) -> Result<MediaKind, ApiError> {
+    match media::check(declared, &blob.head) {
+        Ok((kind, _)) => Ok(kind),
+        Err(e) => {
+            forget_blob(state, blob).await;
+            Err(e)
+        }
+    }
+}
+
+async fn multipart(state: &IngestState, caller: &Caller, ct: &str, key: Option<&str>, body: Body) -> Result<Vec<Registered>, ApiError> {
+    let boundary =
+        multer::parse_boundary(ct).map_err(|_| ApiError::bad_request("bad_multipart", "multipart/form-data needs a boundary"))?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut meta = UploadMeta::default();
+    let mut files: Vec<(StoredBlob, MediaKind)> = Vec::new();
+    let mut used = 0u64;
+    let result: Result<(), ApiError> = async {
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|_| ApiError::bad_request("bad_multipart", "the multipart body is malformed or truncated"))?
+        {
+            let is_file = field.file_name().is_some() || field.content_type().is_some_and(|m| m.essence_str() != "text/plain");
+            if !is_file {
+                let name = field.name().unwrap_or("").to_owned();
+                let value = field
+                    .text()
+                    .await
+                    .map_err(|_| ApiError::bad_request("bad_multipart", "a form field is malformed or truncated"))?;
+                meta.set(&name, &value);
+                continue;
+            }
+            let declared = media::declared(field.content_type().map(|m| m.essence_str()))?;
+            let blob = state
+                .blobs
+                .put_stream(RAW, field, state.max_upload.saturating_sub(used))
+                .await
+                .map_err(|e| match e {
+                    alpes_platform::blobs::UploadError::TooLarge(_) => ApiError::too_large(state.max_upload),
+                    alpes_platform::blobs::UploadError::Body(_) => {
+                        ApiError::bad_request("bad_multipart", "the multipart body is malformed or truncated")
+                    }
+                    other => upload_error(other),
+                })?;
+            used += blob.size;
+            let kind = checked(state, declared, &blob).await?;
+            files.push((blob, kind));
+        }
+        if files.is_empty() {
+            return Err(ApiError::bad_request("no_file", "the form has no file part"));
+        }
+        meta.validate()
+    }
+    .await;
+    if let Err(e) = result {
+        for (blob, _) in &files {
+            forget_blob(state, blob).await;
+        }
+        return Err(e);
+    }
+    let mut out = Vec::with_capacity(files.len());
+    for (i, (blob, kind)) in files.iter().enumerate() {
+        let part_key = key.map(|k| if files.len() == 1 { k.to_owned() } else { format!("{k}#{i}") });
+        match register(state, &caller.user_id, blob, *kind, &meta, part_key.as_deref(), Source::Multipart).await {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                for (blob, _) in &files[i + 1..] {
+                    forget_blob(state, blob).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}

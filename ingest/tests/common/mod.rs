@@ -1,0 +1,131 @@
+//! `spawn_app()`: the ingest routes on 127.0.0.1:0 with the in-process mock
+//! Kafka cluster, local blobs in a temp dir and an in-memory store.
+
+#![allow(dead_code)]
+
+use alpes_ingest::IngestState;
+use alpes_platform::auth::{Jwt, Role};
+use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
+use alpes_platform::metrics::Metrics;
+use alpes_platform::store::{IngestStore, SqliteStore};
+use alpes_schemas::{Codec, Event};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct TestApp {
+    pub base: String,
+    pub jwt: Arc<Jwt>,
+    pub kafka: Arc<Kafka>,
+    pub store: Arc<SqliteStore>,
+    pub codec: Codec,
+    pub blobs_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(name)).expect("fixture")
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../anonymizer/tests/fixtures/dicom")
+}
+
+pub async fn spawn_app(max_upload: u64) -> TestApp {
+    let kafka = Arc::new(
+        Kafka::connect(&KafkaArgs {
+            delivery_timeout_ms: 3000,
+            partitions: 3,
+            ..KafkaArgs::default()
+        })
+        .await
+        .expect("mock kafka"),
+    );
+    let blobs_dir = tempfile::tempdir().expect("tmp");
+    let blobs = Blobs::local(blobs_dir.path()).expect("blobs");
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let metrics = Arc::new(Metrics::new());
+    let codec = Codec::single_object();
+    let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
+    let jwt = Arc::new(Jwt::new(b"test-key-test-key-test-key-test-key"));
+    let state = IngestState {
+        jwt: jwt.clone(),
+        kafka: kafka.clone(),
+        producer,
+        blobs,
+        store: store.clone() as Arc<dyn IngestStore>,
+        metrics,
+        max_upload,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, alpes_ingest::router(state)).await });
+    TestApp {
+        base: format!("http://{addr}"),
+        jwt,
+        kafka,
+        store,
+        codec,
+        blobs_dir,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, user: &str, role: Role) -> String {
+        self.jwt.issue(user, role, Duration::from_secs(600)).expect("token")
+    }
+
+    pub fn provider(&self) -> String {
+        self.token("prov-1", Role::Proveedor)
+    }
+
+    /// Files under the blob dir (excluding directories).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.blobs_dir.path(), &mut out);
+        out
+    }
+
+    /// A fresh consumer group reading `E::TOPIC` from the start.
+    pub fn consumer<E: Event>(&self) -> StreamConsumer {
+        let mut cfg = self.kafka.client_config();
+        cfg.set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false");
+        let c: StreamConsumer = cfg.create().expect("consumer");
+        c.subscribe(&[E::TOPIC]).expect("subscribe");
+        c
+    }
+
+    /// Reads events of type `E` until `n` arrived or `wait` passed; returns them with their keys.
+    pub async fn events<E: Event>(&self, c: &StreamConsumer, n: usize, wait: Duration) -> Vec<(String, E)> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else {
+                break;
+            };
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let ev = self.codec.decode::<E>(m.payload().unwrap_or_default()).await.expect("decode");
+            out.push((key, ev));
+        }
+        out
+    }
+}

@@ -1,0 +1,389 @@
+//! `POST /imagenes`, STOW-RS and `POST /anonimizar/{id}` against the mock cluster:
+//! the happy paths, idempotency and every bad request.
+
+mod common;
+
+use alpes_platform::auth::Role;
+use alpes_schemas::ImagenRegistrada;
+use common::{fixture, spawn_app};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+
+const MB: u64 = 1 << 20;
+
+#[tokio::test]
+async fn a_raw_dicom_upload_is_202_and_one_event_keyed_by_the_image_id() {
+    let app = spawn_app(64 * MB).await;
+    let c = app.consumer::<ImagenRegistrada>();
+    let bytes = fixture("CT_small.dcm");
+    let res = app
+        .client
+        .post(format!("{}/imagenes?tipo_imagen=CT&region_anatomica=CHEST&retain=uids", app.base))
+        .bearer_auth(app.provider())
+        .header("content-type", "application/dicom")
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = res.headers()["location"].to_str().expect("loc").to_owned();
+    let body: Value = res.json().await.expect("json");
+    let id = body["id"].as_str().expect("id").to_owned();
+    assert_eq!(location, format!("/imagenes/{id}"));
+    let events = app.events::<ImagenRegistrada>(&c, 1, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 1);
+    let (key, ev) = &events[0];
+    assert_eq!(key, &id);
+    assert_eq!(ev.image_id, id);
+    assert_eq!(ev.provider_id, "prov-1");
+    assert_eq!(ev.size_bytes as usize, bytes.len());
+    assert_eq!(ev.media_type, "application/dicom");
+    assert_eq!(ev.profile.retain, vec!["uids"]);
+    assert_eq!(ev.tipo_imagen.as_deref(), Some("CT"));
+    assert_eq!(ev.source, "rest");
+    assert!(ev.blob_key.starts_with("raw/"));
+    let stored = std::fs::read(app.blobs_dir.path().join(&ev.blob_key)).expect("blob");
+    assert_eq!(stored, bytes);
+}
+
+#[tokio::test]
+async fn the_same_bytes_or_idempotency_key_give_the_same_id_and_no_second_event() {
+    let app = spawn_app(64 * MB).await;
+    let c = app.consumer::<ImagenRegistrada>();
+    let post = |body: Vec<u8>, key: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(format!("{}/imagenes", app.base))
+            .bearer_auth(app.provider())
+            .header("content-type", "application/dicom")
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send()
+    };
+    let a: Value = post(fixture("CT_small.dcm"), Some("k-1"))
+        .await
+        .expect("a")
+        .json()
+        .await
+        .expect("json");
+    let b: Value = post(fixture("CT_small.dcm"), None).await.expect("b").json().await.expect("json");
+    let c2: Value = post(fixture("MR_small.dcm"), Some("k-1"))
+        .await
+        .expect("c")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(a["id"], c2["id"]);
+    assert_eq!(b["images"][0]["duplicate"], true);
+    let events = app.events::<ImagenRegistrada>(&c, 2, Duration::from_secs(5)).await;
+    assert_eq!(events.len(), 1, "a duplicate produced a second event");
+    assert_eq!(app.blob_files().len(), 1, "the idempotent retry with other bytes left a blob");
+}
+
+#[tokio::test]
+async fn a_multipart_form_with_two_files_registers_both_with_the_form_fields() {
+    let app = spawn_app(64 * MB).await;
+    let c = app.consumer::<ImagenRegistrada>();
+    let form = reqwest::multipart::Form::new()
+        .text("tipo_imagen", "MR")
+        .text("region_anatomica", "HEAD")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(fixture("MR_small.dcm"))
+                .file_name("a.dcm")
+                .mime_str("application/dicom")
+                .expect("mime"),
+        )
+        .part("file", reqwest::multipart::Part::bytes(fixture("CT_small.dcm")).file_name("b.dcm"))
+        .text("retain", "modified-dates")
+        .text("region", "0,0,8,8");
+    let res = app
+        .client
+        .post(format!("{}/imagenes", app.base))
+        .bearer_auth(app.provider())
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["ids"].as_array().expect("ids").len(), 2);
+    let events = app.events::<ImagenRegistrada>(&c, 2, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 2);
+    for (_, ev) in &events {
+        assert_eq!(ev.source, "multipart");
+        assert_eq!(ev.region_anatomica.as_deref(), Some("HEAD"));
+        assert_eq!(ev.profile.retain, vec!["modified-dates"], "fields after the files apply too");
+        assert_eq!(ev.profile.regions, vec!["0,0,8,8"]);
+    }
+}
+
+fn related(parts: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "alpes-boundary-42";
+    let mut body = Vec::new();
+    for (ct, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: {ct}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn stow_answers_referenced_and_failed_sop_sequences() {
+    let app = spawn_app(64 * MB).await;
+    let (ct, body) = related(&[
+        ("application/dicom", fixture("CT_small.dcm")),
+        ("application/dicom", b"garbage, not DICOM".repeat(20)),
+    ]);
+    let res = app
+        .client
+        .post(format!("{}/studies", app.base))
+        .bearer_auth(app.provider())
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "one stored, one failed");
+    assert_eq!(res.headers()["content-type"], "application/dicom+json");
+    let v: Value = res.json().await.expect("json");
+    let referenced = v["00081199"]["Value"].as_array().expect("referenced");
+    assert_eq!(referenced.len(), 1);
+    assert_eq!(
+        referenced[0]["00081155"]["Value"][0],
+        "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
+    );
+    assert_eq!(v["00081198"]["Value"][0]["00081197"]["Value"][0], 0xC000);
+
+    let (ct, body) = related(&[("application/dicom", fixture("CT_small.dcm"))]);
+    let res = app
+        .client
+        .post(format!("{}/studies/1.2.3.4", app.base))
+        .bearer_auth(app.provider())
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::CONFLICT, "the only instance is of another study");
+}
+
+#[tokio::test]
+async fn reanonymize_produces_a_new_request_for_the_same_image() {
+    let app = spawn_app(64 * MB).await;
+    let c = app.consumer::<ImagenRegistrada>();
+    let res = app
+        .client
+        .post(format!("{}/imagenes", app.base))
+        .bearer_auth(app.provider())
+        .header("content-type", "application/dicom")
+        .body(fixture("MR_small.dcm"))
+        .send()
+        .await
+        .expect("send");
+    let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let res = app
+        .client
+        .post(format!("{}/anonimizar/{id}", app.base))
+        .bearer_auth(app.provider())
+        .json(&serde_json::json!({ "retain": ["uids"] }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let events = app.events::<ImagenRegistrada>(&c, 2, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].1.image_id, id);
+    assert_eq!(events[1].1.source, "reanonymize");
+    assert_ne!(events[0].1.request_id, events[1].1.request_id);
+    assert_ne!(events[0].1.event_id, events[1].1.event_id);
+    let other = app.token("prov-2", Role::Proveedor);
+    let res = app
+        .client
+        .post(format!("{}/anonimizar/{id}", app.base))
+        .bearer_auth(other)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another provider's image");
+}
+
+async fn error_of(res: reqwest::Response) -> (StatusCode, String) {
+    let status = res.status();
+    let v: Value = res.json().await.expect("a JSON error body");
+    assert!(v["message"].is_string());
+    (status, v["error"].as_str().expect("code").to_owned())
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_status_and_a_json_error() {
+    let app = spawn_app(4096).await;
+    let url = format!("{}/imagenes", app.base);
+    let tok = app.provider();
+
+    let no_token = app
+        .client
+        .post(&url)
+        .header("content-type", "application/dicom")
+        .body(fixture("CT_small.dcm"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(no_token).await, (StatusCode::UNAUTHORIZED, "unauthorized".into()));
+
+    let bad_token = app.client.post(&url).bearer_auth("not.a.jwt").body("x").send().await.expect("send");
+    assert_eq!(error_of(bad_token).await.0, StatusCode::UNAUTHORIZED);
+
+    let consumer = app.token("c-1", Role::Consumidor);
+    let wrong_role = app
+        .client
+        .post(&url)
+        .bearer_auth(consumer)
+        .header("content-type", "application/dicom")
+        .body("x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(wrong_role).await, (StatusCode::FORBIDDEN, "forbidden".into()));
+
+    let too_big = app
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .header("content-type", "application/dicom")
+        .body(vec![0u8; 10_000])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(too_big).await, (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into()));
+
+    // A streamed body without Content-Length is cut off at the limit as it arrives.
+    let chunks = futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![0u8; 1000])));
+    let streamed = app
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .header("content-type", "application/dicom")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(streamed).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let wrong_type = app
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        error_of(wrong_type).await,
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into())
+    );
+
+    let unreadable = app
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .header("content-type", "application/dicom")
+        .body(vec![7u8; 300])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(unreadable).await, (StatusCode::BAD_REQUEST, "unreadable_dicom".into()));
+
+    let truncated =
+        b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.dcm\"\r\nContent-Type: application/dicom\r\n\r\nDICM...."
+            .to_vec();
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body(truncated)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(res).await, (StatusCode::BAD_REQUEST, "bad_multipart".into()));
+
+    let bad_profile = app
+        .client
+        .post(format!("{url}?retain=everything"))
+        .bearer_auth(&tok)
+        .header("content-type", "application/dicom")
+        .body("x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(bad_profile).await, (StatusCode::BAD_REQUEST, "bad_profile".into()));
+
+    assert!(app.blob_files().is_empty(), "a rejected upload left a blob: {:?}", app.blob_files());
+}
+
+#[tokio::test]
+async fn a_broker_that_is_down_gives_503_with_retry_after_and_leaves_no_blob() {
+    let app = spawn_app(64 * MB).await;
+    app.kafka.mock().expect("mock").all_down().expect("down");
+    let res = app
+        .client
+        .post(format!("{}/imagenes", app.base))
+        .bearer_auth(app.provider())
+        .header("content-type", "application/dicom")
+        .body(fixture("CT_small.dcm"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        res.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned()),
+        Some("5".into())
+    );
+    assert_eq!(error_of(res).await, (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into()));
+    assert!(app.blob_files().is_empty(), "orphan blob: {:?}", app.blob_files());
+    use alpes_platform::store::IngestStore;
+    assert!(app.store.unfinished().await.expect("open").is_empty(), "the request was kept");
+    let health = app.client.get(format!("{}/health", app.base)).send().await.expect("health");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = health.json().await.expect("json");
+    assert_eq!(v["broker"]["status"], "down");
+    assert_eq!(v["store"]["status"], "up");
+}
+
+#[tokio::test]
+async fn health_names_the_bootstrap_and_metrics_count_requests_by_route() {
+    let app = spawn_app(64 * MB).await;
+    let v: Value = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["status"], "up");
+    assert_eq!(v["kafka"]["bootstrap"], app.kafka.bootstrap());
+    let _ = app.client.post(format!("{}/imagenes", app.base)).send().await.expect("send");
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(r#"alpes_http_requests_total{method="POST",route="/imagenes",status="401"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("alpes_http_request_duration_seconds_bucket"));
+}

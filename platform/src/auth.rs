@@ -1,0 +1,217 @@
+//! Bearer tokens: HS256 JWTs signed with the instance's key, verified locally.
+//! [`Caller`] is the axum extractor every protected route takes.
+
+use crate::http::ApiError;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const ISSUER: &str = "alpes";
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Uploads images and is credited for their use.
+    Proveedor,
+    /// Queries and downloads anonymized images and is billed.
+    Consumidor,
+    /// Operates the instance.
+    Admin,
+}
+
+impl Role {
+    /// The role's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Proveedor => "proveedor",
+            Role::Consumidor => "consumidor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "proveedor" => Ok(Role::Proveedor),
+            "consumidor" => Ok(Role::Consumidor),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?}; expected proveedor, consumidor or admin")),
+        }
+    }
+}
+
+/// The claims Alpes signs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The user's role.
+    pub role: Role,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Always `alpes`.
+    pub iss: String,
+}
+
+/// Issues and verifies tokens with one symmetric key.
+#[derive(Clone)]
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Jwt(HS256)")
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Jwt {
+    /// A signer/verifier for `key` (at least 32 bytes recommended).
+    pub fn new(key: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        Jwt {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+        }
+    }
+
+    /// A token for `user` with `role`, valid for `ttl`.
+    pub fn issue(&self, user: &str, role: Role, ttl: std::time::Duration) -> crate::Result<String> {
+        let iat = now_secs();
+        let claims = Claims {
+            sub: user.to_owned(),
+            role,
+            iat,
+            exp: iat + ttl.as_secs(),
+            iss: ISSUER.into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| crate::Error::Auth(e.to_string()))
+    }
+
+    /// The claims of a valid token.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| ApiError::unauthorized(format!("invalid bearer token: {}", describe(&e))))
+    }
+}
+
+fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAlgorithm => "wrong algorithm",
+        _ => "malformed",
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user id from the token.
+    pub user_id: String,
+    /// The role from the token.
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::forbidden(format!("this route needs the role {}", names.join(" or "))))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<Jwt>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let jwt = Arc::<Jwt>::from_ref(state);
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let claims = jwt.verify(token.trim())?;
+        Ok(Caller {
+            user_id: claims.sub,
+            role: claims.role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_issued_token_verifies_with_the_same_key_only() {
+        let a = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        let b = Jwt::new(b"fedcba9876543210fedcba9876543210");
+        let t = a.issue("u1", Role::Proveedor, Duration::from_secs(60)).expect("issue");
+        let c = a.verify(&t).expect("verify");
+        assert_eq!(c.sub, "u1");
+        assert_eq!(c.role, Role::Proveedor);
+        assert_eq!(b.verify(&t).expect_err("other key").status, axum::http::StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn an_expired_token_is_rejected() {
+        let a = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        let claims = Claims {
+            sub: "u".into(),
+            role: Role::Admin,
+            iat: 1,
+            exp: 2,
+            iss: ISSUER.into(),
+        };
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.encoding).expect("encode");
+        assert!(a.verify(&t).expect_err("expired").message.contains("expired"));
+    }
+
+    #[test]
+    fn a_wrong_role_is_forbidden() {
+        let c = Caller {
+            user_id: "u".into(),
+            role: Role::Consumidor,
+        };
+        assert_eq!(
+            c.require(&[Role::Proveedor, Role::Admin]).expect_err("403").status,
+            axum::http::StatusCode::FORBIDDEN
+        );
+        assert!(c.require(&[Role::Consumidor]).is_ok());
+    }
+}

@@ -1,0 +1,295 @@
+//! Blobs: the image bytes, content-addressed by sha256 on `object_store`.
+//!
+//! Keys are `raw/<sha256>` (as uploaded, PHI) and `anonymized/<sha256>`.
+//! Uploads stream to `tmp/<uuid>` while they are hashed, then move to their
+//! final key, so no reader ever sees a half-written blob and memory per upload
+//! stays bounded by one chunk whatever the size.
+
+use crate::{Error, Result};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Prefix of uploaded (identified) blobs.
+pub const RAW: &str = "raw";
+/// Prefix of de-identified blobs.
+pub const ANONYMIZED: &str = "anonymized";
+
+/// How many leading bytes an upload keeps in memory for sniffing its type.
+pub const SNIFF_BYTES: usize = 64 * 1024;
+
+const CHUNK: usize = 5 * 1024 * 1024;
+
+/// Where blobs live.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BlobArgs {
+    /// S3 endpoint URL (e.g. MinIO's). Without `--s3-bucket`, blobs go to `<data-dir>/blobs`.
+    #[arg(long = "s3-endpoint", env = "ALPES_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket; setting it selects the S3 store.
+    #[arg(long = "s3-bucket", env = "ALPES_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region.
+    #[arg(long = "s3-region", env = "ALPES_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// S3 access key id (or `AWS_ACCESS_KEY_ID`).
+    #[arg(long = "s3-access-key-id", env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (or `AWS_SECRET_ACCESS_KEY`).
+    #[arg(long = "s3-secret-access-key", env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+}
+
+/// A blob after it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// The final key, e.g. `raw/<sha256>`.
+    pub key: String,
+    /// Lowercase hex sha256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The first [`SNIFF_BYTES`] bytes, for type detection.
+    pub head: Vec<u8>,
+}
+
+/// Why a streamed upload was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The body passed the size limit; nothing was kept.
+    #[error("the body exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    /// The client's body failed (truncated, reset); nothing was kept.
+    #[error("the request body could not be read: {0}")]
+    Body(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// The blob store.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    describe: String,
+}
+
+impl Blobs {
+    /// A local directory store (created if missing).
+    pub fn local(dir: &std::path::Path) -> Result<Blobs> {
+        std::fs::create_dir_all(dir)?;
+        let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        Ok(Blobs {
+            store: Arc::new(store),
+            describe: format!("local:{}", dir.display()),
+        })
+    }
+
+    /// The store the arguments select: S3 when a bucket is given, else `default_dir`.
+    pub fn open(args: &BlobArgs, default_dir: &std::path::Path) -> Result<Blobs> {
+        let Some(bucket) = args.s3_bucket.as_deref().filter(|b| !b.is_empty()) else {
+            return Self::local(default_dir);
+        };
+        let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(&args.s3_region);
+        if let Some(ep) = &args.s3_endpoint {
+            b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
+        }
+        if let Some(k) = &args.s3_access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = &args.s3_secret_access_key {
+            b = b.with_secret_access_key(s);
+        }
+        Ok(Blobs {
+            store: Arc::new(b.build()?),
+            describe: format!("s3:{bucket}"),
+        })
+    }
+
+    /// Which store this is, for logs and health (no credentials).
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// Streams `body` under `prefix/<sha256>`, hashing as it goes, failing with
+    /// [`UploadError::TooLarge`] past `limit` bytes. Nothing is left behind on failure.
+    pub async fn put_stream<S, E>(&self, prefix: &str, body: S, limit: u64) -> Result<StoredBlob, UploadError>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+        let upload = self.store.put_multipart(&tmp).await.map_err(Error::from)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut head = Vec::new();
+        let mut body = body;
+        let failure = loop {
+            let chunk = match body.next().await {
+                None => break None,
+                Some(Ok(c)) => c,
+                Some(Err(e)) => break Some(UploadError::Body(e.to_string())),
+            };
+            size += chunk.len() as u64;
+            if size > limit {
+                break Some(UploadError::TooLarge(limit));
+            }
+            if head.len() < SNIFF_BYTES {
+                let take = (SNIFF_BYTES - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            hasher.update(&chunk);
+            if let Err(e) = writer.wait_for_capacity(4).await {
+                break Some(UploadError::Store(e.into()));
+            }
+            writer.put(chunk);
+        };
+        if let Some(e) = failure {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await.map_err(Error::from)?;
+        let sha256 = hex::encode(hasher.finalize());
+        let key = format!("{prefix}/{sha256}");
+        self.promote(&tmp, &Path::from(key.as_str())).await?;
+        Ok(StoredBlob { key, sha256, size, head })
+    }
+
+    /// Moves a finished temporary blob to its content key; identical content
+    /// already there is kept and the temporary copy dropped.
+    async fn promote(&self, tmp: &Path, key: &Path) -> Result<()> {
+        match self.store.rename_if_not_exists(tmp, key).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.store.delete(tmp).await?;
+                Ok(())
+            }
+            // Stores without an atomic conditional rename (S3): copy then delete.
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                self.store.copy(tmp, key).await?;
+                self.store.delete(tmp).await?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.store.delete(tmp).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Stores `bytes` under `prefix/<sha256>` in one atomic put; returns the key and hash.
+    pub async fn put_bytes(&self, prefix: &str, bytes: Bytes) -> Result<(String, String)> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let key = format!("{prefix}/{sha256}");
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&Path::from(key.as_str()), PutPayload::from(bytes), opts).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok((key, sha256)),
+            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
+                Err(Error::Config("the blob store does not support conditional puts".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The whole blob at `key`.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
+    }
+
+    /// Whether a blob exists at `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.store.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the blob at `key`; a missing blob is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the store answers (a head on a key that need not exist).
+    pub async fn health(&self) -> Result<()> {
+        self.exists("health/probe").await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: Vec<&'static [u8]>) -> impl Stream<Item = std::result::Result<Bytes, String>> + Unpin {
+        futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p))))
+    }
+
+    #[tokio::test]
+    async fn a_streamed_blob_is_keyed_by_its_sha256_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blobs = Blobs::local(dir.path()).expect("local");
+        let b = blobs.put_stream(RAW, chunks(vec![b"hello ", b"world"]), 100).await.expect("put");
+        assert_eq!(b.sha256, hex::encode(Sha256::digest(b"hello world")));
+        assert_eq!(b.key, format!("raw/{}", b.sha256));
+        assert_eq!(b.size, 11);
+        assert_eq!(blobs.get(&b.key).await.expect("get"), Bytes::from_static(b"hello world"));
+        let again = blobs.put_stream(RAW, chunks(vec![b"hello world"]), 100).await.expect("put again");
+        assert_eq!(again.key, b.key);
+        let tmp = dir.path().join("tmp");
+        assert!(
+            !tmp.exists() || std::fs::read_dir(&tmp).expect("dir").next().is_none(),
+            "a temporary blob was left"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_or_broken_body_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blobs = Blobs::local(dir.path()).expect("local");
+        let err = blobs
+            .put_stream(RAW, chunks(vec![b"0123456789", b"abc"]), 12)
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, UploadError::TooLarge(12)));
+        let broken = futures::stream::iter(vec![Ok(Bytes::from_static(b"abc")), Err("reset".to_owned())]);
+        assert!(matches!(blobs.put_stream(RAW, broken, 100).await, Err(UploadError::Body(_))));
+        let files: Vec<_> = walk(dir.path());
+        assert!(files.is_empty(), "left behind: {files:?}");
+    }
+
+    #[tokio::test]
+    async fn put_bytes_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blobs = Blobs::local(dir.path()).expect("local");
+        let (k1, _) = blobs.put_bytes(ANONYMIZED, Bytes::from_static(b"x")).await.expect("put");
+        let (k2, _) = blobs.put_bytes(ANONYMIZED, Bytes::from_static(b"x")).await.expect("put");
+        assert_eq!(k1, k2);
+        assert!(blobs.exists(&k1).await.expect("head"));
+        blobs.delete(&k1).await.expect("delete");
+        assert!(!blobs.exists(&k1).await.expect("head"));
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("dir").flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+}

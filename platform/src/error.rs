@@ -1,0 +1,39 @@
+//! The platform's error type. Messages name what failed, never payload bytes or PHI.
+
+/// Everything an adapter can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// librdkafka reported an error.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker did not acknowledge in time.
+    #[error("broker unavailable: {0}")]
+    BrokerUnavailable(String),
+    /// The object store failed.
+    #[error("blob store: {0}")]
+    Blob(#[from] object_store::Error),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// An event could not be encoded or decoded.
+    #[error("codec: {0}")]
+    Codec(#[from] alpes_schemas::Error),
+    /// A token could not be issued or verified.
+    #[error("auth: {0}")]
+    Auth(String),
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A local file operation failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+/// The platform's result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

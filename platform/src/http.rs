@@ -1,0 +1,138 @@
+//! The one HTTP error type. Every route returns `Result<_, ApiError>`; the body
+//! is always `{"error": code, "message": text}` and the status matches the code.
+//! A 5xx body never carries internals: the cause goes to the log, not the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable machine-readable code, e.g. `payload_too_large`.
+    pub code: &'static str,
+    /// A human-readable explanation; never PHI, never internals for 5xx.
+    pub message: String,
+    /// Seconds for a `Retry-After` header (503 and 429).
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with any status.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 400: the request cannot be understood.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    /// 401: no or bad credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    /// 403: authenticated, but the role may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    /// 404: nothing by that id.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    /// 413: the body is larger than the configured limit.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        )
+    }
+    /// 415: a media type Alpes does not take.
+    pub fn unsupported_media(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+    }
+    /// 503 with `Retry-After`: a dependency (the broker, the store) is down.
+    pub fn unavailable(what: &str, retry_after: u32) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: format!("{what} is unavailable; retry later"),
+            retry_after: Some(retry_after),
+        }
+    }
+    /// 500: logs the cause and answers a fixed text.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&Body {
+            error: self.code,
+            message: &self.message,
+        })
+        .unwrap_or_default();
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::BrokerUnavailable(_) | crate::Error::Kafka(_) => ApiError::unavailable("the event broker", 5),
+            crate::Error::Store(_) => ApiError::unavailable("the store", 5),
+            crate::Error::Blob(_) => ApiError::unavailable("the blob store", 5),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unavailable_error_has_retry_after_and_a_json_body() {
+        let res = ApiError::unavailable("the event broker", 7).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "7");
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["error"], "unavailable");
+    }
+
+    #[test]
+    fn an_internal_error_hides_its_cause() {
+        let e = ApiError::internal(&"secret path /data/raw/abc");
+        assert_eq!(e.message, "internal error");
+    }
+}

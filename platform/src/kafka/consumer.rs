@@ -1,0 +1,74 @@
+//! Consumer set-up for at-least-once processing.
+//!
+//! - Offsets are stored by the application only after its work is done
+//!   (`enable.auto.offset.store=false`); librdkafka commits stored offsets.
+//! - On a partition revoke, the stored offsets are committed synchronously,
+//!   so the next owner starts right after the last finished message.
+//! - Statistics feed the per-partition consumer lag gauge.
+
+use super::Kafka;
+use crate::metrics::Metrics;
+use crate::Result;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{ClientContext, Statistics};
+use std::sync::Arc;
+
+/// The consumer context: commits on revoke and exports lag.
+#[derive(Debug, Clone)]
+pub struct CommitOnRevoke {
+    group: String,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for CommitOnRevoke {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[self.group.as_str(), topic.as_str(), partition.to_string().as_str()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(parts) = rebalance {
+            if parts.count() > 0 {
+                // Nothing stored yet is not an error worth more than a debug line.
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::debug!(error = %e, group = %self.group, "commit on revoke");
+                }
+            }
+        }
+    }
+}
+
+/// A group consumer with [`CommitOnRevoke`].
+pub type GroupConsumer = StreamConsumer<CommitOnRevoke>;
+
+impl Kafka {
+    /// A consumer in `group`, subscribed to `topics`, that commits only offsets
+    /// the application stored.
+    pub fn consumer(&self, group: &str, topics: &[&str], metrics: Arc<Metrics>) -> Result<GroupConsumer> {
+        let mut cfg = self.client_config();
+        cfg.set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "5000")
+            .set("queued.max.messages.kbytes", "16384");
+        let context = CommitOnRevoke {
+            group: group.to_owned(),
+            metrics,
+        };
+        let consumer: GroupConsumer = cfg.create_with_context(context)?;
+        consumer.subscribe(topics)?;
+        Ok(consumer)
+    }
+}

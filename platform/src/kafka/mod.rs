@@ -1,0 +1,180 @@
+//! Kafka: settings, the development broker, topic creation and client set-up.
+//!
+//! With no bootstrap servers configured, [`Kafka::connect`] starts librdkafka's
+//! in-process mock cluster ([`mock`]). It is the development broker: each
+//! partition keeps only a few MB and nothing survives the process, so a real
+//! cluster (`--kafka-bootstrap`) is for anything that must last.
+
+pub mod consumer;
+pub mod mock;
+pub mod producer;
+
+use crate::{Error, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::time::Duration;
+
+pub use consumer::{CommitOnRevoke, GroupConsumer};
+pub use mock::MockBroker;
+pub use producer::Producer;
+
+/// Where the brokers are and how to reach them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,...). Without it, the in-process development broker runs.
+    #[arg(long = "kafka-bootstrap", env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub bootstrap: Option<String>,
+    /// A librdkafka property passed through to every client, e.g. `security.protocol=SASL_SSL`. Repeatable.
+    #[arg(long = "kafka-prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
+    pub props: Vec<(String, String)>,
+    /// Partitions for the topics Alpes creates.
+    #[arg(long = "kafka-partitions", env = "ALPES_KAFKA_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// Replication factor for the topics Alpes creates.
+    #[arg(long = "kafka-replication", env = "ALPES_KAFKA_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+    /// How long a produce may wait for the broker's acknowledgement, in milliseconds.
+    #[arg(
+        long = "kafka-delivery-timeout-ms",
+        env = "ALPES_KAFKA_DELIVERY_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub delivery_timeout_ms: u64,
+}
+
+impl Default for KafkaArgs {
+    fn default() -> Self {
+        KafkaArgs {
+            bootstrap: None,
+            props: Vec::new(),
+            partitions: 6,
+            replication: 1,
+            delivery_timeout_ms: 10_000,
+        }
+    }
+}
+
+fn parse_prop(s: &str) -> std::result::Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    if k.trim().is_empty() {
+        return Err(format!("{s:?} has an empty key"));
+    }
+    Ok((k.trim().to_owned(), v.to_owned()))
+}
+
+/// A connection to the event log: the bootstrap address, pass-through
+/// properties and, in development, the mock cluster that serves it.
+#[derive(Debug)]
+pub struct Kafka {
+    bootstrap: String,
+    props: Vec<(String, String)>,
+    delivery_timeout: Duration,
+    mock: Option<MockBroker>,
+}
+
+impl Kafka {
+    /// Connects to the configured brokers, or starts the development broker,
+    /// then creates every Alpes topic that is missing.
+    pub async fn connect(args: &KafkaArgs) -> Result<Kafka> {
+        let (bootstrap, mock) = match args.bootstrap.as_deref().filter(|b| !b.trim().is_empty()) {
+            Some(b) => (b.to_owned(), None),
+            None => {
+                let mock = MockBroker::start(1)?;
+                (mock.bootstrap().to_owned(), Some(mock))
+            }
+        };
+        let kafka = Kafka {
+            bootstrap,
+            props: args.props.clone(),
+            delivery_timeout: Duration::from_millis(args.delivery_timeout_ms),
+            mock,
+        };
+        let replication = if kafka.mock.is_some() { 1 } else { args.replication };
+        kafka
+            .ensure_topics(&alpes_schemas::topics::ALL, args.partitions, replication)
+            .await?;
+        Ok(kafka)
+    }
+
+    /// The bootstrap address clients (and outside tools such as kcat) use.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The development broker, when it is the one in use.
+    pub fn mock(&self) -> Option<&MockBroker> {
+        self.mock.as_ref()
+    }
+
+    /// How long a produce waits for the acknowledgement.
+    pub fn delivery_timeout(&self) -> Duration {
+        self.delivery_timeout
+    }
+
+    /// A client configuration with the bootstrap servers and every pass-through property.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap);
+        if self.mock.is_some() {
+            // The mock cluster's partitions are tiny; keep metadata fresh so new topics show quickly.
+            cfg.set("topic.metadata.refresh.interval.ms", "1000");
+        }
+        for (k, v) in &self.props {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+
+    /// Creates `topics` that do not exist yet.
+    pub async fn ensure_topics(&self, topics: &[&str], partitions: i32, replication: i32) -> Result<()> {
+        if let Some(mock) = &self.mock {
+            for t in topics {
+                mock.create_topic(t, partitions, replication)?;
+            }
+            return Ok(());
+        }
+        let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in admin.create_topics(&new, &opts).await? {
+            match result {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(Error::Config(format!("cannot create topic {topic}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the brokers answer a metadata request within `timeout`.
+    pub async fn health(&self, timeout: Duration) -> Result<()> {
+        let cfg = self.client_config();
+        tokio::task::spawn_blocking(move || {
+            let probe: BaseConsumer = cfg.create()?;
+            probe.fetch_metadata(Some(alpes_schemas::topics::IMAGES_REGISTERED), timeout)?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::BrokerUnavailable(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_property_needs_a_key_and_an_equals_sign() {
+        assert_eq!(
+            parse_prop("sasl.mechanism=PLAIN").expect("ok"),
+            ("sasl.mechanism".into(), "PLAIN".into())
+        );
+        assert_eq!(parse_prop("a=b=c").expect("ok").1, "b=c");
+        assert!(parse_prop("novalue").is_err());
+        assert!(parse_prop("=x").is_err());
+    }
+}

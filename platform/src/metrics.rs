@@ -1,0 +1,175 @@
+//! Prometheus metrics. One [`Metrics`] per process, shared by every service in
+//! it. Labels are routes, topics, partitions and reason codes: never PHI.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Every metric Alpes exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route, method and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by route, seconds.
+    pub http_latency: HistogramVec,
+    /// Consumer lag by group, topic and partition, messages.
+    pub consumer_lag: IntGaugeVec,
+    /// Engine time per image by outcome, seconds.
+    pub engine_seconds: HistogramVec,
+    /// Upload bytes received.
+    pub bytes_in: IntCounter,
+    /// Anonymized bytes written.
+    pub bytes_out: IntCounter,
+    /// Images rejected, by reason code.
+    pub rejections: IntCounterVec,
+    /// Events produced, by topic.
+    pub events_produced: IntCounterVec,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        // The options are compile-time constants; a failure is a programming error.
+        Err(e) => panic!("metric definition: {e}"),
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("alpes".into()), None).unwrap_or_default();
+        let http_requests = must(IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        ));
+        let http_latency = must(HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["route"],
+        ));
+        let consumer_lag = must(IntGaugeVec::new(
+            Opts::new(
+                "consumer_lag",
+                "Messages behind the partition end, by consumer group, topic and partition",
+            ),
+            &["group", "topic", "partition"],
+        ));
+        let engine_seconds = must(HistogramVec::new(
+            HistogramOpts::new("engine_seconds", "De-identification engine time per image")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            &["outcome"],
+        ));
+        let bytes_in = must(IntCounter::new("bytes_in_total", "Upload bytes received"));
+        let bytes_out = must(IntCounter::new("bytes_out_total", "Anonymized bytes written"));
+        let rejections = must(IntCounterVec::new(
+            Opts::new("rejections_total", "Images rejected, by reason"),
+            &["reason"],
+        ));
+        let events_produced = must(IntCounterVec::new(
+            Opts::new("events_produced_total", "Events produced, by topic"),
+            &["topic"],
+        ));
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_latency.clone()),
+            Box::new(consumer_lag.clone()),
+            Box::new(engine_seconds.clone()),
+            Box::new(bytes_in.clone()),
+            Box::new(bytes_out.clone()),
+            Box::new(rejections.clone()),
+            Box::new(events_produced.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            consumer_lag,
+            engine_seconds,
+            bytes_in,
+            bytes_out,
+            rejections,
+            events_produced,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// Middleware: counts and times every request by its route template (never the raw path).
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    metrics
+        .http_latency
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), res.status().as_str()])
+        .inc();
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_metric_family() {
+        let m = Metrics::new();
+        m.http_requests.with_label_values(&["/imagenes", "POST", "202"]).inc();
+        m.http_latency.with_label_values(&["/imagenes"]).observe(0.01);
+        m.consumer_lag.with_label_values(&["g", "t", "0"]).set(3);
+        m.engine_seconds.with_label_values(&["anonymized"]).observe(0.002);
+        m.rejections.with_label_values(&["not_avro"]).inc();
+        m.events_produced.with_label_values(&["t"]).inc();
+        m.bytes_in.inc_by(10);
+        m.bytes_out.inc_by(5);
+        let text = m.render();
+        for name in [
+            "alpes_http_requests_total",
+            "alpes_http_request_duration_seconds",
+            "alpes_consumer_lag",
+            "alpes_engine_seconds",
+            "alpes_bytes_in_total 10",
+            "alpes_bytes_out_total 5",
+            "alpes_rejections_total",
+            "alpes_events_produced_total",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+}

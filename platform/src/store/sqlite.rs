@@ -1,0 +1,343 @@
+//! The embedded ingest store: one SQLite file in WAL mode (rusqlite, bundled).
+//! Calls run on the blocking pool; one connection behind a mutex.
+
+use super::{Claim, ImageRow, IngestStore, NewImage, RequestState};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    image_id    TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    media_type  TEXT NOT NULL,
+    blob_key    TEXT NOT NULL,
+    tipo_imagen TEXT,
+    region_anatomica TEXT,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (provider_id, sha256)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    provider_id TEXT NOT NULL,
+    idem_key    TEXT NOT NULL,
+    image_id    TEXT NOT NULL REFERENCES images(image_id) ON DELETE CASCADE,
+    PRIMARY KEY (provider_id, idem_key)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    image_id   TEXT NOT NULL REFERENCES images(image_id) ON DELETE CASCADE,
+    state      TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    seq        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_open ON requests(state, seq);
+";
+
+/// The SQLite adapter.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &std::path::Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Self::init(Connection::open(path)?)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<SqliteStore> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
+    Ok(tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM requests", [], |r| r.get(0))?)
+}
+
+#[async_trait]
+impl IngestStore for SqliteStore {
+    async fn claim(&self, img: NewImage) -> Result<Claim> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(key) = &img.idempotency_key {
+                let found: Option<String> = tx
+                    .query_row(
+                        "SELECT image_id FROM idempotency WHERE provider_id = ?1 AND idem_key = ?2",
+                        params![img.provider_id, key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(image_id) = found {
+                    return Ok(Claim::Existing { image_id });
+                }
+            }
+            let same_bytes: Option<String> = tx
+                .query_row(
+                    "SELECT image_id FROM images WHERE provider_id = ?1 AND sha256 = ?2",
+                    params![img.provider_id, img.sha256],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(image_id) = same_bytes {
+                if let Some(key) = &img.idempotency_key {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)",
+                        params![img.provider_id, key, image_id],
+                    )?;
+                }
+                tx.commit()?;
+                return Ok(Claim::Existing { image_id });
+            }
+            tx.execute(
+                "INSERT INTO images (image_id, provider_id, sha256, size, media_type, blob_key, tipo_imagen, region_anatomica, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    img.image_id,
+                    img.provider_id,
+                    img.sha256,
+                    img.size as i64,
+                    img.media_type,
+                    img.blob_key,
+                    img.tipo_imagen,
+                    img.region_anatomica,
+                    now_millis()
+                ],
+            )?;
+            if let Some(key) = &img.idempotency_key {
+                tx.execute(
+                    "INSERT INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)",
+                    params![img.provider_id, key, img.image_id],
+                )?;
+            }
+            let seq = next_seq(&tx)?;
+            tx.execute(
+                "INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)",
+                params![img.request_id, img.image_id, img.event_json, seq],
+            )?;
+            tx.commit()?;
+            Ok(Claim::Created)
+        })
+        .await
+    }
+
+    async fn add_request(&self, image_id: &str, request_id: &str, event_json: &str) -> Result<()> {
+        let (image_id, request_id, event_json) = (image_id.to_owned(), request_id.to_owned(), event_json.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let seq = next_seq(&tx)?;
+            tx.execute(
+                "INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)",
+                params![request_id, image_id, event_json, seq],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_state(&self, request_id: &str, state: RequestState) -> Result<bool> {
+        let request_id = request_id.to_owned();
+        self.with(move |conn| {
+            // A finished request never goes back to pending or published.
+            let n = conn.execute(
+                "UPDATE requests SET state = ?2 WHERE request_id = ?1
+                 AND (state IN ('pending', 'published') OR ?2 IN ('anonymized', 'rejected'))",
+                params![request_id, state.as_str()],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn abandon(&self, request_id: &str) -> Result<bool> {
+        let request_id = request_id.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT r.image_id, i.sha256 FROM requests r JOIN images i USING (image_id) WHERE r.request_id = ?1",
+                    params![request_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((image_id, sha)) = row else {
+                return Ok(true);
+            };
+            tx.execute("DELETE FROM requests WHERE request_id = ?1", params![request_id])?;
+            let others: i64 = tx.query_row("SELECT COUNT(*) FROM requests WHERE image_id = ?1", params![image_id], |r| r.get(0))?;
+            if others == 0 {
+                tx.execute("DELETE FROM images WHERE image_id = ?1", params![image_id])?;
+            }
+            let users: i64 = tx.query_row("SELECT COUNT(*) FROM images WHERE sha256 = ?1", params![sha], |r| r.get(0))?;
+            tx.commit()?;
+            Ok(users > 0)
+        })
+        .await
+    }
+
+    async fn blob_in_use(&self, sha256: &str) -> Result<bool> {
+        let sha256 = sha256.to_owned();
+        self.with(move |conn| {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM images WHERE sha256 = ?1", params![sha256], |r| r.get(0))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn image(&self, image_id: &str) -> Result<Option<ImageRow>> {
+        let image_id = image_id.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT image_id, provider_id, sha256, size, media_type, blob_key, tipo_imagen, region_anatomica
+                     FROM images WHERE image_id = ?1",
+                    params![image_id],
+                    |r| {
+                        Ok(ImageRow {
+                            image_id: r.get(0)?,
+                            provider_id: r.get(1)?,
+                            sha256: r.get(2)?,
+                            size: r.get::<_, i64>(3)? as u64,
+                            media_type: r.get(4)?,
+                            blob_key: r.get(5)?,
+                            tipo_imagen: r.get(6)?,
+                            region_anatomica: r.get(7)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn request_state(&self, request_id: &str) -> Result<Option<RequestState>> {
+        let request_id = request_id.to_owned();
+        self.with(move |conn| {
+            let s: Option<String> = conn
+                .query_row("SELECT state FROM requests WHERE request_id = ?1", params![request_id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(s.as_deref().and_then(RequestState::parse))
+        })
+        .await
+    }
+
+    async fn unfinished(&self) -> Result<Vec<String>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT event FROM requests WHERE state IN ('pending', 'published') ORDER BY seq")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.with(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(id: &str, provider: &str, sha: &str, key: Option<&str>) -> NewImage {
+        NewImage {
+            image_id: id.into(),
+            provider_id: provider.into(),
+            sha256: sha.into(),
+            size: 3,
+            media_type: "application/dicom".into(),
+            blob_key: format!("raw/{sha}"),
+            idempotency_key: key.map(Into::into),
+            tipo_imagen: Some("CT".into()),
+            region_anatomica: None,
+            request_id: format!("req-{id}"),
+            event_json: format!("{{\"image_id\":\"{id}\"}}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_bytes_or_key_from_one_provider_claim_the_same_image() {
+        let s = SqliteStore::in_memory().expect("db");
+        assert_eq!(s.claim(img("a", "p1", "s1", Some("k1"))).await.expect("claim"), Claim::Created);
+        assert_eq!(
+            s.claim(img("b", "p1", "s1", None)).await.expect("claim"),
+            Claim::Existing { image_id: "a".into() }
+        );
+        assert_eq!(
+            s.claim(img("c", "p1", "s2", Some("k1"))).await.expect("claim"),
+            Claim::Existing { image_id: "a".into() }
+        );
+        assert_eq!(s.claim(img("d", "p2", "s1", Some("k1"))).await.expect("claim"), Claim::Created);
+        assert_eq!(s.image("a").await.expect("get").expect("row").blob_key, "raw/s1");
+    }
+
+    #[tokio::test]
+    async fn unfinished_requests_are_replayed_until_they_have_an_outcome() {
+        let s = SqliteStore::in_memory().expect("db");
+        s.claim(img("a", "p", "s1", None)).await.expect("claim");
+        s.claim(img("b", "p", "s2", None)).await.expect("claim");
+        s.add_request("a", "req-a2", "{\"again\":1}").await.expect("add");
+        assert_eq!(s.unfinished().await.expect("open").len(), 3);
+        assert!(s.set_state("req-a", RequestState::Published).await.expect("set"));
+        assert!(s.set_state("req-a", RequestState::Anonymized).await.expect("set"));
+        assert!(
+            !s.set_state("req-a", RequestState::Published).await.expect("set"),
+            "a finished request went back"
+        );
+        assert!(s.set_state("req-b", RequestState::Rejected).await.expect("set"));
+        assert_eq!(s.unfinished().await.expect("open"), vec!["{\"again\":1}".to_owned()]);
+        assert_eq!(s.request_state("req-a").await.expect("state"), Some(RequestState::Anonymized));
+    }
+
+    #[tokio::test]
+    async fn abandoning_the_only_request_forgets_the_image_and_reports_blob_use() {
+        let s = SqliteStore::in_memory().expect("db");
+        s.claim(img("a", "p1", "s1", Some("k"))).await.expect("claim");
+        s.claim(img("b", "p2", "s1", None)).await.expect("claim");
+        assert!(s.abandon("req-a").await.expect("abandon"), "p2 still uses the blob");
+        assert_eq!(s.image("a").await.expect("get"), None);
+        assert_eq!(
+            s.claim(img("c", "p1", "s3", Some("k"))).await.expect("claim"),
+            Claim::Created,
+            "the key was freed"
+        );
+        assert!(!s.abandon("req-b").await.expect("abandon"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The Rust side of the event contracts: one type per Avro record in `avro/`, with the same
+//! field names, and the [`Event`] trait tying each type to its schema and topic.
+//!
+//! Field docs live in the `.avsc` files (the contract); the types only mirror them. An
+//! `Option<T>` is a `["null", T]` union with default null. Times are epoch milliseconds and
+//! money is an integer of minor units plus an ISO 4217 currency: no floats anywhere.
+
+use std::collections::BTreeMap;
+
+use apache_avro::Schema;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::{catalog, topics};
+
+/// An event with an Avro schema and a home topic.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The Avro record name, e.g. `"ImagenRegistrada"` (namespace [`crate::NAMESPACE`]).
+    const NAME: &'static str;
+    /// The Kafka topic the event is produced to, e.g. `"alpes.images.registered"`.
+    const TOPIC: &'static str;
+    /// The current (writer and reader) schema, parsed once.
+    fn schema() -> &'static Schema;
+    /// The unique id of this event, for deduplication.
+    fn event_id(&self) -> &str;
+}
+
+/// The de-identification profile requested for, or applied to, an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// PS3.15 Retain options, by name (e.g. `"uids"`, `"device-identity"`).
+    pub retain: Vec<String>,
+    /// Extra pixel regions to burn, each `"x,y,w,h"`.
+    pub regions: Vec<String>,
+    /// Name of the rule library that finds burned-in text; `None` for the default.
+    pub rules: Option<String>,
+    /// Clean options switched off, by name (e.g. `"graphics"`); empty for every Clean option.
+    #[serde(default)]
+    pub no_clean: Vec<String>,
+}
+
+/// An image was uploaded and its raw blob stored (topic `alpes.images.registered`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagenRegistrada {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub image_id: String,
+    pub provider_id: String,
+    /// `"raw/<sha256 hex>"`.
+    pub blob_key: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    /// `"application/dicom"`, `"image/png"` or `"image/jpeg"`.
+    pub media_type: String,
+    pub profile: Profile,
+    /// `"rest"`, `"multipart"`, `"stow"`, `"reanonymize"` or `"republish"`.
+    pub source: String,
+    pub request_id: String,
+    pub tipo_imagen: Option<String>,
+    pub region_anatomica: Option<String>,
+}
+
+/// An image was de-identified and the anonymized blob written (topic `alpes.images.anonymized`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagenAnonimizada {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub image_id: String,
+    pub provider_id: String,
+    pub request_id: String,
+    /// `"anonymized/<sha256 hex>"`.
+    pub blob_key: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub media_type: String,
+    pub study_uid: Option<String>,
+    pub series_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    pub modality: Option<String>,
+    pub rows: i32,
+    pub columns: i32,
+    pub frames: i32,
+    /// Attributes handled, by engine action name. Ordered, so the encoding is deterministic.
+    pub action_counts: BTreeMap<String, i64>,
+    pub uids_remapped: i64,
+    pub transfer_syntax_in: Option<String>,
+    pub transfer_syntax_out: Option<String>,
+    pub profile: Profile,
+    pub engine_version: String,
+    pub duration_micros: i64,
+    pub body_part: Option<String>,
+    pub regions_burned: i32,
+    pub tipo_imagen: Option<String>,
+    pub region_anatomica: Option<String>,
+}
+
+/// An input could not be anonymized and was routed aside (topic `alpes.images.rejected`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagenRechazada {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub image_id: Option<String>,
+    pub provider_id: Option<String>,
+    pub request_id: Option<String>,
+    /// A code such as `"not_avro"` or `"unreadable_dicom"`; see the schema.
+    pub reason: String,
+    /// Fixed text, codes and ids only: never PHI, never input bytes.
+    pub message: String,
+    pub source_topic: Option<String>,
+    pub source_partition: Option<i32>,
+    pub source_offset: Option<i64>,
+}
+
+/// A user account was created (topic `alpes.users`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsuarioRegistrado {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub user_id: String,
+    /// `"proveedor"`, `"consumidor"` or `"admin"`.
+    pub role: String,
+    pub organization: Option<String>,
+}
+
+/// A login attempt, for the audit trail (topic `alpes.audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentoLogin {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub user_id: String,
+    pub success: bool,
+    pub reason: Option<String>,
+}
+
+/// A consumer downloaded an anonymized image: billed and credited (topic `alpes.usage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventoUsoDatos {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub consumer_id: String,
+    pub provider_id: String,
+    pub image_id: String,
+    pub bytes: i64,
+    /// Minor units (cents) of `currency`.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// A payment was processed (topic `alpes.payments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagoProcesado {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub user_id: String,
+    /// Minor units (cents) of `currency`.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    pub reference: String,
+}
+
+macro_rules! event {
+    ($ty:ident, $topic:expr) => {
+        impl Event for $ty {
+            const NAME: &'static str = stringify!($ty);
+            const TOPIC: &'static str = $topic;
+
+            fn schema() -> &'static Schema {
+                &catalog::current(Self::NAME)
+                    .unwrap_or_else(|| panic!("avro/{}.avsc is embedded", Self::NAME))
+                    .schema
+            }
+
+            fn event_id(&self) -> &str {
+                &self.event_id
+            }
+        }
+    };
+}
+
+event!(ImagenRegistrada, topics::IMAGES_REGISTERED);
+event!(ImagenAnonimizada, topics::IMAGES_ANONYMIZED);
+event!(ImagenRechazada, topics::IMAGES_REJECTED);
+event!(UsuarioRegistrado, topics::USERS);
+event!(IntentoLogin, topics::AUDIT);
+event!(EventoUsoDatos, topics::USAGE);
+event!(PagoProcesado, topics::PAYMENTS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_names(schema: &Schema) -> Vec<String> {
+        match schema {
+            Schema::Record(record) => record.fields.iter().map(|f| f.name.clone()).collect(),
+            other => panic!("not a record: {other:?}"),
+        }
+    }
+
+    fn assert_fields_match<E: Event>(sample: &E) {
+        let value = serde_json::to_value(sample).expect("serializes");
+        let mut names: Vec<String> = value.as_object().expect("a struct").keys().cloned().collect();
+        names.sort();
+        let mut avro = field_names(E::schema());
+        avro.sort();
+        assert_eq!(names, avro, "{}", E::NAME);
+    }
+
+    #[test]
+    fn every_type_has_exactly_the_fields_of_its_schema() {
+        let t = crate::tests::samples();
+        assert_fields_match(&t.registrada);
+        assert_fields_match(&t.anonimizada);
+        assert_fields_match(&t.rechazada);
+        assert_fields_match(&t.usuario);
+        assert_fields_match(&t.login);
+        assert_fields_match(&t.uso);
+        assert_fields_match(&t.pago);
+    }
+
+    #[test]
+    fn every_event_names_its_schema_and_topic() {
+        assert_eq!(ImagenRegistrada::NAME, "ImagenRegistrada");
+        assert_eq!(ImagenRegistrada::TOPIC, "alpes.images.registered");
+        assert_eq!(PagoProcesado::TOPIC, "alpes.payments");
+        let names = [
+            ImagenRegistrada::schema(),
+            ImagenAnonimizada::schema(),
+            ImagenRechazada::schema(),
+            UsuarioRegistrado::schema(),
+            IntentoLogin::schema(),
+            EventoUsoDatos::schema(),
+            PagoProcesado::schema(),
+        ]
+        .map(|s| s.name().map(|n| n.name().to_owned()));
+        let expected = [
+            ImagenRegistrada::NAME,
+            ImagenAnonimizada::NAME,
+            ImagenRechazada::NAME,
+            UsuarioRegistrado::NAME,
+            IntentoLogin::NAME,
+            EventoUsoDatos::NAME,
+            PagoProcesado::NAME,
+        ]
+        .map(|n| Some(n.to_owned()));
+        assert_eq!(names, expected);
+    }
+}

@@ -1,0 +1,220 @@
+//! Alpes event contracts: the Avro schemas of every event (`avro/*.avsc`, namespace
+//! `io.alpes.events`), their superseded versions (`avro/history/`), the Rust types that mirror
+//! them, the topic names, and the [`Codec`] that frames them on Kafka, either as Avro
+//! single-object encoding (embedded mode) or with Confluent Schema Registry framing.
+//!
+//! ```no_run
+//! # async fn demo(event: alpes_schemas::ImagenRegistrada) -> alpes_schemas::Result<()> {
+//! use alpes_schemas::{Codec, Event, ImagenRegistrada};
+//! let codec = Codec::from_env();
+//! let bytes = codec.encode(&event).await?; // produce to ImagenRegistrada::TOPIC
+//! let back: ImagenRegistrada = codec.decode(&bytes).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Events carry no PHI and no floats; every schema change must stay BACKWARD compatible (see
+//! `avro/README.md`).
+
+pub mod catalog;
+mod codec;
+mod error;
+mod events;
+mod framing;
+mod ids;
+mod registry;
+
+pub use apache_avro;
+pub use codec::{Codec, SCHEMA_REGISTRY_URL};
+pub use error::{Error, Result, SchemaKey};
+pub use events::{
+    Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado, Profile, UsuarioRegistrado,
+};
+pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
+
+/// The Avro namespace of every event record.
+pub const NAMESPACE: &str = "io.alpes.events";
+
+/// Kafka topic names, one per event.
+pub mod topics {
+    /// `UsuarioRegistrado`.
+    pub const USERS: &str = "alpes.users";
+    /// `EventoUsoDatos`.
+    pub const USAGE: &str = "alpes.usage";
+    /// `PagoProcesado`.
+    pub const PAYMENTS: &str = "alpes.payments";
+    /// `IntentoLogin`.
+    pub const AUDIT: &str = "alpes.audit";
+    /// `ImagenRegistrada`.
+    pub const IMAGES_REGISTERED: &str = "alpes.images.registered";
+    /// `ImagenAnonimizada`.
+    pub const IMAGES_ANONYMIZED: &str = "alpes.images.anonymized";
+    /// `ImagenRechazada`.
+    pub const IMAGES_REJECTED: &str = "alpes.images.rejected";
+    /// Every topic, e.g. to create them at start-up.
+    pub const ALL: [&str; 7] = [USERS, USAGE, PAYMENTS, AUDIT, IMAGES_REGISTERED, IMAGES_ANONYMIZED, IMAGES_REJECTED];
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// One fully populated example of every event.
+    pub(crate) struct Samples {
+        pub registrada: ImagenRegistrada,
+        pub anonimizada: ImagenAnonimizada,
+        pub rechazada: ImagenRechazada,
+        pub usuario: UsuarioRegistrado,
+        pub login: IntentoLogin,
+        pub uso: EventoUsoDatos,
+        pub pago: PagoProcesado,
+    }
+
+    pub(crate) fn samples() -> Samples {
+        let profile = Profile {
+            retain: vec!["uids".into(), "device-identity".into()],
+            regions: vec!["0,0,512,40".into()],
+            no_clean: vec!["graphics".into()],
+            rules: Some("us-default".into()),
+        };
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        Samples {
+            registrada: ImagenRegistrada {
+                event_id: new_event_id(),
+                occurred_at: 1_760_000_000_123,
+                actor: "prov-1".into(),
+                image_id: "img-1".into(),
+                provider_id: "prov-1".into(),
+                blob_key: format!("raw/{sha}"),
+                sha256: sha.into(),
+                size_bytes: 524_288,
+                media_type: "application/dicom".into(),
+                profile: profile.clone(),
+                source: "rest".into(),
+                request_id: "req-1".into(),
+                tipo_imagen: Some("rx".into()),
+                region_anatomica: Some("torax".into()),
+            },
+            anonimizada: ImagenAnonimizada {
+                event_id: deterministic_event_id("anonymized", &["img-1", "req-1"]),
+                occurred_at: 1_760_000_001_000,
+                actor: "anonymizer".into(),
+                image_id: "img-1".into(),
+                provider_id: "prov-1".into(),
+                request_id: "req-1".into(),
+                blob_key: format!("anonymized/{sha}"),
+                sha256: sha.into(),
+                size_bytes: 520_000,
+                media_type: "application/dicom".into(),
+                study_uid: Some("2.25.1".into()),
+                series_uid: Some("2.25.2".into()),
+                sop_instance_uid: Some("2.25.3".into()),
+                modality: Some("CR".into()),
+                rows: 512,
+                columns: 512,
+                frames: 1,
+                action_counts: [("remove".to_owned(), 31), ("uid".to_owned(), 4)].into(),
+                uids_remapped: 4,
+                transfer_syntax_in: Some("1.2.840.10008.1.2.1".into()),
+                transfer_syntax_out: Some("1.2.840.10008.1.2.1".into()),
+                profile,
+                engine_version: "0.1.0".into(),
+                duration_micros: 1_250,
+                body_part: Some("CHEST".into()),
+                regions_burned: 2,
+                tipo_imagen: None,
+                region_anatomica: Some("torax".into()),
+            },
+            rechazada: ImagenRechazada {
+                event_id: new_event_id(),
+                occurred_at: 1_760_000_002_000,
+                actor: "anonymizer".into(),
+                image_id: None,
+                provider_id: None,
+                request_id: None,
+                reason: "not_avro".into(),
+                message: "no single-object or schema-registry header".into(),
+                source_topic: Some(topics::IMAGES_REGISTERED.into()),
+                source_partition: Some(3),
+                source_offset: Some(1_234_567),
+            },
+            usuario: UsuarioRegistrado {
+                event_id: new_event_id(),
+                occurred_at: 1,
+                actor: "admin-1".into(),
+                user_id: "user-7".into(),
+                role: "consumidor".into(),
+                organization: Some("Hospital Norte".into()),
+            },
+            login: IntentoLogin {
+                event_id: new_event_id(),
+                occurred_at: 2,
+                actor: "user-7".into(),
+                user_id: "user-7".into(),
+                success: false,
+                reason: Some("bad_credentials".into()),
+            },
+            uso: EventoUsoDatos {
+                event_id: new_event_id(),
+                occurred_at: 3,
+                actor: "user-7".into(),
+                consumer_id: "user-7".into(),
+                provider_id: "prov-1".into(),
+                image_id: "img-1".into(),
+                bytes: 520_000,
+                amount_minor: 125,
+                currency: "EUR".into(),
+            },
+            pago: PagoProcesado {
+                event_id: new_event_id(),
+                occurred_at: 4,
+                actor: "user-7".into(),
+                user_id: "user-7".into(),
+                amount_minor: 10_000,
+                currency: "COP".into(),
+                reference: "pay-42".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn every_topic_is_listed_once() {
+        let mut all = topics::ALL.to_vec();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 7);
+    }
+
+    #[test]
+    fn every_schema_file_documents_every_record_and_field() {
+        fn check(where_: &str, value: &serde_json::Value) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if map.get("type").and_then(|t| t.as_str()) == Some("record") {
+                        let name = map["name"].as_str().unwrap_or("?");
+                        assert!(
+                            map.get("doc").and_then(|d| d.as_str()).is_some_and(|d| !d.trim().is_empty()),
+                            "{where_}: record {name} has no doc"
+                        );
+                        for field in map["fields"].as_array().expect("fields") {
+                            let field_name = field["name"].as_str().unwrap_or("?");
+                            let doc = field.get("doc").and_then(|d| d.as_str());
+                            assert!(
+                                doc.is_some_and(|d| !d.trim().is_empty()),
+                                "{where_}: {name}.{field_name} has no doc"
+                            );
+                            check(where_, &field["type"]);
+                        }
+                    } else {
+                        map.values().for_each(|v| check(where_, v));
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| check(where_, v)),
+                _ => {}
+            }
+        }
+        for entry in catalog::entries() {
+            let json: serde_json::Value = serde_json::from_str(entry.source).unwrap();
+            check(&format!("{} {:?}", entry.name, entry.version), &json);
+        }
+    }
+}
