@@ -35,8 +35,30 @@ fn stow_body(bytes: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"), body)
 }
 
+/// A writer that keeps every log line the platform writes during the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("the only subscriber in this test binary");
     let app = spawn_app().await;
     let consumer = app.consumer(&[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED]);
     let expected = expected_rejections();
@@ -153,6 +175,23 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(seen.len(), uploads.len());
+    // No PHI in a log line or a metric.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let logs = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    assert!(logs.contains("image registered"), "the capture saw no log line");
+    for phi in engine::PHI {
+        let token = phi.split(['^', ' ']).next().unwrap_or(phi);
+        assert!(!logs.contains(token), "{phi:?} in the logs");
+        assert!(!metrics.contains(token), "{phi:?} in the metrics");
+    }
     assert!(seen.values().all(|n| *n == 1));
     app.shutdown.trigger();
     app.task.await.expect("join").expect("clean stop");
@@ -194,4 +233,88 @@ async fn a_plain_avro_reader_decodes_the_event_with_only_the_published_schema() 
     assert_eq!(ImagenAnonimizada::TOPIC, topics::IMAGES_ANONYMIZED);
     app.shutdown.trigger();
     app.task.await.expect("join").expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_restart_republishes_requests_that_never_got_an_outcome() {
+    use alpes_platform::blobs::{Blobs, RAW};
+    use alpes_platform::store::{IngestStore, NewImage, SqliteStore};
+    use alpes_schemas::{ImagenRegistrada, Profile};
+    // The state a crash leaves: the blob and the request are stored, the event was
+    // published to a development broker that has since forgotten it.
+    let data = tempfile::tempdir().expect("tmp");
+    let bytes = std::fs::read(common::fixtures_dir().join("MR_small.dcm")).expect("read");
+    let blobs = Blobs::local(&data.path().join("blobs")).expect("blobs");
+    let (key, sha) = blobs.put_bytes(RAW, bytes::Bytes::from(bytes.clone())).await.expect("put");
+    let ev = ImagenRegistrada {
+        event_id: "6f1c7a34-8a8e-4a7e-9d55-3a0f6f7f0001".into(),
+        occurred_at: 1,
+        actor: "prov-1".into(),
+        image_id: "img-before-restart".into(),
+        provider_id: "prov-1".into(),
+        blob_key: key.clone(),
+        sha256: sha.clone(),
+        size_bytes: bytes.len() as i64,
+        media_type: "application/dicom".into(),
+        profile: Profile::default(),
+        source: "rest".into(),
+        request_id: "req-before-restart".into(),
+        tipo_imagen: None,
+        region_anatomica: None,
+    };
+    let store = SqliteStore::open(&data.path().join("alpes.db")).expect("db");
+    store
+        .claim(NewImage {
+            image_id: ev.image_id.clone(),
+            provider_id: ev.provider_id.clone(),
+            sha256: sha,
+            size: bytes.len() as u64,
+            media_type: ev.media_type.clone(),
+            blob_key: key,
+            idempotency_key: None,
+            tipo_imagen: None,
+            region_anatomica: None,
+            request_id: ev.request_id.clone(),
+            event_json: serde_json::to_string(&ev).expect("json"),
+        })
+        .await
+        .expect("claim");
+    drop(store);
+
+    let settings = alpes::app::Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    let app = alpes::app::App::build(settings).await.expect("build");
+    assert_eq!(app.republished(), 1);
+    let c = {
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("bootstrap.servers", app.bootstrap())
+            .set("group.id", "plain")
+            .set("auto.offset.reset", "earliest");
+        let c: rdkafka::consumer::StreamConsumer = cfg.create().expect("consumer");
+        rdkafka::consumer::Consumer::subscribe(&c, &[topics::IMAGES_ANONYMIZED]).expect("subscribe");
+        c
+    };
+    let shutdown = alpes_platform::shutdown::Shutdown::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let msgs = drain(&c, 1, Duration::from_secs(60)).await;
+    assert_eq!(msgs.len(), 1, "the re-published image was not anonymized");
+    let out: ImagenAnonimizada = Codec::single_object().decode(&msgs[0].2).await.expect("decode");
+    assert_eq!(out.image_id, "img-before-restart");
+    assert_eq!(out.request_id, "req-before-restart");
+    // The outcome follower closes the request once it sees the event.
+    let store = SqliteStore::open(&data.path().join("alpes.db")).expect("db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.request_state("req-before-restart").await.expect("state") != Some(alpes_platform::store::RequestState::Anonymized) {
+        assert!(std::time::Instant::now() < deadline, "the request was never closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.trigger();
+    task.await.expect("join").expect("clean stop");
+    // The outcome closed the request: the next start has nothing to re-publish.
+    let again = alpes::app::App::build(alpes::app::Settings::embedded(
+        data.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
+    .await
+    .expect("build");
+    assert_eq!(again.republished(), 0);
 }

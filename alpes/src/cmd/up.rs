@@ -26,6 +26,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         );
         println!("alpes: data dir {}", args.data_dir.display());
+        if args.transactional && args.kafka.bootstrap.is_none() {
+            eprintln!(
+                "alpes: warning: --transactional on the development broker: its transactions work, but it does not store \
+                 transactional offset commits, so a restarted worker reprocesses from the start (same event ids)"
+            );
+        }
         if app.republished() > 0 {
             println!("alpes: re-published {} unfinished request(s)", app.republished());
         }

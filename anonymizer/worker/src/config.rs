@@ -26,10 +26,11 @@ pub struct WorkerConfig {
     pub fetch_concurrency: usize,
     /// Produce each batch's outputs and commit its offsets in one Kafka transaction.
     pub transactional: bool,
-    /// A name for this worker that stays the same across restarts (a pod or host name). The
-    /// transactional producer's `transactional.id` is `<group>-<instance>`, so a restarted worker
-    /// fences its predecessor and aborts its open transaction at once. Workers running at the same
-    /// time need different instances. Defaults to `$HOSTNAME`, else `"0"`.
+    /// A name for this process that stays the same across restarts (a pod or host name). The
+    /// transactional producer's `transactional.id` is `<group>-<instance>-<n>`, `n` counting the
+    /// transactional workers built in this process (0, 1, ...), so a restarted process fences its
+    /// predecessor's producers and aborts their open transactions at once. Processes running at
+    /// the same time need different instances. Defaults to `$HOSTNAME`, else `"0"`.
     pub instance: String,
 }
 
@@ -53,9 +54,9 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The `transactional.id` of the transactional producer.
-    pub fn transactional_id(&self) -> String {
-        format!("{}-{}", self.group, self.instance)
+    /// The `transactional.id` of the `n`th transactional worker built in this process.
+    pub fn transactional_id(&self, n: usize) -> String {
+        format!("{}-{}-{n}", self.group, self.instance)
     }
 
     /// Refuses settings the worker cannot run with.
@@ -115,6 +116,6 @@ mod tests {
             instance: "pod-3".into(),
             ..WorkerConfig::default()
         };
-        assert_eq!(c.transactional_id(), "g-pod-3");
+        assert_eq!(c.transactional_id(1), "g-pod-3-1");
     }
 }

@@ -40,6 +40,7 @@ mod rejection;
 mod retry;
 mod transaction;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use alpes_anonymizer::{Config, Secret};
@@ -59,6 +60,9 @@ use context::Context;
 use pool::EnginePool;
 use publish::Publisher;
 use transaction::Transactional;
+
+/// Transactional workers built in this process so far: the last part of their `transactional.id`.
+static TRANSACTIONAL_BUILT: AtomicUsize = AtomicUsize::new(0);
 
 /// A built worker: its consumer has subscribed, its producer and engine pool exist.
 pub struct Worker {
@@ -90,12 +94,8 @@ impl Worker {
         cfg.validate()?;
         let consumer = Arc::new(kafka.consumer(&cfg.group, &[topics::IMAGES_REGISTERED], Arc::clone(&metrics))?);
         let publisher = if cfg.transactional {
-            Publisher::Transactional(Transactional::new(
-                &kafka,
-                &cfg.transactional_id(),
-                Arc::clone(&consumer),
-                Arc::clone(&metrics),
-            )?)
+            let id = cfg.transactional_id(TRANSACTIONAL_BUILT.fetch_add(1, Ordering::Relaxed));
+            Publisher::Transactional(Transactional::new(&kafka, &id, Arc::clone(&consumer), Arc::clone(&metrics))?)
         } else {
             Publisher::Plain(Producer::new(&kafka, codec.clone(), Arc::clone(&metrics))?)
         };

@@ -1,7 +1,8 @@
 //! The requested [`Profile`] of an `ImagenRegistrada` turned into the engine's [`Config`]: the
-//! strictest options with each named Retain option switched on, the extra regions, and the rule
-//! library. Anything the engine cannot apply rejects the image as `"bad_profile"`, with a fixed
-//! message (the profile came from a client, so its text is not echoed).
+//! strictest options with each named Retain option switched on and each named Clean option
+//! switched off, the extra regions, and the rule library. Anything the engine cannot apply rejects
+//! the image as `"bad_profile"`, with a fixed message (the profile came from a client, so its text
+//! is not echoed).
 
 use alpes_anonymizer::{Config, Options, Region};
 use alpes_schemas::Profile;
@@ -19,6 +20,11 @@ pub fn engine_config(base: &Config, profile: &Profile) -> Result<Config, Rejecti
     for name in &profile.retain {
         if !options.retain(name) {
             return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown retain option"));
+        }
+    }
+    for name in &profile.no_clean {
+        if !options.skip_clean(name) {
+            return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown clean option"));
         }
     }
     let regions = profile
@@ -46,12 +52,14 @@ mod tests {
         Config::new(Secret::new(b"test".to_vec()))
     }
 
-    // `Profile` may gain fields (such as Clean options to skip): keep the update syntax.
-    #[allow(clippy::needless_update)]
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     fn profile(retain: &[&str], regions: &[&str], rules: Option<&str>) -> Profile {
         Profile {
-            retain: retain.iter().map(|s| (*s).to_owned()).collect(),
-            regions: regions.iter().map(|s| (*s).to_owned()).collect(),
+            retain: names(retain),
+            regions: names(regions),
             rules: rules.map(str::to_owned),
             ..Profile::default()
         }
@@ -73,8 +81,24 @@ mod tests {
     }
 
     #[test]
+    fn named_clean_options_are_switched_off() {
+        let p = Profile {
+            no_clean: names(&["graphics", "pixel-data"]),
+            ..Profile::default()
+        };
+        let cfg = engine_config(&base(), &p).unwrap();
+        assert!(!cfg.options.clean_graphics && !cfg.options.clean_pixel_data);
+        assert!(cfg.options.clean_descriptors && cfg.options.clean_structured_content);
+    }
+
+    #[test]
     fn an_unknown_option_region_or_rule_library_is_a_bad_profile() {
+        let unknown_clean = Profile {
+            no_clean: names(&["uids"]),
+            ..Profile::default()
+        };
         for p in [
+            unknown_clean,
             profile(&["everything"], &[], None),
             profile(&[], &["1,2"], None),
             profile(&[], &[], Some("us-default")),

@@ -1,4 +1,4 @@
-//! The transactional producer (`--transactional`): `transactional.id` = `<group>-<instance>`,
+//! The transactional producer (`--transactional`): `transactional.id` = `<group>-<instance>-<n>`,
 //! `init_transactions` once, then per batch `begin_transaction`, the outputs,
 //! `send_offsets_to_transaction` with the consumer's group metadata, `commit_transaction`.
 //! An abortable failure aborts and retries the whole batch; a fatal one (the producer was fenced)

@@ -12,7 +12,7 @@ use common::*;
 const INPUTS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transactional_mode_commits_outputs_and_offsets_together() {
+async fn transactional_mode_publishes_every_output_once_through_transactions() {
     let h = Harness::start().await;
     let (ct, truncated) = (fixture("CT_small.dcm"), fixture("MR_truncated.dcm"));
     let mut expected = std::collections::BTreeSet::new();
@@ -64,5 +64,36 @@ async fn transactional_mode_commits_outputs_and_offsets_together() {
     assert!(
         committed.is_empty() || all,
         "either dropped by the mock or all committed: {committed:?}"
+    );
+}
+
+/// Each worker of a process gets its own `transactional.id` (`<group>-<instance>-<n>`). The mock
+/// cluster does not fence a reused id, so this checks the sharing, not the fencing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_transactional_workers_in_one_process_share_the_partitions() {
+    let h = Harness::start().await;
+    let cfg = WorkerConfig {
+        transactional: true,
+        instance: "same-host".into(),
+        batch_size: 4,
+        ..test_config("tx-pair")
+    };
+    let (a, b) = (h.spawn(cfg.clone()), h.spawn(cfg));
+    let ct = fixture("CT_small.dcm");
+    let mut expected = std::collections::BTreeSet::new();
+    for i in 0..24 {
+        let event = h.register(&format!("pair-{i:02}"), &ct, "application/dicom").await;
+        expected.insert(expected_event_id(&event, &ct));
+        h.produce(&event).await;
+    }
+    let mut reader = Reader::new(&h);
+    reader.until_distinct(Duration::from_secs(30), expected.len()).await;
+    assert_eq!(reader.event_ids(), expected);
+    let (from_a, from_b) = (a.produced(), b.produced());
+    a.stop().await.expect("a stops cleanly");
+    b.stop().await.expect("b stops cleanly");
+    assert!(
+        from_a > 0 && from_b > 0,
+        "both workers had partitions: {from_a} and {from_b} outputs"
     );
 }

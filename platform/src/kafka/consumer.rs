@@ -63,6 +63,15 @@ impl Kafka {
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
             .set("queued.max.messages.kbytes", "16384");
+        if self.mock().is_some() {
+            // The mock coordinator waits up to the session timeout for members after a
+            // leave or join; a short one keeps development rebalances quick.
+            cfg.set("session.timeout.ms", "6000");
+        }
+        // Pass-through properties win over the defaults above.
+        for (k, v) in &self.props {
+            cfg.set(k, v);
+        }
         let context = CommitOnRevoke {
             group: group.to_owned(),
             metrics,

@@ -1,7 +1,8 @@
 //! Shared by the integration tests: the in-process mock cluster, a local blob store, fixtures
 //! (real DICOM files from the engine's corpus, generated PNG/JPEG), producing inputs, spawning
 //! workers and reading every output event back.
-#![allow(dead_code)]
+// Test helpers: a failed set-up step should panic, and not every test uses every helper.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -295,6 +296,7 @@ impl Running {
 
 /// One output event.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a few dozen per test
 pub enum Out {
     Anonymized(ImagenAnonimizada),
     Rejected(ImagenRechazada),
