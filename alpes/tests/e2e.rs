@@ -185,6 +185,17 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
         .text()
         .await
         .expect("text");
+    for family in [
+        r#"alpes_http_requests_total{method="POST",route="/imagenes",status="202"}"#,
+        r#"alpes_http_requests_total{method="POST",route="/studies",status="200"}"#,
+        r#"alpes_engine_seconds_count{outcome="anonymized"}"#,
+        r#"alpes_rejections_total{reason="truncated"} 6"#,
+        r#"alpes_consumer_lag{group="alpes-anonymizer",partition="0",topic="alpes.images.registered"}"#,
+        "alpes_bytes_in_total",
+        "alpes_bytes_out_total",
+    ] {
+        assert!(metrics.contains(family), "{family} missing from /metrics");
+    }
     let logs = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
     assert!(logs.contains("image registered"), "the capture saw no log line");
     for phi in engine::PHI {

@@ -10,7 +10,7 @@ use super::Kafka;
 use crate::metrics::Metrics;
 use crate::Result;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::{ClientContext, Statistics};
+use rdkafka::ClientContext;
 use std::sync::Arc;
 
 /// The consumer context: commits on revoke and exports lag.
@@ -21,14 +21,27 @@ pub struct CommitOnRevoke {
 }
 
 impl ClientContext for CommitOnRevoke {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
+    // Parsed loosely (not into rdkafka's `Statistics`, which rejects some
+    // librdkafka versions' JSON): only topics → partitions → consumer_lag is read.
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(statistics) else {
+            return;
+        };
+        let Some(topics) = v.get("topics").and_then(|t| t.as_object()) else {
+            return;
+        };
+        for (topic, t) in topics {
+            let Some(parts) = t.get("partitions").and_then(|p| p.as_object()) else {
+                continue;
+            };
+            for (partition, p) in parts {
+                let lag = p.get("consumer_lag").and_then(serde_json::Value::as_i64).unwrap_or(-1);
+                // -1 is librdkafka's "unknown" and the -1 partition is its internal UA partition.
+                if lag >= 0 && partition != "-1" {
                     self.metrics
                         .consumer_lag
-                        .with_label_values(&[self.group.as_str(), topic.as_str(), partition.to_string().as_str()])
-                        .set(p.consumer_lag);
+                        .with_label_values(&[self.group.as_str(), topic.as_str(), partition.as_str()])
+                        .set(lag);
                 }
             }
         }
