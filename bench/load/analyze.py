@@ -61,6 +61,7 @@ def read_alpes(logdir):
                 rows.append({
                     "tid": int(p[0]), "pass": int(p[2]), "file": int(p[3]), "bytes": int(p[4]),
                     "send": float(p[5]), "lat": float(p[6]), "status": int(p[7]), "id": p[8], "dup": int(p[9]),
+                    "err": p[10] if len(p) > 10 else "",
                 })
     return rows
 
@@ -150,6 +151,8 @@ def alpes_summary(rows, ev, label, cpu_s=None):
         "status": status_counts(rows),
         "non_2xx": sum(1 for r in rows if not 200 <= r["status"] < 300),
         "duplicates": sum(1 for r in ok if r["dup"]),
+        "error_samples": [{"status": r["status"], "file": r["file"], "latency_ms": round(r["lat"] * 1000, 3), "body": r["err"]}
+                          for r in rows if r["status"] != 202][:10],
         "accepted": len(fresh),
         "upload_wall_s": round(wall, 3),
         "uploads_per_s": round(len(ok) / wall, 1) if wall > 0 else None,

@@ -19,7 +19,7 @@
 --   8 nthreads    T, the wrk -t value
 --
 -- Log line (tab separated), alpes:
---   tid seq pass file_index bytes send_unix_s latency_s status id duplicate
+--   tid seq pass file_index bytes send_unix_s latency_s status id duplicate [error body, non-202 only]
 -- orthanc:
 --   tid seq pass file_index bytes send_unix_s latency_s status id anon_status
 --   anon_latency_s anon_bytes
@@ -156,8 +156,12 @@ function response(status, headers, body)
   if mode == "alpes" then
     local id = string.match(body or "", '"id":"([^"]+)"') or "-"
     local dup = string.find(body or "", '"duplicate":true', 1, true) and 1 or 0
-    log:write(string.format("%d\t%d\t%d\t%d\t%d\t%.6f\t%.6f\t%d\t%s\t%d\n",
-      tid, seq, pass, indices[cur], sizes[cur], t_send_real, lat, status, id, dup))
+    local err = ""
+    if status ~= 202 then -- keep the error body (one line, 300 bytes at most) for the report
+      err = "\t" .. string.sub(string.gsub(body or "", "[\t\r\n]", " "), 1, 300)
+    end
+    log:write(string.format("%d\t%d\t%d\t%d\t%d\t%.6f\t%.6f\t%d\t%s\t%d%s\n",
+      tid, seq, pass, indices[cur], sizes[cur], t_send_real, lat, status, id, dup, err))
     if passes > 0 and pass >= passes - 1 and pos >= #bodies then finish() end
     return
   end

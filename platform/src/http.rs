@@ -107,6 +107,8 @@ impl IntoResponse for ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
+        // Adapter errors name what failed, never payloads, so the cause can be logged.
+        tracing::warn!(error = %e, "dependency failure answered as an HTTP error");
         match e {
             crate::Error::BrokerUnavailable(_) | crate::Error::Kafka(_) => ApiError::unavailable("the event broker", 5),
             crate::Error::Store(_) => ApiError::unavailable("the store", 5),

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS requests (
     seq        INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_open ON requests(state, seq);
+CREATE INDEX IF NOT EXISTS requests_seq ON requests(seq);
+CREATE INDEX IF NOT EXISTS images_sha256 ON images(sha256);
 ";
 
 /// The SQLite adapter.
