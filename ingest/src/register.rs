@@ -61,7 +61,7 @@ fn new_id() -> String {
 }
 
 fn event(
-    state_actor: &str,
+    actor: &str,
     image_id: &str,
     request_id: &str,
     provider: &str,
@@ -73,7 +73,7 @@ fn event(
     ImagenRegistrada {
         event_id: deterministic_event_id("ImagenRegistrada", &[request_id]),
         occurred_at: now_millis(),
-        actor: state_actor.to_owned(),
+        actor: actor.to_owned(),
         image_id: image_id.to_owned(),
         provider_id: provider.to_owned(),
         blob_key: blob_key.to_owned(),
@@ -177,7 +177,7 @@ pub async fn reanonymize(state: &IngestState, actor: &str, image_id: &str, profi
         tipo_imagen: row.tipo_imagen.clone(),
         region_anatomica: row.region_anatomica.clone(),
     };
-    let mut ev = event(
+    let ev = event(
         actor,
         image_id,
         &request_id,
@@ -186,7 +186,6 @@ pub async fn reanonymize(state: &IngestState, actor: &str, image_id: &str, profi
         &meta,
         Source::Reanonymize,
     );
-    ev.actor = actor.to_owned();
     let json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
     state
         .store

@@ -43,6 +43,21 @@ pub fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
+/// 400 for a multipart body that is malformed or ends early.
+pub fn bad_multipart() -> ApiError {
+    ApiError::bad_request("bad_multipart", "the multipart body is malformed or truncated")
+}
+
+/// Maps a failed streamed part of a multipart body to its answer: the limit
+/// named is the whole body's, and a broken part means a broken multipart body.
+pub fn part_error(e: UploadError, max_upload: u64) -> ApiError {
+    match e {
+        UploadError::TooLarge(_) => ApiError::too_large(max_upload),
+        UploadError::Body(_) => bad_multipart(),
+        other => upload_error(other),
+    }
+}
+
 /// Maps a failed streamed upload to its answer.
 pub fn upload_error(e: UploadError) -> ApiError {
     match e {

@@ -5,14 +5,14 @@
 //! FailureReason) for the others. 200 when all were stored, 202 when some
 //! failed, 409 when none was stored.
 
-use super::{check_length, content_type, upload_error};
+use super::{bad_multipart, check_length, content_type, part_error};
 use crate::media::{self, Declared};
 use crate::profile::UploadMeta;
 use crate::register::{forget_blob, register, Source};
 use crate::IngestState;
 use alpes_anonymizer::probe::{self, MediaKind};
 use alpes_platform::auth::{Caller, Role};
-use alpes_platform::blobs::{UploadError, RAW};
+use alpes_platform::blobs::RAW;
 use alpes_platform::http::ApiError;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -100,27 +100,18 @@ async fn stow(
     let mut failed = Vec::new();
     let mut used = 0u64;
     loop {
-        let part = parts
-            .next_field()
-            .await
-            .map_err(|_| ApiError::bad_request("bad_multipart", "the multipart body is malformed or truncated"))?;
+        let part = parts.next_field().await.map_err(|_| bad_multipart())?;
         let Some(part) = part else { break };
         if let Some(ct) = part.content_type() {
             if media::declared(Some(ct.essence_str()))? != Declared::Dicom && ct.essence_str() != "application/octet-stream" {
                 return Err(ApiError::unsupported_media("STOW-RS parts must be application/dicom"));
             }
         }
-        let blob = match state.blobs.put_stream(RAW, part, state.max_upload.saturating_sub(used)).await {
-            Ok(b) => b,
-            Err(UploadError::TooLarge(_)) => return Err(ApiError::too_large(state.max_upload)),
-            Err(UploadError::Body(_)) => {
-                return Err(ApiError::bad_request(
-                    "bad_multipart",
-                    "the multipart body is malformed or truncated",
-                ))
-            }
-            Err(e) => return Err(upload_error(e)),
-        };
+        let blob = state
+            .blobs
+            .put_stream(RAW, part, state.max_upload.saturating_sub(used))
+            .await
+            .map_err(|e| part_error(e, state.max_upload))?;
         used += blob.size;
         let probed = match probe::dicom(&blob.head) {
             Ok(p) if probe::sniff(&blob.head) == Some(MediaKind::Dicom) => p,

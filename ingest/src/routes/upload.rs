@@ -3,7 +3,7 @@
 //! one or more files plus the fields `tipo_imagen`, `region_anatomica`,
 //! `retain`, `no_clean`, `region` and `rules`. Answers 202 with the image ids.
 
-use super::{check_length, content_type, idempotency_key, upload_error};
+use super::{bad_multipart, check_length, content_type, idempotency_key, part_error, upload_error};
 use crate::media::{self, Declared};
 use crate::profile::UploadMeta;
 use crate::register::{forget_blob, register, Registered, Source};
@@ -87,11 +87,7 @@ async fn multipart(state: &IngestState, caller: &Caller, ct: &str, key: Option<&
     let mut files: Vec<(StoredBlob, MediaKind)> = Vec::new();
     let mut used = 0u64;
     let result: Result<(), ApiError> = async {
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|_| ApiError::bad_request("bad_multipart", "the multipart body is malformed or truncated"))?
-        {
+        while let Some(field) = form.next_field().await.map_err(|_| bad_multipart())? {
             let is_file = field.file_name().is_some() || field.content_type().is_some_and(|m| m.essence_str() != "text/plain");
             if !is_file {
                 let name = field.name().unwrap_or("").to_owned();
@@ -107,13 +103,7 @@ async fn multipart(state: &IngestState, caller: &Caller, ct: &str, key: Option<&
                 .blobs
                 .put_stream(RAW, field, state.max_upload.saturating_sub(used))
                 .await
-                .map_err(|e| match e {
-                    alpes_platform::blobs::UploadError::TooLarge(_) => ApiError::too_large(state.max_upload),
-                    alpes_platform::blobs::UploadError::Body(_) => {
-                        ApiError::bad_request("bad_multipart", "the multipart body is malformed or truncated")
-                    }
-                    other => upload_error(other),
-                })?;
+                .map_err(|e| part_error(e, state.max_upload))?;
             used += blob.size;
             let kind = checked(state, declared, &blob).await?;
             files.push((blob, kind));
