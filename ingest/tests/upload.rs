@@ -18,14 +18,12 @@ async fn a_raw_dicom_upload_is_202_and_one_event_keyed_by_the_image_id() {
     let c = app.consumer::<ImagenRegistrada>();
     let bytes = fixture("CT_small.dcm");
     let res = app
-        .client
-        .post(format!("{}/imagenes?tipo_imagen=CT&region_anatomica=CHEST&retain=uids", app.base))
-        .bearer_auth(app.provider())
-        .header("content-type", "application/dicom")
-        .body(bytes.clone())
-        .send()
-        .await
-        .expect("send");
+        .post(
+            "/imagenes?tipo_imagen=CT&region_anatomica=CHEST&retain=uids",
+            "application/dicom",
+            bytes.clone(),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let location = res.headers()["location"].to_str().expect("loc").to_owned();
     let body: Value = res.json().await.expect("json");
@@ -141,15 +139,7 @@ async fn stow_answers_referenced_and_failed_sop_sequences() {
         ("application/dicom", fixture("CT_small.dcm")),
         ("application/dicom", b"garbage, not DICOM".repeat(20)),
     ]);
-    let res = app
-        .client
-        .post(format!("{}/studies", app.base))
-        .bearer_auth(app.provider())
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+    let res = app.post("/studies", ct, body).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "one stored, one failed");
     assert_eq!(res.headers()["content-type"], "application/dicom+json");
     let v: Value = res.json().await.expect("json");
@@ -162,15 +152,7 @@ async fn stow_answers_referenced_and_failed_sop_sequences() {
     assert_eq!(v["00081198"]["Value"][0]["00081197"]["Value"][0], 0xC000);
 
     let (ct, body) = related(&[("application/dicom", fixture("CT_small.dcm"))]);
-    let res = app
-        .client
-        .post(format!("{}/studies/1.2.3.4", app.base))
-        .bearer_auth(app.provider())
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+    let res = app.post("/studies/1.2.3.4", ct, body).await;
     assert_eq!(res.status(), StatusCode::CONFLICT, "the only instance is of another study");
 }
 
@@ -178,15 +160,7 @@ async fn stow_answers_referenced_and_failed_sop_sequences() {
 async fn reanonymize_produces_a_new_request_for_the_same_image() {
     let app = spawn_app(64 * MB).await;
     let c = app.consumer::<ImagenRegistrada>();
-    let res = app
-        .client
-        .post(format!("{}/imagenes", app.base))
-        .bearer_auth(app.provider())
-        .header("content-type", "application/dicom")
-        .body(fixture("MR_small.dcm"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.post("/imagenes", "application/dicom", fixture("MR_small.dcm")).await;
     let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
     let res = app
         .client
@@ -333,15 +307,7 @@ async fn bad_requests_get_the_right_status_and_a_json_error() {
 async fn a_broker_that_is_down_gives_503_with_retry_after_and_leaves_no_blob() {
     let app = spawn_app(64 * MB).await;
     app.kafka.mock().expect("mock").all_down().expect("down");
-    let res = app
-        .client
-        .post(format!("{}/imagenes", app.base))
-        .bearer_auth(app.provider())
-        .header("content-type", "application/dicom")
-        .body(fixture("CT_small.dcm"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.post("/imagenes", "application/dicom", fixture("CT_small.dcm")).await;
     assert_eq!(
         res.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned()),
         Some("5".into())

@@ -83,6 +83,18 @@ impl TestApp {
         self.token("prov-1", Role::Proveedor)
     }
 
+    /// `POST {path}` as provider `prov-1` with a body of `content_type`.
+    pub async fn post(&self, path: &str, content_type: impl AsRef<str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.provider())
+            .header("content-type", content_type.as_ref())
+            .body(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
     /// Files under the blob dir (excluding directories).
     pub fn blob_files(&self) -> Vec<PathBuf> {
         fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
