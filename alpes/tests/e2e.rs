@@ -249,7 +249,7 @@ async fn a_plain_avro_reader_decodes_the_event_with_only_the_published_schema() 
 #[tokio::test]
 async fn a_restart_republishes_requests_that_never_got_an_outcome() {
     use alpes_platform::blobs::{Blobs, RAW};
-    use alpes_platform::store::{IngestStore, NewImage, SqliteStore};
+    use alpes_platform::store::{ImageRow, IngestStore, NewImage, SqliteStore};
     use alpes_schemas::{ImagenRegistrada, Profile};
     // The state a crash leaves: the blob and the request are stored, the event was
     // published to a development broker that has since forgotten it.
@@ -276,15 +276,17 @@ async fn a_restart_republishes_requests_that_never_got_an_outcome() {
     let store = SqliteStore::open(&data.path().join("alpes.db")).expect("db");
     store
         .claim(NewImage {
-            image_id: ev.image_id.clone(),
-            provider_id: ev.provider_id.clone(),
-            sha256: sha,
-            size: bytes.len() as u64,
-            media_type: ev.media_type.clone(),
-            blob_key: key,
+            image: ImageRow {
+                image_id: ev.image_id.clone(),
+                provider_id: ev.provider_id.clone(),
+                sha256: sha,
+                size: bytes.len() as u64,
+                media_type: ev.media_type.clone(),
+                blob_key: key,
+                tipo_imagen: None,
+                region_anatomica: None,
+            },
             idempotency_key: None,
-            tipo_imagen: None,
-            region_anatomica: None,
             request_id: ev.request_id.clone(),
             event_json: serde_json::to_string(&ev).expect("json"),
         })

@@ -11,7 +11,7 @@ use crate::IngestState;
 use alpes_anonymizer::probe::MediaKind;
 use alpes_platform::blobs::StoredBlob;
 use alpes_platform::http::ApiError;
-use alpes_platform::store::{Claim, NewImage, RequestState};
+use alpes_platform::store::{Claim, ImageRow, NewImage, RequestState};
 use alpes_schemas::{deterministic_event_id, now_millis, ImagenRegistrada, Profile};
 use serde::Serialize;
 
@@ -113,15 +113,17 @@ pub async fn register(
     let claim = state
         .store
         .claim(NewImage {
-            image_id: image_id.clone(),
-            provider_id: provider.to_owned(),
-            sha256: blob.sha256.clone(),
-            size: blob.size,
-            media_type: kind.media_type().to_owned(),
-            blob_key: blob.key.clone(),
+            image: ImageRow {
+                image_id: image_id.clone(),
+                provider_id: provider.to_owned(),
+                sha256: blob.sha256.clone(),
+                size: blob.size,
+                media_type: kind.media_type().to_owned(),
+                blob_key: blob.key.clone(),
+                tipo_imagen: meta.tipo_imagen.clone(),
+                region_anatomica: meta.region_anatomica.clone(),
+            },
             idempotency_key: idempotency_key.map(str::to_owned),
-            tipo_imagen: meta.tipo_imagen.clone(),
-            region_anatomica: meta.region_anatomica.clone(),
             request_id: request_id.clone(),
             event_json,
         })

@@ -12,24 +12,10 @@ pub use sqlite::SqliteStore;
 /// An image to register, with its first anonymization request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewImage {
-    /// The new image id.
-    pub image_id: String,
-    /// The uploading provider.
-    pub provider_id: String,
-    /// sha256 of the uploaded bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// `application/dicom`, `image/png` or `image/jpeg`.
-    pub media_type: String,
-    /// The raw blob key.
-    pub blob_key: String,
+    /// The image as it will be stored.
+    pub image: ImageRow,
     /// The client's `Idempotency-Key`, if any.
     pub idempotency_key: Option<String>,
-    /// The provider's image type label.
-    pub tipo_imagen: Option<String>,
-    /// The provider's body region label.
-    pub region_anatomica: Option<String>,
     /// The first request's id.
     pub request_id: String,
     /// The `ImagenRegistrada` to publish, as JSON (replayed after a restart).

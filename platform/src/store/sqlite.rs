@@ -99,7 +99,7 @@ impl IngestStore for SqliteStore {
                 let found: Option<String> = tx
                     .query_row(
                         "SELECT image_id FROM idempotency WHERE provider_id = ?1 AND idem_key = ?2",
-                        params![img.provider_id, key],
+                        params![img.image.provider_id, key],
                         |r| r.get(0),
                     )
                     .optional()?;
@@ -110,7 +110,7 @@ impl IngestStore for SqliteStore {
             let same_bytes: Option<String> = tx
                 .query_row(
                     "SELECT image_id FROM images WHERE provider_id = ?1 AND sha256 = ?2",
-                    params![img.provider_id, img.sha256],
+                    params![img.image.provider_id, img.image.sha256],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -118,7 +118,7 @@ impl IngestStore for SqliteStore {
                 if let Some(key) = &img.idempotency_key {
                     tx.execute(
                         "INSERT OR IGNORE INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)",
-                        params![img.provider_id, key, image_id],
+                        params![img.image.provider_id, key, image_id],
                     )?;
                 }
                 tx.commit()?;
@@ -128,27 +128,27 @@ impl IngestStore for SqliteStore {
                 "INSERT INTO images (image_id, provider_id, sha256, size, media_type, blob_key, tipo_imagen, region_anatomica, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
-                    img.image_id,
-                    img.provider_id,
-                    img.sha256,
-                    img.size as i64,
-                    img.media_type,
-                    img.blob_key,
-                    img.tipo_imagen,
-                    img.region_anatomica,
+                    img.image.image_id,
+                    img.image.provider_id,
+                    img.image.sha256,
+                    img.image.size as i64,
+                    img.image.media_type,
+                    img.image.blob_key,
+                    img.image.tipo_imagen,
+                    img.image.region_anatomica,
                     now_millis()
                 ],
             )?;
             if let Some(key) = &img.idempotency_key {
                 tx.execute(
                     "INSERT INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)",
-                    params![img.provider_id, key, img.image_id],
+                    params![img.image.provider_id, key, img.image.image_id],
                 )?;
             }
             let seq = next_seq(&tx)?;
             tx.execute(
                 "INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)",
-                params![img.request_id, img.image_id, img.event_json, seq],
+                params![img.request_id, img.image.image_id, img.event_json, seq],
             )?;
             tx.commit()?;
             Ok(Claim::Created)
@@ -280,15 +280,17 @@ mod tests {
 
     fn img(id: &str, provider: &str, sha: &str, key: Option<&str>) -> NewImage {
         NewImage {
-            image_id: id.into(),
-            provider_id: provider.into(),
-            sha256: sha.into(),
-            size: 3,
-            media_type: "application/dicom".into(),
-            blob_key: format!("raw/{sha}"),
+            image: ImageRow {
+                image_id: id.into(),
+                provider_id: provider.into(),
+                sha256: sha.into(),
+                size: 3,
+                media_type: "application/dicom".into(),
+                blob_key: format!("raw/{sha}"),
+                tipo_imagen: Some("CT".into()),
+                region_anatomica: None,
+            },
             idempotency_key: key.map(Into::into),
-            tipo_imagen: Some("CT".into()),
-            region_anatomica: None,
             request_id: format!("req-{id}"),
             event_json: format!("{{\"image_id\":\"{id}\"}}"),
         }
