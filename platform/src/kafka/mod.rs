@@ -66,12 +66,22 @@ fn parse_prop(s: &str) -> std::result::Result<(String, String), String> {
 
 /// A connection to the event log: the bootstrap address, pass-through
 /// properties and, in development, the mock cluster that serves it.
-#[derive(Debug)]
 pub struct Kafka {
     bootstrap: String,
     props: Vec<(String, String)>,
     delivery_timeout: Duration,
     mock: Option<MockBroker>,
+    /// One client kept for health probes, created on the first probe.
+    probe: std::sync::OnceLock<std::sync::Arc<BaseConsumer>>,
+}
+
+impl std::fmt::Debug for Kafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kafka")
+            .field("bootstrap", &self.bootstrap)
+            .field("mock", &self.mock.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Kafka {
@@ -90,6 +100,7 @@ impl Kafka {
             props: args.props.clone(),
             delivery_timeout: Duration::from_millis(args.delivery_timeout_ms),
             mock,
+            probe: std::sync::OnceLock::new(),
         };
         let replication = if kafka.mock.is_some() { 1 } else { args.replication };
         kafka
@@ -152,9 +163,14 @@ impl Kafka {
 
     /// Whether the brokers answer a metadata request within `timeout`.
     pub async fn health(&self, timeout: Duration) -> Result<()> {
-        let cfg = self.client_config();
+        let probe = match self.probe.get() {
+            Some(p) => p.clone(),
+            None => {
+                let created: BaseConsumer = self.client_config().create()?;
+                self.probe.get_or_init(|| std::sync::Arc::new(created)).clone()
+            }
+        };
         tokio::task::spawn_blocking(move || {
-            let probe: BaseConsumer = cfg.create()?;
             probe.fetch_metadata(Some(alpes_schemas::topics::IMAGES_REGISTERED), timeout)?;
             Ok::<_, Error>(())
         })
