@@ -9,6 +9,7 @@
 use crate::secret;
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
+use alpes_ingest::marks::PublishedMarks;
 use alpes_ingest::IngestState;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::{BlobArgs, Blobs};
@@ -44,6 +45,11 @@ pub struct Settings {
     /// Produce the worker's outputs in Kafka transactions that also commit its offsets.
     #[arg(long, env = "ALPES_TRANSACTIONAL")]
     pub transactional: bool,
+    /// Flush every local blob and every store commit to disk before an upload is
+    /// acknowledged, so it survives a power loss. Off, an acknowledged upload
+    /// survives a crash of the process (the OS has it), as Kafka's own log does.
+    #[arg(long, env = "ALPES_FSYNC")]
+    pub fsync: bool,
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -62,6 +68,7 @@ impl Settings {
             workers: 1,
             jobs: None,
             transactional: false,
+            fsync: false,
             kafka: KafkaArgs::default(),
             blobs: BlobArgs {
                 s3_endpoint: None,
@@ -109,9 +116,11 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let kafka = Arc::new(Kafka::connect(&settings.kafka).await.context("cannot reach Kafka")?);
         let codec = Codec::from_env();
-        let blobs = Blobs::open(&settings.blobs, &data.join("blobs")).context("cannot open the blob store")?;
-        let store: Arc<dyn IngestStore> = Arc::new(SqliteStore::open(&data.join("alpes.db")).context("cannot open the store")?);
-        let producer = Producer::new(&kafka, codec.clone(), metrics.clone())?;
+        let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
+        let store: Arc<dyn IngestStore> =
+            Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
+        // Every upload waits on its own send: holding records back to batch them only adds latency.
+        let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), Duration::ZERO)?;
         let republished = alpes_ingest::republish::republish(store.as_ref(), &producer)
             .await
             .context("cannot re-publish unfinished requests")?;
@@ -124,6 +133,7 @@ impl App {
             kafka: kafka.clone(),
             producer,
             blobs: blobs.clone(),
+            published: PublishedMarks::start(store.clone()),
             store,
             metrics,
             max_upload: settings.max_upload,

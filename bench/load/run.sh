@@ -17,6 +17,9 @@
 #   SKIP_BUILD=1  use target/release/alpes as it is
 #   ALPES         the binary to test [target/release/alpes, copied into WORK first]
 #   NO_INSTALL=1  do not apt-get / pip install anything
+#   ALPES_UPLOAD_QUERY  the profile query of every Alpes upload, e.g. "no_clean=pixel-data" [] (the
+#                 default profile, which cleans burned-in text from ultrasound pixel data)
+#   QUIET_S       seconds to wait after deleting the previous run's files, before measuring [300]
 #   ALPES_UP_ARGS extra arguments for `alpes up`, e.g. "--kafka-prop fetch.wait.max.ms=10" []
 set -euo pipefail
 
@@ -36,6 +39,7 @@ RESULTS=${RESULTS:-$HERE/results/$STAMP}
 VENV=${VENV:-bench/.venv}
 PY=$VENV/bin/python
 CORPUS=${CORPUS:-bench/corpus/dicom}
+QUIET_S=${QUIET_S:-300}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -65,7 +69,15 @@ command -v Orthanc >/dev/null || die "Orthanc is missing (apt-get install orthan
 
 # ---------------------------------------------------------------- build
 mkdir -p "$WORK" "$RESULTS"
-rm -rf "${WORK:?}"/run-*
+old=("${WORK:?}"/run-*)
+if [[ -e ${old[0]} ]]; then
+    rm -rf "${old[@]}"
+    # ext4 without a journal (this VM's disk) does not reuse an inode freed in the last
+    # 60-300 s: every file created meanwhile scans past the freed ones, which makes file
+    # creation several times slower, for both servers. Wait that out before measuring.
+    log "deleted the previous run's files; waiting ${QUIET_S}s before measuring (QUIET_S)"
+    sleep "$QUIET_S"
+fi
 RUN=$WORK/run-$STAMP
 mkdir -p "$RUN"
 if [[ -z ${SKIP_BUILD:-} && -z ${ALPES:-} ]]; then
@@ -290,6 +302,7 @@ cat >"$RESULTS/meta.json" <<EOF
  "corpus_bytes": $N_BYTES,
  "concurrency": [$(echo "$CONCURRENCY" | tr ' ' ',')],
  "alpes_up_args": "${ALPES_UP_ARGS:-}",
+ "alpes_upload_query": "${ALPES_UPLOAD_QUERY:-}",
  "work_dir": "$RUN"
 }
 EOF

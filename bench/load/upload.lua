@@ -46,6 +46,10 @@ function setup(thread)
 end
 
 local mode, bodies, paths, sizes, indices, tokens, log, done_path
+-- ALPES_UPLOAD_QUERY (environment): the profile query string of every Alpes upload,
+-- e.g. "no_clean=pixel-data" for a profile without the Clean Pixel Data option.
+local upload_query = os.getenv("ALPES_UPLOAD_QUERY") or ""
+local upload_path = upload_query == "" and "/imagenes" or ("/imagenes?" .. upload_query)
 local passes, interval, start_at
 local pos, pass, seq = 0, 0, 0
 local next_slot, started = nil, false
@@ -143,7 +147,7 @@ function request()
   if mode == "alpes" then
     local tok = tokens[pass + 1]
     if tok == nil then error("upload.lua: ran out of provider tokens at pass " .. pass) end
-    return wrk.format("POST", "/imagenes",
+    return wrk.format("POST", upload_path,
       { ["Authorization"] = "Bearer " .. tok, ["Content-Type"] = "application/dicom" }, bodies[cur])
   end
   return wrk.format("POST", "/instances", { ["Content-Type"] = "application/dicom" }, bodies[cur])

@@ -8,9 +8,11 @@
 //! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
 //!   `POST /anonimizar/{id}` and `GET /health`.
 //! - [`register`]: the shared "blob → store → event" step.
+//! - [`marks`]: marks requests published, off the request path.
 //! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
 //! - [`republish`]: re-announces requests that never got an outcome.
 
+pub mod marks;
 pub mod media;
 pub mod outcomes;
 pub mod profile;
@@ -48,6 +50,8 @@ pub struct IngestState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, bytes.
     pub max_upload: u64,
+    /// Marks requests published once their event is acknowledged.
+    pub published: marks::PublishedMarks,
 }
 
 impl FromRef<IngestState> for Arc<Jwt> {

@@ -7,12 +7,29 @@ use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, RequestState};
 use alpes_schemas::{topics, Codec, ImagenAnonimizada, ImagenRechazada};
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use std::sync::Arc;
 
 /// The consumer group of the outcome follower.
 pub const GROUP: &str = "alpes-ingest-outcomes";
+
+/// The most outcomes recorded in one store transaction.
+const BATCH: usize = 512;
+
+/// The request an outcome closes, and how.
+async fn outcome(codec: &Codec, msg: &BorrowedMessage<'_>) -> alpes_schemas::Result<Option<(String, RequestState)>> {
+    let payload = msg.payload().unwrap_or_default();
+    if msg.topic() == topics::IMAGES_ANONYMIZED {
+        let e = codec.decode::<ImagenAnonimizada>(payload).await?;
+        Ok(Some((e.request_id, RequestState::Anonymized)))
+    } else {
+        let e = codec.decode::<ImagenRechazada>(payload).await?;
+        Ok(e.request_id.map(|r| (r, RequestState::Rejected)))
+    }
+}
 
 /// Consumes outcomes until `shutdown`; offsets are stored after the store is updated.
 pub async fn run_until_stopped(
@@ -24,48 +41,52 @@ pub async fn run_until_stopped(
 ) -> alpes_platform::Result<()> {
     let consumer = kafka.consumer(GROUP, &[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED], metrics)?;
     loop {
-        let msg = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.wait() => break,
             m = consumer.recv() => m,
         };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "outcome consumer");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
+        // Whatever else is already fetched joins the batch: one store transaction for all of it.
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match consumer.recv().now_or_never() {
+                Some(m) => batch.push(m),
+                None => break,
             }
-        };
-        let payload = msg.payload().unwrap_or_default();
-        let outcome = if msg.topic() == topics::IMAGES_ANONYMIZED {
-            codec
-                .decode::<ImagenAnonimizada>(payload)
-                .await
-                .map(|e| Some((e.request_id, RequestState::Anonymized)))
-        } else {
-            codec
-                .decode::<ImagenRechazada>(payload)
-                .await
-                .map(|e| e.request_id.map(|r| (r, RequestState::Rejected)))
-        };
-        match outcome {
-            Ok(Some((request_id, state))) => {
-                // A store outage is retried by not storing the offset: the message comes again after a restart.
-                if let Err(e) = store.set_state(&request_id, state).await {
-                    tracing::warn!(error = %e, "cannot record an outcome");
-                    continue;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
-                reason = e.reason(),
-                topic = msg.topic(),
-                offset = msg.offset(),
-                "undecodable outcome skipped"
-            ),
         }
-        if let Err(e) = consumer.store_offset_from_message(&msg) {
-            tracing::warn!(error = %e, "cannot store offset");
+        let mut messages = Vec::with_capacity(batch.len());
+        for m in batch {
+            match m {
+                Ok(m) => messages.push(m),
+                Err(e) => tracing::warn!(error = %e, "outcome consumer"),
+            }
+        }
+        if messages.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        let mut changes = Vec::with_capacity(messages.len());
+        for msg in &messages {
+            match outcome(&codec, msg).await {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    reason = e.reason(),
+                    topic = msg.topic(),
+                    offset = msg.offset(),
+                    "undecodable outcome skipped"
+                ),
+            }
+        }
+        // A store outage is retried by not storing the offsets: the messages come again after a restart.
+        if let Err(e) = store.set_states(changes).await {
+            tracing::warn!(error = %e, "cannot record outcomes");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        for msg in &messages {
+            if let Err(e) = consumer.store_offset_from_message(msg) {
+                tracing::warn!(error = %e, "cannot store offset");
+            }
         }
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {

@@ -11,7 +11,7 @@ use crate::IngestState;
 use alpes_anonymizer::probe::MediaKind;
 use alpes_platform::blobs::StoredBlob;
 use alpes_platform::http::ApiError;
-use alpes_platform::store::{Claim, ImageRow, NewImage, RequestState};
+use alpes_platform::store::{Claim, ImageRow, NewImage};
 use alpes_schemas::{deterministic_event_id, now_millis, ImagenRegistrada, Profile};
 use serde::Serialize;
 
@@ -202,10 +202,7 @@ pub async fn reanonymize(state: &IngestState, actor: &str, image_id: &str, profi
 async fn publish(state: &IngestState, ev: &ImagenRegistrada) -> Result<(), ApiError> {
     match state.producer.send(&ev.image_id, ev).await {
         Ok(()) => {
-            if let Err(e) = state.store.set_state(&ev.request_id, RequestState::Published).await {
-                // The event is out; the request stays pending and is re-announced (same event id) after a restart.
-                tracing::warn!(error = %e, request_id = %ev.request_id, "cannot mark request published");
-            }
+            state.published.mark(&ev.request_id);
             Ok(())
         }
         Err(e) => {

@@ -1,9 +1,10 @@
 //! Blobs: the image bytes, content-addressed by sha256 on `object_store`.
 //!
 //! Keys are `raw/<sha256>` (as uploaded, PHI) and `anonymized/<sha256>`.
-//! Uploads stream to `tmp/<uuid>` while they are hashed, then move to their
-//! final key, so no reader ever sees a half-written blob and memory per upload
-//! stays bounded by one chunk whatever the size.
+//! Every write is atomic: a small body is hashed in memory and put in one go, a
+//! large one streams to `tmp/<uuid>` while it is hashed and then moves to its
+//! key. No reader ever sees a half-written blob, and memory per upload stays
+//! bounded by one chunk whatever the size.
 
 use crate::{Error, Result};
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use futures::{Stream, StreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -23,7 +24,8 @@ pub const ANONYMIZED: &str = "anonymized";
 /// How many leading bytes an upload keeps in memory for sniffing its type.
 pub const SNIFF_BYTES: usize = 64 * 1024;
 
-const CHUNK: usize = 5 * 1024 * 1024;
+/// The part size of a streamed upload, and the largest body hashed in memory before it is written.
+pub const CHUNK: usize = 5 * 1024 * 1024;
 
 /// Where blobs live.
 #[derive(Debug, Clone, clap::Args)]
@@ -80,20 +82,31 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// A local directory store (created if missing).
+    /// A local directory store (created if missing). A blob is stored once it is
+    /// in the operating system's hands: it survives a crash of the process, not a
+    /// power loss.
     pub fn local(dir: &std::path::Path) -> Result<Blobs> {
+        Self::local_with(dir, false)
+    }
+
+    /// A local directory store (created if missing); with `fsync`, every blob and
+    /// its directory are flushed to disk before the write returns.
+    pub fn local_with(dir: &std::path::Path, fsync: bool) -> Result<Blobs> {
         std::fs::create_dir_all(dir)?;
-        let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        let store = LocalFileSystem::new_with_prefix(dir)?
+            .with_automatic_cleanup(true)
+            .with_fsync(fsync);
         Ok(Blobs {
             store: Arc::new(store),
             describe: format!("local:{}", dir.display()),
         })
     }
 
-    /// The store the arguments select: S3 when a bucket is given, else `default_dir`.
-    pub fn open(args: &BlobArgs, default_dir: &std::path::Path) -> Result<Blobs> {
+    /// The store the arguments select: S3 when a bucket is given, else
+    /// `default_dir` (flushing every write to disk with `fsync`).
+    pub fn open(args: &BlobArgs, default_dir: &std::path::Path, fsync: bool) -> Result<Blobs> {
         let Some(bucket) = args.s3_bucket.as_deref().filter(|b| !b.is_empty()) else {
-            return Self::local(default_dir);
+            return Self::local_with(default_dir, fsync);
         };
         let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(&args.s3_region);
         if let Some(ep) = &args.s3_endpoint {
@@ -118,17 +131,21 @@ impl Blobs {
 
     /// Streams `body` under `prefix/<sha256>`, hashing as it goes, failing with
     /// [`UploadError::TooLarge`] past `limit` bytes. Nothing is left behind on failure.
+    ///
+    /// A body of at most [`CHUNK`] bytes is hashed in memory before anything is
+    /// written: bytes already stored are not written again, and new ones go in one
+    /// atomic put. A larger body streams to `tmp/<uuid>` in parts and is then
+    /// renamed to its key. Either way memory per upload stays bounded by one chunk.
     pub async fn put_stream<S, E>(&self, prefix: &str, body: S, limit: u64) -> Result<StoredBlob, UploadError>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
-        let upload = self.store.put_multipart(&tmp).await.map_err(Error::from)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut head = Vec::new();
+        let mut buffered: Vec<Bytes> = Vec::new();
+        let mut streaming: Option<(Path, WriteMultipart)> = None;
         let mut body = body;
         let failure = loop {
             let chunk = match body.next().await {
@@ -145,59 +162,75 @@ impl Blobs {
                 head.extend_from_slice(&chunk[..take]);
             }
             hasher.update(&chunk);
+            let pending = if streaming.is_none() {
+                buffered.push(chunk);
+                if size <= CHUNK as u64 {
+                    continue;
+                }
+                let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+                match self.store.put_multipart(&tmp).await {
+                    Ok(upload) => streaming = Some((tmp, WriteMultipart::new_with_chunk_size(upload, CHUNK))),
+                    Err(e) => break Some(UploadError::Store(e.into())),
+                }
+                std::mem::take(&mut buffered)
+            } else {
+                vec![chunk]
+            };
+            let Some((_, writer)) = streaming.as_mut() else {
+                unreachable!("streaming starts above")
+            };
             if let Err(e) = writer.wait_for_capacity(4).await {
                 break Some(UploadError::Store(e.into()));
             }
-            writer.put(chunk);
+            pending.into_iter().for_each(|b| writer.put(b));
         };
         if let Some(e) = failure {
-            let _ = writer.abort().await;
+            if let Some((_, writer)) = streaming {
+                let _ = writer.abort().await;
+            }
             return Err(e);
         }
-        writer.finish().await.map_err(Error::from)?;
         let sha256 = hex::encode(hasher.finalize());
         let key = format!("{prefix}/{sha256}");
-        self.promote(&tmp, &Path::from(key.as_str())).await?;
+        match streaming {
+            None => self.put_if_absent(&key, buffered.into_iter().collect()).await?,
+            Some((tmp, writer)) => {
+                writer.finish().await.map_err(Error::from)?;
+                self.promote(&tmp, &Path::from(key.as_str())).await?;
+            }
+        }
         Ok(StoredBlob { key, sha256, size, head })
     }
 
-    /// Moves a finished temporary blob to its content key; identical content
-    /// already there is kept and the temporary copy dropped.
+    /// Moves a finished temporary blob to its content key. Content keys name
+    /// their bytes, so replacing an existing copy changes nothing a reader sees.
     async fn promote(&self, tmp: &Path, key: &Path) -> Result<()> {
-        match self.store.rename_if_not_exists(tmp, key).await {
-            Ok(()) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.store.delete(tmp).await?;
-                Ok(())
-            }
-            // Stores without an atomic conditional rename (S3): copy then delete.
-            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
-                self.store.copy(tmp, key).await?;
-                self.store.delete(tmp).await?;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.store.delete(tmp).await;
-                Err(e.into())
-            }
+        if let Err(e) = self.store.rename(tmp, key).await {
+            let _ = self.store.delete(tmp).await;
+            return Err(e.into());
         }
+        Ok(())
+    }
+
+    /// Writes `payload` at the content key `key` in one atomic put, unless it is
+    /// already there (then nothing is written: no temporary file is created and
+    /// deleted for bytes the store already has).
+    async fn put_if_absent(&self, key: &str, payload: PutPayload) -> Result<()> {
+        if self.exists(key).await? {
+            return Ok(());
+        }
+        // Overwrite, not create-if-absent: a racing writer of the same key writes the same bytes,
+        // and a plain put is atomic on every store (a rename locally, one PUT on S3).
+        self.store.put(&Path::from(key), payload).await?;
+        Ok(())
     }
 
     /// Stores `bytes` under `prefix/<sha256>` in one atomic put; returns the key and hash.
     pub async fn put_bytes(&self, prefix: &str, bytes: Bytes) -> Result<(String, String)> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = format!("{prefix}/{sha256}");
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self.store.put_opts(&Path::from(key.as_str()), PutPayload::from(bytes), opts).await {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok((key, sha256)),
-            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
-                Err(Error::Config("the blob store does not support conditional puts".into()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.put_if_absent(&key, PutPayload::from(bytes)).await?;
+        Ok((key, sha256))
     }
 
     /// The whole blob at `key`.
@@ -272,13 +305,28 @@ mod tests {
     #[tokio::test]
     async fn put_bytes_is_idempotent() {
         let dir = tempfile::tempdir().expect("tmp");
-        let blobs = Blobs::local(dir.path()).expect("local");
+        let blobs = Blobs::local_with(dir.path(), true).expect("local, fsync");
         let (k1, _) = blobs.put_bytes(ANONYMIZED, Bytes::from_static(b"x")).await.expect("put");
         let (k2, _) = blobs.put_bytes(ANONYMIZED, Bytes::from_static(b"x")).await.expect("put");
         assert_eq!(k1, k2);
         assert!(blobs.exists(&k1).await.expect("head"));
         blobs.delete(&k1).await.expect("delete");
         assert!(!blobs.exists(&k1).await.expect("head"));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_one_chunk_streams_in_parts_and_lands_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blobs = Blobs::local(dir.path()).expect("local");
+        let part = vec![7u8; 1 << 20];
+        let parts: Vec<std::result::Result<Bytes, String>> = (0..7).map(|_| Ok(Bytes::from(part.clone()))).collect();
+        let whole: Vec<u8> = part.iter().copied().cycle().take(7 << 20).collect();
+        let b = blobs.put_stream(RAW, futures::stream::iter(parts), 8 << 20).await.expect("put");
+        assert_eq!(b.size, 7 << 20);
+        assert_eq!(b.sha256, hex::encode(Sha256::digest(&whole)));
+        assert_eq!(b.head.len(), SNIFF_BYTES);
+        assert_eq!(blobs.get(&b.key).await.expect("get").len(), 7 << 20);
+        assert_eq!(walk(dir.path()), vec![dir.path().join(&b.key)], "only the blob itself is left");
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

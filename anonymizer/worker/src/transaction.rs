@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpes_platform::kafka::producer::producer_config;
+use alpes_platform::kafka::producer::{producer_config, DEFAULT_LINGER};
 use alpes_platform::kafka::{GroupConsumer, Kafka};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
@@ -51,7 +51,7 @@ impl Transactional {
     /// A transactional producer with `transactional_id` on `kafka`'s brokers.
     pub fn new(kafka: &Kafka, transactional_id: &str, consumer: Arc<GroupConsumer>, metrics: Arc<Metrics>) -> Result<Transactional> {
         let timeout = kafka.delivery_timeout();
-        let mut cfg = producer_config(kafka, timeout);
+        let mut cfg = producer_config(kafka, timeout, DEFAULT_LINGER);
         cfg.set("transactional.id", transactional_id);
         let producer: FutureProducer = cfg.create()?;
         Ok(Transactional {

@@ -59,6 +59,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
         store: store.clone() as Arc<dyn IngestStore>,
         metrics,
         max_upload,
+        published: alpes_ingest::marks::PublishedMarks::start(store.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

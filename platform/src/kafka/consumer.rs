@@ -6,7 +6,7 @@
 //!   so the next owner starts right after the last finished message.
 //! - Statistics feed the per-partition consumer lag gauge.
 
-use super::Kafka;
+use super::{ClientKind, Kafka};
 use crate::metrics::Metrics;
 use crate::Result;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -68,23 +68,25 @@ impl Kafka {
     /// A consumer in `group`, subscribed to `topics`, that commits only offsets
     /// the application stored.
     pub fn consumer(&self, group: &str, topics: &[&str], metrics: Arc<Metrics>) -> Result<GroupConsumer> {
-        let mut cfg = self.client_config();
-        cfg.set("group.id", group)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("statistics.interval.ms", "5000")
-            .set("queued.max.messages.kbytes", "16384");
+        let mut defaults = vec![
+            ("group.id", group),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "5000"),
+            ("queued.max.messages.kbytes", "16384"),
+        ];
         if self.mock().is_some() {
             // The mock coordinator waits up to the session timeout for members after a
             // leave or join; a short one keeps development rebalances quick.
-            cfg.set("session.timeout.ms", "6000");
+            defaults.push(("session.timeout.ms", "6000"));
+            // The mock broker answers a fetch on an empty partition only when the full
+            // wait is over (a real broker answers as soon as data arrives): the 500 ms
+            // default would put half a second on every hop of the pipeline.
+            defaults.push(("fetch.wait.max.ms", "10"));
         }
-        // Pass-through properties win over the defaults above.
-        for (k, v) in &self.props {
-            cfg.set(k, v);
-        }
+        let cfg = self.config_for(ClientKind::Consumer, &defaults);
         let context = CommitOnRevoke {
             group: group.to_owned(),
             metrics,

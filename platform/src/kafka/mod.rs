@@ -29,6 +29,12 @@ pub struct KafkaArgs {
     /// A librdkafka property passed through to every client, e.g. `security.protocol=SASL_SSL`. Repeatable.
     #[arg(long = "kafka-prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
     pub props: Vec<(String, String)>,
+    /// A librdkafka property for producers only, e.g. `linger.ms=10`. Repeatable; wins over `--kafka-prop`.
+    #[arg(long = "kafka-producer-prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
+    pub producer_props: Vec<(String, String)>,
+    /// A librdkafka property for consumers only, e.g. `fetch.wait.max.ms=100`. Repeatable; wins over `--kafka-prop`.
+    #[arg(long = "kafka-consumer-prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
+    pub consumer_props: Vec<(String, String)>,
     /// Partitions for the topics Alpes creates.
     #[arg(long = "kafka-partitions", env = "ALPES_KAFKA_PARTITIONS", default_value_t = 6)]
     pub partitions: i32,
@@ -49,6 +55,8 @@ impl Default for KafkaArgs {
         KafkaArgs {
             bootstrap: None,
             props: Vec::new(),
+            producer_props: Vec::new(),
+            consumer_props: Vec::new(),
             partitions: 6,
             replication: 1,
             delivery_timeout_ms: 10_000,
@@ -64,11 +72,24 @@ fn parse_prop(s: &str) -> std::result::Result<(String, String), String> {
     Ok((k.trim().to_owned(), v.to_owned()))
 }
 
+/// Which kind of client a configuration is for, to pick its pass-through properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// Admin and metadata clients: the common properties only.
+    Other,
+    /// Producers: the common properties, then `--kafka-producer-prop`.
+    Producer,
+    /// Consumers: the common properties, then `--kafka-consumer-prop`.
+    Consumer,
+}
+
 /// A connection to the event log: the bootstrap address, pass-through
 /// properties and, in development, the mock cluster that serves it.
 pub struct Kafka {
     bootstrap: String,
     props: Vec<(String, String)>,
+    producer_props: Vec<(String, String)>,
+    consumer_props: Vec<(String, String)>,
     delivery_timeout: Duration,
     mock: Option<MockBroker>,
     /// One client kept for health probes, created on the first probe.
@@ -98,6 +119,8 @@ impl Kafka {
         let kafka = Kafka {
             bootstrap,
             props: args.props.clone(),
+            producer_props: args.producer_props.clone(),
+            consumer_props: args.consumer_props.clone(),
             delivery_timeout: Duration::from_millis(args.delivery_timeout_ms),
             mock,
             probe: std::sync::OnceLock::new(),
@@ -124,15 +147,30 @@ impl Kafka {
         self.delivery_timeout
     }
 
-    /// A client configuration with the bootstrap servers and every pass-through property.
+    /// A client configuration with the bootstrap servers and the common pass-through properties.
     pub fn client_config(&self) -> ClientConfig {
+        self.config_for(ClientKind::Other, &[])
+    }
+
+    /// A configuration for a `kind` client: the bootstrap servers, then
+    /// `defaults`, then the pass-through properties for that kind, so an
+    /// operator's setting always wins over a built-in default.
+    pub fn config_for(&self, kind: ClientKind, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &self.bootstrap);
         if self.mock.is_some() {
             // The mock cluster's partitions are tiny; keep metadata fresh so new topics show quickly.
             cfg.set("topic.metadata.refresh.interval.ms", "1000");
         }
-        for (k, v) in &self.props {
+        for (k, v) in defaults {
+            cfg.set(*k, *v);
+        }
+        let specific: &[(String, String)] = match kind {
+            ClientKind::Other => &[],
+            ClientKind::Producer => &self.producer_props,
+            ClientKind::Consumer => &self.consumer_props,
+        };
+        for (k, v) in self.props.iter().chain(specific) {
             cfg.set(k, v);
         }
         cfg
@@ -182,6 +220,30 @@ impl Kafka {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pass_through_properties_win_and_stay_with_their_kind_of_client() {
+        let prop = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let kafka = Kafka {
+            bootstrap: "127.0.0.1:1".into(),
+            props: vec![prop("security.protocol", "SASL_SSL"), prop("linger.ms", "7")],
+            producer_props: vec![prop("batch.size", "65536")],
+            consumer_props: vec![prop("fetch.wait.max.ms", "100")],
+            delivery_timeout: Duration::from_secs(1),
+            mock: None,
+            probe: std::sync::OnceLock::new(),
+        };
+        let producer = kafka.config_for(ClientKind::Producer, &[("linger.ms", "2"), ("acks", "all")]);
+        assert_eq!(producer.get("linger.ms"), Some("7"), "an operator's setting wins over a default");
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("batch.size"), Some("65536"));
+        assert_eq!(producer.get("fetch.wait.max.ms"), None, "a consumer property reached a producer");
+        let consumer = kafka.config_for(ClientKind::Consumer, &[]);
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(consumer.get("batch.size"), None, "a producer property reached a consumer");
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(kafka.client_config().get("batch.size"), None);
+    }
 
     #[test]
     fn a_property_needs_a_key_and_an_equals_sign() {

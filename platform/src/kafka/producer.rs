@@ -1,7 +1,7 @@
 //! The event producer: idempotent, `acks=all`, lz4, and every send awaits the
 //! broker's acknowledgement so a caller knows the event is durable.
 
-use super::Kafka;
+use super::{ClientKind, Kafka};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 use alpes_schemas::{Codec, Event};
@@ -9,6 +9,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a producer holds records to batch them, unless told otherwise.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
 
 /// Produces Avro-encoded events, keyed, to their topics.
 #[derive(Clone)]
@@ -26,10 +29,16 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// An idempotent producer on `kafka`.
+    /// An idempotent producer on `kafka` that holds records up to 2 ms to batch them.
     pub fn new(kafka: &Kafka, codec: Codec, metrics: Arc<Metrics>) -> Result<Producer> {
+        Self::with_linger(kafka, codec, metrics, DEFAULT_LINGER)
+    }
+
+    /// An idempotent producer on `kafka` that holds records up to `linger` to
+    /// batch them (`linger.ms`; a pass-through property still wins).
+    pub fn with_linger(kafka: &Kafka, codec: Codec, metrics: Arc<Metrics>, linger: Duration) -> Result<Producer> {
         let timeout = kafka.delivery_timeout();
-        let inner: FutureProducer = producer_config(kafka, timeout).create()?;
+        let inner: FutureProducer = producer_config(kafka, timeout, linger).create()?;
         Ok(Producer {
             inner,
             codec,
@@ -67,13 +76,19 @@ impl Producer {
     }
 }
 
-/// The producer settings: idempotence, `acks=all`, lz4, a bounded delivery time.
-pub fn producer_config(kafka: &Kafka, timeout: Duration) -> rdkafka::ClientConfig {
-    let mut cfg = kafka.client_config();
-    cfg.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", timeout.as_millis().to_string());
-    cfg
+/// The producer settings: idempotence, `acks=all`, lz4, a bounded delivery
+/// time and `linger`; pass-through properties win over all of them.
+pub fn producer_config(kafka: &Kafka, timeout: Duration, linger: Duration) -> rdkafka::ClientConfig {
+    let timeout = timeout.as_millis().to_string();
+    let linger = linger.as_millis().to_string();
+    kafka.config_for(
+        ClientKind::Producer,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("compression.type", "lz4"),
+            ("linger.ms", &linger),
+            ("message.timeout.ms", &timeout),
+        ],
+    )
 }

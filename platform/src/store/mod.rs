@@ -101,6 +101,9 @@ pub trait IngestStore: Send + Sync + std::fmt::Debug {
     async fn add_request(&self, image_id: &str, request_id: &str, event_json: &str) -> Result<()>;
     /// Moves a request to `state`. Returns false if the request is unknown.
     async fn set_state(&self, request_id: &str, state: RequestState) -> Result<bool>;
+    /// Moves many requests at once (all or none); unknown ones are skipped.
+    /// Returns how many moved.
+    async fn set_states(&self, changes: Vec<(String, RequestState)>) -> Result<usize>;
     /// Forgets a request whose event never reached the broker; forgets its image too
     /// if that was the image's only request. Returns whether any image still uses the blob.
     async fn abandon(&self, request_id: &str) -> Result<bool>;

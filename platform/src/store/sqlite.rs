@@ -45,22 +45,29 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating) the database at `path`.
+    /// Opens (creating) the database at `path`. A commit survives a crash of the
+    /// process (WAL, `synchronous=NORMAL`), not necessarily a power loss.
     pub fn open(path: &std::path::Path) -> Result<SqliteStore> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens (creating) the database at `path`; with `fsync`, every commit is
+    /// flushed to disk before it returns (`synchronous=FULL`).
+    pub fn open_with(path: &std::path::Path, fsync: bool) -> Result<SqliteStore> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        Self::init(Connection::open(path)?)
+        Self::init(Connection::open(path)?, fsync)
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, false)
     }
 
-    fn init(conn: Connection) -> Result<SqliteStore> {
+    fn init(conn: Connection, fsync: bool) -> Result<SqliteStore> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
@@ -80,6 +87,10 @@ impl SqliteStore {
     }
 }
 
+/// Moves one request to a state; a finished request never goes back to pending or published.
+const SET_STATE: &str = "UPDATE requests SET state = ?2 WHERE request_id = ?1
+    AND (state IN ('pending', 'published') OR ?2 IN ('anonymized', 'rejected'))";
+
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -87,7 +98,9 @@ fn now_millis() -> i64 {
 }
 
 fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
-    Ok(tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM requests", [], |r| r.get(0))?)
+    Ok(tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM requests")?
+        .query_row([], |r| r.get(0))?)
 }
 
 #[async_trait]
@@ -97,59 +110,47 @@ impl IngestStore for SqliteStore {
             let tx = conn.transaction()?;
             if let Some(key) = &img.idempotency_key {
                 let found: Option<String> = tx
-                    .query_row(
-                        "SELECT image_id FROM idempotency WHERE provider_id = ?1 AND idem_key = ?2",
-                        params![img.image.provider_id, key],
-                        |r| r.get(0),
-                    )
+                    .prepare_cached("SELECT image_id FROM idempotency WHERE provider_id = ?1 AND idem_key = ?2")?
+                    .query_row(params![img.image.provider_id, key], |r| r.get(0))
                     .optional()?;
                 if let Some(image_id) = found {
                     return Ok(Claim::Existing { image_id });
                 }
             }
             let same_bytes: Option<String> = tx
-                .query_row(
-                    "SELECT image_id FROM images WHERE provider_id = ?1 AND sha256 = ?2",
-                    params![img.image.provider_id, img.image.sha256],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT image_id FROM images WHERE provider_id = ?1 AND sha256 = ?2")?
+                .query_row(params![img.image.provider_id, img.image.sha256], |r| r.get(0))
                 .optional()?;
             if let Some(image_id) = same_bytes {
                 if let Some(key) = &img.idempotency_key {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)",
-                        params![img.image.provider_id, key, image_id],
-                    )?;
+                    tx.prepare_cached("INSERT OR IGNORE INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)")?
+                        .execute(params![img.image.provider_id, key, image_id])?;
                 }
                 tx.commit()?;
                 return Ok(Claim::Existing { image_id });
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO images (image_id, provider_id, sha256, size, media_type, blob_key, tipo_imagen, region_anatomica, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    img.image.image_id,
-                    img.image.provider_id,
-                    img.image.sha256,
-                    img.image.size as i64,
-                    img.image.media_type,
-                    img.image.blob_key,
-                    img.image.tipo_imagen,
-                    img.image.region_anatomica,
-                    now_millis()
-                ],
-            )?;
+            )?
+            .execute(params![
+                img.image.image_id,
+                img.image.provider_id,
+                img.image.sha256,
+                img.image.size as i64,
+                img.image.media_type,
+                img.image.blob_key,
+                img.image.tipo_imagen,
+                img.image.region_anatomica,
+                now_millis()
+            ])?;
             if let Some(key) = &img.idempotency_key {
-                tx.execute(
-                    "INSERT INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)",
-                    params![img.image.provider_id, key, img.image.image_id],
-                )?;
+                tx.prepare_cached("INSERT INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)")?
+                    .execute(params![img.image.provider_id, key, img.image.image_id])?;
             }
             let seq = next_seq(&tx)?;
-            tx.execute(
-                "INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)",
-                params![img.request_id, img.image.image_id, img.event_json, seq],
-            )?;
+            tx.prepare_cached("INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)")?
+                .execute(params![img.request_id, img.image.image_id, img.event_json, seq])?;
             tx.commit()?;
             Ok(Claim::Created)
         })
@@ -161,10 +162,8 @@ impl IngestStore for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction()?;
             let seq = next_seq(&tx)?;
-            tx.execute(
-                "INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)",
-                params![request_id, image_id, event_json, seq],
-            )?;
+            tx.prepare_cached("INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)")?
+                .execute(params![request_id, image_id, event_json, seq])?;
             tx.commit()?;
             Ok(())
         })
@@ -173,14 +172,25 @@ impl IngestStore for SqliteStore {
 
     async fn set_state(&self, request_id: &str, state: RequestState) -> Result<bool> {
         let request_id = request_id.to_owned();
+        self.with(move |conn| Ok(conn.prepare_cached(SET_STATE)?.execute(params![request_id, state.as_str()])? > 0))
+            .await
+    }
+
+    async fn set_states(&self, changes: Vec<(String, RequestState)>) -> Result<usize> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
         self.with(move |conn| {
-            // A finished request never goes back to pending or published.
-            let n = conn.execute(
-                "UPDATE requests SET state = ?2 WHERE request_id = ?1
-                 AND (state IN ('pending', 'published') OR ?2 IN ('anonymized', 'rejected'))",
-                params![request_id, state.as_str()],
-            )?;
-            Ok(n > 0)
+            let tx = conn.transaction()?;
+            let mut changed = 0;
+            {
+                let mut update = tx.prepare_cached(SET_STATE)?;
+                for (request_id, state) in &changes {
+                    changed += update.execute(params![request_id, state.as_str()])?;
+                }
+            }
+            tx.commit()?;
+            Ok(changed)
         })
         .await
     }
@@ -190,21 +200,24 @@ impl IngestStore for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction()?;
             let row: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT r.image_id, i.sha256 FROM requests r JOIN images i USING (image_id) WHERE r.request_id = ?1",
-                    params![request_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .prepare_cached("SELECT r.image_id, i.sha256 FROM requests r JOIN images i USING (image_id) WHERE r.request_id = ?1")?
+                .query_row(params![request_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let Some((image_id, sha)) = row else {
                 return Ok(true);
             };
-            tx.execute("DELETE FROM requests WHERE request_id = ?1", params![request_id])?;
-            let others: i64 = tx.query_row("SELECT COUNT(*) FROM requests WHERE image_id = ?1", params![image_id], |r| r.get(0))?;
+            tx.prepare_cached("DELETE FROM requests WHERE request_id = ?1")?
+                .execute(params![request_id])?;
+            let others: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM requests WHERE image_id = ?1")?
+                .query_row(params![image_id], |r| r.get(0))?;
             if others == 0 {
-                tx.execute("DELETE FROM images WHERE image_id = ?1", params![image_id])?;
+                tx.prepare_cached("DELETE FROM images WHERE image_id = ?1")?
+                    .execute(params![image_id])?;
             }
-            let users: i64 = tx.query_row("SELECT COUNT(*) FROM images WHERE sha256 = ?1", params![sha], |r| r.get(0))?;
+            let users: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM images WHERE sha256 = ?1")?
+                .query_row(params![sha], |r| r.get(0))?;
             tx.commit()?;
             Ok(users > 0)
         })
@@ -214,7 +227,9 @@ impl IngestStore for SqliteStore {
     async fn blob_in_use(&self, sha256: &str) -> Result<bool> {
         let sha256 = sha256.to_owned();
         self.with(move |conn| {
-            let n: i64 = conn.query_row("SELECT COUNT(*) FROM images WHERE sha256 = ?1", params![sha256], |r| r.get(0))?;
+            let n: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM images WHERE sha256 = ?1")?
+                .query_row(params![sha256], |r| r.get(0))?;
             Ok(n > 0)
         })
         .await
@@ -224,23 +239,22 @@ impl IngestStore for SqliteStore {
         let image_id = image_id.to_owned();
         self.with(move |conn| {
             Ok(conn
-                .query_row(
+                .prepare_cached(
                     "SELECT image_id, provider_id, sha256, size, media_type, blob_key, tipo_imagen, region_anatomica
                      FROM images WHERE image_id = ?1",
-                    params![image_id],
-                    |r| {
-                        Ok(ImageRow {
-                            image_id: r.get(0)?,
-                            provider_id: r.get(1)?,
-                            sha256: r.get(2)?,
-                            size: r.get::<_, i64>(3)? as u64,
-                            media_type: r.get(4)?,
-                            blob_key: r.get(5)?,
-                            tipo_imagen: r.get(6)?,
-                            region_anatomica: r.get(7)?,
-                        })
-                    },
-                )
+                )?
+                .query_row(params![image_id], |r| {
+                    Ok(ImageRow {
+                        image_id: r.get(0)?,
+                        provider_id: r.get(1)?,
+                        sha256: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        media_type: r.get(4)?,
+                        blob_key: r.get(5)?,
+                        tipo_imagen: r.get(6)?,
+                        region_anatomica: r.get(7)?,
+                    })
+                })
                 .optional()?)
         })
         .await
@@ -250,9 +264,8 @@ impl IngestStore for SqliteStore {
         let request_id = request_id.to_owned();
         self.with(move |conn| {
             let s: Option<String> = conn
-                .query_row("SELECT state FROM requests WHERE request_id = ?1", params![request_id], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT state FROM requests WHERE request_id = ?1")?
+                .query_row(params![request_id], |r| r.get(0))
                 .optional()?;
             Ok(s.as_deref().and_then(RequestState::parse))
         })
@@ -269,7 +282,7 @@ impl IngestStore for SqliteStore {
     }
 
     async fn health(&self) -> Result<()> {
-        self.with(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+        self.with(|conn| Ok(conn.prepare_cached("SELECT 1")?.query_row([], |r| r.get::<_, i64>(0)).map(|_| ())?))
             .await
     }
 }
@@ -312,6 +325,18 @@ mod tests {
         assert_eq!(s.image("a").await.expect("get").expect("row").blob_key, "raw/s1");
     }
 
+    #[test]
+    fn fsync_makes_every_commit_flush() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sync = |fsync: bool| -> i64 {
+            let s = SqliteStore::open_with(&dir.path().join(format!("{fsync}.db")), fsync).expect("open");
+            let conn = s.conn.lock().expect("lock");
+            conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma")
+        };
+        assert_eq!(sync(true), 2, "FULL");
+        assert_eq!(sync(false), 1, "NORMAL");
+    }
+
     #[tokio::test]
     async fn unfinished_requests_are_replayed_until_they_have_an_outcome() {
         let s = SqliteStore::in_memory().expect("db");
@@ -325,7 +350,17 @@ mod tests {
             !s.set_state("req-a", RequestState::Published).await.expect("set"),
             "a finished request went back"
         );
-        assert!(s.set_state("req-b", RequestState::Rejected).await.expect("set"));
+        assert_eq!(
+            s.set_states(vec![
+                ("req-b".into(), RequestState::Rejected),
+                ("req-unknown".into(), RequestState::Anonymized),
+                ("req-a".into(), RequestState::Pending),
+            ])
+            .await
+            .expect("batch"),
+            1,
+            "only the known, unfinished request moves"
+        );
         assert_eq!(s.unfinished().await.expect("open"), vec!["{\"again\":1}".to_owned()]);
         assert_eq!(s.request_state("req-a").await.expect("state"), Some(RequestState::Anonymized));
     }
