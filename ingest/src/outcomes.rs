@@ -2,12 +2,12 @@
 //! matching requests in the ingest store, so [`crate::republish`] knows which
 //! requests still wait for an outcome.
 
+use alpes_platform::kafka::consumer::next_batch;
 use alpes_platform::kafka::Kafka;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, RequestState};
 use alpes_schemas::{topics, Codec, ImagenAnonimizada, ImagenRechazada};
-use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
@@ -40,28 +40,8 @@ pub async fn run_until_stopped(
     shutdown: Shutdown,
 ) -> alpes_platform::Result<()> {
     let consumer = kafka.consumer(GROUP, &[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED], metrics)?;
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.wait() => break,
-            m = consumer.recv() => m,
-        };
-        // Whatever else is already fetched joins the batch: one store transaction for all of it.
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match consumer.recv().now_or_never() {
-                Some(m) => batch.push(m),
-                None => break,
-            }
-        }
-        let mut messages = Vec::with_capacity(batch.len());
-        for m in batch {
-            match m {
-                Ok(m) => messages.push(m),
-                Err(e) => tracing::warn!(error = %e, "outcome consumer"),
-            }
-        }
+    while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
         if messages.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             continue;
         }
         let mut changes = Vec::with_capacity(messages.len());

@@ -9,7 +9,10 @@
 use super::{ClientKind, Kafka};
 use crate::metrics::Metrics;
 use crate::Result;
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::ClientContext;
 use std::sync::Arc;
 
@@ -95,4 +98,38 @@ impl Kafka {
         consumer.subscribe(topics)?;
         Ok(consumer)
     }
+}
+
+/// Waits for the next message, then takes whatever else is already fetched,
+/// up to `max` in all, so a consume loop can handle them in one store
+/// transaction. `None` once `shutdown` fires. Receive errors are logged and
+/// dropped from the batch; a batch of only errors comes back empty after a
+/// short pause.
+pub async fn next_batch<'c>(
+    consumer: &'c GroupConsumer,
+    max: usize,
+    shutdown: &crate::shutdown::Shutdown,
+) -> Option<Vec<BorrowedMessage<'c>>> {
+    let first = tokio::select! {
+        _ = shutdown.wait() => return None,
+        m = consumer.recv() => m,
+    };
+    let mut received: Vec<std::result::Result<BorrowedMessage<'c>, KafkaError>> = vec![first];
+    while received.len() < max.max(1) {
+        match consumer.recv().now_or_never() {
+            Some(m) => received.push(m),
+            None => break,
+        }
+    }
+    let mut batch = Vec::with_capacity(received.len());
+    for m in received {
+        match m {
+            Ok(m) => batch.push(m),
+            Err(e) => tracing::warn!(error = %e, "consumer"),
+        }
+    }
+    if batch.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Some(batch)
 }
