@@ -24,6 +24,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// A page cursor that this server did not issue.
+    #[error("the page cursor is not valid")]
+    InvalidCursor,
     /// A local file operation failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -113,6 +113,7 @@ impl From<crate::Error> for ApiError {
             crate::Error::BrokerUnavailable(_) | crate::Error::Kafka(_) => ApiError::unavailable("the event broker", 5),
             crate::Error::Store(_) => ApiError::unavailable("the store", 5),
             crate::Error::Blob(_) => ApiError::unavailable("the blob store", 5),
+            crate::Error::InvalidCursor => ApiError::bad_request("bad_cursor", "the page cursor is not one this server issued"),
             other => ApiError::internal(&other),
         }
     }

@@ -1,13 +1,23 @@
-//! The ingest store port: which images exist, who uploaded them, which
-//! idempotency keys map to them, and which anonymization requests are still
-//! open. [`sqlite`] is the embedded adapter.
+//! The store ports and their adapters.
+//!
+//! - [`IngestStore`] (this module): which images exist, who uploaded them,
+//!   which idempotency keys map to them, and which anonymization requests are
+//!   still open. [`sqlite`] is the embedded adapter.
+//! - [`ledger::LedgerStore`]: money movements and balances, exactly once per
+//!   event. [`sqlite_ledger`] is the embedded adapter.
+//! - [`conformance`]: the suite every adapter must pass.
 
+pub mod conformance;
+pub mod ledger;
 pub mod sqlite;
+pub mod sqlite_ledger;
 
 use crate::Result;
 use async_trait::async_trait;
 
+pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 pub use sqlite::SqliteStore;
+pub use sqlite_ledger::SqliteLedger;
 
 /// An image to register, with its first anonymization request.
 #[derive(Debug, Clone, PartialEq, Eq)]

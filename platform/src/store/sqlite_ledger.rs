@@ -1,0 +1,278 @@
+//! The embedded ledger: SQLite (WAL), one transaction per batch.
+//!
+//! Exactly-once accrual rests on one rule: inside the batch's transaction a
+//! balance moves only when its ledger row was actually inserted
+//! (`INSERT OR IGNORE` on the event id, then `changes() == 1`). A redelivered
+//! or replayed event finds its row and moves nothing; a batch cut off by a
+//! crash rolls back whole, so its events apply once when they come again.
+
+use super::ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ledger (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    user_id      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency     TEXT NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    image_id     TEXT,
+    counterparty TEXT,
+    refusal      TEXT
+);
+CREATE INDEX IF NOT EXISTS ledger_user ON ledger(user_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_payment_reference ON ledger(user_id, counterparty) WHERE kind = 'payment';
+CREATE TABLE IF NOT EXISTS balances (
+    user_id       TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    accrued_minor INTEGER NOT NULL DEFAULT 0,
+    paid_minor    INTEGER NOT NULL DEFAULT 0,
+    uses          INTEGER NOT NULL DEFAULT 0,
+    as_of         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, currency)
+);
+";
+
+const INSERT: &str = "INSERT OR IGNORE INTO ledger
+    (event_id, user_id, kind, amount_minor, currency, occurred_at, image_id, counterparty, refusal)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const CREDIT: &str = "INSERT INTO balances (user_id, currency, accrued_minor, uses, as_of) VALUES (?1, ?2, ?3, 1, ?4)
+    ON CONFLICT (user_id, currency) DO UPDATE SET
+        accrued_minor = accrued_minor + excluded.accrued_minor,
+        uses = uses + 1,
+        as_of = MAX(as_of, excluded.as_of)";
+
+const DEBIT: &str = "INSERT INTO balances (user_id, currency, paid_minor, as_of) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (user_id, currency) DO UPDATE SET
+        paid_minor = paid_minor + excluded.paid_minor,
+        as_of = MAX(as_of, excluded.as_of)";
+
+/// The SQLite ledger.
+#[derive(Debug, Clone)]
+pub struct SqliteLedger {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteLedger {
+    /// Opens (creating) the ledger tables in the database at `path`; with
+    /// `fsync`, every commit is flushed to disk before it returns.
+    pub fn open(path: &std::path::Path, fsync: bool) -> Result<SqliteLedger> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Self::init(Connection::open(path)?, fsync)
+    }
+
+    /// A private in-memory ledger (tests).
+    pub fn in_memory() -> Result<SqliteLedger> {
+        Self::init(Connection::open_in_memory()?, false)
+    }
+
+    fn init(conn: Connection, fsync: bool) -> Result<SqliteLedger> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteLedger {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?
+    }
+}
+
+/// Inserts the entry's row; true if it was new.
+fn insert(tx: &Transaction<'_>, e: &LedgerEntry, kind: EntryKind, refusal: Option<&Refusal>) -> Result<bool> {
+    let n = tx.prepare_cached(INSERT)?.execute(params![
+        e.event_id,
+        e.user_id,
+        kind.as_str(),
+        e.amount_minor,
+        e.currency,
+        e.occurred_at,
+        e.image_id,
+        e.counterparty,
+        refusal.map(Refusal::code),
+    ])?;
+    Ok(n == 1)
+}
+
+fn known(tx: &Transaction<'_>, event_id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1")?
+        .query_row(params![event_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn payment_refusal(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Option<Refusal>> {
+    if e.amount_minor <= 0 {
+        return Ok(Some(Refusal::InvalidAmount));
+    }
+    let repeated = tx
+        .prepare_cached("SELECT 1 FROM ledger WHERE user_id = ?1 AND kind = 'payment' AND counterparty IS ?2")?
+        .query_row(params![e.user_id, e.counterparty], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if repeated {
+        return Ok(Some(Refusal::RepeatedReference));
+    }
+    let pending: i64 = tx
+        .prepare_cached("SELECT accrued_minor - paid_minor FROM balances WHERE user_id = ?1 AND currency = ?2")?
+        .query_row(params![e.user_id, e.currency], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    Ok((e.amount_minor > pending).then_some(Refusal::InsufficientBalance { pending_minor: pending }))
+}
+
+fn apply_one(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Applied> {
+    match e.kind {
+        EntryKind::Usage => {
+            if !insert(tx, e, EntryKind::Usage, None)? {
+                return Ok(Applied::Duplicate);
+            }
+            tx.prepare_cached(CREDIT)?
+                .execute(params![e.user_id, e.currency, e.amount_minor, e.occurred_at])?;
+            Ok(Applied::Recorded)
+        }
+        EntryKind::Payment | EntryKind::RefusedPayment => {
+            if known(tx, &e.event_id)? {
+                return Ok(Applied::Duplicate);
+            }
+            if let Some(r) = payment_refusal(tx, e)? {
+                insert(tx, e, EntryKind::RefusedPayment, Some(&r))?;
+                return Ok(Applied::Refused(r));
+            }
+            insert(tx, e, EntryKind::Payment, None)?;
+            tx.prepare_cached(DEBIT)?
+                .execute(params![e.user_id, e.currency, e.amount_minor, e.occurred_at])?;
+            Ok(Applied::Recorded)
+        }
+    }
+}
+
+fn cursor_seq(cursor: Option<&str>) -> Result<i64> {
+    match cursor {
+        None => Ok(i64::MAX),
+        Some(c) => c
+            .strip_prefix("l")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n > 0)
+            .ok_or(Error::InvalidCursor),
+    }
+}
+
+#[async_trait]
+impl LedgerStore for SqliteLedger {
+    async fn apply(&self, entries: Vec<LedgerEntry>) -> Result<Vec<Applied>> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let applied = entries.iter().map(|e| apply_one(&tx, e)).collect::<Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn balances(&self, user_id: &str) -> Result<Vec<Balance>> {
+        let user_id = user_id.to_owned();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT currency, accrued_minor, paid_minor, uses, as_of FROM balances WHERE user_id = ?1 ORDER BY currency",
+            )?;
+            let rows = stmt.query_map(params![user_id], |r| {
+                let (accrued, paid): (i64, i64) = (r.get(1)?, r.get(2)?);
+                Ok(Balance {
+                    user_id: user_id.clone(),
+                    currency: r.get(0)?,
+                    accrued_minor: accrued,
+                    paid_minor: paid,
+                    pending_minor: accrued - paid,
+                    uses: r.get(3)?,
+                    as_of: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage> {
+        let (user_id, before) = (user_id.to_owned(), cursor_seq(cursor)?);
+        let limit = limit.clamp(1, 1000);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, event_id, kind, amount_minor, currency, occurred_at, image_id, counterparty
+                 FROM ledger WHERE user_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![user_id, before, limit as i64 + 1], |r| {
+                let kind: String = r.get(2)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    LedgerEntry {
+                        event_id: r.get(1)?,
+                        user_id: user_id.clone(),
+                        kind: EntryKind::parse(&kind).unwrap_or(EntryKind::RefusedPayment),
+                        amount_minor: r.get(3)?,
+                        currency: r.get(4)?,
+                        occurred_at: r.get(5)?,
+                        image_id: r.get(6)?,
+                        counterparty: r.get(7)?,
+                    },
+                ))
+            })?;
+            let mut rows = rows.collect::<std::result::Result<Vec<_>, _>>()?;
+            let next = if rows.len() > limit {
+                rows.truncate(limit);
+                rows.last().map(|(seq, _)| format!("l{seq}"))
+            } else {
+                None
+            };
+            Ok(LedgerPage {
+                entries: rows.into_iter().map(|(_, e)| e).collect(),
+                next,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_ledger_conformance_suite_passes_on_sqlite() {
+        let ledger = SqliteLedger::in_memory().expect("ledger");
+        super::super::conformance::ledger(&ledger).await;
+    }
+
+    #[tokio::test]
+    async fn a_ledger_on_disk_keeps_its_balances_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alpes.db");
+        let entry = super::super::conformance::usage("ev-1", "prov", 250);
+        SqliteLedger::open(&path, false)
+            .expect("open")
+            .apply(vec![entry.clone()])
+            .await
+            .expect("apply");
+        let again = SqliteLedger::open(&path, true).expect("reopen");
+        assert_eq!(again.apply(vec![entry]).await.expect("apply"), vec![Applied::Duplicate]);
+        assert_eq!(again.balances("prov").await.expect("balance")[0].pending_minor, 250);
+    }
+}
