@@ -29,6 +29,8 @@ pub struct Metrics {
     pub rejections: IntCounterVec,
     /// Events produced, by topic.
     pub events_produced: IntCounterVec,
+    /// Ledger entries billing applied, by kind and outcome (recorded, duplicate, refused code).
+    pub ledger_entries: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -80,6 +82,13 @@ impl Metrics {
             Opts::new("events_produced_total", "Events produced, by topic"),
             &["topic"],
         ));
+        let ledger_entries = must(IntCounterVec::new(
+            Opts::new(
+                "ledger_entries_total",
+                "Usage and payment events billing applied, by kind and outcome",
+            ),
+            &["kind", "outcome"],
+        ));
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -89,6 +98,7 @@ impl Metrics {
             Box::new(bytes_out.clone()),
             Box::new(rejections.clone()),
             Box::new(events_produced.clone()),
+            Box::new(ledger_entries.clone()),
         ] {
             must(registry.register(c));
         }
@@ -102,6 +112,7 @@ impl Metrics {
             bytes_out,
             rejections,
             events_produced,
+            ledger_entries,
         }
     }
 
