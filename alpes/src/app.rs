@@ -9,6 +9,7 @@
 use crate::secret;
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
+use alpes_billing::Billing;
 use alpes_ingest::marks::PublishedMarks;
 use alpes_ingest::IngestState;
 use alpes_platform::auth::Jwt;
@@ -16,7 +17,7 @@ use alpes_platform::blobs::{BlobArgs, Blobs};
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{IngestStore, SqliteStore};
+use alpes_platform::store::{IngestStore, LedgerStore, SqliteLedger, SqliteStore};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -101,6 +102,7 @@ pub struct App {
     codec: Codec,
     blobs: Blobs,
     secret: Secret,
+    ledger: Arc<dyn LedgerStore>,
     settings: Settings,
     republished: usize,
 }
@@ -117,6 +119,8 @@ impl App {
         let kafka = Arc::new(Kafka::connect(&settings.kafka).await.context("cannot reach Kafka")?);
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
+        let ledger: Arc<dyn LedgerStore> =
+            Arc::new(SqliteLedger::open(&data.join("alpes.db"), settings.fsync).context("cannot open the ledger")?);
         let store: Arc<dyn IngestStore> =
             Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
         // Every upload waits on its own send: holding records back to batch them only adds latency.
@@ -146,6 +150,7 @@ impl App {
             codec,
             blobs,
             secret: Secret::new(engine_key),
+            ledger,
             settings,
             republished,
         })
@@ -181,6 +186,11 @@ impl App {
         self.codec.clone()
     }
 
+    /// The providers' ledgers and balances.
+    pub fn ledger(&self) -> Arc<dyn LedgerStore> {
+        self.ledger.clone()
+    }
+
     /// How many requests were re-published at start.
     pub fn republished(&self) -> usize {
         self.republished
@@ -195,6 +205,7 @@ impl App {
             codec,
             blobs,
             secret,
+            ledger,
             settings,
             ..
         } = self;
@@ -231,6 +242,11 @@ impl App {
                     .await
                     .map_err(anyhow::Error::from)
             });
+        }
+        {
+            let billing = Billing::build(kafka.clone(), codec.clone(), ledger, state.metrics.clone());
+            let stop = shutdown.clone();
+            tasks.spawn(async move { billing.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
         let producer = state.producer.clone();
         let router = alpes_ingest::router(state);

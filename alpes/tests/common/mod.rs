@@ -19,6 +19,7 @@ pub struct TestApp {
     pub jwt: Arc<Jwt>,
     pub kafka: Arc<Kafka>,
     pub blobs: Blobs,
+    pub ledger: Arc<dyn alpes_platform::store::LedgerStore>,
     pub shutdown: Shutdown,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub data: tempfile::TempDir,
@@ -47,7 +48,7 @@ pub async fn spawn_app() -> TestApp {
     settings.kafka.partitions = 3;
     let app = App::build(settings).await.expect("build");
     let base = format!("http://{}", app.addr());
-    let (jwt, kafka, blobs) = (app.jwt(), app.kafka(), app.blobs());
+    let (jwt, kafka, blobs, ledger) = (app.jwt(), app.kafka(), app.blobs(), app.ledger());
     let shutdown = Shutdown::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
@@ -55,6 +56,7 @@ pub async fn spawn_app() -> TestApp {
         jwt,
         kafka,
         blobs,
+        ledger,
         shutdown,
         task,
         data,

@@ -1,0 +1,150 @@
+//! Alpes billing: consumes `alpes.usage` (`EventoUsoDatos`) and
+//! `alpes.payments` (`PagoProcesado`) and keeps every provider's ledger and
+//! balance, exactly once per event.
+//!
+//! # Exactly once
+//!
+//! Kafka delivers at least once: a message comes again after a crash between
+//! the store write and the offset commit, on a rebalance, or when a group is
+//! replayed from offset 0. Billing makes the *effect* exactly once instead:
+//!
+//! - Every entry is keyed by its event id. The ledger port
+//!   ([`alpes_platform::store::LedgerStore`]) moves a balance only for an
+//!   entry it actually inserted, and applies a whole batch atomically.
+//! - Offsets are stored only after the batch is applied. A crash before that
+//!   replays the batch; its entries are found and change nothing.
+//! - A refused payment is recorded as refused, so a replay refuses it again
+//!   even if the balance would cover it by then.
+//!
+//! On SQLite the batch is one transaction (see
+//! [`alpes_platform::store::SqliteLedger`]). On ScyllaDB, where a batch of
+//! counter updates is not idempotent, the same property comes from the
+//! ledger rows themselves: an entry is a row keyed by `(user_id, event_id)`
+//! written with `IF NOT EXISTS` only where a payment needs the check, and the
+//! balance is derived from the rows (a per-user partition summed on read, or
+//! a materialized total that is recomputed from the rows rather than
+//! incremented). A counter column is never incremented on redelivery because
+//! nothing is ever incremented.
+
+pub mod entries;
+
+pub use entries::{entry, Undecodable};
+
+use alpes_platform::kafka::consumer::next_batch;
+use alpes_platform::kafka::Kafka;
+use alpes_platform::metrics::Metrics;
+use alpes_platform::shutdown::Shutdown;
+use alpes_platform::store::{Applied, LedgerStore};
+use alpes_schemas::{Codec, Event, EventoUsoDatos, PagoProcesado};
+use rdkafka::consumer::{CommitMode, Consumer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The consumer group of billing.
+pub const GROUP: &str = "alpes-billing";
+
+/// The most events applied in one store transaction.
+pub const BATCH: usize = 1024;
+
+/// Billing's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A platform adapter failed.
+    #[error(transparent)]
+    Platform(#[from] alpes_platform::Error),
+}
+
+/// Billing's result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The billing consumer.
+#[derive(Debug)]
+pub struct Billing {
+    kafka: Arc<Kafka>,
+    codec: Codec,
+    ledger: Arc<dyn LedgerStore>,
+    metrics: Arc<Metrics>,
+    group: String,
+}
+
+impl Billing {
+    /// Billing on `kafka`, applying to `ledger`, in the group [`GROUP`].
+    pub fn build(kafka: Arc<Kafka>, codec: Codec, ledger: Arc<dyn LedgerStore>, metrics: Arc<Metrics>) -> Billing {
+        Billing {
+            kafka,
+            codec,
+            ledger,
+            metrics,
+            group: GROUP.to_owned(),
+        }
+    }
+
+    /// The same billing in another consumer group (a group new to the topics replays them from offset 0).
+    pub fn with_group(mut self, group: &str) -> Billing {
+        group.clone_into(&mut self.group);
+        self
+    }
+
+    /// Consumes until `shutdown`; offsets are stored only after their batch is applied.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
+        let topics = [EventoUsoDatos::TOPIC, PagoProcesado::TOPIC];
+        let consumer = self.kafka.consumer(&self.group, &topics, Arc::clone(&self.metrics))?;
+        while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
+            let mut batch = Vec::with_capacity(messages.len());
+            for msg in &messages {
+                match entry(&self.codec, msg).await {
+                    Ok(e) => batch.push(e),
+                    Err(e) => {
+                        tracing::warn!(reason = e.reason(), topic = e.topic(), "undecodable billing event skipped");
+                        self.metrics.rejections.with_label_values(&[e.reason()]).inc();
+                    }
+                }
+            }
+            if !self.apply(batch, &shutdown).await {
+                break;
+            }
+            for msg in &messages {
+                if let Err(e) = consumer.store_offset_from_message(msg) {
+                    tracing::warn!(error = %e, "cannot store offset");
+                }
+            }
+        }
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit");
+        }
+        Ok(())
+    }
+
+    /// Applies one batch, retrying a failing store until it takes the batch;
+    /// false if shutdown came first (the batch then comes again after a restart).
+    async fn apply(&self, batch: Vec<alpes_platform::store::LedgerEntry>, shutdown: &Shutdown) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        loop {
+            match self.ledger.apply(batch.clone()).await {
+                Ok(applied) => {
+                    for (e, a) in batch.iter().zip(&applied) {
+                        let outcome = match a {
+                            Applied::Recorded => "recorded",
+                            Applied::Duplicate => "duplicate",
+                            Applied::Refused(r) => {
+                                tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), "payment refused");
+                                r.code()
+                            }
+                        };
+                        self.metrics.ledger_entries.with_label_values(&[e.kind.as_str(), outcome]).inc();
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot apply a billing batch; retrying");
+                    tokio::select! {
+                        _ = shutdown.wait() => return false,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
