@@ -18,6 +18,7 @@ use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, LedgerStore, SqliteLedger, SqliteStore};
+use alpes_query_api::QueryState;
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -51,6 +52,9 @@ pub struct Settings {
     /// survives a crash of the process (the OS has it), as Kafka's own log does.
     #[arg(long, env = "ALPES_FSYNC")]
     pub fsync: bool,
+    /// The currency balances are shown in by default (ISO 4217).
+    #[arg(long, env = "ALPES_CURRENCY", default_value = "EUR")]
+    pub currency: String,
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -70,6 +74,7 @@ impl Settings {
             jobs: None,
             transactional: false,
             fsync: false,
+            currency: "EUR".into(),
             kafka: KafkaArgs::default(),
             blobs: BlobArgs {
                 s3_endpoint: None,
@@ -116,7 +121,14 @@ impl App {
         let (jwt_key, _) = secret::load_or_create(&jwt_key_path(data))?;
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
         let metrics = Arc::new(Metrics::new());
-        let kafka = Arc::new(Kafka::connect(&settings.kafka).await.context("cannot reach Kafka")?);
+        let mut kafka_args = settings.kafka.clone();
+        if kafka_args.bootstrap.as_deref().is_none_or(|b| b.trim().is_empty()) && kafka_args.partitions.is_none() {
+            // librdkafka's mock broker finds a fetch offset by scanning every message set the
+            // partition retains (up to 5 MB), from the oldest: each partition costs CPU on every
+            // fetch. The development broker gets as many partitions as there are workers, at least 2.
+            kafka_args.partitions = Some(i32::try_from(settings.workers.max(2)).unwrap_or(i32::MAX));
+        }
+        let kafka = Arc::new(Kafka::connect(&kafka_args).await.context("cannot reach Kafka")?);
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
         let ledger: Arc<dyn LedgerStore> =
@@ -244,12 +256,18 @@ impl App {
             });
         }
         {
-            let billing = Billing::build(kafka.clone(), codec.clone(), ledger, state.metrics.clone());
+            let billing = Billing::build(kafka.clone(), codec.clone(), ledger.clone(), state.metrics.clone());
             let stop = shutdown.clone();
             tasks.spawn(async move { billing.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
         let producer = state.producer.clone();
-        let router = alpes_ingest::router(state);
+        let query = QueryState {
+            jwt: state.jwt.clone(),
+            ledger,
+            metrics: state.metrics.clone(),
+            currency: settings.currency.clone(),
+        };
+        let router = alpes_ingest::router(state).merge(alpes_query_api::router(query));
         let stop = shutdown.clone();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.wait().await })

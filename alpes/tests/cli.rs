@@ -58,7 +58,9 @@ fn a_directory_tree_is_anonymized_with_relative_paths_kept() {
         &["anonymize", "--out", out2.to_str().expect("utf8"), input.to_str().expect("utf8")],
         tmp.path(),
     );
-    assert!(String::from_utf8_lossy(&run.stderr).contains("using secret"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("using secret"), "{stderr}");
     assert_eq!(
         std::fs::read(out.join("study/series/CT_small.dcm")).ok(),
         std::fs::read(out2.join("study/series/CT_small.dcm")).ok()

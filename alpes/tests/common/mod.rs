@@ -45,7 +45,7 @@ pub fn corpus() -> Vec<PathBuf> {
 pub async fn spawn_app() -> TestApp {
     let data = tempfile::tempdir().expect("tmp");
     let mut settings = Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
-    settings.kafka.partitions = 3;
+    settings.kafka.partitions = Some(3);
     let app = App::build(settings).await.expect("build");
     let base = format!("http://{}", app.addr());
     let (jwt, kafka, blobs, ledger) = (app.jwt(), app.kafka(), app.blobs(), app.ledger());

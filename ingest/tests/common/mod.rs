@@ -38,7 +38,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
     let kafka = Arc::new(
         Kafka::connect(&KafkaArgs {
             delivery_timeout_ms: 3000,
-            partitions: 3,
+            partitions: Some(3),
             ..KafkaArgs::default()
         })
         .await

@@ -20,6 +20,9 @@ pub use consumer::{CommitOnRevoke, GroupConsumer};
 pub use mock::MockBroker;
 pub use producer::Producer;
 
+/// Partitions per topic when none are configured.
+pub const DEFAULT_PARTITIONS: i32 = 6;
+
 /// Where the brokers are and how to reach them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
@@ -35,9 +38,9 @@ pub struct KafkaArgs {
     /// A librdkafka property for consumers only, e.g. `fetch.wait.max.ms=100`. Repeatable; wins over `--kafka-prop`.
     #[arg(long = "kafka-consumer-prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
     pub consumer_props: Vec<(String, String)>,
-    /// Partitions for the topics Alpes creates.
-    #[arg(long = "kafka-partitions", env = "ALPES_KAFKA_PARTITIONS", default_value_t = 6)]
-    pub partitions: i32,
+    /// Partitions for the topics Alpes creates [default: 6; `alpes up` on the development broker: 2, or one per worker].
+    #[arg(long = "kafka-partitions", env = "ALPES_KAFKA_PARTITIONS")]
+    pub partitions: Option<i32>,
     /// Replication factor for the topics Alpes creates.
     #[arg(long = "kafka-replication", env = "ALPES_KAFKA_REPLICATION", default_value_t = 1)]
     pub replication: i32,
@@ -57,7 +60,7 @@ impl Default for KafkaArgs {
             props: Vec::new(),
             producer_props: Vec::new(),
             consumer_props: Vec::new(),
-            partitions: 6,
+            partitions: None,
             replication: 1,
             delivery_timeout_ms: 10_000,
         }
@@ -127,7 +130,11 @@ impl Kafka {
         };
         let replication = if kafka.mock.is_some() { 1 } else { args.replication };
         kafka
-            .ensure_topics(&alpes_schemas::topics::ALL, args.partitions, replication)
+            .ensure_topics(
+                &alpes_schemas::topics::ALL,
+                args.partitions.unwrap_or(DEFAULT_PARTITIONS),
+                replication,
+            )
             .await?;
         Ok(kafka)
     }

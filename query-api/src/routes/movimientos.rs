@@ -1,0 +1,55 @@
+//! `GET /monetizacion/movimientos/{usuario_id}[?limit=100&cursor=...]`: a
+//! provider's ledger, newest first, paged with an opaque cursor. A page
+//! boundary stays put while new movements arrive.
+
+use super::may_read_money_of;
+use crate::QueryState;
+use alpes_platform::auth::Caller;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::LedgerEntry;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// The largest page.
+pub const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// One page.
+#[derive(Debug, Serialize)]
+pub struct Movimientos {
+    usuario_id: String,
+    movimientos: Vec<LedgerEntry>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The handler.
+#[tracing::instrument(name = "GET /monetizacion/movimientos/{usuario_id}", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(usuario_id): Path<String>,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Movimientos>, ApiError> {
+    may_read_money_of(&caller, &usuario_id)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_LIMIT}")));
+    }
+    let page = state.ledger.movements(&usuario_id, params.cursor.as_deref(), limit).await?;
+    Ok(Json(Movimientos {
+        usuario_id,
+        movimientos: page.entries,
+        next_cursor: page.next,
+    }))
+}
