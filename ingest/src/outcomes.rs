@@ -57,11 +57,17 @@ pub async fn run_until_stopped(
                 ),
             }
         }
-        // A store outage is retried by not storing the offsets: the messages come again after a restart.
-        if let Err(e) = store.set_states(changes).await {
-            tracing::warn!(error = %e, "cannot record outcomes");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            continue;
+        // A store outage is retried here: storing a later batch's offsets would commit past this one.
+        let mut stopped = false;
+        while let Err(e) = store.set_states(changes.clone()).await {
+            tracing::warn!(error = %e, "cannot record outcomes; retrying");
+            tokio::select! {
+                _ = shutdown.wait() => { stopped = true; break; }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+        }
+        if stopped {
+            break;
         }
         for msg in &messages {
             if let Err(e) = consumer.store_offset_from_message(msg) {
