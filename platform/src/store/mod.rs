@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod ledger;
 pub mod sqlite;
+mod sqlite_conn;
 pub mod sqlite_ledger;
 
 use crate::Result;

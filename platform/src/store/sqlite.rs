@@ -1,11 +1,11 @@
 //! The embedded ingest store: one SQLite file in WAL mode (rusqlite, bundled).
 //! Calls run on the blocking pool; one connection behind a mutex.
 
+use super::sqlite_conn::SqliteConn;
 use super::{Claim, ImageRow, IngestStore, NewImage, RequestState};
-use crate::{Error, Result};
+use crate::Result;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::sync::{Arc, Mutex};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS images_sha256 ON images(sha256);
 /// The SQLite adapter.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: SqliteConn,
 }
 
 impl SqliteStore {
@@ -54,36 +54,20 @@ impl SqliteStore {
     /// Opens (creating) the database at `path`; with `fsync`, every commit is
     /// flushed to disk before it returns (`synchronous=FULL`).
     pub fn open_with(path: &std::path::Path, fsync: bool) -> Result<SqliteStore> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        Self::init(Connection::open(path)?, fsync)
+        Ok(SqliteStore {
+            conn: SqliteConn::open(path, fsync, SCHEMA)?,
+        })
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore> {
-        Self::init(Connection::open_in_memory()?, false)
-    }
-
-    fn init(conn: Connection, fsync: bool) -> Result<SqliteStore> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SqliteConn::in_memory(SCHEMA)?,
         })
     }
 
     async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?
+        self.conn.with(f).await
     }
 }
 
@@ -323,18 +307,6 @@ mod tests {
         );
         assert_eq!(s.claim(img("d", "p2", "s1", Some("k1"))).await.expect("claim"), Claim::Created);
         assert_eq!(s.image("a").await.expect("get").expect("row").blob_key, "raw/s1");
-    }
-
-    #[test]
-    fn fsync_makes_every_commit_flush() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let sync = |fsync: bool| -> i64 {
-            let s = SqliteStore::open_with(&dir.path().join(format!("{fsync}.db")), fsync).expect("open");
-            let conn = s.conn.lock().expect("lock");
-            conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma")
-        };
-        assert_eq!(sync(true), 2, "FULL");
-        assert_eq!(sync(false), 1, "NORMAL");
     }
 
     #[tokio::test]

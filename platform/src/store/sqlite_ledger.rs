@@ -7,10 +7,10 @@
 //! crash rolls back whole, so its events apply once when they come again.
 
 use super::ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
+use super::sqlite_conn::SqliteConn;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::sync::{Arc, Mutex};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger (
@@ -56,42 +56,27 @@ const DEBIT: &str = "INSERT INTO balances (user_id, currency, paid_minor, as_of)
 /// The SQLite ledger.
 #[derive(Debug, Clone)]
 pub struct SqliteLedger {
-    conn: Arc<Mutex<Connection>>,
+    conn: SqliteConn,
 }
 
 impl SqliteLedger {
     /// Opens (creating) the ledger tables in the database at `path`; with
     /// `fsync`, every commit is flushed to disk before it returns.
     pub fn open(path: &std::path::Path, fsync: bool) -> Result<SqliteLedger> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        Self::init(Connection::open(path)?, fsync)
+        Ok(SqliteLedger {
+            conn: SqliteConn::open(path, fsync, SCHEMA)?,
+        })
     }
 
     /// A private in-memory ledger (tests).
     pub fn in_memory() -> Result<SqliteLedger> {
-        Self::init(Connection::open_in_memory()?, false)
-    }
-
-    fn init(conn: Connection, fsync: bool) -> Result<SqliteLedger> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
         Ok(SqliteLedger {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SqliteConn::in_memory(SCHEMA)?,
         })
     }
 
     async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?
+        self.conn.with(f).await
     }
 }
 
