@@ -30,15 +30,13 @@ pub mod entries;
 
 pub use entries::{entry, Undecodable};
 
-use alpes_platform::kafka::consumer::next_batch;
+use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
 use alpes_platform::kafka::Kafka;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{Applied, LedgerStore};
 use alpes_schemas::{Codec, Event, EventoUsoDatos, PagoProcesado};
-use rdkafka::consumer::{CommitMode, Consumer};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The consumer group of billing.
 pub const GROUP: &str = "alpes-billing";
@@ -103,15 +101,9 @@ impl Billing {
             if !self.apply(batch, &shutdown).await {
                 break;
             }
-            for msg in &messages {
-                if let Err(e) = consumer.store_offset_from_message(msg) {
-                    tracing::warn!(error = %e, "cannot store offset");
-                }
-            }
+            store_offsets(&consumer, &messages);
         }
-        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final commit");
-        }
+        commit_on_stop(&consumer);
         Ok(())
     }
 
@@ -121,30 +113,20 @@ impl Billing {
         if batch.is_empty() {
             return true;
         }
-        loop {
-            match self.ledger.apply(batch.clone()).await {
-                Ok(applied) => {
-                    for (e, a) in batch.iter().zip(&applied) {
-                        let outcome = match a {
-                            Applied::Recorded => "recorded",
-                            Applied::Duplicate => "duplicate",
-                            Applied::Refused(r) => {
-                                tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), "payment refused");
-                                r.code()
-                            }
-                        };
-                        self.metrics.ledger_entries.with_label_values(&[e.kind.as_str(), outcome]).inc();
-                    }
-                    return true;
+        let Some(applied) = retry_until_stopped(shutdown, "apply a billing batch", || self.ledger.apply(batch.clone())).await else {
+            return false;
+        };
+        for (e, a) in batch.iter().zip(&applied) {
+            let outcome = match a {
+                Applied::Recorded => "recorded",
+                Applied::Duplicate => "duplicate",
+                Applied::Refused(r) => {
+                    tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), "payment refused");
+                    r.code()
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot apply a billing batch; retrying");
-                    tokio::select! {
-                        _ = shutdown.wait() => return false,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                }
-            }
+            };
+            self.metrics.ledger_entries.with_label_values(&[e.kind.as_str(), outcome]).inc();
         }
+        true
     }
 }

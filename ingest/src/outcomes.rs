@@ -2,13 +2,12 @@
 //! matching requests in the ingest store, so [`crate::republish`] knows which
 //! requests still wait for an outcome.
 
-use alpes_platform::kafka::consumer::next_batch;
+use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
 use alpes_platform::kafka::Kafka;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, RequestState};
 use alpes_schemas::{topics, Codec, ImagenAnonimizada, ImagenRechazada};
-use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use std::sync::Arc;
@@ -58,25 +57,14 @@ pub async fn run_until_stopped(
             }
         }
         // A store outage is retried here: storing a later batch's offsets would commit past this one.
-        let mut stopped = false;
-        while let Err(e) = store.set_states(changes.clone()).await {
-            tracing::warn!(error = %e, "cannot record outcomes; retrying");
-            tokio::select! {
-                _ = shutdown.wait() => { stopped = true; break; }
-                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-            }
-        }
-        if stopped {
+        if retry_until_stopped(&shutdown, "record outcomes", || store.set_states(changes.clone()))
+            .await
+            .is_none()
+        {
             break;
         }
-        for msg in &messages {
-            if let Err(e) = consumer.store_offset_from_message(msg) {
-                tracing::warn!(error = %e, "cannot store offset");
-            }
-        }
+        store_offsets(&consumer, &messages);
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
-    }
+    commit_on_stop(&consumer);
     Ok(())
 }
