@@ -30,8 +30,7 @@ async fn a_usage_event_credits_the_provider_once() {
     // All three deliveries are applied: one recorded, two found to be duplicates.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.expect("metrics");
-        let text = metrics.text().await.expect("text");
+        let text = app.metrics().await;
         let applied = |outcome: &str| {
             text.lines()
                 .find(|l| l.starts_with("alpes_ledger_entries_total") && l.contains(&format!("outcome=\"{outcome}\"")))

@@ -176,15 +176,7 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(seen.len(), uploads.len());
     // No PHI in a log line or a metric.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     for family in [
         r#"alpes_http_requests_total{method="POST",route="/imagenes",status="202"}"#,
         r#"alpes_http_requests_total{method="POST",route="/studies",status="200"}"#,

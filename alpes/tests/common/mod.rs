@@ -65,6 +65,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics");
+        res.text().await.expect("text")
+    }
+
     pub fn token(&self, user: &str, role: Role) -> String {
         self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
     }
