@@ -50,36 +50,32 @@ def dist_ms(values_s):
     }
 
 
-def read_alpes(logdir):
+def read_log(logdir, fields, row):
+    """Every request line of upload.lua's per-thread logs with at least `fields` fields, as `row(parts)`."""
     rows = []
     for path in sorted(glob.glob(os.path.join(logdir, "req-*.tsv"))):
         with open(path) as f:
             for line in f:
                 p = line.rstrip("\n").split("\t")
-                if len(p) < 10:
-                    continue
-                rows.append({
-                    "tid": int(p[0]), "pass": int(p[2]), "file": int(p[3]), "bytes": int(p[4]),
-                    "send": float(p[5]), "lat": float(p[6]), "status": int(p[7]), "id": p[8], "dup": int(p[9]),
-                    "err": p[10] if len(p) > 10 else "",
-                })
+                if len(p) >= fields:
+                    rows.append(row(p))
     return rows
+
+
+def read_alpes(logdir):
+    return read_log(logdir, 10, lambda p: {
+        "tid": int(p[0]), "pass": int(p[2]), "file": int(p[3]), "bytes": int(p[4]),
+        "send": float(p[5]), "lat": float(p[6]), "status": int(p[7]), "id": p[8], "dup": int(p[9]),
+        "err": p[10] if len(p) > 10 else "",
+    })
 
 
 def read_orthanc(logdir):
-    rows = []
-    for path in sorted(glob.glob(os.path.join(logdir, "req-*.tsv"))):
-        with open(path) as f:
-            for line in f:
-                p = line.rstrip("\n").split("\t")
-                if len(p) < 12:
-                    continue
-                rows.append({
-                    "tid": int(p[0]), "file": int(p[3]), "bytes": int(p[4]), "send": float(p[5]),
-                    "lat": float(p[6]), "status": int(p[7]), "id": p[8], "anon_status": int(p[9]),
-                    "anon_lat": float(p[10]), "anon_bytes": int(p[11]),
-                })
-    return rows
+    return read_log(logdir, 12, lambda p: {
+        "tid": int(p[0]), "file": int(p[3]), "bytes": int(p[4]), "send": float(p[5]),
+        "lat": float(p[6]), "status": int(p[7]), "id": p[8], "anon_status": int(p[9]),
+        "anon_lat": float(p[10]), "anon_bytes": int(p[11]),
+    })
 
 
 def read_tail(tail, wanted=None):
