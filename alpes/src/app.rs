@@ -1,5 +1,6 @@
 //! Every service in one process: ingest (REST and STOW-RS), the anonymizer
-//! worker(s) and the outcome follower, on one listener, with the configured
+//! worker(s), the outcome follower, billing, the materializer and the query
+//! API (REST, QIDO-RS, WADO-RS), on one listener, with the configured
 //! Kafka (or the in-process development broker), blobs and store.
 //!
 //! [`App::build`] binds the listener and connects everything;
@@ -17,8 +18,8 @@ use alpes_platform::blobs::{BlobArgs, Blobs};
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{IngestStore, LedgerStore, SqliteLedger, SqliteStore};
-use alpes_query_api::QueryState;
+use alpes_platform::store::{CatalogStore, IngestStore, LedgerStore, SqliteCatalog, SqliteLedger, SqliteStore};
+use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -55,6 +56,9 @@ pub struct Settings {
     /// The currency balances are shown in by default (ISO 4217).
     #[arg(long, env = "ALPES_CURRENCY", default_value = "EUR")]
     pub currency: String,
+    /// Download prices and the repeat window.
+    #[command(flatten)]
+    pub pricing: PricingArgs,
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -75,6 +79,7 @@ impl Settings {
             transactional: false,
             fsync: false,
             currency: "EUR".into(),
+            pricing: PricingArgs::default(),
             kafka: KafkaArgs::default(),
             blobs: BlobArgs {
                 s3_endpoint: None,
@@ -108,6 +113,7 @@ pub struct App {
     blobs: Blobs,
     secret: Secret,
     ledger: Arc<dyn LedgerStore>,
+    catalog: Arc<dyn CatalogStore>,
     settings: Settings,
     republished: usize,
 }
@@ -133,6 +139,8 @@ impl App {
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
         let ledger: Arc<dyn LedgerStore> =
             Arc::new(SqliteLedger::open(&data.join("alpes.db"), settings.fsync).context("cannot open the ledger")?);
+        let catalog: Arc<dyn CatalogStore> =
+            Arc::new(SqliteCatalog::open(&data.join("alpes.db"), settings.fsync).context("cannot open the catalog")?);
         let store: Arc<dyn IngestStore> =
             Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
         // Every upload waits on its own send: holding records back to batch them only adds latency.
@@ -151,6 +159,7 @@ impl App {
             blobs: blobs.clone(),
             published: PublishedMarks::start(store.clone()),
             store,
+            ledger: ledger.clone(),
             metrics,
             max_upload: settings.max_upload,
         };
@@ -163,6 +172,7 @@ impl App {
             blobs,
             secret: Secret::new(engine_key),
             ledger,
+            catalog,
             settings,
             republished,
         })
@@ -203,6 +213,11 @@ impl App {
         self.ledger.clone()
     }
 
+    /// The query side's images, users and usage.
+    pub fn catalog(&self) -> Arc<dyn CatalogStore> {
+        self.catalog.clone()
+    }
+
     /// How many requests were re-published at start.
     pub fn republished(&self) -> usize {
         self.republished
@@ -218,6 +233,7 @@ impl App {
             blobs,
             secret,
             ledger,
+            catalog,
             settings,
             ..
         } = self;
@@ -256,14 +272,38 @@ impl App {
             });
         }
         {
-            let billing = Billing::build(kafka.clone(), codec.clone(), ledger.clone(), state.metrics.clone());
+            let billing = Billing::build(
+                kafka.clone(),
+                codec.clone(),
+                ledger.clone(),
+                state.metrics.clone(),
+                state.producer.clone(),
+            );
             let stop = shutdown.clone();
             tasks.spawn(async move { billing.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
+        }
+        {
+            let (kafka, codec, catalog, metrics, stop) = (
+                kafka.clone(),
+                codec.clone(),
+                catalog.clone(),
+                state.metrics.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                alpes_query_api::materializer::run_until_stopped(kafka, codec, catalog, metrics, alpes_query_api::materializer::GROUP, stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
         }
         let producer = state.producer.clone();
         let query = QueryState {
             jwt: state.jwt.clone(),
+            catalog,
             ledger,
+            blobs: blobs.clone(),
+            producer: producer.clone(),
+            pricing: Arc::new(Pricing::new(&settings.pricing, &settings.currency)),
             metrics: state.metrics.clone(),
             currency: settings.currency.clone(),
         };

@@ -21,6 +21,8 @@ enum Command {
     Up(Box<cmd::up::Args>),
     /// Print a bearer token signed with the instance's key.
     Token(cmd::token::Args),
+    /// Apply the CQL schema to the ScyllaDB cluster in SCYLLA_NODES (the embedded SQLite store needs none).
+    Migrate(Box<cmd::migrate::Args>),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Command::Anonymize(args) => cmd::anonymize::run(args),
         Command::Up(args) => cmd::up::run(*args),
         Command::Token(args) => cmd::token::run(args),
+        Command::Migrate(args) => cmd::migrate::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,7 @@ async fn a_usage_event_credits_the_provider_once() {
         bytes: 123,
         amount_minor: 250,
         currency: "EUR".into(),
+        dedupe_key: None,
     };
     for _ in 0..3 {
         producer.send(&usage.image_id, &usage).await.expect("send");

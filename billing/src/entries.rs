@@ -24,10 +24,11 @@ impl Undecodable {
     }
 }
 
-/// The usage credit to the provider of an `EventoUsoDatos`.
+/// The usage credit to the provider of an `EventoUsoDatos`, keyed by its
+/// charge key: retrievals in one repeat window share it and are charged once.
 pub fn usage(e: EventoUsoDatos) -> LedgerEntry {
     LedgerEntry {
-        event_id: e.event_id,
+        event_id: e.charge_key().to_owned(),
         user_id: e.provider_id,
         kind: EntryKind::Usage,
         amount_minor: e.amount_minor,
@@ -71,5 +72,35 @@ pub async fn entry(codec: &Codec, msg: &BorrowedMessage<'_>) -> Result<LedgerEnt
             .map(payment)
             .map_err(|e| fail(e.reason())),
         _ => Err(fail("unexpected_topic")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn used(event_id: &str, dedupe_key: Option<&str>) -> EventoUsoDatos {
+        EventoUsoDatos {
+            event_id: event_id.into(),
+            occurred_at: 1,
+            actor: "c".into(),
+            consumer_id: "c".into(),
+            provider_id: "p".into(),
+            image_id: "i".into(),
+            bytes: 1,
+            amount_minor: 100,
+            currency: "EUR".into(),
+            dedupe_key: dedupe_key.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_retrievals_in_one_repeat_window_are_charged_once() {
+        let ledger = alpes_platform::store::SqliteLedger::in_memory().expect("ledger");
+        let entries = vec![usage(used("e1", Some("k"))), usage(used("e2", Some("k"))), usage(used("e3", None))];
+        assert_eq!(entries[2].event_id, "e3", "an event without a charge key is keyed by its id");
+        alpes_platform::store::LedgerStore::apply(&ledger, entries).await.expect("apply");
+        let b = alpes_platform::store::LedgerStore::balances(&ledger, "p").await.expect("balances");
+        assert_eq!((b[0].accrued_minor, b[0].uses), (200, 2));
     }
 }

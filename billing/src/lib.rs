@@ -14,28 +14,36 @@
 //! - Offsets are stored only after the batch is applied. A crash before that
 //!   replays the batch; its entries are found and change nothing.
 //! - A refused payment is recorded as refused, so a replay refuses it again
-//!   even if the balance would cover it by then.
+//!   even if the balance would cover it by then. Its `PagoRechazado` (on
+//!   `alpes.payments.rejected`, id derived from the payment's) is produced
+//!   before the batch's offsets are stored. One gap remains: a crash after
+//!   the store commit and before that produce is acknowledged replays the
+//!   payment as a duplicate, and the refusal event is not produced again
+//!   (the refusal itself stays recorded in the ledger and visible in
+//!   `GET /monetizacion/movimientos`).
+//! - A usage is keyed by its charge key (`EventoUsoDatos.dedupe_key`, or the
+//!   event id on events without one): retrievals of one image by one
+//!   consumer in one repeat window share the key and are charged once.
 //!
 //! On SQLite the batch is one transaction (see
-//! [`alpes_platform::store::SqliteLedger`]). On ScyllaDB, where a batch of
-//! counter updates is not idempotent, the same property comes from the
-//! ledger rows themselves: an entry is a row keyed by `(user_id, event_id)`
-//! written with `IF NOT EXISTS` only where a payment needs the check, and the
-//! balance is derived from the rows (a per-user partition summed on read, or
-//! a materialized total that is recomputed from the rows rather than
-//! incremented). A counter column is never incremented on redelivery because
-//! nothing is ever incremented.
+//! [`alpes_platform::store::SqliteLedger`]). On ScyllaDB, where counters are
+//! not idempotent, nothing is ever incremented: an entry is a row keyed by
+//! `(user_id, event_id)` (writing it twice writes the same row), balances are
+//! summed from the user's ledger partition on read, and a payout is one
+//! conditional batch that bumps a per-user version (`IF payout_version = v`),
+//! so two concurrent payouts cannot overdraw. The full design is in
+//! `alpes_platform::store::scylla_ledger`.
 
 pub mod entries;
 
 pub use entries::{entry, Undecodable};
 
 use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
-use alpes_platform::kafka::Kafka;
+use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{Applied, LedgerStore};
-use alpes_schemas::{Codec, Event, EventoUsoDatos, PagoProcesado};
+use alpes_platform::store::{Applied, EntryKind, LedgerEntry, LedgerStore, Refusal};
+use alpes_schemas::{deterministic_event_id, now_millis, Codec, Event, EventoUsoDatos, PagoProcesado, PagoRechazado};
 use std::sync::Arc;
 
 /// The consumer group of billing.
@@ -62,17 +70,20 @@ pub struct Billing {
     codec: Codec,
     ledger: Arc<dyn LedgerStore>,
     metrics: Arc<Metrics>,
+    producer: Producer,
     group: String,
 }
 
 impl Billing {
-    /// Billing on `kafka`, applying to `ledger`, in the group [`GROUP`].
-    pub fn build(kafka: Arc<Kafka>, codec: Codec, ledger: Arc<dyn LedgerStore>, metrics: Arc<Metrics>) -> Billing {
+    /// Billing on `kafka`, applying to `ledger`, in the group [`GROUP`];
+    /// `producer` carries the `PagoRechazado` of refused payments.
+    pub fn build(kafka: Arc<Kafka>, codec: Codec, ledger: Arc<dyn LedgerStore>, metrics: Arc<Metrics>, producer: Producer) -> Billing {
         Billing {
             kafka,
             codec,
             ledger,
             metrics,
+            producer,
             group: GROUP.to_owned(),
         }
     }
@@ -107,9 +118,10 @@ impl Billing {
         Ok(())
     }
 
-    /// Applies one batch, retrying a failing store until it takes the batch;
-    /// false if shutdown came first (the batch then comes again after a restart).
-    async fn apply(&self, batch: Vec<alpes_platform::store::LedgerEntry>, shutdown: &Shutdown) -> bool {
+    /// Applies one batch, retrying a failing store until it takes the batch,
+    /// then produces the refusal event of every payment it refused; false if
+    /// shutdown came first (the batch then comes again after a restart).
+    async fn apply(&self, batch: Vec<LedgerEntry>, shutdown: &Shutdown) -> bool {
         if batch.is_empty() {
             return true;
         }
@@ -122,11 +134,38 @@ impl Billing {
                 Applied::Duplicate => "duplicate",
                 Applied::Refused(r) => {
                     tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), "payment refused");
+                    let event = refusal_event(e, r);
+                    let sent =
+                        retry_until_stopped(shutdown, "produce a PagoRechazado", || self.producer.send(&event.user_id, &event)).await;
+                    if sent.is_none() {
+                        return false;
+                    }
                     r.code()
                 }
             };
             self.metrics.ledger_entries.with_label_values(&[e.kind.as_str(), outcome]).inc();
         }
         true
+    }
+}
+
+/// The `PagoRechazado` of payment `e`, refused for `r`; its id is derived
+/// from the payment's, so a re-send is dropped as a duplicate.
+pub fn refusal_event(e: &LedgerEntry, r: &Refusal) -> PagoRechazado {
+    debug_assert_eq!(e.kind, EntryKind::Payment);
+    PagoRechazado {
+        event_id: deterministic_event_id(PagoRechazado::NAME, &[&e.event_id]),
+        occurred_at: now_millis(),
+        actor: "billing".into(),
+        payment_event_id: Some(e.event_id.clone()),
+        user_id: e.user_id.clone(),
+        amount_minor: e.amount_minor,
+        currency: e.currency.clone(),
+        reference: e.counterparty.clone().unwrap_or_default(),
+        reason: r.code().into(),
+        pending_minor: match r {
+            Refusal::InsufficientBalance { pending_minor } => Some(*pending_minor),
+            _ => None,
+        },
     }
 }

@@ -22,6 +22,7 @@ fn usage(i: usize, provider: &str, amount: i64) -> EventoUsoDatos {
         bytes: 1000,
         amount_minor: amount,
         currency: "EUR".into(),
+        dedupe_key: None,
     }
 }
 
@@ -45,7 +46,14 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     let stop = Shutdown::new();
-    let billing = Billing::build(c.kafka.clone(), c.codec.clone(), ledger.clone(), metrics.clone()).with_group(group);
+    let billing = Billing::build(
+        c.kafka.clone(),
+        c.codec.clone(),
+        ledger.clone(),
+        metrics.clone(),
+        c.producer.clone(),
+    )
+    .with_group(group);
     let task = tokio::spawn(billing.run_until_stopped(stop.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !done(metrics.clone()).await {
@@ -140,7 +148,8 @@ async fn a_poison_message_is_skipped_with_a_reason_and_the_partition_keeps_movin
     let ledger = Arc::new(SqliteLedger::in_memory().expect("ledger"));
     let m = Arc::new(Metrics::new());
     let stop = Shutdown::new();
-    let billing = Billing::build(c.kafka.clone(), c.codec.clone(), ledger.clone(), m.clone()).with_group("billing-poison");
+    let billing =
+        Billing::build(c.kafka.clone(), c.codec.clone(), ledger.clone(), m.clone(), c.producer.clone()).with_group("billing-poison");
     let task = tokio::spawn(billing.run_until_stopped(stop.clone()));
     let wait = |what: &'static str, done: Box<dyn Fn() -> bool>| async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -17,6 +17,7 @@ fn entry(i: usize, provider: usize, amount: i64, at: i64) -> LedgerEntry {
         bytes: 1,
         amount_minor: amount,
         currency: "EUR".into(),
+        dedupe_key: Some(format!("charge-{i}")),
     })
 }
 

@@ -6,7 +6,7 @@
 //! broker does not acknowledge, the client gets 503 and nothing is left behind.
 //!
 //! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
-//!   `POST /anonimizar/{id}` and `GET /health`.
+//!   `POST /anonimizar/{id}`, `POST /monetizacion/pagar` and `GET /health`.
 //! - [`register`]: the shared "blob → store → event" step.
 //! - [`marks`]: marks requests published, off the request path.
 //! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
@@ -24,7 +24,7 @@ use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::metrics::Metrics;
-use alpes_platform::store::IngestStore;
+use alpes_platform::store::{IngestStore, LedgerStore};
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
@@ -46,6 +46,8 @@ pub struct IngestState {
     pub blobs: Blobs,
     /// Images, idempotency keys and open requests.
     pub store: Arc<dyn IngestStore>,
+    /// Balances, read to refuse a payment above one at once.
+    pub ledger: Arc<dyn LedgerStore>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, bytes.
@@ -73,6 +75,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/studies", post(routes::stow::handler))
         .route("/studies/{study}", post(routes::stow::handler_for_study))
         .route("/anonimizar/{id}", post(routes::reanonymize::handler))
+        .route("/monetizacion/pagar", post(routes::pagar::handler))
         .route("/health", get(routes::health::handler))
         .route("/metrics", get(alpes_platform::metrics::handler))
         // Uploads are streamed and limited by `max_upload`, not buffered.

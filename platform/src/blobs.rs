@@ -238,6 +238,11 @@ impl Blobs {
         Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
     }
 
+    /// Bytes `range` (end exclusive) of the blob at `key`.
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        Ok(self.store.get_range(&Path::from(key), range).await?)
+    }
+
     /// Whether a blob exists at `key`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.store.head(&Path::from(key)).await {

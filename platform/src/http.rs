@@ -35,6 +35,10 @@ impl ApiError {
             retry_after: None,
         }
     }
+    /// 409: the request conflicts with the resource's state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
     /// 400: the request cannot be understood.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

@@ -1,26 +1,48 @@
-//! Alpes query API: the read side. Every GET is answered from the store; no
-//! request path reads Kafka.
+//! Alpes query API: the read side. Every GET is answered from the store
+//! (the catalog and the ledger); no request path reads Kafka. Downloads and
+//! WADO-RS retrievals also produce `EventoUsoDatos`.
 //!
-//! - [`routes::saldo`]: `GET /monetizacion/saldo/{usuario_id}`.
-//! - [`routes::movimientos`]: `GET /monetizacion/movimientos/{usuario_id}`.
+//! - [`materializer`]: consumes image, user and usage events into the catalog.
+//! - [`routes::imagenes`], [`routes::imagen`], [`routes::descarga`]: images,
+//!   one image, and its metered download.
+//! - [`routes::usuarios`], [`routes::usuario`]: users.
+//! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers.
+//! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
+//! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
 
+pub mod materializer;
+pub mod meter;
+pub mod pricing;
 pub mod routes;
 
 use alpes_platform::auth::Jwt;
+use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::Producer;
 use alpes_platform::metrics::Metrics;
-use alpes_platform::store::LedgerStore;
+use alpes_platform::store::{CatalogStore, LedgerStore};
 use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
+use routes::dicomweb::{metadata, qido, wado};
 use std::sync::Arc;
+
+pub use pricing::{Pricing, PricingArgs};
 
 /// Everything the query routes share.
 #[derive(Debug, Clone)]
 pub struct QueryState {
     /// Verifies bearer tokens.
     pub jwt: Arc<Jwt>,
+    /// Images, users and usage, materialized from events.
+    pub catalog: Arc<dyn CatalogStore>,
     /// Ledgers and balances.
     pub ledger: Arc<dyn LedgerStore>,
+    /// The anonymized bytes.
+    pub blobs: Blobs,
+    /// Produces the usage events of downloads.
+    pub producer: Producer,
+    /// Prices and the repeat window.
+    pub pricing: Arc<Pricing>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The currency a balance is shown in when the caller names none (ISO 4217).
@@ -33,11 +55,32 @@ impl FromRef<QueryState> for Arc<Jwt> {
     }
 }
 
-/// The query routes (without `/health` and `/metrics`, which the ingest router serves).
+/// The query routes (without `/health` and `/metrics`, which the ingest router serves). Paths
+/// ingest serves with `POST` (`/imagenes`, `/studies`, `/studies/{study}`) merge with them.
 pub fn router(state: QueryState) -> Router {
     Router::new()
+        .route("/imagenes", get(routes::imagenes::handler))
+        .route("/imagenes/{id}", get(routes::imagen::handler))
+        .route("/imagenes/{id}/anonimizada", get(routes::descarga::handler))
+        .route("/usuarios", get(routes::usuarios::handler))
+        .route("/usuarios/{id}", get(routes::usuario::handler))
         .route("/monetizacion/saldo/{usuario_id}", get(routes::saldo::handler))
         .route("/monetizacion/movimientos/{usuario_id}", get(routes::movimientos::handler))
+        .route("/studies", get(qido::studies))
+        .route("/series", get(qido::all_series))
+        .route("/instances", get(qido::all_instances))
+        .route("/studies/{study}", get(wado::study))
+        .route("/studies/{study}/metadata", get(metadata::study))
+        .route("/studies/{study}/series", get(qido::study_series))
+        .route("/studies/{study}/instances", get(qido::study_instances))
+        .route("/studies/{study}/series/{series}", get(wado::series))
+        .route("/studies/{study}/series/{series}/metadata", get(metadata::series))
+        .route("/studies/{study}/series/{series}/instances", get(qido::series_instances))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::instance))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/metadata",
+            get(metadata::instance),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             alpes_platform::metrics::track,

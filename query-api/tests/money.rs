@@ -1,36 +1,14 @@
 //! The money routes over a real SQLite ledger: who may read what, the
 //! balance fields, paging and every bad request.
 
-use alpes_platform::auth::{Jwt, Role};
-use alpes_platform::metrics::Metrics;
+mod common;
+
+use alpes_platform::auth::Role;
 use alpes_platform::store::conformance::{payment, usage};
-use alpes_platform::store::{LedgerStore, SqliteLedger};
-use alpes_query_api::{router, QueryState};
-use serde_json::Value;
-use std::sync::Arc;
-use std::time::Duration;
+use alpes_platform::store::LedgerStore;
 
-struct App {
-    base: String,
-    jwt: Arc<Jwt>,
-    client: reqwest::Client,
-}
-
-impl App {
-    async fn get(&self, path: &str, who: Option<(&str, Role)>) -> (u16, Value) {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some((user, role)) = who {
-            let token = self.jwt.issue(user, role, Duration::from_secs(60)).expect("token");
-            req = req.bearer_auth(token);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        (status, res.json().await.expect("a JSON body"))
-    }
-}
-
-async fn spawn_app() -> App {
-    let ledger = SqliteLedger::in_memory().expect("ledger");
+async fn spawn_app() -> common::TestApp {
+    let app = common::spawn_app().await;
     let mut cop = usage("u-cop", "p1", 7);
     cop.currency = "COP".into();
     let entries = vec![
@@ -41,22 +19,8 @@ async fn spawn_app() -> App {
         cop,
         usage("u3", "p2", 9),
     ];
-    ledger.apply(entries).await.expect("apply");
-    let jwt = Arc::new(Jwt::new(b"query-test-key-query-test-key-32"));
-    let state = QueryState {
-        jwt: jwt.clone(),
-        ledger: Arc::new(ledger),
-        metrics: Arc::new(Metrics::new()),
-        currency: "EUR".into(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    App {
-        base,
-        jwt,
-        client: reqwest::Client::new(),
-    }
+    app.ledger.apply(entries).await.expect("apply");
+    app
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use apache_avro::{rabin::Rabin, Schema};
 include!(concat!(env!("OUT_DIR"), "/history.rs"));
 
 /// The schema each event is written with today.
-const CURRENT: [(&str, &str); 7] = [
+const CURRENT: [(&str, &str); 8] = [
     ("ImagenRegistrada", include_str!("../avro/ImagenRegistrada.avsc")),
     ("ImagenAnonimizada", include_str!("../avro/ImagenAnonimizada.avsc")),
     ("ImagenRechazada", include_str!("../avro/ImagenRechazada.avsc")),
@@ -18,6 +18,7 @@ const CURRENT: [(&str, &str); 7] = [
     ("IntentoLogin", include_str!("../avro/IntentoLogin.avsc")),
     ("EventoUsoDatos", include_str!("../avro/EventoUsoDatos.avsc")),
     ("PagoProcesado", include_str!("../avro/PagoProcesado.avsc")),
+    ("PagoRechazado", include_str!("../avro/PagoRechazado.avsc")),
 ];
 
 /// One schema version known to this build.

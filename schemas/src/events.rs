@@ -93,6 +93,13 @@ pub struct ImagenAnonimizada {
     pub regions_burned: i32,
     pub tipo_imagen: Option<String>,
     pub region_anatomica: Option<String>,
+    /// The keyed pseudonym that replaced PatientID.
+    pub patient_id: Option<String>,
+    /// StudyDate after de-identification (DA text).
+    pub study_date: Option<String>,
+    pub sop_class_uid: Option<String>,
+    pub series_number: Option<i32>,
+    pub instance_number: Option<i32>,
 }
 
 /// An input could not be anonymized and was routed aside (topic `alpes.images.rejected`).
@@ -150,6 +157,15 @@ pub struct EventoUsoDatos {
     pub amount_minor: i64,
     /// ISO 4217 code.
     pub currency: String,
+    /// Retrievals sharing a key are charged once; `None` on old events (the event id is the key).
+    pub dedupe_key: Option<String>,
+}
+
+impl EventoUsoDatos {
+    /// The key billing charges once: the dedupe key, or the event id on events without one.
+    pub fn charge_key(&self) -> &str {
+        self.dedupe_key.as_deref().unwrap_or(&self.event_id)
+    }
 }
 
 /// A payment was processed (topic `alpes.payments`).
@@ -164,6 +180,26 @@ pub struct PagoProcesado {
     /// ISO 4217 code.
     pub currency: String,
     pub reference: String,
+}
+
+/// A payment was refused and moved nothing (topic `alpes.payments.rejected`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagoRechazado {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub actor: String,
+    /// The refused `PagoProcesado`; `None` when ingest refused the request itself.
+    pub payment_event_id: Option<String>,
+    pub user_id: String,
+    /// Minor units (cents) of `currency`.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    pub reference: String,
+    /// `insufficient_balance`, `repeated_reference` or `invalid_amount`.
+    pub reason: String,
+    /// The pending balance when refused for it, minor units.
+    pub pending_minor: Option<i64>,
 }
 
 macro_rules! event {
@@ -192,6 +228,7 @@ event!(UsuarioRegistrado, topics::USERS);
 event!(IntentoLogin, topics::AUDIT);
 event!(EventoUsoDatos, topics::USAGE);
 event!(PagoProcesado, topics::PAYMENTS);
+event!(PagoRechazado, topics::PAYMENTS_REJECTED);
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +260,7 @@ mod tests {
         assert_fields_match(&t.login);
         assert_fields_match(&t.uso);
         assert_fields_match(&t.pago);
+        assert_fields_match(&t.pago_rechazado);
     }
 
     #[test]
@@ -238,6 +276,7 @@ mod tests {
             IntentoLogin::schema(),
             EventoUsoDatos::schema(),
             PagoProcesado::schema(),
+            PagoRechazado::schema(),
         ]
         .map(|s| s.name().map(|n| n.name().to_owned()));
         let expected = [
@@ -248,6 +287,7 @@ mod tests {
             IntentoLogin::NAME,
             EventoUsoDatos::NAME,
             PagoProcesado::NAME,
+            PagoRechazado::NAME,
         ]
         .map(|n| Some(n.to_owned()));
         assert_eq!(names, expected);

@@ -17,6 +17,7 @@
 
 pub mod catalog;
 mod codec;
+pub mod cql;
 mod error;
 mod events;
 mod framing;
@@ -27,7 +28,8 @@ pub use apache_avro;
 pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{
-    Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado, Profile, UsuarioRegistrado,
+    Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado, PagoRechazado, Profile,
+    UsuarioRegistrado,
 };
 pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
 
@@ -42,6 +44,8 @@ pub mod topics {
     pub const USAGE: &str = "alpes.usage";
     /// `PagoProcesado`.
     pub const PAYMENTS: &str = "alpes.payments";
+    /// `PagoRechazado`.
+    pub const PAYMENTS_REJECTED: &str = "alpes.payments.rejected";
     /// `IntentoLogin`.
     pub const AUDIT: &str = "alpes.audit";
     /// `ImagenRegistrada`.
@@ -51,7 +55,16 @@ pub mod topics {
     /// `ImagenRechazada`.
     pub const IMAGES_REJECTED: &str = "alpes.images.rejected";
     /// Every topic, e.g. to create them at start-up.
-    pub const ALL: [&str; 7] = [USERS, USAGE, PAYMENTS, AUDIT, IMAGES_REGISTERED, IMAGES_ANONYMIZED, IMAGES_REJECTED];
+    pub const ALL: [&str; 8] = [
+        USERS,
+        USAGE,
+        PAYMENTS,
+        PAYMENTS_REJECTED,
+        AUDIT,
+        IMAGES_REGISTERED,
+        IMAGES_ANONYMIZED,
+        IMAGES_REJECTED,
+    ];
 }
 
 #[cfg(test)]
@@ -67,6 +80,7 @@ pub(crate) mod tests {
         pub login: IntentoLogin,
         pub uso: EventoUsoDatos,
         pub pago: PagoProcesado,
+        pub pago_rechazado: PagoRechazado,
     }
 
     pub(crate) fn samples() -> Samples {
@@ -123,6 +137,11 @@ pub(crate) mod tests {
                 regions_burned: 2,
                 tipo_imagen: None,
                 region_anatomica: Some("torax".into()),
+                patient_id: Some("2.25.77".into()),
+                study_date: Some("20000101".into()),
+                sop_class_uid: Some("1.2.840.10008.5.1.4.1.1.1".into()),
+                series_number: Some(1),
+                instance_number: Some(3),
             },
             rechazada: ImagenRechazada {
                 event_id: new_event_id(),
@@ -163,6 +182,7 @@ pub(crate) mod tests {
                 bytes: 520_000,
                 amount_minor: 125,
                 currency: "EUR".into(),
+                dedupe_key: Some("key-1".into()),
             },
             pago: PagoProcesado {
                 event_id: new_event_id(),
@@ -173,6 +193,18 @@ pub(crate) mod tests {
                 currency: "COP".into(),
                 reference: "pay-42".into(),
             },
+            pago_rechazado: PagoRechazado {
+                event_id: new_event_id(),
+                occurred_at: 5,
+                actor: "billing".into(),
+                payment_event_id: Some(new_event_id()),
+                user_id: "prov-1".into(),
+                amount_minor: 99_999,
+                currency: "EUR".into(),
+                reference: "pay-43".into(),
+                reason: "insufficient_balance".into(),
+                pending_minor: Some(125),
+            },
         }
     }
 
@@ -181,7 +213,7 @@ pub(crate) mod tests {
         let mut all = topics::ALL.to_vec();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 7);
+        assert_eq!(all.len(), 8);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use alpes_schemas::{
         GenericSingleObjectWriter,
     },
     catalog, Codec, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado,
-    UsuarioRegistrado,
+    PagoRechazado, UsuarioRegistrado,
 };
 
 fn avro_dir() -> PathBuf {
@@ -151,6 +151,7 @@ async fn data_written_with_every_previous_version_decodes_into_the_current_type(
             IntentoLogin::NAME => old_data_reads_as_current::<IntentoLogin>(&old, value).await,
             EventoUsoDatos::NAME => old_data_reads_as_current::<EventoUsoDatos>(&old, value).await,
             PagoProcesado::NAME => old_data_reads_as_current::<PagoProcesado>(&old, value).await,
+            PagoRechazado::NAME => old_data_reads_as_current::<PagoRechazado>(&old, value).await,
             other => panic!("{other}.v{version}: no such event"),
         }
     }

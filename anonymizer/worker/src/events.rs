@@ -117,6 +117,11 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
         regions_burned: i32::try_from(report.regions.len()).unwrap_or(i32::MAX),
         tipo_imagen: input.tipo_imagen.clone(),
         region_anatomica: input.region_anatomica.clone(),
+        patient_id: facts.patient_id.clone(),
+        study_date: facts.study_date.clone(),
+        sop_class_uid: facts.sop_class_uid.clone(),
+        series_number: facts.series_number,
+        instance_number: facts.instance_number,
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the `ImagenAnonimizada` event says about the output image: its media type, the new
-//! study/series/SOP UIDs, modality, body part, rows, columns and frames. Read from the anonymized
+//! study/series/SOP UIDs, SOP class, the patient pseudonym, study date, series and instance
+//! numbers, modality, body part, rows, columns and frames (what QIDO-RS searches on). Read from the anonymized
 //! bytes (never the input), so every value is already de-identified: DICOM through the engine's
 //! parser (top-level elements up to Pixel Data), PNG and JPEG from their headers.
 
@@ -7,7 +8,12 @@ use alpes_anonymizer::dataset::DataSet;
 use alpes_anonymizer::parse;
 use alpes_anonymizer::report::Format;
 
+const SOP_CLASS_UID: u32 = 0x0008_0016;
 const SOP_INSTANCE_UID: u32 = 0x0008_0018;
+const STUDY_DATE: u32 = 0x0008_0020;
+const PATIENT_ID: u32 = 0x0010_0020;
+const SERIES_NUMBER: u32 = 0x0020_0011;
+const INSTANCE_NUMBER: u32 = 0x0020_0013;
 const MODALITY: u32 = 0x0008_0060;
 const BODY_PART_EXAMINED: u32 = 0x0018_0015;
 const STUDY_INSTANCE_UID: u32 = 0x0020_000D;
@@ -33,6 +39,16 @@ pub struct OutputFacts {
     pub series_uid: Option<String>,
     /// SOPInstanceUID (DICOM only).
     pub sop_instance_uid: Option<String>,
+    /// SOPClassUID (DICOM only).
+    pub sop_class_uid: Option<String>,
+    /// PatientID: the engine's keyed pseudonym (DICOM only).
+    pub patient_id: Option<String>,
+    /// StudyDate as the engine left it (DICOM only).
+    pub study_date: Option<String>,
+    /// SeriesNumber (DICOM only).
+    pub series_number: Option<i32>,
+    /// InstanceNumber (DICOM only).
+    pub instance_number: Option<i32>,
     /// Modality (DICOM only).
     pub modality: Option<String>,
     /// BodyPartExamined (DICOM only).
@@ -96,6 +112,11 @@ fn dicom(bytes: &[u8], facts: &mut OutputFacts) {
     facts.study_uid = text(STUDY_INSTANCE_UID);
     facts.series_uid = text(SERIES_INSTANCE_UID);
     facts.sop_instance_uid = text(SOP_INSTANCE_UID);
+    facts.sop_class_uid = text(SOP_CLASS_UID);
+    facts.patient_id = text(PATIENT_ID);
+    facts.study_date = text(STUDY_DATE);
+    facts.series_number = ds.int(SERIES_NUMBER).and_then(|n| i32::try_from(n).ok());
+    facts.instance_number = ds.int(INSTANCE_NUMBER).and_then(|n| i32::try_from(n).ok());
     facts.modality = text(MODALITY);
     facts.body_part = text(BODY_PART_EXAMINED);
     facts.rows = ds.u16(ROWS).map_or(0, i32::from);
@@ -168,6 +189,14 @@ mod tests {
         assert_eq!(f.modality.as_deref(), Some("CT"));
         assert_eq!((f.rows, f.columns, f.frames), (128, 128, 1));
         assert!(f.study_uid.is_some() && f.series_uid.is_some() && f.sop_instance_uid.is_some());
+        assert_eq!(f.sop_class_uid.as_deref(), Some("1.2.840.10008.5.1.4.1.1.2"));
+        assert_eq!(
+            f.patient_id.as_deref(),
+            Some("1CT1"),
+            "read as the file has it (this fixture is not anonymized)"
+        );
+        assert_eq!(f.study_date.as_deref(), Some("20040119"));
+        assert_eq!((f.series_number, f.instance_number), (Some(1), Some(1)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The ingest routes, one per file.
 
 pub mod health;
+pub mod pagar;
 pub mod reanonymize;
 pub mod stow;
 pub mod upload;

@@ -21,6 +21,7 @@ pub struct TestApp {
     pub jwt: Arc<Jwt>,
     pub kafka: Arc<Kafka>,
     pub store: Arc<SqliteStore>,
+    pub ledger: Arc<alpes_platform::store::SqliteLedger>,
     pub codec: Codec,
     pub blobs_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -47,6 +48,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
     let blobs_dir = tempfile::tempdir().expect("tmp");
     let blobs = Blobs::local(blobs_dir.path()).expect("blobs");
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let ledger = Arc::new(alpes_platform::store::SqliteLedger::in_memory().expect("ledger"));
     let metrics = Arc::new(Metrics::new());
     let codec = Codec::single_object();
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
@@ -57,6 +59,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
         producer,
         blobs,
         store: store.clone() as Arc<dyn IngestStore>,
+        ledger: ledger.clone(),
         metrics,
         max_upload,
         published: alpes_ingest::marks::PublishedMarks::start(store.clone()),
@@ -69,6 +72,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
         jwt,
         kafka,
         store,
+        ledger,
         codec,
         blobs_dir,
         client: reqwest::Client::new(),

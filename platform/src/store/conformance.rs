@@ -2,7 +2,9 @@
 //! every adapter: SQLite always, ScyllaDB when `SCYLLA_NODES` is set. It
 //! panics with a message on the first broken rule, like any test.
 
+use super::catalog::{CatalogEvent, CatalogStore, DicomQuery, Estado, ImageFilter, UsageBy};
 use super::ledger::{Applied, EntryKind, LedgerEntry, LedgerStore, Refusal};
+use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, Profile, UsuarioRegistrado};
 
 /// A usage of `amount` minor units (EUR) crediting `provider`, at time 1000.
 pub fn usage(event_id: &str, provider: &str, amount: i64) -> LedgerEntry {
@@ -131,4 +133,400 @@ pub async fn ledger(store: &dyn LedgerStore) {
     assert!(store.movements("p", Some("not-a-cursor"), 3).await.is_err());
     let usage_row = store.movements("q", None, 10).await.expect("page").entries;
     assert_eq!(usage_row, vec![usage("u6", "q", 9)]);
+}
+
+/// `ImagenRegistrada` of `image` by `provider` at `at`.
+pub fn registered(event_id: &str, image: &str, provider: &str, at: i64) -> CatalogEvent {
+    CatalogEvent::Registered(ImagenRegistrada {
+        event_id: event_id.into(),
+        occurred_at: at,
+        actor: provider.into(),
+        image_id: image.into(),
+        provider_id: provider.into(),
+        blob_key: format!("raw/{image}"),
+        sha256: format!("sha-{image}"),
+        size_bytes: 100,
+        media_type: "application/dicom".into(),
+        profile: Profile::default(),
+        source: "rest".into(),
+        request_id: format!("req-{event_id}"),
+        tipo_imagen: Some("rx".into()),
+        region_anatomica: Some("torax".into()),
+    })
+}
+
+/// The DICOM identity of an anonymized instance: (study, series, sop, modality, patient, study date).
+pub type Instance<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// `ImagenAnonimizada` of `image` by `provider` at `at`, as instance `i`.
+pub fn anonymized(event_id: &str, image: &str, provider: &str, at: i64, i: Instance<'_>) -> CatalogEvent {
+    let (study, series, sop, modality, patient, date) = i;
+    CatalogEvent::Anonymized(Box::new(ImagenAnonimizada {
+        event_id: event_id.into(),
+        occurred_at: at,
+        actor: "anonymizer".into(),
+        image_id: image.into(),
+        provider_id: provider.into(),
+        request_id: format!("req-{event_id}"),
+        blob_key: format!("anonymized/{event_id}"),
+        sha256: format!("sha-{event_id}"),
+        size_bytes: 90,
+        media_type: "application/dicom".into(),
+        study_uid: Some(study.into()),
+        series_uid: Some(series.into()),
+        sop_instance_uid: Some(sop.into()),
+        modality: Some(modality.into()),
+        rows: 8,
+        columns: 8,
+        frames: 1,
+        action_counts: [("remove".to_owned(), 3)].into(),
+        uids_remapped: 3,
+        transfer_syntax_in: None,
+        transfer_syntax_out: None,
+        profile: Profile::default(),
+        engine_version: "test".into(),
+        duration_micros: 1,
+        body_part: None,
+        regions_burned: 0,
+        tipo_imagen: Some("rx".into()),
+        region_anatomica: Some("torax".into()),
+        patient_id: Some(patient.into()),
+        study_date: Some(date.into()),
+        sop_class_uid: Some("1.2.840.10008.5.1.4.1.1.2".into()),
+        series_number: Some(1),
+        instance_number: sop.rsplit('.').next().and_then(|n| n.parse().ok()),
+    }))
+}
+
+/// `ImagenRechazada` of `image` at `at`.
+pub fn rejected(event_id: &str, image: &str, provider: &str, at: i64) -> CatalogEvent {
+    CatalogEvent::Rejected(ImagenRechazada {
+        event_id: event_id.into(),
+        occurred_at: at,
+        actor: "anonymizer".into(),
+        image_id: Some(image.into()),
+        provider_id: Some(provider.into()),
+        request_id: None,
+        reason: "not_dicom".into(),
+        message: "not a DICOM file".into(),
+        source_topic: None,
+        source_partition: None,
+        source_offset: None,
+    })
+}
+
+/// `UsuarioRegistrado` of `user` with `role` at `at`.
+pub fn user(event_id: &str, user: &str, role: &str, at: i64) -> CatalogEvent {
+    CatalogEvent::User(UsuarioRegistrado {
+        event_id: event_id.into(),
+        occurred_at: at,
+        actor: "admin".into(),
+        user_id: user.into(),
+        role: role.into(),
+        organization: None,
+    })
+}
+
+/// `EventoUsoDatos`: `consumer` downloaded `image` of `provider` at `at`.
+pub fn used(event_id: &str, image: &str, consumer: &str, provider: &str, at: i64) -> CatalogEvent {
+    CatalogEvent::Usage(EventoUsoDatos {
+        event_id: event_id.into(),
+        occurred_at: at,
+        actor: consumer.into(),
+        consumer_id: consumer.into(),
+        provider_id: provider.into(),
+        image_id: image.into(),
+        bytes: 90,
+        amount_minor: 25,
+        currency: "EUR".into(),
+        dedupe_key: Some(format!("{consumer}/{image}")),
+    })
+}
+
+async fn estado(store: &dyn CatalogStore, image: &str) -> Option<Estado> {
+    store.image(image).await.expect("image").map(|i| i.estado)
+}
+
+async fn image_ids(store: &dyn CatalogStore, filter: &ImageFilter) -> Vec<String> {
+    let page = store.images(filter, None, 1000).await.expect("images");
+    assert!(page.next.is_none());
+    page.images.into_iter().map(|i| i.image_id).collect()
+}
+
+/// Every rule of [`CatalogStore`], on an empty store.
+pub async fn catalog(store: &dyn CatalogStore) {
+    const CT: Instance<'static> = ("1.1", "1.1.1", "1.1.1.1", "CT", "PSEUDO-A", "20200105");
+    const CT2: Instance<'static> = ("1.1", "1.1.1", "1.1.1.2", "CT", "PSEUDO-A", "20200105");
+
+    // Applied once per event id.
+    let n = store
+        .apply(vec![registered("r1", "a", "p1", 100), registered("r1", "a", "p1", 100)])
+        .await
+        .expect("apply");
+    assert_eq!(n, 1);
+    assert_eq!(store.apply(vec![registered("r1", "a", "p1", 100)]).await.expect("apply"), 0);
+    let a = store.image("a").await.expect("image").expect("a exists");
+    assert_eq!(
+        (a.estado, a.created_at, a.modality.as_deref()),
+        (Estado::Registrada, 100, Some("RX"))
+    );
+    assert!(a.anonymized.is_none());
+    assert!(store.image("nope").await.expect("image").is_none());
+
+    // Forward only: anonymized stays anonymized whatever comes after, in any order.
+    store
+        .apply(vec![
+            anonymized("n1", "a", "p1", 200, CT),
+            rejected("x1", "a", "p1", 300),
+            registered("r2", "a", "p1", 400),
+        ])
+        .await
+        .expect("apply");
+    let a = store.image("a").await.expect("image").expect("a");
+    assert_eq!(
+        (a.estado, a.created_at, a.modality.as_deref()),
+        (Estado::Anonimizada, 100, Some("CT"))
+    );
+    let out = a.anonymized.expect("output");
+    assert_eq!(
+        (out.blob_key.as_str(), out.patient_id.as_deref()),
+        ("anonymized/n1", Some("PSEUDO-A"))
+    );
+    assert_eq!(out.report["uids_remapped"], 3);
+    // A newer output replaces it; an older one arriving late does not.
+    store
+        .apply(vec![anonymized("n3", "a", "p1", 500, CT), anonymized("n2", "a", "p1", 250, CT)])
+        .await
+        .expect("apply");
+    let out = store.image("a").await.expect("image").expect("a").anonymized.expect("output");
+    assert_eq!(out.blob_key, "anonymized/n3");
+    // Out of order: the output before the registration; a rejection, then a success.
+    store
+        .apply(vec![anonymized("n4", "b", "p1", 220, CT2), registered("r4", "b", "p1", 210)])
+        .await
+        .expect("apply");
+    let b = store.image("b").await.expect("image").expect("b");
+    assert_eq!((b.estado, b.created_at), (Estado::Anonimizada, 210));
+    store
+        .apply(vec![rejected("x5", "c", "p2", 320), registered("r5", "c", "p2", 300)])
+        .await
+        .expect("apply");
+    assert_eq!(estado(store, "c").await, Some(Estado::Rechazada));
+    let c = store.image("c").await.expect("image").expect("c");
+    assert_eq!((c.created_at, c.rejection_reason.as_deref()), (300, Some("not_dicom")));
+
+    // Filters.
+    let second = ("1.1", "1.1.2", "1.1.2.7", "MR", "PSEUDO-A", "20200105");
+    let other = ("2.2", "2.2.1", "2.2.1.1", "CT", "PSEUDO-B", "20211231");
+    store
+        .apply(vec![
+            registered("r6", "d", "p2", 600),
+            anonymized("n6", "d", "p2", 610, second),
+            registered("r7", "e", "p2", 700),
+            anonymized("n7", "e", "p2", 710, other),
+        ])
+        .await
+        .expect("apply");
+    let all = ImageFilter::default();
+    assert_eq!(image_ids(store, &all).await, vec!["e", "d", "c", "b", "a"]);
+    let by = |f: ImageFilter| async move { image_ids(store, &f).await };
+    assert_eq!(
+        by(ImageFilter {
+            provider_id: Some("p1".into()),
+            ..all.clone()
+        })
+        .await,
+        vec!["b", "a"]
+    );
+    assert_eq!(
+        by(ImageFilter {
+            modality: Some("ct".into()),
+            ..all.clone()
+        })
+        .await,
+        vec!["e", "b", "a"]
+    );
+    assert_eq!(
+        by(ImageFilter {
+            estado: Some(Estado::Rechazada),
+            ..all.clone()
+        })
+        .await,
+        vec!["c"]
+    );
+    assert_eq!(
+        by(ImageFilter {
+            region_anatomica: Some("pie".into()),
+            ..all.clone()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    let window = ImageFilter {
+        created_from: Some(210),
+        created_to: Some(700),
+        ..all.clone()
+    };
+    assert_eq!(by(window).await, vec!["d", "c", "b"]);
+
+    // Pages newest first; a boundary holds while newer images arrive.
+    let page = store.images(&all, None, 2).await.expect("page");
+    let mut seen: Vec<String> = page.images.iter().map(|i| i.image_id.clone()).collect();
+    assert_eq!(seen, vec!["e", "d"]);
+    store.apply(vec![registered("r8", "f", "p1", 800)]).await.expect("apply");
+    let mut cursor = page.next;
+    while let Some(c) = cursor {
+        let page = store.images(&all, Some(&c), 2).await.expect("page");
+        seen.extend(page.images.iter().map(|i| i.image_id.clone()));
+        cursor = page.next;
+    }
+    assert_eq!(seen, vec!["e", "d", "c", "b", "a"]);
+    assert!(store.images(&all, Some("garbage"), 2).await.is_err());
+
+    // QIDO over the anonymized DICOM set only.
+    let q = DicomQuery {
+        limit: 100,
+        ..DicomQuery::default()
+    };
+    let studies = store.studies(&q).await.expect("studies");
+    let uids: Vec<_> = studies.iter().map(|s| s.study_uid.as_str()).collect();
+    assert_eq!(uids, vec!["1.1", "2.2"]);
+    assert_eq!(
+        (studies[0].modalities.clone(), studies[0].series, studies[0].instances),
+        (vec!["CT".to_owned(), "MR".to_owned()], 2, 3)
+    );
+    let find = |q: DicomQuery| async move {
+        store
+            .studies(&q)
+            .await
+            .expect("studies")
+            .into_iter()
+            .map(|s| s.study_uid)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        find(DicomQuery {
+            patient_id: Some("PSEUDO-B".into()),
+            ..q.clone()
+        })
+        .await,
+        vec!["2.2"]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            patient_id: Some("PSEUDO-*".into()),
+            ..q.clone()
+        })
+        .await,
+        vec!["1.1", "2.2"]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            modality: Some("MR".into()),
+            ..q.clone()
+        })
+        .await,
+        vec!["1.1"]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            study_date_from: Some("20210101".into()),
+            ..q.clone()
+        })
+        .await,
+        vec!["2.2"]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            study_date_to: Some("20201231".into()),
+            ..q.clone()
+        })
+        .await,
+        vec!["1.1"]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            study_uid: Some("2.2".into()),
+            ..q.clone()
+        })
+        .await,
+        vec!["2.2"]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            limit: 1,
+            offset: 1,
+            ..q.clone()
+        })
+        .await,
+        vec!["2.2"]
+    );
+    let series = store
+        .series(&DicomQuery {
+            study_uid: Some("1.1".into()),
+            ..q.clone()
+        })
+        .await
+        .expect("series");
+    let got: Vec<_> = series
+        .iter()
+        .map(|s| (s.series_uid.as_str(), s.modality.as_deref(), s.instances))
+        .collect();
+    assert_eq!(got, vec![("1.1.1", Some("CT"), 2), ("1.1.2", Some("MR"), 1)]);
+    let inst = store
+        .instances(&DicomQuery {
+            study_uid: Some("1.1".into()),
+            series_uid: Some("1.1.2".into()),
+            ..q.clone()
+        })
+        .await
+        .expect("instances");
+    assert_eq!(inst.len(), 1);
+    assert_eq!(inst[0].image_id, "d");
+    assert_eq!(inst[0].anonymized.as_ref().and_then(|o| o.instance_number), Some(7));
+    let none = store
+        .instances(&DicomQuery {
+            study_uid: Some("9.9".into()),
+            ..q.clone()
+        })
+        .await
+        .expect("instances");
+    assert!(none.is_empty());
+
+    // Users.
+    store
+        .apply(vec![
+            user("w1", "u1", "proveedor", 10),
+            user("w2", "u2", "consumidor", 20),
+            user("w3", "u3", "consumidor", 30),
+        ])
+        .await
+        .expect("apply");
+    let u2 = store.user("u2").await.expect("user").expect("u2");
+    assert_eq!((u2.role.as_str(), u2.created_at), ("consumidor", 20));
+    assert!(store.user("u9").await.expect("user").is_none());
+    let page = store.users(None, None, 2).await.expect("users");
+    assert_eq!(page.users.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), vec!["u1", "u2"]);
+    let rest = store.users(None, page.next.as_deref(), 2).await.expect("users");
+    assert_eq!((rest.users.len(), rest.next), (1, None));
+    assert_eq!(store.users(Some("consumidor"), None, 10).await.expect("users").users.len(), 2);
+
+    // Usage, by image and by consumer, once per event id, newest first.
+    store
+        .apply(vec![
+            used("k1", "a", "u2", "p1", 1000),
+            used("k2", "a", "u3", "p1", 1001),
+            used("k3", "d", "u2", "p2", 1002),
+            used("k1", "a", "u2", "p1", 1000),
+        ])
+        .await
+        .expect("apply");
+    let by_image = store.usage(UsageBy::Image("a"), None, 1).await.expect("usage");
+    assert_eq!(by_image.usage[0].event_id, "k2");
+    let older = store.usage(UsageBy::Image("a"), by_image.next.as_deref(), 1).await.expect("usage");
+    assert_eq!((older.usage[0].event_id.as_str(), older.next), ("k1", None));
+    let by_consumer = store.usage(UsageBy::Consumer("u2"), None, 10).await.expect("usage");
+    let ids: Vec<_> = by_consumer.usage.iter().map(|u| u.event_id.as_str()).collect();
+    assert_eq!(ids, vec!["k3", "k1"]);
+    assert_eq!(by_consumer.usage[1].charge_key, "u2/a");
 }

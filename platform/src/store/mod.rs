@@ -5,19 +5,31 @@
 //!   still open. [`sqlite`] is the embedded adapter.
 //! - [`ledger::LedgerStore`]: money movements and balances, exactly once per
 //!   event. [`sqlite_ledger`] is the embedded adapter.
+//! - [`catalog::CatalogStore`]: the query side's tables (images, users,
+//!   usage), materialized from events. [`sqlite_catalog`] is the embedded
+//!   adapter.
 //! - [`conformance`]: the suite every adapter must pass.
 
+pub mod catalog;
 pub mod conformance;
 pub mod ledger;
+pub mod scylla_conn;
+pub mod scylla_ledger;
+pub mod scylla_migrate;
 pub mod sqlite;
+pub mod sqlite_catalog;
 mod sqlite_conn;
 pub mod sqlite_ledger;
 
 use crate::Result;
 use async_trait::async_trait;
 
+pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
+pub use scylla_conn::ScyllaArgs;
+pub use scylla_ledger::ScyllaLedger;
 pub use sqlite::SqliteStore;
+pub use sqlite_catalog::SqliteCatalog;
 pub use sqlite_ledger::SqliteLedger;
 
 /// An image to register, with its first anonymization request.

@@ -1,10 +1,26 @@
-//! One route per file.
+//! One route per file, and what they share: who may see what, page limits,
+//! and ETag handling.
 
+pub mod descarga;
+pub mod dicomweb;
+pub mod imagen;
+pub mod imagenes;
 pub mod movimientos;
 pub mod saldo;
+pub mod usuario;
+pub mod usuarios;
 
+use crate::QueryState;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::store::{CatalogImage, Estado};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+/// The largest page of any listing.
+pub const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 100;
 
 /// A provider reads only its own money; an admin reads anyone's; a consumer reads none.
 pub fn may_read_money_of(caller: &Caller, user_id: &str) -> Result<(), ApiError> {
@@ -13,5 +29,93 @@ pub fn may_read_money_of(caller: &Caller, user_id: &str) -> Result<(), ApiError>
         Ok(())
     } else {
         Err(ApiError::forbidden("a provider can only read its own balance and ledger"))
+    }
+}
+
+/// Whether `caller` may see `image`: an admin sees every image, a provider
+/// its own, a consumer the anonymized ones.
+pub fn may_see(caller: &Caller, image: &CatalogImage) -> bool {
+    match caller.role {
+        Role::Admin => true,
+        Role::Proveedor => image.provider_id == caller.user_id,
+        Role::Consumidor => image.estado == Estado::Anonimizada,
+    }
+}
+
+/// The image `id` if the caller may see it; 404 otherwise (an image the
+/// caller may not see is not revealed to exist).
+pub async fn visible_image(state: &QueryState, caller: &Caller, id: &str) -> Result<CatalogImage, ApiError> {
+    match state.catalog.image(id).await? {
+        Some(image) if may_see(caller, &image) => Ok(image),
+        _ => Err(ApiError::not_found(format!("no image {id}"))),
+    }
+}
+
+/// A page size: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] if not given.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_LIMIT}"))),
+    }
+}
+
+/// A strong ETag over `body`.
+pub fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// `body` as `content_type` with its ETag, or 304 when the client has it.
+pub fn with_etag(headers: &HeaderMap, body: Vec<u8>, content_type: &'static str) -> Response {
+    let etag = etag_of(&body);
+    let tag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    if not_modified(headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::ETAG, tag)],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_matches_the_tag_in_a_list_weak_or_star() {
+        let etag = etag_of(b"x");
+        for (value, hit) in [
+            (etag.clone(), true),
+            (format!("\"a\", {etag}"), true),
+            (format!("W/{etag}"), true),
+            ("*".to_owned(), true),
+            ("\"other\"".to_owned(), false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&value).expect("header"));
+            assert_eq!(not_modified(&h, &etag), hit, "{value}");
+        }
+        assert!(!not_modified(&HeaderMap::new(), &etag));
+    }
+
+    #[test]
+    fn a_limit_outside_one_to_a_thousand_is_refused() {
+        assert_eq!(page_limit(None).expect("default"), 100);
+        assert_eq!(page_limit(Some(1000)).expect("max"), 1000);
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(1001)).is_err());
     }
 }

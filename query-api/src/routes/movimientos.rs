@@ -2,7 +2,7 @@
 //! provider's ledger, newest first, paged with an opaque cursor. A page
 //! boundary stays put while new movements arrive.
 
-use super::may_read_money_of;
+use super::{may_read_money_of, page_limit};
 use crate::QueryState;
 use alpes_platform::auth::Caller;
 use alpes_platform::http::ApiError;
@@ -11,10 +11,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-
-/// The largest page.
-pub const MAX_LIMIT: usize = 1000;
-const DEFAULT_LIMIT: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,10 +38,7 @@ pub async fn handler(
 ) -> Result<Json<Movimientos>, ApiError> {
     may_read_money_of(&caller, &usuario_id)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_LIMIT}")));
-    }
+    let limit = page_limit(params.limit)?;
     let page = state.ledger.movements(&usuario_id, params.cursor.as_deref(), limit).await?;
     Ok(Json(Movimientos {
         usuario_id,

@@ -1,0 +1,185 @@
+//! The whole platform driven by the real Python DICOMweb client
+//! (`dicomweb-client` 0.61, with pydicom): STOW-RS as a provider, QIDO-RS and
+//! WADO-RS as a consumer, then the provider's balance. The checks live in
+//! `tests/dicomweb/test_dicomweb_client.py`; this test spawns the platform
+//! with CT priced apart from the default, makes the tokens and runs it.
+//!
+//! The interpreter comes from `ALPES_DICOMWEB_PYTHON` (a venv with
+//! dicomweb-client installed; `.ci/run` makes one). Without it the test is
+//! skipped, loudly, except under CI (`CI` set), where it fails.
+
+mod common;
+
+use alpes::app::{App, Settings};
+use alpes_platform::auth::Role;
+use alpes_platform::shutdown::Shutdown;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROVIDER: &str = "hospital-dicomweb";
+const CONSUMER: &str = "research-dicomweb";
+/// The price of a CT download in this test, apart from the default (100).
+const CT_PRICE: i64 = 250;
+/// The most the Python side may take (it polls for up to 60 s per wait).
+const SCRIPT_LIMIT: Duration = Duration::from_secs(600);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// The interpreter to run, or `None` when the test should be skipped.
+fn python() -> Option<PathBuf> {
+    let Some(python) = std::env::var_os("ALPES_DICOMWEB_PYTHON").filter(|v| !v.is_empty()) else {
+        let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        assert!(
+            !under_ci,
+            "ALPES_DICOMWEB_PYTHON is not set but CI is: .ci/run must create the dicomweb-client venv \
+             and export ALPES_DICOMWEB_PYTHON (the venv's python) before `cargo test`"
+        );
+        let msg = "SKIPPED dicomweb_client: ALPES_DICOMWEB_PYTHON is not set. To run it, from the workspace root:\n    \
+                   python3 -m venv .venv-dicomweb && .venv-dicomweb/bin/pip install 'dicomweb-client==0.61.*'\n    \
+                   ALPES_DICOMWEB_PYTHON=.venv-dicomweb/bin/python cargo test -p alpes --test dicomweb_client";
+        // Straight to stderr as well as println!: libtest captures `eprintln!`/`println!`
+        // of a passing test, and a skip must show up in a plain `cargo test` too.
+        let _ = writeln!(std::io::stderr(), "\n*** {msg}\n");
+        println!("\n*** {msg}\n");
+        return None;
+    };
+    let python = PathBuf::from(python);
+    // A relative path with a directory in it is taken from the workspace root (where
+    // `cargo test` is run), not from this package's directory (where the test runs).
+    if python.is_relative() && python.components().count() > 1 {
+        return Some(workspace_root().join(python));
+    }
+    Some(python)
+}
+
+/// The platform as `common::spawn_app` builds it, with CT priced at [`CT_PRICE`].
+async fn spawn_priced_app() -> common::TestApp {
+    let data = tempfile::tempdir().expect("tmp");
+    let mut settings = Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    settings.kafka.partitions = Some(3);
+    settings.pricing.by_modality = vec![("CT".into(), CT_PRICE)];
+    let app = App::build(settings).await.expect("build");
+    let base = format!("http://{}", app.addr());
+    let (jwt, kafka, blobs, ledger) = (app.jwt(), app.kafka(), app.blobs(), app.ledger());
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    common::TestApp {
+        base,
+        jwt,
+        kafka,
+        blobs,
+        ledger,
+        shutdown,
+        task,
+        data,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// What the script did: its exit status (`None` if it ran past the limit and was killed) and output.
+struct Ran {
+    status: Option<std::process::ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` to completion or `limit`, blocking; for `spawn_blocking`, so the
+/// in-process server keeps serving meanwhile.
+fn run_with_limit(mut cmd: Command, limit: Duration) -> Ran {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the python interpreter in ALPES_DICOMWEB_PYTHON");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Ran {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_dicomweb_client_stores_searches_retrieves_and_is_billed() {
+    let Some(python) = python() else {
+        return;
+    };
+    let root = workspace_root();
+    let script = root.join("alpes/tests/dicomweb/test_dicomweb_client.py");
+    let fixture = common::fixtures_dir().join("CT_small.dcm");
+    assert!(Path::new(&script).is_file(), "{} is missing", script.display());
+    assert!(fixture.is_file(), "{} is missing", fixture.display());
+
+    let app = spawn_priced_app().await;
+    let mut cmd = Command::new(&python);
+    cmd.current_dir(&root)
+        .arg(&script)
+        .arg("--base")
+        .arg(&app.base)
+        .arg("--provider-id")
+        .arg(PROVIDER)
+        .arg("--price")
+        .arg(CT_PRICE.to_string())
+        .arg("--fixture")
+        .arg(&fixture)
+        // Tokens through the environment, not the command line.
+        .env("ALPES_PROVIDER_TOKEN", app.token(PROVIDER, Role::Proveedor))
+        .env("ALPES_CONSUMER_TOKEN", app.token(CONSUMER, Role::Consumidor))
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        // The server is on 127.0.0.1: keep any proxy of the environment out of the way.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    let ran = tokio::task::spawn_blocking(move || run_with_limit(cmd, SCRIPT_LIMIT))
+        .await
+        .expect("join the script runner");
+
+    println!("--- {} {} stdout:\n{}", python.display(), script.display(), ran.stdout);
+    println!("--- stderr:\n{}", ran.stderr);
+    app.shutdown.trigger();
+    app.task.await.expect("join").expect("clean stop");
+    match ran.status {
+        None => panic!(
+            "the dicomweb-client script ran past {SCRIPT_LIMIT:?} and was killed; stderr:\n{}",
+            ran.stderr
+        ),
+        Some(status) => assert!(
+            status.success(),
+            "the dicomweb-client script failed ({status}):\n{}",
+            ran.stderr
+                .lines()
+                .filter(|l| l.starts_with("FAILED"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+    assert!(ran.stdout.contains("all checks passed"), "the script exited 0 without its summary");
+}

@@ -1,0 +1,131 @@
+//! `POST /monetizacion/pagar`: an admin (finance) pays a provider out of its
+//! pending balance. JSON body
+//! `{"usuario_id": "...", "amount_minor": 1500, "currency": "EUR", "reference": "..."}`.
+//!
+//! The request is checked against the balance billing has applied so far: a
+//! payment above it is refused at once (409 `insufficient_balance`) and a
+//! `PagoRechazado` is produced. Otherwise `PagoProcesado` is produced and the
+//! answer is 202: billing applies it, and refuses it (with its own
+//! `PagoRechazado`) if the balance fell meanwhile or the reference was already
+//! paid. A retried request with the same reference carries the same event id
+//! (derived from the user and the reference), so it can never pay twice.
+
+use crate::IngestState;
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::http::ApiError;
+use alpes_schemas::{deterministic_event_id, new_event_id, now_millis, Event, PagoProcesado, PagoRechazado};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    usuario_id: String,
+    amount_minor: i64,
+    currency: String,
+    reference: String,
+}
+
+fn validate(r: &Request) -> Result<(), ApiError> {
+    let unprocessable = |code, msg: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg);
+    if r.usuario_id.trim().is_empty() {
+        return Err(unprocessable("bad_usuario_id", "usuario_id is empty"));
+    }
+    if r.amount_minor <= 0 {
+        return Err(unprocessable(
+            "invalid_amount",
+            "amount_minor must be a positive number of minor units",
+        ));
+    }
+    if r.currency.len() != 3 || !r.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(unprocessable("bad_currency", "currency must be an ISO 4217 code such as EUR"));
+    }
+    if r.reference.is_empty() || r.reference.len() > 128 || !r.reference.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(unprocessable(
+            "bad_reference",
+            "reference must be 1 to 128 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The handler.
+#[tracing::instrument(name = "POST /monetizacion/pagar", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    if body.len() > 16 * 1024 {
+        return Err(ApiError::too_large(16 * 1024));
+    }
+    let req: Request =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", format!("the body is not a payment: {e}")))?;
+    validate(&req)?;
+    let pending = state
+        .ledger
+        .balances(&req.usuario_id)
+        .await?
+        .iter()
+        .find(|b| b.currency == req.currency)
+        .map_or(0, |b| b.pending_minor);
+    if req.amount_minor > pending {
+        let refused = PagoRechazado {
+            event_id: new_event_id(),
+            occurred_at: now_millis(),
+            actor: caller.user_id.clone(),
+            payment_event_id: None,
+            user_id: req.usuario_id.clone(),
+            amount_minor: req.amount_minor,
+            currency: req.currency.clone(),
+            reference: req.reference.clone(),
+            reason: "insufficient_balance".into(),
+            pending_minor: Some(pending),
+        };
+        state.producer.send(&refused.user_id, &refused).await?;
+        return Err(ApiError::conflict(
+            "insufficient_balance",
+            format!(
+                "the payment of {} {} is above the pending balance of {pending}",
+                req.amount_minor, req.currency
+            ),
+        ));
+    }
+    let event = PagoProcesado {
+        event_id: deterministic_event_id(PagoProcesado::NAME, &[&req.usuario_id, &req.reference]),
+        occurred_at: now_millis(),
+        actor: caller.user_id.clone(),
+        user_id: req.usuario_id,
+        amount_minor: req.amount_minor,
+        currency: req.currency,
+        reference: req.reference,
+    };
+    state.producer.send(&event.user_id, &event).await?;
+    let body = json!({ "event_id": event.event_id, "usuario_id": event.user_id, "estado": "en_proceso" });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(amount: i64, currency: &str, reference: &str) -> Request {
+        Request {
+            usuario_id: "p".into(),
+            amount_minor: amount,
+            currency: currency.into(),
+            reference: reference.into(),
+        }
+    }
+
+    #[test]
+    fn a_payment_must_be_positive_in_an_iso_currency_with_a_sane_reference() {
+        assert!(validate(&req(1, "EUR", "r-1")).is_ok());
+        let code = |r: Request| validate(&r).map_err(|e| (e.status.as_u16(), e.code));
+        assert_eq!(code(req(0, "EUR", "r")), Err((422, "invalid_amount")));
+        assert_eq!(code(req(5, "eur", "r")), Err((422, "bad_currency")));
+        assert_eq!(code(req(5, "EUR", "")), Err((422, "bad_reference")));
+        assert_eq!(code(req(5, "EUR", "a b")), Err((422, "bad_reference")));
+    }
+}

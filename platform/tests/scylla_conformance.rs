@@ -1,0 +1,138 @@
+//! The store conformance suite on a real ScyllaDB cluster, plus the races only
+//! a cluster can show (concurrent payouts, concurrent redeliveries).
+//!
+//! Runs only when `SCYLLA_NODES` names a cluster (`host:port`, comma-separated);
+//! nothing else is ever contacted. Each test migrates a fresh keyspace
+//! (`SCYLLA_TEST_REPLICATION` overrides its replication) and drops it at the
+//! end. Without `SCYLLA_NODES` each test says loudly that it was SKIPPED and
+//! passes.
+
+use alpes_platform::store::conformance::{self, payment, usage};
+use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
+use alpes_platform::store::{Applied, LedgerStore, Refusal, ScyllaArgs, ScyllaLedger};
+use futures::FutureExt;
+use scylla::client::session::Session;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+/// Runs `body` against a fresh, migrated keyspace, or reports the skip.
+async fn with_cluster<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(Arc<Session>, ScyllaArgs) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut args = ScyllaArgs::from_env().expect("ScyllaDB settings from the environment");
+    if !args.configured() {
+        let line = "=".repeat(78);
+        let msg = format!(
+            "{line}\nSKIPPED: ScyllaDB conformance run `{test}` did NOT run: SCYLLA_NODES is not set, so there is no \
+             ScyllaDB cluster to run it against.\n\
+             Set SCYLLA_NODES=host:port[,host:port...] to run it (only those nodes are contacted).\n{line}"
+        );
+        eprintln!("{msg}");
+        println!("{msg}");
+        return;
+    }
+    args.keyspace = format!("alpes_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let session = args.connect().await.expect("connect to SCYLLA_NODES");
+    let replication = std::env::var("SCYLLA_TEST_REPLICATION").unwrap_or_else(|_| DEFAULT_REPLICATION.to_owned());
+    let first = migrate(&session, &args.keyspace, &replication, Tablets::Auto)
+        .await
+        .expect("migrate");
+    assert!(
+        first.created_keyspace && first.already.is_empty() && !first.applied.is_empty(),
+        "{first:?}"
+    );
+    let again = migrate(&session, &args.keyspace, &replication, Tablets::Auto)
+        .await
+        .expect("migrate again");
+    assert!(
+        !again.created_keyspace && again.applied.is_empty(),
+        "a re-run must apply nothing: {again:?}"
+    );
+    let outcome = AssertUnwindSafe(body(Arc::clone(&session), args.clone())).catch_unwind().await;
+    let dropped = session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", args.keyspace), &[])
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    dropped.expect("drop the test keyspace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_conformance_suite_passes_on_scylladb() {
+    with_cluster("the_ledger_conformance_suite_passes_on_scylladb", |session, args| async move {
+        let ledger = ScyllaLedger::new(session, &args).await.expect("prepare");
+        conformance::ledger(&ledger).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_payouts_of_one_user_never_overdraw_on_scylladb() {
+    with_cluster(
+        "concurrent_payouts_of_one_user_never_overdraw_on_scylladb",
+        |session, args| async move {
+            let ledgers: Vec<ScyllaLedger> = futures::future::join_all((0..4).map(|_| ScyllaLedger::new(Arc::clone(&session), &args)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("prepare");
+            ledgers[0].apply(vec![usage("u1", "p", 100)]).await.expect("credit");
+            // Ten payouts of 30 from four ledgers at once: exactly three fit in 100.
+            let payouts = (0..10).map(|i| {
+                let ledger = ledgers[i % ledgers.len()].clone();
+                async move { ledger.apply(vec![payment(&format!("pay{i}"), "p", 30, &format!("ref-{i}"))]).await }
+            });
+            let applied: Vec<Applied> = futures::future::join_all(payouts)
+                .await
+                .into_iter()
+                .map(|r| r.expect("apply").remove(0))
+                .collect();
+            let accepted = applied.iter().filter(|a| **a == Applied::Recorded).count();
+            assert_eq!(accepted, 3, "{applied:?}");
+            assert!(applied
+                .iter()
+                .all(|a| matches!(a, Applied::Recorded | Applied::Refused(Refusal::InsufficientBalance { .. }))));
+            let b = ledgers[1].balances("p").await.expect("balances");
+            assert_eq!((b[0].accrued_minor, b[0].paid_minor, b[0].pending_minor), (100, 90, 10));
+            assert_eq!(ledgers[2].movements("p", None, 100).await.expect("page").entries.len(), 11);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_redeliveries_count_once_and_list_once_on_scylladb() {
+    with_cluster(
+        "concurrent_redeliveries_count_once_and_list_once_on_scylladb",
+        |session, args| async move {
+            let ledger = ScyllaLedger::new(session, &args).await.expect("prepare");
+            let batch = vec![usage("u1", "p", 10), usage("u2", "p", 20), usage("u3", "q", 5)];
+            let redeliveries = (0..8).map(|_| ledger.apply(batch.clone()));
+            for applied in futures::future::join_all(redeliveries).await {
+                assert_eq!(applied.expect("apply").len(), 3);
+            }
+            let b = ledger.balances("p").await.expect("balances");
+            assert_eq!((b[0].accrued_minor, b[0].uses), (30, 2));
+            // Racing redeliveries may each give an event its seq, so only the set is certain, once each.
+            let mut ids: Vec<String> = ledger
+                .movements("p", None, 100)
+                .await
+                .expect("page")
+                .entries
+                .into_iter()
+                .map(|e| e.event_id)
+                .collect();
+            ids.sort();
+            assert_eq!(ids, vec!["u1", "u2"]);
+            assert_eq!(
+                ledger.apply(batch).await.expect("replay"),
+                vec![Applied::Duplicate, Applied::Duplicate, Applied::Duplicate]
+            );
+        },
+    )
+    .await;
+}

@@ -1,0 +1,103 @@
+//! WADO-RS metadata (PS3.18 §10.4.1.1.2): `GET /studies/{study}/metadata`,
+//! `/studies/{study}/series/{series}/metadata` and
+//! `/studies/{study}/series/{series}/instances/{instance}/metadata`: every
+//! top-level attribute of each anonymized instance up to Pixel Data, as
+//! `application/dicom+json`, with an ETag (304 on `If-None-Match`). Reading
+//! metadata is not a download and is not metered.
+
+use super::{instances_under, may_use, DICOM_JSON};
+use crate::routes::with_etag;
+use crate::QueryState;
+use alpes_platform::auth::Caller;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::CatalogImage;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dicom_dictionary_std::tags;
+use dicom_object::OpenFileOptions;
+use serde_json::Value;
+
+/// The DICOM JSON of one anonymized DICOM blob, up to Pixel Data.
+pub fn dicom_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(bytes)
+        .map_err(|_| ApiError::internal(&"a stored anonymized blob does not parse as DICOM"))?;
+    dicom_json::to_value(&*obj).map_err(|e| ApiError::internal(&e))
+}
+
+async fn metadata(state: QueryState, headers: &HeaderMap, instances: Vec<CatalogImage>) -> Result<Response, ApiError> {
+    let mut out = Vec::with_capacity(instances.len());
+    for image in &instances {
+        let Some(o) = &image.anonymized else { continue };
+        let bytes = state.blobs.get(&o.blob_key).await?;
+        out.push(dicom_json(&bytes)?);
+    }
+    let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e))?;
+    Ok(with_etag(headers, body, DICOM_JSON))
+}
+
+/// `GET /studies/{study}/metadata`.
+#[tracing::instrument(name = "WADO /studies/{study}/metadata", skip_all, fields(user = %caller.user_id))]
+pub async fn study(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let found = instances_under(&state, &study, None, None).await?;
+    metadata(state, &headers, found).await
+}
+
+/// `GET /studies/{study}/series/{series}/metadata`.
+#[tracing::instrument(name = "WADO /studies/{study}/series/{series}/metadata", skip_all, fields(user = %caller.user_id))]
+pub async fn series(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let found = instances_under(&state, &study, Some(&series), None).await?;
+    metadata(state, &headers, found).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances/{instance}/metadata`.
+#[tracing::instrument(name = "WADO /studies/{study}/series/{series}/instances/{instance}/metadata", skip_all, fields(user = %caller.user_id))]
+pub async fn instance(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let found = instances_under(&state, &study, Some(&series), Some(&instance)).await?;
+    metadata(state, &headers, found).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dicom_file_becomes_dicom_json_without_its_pixel_data() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../anonymizer/tests/fixtures/dicom/CT_small.dcm"
+        ))
+        .expect("fixture");
+        let json = dicom_json(&bytes).expect("parses");
+        assert_eq!(json["00080060"]["Value"][0], "CT");
+        assert_eq!(json["00080060"]["vr"], "CS");
+        assert!(json.get("7FE00010").is_none(), "no pixel data");
+        assert!(json.get("00020010").is_none(), "no file meta");
+    }
+
+    #[test]
+    fn bytes_that_are_not_dicom_are_an_internal_error_that_says_nothing_of_them() {
+        let e = dicom_json(b"not dicom").expect_err("fails");
+        assert_eq!((e.status.as_u16(), e.message.as_str()), (500, "internal error"));
+    }
+}

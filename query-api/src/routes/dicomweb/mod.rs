@@ -1,0 +1,76 @@
+//! DICOMweb over the anonymized set: QIDO-RS search ([`qido`]), WADO-RS
+//! instance retrieval ([`wado`], metered like a download) and metadata
+//! ([`metadata`], with an ETag). Consumers and admins only; only images whose
+//! anonymized output is DICOM are in the set.
+
+pub mod metadata;
+pub mod qido;
+pub mod wado;
+
+use crate::QueryState;
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::http::ApiError;
+use alpes_platform::store::catalog::DicomQuery;
+use alpes_platform::store::CatalogImage;
+use axum::http::{header, HeaderMap};
+use serde_json::{json, Map, Value};
+
+/// The media type of a QIDO-RS answer and of WADO-RS metadata.
+pub const DICOM_JSON: &str = "application/dicom+json";
+
+/// Only consumers and admins use the DICOMweb routes.
+pub fn may_use(caller: &Caller) -> Result<(), ApiError> {
+    caller.require(&[Role::Consumidor, Role::Admin])
+}
+
+/// A DICOM JSON attribute (PS3.18 F.2): `Value` is omitted when empty.
+pub fn attr(out: &mut Map<String, Value>, tag: &str, vr: &str, values: Vec<Value>) {
+    let mut a = Map::new();
+    a.insert("vr".into(), Value::String(vr.into()));
+    if !values.is_empty() {
+        a.insert("Value".into(), Value::Array(values));
+    }
+    out.insert(tag.into(), Value::Object(a));
+}
+
+/// A text attribute from an optional value.
+pub fn text(out: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<&str>) {
+    attr(out, tag, vr, value.map(|v| vec![json!(v)]).unwrap_or_default());
+}
+
+/// A number attribute from an optional value.
+pub fn number(out: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<i64>) {
+    attr(out, tag, vr, value.map(|v| vec![json!(v)]).unwrap_or_default());
+}
+
+/// `http://host` of the request, for RetrieveURL.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// The anonymized DICOM instances under `study` (and `series`, `instance`), at most 10,000.
+pub async fn instances_under(
+    state: &QueryState,
+    study: &str,
+    series: Option<&str>,
+    instance: Option<&str>,
+) -> Result<Vec<CatalogImage>, ApiError> {
+    let q = DicomQuery {
+        study_uid: Some(study.to_owned()),
+        series_uid: series.map(str::to_owned),
+        sop_instance_uid: instance.map(str::to_owned),
+        limit: 10_000,
+        ..DicomQuery::default()
+    };
+    let found = state.catalog.instances(&q).await?;
+    if found.is_empty() {
+        let what = match (series, instance) {
+            (_, Some(i)) => format!("no instance {i}"),
+            (Some(s), None) => format!("no series {s}"),
+            (None, None) => format!("no study {study}"),
+        };
+        return Err(ApiError::not_found(what));
+    }
+    Ok(found)
+}

@@ -1,0 +1,293 @@
+//! QIDO-RS (PS3.18 §10.6): `GET /studies`, `/series`, `/instances`,
+//! `/studies/{study}/series`, `/studies/{study}/instances` and
+//! `/studies/{study}/series/{series}/instances`, answered from the catalog in
+//! `application/dicom+json`.
+//!
+//! Matching keys, by keyword or tag: PatientID (the pseudonym; `*` and `?`
+//! wildcards), StudyDate (a date or a `from-to` range, either end open),
+//! ModalitiesInStudy / Modality, StudyInstanceUID, SeriesInstanceUID,
+//! SOPInstanceUID; plus `limit` (1–1000, default 100) and `offset`.
+//! `includefield` and `fuzzymatching` are accepted; any other key is
+//! ignored and named in a `Warning` header, as the standard asks.
+
+use super::{attr, base_url, may_use, number, text, DICOM_JSON};
+use crate::routes::MAX_LIMIT;
+use crate::QueryState;
+use alpes_platform::auth::Caller;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
+use alpes_platform::store::CatalogImage;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query, and the keys that were ignored.
+fn parse(params: Params) -> Result<(DicomQuery, Vec<String>), ApiError> {
+    let Query(pairs) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let mut q = DicomQuery {
+        limit: 100,
+        ..DicomQuery::default()
+    };
+    let mut ignored = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "PatientID" | "00100020" => q.patient_id = Some(value),
+            "StudyInstanceUID" | "0020000D" => q.study_uid = Some(value),
+            "SeriesInstanceUID" | "0020000E" => q.series_uid = Some(value),
+            "SOPInstanceUID" | "00080018" => q.sop_instance_uid = Some(value),
+            "ModalitiesInStudy" | "00080061" | "Modality" | "00080060" => q.modality = Some(value),
+            "StudyDate" | "00080020" => (q.study_date_from, q.study_date_to) = date_range(&value)?,
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_LIMIT}")))?;
+            }
+            "offset" => {
+                q.offset = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("bad_offset", "offset must be a whole number"))?
+            }
+            "includefield" | "fuzzymatching" => {}
+            _ => ignored.push(key),
+        }
+    }
+    Ok((q, ignored))
+}
+
+/// `YYYYMMDD`, `YYYYMMDD-`, `-YYYYMMDD` or `YYYYMMDD-YYYYMMDD`.
+fn date_range(v: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    let date = |d: &str| -> Result<Option<String>, ApiError> {
+        match d {
+            "" => Ok(None),
+            d if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(d.to_owned())),
+            _ => Err(ApiError::bad_request(
+                "bad_study_date",
+                "StudyDate must be YYYYMMDD or a YYYYMMDD-YYYYMMDD range",
+            )),
+        }
+    };
+    match v.split_once('-') {
+        Some((from, to)) => Ok((date(from)?, date(to)?)),
+        None => {
+            let d = date(v)?;
+            Ok((d.clone(), d))
+        }
+    }
+}
+
+fn answer(items: Vec<Value>, ignored: &[String]) -> Response {
+    let mut res = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, DICOM_JSON)],
+        Value::Array(items).to_string(),
+    )
+        .into_response();
+    if !ignored.is_empty() {
+        let warning = format!("299 alpes \"matching keys not supported and ignored: {}\"", ignored.join(", "));
+        if let Ok(v) = HeaderValue::from_str(&warning) {
+            res.headers_mut().insert(header::WARNING, v);
+        }
+    }
+    res
+}
+
+fn study_json(s: &StudySummary, base: &str) -> Value {
+    let mut o = Map::new();
+    text(&mut o, "00080020", "DA", s.study_date.as_deref());
+    attr(&mut o, "00080061", "CS", s.modalities.iter().map(|m| json!(m)).collect());
+    text(&mut o, "00081190", "UR", Some(&format!("{base}/studies/{}", s.study_uid)));
+    text(&mut o, "00100020", "LO", s.patient_id.as_deref());
+    text(&mut o, "0020000D", "UI", Some(&s.study_uid));
+    number(&mut o, "00201206", "IS", Some(s.series));
+    number(&mut o, "00201208", "IS", Some(s.instances));
+    Value::Object(o)
+}
+
+fn series_json(s: &SeriesSummary, base: &str) -> Value {
+    let mut o = Map::new();
+    text(&mut o, "00080060", "CS", s.modality.as_deref());
+    text(
+        &mut o,
+        "00081190",
+        "UR",
+        Some(&format!("{base}/studies/{}/series/{}", s.study_uid, s.series_uid)),
+    );
+    text(&mut o, "0020000D", "UI", Some(&s.study_uid));
+    text(&mut o, "0020000E", "UI", Some(&s.series_uid));
+    number(&mut o, "00200011", "IS", s.series_number.map(i64::from));
+    number(&mut o, "00201209", "IS", Some(s.instances));
+    Value::Object(o)
+}
+
+/// The QIDO-RS instance attributes of `image`.
+pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
+    let mut o = Map::new();
+    let Some(out) = &image.anonymized else {
+        return Value::Object(o);
+    };
+    let (study, series, sop) = (
+        out.study_uid.as_deref().unwrap_or_default(),
+        out.series_uid.as_deref().unwrap_or_default(),
+        out.sop_instance_uid.as_deref().unwrap_or_default(),
+    );
+    text(&mut o, "00080016", "UI", out.sop_class_uid.as_deref());
+    text(&mut o, "00080018", "UI", Some(sop));
+    text(&mut o, "00080020", "DA", out.study_date.as_deref());
+    text(&mut o, "00080060", "CS", image.modality.as_deref());
+    text(
+        &mut o,
+        "00081190",
+        "UR",
+        Some(&format!("{base}/studies/{study}/series/{series}/instances/{sop}")),
+    );
+    text(&mut o, "00100020", "LO", out.patient_id.as_deref());
+    text(&mut o, "0020000D", "UI", Some(study));
+    text(&mut o, "0020000E", "UI", Some(series));
+    number(&mut o, "00200013", "IS", out.instance_number.map(i64::from));
+    number(&mut o, "00280008", "IS", Some(i64::from(out.frames)));
+    number(&mut o, "00280010", "US", Some(i64::from(out.rows)));
+    number(&mut o, "00280011", "US", Some(i64::from(out.columns)));
+    Value::Object(o)
+}
+
+/// `GET /studies`.
+#[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
+pub async fn studies(State(state): State<QueryState>, caller: Caller, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let (q, ignored) = parse(params)?;
+    let base = base_url(&headers);
+    let found = state.catalog.studies(&q).await?;
+    Ok(answer(found.iter().map(|s| study_json(s, &base)).collect(), &ignored))
+}
+
+async fn series_in(state: QueryState, headers: &HeaderMap, study: Option<String>, params: Params) -> Result<Response, ApiError> {
+    let (mut q, ignored) = parse(params)?;
+    if study.is_some() {
+        q.study_uid = study;
+    }
+    let base = base_url(headers);
+    let found = state.catalog.series(&q).await?;
+    Ok(answer(found.iter().map(|s| series_json(s, &base)).collect(), &ignored))
+}
+
+/// `GET /series`.
+#[tracing::instrument(name = "QIDO /series", skip_all, fields(user = %caller.user_id))]
+pub async fn all_series(State(state): State<QueryState>, caller: Caller, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    series_in(state, &headers, None, params).await
+}
+
+/// `GET /studies/{study}/series`.
+#[tracing::instrument(name = "QIDO /studies/{study}/series", skip_all, fields(user = %caller.user_id))]
+pub async fn study_series(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    series_in(state, &headers, Some(study), params).await
+}
+
+async fn instances_in(
+    state: QueryState,
+    headers: &HeaderMap,
+    study: Option<String>,
+    series: Option<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let (mut q, ignored) = parse(params)?;
+    if study.is_some() {
+        q.study_uid = study;
+    }
+    if series.is_some() {
+        q.series_uid = series;
+    }
+    let base = base_url(headers);
+    let found = state.catalog.instances(&q).await?;
+    Ok(answer(found.iter().map(|i| instance_json(i, &base)).collect(), &ignored))
+}
+
+/// `GET /instances`.
+#[tracing::instrument(name = "QIDO /instances", skip_all, fields(user = %caller.user_id))]
+pub async fn all_instances(
+    State(state): State<QueryState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    instances_in(state, &headers, None, None, params).await
+}
+
+/// `GET /studies/{study}/instances`.
+#[tracing::instrument(name = "QIDO /studies/{study}/instances", skip_all, fields(user = %caller.user_id))]
+pub async fn study_instances(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    instances_in(state, &headers, Some(study), None, params).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances`.
+#[tracing::instrument(name = "QIDO /studies/{study}/series/{series}/instances", skip_all, fields(user = %caller.user_id))]
+pub async fn series_instances(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    instances_in(state, &headers, Some(study), Some(series), params).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn study_dates_match_a_day_or_a_range_open_at_either_end() {
+        let d = |s: &str| date_range(s).map_err(|e| e.code);
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(d("20200101"), Ok((s("20200101"), s("20200101"))));
+        assert_eq!(d("20200101-20201231"), Ok((s("20200101"), s("20201231"))));
+        assert_eq!(d("20200101-"), Ok((s("20200101"), None)));
+        assert_eq!(d("-20201231"), Ok((None, s("20201231"))));
+        assert_eq!(d("2020"), Err("bad_study_date"));
+        assert_eq!(d("2020-01-01"), Err("bad_study_date"));
+    }
+
+    #[test]
+    fn keys_are_read_by_keyword_or_tag_and_unknown_ones_are_named() {
+        let pairs = vec![
+            ("00100020".to_owned(), "P*".to_owned()),
+            ("ModalitiesInStudy".to_owned(), "CT".to_owned()),
+            ("limit".to_owned(), "5".to_owned()),
+            ("offset".to_owned(), "10".to_owned()),
+            ("includefield".to_owned(), "all".to_owned()),
+            ("PatientName".to_owned(), "X".to_owned()),
+        ];
+        let (q, ignored) = parse(Ok(Query(pairs))).expect("parses");
+        assert_eq!(
+            (q.patient_id.as_deref(), q.modality.as_deref(), q.limit, q.offset),
+            (Some("P*"), Some("CT"), 5, 10)
+        );
+        assert_eq!(ignored, vec!["PatientName".to_owned()]);
+        let bad = parse(Ok(Query(vec![("limit".to_owned(), "0".to_owned())])))
+            .map(|_| ())
+            .map_err(|e| e.code);
+        assert_eq!(bad, Err("bad_limit"));
+    }
+}

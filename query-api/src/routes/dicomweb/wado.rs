@@ -1,0 +1,141 @@
+//! WADO-RS (PS3.18 §10.4) retrieval of anonymized instances:
+//! `GET /studies/{study}`, `/studies/{study}/series/{series}` and
+//! `/studies/{study}/series/{series}/instances/{instance}`, answered as
+//! `multipart/related; type="application/dicom"`. Every instance retrieved
+//! is metered like a download: its `EventoUsoDatos` is on the log before the
+//! answer goes out.
+
+use super::{instances_under, may_use};
+use crate::meter::meter;
+use crate::QueryState;
+use alpes_platform::auth::Caller;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::CatalogImage;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Whether the client accepts a multipart/related answer (or anything).
+fn accepts_multipart(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|m| {
+        let m = m.trim().to_ascii_lowercase();
+        m.starts_with("*/*")
+            || m.starts_with("multipart/*")
+            || (m.starts_with("multipart/related") && !m.contains("type=") || m.contains("application/dicom"))
+    })
+}
+
+/// `parts` as one multipart/related body with `boundary`.
+pub fn multipart(boundary: &str, parts: &[Bytes]) -> Bytes {
+    let mut body = BytesMut::with_capacity(parts.iter().map(|p| p.len() + 128).sum());
+    for p in parts {
+        body.put_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
+                p.len()
+            )
+            .as_bytes(),
+        );
+        body.put_slice(p);
+        body.put_slice(b"\r\n");
+    }
+    body.put_slice(format!("--{boundary}--\r\n").as_bytes());
+    body.freeze()
+}
+
+async fn retrieve(state: QueryState, caller: Caller, headers: &HeaderMap, instances: Vec<CatalogImage>) -> Result<Response, ApiError> {
+    if !accepts_multipart(headers) {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "instances are served as multipart/related; type=\"application/dicom\"",
+        ));
+    }
+    let mut parts = Vec::with_capacity(instances.len());
+    for image in &instances {
+        let Some(out) = &image.anonymized else { continue };
+        parts.push(state.blobs.get(&out.blob_key).await?);
+    }
+    for (image, part) in instances.iter().zip(&parts) {
+        meter(&state, &caller, image, part.len() as u64).await?;
+    }
+    let boundary = uuid::Uuid::new_v4().simple().to_string();
+    let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+    let mut res = multipart(&boundary, &parts).into_response();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(res)
+}
+
+/// `GET /studies/{study}`.
+#[tracing::instrument(name = "WADO /studies/{study}", skip_all, fields(user = %caller.user_id))]
+pub async fn study(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let found = instances_under(&state, &study, None, None).await?;
+    retrieve(state, caller, &headers, found).await
+}
+
+/// `GET /studies/{study}/series/{series}`.
+#[tracing::instrument(name = "WADO /studies/{study}/series/{series}", skip_all, fields(user = %caller.user_id))]
+pub async fn series(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let found = instances_under(&state, &study, Some(&series), None).await?;
+    retrieve(state, caller, &headers, found).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances/{instance}`.
+#[tracing::instrument(name = "WADO /studies/{study}/series/{series}/instances/{instance}", skip_all, fields(user = %caller.user_id))]
+pub async fn instance(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let found = instances_under(&state, &study, Some(&series), Some(&instance)).await?;
+    retrieve(state, caller, &headers, found).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multipart_body_frames_every_part_and_closes() {
+        let body = multipart("b", &[Bytes::from_static(b"one"), Bytes::from_static(b"two")]);
+        let text = String::from_utf8(body.to_vec()).expect("ascii");
+        assert_eq!(
+            text,
+            "--b\r\nContent-Type: application/dicom\r\nContent-Length: 3\r\n\r\none\r\n--b\r\nContent-Type: application/dicom\r\nContent-Length: 3\r\n\r\ntwo\r\n--b--\r\n"
+        );
+    }
+
+    #[test]
+    fn the_accept_header_must_allow_dicom_in_multipart() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
+            accepts_multipart(&h)
+        };
+        assert!(accepts_multipart(&HeaderMap::new()));
+        assert!(with("multipart/related; type=\"application/dicom\"; transfer-syntax=*"));
+        assert!(with("*/*"));
+        assert!(!with("application/json"));
+        assert!(!with("multipart/related; type=\"image/jpeg\""));
+    }
+}

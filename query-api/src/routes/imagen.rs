@@ -1,0 +1,45 @@
+//! `GET /imagenes/{id}`: one image's metadata: its `estado` (registrada,
+//! anonimizada or rechazada), the anonymized output and the de-identification
+//! report summary, the price of a download, and an ETag (304 on
+//! `If-None-Match`).
+
+use super::{visible_image, with_etag};
+use crate::QueryState;
+use alpes_platform::auth::Caller;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::CatalogImage;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Serialize;
+
+/// The image, with what downloading it costs.
+#[derive(Debug, Serialize)]
+pub struct Imagen<'a> {
+    #[serde(flatten)]
+    image: &'a CatalogImage,
+    /// Price of one download, minor units of `currency`.
+    precio_minor: i64,
+    currency: &'a str,
+    /// Where the anonymized bytes are, once there are some.
+    descarga: Option<String>,
+}
+
+/// The handler.
+#[tracing::instrument(name = "GET /imagenes/{id}", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let image = visible_image(&state, &caller, &id).await?;
+    let body = serde_json::to_vec(&Imagen {
+        image: &image,
+        precio_minor: state.pricing.price(image.modality.as_deref()),
+        currency: state.pricing.currency(),
+        descarga: image.anonymized.as_ref().map(|_| format!("/imagenes/{id}/anonimizada")),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok(with_etag(&headers, body, "application/json"))
+}

@@ -1,0 +1,49 @@
+//! `GET /usuarios[?rol=consumidor&limit=100&cursor=...]`: users, oldest
+//! first, paged (admin only). Never a password hash or a secret: the catalog
+//! holds none.
+
+use super::page_limit;
+use crate::QueryState;
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::http::ApiError;
+use alpes_platform::store::catalog::CatalogUser;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    rol: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// One page.
+#[derive(Debug, Serialize)]
+pub struct Usuarios {
+    usuarios: Vec<CatalogUser>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The handler.
+#[tracing::instrument(name = "GET /usuarios", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(
+    State(state): State<QueryState>,
+    caller: Caller,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Usuarios>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = page_limit(params.limit)?;
+    if let Some(rol) = &params.rol {
+        rol.parse::<Role>().map_err(|e| ApiError::bad_request("bad_rol", e))?;
+    }
+    let page = state.catalog.users(params.rol.as_deref(), params.cursor.as_deref(), limit).await?;
+    Ok(Json(Usuarios {
+        usuarios: page.users,
+        next_cursor: page.next,
+    }))
+}

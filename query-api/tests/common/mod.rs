@@ -1,0 +1,119 @@
+//! `spawn_app()`: the query routes on 127.0.0.1:0 over in-memory SQLite
+//! stores, local blobs in a temporary dir and the in-process mock cluster
+//! (where downloads produce their usage events).
+
+#![allow(dead_code)]
+
+use alpes_platform::auth::{Jwt, Role};
+use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
+use alpes_platform::metrics::Metrics;
+use alpes_platform::store::{SqliteCatalog, SqliteLedger};
+use alpes_query_api::{router, Pricing, PricingArgs, QueryState};
+use alpes_schemas::{Codec, Event};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct TestApp {
+    pub base: String,
+    pub jwt: Arc<Jwt>,
+    pub kafka: Arc<Kafka>,
+    pub ledger: Arc<SqliteLedger>,
+    pub catalog: Arc<SqliteCatalog>,
+    pub blobs: Blobs,
+    pub codec: Codec,
+    pub client: reqwest::Client,
+    _blobs_dir: tempfile::TempDir,
+}
+
+/// The app with prices CT=250, default 100, and a one-hour repeat window.
+pub async fn spawn_app() -> TestApp {
+    let kafka = Arc::new(Kafka::connect(&KafkaArgs::default()).await.expect("mock cluster"));
+    let codec = Codec::single_object();
+    let metrics = Arc::new(Metrics::new());
+    let blobs_dir = tempfile::tempdir().expect("tmp");
+    let blobs = Blobs::local(blobs_dir.path()).expect("blobs");
+    let ledger = Arc::new(SqliteLedger::in_memory().expect("ledger"));
+    let catalog = Arc::new(SqliteCatalog::in_memory().expect("catalog"));
+    let jwt = Arc::new(Jwt::new(b"query-test-key-query-test-key-32"));
+    let pricing = PricingArgs {
+        default_minor: 100,
+        by_modality: vec![("CT".into(), 250)],
+        repeat_window_secs: 3600,
+    };
+    let state = QueryState {
+        jwt: jwt.clone(),
+        catalog: catalog.clone(),
+        ledger: ledger.clone(),
+        blobs: blobs.clone(),
+        producer: Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer"),
+        pricing: Arc::new(Pricing::new(&pricing, "EUR")),
+        metrics,
+        currency: "EUR".into(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    TestApp {
+        base,
+        jwt,
+        kafka,
+        ledger,
+        catalog,
+        blobs,
+        codec,
+        client: reqwest::Client::new(),
+        _blobs_dir: blobs_dir,
+    }
+}
+
+impl TestApp {
+    /// A GET as `who` (or anonymous) with extra headers; the raw response.
+    pub async fn get_raw(&self, path: &str, who: Option<(&str, Role)>, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some((user, role)) = who {
+            let token = self.jwt.issue(user, role, Duration::from_secs(60)).expect("token");
+            req = req.bearer_auth(token);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// A GET as `who`; the status and the JSON body.
+    pub async fn get(&self, path: &str, who: Option<(&str, Role)>) -> (u16, Value) {
+        let res = self.get_raw(path, who, &[]).await;
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("a JSON body"))
+    }
+
+    /// A fresh consumer group reading `E::TOPIC` from the start.
+    pub fn consumer<E: Event>(&self) -> StreamConsumer {
+        let mut cfg = self.kafka.client_config();
+        cfg.set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("topic.metadata.refresh.interval.ms", "500");
+        let c: StreamConsumer = cfg.create().expect("consumer");
+        c.subscribe(&[E::TOPIC]).expect("subscribe");
+        c
+    }
+
+    /// Events of type `E` until `n` arrived or `wait` passed.
+    pub async fn events<E: Event>(&self, c: &StreamConsumer, n: usize, wait: Duration) -> Vec<E> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else {
+                break;
+            };
+            out.push(self.codec.decode::<E>(m.payload().unwrap_or_default()).await.expect("decode"));
+        }
+        out
+    }
+}

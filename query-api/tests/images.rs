@@ -1,0 +1,264 @@
+//! The image, user and DICOMweb routes over a seeded catalog and real blobs:
+//! who sees what, filters, stable pages, ETags, 404 and 409, Range, and the
+//! usage event every retrieval produces.
+
+mod common;
+
+use alpes_platform::auth::Role;
+use alpes_platform::store::conformance::{anonymized, registered, rejected, user};
+use alpes_platform::store::{CatalogEvent, CatalogStore};
+use alpes_schemas::EventoUsoDatos;
+use std::time::Duration;
+
+const ADMIN: Option<(&str, Role)> = Some(("admin-1", Role::Admin));
+const CONSUMER: Option<(&str, Role)> = Some(("lab-1", Role::Consumidor));
+const PROVIDER: Option<(&str, Role)> = Some(("p1", Role::Proveedor));
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../anonymizer/tests/fixtures/dicom/CT_small.dcm"
+    ))
+    .expect("fixture")
+}
+
+/// Images a (p1, CT, anonymized, with real bytes), b (p1, registered), c (p2, rejected),
+/// d (p2, MR, anonymized), and users.
+async fn seeded() -> (common::TestApp, Vec<u8>) {
+    let app = common::spawn_app().await;
+    let bytes = fixture();
+    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
+    let mut a = anonymized(
+        "n1",
+        "a",
+        "p1",
+        110,
+        ("1.2.3", "1.2.3.4", "1.2.3.4.5", "CT", "PSEUDO-1", "20200102"),
+    );
+    if let CatalogEvent::Anonymized(e) = &mut a {
+        (e.blob_key, e.sha256, e.size_bytes) = (key, sha, bytes.len() as i64);
+    }
+    app.catalog
+        .apply(vec![
+            registered("r1", "a", "p1", 100),
+            a,
+            registered("r2", "b", "p1", 200),
+            registered("r3", "c", "p2", 300),
+            rejected("x3", "c", "p2", 310),
+            registered("r4", "d", "p2", 400),
+            anonymized("n4", "d", "p2", 410, ("9.9", "9.9.1", "9.9.1.1", "MR", "PSEUDO-2", "20220202")),
+            user("w1", "p1", "proveedor", 1),
+            user("w2", "lab-1", "consumidor", 2),
+        ])
+        .await
+        .expect("seed");
+    (app, bytes)
+}
+
+fn ids(v: &serde_json::Value) -> Vec<String> {
+    v["imagenes"]
+        .as_array()
+        .expect("imagenes")
+        .iter()
+        .map(|i| i["image_id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn listing_filters_by_role_and_query_and_pages_stably() {
+    let (app, _) = seeded().await;
+    assert_eq!(ids(&app.get("/imagenes", ADMIN).await.1), vec!["d", "c", "b", "a"]);
+    assert_eq!(
+        ids(&app.get("/imagenes", CONSUMER).await.1),
+        vec!["d", "a"],
+        "a consumer sees anonymized images only"
+    );
+    assert_eq!(
+        ids(&app.get("/imagenes", PROVIDER).await.1),
+        vec!["b", "a"],
+        "a provider sees its own"
+    );
+    assert_eq!(app.get("/imagenes?proveedor_id=p2", PROVIDER).await.0, 403);
+    assert_eq!(app.get("/imagenes?estado=rechazada", CONSUMER).await.0, 403);
+    assert_eq!(ids(&app.get("/imagenes?modalidad=ct", ADMIN).await.1), vec!["a"]);
+    assert_eq!(ids(&app.get("/imagenes?estado=rechazada", ADMIN).await.1), vec!["c"]);
+    assert_eq!(
+        ids(&app.get("/imagenes?proveedor_id=p2&region_anatomica=torax", ADMIN).await.1),
+        vec!["d", "c"]
+    );
+    assert_eq!(
+        ids(&app.get("/imagenes?creada_desde=200&creada_hasta=400", ADMIN).await.1),
+        vec!["c", "b"]
+    );
+
+    let (_, first) = app.get("/imagenes?limit=2", ADMIN).await;
+    assert_eq!(ids(&first), vec!["d", "c"]);
+    app.catalog
+        .apply(vec![registered("r9", "z", "p1", 900)])
+        .await
+        .expect("a newer image");
+    let cursor = first["next_cursor"].as_str().expect("a cursor");
+    let (_, second) = app.get(&format!("/imagenes?limit=2&cursor={cursor}"), ADMIN).await;
+    assert_eq!(ids(&second), vec!["b", "a"], "the page boundary held");
+    assert!(second["next_cursor"].is_null());
+
+    for (path, code) in [
+        ("/imagenes?limit=0", "bad_limit"),
+        ("/imagenes?limit=1001", "bad_limit"),
+        ("/imagenes?estado=perdida", "bad_estado"),
+        ("/imagenes?cursor=nope", "bad_cursor"),
+        ("/imagenes?color=azul", "bad_query"),
+    ] {
+        let (status, body) = app.get(path, ADMIN).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some(code)), "{path}");
+    }
+    assert_eq!(app.get("/imagenes", None).await.0, 401);
+}
+
+#[tokio::test]
+async fn one_image_has_its_state_report_price_and_etag() {
+    let (app, _) = seeded().await;
+    let res = app.get_raw("/imagenes/a", CONSUMER, &[]).await;
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().expect("etag").to_owned();
+    let a: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(
+        (a["estado"].as_str(), a["precio_minor"].as_i64(), a["currency"].as_str()),
+        (Some("anonimizada"), Some(250), Some("EUR"))
+    );
+    assert_eq!(a["anonymized"]["report"]["uids_remapped"], 3);
+    assert_eq!(a["descarga"], "/imagenes/a/anonimizada");
+    assert!(a["anonymized"].get("blob_key").is_none(), "storage keys stay internal");
+    let again = app.get_raw("/imagenes/a", CONSUMER, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status(), 304);
+    assert_eq!(app.get("/imagenes/c", ADMIN).await.1["estado"], "rechazada");
+    assert_eq!(app.get("/imagenes/c", ADMIN).await.1["rejection_reason"], "not_dicom");
+    assert_eq!(app.get("/imagenes/nope", ADMIN).await.0, 404);
+    assert_eq!(
+        app.get("/imagenes/b", CONSUMER).await.0,
+        404,
+        "not anonymized: not visible to consumers"
+    );
+    assert_eq!(app.get("/imagenes/d", PROVIDER).await.0, 404, "another provider's image");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_streams_the_bytes_supports_ranges_and_is_metered() {
+    let (app, bytes) = seeded().await;
+    let usage = app.consumer::<EventoUsoDatos>();
+    let res = app.get_raw("/imagenes/a/anonimizada", CONSUMER, &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/dicom");
+    assert_eq!(res.headers()["accept-ranges"], "bytes");
+    assert_eq!(res.bytes().await.expect("body").to_vec(), bytes);
+
+    let res = app
+        .get_raw("/imagenes/a/anonimizada", CONSUMER, &[("range", "bytes=128-131")])
+        .await;
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.headers()["content-range"], format!("bytes 128-131/{}", bytes.len()));
+    assert_eq!(res.bytes().await.expect("body").as_ref(), b"DICM");
+    let past = format!("bytes={}-", bytes.len());
+    assert_eq!(
+        app.get_raw("/imagenes/a/anonimizada", CONSUMER, &[("range", &past)]).await.status(),
+        416
+    );
+
+    let events = app.events::<EventoUsoDatos>(&usage, 2, Duration::from_secs(60)).await;
+    assert_eq!(events.len(), 2, "one usage event per retrieval (the 416 served nothing)");
+    let e = &events[0];
+    assert_eq!(
+        (e.consumer_id.as_str(), e.provider_id.as_str(), e.image_id.as_str()),
+        ("lab-1", "p1", "a")
+    );
+    assert_eq!((e.amount_minor, e.currency.as_str(), e.bytes), (250, "EUR", bytes.len() as i64));
+    assert_eq!(events[1].bytes, 4);
+    assert_ne!(events[0].event_id, events[1].event_id);
+    assert_eq!(events[0].dedupe_key, events[1].dedupe_key, "one repeat window: one charge key");
+
+    let (status, body) = app.get("/imagenes/b/anonimizada", ADMIN).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("not_anonymized")));
+    assert_eq!(app.get("/imagenes/c/anonimizada", ADMIN).await.0, 409);
+    assert_eq!(app.get("/imagenes/nope/anonimizada", CONSUMER).await.0, 404);
+    assert_eq!(app.get("/imagenes/a/anonimizada", PROVIDER).await.0, 403);
+}
+
+#[tokio::test]
+async fn users_are_listed_by_admins_and_read_by_themselves() {
+    let (app, _) = seeded().await;
+    let (status, page) = app.get("/usuarios?limit=1", ADMIN).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["usuarios"][0]["user_id"], "p1");
+    let cursor = page["next_cursor"].as_str().expect("cursor");
+    let (_, rest) = app.get(&format!("/usuarios?cursor={cursor}"), ADMIN).await;
+    assert_eq!(rest["usuarios"][0]["user_id"], "lab-1");
+    assert_eq!(
+        app.get("/usuarios?rol=consumidor", ADMIN).await.1["usuarios"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(app.get("/usuarios?rol=jefe", ADMIN).await.0, 400);
+    assert_eq!(app.get("/usuarios", CONSUMER).await.0, 403);
+    let (status, me) = app.get("/usuarios/lab-1", CONSUMER).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("consumidor")));
+    let text = me.to_string();
+    assert!(!text.contains("hash") && !text.contains("secret") && !text.contains("password"));
+    assert_eq!(app.get("/usuarios/p1", CONSUMER).await.0, 403);
+    assert_eq!(app.get("/usuarios/nobody", ADMIN).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
+    let (app, bytes) = seeded().await;
+    let json = |r: reqwest::Response| async move {
+        assert_eq!(r.headers()["content-type"], "application/dicom+json");
+        r.json::<serde_json::Value>().await.expect("json")
+    };
+    let studies = json(app.get_raw("/studies?ModalitiesInStudy=CT", CONSUMER, &[]).await).await;
+    assert_eq!(studies.as_array().map(Vec::len), Some(1));
+    assert_eq!(studies[0]["0020000D"]["Value"][0], "1.2.3");
+    assert_eq!(studies[0]["00100020"]["Value"][0], "PSEUDO-1");
+    assert_eq!(studies[0]["00201208"]["Value"][0], 1);
+    let by_date = json(app.get_raw("/studies?StudyDate=20220101-", CONSUMER, &[]).await).await;
+    assert_eq!(by_date[0]["0020000D"]["Value"][0], "9.9");
+    let by_patient = json(app.get_raw("/studies?00100020=PSEUDO-*&limit=1&offset=1", CONSUMER, &[]).await).await;
+    assert_eq!(by_patient[0]["0020000D"]["Value"][0], "9.9");
+    let series = json(app.get_raw("/studies/1.2.3/series", CONSUMER, &[]).await).await;
+    assert_eq!(series[0]["0020000E"]["Value"][0], "1.2.3.4");
+    let instances = json(app.get_raw("/studies/1.2.3/series/1.2.3.4/instances", CONSUMER, &[]).await).await;
+    assert_eq!(instances[0]["00080018"]["Value"][0], "1.2.3.4.5");
+    let warned = app.get_raw("/studies?PatientName=X", CONSUMER, &[]).await;
+    assert!(warned.headers()["warning"].to_str().expect("warning").contains("PatientName"));
+    assert_eq!(app.get_raw("/studies?StudyDate=2020", CONSUMER, &[]).await.status(), 400);
+    assert_eq!(app.get_raw("/studies", PROVIDER, &[]).await.status(), 403);
+
+    let usage = app.consumer::<EventoUsoDatos>();
+    let res = app
+        .get_raw("/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5", CONSUMER, &[])
+        .await;
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().expect("type").to_owned();
+    assert!(ct.starts_with("multipart/related; type=\"application/dicom\"; boundary="), "{ct}");
+    let body = res.bytes().await.expect("body");
+    assert!(body.windows(bytes.len()).any(|w| w == bytes.as_slice()), "the part is the blob");
+    let events = app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(60)).await;
+    assert_eq!((events[0].image_id.as_str(), events[0].amount_minor), ("a", 250));
+    let refused = app.get_raw("/studies/1.2.3", CONSUMER, &[("accept", "application/json")]).await;
+    assert_eq!(refused.status(), 406);
+    assert_eq!(
+        app.get_raw("/studies/7.7.7/series/1/instances/2", CONSUMER, &[]).await.status(),
+        404
+    );
+
+    let meta = app
+        .get_raw("/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5/metadata", CONSUMER, &[])
+        .await;
+    assert_eq!(meta.status(), 200);
+    let etag = meta.headers()["etag"].to_str().expect("etag").to_owned();
+    let meta = json(meta).await;
+    assert_eq!(meta[0]["00080060"]["Value"][0], "CT");
+    assert!(meta[0].get("7FE00010").is_none());
+    let cached = app.get_raw("/studies/1.2.3/metadata", CONSUMER, &[("if-none-match", &etag)]).await;
+    assert_eq!(cached.status(), 304, "the same instance set has the same ETag");
+}
