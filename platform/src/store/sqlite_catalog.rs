@@ -356,6 +356,29 @@ fn page_params(w: &Where, q: &DicomQuery) -> Vec<Value> {
     p
 }
 
+/// Runs `sql` (which asks for `limit + 1` rows) and turns the extra row, if
+/// any, into the cursor of the next page.
+fn keyset_page<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    limit: usize,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    cursor: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Option<String>)> {
+    let mut items = conn
+        .prepare_cached(sql)?
+        .query_map(params_from_iter(params), row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
 fn apply_one(tx: &Transaction<'_>, e: &CatalogEvent) -> Result<bool> {
     let new = tx
         .prepare_cached("INSERT OR IGNORE INTO catalog_events (event_id) VALUES (?1)")?
@@ -392,16 +415,9 @@ fn images_page(conn: &Connection, filter: &ImageFilter, after: Option<(i64, Stri
         w.sql(),
         limit + 1
     );
-    let mut images = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(w.params), image_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next = if images.len() > limit {
-        images.truncate(limit);
-        images.last().map(|i| time_cursor('i', i.created_at, &i.image_id))
-    } else {
-        None
-    };
+    let (images, next) = keyset_page(conn, &sql, w.params, limit, image_row, |i| {
+        time_cursor('i', i.created_at, &i.image_id)
+    })?;
     Ok(ImagePage { images, next })
 }
 
@@ -557,16 +573,9 @@ impl CatalogStore for SqliteCatalog {
                     w.sql(),
                     limit + 1
                 );
-                let mut users = conn
-                    .prepare_cached(&sql)?
-                    .query_map(params_from_iter(w.params), user_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let next = if users.len() > limit {
-                    users.truncate(limit);
-                    users.last().map(|u| time_cursor('u', u.created_at, &u.user_id))
-                } else {
-                    None
-                };
+                let (users, next) = keyset_page(conn, &sql, w.params, limit, user_row, |u| {
+                    time_cursor('u', u.created_at, &u.user_id)
+                })?;
                 Ok(UserPage { users, next })
             })
             .await
