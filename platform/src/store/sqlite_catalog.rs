@@ -349,11 +349,27 @@ fn dicom_where(q: &DicomQuery) -> Where {
     w
 }
 
-fn page_params(w: &Where, q: &DicomQuery) -> Vec<Value> {
-    let mut p = w.params.clone();
-    p.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
-    p.push(Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
-    p
+/// [`dicom_where`] plus the query's modality matched per instance (series
+/// and instance level; a study matches on any of its modalities instead).
+fn dicom_rows_where(q: &DicomQuery) -> Where {
+    let mut w = dicom_where(q);
+    w.opt("modality = ?", q.modality.as_ref().map(|m| m.to_uppercase()));
+    w
+}
+
+/// `params` followed by the query's `LIMIT ? OFFSET ?` values.
+fn with_limit_offset(mut params: Vec<Value>, q: &DicomQuery) -> Vec<Value> {
+    params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    params.push(Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+    params
+}
+
+/// Every row of `sql` with `params`, mapped by `row`.
+fn rows<T>(conn: &Connection, sql: &str, params: Vec<Value>, row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params_from_iter(params), row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Runs `sql` (which asks for `limit + 1` rows) and turns the extra row, if
@@ -366,10 +382,7 @@ fn keyset_page<T>(
     row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     cursor: impl Fn(&T) -> String,
 ) -> Result<(Vec<T>, Option<String>)> {
-    let mut items = conn
-        .prepare_cached(sql)?
-        .query_map(params_from_iter(params), row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut items = rows(conn, sql, params, row)?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(cursor)
@@ -458,7 +471,8 @@ impl CatalogStore for SqliteCatalog {
         self.conn
             .with(move |conn| {
                 let w = dicom_where(&q);
-                let mut p = w.params.clone();
+                let where_sql = w.sql();
+                let mut p = w.params;
                 let having = match &q.modality {
                     Some(m) => {
                         p.push(Value::Text(m.to_uppercase()));
@@ -466,30 +480,24 @@ impl CatalogStore for SqliteCatalog {
                     }
                     None => "",
                 };
-                p.extend(page_params(&Where::default(), &q));
                 let sql = format!(
                     "SELECT study_uid, MAX(patient_id), MAX(study_date), GROUP_CONCAT(DISTINCT modality),
                             COUNT(DISTINCT series_uid), COUNT(*)
-                     FROM catalog_images {} GROUP BY study_uid {having} ORDER BY study_uid LIMIT ? OFFSET ?",
-                    w.sql()
+                     FROM catalog_images {where_sql} GROUP BY study_uid {having} ORDER BY study_uid LIMIT ? OFFSET ?"
                 );
-                let rows = conn
-                    .prepare_cached(&sql)?
-                    .query_map(params_from_iter(p), |r| {
-                        let modalities: Option<String> = r.get(3)?;
-                        let mut modalities: Vec<String> = modalities.map(|m| m.split(',').map(str::to_owned).collect()).unwrap_or_default();
-                        modalities.sort();
-                        Ok(StudySummary {
-                            study_uid: r.get(0)?,
-                            patient_id: r.get(1)?,
-                            study_date: r.get(2)?,
-                            modalities,
-                            series: r.get(4)?,
-                            instances: r.get(5)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
+                rows(conn, &sql, with_limit_offset(p, &q), |r| {
+                    let modalities: Option<String> = r.get(3)?;
+                    let mut modalities: Vec<String> = modalities.map(|m| m.split(',').map(str::to_owned).collect()).unwrap_or_default();
+                    modalities.sort();
+                    Ok(StudySummary {
+                        study_uid: r.get(0)?,
+                        patient_id: r.get(1)?,
+                        study_date: r.get(2)?,
+                        modalities,
+                        series: r.get(4)?,
+                        instances: r.get(5)?,
+                    })
+                })
             })
             .await
     }
@@ -498,27 +506,22 @@ impl CatalogStore for SqliteCatalog {
         let q = q.clone();
         self.conn
             .with(move |conn| {
-                let mut w = dicom_where(&q);
-                w.opt("modality = ?", q.modality.as_ref().map(|m| m.to_uppercase()));
+                let w = dicom_rows_where(&q);
                 let sql = format!(
                     "SELECT study_uid, series_uid, MAX(modality), MIN(series_number), COUNT(*)
                      FROM catalog_images {} AND series_uid IS NOT NULL
                      GROUP BY study_uid, series_uid ORDER BY study_uid, series_uid LIMIT ? OFFSET ?",
                     w.sql()
                 );
-                let rows = conn
-                    .prepare_cached(&sql)?
-                    .query_map(params_from_iter(page_params(&w, &q)), |r| {
-                        Ok(SeriesSummary {
-                            study_uid: r.get(0)?,
-                            series_uid: r.get(1)?,
-                            modality: r.get(2)?,
-                            series_number: r.get(3)?,
-                            instances: r.get(4)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
+                rows(conn, &sql, with_limit_offset(w.params, &q), |r| {
+                    Ok(SeriesSummary {
+                        study_uid: r.get(0)?,
+                        series_uid: r.get(1)?,
+                        modality: r.get(2)?,
+                        series_number: r.get(3)?,
+                        instances: r.get(4)?,
+                    })
+                })
             })
             .await
     }
@@ -527,18 +530,13 @@ impl CatalogStore for SqliteCatalog {
         let q = q.clone();
         self.conn
             .with(move |conn| {
-                let mut w = dicom_where(&q);
-                w.opt("modality = ?", q.modality.as_ref().map(|m| m.to_uppercase()));
+                let w = dicom_rows_where(&q);
                 let sql = format!(
                     "SELECT {IMAGE_COLUMNS} FROM catalog_images {}
                      ORDER BY study_uid, series_uid, instance_number, sop_instance_uid LIMIT ? OFFSET ?",
                     w.sql()
                 );
-                let rows = conn
-                    .prepare_cached(&sql)?
-                    .query_map(params_from_iter(page_params(&w, &q)), image_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
+                rows(conn, &sql, with_limit_offset(w.params, &q), image_row)
             })
             .await
     }
@@ -595,21 +593,14 @@ impl CatalogStore for SqliteCatalog {
                     "SELECT seq, event_id, occurred_at, consumer_id, provider_id, image_id, bytes, amount_minor, currency, charge_key
                      FROM catalog_usage WHERE {column} = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
                 );
-                let mut rows = conn
-                    .prepare_cached(&sql)?
-                    .query_map(
-                        params![key, before.unwrap_or(i64::MAX), i64::try_from(limit + 1).unwrap_or(i64::MAX)],
-                        usage_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let next = if rows.len() > limit {
-                    rows.truncate(limit);
-                    rows.last().map(|(seq, _)| format!("s{seq}"))
-                } else {
-                    None
-                };
+                let params = vec![
+                    Value::Text(key),
+                    Value::Integer(before.unwrap_or(i64::MAX)),
+                    Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)),
+                ];
+                let (found, next) = keyset_page(conn, &sql, params, limit, usage_row, |(seq, _)| format!("s{seq}"))?;
                 Ok(UsagePage {
-                    usage: rows.into_iter().map(|(_, u)| u).collect(),
+                    usage: found.into_iter().map(|(_, u)| u).collect(),
                     next,
                 })
             })
