@@ -69,17 +69,17 @@ pub fn router(state: QueryState) -> Router {
         .route("/studies", get(qido::studies))
         .route("/series", get(qido::all_series))
         .route("/instances", get(qido::all_instances))
-        .route("/studies/{study}", get(wado::study))
-        .route("/studies/{study}/metadata", get(metadata::study))
+        .route("/studies/{study}", get(wado::handler))
+        .route("/studies/{study}/metadata", get(metadata::handler))
         .route("/studies/{study}/series", get(qido::study_series))
         .route("/studies/{study}/instances", get(qido::study_instances))
-        .route("/studies/{study}/series/{series}", get(wado::series))
-        .route("/studies/{study}/series/{series}/metadata", get(metadata::series))
+        .route("/studies/{study}/series/{series}", get(wado::handler))
+        .route("/studies/{study}/series/{series}/metadata", get(metadata::handler))
         .route("/studies/{study}/series/{series}/instances", get(qido::series_instances))
-        .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::instance))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::handler))
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/metadata",
-            get(metadata::instance),
+            get(metadata::handler),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -5,7 +5,7 @@
 //! `application/dicom+json`, with an ETag (304 on `If-None-Match`). Reading
 //! metadata is not a download and is not metered.
 
-use super::{instances_under, may_use, DICOM_JSON};
+use super::{instances_under, may_use, Target, DICOM_JSON};
 use crate::routes::with_etag;
 use crate::QueryState;
 use alpes_platform::auth::Caller;
@@ -38,42 +38,17 @@ async fn metadata(state: QueryState, headers: &HeaderMap, instances: Vec<Catalog
     Ok(with_etag(headers, body, DICOM_JSON))
 }
 
-/// `GET /studies/{study}/metadata`.
-#[tracing::instrument(name = "WADO /studies/{study}/metadata", skip_all, fields(user = %caller.user_id))]
-pub async fn study(
+/// `GET /studies/{study}/metadata`, `/studies/{study}/series/{series}/metadata` and
+/// `/studies/{study}/series/{series}/instances/{instance}/metadata`.
+#[tracing::instrument(name = "WADO-RS metadata", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(
     State(state): State<QueryState>,
     caller: Caller,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let found = instances_under(&state, &study, None, None).await?;
-    metadata(state, &headers, found).await
-}
-
-/// `GET /studies/{study}/series/{series}/metadata`.
-#[tracing::instrument(name = "WADO /studies/{study}/series/{series}/metadata", skip_all, fields(user = %caller.user_id))]
-pub async fn series(
-    State(state): State<QueryState>,
-    caller: Caller,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = instances_under(&state, &study, Some(&series), None).await?;
-    metadata(state, &headers, found).await
-}
-
-/// `GET /studies/{study}/series/{series}/instances/{instance}/metadata`.
-#[tracing::instrument(name = "WADO /studies/{study}/series/{series}/instances/{instance}/metadata", skip_all, fields(user = %caller.user_id))]
-pub async fn instance(
-    State(state): State<QueryState>,
-    caller: Caller,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = instances_under(&state, &study, Some(&series), Some(&instance)).await?;
+    let found = instances_under(&state, target).await?;
     metadata(state, &headers, found).await
 }
 

@@ -49,28 +49,32 @@ pub fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// The anonymized DICOM instances under `study` (and `series`, `instance`), at most 10,000.
-pub async fn instances_under(
-    state: &QueryState,
-    study: &str,
-    series: Option<&str>,
-    instance: Option<&str>,
-) -> Result<Vec<CatalogImage>, ApiError> {
+/// What a WADO-RS path names: a study, a series in it, or one instance.
+#[derive(Debug, serde::Deserialize)]
+pub struct Target {
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+}
+
+/// The anonymized DICOM instances `target` names, at most 10,000; 404 if none.
+pub async fn instances_under(state: &QueryState, target: Target) -> Result<Vec<CatalogImage>, ApiError> {
+    let Target { study, series, instance } = target;
+    let missing = match (&series, &instance) {
+        (_, Some(i)) => format!("no instance {i}"),
+        (Some(s), None) => format!("no series {s}"),
+        (None, None) => format!("no study {study}"),
+    };
     let q = DicomQuery {
-        study_uid: Some(study.to_owned()),
-        series_uid: series.map(str::to_owned),
-        sop_instance_uid: instance.map(str::to_owned),
+        study_uid: Some(study),
+        series_uid: series,
+        sop_instance_uid: instance,
         limit: 10_000,
         ..DicomQuery::default()
     };
     let found = state.catalog.instances(&q).await?;
     if found.is_empty() {
-        let what = match (series, instance) {
-            (_, Some(i)) => format!("no instance {i}"),
-            (Some(s), None) => format!("no series {s}"),
-            (None, None) => format!("no study {study}"),
-        };
-        return Err(ApiError::not_found(what));
+        return Err(ApiError::not_found(missing));
     }
     Ok(found)
 }

@@ -5,7 +5,7 @@
 //! is metered like a download: its `EventoUsoDatos` is on the log before the
 //! answer goes out.
 
-use super::{instances_under, may_use};
+use super::{instances_under, may_use, Target};
 use crate::meter::meter;
 use crate::QueryState;
 use alpes_platform::auth::Caller;
@@ -72,42 +72,17 @@ async fn retrieve(state: QueryState, caller: Caller, headers: &HeaderMap, instan
     Ok(res)
 }
 
-/// `GET /studies/{study}`.
-#[tracing::instrument(name = "WADO /studies/{study}", skip_all, fields(user = %caller.user_id))]
-pub async fn study(
+/// `GET /studies/{study}`, `/studies/{study}/series/{series}` and
+/// `/studies/{study}/series/{series}/instances/{instance}`.
+#[tracing::instrument(name = "WADO-RS retrieve", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(
     State(state): State<QueryState>,
     caller: Caller,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let found = instances_under(&state, &study, None, None).await?;
-    retrieve(state, caller, &headers, found).await
-}
-
-/// `GET /studies/{study}/series/{series}`.
-#[tracing::instrument(name = "WADO /studies/{study}/series/{series}", skip_all, fields(user = %caller.user_id))]
-pub async fn series(
-    State(state): State<QueryState>,
-    caller: Caller,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = instances_under(&state, &study, Some(&series), None).await?;
-    retrieve(state, caller, &headers, found).await
-}
-
-/// `GET /studies/{study}/series/{series}/instances/{instance}`.
-#[tracing::instrument(name = "WADO /studies/{study}/series/{series}/instances/{instance}", skip_all, fields(user = %caller.user_id))]
-pub async fn instance(
-    State(state): State<QueryState>,
-    caller: Caller,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = instances_under(&state, &study, Some(&series), Some(&instance)).await?;
+    let found = instances_under(&state, target).await?;
     retrieve(state, caller, &headers, found).await
 }
 
