@@ -10,9 +10,7 @@
 
 mod common;
 
-use alpes::app::{App, Settings};
 use alpes_platform::auth::Role;
-use alpes_platform::shutdown::Shutdown;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,26 +59,7 @@ fn python() -> Option<PathBuf> {
 
 /// The platform as `common::spawn_app` builds it, with CT priced at [`CT_PRICE`].
 async fn spawn_priced_app() -> common::TestApp {
-    let data = tempfile::tempdir().expect("tmp");
-    let mut settings = Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
-    settings.kafka.partitions = Some(3);
-    settings.pricing.by_modality = vec![("CT".into(), CT_PRICE)];
-    let app = App::build(settings).await.expect("build");
-    let base = format!("http://{}", app.addr());
-    let (jwt, kafka, blobs, ledger) = (app.jwt(), app.kafka(), app.blobs(), app.ledger());
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    common::TestApp {
-        base,
-        jwt,
-        kafka,
-        blobs,
-        ledger,
-        shutdown,
-        task,
-        data,
-        client: reqwest::Client::new(),
-    }
+    common::spawn_app_with(|s| s.pricing.by_modality = vec![("CT".into(), CT_PRICE)]).await
 }
 
 /// What the script did: its exit status (`None` if it ran past the limit and was killed) and output.

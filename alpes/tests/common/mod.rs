@@ -43,9 +43,15 @@ pub fn corpus() -> Vec<PathBuf> {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app()` with `adjust` applied to the settings first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data = tempfile::tempdir().expect("tmp");
     let mut settings = Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
     settings.kafka.partitions = Some(3);
+    adjust(&mut settings);
     let app = App::build(settings).await.expect("build");
     let base = format!("http://{}", app.addr());
     let (jwt, kafka, blobs, ledger) = (app.jwt(), app.kafka(), app.blobs(), app.ledger());
