@@ -17,7 +17,7 @@ struct Cli {
 enum Command {
     /// De-identify DICOM, PNG and JPEG files offline (PS3.15 Annex E).
     Anonymize(cmd::anonymize::Args),
-    /// Run every service in one process (ingest, anonymizer worker) on the embedded defaults.
+    /// Run every service in one process (ingest, anonymizer worker, billing, query API) on the embedded defaults.
     Up(Box<cmd::up::Args>),
     /// Print a bearer token signed with the instance's key.
     Token(cmd::token::Args),
