@@ -13,14 +13,15 @@
 //!   entry it actually inserted, and applies a whole batch atomically.
 //! - Offsets are stored only after the batch is applied. A crash before that
 //!   replays the batch; its entries are found and change nothing.
-//! - A refused payment is recorded as refused, so a replay refuses it again
-//!   even if the balance would cover it by then. Its `PagoRechazado` (on
-//!   `alpes.payments.rejected`, id derived from the payment's) is produced
-//!   before the batch's offsets are stored. One gap remains: a crash after
-//!   the store commit and before that produce is acknowledged replays the
-//!   payment as a duplicate, and the refusal event is not produced again
-//!   (the refusal itself stays recorded in the ledger and visible in
-//!   `GET /monetizacion/movimientos`).
+//! - A refused payment is recorded as refused, with its refusal, so a replay
+//!   refuses it again even if the balance would cover it by then. Its
+//!   `PagoRechazado` (on `alpes.payments.rejected`) is produced before the
+//!   batch's offsets are stored, and its id is derived from the payment's. A
+//!   crash after the store commit and before that produce is acknowledged
+//!   replays the payment: the ledger hands the stored refusal back
+//!   ([`Applied::RefusedBefore`]) and billing produces the same event again,
+//!   with the same id. The event is therefore delivered at least once, and a
+//!   consumer de-duplicates it by id, as it does every event.
 //! - A usage is keyed by its charge key (`EventoUsoDatos.dedupe_key`, or the
 //!   event id on events without one): retrievals of one image by one
 //!   consumer in one repeat window share the key and are charged once.
@@ -132,15 +133,20 @@ impl Billing {
             let outcome = match a {
                 Applied::Recorded => "recorded",
                 Applied::Duplicate => "duplicate",
-                Applied::Refused(r) => {
-                    tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), "payment refused");
+                Applied::Refused(r) | Applied::RefusedBefore(r) => {
+                    let again = matches!(a, Applied::RefusedBefore(_));
+                    tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), again, "payment refused");
                     let event = refusal_event(e, r);
                     let sent =
                         retry_until_stopped(shutdown, "produce a PagoRechazado", || self.producer.send(&event.user_id, &event)).await;
                     if sent.is_none() {
                         return false;
                     }
-                    r.code()
+                    if again {
+                        "duplicate"
+                    } else {
+                        r.code()
+                    }
                 }
             };
             self.metrics.ledger_entries.with_label_values(&[e.kind.as_str(), outcome]).inc();

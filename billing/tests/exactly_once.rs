@@ -1,13 +1,16 @@
 //! Billing against the in-process mock cluster: redelivery, replay from
 //! offset 0, a crash between the store write and the offset commit, and a
-//! poison message each leave every use counted exactly once.
+//! poison message each leave every use counted exactly once, and a refused
+//! payment's event survives a crash before it was produced.
 
 use alpes_billing::Billing;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{LedgerStore, SqliteLedger};
-use alpes_schemas::{Codec, Event, EventoUsoDatos, PagoProcesado};
+use alpes_platform::store::{Applied, LedgerStore, Refusal, SqliteLedger};
+use alpes_schemas::{Codec, Event, EventoUsoDatos, PagoProcesado, PagoRechazado};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,4 +185,58 @@ async fn a_poison_message_is_skipped_with_a_reason_and_the_partition_keeps_movin
     assert_eq!(m.rejections.with_label_values(&["not_avro"]).get(), 1);
     let b = ledger.balances("p").await.expect("balances");
     assert_eq!((b[0].accrued_minor, b[0].paid_minor, b[0].pending_minor), (42, 40, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_cut_off_before_its_event_was_produced_produces_it_after_the_restart() {
+    let c = cluster().await;
+    let payment = PagoProcesado {
+        event_id: "00000000-0000-4000-8000-0000000000aa".into(),
+        occurred_at: 1_700_000_000_000,
+        actor: "admin".into(),
+        user_id: "p".into(),
+        amount_minor: 500,
+        currency: "EUR".into(),
+        reference: "payout-7".into(),
+    };
+    c.producer.send(&payment.user_id, &payment).await.expect("send");
+    // The state a crash leaves behind: the refusal is committed to the store, its
+    // PagoRechazado was never acknowledged and no offset was committed.
+    let ledger = Arc::new(SqliteLedger::in_memory().expect("ledger"));
+    ledger.apply(vec![usage_credit(100)]).await.expect("credit");
+    let entry = alpes_billing::entries::payment(payment.clone());
+    assert_eq!(
+        ledger.apply(vec![entry.clone()]).await.expect("store write"),
+        vec![Applied::Refused(Refusal::InsufficientBalance { pending_minor: 100 })]
+    );
+
+    let m = Arc::new(Metrics::new());
+    bill_until(&c, &ledger, "billing-refusal-after-crash", m.clone(), |m| async move {
+        m.ledger_entries.with_label_values(&["payment", "duplicate"]).get() == 1
+    })
+    .await;
+    let mut cfg = c.kafka.client_config();
+    cfg.set("group.id", "refusals-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let reader: StreamConsumer = cfg.create().expect("consumer");
+    reader.subscribe(&[PagoRechazado::TOPIC]).expect("subscribe");
+    let msg = tokio::time::timeout(Duration::from_secs(30), reader.recv())
+        .await
+        .expect("a PagoRechazado within 30 s")
+        .expect("receive");
+    let refused: PagoRechazado = c.codec.decode(msg.payload().unwrap_or_default()).await.expect("decode");
+    let expected = alpes_billing::refusal_event(&entry, &Refusal::InsufficientBalance { pending_minor: 100 });
+    assert_eq!(refused.event_id, expected.event_id, "the same id as the one the crash lost");
+    assert_eq!(
+        (refused.reason.as_str(), refused.pending_minor, refused.payment_event_id.as_deref()),
+        ("insufficient_balance", Some(100), Some(payment.event_id.as_str()))
+    );
+    assert_eq!(m.ledger_entries.with_label_values(&["payment", "insufficient_balance"]).get(), 0);
+    assert_eq!(pending(&ledger, "p").await, 100, "the refused payment moved nothing");
+}
+
+/// A credit of `amount` for provider `p`, applied straight to a ledger.
+fn usage_credit(amount: i64) -> alpes_platform::store::LedgerEntry {
+    alpes_billing::entries::usage(usage(999, "p", amount))
 }

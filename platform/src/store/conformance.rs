@@ -95,13 +95,20 @@ pub async fn ledger(store: &dyn LedgerStore) {
     assert_eq!((b[0].accrued_minor, b[0].paid_minor, b[0].pending_minor), (160, 60, 100), "{b:?}");
     assert_eq!(b[0].as_of, 2000);
 
-    // A refused payment stays refused on replay, even once the balance would cover it.
+    // A refused payment stays refused on replay, even once the balance would cover it,
+    // and the replay gives its refusal back.
     store.apply(vec![usage("u4", "p", 1000)]).await.expect("apply");
     let replay = store
         .apply(vec![payment("pay3", "p", 101, "ref-3"), payment("pay1", "p", 60, "ref-1")])
         .await
         .expect("apply");
-    assert_eq!(replay, vec![Applied::Duplicate, Applied::Duplicate]);
+    assert_eq!(
+        replay,
+        vec![
+            Applied::RefusedBefore(Refusal::InsufficientBalance { pending_minor: 100 }),
+            Applied::Duplicate
+        ]
+    );
     assert_eq!(pending(store, "p").await, 1100);
 
     // Balances are per user and per currency.

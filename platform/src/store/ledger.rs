@@ -6,12 +6,13 @@
 //! An entry is keyed by the event id that caused it: applying the same event
 //! again (a redelivery, a replay from offset 0, a batch cut off by a crash
 //! before its offsets were committed) finds the key taken and changes nothing.
-//! A refused payment is recorded too, so a replay refuses it again whatever
-//! the balance is by then.
+//! A refused payment is recorded too, with its refusal, so a replay refuses
+//! it again whatever the balance is by then, and hands the refusal back
+//! ([`Applied::RefusedBefore`]) so its event can be produced again.
 
 use crate::Result;
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What moved (or would have moved) a balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +69,7 @@ pub struct LedgerEntry {
 }
 
 /// Why a payment was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Refusal {
     /// The payment is larger than the pending balance in its currency.
@@ -91,6 +92,22 @@ impl Refusal {
             Refusal::InvalidAmount => "invalid_amount",
         }
     }
+
+    /// The stored form: JSON with the code as `reason` (and the pending balance of an
+    /// insufficient-balance refusal), so a replay can give the whole refusal back.
+    pub fn stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.code().to_owned())
+    }
+
+    /// Parses [`Refusal::stored`]; a bare code is accepted for the refusals that carry
+    /// nothing else. `None` if the text is neither.
+    pub fn from_stored(s: &str) -> Option<Refusal> {
+        serde_json::from_str(s).ok().or(match s {
+            "repeated_reference" => Some(Refusal::RepeatedReference),
+            "invalid_amount" => Some(Refusal::InvalidAmount),
+            _ => None,
+        })
+    }
 }
 
 /// What applying one entry did.
@@ -100,6 +117,10 @@ pub enum Applied {
     Recorded,
     /// The event id was already applied: nothing changed.
     Duplicate,
+    /// A payment whose event id was already applied, and refused then: nothing
+    /// changed, and here is that refusal again (a crash may have cut billing off
+    /// before it produced the refusal's event).
+    RefusedBefore(Refusal),
     /// A new payment that was refused; recorded as refused, the balance did not move.
     Refused(Refusal),
 }
@@ -136,11 +157,31 @@ pub struct LedgerPage {
 #[async_trait]
 pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// Applies `entries` in order, all in one atomic step; returns what each did.
-    /// An entry whose event id is already in the ledger changes nothing. A
+    /// An entry whose event id is already in the ledger changes nothing (a
+    /// payment refused then comes back [`Applied::RefusedBefore`]). A
     /// `RefusedPayment` entry is applied as a payment.
     async fn apply(&self, entries: Vec<LedgerEntry>) -> Result<Vec<Applied>>;
     /// The user's balances, one per currency (empty if the user has none).
     async fn balances(&self, user_id: &str) -> Result<Vec<Balance>>;
     /// A page of the user's ledger, newest first, after `cursor` (from a previous page).
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_refusal_reads_back_whole() {
+        for r in [
+            Refusal::InsufficientBalance { pending_minor: 100 },
+            Refusal::RepeatedReference,
+            Refusal::InvalidAmount,
+        ] {
+            assert_eq!(Refusal::from_stored(&r.stored()), Some(r.clone()), "{}", r.stored());
+        }
+        assert_eq!(Refusal::from_stored("repeated_reference"), Some(Refusal::RepeatedReference));
+        assert_eq!(Refusal::from_stored("insufficient_balance"), None, "a bare code lacks the balance");
+        assert_eq!(Refusal::from_stored("nonsense"), None);
+    }
 }

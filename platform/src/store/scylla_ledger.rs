@@ -146,7 +146,7 @@ impl ScyllaLedger {
             p
         };
         let mut scan = prepare(format!(
-            "SELECT event_id, kind, amount_minor, currency, occurred_at, counterparty FROM {ks}.ledger_entries WHERE user_id = ?"
+            "SELECT event_id, kind, amount_minor, currency, occurred_at, counterparty, refusal FROM {ks}.ledger_entries WHERE user_id = ?"
         ))
         .await?;
         scan.set_page_size(args.page_size);
@@ -271,7 +271,11 @@ impl ScyllaLedger {
             let version = self.payout_version(&e.user_id).await?;
             let sums = self.sum(&e.user_id, Some(e)).await?;
             if sums.has_event {
-                return Ok(Applied::Duplicate);
+                return Ok(sums
+                    .prior_refusal
+                    .as_deref()
+                    .and_then(Refusal::from_stored)
+                    .map_or(Applied::Duplicate, Applied::RefusedBefore));
             }
             let refusal = payment_refusal(e, &sums);
             if !moved {
@@ -513,7 +517,7 @@ struct EntryValues<'a> {
     occurred_at: i64,
     image_id: MaybeUnset<&'a str>,
     counterparty: MaybeUnset<&'a str>,
-    refusal: MaybeUnset<&'static str>,
+    refusal: MaybeUnset<String>,
 }
 
 impl<'a> EntryValues<'a> {
@@ -529,7 +533,7 @@ impl<'a> EntryValues<'a> {
             occurred_at: e.occurred_at,
             image_id: opt(e.image_id.as_ref()),
             counterparty: opt(e.counterparty.as_ref()),
-            refusal: refusal.map_or(MaybeUnset::Unset, |r| MaybeUnset::Set(r.code())),
+            refusal: refusal.map_or(MaybeUnset::Unset, |r| MaybeUnset::Set(r.stored())),
         }
     }
 }
@@ -572,6 +576,7 @@ struct ScanRow {
     currency: Option<String>,
     occurred_at: Option<i64>,
     counterparty: Option<String>,
+    refusal: Option<String>,
 }
 
 /// A user's balances summed from the partition, plus what a payout checks.
@@ -580,6 +585,8 @@ struct Sums {
     currencies: BTreeMap<String, CurrencySum>,
     /// The probed entry's event id is in the partition.
     has_event: bool,
+    /// The refusal stored with the probed entry's row, if it was refused.
+    prior_refusal: Option<String>,
     /// An accepted payment has the probed entry's reference.
     reference_taken: bool,
 }
@@ -597,7 +604,10 @@ impl Sums {
         let Some(event_id) = row.event_id else { return };
         let kind = row.kind.as_deref().and_then(EntryKind::parse);
         if let Some(p) = probe {
-            self.has_event |= event_id == p.event_id;
+            if event_id == p.event_id {
+                self.has_event = true;
+                self.prior_refusal.clone_from(&row.refusal);
+            }
             self.reference_taken |= kind == Some(EntryKind::Payment) && row.counterparty == p.counterparty;
         }
         let (Some(currency), Some(amount)) = (row.currency, row.amount_minor) else {
@@ -729,6 +739,7 @@ mod tests {
             currency: Some(e.currency.clone()),
             occurred_at: Some(e.occurred_at),
             counterparty: e.counterparty.clone(),
+            refusal: None,
         }
     }
 
@@ -750,6 +761,7 @@ mod tests {
                 currency: None,
                 occurred_at: None,
                 counterparty: None,
+                refusal: None,
             },
             Some(&probe),
         );
@@ -759,6 +771,21 @@ mod tests {
         assert!(!sums.has_event);
         assert_eq!(sums.pending("EUR"), 120);
         assert_eq!(sums.pending("COP"), 0);
+    }
+
+    #[test]
+    fn a_probed_payment_refused_before_brings_its_refusal_back() {
+        let refused = payment("pay2", "p", 500, "ref-2");
+        let mut stored = row(&refused, EntryKind::RefusedPayment);
+        stored.refusal = Some(Refusal::InsufficientBalance { pending_minor: 120 }.stored());
+        let mut sums = Sums::default();
+        sums.add(row(&usage("u1", "p", 100), EntryKind::Usage), Some(&refused));
+        sums.add(stored, Some(&refused));
+        assert!(sums.has_event);
+        assert_eq!(
+            sums.prior_refusal.as_deref().and_then(Refusal::from_stored),
+            Some(Refusal::InsufficientBalance { pending_minor: 120 })
+        );
     }
 
     #[test]

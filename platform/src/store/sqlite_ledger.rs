@@ -91,17 +91,17 @@ fn insert(tx: &Transaction<'_>, e: &LedgerEntry, kind: EntryKind, refusal: Optio
         e.occurred_at,
         e.image_id,
         e.counterparty,
-        refusal.map(Refusal::code),
+        refusal.map(Refusal::stored),
     ])?;
     Ok(n == 1)
 }
 
-fn known(tx: &Transaction<'_>, event_id: &str) -> Result<bool> {
+/// `Some(refusal)` if the event id is in the ledger (with the refusal stored with it, if any).
+fn known(tx: &Transaction<'_>, event_id: &str) -> Result<Option<Option<String>>> {
     Ok(tx
-        .prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1")?
-        .query_row(params![event_id], |_| Ok(()))
-        .optional()?
-        .is_some())
+        .prepare_cached("SELECT refusal FROM ledger WHERE event_id = ?1")?
+        .query_row(params![event_id], |r| r.get(0))
+        .optional()?)
 }
 
 fn payment_refusal(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Option<Refusal>> {
@@ -135,8 +135,11 @@ fn apply_one(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Applied> {
             Ok(Applied::Recorded)
         }
         EntryKind::Payment | EntryKind::RefusedPayment => {
-            if known(tx, &e.event_id)? {
-                return Ok(Applied::Duplicate);
+            if let Some(refusal) = known(tx, &e.event_id)? {
+                return Ok(refusal
+                    .as_deref()
+                    .and_then(Refusal::from_stored)
+                    .map_or(Applied::Duplicate, Applied::RefusedBefore));
             }
             if let Some(r) = payment_refusal(tx, e)? {
                 insert(tx, e, EntryKind::RefusedPayment, Some(&r))?;
