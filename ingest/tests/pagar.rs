@@ -5,7 +5,7 @@
 mod common;
 
 use alpes_platform::auth::Role;
-use alpes_platform::store::conformance::usage;
+use alpes_platform::store::conformance::{payment, usage};
 use alpes_platform::store::LedgerStore;
 use alpes_schemas::{PagoProcesado, PagoRechazado};
 use serde_json::{json, Value};
@@ -58,6 +58,31 @@ async fn a_payment_within_the_balance_is_produced_and_one_above_it_is_refused_wi
         ("hospital-7", 300, "payout-2")
     );
     assert_eq!(paid[0].1.event_id, paid[1].1.event_id);
+
+    // Once billing has applied it, the reference is taken: the same request is refused at once.
+    app.ledger
+        .apply(vec![payment(&paid[0].1.event_id, "hospital-7", 300, "payout-2")])
+        .await
+        .expect("billing applies the payment");
+    let body = json!({"usuario_id": "hospital-7", "amount_minor": 100, "currency": "EUR", "reference": "payout-2"});
+    let (status, answer) = pay(&app, Role::Admin, body).await;
+    assert_eq!((status, answer["error"].as_str()), (409, Some("repeated_reference")), "{answer}");
+    let refused = app.events::<PagoRechazado>(&refused_events, 1, Duration::from_secs(20)).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (
+            refused[0].1.reason.as_str(),
+            refused[0].1.reference.as_str(),
+            refused[0].1.amount_minor
+        ),
+        ("repeated_reference", "payout-2", 100)
+    );
+    assert!(
+        app.events::<PagoProcesado>(&paid_events, 1, Duration::from_secs(2))
+            .await
+            .is_empty(),
+        "nothing is paid"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,15 @@
 //! pending balance. JSON body
 //! `{"usuario_id": "...", "amount_minor": 1500, "currency": "EUR", "reference": "..."}`.
 //!
-//! The request is checked against the balance billing has applied so far: a
-//! payment above it is refused at once (409 `insufficient_balance`) and a
-//! `PagoRechazado` is produced. Otherwise `PagoProcesado` is produced and the
-//! answer is 202: billing applies it, and refuses it (with its own
-//! `PagoRechazado`) if the balance fell meanwhile or the reference was already
-//! paid. A retried request with the same reference carries the same event id
-//! (derived from the user and the reference), so it can never pay twice.
+//! The request is checked against the ledger billing has applied so far: a
+//! reference the user was already paid under is refused at once (409
+//! `repeated_reference`), and so is a payment above the pending balance (409
+//! `insufficient_balance`); each refusal produces a `PagoRechazado`.
+//! Otherwise `PagoProcesado` is produced and the answer is 202: billing
+//! applies it, and refuses it (with its own `PagoRechazado`) if the balance
+//! fell meanwhile. A request repeated before billing applied the first one
+//! carries the same event id (derived from the user and the reference), so
+//! billing applies it once: it can never pay twice.
 
 use crate::IngestState;
 use alpes_platform::auth::{Caller, Role};
@@ -63,6 +65,13 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Byt
     let req: Request =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", format!("the body is not a payment: {e}")))?;
     validate(&req)?;
+    if state.ledger.reference_paid(&req.usuario_id, &req.reference).await? {
+        refuse(&state, &caller, &req, "repeated_reference", None).await?;
+        return Err(ApiError::conflict(
+            "repeated_reference",
+            "this user was already paid under this reference; a new payment needs a new reference",
+        ));
+    }
     let pending = state
         .ledger
         .balances(&req.usuario_id)
@@ -71,19 +80,7 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Byt
         .find(|b| b.currency == req.currency)
         .map_or(0, |b| b.pending_minor);
     if req.amount_minor > pending {
-        let refused = PagoRechazado {
-            event_id: new_event_id(),
-            occurred_at: now_millis(),
-            actor: caller.user_id.clone(),
-            payment_event_id: None,
-            user_id: req.usuario_id.clone(),
-            amount_minor: req.amount_minor,
-            currency: req.currency.clone(),
-            reference: req.reference.clone(),
-            reason: "insufficient_balance".into(),
-            pending_minor: Some(pending),
-        };
-        state.producer.send(&refused.user_id, &refused).await?;
+        refuse(&state, &caller, &req, "insufficient_balance", Some(pending)).await?;
         return Err(ApiError::conflict(
             "insufficient_balance",
             format!(
@@ -104,6 +101,24 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Byt
     state.producer.send(&event.user_id, &event).await?;
     let body = json!({ "event_id": event.event_id, "usuario_id": event.user_id, "estado": "en_proceso" });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// Produces the `PagoRechazado` of a request refused for `reason`.
+async fn refuse(state: &IngestState, caller: &Caller, req: &Request, reason: &str, pending_minor: Option<i64>) -> Result<(), ApiError> {
+    let refused = PagoRechazado {
+        event_id: new_event_id(),
+        occurred_at: now_millis(),
+        actor: caller.user_id.clone(),
+        payment_event_id: None,
+        user_id: req.usuario_id.clone(),
+        amount_minor: req.amount_minor,
+        currency: req.currency.clone(),
+        reference: req.reference.clone(),
+        reason: reason.into(),
+        pending_minor,
+    };
+    state.producer.send(&refused.user_id, &refused).await?;
+    Ok(())
 }
 
 #[cfg(test)]

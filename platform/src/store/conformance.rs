@@ -93,6 +93,13 @@ pub async fn ledger(store: &dyn LedgerStore) {
     );
     let b = store.balances("p").await.expect("balances");
     assert_eq!((b[0].accrued_minor, b[0].paid_minor, b[0].pending_minor), (160, 60, 100), "{b:?}");
+    // Only an accepted payment takes its reference.
+    assert!(store.reference_paid("p", "ref-1").await.expect("reference"));
+    assert!(!store.reference_paid("p", "ref-3").await.expect("reference"), "ref-3 was refused");
+    assert!(
+        !store.reference_paid("q", "ref-1").await.expect("reference"),
+        "references are per user"
+    );
     assert_eq!(b[0].as_of, 2000);
 
     // A refused payment stays refused on replay, even once the balance would cover it,

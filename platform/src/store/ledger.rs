@@ -163,6 +163,8 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     async fn apply(&self, entries: Vec<LedgerEntry>) -> Result<Vec<Applied>>;
     /// The user's balances, one per currency (empty if the user has none).
     async fn balances(&self, user_id: &str) -> Result<Vec<Balance>>;
+    /// Whether the user already has an accepted payment with this reference.
+    async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool>;
     /// A page of the user's ledger, newest first, after `cursor` (from a previous page).
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage>;
 }

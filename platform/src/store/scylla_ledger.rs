@@ -470,6 +470,21 @@ impl LedgerStore for ScyllaLedger {
             .collect())
     }
 
+    /// Scans the user's partition (payments are rare; the partition is read page by page).
+    async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool> {
+        let probe = LedgerEntry {
+            event_id: String::new(),
+            user_id: user_id.to_owned(),
+            kind: EntryKind::Payment,
+            amount_minor: 0,
+            currency: String::new(),
+            occurred_at: 0,
+            image_id: None,
+            counterparty: Some(reference.to_owned()),
+        };
+        Ok(self.sum(user_id, Some(&probe)).await?.reference_taken)
+    }
+
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage> {
         let mut after = cursor.map(parse_cursor).transpose()?;
         let limit = limit.clamp(1, 1000);

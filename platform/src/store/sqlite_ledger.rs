@@ -199,6 +199,18 @@ impl LedgerStore for SqliteLedger {
         .await
     }
 
+    async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool> {
+        let (user_id, reference) = (user_id.to_owned(), reference.to_owned());
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM ledger WHERE user_id = ?1 AND kind = 'payment' AND counterparty = ?2")?
+                .query_row(params![user_id, reference], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage> {
         let (user_id, before) = (user_id.to_owned(), cursor_seq(cursor)?);
         let limit = limit.clamp(1, 1000);
