@@ -1,7 +1,7 @@
 //! The embedded ingest store: one SQLite file in WAL mode (rusqlite, bundled).
 //! Calls run on the blocking pool; one connection behind a mutex.
 
-use super::sqlite_conn::SqliteConn;
+use super::sqlite_conn::{write_tx, SqliteConn};
 use super::{Claim, ImageRow, IngestStore, NewImage, RequestState};
 use crate::Result;
 use async_trait::async_trait;
@@ -91,7 +91,7 @@ fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
 impl IngestStore for SqliteStore {
     async fn claim(&self, img: NewImage) -> Result<Claim> {
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             if let Some(key) = &img.idempotency_key {
                 let found: Option<String> = tx
                     .prepare_cached("SELECT image_id FROM idempotency WHERE provider_id = ?1 AND idem_key = ?2")?
@@ -144,7 +144,7 @@ impl IngestStore for SqliteStore {
     async fn add_request(&self, image_id: &str, request_id: &str, event_json: &str) -> Result<()> {
         let (image_id, request_id, event_json) = (image_id.to_owned(), request_id.to_owned(), event_json.to_owned());
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let seq = next_seq(&tx)?;
             tx.prepare_cached("INSERT INTO requests (request_id, image_id, state, event, seq) VALUES (?1, ?2, 'pending', ?3, ?4)")?
                 .execute(params![request_id, image_id, event_json, seq])?;
@@ -165,7 +165,7 @@ impl IngestStore for SqliteStore {
             return Ok(0);
         }
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let mut changed = 0;
             {
                 let mut update = tx.prepare_cached(SET_STATE)?;
@@ -182,7 +182,7 @@ impl IngestStore for SqliteStore {
     async fn abandon(&self, request_id: &str) -> Result<bool> {
         let request_id = request_id.to_owned();
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let row: Option<(String, String)> = tx
                 .prepare_cached("SELECT r.image_id, i.sha256 FROM requests r JOIN images i USING (image_id) WHERE r.request_id = ?1")?
                 .query_row(params![request_id], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -9,7 +9,7 @@ use super::catalog::{
     AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage, SeriesSummary,
     StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
-use super::sqlite_conn::SqliteConn;
+use super::sqlite_conn::{write_tx, SqliteConn};
 use crate::{Error, Result};
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
@@ -439,7 +439,7 @@ impl CatalogStore for SqliteCatalog {
     async fn apply(&self, events: Vec<CatalogEvent>) -> Result<usize> {
         self.conn
             .with(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 let mut new = 0;
                 for e in &events {
                     new += usize::from(apply_one(&tx, e)?);

@@ -2,7 +2,7 @@
 //! its schema applied, behind a mutex, and used only from the blocking pool.
 
 use crate::{Error, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::sync::{Arc, Mutex};
 
 /// A shared SQLite connection.
@@ -51,9 +51,50 @@ impl SqliteConn {
     }
 }
 
+/// Begins a write transaction: `BEGIN IMMEDIATE`, which takes the write lock
+/// first (waiting up to the busy timeout for it). A deferred transaction that
+/// reads before it writes fails at once with "database is locked" when another
+/// connection to the same file (ingest, ledger and catalog each keep one)
+/// committed in between, whatever the busy timeout.
+pub(crate) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_on_separate_connections_to_one_file_wait_for_each_other() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alpes.db");
+        let schema = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);";
+        let conns: Vec<SqliteConn> = (0..4).map(|_| SqliteConn::open(&path, false, schema).expect("open")).collect();
+        let writers = conns.iter().cycle().take(16).cloned().map(|c| {
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    c.with(|conn| {
+                        let tx = write_tx(conn)?;
+                        // Read, then write: the pattern a deferred transaction cannot upgrade under contention.
+                        let n: i64 = tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
+                        tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await?;
+                }
+                Ok::<_, Error>(())
+            })
+        });
+        for w in futures::future::join_all(writers).await {
+            w.expect("join").expect("every write commits");
+        }
+        let n: i64 = conns[0]
+            .with(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .expect("count");
+        assert_eq!(n, 16 * 50);
+    }
 
     #[tokio::test]
     async fn fsync_makes_every_commit_flush() {

@@ -7,7 +7,7 @@
 //! crash rolls back whole, so its events apply once when they come again.
 
 use super::ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
-use super::sqlite_conn::SqliteConn;
+use super::sqlite_conn::{write_tx, SqliteConn};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -168,7 +168,7 @@ fn cursor_seq(cursor: Option<&str>) -> Result<i64> {
 impl LedgerStore for SqliteLedger {
     async fn apply(&self, entries: Vec<LedgerEntry>) -> Result<Vec<Applied>> {
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let applied = entries.iter().map(|e| apply_one(&tx, e)).collect::<Result<Vec<_>>>()?;
             tx.commit()?;
             Ok(applied)
