@@ -41,8 +41,8 @@ PY=$VENV/bin/python
 CORPUS=${CORPUS:-bench/corpus/dicom}
 QUIET_S=${QUIET_S:-300}
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib/common.sh
+source bench/lib/common.sh # log, die, free_port, cpu_s, rss_kb
 
 # ---------------------------------------------------------------- install
 if [[ -z ${NO_INSTALL:-} ]]; then
@@ -102,12 +102,6 @@ cat "$RUN/files.txt" | xargs -d '\n' cat >/dev/null # warm the page cache
 log "corpus: $N_FILES files, $N_BYTES bytes"
 
 # ---------------------------------------------------------------- helpers
-CLK_TCK=$(getconf CLK_TCK)
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_s() { # utime+stime of a pid, seconds
-    awk -v t="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-rss_kb() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || true; }
 
 ALPES_DIR=$RUN; ALPES_PID= ; ORTHANC_PID= ; TAIL_PID= ; SAMPLER_PID= ; WRK_PID=
 cleanup() {

@@ -1,0 +1,15 @@
+# Shell helpers shared by the benches (bench/load/run.sh, bench/query/run.sh).
+# Source it after `set -euo pipefail`; it defines functions and CLK_TCK only, and
+# runs nothing else. free_port uses $PY when set (the bench venv), else python3.
+# shellcheck shell=bash
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+CLK_TCK=$(getconf CLK_TCK)
+# A TCP port free on 127.0.0.1 right now.
+free_port() { "${PY:-python3}" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_s() { # utime+stime of a pid, seconds
+    awk -v t="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+rss_kb() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || true; }
