@@ -451,25 +451,22 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn image(&self, image_id: &str) -> Result<Option<CatalogImage>> {
-        let id = image_id.to_owned();
-        self.conn
-            .with(move |conn| {
-                let sql = format!("SELECT {IMAGE_COLUMNS} FROM catalog_images WHERE image_id = ?1");
-                Ok(conn.prepare_cached(&sql)?.query_row(params![id], image_row).optional()?)
-            })
-            .await
+        self.conn.read_now(|conn| {
+            let sql = format!("SELECT {IMAGE_COLUMNS} FROM catalog_images WHERE image_id = ?1");
+            Ok(conn.prepare_cached(&sql)?.query_row(params![image_id], image_row).optional()?)
+        })
     }
 
     async fn images(&self, filter: &ImageFilter, cursor: Option<&str>, limit: usize) -> Result<ImagePage> {
         let after = cursor.map(|c| parse_time_cursor('i', c)).transpose()?;
         let filter = filter.clone();
-        self.conn.with(move |conn| images_page(conn, &filter, after, limit)).await
+        self.conn.read(move |conn| images_page(conn, &filter, after, limit)).await
     }
 
     async fn studies(&self, q: &DicomQuery) -> Result<Vec<StudySummary>> {
         let q = q.clone();
         self.conn
-            .with(move |conn| {
+            .read(move |conn| {
                 let w = dicom_where(&q);
                 let where_sql = w.sql();
                 let mut p = w.params;
@@ -505,7 +502,7 @@ impl CatalogStore for SqliteCatalog {
     async fn series(&self, q: &DicomQuery) -> Result<Vec<SeriesSummary>> {
         let q = q.clone();
         self.conn
-            .with(move |conn| {
+            .read(move |conn| {
                 let w = dicom_rows_where(&q);
                 let sql = format!(
                     "SELECT study_uid, series_uid, MAX(modality), MIN(series_number), COUNT(*)
@@ -529,7 +526,7 @@ impl CatalogStore for SqliteCatalog {
     async fn instances(&self, q: &DicomQuery) -> Result<Vec<CatalogImage>> {
         let q = q.clone();
         self.conn
-            .with(move |conn| {
+            .read(move |conn| {
                 let w = dicom_rows_where(&q);
                 let sql = format!(
                     "SELECT {IMAGE_COLUMNS} FROM catalog_images {}
@@ -542,22 +539,19 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn user(&self, user_id: &str) -> Result<Option<CatalogUser>> {
-        let id = user_id.to_owned();
-        self.conn
-            .with(move |conn| {
-                Ok(conn
-                    .prepare_cached("SELECT user_id, role, organization, created_at FROM catalog_users WHERE user_id = ?1")?
-                    .query_row(params![id], user_row)
-                    .optional()?)
-            })
-            .await
+        self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT user_id, role, organization, created_at FROM catalog_users WHERE user_id = ?1")?
+                .query_row(params![user_id], user_row)
+                .optional()?)
+        })
     }
 
     async fn users(&self, role: Option<&str>, cursor: Option<&str>, limit: usize) -> Result<UserPage> {
         let after = cursor.map(|c| parse_time_cursor('u', c)).transpose()?;
         let role = role.map(str::to_owned);
         self.conn
-            .with(move |conn| {
+            .read(move |conn| {
                 let mut w = Where::default();
                 w.opt("role = ?", role);
                 if let Some((at, id)) = after {
@@ -588,7 +582,7 @@ impl CatalogStore for SqliteCatalog {
             UsageBy::Consumer(id) => ("consumer_id", id.to_owned()),
         };
         self.conn
-            .with(move |conn| {
+            .read(move |conn| {
                 let sql = format!(
                     "SELECT seq, event_id, occurred_at, consumer_id, provider_id, image_id, bytes, amount_minor, currency, charge_key
                      FROM catalog_usage WHERE {column} = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"

@@ -1,14 +1,35 @@
-//! The one SQLite connection each embedded adapter keeps: WAL, a busy timeout,
-//! its schema applied, behind a mutex, and used only from the blocking pool.
+//! The SQLite connections each embedded adapter keeps: one writer (WAL, a
+//! busy timeout, its schema applied, behind a mutex, used only from the
+//! blocking pool) and a few read-only readers.
+//!
+//! In WAL mode a reader never waits for the writer, nor the writer for a
+//! reader. A point lookup by primary key takes microseconds, less than the
+//! hop to the blocking pool and back, so [`SqliteConn::read_now`] runs it
+//! right on the calling task; longer reads (pages, aggregates) go to the
+//! blocking pool on a reader ([`SqliteConn::read`]).
 
 use crate::{Error, Result};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::sync::{Arc, Mutex};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
 
-/// A shared SQLite connection.
+/// A shared SQLite database: one writer, some readers.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteConn {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// The read-only connections (none for an in-memory database: reads then use the writer).
+#[derive(Debug)]
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+/// How many readers a file-backed database gets: one per core, 2 to 8.
+fn reader_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
 impl SqliteConn {
@@ -20,7 +41,21 @@ impl SqliteConn {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        Self::init(Connection::open(path)?, fsync, schema)
+        let writer = Self::init(Connection::open(path)?, fsync, schema)?;
+        let conns = (0..reader_count())
+            .map(|_| {
+                let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                r.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteConn {
+            readers: Arc::new(Readers {
+                conns,
+                next: AtomicUsize::new(0),
+            }),
+            ..writer
+        })
     }
 
     /// A private in-memory database with `schema` (tests).
@@ -36,7 +71,38 @@ impl SqliteConn {
         conn.execute_batch(schema)?;
         Ok(SqliteConn {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Readers {
+                conns: Vec::new(),
+                next: AtomicUsize::new(0),
+            }),
         })
+    }
+
+    /// Runs the short read `f` (a lookup by key) on a reader, on the calling
+    /// thread: a free reader if there is one, else the next in turn.
+    pub(crate) fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let poisoned = || Error::Store("connection lock poisoned".into());
+        let conns = &self.readers.conns;
+        if conns.is_empty() {
+            return f(&*self.conn.lock().map_err(|_| poisoned())?);
+        }
+        let start = self.readers.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..conns.len() {
+            match conns[(start + i) % conns.len()].try_lock() {
+                Ok(conn) => return f(&conn),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            }
+        }
+        f(&*conns[start % conns.len()].lock().map_err(|_| poisoned())?)
+    }
+
+    /// Runs the read `f` on a reader, on the blocking pool.
+    pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_now(f))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
     }
 
     /// Runs `f` on the connection, on the blocking pool.
@@ -63,6 +129,29 @@ pub(crate) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn readers_see_committed_writes_and_cannot_write() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = SqliteConn::open(&dir.path().join("alpes.db"), false, "CREATE TABLE IF NOT EXISTS t (n INTEGER);").expect("open");
+        assert_eq!(c.readers.conns.len(), reader_count());
+        c.with(|conn| Ok(conn.execute("INSERT INTO t (n) VALUES (7)", []).map(drop)?))
+            .await
+            .expect("write");
+        let n: i64 = c
+            .read_now(|conn| Ok(conn.query_row("SELECT n FROM t", [], |r| r.get(0))?))
+            .expect("read now");
+        assert_eq!(n, 7);
+        let m: i64 = c
+            .read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .expect("read");
+        assert_eq!(m, 1);
+        assert!(
+            c.read_now(|conn| Ok(conn.execute("INSERT INTO t (n) VALUES (8)", [])?)).is_err(),
+            "a reader is read-only"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writers_on_separate_connections_to_one_file_wait_for_each_other() {

@@ -177,15 +177,14 @@ impl LedgerStore for SqliteLedger {
     }
 
     async fn balances(&self, user_id: &str) -> Result<Vec<Balance>> {
-        let user_id = user_id.to_owned();
-        self.with(move |conn| {
+        self.conn.read_now(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT currency, accrued_minor, paid_minor, uses, as_of FROM balances WHERE user_id = ?1 ORDER BY currency",
             )?;
             let rows = stmt.query_map(params![user_id], |r| {
                 let (accrued, paid): (i64, i64) = (r.get(1)?, r.get(2)?);
                 Ok(Balance {
-                    user_id: user_id.clone(),
+                    user_id: user_id.to_owned(),
                     currency: r.get(0)?,
                     accrued_minor: accrued,
                     paid_minor: paid,
@@ -196,58 +195,56 @@ impl LedgerStore for SqliteLedger {
             })?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
         })
-        .await
     }
 
     async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool> {
-        let (user_id, reference) = (user_id.to_owned(), reference.to_owned());
-        self.with(move |conn| {
+        self.conn.read_now(|conn| {
             Ok(conn
                 .prepare_cached("SELECT 1 FROM ledger WHERE user_id = ?1 AND kind = 'payment' AND counterparty = ?2")?
                 .query_row(params![user_id, reference], |_| Ok(()))
                 .optional()?
                 .is_some())
         })
-        .await
     }
 
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage> {
         let (user_id, before) = (user_id.to_owned(), cursor_seq(cursor)?);
         let limit = limit.clamp(1, 1000);
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, event_id, kind, amount_minor, currency, occurred_at, image_id, counterparty
+        self.conn
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, event_id, kind, amount_minor, currency, occurred_at, image_id, counterparty
                  FROM ledger WHERE user_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![user_id, before, limit as i64 + 1], |r| {
-                let kind: String = r.get(2)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    LedgerEntry {
-                        event_id: r.get(1)?,
-                        user_id: user_id.clone(),
-                        kind: EntryKind::parse(&kind).unwrap_or(EntryKind::RefusedPayment),
-                        amount_minor: r.get(3)?,
-                        currency: r.get(4)?,
-                        occurred_at: r.get(5)?,
-                        image_id: r.get(6)?,
-                        counterparty: r.get(7)?,
-                    },
-                ))
-            })?;
-            let mut rows = rows.collect::<std::result::Result<Vec<_>, _>>()?;
-            let next = if rows.len() > limit {
-                rows.truncate(limit);
-                rows.last().map(|(seq, _)| format!("l{seq}"))
-            } else {
-                None
-            };
-            Ok(LedgerPage {
-                entries: rows.into_iter().map(|(_, e)| e).collect(),
-                next,
+                )?;
+                let rows = stmt.query_map(params![user_id, before, limit as i64 + 1], |r| {
+                    let kind: String = r.get(2)?;
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        LedgerEntry {
+                            event_id: r.get(1)?,
+                            user_id: user_id.clone(),
+                            kind: EntryKind::parse(&kind).unwrap_or(EntryKind::RefusedPayment),
+                            amount_minor: r.get(3)?,
+                            currency: r.get(4)?,
+                            occurred_at: r.get(5)?,
+                            image_id: r.get(6)?,
+                            counterparty: r.get(7)?,
+                        },
+                    ))
+                })?;
+                let mut rows = rows.collect::<std::result::Result<Vec<_>, _>>()?;
+                let next = if rows.len() > limit {
+                    rows.truncate(limit);
+                    rows.last().map(|(seq, _)| format!("l{seq}"))
+                } else {
+                    None
+                };
+                Ok(LedgerPage {
+                    entries: rows.into_iter().map(|(_, e)| e).collect(),
+                    next,
+                })
             })
-        })
-        .await
+            .await
     }
 }
 
