@@ -3,6 +3,13 @@
 //! API (REST, QIDO-RS, WADO-RS), on one listener, with the configured
 //! Kafka (or the in-process development broker), blobs and store.
 //!
+//! The store: with a ScyllaDB cluster named (`SCYLLA_NODES` /
+//! `--scylla-nodes`), the ledger and the catalog live in ScyllaDB
+//! ([`ScyllaLedger`], [`ScyllaCatalog`], one session shared by both; the
+//! tables must exist: `alpes migrate`); without one, in `alpes.db`. The
+//! ingest store (images, idempotency keys, open requests) is SQLite either
+//! way: there is no ScyllaDB adapter of [`IngestStore`].
+//!
 //! [`App::build`] binds the listener and connects everything;
 //! [`App::run_until_stopped`] serves until the shutdown signal, then stops
 //! every task cleanly (offsets committed, producers flushed).
@@ -18,7 +25,9 @@ use alpes_platform::blobs::{BlobArgs, Blobs};
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{CatalogStore, IngestStore, LedgerStore, SqliteCatalog, SqliteLedger, SqliteStore};
+use alpes_platform::store::{
+    CatalogStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaLedger, SqliteCatalog, SqliteLedger, SqliteStore,
+};
 use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
@@ -65,6 +74,9 @@ pub struct Settings {
     /// Blob store settings.
     #[command(flatten)]
     pub blobs: BlobArgs,
+    /// ScyllaDB settings: with nodes named, the ledger and the catalog live there (the ingest store stays SQLite).
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
 }
 
 impl Settings {
@@ -88,8 +100,43 @@ impl Settings {
                 s3_access_key_id: None,
                 s3_secret_access_key: None,
             },
+            scylla: ScyllaArgs::default(),
         }
     }
+}
+
+/// The ledger and the catalog: on ScyllaDB when `settings.scylla` names a cluster, else in the
+/// data dir's SQLite file. The ingest store is SQLite either way (no ScyllaDB adapter exists for it).
+async fn open_ledger_and_catalog(settings: &Settings) -> Result<(Arc<dyn LedgerStore>, Arc<dyn CatalogStore>)> {
+    let scylla: &ScyllaArgs = &settings.scylla;
+    if scylla.configured() {
+        let nodes = scylla.contact_points().join(",");
+        let session = scylla
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach ScyllaDB at {nodes}"))?;
+        let hint = || {
+            format!(
+                "cannot prepare statements in keyspace {} (has `alpes migrate` been run?)",
+                scylla.keyspace
+            )
+        };
+        let ledger = ScyllaLedger::new(Arc::clone(&session), scylla).await.with_context(hint)?;
+        let catalog = ScyllaCatalog::new(session, scylla).await.with_context(hint)?;
+        tracing::info!(
+            store = "scylladb",
+            nodes = %nodes,
+            keyspace = %scylla.keyspace,
+            consistency = ?scylla.consistency,
+            "ledger and catalog on ScyllaDB; the ingest store stays on SQLite"
+        );
+        return Ok((Arc::new(ledger), Arc::new(catalog)));
+    }
+    let db = settings.data_dir.join("alpes.db");
+    let ledger = SqliteLedger::open(&db, settings.fsync).context("cannot open the ledger")?;
+    let catalog = SqliteCatalog::open(&db, settings.fsync).context("cannot open the catalog")?;
+    tracing::info!(store = "sqlite", path = %db.display(), "ledger, catalog and ingest store on SQLite");
+    Ok((Arc::new(ledger), Arc::new(catalog)))
 }
 
 /// The signing key file under a data dir.
@@ -137,10 +184,7 @@ impl App {
         let kafka = Arc::new(Kafka::connect(&kafka_args).await.context("cannot reach Kafka")?);
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
-        let ledger: Arc<dyn LedgerStore> =
-            Arc::new(SqliteLedger::open(&data.join("alpes.db"), settings.fsync).context("cannot open the ledger")?);
-        let catalog: Arc<dyn CatalogStore> =
-            Arc::new(SqliteCatalog::open(&data.join("alpes.db"), settings.fsync).context("cannot open the catalog")?);
+        let (ledger, catalog) = open_ledger_and_catalog(&settings).await?;
         let store: Arc<dyn IngestStore> =
             Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
         // Every upload waits on its own send: holding records back to batch them only adds latency.
@@ -324,5 +368,28 @@ impl App {
             tracing::warn!(error = %e, "producer flush on shutdown");
         }
         served.context("the HTTP server failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, FromArgMatches};
+
+    #[test]
+    fn the_up_flags_do_not_clash_and_name_scylladb_only_when_asked() {
+        let cmd = Settings::augment_args(clap::Command::new("up"));
+        cmd.clone().debug_assert();
+        let m = cmd
+            .try_get_matches_from(["up", "--scylla-nodes", "a:9042,b:9042", "--scylla-keyspace", "alpes_prod"])
+            .unwrap();
+        let s = Settings::from_arg_matches(&m).unwrap();
+        assert!(s.scylla.configured());
+        assert_eq!(
+            (s.scylla.contact_points(), s.scylla.keyspace.as_str()),
+            (vec!["a:9042", "b:9042"], "alpes_prod")
+        );
+        let embedded = Settings::embedded(PathBuf::from("data"), "127.0.0.1:0".parse().unwrap());
+        assert!(!embedded.scylla.configured());
     }
 }

@@ -1,5 +1,7 @@
-//! The store conformance suite on a real ScyllaDB cluster, plus the races only
-//! a cluster can show (concurrent payouts, concurrent redeliveries).
+//! The store conformance suites (ledger and catalog) on a real ScyllaDB
+//! cluster, plus the races only a cluster can show (concurrent payouts,
+//! concurrent redeliveries, materializer replicas applying one image's events
+//! in different orders at once).
 //!
 //! Runs only when `SCYLLA_NODES` names a cluster (`host:port`, comma-separated);
 //! nothing else is ever contacted. Each test migrates a fresh keyspace
@@ -7,9 +9,10 @@
 //! end. Without `SCYLLA_NODES` each test says loudly that it was SKIPPED and
 //! passes.
 
-use alpes_platform::store::conformance::{self, payment, usage};
+use alpes_platform::store::catalog::{DicomQuery, ImageFilter};
+use alpes_platform::store::conformance::{self, anonymized, payment, registered, rejected, usage, Instance};
 use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
-use alpes_platform::store::{Applied, LedgerStore, Refusal, ScyllaArgs, ScyllaLedger};
+use alpes_platform::store::{Applied, CatalogStore, Estado, LedgerStore, Refusal, ScyllaArgs, ScyllaCatalog, ScyllaLedger};
 use futures::FutureExt;
 use scylla::client::session::Session;
 use std::future::Future;
@@ -132,6 +135,74 @@ async fn concurrent_redeliveries_count_once_and_list_once_on_scylladb() {
                 ledger.apply(batch).await.expect("replay"),
                 vec![Applied::Duplicate, Applied::Duplicate, Applied::Duplicate]
             );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_catalog_conformance_suite_passes_on_scylladb() {
+    with_cluster("the_catalog_conformance_suite_passes_on_scylladb", |session, args| async move {
+        let catalog = ScyllaCatalog::new(session, &args).await.expect("prepare");
+        conformance::catalog(&catalog).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn materializer_replicas_applying_one_image_in_different_orders_converge_on_scylladb() {
+    with_cluster(
+        "materializer_replicas_applying_one_image_in_different_orders_converge_on_scylladb",
+        |session, args| async move {
+            let catalogs: Vec<ScyllaCatalog> = futures::future::join_all((0..4).map(|_| ScyllaCatalog::new(Arc::clone(&session), &args)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("prepare");
+            const REMAPPED: Instance<'static> = ("1.1", "1.1.1", "1.1.1.1", "CT", "PSEUDO-A", "20200105");
+            const RETAINED: Instance<'static> = ("9.9", "9.9.1", "9.9.1.1", "CT", "PSEUDO-A", "20200105");
+            // A re-anonymization that moved the image to other UIDs, a rejection in between and a
+            // registration older than all of them, each replica applying them one by one in its own order.
+            let events = vec![
+                registered("r1", "a", "p1", 100),
+                anonymized("n1", "a", "p1", 200, REMAPPED),
+                rejected("x1", "a", "p1", 250),
+                anonymized("n2", "a", "p1", 300, RETAINED),
+                registered("r0", "a", "p1", 50),
+            ];
+            let runs = catalogs.iter().enumerate().map(|(i, catalog)| {
+                let mut order = events.clone();
+                order.rotate_left(i);
+                if i % 2 == 1 {
+                    order.reverse();
+                }
+                async move {
+                    for e in order {
+                        catalog.apply(vec![e]).await.expect("apply");
+                    }
+                }
+            });
+            futures::future::join_all(runs).await;
+            let a = catalogs[0].image("a").await.expect("image").expect("a");
+            assert_eq!((a.estado, a.created_at), (Estado::Anonimizada, 50));
+            assert_eq!(a.anonymized.expect("output").blob_key, "anonymized/n2");
+            let page = catalogs[1].images(&ImageFilter::default(), None, 10).await.expect("images");
+            assert_eq!(page.images.iter().map(|i| i.image_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+            let q = DicomQuery {
+                limit: 10,
+                ..DicomQuery::default()
+            };
+            let studies = catalogs[2].studies(&q).await.expect("studies");
+            assert_eq!(
+                studies.iter().map(|s| (s.study_uid.as_str(), s.instances)).collect::<Vec<_>>(),
+                vec![("9.9", 1)]
+            );
+            let old = DicomQuery {
+                study_uid: Some("1.1".into()),
+                ..q
+            };
+            assert!(catalogs[3].instances(&old).await.expect("instances").is_empty());
+            assert_eq!(catalogs[0].apply(events).await.expect("replay"), 0);
         },
     )
     .await;

@@ -28,11 +28,18 @@ pub struct Migration {
 pub const BOOTSTRAP: &str = include_str!("../cql/keyspace.cql");
 
 /// The numbered schema files, in the order they apply.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "001_ledger.cql",
-    source: include_str!("../cql/001_ledger.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "001_ledger.cql",
+        source: include_str!("../cql/001_ledger.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "002_catalog.cql",
+        source: include_str!("../cql/002_catalog.cql"),
+    },
+];
 
 /// The placeholders a schema file may use.
 pub const PLACEHOLDERS: [&str; 3] = ["keyspace", "replication", "tablets"];

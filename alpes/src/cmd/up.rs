@@ -1,4 +1,5 @@
-//! `alpes up`: every service in one process on the embedded defaults.
+//! `alpes up`: every service in one process on the embedded defaults, or with
+//! the ledger and the catalog on ScyllaDB when a cluster is named.
 
 use alpes::app::{App, Settings};
 use alpes_platform::shutdown::Shutdown;
@@ -26,6 +27,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         );
         println!("alpes: data dir {}", args.data_dir.display());
+        if args.scylla.configured() {
+            println!(
+                "alpes: ledger and catalog on ScyllaDB {} (keyspace {}); ingest store on SQLite",
+                args.scylla.contact_points().join(","),
+                args.scylla.keyspace
+            );
+        } else {
+            println!("alpes: ledger, catalog and ingest store on SQLite (alpes.db in the data dir)");
+        }
         if args.transactional && args.kafka.bootstrap.is_none() {
             eprintln!(
                 "alpes: warning: --transactional on the development broker: its transactions work, but it does not store \

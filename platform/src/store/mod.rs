@@ -4,15 +4,17 @@
 //!   which idempotency keys map to them, and which anonymization requests are
 //!   still open. [`sqlite`] is the embedded adapter.
 //! - [`ledger::LedgerStore`]: money movements and balances, exactly once per
-//!   event. [`sqlite_ledger`] is the embedded adapter.
+//!   event. [`sqlite_ledger`] is the embedded adapter, [`scylla_ledger`] the
+//!   ScyllaDB one.
 //! - [`catalog::CatalogStore`]: the query side's tables (images, users,
 //!   usage), materialized from events. [`sqlite_catalog`] is the embedded
-//!   adapter.
+//!   adapter, [`scylla_catalog`] the ScyllaDB one.
 //! - [`conformance`]: the suite every adapter must pass.
 
 pub mod catalog;
 pub mod conformance;
 pub mod ledger;
+pub mod scylla_catalog;
 pub mod scylla_conn;
 pub mod scylla_ledger;
 pub mod scylla_migrate;
@@ -26,6 +28,7 @@ use async_trait::async_trait;
 
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
+pub use scylla_catalog::ScyllaCatalog;
 pub use scylla_conn::ScyllaArgs;
 pub use scylla_ledger::ScyllaLedger;
 pub use sqlite::SqliteStore;

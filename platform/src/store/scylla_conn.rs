@@ -120,6 +120,22 @@ impl fmt::Debug for ScyllaArgs {
     }
 }
 
+impl Default for ScyllaArgs {
+    /// The flags' defaults, with no cluster named (so Alpes uses its embedded SQLite store); the environment is not read.
+    fn default() -> Self {
+        ScyllaArgs {
+            nodes: Vec::new(),
+            keyspace: DEFAULT_KEYSPACE.to_owned(),
+            consistency: Consistency::LocalQuorum,
+            serial_consistency: SerialConsistency::LocalSerial,
+            username: None,
+            password: None,
+            page_size: 1000,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
 impl ScyllaArgs {
     /// The settings from the environment alone (`SCYLLA_NODES`, `SCYLLA_KEYSPACE`, ...), with the defaults of the flags.
     pub fn from_env() -> Result<ScyllaArgs> {
@@ -243,6 +259,36 @@ mod tests {
         assert!(validate_keyspace("alpes_test_01").is_ok());
         for bad in ["", "Alpes", "1alpes", "alpes;drop", "a-b", "\"alpes\"", &"a".repeat(49)] {
             assert!(validate_keyspace(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn default_is_the_flags_defaults_without_a_cluster() {
+        use clap::{Args, FromArgMatches};
+        let d = ScyllaArgs::default();
+        assert!(!d.configured());
+        // The flags' defaults, where the environment names none of them.
+        let parsed = ScyllaArgs::from_arg_matches(
+            &ScyllaArgs::augment_args(clap::Command::new("t"))
+                .try_get_matches_from(["t"])
+                .unwrap(),
+        )
+        .unwrap();
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        if unset("SCYLLA_KEYSPACE") {
+            assert_eq!(parsed.keyspace, d.keyspace);
+        }
+        if unset("SCYLLA_CONSISTENCY") && unset("SCYLLA_SERIAL_CONSISTENCY") {
+            assert_eq!(
+                (parsed.consistency, parsed.serial_consistency),
+                (d.consistency, d.serial_consistency)
+            );
+        }
+        if unset("SCYLLA_PAGE_SIZE") && unset("SCYLLA_CONNECT_TIMEOUT") {
+            assert_eq!(
+                (parsed.page_size, parsed.connect_timeout_secs),
+                (d.page_size, d.connect_timeout_secs)
+            );
         }
     }
 
