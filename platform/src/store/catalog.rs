@@ -287,6 +287,23 @@ pub struct UsagePage {
     pub next: Option<String>,
 }
 
+/// The de-identification report summary of an anonymized output, as
+/// [`AnonymizedOutput::report`] holds it: actions, UIDs remapped, regions
+/// burned, transfer syntaxes, profile, engine and timing.
+pub fn report_summary(e: &ImagenAnonimizada) -> serde_json::Value {
+    serde_json::json!({
+        "actions": e.action_counts,
+        "uids_remapped": e.uids_remapped,
+        "regions_burned": e.regions_burned,
+        "transfer_syntax_in": e.transfer_syntax_in,
+        "transfer_syntax_out": e.transfer_syntax_out,
+        "profile": e.profile,
+        "engine_version": e.engine_version,
+        "duration_micros": e.duration_micros,
+        "request_id": e.request_id,
+    })
+}
+
 /// The catalog store.
 #[async_trait]
 pub trait CatalogStore: Send + Sync + std::fmt::Debug {

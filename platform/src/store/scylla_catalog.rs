@@ -123,8 +123,8 @@
 //! than stopping the materializer on a write that would always fail.
 
 use super::catalog::{
-    AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage, SeriesSummary,
-    StudySummary, Usage, UsageBy, UsagePage, UserPage,
+    report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage,
+    SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
 use super::scylla_conn::{db, validate_keyspace, ScyllaArgs};
 use crate::{Error, Result};
@@ -670,6 +670,23 @@ impl ScyllaCatalog {
 
     /// Walks the studies that match `q` in StudyInstanceUID order and hands each, with its matching
     /// instance rows, to `take`, until `take` says it has enough.
+    /// What `summarize` makes of each matching study, study by study, cut by the query's offset and limit.
+    async fn summarize_studies<T, I>(&self, q: &DicomQuery, mut summarize: impl FnMut(String, &[InstanceRow]) -> I) -> Result<Vec<T>>
+    where
+        I: IntoIterator<Item = T>,
+    {
+        let want = q.offset.saturating_add(q.limit);
+        let mut found = Vec::new();
+        if q.limit > 0 {
+            self.walk_studies(q, |uid, rows| {
+                found.extend(summarize(uid, &rows));
+                found.len() >= want
+            })
+            .await?;
+        }
+        Ok(found.into_iter().skip(q.offset).take(q.limit).collect())
+    }
+
     async fn walk_studies(&self, q: &DicomQuery, mut take: impl FnMut(String, Vec<InstanceRow>) -> bool) -> Result<()> {
         let mut candidates = self.candidates(q).await?;
         loop {
@@ -793,29 +810,13 @@ impl CatalogStore for ScyllaCatalog {
     }
 
     async fn studies(&self, q: &DicomQuery) -> Result<Vec<StudySummary>> {
-        let want = q.offset.saturating_add(q.limit);
-        let mut found = Vec::new();
-        if q.limit > 0 {
-            self.walk_studies(q, |uid, rows| {
-                found.extend(study_summary(uid, &rows, q.modality.as_deref()));
-                found.len() >= want
-            })
-            .await?;
-        }
-        Ok(found.into_iter().skip(q.offset).take(q.limit).collect())
+        self.summarize_studies(q, |uid, rows| study_summary(uid, rows, q.modality.as_deref()))
+            .await
     }
 
     async fn series(&self, q: &DicomQuery) -> Result<Vec<SeriesSummary>> {
-        let want = q.offset.saturating_add(q.limit);
-        let mut found = Vec::new();
-        if q.limit > 0 {
-            self.walk_studies(q, |uid, rows| {
-                found.extend(series_summaries(&uid, &rows, q.modality.as_deref()));
-                found.len() >= want
-            })
-            .await?;
-        }
-        Ok(found.into_iter().skip(q.offset).take(q.limit).collect())
+        self.summarize_studies(q, |uid, rows| series_summaries(&uid, rows, q.modality.as_deref()))
+            .await
     }
 
     async fn instances(&self, q: &DicomQuery) -> Result<Vec<CatalogImage>> {
@@ -1094,17 +1095,7 @@ impl StoredOutput {
             rows: e.rows,
             columns: e.columns,
             frames: e.frames,
-            report: serde_json::json!({
-                "actions": e.action_counts,
-                "uids_remapped": e.uids_remapped,
-                "regions_burned": e.regions_burned,
-                "transfer_syntax_in": e.transfer_syntax_in,
-                "transfer_syntax_out": e.transfer_syntax_out,
-                "profile": e.profile,
-                "engine_version": e.engine_version,
-                "duration_micros": e.duration_micros,
-                "request_id": e.request_id,
-            }),
+            report: report_summary(e),
         }
     }
 

@@ -6,8 +6,8 @@
 //! anonymized output with the latest `anonymized_at`.
 
 use super::catalog::{
-    AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage, SeriesSummary,
-    StudySummary, Usage, UsageBy, UsagePage, UserPage,
+    report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage,
+    SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
 use super::sqlite_conn::{write_tx, SqliteConn};
 use crate::{Error, Result};
@@ -164,17 +164,7 @@ fn rejected(tx: &Transaction<'_>, e: &ImagenRechazada) -> Result<()> {
 
 fn anonymized(tx: &Transaction<'_>, e: &ImagenAnonimizada) -> Result<()> {
     let modality = e.modality.clone().or_else(|| e.tipo_imagen.clone()).map(|m| m.to_uppercase());
-    let report = serde_json::json!({
-        "actions": e.action_counts,
-        "uids_remapped": e.uids_remapped,
-        "regions_burned": e.regions_burned,
-        "transfer_syntax_in": e.transfer_syntax_in,
-        "transfer_syntax_out": e.transfer_syntax_out,
-        "profile": e.profile,
-        "engine_version": e.engine_version,
-        "duration_micros": e.duration_micros,
-        "request_id": e.request_id,
-    });
+    let report = report_summary(e);
     tx.prepare_cached(ANONYMIZED)?.execute(params![
         e.image_id,
         e.provider_id,
