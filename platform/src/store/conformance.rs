@@ -3,6 +3,7 @@
 //! panics with a message on the first broken rule, like any test.
 
 use super::catalog::{CatalogEvent, CatalogStore, DicomQuery, Estado, ImageFilter, UsageBy};
+use super::identity::{ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 use super::ledger::{Applied, EntryKind, LedgerEntry, LedgerStore, Refusal};
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, Profile, UsuarioRegistrado};
 
@@ -543,4 +544,173 @@ pub async fn catalog(store: &dyn CatalogStore) {
     let ids: Vec<_> = by_consumer.usage.iter().map(|u| u.event_id.as_str()).collect();
     assert_eq!(ids, vec!["k3", "k1"]);
     assert_eq!(by_consumer.usage[1].charge_key, "u2/a");
+}
+
+/// A new account with `email` and `role`, created at time 1000.
+pub fn account(user_id: &str, email: &str, role: crate::auth::Role) -> NewAccount {
+    NewAccount {
+        user_id: user_id.into(),
+        nombre: format!("Name of {user_id}"),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        role,
+        organization: None,
+        created_at: 1000,
+    }
+}
+
+/// A refresh token of `family` for `user`, issued at `at`, valid 1,000 ms.
+pub fn refresh(token_hash: &str, family: &str, user: &str, at: i64) -> RefreshToken {
+    RefreshToken {
+        token_hash: token_hash.into(),
+        family_id: family.into(),
+        user_id: user.into(),
+        role: crate::auth::Role::Consumidor,
+        issued_at: at,
+        expires_at: at + 1000,
+    }
+}
+
+/// Every rule of [`IdentityStore`], on an empty store.
+pub async fn identity(store: &dyn IdentityStore) {
+    use crate::auth::Role;
+    // An email is unique; the second account with it is refused and nothing is written.
+    assert!(!store.has_admin().await.expect("has_admin"));
+    assert_eq!(
+        store
+            .create_account(account("u1", "ana@example.org", Role::Proveedor))
+            .await
+            .expect("create"),
+        Created::Created
+    );
+    assert_eq!(
+        store
+            .create_account(account("u2", "ana@example.org", Role::Admin))
+            .await
+            .expect("create"),
+        Created::EmailTaken
+    );
+    assert!(store.account("u2").await.expect("account").is_none());
+    assert!(!store.has_admin().await.expect("has_admin"));
+    store
+        .create_account(account("u3", "root@example.org", Role::Admin))
+        .await
+        .expect("create");
+    assert!(store.has_admin().await.expect("has_admin"));
+    let a = store.account_by_email("ana@example.org").await.expect("by email").expect("found");
+    assert_eq!(
+        (a.user_id.as_str(), a.role, a.failed_logins, a.locked_until),
+        ("u1", Role::Proveedor, 0, None)
+    );
+    assert!(store.account_by_email("nobody@example.org").await.expect("by email").is_none());
+
+    // Failures lock at the limit within the window; a success clears them.
+    let rule = LockoutRule {
+        max_failures: 3,
+        window_ms: 60_000,
+        lock_ms: 300_000,
+    };
+    assert_eq!(store.record_failure("u1", 10_000, rule).await.expect("fail").count, 1);
+    assert_eq!(store.record_failure("u1", 11_000, rule).await.expect("fail").locked_until, None);
+    let third = store.record_failure("u1", 12_000, rule).await.expect("fail");
+    assert_eq!((third.count, third.locked_until), (3, Some(312_000)));
+    let a = store.account("u1").await.expect("account").expect("found");
+    assert_eq!(
+        (a.failed_logins, a.first_failure_at, a.locked_until),
+        (3, Some(10_000), Some(312_000))
+    );
+    store.record_success("u1", 400_000).await.expect("success");
+    let a = store.account("u1").await.expect("account").expect("found");
+    assert_eq!((a.failed_logins, a.locked_until, a.last_login_at), (0, None, Some(400_000)));
+    assert!(
+        store.record_failure("nobody", 1, rule).await.is_err(),
+        "no account, nothing to count"
+    );
+
+    // Refresh tokens rotate once; a reused one revokes its whole family.
+    store.insert_refresh(refresh("r1", "fam", "u1", 100)).await.expect("insert");
+    let rotated = store
+        .rotate_refresh("r1", refresh("r2", "ignored", "ignored", 200), 200)
+        .await
+        .expect("rotate");
+    assert_eq!(
+        rotated,
+        Rotation::Rotated {
+            user_id: "u1".into(),
+            role: Role::Consumidor,
+            family_id: "fam".into()
+        }
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("r1", refresh("r3", "fam", "u1", 300), 300)
+            .await
+            .expect("reuse"),
+        Rotation::Reused { user_id: "u1".into() }
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("r2", refresh("r4", "fam", "u1", 310), 310)
+            .await
+            .expect("revoked"),
+        Rotation::Invalid,
+        "the reuse revoked r2 too"
+    );
+    assert_eq!(
+        store.rotate_refresh("zz", refresh("r5", "f", "u1", 1), 1).await.expect("unknown"),
+        Rotation::Invalid
+    );
+    store.insert_refresh(refresh("e1", "fam2", "u1", 100)).await.expect("insert");
+    assert_eq!(
+        store
+            .rotate_refresh("e1", refresh("e2", "fam2", "u1", 5000), 5000)
+            .await
+            .expect("expired"),
+        Rotation::Invalid
+    );
+    store.insert_refresh(refresh("l1", "fam3", "u1", 100)).await.expect("insert");
+    assert!(store.revoke_refresh_family("l1", 150).await.expect("logout"));
+    assert!(!store.revoke_refresh_family("nope", 150).await.expect("logout"));
+    assert_eq!(
+        store
+            .rotate_refresh("l1", refresh("l2", "fam3", "u1", 160), 160)
+            .await
+            .expect("after logout"),
+        Rotation::Invalid
+    );
+
+    // A revoked jti stays revoked until it expires.
+    let far = 4_000_000_000_000;
+    store.revoke_jti("j1", far).await.expect("revoke");
+    assert!(store.jti_revoked("j1", 1).await.expect("revoked"));
+    assert!(!store.jti_revoked("j1", far + 1).await.expect("expired"));
+    assert!(!store.jti_revoked("j2", 1).await.expect("other"));
+
+    // API keys: stored hashed, listed newest first, revoked once, touched.
+    for (id, at) in [("k1", 10), ("k2", 20)] {
+        store
+            .insert_api_key(ApiKey {
+                key_id: id.into(),
+                key_hash: format!("hash-{id}"),
+                role: Role::Proveedor,
+                user_id: "u1".into(),
+                name: "pacs bridge".into(),
+                created_by: "u3".into(),
+                created_at: at,
+                revoked_at: None,
+                last_used_at: None,
+            })
+            .await
+            .expect("insert key");
+    }
+    let keys: Vec<_> = store.api_keys().await.expect("keys").into_iter().map(|k| k.key_id).collect();
+    assert_eq!(keys, vec!["k2", "k1"]);
+    store.touch_api_key("k1", 500).await.expect("touch");
+    store.touch_api_key("k1", 400).await.expect("touch");
+    assert_eq!(store.api_key("k1").await.expect("key").expect("found").last_used_at, Some(500));
+    assert!(store.revoke_api_key("k1", 600).await.expect("revoke"));
+    assert!(!store.revoke_api_key("k1", 700).await.expect("again"));
+    assert!(!store.revoke_api_key("k9", 700).await.expect("unknown"));
+    assert_eq!(store.api_key("k1").await.expect("key").expect("found").revoked_at, Some(600));
+    assert!(store.api_key("k9").await.expect("key").is_none());
 }

@@ -9,10 +9,14 @@
 //! - [`catalog::CatalogStore`]: the query side's tables (images, users,
 //!   usage), materialized from events. [`sqlite_catalog`] is the embedded
 //!   adapter, [`scylla_catalog`] the ScyllaDB one.
+//! - [`identity::IdentityStore`]: accounts and credentials, login failures,
+//!   refresh-token families, revoked tokens and API keys. [`sqlite_identity`]
+//!   is the embedded adapter.
 //! - [`conformance`]: the suite every adapter must pass.
 
 pub mod catalog;
 pub mod conformance;
+pub mod identity;
 pub mod ledger;
 pub mod scylla_catalog;
 pub mod scylla_conn;
@@ -21,18 +25,21 @@ pub mod scylla_migrate;
 pub mod sqlite;
 pub mod sqlite_catalog;
 mod sqlite_conn;
+pub mod sqlite_identity;
 pub mod sqlite_ledger;
 
 use crate::Result;
 use async_trait::async_trait;
 
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
+pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 pub use scylla_catalog::ScyllaCatalog;
 pub use scylla_conn::ScyllaArgs;
 pub use scylla_ledger::ScyllaLedger;
 pub use sqlite::SqliteStore;
 pub use sqlite_catalog::SqliteCatalog;
+pub use sqlite_identity::SqliteIdentity;
 pub use sqlite_ledger::SqliteLedger;
 
 /// An image to register, with its first anonymization request.

@@ -1,0 +1,426 @@
+//! The embedded identity store: `identity_*` tables in the SQLite file (WAL).
+//! The email's uniqueness is a unique index, so two concurrent registrations
+//! of one email cannot both succeed; the failure count, a refresh rotation and
+//! a family revocation each run in one write transaction.
+
+use super::identity::{Account, ApiKey, Created, Failures, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
+use super::sqlite_conn::{write_tx, SqliteConn};
+use crate::auth::Role;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS identity_accounts (
+    user_id          TEXT PRIMARY KEY,
+    nombre           TEXT NOT NULL,
+    email            TEXT NOT NULL,
+    password_hash    TEXT NOT NULL,
+    role             TEXT NOT NULL,
+    organization     TEXT,
+    created_at       INTEGER NOT NULL,
+    failed_logins    INTEGER NOT NULL DEFAULT 0,
+    first_failure_at INTEGER,
+    locked_until     INTEGER,
+    last_login_at    INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS identity_accounts_email ON identity_accounts(email);
+CREATE INDEX IF NOT EXISTS identity_accounts_role ON identity_accounts(role);
+CREATE TABLE IF NOT EXISTS identity_refresh (
+    token_hash TEXT PRIMARY KEY,
+    family_id  TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    issued_at  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    revoked_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identity_refresh_family ON identity_refresh(family_id);
+CREATE TABLE IF NOT EXISTS identity_revoked_jti (
+    jti        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS identity_api_keys (
+    key_id       TEXT PRIMARY KEY,
+    key_hash     TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    revoked_at   INTEGER,
+    last_used_at INTEGER
+) WITHOUT ROWID;
+";
+
+const ACCOUNT_COLUMNS: &str = "user_id, nombre, email, password_hash, role, organization, created_at, \
+                               failed_logins, first_failure_at, locked_until, last_login_at";
+const API_KEY_COLUMNS: &str = "key_id, key_hash, role, user_id, name, created_by, created_at, revoked_at, last_used_at";
+
+/// The SQLite identity store.
+#[derive(Debug, Clone)]
+pub struct SqliteIdentity {
+    conn: SqliteConn,
+}
+
+impl SqliteIdentity {
+    /// Opens (creating) the identity tables in the database at `path`.
+    pub fn open(path: &std::path::Path, fsync: bool) -> Result<SqliteIdentity> {
+        Ok(SqliteIdentity {
+            conn: SqliteConn::open(path, fsync, SCHEMA)?,
+        })
+    }
+
+    /// A private in-memory store (tests).
+    pub fn in_memory() -> Result<SqliteIdentity> {
+        Ok(SqliteIdentity {
+            conn: SqliteConn::in_memory(SCHEMA)?,
+        })
+    }
+}
+
+fn role_of(stored: &str) -> rusqlite::Result<Role> {
+    stored
+        .parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
+}
+
+fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        user_id: r.get(0)?,
+        nombre: r.get(1)?,
+        email: r.get(2)?,
+        password_hash: r.get(3)?,
+        role: role_of(&r.get::<_, String>(4)?)?,
+        organization: r.get(5)?,
+        created_at: r.get(6)?,
+        failed_logins: r.get(7)?,
+        first_failure_at: r.get(8)?,
+        locked_until: r.get(9)?,
+        last_login_at: r.get(10)?,
+    })
+}
+
+fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        key_id: r.get(0)?,
+        key_hash: r.get(1)?,
+        role: role_of(&r.get::<_, String>(2)?)?,
+        user_id: r.get(3)?,
+        name: r.get(4)?,
+        created_by: r.get(5)?,
+        created_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+    })
+}
+
+/// The failure count after one more failure at `now`, under `rule`, from the stored state.
+pub(crate) fn next_failures(stored: (i64, Option<i64>, Option<i64>), now: i64, rule: LockoutRule) -> (i64, i64, Option<i64>) {
+    let (count, first, locked_until) = stored;
+    if let Some(until) = locked_until.filter(|u| *u > now) {
+        // Still locked: the attempt counts, the lock does not move.
+        return (count + 1, first.unwrap_or(now), Some(until));
+    }
+    let (count, first) = match first {
+        Some(f) if now - f <= rule.window_ms && locked_until.is_none() => (count + 1, f),
+        _ => (1, now),
+    };
+    let locked = (count >= rule.max_failures).then_some(now + rule.lock_ms);
+    (count, first, locked)
+}
+
+#[async_trait]
+impl IdentityStore for SqliteIdentity {
+    async fn create_account(&self, a: NewAccount) -> Result<Created> {
+        self.conn
+            .with(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "INSERT INTO identity_accounts (user_id, nombre, email, password_hash, role, organization, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (email) DO NOTHING",
+                    )?
+                    .execute(params![
+                        a.user_id,
+                        a.nombre,
+                        a.email,
+                        a.password_hash,
+                        a.role.as_str(),
+                        a.organization,
+                        a.created_at
+                    ])?;
+                Ok(if n == 1 { Created::Created } else { Created::EmailTaken })
+            })
+            .await
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        self.conn.read_now(|conn| {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM identity_accounts WHERE email = ?1");
+            Ok(conn.prepare_cached(&sql)?.query_row(params![email], account_row).optional()?)
+        })
+    }
+
+    async fn account(&self, user_id: &str) -> Result<Option<Account>> {
+        self.conn.read_now(|conn| {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM identity_accounts WHERE user_id = ?1");
+            Ok(conn.prepare_cached(&sql)?.query_row(params![user_id], account_row).optional()?)
+        })
+    }
+
+    async fn has_admin(&self) -> Result<bool> {
+        self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM identity_accounts WHERE role = 'admin' LIMIT 1")?
+                .query_row([], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+    }
+
+    async fn record_failure(&self, user_id: &str, now: i64, rule: LockoutRule) -> Result<Failures> {
+        let user_id = user_id.to_owned();
+        self.conn
+            .with(move |conn| {
+                let tx = write_tx(conn)?;
+                let stored: Option<(i64, Option<i64>, Option<i64>)> = tx
+                    .prepare_cached("SELECT failed_logins, first_failure_at, locked_until FROM identity_accounts WHERE user_id = ?1")?
+                    .query_row(params![user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                let Some(stored) = stored else {
+                    return Err(Error::Store("no such account".into()));
+                };
+                let (count, first, locked_until) = next_failures(stored, now, rule);
+                tx.prepare_cached(
+                    "UPDATE identity_accounts SET failed_logins = ?2, first_failure_at = ?3, locked_until = ?4 WHERE user_id = ?1",
+                )?
+                .execute(params![user_id, count, first, locked_until])?;
+                tx.commit()?;
+                Ok(Failures { count, locked_until })
+            })
+            .await
+    }
+
+    async fn record_success(&self, user_id: &str, now: i64) -> Result<()> {
+        let user_id = user_id.to_owned();
+        self.conn
+            .with(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE identity_accounts SET failed_logins = 0, first_failure_at = NULL, locked_until = NULL, last_login_at = ?2
+                     WHERE user_id = ?1",
+                )?
+                .execute(params![user_id, now])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn insert_refresh(&self, t: RefreshToken) -> Result<()> {
+        self.conn
+            .with(move |conn| {
+                insert_refresh(conn, &t)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn rotate_refresh(&self, token_hash: &str, next: RefreshToken, now: i64) -> Result<Rotation> {
+        let token_hash = token_hash.to_owned();
+        self.conn
+            .with(move |conn| {
+                let tx = write_tx(conn)?;
+                let row: Option<(String, String, String, i64, Option<i64>, Option<i64>)> = tx
+                    .prepare_cached(
+                        "SELECT family_id, user_id, role, expires_at, used_at, revoked_at FROM identity_refresh WHERE token_hash = ?1",
+                    )?
+                    .query_row(params![token_hash], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    })
+                    .optional()?;
+                let Some((family_id, user_id, role, expires_at, used_at, revoked_at)) = row else {
+                    return Ok(Rotation::Invalid);
+                };
+                if revoked_at.is_some() {
+                    return Ok(Rotation::Invalid);
+                }
+                if used_at.is_some() {
+                    revoke_family(&tx, &family_id, now)?;
+                    tx.commit()?;
+                    return Ok(Rotation::Reused { user_id });
+                }
+                if expires_at <= now {
+                    return Ok(Rotation::Invalid);
+                }
+                let role = role_of(&role)?;
+                tx.prepare_cached("UPDATE identity_refresh SET used_at = ?2 WHERE token_hash = ?1")?
+                    .execute(params![token_hash, now])?;
+                insert_refresh(
+                    &tx,
+                    &RefreshToken {
+                        family_id: family_id.clone(),
+                        user_id: user_id.clone(),
+                        role,
+                        ..next
+                    },
+                )?;
+                tx.commit()?;
+                Ok(Rotation::Rotated { user_id, role, family_id })
+            })
+            .await
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> Result<bool> {
+        let token_hash = token_hash.to_owned();
+        self.conn
+            .with(move |conn| {
+                let tx = write_tx(conn)?;
+                let family: Option<String> = tx
+                    .prepare_cached("SELECT family_id FROM identity_refresh WHERE token_hash = ?1")?
+                    .query_row(params![token_hash], |r| r.get(0))
+                    .optional()?;
+                let Some(family) = family else { return Ok(false) };
+                revoke_family(&tx, &family, now)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<()> {
+        let jti = jti.to_owned();
+        self.conn
+            .with(move |conn| {
+                let tx = write_tx(conn)?;
+                tx.prepare_cached("INSERT OR REPLACE INTO identity_revoked_jti (jti, expires_at) VALUES (?1, ?2)")?
+                    .execute(params![jti, expires_at])?;
+                // Expired revocations matter no more: the token they name is refused as expired.
+                tx.prepare_cached("DELETE FROM identity_revoked_jti WHERE expires_at < CAST(strftime('%s', 'now') AS INTEGER) * 1000")?
+                    .execute([])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn jti_revoked(&self, jti: &str, now: i64) -> Result<bool> {
+        self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM identity_revoked_jti WHERE jti = ?1 AND expires_at >= ?2")?
+                .query_row(params![jti, now], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+    }
+
+    async fn insert_api_key(&self, k: ApiKey) -> Result<()> {
+        self.conn
+            .with(move |conn| {
+                let sql = format!("INSERT INTO identity_api_keys ({API_KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                conn.prepare_cached(&sql)?.execute(params![
+                    k.key_id,
+                    k.key_hash,
+                    k.role.as_str(),
+                    k.user_id,
+                    k.name,
+                    k.created_by,
+                    k.created_at,
+                    k.revoked_at,
+                    k.last_used_at
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>> {
+        self.conn.read_now(|conn| {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM identity_api_keys WHERE key_id = ?1");
+            Ok(conn.prepare_cached(&sql)?.query_row(params![key_id], api_key_row).optional()?)
+        })
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.conn
+            .read(|conn| {
+                let sql = format!("SELECT {API_KEY_COLUMNS} FROM identity_api_keys ORDER BY created_at DESC, key_id DESC");
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map([], api_key_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, now: i64) -> Result<bool> {
+        let key_id = key_id.to_owned();
+        self.conn
+            .with(move |conn| {
+                Ok(conn
+                    .prepare_cached("UPDATE identity_api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL")?
+                    .execute(params![key_id, now])?
+                    == 1)
+            })
+            .await
+    }
+
+    async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
+        let key_id = key_id.to_owned();
+        self.conn
+            .with(move |conn| {
+                conn.prepare_cached("UPDATE identity_api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE key_id = ?1")?
+                    .execute(params![key_id, now])?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+fn insert_refresh(conn: &rusqlite::Connection, t: &RefreshToken) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO identity_refresh (token_hash, family_id, user_id, role, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        t.token_hash,
+        t.family_id,
+        t.user_id,
+        t.role.as_str(),
+        t.issued_at,
+        t.expires_at
+    ])?;
+    Ok(())
+}
+
+fn revoke_family(conn: &rusqlite::Connection, family_id: &str, now: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE identity_refresh SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL")?
+        .execute(params![family_id, now])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: LockoutRule = LockoutRule {
+        max_failures: 3,
+        window_ms: 1000,
+        lock_ms: 5000,
+    };
+
+    #[test]
+    fn failures_lock_at_the_limit_within_the_window_and_restart_after_it() {
+        assert_eq!(next_failures((0, None, None), 100, RULE), (1, 100, None));
+        assert_eq!(next_failures((1, Some(100), None), 200, RULE), (2, 100, None));
+        assert_eq!(next_failures((2, Some(100), None), 300, RULE), (3, 100, Some(5300)));
+        // Outside the window the count restarts.
+        assert_eq!(next_failures((2, Some(100), None), 1200, RULE), (1, 1200, None));
+        // While locked, attempts count but the lock does not move.
+        assert_eq!(next_failures((3, Some(100), Some(5300)), 400, RULE), (4, 100, Some(5300)));
+        // After the lock ran out, a failure starts a new window.
+        assert_eq!(next_failures((4, Some(100), Some(5300)), 6000, RULE), (1, 6000, None));
+    }
+
+    #[tokio::test]
+    async fn the_identity_conformance_suite_passes_on_sqlite() {
+        super::super::conformance::identity(&SqliteIdentity::in_memory().expect("store")).await;
+    }
+}
