@@ -1,7 +1,12 @@
 //! Bearer tokens: HS256 JWTs signed with the instance's key, verified locally.
 //! [`Caller`] is the axum extractor every protected route takes.
+//!
+//! Every token carries a `jti`. With a revocation store attached
+//! ([`Jwt::with_revocations`]), a token whose `jti` was revoked (a logout) is
+//! refused until it expires; that check is one lookup by key.
 
 use crate::http::ApiError;
+use crate::store::IdentityStore;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -58,6 +63,9 @@ pub struct Claims {
     pub exp: u64,
     /// Always `alpes`.
     pub iss: String,
+    /// The token's unique id (a logout revokes it); absent in tokens minted before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// Issues and verifies tokens with one symmetric key.
@@ -66,6 +74,7 @@ pub struct Jwt {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    revocations: Option<Arc<dyn IdentityStore>>,
 }
 
 impl std::fmt::Debug for Jwt {
@@ -90,11 +99,23 @@ impl Jwt {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
             validation,
+            revocations: None,
         }
+    }
+
+    /// The same signer, refusing tokens whose `jti` `store` has revoked.
+    pub fn with_revocations(mut self, store: Arc<dyn IdentityStore>) -> Self {
+        self.revocations = Some(store);
+        self
     }
 
     /// A token for `user` with `role`, valid for `ttl`.
     pub fn issue(&self, user: &str, role: Role, ttl: std::time::Duration) -> crate::Result<String> {
+        self.issue_claims(user, role, ttl).map(|(token, _)| token)
+    }
+
+    /// A token for `user` with `role`, valid for `ttl`, with its claims (a fresh `jti`).
+    pub fn issue_claims(&self, user: &str, role: Role, ttl: std::time::Duration) -> crate::Result<(String, Claims)> {
         let iat = now_secs();
         let claims = Claims {
             sub: user.to_owned(),
@@ -102,8 +123,23 @@ impl Jwt {
             iat,
             exp: iat + ttl.as_secs(),
             iss: ISSUER.into(),
+            jti: Some(uuid::Uuid::new_v4().to_string()),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| crate::Error::Auth(e.to_string()))
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| crate::Error::Auth(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// The claims of a valid token that was not revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
+        let claims = self.verify(token)?;
+        if let (Some(store), Some(jti)) = (&self.revocations, &claims.jti) {
+            let now = i64::try_from(now_secs()).unwrap_or(i64::MAX).saturating_mul(1000);
+            if store.jti_revoked(jti, now).await? {
+                return Err(ApiError::unauthorized("invalid bearer token: revoked (logged out)"));
+            }
+        }
+        Ok(claims)
     }
 
     /// The claims of a valid token.
@@ -164,7 +200,7 @@ where
             .ok()
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let claims = jwt.verify(token.trim())?;
+        let claims = jwt.authenticate(token.trim()).await?;
         Ok(Caller {
             user_id: claims.sub,
             role: claims.role,
@@ -197,9 +233,28 @@ mod tests {
             iat: 1,
             exp: 2,
             iss: ISSUER.into(),
+            jti: None,
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.encoding).expect("encode");
         assert!(a.verify(&t).expect_err("expired").message.contains("expired"));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_jti_is_refused_until_the_token_expires() {
+        let store = Arc::new(crate::store::SqliteIdentity::in_memory().expect("store"));
+        let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef").with_revocations(store.clone());
+        let (token, claims) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        let (other, _) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        assert_eq!(jwt.authenticate(&token).await.expect("valid").sub, "u1");
+        let jti = claims.jti.expect("every token has a jti");
+        store
+            .revoke_jti(&jti, i64::try_from(claims.exp).expect("exp") * 1000)
+            .await
+            .expect("revoke");
+        let refused = jwt.authenticate(&token).await.expect_err("revoked");
+        assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(refused.message.contains("revoked"), "{}", refused.message);
+        assert!(jwt.authenticate(&other).await.is_ok(), "only that token is revoked");
     }
 
     #[test]
