@@ -18,6 +18,7 @@ use crate::secret;
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
+use alpes_ingest::identity::{Identity, IdentityArgs, NewUser};
 use alpes_ingest::marks::PublishedMarks;
 use alpes_ingest::IngestState;
 use alpes_platform::auth::Jwt;
@@ -26,7 +27,8 @@ use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{
-    CatalogStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaLedger, SqliteCatalog, SqliteLedger, SqliteStore,
+    CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaLedger, SqliteCatalog, SqliteIdentity,
+    SqliteLedger, SqliteStore,
 };
 use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
@@ -77,6 +79,13 @@ pub struct Settings {
     /// ScyllaDB settings: with nodes named, the ledger and the catalog live there (the ingest store stays SQLite).
     #[command(flatten)]
     pub scylla: ScyllaArgs,
+    /// Token lifetimes, the lockout rule and the password hasher.
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Creates this admin at start if the instance has no admin yet; the password comes from
+    /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
+    #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
+    pub bootstrap_admin_email: Option<String>,
 }
 
 impl Settings {
@@ -101,6 +110,8 @@ impl Settings {
                 s3_secret_access_key: None,
             },
             scylla: ScyllaArgs::default(),
+            identity: IdentityArgs::default(),
+            bootstrap_admin_email: None,
         }
     }
 }
@@ -137,6 +148,33 @@ async fn open_ledger_and_catalog(settings: &Settings) -> Result<(Arc<dyn LedgerS
     let catalog = SqliteCatalog::open(&db, settings.fsync).context("cannot open the catalog")?;
     tracing::info!(store = "sqlite", path = %db.display(), "ledger, catalog and ingest store on SQLite");
     Ok((Arc::new(ledger), Arc::new(catalog)))
+}
+
+/// Creates the admin named by `--bootstrap-admin-email` (password from
+/// `ALPES_BOOTSTRAP_ADMIN_PASSWORD`) unless an admin exists already.
+async fn bootstrap_admin(settings: &Settings, identity: &Identity, producer: &Producer) -> Result<()> {
+    let Some(email) = &settings.bootstrap_admin_email else {
+        return Ok(());
+    };
+    if identity.store.has_admin().await? {
+        return Ok(());
+    }
+    let password = std::env::var("ALPES_BOOTSTRAP_ADMIN_PASSWORD")
+        .context("--bootstrap-admin-email needs ALPES_BOOTSTRAP_ADMIN_PASSWORD in the environment")?;
+    let user = NewUser {
+        nombre: "Administrator".into(),
+        email: email.clone(),
+        password,
+        role: alpes_platform::auth::Role::Admin,
+        organization: None,
+        created_by: Some("bootstrap".into()),
+    };
+    let admin = identity
+        .register(producer, user)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the bootstrap admin: {} ({})", e.message, e.code))?;
+    tracing::info!(user_id = %admin.user_id, "bootstrap admin created");
+    Ok(())
 }
 
 /// The signing key file under a data dir.
@@ -192,12 +230,22 @@ impl App {
         let republished = alpes_ingest::republish::republish(store.as_ref(), &producer)
             .await
             .context("cannot re-publish unfinished requests")?;
+        let identity_store: Arc<dyn IdentityStore> =
+            Arc::new(SqliteIdentity::open(&data.join("alpes.db"), settings.fsync).context("cannot open the identity store")?);
+        let identity = Identity::new(identity_store.clone(), settings.identity.clone()).context("bad password hashing settings")?;
+        let announced = alpes_ingest::identity::republish_accounts(identity_store.as_ref(), &producer)
+            .await
+            .context("cannot announce new accounts")?;
+        if announced > 0 {
+            tracing::info!(accounts = announced, "announced accounts created while the platform was down");
+        }
+        bootstrap_admin(&settings, &identity, &producer).await?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         let state = IngestState {
-            jwt: Arc::new(Jwt::new(&jwt_key)),
+            jwt: Arc::new(Jwt::new(&jwt_key).with_revocations(identity_store)),
             kafka: kafka.clone(),
             producer,
             blobs: blobs.clone(),
@@ -206,6 +254,7 @@ impl App {
             ledger: ledger.clone(),
             metrics,
             max_upload: settings.max_upload,
+            identity,
         };
         Ok(App {
             listener,

@@ -22,6 +22,8 @@ enum Command {
     Up(Box<cmd::up::Args>),
     /// Print a bearer token signed with the instance's key.
     Token(cmd::token::Args),
+    /// Create the first admin account offline (`alpes admin create --email ...`).
+    Admin(cmd::admin::Args),
     /// Apply the CQL schema to the ScyllaDB cluster in SCYLLA_NODES (the embedded SQLite store needs none).
     Migrate(Box<cmd::migrate::Args>),
 }
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::up::run(*args),
         Command::Token(args) => cmd::token::run(args),
         Command::Migrate(args) => cmd::migrate::run(*args),
+        Command::Admin(args) => cmd::admin::run(args),
     };
     match result {
         Ok(code) => code,

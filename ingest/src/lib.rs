@@ -6,12 +6,15 @@
 //! broker does not acknowledge, the client gets 503 and nothing is left behind.
 //!
 //! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
-//!   `POST /anonimizar/{id}`, `POST /monetizacion/pagar` and `GET /health`.
+//!   `POST /anonimizar/{id}`, `POST /monetizacion/pagar`, `POST /usuarios`,
+//!   `POST /auth/{login,refresh,logout,verify}` and `GET /health`.
+//! - [`identity`]: registration, login with lockout, refresh rotation, logout.
 //! - [`register`]: the shared "blob → store → event" step.
 //! - [`marks`]: marks requests published, off the request path.
 //! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
 //! - [`republish`]: re-announces requests that never got an outcome.
 
+pub mod identity;
 pub mod marks;
 pub mod media;
 pub mod outcomes;
@@ -54,6 +57,8 @@ pub struct IngestState {
     pub max_upload: u64,
     /// Marks requests published once their event is acknowledged.
     pub published: marks::PublishedMarks,
+    /// Accounts, passwords, sessions.
+    pub identity: identity::Identity,
 }
 
 impl FromRef<IngestState> for Arc<Jwt> {
@@ -76,6 +81,11 @@ pub fn router(state: IngestState) -> Router {
         .route("/studies/{study}", post(routes::stow::handler_for_study))
         .route("/anonimizar/{id}", post(routes::reanonymize::handler))
         .route("/monetizacion/pagar", post(routes::pagar::handler))
+        .route("/usuarios", post(routes::usuarios::handler))
+        .route("/auth/login", post(routes::auth_login::handler))
+        .route("/auth/refresh", post(routes::auth_refresh::handler))
+        .route("/auth/logout", post(routes::auth_logout::handler))
+        .route("/auth/verify", post(routes::auth_verify::handler))
         .route("/health", get(routes::health::handler))
         .route("/metrics", get(alpes_platform::metrics::handler))
         // Uploads are streamed and limited by `max_upload`, not buffered.

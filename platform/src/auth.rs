@@ -191,20 +191,37 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let jwt = Arc::<Jwt>::from_ref(state);
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let claims = jwt.authenticate(token.trim()).await?;
-        Ok(Caller {
+        Caller::optional(&jwt, &parts.headers)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))
+    }
+}
+
+/// The request's bearer token, `None` without an `Authorization` header; 401 for another scheme.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(|t| Some(t.trim()))
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))
+}
+
+impl Caller {
+    /// The caller named by the request's bearer token, `None` without an
+    /// `Authorization` header; a bad or revoked token is an error (401).
+    pub async fn optional(jwt: &Jwt, headers: &axum::http::HeaderMap) -> Result<Option<Caller>, ApiError> {
+        let Some(token) = bearer_token(headers)? else {
+            return Ok(None);
+        };
+        let claims = jwt.authenticate(token).await?;
+        Ok(Some(Caller {
             user_id: claims.sub,
             role: claims.role,
-        })
+        }))
     }
 }
 

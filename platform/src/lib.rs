@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod password;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod anonymize;
 pub mod migrate;
 pub mod token;

@@ -1,10 +1,15 @@
 //! The ingest routes, one per file.
 
+pub mod auth_login;
+pub mod auth_logout;
+pub mod auth_refresh;
+pub mod auth_verify;
 pub mod health;
 pub mod pagar;
 pub mod reanonymize;
 pub mod stow;
 pub mod upload;
+pub mod usuarios;
 
 use alpes_platform::blobs::UploadError;
 use alpes_platform::http::ApiError;

@@ -22,6 +22,7 @@ pub struct TestApp {
     pub kafka: Arc<Kafka>,
     pub store: Arc<SqliteStore>,
     pub ledger: Arc<alpes_platform::store::SqliteLedger>,
+    pub identity: Arc<alpes_platform::store::SqliteIdentity>,
     pub codec: Codec,
     pub blobs_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -35,7 +36,27 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../anonymizer/tests/fixtures/dicom")
 }
 
+/// Identity settings for tests: cheap argon2id (the production parameters cost ~50 ms a hash),
+/// 3 failures lock for 60 s.
+pub fn test_identity_args() -> alpes_ingest::identity::IdentityArgs {
+    alpes_ingest::identity::IdentityArgs {
+        lockout_failures: 3,
+        lockout_window_secs: 60,
+        lockout_secs: 60,
+        passwords: alpes_platform::password::PasswordArgs {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    }
+}
+
 pub async fn spawn_app(max_upload: u64) -> TestApp {
+    spawn_app_with(max_upload, test_identity_args()).await
+}
+
+pub async fn spawn_app_with(max_upload: u64, identity_args: alpes_ingest::identity::IdentityArgs) -> TestApp {
     let kafka = Arc::new(
         Kafka::connect(&KafkaArgs {
             delivery_timeout_ms: 3000,
@@ -52,7 +73,8 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
     let metrics = Arc::new(Metrics::new());
     let codec = Codec::single_object();
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
-    let jwt = Arc::new(Jwt::new(b"test-key-test-key-test-key-test-key"));
+    let identity = Arc::new(alpes_platform::store::SqliteIdentity::in_memory().expect("identity"));
+    let jwt = Arc::new(Jwt::new(b"test-key-test-key-test-key-test-key").with_revocations(identity.clone()));
     let state = IngestState {
         jwt: jwt.clone(),
         kafka: kafka.clone(),
@@ -63,6 +85,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
         metrics,
         max_upload,
         published: alpes_ingest::marks::PublishedMarks::start(store.clone()),
+        identity: alpes_ingest::identity::Identity::new(identity.clone(), identity_args).expect("identity"),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -73,6 +96,7 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
         kafka,
         store,
         ledger,
+        identity,
         codec,
         blobs_dir,
         client: reqwest::Client::new(),

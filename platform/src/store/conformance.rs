@@ -556,6 +556,7 @@ pub fn account(user_id: &str, email: &str, role: crate::auth::Role) -> NewAccoun
         role,
         organization: None,
         created_at: 1000,
+        created_by: user_id.into(),
     }
 }
 
@@ -603,6 +604,32 @@ pub async fn identity(store: &dyn IdentityStore) {
         ("u1", Role::Proveedor, 0, None)
     );
     assert!(store.account_by_email("nobody@example.org").await.expect("by email").is_none());
+
+    // An account is unpublished until its event is acknowledged; one that could not be announced is removed.
+    let unpublished: Vec<_> = store
+        .unpublished_accounts()
+        .await
+        .expect("unpublished")
+        .into_iter()
+        .map(|a| a.user_id)
+        .collect();
+    assert_eq!(unpublished, vec!["u1", "u3"]);
+    store.mark_published("u3").await.expect("mark");
+    assert!(store.account("u3").await.expect("account").expect("found").published);
+    store
+        .create_account(account("u4", "gone@example.org", Role::Consumidor))
+        .await
+        .expect("create");
+    store.delete_account("u4").await.expect("delete");
+    assert!(store.account("u4").await.expect("account").is_none());
+    assert_eq!(
+        store
+            .create_account(account("u5", "gone@example.org", Role::Consumidor))
+            .await
+            .expect("create"),
+        Created::Created,
+        "the email is free again"
+    );
 
     // Failures lock at the limit within the window; a success clears them.
     let rule = LockoutRule {

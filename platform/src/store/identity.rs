@@ -29,6 +29,8 @@ pub struct NewAccount {
     pub organization: Option<String>,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
+    /// Who created it: its own id (self-registration) or an admin's.
+    pub created_by: String,
 }
 
 /// An account as stored.
@@ -56,6 +58,10 @@ pub struct Account {
     pub locked_until: Option<i64>,
     /// The last successful login (ms), if any.
     pub last_login_at: Option<i64>,
+    /// Who created it.
+    pub created_by: String,
+    /// Whether its `UsuarioRegistrado` is on the log.
+    pub published: bool,
 }
 
 impl std::fmt::Debug for Account {
@@ -171,6 +177,12 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     async fn account(&self, user_id: &str) -> Result<Option<Account>>;
     /// Whether any admin account exists.
     async fn has_admin(&self) -> Result<bool>;
+    /// Marks the account's `UsuarioRegistrado` as acknowledged by the broker.
+    async fn mark_published(&self, user_id: &str) -> Result<()>;
+    /// Accounts whose `UsuarioRegistrado` was never acknowledged, oldest first.
+    async fn unpublished_accounts(&self) -> Result<Vec<Account>>;
+    /// Removes an account whose creation could not be announced (nothing else refers to it yet).
+    async fn delete_account(&self, user_id: &str) -> Result<()>;
     /// Counts a failed login at `now` under `rule`; locks the account when it reaches the limit.
     async fn record_failure(&self, user_id: &str, now: i64, rule: LockoutRule) -> Result<Failures>;
     /// A successful login at `now`: the failure count and any lock are cleared.

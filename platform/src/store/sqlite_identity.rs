@@ -22,8 +22,11 @@ CREATE TABLE IF NOT EXISTS identity_accounts (
     failed_logins    INTEGER NOT NULL DEFAULT 0,
     first_failure_at INTEGER,
     locked_until     INTEGER,
-    last_login_at    INTEGER
+    last_login_at    INTEGER,
+    created_by       TEXT NOT NULL,
+    published        INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS identity_accounts_unpublished ON identity_accounts(created_at) WHERE published = 0;
 CREATE UNIQUE INDEX IF NOT EXISTS identity_accounts_email ON identity_accounts(email);
 CREATE INDEX IF NOT EXISTS identity_accounts_role ON identity_accounts(role);
 CREATE TABLE IF NOT EXISTS identity_refresh (
@@ -55,7 +58,7 @@ CREATE TABLE IF NOT EXISTS identity_api_keys (
 ";
 
 const ACCOUNT_COLUMNS: &str = "user_id, nombre, email, password_hash, role, organization, created_at, \
-                               failed_logins, first_failure_at, locked_until, last_login_at";
+                               failed_logins, first_failure_at, locked_until, last_login_at, created_by, published";
 const API_KEY_COLUMNS: &str = "key_id, key_hash, role, user_id, name, created_by, created_at, revoked_at, last_used_at";
 
 /// The SQLite identity store.
@@ -99,6 +102,8 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         first_failure_at: r.get(8)?,
         locked_until: r.get(9)?,
         last_login_at: r.get(10)?,
+        created_by: r.get(11)?,
+        published: r.get(12)?,
     })
 }
 
@@ -138,8 +143,8 @@ impl IdentityStore for SqliteIdentity {
             .with(move |conn| {
                 let n = conn
                     .prepare_cached(
-                        "INSERT INTO identity_accounts (user_id, nombre, email, password_hash, role, organization, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (email) DO NOTHING",
+                        "INSERT INTO identity_accounts (user_id, nombre, email, password_hash, role, organization, created_at, created_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (email) DO NOTHING",
                     )?
                     .execute(params![
                         a.user_id,
@@ -148,7 +153,8 @@ impl IdentityStore for SqliteIdentity {
                         a.password_hash,
                         a.role.as_str(),
                         a.organization,
-                        a.created_at
+                        a.created_at,
+                        a.created_by
                     ])?;
                 Ok(if n == 1 { Created::Created } else { Created::EmailTaken })
             })
@@ -177,6 +183,39 @@ impl IdentityStore for SqliteIdentity {
                 .optional()?
                 .is_some())
         })
+    }
+
+    async fn mark_published(&self, user_id: &str) -> Result<()> {
+        let user_id = user_id.to_owned();
+        self.conn
+            .with(move |conn| {
+                conn.prepare_cached("UPDATE identity_accounts SET published = 1 WHERE user_id = ?1")?
+                    .execute(params![user_id])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn unpublished_accounts(&self) -> Result<Vec<Account>> {
+        self.conn
+            .read(|conn| {
+                let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM identity_accounts WHERE published = 0 ORDER BY created_at, user_id");
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map([], account_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    async fn delete_account(&self, user_id: &str) -> Result<()> {
+        let user_id = user_id.to_owned();
+        self.conn
+            .with(move |conn| {
+                conn.prepare_cached("DELETE FROM identity_accounts WHERE user_id = ?1")?
+                    .execute(params![user_id])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn record_failure(&self, user_id: &str, now: i64, rule: LockoutRule) -> Result<Failures> {

@@ -1,0 +1,94 @@
+//! `alpes admin create`: creates an admin account in the instance's store,
+//! offline (the first admin; later ones an admin creates with `POST /usuarios`).
+//! The password comes from `ALPES_ADMIN_PASSWORD` or, without it, from the
+//! first line of standard input; never from a flag (it would show in `ps`).
+//! The account can log in at once; its `UsuarioRegistrado` is produced when
+//! `alpes up` next starts (it announces every account not yet announced).
+
+use alpes_ingest::identity::{Identity, IdentityArgs, NewUser};
+use alpes_platform::auth::Role;
+use alpes_platform::store::SqliteIdentity;
+use anyhow::{Context, Result};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Arguments of `alpes admin`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create an admin account (the password from ALPES_ADMIN_PASSWORD or standard input).
+    Create(CreateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// The admin's email (the login name).
+    #[arg(long)]
+    email: String,
+    /// The admin's display name.
+    #[arg(long, default_value = "Administrator")]
+    nombre: String,
+    /// The organization, if any.
+    #[arg(long)]
+    organizacion: Option<String>,
+    /// The instance's data dir.
+    #[arg(long, env = "ALPES_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// The password hasher's parameters (the same as `alpes up`'s).
+    #[command(flatten)]
+    identity: IdentityArgs,
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Command::Create(a) => create(a),
+    }
+}
+
+fn create(a: CreateArgs) -> Result<ExitCode> {
+    let password = match std::env::var("ALPES_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!("alpes admin create: password (one line on standard input):");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
+    let db = a.data_dir.join("alpes.db");
+    let store = Arc::new(SqliteIdentity::open(&db, false).context("cannot open the identity store")?);
+    let identity = Identity::new(store, a.identity).context("bad password hashing settings")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let user = NewUser {
+        nombre: a.nombre,
+        email: a.email,
+        password,
+        role: Role::Admin,
+        organization: a.organizacion,
+        created_by: Some("alpes-admin-create".into()),
+    };
+    match rt.block_on(identity.create(user)) {
+        Ok(admin) => {
+            println!("{}", admin.user_id);
+            eprintln!(
+                "alpes admin create: admin {} created in {}; its UsuarioRegistrado is produced when alpes up next starts",
+                admin.user_id,
+                db.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("alpes admin create: {} ({})", e.message, e.code);
+            Ok(ExitCode::from(2))
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `POST /auth/logout` (bearer token): revokes the access token's `jti` until
+//! it expires and, given `{"refresh_token": "..."}`, that token's whole family.
+//! 204; an unknown refresh token is not an error (the session is over either way).
+
+use super::auth_refresh::refresh_token_of;
+use crate::identity::{now_ms, token_hash};
+use crate::IngestState;
+use alpes_platform::auth::bearer_token;
+use alpes_platform::http::ApiError;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+
+/// The handler.
+#[tracing::instrument(name = "POST /auth/logout", skip_all)]
+pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+    let token = bearer_token(&headers)?.ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+    let claims = state.jwt.authenticate(token).await?;
+    let refresh = if body.is_empty() { None } else { Some(refresh_token_of(&body)?) };
+    let identity = &state.identity;
+    if let Some(jti) = &claims.jti {
+        let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+        identity.store.revoke_jti(jti, expires_at).await?;
+    }
+    if let Some(refresh) = refresh {
+        identity.store.revoke_refresh_family(&token_hash(&refresh), now_ms()).await?;
+    }
+    tracing::info!(user_id = %claims.sub, "logout");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,63 @@
+//! `POST /auth/refresh`: `{"refresh_token": "..."}` → 200 with a new access
+//! token and the refresh token's successor. The presented token is used up;
+//! presenting a used one again revokes its whole family (401
+//! `refresh_reused`: whoever holds a copy is logged out too). An unknown,
+//! expired or revoked token gets 401 `invalid_refresh`.
+
+use crate::identity::{now_ms, token_hash};
+use crate::IngestState;
+use alpes_platform::auth::Role;
+use alpes_platform::http::ApiError;
+use alpes_platform::store::Rotation;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    refresh_token: String,
+}
+
+/// The refresh token of a JSON body `{"refresh_token": "..."}`.
+pub fn refresh_token_of(body: &[u8]) -> Result<String, ApiError> {
+    if body.len() > 4 * 1024 {
+        return Err(ApiError::too_large(4 * 1024));
+    }
+    serde_json::from_slice::<Request>(body).map(|r| r.refresh_token).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!(
+                "the body is not {{\"refresh_token\": ...}}: line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+/// The handler.
+#[tracing::instrument(name = "POST /auth/refresh", skip_all)]
+pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Response, ApiError> {
+    let presented = refresh_token_of(&body)?;
+    let identity = &state.identity;
+    let now = now_ms();
+    // The successor's owner and role are filled in by the store from the presented token's row.
+    let (next, stored) = identity.new_refresh("", "", Role::Consumidor, now)?;
+    match identity.store.rotate_refresh(&token_hash(&presented), stored, now).await? {
+        Rotation::Rotated { user_id, role, .. } => {
+            let (tokens, _) = identity.answer(&state.jwt, &user_id, role, next)?;
+            Ok((StatusCode::OK, axum::Json(tokens)).into_response())
+        }
+        Rotation::Reused { user_id } => {
+            tracing::warn!(user_id = %user_id, "a used refresh token was presented again: its family is revoked");
+            Err(
+                ApiError::unauthorized("this refresh token was already used; every session it belongs to is revoked")
+                    .with_code("refresh_reused"),
+            )
+        }
+        Rotation::Invalid => Err(ApiError::unauthorized("unknown, expired or revoked refresh token").with_code("invalid_refresh")),
+    }
+}

@@ -1,0 +1,102 @@
+//! `POST /usuarios`: creates an account. JSON body
+//! `{"nombre": "...", "email": "...", "password": "...", "rol": "proveedor", "organizacion": "..."}`.
+//!
+//! Anyone may register a `proveedor` or `consumidor` account; only an admin
+//! (bearer token) may create an `admin`. The email is unique (409
+//! `email_taken`), the password meets the policy (422 `weak_password`) and is
+//! stored only as its argon2id hash. The answer (201) and the
+//! `UsuarioRegistrado` event carry no hash and no email.
+//!
+//! [`crate::identity::Identity::register`] stores and announces it.
+
+use crate::identity::NewUser;
+use crate::IngestState;
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::http::ApiError;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    nombre: String,
+    email: String,
+    password: String,
+    rol: String,
+    #[serde(default)]
+    organizacion: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("rol", &self.rol).finish_non_exhaustive()
+    }
+}
+
+/// The handler.
+#[tracing::instrument(name = "POST /usuarios", skip_all)]
+pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let caller = Caller::optional(&state.jwt, &headers).await?;
+    if body.len() > 16 * 1024 {
+        return Err(ApiError::too_large(16 * 1024));
+    }
+    let req: Request = serde_json::from_slice(&body).map_err(|e| {
+        // serde's message may quote a value: say only where it failed.
+        ApiError::bad_request(
+            "bad_json",
+            format!("the body is not an account: line {} column {}", e.line(), e.column()),
+        )
+    })?;
+    let role: Role = req.rol.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_rol",
+            "rol must be proveedor, consumidor or admin",
+        )
+    })?;
+    if role == Role::Admin {
+        match &caller {
+            None => return Err(ApiError::unauthorized("creating an admin needs an admin's bearer token")),
+            Some(c) => c.require(&[Role::Admin])?,
+        }
+    }
+    let user = NewUser {
+        nombre: req.nombre,
+        email: req.email,
+        password: req.password,
+        role,
+        organization: req.organizacion,
+        created_by: caller.map(|c| c.user_id),
+    };
+    let stored = state.identity.register(&state.producer, user).await?;
+    let body = json!({
+        "id": stored.user_id,
+        "nombre": stored.nombre,
+        "rol": stored.role,
+        "organizacion": stored.organization,
+        "created_at": stored.created_at,
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_debug_never_shows_the_password_or_email() {
+        let r = Request {
+            nombre: "Ana".into(),
+            email: "ana@h.org".into(),
+            password: "correct horse battery".into(),
+            rol: "proveedor".into(),
+            organizacion: None,
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("horse") && !shown.contains("ana@"), "{shown}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Registration, login with lockout, refresh rotation with reuse detection,
+//! logout and token introspection, against the ingest routes on the mock
+//! cluster. Every test also checks what reached the log: no password, no
+//! hash, no email.
+
+mod common;
+
+use alpes_platform::auth::Role;
+use alpes_platform::store::IdentityStore;
+use alpes_schemas::{IntentoLogin, UsuarioRegistrado};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn post(app: &common::TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = app.client.post(format!("{}{path}", app.base)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("request");
+    let (status, headers) = (res.status().as_u16(), res.headers().clone());
+    let text = res.text().await.expect("body");
+    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn register(app: &common::TestApp, email: &str, rol: &str, token: Option<&str>) -> (u16, Value) {
+    let body = json!({"nombre": "Ana Pérez", "email": email, "password": PASSWORD, "rol": rol, "organizacion": "Hospital 7"});
+    let (status, _, answer) = post(app, "/usuarios", token, body).await;
+    (status, answer)
+}
+
+async fn login(app: &common::TestApp, email: &str, password: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    post(app, "/auth/login", None, json!({"email": email, "password": password})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_created_once_per_email_and_only_an_admin_creates_admins() {
+    let app = common::spawn_app(1 << 20).await;
+    let registered = app.consumer::<UsuarioRegistrado>();
+    let (status, answer) = register(&app, "Ana@Hospital.org", "proveedor", None).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (answer["rol"].as_str(), answer["organizacion"].as_str()),
+        (Some("proveedor"), Some("Hospital 7"))
+    );
+    let text = answer.to_string();
+    assert!(
+        !text.contains("argon2") && !text.contains(PASSWORD) && !text.contains("ana@"),
+        "{text}"
+    );
+
+    let stored = app.identity.account(&id).await.expect("account").expect("stored");
+    assert!(stored.password_hash.starts_with("$argon2id$"), "stored as argon2id");
+    assert_eq!(stored.email, "ana@hospital.org", "normalized");
+    assert!(stored.published);
+    let events = app.events::<UsuarioRegistrado>(&registered, 1, Duration::from_secs(20)).await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0].1;
+    assert_eq!(
+        (e.user_id.as_str(), e.role.as_str(), e.actor.as_str()),
+        (id.as_str(), "proveedor", id.as_str())
+    );
+    let shown = format!("{e:?}");
+    assert!(!shown.contains("argon2") && !shown.contains("hospital.org"), "{shown}");
+
+    // The email is unique, compared normalized.
+    assert_eq!(register(&app, " ana@hospital.ORG", "consumidor", None).await.0, 409);
+    // Bad input gets a typed error.
+    let weak = json!({"nombre": "B", "email": "b@h.org", "password": "short", "rol": "consumidor"});
+    let (status, _, answer) = post(&app, "/usuarios", None, weak).await;
+    assert_eq!((status, answer["error"].as_str()), (422, Some("weak_password")));
+    assert!(!answer.to_string().contains("short"), "the password is not echoed");
+    let (status, _, answer) = post(&app, "/usuarios", None, json!({"nombre": "B"})).await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("bad_json")));
+
+    // Only an admin creates an admin.
+    assert_eq!(register(&app, "root@h.org", "admin", None).await.0, 401);
+    let provider = app.token("p-1", Role::Proveedor);
+    assert_eq!(register(&app, "root@h.org", "admin", Some(&provider)).await.0, 403);
+    let admin = app.token("admin-0", Role::Admin);
+    let (status, answer) = register(&app, "root@h.org", "admin", Some(&admin)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(app.identity.has_admin().await.expect("has_admin"));
+    let created = app
+        .identity
+        .account(answer["id"].as_str().expect("id"))
+        .await
+        .expect("account")
+        .expect("stored");
+    assert_eq!(created.created_by, "admin-0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_answers_an_unknown_email_like_a_wrong_password_and_records_every_attempt() {
+    let app = common::spawn_app(1 << 20).await;
+    let attempts = app.consumer::<IntentoLogin>();
+    let (_, answer) = register(&app, "ana@h.org", "consumidor", None).await;
+    let id = answer["id"].as_str().expect("id").to_owned();
+
+    let (s1, _, unknown) = login(&app, "nobody@h.org", PASSWORD).await;
+    let (s2, _, wrong) = login(&app, "ana@h.org", "not the password at all").await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(unknown, wrong, "the same answer for both");
+    assert_eq!(unknown["error"].as_str(), Some("invalid_credentials"));
+
+    let (status, _, tokens) = login(&app, "ANA@h.org", PASSWORD).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"].as_str(), Some("Bearer"));
+    let access = tokens["access_token"].as_str().expect("access");
+    let (_, _, verified) = post(&app, "/auth/verify", None, json!({"token": access})).await;
+    assert_eq!(
+        (verified["active"].as_bool(), verified["sub"].as_str()),
+        (Some(true), Some(id.as_str()))
+    );
+    assert_eq!(verified["role"].as_str(), Some("consumidor"));
+    let (_, _, garbage) = post(&app, "/auth/verify", None, json!({"token": "not.a.token"})).await;
+    assert_eq!(garbage, json!({"active": false}));
+
+    let seen = app.events::<IntentoLogin>(&attempts, 3, Duration::from_secs(20)).await;
+    let outcomes: Vec<_> = seen
+        .iter()
+        .map(|(_, e)| (e.user_id.as_str(), e.success, e.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("unknown", false, Some("unknown_user")),
+            (id.as_str(), false, Some("bad_credentials")),
+            (id.as_str(), true, None)
+        ]
+    );
+    let all = format!("{seen:?}");
+    assert!(
+        !all.contains("nobody@") && !all.contains("ana@") && !all.contains("not the password"),
+        "{all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_lock_the_account_with_retry_after_and_a_success_resets_the_count() {
+    let app = common::spawn_app(1 << 20).await;
+    let (_, answer) = register(&app, "ana@h.org", "proveedor", None).await;
+    let id = answer["id"].as_str().expect("id").to_owned();
+    // Two failures, then a success: the count is back to 0.
+    for _ in 0..2 {
+        assert_eq!(login(&app, "ana@h.org", "wrong wrong wrong").await.0, 401);
+    }
+    assert_eq!(app.identity.account(&id).await.expect("a").expect("a").failed_logins, 2);
+    assert_eq!(login(&app, "ana@h.org", PASSWORD).await.0, 200);
+    assert_eq!(app.identity.account(&id).await.expect("a").expect("a").failed_logins, 0);
+    // Three failures in the window lock it (test limit 3, 60 s): even the right password gets 429.
+    for _ in 0..3 {
+        assert_eq!(login(&app, "ana@h.org", "wrong wrong wrong").await.0, 401);
+    }
+    let (status, headers, body) = login(&app, "ana@h.org", PASSWORD).await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("account_locked")), "{body}");
+    let retry: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_rotates_once_and_a_reused_one_revokes_its_family() {
+    let app = common::spawn_app(1 << 20).await;
+    register(&app, "ana@h.org", "consumidor", None).await;
+    let (_, _, first) = login(&app, "ana@h.org", PASSWORD).await;
+    let r1 = first["refresh_token"].as_str().expect("refresh").to_owned();
+    let (status, _, second) = post(&app, "/auth/refresh", None, json!({"refresh_token": r1})).await;
+    assert_eq!(status, 200, "{second}");
+    let r2 = second["refresh_token"].as_str().expect("refresh").to_owned();
+    assert_ne!(r1, r2);
+    let (_, _, verified) = post(&app, "/auth/verify", None, json!({"token": second["access_token"]})).await;
+    assert_eq!(verified["active"].as_bool(), Some(true));
+
+    // r1 again: a copy is in use somewhere. The family goes, r2 with it.
+    let (status, _, reused) = post(&app, "/auth/refresh", None, json!({"refresh_token": r1})).await;
+    assert_eq!((status, reused["error"].as_str()), (401, Some("refresh_reused")));
+    let (status, _, after) = post(&app, "/auth/refresh", None, json!({"refresh_token": r2})).await;
+    assert_eq!((status, after["error"].as_str()), (401, Some("invalid_refresh")));
+    // Another login's family is untouched.
+    let (_, _, other) = login(&app, "ana@h.org", PASSWORD).await;
+    let (status, _, _) = post(&app, "/auth/refresh", None, json!({"refresh_token": other["refresh_token"]})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_access_token_and_the_refresh_family() {
+    let app = common::spawn_app(1 << 20).await;
+    register(&app, "ana@h.org", "proveedor", None).await;
+    let (_, _, tokens) = login(&app, "ana@h.org", PASSWORD).await;
+    let access = tokens["access_token"].as_str().expect("access").to_owned();
+    let refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+    assert_eq!(post(&app, "/auth/logout", None, json!({})).await.0, 401, "logout needs the token");
+    let (status, _, _) = post(&app, "/auth/logout", Some(&access), json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 204);
+
+    let (_, _, verified) = post(&app, "/auth/verify", None, json!({"token": access})).await;
+    assert_eq!(verified, json!({"active": false}));
+    // A protected route refuses it too.
+    let res = app
+        .client
+        .post(format!("{}/imagenes", app.base))
+        .bearer_auth(&access)
+        .header("content-type", "application/dicom")
+        .body(common::fixture("CT_small.dcm"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.expect("json");
+    assert!(body["message"].as_str().expect("message").contains("revoked"), "{body}");
+    let (status, _, _) = post(&app, "/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 401, "the refresh token went with the logout");
+}
