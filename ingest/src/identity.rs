@@ -69,6 +69,10 @@ pub struct Identity {
     pub passwords: Passwords,
     /// Token lifetimes and the lockout rule.
     pub args: IdentityArgs,
+    /// Bounds the argon2id runs at once (each takes its memory cost, 19 MiB by
+    /// default): two per core. A flood of logins queues here instead of
+    /// exhausting memory.
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 /// An account to create, as given (not yet validated).
@@ -159,10 +163,12 @@ pub struct Tokens {
 impl Identity {
     /// Identity over `store` with `args`.
     pub fn new(store: Arc<dyn IdentityStore>, args: IdentityArgs) -> Result<Identity, alpes_platform::password::PasswordError> {
+        let permits = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
         Ok(Identity {
             passwords: Passwords::new(&args.passwords)?,
             store,
             args,
+            hashing: Arc::new(tokio::sync::Semaphore::new(permits)),
         })
     }
 
@@ -216,6 +222,7 @@ impl Identity {
 
     /// Hashes `password` on the blocking pool.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(|e| ApiError::internal(&e))?;
         let passwords = self.passwords.clone();
         tokio::task::spawn_blocking(move || passwords.hash(&password))
             .await
@@ -226,6 +233,7 @@ impl Identity {
     /// Verifies `password` against `phc` on the blocking pool; against a dummy hash when
     /// there is no account, so an unknown email costs what a wrong password costs.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(|e| ApiError::internal(&e))?;
         let passwords = self.passwords.clone();
         tokio::task::spawn_blocking(move || passwords.verify_or_dummy(&password, phc.as_deref()))
             .await

@@ -6,7 +6,7 @@
 mod common;
 
 use alpes_platform::auth::Role;
-use alpes_platform::store::IdentityStore;
+use alpes_platform::store::{IdentityStore, IngestStore};
 use alpes_schemas::{IntentoLogin, UsuarioRegistrado};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -212,4 +212,84 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
     assert!(body["message"].as_str().expect("message").contains("revoked"), "{body}");
     let (status, _, _) = post(&app, "/auth/refresh", None, json!({"refresh_token": refresh})).await;
     assert_eq!(status, 401, "the refresh token went with the logout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_is_shown_once_acts_for_its_user_and_stops_working_when_revoked() {
+    let app = common::spawn_app(1 << 20).await;
+    let admin = app.token("admin-1", Role::Admin);
+    let request = json!({"nombre": "PACS bridge", "rol": "proveedor", "usuario_id": "hospital-7"});
+    assert_eq!(post(&app, "/api-keys", None, request.clone()).await.0, 401);
+    assert_eq!(
+        post(&app, "/api-keys", Some(&app.token("p", Role::Proveedor)), request.clone())
+            .await
+            .0,
+        403
+    );
+    let (status, _, created) = post(&app, "/api-keys", Some(&admin), request).await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().expect("the key, once").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(key.starts_with(&format!("alpes_{id}_")), "{key}");
+    let stored = app.identity.api_key(&id).await.expect("key").expect("stored");
+    assert!(
+        !stored.key_hash.contains(&key) && stored.key_hash.len() == 64,
+        "stored as its SHA-256"
+    );
+
+    let upload = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/imagenes", app.base))
+                .header("x-api-key", key)
+                .header("content-type", "application/dicom")
+                .body(common::fixture("CT_small.dcm"))
+                .send()
+                .await
+                .expect("upload")
+        }
+    };
+    let res = upload(key.clone()).await;
+    assert_eq!(res.status().as_u16(), 202);
+    let image: Value = res.json().await.expect("json");
+    let row = app
+        .store
+        .image(image["id"].as_str().expect("id"))
+        .await
+        .expect("image")
+        .expect("stored");
+    assert_eq!(row.provider_id, "hospital-7", "the key acts for its user");
+    assert!(app
+        .identity
+        .api_key(&id)
+        .await
+        .expect("key")
+        .expect("stored")
+        .last_used_at
+        .is_some());
+    let forged = format!("alpes_{id}_not-the-secret");
+    assert_eq!(upload(forged).await.status().as_u16(), 401);
+
+    // Listed without its secret.
+    let listed: Value = app
+        .client
+        .get(format!("{}/api-keys", app.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["api_keys"][0]["id"].as_str(), Some(id.as_str()));
+    assert!(!listed.to_string().contains(&key), "{listed}");
+
+    let revoke = || app.client.delete(format!("{}/api-keys/{id}", app.base)).bearer_auth(&admin).send();
+    assert_eq!(revoke().await.expect("revoke").status().as_u16(), 204);
+    assert_eq!(revoke().await.expect("again").status().as_u16(), 404);
+    let res = upload(key).await;
+    assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.expect("json");
+    assert!(body["message"].as_str().expect("message").contains("revoked"), "{body}");
 }

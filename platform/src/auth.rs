@@ -1,9 +1,15 @@
 //! Bearer tokens: HS256 JWTs signed with the instance's key, verified locally.
 //! [`Caller`] is the axum extractor every protected route takes.
 //!
-//! Every token carries a `jti`. With a revocation store attached
+//! Every token carries a `jti`. With the identity store attached
 //! ([`Jwt::with_revocations`]), a token whose `jti` was revoked (a logout) is
 //! refused until it expires; that check is one lookup by key.
+//!
+//! Service clients may send `X-API-Key: alpes_<id>_<secret>` instead of a
+//! bearer token (with the identity store attached). The key is looked up by
+//! its id, its SHA-256 compared in constant time, and a revoked key is
+//! refused; the caller is the key's user, with the key's role. Its
+//! `last_used_at` is written at most once a minute per key.
 
 use crate::http::ApiError;
 use crate::store::IdentityStore;
@@ -193,7 +199,7 @@ where
         let jwt = Arc::<Jwt>::from_ref(state);
         Caller::optional(&jwt, &parts.headers)
             .await?
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))
+            .ok_or_else(|| ApiError::unauthorized("missing credentials: Authorization: Bearer <token> or X-API-Key"))
     }
 }
 
@@ -210,10 +216,61 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Api
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))
 }
 
+/// The header service clients send their API key in.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The prefix of every API key.
+pub const API_KEY_PREFIX: &str = "alpes_";
+
+/// An API key's public id, from the key (`alpes_<id>_<secret>`).
+pub fn api_key_id(key: &str) -> Option<&str> {
+    let (id, secret) = key.strip_prefix(API_KEY_PREFIX)?.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)
+}
+
+/// SHA-256 of a key or token, hex: what the identity store keeps of it.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Jwt {
+    /// The caller an API key names, if the key is known, matches and is not revoked.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Caller, ApiError> {
+        let refused = || ApiError::unauthorized("invalid API key");
+        let store = self.revocations.as_ref().ok_or_else(refused)?;
+        let id = api_key_id(key).ok_or_else(refused)?;
+        let stored = store.api_key(id).await?.ok_or_else(refused)?;
+        if !constant_time_eq(secret_hash(key).as_bytes(), stored.key_hash.as_bytes()) {
+            return Err(refused());
+        }
+        if stored.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("invalid API key: revoked"));
+        }
+        let now = i64::try_from(now_secs()).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+        if stored.last_used_at.is_none_or(|t| now - t >= 60_000) {
+            store.touch_api_key(id, now).await?;
+        }
+        Ok(Caller {
+            user_id: stored.user_id,
+            role: stored.role,
+        })
+    }
+}
+
 impl Caller {
-    /// The caller named by the request's bearer token, `None` without an
-    /// `Authorization` header; a bad or revoked token is an error (401).
+    /// The caller named by the request's bearer token or API key, `None`
+    /// with neither; a bad or revoked credential is an error (401).
     pub async fn optional(jwt: &Jwt, headers: &axum::http::HeaderMap) -> Result<Option<Caller>, ApiError> {
+        if let Some(key) = headers.get(API_KEY_HEADER) {
+            let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid API key"))?;
+            return jwt.authenticate_api_key(key.trim()).await.map(Some);
+        }
         let Some(token) = bearer_token(headers)? else {
             return Ok(None);
         };
@@ -272,6 +329,26 @@ mod tests {
         assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
         assert!(refused.message.contains("revoked"), "{}", refused.message);
         assert!(jwt.authenticate(&other).await.is_ok(), "only that token is revoked");
+    }
+
+    #[test]
+    fn an_api_key_names_its_id_and_compares_in_constant_time() {
+        assert_eq!(api_key_id("alpes_ab12_c-d_e"), Some("ab12"));
+        for bad in [
+            "",
+            "alpes_",
+            "alpes_ab12",
+            "alpes__secret",
+            "alpes_ab-1_secret",
+            "other_ab12_secret",
+            "alpes_ab12_",
+        ] {
+            assert_eq!(api_key_id(bad), None, "{bad:?}");
+        }
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(secret_hash("k").len(), 64);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The ingest routes, one per file.
 
+pub mod api_key;
+pub mod api_keys;
 pub mod auth_login;
 pub mod auth_logout;
 pub mod auth_refresh;

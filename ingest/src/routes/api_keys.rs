@@ -1,0 +1,101 @@
+//! `/api-keys` (admin only): API keys for service clients (a PACS bridge, a
+//! batch uploader). `POST` creates one: `{"nombre", "rol", "usuario_id"}` →
+//! 201 with the key, shown this once (`alpes_<id>_<secret>`; only its SHA-256
+//! is kept). The key acts as `usuario_id` with `rol`, sent as `X-API-Key`.
+//! `GET` lists every key without its secret: id, name, role, user, creator,
+//! created, revoked and last used.
+
+use crate::identity::{now_ms, random_token};
+use crate::IngestState;
+use alpes_platform::auth::{secret_hash, Caller, Role, API_KEY_PREFIX};
+use alpes_platform::http::ApiError;
+use alpes_platform::store::ApiKey;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    nombre: String,
+    rol: String,
+    usuario_id: String,
+}
+
+fn unprocessable(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// A key as listed: everything but its hash.
+pub fn shown(k: &ApiKey) -> Value {
+    json!({
+        "id": k.key_id,
+        "nombre": k.name,
+        "rol": k.role,
+        "usuario_id": k.user_id,
+        "created_by": k.created_by,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+        "last_used_at": k.last_used_at,
+    })
+}
+
+/// `POST /api-keys`.
+#[tracing::instrument(name = "POST /api-keys", skip_all, fields(user = %caller.user_id))]
+pub async fn create(State(state): State<IngestState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    if body.len() > 4 * 1024 {
+        return Err(ApiError::too_large(4 * 1024));
+    }
+    let req: Request =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", format!("the body is not an API key request: {e}")))?;
+    let name = req.nombre.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
+    }
+    let role: Role = req
+        .rol
+        .parse()
+        .map_err(|_| unprocessable("bad_rol", "rol must be proveedor, consumidor or admin"))?;
+    let user_id = req.usuario_id.trim();
+    if user_id.is_empty() || user_id.len() > 128 || !user_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(unprocessable(
+            "bad_usuario_id",
+            "usuario_id must be 1 to 128 visible ASCII characters",
+        ));
+    }
+    let id = random_token()?
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect::<String>();
+    let key = format!("{API_KEY_PREFIX}{id}_{}", random_token()?);
+    let stored = ApiKey {
+        key_id: id,
+        key_hash: secret_hash(&key),
+        role,
+        user_id: user_id.to_owned(),
+        name: name.to_owned(),
+        created_by: caller.user_id.clone(),
+        created_at: now_ms(),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    state.identity.store.insert_api_key(stored.clone()).await?;
+    tracing::info!(key_id = %stored.key_id, role = role.as_str(), for_user = %stored.user_id, "API key created");
+    let mut body = shown(&stored);
+    body["key"] = Value::String(key);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api-keys`.
+#[tracing::instrument(name = "GET /api-keys", skip_all, fields(user = %caller.user_id))]
+pub async fn list(State(state): State<IngestState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let keys: Vec<Value> = state.identity.store.api_keys().await?.iter().map(shown).collect();
+    Ok(Json(json!({ "api_keys": keys })))
+}
