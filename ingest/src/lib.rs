@@ -96,5 +96,6 @@ pub fn router(state: IngestState) -> Router {
             state.metrics.clone(),
             alpes_platform::metrics::track,
         ))
+        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
         .with_state(state)
 }

@@ -3,15 +3,18 @@
 //! - [`kafka`]: client settings, the development broker (librdkafka's mock
 //!   cluster), topic creation, the idempotent producer and the consumer set-up.
 //! - [`blobs`]: content-addressed blobs on `object_store` (local directory or S3).
-//! - [`store`]: the ingest store port and its SQLite adapter.
-//! - [`auth`]: JWT bearer tokens and roles.
+//! - [`store`]: the store ports (ingest, ledger, catalog, identity) and their adapters.
+//! - [`auth`]: JWT bearer tokens, API keys and roles.
 //! - [`http`]: the one `ApiError` every route returns.
+//! - [`hardening`]: the request id and security headers on every answer.
+//! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`shutdown`]: the stop signal every long-running task takes.
 
 pub mod auth;
 pub mod blobs;
 pub mod error;
+pub mod hardening;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
