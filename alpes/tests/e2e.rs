@@ -3,7 +3,9 @@
 //! whole platform on the mock cluster. Each upload must yield exactly one
 //! `ImagenAnonimizada`, or one `ImagenRechazada` with the expected reason; each
 //! anonymized blob must pass the engine's PHI scan; and a plain consumer
-//! decodes the events straight from the topics.
+//! decodes the events straight from the topics. The identity flows run
+//! during the same test, and no planted PHI, password, email, token or API
+//! key may appear in any log line (captured at DEBUG) or metric.
 
 mod common;
 #[path = "../../anonymizer/tests/common/mod.rs"]
@@ -49,6 +51,86 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Registers, fails a login, logs in, refreshes, creates and uses an API key
+/// and logs out; returns every secret those flows handled, by name.
+async fn identity_flows(app: &common::TestApp) -> Vec<(&'static str, String)> {
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = app.client.post(format!("{}{path}", app.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.expect("request");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (email, password) = ("planted.email@hospital.example", "planted-Passw0rd-xyz-123");
+    let (status, _) = post(
+        "/usuarios",
+        None,
+        serde_json::json!({"nombre": "Planted Name", "email": email, "password": password, "rol": "proveedor"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let wrong = "planted-wrong-password-456";
+    assert_eq!(
+        post("/auth/login", None, serde_json::json!({"email": email, "password": wrong}))
+            .await
+            .0,
+        401
+    );
+    let unknown = "planted.unknown@elsewhere.example";
+    assert_eq!(
+        post("/auth/login", None, serde_json::json!({"email": unknown, "password": password}))
+            .await
+            .0,
+        401
+    );
+    let (status, first) = post("/auth/login", None, serde_json::json!({"email": email, "password": password})).await;
+    assert_eq!(status, 200);
+    let refresh1 = first["refresh_token"].as_str().expect("refresh").to_owned();
+    let (status, second) = post("/auth/refresh", None, serde_json::json!({"refresh_token": refresh1})).await;
+    assert_eq!(status, 200);
+    let access = second["access_token"].as_str().expect("access").to_owned();
+    let refresh2 = second["refresh_token"].as_str().expect("refresh").to_owned();
+    let admin = app.token("admin-e2e", Role::Admin);
+    let (status, created) = post(
+        "/api-keys",
+        Some(&admin),
+        serde_json::json!({"nombre": "e2e", "rol": "proveedor", "usuario_id": "prov-key"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let key = created["key"].as_str().expect("key").to_owned();
+    let listed = app
+        .client
+        .get(format!("{}/imagenes", app.base))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .expect("list with the key");
+    assert_eq!(listed.status().as_u16(), 200);
+    assert_eq!(
+        post("/auth/logout", Some(&access), serde_json::json!({"refresh_token": refresh2}))
+            .await
+            .0,
+        204
+    );
+    let signature = |jwt: &str| jwt.rsplit('.').next().unwrap_or(jwt).to_owned();
+    vec![
+        ("the password", password.to_owned()),
+        ("a wrong password", wrong.to_owned()),
+        ("the email", email.to_owned()),
+        ("an unknown email", unknown.to_owned()),
+        ("an access token's signature", signature(&access)),
+        ("an admin token's signature", signature(&admin)),
+        ("a refresh token", refresh1),
+        ("a rotated refresh token", refresh2),
+        ("an API key", key),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
     let logs = Captured::default();
@@ -60,6 +142,7 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
         .try_init()
         .expect("the only subscriber in this test binary");
     let app = spawn_app().await;
+    let secrets = identity_flows(&app).await;
     let consumer = app.consumer(&[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED]);
     let expected = expected_rejections();
     // image id → (file name, way)
@@ -194,6 +277,14 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
         let token = phi.split(['^', ' ']).next().unwrap_or(phi);
         assert!(!logs.contains(token), "{phi:?} in the logs");
         assert!(!metrics.contains(token), "{phi:?} in the metrics");
+    }
+    assert!(
+        logs.contains("account created") && logs.contains("logout"),
+        "the capture saw the identity flows"
+    );
+    for (what, secret) in &secrets {
+        assert!(!logs.contains(secret.as_str()), "{what} in the logs");
+        assert!(!metrics.contains(secret.as_str()), "{what} in the metrics");
     }
     assert!(seen.values().all(|n| *n == 1));
     app.shutdown.trigger();
