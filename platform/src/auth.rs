@@ -136,6 +136,13 @@ impl Jwt {
         Ok((token, claims))
     }
 
+    /// Until when (ms) a revocation of `claims` must last: the token's expiry
+    /// plus the clock-skew leeway [`Jwt::verify`] still accepts it for.
+    pub fn revoked_until(&self, claims: &Claims) -> i64 {
+        let last_accepted = claims.exp.saturating_add(self.validation.leeway);
+        i64::try_from(last_accepted).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+    }
+
     /// The claims of a valid token that was not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
         let claims = self.verify(token)?;
@@ -329,6 +336,21 @@ mod tests {
         assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
         assert!(refused.message.contains("revoked"), "{}", refused.message);
         assert!(jwt.authenticate(&other).await.is_ok(), "only that token is revoked");
+    }
+
+    #[test]
+    fn a_revocation_outlasts_the_leeway_a_token_is_still_accepted_in() {
+        let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        let (_, claims) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        // A token past its expiry but within the leeway still verifies ...
+        let mut late = claims.clone();
+        late.exp = now_secs() - 1;
+        let late_token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &late, &jwt.encoding).expect("encode");
+        assert!(jwt.verify(&late_token).is_ok(), "the leeway accepts it");
+        // ... so its revocation must last until expiry plus that leeway.
+        let until = jwt.revoked_until(&late);
+        assert_eq!(until, i64::try_from((late.exp + jwt.validation.leeway) * 1000).expect("ms"));
+        assert!(until > i64::try_from(now_secs() * 1000).expect("ms"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `POST /auth/logout` (bearer token): revokes the access token's `jti` until
-//! it expires and, given `{"refresh_token": "..."}`, that token's whole family.
+//! `POST /auth/logout` (bearer token): revokes the access token's `jti` for as
+//! long as it could still be accepted (its expiry plus the verification
+//! leeway) and, given `{"refresh_token": "..."}`, that token's whole family.
 //! 204; an unknown refresh token is not an error (the session is over either way).
 
 use super::auth_refresh::refresh_token_of;
@@ -19,8 +20,7 @@ pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body:
     let refresh = if body.is_empty() { None } else { Some(refresh_token_of(&body)?) };
     let identity = &state.identity;
     if let Some(jti) = &claims.jti {
-        let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
-        identity.store.revoke_jti(jti, expires_at).await?;
+        identity.store.revoke_jti(jti, state.jwt.revoked_until(&claims)).await?;
     }
     if let Some(refresh) = refresh {
         identity.store.revoke_refresh_family(&token_hash(&refresh), now_ms()).await?;
