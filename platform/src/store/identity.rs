@@ -194,7 +194,7 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     async fn rotate_refresh(&self, token_hash: &str, next: RefreshToken, now: i64) -> Result<Rotation>;
     /// Revokes the family of the token `token_hash`; false if the token is unknown.
     async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> Result<bool>;
-    /// Revokes an access token's `jti` until it expires (ms).
+    /// Revokes an access token's `jti` until `expires_at` (ms).
     async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<()>;
     /// Whether the `jti` was revoked (and has not expired yet).
     async fn jti_revoked(&self, jti: &str, now: i64) -> Result<bool>;
