@@ -11,16 +11,14 @@
 //! - Emails are compared normalized (trimmed, lower-case) and are personal
 //!   data: they never go into a log line or an event.
 
-use alpes_platform::auth::{Claims, Jwt, Role};
+use alpes_platform::auth::{secret_hash, Claims, Jwt, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::kafka::Producer;
 use alpes_platform::password::{check_policy, PasswordArgs, Passwords};
 use alpes_platform::store::{Account, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken};
-use alpes_schemas::{deterministic_event_id, Event, UsuarioRegistrado};
-use axum::http::StatusCode;
+use alpes_schemas::{deterministic_event_id, now_millis, Event, UsuarioRegistrado};
 use base64::Engine;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,23 +95,22 @@ impl std::fmt::Debug for NewUser {
     }
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
-
 /// 422 unless the name, email, organization and password are acceptable.
 pub fn validate(u: &NewUser) -> Result<(), ApiError> {
     let nombre = u.nombre.trim();
     if nombre.is_empty() || nombre.chars().count() > 200 {
-        return Err(unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
+        return Err(ApiError::unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
     }
     if !plausible_email(&normalize_email(&u.email)) {
-        return Err(unprocessable("bad_email", "email is not an email address"));
+        return Err(ApiError::unprocessable("bad_email", "email is not an email address"));
     }
     if u.organization.as_deref().is_some_and(|o| o.chars().count() > 200) {
-        return Err(unprocessable("bad_organizacion", "organizacion must be at most 200 characters"));
+        return Err(ApiError::unprocessable(
+            "bad_organizacion",
+            "organizacion must be at most 200 characters",
+        ));
     }
-    check_policy(&u.password).map_err(|e| unprocessable("weak_password", e.to_string()))
+    check_policy(&u.password).map_err(|e| ApiError::unprocessable("weak_password", e.to_string()))
 }
 
 /// The `UsuarioRegistrado` of `account`; its id is derived from the user id, so a re-send is a duplicate.
@@ -185,7 +182,7 @@ impl Identity {
             password_hash,
             role: user.role,
             organization: user.organization.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
-            created_at: now_ms(),
+            created_at: now_millis(),
             created_by: user.created_by.unwrap_or_else(|| user_id.clone()),
         };
         if self.store.create_account(account).await? == Created::EmailTaken {
@@ -262,7 +259,7 @@ impl Identity {
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1000);
         let stored = RefreshToken {
-            token_hash: token_hash(&token),
+            token_hash: secret_hash(&token),
             family_id: family_id.to_owned(),
             user_id: user_id.to_owned(),
             role,
@@ -278,11 +275,6 @@ pub fn random_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(&e))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The stored form of a random token: SHA-256, hex.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// An email as compared and stored: trimmed and lower-case.
@@ -303,11 +295,6 @@ pub fn plausible_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    alpes_schemas::now_millis()
 }
 
 #[cfg(test)]
@@ -361,7 +348,7 @@ mod tests {
         let b = random_token().expect("token");
         assert_ne!(a, b);
         assert_eq!(a.len(), 43, "32 bytes, base64url without padding");
-        let h = token_hash(&a);
+        let h = secret_hash(&a);
         assert_eq!(h.len(), 64);
         assert!(!h.contains(&a));
     }

@@ -147,8 +147,7 @@ impl Jwt {
     pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
         let claims = self.verify(token)?;
         if let (Some(store), Some(jti)) = (&self.revocations, &claims.jti) {
-            let now = i64::try_from(now_secs()).unwrap_or(i64::MAX).saturating_mul(1000);
-            if store.jti_revoked(jti, now).await? {
+            if store.jti_revoked(jti, alpes_schemas::now_millis()).await? {
                 return Err(ApiError::unauthorized("invalid bearer token: revoked (logged out)"));
             }
         }
@@ -259,7 +258,7 @@ impl Jwt {
         if stored.revoked_at.is_some() {
             return Err(ApiError::unauthorized("invalid API key: revoked"));
         }
-        let now = i64::try_from(now_secs()).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+        let now = alpes_schemas::now_millis();
         if stored.last_used_at.is_none_or(|t| now - t >= 60_000) {
             store.touch_api_key(id, now).await?;
         }

@@ -2,7 +2,6 @@
 //! request with it is refused from then on (401). 204; 404 if the key is
 //! unknown or already revoked.
 
-use crate::identity::now_ms;
 use crate::IngestState;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
@@ -13,7 +12,7 @@ use axum::http::StatusCode;
 #[tracing::instrument(name = "DELETE /api-keys/{id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(State(state): State<IngestState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Admin])?;
-    if !state.identity.store.revoke_api_key(&id, now_ms()).await? {
+    if !state.identity.store.revoke_api_key(&id, alpes_schemas::now_millis()).await? {
         return Err(ApiError::not_found("no active API key with this id"));
     }
     tracing::info!(key_id = %id, "API key revoked");

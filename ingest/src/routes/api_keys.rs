@@ -5,7 +5,8 @@
 //! `GET` lists every key without its secret: id, name, role, user, creator,
 //! created, revoked and last used.
 
-use crate::identity::{now_ms, random_token};
+use super::{json_body, role_named};
+use crate::identity::random_token;
 use crate::IngestState;
 use alpes_platform::auth::{secret_hash, Caller, Role, API_KEY_PREFIX};
 use alpes_platform::http::ApiError;
@@ -26,10 +27,6 @@ struct Request {
     usuario_id: String,
 }
 
-fn unprocessable(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
-
 /// A key as listed: everything but its hash.
 pub fn shown(k: &ApiKey) -> Value {
     json!({
@@ -48,22 +45,15 @@ pub fn shown(k: &ApiKey) -> Value {
 #[tracing::instrument(name = "POST /api-keys", skip_all, fields(user = %caller.user_id))]
 pub async fn create(State(state): State<IngestState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    if body.len() > 4 * 1024 {
-        return Err(ApiError::too_large(4 * 1024));
-    }
-    let req: Request =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", format!("the body is not an API key request: {e}")))?;
+    let req: Request = json_body(&body, 4 * 1024, "an API key request")?;
     let name = req.nombre.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
+        return Err(ApiError::unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
     }
-    let role: Role = req
-        .rol
-        .parse()
-        .map_err(|_| unprocessable("bad_rol", "rol must be proveedor, consumidor or admin"))?;
+    let role = role_named(&req.rol)?;
     let user_id = req.usuario_id.trim();
     if user_id.is_empty() || user_id.len() > 128 || !user_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(unprocessable(
+        return Err(ApiError::unprocessable(
             "bad_usuario_id",
             "usuario_id must be 1 to 128 visible ASCII characters",
         ));
@@ -81,7 +71,7 @@ pub async fn create(State(state): State<IngestState>, caller: Caller, body: Byte
         user_id: user_id.to_owned(),
         name: name.to_owned(),
         created_by: caller.user_id.clone(),
-        created_at: now_ms(),
+        created_at: alpes_schemas::now_millis(),
         revoked_at: None,
         last_used_at: None,
     };

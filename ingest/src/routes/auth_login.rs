@@ -12,11 +12,12 @@
 //!   password, and for an unknown email not the email either (`user_id` is
 //!   `unknown`).
 
-use crate::identity::{normalize_email, now_ms};
+use super::json_body;
+use crate::identity::normalize_email;
 use crate::IngestState;
 use alpes_platform::http::ApiError;
 use alpes_platform::kafka::Producer;
-use alpes_schemas::{new_event_id, IntentoLogin};
+use alpes_schemas::{new_event_id, now_millis, IntentoLogin};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,7 +36,7 @@ struct Request {
 pub async fn record(producer: &Producer, user_id: &str, success: bool, reason: Option<&str>) -> Result<(), ApiError> {
     let event = IntentoLogin {
         event_id: new_event_id(),
-        occurred_at: now_ms(),
+        occurred_at: now_millis(),
         actor: user_id.to_owned(),
         user_id: user_id.to_owned(),
         success,
@@ -52,18 +53,10 @@ fn invalid() -> ApiError {
 /// The handler.
 #[tracing::instrument(name = "POST /auth/login", skip_all)]
 pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Response, ApiError> {
-    if body.len() > 8 * 1024 {
-        return Err(ApiError::too_large(8 * 1024));
-    }
-    let req: Request = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!("the body is not a login: line {} column {}", e.line(), e.column()),
-        )
-    })?;
+    let req: Request = json_body(&body, 8 * 1024, "a login")?;
     let identity = &state.identity;
     let account = identity.store.account_by_email(&normalize_email(&req.email)).await?;
-    let now = now_ms();
+    let now = now_millis();
     if let Some(a) = &account {
         if let Some(until) = a.locked_until.filter(|u| *u > now) {
             record(&state.producer, &a.user_id, false, Some("locked")).await?;

@@ -4,9 +4,8 @@
 //! 204; an unknown refresh token is not an error (the session is over either way).
 
 use super::auth_refresh::refresh_token_of;
-use crate::identity::{now_ms, token_hash};
 use crate::IngestState;
-use alpes_platform::auth::bearer_token;
+use alpes_platform::auth::{bearer_token, secret_hash};
 use alpes_platform::http::ApiError;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,7 +22,10 @@ pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body:
         identity.store.revoke_jti(jti, state.jwt.revoked_until(&claims)).await?;
     }
     if let Some(refresh) = refresh {
-        identity.store.revoke_refresh_family(&token_hash(&refresh), now_ms()).await?;
+        identity
+            .store
+            .revoke_refresh_family(&secret_hash(&refresh), alpes_schemas::now_millis())
+            .await?;
     }
     tracing::info!(user_id = %claims.sub, "logout");
     Ok(StatusCode::NO_CONTENT)

@@ -4,9 +4,9 @@
 //! `refresh_reused`: whoever holds a copy is logged out too). An unknown,
 //! expired or revoked token gets 401 `invalid_refresh`.
 
-use crate::identity::{now_ms, token_hash};
+use super::json_body;
 use crate::IngestState;
-use alpes_platform::auth::Role;
+use alpes_platform::auth::{secret_hash, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::Rotation;
 use axum::body::Bytes;
@@ -23,19 +23,7 @@ struct Request {
 
 /// The refresh token of a JSON body `{"refresh_token": "..."}`.
 pub fn refresh_token_of(body: &[u8]) -> Result<String, ApiError> {
-    if body.len() > 4 * 1024 {
-        return Err(ApiError::too_large(4 * 1024));
-    }
-    serde_json::from_slice::<Request>(body).map(|r| r.refresh_token).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!(
-                "the body is not {{\"refresh_token\": ...}}: line {} column {}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
+    json_body::<Request>(body, 4 * 1024, "{\"refresh_token\": ...}").map(|r| r.refresh_token)
 }
 
 /// The handler.
@@ -43,10 +31,10 @@ pub fn refresh_token_of(body: &[u8]) -> Result<String, ApiError> {
 pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Response, ApiError> {
     let presented = refresh_token_of(&body)?;
     let identity = &state.identity;
-    let now = now_ms();
+    let now = alpes_schemas::now_millis();
     // The successor's owner and role are filled in by the store from the presented token's row.
     let (next, stored) = identity.new_refresh("", "", Role::Consumidor, now)?;
-    match identity.store.rotate_refresh(&token_hash(&presented), stored, now).await? {
+    match identity.store.rotate_refresh(&secret_hash(&presented), stored, now).await? {
         Rotation::Rotated { user_id, role, .. } => {
             let (tokens, _) = identity.answer(&state.jwt, &user_id, role, next)?;
             Ok((StatusCode::OK, axum::Json(tokens)).into_response())

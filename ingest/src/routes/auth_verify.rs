@@ -3,6 +3,7 @@
 //! `{"active": false}` (token introspection, as RFC 7662 answers it), so
 //! another service can check a token it cannot verify itself.
 
+use super::json_body;
 use crate::IngestState;
 use alpes_platform::http::ApiError;
 use axum::body::Bytes;
@@ -20,15 +21,7 @@ struct Request {
 /// The handler.
 #[tracing::instrument(name = "POST /auth/verify", skip_all)]
 pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    if body.len() > 8 * 1024 {
-        return Err(ApiError::too_large(8 * 1024));
-    }
-    let req: Request = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!("the body is not {{\"token\": ...}}: line {} column {}", e.line(), e.column()),
-        )
-    })?;
+    let req: Request = json_body(&body, 8 * 1024, "{\"token\": ...}")?;
     Ok(Json(match state.jwt.authenticate(req.token.trim()).await {
         Ok(c) => json!({"active": true, "sub": c.sub, "role": c.role, "exp": c.exp, "iat": c.iat, "jti": c.jti}),
         Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => json!({"active": false}),

@@ -13,9 +13,11 @@ pub mod stow;
 pub mod upload;
 pub mod usuarios;
 
+use alpes_platform::auth::Role;
 use alpes_platform::blobs::UploadError;
 use alpes_platform::http::ApiError;
 use axum::http::HeaderMap;
+use serde::de::DeserializeOwned;
 
 /// The `Idempotency-Key` header, if present and sane (1–255 visible ASCII characters).
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -32,6 +34,27 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         ));
     }
     Ok(Some(s.to_owned()))
+}
+
+/// A JSON body of at most `limit` bytes, as `T`: 413 past the limit, 400
+/// `bad_json` naming `what` was expected and only where parsing failed
+/// (serde's own message may quote a value: a password, for one).
+pub fn json_body<T: DeserializeOwned>(body: &[u8], limit: usize, what: &str) -> Result<T, ApiError> {
+    if body.len() > limit {
+        return Err(ApiError::too_large(limit as u64));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("the body is not {what}: line {} column {}", e.line(), e.column()),
+        )
+    })
+}
+
+/// The role a body names; 422 `bad_rol` otherwise.
+pub fn role_named(rol: &str) -> Result<Role, ApiError> {
+    rol.parse()
+        .map_err(|_| ApiError::unprocessable("bad_rol", "rol must be proveedor, consumidor or admin"))
 }
 
 /// 413 early when the declared length is already past the limit.

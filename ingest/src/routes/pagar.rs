@@ -12,6 +12,7 @@
 //! carries the same event id (derived from the user and the reference), so
 //! billing applies it once: it can never pay twice.
 
+use super::json_body;
 use crate::IngestState;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
@@ -33,21 +34,23 @@ struct Request {
 }
 
 fn validate(r: &Request) -> Result<(), ApiError> {
-    let unprocessable = |code, msg: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg);
     if r.usuario_id.trim().is_empty() {
-        return Err(unprocessable("bad_usuario_id", "usuario_id is empty"));
+        return Err(ApiError::unprocessable("bad_usuario_id", "usuario_id is empty"));
     }
     if r.amount_minor <= 0 {
-        return Err(unprocessable(
+        return Err(ApiError::unprocessable(
             "invalid_amount",
             "amount_minor must be a positive number of minor units",
         ));
     }
     if r.currency.len() != 3 || !r.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(unprocessable("bad_currency", "currency must be an ISO 4217 code such as EUR"));
+        return Err(ApiError::unprocessable(
+            "bad_currency",
+            "currency must be an ISO 4217 code such as EUR",
+        ));
     }
     if r.reference.is_empty() || r.reference.len() > 128 || !r.reference.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(unprocessable(
+        return Err(ApiError::unprocessable(
             "bad_reference",
             "reference must be 1 to 128 visible ASCII characters",
         ));
@@ -59,11 +62,7 @@ fn validate(r: &Request) -> Result<(), ApiError> {
 #[tracing::instrument(name = "POST /monetizacion/pagar", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    if body.len() > 16 * 1024 {
-        return Err(ApiError::too_large(16 * 1024));
-    }
-    let req: Request =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", format!("the body is not a payment: {e}")))?;
+    let req: Request = json_body(&body, 16 * 1024, "a payment")?;
     validate(&req)?;
     if state.ledger.reference_paid(&req.usuario_id, &req.reference).await? {
         refuse(&state, &caller, &req, "repeated_reference", None).await?;

@@ -9,6 +9,7 @@
 //!
 //! [`crate::identity::Identity::register`] stores and announces it.
 
+use super::{json_body, role_named};
 use crate::identity::NewUser;
 use crate::IngestState;
 use alpes_platform::auth::{Caller, Role};
@@ -41,23 +42,8 @@ impl std::fmt::Debug for Request {
 #[tracing::instrument(name = "POST /usuarios", skip_all)]
 pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let caller = Caller::optional(&state.jwt, &headers).await?;
-    if body.len() > 16 * 1024 {
-        return Err(ApiError::too_large(16 * 1024));
-    }
-    let req: Request = serde_json::from_slice(&body).map_err(|e| {
-        // serde's message may quote a value: say only where it failed.
-        ApiError::bad_request(
-            "bad_json",
-            format!("the body is not an account: line {} column {}", e.line(), e.column()),
-        )
-    })?;
-    let role: Role = req.rol.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_rol",
-            "rol must be proveedor, consumidor or admin",
-        )
-    })?;
+    let req: Request = json_body(&body, 16 * 1024, "an account")?;
+    let role = role_named(&req.rol)?;
     if role == Role::Admin {
         match &caller {
             None => return Err(ApiError::unauthorized("creating an admin needs an admin's bearer token")),

@@ -93,7 +93,7 @@ pub async fn migrate(session: &Session, keyspace: &str, replication: &str, table
                 session
                     .query_unpaged(
                         format!("INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)"),
-                        (m.version, m.name, sum.as_str(), CqlTimestamp(now_millis())),
+                        (m.version, m.name, sum.as_str(), CqlTimestamp(alpes_schemas::now_millis())),
                     )
                     .await
                     .map_err(db("record a migration"))?;
@@ -153,12 +153,6 @@ async fn recorded(session: &Session, keyspace: &str) -> Result<HashMap<i32, Stri
 /// sha256 of the file as embedded (the template, before substitution).
 fn checksum(m: &Migration) -> String {
     hex::encode(Sha256::digest(m.source.as_bytes()))
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -75,12 +75,6 @@ impl SqliteStore {
 const SET_STATE: &str = "UPDATE requests SET state = ?2 WHERE request_id = ?1
     AND (state IN ('pending', 'published') OR ?2 IN ('anonymized', 'rejected'))";
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
     Ok(tx
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM requests")?
@@ -126,7 +120,7 @@ impl IngestStore for SqliteStore {
                 img.image.blob_key,
                 img.image.tipo_imagen,
                 img.image.region_anatomica,
-                now_millis()
+                alpes_schemas::now_millis()
             ])?;
             if let Some(key) = &img.idempotency_key {
                 tx.prepare_cached("INSERT INTO idempotency (provider_id, idem_key, image_id) VALUES (?1, ?2, ?3)")?
