@@ -255,18 +255,23 @@ impl Identity {
     /// A fresh refresh token for `user_id` in `family`, at `now`: the token and its stored form.
     pub fn new_refresh(&self, family_id: &str, user_id: &str, role: Role, now: i64) -> Result<(String, RefreshToken), ApiError> {
         let token = random_token()?;
-        let ttl_ms = i64::try_from(self.args.refresh_ttl_secs)
-            .unwrap_or(i64::MAX / 2)
-            .saturating_mul(1000);
         let stored = RefreshToken {
             token_hash: secret_hash(&token),
             family_id: family_id.to_owned(),
             user_id: user_id.to_owned(),
             role,
             issued_at: now,
-            expires_at: now.saturating_add(ttl_ms),
+            expires_at: self.refresh_expiry(now),
         };
         Ok((token, stored))
+    }
+
+    /// When a refresh token issued at `now` expires (ms).
+    pub fn refresh_expiry(&self, now: i64) -> i64 {
+        let ttl_ms = i64::try_from(self.args.refresh_ttl_secs)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
+        now.saturating_add(ttl_ms)
     }
 }
 

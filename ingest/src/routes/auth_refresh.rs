@@ -5,8 +5,9 @@
 //! expired or revoked token gets 401 `invalid_refresh`.
 
 use super::json_body;
+use crate::identity::random_token;
 use crate::IngestState;
-use alpes_platform::auth::{secret_hash, Role};
+use alpes_platform::auth::secret_hash;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::Rotation;
 use axum::body::Bytes;
@@ -32,9 +33,12 @@ pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Re
     let presented = refresh_token_of(&body)?;
     let identity = &state.identity;
     let now = alpes_schemas::now_millis();
-    // The successor's owner and role are filled in by the store from the presented token's row.
-    let (next, stored) = identity.new_refresh("", "", Role::Consumidor, now)?;
-    match identity.store.rotate_refresh(&secret_hash(&presented), stored, now).await? {
+    let next = random_token()?;
+    let rotation = identity
+        .store
+        .rotate_refresh(&secret_hash(&presented), &secret_hash(&next), identity.refresh_expiry(now), now)
+        .await?;
+    match rotation {
         Rotation::Rotated { user_id, role, .. } => {
             let (tokens, _) = identity.answer(&state.jwt, &user_id, role, next)?;
             Ok((StatusCode::OK, axum::Json(tokens)).into_response())

@@ -656,10 +656,7 @@ pub async fn identity(store: &dyn IdentityStore) {
 
     // Refresh tokens rotate once; a reused one revokes its whole family.
     store.insert_refresh(refresh("r1", "fam", "u1", 100)).await.expect("insert");
-    let rotated = store
-        .rotate_refresh("r1", refresh("r2", "ignored", "ignored", 200), 200)
-        .await
-        .expect("rotate");
+    let rotated = store.rotate_refresh("r1", "r2", 1200, 200).await.expect("rotate");
     assert_eq!(
         rotated,
         Rotation::Rotated {
@@ -669,40 +666,25 @@ pub async fn identity(store: &dyn IdentityStore) {
         }
     );
     assert_eq!(
-        store
-            .rotate_refresh("r1", refresh("r3", "fam", "u1", 300), 300)
-            .await
-            .expect("reuse"),
+        store.rotate_refresh("r1", "r3", 1300, 300).await.expect("reuse"),
         Rotation::Reused { user_id: "u1".into() }
     );
     assert_eq!(
-        store
-            .rotate_refresh("r2", refresh("r4", "fam", "u1", 310), 310)
-            .await
-            .expect("revoked"),
+        store.rotate_refresh("r2", "r4", 1310, 310).await.expect("revoked"),
         Rotation::Invalid,
         "the reuse revoked r2 too"
     );
-    assert_eq!(
-        store.rotate_refresh("zz", refresh("r5", "f", "u1", 1), 1).await.expect("unknown"),
-        Rotation::Invalid
-    );
+    assert_eq!(store.rotate_refresh("zz", "r5", 1001, 1).await.expect("unknown"), Rotation::Invalid);
     store.insert_refresh(refresh("e1", "fam2", "u1", 100)).await.expect("insert");
     assert_eq!(
-        store
-            .rotate_refresh("e1", refresh("e2", "fam2", "u1", 5000), 5000)
-            .await
-            .expect("expired"),
+        store.rotate_refresh("e1", "e2", 6000, 5000).await.expect("expired"),
         Rotation::Invalid
     );
     store.insert_refresh(refresh("l1", "fam3", "u1", 100)).await.expect("insert");
     assert!(store.revoke_refresh_family("l1", 150).await.expect("logout"));
     assert!(!store.revoke_refresh_family("nope", 150).await.expect("logout"));
     assert_eq!(
-        store
-            .rotate_refresh("l1", refresh("l2", "fam3", "u1", 160), 160)
-            .await
-            .expect("after logout"),
+        store.rotate_refresh("l1", "l2", 1160, 160).await.expect("after logout"),
         Rotation::Invalid
     );
 

@@ -189,9 +189,10 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     async fn record_success(&self, user_id: &str, now: i64) -> Result<()>;
     /// Stores a new refresh token (the first of a family, at login).
     async fn insert_refresh(&self, token: RefreshToken) -> Result<()>;
-    /// Uses the token `token_hash` at `now` and stores `next` in its family, atomically;
-    /// a token used before revokes its family.
-    async fn rotate_refresh(&self, token_hash: &str, next: RefreshToken, now: i64) -> Result<Rotation>;
+    /// Uses the token `token_hash` at `now` and stores its successor `next_hash`
+    /// (same family, user and role, issued `now`, expiring `next_expires_at`),
+    /// atomically; a token used before revokes its family.
+    async fn rotate_refresh(&self, token_hash: &str, next_hash: &str, next_expires_at: i64, now: i64) -> Result<Rotation>;
     /// Revokes the family of the token `token_hash`; false if the token is unknown.
     async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> Result<bool>;
     /// Revokes an access token's `jti` until `expires_at` (ms).

@@ -264,8 +264,8 @@ impl IdentityStore for SqliteIdentity {
             .await
     }
 
-    async fn rotate_refresh(&self, token_hash: &str, next: RefreshToken, now: i64) -> Result<Rotation> {
-        let token_hash = token_hash.to_owned();
+    async fn rotate_refresh(&self, token_hash: &str, next_hash: &str, next_expires_at: i64, now: i64) -> Result<Rotation> {
+        let (token_hash, next_hash) = (token_hash.to_owned(), next_hash.to_owned());
         self.conn
             .with(move |conn| {
                 let tx = write_tx(conn)?;
@@ -297,10 +297,12 @@ impl IdentityStore for SqliteIdentity {
                 insert_refresh(
                     &tx,
                     &RefreshToken {
+                        token_hash: next_hash,
                         family_id: family_id.clone(),
                         user_id: user_id.clone(),
                         role,
-                        ..next
+                        issued_at: now,
+                        expires_at: next_expires_at,
                     },
                 )?;
                 tx.commit()?;
