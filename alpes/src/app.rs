@@ -21,14 +21,15 @@ use alpes_billing::Billing;
 use alpes_ingest::identity::{Identity, IdentityArgs, NewUser};
 use alpes_ingest::marks::PublishedMarks;
 use alpes_ingest::IngestState;
+use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::{BlobArgs, Blobs};
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{
-    CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaLedger, SqliteCatalog, SqliteIdentity,
-    SqliteLedger, SqliteStore,
+    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaLedger, SqliteAudit, SqliteCatalog,
+    SqliteIdentity, SqliteLedger, SqliteStore,
 };
 use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
@@ -170,7 +171,7 @@ async fn bootstrap_admin(settings: &Settings, identity: &Identity, producer: &Pr
         created_by: Some("bootstrap".into()),
     };
     let admin = identity
-        .register(producer, user)
+        .register(producer, user, None)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the bootstrap admin: {} ({})", e.message, e.code))?;
     tracing::info!(user_id = %admin.user_id, "bootstrap admin created");
@@ -199,6 +200,7 @@ pub struct App {
     secret: Secret,
     ledger: Arc<dyn LedgerStore>,
     catalog: Arc<dyn CatalogStore>,
+    audit: Arc<dyn AuditStore>,
     settings: Settings,
     republished: usize,
 }
@@ -230,6 +232,8 @@ impl App {
         let republished = alpes_ingest::republish::republish(store.as_ref(), &producer)
             .await
             .context("cannot re-publish unfinished requests")?;
+        let audit: Arc<dyn AuditStore> =
+            Arc::new(SqliteAudit::open(&data.join("alpes.db"), settings.fsync).context("cannot open the audit table")?);
         let identity_store: Arc<dyn IdentityStore> =
             Arc::new(SqliteIdentity::open(&data.join("alpes.db"), settings.fsync).context("cannot open the identity store")?);
         let identity = Identity::new(identity_store.clone(), settings.identity.clone()).context("bad password hashing settings")?;
@@ -247,11 +251,12 @@ impl App {
         let state = IngestState {
             jwt: Arc::new(Jwt::new(&jwt_key).with_revocations(identity_store)),
             kafka: kafka.clone(),
-            producer,
+            producer: producer.clone(),
             blobs: blobs.clone(),
             published: PublishedMarks::start(store.clone()),
             store,
             ledger: ledger.clone(),
+            auditor: Auditor::new(producer.clone(), "ingest", metrics.clone()),
             metrics,
             max_upload: settings.max_upload,
             identity,
@@ -266,6 +271,7 @@ impl App {
             secret: Secret::new(engine_key),
             ledger,
             catalog,
+            audit,
             settings,
             republished,
         })
@@ -311,6 +317,11 @@ impl App {
         self.catalog.clone()
     }
 
+    /// The audit trail's table.
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
+        self.audit.clone()
+    }
+
     /// How many requests were re-published at start.
     pub fn republished(&self) -> usize {
         self.republished
@@ -327,6 +338,7 @@ impl App {
             secret,
             ledger,
             catalog,
+            audit,
             settings,
             ..
         } = self;
@@ -389,11 +401,22 @@ impl App {
                     .map_err(anyhow::Error::from)
             });
         }
+        {
+            let (kafka, codec, audit, metrics, stop) =
+                (kafka.clone(), codec.clone(), audit.clone(), state.metrics.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, alpes_query_api::audit::GROUP, stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
+        }
         let producer = state.producer.clone();
         let query = QueryState {
             jwt: state.jwt.clone(),
             catalog,
             ledger,
+            audit,
+            auditor: Auditor::new(producer.clone(), "query-api", state.metrics.clone()),
             blobs: blobs.clone(),
             producer: producer.clone(),
             pricing: Arc::new(Pricing::new(&settings.pricing, &settings.currency)),

@@ -14,6 +14,7 @@ async fn a_usage_event_credits_the_provider_once() {
     let app = common::spawn_app().await;
     let producer = Producer::new(&app.kafka, Codec::single_object(), Arc::new(Metrics::new())).expect("producer");
     let usage = EventoUsoDatos {
+        http_request_id: None,
         event_id: "00000000-0000-4000-8000-000000000001".into(),
         occurred_at: 1_700_000_000_000,
         actor: "consumer-9".into(),

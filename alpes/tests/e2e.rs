@@ -131,6 +131,44 @@ async fn identity_flows(app: &common::TestApp) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Every entry of the audit trail as JSON text, once the anonymizer's
+/// `images` entries have all been stored (60 s at most).
+async fn audit_trail(app: &common::TestApp, images: usize) -> String {
+    let admin = app.token("admin-e2e", Role::Admin);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut entries = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page: Value = app
+                .client
+                .get(format!("{}/auditoria?limit=1000{cursor}", app.base))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .expect("audit")
+                .json()
+                .await
+                .expect("json");
+            entries.extend(page["registros"].as_array().expect("registros").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        let anonymizations = entries.iter().filter(|e| e["action"] == "anonymization").count();
+        if anonymizations >= images {
+            assert_eq!(anonymizations, images, "one anonymization entry per image");
+            return Value::Array(entries).to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{anonymizations} of {images} outcomes audited"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
     let logs = Captured::default();
@@ -287,6 +325,15 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
         assert!(!metrics.contains(secret.as_str()), "{what} in the metrics");
     }
     assert!(seen.values().all(|n| *n == 1));
+    // The audit trail has every outcome, and no planted PHI or secret either.
+    let trail = audit_trail(&app, uploads.len()).await;
+    for phi in engine::PHI {
+        let token = phi.split(['^', ' ']).next().unwrap_or(phi);
+        assert!(!trail.contains(token), "{phi:?} in the audit trail");
+    }
+    for (what, secret) in &secrets {
+        assert!(!trail.contains(secret.as_str()), "{what} in the audit trail");
+    }
     app.shutdown.trigger();
     app.task.await.expect("join").expect("clean stop");
 }
@@ -341,6 +388,7 @@ async fn a_restart_republishes_requests_that_never_got_an_outcome() {
     let blobs = Blobs::local(&data.path().join("blobs")).expect("blobs");
     let (key, sha) = blobs.put_bytes(RAW, bytes::Bytes::from(bytes.clone())).await.expect("put");
     let ev = ImagenRegistrada {
+        http_request_id: None,
         event_id: "6f1c7a34-8a8e-4a7e-9d55-3a0f6f7f0001".into(),
         occurred_at: 1,
         actor: "prov-1".into(),

@@ -31,6 +31,7 @@ fn events() -> usize {
 
 fn usage(i: usize) -> EventoUsoDatos {
     EventoUsoDatos {
+        http_request_id: None,
         event_id: format!("00000000-0000-4000-8000-{i:012}"),
         occurred_at: 1_700_000_000_000 + i as i64,
         actor: format!("consumer-{}", i % 50),

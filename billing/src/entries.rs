@@ -81,6 +81,7 @@ mod tests {
 
     fn used(event_id: &str, dedupe_key: Option<&str>) -> EventoUsoDatos {
         EventoUsoDatos {
+            http_request_id: None,
             event_id: event_id.into(),
             occurred_at: 1,
             actor: "c".into(),

@@ -173,5 +173,7 @@ pub fn refusal_event(e: &LedgerEntry, r: &Refusal) -> PagoRechazado {
             Refusal::InsufficientBalance { pending_minor } => Some(*pending_minor),
             _ => None,
         },
+        // Billing acts on a consumed event, not on a request.
+        http_request_id: None,
     }
 }

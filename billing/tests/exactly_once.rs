@@ -16,6 +16,7 @@ use std::time::Duration;
 
 fn usage(i: usize, provider: &str, amount: i64) -> EventoUsoDatos {
     EventoUsoDatos {
+        http_request_id: None,
         event_id: format!("00000000-0000-4000-8000-{i:012}"),
         occurred_at: 1_700_000_000_000 + i as i64,
         actor: "consumer-1".into(),
@@ -165,6 +166,7 @@ async fn a_poison_message_is_skipped_with_a_reason_and_the_partition_keeps_movin
     wait("the usage after the poison", Box::new(move || counted(&seen, "recorded") == 1)).await;
     // The payout is produced once the credit it draws on is applied, as ingest does after checking the balance.
     let payment = PagoProcesado {
+        http_request_id: None,
         event_id: "00000000-0000-4000-8000-00000000beef".into(),
         occurred_at: 1_700_000_000_500,
         actor: "admin".into(),
@@ -191,6 +193,7 @@ async fn a_poison_message_is_skipped_with_a_reason_and_the_partition_keeps_movin
 async fn a_refused_payment_cut_off_before_its_event_was_produced_produces_it_after_the_restart() {
     let c = cluster().await;
     let payment = PagoProcesado {
+        http_request_id: None,
         event_id: "00000000-0000-4000-8000-0000000000aa".into(),
         occurred_at: 1_700_000_000_000,
         actor: "admin".into(),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 fn entry(i: usize, provider: usize, amount: i64, at: i64) -> LedgerEntry {
     alpes_billing::entries::usage(alpes_schemas::EventoUsoDatos {
+        http_request_id: None,
         event_id: format!("event-{i}"),
         occurred_at: at,
         actor: "c".into(),

@@ -113,8 +113,9 @@ pub fn validate(u: &NewUser) -> Result<(), ApiError> {
     check_policy(&u.password).map_err(|e| ApiError::unprocessable("weak_password", e.to_string()))
 }
 
-/// The `UsuarioRegistrado` of `account`; its id is derived from the user id, so a re-send is a duplicate.
-pub fn registered_event(account: &Account) -> UsuarioRegistrado {
+/// The `UsuarioRegistrado` of `account`, created under `http_request_id`;
+/// its id is derived from the user id, so a re-send is a duplicate.
+pub fn registered_event(account: &Account, http_request_id: Option<String>) -> UsuarioRegistrado {
     UsuarioRegistrado {
         event_id: deterministic_event_id(UsuarioRegistrado::NAME, &[&account.user_id]),
         occurred_at: account.created_at,
@@ -122,12 +123,18 @@ pub fn registered_event(account: &Account) -> UsuarioRegistrado {
         user_id: account.user_id.clone(),
         role: account.role.as_str().into(),
         organization: account.organization.clone(),
+        http_request_id,
     }
 }
 
 /// Produces the account's `UsuarioRegistrado` and marks it published.
-async fn publish(store: &dyn IdentityStore, producer: &Producer, account: &Account) -> alpes_platform::Result<()> {
-    let event = registered_event(account);
+async fn publish(
+    store: &dyn IdentityStore,
+    producer: &Producer,
+    account: &Account,
+    http_request_id: Option<String>,
+) -> alpes_platform::Result<()> {
+    let event = registered_event(account, http_request_id);
     producer.send(&event.user_id, &event).await?;
     store.mark_published(&account.user_id).await
 }
@@ -137,7 +144,7 @@ async fn publish(store: &dyn IdentityStore, producer: &Producer, account: &Accou
 pub async fn republish_accounts(store: &dyn IdentityStore, producer: &Producer) -> alpes_platform::Result<usize> {
     let pending = store.unpublished_accounts().await?;
     for account in &pending {
-        publish(store, producer, account).await?;
+        publish(store, producer, account, None).await?;
     }
     Ok(pending.len())
 }
@@ -194,13 +201,14 @@ impl Identity {
             .ok_or_else(|| ApiError::internal(&"the account just created is gone"))
     }
 
-    /// [`Identity::create`], then announces the account (`UsuarioRegistrado`).
+    /// [`Identity::create`], then announces the account (`UsuarioRegistrado`,
+    /// naming the request that created it).
     /// If the broker does not acknowledge, the account is removed again and the
     /// error is 503; a crash in between leaves it unpublished, for
     /// [`republish_accounts`] at the next start.
-    pub async fn register(&self, producer: &Producer, user: NewUser) -> Result<Account, ApiError> {
+    pub async fn register(&self, producer: &Producer, user: NewUser, http_request_id: Option<String>) -> Result<Account, ApiError> {
         let account = self.create(user).await?;
-        if let Err(e) = publish(self.store.as_ref(), producer, &account).await {
+        if let Err(e) = publish(self.store.as_ref(), producer, &account, http_request_id).await {
             self.store.delete_account(&account.user_id).await?;
             return Err(e.into());
         }

@@ -23,6 +23,7 @@ pub mod register;
 pub mod republish;
 pub mod routes;
 
+use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, Producer};
@@ -59,6 +60,8 @@ pub struct IngestState {
     pub published: marks::PublishedMarks,
     /// Accounts, passwords, sessions.
     pub identity: identity::Identity,
+    /// Records the audited requests.
+    pub auditor: Auditor,
 }
 
 impl FromRef<IngestState> for Arc<Jwt> {
@@ -95,6 +98,10 @@ pub fn router(state: IngestState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             alpes_platform::metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auditor.clone(),
+            alpes_platform::audit::record,
         ))
         .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
         .with_state(state)

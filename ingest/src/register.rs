@@ -9,6 +9,7 @@
 use crate::profile::UploadMeta;
 use crate::IngestState;
 use alpes_anonymizer::probe::MediaKind;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::blobs::StoredBlob;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::{Claim, ImageRow, NewImage};
@@ -60,14 +61,17 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// `(image id, anonymization request id)`.
+type Ids<'a> = (&'a str, &'a str);
+
 fn event(
     actor: &str,
-    image_id: &str,
-    request_id: &str,
+    (image_id, request_id): Ids<'_>,
     provider: &str,
     blob: (&str, &str, u64, &str),
     meta: &UploadMeta,
     source: Source,
+    http_request_id: Option<String>,
 ) -> ImagenRegistrada {
     let (blob_key, sha256, size, media_type) = blob;
     ImagenRegistrada {
@@ -85,15 +89,16 @@ fn event(
         request_id: request_id.to_owned(),
         tipo_imagen: meta.tipo_imagen.clone(),
         region_anatomica: meta.region_anatomica.clone(),
+        http_request_id,
     }
 }
 
 /// Registers a stored blob for `provider` and announces it.
 pub async fn register(
     state: &IngestState,
+    ctx: &RequestContext,
     provider: &str,
-    blob: &StoredBlob,
-    kind: MediaKind,
+    (blob, kind): (&StoredBlob, MediaKind),
     meta: &UploadMeta,
     idempotency_key: Option<&str>,
     source: Source,
@@ -102,12 +107,12 @@ pub async fn register(
     let request_id = new_id();
     let ev = event(
         provider,
-        &image_id,
-        &request_id,
+        (&image_id, &request_id),
         provider,
         (&blob.key, &blob.sha256, blob.size, kind.media_type()),
         meta,
         source,
+        ctx.request_id(),
     );
     let event_json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
     let claim = state
@@ -136,6 +141,7 @@ pub async fn register(
         }
     };
     if let Claim::Existing { image_id } = claim {
+        ctx.target(&image_id);
         // The idempotency key may have come with other bytes: keep no orphan.
         forget_blob(state, blob).await;
         let existing = state.store.image(&image_id).await.map_err(ApiError::from)?;
@@ -152,6 +158,7 @@ pub async fn register(
             duplicate: true,
         });
     }
+    ctx.target(&image_id);
     publish(state, &ev).await?;
     state.metrics.bytes_in.inc_by(blob.size);
     tracing::info!(image_id = %image_id, request_id = %request_id, size = blob.size, media_type = kind.media_type(), source = source.as_str(), "image registered");
@@ -166,7 +173,13 @@ pub async fn register(
 }
 
 /// Re-announces an existing image with another profile (a new request).
-pub async fn reanonymize(state: &IngestState, actor: &str, image_id: &str, profile: Profile) -> Result<String, ApiError> {
+pub async fn reanonymize(
+    state: &IngestState,
+    ctx: &RequestContext,
+    actor: &str,
+    image_id: &str,
+    profile: Profile,
+) -> Result<String, ApiError> {
     let row = state
         .store
         .image(image_id)
@@ -181,12 +194,12 @@ pub async fn reanonymize(state: &IngestState, actor: &str, image_id: &str, profi
     };
     let ev = event(
         actor,
-        image_id,
-        &request_id,
+        (image_id, &request_id),
         &row.provider_id,
         (&row.blob_key, &row.sha256, row.size, &row.media_type),
         &meta,
         Source::Reanonymize,
+        ctx.request_id(),
     );
     let json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
     state

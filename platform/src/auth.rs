@@ -13,7 +13,7 @@
 
 use crate::http::ApiError;
 use crate::store::IdentityStore;
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -202,10 +202,27 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let jwt = Arc::<Jwt>::from_ref(state);
-        Caller::optional(&jwt, &parts.headers)
+        <Caller as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
             .await?
             .ok_or_else(|| ApiError::unauthorized("missing credentials: Authorization: Bearer <token> or X-API-Key"))
+    }
+}
+
+/// `Option<Caller>`: `None` without credentials; a bad one is still 401.
+impl<S> OptionalFromRequestParts<S> for Caller
+where
+    Arc<Jwt>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let jwt = Arc::<Jwt>::from_ref(state);
+        let caller = Caller::optional(&jwt, &parts.headers).await?;
+        if let Some(c) = &caller {
+            crate::audit::RequestContext::of(parts).caller(c);
+        }
+        Ok(caller)
     }
 }
 

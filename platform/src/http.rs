@@ -19,6 +19,10 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
 }
 
+/// The error code of an answer, in its extensions (for the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
@@ -121,6 +125,7 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        res.extensions_mut().insert(ErrorCode(self.code));
         res
     }
 }

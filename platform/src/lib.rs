@@ -7,10 +7,12 @@
 //! - [`auth`]: JWT bearer tokens, API keys and roles.
 //! - [`http`]: the one `ApiError` every route returns.
 //! - [`hardening`]: the request id and security headers on every answer.
+//! - [`audit`]: which requests the audit trail records, and the middleware that does.
 //! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`shutdown`]: the stop signal every long-running task takes.
 
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod error;

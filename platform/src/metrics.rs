@@ -31,6 +31,8 @@ pub struct Metrics {
     pub events_produced: IntCounterVec,
     /// Ledger entries billing applied, by kind and outcome (recorded, duplicate, refused code).
     pub ledger_entries: IntCounterVec,
+    /// Audit entries the broker did not acknowledge.
+    pub audit_unrecorded: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -89,6 +91,10 @@ impl Metrics {
             ),
             &["kind", "outcome"],
         ));
+        let audit_unrecorded = must(IntCounter::new(
+            "audit_unrecorded_total",
+            "Audit entries the broker did not acknowledge",
+        ));
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -99,6 +105,7 @@ impl Metrics {
             Box::new(rejections.clone()),
             Box::new(events_produced.clone()),
             Box::new(ledger_entries.clone()),
+            Box::new(audit_unrecorded.clone()),
         ] {
             must(registry.register(c));
         }
@@ -113,6 +120,7 @@ impl Metrics {
             rejections,
             events_produced,
             ledger_entries,
+            audit_unrecorded,
         }
     }
 

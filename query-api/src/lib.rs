@@ -3,6 +3,7 @@
 //! WADO-RS retrievals also produce `EventoUsoDatos`.
 //!
 //! - [`materializer`]: consumes image, user and usage events into the catalog.
+//! - [`audit`]: consumes `alpes.audit` into the audit table; [`routes::auditoria`] pages it.
 //! - [`routes::imagenes`], [`routes::imagen`], [`routes::descarga`]: images,
 //!   one image, and its metered download.
 //! - [`routes::usuarios`], [`routes::usuario`]: users.
@@ -10,16 +11,18 @@
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
 
+pub mod audit;
 pub mod materializer;
 pub mod meter;
 pub mod pricing;
 pub mod routes;
 
+use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::Producer;
 use alpes_platform::metrics::Metrics;
-use alpes_platform::store::{CatalogStore, LedgerStore};
+use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore};
 use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
@@ -37,6 +40,10 @@ pub struct QueryState {
     pub catalog: Arc<dyn CatalogStore>,
     /// Ledgers and balances.
     pub ledger: Arc<dyn LedgerStore>,
+    /// The audit trail's table.
+    pub audit: Arc<dyn AuditStore>,
+    /// Records the audited requests.
+    pub auditor: Auditor,
     /// The anonymized bytes.
     pub blobs: Blobs,
     /// Produces the usage events of downloads.
@@ -64,6 +71,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/imagenes/{id}/anonimizada", get(routes::descarga::handler))
         .route("/usuarios", get(routes::usuarios::handler))
         .route("/usuarios/{id}", get(routes::usuario::handler))
+        .route("/auditoria", get(routes::auditoria::handler))
         .route("/monetizacion/saldo/{usuario_id}", get(routes::saldo::handler))
         .route("/monetizacion/movimientos/{usuario_id}", get(routes::movimientos::handler))
         .route("/studies", get(qido::studies))
@@ -84,6 +92,10 @@ pub fn router(state: QueryState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             alpes_platform::metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auditor.clone(),
+            alpes_platform::audit::record,
         ))
         .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
         .with_state(state)

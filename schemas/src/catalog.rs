@@ -10,7 +10,7 @@ use apache_avro::{rabin::Rabin, Schema};
 include!(concat!(env!("OUT_DIR"), "/history.rs"));
 
 /// The schema each event is written with today.
-const CURRENT: [(&str, &str); 8] = [
+const CURRENT: [(&str, &str); 9] = [
     ("ImagenRegistrada", include_str!("../avro/ImagenRegistrada.avsc")),
     ("ImagenAnonimizada", include_str!("../avro/ImagenAnonimizada.avsc")),
     ("ImagenRechazada", include_str!("../avro/ImagenRechazada.avsc")),
@@ -19,6 +19,7 @@ const CURRENT: [(&str, &str); 8] = [
     ("EventoUsoDatos", include_str!("../avro/EventoUsoDatos.avsc")),
     ("PagoProcesado", include_str!("../avro/PagoProcesado.avsc")),
     ("PagoRechazado", include_str!("../avro/PagoRechazado.avsc")),
+    ("RegistroAuditoria", include_str!("../avro/RegistroAuditoria.avsc")),
 ];
 
 /// One schema version known to this build.

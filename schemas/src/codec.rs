@@ -178,6 +178,8 @@ mod tests {
         round_trip(&codec, &s.login).await;
         round_trip(&codec, &s.uso).await;
         round_trip(&codec, &s.pago).await;
+        round_trip(&codec, &s.pago_rechazado).await;
+        round_trip(&codec, &s.auditoria).await;
     }
 
     #[tokio::test]

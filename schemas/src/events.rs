@@ -58,6 +58,8 @@ pub struct ImagenRegistrada {
     pub request_id: String,
     pub tipo_imagen: Option<String>,
     pub region_anatomica: Option<String>,
+    /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
+    pub http_request_id: Option<String>,
 }
 
 /// An image was de-identified and the anonymized blob written (topic `alpes.images.anonymized`).
@@ -100,6 +102,8 @@ pub struct ImagenAnonimizada {
     pub sop_class_uid: Option<String>,
     pub series_number: Option<i32>,
     pub instance_number: Option<i32>,
+    /// The `X-Request-Id` of the upload that asked for it; `None` when unknown and on old events.
+    pub http_request_id: Option<String>,
 }
 
 /// An input could not be anonymized and was routed aside (topic `alpes.images.rejected`).
@@ -118,6 +122,8 @@ pub struct ImagenRechazada {
     pub source_topic: Option<String>,
     pub source_partition: Option<i32>,
     pub source_offset: Option<i64>,
+    /// The `X-Request-Id` of the upload that asked for it; `None` when unknown and on old events.
+    pub http_request_id: Option<String>,
 }
 
 /// A user account was created (topic `alpes.users`).
@@ -130,6 +136,8 @@ pub struct UsuarioRegistrado {
     /// `"proveedor"`, `"consumidor"` or `"admin"`.
     pub role: String,
     pub organization: Option<String>,
+    /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
+    pub http_request_id: Option<String>,
 }
 
 /// A login attempt, for the audit trail (topic `alpes.audit`).
@@ -141,6 +149,8 @@ pub struct IntentoLogin {
     pub user_id: String,
     pub success: bool,
     pub reason: Option<String>,
+    /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
+    pub http_request_id: Option<String>,
 }
 
 /// A consumer downloaded an anonymized image: billed and credited (topic `alpes.usage`).
@@ -159,6 +169,8 @@ pub struct EventoUsoDatos {
     pub currency: String,
     /// Retrievals sharing a key are charged once; `None` on old events (the event id is the key).
     pub dedupe_key: Option<String>,
+    /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
+    pub http_request_id: Option<String>,
 }
 
 impl EventoUsoDatos {
@@ -180,6 +192,8 @@ pub struct PagoProcesado {
     /// ISO 4217 code.
     pub currency: String,
     pub reference: String,
+    /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
+    pub http_request_id: Option<String>,
 }
 
 /// A payment was refused and moved nothing (topic `alpes.payments.rejected`).
@@ -200,6 +214,29 @@ pub struct PagoRechazado {
     pub reason: String,
     /// The pending balance when refused for it, minor units.
     pub pending_minor: Option<i64>,
+    /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
+    pub http_request_id: Option<String>,
+}
+
+/// One entry of the audit trail (topic `alpes.audit`, beside `IntentoLogin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistroAuditoria {
+    pub event_id: String,
+    pub occurred_at: i64,
+    /// A user id, `"anonymous"`, or a service name.
+    pub actor: String,
+    pub actor_role: Option<String>,
+    /// A code: `"upload"`, `"download"`, `"payment"`, `"api_key_create"`, ...
+    pub action: String,
+    pub target: Option<String>,
+    /// `"GET /imagenes/{id}/anonimizada"`; `None` for automated steps.
+    pub route: Option<String>,
+    /// `"ok"`, `"denied"` or `"error"`.
+    pub outcome: String,
+    pub status: Option<i32>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub service: String,
 }
 
 macro_rules! event {
@@ -226,6 +263,7 @@ event!(ImagenAnonimizada, topics::IMAGES_ANONYMIZED);
 event!(ImagenRechazada, topics::IMAGES_REJECTED);
 event!(UsuarioRegistrado, topics::USERS);
 event!(IntentoLogin, topics::AUDIT);
+event!(RegistroAuditoria, topics::AUDIT);
 event!(EventoUsoDatos, topics::USAGE);
 event!(PagoProcesado, topics::PAYMENTS);
 event!(PagoRechazado, topics::PAYMENTS_REJECTED);
@@ -261,6 +299,7 @@ mod tests {
         assert_fields_match(&t.uso);
         assert_fields_match(&t.pago);
         assert_fields_match(&t.pago_rechazado);
+        assert_fields_match(&t.auditoria);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{
     Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado, PagoRechazado, Profile,
-    UsuarioRegistrado,
+    RegistroAuditoria, UsuarioRegistrado,
 };
 pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
 
@@ -46,7 +46,7 @@ pub mod topics {
     pub const PAYMENTS: &str = "alpes.payments";
     /// `PagoRechazado`.
     pub const PAYMENTS_REJECTED: &str = "alpes.payments.rejected";
-    /// `IntentoLogin`.
+    /// `IntentoLogin` and `RegistroAuditoria`: the audit trail.
     pub const AUDIT: &str = "alpes.audit";
     /// `ImagenRegistrada`.
     pub const IMAGES_REGISTERED: &str = "alpes.images.registered";
@@ -81,6 +81,7 @@ pub(crate) mod tests {
         pub uso: EventoUsoDatos,
         pub pago: PagoProcesado,
         pub pago_rechazado: PagoRechazado,
+        pub auditoria: RegistroAuditoria,
     }
 
     pub(crate) fn samples() -> Samples {
@@ -107,6 +108,7 @@ pub(crate) mod tests {
                 request_id: "req-1".into(),
                 tipo_imagen: Some("rx".into()),
                 region_anatomica: Some("torax".into()),
+                http_request_id: Some("7f1c0d1e-5b7a-4c55-9a0e-1d2b3c4d5e6f".into()),
             },
             anonimizada: ImagenAnonimizada {
                 event_id: deterministic_event_id("anonymized", &["img-1", "req-1"]),
@@ -142,6 +144,7 @@ pub(crate) mod tests {
                 sop_class_uid: Some("1.2.840.10008.5.1.4.1.1.1".into()),
                 series_number: Some(1),
                 instance_number: Some(3),
+                http_request_id: Some("req-http-1".into()),
             },
             rechazada: ImagenRechazada {
                 event_id: new_event_id(),
@@ -155,6 +158,7 @@ pub(crate) mod tests {
                 source_topic: Some(topics::IMAGES_REGISTERED.into()),
                 source_partition: Some(3),
                 source_offset: Some(1_234_567),
+                http_request_id: None,
             },
             usuario: UsuarioRegistrado {
                 event_id: new_event_id(),
@@ -163,6 +167,7 @@ pub(crate) mod tests {
                 user_id: "user-7".into(),
                 role: "consumidor".into(),
                 organization: Some("Hospital Norte".into()),
+                http_request_id: Some("req-http-1".into()),
             },
             login: IntentoLogin {
                 event_id: new_event_id(),
@@ -171,6 +176,7 @@ pub(crate) mod tests {
                 user_id: "user-7".into(),
                 success: false,
                 reason: Some("bad_credentials".into()),
+                http_request_id: Some("req-http-1".into()),
             },
             uso: EventoUsoDatos {
                 event_id: new_event_id(),
@@ -183,6 +189,7 @@ pub(crate) mod tests {
                 amount_minor: 125,
                 currency: "EUR".into(),
                 dedupe_key: Some("key-1".into()),
+                http_request_id: Some("req-http-1".into()),
             },
             pago: PagoProcesado {
                 event_id: new_event_id(),
@@ -192,6 +199,7 @@ pub(crate) mod tests {
                 amount_minor: 10_000,
                 currency: "COP".into(),
                 reference: "pay-42".into(),
+                http_request_id: Some("req-http-1".into()),
             },
             pago_rechazado: PagoRechazado {
                 event_id: new_event_id(),
@@ -204,6 +212,21 @@ pub(crate) mod tests {
                 reference: "pay-43".into(),
                 reason: "insufficient_balance".into(),
                 pending_minor: Some(125),
+                http_request_id: Some("req-http-1".into()),
+            },
+            auditoria: RegistroAuditoria {
+                event_id: new_event_id(),
+                occurred_at: 6,
+                actor: "user-7".into(),
+                actor_role: Some("consumidor".into()),
+                action: "download".into(),
+                target: Some("img-1".into()),
+                route: Some("GET /imagenes/{id}/anonimizada".into()),
+                outcome: "ok".into(),
+                status: Some(200),
+                reason: None,
+                request_id: Some("req-http-1".into()),
+                service: "query-api".into(),
             },
         }
     }

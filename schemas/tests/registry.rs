@@ -131,6 +131,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 
 fn registrada() -> ImagenRegistrada {
     ImagenRegistrada {
+        http_request_id: None,
         event_id: alpes_schemas::new_event_id(),
         occurred_at: alpes_schemas::now_millis(),
         actor: "prov-1".into(),

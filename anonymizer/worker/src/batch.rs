@@ -64,7 +64,8 @@ pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
     let offsets = batch.offsets();
     let outputs = join_all(batch.records.iter().map(|r| image::process(&ctx, r))).await;
     let mut counts = Counts::default();
-    let mut messages: Vec<Message> = Vec::with_capacity(outputs.len());
+    // Each result, then its audit entry (in the same transaction in transactional mode).
+    let mut messages: Vec<Message> = Vec::with_capacity(2 * outputs.len());
     for (output, record) in outputs.into_iter().zip(&batch.records) {
         let output = output?;
         match &output {
@@ -73,6 +74,7 @@ pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
             Output::Rejected(_) => counts.poison += 1,
         }
         messages.push(output.encode(&ctx.codec, record).await?);
+        messages.push(output.encode_audit(&ctx.codec, record).await?);
     }
     ctx.publisher.publish(batch.seq, &ctx.stop, &messages, &offsets, turn).await?;
     let span = tracing::Span::current();

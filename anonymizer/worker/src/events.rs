@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use alpes_anonymizer::profile::Action;
-use alpes_schemas::{deterministic_event_id, now_millis, Codec, Event, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada};
+use alpes_schemas::{
+    deterministic_event_id, now_millis, Codec, Event, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, RegistroAuditoria,
+};
 
 use crate::pool::Engined;
 use crate::record::Record;
@@ -50,6 +52,52 @@ pub struct Message {
 }
 
 impl Output {
+    /// The audit entry of this result (`anonymization`, outcome `ok`, or
+    /// `error` with the rejection's reason). Its id derives from the output
+    /// event's, so a redelivered input gives the same entry.
+    pub fn audit(&self) -> RegistroAuditoria {
+        let (output_id, occurred_at, target, reason, request_id) = match self {
+            Output::Anonymized(e) => (
+                &e.event_id,
+                e.occurred_at,
+                Some(e.image_id.clone()),
+                None,
+                e.http_request_id.clone(),
+            ),
+            Output::Rejected(e) => (
+                &e.event_id,
+                e.occurred_at,
+                e.image_id.clone(),
+                Some(e.reason.clone()),
+                e.http_request_id.clone(),
+            ),
+        };
+        RegistroAuditoria {
+            event_id: deterministic_event_id(RegistroAuditoria::NAME, &[output_id]),
+            occurred_at,
+            actor: ACTOR.to_owned(),
+            actor_role: None,
+            action: "anonymization".into(),
+            target,
+            route: None,
+            outcome: if reason.is_none() { "ok" } else { "error" }.into(),
+            status: None,
+            reason,
+            request_id,
+            service: ACTOR.to_owned(),
+        }
+    }
+
+    /// Encodes the audit entry of this result, keyed like the result.
+    pub async fn encode_audit(&self, codec: &Codec, record: &Record) -> Result<Message> {
+        let audit = self.audit();
+        Ok(Message {
+            topic: RegistroAuditoria::TOPIC,
+            key: audit.target.clone().unwrap_or_else(|| record.coordinates()),
+            payload: codec.encode(&audit).await?,
+        })
+    }
+
     /// Encodes the event for its topic, keyed by image id (or by source coordinates).
     pub async fn encode(&self, codec: &Codec, record: &Record) -> Result<Message> {
         Ok(match self {
@@ -122,6 +170,7 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
         sop_class_uid: facts.sop_class_uid.clone(),
         series_number: facts.series_number,
         instance_number: facts.instance_number,
+        http_request_id: input.http_request_id.clone(),
     }
 }
 
@@ -134,6 +183,7 @@ pub fn rejected(input: &ImagenRegistrada, record: &Record, rejection: &Rejection
         image_id: Some(input.image_id.clone()),
         provider_id: Some(input.provider_id.clone()),
         request_id: Some(input.request_id.clone()),
+        http_request_id: input.http_request_id.clone(),
         reason: rejection.reason.to_owned(),
         message: rejection.message.clone(),
         source_topic: Some(record.topic.clone()),
@@ -152,6 +202,7 @@ pub fn poison(record: &Record, rejection: &Rejection) -> ImagenRechazada {
         image_id: None,
         provider_id: None,
         request_id: None,
+        http_request_id: None,
         reason: rejection.reason.to_owned(),
         message: rejection.message.clone(),
         source_topic: Some(record.topic.clone()),
@@ -198,5 +249,27 @@ mod tests {
         let msg = out.encode(&Codec::single_object(), &record()).await.unwrap();
         assert_eq!(msg.topic, "alpes.images.rejected");
         assert_eq!(msg.key, "alpes.images.registered/3/41");
+    }
+
+    #[tokio::test]
+    async fn a_result_is_audited_with_an_id_derived_from_the_result() {
+        let out = Output::Rejected(Box::new(poison(&record(), &Rejection::fixed("not_avro", "x"))));
+        let audit = out.audit();
+        assert_eq!(audit, out.audit(), "the same result gives the same entry");
+        assert_eq!(audit.event_id, deterministic_event_id("RegistroAuditoria", &[&out_id(&out)]));
+        assert_eq!(
+            (audit.action.as_str(), audit.outcome.as_str(), audit.reason.as_deref()),
+            ("anonymization", "error", Some("not_avro"))
+        );
+        assert_eq!((audit.target, audit.actor.as_str()), (None, ACTOR));
+        let msg = out.encode_audit(&Codec::single_object(), &record()).await.unwrap();
+        assert_eq!((msg.topic, msg.key.as_str()), ("alpes.audit", "alpes.images.registered/3/41"));
+    }
+
+    fn out_id(out: &Output) -> String {
+        match out {
+            Output::Anonymized(e) => e.event_id.clone(),
+            Output::Rejected(e) => e.event_id.clone(),
+        }
     }
 }

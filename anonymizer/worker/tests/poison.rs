@@ -18,6 +18,7 @@ async fn poison_records_are_routed_aside_and_the_partition_keeps_moving() {
     let mut unknown = h.codec.encode(&first).await.unwrap();
     unknown[2..10].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]);
     let other_event = ImagenRechazada {
+        http_request_id: None,
         event_id: "x".into(),
         occurred_at: 1,
         actor: "a".into(),

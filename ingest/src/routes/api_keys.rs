@@ -8,6 +8,7 @@
 use super::{json_body, role_named};
 use crate::identity::random_token;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{secret_hash, Caller, Role, API_KEY_PREFIX};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::ApiKey;
@@ -43,7 +44,7 @@ pub fn shown(k: &ApiKey) -> Value {
 
 /// `POST /api-keys`.
 #[tracing::instrument(name = "POST /api-keys", skip_all, fields(user = %caller.user_id))]
-pub async fn create(State(state): State<IngestState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<IngestState>, caller: Caller, ctx: RequestContext, body: Bytes) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let req: Request = json_body(&body, 4 * 1024, "an API key request")?;
     let name = req.nombre.trim();
@@ -76,6 +77,7 @@ pub async fn create(State(state): State<IngestState>, caller: Caller, body: Byte
         last_used_at: None,
     };
     state.identity.store.insert_api_key(stored.clone()).await?;
+    ctx.target(&stored.key_id);
     tracing::info!(key_id = %stored.key_id, role = role.as_str(), for_user = %stored.user_id, "API key created");
     let mut body = shown(&stored);
     body["key"] = Value::String(key);

@@ -15,6 +15,7 @@
 use super::json_body;
 use crate::identity::normalize_email;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::http::ApiError;
 use alpes_platform::kafka::Producer;
 use alpes_schemas::{new_event_id, now_millis, IntentoLogin};
@@ -33,7 +34,7 @@ struct Request {
 
 /// Produces the `IntentoLogin` of one attempt. A broker that does not
 /// acknowledge fails the request (503): no attempt goes unrecorded.
-pub async fn record(producer: &Producer, user_id: &str, success: bool, reason: Option<&str>) -> Result<(), ApiError> {
+pub async fn record(producer: &Producer, ctx: &RequestContext, user_id: &str, success: bool, reason: Option<&str>) -> Result<(), ApiError> {
     let event = IntentoLogin {
         event_id: new_event_id(),
         occurred_at: now_millis(),
@@ -41,6 +42,7 @@ pub async fn record(producer: &Producer, user_id: &str, success: bool, reason: O
         user_id: user_id.to_owned(),
         success,
         reason: reason.map(str::to_owned),
+        http_request_id: ctx.request_id(),
     };
     producer.send(&event.user_id, &event).await?;
     Ok(())
@@ -52,14 +54,14 @@ fn invalid() -> ApiError {
 
 /// The handler.
 #[tracing::instrument(name = "POST /auth/login", skip_all)]
-pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn handler(State(state): State<IngestState>, ctx: RequestContext, body: Bytes) -> Result<Response, ApiError> {
     let req: Request = json_body(&body, 8 * 1024, "a login")?;
     let identity = &state.identity;
     let account = identity.store.account_by_email(&normalize_email(&req.email)).await?;
     let now = now_millis();
     if let Some(a) = &account {
         if let Some(until) = a.locked_until.filter(|u| *u > now) {
-            record(&state.producer, &a.user_id, false, Some("locked")).await?;
+            record(&state.producer, &ctx, &a.user_id, false, Some("locked")).await?;
             let secs = u32::try_from((until - now + 999) / 1000).unwrap_or(u32::MAX);
             return Err(ApiError::too_many(
                 "account_locked",
@@ -76,11 +78,11 @@ pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Re
         Some(a) => {
             let failures = identity.store.record_failure(&a.user_id, now, identity.lockout()).await?;
             tracing::info!(user_id = %a.user_id, failures = failures.count, locked = failures.locked_until.is_some(), "login failed");
-            record(&state.producer, &a.user_id, false, Some("bad_credentials")).await?;
+            record(&state.producer, &ctx, &a.user_id, false, Some("bad_credentials")).await?;
             return Err(invalid());
         }
         None => {
-            record(&state.producer, "unknown", false, Some("unknown_user")).await?;
+            record(&state.producer, &ctx, "unknown", false, Some("unknown_user")).await?;
             return Err(invalid());
         }
     };
@@ -89,7 +91,7 @@ pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Re
     let (refresh, stored) = identity.new_refresh(&family, &account.user_id, account.role, now)?;
     identity.store.insert_refresh(stored).await?;
     let (tokens, _) = identity.answer(&state.jwt, &account.user_id, account.role, refresh)?;
-    record(&state.producer, &account.user_id, true, None).await?;
+    record(&state.producer, &ctx, &account.user_id, true, None).await?;
     tracing::info!(user_id = %account.user_id, "login");
     Ok((StatusCode::OK, axum::Json(tokens)).into_response())
 }

@@ -5,6 +5,7 @@
 
 use super::auth_refresh::refresh_token_of;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{bearer_token, secret_hash};
 use alpes_platform::http::ApiError;
 use axum::body::Bytes;
@@ -13,9 +14,15 @@ use axum::http::{HeaderMap, StatusCode};
 
 /// The handler.
 #[tracing::instrument(name = "POST /auth/logout", skip_all)]
-pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+pub async fn handler(
+    State(state): State<IngestState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let token = bearer_token(&headers)?.ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
     let claims = state.jwt.authenticate(token).await?;
+    ctx.actor(&claims.sub, Some(claims.role));
     let refresh = if body.is_empty() { None } else { Some(refresh_token_of(&body)?) };
     let identity = &state.identity;
     if let Some(jti) = &claims.jti {

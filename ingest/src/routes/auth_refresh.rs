@@ -7,6 +7,7 @@
 use super::json_body;
 use crate::identity::random_token;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::secret_hash;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::Rotation;
@@ -29,7 +30,7 @@ pub fn refresh_token_of(body: &[u8]) -> Result<String, ApiError> {
 
 /// The handler.
 #[tracing::instrument(name = "POST /auth/refresh", skip_all)]
-pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn handler(State(state): State<IngestState>, ctx: RequestContext, body: Bytes) -> Result<Response, ApiError> {
     let presented = refresh_token_of(&body)?;
     let identity = &state.identity;
     let now = alpes_schemas::now_millis();
@@ -40,10 +41,12 @@ pub async fn handler(State(state): State<IngestState>, body: Bytes) -> Result<Re
         .await?;
     match rotation {
         Rotation::Rotated { user_id, role, .. } => {
+            ctx.actor(&user_id, Some(role));
             let (tokens, _) = identity.answer(&state.jwt, &user_id, role, next)?;
             Ok((StatusCode::OK, axum::Json(tokens)).into_response())
         }
         Rotation::Reused { user_id } => {
+            ctx.actor(&user_id, None);
             tracing::warn!(user_id = %user_id, "a used refresh token was presented again: its family is revoked");
             Err(
                 ApiError::unauthorized("this refresh token was already used; every session it belongs to is revoked")

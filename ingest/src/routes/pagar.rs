@@ -14,6 +14,7 @@
 
 use super::json_body;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_schemas::{deterministic_event_id, new_event_id, now_millis, Event, PagoProcesado, PagoRechazado};
@@ -60,12 +61,13 @@ fn validate(r: &Request) -> Result<(), ApiError> {
 
 /// The handler.
 #[tracing::instrument(name = "POST /monetizacion/pagar", skip_all, fields(user = %caller.user_id))]
-pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn handler(State(state): State<IngestState>, caller: Caller, ctx: RequestContext, body: Bytes) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let req: Request = json_body(&body, 16 * 1024, "a payment")?;
+    ctx.target(&req.usuario_id);
     validate(&req)?;
     if state.ledger.reference_paid(&req.usuario_id, &req.reference).await? {
-        refuse(&state, &caller, &req, "repeated_reference", None).await?;
+        refuse(&state, &caller, &ctx, &req, "repeated_reference", None).await?;
         return Err(ApiError::conflict(
             "repeated_reference",
             "this user was already paid under this reference; a new payment needs a new reference",
@@ -79,7 +81,7 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Byt
         .find(|b| b.currency == req.currency)
         .map_or(0, |b| b.pending_minor);
     if req.amount_minor > pending {
-        refuse(&state, &caller, &req, "insufficient_balance", Some(pending)).await?;
+        refuse(&state, &caller, &ctx, &req, "insufficient_balance", Some(pending)).await?;
         return Err(ApiError::conflict(
             "insufficient_balance",
             format!(
@@ -96,6 +98,7 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Byt
         amount_minor: req.amount_minor,
         currency: req.currency,
         reference: req.reference,
+        http_request_id: ctx.request_id(),
     };
     state.producer.send(&event.user_id, &event).await?;
     let body = json!({ "event_id": event.event_id, "usuario_id": event.user_id, "estado": "en_proceso" });
@@ -103,7 +106,14 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, body: Byt
 }
 
 /// Produces the `PagoRechazado` of a request refused for `reason`.
-async fn refuse(state: &IngestState, caller: &Caller, req: &Request, reason: &str, pending_minor: Option<i64>) -> Result<(), ApiError> {
+async fn refuse(
+    state: &IngestState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    req: &Request,
+    reason: &str,
+    pending_minor: Option<i64>,
+) -> Result<(), ApiError> {
     let refused = PagoRechazado {
         event_id: new_event_id(),
         occurred_at: now_millis(),
@@ -115,6 +125,7 @@ async fn refuse(state: &IngestState, caller: &Caller, req: &Request, reason: &st
         reference: req.reference.clone(),
         reason: reason.into(),
         pending_minor,
+        http_request_id: ctx.request_id(),
     };
     state.producer.send(&refused.user_id, &refused).await?;
     Ok(())

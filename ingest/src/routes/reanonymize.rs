@@ -5,6 +5,7 @@
 use crate::profile::validate;
 use crate::register::reanonymize;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_schemas::Profile;
@@ -30,7 +31,13 @@ struct Request {
 
 /// The handler.
 #[tracing::instrument(name = "POST /anonimizar/{id}", skip_all, fields(user = %caller.user_id))]
-pub async fn handler(State(state): State<IngestState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn handler(
+    State(state): State<IngestState>,
+    caller: Caller,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Proveedor, Role::Admin])?;
     if body.len() > 64 * 1024 {
         return Err(ApiError::too_large(64 * 1024));
@@ -53,7 +60,7 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, Path(id):
         Some(r) if caller.role == Role::Admin || r.provider_id == caller.user_id => {}
         _ => return Err(ApiError::not_found("no image with this id")),
     }
-    let request_id = reanonymize(&state, &caller.user_id, &id, profile).await?;
+    let request_id = reanonymize(&state, &ctx, &caller.user_id, &id, profile).await?;
     let body = json!({ "id": id, "request_id": request_id });
     Ok((
         StatusCode::ACCEPTED,

@@ -11,6 +11,7 @@ use crate::profile::UploadMeta;
 use crate::register::{forget_blob, register, Source};
 use crate::IngestState;
 use alpes_anonymizer::probe::{self, MediaKind};
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::blobs::RAW;
 use alpes_platform::http::ApiError;
@@ -30,23 +31,25 @@ const STUDY_MISMATCH: u16 = 0xA900;
 pub async fn handler(
     State(state): State<IngestState>,
     caller: Caller,
+    ctx: RequestContext,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
-    stow(state, caller, headers, uri, None, body).await
+    stow(state, ctx, caller, headers, uri, None, body).await
 }
 
 /// `POST /studies/{study}`: every instance must belong to `study`.
 pub async fn handler_for_study(
     State(state): State<IngestState>,
     caller: Caller,
+    ctx: RequestContext,
     Path(study): Path<String>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
-    stow(state, caller, headers, uri, Some(study), body).await
+    stow(state, ctx, caller, headers, uri, Some(study), body).await
 }
 
 /// The boundary of a `multipart/related; type="application/dicom"` body.
@@ -83,6 +86,7 @@ fn ui(v: Option<&str>) -> Value {
 #[tracing::instrument(name = "STOW-RS", skip_all, fields(provider = %caller.user_id))]
 async fn stow(
     state: IngestState,
+    ctx: RequestContext,
     caller: Caller,
     headers: HeaderMap,
     uri: Uri,
@@ -132,7 +136,7 @@ async fn stow(
                 continue;
             }
         }
-        let r = register(&state, &caller.user_id, &blob, MediaKind::Dicom, &meta, None, Source::Stow).await?;
+        let r = register(&state, &ctx, &caller.user_id, (&blob, MediaKind::Dicom), &meta, None, Source::Stow).await?;
         referenced.push(json!({
             "00081150": ui(class),
             "00081155": ui(instance),

@@ -9,6 +9,7 @@ use crate::profile::UploadMeta;
 use crate::register::{forget_blob, register, Registered, Source};
 use crate::IngestState;
 use alpes_anonymizer::probe::MediaKind;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::blobs::{StoredBlob, RAW};
 use alpes_platform::http::ApiError;
@@ -24,6 +25,7 @@ use serde_json::json;
 pub async fn handler(
     State(state): State<IngestState>,
     caller: Caller,
+    ctx: RequestContext,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
@@ -33,9 +35,9 @@ pub async fn handler(
     let key = idempotency_key(&headers)?;
     let ct = content_type(&headers).unwrap_or("");
     let registered = if ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
-        multipart(&state, &caller, ct, key.as_deref(), body).await?
+        multipart(&state, &ctx, &caller, ct, key.as_deref(), body).await?
     } else {
-        vec![single(&state, &caller, ct, uri.query(), key.as_deref(), body).await?]
+        vec![single(&state, &ctx, &caller, ct, uri.query(), key.as_deref(), body).await?]
     };
     Ok(accepted(&registered))
 }
@@ -50,6 +52,7 @@ pub fn accepted(images: &[Registered]) -> Response {
 
 async fn single(
     state: &IngestState,
+    ctx: &RequestContext,
     caller: &Caller,
     ct: &str,
     query: Option<&str>,
@@ -64,7 +67,7 @@ async fn single(
         .await
         .map_err(upload_error)?;
     let kind = checked(state, declared, &blob).await?;
-    register(state, &caller.user_id, &blob, kind, &meta, key, Source::Rest).await
+    register(state, ctx, &caller.user_id, (&blob, kind), &meta, key, Source::Rest).await
 }
 
 /// Checks a stored blob's first bytes; on failure the blob is dropped.
@@ -78,7 +81,14 @@ pub async fn checked(state: &IngestState, declared: Declared, blob: &StoredBlob)
     }
 }
 
-async fn multipart(state: &IngestState, caller: &Caller, ct: &str, key: Option<&str>, body: Body) -> Result<Vec<Registered>, ApiError> {
+async fn multipart(
+    state: &IngestState,
+    ctx: &RequestContext,
+    caller: &Caller,
+    ct: &str,
+    key: Option<&str>,
+    body: Body,
+) -> Result<Vec<Registered>, ApiError> {
     let boundary =
         multer::parse_boundary(ct).map_err(|_| ApiError::bad_request("bad_multipart", "multipart/form-data needs a boundary"))?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
@@ -123,7 +133,17 @@ async fn multipart(state: &IngestState, caller: &Caller, ct: &str, key: Option<&
     let mut out = Vec::with_capacity(files.len());
     for (i, (blob, kind)) in files.iter().enumerate() {
         let part_key = key.map(|k| if files.len() == 1 { k.to_owned() } else { format!("{k}#{i}") });
-        match register(state, &caller.user_id, blob, *kind, &meta, part_key.as_deref(), Source::Multipart).await {
+        match register(
+            state,
+            ctx,
+            &caller.user_id,
+            (blob, *kind),
+            &meta,
+            part_key.as_deref(),
+            Source::Multipart,
+        )
+        .await
+        {
             Ok(r) => out.push(r),
             Err(e) => {
                 for (blob, _) in &files[i + 1..] {

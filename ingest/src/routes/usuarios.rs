@@ -12,11 +12,12 @@
 use super::{json_body, role_named};
 use crate::identity::NewUser;
 use crate::IngestState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -40,8 +41,12 @@ impl std::fmt::Debug for Request {
 
 /// The handler.
 #[tracing::instrument(name = "POST /usuarios", skip_all)]
-pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let caller = Caller::optional(&state.jwt, &headers).await?;
+pub async fn handler(
+    State(state): State<IngestState>,
+    caller: Option<Caller>,
+    ctx: RequestContext,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: Request = json_body(&body, 16 * 1024, "an account")?;
     let role = role_named(&req.rol)?;
     if role == Role::Admin {
@@ -58,7 +63,8 @@ pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body:
         organization: req.organizacion,
         created_by: caller.map(|c| c.user_id),
     };
-    let stored = state.identity.register(&state.producer, user).await?;
+    let stored = state.identity.register(&state.producer, user, ctx.request_id()).await?;
+    ctx.target(&stored.user_id);
     let body = json!({
         "id": stored.user_id,
         "nombre": stored.nombre,

@@ -153,6 +153,7 @@ pub async fn ledger(store: &dyn LedgerStore) {
 /// `ImagenRegistrada` of `image` by `provider` at `at`.
 pub fn registered(event_id: &str, image: &str, provider: &str, at: i64) -> CatalogEvent {
     CatalogEvent::Registered(ImagenRegistrada {
+        http_request_id: None,
         event_id: event_id.into(),
         occurred_at: at,
         actor: provider.into(),
@@ -177,6 +178,7 @@ pub type Instance<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
 pub fn anonymized(event_id: &str, image: &str, provider: &str, at: i64, i: Instance<'_>) -> CatalogEvent {
     let (study, series, sop, modality, patient, date) = i;
     CatalogEvent::Anonymized(Box::new(ImagenAnonimizada {
+        http_request_id: None,
         event_id: event_id.into(),
         occurred_at: at,
         actor: "anonymizer".into(),
@@ -216,6 +218,7 @@ pub fn anonymized(event_id: &str, image: &str, provider: &str, at: i64, i: Insta
 /// `ImagenRechazada` of `image` at `at`.
 pub fn rejected(event_id: &str, image: &str, provider: &str, at: i64) -> CatalogEvent {
     CatalogEvent::Rejected(ImagenRechazada {
+        http_request_id: None,
         event_id: event_id.into(),
         occurred_at: at,
         actor: "anonymizer".into(),
@@ -233,6 +236,7 @@ pub fn rejected(event_id: &str, image: &str, provider: &str, at: i64) -> Catalog
 /// `UsuarioRegistrado` of `user` with `role` at `at`.
 pub fn user(event_id: &str, user: &str, role: &str, at: i64) -> CatalogEvent {
     CatalogEvent::User(UsuarioRegistrado {
+        http_request_id: None,
         event_id: event_id.into(),
         occurred_at: at,
         actor: "admin".into(),
@@ -245,6 +249,7 @@ pub fn user(event_id: &str, user: &str, role: &str, at: i64) -> CatalogEvent {
 /// `EventoUsoDatos`: `consumer` downloaded `image` of `provider` at `at`.
 pub fn used(event_id: &str, image: &str, consumer: &str, provider: &str, at: i64) -> CatalogEvent {
     CatalogEvent::Usage(EventoUsoDatos {
+        http_request_id: None,
         event_id: event_id.into(),
         occurred_at: at,
         actor: consumer.into(),
@@ -722,4 +727,121 @@ pub async fn identity(store: &dyn IdentityStore) {
     assert!(!store.revoke_api_key("k9", 700).await.expect("unknown"));
     assert_eq!(store.api_key("k1").await.expect("key").expect("found").revoked_at, Some(600));
     assert!(store.api_key("k9").await.expect("key").is_none());
+}
+
+/// An audit entry by `actor` doing `action` at `at`.
+pub fn audit_entry(id: &str, at: i64, actor: &str, action: &str, outcome: &str) -> alpes_schemas::RegistroAuditoria {
+    alpes_schemas::RegistroAuditoria {
+        event_id: id.into(),
+        occurred_at: at,
+        actor: actor.into(),
+        actor_role: Some("proveedor".into()),
+        action: action.into(),
+        target: Some(format!("img-{id}")),
+        route: Some("POST /imagenes".into()),
+        outcome: outcome.into(),
+        status: Some(202),
+        reason: None,
+        request_id: Some(format!("req-{id}")),
+        service: "ingest".into(),
+    }
+}
+
+/// The rules of every [`AuditStore`](super::audit::AuditStore).
+pub async fn audit(store: &dyn super::audit::AuditStore) {
+    use super::audit::{login_entry, AuditFilter};
+    // Entries 0..25 at times 1000.., three actors; a redelivered entry is dropped.
+    let entries: Vec<_> = (0..25)
+        .map(|i| {
+            let outcome = if i % 5 == 0 { "denied" } else { "ok" };
+            audit_entry(&format!("e{i:02}"), 1000 + i64::from(i), &format!("u{}", i % 3), "upload", outcome)
+        })
+        .collect();
+    store.append(entries.clone()).await.expect("append");
+    let mut changed = entries[3].clone();
+    changed.outcome = "error".into();
+    store.append(vec![changed]).await.expect("re-append");
+
+    // Paged newest first with a stable cursor, every entry once, unchanged.
+    let all = AuditFilter::default();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.page(&all, cursor.as_deref(), 10).await.expect("page");
+        assert!(page.entries.len() <= 10);
+        seen.extend(page.entries);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut expected = entries.clone();
+    expected.reverse();
+    assert_eq!(seen, expected, "every entry once, newest first, as written the first time");
+
+    // Filters combine; the time range is [from, to).
+    let by = |actor: &str, outcome: &str| AuditFilter {
+        actor: Some(actor.into()),
+        outcome: Some(outcome.into()),
+        ..AuditFilter::default()
+    };
+    let page = store.page(&by("u0", "denied"), None, 100).await.expect("filtered");
+    let ids: Vec<_> = page.entries.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["e15", "e00"], "u0 has i = 0, 3, ..., 24; denied when i % 5 == 0");
+    let ranged = AuditFilter {
+        from: Some(1010),
+        to: Some(1013),
+        ..AuditFilter::default()
+    };
+    let page = store.page(&ranged, None, 100).await.expect("ranged");
+    let ids: Vec<_> = page.entries.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["e12", "e11", "e10"]);
+    let by_request = AuditFilter {
+        request_id: Some("req-e07".into()),
+        action: Some("upload".into()),
+        target: Some("img-e07".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        store.page(&by_request, None, 100).await.expect("by request").entries,
+        vec![entries[7].clone()]
+    );
+    assert!(store
+        .page(
+            &AuditFilter {
+                action: Some("download".into()),
+                ..AuditFilter::default()
+            },
+            None,
+            100
+        )
+        .await
+        .expect("none")
+        .entries
+        .is_empty());
+
+    // Login attempts, counted per user.
+    assert_eq!(store.logins("u9").await.expect("none yet"), super::audit::LoginCounts::default());
+    let attempt = |id: &str, at: i64, success: bool| {
+        login_entry(&alpes_schemas::IntentoLogin {
+            event_id: id.into(),
+            occurred_at: at,
+            actor: "u9".into(),
+            user_id: "u9".into(),
+            success,
+            reason: (!success).then(|| "bad_credentials".into()),
+            http_request_id: None,
+        })
+    };
+    store
+        .append(vec![
+            attempt("l1", 5000, false),
+            attempt("l2", 5001, false),
+            attempt("l3", 5002, true),
+        ])
+        .await
+        .expect("logins");
+    store.append(vec![attempt("l1", 5000, false)]).await.expect("redelivered");
+    let counts = store.logins("u9").await.expect("counts");
+    assert_eq!((counts.total, counts.failed, counts.last_at), (3, 2, Some(5002)));
 }

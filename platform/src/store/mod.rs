@@ -12,8 +12,11 @@
 //! - [`identity::IdentityStore`]: accounts and credentials, login failures,
 //!   refresh-token families, revoked tokens and API keys. [`sqlite_identity`]
 //!   is the embedded adapter.
+//! - [`audit::AuditStore`]: the audit trail, materialized from `alpes.audit`.
+//!   [`sqlite_audit`] is the embedded adapter.
 //! - [`conformance`]: the suite every adapter must pass.
 
+pub mod audit;
 pub mod catalog;
 pub mod conformance;
 pub mod identity;
@@ -23,6 +26,7 @@ pub mod scylla_conn;
 pub mod scylla_ledger;
 pub mod scylla_migrate;
 pub mod sqlite;
+pub mod sqlite_audit;
 pub mod sqlite_catalog;
 mod sqlite_conn;
 pub mod sqlite_identity;
@@ -31,6 +35,7 @@ pub mod sqlite_ledger;
 use crate::Result;
 use async_trait::async_trait;
 
+pub use audit::{AuditFilter, AuditPage, AuditStore, LoginCounts};
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
@@ -38,6 +43,7 @@ pub use scylla_catalog::ScyllaCatalog;
 pub use scylla_conn::ScyllaArgs;
 pub use scylla_ledger::ScyllaLedger;
 pub use sqlite::SqliteStore;
+pub use sqlite_audit::SqliteAudit;
 pub use sqlite_catalog::SqliteCatalog;
 pub use sqlite_identity::SqliteIdentity;
 pub use sqlite_ledger::SqliteLedger;

@@ -9,12 +9,12 @@ use super::catalog::{
     report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage,
     SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
-use super::sqlite_conn::{write_tx, SqliteConn};
+use super::sqlite_conn::{keyset_page, parse_time_cursor, rows, time_cursor, write_tx, SqliteConn, Where};
 use crate::{Error, Result};
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS catalog_events (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -284,47 +284,6 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<(i64, Usage)> {
     ))
 }
 
-/// `"<prefix><number>.<id>"`, the keyset cursor of a `(time, id)` ordering.
-fn time_cursor(prefix: char, at: i64, id: &str) -> String {
-    format!("{prefix}{at}.{id}")
-}
-
-fn parse_time_cursor(prefix: char, cursor: &str) -> Result<(i64, String)> {
-    cursor
-        .strip_prefix(prefix)
-        .and_then(|c| c.split_once('.'))
-        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
-        .ok_or(Error::InvalidCursor)
-}
-
-/// A WHERE clause built one condition at a time, with its parameters.
-#[derive(Default)]
-struct Where {
-    conds: Vec<String>,
-    params: Vec<Value>,
-}
-
-impl Where {
-    fn push(&mut self, cond: &str, values: impl IntoIterator<Item = Value>) {
-        self.conds.push(cond.to_owned());
-        self.params.extend(values);
-    }
-
-    fn opt(&mut self, cond: &str, value: Option<impl Into<Value>>) {
-        if let Some(v) = value {
-            self.push(cond, [v.into()]);
-        }
-    }
-
-    fn sql(&self) -> String {
-        if self.conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.conds.join(" AND "))
-        }
-    }
-}
-
 /// The anonymized-DICOM conditions of a QIDO query.
 fn dicom_where(q: &DicomQuery) -> Where {
     let mut w = Where::default();
@@ -352,34 +311,6 @@ fn with_limit_offset(mut params: Vec<Value>, q: &DicomQuery) -> Vec<Value> {
     params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
     params.push(Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
     params
-}
-
-/// Every row of `sql` with `params`, mapped by `row`.
-fn rows<T>(conn: &Connection, sql: &str, params: Vec<Value>, row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
-    Ok(conn
-        .prepare_cached(sql)?
-        .query_map(params_from_iter(params), row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Runs `sql` (which asks for `limit + 1` rows) and turns the extra row, if
-/// any, into the cursor of the next page.
-fn keyset_page<T>(
-    conn: &Connection,
-    sql: &str,
-    params: Vec<Value>,
-    limit: usize,
-    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    cursor: impl Fn(&T) -> String,
-) -> Result<(Vec<T>, Option<String>)> {
-    let mut items = rows(conn, sql, params, row)?;
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(cursor)
-    } else {
-        None
-    };
-    Ok((items, next))
 }
 
 fn apply_one(tx: &Transaction<'_>, e: &CatalogEvent) -> Result<bool> {

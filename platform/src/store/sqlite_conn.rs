@@ -9,7 +9,8 @@
 //! blocking pool on a reader ([`SqliteConn::read`]).
 
 use crate::{Error, Result};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OpenFlags, Row, Transaction, TransactionBehavior};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
@@ -124,6 +125,80 @@ impl SqliteConn {
 /// committed in between, whatever the busy timeout.
 pub(crate) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+/// Every row of `sql` with `params`, mapped by `row`.
+pub(crate) fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params_from_iter(params), row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Runs `sql` (which asks for `limit + 1` rows) and turns the extra row, if
+/// any, into the cursor of the next page.
+pub(crate) fn keyset_page<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    limit: usize,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    cursor: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Option<String>)> {
+    let mut items = rows(conn, sql, params, row)?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// `"<prefix><number>.<id>"`, the keyset cursor of a `(time, id)` ordering.
+pub(crate) fn time_cursor(prefix: char, at: i64, id: &str) -> String {
+    format!("{prefix}{at}.{id}")
+}
+
+pub(crate) fn parse_time_cursor(prefix: char, cursor: &str) -> Result<(i64, String)> {
+    cursor
+        .strip_prefix(prefix)
+        .and_then(|c| c.split_once('.'))
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
+        .ok_or(Error::InvalidCursor)
+}
+
+/// A WHERE clause built one condition at a time, with its parameters.
+#[derive(Default)]
+pub(crate) struct Where {
+    conds: Vec<String>,
+    pub(crate) params: Vec<Value>,
+}
+
+impl Where {
+    pub(crate) fn push(&mut self, cond: &str, values: impl IntoIterator<Item = Value>) {
+        self.conds.push(cond.to_owned());
+        self.params.extend(values);
+    }
+
+    pub(crate) fn opt(&mut self, cond: &str, value: Option<impl Into<Value>>) {
+        if let Some(v) = value {
+            self.push(cond, [v.into()]);
+        }
+    }
+
+    pub(crate) fn sql(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conds.join(" AND "))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::visible_image;
 use crate::meter::meter;
 use crate::QueryState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use axum::extract::{Path, State};
@@ -63,6 +64,7 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std:
 pub async fn handler(
     State(state): State<QueryState>,
     caller: Caller,
+    ctx: RequestContext,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -80,7 +82,7 @@ pub async fn handler(
         Some(r) => state.blobs.get_range(&output.blob_key, r.clone()).await?,
         None => state.blobs.get(&output.blob_key).await?,
     };
-    meter(&state, &caller, &image, bytes.len() as u64).await?;
+    meter(&state, &ctx, &caller, &image, bytes.len() as u64).await?;
     let etag = format!("\"{}\"", output.sha256);
     let disposition = format!("attachment; filename=\"{id}{}\"", extension(&output.media_type));
     let mut res = (

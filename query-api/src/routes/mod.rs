@@ -1,6 +1,7 @@
 //! One route per file, and what they share: who may see what, page limits,
 //! and ETag handling.
 
+pub mod auditoria;
 pub mod descarga;
 pub mod dicomweb;
 pub mod imagen;

@@ -1,5 +1,7 @@
-//! `GET /usuarios/{id}`: one user (admin, or the user itself). Never a
-//! password hash or a secret.
+//! `GET /usuarios/{id}`: one user (admin, or the user itself), with its
+//! login attempts counted from the audit trail (`intentos_login`: every
+//! attempt, the failed ones, the last one's time). Never a password hash or
+//! a secret.
 
 use crate::QueryState;
 use alpes_platform::auth::{Caller, Role};
@@ -7,17 +9,43 @@ use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::CatalogUser;
 use axum::extract::{Path, State};
 use axum::Json;
+use serde::Serialize;
+
+/// A user with its login attempts.
+#[derive(Debug, Serialize)]
+pub struct Usuario {
+    #[serde(flatten)]
+    user: CatalogUser,
+    intentos_login: IntentosLogin,
+}
+
+/// A user's login attempts.
+#[derive(Debug, Serialize)]
+pub struct IntentosLogin {
+    total: u64,
+    fallidos: u64,
+    /// When the last attempt happened (ms); null if none.
+    ultimo_at: Option<i64>,
+}
 
 /// The handler.
 #[tracing::instrument(name = "GET /usuarios/{id}", skip_all, fields(user = %caller.user_id))]
-pub async fn handler(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<CatalogUser>, ApiError> {
+pub async fn handler(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Usuario>, ApiError> {
     if caller.role != Role::Admin && caller.user_id != id {
         return Err(ApiError::forbidden("a user can only read itself"));
     }
-    state
+    let user = state
         .catalog
         .user(&id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    let logins = state.audit.logins(&id).await?;
+    Ok(Json(Usuario {
+        user,
+        intentos_login: IntentosLogin {
+            total: logins.total,
+            fallidos: logins.failed,
+            ultimo_at: logins.last_at,
+        },
+    }))
 }

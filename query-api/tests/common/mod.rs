@@ -4,11 +4,12 @@
 
 #![allow(dead_code)]
 
+use alpes_platform::audit::Auditor;
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
-use alpes_platform::store::{SqliteCatalog, SqliteLedger};
+use alpes_platform::store::{SqliteAudit, SqliteCatalog, SqliteLedger};
 use alpes_query_api::{router, Pricing, PricingArgs, QueryState};
 use alpes_schemas::{Codec, Event};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -23,6 +24,7 @@ pub struct TestApp {
     pub kafka: Arc<Kafka>,
     pub ledger: Arc<SqliteLedger>,
     pub catalog: Arc<SqliteCatalog>,
+    pub audit: Arc<SqliteAudit>,
     pub blobs: Blobs,
     pub codec: Codec,
     pub client: reqwest::Client,
@@ -44,12 +46,16 @@ pub async fn spawn_app() -> TestApp {
         by_modality: vec![("CT".into(), 250)],
         repeat_window_secs: 3600,
     };
+    let audit = Arc::new(SqliteAudit::in_memory().expect("audit"));
+    let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
     let state = QueryState {
         jwt: jwt.clone(),
         catalog: catalog.clone(),
         ledger: ledger.clone(),
+        audit: audit.clone(),
+        auditor: Auditor::new(producer.clone(), "query-api", metrics.clone()),
         blobs: blobs.clone(),
-        producer: Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer"),
+        producer,
         pricing: Arc::new(Pricing::new(&pricing, "EUR")),
         metrics,
         currency: "EUR".into(),
@@ -63,6 +69,7 @@ pub async fn spawn_app() -> TestApp {
         kafka,
         ledger,
         catalog,
+        audit,
         blobs,
         codec,
         client: reqwest::Client::new(),

@@ -245,6 +245,7 @@ pub fn test_config(group: &str) -> WorkerConfig {
 
 pub fn registered(image_id: &str, blob_key: &str, sha256: &str, size: usize, media_type: &str) -> ImagenRegistrada {
     ImagenRegistrada {
+        http_request_id: None,
         event_id: new_event_id(),
         occurred_at: now_millis(),
         actor: "prov-1".into(),

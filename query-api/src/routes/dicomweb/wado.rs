@@ -8,6 +8,7 @@
 use super::{instances_under, may_use, Target};
 use crate::meter::meter;
 use crate::QueryState;
+use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::Caller;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
@@ -47,7 +48,13 @@ pub fn multipart(boundary: &str, parts: &[Bytes]) -> Bytes {
     body.freeze()
 }
 
-async fn retrieve(state: QueryState, caller: Caller, headers: &HeaderMap, instances: Vec<CatalogImage>) -> Result<Response, ApiError> {
+async fn retrieve(
+    state: QueryState,
+    caller: Caller,
+    ctx: RequestContext,
+    headers: &HeaderMap,
+    instances: Vec<CatalogImage>,
+) -> Result<Response, ApiError> {
     if !accepts_multipart(headers) {
         return Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -61,7 +68,7 @@ async fn retrieve(state: QueryState, caller: Caller, headers: &HeaderMap, instan
         parts.push(state.blobs.get(&out.blob_key).await?);
     }
     for (image, part) in instances.iter().zip(&parts) {
-        meter(&state, &caller, image, part.len() as u64).await?;
+        meter(&state, &ctx, &caller, image, part.len() as u64).await?;
     }
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
@@ -78,12 +85,13 @@ async fn retrieve(state: QueryState, caller: Caller, headers: &HeaderMap, instan
 pub async fn handler(
     State(state): State<QueryState>,
     caller: Caller,
+    ctx: RequestContext,
     Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let found = instances_under(&state, target).await?;
-    retrieve(state, caller, &headers, found).await
+    retrieve(state, caller, ctx, &headers, found).await
 }
 
 #[cfg(test)]

@@ -1,0 +1,109 @@
+//! The audit projector: consumes `alpes.audit` into the audit table, one
+//! store transaction per fetched batch. `RegistroAuditoria` is stored as it
+//! is; `IntentoLogin` becomes a `login` entry with the attempt's id.
+//!
+//! Offsets are stored only after a batch is stored; a crash replays the
+//! batch and the table skips the ids it has. A message that decodes as
+//! neither is counted, logged by reason (never payload) and skipped.
+
+use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
+use alpes_platform::kafka::Kafka;
+use alpes_platform::metrics::Metrics;
+use alpes_platform::shutdown::Shutdown;
+use alpes_platform::store::audit::login_entry;
+use alpes_platform::store::AuditStore;
+use alpes_schemas::{topics, Codec, Error, IntentoLogin, RegistroAuditoria};
+use rdkafka::Message;
+use std::sync::Arc;
+
+/// The consumer group of the projector.
+pub const GROUP: &str = "alpes-audit-projector";
+
+/// The most entries stored in one transaction.
+pub const BATCH: usize = 1024;
+
+/// An audit topic payload as an entry; `Err` is a reason code.
+pub async fn decode(codec: &Codec, payload: &[u8]) -> Result<RegistroAuditoria, &'static str> {
+    match codec.decode::<RegistroAuditoria>(payload).await {
+        Ok(entry) => Ok(entry),
+        Err(Error::WrongType { .. }) => codec
+            .decode::<IntentoLogin>(payload)
+            .await
+            .map(|attempt| login_entry(&attempt))
+            .map_err(|e| e.reason()),
+        Err(e) => Err(e.reason()),
+    }
+}
+
+/// Consumes `alpes.audit` in `group` into `store` until `shutdown`.
+pub async fn run_until_stopped(
+    kafka: Arc<Kafka>,
+    codec: Codec,
+    store: Arc<dyn AuditStore>,
+    metrics: Arc<Metrics>,
+    group: &str,
+    shutdown: Shutdown,
+) -> alpes_platform::Result<()> {
+    let consumer = kafka.consumer(group, &[topics::AUDIT], Arc::clone(&metrics))?;
+    while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
+        let mut batch = Vec::with_capacity(messages.len());
+        for msg in &messages {
+            match decode(&codec, msg.payload().unwrap_or_default()).await {
+                Ok(e) => batch.push(e),
+                Err(reason) => {
+                    tracing::warn!(reason, topic = msg.topic(), "undecodable audit entry skipped");
+                    metrics.rejections.with_label_values(&[reason]).inc();
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let stored = retry_until_stopped(&shutdown, "store an audit batch", || store.append(batch.clone())).await;
+            if stored.is_none() {
+                break; // shutdown first: the batch comes again after a restart
+            }
+        }
+        store_offsets(&consumer, &messages);
+    }
+    commit_on_stop(&consumer);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn both_record_types_of_the_audit_topic_decode_as_entries() {
+        let codec = Codec::single_object();
+        let attempt = IntentoLogin {
+            event_id: "a1".into(),
+            occurred_at: 7,
+            actor: "u1".into(),
+            user_id: "u1".into(),
+            success: false,
+            reason: Some("locked".into()),
+            http_request_id: Some("r1".into()),
+        };
+        let entry = decode(&codec, &codec.encode(&attempt).await.expect("encode")).await.expect("login");
+        assert_eq!(
+            (
+                entry.event_id.as_str(),
+                entry.action.as_str(),
+                entry.outcome.as_str(),
+                entry.request_id.as_deref()
+            ),
+            ("a1", "login", "denied", Some("r1"))
+        );
+        let written = alpes_platform::store::conformance::audit_entry("e1", 9, "u2", "download", "ok");
+        let read = decode(&codec, &codec.encode(&written).await.expect("encode")).await.expect("entry");
+        assert_eq!(read, written);
+        let other = codec
+            .encode(&alpes_platform::store::conformance::audit_entry("e2", 9, "u2", "x", "ok"))
+            .await
+            .expect("encode");
+        assert!(
+            decode(&codec, &other[..other.len() - 1]).await.is_err(),
+            "a truncated entry is refused"
+        );
+    }
+}
