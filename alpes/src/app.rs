@@ -28,8 +28,8 @@ use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{
-    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaLedger, SqliteAudit, SqliteCatalog,
-    SqliteIdentity, SqliteLedger, SqliteStore,
+    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaLedger,
+    SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore,
 };
 use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
@@ -119,36 +119,72 @@ impl Settings {
 
 /// The ledger and the catalog: on ScyllaDB when `settings.scylla` names a cluster, else in the
 /// data dir's SQLite file. The ingest store is SQLite either way (no ScyllaDB adapter exists for it).
-async fn open_ledger_and_catalog(settings: &Settings) -> Result<(Arc<dyn LedgerStore>, Arc<dyn CatalogStore>)> {
+/// The stores `alpes up` keeps on ScyllaDB when it is configured.
+#[derive(Debug)]
+pub struct SharedStores {
+    /// Ledgers and balances.
+    pub ledger: Arc<dyn LedgerStore>,
+    /// The query side's tables.
+    pub catalog: Arc<dyn CatalogStore>,
+    /// Accounts and credentials.
+    pub identity: Arc<dyn IdentityStore>,
+}
+
+/// The identity store alone (`alpes admin create`): ScyllaDB when configured, else the data dir's SQLite.
+pub async fn open_identity(scylla: &ScyllaArgs, data_dir: &std::path::Path, fsync: bool) -> Result<Arc<dyn IdentityStore>> {
+    if scylla.configured() {
+        let identity = ScyllaIdentity::connect(scylla).await.with_context(|| scylla_hint(scylla))?;
+        return Ok(Arc::new(identity));
+    }
+    Ok(Arc::new(
+        SqliteIdentity::open(&data_dir.join("alpes.db"), fsync).context("cannot open the identity store")?,
+    ))
+}
+
+fn scylla_hint(scylla: &ScyllaArgs) -> String {
+    format!(
+        "cannot reach ScyllaDB at {} or prepare statements in keyspace {} (has `alpes migrate` been run?)",
+        scylla.contact_points().join(","),
+        scylla.keyspace
+    )
+}
+
+/// The ledger, the catalog and the identity store: on ScyllaDB when
+/// `--scylla-nodes` is set, else in the data dir's SQLite file.
+async fn open_shared_stores(settings: &Settings) -> Result<SharedStores> {
     let scylla: &ScyllaArgs = &settings.scylla;
     if scylla.configured() {
-        let nodes = scylla.contact_points().join(",");
-        let session = scylla
-            .connect()
+        let session = scylla.connect().await.with_context(|| scylla_hint(scylla))?;
+        let ledger = ScyllaLedger::new(Arc::clone(&session), scylla)
             .await
-            .with_context(|| format!("cannot reach ScyllaDB at {nodes}"))?;
-        let hint = || {
-            format!(
-                "cannot prepare statements in keyspace {} (has `alpes migrate` been run?)",
-                scylla.keyspace
-            )
-        };
-        let ledger = ScyllaLedger::new(Arc::clone(&session), scylla).await.with_context(hint)?;
-        let catalog = ScyllaCatalog::new(session, scylla).await.with_context(hint)?;
+            .with_context(|| scylla_hint(scylla))?;
+        let catalog = ScyllaCatalog::new(Arc::clone(&session), scylla)
+            .await
+            .with_context(|| scylla_hint(scylla))?;
+        let identity = ScyllaIdentity::new(session, scylla).await.with_context(|| scylla_hint(scylla))?;
         tracing::info!(
             store = "scylladb",
-            nodes = %nodes,
+            nodes = %scylla.contact_points().join(","),
             keyspace = %scylla.keyspace,
             consistency = ?scylla.consistency,
-            "ledger and catalog on ScyllaDB; the ingest store stays on SQLite"
+            "ledger, catalog and identity on ScyllaDB; the ingest store and the audit table stay on SQLite"
         );
-        return Ok((Arc::new(ledger), Arc::new(catalog)));
+        return Ok(SharedStores {
+            ledger: Arc::new(ledger),
+            catalog: Arc::new(catalog),
+            identity: Arc::new(identity),
+        });
     }
     let db = settings.data_dir.join("alpes.db");
     let ledger = SqliteLedger::open(&db, settings.fsync).context("cannot open the ledger")?;
     let catalog = SqliteCatalog::open(&db, settings.fsync).context("cannot open the catalog")?;
-    tracing::info!(store = "sqlite", path = %db.display(), "ledger, catalog and ingest store on SQLite");
-    Ok((Arc::new(ledger), Arc::new(catalog)))
+    let identity = open_identity(scylla, &settings.data_dir, settings.fsync).await?;
+    tracing::info!(store = "sqlite", path = %db.display(), "every store on SQLite");
+    Ok(SharedStores {
+        ledger: Arc::new(ledger),
+        catalog: Arc::new(catalog),
+        identity,
+    })
 }
 
 /// Creates the admin named by `--bootstrap-admin-email` (password from
@@ -224,7 +260,11 @@ impl App {
         let kafka = Arc::new(Kafka::connect(&kafka_args).await.context("cannot reach Kafka")?);
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
-        let (ledger, catalog) = open_ledger_and_catalog(&settings).await?;
+        let SharedStores {
+            ledger,
+            catalog,
+            identity: identity_store,
+        } = open_shared_stores(&settings).await?;
         let store: Arc<dyn IngestStore> =
             Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
         // Every upload waits on its own send: holding records back to batch them only adds latency.
@@ -234,8 +274,6 @@ impl App {
             .context("cannot re-publish unfinished requests")?;
         let audit: Arc<dyn AuditStore> =
             Arc::new(SqliteAudit::open(&data.join("alpes.db"), settings.fsync).context("cannot open the audit table")?);
-        let identity_store: Arc<dyn IdentityStore> =
-            Arc::new(SqliteIdentity::open(&data.join("alpes.db"), settings.fsync).context("cannot open the identity store")?);
         let identity = Identity::new(identity_store.clone(), settings.identity.clone()).context("bad password hashing settings")?;
         let announced = alpes_ingest::identity::republish_accounts(identity_store.as_ref(), &producer)
             .await

@@ -1,7 +1,9 @@
-//! The store conformance suites (ledger and catalog) on a real ScyllaDB
-//! cluster, plus the races only a cluster can show (concurrent payouts,
-//! concurrent redeliveries, materializer replicas applying one image's events
-//! in different orders at once).
+//! The store conformance suites (ledger, catalog and identity) on a real
+//! ScyllaDB cluster, plus the races only a cluster can show (concurrent
+//! payouts, concurrent redeliveries, materializer replicas applying one
+//! image's events in different orders at once, registrations of one email,
+//! rotations of one refresh token and failed logins of one account from
+//! several replicas at once).
 //!
 //! Runs only when `SCYLLA_NODES` names a cluster (`host:port`, comma-separated);
 //! nothing else is ever contacted. Each test migrates a fresh keyspace
@@ -9,10 +11,14 @@
 //! end. Without `SCYLLA_NODES` each test says loudly that it was SKIPPED and
 //! passes.
 
+use alpes_platform::auth::Role;
 use alpes_platform::store::catalog::{DicomQuery, ImageFilter};
-use alpes_platform::store::conformance::{self, anonymized, payment, registered, rejected, usage, Instance};
+use alpes_platform::store::conformance::{self, account, anonymized, payment, refresh, registered, rejected, usage, Instance};
 use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
-use alpes_platform::store::{Applied, CatalogStore, Estado, LedgerStore, Refusal, ScyllaArgs, ScyllaCatalog, ScyllaLedger};
+use alpes_platform::store::{
+    Applied, CatalogStore, Created, Estado, IdentityStore, LedgerStore, LockoutRule, Refusal, Rotation, ScyllaArgs, ScyllaCatalog,
+    ScyllaIdentity, ScyllaLedger,
+};
 use futures::FutureExt;
 use scylla::client::session::Session;
 use std::future::Future;
@@ -206,5 +212,148 @@ async fn materializer_replicas_applying_one_image_in_different_orders_converge_o
             assert_eq!(catalogs[0].apply(events).await.expect("replay"), 0);
         },
     )
+    .await;
+}
+
+/// Identity stores on `session`, as `n` ingest replicas would have them.
+async fn identity_replicas(session: &Arc<Session>, args: &ScyllaArgs, n: usize) -> Vec<ScyllaIdentity> {
+    futures::future::join_all((0..n).map(|_| ScyllaIdentity::new(Arc::clone(session), args)))
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("prepare")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_identity_conformance_suite_passes_on_scylladb() {
+    with_cluster("the_identity_conformance_suite_passes_on_scylladb", |session, args| async move {
+        let identity = ScyllaIdentity::new(session, &args).await.expect("prepare");
+        conformance::identity(&identity).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registrations_of_one_email_create_one_account_on_scylladb() {
+    with_cluster(
+        "concurrent_registrations_of_one_email_create_one_account_on_scylladb",
+        |session, args| async move {
+            let stores = identity_replicas(&session, &args, 4).await;
+            let creates = (0..8).map(|i| {
+                let store = stores[i % stores.len()].clone();
+                async move {
+                    let created = store
+                        .create_account(account(&format!("u{i}"), "same@example.org", Role::Admin))
+                        .await
+                        .expect("create");
+                    (format!("u{i}"), created)
+                }
+            });
+            let outcomes = futures::future::join_all(creates).await;
+            let winners: Vec<&str> = outcomes
+                .iter()
+                .filter(|(_, c)| *c == Created::Created)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            assert_eq!(winners.len(), 1, "{outcomes:?}");
+            let winner = winners[0];
+            let found = stores[1]
+                .account_by_email("same@example.org")
+                .await
+                .expect("by email")
+                .expect("found");
+            assert_eq!(found.user_id, winner);
+            for (id, _) in outcomes.iter().filter(|(id, _)| id != winner) {
+                assert!(stores[2].account(id).await.expect("account").is_none(), "{id} must not exist");
+            }
+            let unpublished: Vec<String> = stores[3]
+                .unpublished_accounts()
+                .await
+                .expect("unpublished")
+                .into_iter()
+                .map(|a| a.user_id)
+                .collect();
+            assert_eq!(unpublished, vec![winner.to_owned()]);
+            assert!(stores[0].has_admin().await.expect("has_admin"));
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_of_one_refresh_token_rotate_once_and_revoke_the_family_on_scylladb() {
+    with_cluster(
+        "concurrent_rotations_of_one_refresh_token_rotate_once_and_revoke_the_family_on_scylladb",
+        |session, args| async move {
+            let stores = identity_replicas(&session, &args, 4).await;
+            let now = 1_000;
+            stores[0].insert_refresh(refresh("t0", "fam", "u1", now)).await.expect("insert");
+            let rotations = (0..8).map(|i| {
+                let store = stores[i % stores.len()].clone();
+                async move {
+                    let next = format!("t1-{i}");
+                    let r = store.rotate_refresh("t0", &next, now + 2_000, now + 10).await.expect("rotate");
+                    (next, r)
+                }
+            });
+            let outcomes = futures::future::join_all(rotations).await;
+            let rotated: Vec<&str> = outcomes
+                .iter()
+                .filter(|(_, r)| matches!(r, Rotation::Rotated { .. }))
+                .map(|(next, _)| next.as_str())
+                .collect();
+            assert_eq!(rotated.len(), 1, "exactly one rotation wins: {outcomes:?}");
+            assert!(
+                outcomes.iter().any(|(_, r)| *r == Rotation::Reused { user_id: "u1".into() }),
+                "a loser saw the reuse: {outcomes:?}"
+            );
+            assert!(outcomes
+                .iter()
+                .all(|(_, r)| matches!(r, Rotation::Rotated { .. } | Rotation::Reused { .. } | Rotation::Invalid)));
+            // The reuse revoked the family, the winner's successor included.
+            assert_eq!(
+                stores[1]
+                    .rotate_refresh(rotated[0], "t2", now + 3_000, now + 20)
+                    .await
+                    .expect("rotate"),
+                Rotation::Invalid
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failed_logins_each_count_once_on_scylladb() {
+    with_cluster("concurrent_failed_logins_each_count_once_on_scylladb", |session, args| async move {
+        let stores = identity_replicas(&session, &args, 4).await;
+        assert_eq!(
+            stores[0]
+                .create_account(account("u1", "ana@example.org", Role::Proveedor))
+                .await
+                .expect("create"),
+            Created::Created
+        );
+        let rule = LockoutRule {
+            max_failures: 10,
+            window_ms: 60_000,
+            lock_ms: 300_000,
+        };
+        let failures = (0..10).map(|i| {
+            let store = stores[i % stores.len()].clone();
+            async move { store.record_failure("u1", 10_000 + i as i64, rule).await.expect("fail") }
+        });
+        let mut outcomes = futures::future::join_all(failures).await;
+        outcomes.sort_by_key(|f| f.count);
+        let counts: Vec<i64> = outcomes.iter().map(|f| f.count).collect();
+        assert_eq!(counts, (1..=10).collect::<Vec<i64>>(), "each failure counted once");
+        let locking: Vec<_> = outcomes.iter().filter(|f| f.locked_until.is_some()).collect();
+        assert_eq!(locking.len(), 1, "only the tenth locks: {outcomes:?}");
+        let a = stores[1].account("u1").await.expect("account").expect("found");
+        assert_eq!((a.failed_logins, a.locked_until), (10, locking[0].locked_until));
+        stores[2].record_success("u1", 400_000).await.expect("success");
+        let a = stores[3].account("u1").await.expect("account").expect("found");
+        assert_eq!((a.failed_logins, a.locked_until, a.last_login_at), (0, None, Some(400_000)));
+    })
     .await;
 }

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "002_catalog.cql",
         source: include_str!("../cql/002_catalog.cql"),
     },
+    Migration {
+        version: 3,
+        name: "003_identity.cql",
+        source: include_str!("../cql/003_identity.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

@@ -1,5 +1,7 @@
-//! `alpes admin create`: creates an admin account in the instance's store,
-//! offline (the first admin; later ones an admin creates with `POST /usuarios`).
+//! `alpes admin create`: creates an admin account in the instance's identity
+//! store (the data dir's SQLite file, or ScyllaDB with `--scylla-nodes`, as
+//! `alpes up` chooses), offline (the first admin; later ones an admin
+//! creates with `POST /usuarios`).
 //! The password comes from `ALPES_ADMIN_PASSWORD` or, without it, from the
 //! first line of standard input; never from a flag (it would show in `ps`).
 //! The account can log in at once; its `UsuarioRegistrado` is produced when
@@ -7,12 +9,11 @@
 
 use alpes_ingest::identity::{Identity, IdentityArgs, NewUser};
 use alpes_platform::auth::Role;
-use alpes_platform::store::SqliteIdentity;
+use alpes_platform::store::ScyllaArgs;
 use anyhow::{Context, Result};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Arguments of `alpes admin`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +45,9 @@ struct CreateArgs {
     /// The password hasher's parameters (the same as `alpes up`'s).
     #[command(flatten)]
     identity: IdentityArgs,
+    /// ScyllaDB, when the instance keeps its identity store there.
+    #[command(flatten)]
+    scylla: ScyllaArgs,
 }
 
 /// Runs the subcommand.
@@ -64,10 +68,14 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
         }
     };
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
-    let db = a.data_dir.join("alpes.db");
-    let store = Arc::new(SqliteIdentity::open(&db, false).context("cannot open the identity store")?);
-    let identity = Identity::new(store, a.identity).context("bad password hashing settings")?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let store = rt.block_on(alpes::app::open_identity(&a.scylla, &a.data_dir, false))?;
+    let place = if a.scylla.configured() {
+        format!("keyspace {} on ScyllaDB", a.scylla.keyspace)
+    } else {
+        a.data_dir.join("alpes.db").display().to_string()
+    };
+    let identity = Identity::new(store, a.identity).context("bad password hashing settings")?;
     let user = NewUser {
         nombre: a.nombre,
         email: a.email,
@@ -81,8 +89,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             println!("{}", admin.user_id);
             eprintln!(
                 "alpes admin create: admin {} created in {}; its UsuarioRegistrado is produced when alpes up next starts",
-                admin.user_id,
-                db.display()
+                admin.user_id, place
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -11,7 +11,7 @@
 //!   adapter, [`scylla_catalog`] the ScyllaDB one.
 //! - [`identity::IdentityStore`]: accounts and credentials, login failures,
 //!   refresh-token families, revoked tokens and API keys. [`sqlite_identity`]
-//!   is the embedded adapter.
+//!   is the embedded adapter, [`scylla_identity`] the ScyllaDB one.
 //! - [`audit::AuditStore`]: the audit trail, materialized from `alpes.audit`.
 //!   [`sqlite_audit`] is the embedded adapter.
 //! - [`conformance`]: the suite every adapter must pass.
@@ -23,6 +23,7 @@ pub mod identity;
 pub mod ledger;
 pub mod scylla_catalog;
 pub mod scylla_conn;
+pub mod scylla_identity;
 pub mod scylla_ledger;
 pub mod scylla_migrate;
 pub mod sqlite;
@@ -41,6 +42,7 @@ pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAcco
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 pub use scylla_catalog::ScyllaCatalog;
 pub use scylla_conn::ScyllaArgs;
+pub use scylla_identity::ScyllaIdentity;
 pub use scylla_ledger::ScyllaLedger;
 pub use sqlite::SqliteStore;
 pub use sqlite_audit::SqliteAudit;

@@ -16,6 +16,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlValue, Row};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,6 +239,25 @@ pub(crate) fn serial_read(sc: SerialConsistency) -> Consistency {
 /// Maps a driver error to [`Error::Store`], naming the step that failed.
 pub(crate) fn db<E: fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error {
     move |e| Error::Store(format!("scylla {step}: {e}"))
+}
+
+/// Whether a conditional statement (a lightweight transaction) applied: the `[applied]` column of its first row.
+pub(crate) fn was_applied(result: scylla::response::query_result::QueryResult) -> Result<bool> {
+    let rows = result.into_rows_result().map_err(db("read a compare-and-set"))?;
+    let row = rows.first_row::<Row>().map_err(db("read a compare-and-set"))?;
+    match row.columns.first() {
+        Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
+        _ => Err(Error::Store("scylla: a compare-and-set answered without [applied]".into())),
+    }
+}
+
+/// A short, growing, jittered pause before a lost compare-and-set is tried again.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = 2u64 << attempt.min(5);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % base);
+    Duration::from_millis(base + jitter)
 }
 
 #[cfg(test)]

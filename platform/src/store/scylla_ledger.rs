@@ -63,20 +63,19 @@
 //! `SERIAL` with `QUORUM`.
 
 use super::ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
-use super::scylla_conn::{db, serial_read, validate_keyspace, ScyllaArgs};
+use super::scylla_conn::{backoff, db, serial_read, validate_keyspace, was_applied, ScyllaArgs};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlValue, MaybeUnset, Row};
+use scylla::value::MaybeUnset;
 use scylla::{DeserializeRow, SerializeRow};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The most keys in one `IN` (ScyllaDB refuses more than 100 clustering keys per query by default).
 const IN_KEYS: usize = 100;
@@ -662,25 +661,6 @@ fn payment_refusal(e: &LedgerEntry, sums: &Sums) -> Option<Refusal> {
     }
     let pending = sums.pending(&e.currency);
     (e.amount_minor > pending).then_some(Refusal::InsufficientBalance { pending_minor: pending })
-}
-
-/// Whether a conditional statement applied: the `[applied]` column of its first row.
-fn was_applied(result: scylla::response::query_result::QueryResult) -> Result<bool> {
-    let rows = result.into_rows_result().map_err(db("read a compare-and-set"))?;
-    let row = rows.first_row::<Row>().map_err(db("read a compare-and-set"))?;
-    match row.columns.first() {
-        Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
-        _ => Err(Error::Store("scylla: a compare-and-set answered without [applied]".into())),
-    }
-}
-
-/// A short, growing, jittered pause before a payout tries its compare-and-set again.
-fn backoff(attempt: u32) -> Duration {
-    let base = 2u64 << attempt.min(5);
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()) % base);
-    Duration::from_millis(base + jitter)
 }
 
 /// The last seq handed out in this process.

@@ -3,7 +3,7 @@
 //! of one email cannot both succeed; the failure count, a refresh rotation and
 //! a family revocation each run in one write transaction.
 
-use super::identity::{Account, ApiKey, Created, Failures, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
+use super::identity::{next_failures, Account, ApiKey, Created, Failures, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 use super::sqlite_conn::{write_tx, SqliteConn};
 use crate::auth::Role;
 use crate::{Error, Result};
@@ -119,21 +119,6 @@ fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
         revoked_at: r.get(7)?,
         last_used_at: r.get(8)?,
     })
-}
-
-/// The failure count after one more failure at `now`, under `rule`, from the stored state.
-pub(crate) fn next_failures(stored: (i64, Option<i64>, Option<i64>), now: i64, rule: LockoutRule) -> (i64, i64, Option<i64>) {
-    let (count, first, locked_until) = stored;
-    if let Some(until) = locked_until.filter(|u| *u > now) {
-        // Still locked: the attempt counts, the lock does not move.
-        return (count + 1, first.unwrap_or(now), Some(until));
-    }
-    let (count, first) = match first {
-        Some(f) if now - f <= rule.window_ms && locked_until.is_none() => (count + 1, f),
-        _ => (1, now),
-    };
-    let locked = (count >= rule.max_failures).then_some(now + rule.lock_ms);
-    (count, first, locked)
 }
 
 #[async_trait]
@@ -440,25 +425,6 @@ fn revoke_family(conn: &rusqlite::Connection, family_id: &str, now: i64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const RULE: LockoutRule = LockoutRule {
-        max_failures: 3,
-        window_ms: 1000,
-        lock_ms: 5000,
-    };
-
-    #[test]
-    fn failures_lock_at_the_limit_within_the_window_and_restart_after_it() {
-        assert_eq!(next_failures((0, None, None), 100, RULE), (1, 100, None));
-        assert_eq!(next_failures((1, Some(100), None), 200, RULE), (2, 100, None));
-        assert_eq!(next_failures((2, Some(100), None), 300, RULE), (3, 100, Some(5300)));
-        // Outside the window the count restarts.
-        assert_eq!(next_failures((2, Some(100), None), 1200, RULE), (1, 1200, None));
-        // While locked, attempts count but the lock does not move.
-        assert_eq!(next_failures((3, Some(100), Some(5300)), 400, RULE), (4, 100, Some(5300)));
-        // After the lock ran out, a failure starts a new window.
-        assert_eq!(next_failures((4, Some(100), Some(5300)), 6000, RULE), (1, 6000, None));
-    }
 
     #[tokio::test]
     async fn the_identity_conformance_suite_passes_on_sqlite() {

@@ -1,0 +1,1379 @@
+//! The production identity store: ScyllaDB, through the `scylla` driver
+//! (prepared statements, token-aware routing). The tables are in
+//! `schemas/cql/003_identity.cql`.
+//!
+//! Several ingest replicas serve registrations, logins and refreshes at once,
+//! and ScyllaDB has no transaction across partitions. SQLite gets each rule of
+//! [`IdentityStore`] from one write transaction; here each rule has one
+//! single-partition commit point. Where two writers can race on a decision,
+//! that point is a lightweight transaction (LWT: Paxos, linearizable within
+//! its partition, at the configured serial consistency); every other write is
+//! idempotent, or is checked against a commit point when it is read.
+//!
+//! # Accounts: the email claim is the commit point
+//!
+//! `identity_emails` is keyed by the normalized email. `create_account`:
+//!
+//! 1. writes the account's helper rows, a row in `identity_accounts_by_role`
+//!    (for `has_admin`) and one in `identity_unpublished` (for
+//!    `unpublished_accounts`);
+//! 2. claims the email: `INSERT ... IF NOT EXISTS`, with the whole new
+//!    account in the claim row. Of two registrations of one email, on any
+//!    replicas, exactly one claim applies; the other finds the claim and
+//!    answers [`Created::EmailTaken`], as SQLite's unique index does, after
+//!    removing its helper rows;
+//! 3. writes the `identity_accounts` row (`INSERT ... IF NOT EXISTS`). If that
+//!    fails, the claim is released (`DELETE ... IF user_id = <ours>`, so only
+//!    our own claim) and the error returned. A claim whose outcome is unknown
+//!    (a timeout) is released the same way.
+//!
+//! **An account exists while the claim of its email names its user id.** The
+//! claim carries the account as created, so a claim whose row is missing (the
+//! creator stopped between 2 and 3) is finished by whoever finds it:
+//! `account_by_email` and `unpublished_accounts` write the row from the claim
+//! (`IF NOT EXISTS`: the same row the creator would write). A row whose claim
+//! names another user, or none, is a leftover of a creation rolled back or a
+//! deletion cut short: `account` does not return it and the listings skip
+//! it. Helper rows are written before the claim and checked against it on
+//! read, so an account that exists always has them, and a helper row of an
+//! account that does not is skipped. `delete_account` releases the claim
+//! first (the account is gone from then on), then deletes the row and the
+//! helper rows; a repeated call finishes a deletion that was cut short.
+//!
+//! Every write of an `identity_accounts` row is an LWT (`IF NOT EXISTS`,
+//! `IF EXISTS` or a version compare): mixed with plain writes, whose
+//! timestamps come from another clock than Paxos ballots, a later write could
+//! be shadowed by an earlier one.
+//!
+//! # Login failures: compare-and-set on a version
+//!
+//! `record_failure` reads `failed_logins`, `first_failure_at`, `locked_until`
+//! and `failure_version` at the serial consistency (which also completes any
+//! LWT still in flight on the row), computes the next count with the same rule
+//! as SQLite ([`next_failures`]), and writes it with
+//! `UPDATE ... SET ..., failure_version = v + 1 IF failure_version = v`. If
+//! another replica changed the cells in between, the condition fails and it
+//! starts again from the read, after a short jittered pause (at most
+//! 50 times). So concurrent failures of one account are serialized: each
+//! counts once, and the one that reaches the limit locks. `record_success`
+//! clears the cells through the same compare-and-set, so a failure decided on
+//! the count before a success cannot land after it. The version is set (to 0)
+//! when the row is created, so a compare-and-set on a missing row fails
+//! instead of creating a partial one.
+//!
+//! # Refresh tokens: one use per token, one revocation per family
+//!
+//! `identity_refresh` holds each token by the SHA-256 of its secret, and
+//! `identity_refresh_families` the revoked families: revoking a family is one
+//! write of one partition, and a token is valid only while its family has no
+//! `revoked_at`. `rotate_refresh` reads the token and its family; a revoked
+//! family or an unknown token is [`Rotation::Invalid`], a used token revokes
+//! its family ([`Rotation::Reused`]), an expired one is invalid, in SQLite's
+//! order. Otherwise it writes the successor row, then uses the token:
+//! `UPDATE ... SET used_at = ? IF used_at = null AND family_id = ?`. Of
+//! concurrent rotations of one token exactly one applies and answers
+//! [`Rotation::Rotated`]; each other one finds the token used, so it is a
+//! reuse and revokes the family, as a later replay would. The successor is
+//! written first so that a token handed out always exists; a successor
+//! written by a rotation that lost is never handed out, and its family is
+//! revoked anyway. A family revoked while a rotation runs revokes the
+//! successor too, since it is checked by family.
+//!
+//! # Revoked access tokens
+//!
+//! `identity_revoked_jti` rows are written `USING TTL` until the revocation
+//! ends plus five minutes (for clocks that disagree), so they expire by
+//! themselves; `jti_revoked` still compares `expires_at` with `now`, as
+//! SQLite does. A revocation that has already ended is not written (SQLite
+//! writes it and deletes it in the same transaction).
+//!
+//! # API keys
+//!
+//! `identity_api_keys` holds keys by id. A new key is `INSERT ... IF NOT
+//! EXISTS` (an id taken is an error, as SQLite's primary key makes it); a
+//! revocation is `UPDATE ... IF revoked_at = null AND key_hash != null`, so
+//! exactly one of concurrent revocations answers true and an unknown id is
+//! false. A use writes `last_used_at` `USING TIMESTAMP` of the use (capped at
+//! one day ahead of this process's clock, as ScyllaDB refuses timestamps far
+//! ahead), so the latest use wins whatever order replicas write in: SQLite's
+//! `MAX`. `identity_api_key_list` lists the ids newest first in one partition
+//! (API keys are few); a listing row counts only while its `created_at` is
+//! its key's.
+//!
+//! # Differences from SQLite
+//!
+//! - Creating an account or changing its row takes a Paxos round (about four
+//!   network round trips) instead of a local transaction; registration and
+//!   login already pay an argon2id hash, which costs far more.
+//! - A creation that fails after its claim may, if even the release of the
+//!   claim fails, leave an account that the caller was told failed; it is
+//!   complete (the claim carries it), is announced by the next
+//!   `unpublished_accounts`, and its owner can log in with the password given.
+//! - `account(user_id)` does not find an account whose creator stopped between
+//!   the claim and the row until `account_by_email` or `unpublished_accounts`
+//!   has finished it (SQLite has no such moment).
+//! - A refresh token stored twice under one hash overwrites instead of failing
+//!   (the hash is of 256 random bits), and a family revoked twice keeps the
+//!   latest `revoked_at` rather than the first (neither is visible through the
+//!   port). Refresh rows are kept, as in SQLite.
+//! - A revoked jti's row lives at most 20 years (ScyllaDB's largest TTL), so a
+//!   revocation until later than that ends early.
+//! - `record_failure` and `record_success` act on the account's row without
+//!   reading its claim, so on a leftover row (a user id whose account was
+//!   deleted, which no caller holds) they count instead of failing.
+//! - A use of an API key is a plain write: a use of an id that was never
+//!   created leaves a row with only `last_used_at`, which is no key (reads
+//!   skip it) but makes a later `insert_api_key` of that id fail. Uses come
+//!   only after the key was read. A use dated before the key's stored
+//!   `last_used_at` was written (only a key inserted with `last_used_at` set)
+//!   may lose to it.
+//!
+//! Lightweight transactions need a keyspace without tablets on ScyllaDB
+//! versions whose tablets lack them (`alpes migrate --tablets`). With several
+//! datacenters, keep `LOCAL_SERIAL` with ingest in one datacenter, or use
+//! `SERIAL`.
+
+use super::identity::{next_failures, Account, ApiKey, Created, Failures, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
+use super::scylla_conn::{backoff, db, serial_read, validate_keyspace, was_applied, ScyllaArgs};
+use crate::auth::Role;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use scylla::client::pager::TypedRowStream;
+use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow as RowDeserialize;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::MaybeUnset;
+use scylla::DeserializeRow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// How many times a compare-and-set of the failure cells is tried before giving up.
+const CAS_ATTEMPTS: u32 = 50;
+/// How many API keys `api_keys` reads at once.
+const READS_IN_FLIGHT: usize = 32;
+/// The one partition of `identity_unpublished`.
+const UNPUBLISHED_SHARD: i32 = 0;
+/// The one partition of `identity_api_key_list`.
+const API_KEYS: &str = "api_keys";
+/// How long a revoked jti's row outlives its revocation, for clocks that disagree (seconds).
+const TTL_MARGIN_SECS: i64 = 300;
+/// ScyllaDB's largest TTL: 20 years, in seconds.
+const MAX_TTL_SECS: i64 = 630_720_000;
+/// How far ahead of this process's clock a write timestamp may be (ScyllaDB refuses more than three days).
+const MAX_AHEAD_MICROS: i64 = 86_400_000_000;
+
+// The statements, `{ks}` standing for the keyspace.
+const EMAIL_CLAIM: &str = "INSERT INTO {ks}.identity_emails \
+    (email, user_id, nombre, password_hash, user_role, organization, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
+const EMAIL_RELEASE: &str = "DELETE FROM {ks}.identity_emails WHERE email = ? IF user_id = ?";
+const EMAIL_READ: &str = "SELECT email, user_id, nombre, password_hash, user_role, organization, created_at, created_by \
+    FROM {ks}.identity_emails WHERE email = ?";
+const ACCOUNT_INSERT: &str = "INSERT INTO {ks}.identity_accounts \
+    (user_id, nombre, email, password_hash, user_role, organization, created_at, created_by, failed_logins, failure_version, published) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
+const ACCOUNT_READ: &str = "SELECT user_id, nombre, email, password_hash, user_role, organization, created_at, created_by, \
+    failed_logins, first_failure_at, locked_until, last_login_at, published FROM {ks}.identity_accounts WHERE user_id = ?";
+const FAILURES_READ: &str =
+    "SELECT failed_logins, first_failure_at, locked_until, failure_version FROM {ks}.identity_accounts WHERE user_id = ?";
+const FAILURES_CAS: &str = "UPDATE {ks}.identity_accounts \
+    SET failed_logins = ?, first_failure_at = ?, locked_until = ?, last_login_at = ?, failure_version = ? \
+    WHERE user_id = ? IF failure_version = ?";
+const ACCOUNT_PUBLISH: &str = "UPDATE {ks}.identity_accounts SET published = true WHERE user_id = ? IF EXISTS";
+const ACCOUNT_DELETE: &str = "DELETE FROM {ks}.identity_accounts WHERE user_id = ? IF EXISTS";
+const ROLE_WRITE: &str = "INSERT INTO {ks}.identity_accounts_by_role (user_role, user_id, email) VALUES (?, ?, ?)";
+const ROLE_DELETE: &str = "DELETE FROM {ks}.identity_accounts_by_role WHERE user_role = ? AND user_id = ?";
+const ROLE_SCAN: &str = "SELECT user_id, email FROM {ks}.identity_accounts_by_role WHERE user_role = ?";
+const UNPUBLISHED_WRITE: &str = "INSERT INTO {ks}.identity_unpublished (shard, created_at, user_id, email) VALUES (?, ?, ?, ?)";
+const UNPUBLISHED_DELETE: &str = "DELETE FROM {ks}.identity_unpublished WHERE shard = ? AND created_at = ? AND user_id = ?";
+const UNPUBLISHED_SCAN: &str = "SELECT created_at, user_id, email FROM {ks}.identity_unpublished WHERE shard = ?";
+const REFRESH_INSERT: &str = "INSERT INTO {ks}.identity_refresh \
+    (token_hash, family_id, user_id, user_role, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)";
+const REFRESH_READ: &str = "SELECT family_id, user_id, user_role, expires_at, used_at FROM {ks}.identity_refresh WHERE token_hash = ?";
+const REFRESH_USE: &str = "UPDATE {ks}.identity_refresh SET used_at = ? WHERE token_hash = ? IF used_at = null AND family_id = ?";
+const FAMILY_READ: &str = "SELECT revoked_at FROM {ks}.identity_refresh_families WHERE family_id = ?";
+const FAMILY_REVOKE: &str = "UPDATE {ks}.identity_refresh_families SET revoked_at = ?, user_id = ? WHERE family_id = ?";
+const JTI_REVOKE: &str = "INSERT INTO {ks}.identity_revoked_jti (jti, expires_at) VALUES (?, ?) USING TTL ?";
+const JTI_READ: &str = "SELECT expires_at FROM {ks}.identity_revoked_jti WHERE jti = ?";
+const KEY_INSERT: &str = "INSERT INTO {ks}.identity_api_keys \
+    (key_id, key_hash, user_role, user_id, name, created_by, created_at, revoked_at, last_used_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
+const KEY_READ: &str = "SELECT key_id, key_hash, user_role, user_id, name, created_by, created_at, revoked_at, last_used_at \
+    FROM {ks}.identity_api_keys WHERE key_id = ?";
+const KEY_REVOKE: &str = "UPDATE {ks}.identity_api_keys SET revoked_at = ? WHERE key_id = ? IF revoked_at = null AND key_hash != null";
+const KEY_TOUCH: &str = "UPDATE {ks}.identity_api_keys USING TIMESTAMP ? SET last_used_at = ? WHERE key_id = ?";
+const KEY_LIST_WRITE: &str = "INSERT INTO {ks}.identity_api_key_list (listing, created_at, key_id) VALUES (?, ?, ?)";
+const KEY_LIST_SCAN: &str = "SELECT created_at, key_id FROM {ks}.identity_api_key_list WHERE listing = ?";
+
+/// The ScyllaDB identity store. Cheap to clone; the statements are prepared once, by [`ScyllaIdentity::new`].
+#[derive(Clone)]
+pub struct ScyllaIdentity {
+    session: Arc<Session>,
+    keyspace: String,
+    st: Arc<Statements>,
+}
+
+impl fmt::Debug for ScyllaIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScyllaIdentity")
+            .field("keyspace", &self.keyspace)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Statements {
+    email_claim: PreparedStatement,
+    email_release: PreparedStatement,
+    email_read: PreparedStatement,
+    account_insert: PreparedStatement,
+    account_read: PreparedStatement,
+    /// Read at the serial consistency.
+    failures_read: PreparedStatement,
+    failures_cas: PreparedStatement,
+    account_publish: PreparedStatement,
+    account_delete: PreparedStatement,
+    role_write: PreparedStatement,
+    role_delete: PreparedStatement,
+    role_scan: PreparedStatement,
+    unpublished_write: PreparedStatement,
+    unpublished_delete: PreparedStatement,
+    unpublished_scan: PreparedStatement,
+    refresh_insert: PreparedStatement,
+    refresh_read: PreparedStatement,
+    refresh_use: PreparedStatement,
+    family_read: PreparedStatement,
+    family_revoke: PreparedStatement,
+    jti_revoke: PreparedStatement,
+    jti_read: PreparedStatement,
+    key_insert: PreparedStatement,
+    key_read: PreparedStatement,
+    key_revoke: PreparedStatement,
+    key_touch: PreparedStatement,
+    key_list_write: PreparedStatement,
+    key_list_scan: PreparedStatement,
+}
+
+/// How a statement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A read or a write that may be repeated: the driver may retry it.
+    Plain,
+    /// A whole partition, read page by page.
+    Scan,
+    /// A read at the serial consistency.
+    SerialRead,
+    /// A lightweight transaction: never retried by the driver (its outcome decides).
+    Lwt,
+}
+
+impl ScyllaIdentity {
+    /// Connects with `args` and prepares the identity store's statements (the tables must exist: `alpes migrate`).
+    pub async fn connect(args: &ScyllaArgs) -> Result<ScyllaIdentity> {
+        let session = args.connect().await?;
+        ScyllaIdentity::new(session, args).await
+    }
+
+    /// The identity store in `args.keyspace` on an open session; prepares every statement now.
+    pub async fn new(session: Arc<Session>, args: &ScyllaArgs) -> Result<ScyllaIdentity> {
+        let ks = args.keyspace.as_str();
+        validate_keyspace(ks)?;
+        let prepare = |template: &'static str, kind: Kind| {
+            debug_assert_eq!(kind == Kind::Lwt, template.contains(" IF "), "{template}");
+            let session = Arc::clone(&session);
+            let cql = template.replace("{ks}", ks);
+            async move {
+                let mut p = session.prepare(cql).await.map_err(db("prepare"))?;
+                match kind {
+                    Kind::Plain => p.set_is_idempotent(true),
+                    Kind::Scan => {
+                        p.set_is_idempotent(true);
+                        p.set_page_size(args.page_size);
+                    }
+                    Kind::SerialRead => {
+                        p.set_is_idempotent(true);
+                        p.set_consistency(serial_read(args.serial_consistency));
+                    }
+                    Kind::Lwt => p.set_serial_consistency(Some(args.serial_consistency)),
+                }
+                Ok::<_, Error>(p)
+            }
+        };
+        let st = Statements {
+            email_claim: prepare(EMAIL_CLAIM, Kind::Lwt).await?,
+            email_release: prepare(EMAIL_RELEASE, Kind::Lwt).await?,
+            email_read: prepare(EMAIL_READ, Kind::Plain).await?,
+            account_insert: prepare(ACCOUNT_INSERT, Kind::Lwt).await?,
+            account_read: prepare(ACCOUNT_READ, Kind::Plain).await?,
+            failures_read: prepare(FAILURES_READ, Kind::SerialRead).await?,
+            failures_cas: prepare(FAILURES_CAS, Kind::Lwt).await?,
+            account_publish: prepare(ACCOUNT_PUBLISH, Kind::Lwt).await?,
+            account_delete: prepare(ACCOUNT_DELETE, Kind::Lwt).await?,
+            role_write: prepare(ROLE_WRITE, Kind::Plain).await?,
+            role_delete: prepare(ROLE_DELETE, Kind::Plain).await?,
+            role_scan: prepare(ROLE_SCAN, Kind::Scan).await?,
+            unpublished_write: prepare(UNPUBLISHED_WRITE, Kind::Plain).await?,
+            unpublished_delete: prepare(UNPUBLISHED_DELETE, Kind::Plain).await?,
+            unpublished_scan: prepare(UNPUBLISHED_SCAN, Kind::Scan).await?,
+            refresh_insert: prepare(REFRESH_INSERT, Kind::Plain).await?,
+            refresh_read: prepare(REFRESH_READ, Kind::Plain).await?,
+            refresh_use: prepare(REFRESH_USE, Kind::Lwt).await?,
+            family_read: prepare(FAMILY_READ, Kind::Plain).await?,
+            family_revoke: prepare(FAMILY_REVOKE, Kind::Plain).await?,
+            jti_revoke: prepare(JTI_REVOKE, Kind::Plain).await?,
+            jti_read: prepare(JTI_READ, Kind::Plain).await?,
+            key_insert: prepare(KEY_INSERT, Kind::Lwt).await?,
+            key_read: prepare(KEY_READ, Kind::Plain).await?,
+            key_revoke: prepare(KEY_REVOKE, Kind::Lwt).await?,
+            key_touch: prepare(KEY_TOUCH, Kind::Plain).await?,
+            key_list_write: prepare(KEY_LIST_WRITE, Kind::Plain).await?,
+            key_list_scan: prepare(KEY_LIST_SCAN, Kind::Scan).await?,
+        };
+        Ok(ScyllaIdentity {
+            session,
+            keyspace: ks.to_owned(),
+            st: Arc::new(st),
+        })
+    }
+
+    /// Runs a plain write.
+    async fn write(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<()> {
+        self.session.execute_unpaged(stmt, values).await.map_err(db(step))?;
+        Ok(())
+    }
+
+    /// Runs a lightweight transaction; whether it applied.
+    async fn lwt(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<bool> {
+        was_applied(self.session.execute_unpaged(stmt, values).await.map_err(db(step))?)
+    }
+
+    /// The row of a single-row read, if any.
+    async fn read_one<T>(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<Option<T>>
+    where
+        T: for<'f, 'm> RowDeserialize<'f, 'm>,
+    {
+        let result = self.session.execute_unpaged(stmt, values).await.map_err(db(step))?;
+        let rows = result.into_rows_result().map_err(db(step))?;
+        rows.maybe_first_row::<T>().map_err(db(step))
+    }
+
+    /// A partition, page by page.
+    async fn scan<T>(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<TypedRowStream<T>>
+    where
+        T: for<'f, 'm> RowDeserialize<'f, 'm>,
+    {
+        self.session
+            .execute_iter(stmt.clone(), values)
+            .await
+            .map_err(db(step))?
+            .rows_stream::<T>()
+            .map_err(db(step))
+    }
+
+    /// The claim of `email`, if any.
+    async fn claim_of(&self, email: &str) -> Result<Option<ClaimRow>> {
+        self.read_one(&self.st.email_read, (email,), "read an email claim").await
+    }
+
+    /// Whether the claim of `email` names `user_id`: whether that account exists.
+    async fn claim_names(&self, email: &str, user_id: &str) -> Result<bool> {
+        Ok(self.claim_of(email).await?.is_some_and(|c| c.user_id.as_deref() == Some(user_id)))
+    }
+
+    /// The `identity_accounts` row of `user_id`, whether or not its claim names it.
+    async fn row_of(&self, user_id: &str) -> Result<Option<Account>> {
+        self.read_one::<AccountRow>(&self.st.account_read, (user_id,), "read an account")
+            .await?
+            .map_or(Ok(None), AccountRow::account)
+    }
+
+    /// The account a claim names: its row, written from the claim first if the creator stopped before it.
+    async fn account_of_claim(&self, claim: ClaimRow) -> Result<Option<Account>> {
+        let Some(new) = claim.account()? else { return Ok(None) };
+        if let Some(a) = self.row_of(&new.user_id).await? {
+            return Ok(Some(a));
+        }
+        self.insert_row(&new).await?;
+        self.row_of(&new.user_id).await
+    }
+
+    /// Writes the `identity_accounts` row of a new account, unless it is there (then it is this same account).
+    async fn insert_row(&self, a: &NewAccount) -> Result<()> {
+        let values = (
+            a.user_id.as_str(),
+            a.nombre.as_str(),
+            a.email.as_str(),
+            a.password_hash.as_str(),
+            a.role.as_str(),
+            unset_if_none(a.organization.as_deref()),
+            a.created_at,
+            a.created_by.as_str(),
+            0i64,
+            0i64,
+            false,
+        );
+        self.lwt(&self.st.account_insert, values, "write an account").await?;
+        Ok(())
+    }
+
+    /// Writes the helper rows of a new account (before its claim).
+    async fn write_helpers(&self, a: &NewAccount) -> Result<()> {
+        let role = self.write(
+            &self.st.role_write,
+            (a.role.as_str(), a.user_id.as_str(), a.email.as_str()),
+            "write the role index",
+        );
+        let unpublished = self.write(
+            &self.st.unpublished_write,
+            (UNPUBLISHED_SHARD, a.created_at, a.user_id.as_str(), a.email.as_str()),
+            "write the unpublished index",
+        );
+        futures::try_join!(role, unpublished)?;
+        Ok(())
+    }
+
+    /// Removes the helper rows of an account that does not exist, or no longer does.
+    async fn forget_helpers(&self, user_id: &str, role: Role, created_at: i64) -> Result<()> {
+        let role = self.write(&self.st.role_delete, (role.as_str(), user_id), "delete from the role index");
+        let unpublished = self.write(
+            &self.st.unpublished_delete,
+            (UNPUBLISHED_SHARD, created_at, user_id),
+            "delete from the unpublished index",
+        );
+        futures::try_join!(role, unpublished)?;
+        Ok(())
+    }
+
+    /// Undoes a creation that failed after (or while) claiming: releases the claim if it is ours, then
+    /// removes the row and the helper rows. Best effort: what is left is either a complete account (the
+    /// claim stayed) or rows that the claim no longer names.
+    async fn roll_back(&self, a: &NewAccount) {
+        if let Err(e) = self
+            .lwt(&self.st.email_release, (a.email.as_str(), a.user_id.as_str()), "release an email")
+            .await
+        {
+            tracing::warn!(user_id = %a.user_id, error = %e, "an account creation failed and its email claim could not be released");
+            return;
+        }
+        let cleaned = async {
+            self.lwt(&self.st.account_delete, (a.user_id.as_str(),), "delete an account")
+                .await?;
+            self.forget_helpers(&a.user_id, a.role, a.created_at).await
+        };
+        if let Err(e) = cleaned.await {
+            tracing::warn!(user_id = %a.user_id, error = %e, "rows of a failed account creation were left behind (they are skipped)");
+        }
+    }
+
+    /// Applies `next` to the failure cells of `user_id` under the compare-and-set on `failure_version`
+    /// (see the module docs), setting `last_login_at` too when given; `None` when the account has no row.
+    async fn change_failures<F>(&self, user_id: &str, last_login_at: Option<i64>, next: F) -> Result<Option<FailureCells>>
+    where
+        F: Fn(FailureCells) -> FailureCells + Send + Sync,
+    {
+        for attempt in 0..CAS_ATTEMPTS {
+            let Some(row) = self
+                .read_one::<FailureRow>(&self.st.failures_read, (user_id,), "read login failures")
+                .await?
+            else {
+                return Ok(None);
+            };
+            let version = row
+                .failure_version
+                .ok_or_else(|| Error::Store("scylla: an account row has no failure_version".into()))?;
+            let cells = next(FailureCells {
+                count: row.failed_logins.unwrap_or(0),
+                first_failure_at: row.first_failure_at,
+                locked_until: row.locked_until,
+            });
+            let values = (
+                cells.count,
+                cells.first_failure_at,
+                cells.locked_until,
+                last_login_at.map_or(MaybeUnset::Unset, MaybeUnset::Set),
+                version.wrapping_add(1),
+                user_id,
+                version,
+            );
+            if self.lwt(&self.st.failures_cas, values, "write login failures").await? {
+                return Ok(Some(cells));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(Error::Store(format!(
+            "scylla: the login failures of an account lost their compare-and-set {CAS_ATTEMPTS} times in a row"
+        )))
+    }
+
+    /// Revokes a refresh-token family at `now`.
+    async fn revoke_family(&self, family_id: &str, user_id: &str, now: i64) -> Result<()> {
+        self.write(&self.st.family_revoke, (now, user_id, family_id), "revoke a refresh family")
+            .await
+    }
+
+    /// Whether a refresh-token family is revoked.
+    async fn family_revoked(&self, family_id: &str) -> Result<bool> {
+        let row = self
+            .read_one::<(Option<i64>,)>(&self.st.family_read, (family_id,), "read a refresh family")
+            .await?;
+        Ok(row.is_some_and(|(revoked_at,)| revoked_at.is_some()))
+    }
+
+    /// The refresh token with this hash, if complete.
+    async fn refresh_of(&self, token_hash: &str) -> Result<Option<StoredRefresh>> {
+        let row = self
+            .read_one::<RefreshRow>(&self.st.refresh_read, (token_hash,), "read a refresh token")
+            .await?;
+        Ok(row.and_then(RefreshRow::stored))
+    }
+
+    /// The API key with this id, if complete.
+    async fn key_of(&self, key_id: &str) -> Result<Option<ApiKey>> {
+        self.read_one::<ApiKeyRow>(&self.st.key_read, (key_id,), "read an API key")
+            .await?
+            .map_or(Ok(None), ApiKeyRow::key)
+    }
+}
+
+#[async_trait]
+impl IdentityStore for ScyllaIdentity {
+    async fn create_account(&self, a: NewAccount) -> Result<Created> {
+        self.write_helpers(&a).await?;
+        let claim = (
+            a.email.as_str(),
+            a.user_id.as_str(),
+            a.nombre.as_str(),
+            a.password_hash.as_str(),
+            a.role.as_str(),
+            unset_if_none(a.organization.as_deref()),
+            a.created_at,
+            a.created_by.as_str(),
+        );
+        let claimed = match self.lwt(&self.st.email_claim, claim, "claim an email").await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // The claim may have applied: release it, so that the error means no account.
+                self.roll_back(&a).await;
+                return Err(e);
+            }
+        };
+        // Taken, unless by this very account (a repeated call whose first claim applied).
+        if !claimed && !self.claim_names(&a.email, &a.user_id).await? {
+            if let Err(e) = self.forget_helpers(&a.user_id, a.role, a.created_at).await {
+                tracing::warn!(user_id = %a.user_id, error = %e, "index rows of a refused account were left behind (they are skipped)");
+            }
+            return Ok(Created::EmailTaken);
+        }
+        if let Err(e) = self.insert_row(&a).await {
+            self.roll_back(&a).await;
+            return Err(e);
+        }
+        Ok(Created::Created)
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        match self.claim_of(email).await? {
+            Some(claim) => self.account_of_claim(claim).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn account(&self, user_id: &str) -> Result<Option<Account>> {
+        let Some(a) = self.row_of(user_id).await? else { return Ok(None) };
+        Ok(self.claim_names(&a.email, user_id).await?.then_some(a))
+    }
+
+    async fn has_admin(&self) -> Result<bool> {
+        const STEP: &str = "read the admins";
+        let mut rows = self
+            .scan::<(String, Option<String>)>(&self.st.role_scan, (Role::Admin.as_str(),), STEP)
+            .await?;
+        while let Some((user_id, email)) = rows.try_next().await.map_err(db(STEP))? {
+            if let Some(email) = email {
+                if self.claim_names(&email, &user_id).await? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn mark_published(&self, user_id: &str) -> Result<()> {
+        let Some(a) = self.row_of(user_id).await? else { return Ok(()) };
+        self.lwt(&self.st.account_publish, (user_id,), "mark an account published").await?;
+        self.write(
+            &self.st.unpublished_delete,
+            (UNPUBLISHED_SHARD, a.created_at, user_id),
+            "delete from the unpublished index",
+        )
+        .await
+    }
+
+    async fn unpublished_accounts(&self) -> Result<Vec<Account>> {
+        const STEP: &str = "read the unpublished accounts";
+        let mut rows = self
+            .scan::<(i64, String, Option<String>)>(&self.st.unpublished_scan, (UNPUBLISHED_SHARD,), STEP)
+            .await?;
+        let mut out = Vec::new();
+        while let Some((_, user_id, email)) = rows.try_next().await.map_err(db(STEP))? {
+            let Some(email) = email else { continue };
+            let Some(claim) = self.claim_of(&email).await? else { continue };
+            if claim.user_id.as_deref() != Some(user_id.as_str()) {
+                continue;
+            }
+            if let Some(a) = self.account_of_claim(claim).await?.filter(|a| !a.published) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_account(&self, user_id: &str) -> Result<()> {
+        let Some(a) = self.row_of(user_id).await? else { return Ok(()) };
+        // The claim first: from then on the account is gone, whatever is left of the rest.
+        self.lwt(&self.st.email_release, (a.email.as_str(), user_id), "release an email")
+            .await?;
+        self.lwt(&self.st.account_delete, (user_id,), "delete an account").await?;
+        self.forget_helpers(user_id, a.role, a.created_at).await
+    }
+
+    async fn record_failure(&self, user_id: &str, now: i64, rule: LockoutRule) -> Result<Failures> {
+        let next = |c: FailureCells| {
+            let (count, first, locked_until) = next_failures((c.count, c.first_failure_at, c.locked_until), now, rule);
+            FailureCells {
+                count,
+                first_failure_at: Some(first),
+                locked_until,
+            }
+        };
+        match self.change_failures(user_id, None, next).await? {
+            Some(c) => Ok(Failures {
+                count: c.count,
+                locked_until: c.locked_until,
+            }),
+            None => Err(Error::Store("no such account".into())),
+        }
+    }
+
+    async fn record_success(&self, user_id: &str, now: i64) -> Result<()> {
+        let cleared = |_: FailureCells| FailureCells {
+            count: 0,
+            first_failure_at: None,
+            locked_until: None,
+        };
+        self.change_failures(user_id, Some(now), cleared).await?;
+        Ok(())
+    }
+
+    async fn insert_refresh(&self, t: RefreshToken) -> Result<()> {
+        let values = (
+            t.token_hash.as_str(),
+            t.family_id.as_str(),
+            t.user_id.as_str(),
+            t.role.as_str(),
+            t.issued_at,
+            t.expires_at,
+        );
+        self.write(&self.st.refresh_insert, values, "write a refresh token").await
+    }
+
+    async fn rotate_refresh(&self, token_hash: &str, next_hash: &str, next_expires_at: i64, now: i64) -> Result<Rotation> {
+        let Some(t) = self.refresh_of(token_hash).await? else {
+            return Ok(Rotation::Invalid);
+        };
+        if self.family_revoked(&t.family_id).await? {
+            return Ok(Rotation::Invalid);
+        }
+        if t.used_at.is_some() {
+            self.revoke_family(&t.family_id, &t.user_id, now).await?;
+            return Ok(Rotation::Reused { user_id: t.user_id });
+        }
+        if t.expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        let role = role_of(&t.role)?;
+        // The successor first, so that a token handed out always exists.
+        let successor = (
+            next_hash,
+            t.family_id.as_str(),
+            t.user_id.as_str(),
+            role.as_str(),
+            now,
+            next_expires_at,
+        );
+        self.write(&self.st.refresh_insert, successor, "write a refresh token").await?;
+        let won = self
+            .lwt(&self.st.refresh_use, (now, token_hash, t.family_id.as_str()), "use a refresh token")
+            .await?;
+        if !won {
+            // Another rotation used it first: this presentation is a reuse.
+            self.revoke_family(&t.family_id, &t.user_id, now).await?;
+            return Ok(Rotation::Reused { user_id: t.user_id });
+        }
+        Ok(Rotation::Rotated {
+            user_id: t.user_id,
+            role,
+            family_id: t.family_id,
+        })
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> Result<bool> {
+        let Some(t) = self.refresh_of(token_hash).await? else {
+            return Ok(false);
+        };
+        self.revoke_family(&t.family_id, &t.user_id, now).await?;
+        Ok(true)
+    }
+
+    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<()> {
+        // A revocation that already ended matters no more: the token it names is refused as expired.
+        let Some(ttl) = jti_ttl_secs(expires_at, alpes_schemas::now_millis()) else {
+            return Ok(());
+        };
+        self.write(&self.st.jti_revoke, (jti, expires_at, ttl), "revoke a jti").await
+    }
+
+    async fn jti_revoked(&self, jti: &str, now: i64) -> Result<bool> {
+        let row = self
+            .read_one::<(Option<i64>,)>(&self.st.jti_read, (jti,), "read a revoked jti")
+            .await?;
+        Ok(row.is_some_and(|(expires_at,)| expires_at.is_some_and(|e| e >= now)))
+    }
+
+    async fn insert_api_key(&self, k: ApiKey) -> Result<()> {
+        // The listing row first: a key that exists is always listed.
+        self.write(
+            &self.st.key_list_write,
+            (API_KEYS, k.created_at, k.key_id.as_str()),
+            "write the API key list",
+        )
+        .await?;
+        let values = (
+            k.key_id.as_str(),
+            k.key_hash.as_str(),
+            k.role.as_str(),
+            k.user_id.as_str(),
+            k.name.as_str(),
+            k.created_by.as_str(),
+            k.created_at,
+            k.revoked_at.map_or(MaybeUnset::Unset, MaybeUnset::Set),
+            k.last_used_at.map_or(MaybeUnset::Unset, MaybeUnset::Set),
+        );
+        if self.lwt(&self.st.key_insert, values, "write an API key").await? {
+            Ok(())
+        } else {
+            Err(Error::Store("scylla: an API key with this id exists".into()))
+        }
+    }
+
+    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>> {
+        self.key_of(key_id).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        const STEP: &str = "read the API key list";
+        let listed: Vec<(i64, String)> = self
+            .scan::<(i64, String)>(&self.st.key_list_scan, (API_KEYS,), STEP)
+            .await?
+            .try_collect()
+            .await
+            .map_err(db(STEP))?;
+        // The futures are collected before they are streamed (see `ScyllaCatalog::known`).
+        let reads: Vec<_> = listed.iter().map(|(_, id)| self.key_of(id)).collect();
+        let keys: Vec<Option<ApiKey>> = futures::stream::iter(reads).buffered(READS_IN_FLIGHT).try_collect().await?;
+        Ok(listed_keys(&listed, keys))
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, now: i64) -> Result<bool> {
+        self.lwt(&self.st.key_revoke, (now, key_id), "revoke an API key").await
+    }
+
+    async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
+        let ts = use_timestamp(now, now_micros());
+        self.write(&self.st.key_touch, (ts, now, key_id), "touch an API key").await
+    }
+}
+
+/// The failure cells of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FailureCells {
+    count: i64,
+    first_failure_at: Option<i64>,
+    locked_until: Option<i64>,
+}
+
+/// The failure cells and their compare-and-set version, as read.
+#[derive(Debug, DeserializeRow)]
+struct FailureRow {
+    failed_logins: Option<i64>,
+    first_failure_at: Option<i64>,
+    locked_until: Option<i64>,
+    failure_version: Option<i64>,
+}
+
+/// An `identity_emails` row (no `Debug`: it holds an email and a password hash).
+#[derive(Default, DeserializeRow)]
+struct ClaimRow {
+    email: String,
+    user_id: Option<String>,
+    nombre: Option<String>,
+    password_hash: Option<String>,
+    user_role: Option<String>,
+    organization: Option<String>,
+    created_at: Option<i64>,
+    created_by: Option<String>,
+}
+
+impl ClaimRow {
+    /// The account the claim carries; `None` if a cell is missing (no claim is written so).
+    fn account(self) -> Result<Option<NewAccount>> {
+        let (Some(user_id), Some(nombre), Some(password_hash), Some(role), Some(created_at), Some(created_by)) = (
+            self.user_id,
+            self.nombre,
+            self.password_hash,
+            self.user_role,
+            self.created_at,
+            self.created_by,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(NewAccount {
+            user_id,
+            nombre,
+            email: self.email,
+            password_hash,
+            role: role_of(&role)?,
+            organization: self.organization,
+            created_at,
+            created_by,
+        }))
+    }
+}
+
+/// An `identity_accounts` row (no `Debug`: it holds an email and a password hash).
+#[derive(Default, DeserializeRow)]
+struct AccountRow {
+    user_id: String,
+    nombre: Option<String>,
+    email: Option<String>,
+    password_hash: Option<String>,
+    user_role: Option<String>,
+    organization: Option<String>,
+    created_at: Option<i64>,
+    created_by: Option<String>,
+    failed_logins: Option<i64>,
+    first_failure_at: Option<i64>,
+    locked_until: Option<i64>,
+    last_login_at: Option<i64>,
+    published: Option<bool>,
+}
+
+impl AccountRow {
+    /// The account; `None` if a creation cell is missing (no row is written so).
+    fn account(self) -> Result<Option<Account>> {
+        let (Some(nombre), Some(email), Some(password_hash), Some(role), Some(created_at), Some(created_by)) = (
+            self.nombre,
+            self.email,
+            self.password_hash,
+            self.user_role,
+            self.created_at,
+            self.created_by,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Account {
+            user_id: self.user_id,
+            nombre,
+            email,
+            password_hash,
+            role: role_of(&role)?,
+            organization: self.organization,
+            created_at,
+            failed_logins: self.failed_logins.unwrap_or(0),
+            first_failure_at: self.first_failure_at,
+            locked_until: self.locked_until,
+            last_login_at: self.last_login_at,
+            created_by,
+            published: self.published.unwrap_or(false),
+        }))
+    }
+}
+
+/// An `identity_refresh` row.
+#[derive(Debug, Default, DeserializeRow)]
+struct RefreshRow {
+    family_id: Option<String>,
+    user_id: Option<String>,
+    user_role: Option<String>,
+    expires_at: Option<i64>,
+    used_at: Option<i64>,
+}
+
+/// A refresh token as `rotate_refresh` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredRefresh {
+    family_id: String,
+    user_id: String,
+    role: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl RefreshRow {
+    /// The token; `None` if a cell is missing (no token is written so).
+    fn stored(self) -> Option<StoredRefresh> {
+        Some(StoredRefresh {
+            family_id: self.family_id?,
+            user_id: self.user_id?,
+            role: self.user_role?,
+            expires_at: self.expires_at?,
+            used_at: self.used_at,
+        })
+    }
+}
+
+/// An `identity_api_keys` row.
+#[derive(Debug, Default, DeserializeRow)]
+struct ApiKeyRow {
+    key_id: String,
+    key_hash: Option<String>,
+    user_role: Option<String>,
+    user_id: Option<String>,
+    name: Option<String>,
+    created_by: Option<String>,
+    created_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    /// The key; `None` without its creation cells (a use of an unknown id writes only `last_used_at`).
+    fn key(self) -> Result<Option<ApiKey>> {
+        let (Some(key_hash), Some(role), Some(user_id), Some(name), Some(created_by), Some(created_at)) = (
+            self.key_hash,
+            self.user_role,
+            self.user_id,
+            self.name,
+            self.created_by,
+            self.created_at,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(ApiKey {
+            key_id: self.key_id,
+            key_hash,
+            role: role_of(&role)?,
+            user_id,
+            name,
+            created_by,
+            created_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+        }))
+    }
+}
+
+/// The keys of the listing rows `listed` (newest first), given each row's key as read: a row counts
+/// only while its `created_at` is its key's, and each key once.
+fn listed_keys(listed: &[(i64, String)], keys: Vec<Option<ApiKey>>) -> Vec<ApiKey> {
+    let mut seen = HashSet::new();
+    listed
+        .iter()
+        .zip(keys)
+        .filter_map(|((at, id), key)| key.filter(|k| k.created_at == *at && k.key_id == *id))
+        .filter(|k| seen.insert(k.key_id.clone()))
+        .collect()
+}
+
+/// The TTL (seconds) of a jti revoked until `expires_at` (ms), written at `wall_now` (ms); `None` when
+/// the revocation has already ended.
+fn jti_ttl_secs(expires_at: i64, wall_now: i64) -> Option<i32> {
+    if expires_at < wall_now {
+        return None;
+    }
+    let left_ms = expires_at.saturating_sub(wall_now);
+    let secs = (left_ms / 1000 + i64::from(left_ms % 1000 != 0))
+        .saturating_add(TTL_MARGIN_SECS)
+        .min(MAX_TTL_SECS);
+    Some(i32::try_from(secs).unwrap_or(i32::MAX))
+}
+
+/// The write timestamp (µs) of a use at `now_ms`: the use time, capped a day ahead of `wall_micros`.
+fn use_timestamp(now_ms: i64, wall_micros: i64) -> i64 {
+    now_ms.saturating_mul(1000).min(wall_micros.saturating_add(MAX_AHEAD_MICROS))
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn role_of(stored: &str) -> Result<Role> {
+    stored.parse().map_err(|e: String| Error::Store(format!("scylla: {e}")))
+}
+
+fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {
+    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_jti_row_lives_until_its_revocation_ends_plus_a_margin_and_an_ended_one_is_not_written() {
+        assert_eq!(jti_ttl_secs(10_000, 10_000), Some(300));
+        assert_eq!(jti_ttl_secs(10_001, 10_000), Some(301));
+        assert_eq!(jti_ttl_secs(70_000, 10_000), Some(360));
+        assert_eq!(jti_ttl_secs(9_999, 10_000), None);
+        // The conformance suite's far future is capped at ScyllaDB's largest TTL.
+        assert_eq!(jti_ttl_secs(4_000_000_000_000, 1_700_000_000_000), Some(630_720_000));
+        assert_eq!(jti_ttl_secs(i64::MAX, i64::MIN), Some(630_720_000));
+    }
+
+    #[test]
+    fn a_use_is_written_at_its_own_time_but_never_far_ahead_of_the_clock() {
+        let wall = 1_700_000_000_000_000;
+        assert_eq!(use_timestamp(1_700_000_000_000, wall), wall);
+        assert_eq!(use_timestamp(500, wall), 500_000);
+        assert_eq!(use_timestamp(i64::MAX, wall), wall + MAX_AHEAD_MICROS);
+        assert!(use_timestamp(400, wall) < use_timestamp(500, wall), "the later use wins");
+    }
+
+    fn claim() -> ClaimRow {
+        ClaimRow {
+            email: "ana@example.org".into(),
+            user_id: Some("u1".into()),
+            nombre: Some("Ana".into()),
+            password_hash: Some("$argon2id$...".into()),
+            user_role: Some("proveedor".into()),
+            organization: None,
+            created_at: Some(1000),
+            created_by: Some("u1".into()),
+        }
+    }
+
+    #[test]
+    fn a_claim_carries_the_whole_new_account() {
+        let a = claim().account().unwrap().unwrap();
+        assert_eq!(
+            (a.user_id.as_str(), a.email.as_str(), a.role, a.created_at, a.organization),
+            ("u1", "ana@example.org", Role::Proveedor, 1000, None)
+        );
+        assert!(ClaimRow {
+            password_hash: None,
+            ..claim()
+        }
+        .account()
+        .unwrap()
+        .is_none());
+        assert!(ClaimRow {
+            user_role: Some("root".into()),
+            ..claim()
+        }
+        .account()
+        .is_err());
+    }
+
+    #[test]
+    fn an_account_row_reads_as_sqlite_stores_it_and_a_partial_row_is_no_account() {
+        let row = AccountRow {
+            user_id: "u1".into(),
+            nombre: Some("Ana".into()),
+            email: Some("ana@example.org".into()),
+            password_hash: Some("h".into()),
+            user_role: Some("admin".into()),
+            created_at: Some(1000),
+            created_by: Some("u1".into()),
+            failed_logins: Some(2),
+            first_failure_at: Some(10),
+            ..AccountRow::default()
+        };
+        let a = row.account().unwrap().unwrap();
+        assert_eq!(
+            (a.role, a.failed_logins, a.first_failure_at, a.locked_until, a.published),
+            (Role::Admin, 2, Some(10), None, false)
+        );
+        assert!(AccountRow {
+            user_id: "u1".into(),
+            failed_logins: Some(1),
+            ..AccountRow::default()
+        }
+        .account()
+        .unwrap()
+        .is_none());
+    }
+
+    #[test]
+    fn a_refresh_row_without_its_creation_cells_is_no_token() {
+        let row = RefreshRow {
+            family_id: Some("fam".into()),
+            user_id: Some("u1".into()),
+            user_role: Some("consumidor".into()),
+            expires_at: Some(1100),
+            used_at: None,
+        };
+        assert_eq!(
+            row.stored(),
+            Some(StoredRefresh {
+                family_id: "fam".into(),
+                user_id: "u1".into(),
+                role: "consumidor".into(),
+                expires_at: 1100,
+                used_at: None,
+            })
+        );
+        assert!(RefreshRow {
+            used_at: Some(5),
+            ..RefreshRow::default()
+        }
+        .stored()
+        .is_none());
+    }
+
+    fn key(id: &str, at: i64) -> ApiKey {
+        ApiKey {
+            key_id: id.into(),
+            key_hash: format!("hash-{id}"),
+            role: Role::Proveedor,
+            user_id: "u1".into(),
+            name: "bridge".into(),
+            created_by: "u3".into(),
+            created_at: at,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn a_key_touched_but_never_created_is_no_key() {
+        let touched = ApiKeyRow {
+            key_id: "k9".into(),
+            last_used_at: Some(5),
+            ..ApiKeyRow::default()
+        };
+        assert!(touched.key().unwrap().is_none());
+        let k = key("k1", 10);
+        let row = ApiKeyRow {
+            key_id: k.key_id.clone(),
+            key_hash: Some(k.key_hash.clone()),
+            user_role: Some("proveedor".into()),
+            user_id: Some(k.user_id.clone()),
+            name: Some(k.name.clone()),
+            created_by: Some(k.created_by.clone()),
+            created_at: Some(10),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        assert_eq!(row.key().unwrap(), Some(k));
+    }
+
+    #[test]
+    fn a_listing_row_counts_only_while_it_is_its_keys_and_each_key_once() {
+        let listed = vec![
+            (30, "k3".to_owned()),
+            (20, "k2".to_owned()),
+            // A second insert of k2's id with another time: the key kept its own.
+            (15, "k2".to_owned()),
+            (10, "k1".to_owned()),
+            (5, "gone".to_owned()),
+        ];
+        let keys = vec![
+            Some(key("k3", 30)),
+            Some(key("k2", 20)),
+            Some(key("k2", 20)),
+            Some(key("k1", 10)),
+            None,
+        ];
+        let ids: Vec<_> = listed_keys(&listed, keys).into_iter().map(|k| k.key_id).collect();
+        assert_eq!(ids, vec!["k3", "k2", "k1"]);
+    }
+
+    /// The columns of each table `schemas/cql/003_identity.cql` creates.
+    fn schema_columns() -> HashMap<String, HashSet<String>> {
+        let source = alpes_schemas::cql::MIGRATIONS
+            .iter()
+            .find(|m| m.name == "003_identity.cql")
+            .unwrap()
+            .source;
+        let mut tables = HashMap::new();
+        for stmt in alpes_schemas::cql::statements(source) {
+            let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS {keyspace}.") else {
+                continue;
+            };
+            let (name, body) = rest.split_once('(').unwrap();
+            let columns = body
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("PRIMARY KEY") && !l.starts_with(')'))
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
+                .map(str::to_owned)
+                .collect();
+            tables.insert(name.trim().to_owned(), columns);
+        }
+        tables
+    }
+
+    const ALL: [&str; 28] = [
+        EMAIL_CLAIM,
+        EMAIL_RELEASE,
+        EMAIL_READ,
+        ACCOUNT_INSERT,
+        ACCOUNT_READ,
+        FAILURES_READ,
+        FAILURES_CAS,
+        ACCOUNT_PUBLISH,
+        ACCOUNT_DELETE,
+        ROLE_WRITE,
+        ROLE_DELETE,
+        ROLE_SCAN,
+        UNPUBLISHED_WRITE,
+        UNPUBLISHED_DELETE,
+        UNPUBLISHED_SCAN,
+        REFRESH_INSERT,
+        REFRESH_READ,
+        REFRESH_USE,
+        FAMILY_READ,
+        FAMILY_REVOKE,
+        JTI_REVOKE,
+        JTI_READ,
+        KEY_INSERT,
+        KEY_READ,
+        KEY_REVOKE,
+        KEY_TOUCH,
+        KEY_LIST_WRITE,
+        KEY_LIST_SCAN,
+    ];
+
+    #[test]
+    fn every_statement_names_only_tables_and_columns_of_the_schema() {
+        const KEYWORDS: [&str; 19] = [
+            "select",
+            "from",
+            "where",
+            "and",
+            "insert",
+            "into",
+            "values",
+            "update",
+            "set",
+            "delete",
+            "if",
+            "not",
+            "exists",
+            "null",
+            "true",
+            "using",
+            "ttl",
+            "timestamp",
+            "limit",
+        ];
+        let tables = schema_columns();
+        assert_eq!(tables.len(), 9, "{:?}", tables.keys());
+        let mut used = HashSet::new();
+        for cql in ALL {
+            let (_, after) = cql.split_once("{ks}.").unwrap();
+            let table: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let columns = tables.get(&table).unwrap_or_else(|| panic!("{table} is not in the schema: {cql}"));
+            used.insert(table.clone());
+            let words = cql
+                .replace("{ks}", " ")
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty() && !w.starts_with(|c: char| c.is_ascii_digit()))
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
+            for w in words {
+                let known = KEYWORDS.contains(&w.to_ascii_lowercase().as_str()) || w == table || columns.contains(&w);
+                assert!(known, "{w} is neither a keyword nor a column of {table}: {cql}");
+            }
+            assert_eq!(cql.matches("{ks}").count(), 1, "{cql}");
+        }
+        assert_eq!(used.len(), tables.len(), "a table of the schema has no statement");
+    }
+
+    /// The primary key of each table `schemas/cql/003_identity.cql` creates: (partition key, clustering columns).
+    fn schema_keys() -> HashMap<String, (Vec<String>, Vec<String>)> {
+        let source = alpes_schemas::cql::MIGRATIONS
+            .iter()
+            .find(|m| m.name == "003_identity.cql")
+            .unwrap()
+            .source;
+        let mut keys = HashMap::new();
+        for stmt in alpes_schemas::cql::statements(source) {
+            let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS {keyspace}.") else {
+                continue;
+            };
+            let name = rest.split_once('(').unwrap().0.trim().to_owned();
+            let (_, key) = rest.split_once("PRIMARY KEY ((").unwrap();
+            let (partition, rest) = key.split_once(')').unwrap();
+            let clustering = rest.split_once(')').unwrap().0;
+            let list = |s: &str| s.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+            keys.insert(name, (list(partition), list(clustering)));
+        }
+        keys
+    }
+
+    #[test]
+    fn every_insert_binds_one_marker_per_column_plus_its_ttl_and_every_statement_names_its_key() {
+        for cql in ALL.iter().filter(|c| c.starts_with("INSERT")) {
+            let (cols, vals) = cql.split_once("VALUES").unwrap();
+            let named = cols.rsplit_once('(').unwrap().1.split(',').count();
+            let markers = vals.matches('?').count();
+            let ttl = usize::from(cql.contains("USING TTL ?"));
+            assert_eq!(named + ttl, markers, "{cql}");
+        }
+        // A read names its partition key; a write names its whole primary key (one row).
+        let keys = schema_keys();
+        assert_eq!(keys.len(), 9);
+        for cql in ALL {
+            let (_, after) = cql.split_once("{ks}.").unwrap();
+            let table: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let (partition, clustering) = &keys[&table];
+            let words: HashSet<&str> = cql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).collect();
+            let needed = if cql.starts_with("SELECT") {
+                partition.clone()
+            } else {
+                partition.iter().chain(clustering).cloned().collect()
+            };
+            for column in needed {
+                assert!(words.contains(column.as_str()), "{cql} does not name {column}");
+            }
+        }
+        assert_eq!(
+            keys["identity_unpublished"],
+            (vec!["shard".to_owned()], vec!["created_at".to_owned(), "user_id".to_owned()])
+        );
+    }
+
+    #[test]
+    fn only_the_decisions_are_lightweight_transactions() {
+        // The statements that carry an IF: the rest are plain (retried by the driver) and must not.
+        let lwt: Vec<&str> = ALL.iter().copied().filter(|c| c.contains(" IF ")).collect();
+        assert_eq!(
+            lwt,
+            vec![
+                EMAIL_CLAIM,
+                EMAIL_RELEASE,
+                ACCOUNT_INSERT,
+                FAILURES_CAS,
+                ACCOUNT_PUBLISH,
+                ACCOUNT_DELETE,
+                REFRESH_USE,
+                KEY_INSERT,
+                KEY_REVOKE
+            ]
+        );
+        // Every write to identity_accounts is one of them (see the module docs).
+        for cql in ALL {
+            let writes = cql.starts_with("INSERT") || cql.starts_with("UPDATE") || cql.starts_with("DELETE");
+            if writes && cql.contains("{ks}.identity_accounts ") {
+                assert!(cql.contains(" IF "), "{cql}");
+            }
+        }
+    }
+}
