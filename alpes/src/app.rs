@@ -25,6 +25,7 @@ use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::{BlobArgs, Blobs};
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
+use alpes_platform::limits::{LimitArgs, Limits};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{
@@ -77,12 +78,16 @@ pub struct Settings {
     /// Blob store settings.
     #[command(flatten)]
     pub blobs: BlobArgs,
-    /// ScyllaDB settings: with nodes named, the ledger and the catalog live there (the ingest store stays SQLite).
+    /// ScyllaDB settings: with nodes named, the ledger, the catalog and the identity store live there
+    /// (the ingest store and the audit table stay SQLite).
     #[command(flatten)]
     pub scylla: ScyllaArgs,
     /// Token lifetimes, the lockout rule and the password hasher.
     #[command(flatten)]
     pub identity: IdentityArgs,
+    /// Rate limits, body and time limits, CORS.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Creates this admin at start if the instance has no admin yet; the password comes from
     /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
     #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -112,6 +117,7 @@ impl Settings {
             },
             scylla: ScyllaArgs::default(),
             identity: IdentityArgs::default(),
+            limits: LimitArgs::default(),
             bootstrap_admin_email: None,
         }
     }
@@ -286,8 +292,10 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        let jwt = Arc::new(Jwt::new(&jwt_key).with_revocations(identity_store));
         let state = IngestState {
-            jwt: Arc::new(Jwt::new(&jwt_key).with_revocations(identity_store)),
+            limits: Limits::new(settings.limits.clone(), jwt.clone()),
+            jwt,
             kafka: kafka.clone(),
             producer: producer.clone(),
             blobs: blobs.clone(),
@@ -451,6 +459,7 @@ impl App {
         let producer = state.producer.clone();
         let query = QueryState {
             jwt: state.jwt.clone(),
+            limits: state.limits.clone(),
             catalog,
             ledger,
             audit,
@@ -463,7 +472,8 @@ impl App {
         };
         let router = alpes_ingest::router(state).merge(alpes_query_api::router(query));
         let stop = shutdown.clone();
-        let served = axum::serve(listener, router)
+        // The client's address names an anonymous caller's rate-limit bucket.
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.wait().await })
             .await;
         shutdown.trigger();

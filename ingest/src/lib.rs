@@ -27,6 +27,7 @@ use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, Producer};
+use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{IngestStore, LedgerStore};
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -62,6 +63,8 @@ pub struct IngestState {
     pub identity: identity::Identity,
     /// Records the audited requests.
     pub auditor: Auditor,
+    /// Rate, body and time limits, CORS.
+    pub limits: Arc<Limits>,
 }
 
 impl FromRef<IngestState> for Arc<Jwt> {
@@ -78,7 +81,7 @@ impl FromRef<IngestState> for Arc<Metrics> {
 
 /// The ingest routes, including `GET /health` and `GET /metrics`.
 pub fn router(state: IngestState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/imagenes", post(routes::upload::handler))
         .route("/studies", post(routes::stow::handler))
         .route("/studies/{study}", post(routes::stow::handler_for_study))
@@ -100,9 +103,18 @@ pub fn router(state: IngestState) -> Router {
             alpes_platform::metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            alpes_platform::limits::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.auditor.clone(),
             alpes_platform::audit::record,
         ))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden));
+    let cors = state.limits.cors();
+    let router = router.with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }

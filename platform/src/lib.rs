@@ -8,6 +8,7 @@
 //! - [`http`]: the one `ApiError` every route returns.
 //! - [`hardening`]: the request id and security headers on every answer.
 //! - [`audit`]: which requests the audit trail records, and the middleware that does.
+//! - [`limits`]: rate limits per principal, body and time limits per route, CORS.
 //! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`shutdown`]: the stop signal every long-running task takes.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod hardening;
 pub mod http;
 pub mod kafka;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod shutdown;

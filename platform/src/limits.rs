@@ -49,7 +49,11 @@ pub struct LimitArgs {
     #[arg(long = "anonymous-rate-limit-rps", env = "ALPES_ANONYMOUS_RATE_LIMIT_RPS", default_value_t = 20)]
     pub anonymous_rate_limit_rps: u32,
     /// Requests a client IP may send at once without credentials above its rate (0: twice the rate).
-    #[arg(long = "anonymous-rate-limit-burst", env = "ALPES_ANONYMOUS_RATE_LIMIT_BURST", default_value_t = 100)]
+    #[arg(
+        long = "anonymous-rate-limit-burst",
+        env = "ALPES_ANONYMOUS_RATE_LIMIT_BURST",
+        default_value_t = 100
+    )]
     pub anonymous_rate_limit_burst: u32,
     /// The largest body of a route that is not an upload, bytes.
     #[arg(long = "max-body-bytes", env = "ALPES_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -250,8 +254,12 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next
         Ok(res) => res,
         Err(_) => {
             tracing::warn!(route = route.as_deref().unwrap_or("unmatched"), secs, "request timed out");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("the request took longer than {secs} s"))
-                .into_response()
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request took longer than {secs} s"),
+            )
+            .into_response()
         }
     }
 }

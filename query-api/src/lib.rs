@@ -21,6 +21,7 @@ use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::Producer;
+use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore};
 use axum::extract::FromRef;
@@ -44,6 +45,8 @@ pub struct QueryState {
     pub audit: Arc<dyn AuditStore>,
     /// Records the audited requests.
     pub auditor: Auditor,
+    /// Rate, body and time limits, CORS.
+    pub limits: Arc<Limits>,
     /// The anonymized bytes.
     pub blobs: Blobs,
     /// Produces the usage events of downloads.
@@ -65,7 +68,7 @@ impl FromRef<QueryState> for Arc<Jwt> {
 /// The query routes (without `/health` and `/metrics`, which the ingest router serves). Paths
 /// ingest serves with `POST` (`/imagenes`, `/studies`, `/studies/{study}`) merge with them.
 pub fn router(state: QueryState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/imagenes", get(routes::imagenes::handler))
         .route("/imagenes/{id}", get(routes::imagen::handler))
         .route("/imagenes/{id}/anonimizada", get(routes::descarga::handler))
@@ -94,9 +97,18 @@ pub fn router(state: QueryState) -> Router {
             alpes_platform::metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            alpes_platform::limits::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.auditor.clone(),
             alpes_platform::audit::record,
         ))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden));
+    let cors = state.limits.cors();
+    let router = router.with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }

@@ -79,6 +79,7 @@ pub async fn spawn_app_with(max_upload: u64, identity_args: alpes_ingest::identi
         jwt: jwt.clone(),
         kafka: kafka.clone(),
         auditor: alpes_platform::audit::Auditor::new(producer.clone(), "ingest", metrics.clone()),
+        limits: alpes_platform::limits::Limits::new(alpes_platform::limits::LimitArgs::default(), jwt.clone()),
         producer,
         blobs,
         store: store.clone() as Arc<dyn IngestStore>,

@@ -8,6 +8,7 @@ use alpes_platform::audit::Auditor;
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
+use alpes_platform::limits::{LimitArgs, Limits};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{SqliteAudit, SqliteCatalog, SqliteLedger};
 use alpes_query_api::{router, Pricing, PricingArgs, QueryState};
@@ -54,6 +55,7 @@ pub async fn spawn_app() -> TestApp {
         ledger: ledger.clone(),
         audit: audit.clone(),
         auditor: Auditor::new(producer.clone(), "query-api", metrics.clone()),
+        limits: Limits::new(LimitArgs::default(), jwt.clone()),
         blobs: blobs.clone(),
         producer,
         pricing: Arc::new(Pricing::new(&pricing, "EUR")),
