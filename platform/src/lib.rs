@@ -9,6 +9,7 @@
 //! - [`hardening`]: the request id and security headers on every answer.
 //! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
+//! - [`openapi`]: the shared parts of every service's OpenAPI document, and `/openapi.json` and `/docs`.
 //! - [`shutdown`]: the stop signal every long-running task takes.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod hardening;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod openapi;
 pub mod password;
 pub mod shutdown;
 pub mod store;
