@@ -13,10 +13,13 @@
 //! - [`marks`]: marks requests published, off the request path.
 //! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
 //! - [`republish`]: re-announces requests that never got an outcome.
+//! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
+//!   (with the `/docs` page) by [`router`].
 
 pub mod identity;
 pub mod marks;
 pub mod media;
+pub mod openapi;
 pub mod outcomes;
 pub mod profile;
 pub mod register;
@@ -73,8 +76,16 @@ impl FromRef<IngestState> for Arc<Metrics> {
     }
 }
 
-/// The ingest routes, including `GET /health` and `GET /metrics`.
+/// The ingest service on its own: [`api_router`] plus its OpenAPI document
+/// at `/openapi.json` and the `/docs` page.
 pub fn router(state: IngestState) -> Router {
+    let metrics = state.metrics.clone();
+    api_router(state).merge(alpes_platform::openapi::router(&openapi::document(), metrics))
+}
+
+/// The ingest routes, including `GET /health` and `GET /metrics`, without the
+/// document routes (for composing with other services, which serve one merged document).
+pub fn api_router(state: IngestState) -> Router {
     Router::new()
         .route("/imagenes", post(routes::upload::handler))
         .route("/studies", post(routes::stow::handler))

@@ -9,9 +9,12 @@
 //! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers.
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
+//! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
+//!   (with the `/docs` page) by [`router`].
 
 pub mod materializer;
 pub mod meter;
+pub mod openapi;
 pub mod pricing;
 pub mod routes;
 
@@ -55,9 +58,17 @@ impl FromRef<QueryState> for Arc<Jwt> {
     }
 }
 
-/// The query routes (without `/health` and `/metrics`, which the ingest router serves). Paths
-/// ingest serves with `POST` (`/imagenes`, `/studies`, `/studies/{study}`) merge with them.
+/// The query API on its own: [`api_router`] plus its OpenAPI document at
+/// `/openapi.json` and the `/docs` page.
 pub fn router(state: QueryState) -> Router {
+    let metrics = state.metrics.clone();
+    api_router(state).merge(alpes_platform::openapi::router(&openapi::document(), metrics))
+}
+
+/// The query routes (without `/health` and `/metrics`, which the ingest router serves, and
+/// without the document routes). Paths ingest serves with `POST` (`/imagenes`, `/studies`,
+/// `/studies/{study}`) merge with them.
+pub fn api_router(state: QueryState) -> Router {
     Router::new()
         .route("/imagenes", get(routes::imagenes::handler))
         .route("/imagenes/{id}", get(routes::imagen::handler))
