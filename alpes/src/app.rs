@@ -13,6 +13,9 @@
 //! [`App::build`] binds the listener and connects everything;
 //! [`App::run_until_stopped`] serves until the shutdown signal, then stops
 //! every task cleanly (offsets committed, producers flushed).
+//!
+//! The listener also serves [`openapi_document`], the services' OpenAPI
+//! documents merged into one, at `/openapi.json`, and the `/docs` page.
 
 use crate::secret;
 use alpes_anonymizer::Secret;
@@ -218,6 +221,20 @@ async fn bootstrap_admin(settings: &Settings, identity: &Identity, producer: &Pr
         .map_err(|e| anyhow::anyhow!("cannot create the bootstrap admin: {} ({})", e.message, e.code))?;
     tracing::info!(user_id = %admin.user_id, "bootstrap admin created");
     Ok(())
+}
+
+/// The platform's OpenAPI document: ingest's and the query API's, merged
+/// (every route the listener serves).
+pub fn openapi_document() -> Result<serde_json::Value> {
+    alpes_platform::openapi::merge(
+        "Alpes",
+        "Medical images in, de-identified, and out to research consumers: every REST, STOW-RS, QIDO-RS and \
+         WADO-RS route of `alpes up`. Every error is JSON `{\"error\": code, \"message\": text}` with the status \
+         its code implies; every answer carries `X-Request-Id`. Credentials: `Authorization: Bearer <JWT>` \
+         (from `POST /auth/login`) or `X-API-Key: alpes_<id>_<secret>`.",
+        &[alpes_ingest::openapi::document(), alpes_query_api::openapi::document()],
+    )
+    .map_err(|e| anyhow::anyhow!("the services' OpenAPI documents disagree: {e}"))
 }
 
 /// The signing key file under a data dir.
@@ -470,7 +487,12 @@ impl App {
             metrics: state.metrics.clone(),
             currency: settings.currency.clone(),
         };
-        let router = alpes_ingest::router(state).merge(alpes_query_api::router(query));
+        let docs = alpes_platform::openapi::router(&openapi_document()?, state.metrics.clone());
+        let cors = state.limits.cors();
+        let router = alpes_ingest::api_router(state)
+            .merge(alpes_query_api::api_router(query))
+            .merge(docs);
+        let router = alpes_platform::limits::with_cors(router, cors);
         let stop = shutdown.clone();
         // The client's address names an anonymous caller's rate-limit bucket.
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -494,7 +516,31 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alpes_platform::openapi::{operations, routes_in_source, unresolved_refs, DOC_ROUTES, PENDING};
     use clap::{Args, FromArgMatches};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_merged_document_covers_every_route_of_the_listener_and_resolves_every_ref() {
+        let mut served = BTreeSet::new();
+        for src in [include_str!("../../ingest/src/lib.rs"), include_str!("../../query-api/src/lib.rs")] {
+            served.extend(routes_in_source(src).expect("a router's routes"));
+        }
+        served.extend(DOC_ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())));
+        let doc = openapi_document().expect("the documents merge");
+        let documented: BTreeSet<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
+        let pending: BTreeSet<(String, String)> = operations(&doc).into_iter().filter(|o| o.2).map(|(m, p, _)| (m, p)).collect();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
+        let unserved: Vec<_> = documented.difference(&served).filter(|o| !pending.contains(*o)).collect();
+        assert!(
+            unserved.is_empty(),
+            "documented but not served (mark it {PENDING} if it is on its way): {unserved:?}"
+        );
+        assert_eq!(unresolved_refs(&doc), Vec::<String>::new());
+        let text = serde_json::to_string(&doc).expect("serializes");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("valid JSON"), doc);
+    }
 
     #[test]
     fn the_up_flags_do_not_clash_and_name_scylladb_only_when_asked() {

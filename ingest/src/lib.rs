@@ -13,10 +13,13 @@
 //! - [`marks`]: marks requests published, off the request path.
 //! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
 //! - [`republish`]: re-announces requests that never got an outcome.
+//! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
+//!   (with the `/docs` page) by [`router`].
 
 pub mod identity;
 pub mod marks;
 pub mod media;
+pub mod openapi;
 pub mod outcomes;
 pub mod profile;
 pub mod register;
@@ -79,9 +82,21 @@ impl FromRef<IngestState> for Arc<Metrics> {
     }
 }
 
-/// The ingest routes, including `GET /health` and `GET /metrics`.
+/// The ingest service on its own: [`api_router`] plus its OpenAPI document
+/// at `/openapi.json` and the `/docs` page.
 pub fn router(state: IngestState) -> Router {
-    let router = Router::new()
+    let metrics = state.metrics.clone();
+    let cors = state.limits.cors();
+    alpes_platform::limits::with_cors(
+        api_router(state).merge(alpes_platform::openapi::router(&openapi::document(), metrics)),
+        cors,
+    )
+}
+
+/// The ingest routes, including `GET /health` and `GET /metrics`, without the
+/// document routes (for composing with other services, which serve one merged document).
+pub fn api_router(state: IngestState) -> Router {
+    Router::new()
         .route("/imagenes", post(routes::upload::handler))
         .route("/studies", post(routes::stow::handler))
         .route("/studies/{study}", post(routes::stow::handler_for_study))
@@ -110,11 +125,6 @@ pub fn router(state: IngestState) -> Router {
             state.auditor.clone(),
             alpes_platform::audit::record,
         ))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden));
-    let cors = state.limits.cors();
-    let router = router.with_state(state);
-    match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
-    }
+        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
+        .with_state(state)
 }

@@ -11,6 +11,7 @@
 //! - [`limits`]: rate limits per principal, body and time limits per route, CORS.
 //! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
+//! - [`openapi`]: the shared parts of every service's OpenAPI document, and `/openapi.json` and `/docs`.
 //! - [`shutdown`]: the stop signal every long-running task takes.
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod kafka;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod password;
 pub mod shutdown;
 pub mod store;

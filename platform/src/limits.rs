@@ -218,6 +218,14 @@ pub fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
+/// `router` with the CORS layer, if there is one.
+pub fn with_cors(router: axum::Router, cors: Option<tower_http::cors::CorsLayer>) -> axum::Router {
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
 /// Whether a route streams an upload (its own limit and a long timeout).
 pub fn is_upload(method: &Method, route: &str) -> bool {
     method == Method::POST && matches!(route, "/imagenes" | "/studies" | "/studies/{study}")

@@ -10,10 +10,13 @@
 //! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers.
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
+//! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
+//!   (with the `/docs` page) by [`router`].
 
 pub mod audit;
 pub mod materializer;
 pub mod meter;
+pub mod openapi;
 pub mod pricing;
 pub mod routes;
 
@@ -65,10 +68,22 @@ impl FromRef<QueryState> for Arc<Jwt> {
     }
 }
 
-/// The query routes (without `/health` and `/metrics`, which the ingest router serves). Paths
-/// ingest serves with `POST` (`/imagenes`, `/studies`, `/studies/{study}`) merge with them.
+/// The query API on its own: [`api_router`] plus its OpenAPI document at
+/// `/openapi.json` and the `/docs` page.
 pub fn router(state: QueryState) -> Router {
-    let router = Router::new()
+    let metrics = state.metrics.clone();
+    let cors = state.limits.cors();
+    alpes_platform::limits::with_cors(
+        api_router(state).merge(alpes_platform::openapi::router(&openapi::document(), metrics)),
+        cors,
+    )
+}
+
+/// The query routes (without `/health` and `/metrics`, which the ingest router serves, and
+/// without the document routes). Paths ingest serves with `POST` (`/imagenes`, `/studies`,
+/// `/studies/{study}`) merge with them.
+pub fn api_router(state: QueryState) -> Router {
+    Router::new()
         .route("/imagenes", get(routes::imagenes::handler))
         .route("/imagenes/{id}", get(routes::imagen::handler))
         .route("/imagenes/{id}/anonimizada", get(routes::descarga::handler))
@@ -104,11 +119,6 @@ pub fn router(state: QueryState) -> Router {
             state.auditor.clone(),
             alpes_platform::audit::record,
         ))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden));
-    let cors = state.limits.cors();
-    let router = router.with_state(state);
-    match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
-    }
+        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
+        .with_state(state)
 }

@@ -1,0 +1,645 @@
+//! The OpenAPI document of the ingest service: every route [`crate::router`]
+//! serves, with its parameters, bodies, every status it answers and the
+//! credentials it needs. The shared parts (the `Error` schema, the error
+//! responses, the security schemes) come from [`alpes_platform::openapi`].
+//! A test below checks the document against the router's `.route(...)` calls,
+//! both ways.
+
+use alpes_platform::openapi::{
+    binary_content, content, doc_operations, header_param, json_content, nullable, path, query, query_list, response_header, schema, Op,
+};
+use serde_json::{json, Value};
+
+const IMAGES: &str = "images";
+const DICOMWEB: &str = "dicomweb";
+const IDENTITY: &str = "identity";
+const MONEY: &str = "money";
+const PLATFORM: &str = "platform";
+
+/// The Retain options an upload's profile may name.
+pub const RETAIN_OPTIONS: [&str; 7] = [
+    "safe-private",
+    "uids",
+    "device-identity",
+    "institution-identity",
+    "patient-characteristics",
+    "full-dates",
+    "modified-dates",
+];
+
+/// The Clean options an upload's profile may switch off.
+pub const NO_CLEAN_OPTIONS: [&str; 4] = ["descriptors", "structured-content", "graphics", "pixel-data"];
+
+/// `x,y,w,h`, each a whole number of pixels.
+const REGION_PATTERN: &str = "^[0-9]{1,9},[0-9]{1,9},[0-9]{1,9},[0-9]{1,9}$";
+
+/// The ingest service's document.
+pub fn document() -> Value {
+    let mut ops = operations();
+    ops.extend(doc_operations());
+    alpes_platform::openapi::document(
+        "Alpes ingest",
+        "The command side of Alpes: uploads (REST, multipart, STOW-RS), re-anonymization, accounts and login, \
+         API keys and payments. Every error is JSON `{\"error\": code, \"message\": text}`.",
+        ops,
+        schemas(),
+    )
+}
+
+/// The profile fields an upload or a STOW-RS request takes in its query.
+fn profile_params() -> Vec<Value> {
+    vec![
+        query_list(
+            "retain",
+            json!({ "type": "string", "enum": RETAIN_OPTIONS }),
+            "Retain options of PS3.15 Table E.1-1 to apply (repeat the key, or separate them with commas).",
+        ),
+        query_list(
+            "no_clean",
+            json!({ "type": "string", "enum": NO_CLEAN_OPTIONS }),
+            "Clean options to switch off (repeat the key, or separate them with commas; `no-clean` is taken too).",
+        ),
+        query_list(
+            "region",
+            json!({ "type": "string", "pattern": REGION_PATTERN }),
+            "An extra rectangle `x,y,w,h` to burn in every frame (repeatable).",
+        ),
+        query(
+            "rules",
+            json!({ "type": "string", "enum": ["default"] }),
+            "The rule library (only `default` is installed).",
+        ),
+        query(
+            "tipo_imagen",
+            json!({ "type": "string" }),
+            "The provider's image type label, e.g. `CT`.",
+        ),
+        query(
+            "region_anatomica",
+            json!({ "type": "string" }),
+            "The provider's body region label, e.g. `CHEST`.",
+        ),
+    ]
+}
+
+fn location() -> Value {
+    response_header(json!({ "type": "string" }), true, "`/imagenes/{id}` of the (first) image.")
+}
+
+fn stow_answer(description: &str) -> Value {
+    json!({ "description": description, "content": content("application/dicom+json", schema("StowResponse")) })
+}
+
+/// Every ingest operation but the document's own.
+fn operations() -> Vec<Op> {
+    let profile_regions = "Unknown query keys are ignored. A profile naming an unknown option, a region that is not \
+                           `x,y,w,h` or another rule library is 400 `bad_profile`, before anything is stored.";
+    vec![
+        Op::post("/imagenes", "uploadImage", IMAGES, "Upload one image, or several in a form")
+            .describe(&format!(
+                "The body is one image (`application/dicom`, `image/png`, `image/jpeg`, or `application/octet-stream` \
+                 to let the bytes decide), or `multipart/form-data` with one or more file parts and the profile fields. \
+                 The bytes stream to the blob store while they are hashed; the image is registered and \
+                 `ImagenRegistrada` produced before the answer. The same `Idempotency-Key`, or the same bytes from the \
+                 same provider, answers the same id with `\"duplicate\": true` and produces no second event.\n\n{profile_regions}"
+            ))
+            .auth(&["proveedor", "admin"])
+            .params(profile_params())
+            .param(header_param(
+                "Idempotency-Key",
+                json!({ "type": "string", "pattern": "^[!-~]{1,255}$" }),
+                "Makes a retry answer the first upload's id (1 to 255 visible ASCII characters).",
+            ))
+            .body(
+                true,
+                "The image, or a form of images and profile fields.",
+                {
+                    let mut c = binary_content(&["application/dicom", "image/png", "image/jpeg", "application/octet-stream"]);
+                    c["multipart/form-data"] = json!({
+                        "schema": schema("UploadForm"),
+                        "encoding": { "file": { "contentType": "application/dicom, image/png, image/jpeg, application/octet-stream" } },
+                    });
+                    c
+                },
+            )
+            .ok(
+                202,
+                "Registered; anonymization follows. `id` is the first image's.",
+                Some(json_content(schema("UploadAccepted"))),
+                &[("Location", location())],
+            )
+            .error(
+                400,
+                &["bad_profile", "unreadable_dicom", "bad_multipart", "no_file", "bad_idempotency_key", "bad_body"],
+                "A bad profile, DICOM no reader can parse, a malformed or truncated form, a form with no file, \
+                 a bad `Idempotency-Key`, or a body that ended early.",
+            )
+            .standard(413)
+            .standard(415),
+        stow_op("/studies", "stowStudies", "Store instances (STOW-RS)", profile_regions),
+        stow_op(
+            "/studies/{study}",
+            "stowStudy",
+            "Store instances of one study (STOW-RS)",
+            "Every instance must belong to `study`; one of another study fails with FailureReason `A900`.",
+        )
+        .param(path("study", "The StudyInstanceUID every instance must have.")),
+        Op::post("/anonimizar/{id}", "reanonymizeImage", IMAGES, "Anonymize an image again with another profile")
+            .describe(
+                "A new anonymization request for an existing image; a provider may name only its own images. \
+                 An empty body means the default (strictest) profile.",
+            )
+            .auth(&["proveedor", "admin"])
+            .param(path("id", "The image id."))
+            .body(false, "The profile; every field is optional.", json_content(schema("ReanonymizeRequest")))
+            .ok(
+                202,
+                "The request is on its way.",
+                Some(json_content(schema("ReanonymizeAccepted"))),
+                &[("Location", location())],
+            )
+            .error(400, &["bad_json", "bad_profile"], "The body is not a profile, or names an unknown option or a bad region.")
+            .standard(404)
+            .standard(413),
+        Op::post("/monetizacion/pagar", "payProvider", MONEY, "Pay a provider out of its pending balance")
+            .describe(
+                "Checked against the ledger billing has applied so far; a refusal produces `PagoRechazado`. \
+                 Otherwise `PagoProcesado` is produced (its id derived from the user and the reference, so a retry \
+                 pays once) and billing applies it.",
+            )
+            .auth(&["admin"])
+            .body(true, "The payment.", json_content(schema("PaymentRequest")))
+            .ok(202, "Produced; billing applies it.", Some(json_content(schema("PaymentAccepted"))), &[])
+            .error(400, &["bad_json"], "The body is not a payment.")
+            .error(
+                409,
+                &["repeated_reference", "insufficient_balance"],
+                "The user was already paid under this reference, or the amount is above the pending balance.",
+            )
+            .standard(413)
+            .error(
+                422,
+                &["bad_usuario_id", "invalid_amount", "bad_currency", "bad_reference"],
+                "An empty user, a non-positive amount, a currency that is not ISO 4217, or a reference that is not \
+                 1 to 128 visible ASCII characters.",
+            ),
+        Op::post("/usuarios", "createUser", IDENTITY, "Create an account")
+            .describe(
+                "Anyone may create a `proveedor` or `consumidor` account; only an admin's credentials create an \
+                 `admin` (401 without, 403 with another role). Produces `UsuarioRegistrado` (no hash, no email); if the \
+                 broker does not acknowledge, the account is removed again and the answer is 503.",
+            )
+            .optional_auth()
+            .body(true, "The account.", json_content(schema("NewUser")))
+            .ok(201, "Created.", Some(json_content(schema("UserCreated"))), &[])
+            .error(400, &["bad_json"], "The body is not an account.")
+            .standard(403)
+            .error(409, &["email_taken"], "An account with this email exists (emails compare trimmed and lower-case).")
+            .standard(413)
+            .error(
+                422,
+                &["bad_rol", "bad_nombre", "bad_email", "bad_organizacion", "weak_password"],
+                "A value is not acceptable; passwords need at least 12 characters.",
+            )
+            .standard(503),
+        Op::post("/auth/login", "login", IDENTITY, "Log in: an access token and a refresh token")
+            .describe(
+                "An unknown email and a wrong password get the same 401 after the same work. Too many failures \
+                 lock the account for a while: 429 `account_locked` with `Retry-After`, even for the right password.",
+            )
+            .public()
+            .body(true, "The credentials.", json_content(schema("LoginRequest")))
+            .ok(200, "Logged in.", Some(json_content(schema("Tokens"))), &[])
+            .error(400, &["bad_json"], "The body is not a login.")
+            .error(401, &["invalid_credentials"], "Unknown email or wrong password.")
+            .standard(413)
+            .error(429, &["account_locked"], "The account is locked after too many failed logins.")
+            .standard(503),
+        Op::post("/auth/refresh", "refreshToken", IDENTITY, "A new access token for a refresh token")
+            .describe(
+                "A refresh token works once and is answered with its successor. Presenting a used one again \
+                 revokes its whole family (`refresh_reused`).",
+            )
+            .public()
+            .body(true, "The refresh token.", json_content(schema("RefreshRequest")))
+            .ok(200, "A new token pair.", Some(json_content(schema("Tokens"))), &[])
+            .error(400, &["bad_json"], "The body is not `{\"refresh_token\": ...}`.")
+            .error(401, &["refresh_reused", "invalid_refresh"], "A used, unknown, expired or revoked refresh token.")
+            .standard(413)
+            .standard(503),
+        Op::post("/auth/logout", "logout", IDENTITY, "Log out")
+            .describe(
+                "Revokes the bearer token for as long as it could still be accepted (its expiry plus the verification \
+                 leeway) and, given a refresh token, that token's whole family. An unknown refresh token is not an error.",
+            )
+            .bearer_only()
+            .body(false, "The refresh token to revoke too.", json_content(schema("RefreshRequest")))
+            .ok(204, "Logged out.", None, &[])
+            .error(400, &["bad_json"], "The body is not `{\"refresh_token\": ...}`.")
+            .standard(413),
+        Op::post("/auth/verify", "verifyToken", IDENTITY, "Introspect an access token (RFC 7662 style)")
+            .describe("`active: false` for a bad, expired or revoked token; the claims otherwise.")
+            .public()
+            .body(true, "The token.", json_content(schema("VerifyRequest")))
+            .ok(200, "The token's state.", Some(json_content(schema("Introspection"))), &[])
+            .error(400, &["bad_json"], "The body is not `{\"token\": ...}`.")
+            .standard(413)
+            .standard(503),
+        Op::post("/api-keys", "createApiKey", IDENTITY, "Create an API key for a service client")
+            .describe(
+                "The key (`alpes_<id>_<secret>`) is shown this once; only its SHA-256 is kept. Sent as `X-API-Key`, \
+                 it acts as `usuario_id` with `rol`.",
+            )
+            .auth(&["admin"])
+            .body(true, "The key's name, role and user.", json_content(schema("ApiKeyRequest")))
+            .ok(201, "Created.", Some(json_content(schema("ApiKeyCreated"))), &[])
+            .error(400, &["bad_json"], "The body is not an API key request.")
+            .standard(413)
+            .error(422, &["bad_nombre", "bad_rol", "bad_usuario_id"], "A value is not acceptable."),
+        Op::get("/api-keys", "listApiKeys", IDENTITY, "Every API key, without its secret")
+            .auth(&["admin"])
+            .ok(200, "The keys.", Some(json_content(schema("ApiKeys"))), &[]),
+        Op::delete("/api-keys/{id}", "revokeApiKey", IDENTITY, "Revoke an API key")
+            .describe("Requests with it are refused (401) at once.")
+            .auth(&["admin"])
+            .param(path("id", "The key's id (the part between `alpes_` and the next `_`)."))
+            .ok(204, "Revoked.", None, &[])
+            .standard(404),
+        Op::get("/health", "health", PLATFORM, "The state of the broker, the store and the blobs")
+            .public()
+            .ok(200, "Everything is up.", Some(json_content(schema("Health"))), &[])
+            .ok(503, "Something is down; the body says what.", Some(json_content(schema("Health"))), &[]),
+        Op::get("/metrics", "metrics", PLATFORM, "Prometheus metrics")
+            .public()
+            .describe("Requests and latency by route, consumer lag by partition, engine time, bytes in and out, rejections by reason, events produced.")
+            .ok(
+                200,
+                "The Prometheus text exposition format 0.0.4.",
+                Some(content("text/plain", json!({ "type": "string" }))),
+                &[],
+            ),
+    ]
+}
+
+fn stow_op(p: &'static str, id: &str, summary: &str, extra: &str) -> Op {
+    Op::post(p, id, DICOMWEB, summary)
+        .describe(&format!(
+            "PS3.18 §10.5. The body is `multipart/related; type=\"application/dicom\"; boundary=...` with one \
+             DICOM instance per part. Each part is stored and registered like an upload. The answer lists the \
+             stored instances (ReferencedSOPSequence, 0008,1199) and the failed ones (FailedSOPSequence, \
+             0008,1198, with FailureReason `C000` for a part that is not DICOM). {extra}"
+        ))
+        .auth(&["proveedor", "admin"])
+        .params(profile_params())
+        .body(
+            true,
+            "DICOM instances, one per part.",
+            binary_content(&["multipart/related; type=\"application/dicom\""]),
+        )
+        .response(200, stow_answer("Every instance was stored."))
+        .response(202, stow_answer("Some instances were stored, some failed."))
+        .response(409, stow_answer("No instance was stored."))
+        .error(
+            400,
+            &["bad_multipart", "bad_profile"],
+            "A malformed body (or no boundary), or a bad profile in the query.",
+        )
+        .standard(413)
+        .standard(415)
+}
+
+fn string_enum(values: &[&str]) -> Value {
+    json!({ "type": "string", "enum": values })
+}
+
+fn millis(description: &str) -> Value {
+    json!({ "type": "integer", "format": "int64", "description": description })
+}
+
+/// A DICOM JSON attribute (PS3.18 F.2) of value representation `vr`.
+fn dicom_attribute(vr: &str, item: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["vr"],
+        "additionalProperties": false,
+        "properties": { "vr": { "type": "string", "enum": [vr] }, "Value": { "type": "array", "items": item } },
+    })
+}
+
+/// An API key as listed, or as created (`with_key`: plus the key itself, shown that once).
+fn api_key(roles: Value, with_key: bool) -> Value {
+    let mut required = vec![
+        "id",
+        "nombre",
+        "rol",
+        "usuario_id",
+        "created_by",
+        "created_at",
+        "revoked_at",
+        "last_used_at",
+    ];
+    let mut properties = json!({
+        "id": { "type": "string" },
+        "nombre": { "type": "string" },
+        "rol": roles,
+        "usuario_id": { "type": "string" },
+        "created_by": { "type": "string" },
+        "created_at": millis("ms since the epoch."),
+        "revoked_at": nullable(millis("ms since the epoch.")),
+        "last_used_at": nullable(millis("ms since the epoch; written at most once a minute.")),
+    });
+    if with_key {
+        required.push("key");
+        properties["key"] = json!({ "type": "string", "pattern": "^alpes_[A-Za-z0-9]+_.+$", "description": "Shown this once." });
+    }
+    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
+}
+
+fn schemas() -> Value {
+    let roles = string_enum(&["proveedor", "consumidor", "admin"]);
+    let profile_list = |options: &[&str]| json!({ "type": "array", "items": { "type": "string", "enum": options } });
+    let uid = dicom_attribute("UI", json!({ "type": "string" }));
+    json!({
+        "Registered": {
+            "type": "object",
+            "description": "One registered image.",
+            "required": ["id", "request_id", "sha256", "size", "media_type", "duplicate"],
+            "additionalProperties": false,
+            "properties": {
+                "id": { "type": "string", "description": "The image id." },
+                "request_id": nullable(json!({ "type": "string", "description": "The anonymization request id; null for a duplicate." })),
+                "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                "size": { "type": "integer", "format": "int64", "minimum": 0 },
+                "media_type": string_enum(&["application/dicom", "image/png", "image/jpeg"]),
+                "duplicate": { "type": "boolean", "description": "The image was already registered: no new event." },
+            },
+        },
+        "UploadAccepted": {
+            "type": "object",
+            "required": ["id", "ids", "images"],
+            "additionalProperties": false,
+            "properties": {
+                "id": { "type": "string", "description": "The first image's id." },
+                "ids": { "type": "array", "items": { "type": "string" }, "minItems": 1 },
+                "images": { "type": "array", "items": schema("Registered"), "minItems": 1 },
+            },
+        },
+        "UploadForm": {
+            "type": "object",
+            "description": "Any number of file parts (a part with a filename or a content type other than text/plain), \
+                            and the profile fields as text parts.",
+            "required": ["file"],
+            "properties": {
+                "file": { "type": "array", "items": { "type": "string", "format": "binary" }, "minItems": 1 },
+                "retain": { "type": "string", "description": "Retain options, comma-separated." },
+                "no_clean": { "type": "string", "description": "Clean options to switch off, comma-separated." },
+                "region": { "type": "string", "pattern": REGION_PATTERN },
+                "rules": { "type": "string", "enum": ["default"] },
+                "tipo_imagen": { "type": "string" },
+                "region_anatomica": { "type": "string" },
+            },
+        },
+        "StowResponse": {
+            "type": "object",
+            "description": "PS3.18 §10.5.3: DICOM JSON with the stored and the failed instances.",
+            "required": ["00081199"],
+            "additionalProperties": false,
+            "properties": {
+                "00081199": dicom_attribute("SQ", json!({
+                    "type": "object",
+                    "description": "A stored instance: SOP class, SOP instance and where to find it (RetrieveURL).",
+                    "required": ["00081150", "00081155", "00081190"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "00081150": uid.clone(),
+                        "00081155": uid.clone(),
+                        "00081190": dicom_attribute("UR", json!({ "type": "string" })),
+                    },
+                })),
+                "00081198": dicom_attribute("SQ", json!({
+                    "type": "object",
+                    "description": "A failed instance and its FailureReason: 49152 (C000, not DICOM) or 43264 (A900, another study).",
+                    "required": ["00081150", "00081155", "00081197"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "00081150": uid.clone(),
+                        "00081155": uid,
+                        "00081197": dicom_attribute("US", json!({ "type": "integer", "enum": [0xC000, 0xA900] })),
+                    },
+                })),
+            },
+        },
+        "ReanonymizeRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "retain": profile_list(&RETAIN_OPTIONS),
+                "no_clean": profile_list(&NO_CLEAN_OPTIONS),
+                "regions": { "type": "array", "items": { "type": "string", "pattern": REGION_PATTERN } },
+                "rules": nullable(json!({ "type": "string", "enum": ["default"] })),
+            },
+        },
+        "ReanonymizeAccepted": {
+            "type": "object",
+            "required": ["id", "request_id"],
+            "additionalProperties": false,
+            "properties": { "id": { "type": "string" }, "request_id": { "type": "string" } },
+        },
+        "PaymentRequest": {
+            "type": "object",
+            "required": ["usuario_id", "amount_minor", "currency", "reference"],
+            "additionalProperties": false,
+            "properties": {
+                "usuario_id": { "type": "string", "minLength": 1, "description": "The provider to pay." },
+                "amount_minor": { "type": "integer", "format": "int64", "minimum": 1, "description": "Minor units (cents)." },
+                "currency": { "type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217." },
+                "reference": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "Unique per paid user." },
+            },
+        },
+        "PaymentAccepted": {
+            "type": "object",
+            "required": ["event_id", "usuario_id", "estado"],
+            "additionalProperties": false,
+            "properties": {
+                "event_id": { "type": "string", "description": "The `PagoProcesado` event id." },
+                "usuario_id": { "type": "string" },
+                "estado": string_enum(&["en_proceso"]),
+            },
+        },
+        "NewUser": {
+            "type": "object",
+            "required": ["nombre", "email", "password", "rol"],
+            "additionalProperties": false,
+            "properties": {
+                "nombre": { "type": "string", "minLength": 1, "maxLength": 200 },
+                "email": { "type": "string", "format": "email", "maxLength": 254 },
+                "password": { "type": "string", "minLength": 12, "description": "At least 12 characters, at most 1,024 bytes; stored only as its argon2id hash." },
+                "rol": roles.clone(),
+                "organizacion": nullable(json!({ "type": "string", "maxLength": 200 })),
+            },
+        },
+        "UserCreated": {
+            "type": "object",
+            "required": ["id", "nombre", "rol", "organizacion", "created_at"],
+            "additionalProperties": false,
+            "properties": {
+                "id": { "type": "string" },
+                "nombre": { "type": "string" },
+                "rol": roles.clone(),
+                "organizacion": nullable(json!({ "type": "string" })),
+                "created_at": millis("ms since the epoch."),
+            },
+        },
+        "LoginRequest": {
+            "type": "object",
+            "required": ["email", "password"],
+            "additionalProperties": false,
+            "properties": { "email": { "type": "string" }, "password": { "type": "string" } },
+        },
+        "Tokens": {
+            "type": "object",
+            "required": ["access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"],
+            "additionalProperties": false,
+            "properties": {
+                "access_token": { "type": "string", "description": "A JWT, for `Authorization: Bearer`." },
+                "token_type": string_enum(&["Bearer"]),
+                "expires_in": { "type": "integer", "minimum": 0, "description": "Seconds." },
+                "refresh_token": { "type": "string", "description": "Shown once; works once." },
+                "refresh_expires_in": { "type": "integer", "minimum": 0, "description": "Seconds." },
+            },
+        },
+        "RefreshRequest": {
+            "type": "object",
+            "required": ["refresh_token"],
+            "additionalProperties": false,
+            "properties": { "refresh_token": { "type": "string" } },
+        },
+        "VerifyRequest": {
+            "type": "object",
+            "required": ["token"],
+            "additionalProperties": false,
+            "properties": { "token": { "type": "string" } },
+        },
+        "Introspection": {
+            "type": "object",
+            "description": "`{\"active\": false}` alone for a bad, expired or revoked token.",
+            "required": ["active"],
+            "additionalProperties": false,
+            "properties": {
+                "active": { "type": "boolean" },
+                "sub": { "type": "string" },
+                "role": roles.clone(),
+                "exp": { "type": "integer", "description": "Seconds since the epoch." },
+                "iat": { "type": "integer", "description": "Seconds since the epoch." },
+                "jti": nullable(json!({ "type": "string" })),
+            },
+        },
+        "ApiKeyRequest": {
+            "type": "object",
+            "required": ["nombre", "rol", "usuario_id"],
+            "additionalProperties": false,
+            "properties": {
+                "nombre": { "type": "string", "minLength": 1, "maxLength": 200 },
+                "rol": roles.clone(),
+                "usuario_id": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "The user the key acts as." },
+            },
+        },
+        "ApiKey": api_key(roles.clone(), false),
+        "ApiKeyCreated": api_key(roles.clone(), true),
+        "ApiKeys": {
+            "type": "object",
+            "required": ["api_keys"],
+            "additionalProperties": false,
+            "properties": { "api_keys": { "type": "array", "items": schema("ApiKey") } },
+        },
+        "ComponentState": {
+            "type": "object",
+            "required": ["status"],
+            "additionalProperties": false,
+            "properties": { "status": string_enum(&["up", "down"]), "error": { "type": "string" } },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "broker", "store", "blobs", "kafka", "version"],
+            "additionalProperties": false,
+            "properties": {
+                "status": string_enum(&["up", "degraded"]),
+                "broker": schema("ComponentState"),
+                "store": schema("ComponentState"),
+                "blobs": {
+                    "type": "object",
+                    "required": ["status", "store"],
+                    "additionalProperties": false,
+                    "properties": { "status": string_enum(&["up", "down"]), "store": { "type": "string" } },
+                },
+                "kafka": {
+                    "type": "object",
+                    "required": ["bootstrap", "mode", "schemas"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "bootstrap": { "type": "string" },
+                        "mode": { "type": "string" },
+                        "schemas": string_enum(&["single-object", "schema-registry"]),
+                    },
+                },
+                "version": { "type": "string" },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alpes_platform::openapi::{operations, routes_in_source, unresolved_refs, DOC_ROUTES, PENDING};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_document_covers_every_route_of_the_router_and_nothing_else() {
+        let mut served = routes_in_source(include_str!("lib.rs")).expect("the router's routes");
+        served.extend(DOC_ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())));
+        let doc = document();
+        let documented: BTreeSet<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
+        let pending: BTreeSet<(String, String)> = operations(&doc).into_iter().filter(|o| o.2).map(|(m, p, _)| (m, p)).collect();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
+        let unserved: Vec<_> = documented.difference(&served).filter(|o| !pending.contains(*o)).collect();
+        assert!(
+            unserved.is_empty(),
+            "documented but not served (mark it {PENDING} if it is on its way): {unserved:?}"
+        );
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_with_every_ref_resolved_and_every_operation_answering_errors_as_json() {
+        let doc = document();
+        let text = serde_json::to_string(&doc).expect("serializes");
+        let doc: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(doc["openapi"], alpes_platform::openapi::OPENAPI_VERSION);
+        assert_eq!(unresolved_refs(&doc), Vec::<String>::new());
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                assert!(
+                    ids.insert(op["operationId"].as_str().expect("operationId").to_owned()),
+                    "{method} {path}: duplicate operationId"
+                );
+                assert!(op["security"].is_array(), "{method} {path}: security is stated");
+                for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                    let declared = op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["in"] == "path" && p["name"] == name);
+                    assert!(declared, "{method} {path}: path parameter {name} is declared");
+                }
+                let authenticated = op["security"].as_array().is_some_and(|s| !s.is_empty());
+                if authenticated {
+                    for status in ["401", "429"] {
+                        assert!(op["responses"].get(status).is_some(), "{method} {path} documents {status}");
+                    }
+                }
+            }
+        }
+    }
+}
