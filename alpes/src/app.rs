@@ -10,10 +10,14 @@
 //! ingest store (images, idempotency keys, open requests) is SQLite either
 //! way: there is no ScyllaDB adapter of [`IngestStore`].
 //!
+//! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
+//! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
+//!
 //! [`App::build`] binds the listener and connects everything;
 //! [`App::run_until_stopped`] serves until the shutdown signal, then stops
 //! every task cleanly (offsets committed, producers flushed).
 
+use crate::jwt_keys::{JwtAlg, JwtArgs};
 use crate::secret;
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
@@ -82,6 +86,9 @@ pub struct Settings {
     /// Token lifetimes, the lockout rule and the password hasher.
     #[command(flatten)]
     pub identity: IdentityArgs,
+    /// The token keys: HS256 (the default) or an EdDSA key ring.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// Creates this admin at start if the instance has no admin yet; the password comes from
     /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
     #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -111,6 +118,7 @@ impl Settings {
             },
             scylla: ScyllaArgs::default(),
             identity: IdentityArgs::default(),
+            jwt: JwtArgs::default(),
             bootstrap_admin_email: None,
         }
     }
@@ -177,9 +185,15 @@ async fn bootstrap_admin(settings: &Settings, identity: &Identity, producer: &Pr
     Ok(())
 }
 
-/// The signing key file under a data dir.
+/// The HS256 token secret under a data dir.
 pub fn jwt_key_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("keys").join("jwt.key")
+}
+
+/// The EdDSA token signing key (PKCS#8 PEM) under a data dir, used without
+/// `--jwt-signing-key`; its public key is beside it (`jwt-ed25519.pub.pem`).
+pub fn ed25519_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("jwt-ed25519.key.pem")
 }
 
 /// The engine secret file under a data dir.
@@ -209,7 +223,19 @@ impl App {
     pub async fn build(settings: Settings) -> Result<App> {
         let data = &settings.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
-        let (jwt_key, _) = secret::load_or_create(&jwt_key_path(data))?;
+        let tokens = settings.jwt.load(data)?;
+        if let Some(path) = &tokens.created {
+            tracing::info!(path = %path.display(), "created the token signing key");
+        }
+        match settings.jwt.alg {
+            JwtAlg::Hs256 => tracing::info!(alg = "HS256", "token keys"),
+            JwtAlg::Eddsa => tracing::info!(
+                alg = "EdDSA",
+                signing_kid = tokens.jwt.signing_kid().unwrap_or_default(),
+                verifying_kids = ?tokens.jwt.verifying_kids(),
+                "token keys"
+            ),
+        }
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
         let metrics = Arc::new(Metrics::new());
         let mut kafka_args = settings.kafka.clone();
@@ -245,7 +271,7 @@ impl App {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         let state = IngestState {
-            jwt: Arc::new(Jwt::new(&jwt_key).with_revocations(identity_store)),
+            jwt: Arc::new(tokens.jwt.with_revocations(identity_store)),
             kafka: kafka.clone(),
             producer,
             blobs: blobs.clone(),
