@@ -10,7 +10,10 @@
 //!   with the key its header's `kid` names; a token without a `kid`, with an
 //!   unknown one, or signed with another algorithm (HS256, `none`) is refused.
 //!   [`Jwt::jwks`] publishes the public keys, so another service can verify
-//!   tokens itself. The keys themselves are in [`keys`].
+//!   tokens itself. The keys themselves are in [`keys`]. An Ed25519 signature
+//!   check costs tens of µs, so a token once verified is remembered until it
+//!   expires ([`verified`]): a client's next request with it costs about
+//!   what HS256 does.
 //!
 //! In either mode a token signed with the other mode's algorithm is refused
 //! (no algorithm confusion), and the claims rules are the same: issuer
@@ -27,6 +30,7 @@
 //! `last_used_at` is written at most once a minute per key.
 
 pub mod keys;
+pub mod verified;
 
 use crate::http::ApiError;
 use crate::store::IdentityStore;
@@ -37,6 +41,7 @@ use keys::{Ed25519PublicKey, Ed25519SigningKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use verified::VerifiedTokens;
 
 const ISSUER: &str = "alpes";
 
@@ -109,8 +114,12 @@ pub struct Jwt {
 enum Decoding {
     /// The shared secret.
     Hs256(DecodingKey),
-    /// The Ed25519 public keys by kid, the signing key's own included.
-    EdDsa(Arc<BTreeMap<String, VerifyingKey>>),
+    /// The Ed25519 public keys by kid (the signing key's own included), and
+    /// the tokens verified with them.
+    EdDsa {
+        ring: Arc<BTreeMap<String, VerifyingKey>>,
+        verified: Arc<VerifiedTokens>,
+    },
 }
 
 /// A public key of the ring, as `jsonwebtoken` verifies with it and as the JWKS shows it.
@@ -124,7 +133,7 @@ impl std::fmt::Debug for Jwt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.decoding {
             Decoding::Hs256(_) => f.write_str("Jwt(HS256)"),
-            Decoding::EdDsa(ring) => {
+            Decoding::EdDsa { ring, .. } => {
                 let kids: Vec<&str> = ring.keys().map(String::as_str).collect();
                 write!(
                     f,
@@ -177,13 +186,27 @@ impl Jwt {
         }
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(signing.kid().to_owned());
+        let validation = validation(Algorithm::EdDSA);
         Ok(Jwt {
             header,
             encoding: EncodingKey::from_ed_der(&signing.to_pkcs8_der()?),
-            decoding: Decoding::EdDsa(Arc::new(ring)),
-            validation: validation(Algorithm::EdDSA),
+            decoding: Decoding::EdDsa {
+                ring: Arc::new(ring),
+                verified: Arc::new(VerifiedTokens::new(verified::DEFAULT_CAPACITY, validation.leeway)),
+            },
+            validation,
             revocations: None,
         })
+    }
+
+    /// The same signer, remembering at most `capacity` verified EdDSA tokens
+    /// (default [`verified::DEFAULT_CAPACITY`]; 0 checks every signature every
+    /// time). HS256 remembers none: its check is as cheap as a lookup.
+    pub fn with_verified_capacity(mut self, capacity: usize) -> Self {
+        if let Decoding::EdDsa { verified, .. } = &mut self.decoding {
+            *verified = Arc::new(VerifiedTokens::new(capacity, self.validation.leeway));
+        }
+        self
     }
 
     /// The algorithm tokens are signed and verified with: HS256 or EdDSA.
@@ -201,7 +224,7 @@ impl Jwt {
     pub fn verifying_kids(&self) -> Vec<&str> {
         match &self.decoding {
             Decoding::Hs256(_) => Vec::new(),
-            Decoding::EdDsa(ring) => ring.keys().map(String::as_str).collect(),
+            Decoding::EdDsa { ring, .. } => ring.keys().map(String::as_str).collect(),
         }
     }
 
@@ -212,7 +235,7 @@ impl Jwt {
     pub fn jwks(&self) -> serde_json::Value {
         let keys: Vec<serde_json::Value> = match &self.decoding {
             Decoding::Hs256(_) => Vec::new(),
-            Decoding::EdDsa(ring) => {
+            Decoding::EdDsa { ring, .. } => {
                 let signing = self.signing_kid();
                 let (first, rest): (Vec<_>, Vec<_>) = ring.values().partition(|k| Some(k.public.kid()) == signing);
                 first.into_iter().chain(rest).map(|k| k.public.jwk()).collect()
@@ -268,21 +291,30 @@ impl Jwt {
     /// The claims of a valid token.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let refused = |why: &str| ApiError::unauthorized(format!("invalid bearer token: {why}"));
-        let key = match &self.decoding {
-            Decoding::Hs256(key) => key,
-            Decoding::EdDsa(ring) => {
+        let decode = |key: &DecodingKey| {
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+                .map(|d| d.claims)
+                .map_err(|e| refused(describe(token, &e)))
+        };
+        match &self.decoding {
+            Decoding::Hs256(key) => decode(key),
+            Decoding::EdDsa { ring, verified } => {
+                let now = now_secs();
+                if let Some(claims) = verified.get(token, now) {
+                    return Ok(claims);
+                }
                 let header = jsonwebtoken::decode_header(token).map_err(|e| refused(describe(token, &e)))?;
                 if header.alg != Algorithm::EdDSA {
                     return Err(refused("wrong algorithm"));
                 }
                 // The kid is the caller's text: it is looked up, never echoed.
                 let kid = header.kid.ok_or_else(|| refused("no key id (kid) in the header"))?;
-                &ring.get(&kid).ok_or_else(|| refused("unknown key id (kid)"))?.decoding
+                let key = ring.get(&kid).ok_or_else(|| refused("unknown key id (kid)"))?;
+                let claims = decode(&key.decoding)?;
+                verified.insert(token, &claims, now);
+                Ok(claims)
             }
-        };
-        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|e| refused(describe(token, &e)))
+        }
     }
 }
 
@@ -704,6 +736,42 @@ mod tests {
             Jwt::new(b"0123456789abcdef0123456789abcdef").jwks(),
             serde_json::json!({"keys": []})
         );
+    }
+
+    #[test]
+    fn a_remembered_eddsa_token_answers_only_for_its_exact_text_and_until_it_expires() {
+        let key = ed25519();
+        let jwt = Jwt::eddsa(&key, []).expect("jwt");
+        let Decoding::EdDsa { verified, .. } = &jwt.decoding else {
+            panic!("EdDSA mode")
+        };
+        let token = jwt.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        assert_eq!(jwt.verify(&token).expect("first").sub, "u1");
+        assert_eq!(verified.len(), 1, "remembered");
+        assert_eq!(jwt.clone().verify(&token).expect("again").sub, "u1", "clones share it");
+        // A token with the same signature and other claims is not the remembered one.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = b64(&serde_json::to_vec(&claims_for("someone-else")).expect("json"));
+        parts[1] = &forged;
+        assert!(refusal(&jwt, &parts.join(".")).contains("bad signature"));
+        // Refusals are not remembered.
+        assert_eq!(verified.len(), 1);
+        // A remembered token past its expiry plus the leeway is refused as expired.
+        let mut late = claims_for("u2");
+        late.exp = now_secs() - 30;
+        let late_token = jsonwebtoken::encode(&jwt.header, &late, &jwt.encoding).expect("encode");
+        assert!(jwt.verify(&late_token).is_ok(), "within the leeway");
+        assert!(verified.get(&late_token, now_secs()).is_some());
+        assert!(verified.get(&late_token, late.exp + jwt.validation.leeway + 1).is_none());
+        // The ring without the key (a restart) has its own, empty memory.
+        assert!(refusal(&Jwt::eddsa(&ed25519(), []).expect("jwt"), &token).contains("unknown key id"));
+        // With no memory every check is a full one.
+        let uncached = Jwt::eddsa(&key, []).expect("jwt").with_verified_capacity(0);
+        assert!(uncached.verify(&token).is_ok());
+        let Decoding::EdDsa { verified, .. } = &uncached.decoding else {
+            panic!("EdDSA mode")
+        };
+        assert_eq!(verified.len(), 0);
     }
 
     #[test]
