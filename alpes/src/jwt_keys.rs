@@ -7,7 +7,7 @@
 //!   `--jwt-signing-key` (PKCS#8 PEM) or, without it, `keys/jwt-ed25519.key.pem`
 //!   in the data dir, created on first start (0600) with its public key beside
 //!   it (`keys/jwt-ed25519.pub.pem`) and kept. Its kid is `--jwt-kid`, or
-//!   derived from the public key (the first 16 characters of its RFC 7638 JWK
+//!   derived from the public key (the first 16 hex digits of its RFC 7638 JWK
 //!   thumbprint). Each `--jwt-verify-key KID=PATH` (SPKI PEM) adds a key
 //!   tokens are accepted under but never signed with: the previous signing
 //!   key during a rotation.
@@ -40,8 +40,8 @@ pub struct JwtArgs {
     /// keys/jwt-ed25519.key.pem in the data dir, created on first start.
     #[arg(long = "jwt-signing-key", env = "ALPES_JWT_SIGNING_KEY", value_name = "PATH")]
     pub signing_key: Option<PathBuf>,
-    /// eddsa: the signing key's kid. Without it, derived from the public key (the first 16
-    /// characters of its RFC 7638 JWK thumbprint; `alpes jwt-key kid PATH` prints it).
+    /// eddsa: the signing key's kid. Without it, derived from the public key (the first 16 hex
+    /// digits of its RFC 7638 JWK thumbprint, SHA-256; `alpes jwt-key kid PATH` prints it).
     #[arg(long = "jwt-kid", env = "ALPES_JWT_KID", value_name = "KID")]
     pub kid: Option<String>,
     /// eddsa: a public key (SPKI PEM) tokens are also accepted under, never signed with: the
@@ -355,8 +355,8 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n",
         )
         .expect("write");
-        assert_eq!(read_signing_key(&private, None).expect("private").kid(), "kPrK_qmxVWaYVA9w");
-        assert_eq!(read_public_key(&public, None).expect("public").kid(), "kPrK_qmxVWaYVA9w");
+        assert_eq!(read_signing_key(&private, None).expect("private").kid(), "90facafea9b15566");
+        assert_eq!(read_public_key(&public, None).expect("public").kid(), "90facafea9b15566");
         assert_eq!(read_any_key(&private).expect("any"), read_any_key(&public).expect("any"));
     }
 }

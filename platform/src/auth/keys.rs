@@ -3,11 +3,13 @@
 //! `BEGIN PUBLIC KEY`), each named by a key id (`kid`), plus their JWK form
 //! for the JWKS document.
 //!
-//! A key's default `kid` is derived from its public key: the first 16
-//! characters of its RFC 7638 JWK thumbprint, i.e. of the unpadded base64url
-//! SHA-256 of `{"crv":"Ed25519","kty":"OKP","x":"<x>"}`. The same key always
-//! gets the same kid, on any machine, and anyone holding the JWK can recompute
-//! it. A kid given explicitly must be 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+//! A key's default `kid` is derived from its public key: the first 16 hex
+//! digits (64 bits) of its RFC 7638 JWK thumbprint, the SHA-256 of
+//! `{"crv":"Ed25519","kty":"OKP","x":"<x>"}`. The same key always gets the
+//! same kid, on any machine, and anyone holding the JWK can recompute it. Hex,
+//! not the thumbprint's usual base64url, so that a kid never starts with `-`
+//! (a command line would take it for a flag). A kid given explicitly must be
+//! 1 to 64 characters of `A-Z a-z 0-9 . _ -`, not starting with `-`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -15,7 +17,7 @@ use ed25519_dalek::pkcs8::spki::der::{pem::LineEnding, zeroize::Zeroizing};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use serde_json::{json, Value};
 
-/// How many characters of the JWK thumbprint a derived kid keeps (96 bits).
+/// How many hex digits of the JWK thumbprint a derived kid keeps (64 bits).
 pub const DERIVED_KID_LEN: usize = 16;
 
 /// The longest kid accepted.
@@ -25,34 +27,41 @@ fn config(message: impl Into<String>) -> crate::Error {
     crate::Error::Config(message.into())
 }
 
-/// Refuses a kid that is empty, longer than [`MAX_KID_LEN`] or holds a
-/// character outside `A-Z a-z 0-9 . _ -`.
+/// Refuses a kid that is empty, longer than [`MAX_KID_LEN`], holds a
+/// character outside `A-Z a-z 0-9 . _ -` or starts with `-`.
 pub fn check_kid(kid: &str) -> crate::Result<()> {
-    let ok =
-        !kid.is_empty() && kid.len() <= MAX_KID_LEN && kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok = !kid.is_empty()
+        && !kid.starts_with('-')
+        && kid.len() <= MAX_KID_LEN
+        && kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
         Err(config(format!(
-            "a key id (kid) must be 1 to {MAX_KID_LEN} characters of A-Z a-z 0-9 . _ -"
+            "a key id (kid) must be 1 to {MAX_KID_LEN} characters of A-Z a-z 0-9 . _ -, not starting with -"
         )))
     }
 }
 
-/// The RFC 7638 JWK thumbprint of an Ed25519 public key (unpadded base64url SHA-256).
-pub fn thumbprint(public: &ed25519_dalek::VerifyingKey) -> String {
+/// The RFC 7638 JWK thumbprint (SHA-256) of an Ed25519 public key.
+fn thumbprint_digest(public: &ed25519_dalek::VerifyingKey) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     // The required members in lexicographic order, no whitespace (RFC 7638 §3.2; RFC 8037 §2).
     let canonical = format!(
         r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
         URL_SAFE_NO_PAD.encode(public.as_bytes())
     );
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    Sha256::digest(canonical.as_bytes()).into()
 }
 
-/// The kid a key gets when none is given: the first [`DERIVED_KID_LEN`] characters of its [`thumbprint`].
+/// The RFC 7638 JWK thumbprint of an Ed25519 public key, as usually written: unpadded base64url.
+pub fn thumbprint(public: &ed25519_dalek::VerifyingKey) -> String {
+    URL_SAFE_NO_PAD.encode(thumbprint_digest(public))
+}
+
+/// The kid a key gets when none is given: the first [`DERIVED_KID_LEN`] hex digits of its thumbprint.
 pub fn derive_kid(public: &ed25519_dalek::VerifyingKey) -> String {
-    let mut kid = thumbprint(public);
+    let mut kid = hex::encode(thumbprint_digest(public));
     kid.truncate(DERIVED_KID_LEN);
     kid
 }
@@ -211,7 +220,8 @@ mod tests {
             thumbprint(&ed25519_dalek::VerifyingKey::from_bytes(public.as_bytes()).expect("key")),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
-        assert_eq!(key.kid(), "kPrK_qmxVWaYVA9w");
+        // Its first 8 bytes, in hex.
+        assert_eq!(key.kid(), "90facafea9b15566");
         assert_eq!(public.kid(), key.kid());
     }
 
@@ -219,6 +229,7 @@ mod tests {
     fn a_generated_key_round_trips_through_pem_with_its_derived_kid() {
         let key = Ed25519SigningKey::generate().expect("generate");
         assert_eq!(key.kid().len(), DERIVED_KID_LEN);
+        assert!(key.kid().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let pem = key.to_pkcs8_pem().expect("pem");
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let again = Ed25519SigningKey::from_pkcs8_pem(&pem, None).expect("parse");
@@ -248,7 +259,7 @@ mod tests {
         for good in ["a", "2025-06-01.main_key", &"k".repeat(MAX_KID_LEN)] {
             assert!(check_kid(good).is_ok(), "{good}");
         }
-        for bad in ["", "a b", "a=b", "a,b", "ké", "a/b", &"k".repeat(MAX_KID_LEN + 1)] {
+        for bad in ["", "-a", "a b", "a=b", "a,b", "ké", "a/b", &"k".repeat(MAX_KID_LEN + 1)] {
             assert!(check_kid(bad).is_err(), "{bad}");
         }
         let key = Ed25519SigningKey::generate().expect("generate");
