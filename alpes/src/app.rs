@@ -10,6 +10,9 @@
 //! ingest store (images, idempotency keys, open requests) is SQLite either
 //! way: there is no ScyllaDB adapter of [`IngestStore`].
 //!
+//! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
+//! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
+//!
 //! [`App::build`] binds the listener and connects everything;
 //! [`App::run_until_stopped`] serves until the shutdown signal, then stops
 //! every task cleanly (offsets committed, producers flushed).
@@ -17,6 +20,7 @@
 //! The listener also serves [`openapi_document`], the services' OpenAPI
 //! documents merged into one, at `/openapi.json`, and the `/docs` page.
 
+use crate::jwt_keys::{JwtAlg, JwtArgs};
 use crate::secret;
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
@@ -91,6 +95,9 @@ pub struct Settings {
     /// Rate limits, body and time limits, CORS.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// The token keys: HS256 (the default) or an EdDSA key ring.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// Creates this admin at start if the instance has no admin yet; the password comes from
     /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
     #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -121,6 +128,7 @@ impl Settings {
             scylla: ScyllaArgs::default(),
             identity: IdentityArgs::default(),
             limits: LimitArgs::default(),
+            jwt: JwtArgs::default(),
             bootstrap_admin_email: None,
         }
     }
@@ -237,9 +245,15 @@ pub fn openapi_document() -> Result<serde_json::Value> {
     .map_err(|e| anyhow::anyhow!("the services' OpenAPI documents disagree: {e}"))
 }
 
-/// The signing key file under a data dir.
+/// The HS256 token secret under a data dir.
 pub fn jwt_key_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("keys").join("jwt.key")
+}
+
+/// The EdDSA token signing key (PKCS#8 PEM) under a data dir, used without
+/// `--jwt-signing-key`; its public key is beside it (`jwt-ed25519.pub.pem`).
+pub fn ed25519_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("jwt-ed25519.key.pem")
 }
 
 /// The engine secret file under a data dir.
@@ -270,7 +284,19 @@ impl App {
     pub async fn build(settings: Settings) -> Result<App> {
         let data = &settings.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
-        let (jwt_key, _) = secret::load_or_create(&jwt_key_path(data))?;
+        let tokens = settings.jwt.load(data)?;
+        if let Some(path) = &tokens.created {
+            tracing::info!(path = %path.display(), "created the token signing key");
+        }
+        match settings.jwt.alg {
+            JwtAlg::Hs256 => tracing::info!(alg = "HS256", "token keys"),
+            JwtAlg::Eddsa => tracing::info!(
+                alg = "EdDSA",
+                signing_kid = tokens.jwt.signing_kid().unwrap_or_default(),
+                verifying_kids = ?tokens.jwt.verifying_kids(),
+                "token keys"
+            ),
+        }
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
         let metrics = Arc::new(Metrics::new());
         let mut kafka_args = settings.kafka.clone();
@@ -309,7 +335,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let jwt = Arc::new(Jwt::new(&jwt_key).with_revocations(identity_store));
+        let jwt = Arc::new(tokens.jwt.with_revocations(identity_store));
         let state = IngestState {
             limits: Limits::new(settings.limits.clone(), jwt.clone()),
             jwt,

@@ -1,6 +1,8 @@
 //! The `alpes` crate: the composed platform ([`app`]) that `alpes up` runs and
-//! the integration tests start, plus the key files it keeps ([`secret`]).
+//! the integration tests start, plus the key files it keeps ([`secret`]) and
+//! the token keys it signs with ([`jwt_keys`]).
 //! The command-line front end is in `main.rs` and `cmd/`.
 
 pub mod app;
+pub mod jwt_keys;
 pub mod secret;

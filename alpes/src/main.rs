@@ -22,6 +22,8 @@ enum Command {
     Up(Box<cmd::up::Args>),
     /// Print a bearer token signed with the instance's key.
     Token(cmd::token::Args),
+    /// Ed25519 key pairs for EdDSA tokens: `new` (for a rotation; prints the kid), `kid PATH`, `public PATH`.
+    JwtKey(cmd::jwt_key::Args),
     /// Create the first admin account offline (`alpes admin create --email ...`).
     Admin(cmd::admin::Args),
     /// Apply the CQL schema to the ScyllaDB cluster in SCYLLA_NODES (the embedded SQLite store needs none).
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Anonymize(args) => cmd::anonymize::run(args),
         Command::Up(args) => cmd::up::run(*args),
         Command::Token(args) => cmd::token::run(args),
+        Command::JwtKey(args) => cmd::jwt_key::run(args),
         Command::Migrate(args) => cmd::migrate::run(*args),
         Command::Admin(args) => cmd::admin::run(args),
     };

@@ -1,4 +1,5 @@
-//! The de-identification secret: read from a file, or created once (0600) in the user's data directory.
+//! The de-identification secret: read from a file, or created once (0600) in the user's data directory;
+//! and [`create_private`], how every key file is written.
 
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -45,6 +46,13 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
         .context("cannot read /dev/urandom")?;
+    create_private(path, &key)?;
+    Ok((key.to_vec(), true))
+}
+
+/// Writes `bytes` to a new file at `path` that only its owner can read (0600),
+/// synced to disk; refuses to overwrite an existing file.
+pub fn create_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -55,9 +63,9 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
     let mut file = opts
         .open(path)
         .with_context(|| format!("cannot create secret file {}", path.display()))?;
-    file.write_all(&key)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
-    Ok((key.to_vec(), true))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //!
 //! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
 //!   `POST /anonimizar/{id}`, `POST /monetizacion/pagar`, `POST /usuarios`,
-//!   `POST /auth/{login,refresh,logout,verify}`, `/api-keys` and `GET /health`.
+//!   `POST /auth/{login,refresh,logout,verify}`, `/api-keys`, `GET /health` and
+//!   `GET /.well-known/jwks.json`.
 //! - [`identity`]: registration, login with lockout, refresh rotation, logout.
 //! - [`register`]: the shared "blob → store → event" step.
 //! - [`marks`]: marks requests published, off the request path.
@@ -109,6 +110,7 @@ pub fn api_router(state: IngestState) -> Router {
         .route("/auth/verify", post(routes::auth_verify::handler))
         .route("/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
         .route("/api-keys/{id}", axum::routing::delete(routes::api_key::handler))
+        .route("/.well-known/jwks.json", get(routes::jwks::handler))
         .route("/health", get(routes::health::handler))
         .route("/metrics", get(alpes_platform::metrics::handler))
         // Uploads are streamed and limited by `max_upload`, not buffered.

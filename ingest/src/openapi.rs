@@ -269,6 +269,18 @@ fn operations() -> Vec<Op> {
             .public()
             .ok(200, "Everything is up.", Some(json_content(schema("Health"))), &[])
             .ok(503, "Something is down; the body says what.", Some(json_content(schema("Health"))), &[]),
+        Op::get("/.well-known/jwks.json", "jwks", IDENTITY, "The public keys tokens are verified with")
+            .public()
+            .describe(
+                "A JWK Set (RFC 7517): in EdDSA mode the signing key first, then every verification-only key; \
+                 empty in HS256 mode. Never a private key. Cacheable for five minutes.",
+            )
+            .ok(
+                200,
+                "The key set.",
+                Some(json_content(schema("Jwks"))),
+                &[("Cache-Control", response_header(json!({ "type": "string" }), true, "`public, max-age=300`."))],
+            ),
         Op::get("/metrics", "metrics", PLATFORM, "Prometheus metrics")
             .public()
             .describe("Requests and latency by route, consumer lag by partition, engine time, bytes in and out, rejections by reason, events produced.")
@@ -356,6 +368,28 @@ fn api_key(roles: Value, with_key: bool) -> Value {
 }
 
 fn schemas() -> Value {
+    let jwks = json!({
+            "type": "object",
+            "required": ["keys"],
+            "additionalProperties": false,
+            "properties": {
+    "keys": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["kty", "crv", "x", "kid", "alg", "use"],
+            "properties": {
+                "kty": { "type": "string", "enum": ["OKP"] },
+                "crv": { "type": "string", "enum": ["Ed25519"] },
+                "x": { "type": "string", "description": "The public key, base64url." },
+                "kid": { "type": "string" },
+                "alg": { "type": "string", "enum": ["EdDSA"] },
+                "use": { "type": "string", "enum": ["sig"] },
+            },
+        },
+    },
+            },
+        });
     let roles = string_enum(&["proveedor", "consumidor", "admin"]);
     let profile_list = |options: &[&str]| json!({ "type": "array", "items": { "type": "string", "enum": options } });
     let uid = dicom_attribute("UI", json!({ "type": "string" }));
@@ -558,6 +592,7 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "properties": { "status": string_enum(&["up", "down"]), "error": { "type": "string" } },
         },
+        "Jwks": jwks,
         "Health": {
             "type": "object",
             "required": ["status", "broker", "store", "blobs", "kafka", "version"],

@@ -1,9 +1,16 @@
 //! How much authentication costs: a login's password verification at the
 //! default argon2id parameters (19 MiB, t = 2, p = 1), for a known user with
 //! the right password, a wrong password and an unknown email (which must cost
-//! the same), and the bearer-token verification every protected request pays.
+//! the same), and the bearer-token verification every protected request pays,
+//! in both key modes: HS256 (the shared secret) and EdDSA (Ed25519, the key
+//! picked by the token's `kid` from a ring of two: the signing key and a
+//! verification-only previous key, as during a rotation). EdDSA is measured
+//! twice: `eddsa first use`, with the verified-token memory off, so every call
+//! is a full Ed25519 check (a token's first request); and `eddsa seen before`,
+//! as `alpes up` runs it, where the token was verified once already (every
+//! later request with it).
 //!
-//! The request path is measured three ways: `Jwt::verify` alone (signature and
+//! The request path is measured three ways in each mode: `Jwt::verify` alone (signature and
 //! claims), the [`Caller`] extractor without a revocation store, and the
 //! extractor with the SQLite identity store as the revocation list (10,000
 //! revoked `jti`s, the token's own not among them). The extractor is driven by
@@ -15,8 +22,10 @@
 //! without `--bench` (as `cargo test --all-targets` runs benches, once each as
 //! a smoke check), it times 1,000 calls and seeds 100 revoked `jti`s instead.
 //!
-//! `cargo bench -p alpes-platform --bench auth`
+//! `cargo bench -p alpes-platform --bench auth` (all), `... -- eddsa` (the
+//! EdDSA criterion cases only; the percentiles of both modes are printed either way).
 
+use alpes_platform::auth::keys::Ed25519SigningKey;
 use alpes_platform::auth::{Caller, Jwt, Role};
 use alpes_platform::password::{PasswordArgs, Passwords};
 use alpes_platform::store::{IdentityStore, SqliteIdentity};
@@ -63,6 +72,45 @@ fn benchmarking() -> bool {
     args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
 }
 
+/// Which signature the tokens carry.
+#[derive(Clone, Copy)]
+enum Mode {
+    Hs256,
+    /// EdDSA with no verified-token memory: a full Ed25519 check every call.
+    EdDsaFirstUse,
+    /// EdDSA as `alpes up` runs it: the token was verified before.
+    EdDsaSeenBefore,
+}
+
+const MODES: [Mode; 3] = [Mode::Hs256, Mode::EdDsaFirstUse, Mode::EdDsaSeenBefore];
+
+impl Mode {
+    /// The name criterion ids and the percentile lines start with.
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Hs256 => "hs256",
+            Mode::EdDsaFirstUse => "eddsa first use",
+            Mode::EdDsaSeenBefore => "eddsa seen before",
+        }
+    }
+
+    /// A signer/verifier in this mode (EdDSA: a fresh signing key plus one verification-only key).
+    fn signer(self) -> Jwt {
+        let eddsa = || {
+            let (signing, previous) = (
+                Ed25519SigningKey::generate().expect("key"),
+                Ed25519SigningKey::generate().expect("key"),
+            );
+            Jwt::eddsa(&signing, [previous.public()]).expect("key ring")
+        };
+        match self {
+            Mode::Hs256 => Jwt::new(KEY),
+            Mode::EdDsaFirstUse => eddsa().with_verified_capacity(0),
+            Mode::EdDsaSeenBefore => eddsa(),
+        }
+    }
+}
+
 /// The bearer token and the request path it is checked on.
 struct RequestPath {
     rt: tokio::runtime::Runtime,
@@ -75,10 +123,10 @@ struct RequestPath {
 }
 
 impl RequestPath {
-    /// A signer, a one-hour consumer token and the request parts that carry it;
+    /// A signer in `mode`, a one-hour consumer token and the request parts that carry it;
     /// the same signer with the SQLite identity store as its revocation list,
     /// holding `revoked` other revoked `jti`s (the token's own is not revoked).
-    fn new(revoked: usize) -> Self {
+    fn new(revoked: usize, mode: Mode) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("tmp");
         let store = SqliteIdentity::open(&dir.path().join("alpes.db"), false).expect("identity store");
@@ -98,8 +146,9 @@ impl RequestPath {
                     .expect("revoke");
             }
         });
-        let jwt = Arc::new(Jwt::new(KEY));
-        let with_revocations = Arc::new(Jwt::new(KEY).with_revocations(Arc::new(store)));
+        let signer = mode.signer();
+        let jwt = Arc::new(signer.clone());
+        let with_revocations = Arc::new(signer.with_revocations(Arc::new(store)));
         let token = jwt
             .issue("0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b", Role::Consumidor, Duration::from_secs(3600))
             .expect("issue");
@@ -129,18 +178,27 @@ impl RequestPath {
 }
 
 fn request_path(c: &mut Criterion) {
-    let mut path = RequestPath::new(if benchmarking() { REVOKED } else { 100 });
+    let revoked = if benchmarking() { REVOKED } else { 100 };
     let mut group = c.benchmark_group("request path");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("token verification on the request path", |b| {
-        b.iter(|| path.jwt.verify(black_box(&path.token)).expect("verify"));
-    });
-    group.bench_function("Caller extractor, no revocation store", |b| {
-        b.iter(|| path.extract(false));
-    });
-    group.bench_function("Caller extractor with the SQLite revocation store", |b| {
-        b.iter(|| path.extract(true));
-    });
+    for mode in MODES {
+        let mut path = RequestPath::new(revoked, mode);
+        let m = mode.label();
+        // The HS256 ids are the ones earlier runs used, so criterion compares them with their baselines.
+        let id = |what: &str| match mode {
+            Mode::Hs256 => what.to_owned(),
+            _ => format!("{m}: {what}"),
+        };
+        group.bench_function(id("token verification on the request path"), |b| {
+            b.iter(|| path.jwt.verify(black_box(&path.token)).expect("verify"));
+        });
+        group.bench_function(id("Caller extractor, no revocation store"), |b| {
+            b.iter(|| path.extract(false));
+        });
+        group.bench_function(id("Caller extractor with the SQLite revocation store"), |b| {
+            b.iter(|| path.extract(true));
+        });
+    }
     group.finish();
 }
 
@@ -181,31 +239,34 @@ fn token_percentiles() {
     let benchmarking = benchmarking();
     let calls = if benchmarking { 200_000 } else { 1_000 };
     let revoked = if benchmarking { REVOKED } else { 100 };
-    let mut path = RequestPath::new(revoked);
     println!();
     println!(
         "== request path percentiles ({}) ==",
         if benchmarking { "bench" } else { "smoke run" }
     );
-    let (jwt, token) = (path.jwt.clone(), path.token.clone());
-    report(
-        "token verification on the request path (Jwt::verify)",
-        time_each(calls, || {
-            black_box(jwt.verify(black_box(&token)).expect("verify"));
-        }),
-    );
-    report(
-        "Caller extractor, no revocation store",
-        time_each(calls, || {
-            black_box(path.extract(false));
-        }),
-    );
-    report(
-        &format!("Caller extractor with the SQLite revocation store ({revoked} revoked jtis)"),
-        time_each(calls, || {
-            black_box(path.extract(true));
-        }),
-    );
+    for mode in MODES {
+        let mut path = RequestPath::new(revoked, mode);
+        let m = mode.label();
+        let (jwt, token) = (path.jwt.clone(), path.token.clone());
+        report(
+            &format!("{m}: token verification on the request path (Jwt::verify)"),
+            time_each(calls, || {
+                black_box(jwt.verify(black_box(&token)).expect("verify"));
+            }),
+        );
+        report(
+            &format!("{m}: Caller extractor, no revocation store"),
+            time_each(calls, || {
+                black_box(path.extract(false));
+            }),
+        );
+        report(
+            &format!("{m}: Caller extractor with the SQLite revocation store ({revoked} revoked jtis)"),
+            time_each(calls, || {
+                black_box(path.extract(true));
+            }),
+        );
+    }
 }
 
 criterion_group!(benches, login, request_path);

@@ -1,5 +1,23 @@
-//! Bearer tokens: HS256 JWTs signed with the instance's key, verified locally.
+//! Bearer tokens: JWTs signed with the instance's key, verified locally.
 //! [`Caller`] is the axum extractor every protected route takes.
+//!
+//! Two key modes ([`Jwt::new`], [`Jwt::eddsa`]):
+//!
+//! - **HS256** (the default): one shared secret signs and verifies.
+//! - **EdDSA** (Ed25519): a key ring. One active signing key puts its `kid` in
+//!   every token header; any number of verification-only public keys (the
+//!   previous keys during a rotation) are kept by `kid`. A token is verified
+//!   with the key its header's `kid` names; a token without a `kid`, with an
+//!   unknown one, or signed with another algorithm (HS256, `none`) is refused.
+//!   [`Jwt::jwks`] publishes the public keys, so another service can verify
+//!   tokens itself. The keys themselves are in [`keys`]. An Ed25519 signature
+//!   check costs tens of µs, so a token once verified is remembered until it
+//!   expires ([`verified`]): a client's next request with it costs about
+//!   what HS256 does.
+//!
+//! In either mode a token signed with the other mode's algorithm is refused
+//! (no algorithm confusion), and the claims rules are the same: issuer
+//! `alpes`, `exp`, `sub` and `iss` required, 60 s of clock-skew leeway.
 //!
 //! Every token carries a `jti`. With the identity store attached
 //! ([`Jwt::with_revocations`]), a token whose `jti` was revoked (a logout) is
@@ -11,13 +29,19 @@
 //! refused; the caller is the key's user, with the key's role. Its
 //! `last_used_at` is written at most once a minute per key.
 
+pub mod keys;
+pub mod verified;
+
 use crate::http::ApiError;
 use crate::store::IdentityStore;
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keys::{Ed25519PublicKey, Ed25519SigningKey};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use verified::VerifiedTokens;
 
 const ISSUER: &str = "alpes";
 
@@ -74,18 +98,50 @@ pub struct Claims {
     pub jti: Option<String>,
 }
 
-/// Issues and verifies tokens with one symmetric key.
+/// Issues and verifies tokens: HS256 with one shared secret, or EdDSA with a key ring.
 #[derive(Clone)]
 pub struct Jwt {
+    /// The header every issued token carries: the algorithm, and in EdDSA mode the signing key's kid.
+    header: Header,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    decoding: Decoding,
     validation: Validation,
     revocations: Option<Arc<dyn IdentityStore>>,
 }
 
+/// What tokens are verified with.
+#[derive(Clone)]
+enum Decoding {
+    /// The shared secret.
+    Hs256(DecodingKey),
+    /// The Ed25519 public keys by kid (the signing key's own included), and
+    /// the tokens verified with them.
+    EdDsa {
+        ring: Arc<BTreeMap<String, VerifyingKey>>,
+        verified: Arc<VerifiedTokens>,
+    },
+}
+
+/// A public key of the ring, as `jsonwebtoken` verifies with it and as the JWKS shows it.
+#[derive(Clone)]
+struct VerifyingKey {
+    public: Ed25519PublicKey,
+    decoding: DecodingKey,
+}
+
 impl std::fmt::Debug for Jwt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Jwt(HS256)")
+        match &self.decoding {
+            Decoding::Hs256(_) => f.write_str("Jwt(HS256)"),
+            Decoding::EdDsa { ring, .. } => {
+                let kids: Vec<&str> = ring.keys().map(String::as_str).collect();
+                write!(
+                    f,
+                    "Jwt(EdDSA, signing kid {}, verifying kids {kids:?})",
+                    self.signing_kid().unwrap_or_default()
+                )
+            }
+        }
     }
 }
 
@@ -96,17 +152,96 @@ fn now_secs() -> u64 {
 }
 
 impl Jwt {
-    /// A signer/verifier for `key` (at least 32 bytes recommended).
+    /// An HS256 signer/verifier for the shared secret `key` (at least 32 bytes recommended).
     pub fn new(key: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         Jwt {
+            header: Header::new(Algorithm::HS256),
             encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
-            validation,
+            decoding: Decoding::Hs256(DecodingKey::from_secret(key)),
+            validation: validation(Algorithm::HS256),
             revocations: None,
         }
+    }
+
+    /// An EdDSA (Ed25519) signer/verifier: `signing` signs every token and puts
+    /// its kid in the header; tokens verify with it or with any of `verify_only`
+    /// (the previous keys during a rotation), chosen by the token's kid.
+    /// Two different keys under one kid are a configuration error.
+    pub fn eddsa(signing: &Ed25519SigningKey, verify_only: impl IntoIterator<Item = Ed25519PublicKey>) -> crate::Result<Self> {
+        let mut ring = BTreeMap::new();
+        for public in std::iter::once(signing.public()).chain(verify_only) {
+            match ring.get(public.kid()) {
+                Some(VerifyingKey { public: known, .. }) if *known == public => {}
+                Some(_) => {
+                    return Err(crate::Error::Config(format!(
+                        "two different token verification keys have the kid {:?}",
+                        public.kid()
+                    )))
+                }
+                None => {
+                    let decoding = DecodingKey::from_ed_der(public.as_bytes());
+                    ring.insert(public.kid().to_owned(), VerifyingKey { public, decoding });
+                }
+            }
+        }
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(signing.kid().to_owned());
+        let validation = validation(Algorithm::EdDSA);
+        Ok(Jwt {
+            header,
+            encoding: EncodingKey::from_ed_der(&signing.to_pkcs8_der()?),
+            decoding: Decoding::EdDsa {
+                ring: Arc::new(ring),
+                verified: Arc::new(VerifiedTokens::new(verified::DEFAULT_CAPACITY, validation.leeway)),
+            },
+            validation,
+            revocations: None,
+        })
+    }
+
+    /// The same signer, remembering at most `capacity` verified EdDSA tokens
+    /// (default [`verified::DEFAULT_CAPACITY`]; 0 checks every signature every
+    /// time). HS256 remembers none: its check is as cheap as a lookup.
+    pub fn with_verified_capacity(mut self, capacity: usize) -> Self {
+        if let Decoding::EdDsa { verified, .. } = &mut self.decoding {
+            *verified = Arc::new(VerifiedTokens::new(capacity, self.validation.leeway));
+        }
+        self
+    }
+
+    /// The algorithm tokens are signed and verified with: HS256 or EdDSA.
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+
+    /// The kid issued tokens carry (EdDSA); `None` in HS256 mode.
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
+    /// The kids tokens are accepted under (EdDSA: the signing key's and the
+    /// verification-only keys'); empty in HS256 mode.
+    pub fn verifying_kids(&self) -> Vec<&str> {
+        match &self.decoding {
+            Decoding::Hs256(_) => Vec::new(),
+            Decoding::EdDsa { ring, .. } => ring.keys().map(String::as_str).collect(),
+        }
+    }
+
+    /// The JWK Set (RFC 7517) of the public keys tokens verify with, the
+    /// signing key's first: `{"keys": [{"kty": "OKP", "crv": "Ed25519", "x",
+    /// "kid", "alg": "EdDSA", "use": "sig"}, ...]}`. HS256 has no public key:
+    /// `{"keys": []}`.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = match &self.decoding {
+            Decoding::Hs256(_) => Vec::new(),
+            Decoding::EdDsa { ring, .. } => {
+                let signing = self.signing_kid();
+                let (first, rest): (Vec<_>, Vec<_>) = ring.values().partition(|k| Some(k.public.kid()) == signing);
+                first.into_iter().chain(rest).map(|k| k.public.jwk()).collect()
+            }
+        };
+        serde_json::json!({ "keys": keys })
     }
 
     /// The same signer, refusing tokens whose `jti` `store` has revoked.
@@ -131,8 +266,7 @@ impl Jwt {
             iss: ISSUER.into(),
             jti: Some(uuid::Uuid::new_v4().to_string()),
         };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| crate::Error::Auth(e.to_string()))?;
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding).map_err(|e| crate::Error::Auth(e.to_string()))?;
         Ok((token, claims))
     }
 
@@ -156,21 +290,70 @@ impl Jwt {
 
     /// The claims of a valid token.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|e| ApiError::unauthorized(format!("invalid bearer token: {}", describe(&e))))
+        let refused = |why: &str| ApiError::unauthorized(format!("invalid bearer token: {why}"));
+        let decode = |key: &DecodingKey| {
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+                .map(|d| d.claims)
+                .map_err(|e| refused(describe(token, &e)))
+        };
+        match &self.decoding {
+            Decoding::Hs256(key) => decode(key),
+            Decoding::EdDsa { ring, verified } => {
+                let now = now_secs();
+                if let Some(claims) = verified.get(token, now) {
+                    return Ok(claims);
+                }
+                let header = jsonwebtoken::decode_header(token).map_err(|e| refused(describe(token, &e)))?;
+                if header.alg != Algorithm::EdDSA {
+                    return Err(refused("wrong algorithm"));
+                }
+                // The kid is the caller's text: it is looked up, never echoed.
+                let kid = header.kid.ok_or_else(|| refused("no key id (kid) in the header"))?;
+                let key = ring.get(&kid).ok_or_else(|| refused("unknown key id (kid)"))?;
+                let claims = decode(&key.decoding)?;
+                verified.insert(token, &claims, now);
+                Ok(claims)
+            }
+        }
     }
 }
 
-fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
+/// The claims rules of both modes: `alg` alone accepted, issuer `alpes`, `exp`, `sub` and `iss` required.
+fn validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+    validation
+}
+
+/// Why `token` was refused, in words that name no key and echo none of the token.
+fn describe(token: &str, e: &jsonwebtoken::errors::Error) -> &'static str {
     use jsonwebtoken::errors::ErrorKind;
     match e.kind() {
         ErrorKind::ExpiredSignature => "expired",
         ErrorKind::InvalidSignature => "bad signature",
         ErrorKind::InvalidIssuer => "wrong issuer",
-        ErrorKind::InvalidAlgorithm => "wrong algorithm",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidKeyFormat => "wrong algorithm",
+        _ if names_an_unknown_algorithm(token) => "wrong algorithm",
         _ => "malformed",
     }
+}
+
+/// Whether the token's header is JSON naming an `alg` that `jsonwebtoken`
+/// does not know (`none`, for one), which fails as a malformed header there.
+fn names_an_unknown_algorithm(token: &str) -> bool {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct AlgOnly {
+        alg: String,
+    }
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')) else {
+        return false;
+    };
+    serde_json::from_slice::<AlgOnly>(&json).is_ok_and(|h| h.alg.parse::<Algorithm>().is_err())
 }
 
 /// The authenticated caller of a request.
@@ -387,6 +570,234 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
         assert_eq!(secret_hash("k").len(), 64);
+    }
+
+    fn ed25519() -> Ed25519SigningKey {
+        Ed25519SigningKey::generate().expect("key")
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn claims_for(sub: &str) -> Claims {
+        let iat = now_secs();
+        Claims {
+            sub: sub.into(),
+            role: Role::Admin,
+            iat,
+            exp: iat + 60,
+            iss: ISSUER.into(),
+            jti: Some("j1".into()),
+        }
+    }
+
+    fn refusal(jwt: &Jwt, token: &str) -> String {
+        let e = jwt.verify(token).expect_err("refused");
+        assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
+        e.message
+    }
+
+    #[test]
+    fn an_eddsa_token_round_trips_and_carries_the_signing_kid() {
+        let key = ed25519();
+        let jwt = Jwt::eddsa(&key, []).expect("jwt");
+        let (token, claims) = jwt.issue_claims("u1", Role::Proveedor, Duration::from_secs(60)).expect("issue");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid.as_deref(), Some(key.kid()));
+        assert_eq!((jwt.algorithm(), jwt.signing_kid()), (Algorithm::EdDSA, Some(key.kid())));
+        let verified = jwt.verify(&token).expect("verify");
+        assert_eq!(
+            (verified.sub.as_str(), verified.role, verified.jti),
+            ("u1", Role::Proveedor, claims.jti)
+        );
+        // Another key under the same kid does not verify it.
+        let other = Ed25519SigningKey::from_pkcs8_pem(&ed25519().to_pkcs8_pem().expect("pem"), Some(key.kid())).expect("key");
+        assert!(refusal(&Jwt::eddsa(&other, []).expect("jwt"), &token).contains("bad signature"));
+        // Nor does a changed payload.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = b64(&serde_json::to_vec(&claims_for("someone-else")).expect("json"));
+        parts[1] = &forged;
+        assert!(refusal(&jwt, &parts.join(".")).contains("bad signature"));
+    }
+
+    #[test]
+    fn a_token_of_the_previous_key_verifies_while_its_public_key_is_configured_and_not_after() {
+        let (old, new) = (ed25519(), ed25519());
+        let before = Jwt::eddsa(&old, []).expect("jwt");
+        let old_token = before.issue("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        // The rotation: the new key signs, the old one only verifies.
+        let rotating = Jwt::eddsa(&new, [old.public()]).expect("jwt");
+        assert_eq!(rotating.verify(&old_token).expect("old token still verifies").sub, "u1");
+        let new_token = rotating.issue("u2", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token).expect("header").kid.as_deref(),
+            Some(new.kid())
+        );
+        assert_eq!(rotating.verifying_kids().len(), 2);
+        // Instances not yet switched verify the new tokens once they know the new public key.
+        assert!(Jwt::eddsa(&old, [new.public()]).expect("jwt").verify(&new_token).is_ok());
+        // The old key dropped: its tokens stop verifying, the new ones still do.
+        let after = Jwt::eddsa(&new, []).expect("jwt");
+        assert!(refusal(&after, &old_token).contains("unknown key id"));
+        assert_eq!(after.verify(&new_token).expect("verify").sub, "u2");
+    }
+
+    #[test]
+    fn a_token_with_an_unknown_or_missing_kid_is_refused_without_naming_it() {
+        let key = ed25519();
+        let jwt = Jwt::eddsa(&key, []).expect("jwt");
+        let stranger = Jwt::eddsa(&ed25519(), []).expect("jwt");
+        let token = stranger.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        let message = refusal(&jwt, &token);
+        assert_eq!(message, "invalid bearer token: unknown key id (kid)");
+        for kid in [key.kid(), stranger.signing_kid().expect("kid")] {
+            assert!(!message.contains(kid), "{message}");
+        }
+        let der = EncodingKey::from_ed_der(&key.to_pkcs8_der().expect("der"));
+        let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims_for("u1"), &der).expect("encode");
+        assert_eq!(refusal(&jwt, &no_kid), "invalid bearer token: no key id (kid) in the header");
+    }
+
+    #[test]
+    fn an_hs256_token_is_refused_in_eddsa_mode_and_an_eddsa_token_in_hs256_mode() {
+        let key = ed25519();
+        let eddsa = Jwt::eddsa(&key, []).expect("jwt");
+        let hs256 = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        let hs_token = hs256.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        assert_eq!(refusal(&eddsa, &hs_token), "invalid bearer token: wrong algorithm");
+        let ed_token = eddsa.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        assert_eq!(refusal(&hs256, &ed_token), "invalid bearer token: wrong algorithm");
+        // The classic confusion: HS256 keyed with the (public) Ed25519 key, under the signing kid.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid().to_owned());
+        let public = key.public();
+        let confused = jsonwebtoken::encode(&header, &claims_for("u1"), &EncodingKey::from_secret(public.as_bytes())).expect("encode");
+        assert_eq!(refusal(&eddsa, &confused), "invalid bearer token: wrong algorithm");
+        let x = public.jwk()["x"].as_str().expect("x").to_owned();
+        let confused = jsonwebtoken::encode(&header, &claims_for("u1"), &EncodingKey::from_secret(x.as_bytes())).expect("encode");
+        assert_eq!(refusal(&eddsa, &confused), "invalid bearer token: wrong algorithm");
+    }
+
+    #[test]
+    fn an_alg_none_token_is_refused_in_both_modes() {
+        let key = ed25519();
+        let claims = b64(&serde_json::to_vec(&claims_for("u1")).expect("json"));
+        for header in [
+            serde_json::json!({"alg": "none", "typ": "JWT"}),
+            serde_json::json!({"alg": "none", "typ": "JWT", "kid": key.kid()}),
+            serde_json::json!({"alg": "None", "kid": key.kid()}),
+        ] {
+            let head = b64(header.to_string().as_bytes());
+            for token in [format!("{head}.{claims}."), format!("{head}.{claims}.c2ln")] {
+                for jwt in [Jwt::eddsa(&key, []).expect("jwt"), Jwt::new(b"0123456789abcdef0123456789abcdef")] {
+                    assert_eq!(refusal(&jwt, &token), "invalid bearer token: wrong algorithm", "{header}");
+                }
+            }
+        }
+        let eddsa = Jwt::eddsa(&key, []).expect("jwt");
+        for junk in ["", "a.b", "a.b.c", "not a token at all"] {
+            assert_eq!(refusal(&eddsa, junk), "invalid bearer token: malformed", "{junk:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revoked_jti_is_refused_in_eddsa_mode_too() {
+        let store = Arc::new(crate::store::SqliteIdentity::in_memory().expect("store"));
+        let jwt = Jwt::eddsa(&ed25519(), []).expect("jwt").with_revocations(store.clone());
+        let (token, claims) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        let (other, _) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
+        assert_eq!(jwt.authenticate(&token).await.expect("valid").sub, "u1");
+        store
+            .revoke_jti(claims.jti.as_deref().expect("jti"), jwt.revoked_until(&claims))
+            .await
+            .expect("revoke");
+        let refused = jwt.authenticate(&token).await.expect_err("revoked");
+        assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(refused.message.contains("revoked"), "{}", refused.message);
+        assert!(jwt.authenticate(&other).await.is_ok(), "only that token is revoked");
+    }
+
+    #[test]
+    fn an_expired_eddsa_token_is_rejected() {
+        let key = ed25519();
+        let jwt = Jwt::eddsa(&key, []).expect("jwt");
+        let mut claims = claims_for("u");
+        (claims.iat, claims.exp) = (1, 2);
+        let t = jsonwebtoken::encode(&jwt.header, &claims, &jwt.encoding).expect("encode");
+        assert!(refusal(&jwt, &t).contains("expired"));
+    }
+
+    #[test]
+    fn the_jwks_lists_the_public_keys_signing_key_first_and_none_for_hs256() {
+        let (new, old) = (ed25519(), ed25519());
+        let jwt = Jwt::eddsa(&new, [old.public(), new.public()]).expect("the signing key repeated is fine");
+        let jwks = jwt.jwks();
+        let keys = jwks["keys"].as_array().expect("keys");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], new.public().jwk());
+        assert_eq!(keys[1], old.public().jwk());
+        for k in keys {
+            assert_eq!((k["kty"].as_str(), k["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+            assert_eq!((k["alg"].as_str(), k["use"].as_str()), (Some("EdDSA"), Some("sig")));
+            assert!(k.get("d").is_none(), "never the private key");
+        }
+        // A JWK from the set verifies the tokens: what another service does with it.
+        let token = jwt.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(keys[0].clone()).expect("jwk");
+        let decoded = jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_jwk(&jwk).expect("key"), &validation(Algorithm::EdDSA));
+        assert_eq!(decoded.expect("verifies").claims.sub, "u1");
+        assert_eq!(
+            Jwt::new(b"0123456789abcdef0123456789abcdef").jwks(),
+            serde_json::json!({"keys": []})
+        );
+    }
+
+    #[test]
+    fn a_remembered_eddsa_token_answers_only_for_its_exact_text_and_until_it_expires() {
+        let key = ed25519();
+        let jwt = Jwt::eddsa(&key, []).expect("jwt");
+        let Decoding::EdDsa { verified, .. } = &jwt.decoding else {
+            panic!("EdDSA mode")
+        };
+        let token = jwt.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        assert_eq!(jwt.verify(&token).expect("first").sub, "u1");
+        assert_eq!(verified.len(), 1, "remembered");
+        assert_eq!(jwt.clone().verify(&token).expect("again").sub, "u1", "clones share it");
+        // A token with the same signature and other claims is not the remembered one.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = b64(&serde_json::to_vec(&claims_for("someone-else")).expect("json"));
+        parts[1] = &forged;
+        assert!(refusal(&jwt, &parts.join(".")).contains("bad signature"));
+        // Refusals are not remembered.
+        assert_eq!(verified.len(), 1);
+        // A remembered token past its expiry plus the leeway is refused as expired.
+        let mut late = claims_for("u2");
+        late.exp = now_secs() - 30;
+        let late_token = jsonwebtoken::encode(&jwt.header, &late, &jwt.encoding).expect("encode");
+        assert!(jwt.verify(&late_token).is_ok(), "within the leeway");
+        assert!(verified.get(&late_token, now_secs()).is_some());
+        assert!(verified.get(&late_token, late.exp + jwt.validation.leeway + 1).is_none());
+        // The ring without the key (a restart) has its own, empty memory.
+        assert!(refusal(&Jwt::eddsa(&ed25519(), []).expect("jwt"), &token).contains("unknown key id"));
+        // With no memory every check is a full one.
+        let uncached = Jwt::eddsa(&key, []).expect("jwt").with_verified_capacity(0);
+        assert!(uncached.verify(&token).is_ok());
+        let Decoding::EdDsa { verified, .. } = &uncached.decoding else {
+            panic!("EdDSA mode")
+        };
+        assert_eq!(verified.len(), 0);
+    }
+
+    #[test]
+    fn two_different_keys_under_one_kid_are_a_configuration_error() {
+        let key = ed25519();
+        let pem = ed25519().public().to_public_key_pem().expect("pem");
+        let impostor = Ed25519PublicKey::from_public_key_pem(&pem, Some(key.kid())).expect("public");
+        let err = Jwt::eddsa(&key, [impostor]).expect_err("clash");
+        assert!(err.to_string().contains("kid"), "{err}");
     }
 
     #[test]

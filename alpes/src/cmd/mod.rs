@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod anonymize;
+pub mod jwt_key;
 pub mod migrate;
 pub mod token;
 pub mod up;

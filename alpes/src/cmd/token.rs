@@ -1,9 +1,10 @@
 //! `alpes token`: prints a bearer token signed with the instance's key (an
-//! admin tool until the login flow exists).
+//! admin tool beside the login flow). It takes the same `--jwt-*` settings as
+//! `alpes up`, so it signs with HS256 or the EdDSA signing key (its kid in the
+//! header) as the instance does.
 
-use alpes::app::jwt_key_path;
-use alpes::secret;
-use alpes_platform::auth::{Jwt, Role};
+use alpes::jwt_keys::JwtArgs;
+use alpes_platform::auth::Role;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,15 +25,20 @@ pub struct Args {
     /// Validity in hours.
     #[arg(long, default_value_t = 24)]
     ttl_hours: u64,
+    /// The instance's token keys (the same flags and variables as `alpes up`).
+    #[command(flatten)]
+    jwt: JwtArgs,
 }
 
 /// Prints the token on stdout.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let (key, created) = secret::load_or_create(&jwt_key_path(&args.data_dir))?;
-    if created {
-        eprintln!("alpes: created the signing key in {}", args.data_dir.display());
+    let loaded = args.jwt.load(&args.data_dir)?;
+    if let Some(path) = &loaded.created {
+        eprintln!("alpes: created the signing key {}", path.display());
     }
-    let token = Jwt::new(&key).issue(&args.user, args.role, Duration::from_secs(args.ttl_hours * 3600))?;
+    let token = loaded
+        .jwt
+        .issue(&args.user, args.role, Duration::from_secs(args.ttl_hours * 3600))?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

@@ -27,6 +27,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         );
         println!("alpes: data dir {}", args.data_dir.display());
+        match app.jwt().signing_kid() {
+            Some(kid) => println!(
+                "alpes: tokens signed with EdDSA, kid {kid} (accepted kids {}); public keys at {url}/.well-known/jwks.json",
+                app.jwt().verifying_kids().join(", ")
+            ),
+            None => println!("alpes: tokens signed with HS256 (the data dir's keys/jwt.key)"),
+        }
         if args.scylla.configured() {
             println!(
                 "alpes: ledger and catalog on ScyllaDB {} (keyspace {}); ingest store on SQLite",
@@ -46,8 +53,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("alpes: re-published {} unfinished request(s)", app.republished());
         }
         println!(
-            "alpes: get a token with `alpes token --user <id> --role proveedor --data-dir {}`",
-            args.data_dir.display()
+            "alpes: get a token with `alpes token --user <id> --role proveedor --data-dir {}`{}",
+            args.data_dir.display(),
+            if app.jwt().signing_kid().is_some() {
+                " and the same --jwt-* settings"
+            } else {
+                ""
+            }
         );
         let shutdown = Shutdown::new();
         shutdown.on_ctrl_c();

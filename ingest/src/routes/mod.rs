@@ -7,6 +7,7 @@ pub mod auth_logout;
 pub mod auth_refresh;
 pub mod auth_verify;
 pub mod health;
+pub mod jwks;
 pub mod pagar;
 pub mod reanonymize;
 pub mod stow;
