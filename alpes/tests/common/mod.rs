@@ -20,6 +20,7 @@ pub struct TestApp {
     pub kafka: Arc<Kafka>,
     pub blobs: Blobs,
     pub ledger: Arc<dyn alpes_platform::store::LedgerStore>,
+    pub catalog: Arc<dyn alpes_platform::store::CatalogStore>,
     pub shutdown: Shutdown,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub data: tempfile::TempDir,
@@ -54,7 +55,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     adjust(&mut settings);
     let app = App::build(settings).await.expect("build");
     let base = format!("http://{}", app.addr());
-    let (jwt, kafka, blobs, ledger) = (app.jwt(), app.kafka(), app.blobs(), app.ledger());
+    let (jwt, kafka, blobs, ledger, catalog) = (app.jwt(), app.kafka(), app.blobs(), app.ledger(), app.catalog());
     let shutdown = Shutdown::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
@@ -63,6 +64,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         kafka,
         blobs,
         ledger,
+        catalog,
         shutdown,
         task,
         data,
