@@ -19,7 +19,7 @@
 //!   existence is not revealed (`visible_image` on the query side,
 //!   `POST /anonimizar/{id}` on the ingest side). The rows for an unknown
 //!   id show the two answers are the same.
-//! - Public routes (`/health`, `/metrics`, `/auth/login`, `/auth/refresh`,
+//! - Public routes (`/health`, `/metrics`, `/.well-known/jwks.json`, `/auth/login`, `/auth/refresh`,
 //!   `/auth/verify`, and `POST /usuarios` for a non-admin account) answer
 //!   everyone. Those that take no credential ignore one; `POST /usuarios`
 //!   reads an optional one (an admin may create admins), so a bad one is 401
@@ -702,6 +702,7 @@ fn rows(fx: &Fixtures) -> Vec<Row> {
     add(delete, "/api-keys/{key_id}", none(), guarded(403, 403, 403, 204, 403), Data);
     add(get.clone(), "/health", none(), public(200), Data);
     add(get.clone(), "/metrics", none(), public(200), Data);
+    add(get.clone(), "/.well-known/jwks.json", none(), public(200), Data);
 
     // ---- query-api: the read side ----
     add(get.clone(), "/imagenes", none(), guarded(200, 200, 200, 200, 200), ImageData);

@@ -151,6 +151,17 @@ async fn a_download_streams_the_bytes_supports_ranges_and_is_metered() {
     assert_eq!(res.headers()["content-type"], "application/dicom");
     assert_eq!(res.headers()["accept-ranges"], "bytes");
     assert_eq!(res.bytes().await.expect("body").to_vec(), bytes);
+    // A HEAD tells the size and sends nothing: it is not metered.
+    let (user, role) = CONSUMER.expect("a consumer");
+    let head = app
+        .client
+        .head(format!("{}/imagenes/a/anonimizada", app.base))
+        .bearer_auth(app.jwt.issue(user, role, Duration::from_secs(60)).expect("token"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], bytes.len().to_string().as_str());
 
     let res = app
         .get_raw("/imagenes/a/anonimizada", CONSUMER, &[("range", "bytes=128-131")])
@@ -166,6 +177,10 @@ async fn a_download_streams_the_bytes_supports_ranges_and_is_metered() {
 
     let events = app.events::<EventoUsoDatos>(&usage, 2, Duration::from_secs(60)).await;
     assert_eq!(events.len(), 2, "one usage event per retrieval (the 416 served nothing)");
+    assert!(
+        app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(2)).await.is_empty(),
+        "the HEAD was not metered"
+    );
     let e = &events[0];
     assert_eq!(
         (e.consumer_id.as_str(), e.provider_id.as_str(), e.image_id.as_str()),

@@ -2,7 +2,8 @@
 //! `Range`, for a consumer (or an admin). Every retrieval is metered: its
 //! `EventoUsoDatos` is on the log before the bytes go out. 404 for an
 //! unknown image, 409 for one not anonymized (yet), 416 for a range past the
-//! end.
+//! end. A `HEAD` answers the same headers without the bytes, and is not
+//! metered: nothing was retrieved.
 
 use super::visible_image;
 use crate::meter::meter;
@@ -11,7 +12,7 @@ use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// A byte range `start..end` (end exclusive) of a blob of `size` bytes, from
@@ -65,6 +66,7 @@ pub async fn handler(
     State(state): State<QueryState>,
     caller: Caller,
     ctx: RequestContext,
+    method: Method,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -82,7 +84,9 @@ pub async fn handler(
         Some(r) => state.blobs.get_range(&output.blob_key, r.clone()).await?,
         None => state.blobs.get(&output.blob_key).await?,
     };
-    meter(&state, &ctx, &caller, &image, bytes.len() as u64).await?;
+    if method != Method::HEAD {
+        meter(&state, &ctx, &caller, &image, bytes.len() as u64).await?;
+    }
     let etag = format!("\"{}\"", output.sha256);
     let disposition = format!("attachment; filename=\"{id}{}\"", extension(&output.media_type));
     let mut res = (

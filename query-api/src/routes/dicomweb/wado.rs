@@ -13,7 +13,7 @@ use alpes_platform::auth::Caller;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -52,6 +52,7 @@ async fn retrieve(
     state: QueryState,
     caller: Caller,
     ctx: RequestContext,
+    metered: bool,
     headers: &HeaderMap,
     instances: Vec<CatalogImage>,
 ) -> Result<Response, ApiError> {
@@ -67,7 +68,7 @@ async fn retrieve(
         let Some(out) = &image.anonymized else { continue };
         parts.push(state.blobs.get(&out.blob_key).await?);
     }
-    for (image, part) in instances.iter().zip(&parts) {
+    for (image, part) in instances.iter().zip(&parts).filter(|_| metered) {
         meter(&state, &ctx, &caller, image, part.len() as u64).await?;
     }
     let boundary = uuid::Uuid::new_v4().simple().to_string();
@@ -86,12 +87,15 @@ pub async fn handler(
     State(state): State<QueryState>,
     caller: Caller,
     ctx: RequestContext,
+    method: Method,
     Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let found = instances_under(&state, target).await?;
-    retrieve(state, caller, ctx, &headers, found).await
+    // A HEAD sends no bytes, so it is not metered.
+    let metered = method != Method::HEAD;
+    retrieve(state, caller, ctx, metered, &headers, found).await
 }
 
 #[cfg(test)]
