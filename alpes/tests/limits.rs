@@ -120,6 +120,18 @@ async fn bodies_past_the_limit_are_413_whether_declared_or_streamed() {
     assert_eq!(streamed.status().as_u16(), 413);
     // An upload is not held to it: it streams under the upload limit.
     let dicom = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("fixture");
+    // One refused before its body is read closes the connection, which then
+    // carries nothing else (the body's remains may still be on the wire).
+    let refused = app
+        .client
+        .post(format!("{}/imagenes", app.base))
+        .header("content-type", "application/dicom")
+        .body(dicom.clone())
+        .send()
+        .await
+        .expect("anonymous upload");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(refused.headers()["connection"], "close");
     assert!(dicom.len() > 1024);
     let upload = app
         .client

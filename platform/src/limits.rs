@@ -12,6 +12,8 @@
 //!   handler enforces; every other route takes at most
 //!   [`LimitArgs::max_body_bytes`] (64 KiB by default), read here before the
 //!   handler runs: 413 `payload_too_large` past it, declared or not.
+//!   An upload refused (any non-2xx) is answered with `Connection: close`:
+//!   its body may not have been read, so the connection is not reused.
 //! - **Time**: an upload route has [`LimitArgs::upload_timeout_secs`] (an
 //!   hour by default: a large upload streams for long), every other route
 //!   [`LimitArgs::request_timeout_secs`] (30 s). Past it: 503 `timeout`.
@@ -259,6 +261,14 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next
         limits.args.request_timeout_secs
     };
     match tokio::time::timeout(Duration::from_secs(secs), next.run(req)).await {
+        // An upload refused before its body was read (401, 403, 413, 415...):
+        // the rest of the body may still be on the wire, so the connection
+        // cannot carry another request. Say so, or a client that pools it
+        // sends its next request into the refused body's remains.
+        Ok(mut res) if upload && !res.status().is_success() => {
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
         Ok(res) => res,
         Err(_) => {
             tracing::warn!(route = route.as_deref().unwrap_or("unmatched"), secs, "request timed out");
