@@ -63,14 +63,17 @@ async fn retrieve(
             "instances are served as multipart/related; type=\"application/dicom\"",
         ));
     }
-    let mut parts = Vec::with_capacity(instances.len());
+    // Each part with the image it is, so an instance without an output
+    // cannot shift the metering onto its neighbour.
+    let mut served = Vec::with_capacity(instances.len());
     for image in &instances {
         let Some(out) = &image.anonymized else { continue };
-        parts.push(state.blobs.get(&out.blob_key).await?);
+        served.push((image, state.blobs.get(&out.blob_key).await?));
     }
-    for (image, part) in instances.iter().zip(&parts).filter(|_| metered) {
+    for (image, part) in served.iter().filter(|_| metered) {
         meter(&state, &ctx, &caller, image, part.len() as u64).await?;
     }
+    let parts: Vec<_> = served.into_iter().map(|(_, part)| part).collect();
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
     let mut res = multipart(&boundary, &parts).into_response();
