@@ -148,22 +148,6 @@ async fn bodies_past_the_limit_are_413_whether_declared_or_streamed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_past_its_time_limit_is_503_timeout() {
-    let app = common::spawn_app_with(|s| s.limits.request_timeout_secs = 0).await;
-    let res = app
-        .client
-        .get(format!("{}/imagenes", app.base))
-        .bearer_auth(app.token("slow", Role::Admin))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(res.status().as_u16(), 503);
-    assert_eq!(res.json::<Value>().await.expect("json")["error"], "timeout");
-    app.shutdown.trigger();
-    app.task.await.expect("join").expect("clean stop");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_answers_the_configured_origins_only() {
     let app = common::spawn_app_with(|s| s.limits.cors_origins = vec!["https://viewer.example.org".into()]).await;
     let preflight = |origin: &'static str| {

@@ -289,11 +289,13 @@ async fn buffered(req: Request, limit: usize) -> Result<Request, ApiError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    match declared {
-        Some(n) if n > limit as u64 => return Err(ApiError::too_large(limit as u64)),
-        Some(0) | None if !chunked => return Ok(req),
-        _ => {}
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit as u64));
+    }
+    // Whatever the headers say (HTTP/2 needs no Content-Length): a body
+    // with more to come is read here, under the limit.
+    if axum::body::HttpBody::is_end_stream(req.body()) {
+        return Ok(req);
     }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, limit)
@@ -341,6 +343,49 @@ mod tests {
         assert!(is_upload(&Method::POST, "/studies/{study}"));
         assert!(!is_upload(&Method::GET, "/imagenes"));
         assert!(!is_upload(&Method::POST, "/usuarios"));
+    }
+
+    /// A router with a route that takes `secs`, behind limits with `args`.
+    fn slow_router(secs: u64, args: LimitArgs) -> axum::Router {
+        let jwt = Arc::new(Jwt::new(b"limits-test-key-limits-test-key-"));
+        axum::Router::new()
+            .route(
+                "/slow",
+                axum::routing::post(move || async move {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    "done"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(Limits::new(args, jwt), enforce))
+    }
+
+    async fn status_of(router: axum::Router, body: &'static str) -> StatusCode {
+        use tower::ServiceExt;
+        let req = Request::post("/slow").body(axum::body::Body::from(body)).expect("request");
+        router.oneshot(req).await.expect("infallible").status()
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_time_limit_is_503_and_one_within_it_is_answered() {
+        let args = LimitArgs {
+            request_timeout_secs: 1,
+            ..LimitArgs::default()
+        };
+        assert_eq!(status_of(slow_router(30, args.clone()), "").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_of(slow_router(0, args), "").await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_413_before_the_handler_runs() {
+        let args = LimitArgs {
+            max_body_bytes: 4,
+            ..LimitArgs::default()
+        };
+        assert_eq!(
+            status_of(slow_router(0, args.clone()), "12345").await,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(status_of(slow_router(0, args), "1234").await, StatusCode::OK);
     }
 
     #[test]
