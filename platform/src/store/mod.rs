@@ -19,6 +19,8 @@
 pub mod audit;
 pub mod catalog;
 pub mod conformance;
+#[cfg(test)]
+mod cql_check;
 pub mod identity;
 pub mod ledger;
 pub mod scylla_catalog;

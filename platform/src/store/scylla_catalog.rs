@@ -1723,6 +1723,7 @@ fn series_summaries(study_uid: &str, rows: &[InstanceRow], modality: Option<&str
 #[cfg(test)]
 mod tests {
     use super::super::conformance::{anonymized, registered, rejected, Instance};
+    use super::super::cql_check::{assert_names_only_schema, schema_columns};
     use super::*;
 
     #[test]
@@ -2205,32 +2206,6 @@ mod tests {
         assert_eq!(page_end(&mut none, 0, |i| i.to_string()), None);
     }
 
-    /// The columns of each table `schemas/cql/002_catalog.cql` creates.
-    fn schema_columns() -> HashMap<String, HashSet<String>> {
-        let source = alpes_schemas::cql::MIGRATIONS
-            .iter()
-            .find(|m| m.name == "002_catalog.cql")
-            .unwrap()
-            .source;
-        let mut tables = HashMap::new();
-        for stmt in alpes_schemas::cql::statements(source) {
-            let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS {keyspace}.") else {
-                continue;
-            };
-            let (name, body) = rest.split_once('(').unwrap();
-            let columns = body
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.starts_with("PRIMARY KEY") && !l.starts_with(')'))
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
-                .map(str::to_owned)
-                .collect();
-            tables.insert(name.trim().to_owned(), columns);
-        }
-        tables
-    }
-
     #[test]
     fn every_statement_names_only_tables_and_columns_of_the_schema() {
         const KEYWORDS: [&str; 15] = [
@@ -2250,7 +2225,7 @@ mod tests {
             "desc",
             "delete",
         ];
-        let tables = schema_columns();
+        let tables = schema_columns("002_catalog.cql");
         assert_eq!(tables.len(), 9, "{:?}", tables.keys());
         let all = [
             EVENT_KNOWN,
@@ -2279,20 +2254,7 @@ mod tests {
             BUCKETS_OLDEST,
         ];
         for cql in all {
-            let (_, after) = cql.split_once("{ks}.").unwrap();
-            let table: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            let columns = tables.get(&table).unwrap_or_else(|| panic!("{table} is not in the schema: {cql}"));
-            let words = cql
-                .replace("{ks}", " ")
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>();
-            for w in words {
-                let known = KEYWORDS.contains(&w.to_ascii_lowercase().as_str()) || w == table || columns.contains(&w);
-                assert!(known, "{w} is neither a keyword nor a column of {table}: {cql}");
-            }
-            assert_eq!(cql.matches("{ks}").count(), 1, "{cql}");
+            assert_names_only_schema(cql, &tables, &KEYWORDS, false);
         }
         // The value-writing statements bind one marker per column, plus the timestamp where they name one.
         for cql in [

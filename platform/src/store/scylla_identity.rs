@@ -1021,6 +1021,7 @@ fn unset_if_none(v: Option<&str>) -> MaybeUnset<&str> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cql_check::{assert_names_only_schema, schema_columns, table_of};
     use super::*;
     use std::collections::HashMap;
 
@@ -1193,32 +1194,6 @@ mod tests {
         assert_eq!(ids, vec!["k3", "k2", "k1"]);
     }
 
-    /// The columns of each table `schemas/cql/003_identity.cql` creates.
-    fn schema_columns() -> HashMap<String, HashSet<String>> {
-        let source = alpes_schemas::cql::MIGRATIONS
-            .iter()
-            .find(|m| m.name == "003_identity.cql")
-            .unwrap()
-            .source;
-        let mut tables = HashMap::new();
-        for stmt in alpes_schemas::cql::statements(source) {
-            let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS {keyspace}.") else {
-                continue;
-            };
-            let (name, body) = rest.split_once('(').unwrap();
-            let columns = body
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.starts_with("PRIMARY KEY") && !l.starts_with(')'))
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
-                .map(str::to_owned)
-                .collect();
-            tables.insert(name.trim().to_owned(), columns);
-        }
-        tables
-    }
-
     const ALL: [&str; 28] = [
         EMAIL_CLAIM,
         EMAIL_RELEASE,
@@ -1273,25 +1248,11 @@ mod tests {
             "timestamp",
             "limit",
         ];
-        let tables = schema_columns();
+        let tables = schema_columns("003_identity.cql");
         assert_eq!(tables.len(), 9, "{:?}", tables.keys());
         let mut used = HashSet::new();
         for cql in ALL {
-            let (_, after) = cql.split_once("{ks}.").unwrap();
-            let table: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            let columns = tables.get(&table).unwrap_or_else(|| panic!("{table} is not in the schema: {cql}"));
-            used.insert(table.clone());
-            let words = cql
-                .replace("{ks}", " ")
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .filter(|w| !w.is_empty() && !w.starts_with(|c: char| c.is_ascii_digit()))
-                .map(str::to_owned)
-                .collect::<Vec<_>>();
-            for w in words {
-                let known = KEYWORDS.contains(&w.to_ascii_lowercase().as_str()) || w == table || columns.contains(&w);
-                assert!(known, "{w} is neither a keyword nor a column of {table}: {cql}");
-            }
-            assert_eq!(cql.matches("{ks}").count(), 1, "{cql}");
+            used.insert(assert_names_only_schema(cql, &tables, &KEYWORDS, true));
         }
         assert_eq!(used.len(), tables.len(), "a table of the schema has no statement");
     }
@@ -1331,8 +1292,7 @@ mod tests {
         let keys = schema_keys();
         assert_eq!(keys.len(), 9);
         for cql in ALL {
-            let (_, after) = cql.split_once("{ks}.").unwrap();
-            let table: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let table = table_of(cql);
             let (partition, clustering) = &keys[&table];
             let words: HashSet<&str> = cql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).collect();
             let needed = if cql.starts_with("SELECT") {
