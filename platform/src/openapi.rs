@@ -508,6 +508,27 @@ pub fn operations(doc: &Value) -> BTreeSet<(String, String, bool)> {
     out
 }
 
+/// Panics unless `doc` documents exactly the routes that the routers in
+/// `router_sources` declare, plus the document's own ([`DOC_ROUTES`]); an
+/// operation marked [`PENDING`] may be documented before it is served.
+pub fn assert_covers_routes(doc: &Value, router_sources: &[&str]) {
+    let mut served = BTreeSet::new();
+    for src in router_sources {
+        served.extend(routes_in_source(src).expect("a router's routes"));
+    }
+    served.extend(DOC_ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())));
+    let ops = operations(doc);
+    let documented: BTreeSet<(String, String)> = ops.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
+    let pending: BTreeSet<(String, String)> = ops.iter().filter(|o| o.2).map(|(m, p, _)| (m.clone(), p.clone())).collect();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
+    let unserved: Vec<_> = documented.difference(&served).filter(|o| !pending.contains(*o)).collect();
+    assert!(
+        unserved.is_empty(),
+        "documented but not served (mark it {PENDING} if it is on its way): {unserved:?}"
+    );
+}
+
 /// Every `$ref` in `doc` that does not point at something in it.
 pub fn unresolved_refs(doc: &Value) -> Vec<String> {
     fn walk(v: &Value, doc: &Value, out: &mut Vec<String>) {
