@@ -9,34 +9,13 @@ mod common;
 use alpes_platform::auth::Role;
 use alpes_schemas::{Codec, Event, ImagenAnonimizada, ImagenRegistrada, RegistroAuditoria};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// `GET /auditoria?<query>` as an admin, polled until `done` holds (20 s at most).
+/// `GET /auditoria?<query>`, every page, polled until `done` holds (20 s at most).
 async fn audit_until(app: &common::TestApp, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let admin = app.token("auditor", Role::Admin);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let res = app
-            .client
-            .get(format!("{}/auditoria?{query}", app.base))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("audit");
-        assert_eq!(res.status().as_u16(), 200);
-        let page: Value = res.json().await.expect("json");
-        let entries = page["registros"].as_array().expect("registros").clone();
-        if done(&entries) {
-            return entries;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the audit trail never showed it for {query}: {entries:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.audit_until(query, Duration::from_secs(20), done).await
 }
 
 fn field<'a>(e: &'a Value, name: &str) -> &'a str {
@@ -248,26 +227,7 @@ async fn key_changes_payments_admin_reads_and_logins_are_audited_and_paged() {
 
     // Filters combine, and pages of 2 walk the logins newest first without a gap.
     let logins = audit_until(&app, &format!("action=login&actor={user_id}"), |e| e.len() == 3).await;
-    let admin_token = app.token("pager", Role::Admin);
-    let mut paged = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page: Value = app
-            .client
-            .get(format!("{}/auditoria?action=login&actor={user_id}&limit=2{cursor}", app.base))
-            .bearer_auth(&admin_token)
-            .send()
-            .await
-            .expect("page")
-            .json()
-            .await
-            .expect("json");
-        paged.extend(page["registros"].as_array().expect("registros").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+    let paged = app.audit_entries(&format!("action=login&actor={user_id}&limit=2")).await;
     assert_eq!(paged, logins);
     let outcomes: Vec<_> = logins.iter().map(|e| field(e, "outcome")).collect();
     assert_eq!(outcomes, ["ok", "denied", "denied"]);

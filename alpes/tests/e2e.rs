@@ -134,39 +134,14 @@ async fn identity_flows(app: &common::TestApp) -> Vec<(&'static str, String)> {
 /// Every entry of the audit trail as JSON text, once the anonymizer's
 /// `images` entries have all been stored (60 s at most).
 async fn audit_trail(app: &common::TestApp, images: usize) -> String {
-    let admin = app.token("admin-e2e", Role::Admin);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut entries = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let page: Value = app
-                .client
-                .get(format!("{}/auditoria?limit=1000{cursor}", app.base))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .expect("audit")
-                .json()
-                .await
-                .expect("json");
-            entries.extend(page["registros"].as_array().expect("registros").iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => break,
-            }
-        }
-        let anonymizations = entries.iter().filter(|e| e["action"] == "anonymization").count();
-        if anonymizations >= images {
-            assert_eq!(anonymizations, images, "one anonymization entry per image");
-            return Value::Array(entries).to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{anonymizations} of {images} outcomes audited"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let entries = app
+        .audit_until("limit=1000", Duration::from_secs(60), |e| {
+            e.iter().filter(|e| e["action"] == "anonymization").count() >= images
+        })
+        .await;
+    let anonymizations = entries.iter().filter(|e| e["action"] == "anonymization").count();
+    assert_eq!(anonymizations, images, "one anonymization entry per image");
+    Value::Array(entries).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

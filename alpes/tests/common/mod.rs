@@ -79,6 +79,45 @@ impl TestApp {
         res.text().await.expect("text")
     }
 
+    /// Every entry `GET /auditoria?<query>` answers, all pages walked, as the admin `auditor`.
+    pub async fn audit_entries(&self, query: &str) -> Vec<serde_json::Value> {
+        let admin = self.token("auditor", Role::Admin);
+        let mut entries = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let res = self
+                .client
+                .get(format!("{}/auditoria?{query}{cursor}", self.base))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .expect("audit");
+            assert_eq!(res.status().as_u16(), 200);
+            let page: serde_json::Value = res.json().await.expect("json");
+            entries.extend(page["registros"].as_array().expect("registros").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => return entries,
+            }
+        }
+    }
+
+    /// [`TestApp::audit_entries`], polled until `done` holds (`wait` at most).
+    pub async fn audit_until(&self, query: &str, wait: Duration, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let entries = self.audit_entries(query).await;
+            if done(&entries) {
+                return entries;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the audit trail never showed it for {query}: {entries:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn token(&self, user: &str, role: Role) -> String {
         self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
     }
