@@ -33,7 +33,9 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Loads the secret at `path`, creating 32 random bytes there (mode 0600) if it does not exist.
+/// Loads the secret at `path`, creating one there (mode 0600) if it does not exist: 32 random
+/// bytes written as 64 hex digits and a newline, so that [`read`], which drops trailing newlines,
+/// gives back exactly the key this call returns (raw random bytes end in `\n` one time in 128).
 /// Returns the key and whether it was created.
 pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
     if path.exists() {
@@ -42,12 +44,13 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut key = [0u8; 32];
+    let mut random = [0u8; 32];
     std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
+        .and_then(|mut f| f.read_exact(&mut random))
         .context("cannot read /dev/urandom")?;
-    create_private(path, &key)?;
-    Ok((key.to_vec(), true))
+    let key: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    create_private(path, format!("{key}\n").as_bytes())?;
+    Ok((key.into_bytes(), true))
 }
 
 /// Writes `bytes` to a new file at `path` that only its owner can read (0600),
@@ -81,6 +84,9 @@ mod tests {
         let (k2, created) = load_or_create(&path).expect("reuse");
         assert!(!created);
         assert_eq!(k1, k2);
+        assert_eq!(read(&path).expect("read"), k1, "what is read back is the key that was returned");
+        assert_eq!(k1.len(), 64);
+        assert!(k1.iter().all(u8::is_ascii_hexdigit), "hex text: no byte a reader could trim");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
