@@ -49,26 +49,43 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool)> {
         .and_then(|mut f| f.read_exact(&mut random))
         .context("cannot read /dev/urandom")?;
     let key: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    create_private(path, format!("{key}\n").as_bytes())?;
-    Ok((key.into_bytes(), true))
+    match create_private(path, format!("{key}\n").as_bytes()) {
+        Ok(()) => Ok((key.into_bytes(), true)),
+        // Another process sharing the key directory created it first: use theirs.
+        Err(_) if path.exists() => Ok((read(path)?, false)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `bytes` to a new file at `path` that only its owner can read (0600),
-/// synced to disk; refuses to overwrite an existing file.
+/// synced to disk; refuses to overwrite an existing file. The file appears whole
+/// or not at all: it is written under a temporary name and hard-linked into place,
+/// so replicas that start together on one key directory never read a half-written key.
 pub fn create_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let written = write_private(&tmp, bytes).and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    written.with_context(|| format!("cannot create secret file {}", path.display()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    // A name is never in use by two live writers (process id and counter); a stale one from a crash is reused.
+    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut file = opts
-        .open(path)
-        .with_context(|| format!("cannot create secret file {}", path.display()))?;
+    let mut file = opts.open(path)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -93,6 +110,32 @@ mod tests {
             let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn processes_that_create_the_same_secret_at_once_all_get_the_one_that_landed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys").join("secret.key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8).map(|_| s.spawn(|| load_or_create(&path).expect("load").0)).collect();
+            racers.into_iter().map(|r| r.join().expect("join")).collect()
+        });
+        let on_disk = read(&path).expect("read");
+        assert!(keys.iter().all(|k| *k == on_disk), "every racer uses the key on disk");
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("secret.key")],
+            "no temporary file is left behind"
+        );
+        assert!(
+            create_private(&path, b"0123456789abcdef0123").is_err(),
+            "an existing key is never overwritten"
+        );
+        assert_eq!(read(&path).expect("read"), on_disk);
     }
 
     #[test]
