@@ -47,9 +47,38 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// One of the services a process runs (`--services`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// REST and STOW-RS uploads, accounts and tokens, and the outcome follower.
+    Ingest,
+    /// The anonymizer worker(s).
+    Anonymizer,
+    /// The ledgers: usage and payments into balances.
+    Billing,
+    /// The materializer, the audit projector and the query routes (REST, QIDO-RS, WADO-RS).
+    QueryApi,
+}
+
+impl Service {
+    /// Every service, the default.
+    pub const ALL: [Service; 4] = [Service::Ingest, Service::Anonymizer, Service::Billing, Service::QueryApi];
+}
+
 /// How to run the platform.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
+    /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api.
+    /// Every process answers `GET /health` and `GET /metrics`; a deployment runs each service
+    /// in its own processes (replicas share the key directory, the cluster and the buckets).
+    #[arg(
+        long,
+        env = "ALPES_SERVICES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ingest,anonymizer,billing,query-api"
+    )]
+    pub services: Vec<Service>,
     /// Where keys, the store and local blobs live.
     #[arg(long, env = "ALPES_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -105,9 +134,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether this process runs `service`.
+    pub fn runs(&self, service: Service) -> bool {
+        self.services.contains(&service)
+    }
+
     /// The embedded defaults rooted at `data_dir`, listening on `listen`.
     pub fn embedded(data_dir: PathBuf, listen: SocketAddr) -> Self {
         Settings {
+            services: Service::ALL.to_vec(),
             data_dir,
             listen,
             max_upload: alpes_ingest::DEFAULT_MAX_UPLOAD,
@@ -318,19 +353,26 @@ impl App {
             Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
         // Every upload waits on its own send: holding records back to batch them only adds latency.
         let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), Duration::ZERO)?;
-        let republished = alpes_ingest::republish::republish(store.as_ref(), &producer)
-            .await
-            .context("cannot re-publish unfinished requests")?;
+        let ingest = settings.runs(Service::Ingest);
+        let republished = if ingest {
+            alpes_ingest::republish::republish(store.as_ref(), &producer)
+                .await
+                .context("cannot re-publish unfinished requests")?
+        } else {
+            0
+        };
         let audit: Arc<dyn AuditStore> =
             Arc::new(SqliteAudit::open(&data.join("alpes.db"), settings.fsync).context("cannot open the audit table")?);
         let identity = Identity::new(identity_store.clone(), settings.identity.clone()).context("bad password hashing settings")?;
-        let announced = alpes_ingest::identity::republish_accounts(identity_store.as_ref(), &producer)
-            .await
-            .context("cannot announce new accounts")?;
-        if announced > 0 {
-            tracing::info!(accounts = announced, "announced accounts created while the platform was down");
+        if ingest {
+            let announced = alpes_ingest::identity::republish_accounts(identity_store.as_ref(), &producer)
+                .await
+                .context("cannot announce new accounts")?;
+            if announced > 0 {
+                tracing::info!(accounts = announced, "announced accounts created while the platform was down");
+            }
+            bootstrap_admin(&settings, &identity, &producer).await?;
         }
-        bootstrap_admin(&settings, &identity, &producer).await?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -432,7 +474,12 @@ impl App {
             ..
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..settings.workers.max(1) {
+        let workers = if settings.runs(Service::Anonymizer) {
+            settings.workers.max(1)
+        } else {
+            0
+        };
+        for _ in 0..workers {
             let mut cfg = WorkerConfig {
                 transactional: settings.transactional,
                 ..WorkerConfig::default()
@@ -451,7 +498,7 @@ impl App {
             let stop = shutdown.clone();
             tasks.spawn(async move { worker.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
-        {
+        if settings.runs(Service::Ingest) {
             let (kafka, codec, store, metrics, stop) = (
                 kafka.clone(),
                 codec.clone(),
@@ -465,7 +512,7 @@ impl App {
                     .map_err(anyhow::Error::from)
             });
         }
-        {
+        if settings.runs(Service::Billing) {
             let billing = Billing::build(
                 kafka.clone(),
                 codec.clone(),
@@ -476,7 +523,8 @@ impl App {
             let stop = shutdown.clone();
             tasks.spawn(async move { billing.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
-        {
+        let query_api = settings.runs(Service::QueryApi);
+        if query_api {
             let (kafka, codec, catalog, metrics, stop) = (
                 kafka.clone(),
                 codec.clone(),
@@ -490,7 +538,7 @@ impl App {
                     .map_err(anyhow::Error::from)
             });
         }
-        {
+        if query_api {
             let (kafka, codec, audit, metrics, stop) =
                 (kafka.clone(), codec.clone(), audit.clone(), state.metrics.clone(), shutdown.clone());
             tasks.spawn(async move {
@@ -515,9 +563,18 @@ impl App {
         };
         let docs = alpes_platform::openapi::router(&openapi_document()?, state.metrics.clone());
         let cors = state.limits.cors();
-        let router = alpes_ingest::api_router(state)
-            .merge(alpes_query_api::api_router(query))
-            .merge(docs);
+        let ingest = settings.runs(Service::Ingest);
+        let mut router = if ingest {
+            alpes_ingest::api_router(state)
+        } else {
+            alpes_ingest::probe_router(state)
+        };
+        if query_api {
+            router = router.merge(alpes_query_api::api_router(query));
+        }
+        if ingest || query_api {
+            router = router.merge(docs);
+        }
         let router = alpes_platform::limits::with_cors(router, cors);
         let stop = shutdown.clone();
         // The client's address names an anonymous caller's rate-limit bucket.

@@ -17,8 +17,8 @@ struct Cli {
 enum Command {
     /// De-identify DICOM, PNG and JPEG files offline (PS3.15 Annex E).
     Anonymize(cmd::anonymize::Args),
-    /// Run every service in one process (ingest, anonymizer worker, billing, query API) on the embedded defaults
-    /// (with SCYLLA_NODES set, the ledger and the catalog on that ScyllaDB cluster).
+    /// Run every service in one process (ingest, anonymizer worker, billing, query API) on the embedded defaults,
+    /// or only those `--services` names (with SCYLLA_NODES set, the ledger, catalog and accounts on that ScyllaDB cluster).
     Up(Box<cmd::up::Args>),
     /// Print a bearer token signed with the instance's key.
     Token(cmd::token::Args),

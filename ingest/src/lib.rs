@@ -94,6 +94,16 @@ pub fn router(state: IngestState) -> Router {
     )
 }
 
+/// Only `GET /health` and `GET /metrics`: how a process that serves no ingest
+/// routes (`alpes up --services anonymizer`, `billing`) answers probes and scrapes.
+pub fn probe_router(state: IngestState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health::handler))
+        .route("/metrics", get(alpes_platform::metrics::handler))
+        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
+        .with_state(state)
+}
+
 /// The ingest routes, including `GET /health` and `GET /metrics`, without the
 /// document routes (for composing with other services, which serve one merged document).
 pub fn api_router(state: IngestState) -> Router {

@@ -1,5 +1,6 @@
-//! `alpes up`: every service in one process on the embedded defaults, or with
-//! the ledger and the catalog on ScyllaDB when a cluster is named.
+//! `alpes up`: every service in one process on the embedded defaults, or the
+//! services `--services` names (one per container in a deployment), with the
+//! ledger, the catalog and the identity store on ScyllaDB when a cluster is named.
 
 use alpes::app::{App, Settings};
 use alpes_platform::shutdown::Shutdown;
@@ -16,7 +17,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     rt.block_on(async move {
         let app = App::build(args.clone()).await?;
         let url = format!("http://{}", app.addr());
-        println!("alpes: listening on {url}");
+        let services: Vec<String> = args
+            .services
+            .iter()
+            .filter_map(|s| clap::ValueEnum::to_possible_value(s).map(|v| v.get_name().to_owned()))
+            .collect();
+        println!("alpes: listening on {url} (services: {})", services.join(", "));
         println!(
             "alpes: kafka bootstrap {}{}",
             app.bootstrap(),
@@ -36,12 +42,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         if args.scylla.configured() {
             println!(
-                "alpes: ledger and catalog on ScyllaDB {} (keyspace {}); ingest store on SQLite",
+                "alpes: ledger, catalog and identity on ScyllaDB {} (keyspace {}); ingest store and audit table on SQLite",
                 args.scylla.contact_points().join(","),
                 args.scylla.keyspace
             );
         } else {
-            println!("alpes: ledger, catalog and ingest store on SQLite (alpes.db in the data dir)");
+            println!("alpes: every store on SQLite (alpes.db in the data dir)");
         }
         if args.transactional && args.kafka.bootstrap.is_none() {
             eprintln!(

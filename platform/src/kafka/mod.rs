@@ -183,7 +183,9 @@ impl Kafka {
         cfg
     }
 
-    /// Creates `topics` that do not exist yet.
+    /// Creates `topics` that do not exist yet. Topics the cluster lists already are left alone
+    /// (an operator may have created them with other settings), and when every topic exists no
+    /// admin request is made, so a principal without the right to create topics can run.
     pub async fn ensure_topics(&self, topics: &[&str], partitions: i32, replication: i32) -> Result<()> {
         if let Some(mock) = &self.mock {
             for t in topics {
@@ -191,8 +193,26 @@ impl Kafka {
             }
             return Ok(());
         }
+        let lister: BaseConsumer = self.client_config().create()?;
+        let existing: std::collections::HashSet<String> = tokio::task::spawn_blocking(move || {
+            let metadata = lister.fetch_metadata(None, Duration::from_secs(10))?;
+            Ok::<_, Error>(
+                metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .map(|t| t.name().to_owned())
+                    .collect(),
+            )
+        })
+        .await
+        .map_err(|e| Error::BrokerUnavailable(e.to_string()))??;
+        let missing: Vec<&str> = topics.iter().copied().filter(|t| !existing.contains(*t)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
-        let new: Vec<NewTopic<'_>> = topics
+        let new: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
             .collect();

@@ -1,0 +1,130 @@
+//! `alpes up --services`: the platform split across processes as a deployment
+//! runs it. A front process (ingest and the query API) and a back process
+//! (anonymizer and billing) share only the broker, the key directory, the
+//! blobs and the store, and an upload still ends as a paid download.
+
+mod common;
+
+use alpes::app::{App, Service, Settings};
+use alpes_platform::auth::Role;
+use alpes_platform::shutdown::Shutdown;
+use serde_json::Value;
+use std::time::Duration;
+
+async fn start(settings: Settings) -> (String, App) {
+    let app = App::build(settings).await.expect("build");
+    (format!("http://{}", app.addr()), app)
+}
+
+/// The ledger entries a process recorded, from its `GET /metrics`.
+async fn recorded(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| l.starts_with("alpes_ledger_entries_total") && l.contains("outcome=\"recorded\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_process() {
+    let data = tempfile::tempdir().expect("tmp");
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let mut front = Settings::embedded(data.path().to_path_buf(), addr);
+    front.services = vec![Service::Ingest, Service::QueryApi];
+    front.kafka.partitions = Some(2);
+    let shutdown = Shutdown::new();
+    let (front_url, front_app) = start(front).await;
+    let jwt = front_app.jwt();
+    // The back process joins the front's broker; the data dir stands for the shared key
+    // volume, blob bucket and cluster of a deployment.
+    let mut back = Settings::embedded(data.path().to_path_buf(), addr);
+    back.services = vec![Service::Anonymizer, Service::Billing];
+    back.kafka.bootstrap = Some(front_app.bootstrap().to_owned());
+    let (back_url, back_app) = start(back).await;
+    let tasks = [
+        tokio::spawn(front_app.run_until_stopped(shutdown.clone())),
+        tokio::spawn(back_app.run_until_stopped(shutdown.clone())),
+    ];
+    let client = reqwest::Client::new();
+
+    // The back process serves probes and scrapes, and no API route.
+    let health = client.get(format!("{back_url}/health")).send().await.expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(health.json::<Value>().await.expect("json")["status"], "up");
+    let metrics = client.get(format!("{back_url}/metrics")).send().await.expect("metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+    let consumer = jwt.issue("cons-split", Role::Consumidor, Duration::from_secs(600)).expect("token");
+    for path in ["/imagenes", "/openapi.json"] {
+        let res = client
+            .get(format!("{back_url}{path}"))
+            .bearer_auth(&consumer)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status().as_u16(), 404, "{path} is not served by anonymizer,billing");
+    }
+
+    let provider = jwt.issue("prov-split", Role::Proveedor, Duration::from_secs(600)).expect("token");
+    let bytes = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("fixture");
+    let res = client
+        .post(format!("{front_url}/imagenes"))
+        .bearer_auth(&provider)
+        .header("content-type", "application/dicom")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status().as_u16(), 202);
+    let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+
+    // Only the back process anonymizes; the front materializes the result and serves it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = client
+            .get(format!("{front_url}/imagenes/{id}/anonimizada"))
+            .bearer_auth(&consumer)
+            .send()
+            .await
+            .expect("download");
+        if res.status().as_u16() == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never anonymized: {}", res.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And only the back process bills the download.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while recorded(&client, &back_url).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the download was never billed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recorded(&client, &front_url).await, 0, "the front process runs no billing");
+
+    shutdown.trigger();
+    for task in tasks {
+        task.await.expect("join").expect("app");
+    }
+}
+
+#[test]
+fn the_services_flag_takes_a_comma_separated_subset_and_defaults_to_all() {
+    use clap::{Args, FromArgMatches};
+    let parse = |args: &[&str]| {
+        let cmd = Settings::augment_args(clap::Command::new("up"));
+        let m = cmd.try_get_matches_from(std::iter::once("up").chain(args.iter().copied()))?;
+        Settings::from_arg_matches(&m)
+    };
+    assert_eq!(parse(&[]).expect("default").services, Service::ALL.to_vec());
+    assert_eq!(
+        parse(&["--services", "anonymizer,query-api"]).expect("two").services,
+        vec![Service::Anonymizer, Service::QueryApi]
+    );
+    assert!(parse(&["--services", "ingest,gateway"]).is_err(), "an unknown service is refused");
+}
