@@ -28,6 +28,9 @@ enum Command {
     Admin(cmd::admin::Args),
     /// Apply the CQL schema to the ScyllaDB cluster in SCYLLA_NODES (the embedded SQLite store needs none).
     Migrate(Box<cmd::migrate::Args>),
+    /// Kafka load tools that speak like Kafka's: `produce` (kafka-producer-perf-test's options and lines),
+    /// `consume` (kafka-consumer-perf-test's) and `broker` (an in-process mock cluster for outside clients).
+    Perf(cmd::perf::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::JwtKey(args) => cmd::jwt_key::run(args),
         Command::Migrate(args) => cmd::migrate::run(*args),
         Command::Admin(args) => cmd::admin::run(args),
+        Command::Perf(args) => cmd::perf::run(args),
     };
     match result {
         Ok(code) => code,
