@@ -1,4 +1,5 @@
-//! One module per subcommand.
+//! One module per subcommand, and the test that holds `docs/configuration.md`
+//! to their flags (`config_reference`, tests only).
 
 pub mod admin;
 pub mod anonymize;
@@ -7,3 +8,6 @@ pub mod migrate;
 pub mod perf;
 pub mod token;
 pub mod up;
+
+#[cfg(test)]
+mod config_reference;
