@@ -180,8 +180,10 @@ fn flag_names(cell: &str) -> Vec<String> {
             let name: String = word
                 .strip_prefix("--")?
                 .chars()
-                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.')
                 .collect();
+            // A dot belongs to a name (`--producer.config`, as Kafka's tools spell it), not after one.
+            let name = name.trim_end_matches('.');
             (!name.is_empty()).then(|| format!("--{name}"))
         })
         .collect()

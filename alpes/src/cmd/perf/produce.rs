@@ -2,6 +2,7 @@
 //! librdkafka. Records go out through a `BaseProducer` polled on the sending
 //! thread; each record's latency runs from `send` to its delivery callback.
 
+use super::payload_file::PayloadStream;
 use super::stats::Stats;
 use super::{read_props, Rng, Target};
 use alpes_schemas::{Codec, ImagenRegistrada, Profile};
@@ -32,7 +33,9 @@ pub struct Args {
     /// Record size in bytes (random upper-case letters).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     record_size: Option<u32>,
-    /// A UTF-8 file of payloads, split by --payload-delimiter; each record is one of them at random.
+    /// A file of payloads, split by --payload-delimiter (empty payloads are skipped); the records are its
+    /// payloads in file order, from the start again when there are fewer than --num-records
+    /// (kafka-producer-perf-test picks one at random for each record instead).
     #[arg(long)]
     payload_file: Option<PathBuf>,
     /// The payload file's delimiter (`\n` by default; the two characters `\n` also mean a newline).
@@ -124,7 +127,7 @@ impl ProducerContext for Recorder {
 /// What each record carries.
 enum Payloads {
     Letters(Vec<u8>),
-    File(Vec<Vec<u8>>),
+    File(PayloadStream<std::fs::File>),
     Events(Box<Events>),
 }
 
@@ -151,16 +154,8 @@ impl Payloads {
                 "Reading payloads from: {}",
                 std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()
             );
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let payloads: Vec<Vec<u8>> = text
-                .split(delimiter)
-                .filter(|p| !p.is_empty())
-                .map(|p| p.as_bytes().to_vec())
-                .collect();
-            if payloads.is_empty() {
-                bail!("File does not exist or empty file provided.");
-            }
-            println!("Number of messages read: {}", payloads.len());
+            let file = std::fs::File::open(path).context("File does not exist or empty file provided.")?;
+            let payloads = PayloadStream::new(file, delimiter.as_bytes());
             return Ok(Payloads::File(payloads));
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -179,7 +174,7 @@ impl Payloads {
                 rng.fill_letters(buf);
                 Ok((None, buf))
             }
-            Payloads::File(all) => Ok((None, &all[rng.below(all.len() as u64) as usize])),
+            Payloads::File(file) => Ok((None, file.next_payload()?)),
             Payloads::Events(ev) => {
                 let event = registered_image(rng, i);
                 ev.buf = ev.rt.block_on(ev.codec.encode(&event)).context("cannot encode the event")?;
@@ -293,9 +288,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let (key, value) = payloads.next(&mut rng, i)?;
         if transactional && in_transaction == 0 {
             producer.begin_transaction().context("cannot begin a transaction")?;
-            transaction_start = ctx.now();
         }
         let sent_at = ctx.now();
+        if transactional && in_transaction == 0 {
+            transaction_start = sent_at;
+        }
         if args.warmup_records > 0 && i == args.warmup_records {
             let mut guard = ctx.stats.lock().map_err(|_| anyhow::anyhow!("statistics lock poisoned"))?;
             guard.1 = Some(Stats::new(args.num_records - args.warmup_records, true, sent_at));
@@ -318,7 +315,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         in_transaction += 1;
-        if transactional && ctx.now().saturating_sub(transaction_start) >= transaction_duration {
+        if transactional && sent_at.saturating_sub(transaction_start) >= transaction_duration {
             producer
                 .commit_transaction(Duration::from_secs(60))
                 .context("cannot commit a transaction")?;
@@ -327,7 +324,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if i.is_multiple_of(128) {
             producer.poll(Duration::ZERO);
         }
-        throttle(args.throughput, i + 1, ctx.now().saturating_sub(start));
+        if args.throughput > 0.0 {
+            throttle(args.throughput, i + 1, ctx.now().saturating_sub(start));
+        }
     }
     if transactional && in_transaction > 0 {
         producer
