@@ -127,7 +127,7 @@ impl ProducerContext for Recorder {
 /// What each record carries.
 enum Payloads {
     Letters(Vec<u8>),
-    File(PayloadStream<std::fs::File>),
+    File(Box<PayloadStream<std::fs::File>>),
     Events(Box<Events>),
 }
 
@@ -156,7 +156,7 @@ impl Payloads {
             );
             let file = std::fs::File::open(path).context("File does not exist or empty file provided.")?;
             let payloads = PayloadStream::new(file, delimiter.as_bytes());
-            return Ok(Payloads::File(payloads));
+            return Ok(Payloads::File(Box::new(payloads)));
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         Ok(Payloads::Events(Box::new(Events {
