@@ -159,6 +159,7 @@ impl Settings {
                 s3_region: "us-east-1".into(),
                 s3_access_key_id: None,
                 s3_secret_access_key: None,
+                shared: false,
             },
             scylla: ScyllaArgs::default(),
             identity: IdentityArgs::default(),
