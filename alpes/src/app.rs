@@ -10,6 +10,10 @@
 //! ingest store (images, idempotency keys, open requests) is SQLite either
 //! way: there is no ScyllaDB adapter of [`IngestStore`].
 //!
+//! The outcome follower feeds the ingest store of this data dir, so it
+//! consumes in a group named by the data dir's instance id
+//! ([`crate::instance`]): every ingest replica sees every outcome.
+//!
 //! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
 //! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
 //!
@@ -21,7 +25,7 @@
 //! documents merged into one, at `/openapi.json`, and the `/docs` page.
 
 use crate::jwt_keys::{JwtAlg, JwtArgs};
-use crate::secret;
+use crate::{instance, secret};
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
@@ -311,6 +315,7 @@ pub struct App {
     catalog: Arc<dyn CatalogStore>,
     audit: Arc<dyn AuditStore>,
     settings: Settings,
+    instance: String,
     republished: usize,
 }
 
@@ -334,6 +339,8 @@ impl App {
             ),
         }
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
+        let (instance, created) = instance::load_or_create(data)?;
+        tracing::info!(instance = %instance, created, "instance id of the data dir");
         let metrics = Arc::new(Metrics::new());
         let mut kafka_args = settings.kafka.clone();
         if kafka_args.bootstrap.as_deref().is_none_or(|b| b.trim().is_empty()) && kafka_args.partitions.is_none() {
@@ -405,8 +412,15 @@ impl App {
             catalog,
             audit,
             settings,
+            instance,
             republished,
         })
+    }
+
+    /// The data dir's instance id ([`crate::instance`]), which names the
+    /// consumer groups of the consumers that feed this process's own stores.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The bound address (useful with port 0).
@@ -472,6 +486,7 @@ impl App {
             catalog,
             audit,
             settings,
+            instance,
             ..
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
@@ -507,8 +522,10 @@ impl App {
                 state.metrics.clone(),
                 shutdown.clone(),
             );
+            // The ingest store is this data dir's: its follower reads every outcome in a group of its own.
+            let group = alpes_ingest::outcomes::group(&instance);
             tasks.spawn(async move {
-                alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, stop)
+                alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, &group, stop)
                     .await
                     .map_err(anyhow::Error::from)
             });
