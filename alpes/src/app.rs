@@ -10,9 +10,12 @@
 //! ingest store (images, idempotency keys, open requests) is SQLite either
 //! way: there is no ScyllaDB adapter of [`IngestStore`].
 //!
-//! The outcome follower feeds the ingest store of this data dir, so it
-//! consumes in a group named by the data dir's instance id
-//! ([`crate::instance`]): every ingest replica sees every outcome.
+//! The outcome follower and the audit projector feed stores of this data dir
+//! (the ingest store, the audit table), so they consume in groups named by
+//! the data dir's instance id ([`crate::instance`]): every ingest replica
+//! sees every outcome, and every query-api replica the whole audit trail. The
+//! materializer and billing feed the shared ledger and catalog (on ScyllaDB)
+//! and stay one group each, shared by their replicas.
 //!
 //! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
 //! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
@@ -559,8 +562,10 @@ impl App {
         if query_api {
             let (kafka, codec, audit, metrics, stop) =
                 (kafka.clone(), codec.clone(), audit.clone(), state.metrics.clone(), shutdown.clone());
+            // The audit table is this data dir's too: every query-api replica reads the whole trail.
+            let group = alpes_query_api::audit::group(&instance);
             tasks.spawn(async move {
-                alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, alpes_query_api::audit::GROUP, stop)
+                alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, &group, stop)
                     .await
                     .map_err(anyhow::Error::from)
             });

@@ -2,7 +2,8 @@
 //! runs it. A front process (ingest and the query API) and a back process
 //! (anonymizer and billing) share only the broker, the key directory, the
 //! blobs and the store, and an upload still ends as a paid download. Two
-//! ingest replicas with their own data dirs each close their own requests.
+//! ingest replicas with their own data dirs each close their own requests,
+//! and two query-api replicas each serve the whole audit trail.
 
 mod common;
 
@@ -194,6 +195,62 @@ async fn every_ingest_replica_closes_its_own_requests_from_the_outcomes_on_one_b
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(store.unfinished().await.expect("open").is_empty());
+    }
+
+    shutdown.trigger();
+    for task in tasks {
+        task.await.expect("join").expect("app");
+    }
+}
+
+/// The `upload` entries `base`'s `GET /auditoria` serves, read with an admin token of `jwt`.
+async fn audited_uploads(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt) -> usize {
+    let admin = jwt.issue("auditor", Role::Admin, Duration::from_secs(600)).expect("token");
+    let res = client
+        .get(format!("{base}/auditoria?action=upload&limit=1000"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("audit");
+    assert_eq!(res.status().as_u16(), 200);
+    res.json::<Value>().await.expect("json")["registros"]
+        .as_array()
+        .expect("registros")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_api_replica_serves_the_whole_audit_trail() {
+    let (a_dir, b_dir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    // Two partitions: a group shared by the replicas would give each one of them.
+    let mut a = Settings::embedded(a_dir.path().to_path_buf(), addr);
+    a.services = vec![Service::Ingest, Service::QueryApi];
+    a.kafka.partitions = Some(2);
+    let (a_url, a_app) = start(a).await;
+    // Replica B: the query API alone, with a data dir (and so an audit table) of its own.
+    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
+    b.services = vec![Service::QueryApi];
+    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
+    let (b_url, b_app) = start(b).await;
+    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let shutdown = Shutdown::new();
+    let tasks = [a_app, b_app].map(|app| tokio::spawn(app.run_until_stopped(shutdown.clone())));
+    let client = reqwest::Client::new();
+
+    // Each upload's entry is keyed by its new image id, so the entries spread over both partitions.
+    let uploaded = uploads(&client, &a_url, &a_jwt, "prov-audit", 6).await.len();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (base, jwt) in [(&a_url, &a_jwt), (&b_url, &b_jwt)] {
+        loop {
+            let seen = audited_uploads(&client, base, jwt).await;
+            if seen == uploaded {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{base} serves {seen} of {uploaded} uploads");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     shutdown.trigger();
