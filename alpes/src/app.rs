@@ -10,6 +10,13 @@
 //! ingest store (images, idempotency keys, open requests) is SQLite either
 //! way: there is no ScyllaDB adapter of [`IngestStore`].
 //!
+//! The outcome follower and the audit projector feed stores of this data dir
+//! (the ingest store, the audit table), so they consume in groups named by
+//! the data dir's instance id ([`crate::instance`]): every ingest replica
+//! sees every outcome, and every query-api replica the whole audit trail. The
+//! materializer and billing feed the shared ledger and catalog (on ScyllaDB)
+//! and stay one group each, shared by their replicas.
+//!
 //! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
 //! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
 //!
@@ -21,7 +28,7 @@
 //! documents merged into one, at `/openapi.json`, and the `/docs` page.
 
 use crate::jwt_keys::{JwtAlg, JwtArgs};
-use crate::secret;
+use crate::{instance, secret};
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
@@ -159,6 +166,7 @@ impl Settings {
                 s3_region: "us-east-1".into(),
                 s3_access_key_id: None,
                 s3_secret_access_key: None,
+                shared: false,
             },
             scylla: ScyllaArgs::default(),
             identity: IdentityArgs::default(),
@@ -310,6 +318,7 @@ pub struct App {
     catalog: Arc<dyn CatalogStore>,
     audit: Arc<dyn AuditStore>,
     settings: Settings,
+    instance: String,
     republished: usize,
 }
 
@@ -333,6 +342,8 @@ impl App {
             ),
         }
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
+        let (instance, created) = instance::load_or_create(data)?;
+        tracing::info!(instance = %instance, created, "instance id of the data dir");
         let metrics = Arc::new(Metrics::new());
         let mut kafka_args = settings.kafka.clone();
         if kafka_args.bootstrap.as_deref().is_none_or(|b| b.trim().is_empty()) && kafka_args.partitions.is_none() {
@@ -404,8 +415,15 @@ impl App {
             catalog,
             audit,
             settings,
+            instance,
             republished,
         })
+    }
+
+    /// The data dir's instance id ([`crate::instance`]), which names the
+    /// consumer groups of the consumers that feed this process's own stores.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The bound address (useful with port 0).
@@ -471,6 +489,7 @@ impl App {
             catalog,
             audit,
             settings,
+            instance,
             ..
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
@@ -506,8 +525,10 @@ impl App {
                 state.metrics.clone(),
                 shutdown.clone(),
             );
+            // The ingest store is this data dir's: its follower reads every outcome in a group of its own.
+            let group = alpes_ingest::outcomes::group(&instance);
             tasks.spawn(async move {
-                alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, stop)
+                alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, &group, stop)
                     .await
                     .map_err(anyhow::Error::from)
             });
@@ -541,8 +562,10 @@ impl App {
         if query_api {
             let (kafka, codec, audit, metrics, stop) =
                 (kafka.clone(), codec.clone(), audit.clone(), state.metrics.clone(), shutdown.clone());
+            // The audit table is this data dir's too: every query-api replica reads the whole trail.
+            let group = alpes_query_api::audit::group(&instance);
             tasks.spawn(async move {
-                alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, alpes_query_api::audit::GROUP, stop)
+                alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, &group, stop)
                     .await
                     .map_err(anyhow::Error::from)
             });

@@ -1,7 +1,9 @@
 //! `alpes up --services`: the platform split across processes as a deployment
 //! runs it. A front process (ingest and the query API) and a back process
 //! (anonymizer and billing) share only the broker, the key directory, the
-//! blobs and the store, and an upload still ends as a paid download.
+//! blobs and the store, and an upload still ends as a paid download. Two
+//! ingest replicas with their own data dirs each close their own requests,
+//! and two query-api replicas each serve the whole audit trail.
 
 mod common;
 
@@ -106,6 +108,150 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(recorded(&client, &front_url).await, 0, "the front process runs no billing");
+
+    shutdown.trigger();
+    for task in tasks {
+        task.await.expect("join").expect("app");
+    }
+}
+
+/// Uploads the fixture to `base` once per provider `<tag>-<i>` (so each is a new image and
+/// request); returns the request ids.
+async fn uploads(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt, tag: &str, n: usize) -> Vec<String> {
+    let bytes = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("fixture");
+    let mut requests = Vec::new();
+    for i in 0..n {
+        let provider = jwt
+            .issue(&format!("{tag}-{i}"), Role::Proveedor, Duration::from_secs(600))
+            .expect("token");
+        let res = client
+            .post(format!("{base}/imagenes"))
+            .bearer_auth(&provider)
+            .header("content-type", "application/dicom")
+            .body(bytes.clone())
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status().as_u16(), 202);
+        let body = res.json::<Value>().await.expect("json");
+        requests.push(body["images"][0]["request_id"].as_str().expect("a request id").to_owned());
+    }
+    requests
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ingest_replica_closes_its_own_requests_from_the_outcomes_on_one_broker() {
+    use alpes_platform::store::{IngestStore, RequestState, SqliteStore};
+    let (a_dir, b_dir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    // Two partitions per topic: a group shared by the replicas would give each one of them.
+    let mut a = Settings::embedded(a_dir.path().to_path_buf(), addr);
+    a.services = vec![Service::Ingest];
+    a.kafka.partitions = Some(2);
+    a.blobs.shared = true;
+    let (a_url, a_app) = start(a).await;
+    // Replica B has a data dir (ingest store, keys, instance id) of its own; the blob
+    // directory is A's, as a bucket would be, and so is the anonymizer's.
+    std::os::unix::fs::symlink(a_dir.path().join("blobs"), b_dir.path().join("blobs")).expect("shared blobs");
+    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
+    b.services = vec![Service::Ingest];
+    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
+    b.blobs.shared = true;
+    let (b_url, b_app) = start(b).await;
+    let mut worker = Settings::embedded(a_dir.path().to_path_buf(), addr);
+    worker.services = vec![Service::Anonymizer];
+    worker.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
+    let (_, worker_app) = start(worker).await;
+    assert_ne!(a_app.instance(), b_app.instance(), "each data dir names its own instance");
+    assert_eq!(worker_app.instance(), a_app.instance(), "one data dir, one instance");
+    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let shutdown = Shutdown::new();
+    let tasks = [a_app, b_app, worker_app].map(|app| tokio::spawn(app.run_until_stopped(shutdown.clone())));
+    let client = reqwest::Client::new();
+
+    let requests = [
+        (a_dir.path(), uploads(&client, &a_url, &a_jwt, "prov-a", 3).await),
+        (b_dir.path(), uploads(&client, &b_url, &b_jwt, "prov-b", 3).await),
+    ];
+
+    // Each replica's store sees each of its own requests closed by the outcome.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for (dir, ids) in &requests {
+        let store = SqliteStore::open(&dir.join("alpes.db")).expect("the replica's store");
+        loop {
+            let mut states = Vec::new();
+            for id in ids {
+                states.push(store.request_state(id).await.expect("state"));
+            }
+            if states.iter().all(|s| *s == Some(RequestState::Anonymized)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: requests never closed: {states:?}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(store.unfinished().await.expect("open").is_empty());
+    }
+
+    shutdown.trigger();
+    for task in tasks {
+        task.await.expect("join").expect("app");
+    }
+}
+
+/// The `upload` entries `base`'s `GET /auditoria` serves, read with an admin token of `jwt`.
+async fn audited_uploads(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt) -> usize {
+    let admin = jwt.issue("auditor", Role::Admin, Duration::from_secs(600)).expect("token");
+    let res = client
+        .get(format!("{base}/auditoria?action=upload&limit=1000"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("audit");
+    assert_eq!(res.status().as_u16(), 200);
+    res.json::<Value>().await.expect("json")["registros"]
+        .as_array()
+        .expect("registros")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_api_replica_serves_the_whole_audit_trail() {
+    let (a_dir, b_dir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    // Two partitions: a group shared by the replicas would give each one of them.
+    let mut a = Settings::embedded(a_dir.path().to_path_buf(), addr);
+    a.services = vec![Service::Ingest, Service::QueryApi];
+    a.kafka.partitions = Some(2);
+    let (a_url, a_app) = start(a).await;
+    // Replica B: the query API alone, with a data dir (and so an audit table) of its own.
+    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
+    b.services = vec![Service::QueryApi];
+    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
+    let (b_url, b_app) = start(b).await;
+    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let shutdown = Shutdown::new();
+    let tasks = [a_app, b_app].map(|app| tokio::spawn(app.run_until_stopped(shutdown.clone())));
+    let client = reqwest::Client::new();
+
+    // Each upload's entry is keyed by its new image id, so the entries spread over both partitions.
+    let uploaded = uploads(&client, &a_url, &a_jwt, "prov-audit", 6).await.len();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (base, jwt) in [(&a_url, &a_jwt), (&b_url, &b_jwt)] {
+        loop {
+            let seen = audited_uploads(&client, base, jwt).await;
+            if seen == uploaded {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{base} serves {seen} of {uploaded} uploads");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     shutdown.trigger();
     for task in tasks {

@@ -3,7 +3,8 @@
 //! Every upload streams to the blob store while it is hashed, is registered in
 //! the ingest store (which makes repeated uploads idempotent), and only then is
 //! announced as `ImagenRegistrada` on Kafka, keyed by the image id. If the
-//! broker does not acknowledge, the client gets 503 and nothing is left behind.
+//! broker does not acknowledge, the client gets 503 and nothing is left behind
+//! (but the raw blob, in a shared blob store: see [`register::forget_blob`]).
 //!
 //! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
 //!   `POST /anonimizar/{id}`, `POST /monetizacion/pagar`, `POST /usuarios`,

@@ -4,7 +4,8 @@
 //!
 //! The event is produced only after the blob is durable and the image is in
 //! the store. If the broker does not acknowledge, the request is forgotten and
-//! the blob deleted (unless another image uses it), and the caller answers 503.
+//! the caller answers 503; the blob is deleted only where that is safe (see
+//! [`forget_blob`]).
 
 use crate::profile::UploadMeta;
 use crate::IngestState;
@@ -221,11 +222,7 @@ async fn publish(state: &IngestState, ev: &ImagenRegistrada) -> Result<(), ApiEr
         Err(e) => {
             tracing::warn!(error = %e, request_id = %ev.request_id, "broker did not acknowledge; request forgotten");
             match state.store.abandon(&ev.request_id).await {
-                Ok(false) => {
-                    if let Err(e) = state.blobs.delete(&ev.blob_key).await {
-                        tracing::warn!(error = %e, "cannot delete an unregistered blob");
-                    }
-                }
+                Ok(false) => delete_unused(state, &ev.blob_key).await,
                 Ok(true) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot forget the request"),
             }
@@ -234,15 +231,41 @@ async fn publish(state: &IngestState, ev: &ImagenRegistrada) -> Result<(), ApiEr
     }
 }
 
-/// Deletes a stored blob unless some image uses it.
+/// Deletes a stored raw blob that no image in this process's ingest store
+/// uses, unless the blob store is shared.
+///
+/// Blobs are content-addressed, so every replica that receives the same bytes
+/// writes the same key. The ingest store is per process (SQLite), so in a
+/// shared store ([`alpes_platform::blobs::Blobs::shared`]: S3 always, a local
+/// directory with `--blobs-shared`) "no image here uses it" does not mean
+/// "no image uses it": an upload that fails on replica B must not delete the
+/// bytes that replica A's image needs. There the blob is kept and counted
+/// (`alpes_raw_blobs_kept_total`). A private store (the local directory of
+/// one data dir, whose `alpes.db` every process writing it shares) is cleaned.
+///
+/// A kept blob may be an orphan: raw bytes (PHI) that no image uses. A
+/// lifecycle rule cannot tell it from a live one (both are `raw/<sha256>`).
+/// An operator sweeps them: list the `raw/` keys older than a day (older than
+/// any upload in flight) and delete those that are not the `blob_key` of any
+/// `ImagenRegistrada` on `alpes.images.registered` (or, past the topic's
+/// retention, of any row of the replicas' `images` tables).
 pub async fn forget_blob(state: &IngestState, blob: &StoredBlob) {
     match state.store.blob_in_use(&blob.sha256).await {
         Ok(true) => {}
-        Ok(false) => {
-            if let Err(e) = state.blobs.delete(&blob.key).await {
-                tracing::warn!(error = %e, "cannot delete an unused blob");
-            }
-        }
+        Ok(false) => delete_unused(state, &blob.key).await,
         Err(e) => tracing::warn!(error = %e, "cannot check blob use"),
+    }
+}
+
+/// Deletes the raw blob at `key`, which no image in this process's ingest store
+/// uses, unless the blob store is shared (see [`forget_blob`]).
+async fn delete_unused(state: &IngestState, key: &str) {
+    if state.blobs.shared() {
+        state.metrics.raw_blobs_kept.inc();
+        tracing::debug!("the blob store is shared: an unused raw blob is kept for the sweep");
+        return;
+    }
+    if let Err(e) = state.blobs.delete(key).await {
+        tracing::warn!(error = %e, "cannot delete an unused blob");
     }
 }

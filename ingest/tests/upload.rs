@@ -5,7 +5,7 @@ mod common;
 
 use alpes_platform::auth::Role;
 use alpes_schemas::ImagenRegistrada;
-use common::{fixture, spawn_app};
+use common::{fixture, spawn_app, spawn_app_with_blobs, spawn_replica, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -321,6 +321,68 @@ async fn a_broker_that_is_down_gives_503_with_retry_after_and_leaves_no_blob() {
     let v: Value = health.json().await.expect("json");
     assert_eq!(v["broker"]["status"], "down");
     assert_eq!(v["store"]["status"], "up");
+}
+
+/// `alpes_raw_blobs_kept_total` on `app`'s `/metrics`.
+async fn raw_blobs_kept(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("alpes_raw_blobs_kept_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the counter is exposed")
+}
+
+#[tokio::test]
+async fn an_abandoned_upload_keeps_its_blob_in_a_shared_store_and_removes_it_from_a_private_one() {
+    for shared in [true, false] {
+        let app = spawn_app_with_blobs(64 * MB, shared).await;
+        app.kafka.mock().expect("mock").all_down().expect("down");
+        let res = app.post("/imagenes", "application/dicom", fixture("CT_small.dcm")).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "shared: {shared}");
+        use alpes_platform::store::IngestStore;
+        assert!(app.store.unfinished().await.expect("open").is_empty(), "the request was kept");
+        assert_eq!(
+            app.blob_files().len(),
+            usize::from(shared),
+            "shared: {shared}: {:?}",
+            app.blob_files()
+        );
+        assert_eq!(raw_blobs_kept(&app).await, u64::from(shared), "shared: {shared}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_upload_on_one_replica_never_deletes_the_blob_another_replicas_image_uses() {
+    let a = spawn_app_with_blobs(64 * MB, true).await;
+    let b = spawn_replica(&a).await;
+    let bytes = fixture("CT_small.dcm");
+    let res = a.post("/imagenes", "application/dicom", bytes.clone()).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    use alpes_platform::store::IngestStore;
+    let key = a.store.image(&id).await.expect("store").expect("A's image").blob_key;
+    let blob = a.blobs_dir.path().join(&key);
+
+    // B stores the same bytes (the same key), then refuses them: they are not the declared PNG.
+    let refused = b.post("/imagenes", "image/png", bytes.clone()).await;
+    assert_eq!(error_of(refused).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(blob.exists(), "B's refused upload deleted the blob of A's image");
+
+    // B's broker is down: B registers the bytes, cannot announce them and abandons the request.
+    b.kafka.mock().expect("mock").all_down().expect("down");
+    let abandoned = b.post("/imagenes", "application/dicom", bytes.clone()).await;
+    assert_eq!(abandoned.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(b.store.unfinished().await.expect("open").is_empty(), "B kept the request");
+    assert_eq!(std::fs::read(&blob).expect("A's image still has its bytes"), bytes);
+    assert_eq!(raw_blobs_kept(&b).await, 2);
 }
 
 #[tokio::test]

@@ -5,6 +5,13 @@
 //! large one streams to `tmp/<uuid>` while it is hashed and then moves to its
 //! key. No reader ever sees a half-written blob, and memory per upload stays
 //! bounded by one chunk whatever the size.
+//!
+//! A store is *private* or *shared* ([`Blobs::shared`]). A private store is
+//! written only by processes that share one ingest store (the local directory
+//! under one data dir), so that store knows every image that uses a blob. A
+//! shared store (S3, or a local directory mounted into several data dirs and
+//! flagged `--blobs-shared`) is written by replicas whose ingest stores each
+//! know only their own images: no one process may conclude a blob is unused.
 
 use crate::{Error, Result};
 use bytes::Bytes;
@@ -45,6 +52,11 @@ pub struct BlobArgs {
     /// S3 secret access key (or `AWS_SECRET_ACCESS_KEY`).
     #[arg(long = "s3-secret-access-key", env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
+    /// The local blob directory is shared with processes that have another data dir (a mount
+    /// at `<data-dir>/blobs` on several hosts or containers): ingest then never deletes a raw
+    /// blob, as with S3. Processes that share the whole data dir need not set it.
+    #[arg(long = "blobs-shared", env = "ALPES_BLOBS_SHARED")]
+    pub shared: bool,
 }
 
 /// A blob after it was stored.
@@ -79,12 +91,13 @@ pub enum UploadError {
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     describe: String,
+    shared: bool,
 }
 
 impl Blobs {
-    /// A local directory store (created if missing). A blob is stored once it is
-    /// in the operating system's hands: it survives a crash of the process, not a
-    /// power loss.
+    /// A local directory store (created if missing), private to this process
+    /// (see [`Blobs::with_shared`]). A blob is stored once it is in the operating
+    /// system's hands: it survives a crash of the process, not a power loss.
     pub fn local(dir: &std::path::Path) -> Result<Blobs> {
         Self::local_with(dir, false)
     }
@@ -99,14 +112,16 @@ impl Blobs {
         Ok(Blobs {
             store: Arc::new(store),
             describe: format!("local:{}", dir.display()),
+            shared: false,
         })
     }
 
-    /// The store the arguments select: S3 when a bucket is given, else
-    /// `default_dir` (flushing every write to disk with `fsync`).
+    /// The store the arguments select: S3 when a bucket is given (always shared),
+    /// else `default_dir` (flushing every write to disk with `fsync`; shared only
+    /// with `--blobs-shared`).
     pub fn open(args: &BlobArgs, default_dir: &std::path::Path, fsync: bool) -> Result<Blobs> {
         let Some(bucket) = args.s3_bucket.as_deref().filter(|b| !b.is_empty()) else {
-            return Self::local_with(default_dir, fsync);
+            return Ok(Self::local_with(default_dir, fsync)?.with_shared(args.shared));
         };
         let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(&args.s3_region);
         if let Some(ep) = &args.s3_endpoint {
@@ -121,12 +136,28 @@ impl Blobs {
         Ok(Blobs {
             store: Arc::new(b.build()?),
             describe: format!("s3:{bucket}"),
+            shared: true,
         })
     }
 
     /// Which store this is, for logs and health (no credentials).
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// This store, marked shared (other processes with their own ingest store
+    /// write to it too) or private.
+    #[must_use]
+    pub fn with_shared(mut self, shared: bool) -> Blobs {
+        self.shared = shared;
+        self
+    }
+
+    /// Whether processes that do not share this process's ingest store also
+    /// write here, so no one of them knows every image that uses a blob. An
+    /// unused-looking raw blob in a shared store must not be deleted.
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 
     /// Streams `body` under `prefix/<sha256>`, hashing as it goes, failing with
@@ -332,6 +363,28 @@ mod tests {
         assert_eq!(b.head.len(), SNIFF_BYTES);
         assert_eq!(blobs.get(&b.key).await.expect("get").len(), 7 << 20);
         assert_eq!(walk(dir.path()), vec![dir.path().join(&b.key)], "only the blob itself is left");
+    }
+
+    #[test]
+    fn a_local_store_is_private_unless_flagged_and_an_s3_store_is_always_shared() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut args = BlobArgs {
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            shared: false,
+        };
+        assert!(!Blobs::local(dir.path()).expect("local").shared());
+        assert!(!Blobs::open(&args, dir.path(), false).expect("local").shared());
+        args.shared = true;
+        assert!(Blobs::open(&args, dir.path(), false).expect("local, flagged").shared());
+        args.shared = false;
+        args.s3_bucket = Some("alpes".into());
+        args.s3_endpoint = Some("http://127.0.0.1:1".into());
+        let s3 = Blobs::open(&args, dir.path(), false).expect("s3 (nothing is contacted)");
+        assert!(s3.shared(), "{}", s3.describe());
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub ledger_entries: IntCounterVec,
     /// Audit entries the broker did not acknowledge.
     pub audit_unrecorded: IntCounter,
+    /// Raw blobs no image of this process uses, kept because the blob store is shared.
+    pub raw_blobs_kept: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -95,6 +97,10 @@ impl Metrics {
             "audit_unrecorded_total",
             "Audit entries the broker did not acknowledge",
         ));
+        let raw_blobs_kept = must(IntCounter::new(
+            "raw_blobs_kept_total",
+            "Raw blobs of failed uploads that no image of this process uses, kept because the blob store is shared",
+        ));
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -106,6 +112,7 @@ impl Metrics {
             Box::new(events_produced.clone()),
             Box::new(ledger_entries.clone()),
             Box::new(audit_unrecorded.clone()),
+            Box::new(raw_blobs_kept.clone()),
         ] {
             must(registry.register(c));
         }
@@ -121,6 +128,7 @@ impl Metrics {
             events_produced,
             ledger_entries,
             audit_unrecorded,
+            raw_blobs_kept,
         }
     }
 

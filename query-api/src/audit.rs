@@ -5,6 +5,11 @@
 //! Offsets are stored only after a batch is stored; a crash replays the
 //! batch and the table skips the ids it has. A message that decodes as
 //! neither is counted, logged by reason (never payload) and skipped.
+//!
+//! The audit table is per data dir (SQLite; there is no shared adapter), and
+//! every query-api replica answers `GET /auditoria` from its own, so each
+//! replica reads the whole topic in a group of its own ([`group`]); a group
+//! shared by the replicas would give each one part of the trail.
 
 use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
 use alpes_platform::kafka::Kafka;
@@ -16,8 +21,14 @@ use alpes_schemas::{topics, Codec, Error, IntentoLogin, RegistroAuditoria};
 use rdkafka::Message;
 use std::sync::Arc;
 
-/// The consumer group of the projector.
-pub const GROUP: &str = "alpes-audit-projector";
+/// The prefix of the projector's consumer group.
+pub const GROUP_PREFIX: &str = "alpes-audit-projector";
+
+/// The consumer group of the projector into the audit table of the data dir
+/// named `instance`: `alpes-audit-projector-<instance>`.
+pub fn group(instance: &str) -> String {
+    format!("{GROUP_PREFIX}-{instance}")
+}
 
 /// The most entries stored in one transaction.
 pub const BATCH: usize = 1024;
@@ -71,6 +82,12 @@ pub async fn run_until_stopped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_instance_projects_the_audit_trail_in_a_group_of_its_own() {
+        assert_eq!(group("query-0"), "alpes-audit-projector-query-0");
+        assert_ne!(group("a"), group("b"));
+    }
 
     #[tokio::test]
     async fn both_record_types_of_the_audit_topic_decode_as_entries() {

@@ -33,7 +33,8 @@ impl Codec {
     }
 
     /// Confluent framing (`00`, the 4-byte big-endian schema id, the datum) with the registry at
-    /// `url`. Each event's schema is registered on first use under `"<topic>-value"`.
+    /// `url`. Each event's schema is registered on first use under `"<topic>-value"`, or under
+    /// `"<topic>-<record full name>"` when its topic carries several record types (`alpes.audit`).
     pub fn registry(url: &str) -> Codec {
         Codec {
             registry: Some(Registry::new(url)),

@@ -258,15 +258,32 @@ macro_rules! event {
     };
 }
 
-event!(ImagenRegistrada, topics::IMAGES_REGISTERED);
-event!(ImagenAnonimizada, topics::IMAGES_ANONYMIZED);
-event!(ImagenRechazada, topics::IMAGES_REJECTED);
-event!(UsuarioRegistrado, topics::USERS);
-event!(IntentoLogin, topics::AUDIT);
-event!(RegistroAuditoria, topics::AUDIT);
-event!(EventoUsoDatos, topics::USAGE);
-event!(PagoProcesado, topics::PAYMENTS);
-event!(PagoRechazado, topics::PAYMENTS_REJECTED);
+/// Implements [`Event`] for each type on its topic, and lists them all in [`EVENTS`].
+macro_rules! events {
+    ($($ty:ident => $topic:expr),+ $(,)?) => {
+        $(event!($ty, $topic);)+
+
+        /// `(record name, topic)` of every event of this crate.
+        pub(crate) const EVENTS: &[(&str, &str)] = &[$((stringify!($ty), $topic)),+];
+    };
+}
+
+events! {
+    ImagenRegistrada => topics::IMAGES_REGISTERED,
+    ImagenAnonimizada => topics::IMAGES_ANONYMIZED,
+    ImagenRechazada => topics::IMAGES_REJECTED,
+    UsuarioRegistrado => topics::USERS,
+    IntentoLogin => topics::AUDIT,
+    RegistroAuditoria => topics::AUDIT,
+    EventoUsoDatos => topics::USAGE,
+    PagoProcesado => topics::PAYMENTS,
+    PagoRechazado => topics::PAYMENTS_REJECTED,
+}
+
+/// Whether `topic` carries more than one event type of this crate (`alpes.audit` does).
+pub(crate) fn shared_topic(topic: &str) -> bool {
+    EVENTS.iter().filter(|(_, t)| *t == topic).count() > 1
+}
 
 #[cfg(test)]
 mod tests {

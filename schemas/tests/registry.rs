@@ -1,12 +1,13 @@
 //! The Schema Registry path of the codec against a fake Confluent registry served in-process on
 //! 127.0.0.1 (a few lines of HTTP/1.1 over tokio, nothing else is contacted): the Confluent
-//! framing, registration under TopicNameStrategy, id lookups, and decoding of either framing.
+//! framing, registration under TopicNameStrategy (TopicRecordNameStrategy for the two record types
+//! of `alpes.audit`), id lookups, and decoding of either framing.
 
 use std::sync::{Arc, Mutex};
 
 use alpes_schemas::{
     apache_avro::{self, writer::datum::GenericDatumWriter, Schema},
-    catalog, Codec, Error, Event, ImagenAnonimizada, ImagenRegistrada, Profile, SchemaKey,
+    catalog, Codec, Error, Event, ImagenAnonimizada, ImagenRegistrada, IntentoLogin, Profile, RegistroAuditoria, SchemaKey,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -20,6 +21,8 @@ struct State {
     schemas: Vec<String>,
     /// `(subject, id)` for every registration.
     registrations: Vec<(String, u32)>,
+    /// `(subject, id)` for every registration refused as incompatible (409).
+    refusals: Vec<(String, u32)>,
     /// `"METHOD path"` for every request.
     requests: Vec<String>,
 }
@@ -43,6 +46,18 @@ impl State {
                 let request: serde_json::Value = serde_json::from_slice(body).expect("a JSON registration");
                 assert_eq!(request["schemaType"], "AVRO");
                 let id = self.add(request["schema"].as_str().expect("a schema string"));
+                // BACKWARD compatibility, as far as it matters here: a reader of the new schema
+                // cannot read a record of another name, so another record type is refused.
+                let latest = self.registrations.iter().rev().find(|(s, _)| s == subject).map(|&(_, id)| id);
+                if latest
+                    .is_some_and(|latest| record_name(&self.schemas[latest as usize - 1]) != record_name(&self.schemas[id as usize - 1]))
+                {
+                    self.refusals.push(((*subject).to_owned(), id));
+                    return (
+                        "409 Conflict",
+                        serde_json::json!({ "error_code": 409, "message": "Schema being registered is incompatible with an earlier schema" }),
+                    );
+                }
                 self.registrations.push(((*subject).to_owned(), id));
                 ("200 OK", serde_json::json!({ "id": id }))
             }
@@ -58,6 +73,16 @@ impl State {
                 serde_json::json!({ "error_code": 404, "message": "HTTP 404 Not Found" }),
             ),
         }
+    }
+}
+
+/// The full name of the record a schema text defines.
+fn record_name(schema: &str) -> String {
+    let schema: serde_json::Value = serde_json::from_str(schema).expect("a JSON schema");
+    let name = schema["name"].as_str().unwrap_or_default();
+    match schema["namespace"].as_str() {
+        Some(ns) if !name.contains('.') => format!("{ns}.{name}"),
+        _ => name.to_owned(),
     }
 }
 
@@ -187,6 +212,80 @@ async fn encoding_registers_under_the_topic_subject_and_frames_with_magic_zero_a
     let registered = Schema::parse_str(&registry.state().schemas[1]).unwrap();
     assert_eq!(catalog::fingerprint(&registered), catalog::fingerprint(ImagenRegistrada::schema()));
     assert_eq!(codec.decode::<ImagenRegistrada>(&bytes).await.unwrap(), event);
+}
+
+#[tokio::test]
+async fn both_record_types_of_the_audit_topic_register_under_their_own_subjects_and_round_trip() {
+    let registry = FakeRegistry::start().await;
+    let codec = Codec::registry(&registry.url);
+    let login = IntentoLogin {
+        event_id: alpes_schemas::new_event_id(),
+        occurred_at: alpes_schemas::now_millis(),
+        actor: "user-1".into(),
+        user_id: "user-1".into(),
+        success: false,
+        reason: Some("bad_password".into()),
+        http_request_id: Some("req-1".into()),
+    };
+    let entry = RegistroAuditoria {
+        event_id: alpes_schemas::new_event_id(),
+        occurred_at: alpes_schemas::now_millis(),
+        actor: "prov-1".into(),
+        actor_role: Some("proveedor".into()),
+        action: "upload".into(),
+        target: Some("img-1".into()),
+        route: Some("POST /imagenes".into()),
+        outcome: "ok".into(),
+        status: Some(202),
+        reason: None,
+        request_id: Some("req-2".into()),
+        service: "ingest".into(),
+    };
+
+    let login_bytes = codec.encode(&login).await.unwrap();
+    let entry_bytes = codec.encode(&entry).await.unwrap();
+    // Another producer (nothing cached) that meets them in the other order gets the same ids.
+    let other = Codec::registry(&registry.url);
+    assert_eq!(other.encode(&entry).await.unwrap(), entry_bytes);
+    assert_eq!(other.encode(&login).await.unwrap(), login_bytes);
+
+    assert_eq!(registry.state().refusals, []);
+    let (login_subject, entry_subject) = (
+        "alpes.audit-io.alpes.events.IntentoLogin".to_owned(),
+        "alpes.audit-io.alpes.events.RegistroAuditoria".to_owned(),
+    );
+    assert_eq!(
+        registry.state().registrations,
+        [
+            (login_subject.clone(), 1),
+            (entry_subject.clone(), 2),
+            (entry_subject, 2),
+            (login_subject, 1)
+        ]
+    );
+    assert_eq!(login_bytes, framed(1, &datum(&login)));
+    assert_eq!(entry_bytes, framed(2, &datum(&entry)));
+    // A consumer of the topic (another process: nothing cached) reads each as its own type.
+    let consumer = Codec::registry(&registry.url);
+    assert_eq!(consumer.decode::<IntentoLogin>(&login_bytes).await.unwrap(), login);
+    assert_eq!(consumer.decode::<RegistroAuditoria>(&entry_bytes).await.unwrap(), entry);
+    assert!(matches!(
+        consumer.decode::<RegistroAuditoria>(&login_bytes).await,
+        Err(Error::WrongType { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_fake_registry_refuses_a_second_record_type_under_one_subject_as_a_registry_would() {
+    let registry = FakeRegistry::start().await;
+    let mut state = registry.state();
+    let login = catalog::current(IntentoLogin::NAME).unwrap().source;
+    let entry = catalog::current(RegistroAuditoria::NAME).unwrap().source;
+    let body = |schema: &str| serde_json::json!({ "schemaType": "AVRO", "schema": schema }).to_string();
+    let path = "/subjects/alpes.audit-value/versions";
+    assert_eq!(state.answer("POST", path, body(login).as_bytes()).0, "200 OK");
+    assert_eq!(state.answer("POST", path, body(login).as_bytes()).0, "200 OK");
+    assert_eq!(state.answer("POST", path, body(entry).as_bytes()).0, "409 Conflict");
 }
 
 #[tokio::test]

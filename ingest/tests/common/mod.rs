@@ -24,7 +24,8 @@ pub struct TestApp {
     pub ledger: Arc<alpes_platform::store::SqliteLedger>,
     pub identity: Arc<alpes_platform::store::SqliteIdentity>,
     pub codec: Codec,
-    pub blobs_dir: tempfile::TempDir,
+    /// The local blob directory (shared with the replicas of [`spawn_replica`]).
+    pub blobs_dir: Arc<tempfile::TempDir>,
     pub client: reqwest::Client,
 }
 
@@ -57,6 +58,26 @@ pub async fn spawn_app(max_upload: u64) -> TestApp {
 }
 
 pub async fn spawn_app_with(max_upload: u64, identity_args: alpes_ingest::identity::IdentityArgs) -> TestApp {
+    spawn(max_upload, identity_args, None, false).await
+}
+
+/// An app whose local blob store is flagged shared (as S3 always is) or private.
+pub async fn spawn_app_with_blobs(max_upload: u64, shared: bool) -> TestApp {
+    spawn(max_upload, test_identity_args(), None, shared).await
+}
+
+/// Another ingest replica writing to `other`'s blob directory, flagged shared: its own
+/// broker, store and accounts, as a replica of a deployment has its own data dir.
+pub async fn spawn_replica(other: &TestApp) -> TestApp {
+    spawn(64 << 20, test_identity_args(), Some(other.blobs_dir.clone()), true).await
+}
+
+async fn spawn(
+    max_upload: u64,
+    identity_args: alpes_ingest::identity::IdentityArgs,
+    blobs_dir: Option<Arc<tempfile::TempDir>>,
+    shared_blobs: bool,
+) -> TestApp {
     let kafka = Arc::new(
         Kafka::connect(&KafkaArgs {
             delivery_timeout_ms: 3000,
@@ -66,8 +87,8 @@ pub async fn spawn_app_with(max_upload: u64, identity_args: alpes_ingest::identi
         .await
         .expect("mock kafka"),
     );
-    let blobs_dir = tempfile::tempdir().expect("tmp");
-    let blobs = Blobs::local(blobs_dir.path()).expect("blobs");
+    let blobs_dir = blobs_dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tmp")));
+    let blobs = Blobs::local(blobs_dir.path()).expect("blobs").with_shared(shared_blobs);
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let ledger = Arc::new(alpes_platform::store::SqliteLedger::in_memory().expect("ledger"));
     let metrics = Arc::new(Metrics::new());
