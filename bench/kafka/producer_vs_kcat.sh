@@ -41,6 +41,7 @@ if [ ! -s "$file" ]; then
 fi
 [ "$(wc -l < "$file")" -eq "$records" ] || { echo "bad records file $file" >&2; exit 1; }
 
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 "$alpes" perf broker > "$work/broker.out" &
 broker=$!
 trap 'kill $broker 2>/dev/null || true' EXIT
@@ -73,7 +74,8 @@ out=bench/results/producer-vs-kcat-$(date +%F).md
   echo
   echo "Machine: $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p')."
   echo "Broker: \`alpes perf broker\` (librdkafka mock cluster, 1 broker) at $bootstrap."
-  echo "kcat: $(kcat -V 2>&1 | head -n1 | tr -s ' ')."
+  echo "kcat: $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\).*/kcat \1 (Debian), librdkafka \2/p'). alpes: commit $(git rev-parse --short HEAD), librdkafka $(sed -n '/^name = "rdkafka-sys"/{n;s/.*+\([0-9.]*\)".*/\1/p}' Cargo.lock) (rdkafka-sys, built from source), release profile."
+  echo "Load average before the runs: $load."
   echo "Records: $records x $size bytes ($file); acks=$acks; $rounds alternating rounds, a fresh topic each."
   echo
   echo "| round | kcat -P rec/s (wall) | alpes perf produce rec/s (wall) | alpes summary line |"
