@@ -6,6 +6,7 @@ use super::stats::{Consumed, CONSUMER_DETAILED_HEADER, CONSUMER_HEADER};
 use super::{read_props, Target};
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext, Message};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,18 +98,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // A fresh mock cluster holds nothing: its topic is created so that the run ends by its timeout.
         mock.create_topic(&args.topic, 1, 1)?;
     }
-    let group = args
-        .group
-        .clone()
-        .unwrap_or_else(|| format!("perf-consumer-{}", super::Rng::new(u64::from(std::process::id())).below(100_000)));
+    // Defaults, then the properties, then the flags: a flag given wins, as in the Java tool.
     let mut config = ClientConfig::new();
     config
-        .set("group.id", &group)
-        .set("auto.offset.reset", if args.from_latest { "latest" } else { "earliest" })
+        .set(
+            "group.id",
+            format!("perf-consumer-{}", super::Rng::new(u64::from(std::process::id())).below(100_000)),
+        )
+        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
         .set("client.id", "perf-consumer-client");
     for (k, v) in &props {
         config.set(k, v);
+    }
+    if let Some(group) = &args.group {
+        config.set("group.id", group);
+    }
+    if args.from_latest {
+        config.set("auto.offset.reset", "latest");
     }
     if !args.hide_header {
         println!(
@@ -137,11 +144,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let interval = Duration::from_millis(args.reporting_interval);
     let timeout = Duration::from_millis(args.timeout);
     let mut last_record = Instant::now();
+    let mut warned = false;
     while read.messages < args.messages && last_record.elapsed() <= timeout {
-        let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
+        let message = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Ok(message)) => message,
+            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e).context("cannot consume"),
+            // A broker that drops a connection, a topic not created yet: librdkafka retries, and
+            // the run goes on until --timeout, as the Java tool's does.
+            Some(Err(e)) => {
+                if !warned {
+                    eprintln!("alpes: kafka: {e} (retrying until --timeout)");
+                    warned = true;
+                }
+                continue;
+            }
         };
-        let message = polled.context("cannot consume")?;
         last_record = Instant::now();
         read.messages += 1;
         read.bytes += (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;

@@ -215,6 +215,12 @@ mod tests {
         rng.fill_letters(&mut b);
         assert!(a.iter().chain(&b).all(u8::is_ascii_uppercase));
         assert_ne!(a, b);
-        assert!((0..1000).all(|_| rng.below(7) < 7));
+        let mut seen = [false; 26];
+        for _ in 0..100 {
+            let mut buf = [0u8; 64];
+            rng.fill_letters(&mut buf);
+            buf.iter().for_each(|c| seen[usize::from(c - b'A')] = true);
+        }
+        assert!(seen.iter().all(|s| *s), "every letter A to Z occurs");
     }
 }

@@ -20,6 +20,8 @@ pub struct PayloadStream<R> {
     end: usize,
     eof: bool,
     found_one: bool,
+    /// The whole source fitted in the buffer at the first read: passes after the first re-read memory.
+    whole: bool,
 }
 
 impl<R: Read + Seek> PayloadStream<R> {
@@ -33,6 +35,7 @@ impl<R: Read + Seek> PayloadStream<R> {
             end: 0,
             eof: false,
             found_one: false,
+            whole: false,
         }
     }
 
@@ -69,8 +72,14 @@ impl<R: Read + Seek> PayloadStream<R> {
                         "File does not exist or empty file provided.",
                     ));
                 }
+                if self.whole {
+                    // The whole file is in the buffer: wrap around in memory.
+                    self.start = 0;
+                    continue;
+                }
                 self.source.seek(SeekFrom::Start(0))?;
-                (self.start, self.end, self.eof) = (0, 0, false);
+                // Each pass must find a payload again (the file may have been emptied meanwhile).
+                (self.start, self.end, self.eof, self.found_one) = (0, 0, false, false);
                 continue;
             }
             self.buf.copy_within(self.start..self.end, 0);
@@ -79,9 +88,16 @@ impl<R: Read + Seek> PayloadStream<R> {
             if self.end == self.buf.len() {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
+            let first_fill = self.end == 0 && !self.found_one && !self.eof;
             match self.source.read(&mut self.buf[self.end..])? {
                 0 => self.eof = true,
                 n => self.end += n,
+            }
+            if first_fill && self.end < self.buf.len() {
+                // A short first read may be the whole file: find out with one more read.
+                if self.source.read(&mut self.buf[self.end..])? == 0 {
+                    (self.eof, self.whole) = (true, true);
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use alpes_schemas::{Codec, ImagenRegistrada, Profile};
 use anyhow::{bail, Context, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientConfig, ClientContext, Message};
+use rdkafka::{ClientConfig, ClientContext};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,7 +90,20 @@ impl Recorder {
     }
 }
 
-impl ClientContext for Recorder {}
+impl ClientContext for Recorder {
+    /// librdkafka's warnings and errors (a broker that cannot be reached, refused credentials)
+    /// go to stderr, so that stdout keeps only the Java tool's lines.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error | L::Warning) {
+            eprintln!("alpes: librdkafka {fac}: {log_message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        eprintln!("alpes: kafka: {error}: {reason}");
+    }
+}
 
 impl ProducerContext for Recorder {
     /// [`opaque`]: when `send` was called, and whether the record counts toward the steady state.
@@ -102,7 +115,8 @@ impl ProducerContext for Recorder {
         match result {
             Ok(m) => {
                 let latency = now.saturating_sub(sent_at);
-                let bytes = m.payload_len() + m.key().map_or(0, <[u8]>::len);
+                // The value's bytes, as the Java tool counts `payload.length` (keys are not counted).
+                let bytes = m.payload_len();
                 let Ok(mut guard) = self.stats.lock() else { return };
                 let (stats, steady) = &mut *guard;
                 let mut lines = stats.record(latency, bytes, now);
@@ -281,16 +295,64 @@ pub fn run(args: Args) -> Result<ExitCode> {
         guard.0 = Stats::new(args.num_records, false, now);
     }
     let start = ctx.now();
+    let sent = send_all(
+        &producer,
+        &args,
+        &mut payloads,
+        start,
+        transactional.then_some(transaction_duration),
+    );
+    if let Err(e) = sent {
+        if transactional {
+            // An open transaction would hold back read_committed consumers until it timed out.
+            let _ = producer.abort_transaction(Duration::from_secs(30));
+        }
+        report_failures(ctx);
+        return Err(e);
+    }
+    if let Err(e) = producer.flush(Duration::from_secs(300)) {
+        report_failures(ctx);
+        return Err(e).context("cannot deliver every record");
+    }
+    let now = ctx.now();
+    let mut guard = ctx.stats.lock().map_err(|_| anyhow::anyhow!("statistics lock poisoned"))?;
+    println!("{}", guard.0.total_line(now));
+    if let Some(steady) = guard.1.as_mut() {
+        println!("{}", steady.total_line(now));
+    }
+    drop(guard);
+    Ok(if report_failures(ctx) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// How long a send may wait for room in the local queue with no record acknowledged
+/// (the Java producer's `max.block.ms` default).
+const MAX_BLOCK: Duration = Duration::from_secs(60);
+
+/// Sends every record: serves delivery callbacks after each send (as kcat does; one `poll`
+/// serves one batch's callbacks), waits for room when the local queue is full, throttles by
+/// polling (so callbacks keep their true time), and commits transactions as they come due.
+fn send_all(
+    producer: &BaseProducer<Recorder>,
+    args: &Args,
+    payloads: &mut Payloads,
+    start: Duration,
+    transaction_duration: Option<Duration>,
+) -> Result<()> {
+    let ctx = producer.context();
     let mut rng = Rng::new(0);
     let mut in_transaction = 0u64;
     let mut transaction_start = start;
     for i in 0..args.num_records {
         let (key, value) = payloads.next(&mut rng, i)?;
-        if transactional && in_transaction == 0 {
+        if transaction_duration.is_some() && in_transaction == 0 {
             producer.begin_transaction().context("cannot begin a transaction")?;
         }
         let sent_at = ctx.now();
-        if transactional && in_transaction == 0 {
+        if in_transaction == 0 {
             transaction_start = sent_at;
         }
         if args.warmup_records > 0 && i == args.warmup_records {
@@ -303,11 +365,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(key) = key {
             record = record.key(key);
         }
+        let mut blocked_since: Option<(Instant, u64)> = None;
         loop {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The local queue is full: serve delivery callbacks until there is room, as Java's send blocks.
+                    // The local queue is full: serve delivery callbacks until there is room, as
+                    // Java's send blocks, but not forever when nothing is being acknowledged.
+                    let done = acknowledged(ctx);
+                    match blocked_since {
+                        Some((since, at)) if at == done && since.elapsed() >= MAX_BLOCK => {
+                            bail!("no record was acknowledged for {} s with the local queue full", MAX_BLOCK.as_secs())
+                        }
+                        Some((_, at)) if at == done => {}
+                        _ => blocked_since = Some((Instant::now(), done)),
+                    }
                     producer.poll(Duration::from_millis(1));
                     record = back;
                 }
@@ -315,59 +387,62 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         in_transaction += 1;
-        if transactional && sent_at.saturating_sub(transaction_start) >= transaction_duration {
-            producer
-                .commit_transaction(Duration::from_secs(60))
-                .context("cannot commit a transaction")?;
-            in_transaction = 0;
+        if let Some(duration) = transaction_duration {
+            if sent_at.saturating_sub(transaction_start) >= duration {
+                producer
+                    .commit_transaction(Duration::from_secs(60))
+                    .context("cannot commit a transaction")?;
+                in_transaction = 0;
+            }
         }
-        if i.is_multiple_of(128) {
-            producer.poll(Duration::ZERO);
-        }
+        producer.poll(Duration::ZERO);
         if args.throughput > 0.0 {
-            throttle(args.throughput, i + 1, ctx.now().saturating_sub(start));
+            while let Some(ahead) = ahead_of_rate(args.throughput, i + 1, ctx.now().saturating_sub(start)) {
+                producer.poll(ahead.min(Duration::from_millis(10)));
+            }
         }
     }
-    if transactional && in_transaction > 0 {
+    if transaction_duration.is_some() && in_transaction > 0 {
         producer
             .commit_transaction(Duration::from_secs(60))
             .context("cannot commit a transaction")?;
     }
-    producer.flush(Duration::from_secs(300)).context("cannot deliver every record")?;
-    let now = ctx.now();
-    let mut guard = ctx.stats.lock().map_err(|_| anyhow::anyhow!("statistics lock poisoned"))?;
-    println!("{}", guard.0.total_line(now));
-    if let Some(steady) = guard.1.as_mut() {
-        println!("{}", steady.total_line(now));
-    }
+    Ok(())
+}
+
+/// Records acknowledged or failed so far.
+fn acknowledged(ctx: &Recorder) -> u64 {
+    let ok = ctx.stats.lock().map_or(0, |g| g.0.count());
+    ok + ctx.failed.load(Ordering::Relaxed)
+}
+
+/// Prints the count and first error of undelivered records to stderr; whether there were any.
+fn report_failures(ctx: &Recorder) -> bool {
     let failed = ctx.failed.load(Ordering::Relaxed);
     if failed > 0 {
         let first = ctx.first_error.lock().ok().and_then(|e| e.clone()).unwrap_or_default();
         eprintln!("alpes: {failed} record(s) were not delivered; the first error: {first}");
-        return Ok(ExitCode::from(1));
     }
-    Ok(ExitCode::SUCCESS)
+    failed > 0
 }
 
 /// A record's delivery opaque: the microseconds from the run's clock start to its `send`, shifted
 /// left one bit, and in that bit whether it was sent after the warm-up (only those make the
 /// steady state, as only they do in the Java tool, whatever order the acknowledgements come in).
 fn opaque(sent_at: Duration, steady_state: bool) -> usize {
-    let us = usize::try_from(sent_at.as_micros()).unwrap_or(usize::MAX >> 1);
+    let us = usize::try_from(sent_at.as_micros()).unwrap_or(usize::MAX).min(usize::MAX >> 1);
     (us << 1) | usize::from(steady_state)
 }
 
-/// Sleeps as needed so that `sent` records take at least `sent / throughput` seconds (no limit when negative).
-fn throttle(throughput: f64, sent: u64, elapsed: Duration) {
+/// How far ahead of `throughput` records per second a run is that sent `sent` records in
+/// `elapsed` (`None` when it is not ahead by a millisecond or more, or has no limit).
+fn ahead_of_rate(throughput: f64, sent: u64, elapsed: Duration) -> Option<Duration> {
     if throughput <= 0.0 {
-        return;
+        return None;
     }
-    let due = Duration::from_secs_f64(sent as f64 / throughput);
-    if let Some(ahead) = due.checked_sub(elapsed) {
-        if ahead >= Duration::from_millis(1) {
-            std::thread::sleep(ahead);
-        }
-    }
+    // A rate so low that the due time overflows waits as long as a Duration can.
+    let due = Duration::try_from_secs_f64(sent as f64 / throughput).unwrap_or(Duration::MAX);
+    due.checked_sub(elapsed).filter(|ahead| *ahead >= Duration::from_millis(1))
 }
 
 #[cfg(test)]
@@ -376,17 +451,19 @@ mod tests {
 
     #[test]
     fn a_throttled_run_waits_only_when_ahead_of_the_rate() {
-        let t = Instant::now();
-        throttle(-1.0, 1_000_000, Duration::ZERO);
-        throttle(1000.0, 10, Duration::from_millis(20));
-        assert!(t.elapsed() < Duration::from_millis(5), "no wait when unlimited or behind");
-        let t = Instant::now();
-        throttle(1000.0, 20, Duration::ZERO);
-        assert!(t.elapsed() >= Duration::from_millis(20), "20 records at 1000/s take 20 ms");
+        assert_eq!(ahead_of_rate(-1.0, 1_000_000, Duration::ZERO), None, "no limit");
+        assert_eq!(ahead_of_rate(1000.0, 10, Duration::from_millis(20)), None, "behind the rate");
+        assert_eq!(ahead_of_rate(1000.0, 20, Duration::ZERO), Some(Duration::from_millis(20)));
+        assert_eq!(
+            ahead_of_rate(1000.0, 20, Duration::from_micros(19_500)),
+            None,
+            "less than a millisecond ahead"
+        );
+        assert_eq!(ahead_of_rate(1e-300, 1, Duration::ZERO), Some(Duration::MAX), "no overflow panic");
     }
 
     #[test]
-    fn a_generated_event_is_realistic_and_free_of_phi() {
+    fn a_generated_event_is_realistic() {
         let mut rng = Rng::new(7);
         let a = registered_image(&mut rng, 0);
         let b = registered_image(&mut rng, 1);

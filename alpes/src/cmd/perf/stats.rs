@@ -52,7 +52,7 @@ pub struct Total {
     pub avg_ms: f64,
     /// Largest latency, milliseconds.
     pub max_ms: f64,
-    /// The 50th, 95th, 99th and 99.9th percentile latencies, whole milliseconds (truncated).
+    /// The 50th, 95th, 99th and 99.9th percentile latencies, whole milliseconds (rounded).
     pub percentiles_ms: [u64; 4],
 }
 
@@ -130,15 +130,21 @@ impl Stats {
         )
     }
 
+    /// Records acknowledged so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// The run's summary at `now`.
     pub fn total(&mut self, now: Duration) -> Total {
         let secs = elapsed_secs(self.start, now);
         self.samples_us.sort_unstable();
         let n = self.samples_us.len();
         let pick = |q: f64| {
-            // The Java tool's rule: the sample at index floor(q × n), in whole milliseconds.
+            // The Java tool's rule: the sample at index floor(q × n), in whole milliseconds
+            // (rounded: the Java tool's are differences of millisecond clocks, unbiased).
             let i = ((q * n as f64) as usize).min(n.saturating_sub(1));
-            self.samples_us.get(i).map_or(0, |us| u64::from(*us) / 1000)
+            self.samples_us.get(i).map_or(0, |us| (u64::from(*us) + 500) / 1000)
         };
         Total {
             count: self.count,
@@ -209,18 +215,21 @@ impl Consumed {
         let secs = self.span_ms() as f64 / 1000.0;
         let fetch_ms = self.span_ms().saturating_sub(self.rebalance_ms);
         let fetch_secs = fetch_ms as f64 / 1000.0;
+        // A zero span (all of it spent joining) gives 0, not the Java tool's NaN or Infinity,
+        // so that every column parses as a number.
+        let per_sec = |x: f64, secs: f64| if secs > 0.0 { x / secs } else { 0.0 };
         format!(
             "{}, {}, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
             format_time(self.start),
             format_time(self.end),
             mb,
-            mb / secs,
+            per_sec(mb, secs),
             self.messages,
-            self.messages as f64 / secs,
+            per_sec(self.messages as f64, secs),
             self.rebalance_ms,
             fetch_ms,
-            mb / fetch_secs,
-            self.messages as f64 / fetch_secs
+            per_sec(mb, fetch_secs),
+            per_sec(self.messages as f64, fetch_secs)
         )
     }
 
