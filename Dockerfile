@@ -44,7 +44,7 @@ FROM debian:bookworm-slim AS runtime
 # What the binary links at run time (ldd): libssl3/libcrypto3 (librdkafka's
 # TLS, reqwest's native-tls), zlib (librdkafka), libstdc++ (CharLS; already in
 # the base image, as are libgcc and libc). ca-certificates for TLS peers; curl
-# for the health check (and the init job's Schema Registry call).
+# for the health check (HEALTHCHECK below, and the compose file's).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g curl \
  && rm -rf /var/lib/apt/lists/*
