@@ -22,7 +22,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .iter()
             .filter_map(|s| clap::ValueEnum::to_possible_value(s).map(|v| v.get_name().to_owned()))
             .collect();
-        println!("alpes: listening on {url} (services: {})", services.join(", "));
+        // The URL ends its line: scripts read it from there.
+        println!("alpes: listening on {url}");
+        println!("alpes: services {}", services.join(", "));
         println!(
             "alpes: kafka bootstrap {}{}",
             app.bootstrap(),
