@@ -183,8 +183,15 @@ impl TestApp {
             if left.is_zero() {
                 break;
             }
-            let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else {
-                break;
+            let m = match tokio::time::timeout(left, c.recv()).await {
+                Err(_) => break,
+                Ok(Ok(m)) => m,
+                // A transient consumer error (the group still joining, a fetch retried): keep
+                // reading until the deadline instead of giving up on the first one.
+                Ok(Err(e)) => {
+                    eprintln!("consumer error, still reading: {e}");
+                    continue;
+                }
             };
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
             // `alpes.audit` carries two record types: skip the other one.

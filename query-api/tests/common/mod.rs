@@ -118,8 +118,14 @@ impl TestApp {
         let mut out = Vec::new();
         while out.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else {
-                break;
+            let m = match tokio::time::timeout(left, c.recv()).await {
+                Err(_) => break,
+                Ok(Ok(m)) => m,
+                // A transient consumer error: keep reading until the deadline.
+                Ok(Err(e)) => {
+                    eprintln!("consumer error, still reading: {e}");
+                    continue;
+                }
             };
             out.push(self.codec.decode::<E>(m.payload().unwrap_or_default()).await.expect("decode"));
         }
