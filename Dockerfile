@@ -71,7 +71,7 @@ EXPOSE 8080
 # GET /health answers 200 when the broker, the ingest store and the blob store
 # are up, 503 otherwise. The port is the one in ALPES_LISTEN.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-  CMD curl -fsS -o /dev/null "http://127.0.0.1:${ALPES_LISTEN##*:}/health" || exit 1
+  CMD curl -fsS -o /dev/null "http://127.0.0.1:${ALPES_LISTEN##*:}/ready" || exit 1
 
 ENTRYPOINT ["alpes"]
 CMD ["up"]

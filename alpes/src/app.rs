@@ -4,18 +4,26 @@
 //! Kafka (or the in-process development broker), blobs and store.
 //!
 //! The store: with a ScyllaDB cluster named (`SCYLLA_NODES` /
-//! `--scylla-nodes`), the ledger and the catalog live in ScyllaDB
-//! ([`ScyllaLedger`], [`ScyllaCatalog`], one session shared by both; the
-//! tables must exist: `alpes migrate`); without one, in `alpes.db`. The
-//! ingest store (images, idempotency keys, open requests) is SQLite either
-//! way: there is no ScyllaDB adapter of [`IngestStore`].
+//! `--scylla-nodes`), the ledger, the catalog, the identity store and the
+//! ingest store (images, idempotency keys, open requests) live in ScyllaDB
+//! ([`ScyllaLedger`], [`ScyllaCatalog`], [`ScyllaIdentity`], [`ScyllaIngest`],
+//! one session shared by all; the tables must exist: `alpes migrate`), shared
+//! by every replica; without one, in `alpes.db`. The audit table is the data
+//! dir's SQLite either way.
 //!
-//! The outcome follower and the audit projector feed stores of this data dir
-//! (the ingest store, the audit table), so they consume in groups named by
+//! The outcome follower and the audit projector consume in groups named by
 //! the data dir's instance id ([`crate::instance`]): every ingest replica
-//! sees every outcome, and every query-api replica the whole audit trail. The
-//! materializer and billing feed the shared ledger and catalog (on ScyllaDB)
-//! and stay one group each, shared by their replicas.
+//! sees every outcome (its ingest store may be the data dir's SQLite), and
+//! every query-api replica the whole audit trail (its table is the data
+//! dir's). The materializer and billing feed the shared ledger and catalog
+//! (on ScyllaDB) and stay one group each, shared by their replicas. The
+//! instance id also names the anonymizer's transactional producers, so
+//! processes on one host never fence each other and a restarted one fences
+//! its predecessor.
+//!
+//! Every consumer is declared to the readiness ([`alpes_platform::readiness`])
+//! before the listener serves, so `GET /ready` answers 200 only once each has
+//! joined its group.
 //!
 //! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
 //! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
@@ -43,8 +51,8 @@ use alpes_platform::limits::{LimitArgs, Limits};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{
-    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaLedger,
-    SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore,
+    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest,
+    ScyllaLedger, SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore,
 };
 use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
@@ -121,8 +129,8 @@ pub struct Settings {
     /// Blob store settings.
     #[command(flatten)]
     pub blobs: BlobArgs,
-    /// ScyllaDB settings: with nodes named, the ledger, the catalog and the identity store live there
-    /// (the ingest store and the audit table stay SQLite).
+    /// ScyllaDB settings: with nodes named, the ledger, the catalog, the identity store and the
+    /// ingest store live there (the audit table stays SQLite).
     #[command(flatten)]
     pub scylla: ScyllaArgs,
     /// Token lifetimes, the lockout rule and the password hasher.
@@ -177,9 +185,7 @@ impl Settings {
     }
 }
 
-/// The ledger and the catalog: on ScyllaDB when `settings.scylla` names a cluster, else in the
-/// data dir's SQLite file. The ingest store is SQLite either way (no ScyllaDB adapter exists for it).
-/// The stores `alpes up` keeps on ScyllaDB when it is configured.
+/// The stores `alpes up` keeps on ScyllaDB when it is configured, shared by every replica.
 #[derive(Debug)]
 pub struct SharedStores {
     /// Ledgers and balances.
@@ -188,6 +194,8 @@ pub struct SharedStores {
     pub catalog: Arc<dyn CatalogStore>,
     /// Accounts and credentials.
     pub identity: Arc<dyn IdentityStore>,
+    /// Images, idempotency keys and open requests.
+    pub ingest: Arc<dyn IngestStore>,
 }
 
 /// The identity store alone (`alpes admin create`): ScyllaDB when configured, else the data dir's SQLite.
@@ -209,7 +217,7 @@ fn scylla_hint(scylla: &ScyllaArgs) -> String {
     )
 }
 
-/// The ledger, the catalog and the identity store: on ScyllaDB when
+/// The ledger, the catalog, the identity store and the ingest store: on ScyllaDB when
 /// `--scylla-nodes` is set, else in the data dir's SQLite file.
 async fn open_shared_stores(settings: &Settings) -> Result<SharedStores> {
     let scylla: &ScyllaArgs = &settings.scylla;
@@ -221,29 +229,35 @@ async fn open_shared_stores(settings: &Settings) -> Result<SharedStores> {
         let catalog = ScyllaCatalog::new(Arc::clone(&session), scylla)
             .await
             .with_context(|| scylla_hint(scylla))?;
-        let identity = ScyllaIdentity::new(session, scylla).await.with_context(|| scylla_hint(scylla))?;
+        let identity = ScyllaIdentity::new(Arc::clone(&session), scylla)
+            .await
+            .with_context(|| scylla_hint(scylla))?;
+        let ingest = ScyllaIngest::new(session, scylla).await.with_context(|| scylla_hint(scylla))?;
         tracing::info!(
             store = "scylladb",
             nodes = %scylla.contact_points().join(","),
             keyspace = %scylla.keyspace,
             consistency = ?scylla.consistency,
-            "ledger, catalog and identity on ScyllaDB; the ingest store and the audit table stay on SQLite"
+            "ledger, catalog, identity and ingest store on ScyllaDB; the audit table stays on SQLite"
         );
         return Ok(SharedStores {
             ledger: Arc::new(ledger),
             catalog: Arc::new(catalog),
             identity: Arc::new(identity),
+            ingest: Arc::new(ingest),
         });
     }
     let db = settings.data_dir.join("alpes.db");
     let ledger = SqliteLedger::open(&db, settings.fsync).context("cannot open the ledger")?;
     let catalog = SqliteCatalog::open(&db, settings.fsync).context("cannot open the catalog")?;
     let identity = open_identity(scylla, &settings.data_dir, settings.fsync).await?;
+    let ingest = SqliteStore::open_with(&db, settings.fsync).context("cannot open the store")?;
     tracing::info!(store = "sqlite", path = %db.display(), "every store on SQLite");
     Ok(SharedStores {
         ledger: Arc::new(ledger),
         catalog: Arc::new(catalog),
         identity,
+        ingest: Arc::new(ingest),
     })
 }
 
@@ -359,9 +373,8 @@ impl App {
             ledger,
             catalog,
             identity: identity_store,
+            ingest: store,
         } = open_shared_stores(&settings).await?;
-        let store: Arc<dyn IngestStore> =
-            Arc::new(SqliteStore::open_with(&data.join("alpes.db"), settings.fsync).context("cannot open the store")?);
         // Every upload waits on its own send: holding records back to batch them only adds latency.
         let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), Duration::ZERO)?;
         let ingest = settings.runs(Service::Ingest);
@@ -501,11 +514,14 @@ impl App {
         for _ in 0..workers {
             let mut cfg = WorkerConfig {
                 transactional: settings.transactional,
+                // Stable across restarts and distinct per data dir: see the module docs.
+                instance: instance.clone(),
                 ..WorkerConfig::default()
             };
             if let Some(j) = settings.jobs {
                 cfg.jobs = j.max(1);
             }
+            kafka.readiness().expect(&cfg.group);
             let worker = Worker::build(
                 kafka.clone(),
                 blobs.clone(),
@@ -527,6 +543,7 @@ impl App {
             );
             // The ingest store is this data dir's: its follower reads every outcome in a group of its own.
             let group = alpes_ingest::outcomes::group(&instance);
+            kafka.readiness().expect(&group);
             tasks.spawn(async move {
                 alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, &group, stop)
                     .await
@@ -541,6 +558,7 @@ impl App {
                 state.metrics.clone(),
                 state.producer.clone(),
             );
+            kafka.readiness().expect(billing.group());
             let stop = shutdown.clone();
             tasks.spawn(async move { billing.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
@@ -553,6 +571,7 @@ impl App {
                 state.metrics.clone(),
                 shutdown.clone(),
             );
+            kafka.readiness().expect(alpes_query_api::materializer::GROUP);
             tasks.spawn(async move {
                 alpes_query_api::materializer::run_until_stopped(kafka, codec, catalog, metrics, alpes_query_api::materializer::GROUP, stop)
                     .await
@@ -564,6 +583,7 @@ impl App {
                 (kafka.clone(), codec.clone(), audit.clone(), state.metrics.clone(), shutdown.clone());
             // The audit table is this data dir's too: every query-api replica reads the whole trail.
             let group = alpes_query_api::audit::group(&instance);
+            kafka.readiness().expect(&group);
             tasks.spawn(async move {
                 alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, &group, stop)
                     .await

@@ -211,16 +211,24 @@ async fn key_changes_payments_admin_reads_and_logins_are_audited_and_paged() {
         ("error", "insufficient_balance", user_id.as_str())
     );
 
-    // The user shows its attempts.
-    let res = app
-        .client
-        .get(format!("{}/usuarios/{user_id}", app.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("user");
-    let shown: Value = res.json().await.expect("json");
-    assert_eq!(shown["intentos_login"]["total"], 3);
+    // The user shows its attempts, once the materializer has the account (it runs apart from
+    // the audit projector, so it may come later).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let shown: Value = loop {
+        let res = app
+            .client
+            .get(format!("{}/usuarios/{user_id}", app.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("user");
+        let shown: Value = res.json().await.expect("json");
+        if shown["intentos_login"]["total"] == 3 || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(shown["intentos_login"]["total"], 3, "{shown}");
     assert_eq!(shown["intentos_login"]["fallidos"], 2);
     assert!(shown["intentos_login"]["ultimo_at"].as_i64().is_some());
     audit_until(&app, &format!("action=admin_read&target={user_id}"), |e| !e.is_empty()).await;

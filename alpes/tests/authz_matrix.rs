@@ -334,6 +334,7 @@ impl Fixtures {
             s.identity.passwords.iterations = 1;
         })
         .await;
+        app.ready().await;
         let a_email = "ana@provider-a.example".to_owned();
         let a = Self::register(&app, "Provider A", &a_email, "proveedor").await;
         let b = Self::register(&app, "Provider B", "bruno@provider-b.example", "proveedor").await;
@@ -701,6 +702,7 @@ fn rows(fx: &Fixtures) -> Vec<Row> {
     add(get.clone(), "/api-keys", none(), guarded(403, 403, 403, 200, 403), Data);
     add(delete, "/api-keys/{key_id}", none(), guarded(403, 403, 403, 204, 403), Data);
     add(get.clone(), "/health", none(), public(200), Data);
+    add(get.clone(), "/ready", none(), public(200), Data);
     add(get.clone(), "/metrics", none(), public(200), Data);
     add(get.clone(), "/.well-known/jwks.json", none(), public(200), Data);
 

@@ -95,6 +95,11 @@ impl Billing {
         self
     }
 
+    /// The consumer group billing consumes in.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
     /// Consumes until `shutdown`; offsets are stored only after their batch is applied.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
         let topics = [EventoUsoDatos::TOPIC, PagoProcesado::TOPIC];

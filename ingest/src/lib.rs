@@ -95,11 +95,12 @@ pub fn router(state: IngestState) -> Router {
     )
 }
 
-/// Only `GET /health` and `GET /metrics`: how a process that serves no ingest
+/// Only `GET /health`, `GET /ready` and `GET /metrics`: how a process that serves no ingest
 /// routes (`alpes up --services anonymizer`, `billing`) answers probes and scrapes.
 pub fn probe_router(state: IngestState) -> Router {
     Router::new()
         .route("/health", get(routes::health::handler))
+        .route("/ready", get(routes::ready::handler))
         .route("/metrics", get(alpes_platform::metrics::handler))
         .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
         .with_state(state)
@@ -123,6 +124,7 @@ pub fn api_router(state: IngestState) -> Router {
         .route("/api-keys/{id}", axum::routing::delete(routes::api_key::handler))
         .route("/.well-known/jwks.json", get(routes::jwks::handler))
         .route("/health", get(routes::health::handler))
+        .route("/ready", get(routes::ready::handler))
         .route("/metrics", get(alpes_platform::metrics::handler))
         // Uploads are streamed and limited by `max_upload`, not buffered.
         .layer(DefaultBodyLimit::disable())

@@ -269,6 +269,20 @@ fn operations() -> Vec<Op> {
             .public()
             .ok(200, "Everything is up.", Some(json_content(schema("Health"))), &[])
             .ok(503, "Something is down; the body says what.", Some(json_content(schema("Health"))), &[]),
+        Op::get("/ready", "ready", PLATFORM, "Whether this process can serve: its dependencies answer and its consumers have joined")
+            .public()
+            .describe(
+                "The readiness probe: 200 once the broker, the store and the blobs answer and every consumer \
+                 group this process runs has its first assignment (before that, a user registered at once could \
+                 read 404 for their own account). Route traffic on this, and use `/health` for liveness.",
+            )
+            .ok(200, "Ready.", Some(json_content(schema("Ready"))), &[])
+            .ok(
+                503,
+                "Starting, or something is down; the body says what.",
+                Some(json_content(schema("Ready"))),
+                &[("Retry-After", response_header(json!({ "type": "integer" }), true, "Seconds to wait: 1."))],
+            ),
         Op::get("/.well-known/jwks.json", "jwks", IDENTITY, "The public keys tokens are verified with")
             .public()
             .describe(
@@ -593,6 +607,22 @@ fn schemas() -> Value {
             "properties": { "status": string_enum(&["up", "down"]), "error": { "type": "string" } },
         },
         "Jwks": jwks,
+        "BlobsState": {
+            "type": "object",
+            "required": ["status", "store"],
+            "additionalProperties": false,
+            "properties": { "status": string_enum(&["up", "down"]), "store": { "type": "string" } },
+        },
+        "KafkaState": {
+            "type": "object",
+            "required": ["bootstrap", "mode", "schemas"],
+            "additionalProperties": false,
+            "properties": {
+                "bootstrap": { "type": "string" },
+                "mode": { "type": "string" },
+                "schemas": string_enum(&["single-object", "schema-registry"]),
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "broker", "store", "blobs", "kafka", "version"],
@@ -601,23 +631,27 @@ fn schemas() -> Value {
                 "status": string_enum(&["up", "degraded"]),
                 "broker": schema("ComponentState"),
                 "store": schema("ComponentState"),
-                "blobs": {
-                    "type": "object",
-                    "required": ["status", "store"],
-                    "additionalProperties": false,
-                    "properties": { "status": string_enum(&["up", "down"]), "store": { "type": "string" } },
-                },
-                "kafka": {
-                    "type": "object",
-                    "required": ["bootstrap", "mode", "schemas"],
-                    "additionalProperties": false,
-                    "properties": {
-                        "bootstrap": { "type": "string" },
-                        "mode": { "type": "string" },
-                        "schemas": string_enum(&["single-object", "schema-registry"]),
-                    },
-                },
+                "blobs": schema("BlobsState"),
+                "kafka": schema("KafkaState"),
                 "version": { "type": "string" },
+            },
+        },
+        "Ready": {
+            "type": "object",
+            "required": ["status", "broker", "store", "blobs", "kafka", "version", "consumers"],
+            "additionalProperties": false,
+            "properties": {
+                "status": string_enum(&["ready", "starting"]),
+                "broker": schema("ComponentState"),
+                "store": schema("ComponentState"),
+                "blobs": schema("BlobsState"),
+                "kafka": schema("KafkaState"),
+                "version": { "type": "string" },
+                "consumers": {
+                    "type": "object",
+                    "description": "Each consumer group this process runs, and whether all its members have joined.",
+                    "additionalProperties": string_enum(&["joined", "joining"]),
+                },
             },
         },
     })

@@ -141,7 +141,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 /// The action code of an audited request, `None` when it is not audited.
 pub fn action_of(method: &Method, route: &str, status: StatusCode, role: Option<Role>) -> Option<&'static str> {
     let action = match (method.as_str(), route) {
-        ("GET", "/health" | "/metrics" | "/openapi.json" | "/docs" | "/.well-known/jwks.json") => return None,
+        ("GET", "/health" | "/ready" | "/metrics" | "/openapi.json" | "/docs" | "/.well-known/jwks.json") => return None,
         ("POST", "/auth/login") => return None, // IntentoLogin
         ("POST", "/imagenes" | "/studies" | "/studies/{study}") => Some("upload"),
         ("POST", "/anonimizar/{id}") => Some("reanonymize"),
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn health_metrics_docs_and_logins_are_never_audited_here() {
-        for route in ["/health", "/metrics", "/openapi.json", "/docs"] {
+        for route in ["/health", "/ready", "/metrics", "/openapi.json", "/docs"] {
             assert_eq!(action_of(&Method::GET, route, StatusCode::OK, Some(Role::Admin)), None);
         }
         assert_eq!(action_of(&Method::POST, "/auth/login", StatusCode::UNAUTHORIZED, None), None);

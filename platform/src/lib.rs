@@ -13,6 +13,7 @@
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`openapi`]: the shared parts of every service's OpenAPI document, and `/openapi.json` and `/docs`.
 //! - [`shutdown`]: the stop signal every long-running task takes.
+//! - [`readiness`]: whether every consumer a process runs has joined its group (`/ready`).
 
 pub mod audit;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod password;
+pub mod readiness;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

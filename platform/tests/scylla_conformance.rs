@@ -1,9 +1,10 @@
-//! The store conformance suites (ledger, catalog and identity) on a real
-//! ScyllaDB cluster, plus the races only a cluster can show (concurrent
-//! payouts, concurrent redeliveries, materializer replicas applying one
-//! image's events in different orders at once, registrations of one email,
-//! rotations of one refresh token and failed logins of one account from
-//! several replicas at once).
+//! The store conformance suites (ledger, catalog, identity and ingest) on a
+//! real CQL cluster (ScyllaDB, or the Apache Cassandra of
+//! `deploy/local/engines.sh`), plus the races only a cluster can show
+//! (concurrent payouts, concurrent redeliveries, materializer replicas
+//! applying one image's events in different orders at once, registrations of
+//! one email, rotations of one refresh token, failed logins of one account,
+//! and uploads of one provider's bytes or key from several replicas at once).
 //!
 //! Runs only when `SCYLLA_NODES` names a cluster (`host:port`, comma-separated);
 //! nothing else is ever contacted. Each test migrates a fresh keyspace
@@ -13,11 +14,11 @@
 
 use alpes_platform::auth::Role;
 use alpes_platform::store::catalog::{DicomQuery, ImageFilter};
-use alpes_platform::store::conformance::{self, account, anonymized, payment, refresh, registered, rejected, usage, Instance};
+use alpes_platform::store::conformance::{self, account, anonymized, new_image, payment, refresh, registered, rejected, usage, Instance};
 use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
 use alpes_platform::store::{
-    Applied, CatalogStore, Created, Estado, IdentityStore, LedgerStore, LockoutRule, Refusal, Rotation, ScyllaArgs, ScyllaCatalog,
-    ScyllaIdentity, ScyllaLedger,
+    Applied, CatalogStore, Claim, Created, Estado, IdentityStore, IngestStore, LedgerStore, LockoutRule, Refusal, RequestState, Rotation,
+    ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLedger,
 };
 use futures::FutureExt;
 use scylla::client::session::Session;
@@ -355,5 +356,121 @@ async fn concurrent_failed_logins_each_count_once_on_scylladb() {
         let a = stores[3].account("u1").await.expect("account").expect("found");
         assert_eq!((a.failed_logins, a.locked_until, a.last_login_at), (0, None, Some(400_000)));
     })
+    .await;
+}
+
+async fn ingest_replicas(session: &Arc<Session>, args: &ScyllaArgs, n: usize) -> Vec<ScyllaIngest> {
+    futures::future::join_all((0..n).map(|_| ScyllaIngest::new(Arc::clone(session), args)))
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("prepare")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ingest_conformance_suite_passes_on_scylladb() {
+    with_cluster("the_ingest_conformance_suite_passes_on_scylladb", |session, args| async move {
+        conformance::ingest(&ScyllaIngest::new(session, &args).await.expect("prepare")).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_of_one_providers_bytes_or_key_through_several_replicas_make_one_image_on_scylladb() {
+    with_cluster(
+        "concurrent_uploads_of_one_providers_bytes_or_key_through_several_replicas_make_one_image_on_scylladb",
+        |session, args| async move {
+            let stores = ingest_replicas(&session, &args, 4).await;
+            // Eight uploads of the same bytes, half with one key, through four replicas at once.
+            let claims = (0..8).map(|i| {
+                let store = stores[i % stores.len()].clone();
+                let key = (i % 2 == 0).then_some("k-same");
+                async move { store.claim(new_image(&format!("same-{i}"), "p", "s-same", key)).await }
+            });
+            let results: Vec<Claim> = futures::future::join_all(claims)
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("claim");
+            let created: Vec<usize> = (0..8).filter(|i| results[*i] == Claim::Created).collect();
+            assert_eq!(created.len(), 1, "{results:?}");
+            let winner = format!("same-{}", created[0]);
+            for r in &results {
+                assert!(
+                    *r == Claim::Created || *r == Claim::Existing { image_id: winner.clone() },
+                    "{results:?}"
+                );
+            }
+            assert!(stores[1].image(&winner).await.expect("image").is_some());
+            assert_eq!(stores[2].unfinished().await.expect("open").len(), 1, "one request, once");
+
+            // Four uploads of other bytes under one key at once: one image, the losers' bytes freed.
+            let keyed = (0..4).map(|i| {
+                let store = stores[i].clone();
+                async move {
+                    store
+                        .claim(new_image(&format!("key-{i}"), "p", &format!("s-key-{i}"), Some("k-race")))
+                        .await
+                }
+            });
+            let results: Vec<Claim> = futures::future::join_all(keyed)
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("claim");
+            let created: Vec<usize> = (0..4).filter(|i| results[*i] == Claim::Created).collect();
+            assert_eq!(created.len(), 1, "{results:?}");
+            for i in (0..4).filter(|i| *i != created[0]) {
+                assert_eq!(
+                    results[i],
+                    Claim::Existing {
+                        image_id: format!("key-{}", created[0])
+                    }
+                );
+                assert!(
+                    !stores[0].blob_in_use(&format!("s-key-{i}")).await.expect("in use"),
+                    "a loser's bytes stay claimed"
+                );
+                assert_eq!(stores[0].image(&format!("key-{i}")).await.expect("image"), None);
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_whose_replica_stopped_after_the_claim_is_finished_by_the_next_upload_on_scylladb() {
+    with_cluster(
+        "an_upload_whose_replica_stopped_after_the_claim_is_finished_by_the_next_upload_on_scylladb",
+        |session, args| async move {
+            let store = ScyllaIngest::new(Arc::clone(&session), &args).await.expect("prepare");
+            // The claim alone, as a replica that stopped right after it leaves it.
+            session
+                .query_unpaged(
+                    format!(
+                        "INSERT INTO {}.ingest_content (provider_id, sha256, image_id, size, media_type, blob_key, idem_key, \
+                         created_at, request_id, event) VALUES ('p', 's1', 'orphan', 3, 'application/dicom', 'raw/s1', 'k1', \
+                         1000000, 'req-orphan', '{{\"image_id\":\"orphan\"}}') IF NOT EXISTS",
+                        args.keyspace
+                    ),
+                    &[],
+                )
+                .await
+                .expect("write a bare claim");
+            assert_eq!(store.image("orphan").await.expect("image"), None, "no row yet");
+            assert_eq!(
+                store.claim(new_image("retry", "p", "s1", None)).await.expect("claim"),
+                Claim::Existing { image_id: "orphan".into() }
+            );
+            let image = store.image("orphan").await.expect("image").expect("finished from the claim");
+            assert_eq!((image.size, image.blob_key.as_str()), (3, "raw/s1"));
+            assert_eq!(store.request_state("req-orphan").await.expect("state"), Some(RequestState::Pending));
+            assert_eq!(
+                store.unfinished().await.expect("open"),
+                vec!["{\"image_id\":\"orphan\"}".to_owned()]
+            );
+            assert!(store.blob_in_use("s1").await.expect("in use"));
+        },
+    )
     .await;
 }

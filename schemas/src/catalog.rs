@@ -1,6 +1,12 @@
 //! The schema catalog: every current schema (`avro/<Name>.avsc`) and every superseded version
 //! (`avro/history/<Name>.v<N>.avsc`), embedded at compile time, parsed once, and looked up by
 //! record name or by single-object fingerprint.
+//!
+//! Events are written with the fingerprint of the specification's Parsing
+//! Canonical Form ([`crate::canonical`]), the one Java, fastavro and
+//! avro-python compute. Builds before it wrote `apache_avro`'s own, which
+//! differs for schemas with logical types; those events are still read:
+//! [`by_fingerprint`] knows both.
 
 use std::sync::LazyLock;
 
@@ -33,8 +39,12 @@ pub struct Entry {
     pub source: &'static str,
     /// The parsed schema.
     pub schema: Schema,
-    /// CRC-64-AVRO (Rabin) fingerprint of the canonical form, little-endian as on the wire.
+    /// CRC-64-AVRO (Rabin) fingerprint of the Parsing Canonical Form, little-endian as on the
+    /// wire: what single-object events are written with.
     pub fingerprint: [u8; 8],
+    /// The fingerprint earlier builds wrote, of `apache_avro`'s canonical form (which keeps a
+    /// logical type's `{"type": ...}` wrapper); read, never written.
+    pub legacy_fingerprint: [u8; 8],
 }
 
 static ENTRIES: LazyLock<Vec<Entry>> = LazyLock::new(|| {
@@ -56,14 +66,26 @@ pub fn current(name: &str) -> Option<&'static Entry> {
     entries().iter().find(|e| e.version.is_none() && e.name == name)
 }
 
-/// The schema version whose single-object fingerprint is `fingerprint`.
+/// The schema version whose single-object fingerprint is `fingerprint`, the reference one or the
+/// legacy one of earlier builds.
 pub fn by_fingerprint(fingerprint: &[u8; 8]) -> Option<&'static Entry> {
-    entries().iter().find(|e| &e.fingerprint == fingerprint)
+    entries()
+        .iter()
+        .find(|e| &e.fingerprint == fingerprint)
+        .or_else(|| entries().iter().find(|e| &e.legacy_fingerprint == fingerprint))
 }
 
-/// The single-object fingerprint of `schema`: CRC-64-AVRO of its Parsing Canonical Form, as the
-/// 8 little-endian bytes that follow `C3 01` on the wire.
+/// The single-object fingerprint of `schema`: CRC-64-AVRO of its Parsing Canonical Form (the
+/// specification's, as Java's `SchemaNormalization` computes it), as the 8 little-endian bytes
+/// that follow `C3 01` on the wire.
 pub fn fingerprint(schema: &Schema) -> [u8; 8] {
+    let json = schema.canonical_form();
+    let canonical = crate::canonical::canonical_form(&json).unwrap_or(json);
+    crate::canonical::fingerprint_of_canonical(&canonical)
+}
+
+/// The fingerprint earlier builds wrote: `apache_avro`'s own canonical form.
+fn legacy_fingerprint(schema: &Schema) -> [u8; 8] {
     let bytes = schema.fingerprint::<Rabin>().bytes;
     let mut out = [0; 8];
     out.copy_from_slice(&bytes);
@@ -84,13 +106,15 @@ fn entry(name: &'static str, version: Option<u32>, source: &'static str) -> Entr
         Some((Some(crate::NAMESPACE), name)),
         "the schema file of {name} ({version:?}) names another record"
     );
-    let fingerprint = fingerprint(&schema);
+    let canonical = crate::canonical::canonical_form(source)
+        .unwrap_or_else(|e| panic!("the schema of {name} ({version:?}) has no canonical form: {e}"));
     Entry {
         name,
         version,
         source,
+        fingerprint: crate::canonical::fingerprint_of_canonical(&canonical),
+        legacy_fingerprint: legacy_fingerprint(&schema),
         schema,
-        fingerprint,
     }
 }
 
@@ -107,15 +131,32 @@ mod tests {
     }
 
     #[test]
-    fn no_two_embedded_schemas_share_a_fingerprint() {
-        for (i, a) in entries().iter().enumerate() {
-            for b in &entries()[i + 1..] {
-                assert_ne!(
-                    a.fingerprint, b.fingerprint,
-                    "{} {:?} and {} {:?}",
-                    a.name, a.version, b.name, b.version
-                );
+    fn no_two_embedded_schemas_share_a_fingerprint_new_or_legacy() {
+        let all: Vec<([u8; 8], &Entry)> = entries()
+            .iter()
+            .flat_map(|e| [(e.fingerprint, e), (e.legacy_fingerprint, e)])
+            .collect();
+        for (i, (fa, a)) in all.iter().enumerate() {
+            for (fb, b) in &all[i + 1..] {
+                if !std::ptr::eq(*a, *b) {
+                    assert_ne!(fa, fb, "{} {:?} and {} {:?}", a.name, a.version, b.name, b.version);
+                }
             }
+        }
+    }
+
+    #[test]
+    fn an_event_written_with_the_legacy_fingerprint_still_finds_its_schema() {
+        for e in entries() {
+            assert!(std::ptr::eq(by_fingerprint(&e.legacy_fingerprint).expect("found"), e), "{}", e.name);
+            assert!(std::ptr::eq(by_fingerprint(&e.fingerprint).expect("found"), e), "{}", e.name);
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_of_a_parsed_schema_is_the_one_of_its_file() {
+        for e in entries() {
+            assert_eq!(fingerprint(&e.schema), e.fingerprint, "{} {:?}", e.name, e.version);
         }
     }
 

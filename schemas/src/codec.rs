@@ -199,14 +199,18 @@ mod tests {
         let fingerprint = catalog::fingerprint(ImagenRegistrada::schema());
         assert_eq!(&bytes[..2], &[0xC3, 0x01]);
         assert_eq!(&bytes[2..10], &fingerprint);
-        // Byte for byte what apache-avro's own single-object writer produces.
+        // The body byte for byte what apache-avro's own single-object writer produces; its header
+        // carries apache-avro's fingerprint, which differs for schemas with logical types (the
+        // legacy one, still read).
         let mut expected = Vec::new();
         let value = apache_avro::to_value(&event).unwrap().resolve(ImagenRegistrada::schema()).unwrap();
         GenericSingleObjectWriter::new_with_capacity(ImagenRegistrada::schema(), 1024)
             .unwrap()
             .write_value(value, &mut expected)
             .unwrap();
-        assert_eq!(bytes, expected);
+        assert_eq!(bytes[10..], expected[10..]);
+        let entry = catalog::current("ImagenRegistrada").unwrap();
+        assert_eq!(expected[2..10], entry.legacy_fingerprint);
     }
 
     #[tokio::test]

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "003_identity.cql",
         source: include_str!("../cql/003_identity.cql"),
     },
+    Migration {
+        version: 4,
+        name: "004_ingest.cql",
+        source: include_str!("../cql/004_ingest.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

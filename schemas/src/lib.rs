@@ -15,6 +15,7 @@
 //! Events carry no PHI and no floats; every schema change must stay BACKWARD compatible (see
 //! `avro/README.md`).
 
+pub mod canonical;
 pub mod catalog;
 mod codec;
 pub mod cql;

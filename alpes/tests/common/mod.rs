@@ -122,6 +122,55 @@ impl TestApp {
         self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
     }
 
+    /// Uploads the fixture `name` as DICOM with `token`; the image id of the 202.
+    pub async fn upload_fixture(&self, name: &str, token: &str) -> String {
+        let bytes = std::fs::read(fixtures_dir().join(name)).expect("fixture");
+        let res = self
+            .client
+            .post(format!("{}/imagenes", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/dicom")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status().as_u16(), 202);
+        let body: serde_json::Value = res.json().await.expect("json");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Downloads the anonymized image `id` with `token` once it is there (60 s at most).
+    pub async fn download_when_ready(&self, id: &str, token: &str) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let res = self
+                .client
+                .get(format!("{}/imagenes/{id}/anonimizada", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("download");
+            if res.status().as_u16() == 200 {
+                return res.bytes().await.expect("bytes").to_vec();
+            }
+            assert!(Instant::now() < deadline, "{id} never anonymized: {}", res.status());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `GET /ready` answers 200: every consumer has joined its group (60 s at most).
+    pub async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let res = self.client.get(format!("{}/ready", self.base)).send().await.expect("ready");
+            if res.status().as_u16() == 200 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never ready: {}", res.text().await.unwrap_or_default());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A plain consumer in a fresh group, reading `topics` from the start.
     pub fn consumer(&self, topics: &[&str]) -> StreamConsumer {
         let mut cfg = rdkafka::ClientConfig::new();
@@ -157,4 +206,32 @@ pub async fn drain(c: &StreamConsumer, n: usize, wait: Duration) -> Vec<(String,
         ));
     }
     out
+}
+
+/// Runs the example downstream consumer (`examples/python/consume_events.py`) with `python` and
+/// `args` until it has been idle 5 s, asserts it decoded everything in `framing`
+/// (`single-object` or `schema-registry`), and counts the events of each record type (short
+/// name) whose line names one of `markers` (every event when `markers` is empty).
+pub fn consume_events(python: &str, args: &[String], framing: &str, markers: &[String]) -> std::collections::BTreeMap<String, usize> {
+    let out = std::process::Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/consume_events.py"))
+        .args(args)
+        .args(["--idle", "5"])
+        .output()
+        .expect("run the example consumer");
+    assert!(
+        out.status.success(),
+        "the example consumer could not decode every event: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(v["framing"], framing, "{line}");
+        if markers.is_empty() || markers.iter().any(|m| line.contains(m.as_str())) {
+            let name = v["record"].as_str().expect("record").trim_start_matches("io.alpes.events.");
+            *counts.entry(name.to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
 }

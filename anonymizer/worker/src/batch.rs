@@ -11,7 +11,7 @@ use futures::future::join_all;
 use crate::context::Context;
 use crate::events::{Message, Output};
 use crate::image;
-use crate::publish::{Offsets, Turn};
+use crate::publish::{Offsets, Taken, Turn};
 use crate::record::Record;
 use crate::Result;
 
@@ -22,6 +22,8 @@ pub struct Batch {
     pub seq: u64,
     /// The records, in consumption order.
     pub records: Vec<Record>,
+    /// When they were taken.
+    pub taken: Taken,
 }
 
 /// What a batch produced.
@@ -76,7 +78,9 @@ pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
         messages.push(output.encode(&ctx.codec, record).await?);
         messages.push(output.encode_audit(&ctx.codec, record).await?);
     }
-    ctx.publisher.publish(batch.seq, &ctx.stop, &messages, &offsets, turn).await?;
+    ctx.publisher
+        .publish(batch.seq, &ctx.stop, (&messages, &offsets, &batch.taken), turn)
+        .await?;
     let span = tracing::Span::current();
     span.record("anonymized", counts.anonymized);
     span.record("rejected", counts.rejected);
@@ -107,6 +111,7 @@ mod tests {
         let batch = Batch {
             seq: 0,
             records: vec![record(1, 5), record(0, 9), record(1, 7), record(1, 6), record(0, 8)],
+            taken: Taken::default(),
         };
         assert_eq!(batch.offsets(), vec![("t".to_owned(), 0, 9), ("t".to_owned(), 1, 7)]);
     }

@@ -3,8 +3,11 @@
 //! mode: one Kafka transaction per batch that also commits the batch's offsets, taken in the
 //! order the batches were consumed (each waits for its predecessor's turn).
 
+use std::sync::Arc;
+
 use alpes_platform::kafka::Producer;
 use futures::future::join_all;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use tokio::sync::oneshot;
 
 use crate::events::Message;
@@ -15,6 +18,26 @@ use alpes_platform::shutdown::Shutdown;
 
 /// The highest consumed offset of each partition in a batch.
 pub type Offsets = Vec<(String, i32, i64)>;
+
+/// When a batch's records were taken: the consumer's rebalance count then, and (transactional
+/// mode) its group metadata then, which the group coordinator checks when the transaction commits
+/// the batch's offsets: a rebalance since makes that commit fail, and the batch is dropped.
+#[derive(Clone, Default)]
+pub struct Taken {
+    /// [`alpes_platform::kafka::CommitOnRevoke::rebalances`] when the first record was taken.
+    pub generation: u64,
+    /// The consumer's group metadata at that time (transactional mode only).
+    pub group: Option<Arc<ConsumerGroupMetadata>>,
+}
+
+impl std::fmt::Debug for Taken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Taken")
+            .field("generation", &self.generation)
+            .field("group", &self.group.is_some())
+            .finish()
+    }
+}
 
 /// A batch's place in the commit order: the previous batch's signal and its own.
 #[derive(Debug)]
@@ -37,7 +60,13 @@ pub enum Publisher {
 impl Publisher {
     /// Produces `messages` (and in transactional mode commits `offsets` with them) once it is this
     /// batch's turn. Resolves when the broker has everything.
-    pub async fn publish(&self, seq: u64, stop: &Shutdown, messages: &[Message], offsets: &Offsets, turn: Turn) -> Result<()> {
+    pub async fn publish(
+        &self,
+        seq: u64,
+        stop: &Shutdown,
+        (messages, offsets, taken): (&[Message], &Offsets, &Taken),
+        turn: Turn,
+    ) -> Result<()> {
         match self {
             Publisher::Plain(producer) => {
                 let sends = messages
@@ -54,7 +83,7 @@ impl Publisher {
                         reason: "an earlier batch was not committed".into(),
                     })?;
                 }
-                tx.commit_batch(seq, stop, messages, offsets).await?;
+                tx.commit_batch(seq, stop, messages, offsets, taken).await?;
             }
         }
         // The next batch may be gone already (the worker is stopping).

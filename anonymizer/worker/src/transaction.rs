@@ -19,7 +19,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::events::Message;
-use crate::publish::Offsets;
+use crate::publish::{Offsets, Taken};
 use crate::{Error, Result};
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -83,16 +83,27 @@ impl Transactional {
             .map_err(|e| Error::Transaction(e.to_string()))
     }
 
-    /// Produces `messages` and commits `offsets` in one transaction, retrying abortable failures.
-    pub async fn commit_batch(&self, seq: u64, stop: &Shutdown, messages: &[Message], offsets: &Offsets) -> Result<()> {
+    /// Produces `messages` and commits `offsets` in one transaction, retrying abortable failures,
+    /// unless the consumer has been through a rebalance since the batch was `taken`: then the
+    /// batch is dropped, produced and committed nothing, as whoever owns its partitions now
+    /// (maybe this consumer) fetches its records again from the committed offsets. Committing it
+    /// would give those records a second committed outcome.
+    pub async fn commit_batch(&self, seq: u64, stop: &Shutdown, messages: &[Message], offsets: &Offsets, taken: &Taken) -> Result<()> {
         let mut delay = FIRST_DELAY;
         let mut stopping_failures = 0;
         loop {
-            let err = match self.attempt(messages, offsets).await {
-                Ok(()) => {
+            let err = match self.attempt(messages, offsets, taken).await {
+                Ok(true) => {
                     for m in messages {
                         self.metrics.events_produced.with_label_values(&[m.topic]).inc();
                     }
+                    return Ok(());
+                }
+                Ok(false) => {
+                    tracing::info!(
+                        seq,
+                        "a rebalance came after the batch was taken: dropped, its records are fetched again"
+                    );
                     return Ok(());
                 }
                 Err(e) => e,
@@ -125,7 +136,11 @@ impl Transactional {
         }
     }
 
-    async fn attempt(&self, messages: &[Message], offsets: &Offsets) -> Result<(), KafkaError> {
+    /// One transaction: false, producing nothing, when a rebalance came since the batch was taken.
+    async fn attempt(&self, messages: &[Message], offsets: &Offsets, taken: &Taken) -> Result<bool, KafkaError> {
+        if self.consumer.context().rebalances() != taken.generation {
+            return Ok(false);
+        }
         self.producer.begin_transaction()?;
         let sends = messages.iter().map(|m| {
             let record = FutureRecord::to(m.topic).key(m.key.as_str()).payload(m.payload.as_slice());
@@ -135,27 +150,24 @@ impl Transactional {
             sent.map_err(|(e, _)| e)?;
         }
         let offsets = offsets.clone();
+        let group = taken.group.clone();
         let timeout = self.timeout;
-        self.blocking(move |producer, consumer| {
-            // Offsets only for partitions still assigned: a revoked one belongs to another member now.
-            let assigned = consumer.assignment()?;
+        self.blocking(move |producer, _| {
             let mut tpl = TopicPartitionList::new();
             for (topic, partition, offset) in &offsets {
-                if assigned.find_partition(topic, *partition).is_some() {
-                    tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
-                }
+                tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
             }
-            tracing::debug!(partitions = tpl.count(), of = offsets.len(), "offsets into the transaction");
+            tracing::debug!(partitions = tpl.count(), "offsets into the transaction");
             if tpl.count() > 0 {
-                // No metadata means the consumer is not in the group right now: abort and retry.
-                let group = consumer
-                    .group_metadata()
-                    .ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
+                // The group metadata of when the batch was taken: a rebalance since makes the
+                // group coordinator refuse these offsets, and the transaction aborts.
+                let group = group.ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
                 producer.send_offsets_to_transaction(&tpl, &group, timeout)?;
             }
             producer.commit_transaction(timeout)
         })
-        .await
+        .await?;
+        Ok(true)
     }
 
     /// Waits until every produced message is delivered (on stop).

@@ -15,8 +15,8 @@ fn state_of<E: std::fmt::Display>(r: &Result<(), E>) -> serde_json::Value {
     }
 }
 
-/// The handler (no token needed, so probes and load balancers can call it).
-pub async fn handler(State(state): State<IngestState>) -> Response {
+/// Whether the broker, the store and the blobs answer, and the body that says so.
+pub async fn dependencies(state: &IngestState) -> (bool, serde_json::Value) {
     let (broker, store, blobs) = tokio::join!(
         state.kafka.health(Duration::from_secs(2)),
         state.store.health(),
@@ -35,6 +35,12 @@ pub async fn handler(State(state): State<IngestState>) -> Response {
         },
         "version": env!("CARGO_PKG_VERSION"),
     });
+    (up, body)
+}
+
+/// The handler (no token needed, so probes and load balancers can call it).
+pub async fn handler(State(state): State<IngestState>) -> Response {
+    let (up, body) = dependencies(&state).await;
     let code = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()
 }

@@ -9,6 +9,7 @@ pub mod auth_verify;
 pub mod health;
 pub mod jwks;
 pub mod pagar;
+pub mod ready;
 pub mod reanonymize;
 pub mod stow;
 pub mod upload;

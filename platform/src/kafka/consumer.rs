@@ -5,6 +5,13 @@
 //! - On a partition revoke, the stored offsets are committed synchronously,
 //!   so the next owner starts right after the last finished message.
 //! - Statistics feed the per-partition consumer lag gauge.
+//! - Every rebalance (a revocation or an assignment) is counted
+//!   ([`CommitOnRevoke::rebalances`]), so a consume loop can tell records
+//!   taken before one from records taken after: after an eager rebalance the
+//!   next owner of a partition, maybe this consumer, fetches again from the
+//!   committed offset.
+//! - The first assignment marks the consumer's readiness ticket
+//!   ([`crate::readiness`]), so `/ready` knows it has joined its group.
 
 use super::{ClientKind, Kafka};
 use crate::metrics::Metrics;
@@ -16,11 +23,20 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::ClientContext;
 use std::sync::Arc;
 
-/// The consumer context: commits on revoke and exports lag.
+/// The consumer context: commits on revoke, exports lag and marks readiness.
 #[derive(Debug, Clone)]
 pub struct CommitOnRevoke {
     group: String,
     metrics: Arc<Metrics>,
+    ready: Option<Arc<crate::readiness::Ticket>>,
+    rebalances: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CommitOnRevoke {
+    /// How many revocations and assignments this consumer has gone through.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl ClientContext for CommitOnRevoke {
@@ -53,6 +69,7 @@ impl ClientContext for CommitOnRevoke {
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Rebalance::Revoke(parts) = rebalance {
             if parts.count() > 0 {
                 // Nothing stored yet is not an error worth more than a debug line.
@@ -60,6 +77,14 @@ impl ConsumerContext for CommitOnRevoke {
                     tracing::debug!(error = %e, group = %self.group, "commit on revoke");
                 }
             }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let (Rebalance::Assign(parts), Some(ticket)) = (rebalance, &self.ready) {
+            tracing::info!(group = %self.group, partitions = parts.count(), "joined the consumer group");
+            ticket.joined();
         }
     }
 }
@@ -93,6 +118,8 @@ impl Kafka {
         let context = CommitOnRevoke {
             group: group.to_owned(),
             metrics,
+            ready: self.readiness().ticket(group).map(Arc::new),
+            rebalances: Arc::default(),
         };
         let consumer: GroupConsumer = cfg.create_with_context(context)?;
         consumer.subscribe(topics)?;

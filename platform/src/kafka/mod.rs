@@ -97,6 +97,8 @@ pub struct Kafka {
     mock: Option<MockBroker>,
     /// One client kept for health probes, created on the first probe.
     probe: std::sync::OnceLock<std::sync::Arc<BaseConsumer>>,
+    /// The consumers this process expects, and which have joined their groups.
+    readiness: crate::readiness::Readiness,
 }
 
 impl std::fmt::Debug for Kafka {
@@ -127,6 +129,7 @@ impl Kafka {
             delivery_timeout: Duration::from_millis(args.delivery_timeout_ms),
             mock,
             probe: std::sync::OnceLock::new(),
+            readiness: crate::readiness::Readiness::new(),
         };
         let replication = if kafka.mock.is_some() { 1 } else { args.replication };
         kafka
@@ -147,6 +150,12 @@ impl Kafka {
     /// The development broker, when it is the one in use.
     pub fn mock(&self) -> Option<&MockBroker> {
         self.mock.as_ref()
+    }
+
+    /// The consumers this process expects to run, and which have joined their groups: declare
+    /// each with [`crate::readiness::Readiness::expect`] before serving; [`Kafka::consumer`] marks it.
+    pub fn readiness(&self) -> &crate::readiness::Readiness {
+        &self.readiness
     }
 
     /// How long a produce waits for the acknowledgement.
@@ -259,6 +268,7 @@ mod tests {
             delivery_timeout: Duration::from_secs(1),
             mock: None,
             probe: std::sync::OnceLock::new(),
+            readiness: crate::readiness::Readiness::new(),
         };
         let producer = kafka.config_for(ClientKind::Producer, &[("linger.ms", "2"), ("acks", "all")]);
         assert_eq!(producer.get("linger.ms"), Some("7"), "an operator's setting wins over a default");

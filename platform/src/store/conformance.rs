@@ -5,6 +5,10 @@
 use super::catalog::{CatalogEvent, CatalogStore, DicomQuery, Estado, ImageFilter, UsageBy};
 use super::identity::{ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 use super::ledger::{Applied, EntryKind, LedgerEntry, LedgerStore, Refusal};
+mod ingest;
+
+pub use ingest::{ingest, new_image};
+
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, Profile, UsuarioRegistrado};
 
 /// A usage of `amount` minor units (EUR) crediting `provider`, at time 1000.

@@ -2,7 +2,8 @@
 //!
 //! - [`IngestStore`] (this module): which images exist, who uploaded them,
 //!   which idempotency keys map to them, and which anonymization requests are
-//!   still open. [`sqlite`] is the embedded adapter.
+//!   still open. [`sqlite`] is the embedded adapter, [`scylla_ingest`] the
+//!   ScyllaDB one (shared by every ingest replica).
 //! - [`ledger::LedgerStore`]: money movements and balances, exactly once per
 //!   event. [`sqlite_ledger`] is the embedded adapter, [`scylla_ledger`] the
 //!   ScyllaDB one.
@@ -25,7 +26,9 @@ pub mod identity;
 pub mod ledger;
 pub mod scylla_catalog;
 pub mod scylla_conn;
+mod scylla_exec;
 pub mod scylla_identity;
+pub mod scylla_ingest;
 pub mod scylla_ledger;
 pub mod scylla_migrate;
 pub mod sqlite;
@@ -45,6 +48,7 @@ pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerSto
 pub use scylla_catalog::ScyllaCatalog;
 pub use scylla_conn::ScyllaArgs;
 pub use scylla_identity::ScyllaIdentity;
+pub use scylla_ingest::ScyllaIngest;
 pub use scylla_ledger::ScyllaLedger;
 pub use sqlite::SqliteStore;
 pub use sqlite_audit::SqliteAudit;

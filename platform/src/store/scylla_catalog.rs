@@ -126,7 +126,8 @@ use super::catalog::{
     report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage,
     SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
-use super::scylla_conn::{db, validate_keyspace, ScyllaArgs};
+use super::scylla_conn::{db, ScyllaArgs};
+use super::scylla_exec::{Cql, Kind};
 use crate::{Error, Result};
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
@@ -225,8 +226,7 @@ const BUCKETS_OLDEST: &str = "SELECT bucket FROM {ks}.catalog_buckets \
 /// The ScyllaDB catalog. Cheap to clone; the statements are prepared once, by [`ScyllaCatalog::new`].
 #[derive(Clone)]
 pub struct ScyllaCatalog {
-    session: Arc<Session>,
-    keyspace: String,
+    cql: Cql,
     st: Arc<Statements>,
     /// The bucket rows this process wrote (a cache: a miss only writes the row again).
     known_buckets: Arc<Mutex<HashSet<BucketKey>>>,
@@ -235,7 +235,7 @@ pub struct ScyllaCatalog {
 impl fmt::Debug for ScyllaCatalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScyllaCatalog")
-            .field("keyspace", &self.keyspace)
+            .field("keyspace", &self.cql.keyspace())
             .finish_non_exhaustive()
     }
 }
@@ -280,16 +280,13 @@ impl ScyllaCatalog {
 
     /// The catalog in `args.keyspace` on an open session; prepares every statement now.
     pub async fn new(session: Arc<Session>, args: &ScyllaArgs) -> Result<ScyllaCatalog> {
-        let ks = args.keyspace.as_str();
-        validate_keyspace(ks)?;
+        let cql = Cql::new(session, args)?;
         // Every statement is idempotent: a write sets the same cells to the same values (with the same
         // timestamp where it names one), so the driver may retry any of them.
         let prepare = |template: &'static str, page_size: Option<i32>| {
-            let session = Arc::clone(&session);
-            let cql = template.replace("{ks}", ks);
+            let cql = &cql;
             async move {
-                let mut p = session.prepare(cql).await.map_err(db("prepare"))?;
-                p.set_is_idempotent(true);
+                let mut p = cql.prepare(template, Kind::Plain).await?;
                 if let Some(rows) = page_size {
                     p.set_page_size(rows);
                 }
@@ -324,8 +321,7 @@ impl ScyllaCatalog {
             buckets_oldest: prepare(BUCKETS_OLDEST, None).await?,
         };
         Ok(ScyllaCatalog {
-            session,
-            keyspace: ks.to_owned(),
+            cql,
             st: Arc::new(st),
             known_buckets: Arc::new(Mutex::new(HashSet::new())),
         })
@@ -333,8 +329,7 @@ impl ScyllaCatalog {
 
     /// Runs a write.
     async fn write(&self, stmt: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow, step: &'static str) -> Result<()> {
-        self.session.execute_unpaged(stmt, values).await.map_err(db(step))?;
-        Ok(())
+        self.cql.write(stmt, values, step).await
     }
 
     /// Every row of a short single-partition read.
@@ -347,9 +342,7 @@ impl ScyllaCatalog {
     where
         T: for<'f, 'm> RowDeserialize<'f, 'm>,
     {
-        let result = self.session.execute_unpaged(stmt, values).await.map_err(db(step))?;
-        let rows = result.into_rows_result().map_err(db(step))?;
-        rows.rows::<T>().map_err(db(step))?.map(|r| r.map_err(db(step))).collect()
+        self.cql.read_rows(stmt, values, step).await
     }
 
     /// A paged read, as a stream of rows.
@@ -362,12 +355,7 @@ impl ScyllaCatalog {
     where
         T: for<'f, 'm> RowDeserialize<'f, 'm>,
     {
-        self.session
-            .execute_iter(stmt.clone(), values)
-            .await
-            .map_err(db(step))?
-            .rows_stream::<T>()
-            .map_err(db(step))
+        self.cql.scan(stmt, values, step).await
     }
 
     /// The event ids among `events` that are already recorded.

@@ -134,7 +134,8 @@
 //! `SERIAL`.
 
 use super::identity::{next_failures, Account, ApiKey, Created, Failures, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
-use super::scylla_conn::{backoff, db, serial_read, validate_keyspace, was_applied, ScyllaArgs};
+use super::scylla_conn::{backoff, db, ScyllaArgs};
+use super::scylla_exec::{Cql, Kind};
 use crate::auth::Role;
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -210,15 +211,14 @@ const KEY_LIST_SCAN: &str = "SELECT created_at, key_id FROM {ks}.identity_api_ke
 /// The ScyllaDB identity store. Cheap to clone; the statements are prepared once, by [`ScyllaIdentity::new`].
 #[derive(Clone)]
 pub struct ScyllaIdentity {
-    session: Arc<Session>,
-    keyspace: String,
+    cql: Cql,
     st: Arc<Statements>,
 }
 
 impl fmt::Debug for ScyllaIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScyllaIdentity")
-            .field("keyspace", &self.keyspace)
+            .field("keyspace", &self.cql.keyspace())
             .finish_non_exhaustive()
     }
 }
@@ -256,19 +256,6 @@ struct Statements {
     key_list_scan: PreparedStatement,
 }
 
-/// How a statement runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A read or a write that may be repeated: the driver may retry it.
-    Plain,
-    /// A whole partition, read page by page.
-    Scan,
-    /// A read at the serial consistency.
-    SerialRead,
-    /// A lightweight transaction: never retried by the driver (its outcome decides).
-    Lwt,
-}
-
 impl ScyllaIdentity {
     /// Connects with `args` and prepares the identity store's statements (the tables must exist: `alpes migrate`).
     pub async fn connect(args: &ScyllaArgs) -> Result<ScyllaIdentity> {
@@ -278,29 +265,8 @@ impl ScyllaIdentity {
 
     /// The identity store in `args.keyspace` on an open session; prepares every statement now.
     pub async fn new(session: Arc<Session>, args: &ScyllaArgs) -> Result<ScyllaIdentity> {
-        let ks = args.keyspace.as_str();
-        validate_keyspace(ks)?;
-        let prepare = |template: &'static str, kind: Kind| {
-            debug_assert_eq!(kind == Kind::Lwt, template.contains(" IF "), "{template}");
-            let session = Arc::clone(&session);
-            let cql = template.replace("{ks}", ks);
-            async move {
-                let mut p = session.prepare(cql).await.map_err(db("prepare"))?;
-                match kind {
-                    Kind::Plain => p.set_is_idempotent(true),
-                    Kind::Scan => {
-                        p.set_is_idempotent(true);
-                        p.set_page_size(args.page_size);
-                    }
-                    Kind::SerialRead => {
-                        p.set_is_idempotent(true);
-                        p.set_consistency(serial_read(args.serial_consistency));
-                    }
-                    Kind::Lwt => p.set_serial_consistency(Some(args.serial_consistency)),
-                }
-                Ok::<_, Error>(p)
-            }
-        };
+        let cql = Cql::new(session, args)?;
+        let prepare = |template: &'static str, kind: Kind| cql.prepare(template, kind);
         let st = Statements {
             email_claim: prepare(EMAIL_CLAIM, Kind::Lwt).await?,
             email_release: prepare(EMAIL_RELEASE, Kind::Lwt).await?,
@@ -331,22 +297,17 @@ impl ScyllaIdentity {
             key_list_write: prepare(KEY_LIST_WRITE, Kind::Plain).await?,
             key_list_scan: prepare(KEY_LIST_SCAN, Kind::Scan).await?,
         };
-        Ok(ScyllaIdentity {
-            session,
-            keyspace: ks.to_owned(),
-            st: Arc::new(st),
-        })
+        Ok(ScyllaIdentity { cql, st: Arc::new(st) })
     }
 
     /// Runs a plain write.
     async fn write(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<()> {
-        self.session.execute_unpaged(stmt, values).await.map_err(db(step))?;
-        Ok(())
+        self.cql.write(stmt, values, step).await
     }
 
     /// Runs a lightweight transaction; whether it applied.
     async fn lwt(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<bool> {
-        was_applied(self.session.execute_unpaged(stmt, values).await.map_err(db(step))?)
+        self.cql.lwt(stmt, values, step).await
     }
 
     /// The row of a single-row read, if any.
@@ -354,9 +315,7 @@ impl ScyllaIdentity {
     where
         T: for<'f, 'm> RowDeserialize<'f, 'm>,
     {
-        let result = self.session.execute_unpaged(stmt, values).await.map_err(db(step))?;
-        let rows = result.into_rows_result().map_err(db(step))?;
-        rows.maybe_first_row::<T>().map_err(db(step))
+        self.cql.read_one(stmt, values, step).await
     }
 
     /// A partition, page by page.
@@ -364,12 +323,7 @@ impl ScyllaIdentity {
     where
         T: for<'f, 'm> RowDeserialize<'f, 'm>,
     {
-        self.session
-            .execute_iter(stmt.clone(), values)
-            .await
-            .map_err(db(step))?
-            .rows_stream::<T>()
-            .map_err(db(step))
+        self.cql.scan(stmt, values, step).await
     }
 
     /// The claim of `email`, if any.

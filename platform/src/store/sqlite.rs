@@ -269,80 +269,8 @@ impl IngestStore for SqliteStore {
 mod tests {
     use super::*;
 
-    fn img(id: &str, provider: &str, sha: &str, key: Option<&str>) -> NewImage {
-        NewImage {
-            image: ImageRow {
-                image_id: id.into(),
-                provider_id: provider.into(),
-                sha256: sha.into(),
-                size: 3,
-                media_type: "application/dicom".into(),
-                blob_key: format!("raw/{sha}"),
-                tipo_imagen: Some("CT".into()),
-                region_anatomica: None,
-            },
-            idempotency_key: key.map(Into::into),
-            request_id: format!("req-{id}"),
-            event_json: format!("{{\"image_id\":\"{id}\"}}"),
-        }
-    }
-
     #[tokio::test]
-    async fn the_same_bytes_or_key_from_one_provider_claim_the_same_image() {
-        let s = SqliteStore::in_memory().expect("db");
-        assert_eq!(s.claim(img("a", "p1", "s1", Some("k1"))).await.expect("claim"), Claim::Created);
-        assert_eq!(
-            s.claim(img("b", "p1", "s1", None)).await.expect("claim"),
-            Claim::Existing { image_id: "a".into() }
-        );
-        assert_eq!(
-            s.claim(img("c", "p1", "s2", Some("k1"))).await.expect("claim"),
-            Claim::Existing { image_id: "a".into() }
-        );
-        assert_eq!(s.claim(img("d", "p2", "s1", Some("k1"))).await.expect("claim"), Claim::Created);
-        assert_eq!(s.image("a").await.expect("get").expect("row").blob_key, "raw/s1");
-    }
-
-    #[tokio::test]
-    async fn unfinished_requests_are_replayed_until_they_have_an_outcome() {
-        let s = SqliteStore::in_memory().expect("db");
-        s.claim(img("a", "p", "s1", None)).await.expect("claim");
-        s.claim(img("b", "p", "s2", None)).await.expect("claim");
-        s.add_request("a", "req-a2", "{\"again\":1}").await.expect("add");
-        assert_eq!(s.unfinished().await.expect("open").len(), 3);
-        assert!(s.set_state("req-a", RequestState::Published).await.expect("set"));
-        assert!(s.set_state("req-a", RequestState::Anonymized).await.expect("set"));
-        assert!(
-            !s.set_state("req-a", RequestState::Published).await.expect("set"),
-            "a finished request went back"
-        );
-        assert_eq!(
-            s.set_states(vec![
-                ("req-b".into(), RequestState::Rejected),
-                ("req-unknown".into(), RequestState::Anonymized),
-                ("req-a".into(), RequestState::Pending),
-            ])
-            .await
-            .expect("batch"),
-            1,
-            "only the known, unfinished request moves"
-        );
-        assert_eq!(s.unfinished().await.expect("open"), vec!["{\"again\":1}".to_owned()]);
-        assert_eq!(s.request_state("req-a").await.expect("state"), Some(RequestState::Anonymized));
-    }
-
-    #[tokio::test]
-    async fn abandoning_the_only_request_forgets_the_image_and_reports_blob_use() {
-        let s = SqliteStore::in_memory().expect("db");
-        s.claim(img("a", "p1", "s1", Some("k"))).await.expect("claim");
-        s.claim(img("b", "p2", "s1", None)).await.expect("claim");
-        assert!(s.abandon("req-a").await.expect("abandon"), "p2 still uses the blob");
-        assert_eq!(s.image("a").await.expect("get"), None);
-        assert_eq!(
-            s.claim(img("c", "p1", "s3", Some("k"))).await.expect("claim"),
-            Claim::Created,
-            "the key was freed"
-        );
-        assert!(!s.abandon("req-b").await.expect("abandon"));
+    async fn the_ingest_conformance_suite_passes_on_sqlite() {
+        super::super::conformance::ingest(&SqliteStore::in_memory().expect("db")).await;
     }
 }
