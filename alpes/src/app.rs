@@ -57,6 +57,7 @@ use alpes_platform::store::{
 use alpes_query_api::{Pricing, PricingArgs, QueryState};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -358,6 +359,17 @@ impl App {
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
         let (instance, created) = instance::load_or_create(data)?;
         tracing::info!(instance = %instance, created, "instance id of the data dir");
+        if settings.transactional {
+            // Exactly once needs the worker's input read committed (librdkafka's default): only
+            // then does a partition that changed hands restart past the last committed transaction.
+            let mut props = settings.kafka.props.iter().chain(&settings.kafka.consumer_props);
+            if let Some((_, level)) = props.rfind(|(k, _)| k == "isolation.level") {
+                anyhow::ensure!(
+                    level == "read_committed",
+                    "--transactional needs the consumers' isolation.level to be read_committed, not {level}"
+                );
+            }
+        }
         let metrics = Arc::new(Metrics::new());
         let mut kafka_args = settings.kafka.clone();
         if kafka_args.bootstrap.as_deref().is_none_or(|b| b.trim().is_empty()) && kafka_args.partitions.is_none() {
@@ -621,9 +633,36 @@ impl App {
         let router = alpes_platform::limits::with_cors(router, cors);
         let stop = shutdown.clone();
         // The client's address names an anonymous caller's rate-limit bucket.
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.wait().await })
-            .await;
+            .into_future();
+        tokio::pin!(serve);
+        // A service task that ends before the shutdown (a consumer that could not start, a fenced
+        // transactional worker) leaves the process unable to serve what it claims: it stops, with
+        // an error, so its supervisor restarts it, rather than answering with a part missing.
+        let mut failure = None;
+        let served = loop {
+            tokio::select! {
+                served = &mut serve => break served,
+                Some(ended) = tasks.join_next(), if !shutdown.is_triggered() => {
+                    let why = match ended {
+                        Ok(Ok(())) => "stopped on its own".to_owned(),
+                        Ok(Err(e)) => format!("failed: {e:#}"),
+                        Err(e) => format!("panicked: {e}"),
+                    };
+                    if shutdown.is_triggered() {
+                        // The shutdown came first: this is the task stopping as asked.
+                        if why != "stopped on its own" {
+                            tracing::error!(reason = %why, "a task stopped with an error");
+                        }
+                        continue;
+                    }
+                    tracing::error!(reason = %why, "a service task ended before the shutdown; stopping the process");
+                    failure = Some(anyhow::anyhow!("a service task {why}"));
+                    shutdown.trigger();
+                }
+            }
+        };
         shutdown.trigger();
         while let Some(r) = tasks.join_next().await {
             match r {
@@ -635,7 +674,8 @@ impl App {
         if let Err(e) = producer.flush(Duration::from_secs(10)) {
             tracing::warn!(error = %e, "producer flush on shutdown");
         }
-        served.context("the HTTP server failed")
+        served.context("the HTTP server failed")?;
+        failure.map_or(Ok(()), Err)
     }
 }
 

@@ -108,3 +108,18 @@ async fn a_group_still_joining_answers_503_with_retry_after_and_names_it() {
     shutdown.trigger();
     task.await.expect("join").expect("app");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_cannot_start_stops_the_process_with_an_error() {
+    let data = tempfile::tempdir().expect("tmp");
+    let mut settings = Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    settings.services = vec![Service::Billing];
+    // A consumer property librdkafka refuses: billing's consumer cannot be created.
+    settings.kafka.consumer_props = vec![("fetch.wait.max.ms".into(), "not-a-number".into())];
+    let app = App::build(settings).await.expect("build");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), app.run_until_stopped(Shutdown::new()))
+        .await
+        .expect("the process stops by itself instead of serving without billing");
+    let err = stopped.expect_err("an error, so its supervisor restarts it");
+    assert!(err.to_string().contains("a service task failed"), "{err:#}");
+}

@@ -141,7 +141,15 @@ pub async fn register(
             return Err(e.into());
         }
     };
-    if let Claim::Existing { image_id } = claim {
+    let existing = match claim {
+        Claim::Created => None,
+        Claim::Existing { image_id } => Some(image_id),
+        Claim::Resumed { image_id, event_json } => {
+            resume(state, &event_json).await?;
+            Some(image_id)
+        }
+    };
+    if let Some(image_id) = existing {
         ctx.target(&image_id);
         // The idempotency key may have come with other bytes: keep no orphan.
         forget_blob(state, blob).await;
@@ -171,6 +179,24 @@ pub async fn register(
         media_type: kind.media_type().to_owned(),
         duplicate: false,
     })
+}
+
+/// Publishes the first request of an image whose uploader stopped before it could (the store
+/// answered [`Claim::Resumed`]). On failure the request stays pending, for the next start's
+/// re-publication, and the caller answers 503.
+async fn resume(state: &IngestState, event_json: &str) -> Result<(), ApiError> {
+    let ev: ImagenRegistrada = serde_json::from_str(event_json).map_err(|e| ApiError::internal(&e))?;
+    match state.producer.send(&ev.image_id, &ev).await {
+        Ok(()) => {
+            state.published.mark(&ev.request_id);
+            tracing::info!(image_id = %ev.image_id, request_id = %ev.request_id, "published the request of an upload its replica left unfinished");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, request_id = %ev.request_id, "broker did not acknowledge a resumed request; it stays pending");
+            Err(ApiError::unavailable("the event broker", 5))
+        }
+    }
 }
 
 /// Re-announces an existing image with another profile (a new request).

@@ -395,16 +395,19 @@ async fn concurrent_uploads_of_one_providers_bytes_or_key_through_several_replic
             let created: Vec<usize> = (0..8).filter(|i| results[*i] == Claim::Created).collect();
             assert_eq!(created.len(), 1, "{results:?}");
             let winner = format!("same-{}", created[0]);
-            for r in &results {
-                assert!(
-                    *r == Claim::Created || *r == Claim::Existing { image_id: winner.clone() },
-                    "{results:?}"
-                );
-            }
+            // A loser that wrote the winner's first request before the winner did answers Resumed
+            // (and would publish its event too: the same event id).
+            let names_winner = |r: &Claim| match r {
+                Claim::Created => true,
+                Claim::Existing { image_id } | Claim::Resumed { image_id, .. } => *image_id == winner,
+            };
+            assert!(results.iter().all(names_winner), "{results:?}");
             assert!(stores[1].image(&winner).await.expect("image").is_some());
             assert_eq!(stores[2].unfinished().await.expect("open").len(), 1, "one request, once");
 
-            // Four uploads of other bytes under one key at once: one image, the losers' bytes freed.
+            // Four uploads of other bytes under one key at once: each one the key did not name
+            // first stands as an image of its own (SQLite would serialize them; see the adapter's
+            // docs), and the key ends naming exactly one of them, which a retry answers.
             let keyed = (0..4).map(|i| {
                 let store = stores[i].clone();
                 async move {
@@ -418,21 +421,27 @@ async fn concurrent_uploads_of_one_providers_bytes_or_key_through_several_replic
                 .into_iter()
                 .collect::<Result<_, _>>()
                 .expect("claim");
-            let created: Vec<usize> = (0..4).filter(|i| results[*i] == Claim::Created).collect();
-            assert_eq!(created.len(), 1, "{results:?}");
-            for i in (0..4).filter(|i| *i != created[0]) {
-                assert_eq!(
-                    results[i],
-                    Claim::Existing {
-                        image_id: format!("key-{}", created[0])
+            let retry = stores[3]
+                .claim(new_image("key-retry", "p", "s-key-retry", Some("k-race")))
+                .await
+                .expect("claim");
+            let Claim::Existing { image_id: named } = retry else {
+                panic!("a retry with the key is not the key's image: {retry:?}")
+            };
+            for (i, r) in results.iter().enumerate() {
+                match r {
+                    Claim::Created => assert!(stores[0].image(&format!("key-{i}")).await.expect("image").is_some()),
+                    Claim::Existing { image_id } | Claim::Resumed { image_id, .. } => {
+                        assert!(stores[0].image(image_id).await.expect("image").is_some(), "{results:?}");
+                        assert_eq!(stores[0].image(&format!("key-{i}")).await.expect("image"), None);
+                        assert!(
+                            !stores[0].blob_in_use(&format!("s-key-{i}")).await.expect("in use"),
+                            "a loser's bytes stay claimed"
+                        );
                     }
-                );
-                assert!(
-                    !stores[0].blob_in_use(&format!("s-key-{i}")).await.expect("in use"),
-                    "a loser's bytes stay claimed"
-                );
-                assert_eq!(stores[0].image(&format!("key-{i}")).await.expect("image"), None);
+                }
             }
+            assert!(results[named.trim_start_matches("key-").parse::<usize>().expect("an index")] == Claim::Created);
         },
     )
     .await;
@@ -460,7 +469,16 @@ async fn an_upload_whose_replica_stopped_after_the_claim_is_finished_by_the_next
             assert_eq!(store.image("orphan").await.expect("image"), None, "no row yet");
             assert_eq!(
                 store.claim(new_image("retry", "p", "s1", None)).await.expect("claim"),
-                Claim::Existing { image_id: "orphan".into() }
+                Claim::Resumed {
+                    image_id: "orphan".into(),
+                    event_json: "{\"image_id\":\"orphan\"}".into()
+                },
+                "the finder wrote its first request, so it publishes it"
+            );
+            assert_eq!(
+                store.claim(new_image("again", "p", "s1", None)).await.expect("claim"),
+                Claim::Existing { image_id: "orphan".into() },
+                "once complete, it is an image like any other"
             );
             let image = store.image("orphan").await.expect("image").expect("finished from the claim");
             assert_eq!((image.size, image.blob_key.as_str()), (3, "raw/s1"));
@@ -470,6 +488,31 @@ async fn an_upload_whose_replica_stopped_after_the_claim_is_finished_by_the_next
                 vec!["{\"image_id\":\"orphan\"}".to_owned()]
             );
             assert!(store.blob_in_use("s1").await.expect("in use"));
+
+            // A replica that stopped after the claim and the request row, before the request's
+            // link and open row: the next upload of those bytes writes them, so it is announced.
+            for cql in [
+                "INSERT INTO {ks}.ingest_content (provider_id, sha256, image_id, size, media_type, blob_key, created_at, \
+                 request_id, event) VALUES ('p', 's2', 'half', 3, 'application/dicom', 'raw/s2', 2000000, 'req-half', \
+                 '{\"image_id\":\"half\"}') IF NOT EXISTS",
+                "INSERT INTO {ks}.ingest_requests (request_id, image_id, state, event, bucket, created_at) VALUES \
+                 ('req-half', 'half', 'pending', '{\"image_id\":\"half\"}', 0, 2000000) IF NOT EXISTS",
+            ] {
+                session
+                    .query_unpaged(cql.replace("{ks}", &args.keyspace), &[])
+                    .await
+                    .expect("write a half-written upload");
+            }
+            assert_eq!(
+                store.claim(new_image("retry2", "p", "s2", None)).await.expect("claim"),
+                Claim::Existing { image_id: "half".into() },
+                "its first request was recorded: its uploader publishes it, or the next start does"
+            );
+            assert_eq!(
+                store.unfinished().await.expect("open"),
+                vec!["{\"image_id\":\"orphan\"}".to_owned(), "{\"image_id\":\"half\"}".to_owned()],
+                "the repaired request is open again"
+            );
         },
     )
     .await;

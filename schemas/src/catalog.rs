@@ -79,8 +79,8 @@ pub fn by_fingerprint(fingerprint: &[u8; 8]) -> Option<&'static Entry> {
 /// specification's, as Java's `SchemaNormalization` computes it), as the 8 little-endian bytes
 /// that follow `C3 01` on the wire.
 pub fn fingerprint(schema: &Schema) -> [u8; 8] {
-    let json = schema.canonical_form();
-    let canonical = crate::canonical::canonical_form(&json).unwrap_or(json);
+    let canonical =
+        crate::canonical::canonical_form(&schema.canonical_form()).expect("apache_avro's canonical form of a parsed schema is a schema");
     crate::canonical::fingerprint_of_canonical(&canonical)
 }
 

@@ -25,9 +25,11 @@ fn parse(tsv: &str) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-/// Every embedded schema: `file name → (canonical form, fingerprint hex)`, as this crate computes them.
+/// Every embedded schema and every schema of `avro-extra/` (the canonical form's rules that
+/// Alpes' own schemas do not use): `file name → (canonical form, fingerprint hex)`, as this crate
+/// computes them.
 fn ours() -> BTreeMap<String, (String, String)> {
-    catalog::entries()
+    let mut ours: BTreeMap<String, (String, String)> = catalog::entries()
         .iter()
         .map(|e| {
             let file = match e.version {
@@ -38,7 +40,26 @@ fn ours() -> BTreeMap<String, (String, String)> {
             assert_eq!(canonical::fingerprint_of_canonical(&canonical), e.fingerprint);
             (file, (canonical, hex::encode(e.fingerprint)))
         })
-        .collect()
+        .collect();
+    for path in files("tests/avro-extra") {
+        let source = std::fs::read_to_string(&path).expect("schema");
+        let canonical = canonical::canonical_form(&source).expect("canonical form");
+        let fp = hex::encode(canonical::fingerprint_of_canonical(&canonical));
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        ours.insert(name, (canonical, fp));
+    }
+    ours
+}
+
+/// The `.avsc` files of a folder of this crate.
+fn files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .expect("schema dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "avsc"))
+        .collect();
+    files.sort();
+    files
 }
 
 fn assert_same(reference: &BTreeMap<String, (String, String)>, what: &str) {
@@ -79,15 +100,7 @@ fn every_fingerprint_matches_java_schema_normalization_run_now() {
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<String> = Vec::new();
-    for dir in ["avro", "avro/history"] {
-        for entry in std::fs::read_dir(root.join(dir)).expect("schema dir") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|x| x == "avsc") {
-                files.push(path.display().to_string());
-            }
-        }
-    }
+    let files: Vec<std::path::PathBuf> = ["avro", "avro/history", "tests/avro-extra"].iter().flat_map(|d| files(d)).collect();
     let out = Command::new("java")
         .arg("-cp")
         .arg(classpath)

@@ -2,16 +2,15 @@
 //! shared limit, the engine on the pool), the outputs encoded and published in record order,
 //! and the highest offset of each partition handed back for the consume loop to store.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
 
 use crate::context::Context;
-use crate::events::{Message, Output};
+use crate::events::Output;
 use crate::image;
-use crate::publish::{Offsets, Taken, Turn};
+use crate::publish::{highest_offsets, Offsets, Produced, Turn};
 use crate::record::Record;
 use crate::Result;
 
@@ -22,8 +21,6 @@ pub struct Batch {
     pub seq: u64,
     /// The records, in consumption order.
     pub records: Vec<Record>,
-    /// When they were taken.
-    pub taken: Taken,
 }
 
 /// What a batch produced.
@@ -37,12 +34,21 @@ pub struct Counts {
     pub poison: usize,
 }
 
+/// What one record produced.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Anonymized,
+    Rejected,
+    Poison,
+}
+
 /// A published batch.
 #[derive(Debug)]
 pub struct Done {
     /// The batch's sequence number.
     pub seq: u64,
-    /// The highest offset of each partition, to store (plain mode) or already committed.
+    /// The highest offset of each partition, to store (plain mode; a transaction committed its
+    /// own).
     pub offsets: Offsets,
     /// Outputs by kind.
     pub counts: Counts,
@@ -51,12 +57,7 @@ pub struct Done {
 impl Batch {
     /// The highest offset of each partition in the batch, sorted by topic and partition.
     pub fn offsets(&self) -> Offsets {
-        let mut highest: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for r in &self.records {
-            let slot = highest.entry((r.topic.as_str(), r.partition)).or_insert(r.offset);
-            *slot = (*slot).max(r.offset);
-        }
-        highest.into_iter().map(|((t, p), o)| (t.to_owned(), p, o)).collect()
+        highest_offsets(self.records.iter().map(|r| (r.topic.as_str(), r.partition, r.offset)))
     }
 }
 
@@ -65,27 +66,42 @@ pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
     let started = Instant::now();
     let offsets = batch.offsets();
     let outputs = join_all(batch.records.iter().map(|r| image::process(&ctx, r))).await;
-    let mut counts = Counts::default();
     // Each result, then its audit entry (in the same transaction in transactional mode).
-    let mut messages: Vec<Message> = Vec::with_capacity(2 * outputs.len());
+    let mut produced = Vec::with_capacity(outputs.len());
+    let mut kinds = Vec::with_capacity(outputs.len());
     for (output, record) in outputs.into_iter().zip(&batch.records) {
         let output = output?;
-        match &output {
-            Output::Anonymized(_) => counts.anonymized += 1,
-            Output::Rejected(e) if e.image_id.is_some() => counts.rejected += 1,
-            Output::Rejected(_) => counts.poison += 1,
-        }
-        messages.push(output.encode(&ctx.codec, record).await?);
-        messages.push(output.encode_audit(&ctx.codec, record).await?);
+        kinds.push(match &output {
+            Output::Anonymized(_) => Kind::Anonymized,
+            Output::Rejected(e) if e.image_id.is_some() => Kind::Rejected,
+            Output::Rejected(_) => Kind::Poison,
+        });
+        produced.push(Produced {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            epoch: record.epoch,
+            messages: vec![
+                output.encode(&ctx.codec, record).await?,
+                output.encode_audit(&ctx.codec, record).await?,
+            ],
+        });
     }
-    ctx.publisher
-        .publish(batch.seq, &ctx.stop, (&messages, &offsets, &batch.taken), turn)
-        .await?;
+    let published = ctx.publisher.publish(batch.seq, &ctx.stop, &produced, turn).await?;
+    let mut counts = Counts::default();
+    for (kind, _) in kinds.iter().zip(&published).filter(|(_, p)| **p) {
+        match kind {
+            Kind::Anonymized => counts.anonymized += 1,
+            Kind::Rejected => counts.rejected += 1,
+            Kind::Poison => counts.poison += 1,
+        }
+    }
+    let dropped = published.iter().filter(|p| !**p).count();
     let span = tracing::Span::current();
     span.record("anonymized", counts.anonymized);
     span.record("rejected", counts.rejected);
     span.record("poison", counts.poison);
-    tracing::info!(millis = started.elapsed().as_millis() as u64, "batch published");
+    tracing::info!(millis = started.elapsed().as_millis() as u64, dropped, "batch published");
     Ok(Done {
         seq: batch.seq,
         offsets,
@@ -103,6 +119,7 @@ mod tests {
             partition,
             offset,
             payload: Vec::new(),
+            epoch: 0,
         }
     }
 
@@ -111,7 +128,6 @@ mod tests {
         let batch = Batch {
             seq: 0,
             records: vec![record(1, 5), record(0, 9), record(1, 7), record(1, 6), record(0, 8)],
-            taken: Taken::default(),
         };
         assert_eq!(batch.offsets(), vec![("t".to_owned(), 0, 9), ("t".to_owned(), 1, 7)]);
     }

@@ -11,11 +11,12 @@
 //! time (measured on the mock cluster, 400 small images: 19 s with a zero `pause_after`, 3.6 s
 //! with the 1 s default).
 //!
-//! Rebalances: records taken before a rebalance are fetched again after it, from the committed
-//! offsets, by whoever owns their partition then (this consumer too). So the records not yet
-//! dispatched when one comes are dropped, and a transactional batch taken before it commits
-//! nothing ([`crate::transaction::Transactional::commit_batch`]): each record then has one
-//! committed outcome. A plain batch publishes anyway (at least once; the outputs keep their ids).
+//! Rebalances: the records of a partition revoked or assigned since they were taken are fetched
+//! again from the committed offset by whoever owns it now (this consumer too). So pending records
+//! of such a partition are dropped, and a transactional batch commits none of them
+//! ([`crate::transaction::Transactional::commit_batch`]): each record then has one committed
+//! outcome. A partition that a cooperative rebalance leaves in place keeps its epoch and goes on.
+//! A plain batch publishes anyway (at least once; the outputs keep their ids).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use tracing::Instrument;
 
 use crate::batch::{self, Batch, Done};
 use crate::context::Context;
-use crate::publish::{Publisher, Taken, Turn};
+use crate::publish::{Publisher, Turn};
 use crate::record::Record;
 use crate::{Error, Result, WorkerConfig};
 
@@ -66,8 +67,6 @@ struct Loop {
     consumer: Arc<GroupConsumer>,
     cfg: WorkerConfig,
     pending: Vec<Record>,
-    /// The consumer's rebalance count when the first pending record was taken.
-    pending_generation: u64,
     deadline: Option<Instant>,
     in_flight: VecDeque<InFlight>,
     paused: bool,
@@ -86,7 +85,6 @@ pub async fn run(ctx: Arc<Context>, consumer: Arc<GroupConsumer>, cfg: WorkerCon
         consumer,
         cfg,
         pending,
-        pending_generation: 0,
         deadline: None,
         in_flight: VecDeque::new(),
         paused: false,
@@ -135,11 +133,11 @@ impl Loop {
                 }
                 msg = self.consumer.recv(), if poll => match msg {
                     Ok(msg) => {
-                        let record = Record::from_message(&msg);
+                        let epoch = self.consumer.context().epoch(rdkafka::Message::topic(&msg), rdkafka::Message::partition(&msg));
+                        let record = Record::from_message(&msg, epoch);
                         drop(msg);
-                        self.drop_pending_if_rebalanced();
+                        self.drop_moved_pending();
                         if self.pending.is_empty() {
-                            self.pending_generation = self.consumer.context().rebalances();
                             self.deadline = Some(Instant::now() + self.cfg.batch_wait);
                         }
                         self.pending.push(record);
@@ -158,34 +156,29 @@ impl Loop {
         }
     }
 
-    /// Drops the pending records if a rebalance came since the first was taken: they are fetched
-    /// again from the committed offsets. True if it dropped them.
-    fn drop_pending_if_rebalanced(&mut self) -> bool {
-        if self.pending.is_empty() || self.consumer.context().rebalances() == self.pending_generation {
-            return false;
+    /// Drops the pending records whose partition was revoked or assigned since they were taken:
+    /// they are fetched again from the committed offset.
+    fn drop_moved_pending(&mut self) {
+        let before = self.pending.len();
+        let context = self.consumer.context();
+        self.pending.retain(|r| context.epoch(&r.topic, r.partition) == r.epoch);
+        if self.pending.len() < before {
+            tracing::debug!(
+                dropped = before - self.pending.len(),
+                "records of a partition that changed hands are fetched again"
+            );
         }
-        tracing::debug!(
-            records = self.pending.len(),
-            "a rebalance came: records not yet dispatched are fetched again"
-        );
-        self.pending.clear();
-        self.deadline = None;
-        true
+        if self.pending.is_empty() {
+            self.deadline = None;
+        }
     }
 
     /// Spawns the pending records as the next batch.
     fn dispatch(&mut self) {
-        if self.drop_pending_if_rebalanced() {
+        self.drop_moved_pending();
+        if self.pending.is_empty() {
             return;
         }
-        let taken = Taken {
-            generation: self.pending_generation,
-            group: if self.transactional() {
-                self.consumer.group_metadata().map(Arc::new)
-            } else {
-                None
-            },
-        };
         let records = std::mem::replace(&mut self.pending, Vec::with_capacity(self.cfg.batch_size));
         self.deadline = None;
         let seq = self.next_seq;
@@ -203,7 +196,7 @@ impl Loop {
             rejected = tracing::field::Empty,
             poison = tracing::field::Empty
         );
-        let handle = tokio::spawn(batch::run(Arc::clone(&self.ctx), Batch { seq, records, taken }, turn).instrument(span));
+        let handle = tokio::spawn(batch::run(Arc::clone(&self.ctx), Batch { seq, records }, turn).instrument(span));
         self.in_flight.push_back(InFlight { seq, handle });
     }
 

@@ -221,6 +221,7 @@ mod tests {
             partition: 3,
             offset: 41,
             payload: Vec::new(),
+            epoch: 0,
         }
     }
 

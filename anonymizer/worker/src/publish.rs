@@ -3,11 +3,8 @@
 //! mode: one Kafka transaction per batch that also commits the batch's offsets, taken in the
 //! order the batches were consumed (each waits for its predecessor's turn).
 
-use std::sync::Arc;
-
 use alpes_platform::kafka::Producer;
 use futures::future::join_all;
-use rdkafka::consumer::ConsumerGroupMetadata;
 use tokio::sync::oneshot;
 
 use crate::events::Message;
@@ -19,24 +16,30 @@ use alpes_platform::shutdown::Shutdown;
 /// The highest consumed offset of each partition in a batch.
 pub type Offsets = Vec<(String, i32, i64)>;
 
-/// When a batch's records were taken: the consumer's rebalance count then, and (transactional
-/// mode) its group metadata then, which the group coordinator checks when the transaction commits
-/// the batch's offsets: a rebalance since makes that commit fail, and the batch is dropped.
-#[derive(Clone, Default)]
-pub struct Taken {
-    /// [`alpes_platform::kafka::CommitOnRevoke::rebalances`] when the first record was taken.
-    pub generation: u64,
-    /// The consumer's group metadata at that time (transactional mode only).
-    pub group: Option<Arc<ConsumerGroupMetadata>>,
+/// The output messages of one consumed record, and where that record came from.
+#[derive(Debug)]
+pub struct Produced {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// The epoch of the source partition when the record was taken.
+    pub epoch: u64,
+    /// The result, then its audit entry.
+    pub messages: Vec<Message>,
 }
 
-impl std::fmt::Debug for Taken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Taken")
-            .field("generation", &self.generation)
-            .field("group", &self.group.is_some())
-            .finish()
+/// The highest offset of each partition among `(topic, partition, offset)`s, sorted by topic and
+/// partition.
+pub fn highest_offsets<'a>(records: impl IntoIterator<Item = (&'a str, i32, i64)>) -> Offsets {
+    let mut highest: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
+    for (topic, partition, offset) in records {
+        let slot = highest.entry((topic, partition)).or_insert(offset);
+        *slot = (*slot).max(offset);
     }
+    highest.into_iter().map(|((t, p), o)| (t.to_owned(), p, o)).collect()
 }
 
 /// A batch's place in the commit order: the previous batch's signal and its own.
@@ -58,23 +61,21 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    /// Produces `messages` (and in transactional mode commits `offsets` with them) once it is this
-    /// batch's turn. Resolves when the broker has everything.
-    pub async fn publish(
-        &self,
-        seq: u64,
-        stop: &Shutdown,
-        (messages, offsets, taken): (&[Message], &Offsets, &Taken),
-        turn: Turn,
-    ) -> Result<()> {
-        match self {
+    /// Produces the messages of `produced` (and in transactional mode commits their offsets with
+    /// them) once it is this batch's turn. Resolves when the broker has everything; says for each
+    /// record whether its outputs were published: a transactional batch drops the records whose
+    /// partition changed hands since they were taken (they are fetched again).
+    pub async fn publish(&self, seq: u64, stop: &Shutdown, produced: &[Produced], turn: Turn) -> Result<Vec<bool>> {
+        let published = match self {
             Publisher::Plain(producer) => {
-                let sends = messages
+                let sends = produced
                     .iter()
+                    .flat_map(|p| &p.messages)
                     .map(|m| retry(stop, "produce", || producer.send_raw(m.topic, &m.key, &m.payload)));
                 for sent in join_all(sends).await {
                     sent?;
                 }
+                vec![true; produced.len()]
             }
             Publisher::Transactional(tx) => {
                 if let Some(previous) = turn.previous {
@@ -83,12 +84,12 @@ impl Publisher {
                         reason: "an earlier batch was not committed".into(),
                     })?;
                 }
-                tx.commit_batch(seq, stop, messages, offsets, taken).await?;
+                tx.commit_batch(seq, stop, produced).await?
             }
-        }
+        };
         // The next batch may be gone already (the worker is stopping).
         let _ = turn.done.send(());
-        Ok(())
+        Ok(published)
     }
 
     /// Waits until every produced message is delivered (on stop).

@@ -13,16 +13,20 @@ pub struct Record {
     pub offset: i64,
     /// The payload (empty when the record had none).
     pub payload: Vec<u8>,
+    /// The epoch of its partition when it was taken
+    /// ([`alpes_platform::kafka::CommitOnRevoke::epoch`]).
+    pub epoch: u64,
 }
 
 impl Record {
-    /// Copies what the worker needs out of a consumed message.
-    pub fn from_message(msg: &BorrowedMessage<'_>) -> Record {
+    /// Copies what the worker needs out of a consumed message, taken in `epoch` of its partition.
+    pub fn from_message(msg: &BorrowedMessage<'_>, epoch: u64) -> Record {
         Record {
             topic: msg.topic().to_owned(),
             partition: msg.partition(),
             offset: msg.offset(),
             payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            epoch,
         }
     }
 

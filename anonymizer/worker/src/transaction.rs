@@ -18,8 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::events::Message;
-use crate::publish::{Offsets, Taken};
+use crate::publish::{highest_offsets, Produced};
 use crate::{Error, Result};
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -83,33 +82,44 @@ impl Transactional {
             .map_err(|e| Error::Transaction(e.to_string()))
     }
 
-    /// Produces `messages` and commits `offsets` in one transaction, retrying abortable failures,
-    /// unless the consumer has been through a rebalance since the batch was `taken`: then the
-    /// batch is dropped, produced and committed nothing, as whoever owns its partitions now
-    /// (maybe this consumer) fetches its records again from the committed offsets. Committing it
-    /// would give those records a second committed outcome.
-    pub async fn commit_batch(&self, seq: u64, stop: &Shutdown, messages: &[Message], offsets: &Offsets, taken: &Taken) -> Result<()> {
+    /// Produces the messages of `produced` and commits their offsets in one transaction, retrying
+    /// abortable failures. Only the records whose partition is still in the epoch they were taken
+    /// in go into it: a partition revoked or assigned since is fetched again from its committed
+    /// offset by its owner (maybe this consumer), and committing its records here too would give
+    /// them a second committed outcome. A rebalance during the transaction aborts it (the group
+    /// coordinator refuses offsets of an older generation, or the epochs are checked again right
+    /// before the offsets go in), and the batch is tried again without the records that moved.
+    /// Says which records were committed.
+    pub async fn commit_batch(&self, seq: u64, stop: &Shutdown, produced: &[Produced]) -> Result<Vec<bool>> {
         let mut delay = FIRST_DELAY;
         let mut stopping_failures = 0;
         loop {
-            let err = match self.attempt(messages, offsets, taken).await {
+            let ours: Vec<bool> = produced.iter().map(|p| self.still_ours(p)).collect();
+            let current: Vec<&Produced> = produced.iter().zip(&ours).filter(|(_, o)| **o).map(|(p, _)| p).collect();
+            if current.len() < produced.len() {
+                tracing::info!(
+                    seq,
+                    dropped = produced.len() - current.len(),
+                    "records whose partition changed hands since they were taken are dropped: they are fetched again"
+                );
+            }
+            if current.is_empty() {
+                return Ok(ours);
+            }
+            let err = match self.attempt(&current).await {
                 Ok(true) => {
-                    for m in messages {
+                    for m in current.iter().flat_map(|p| &p.messages) {
                         self.metrics.events_produced.with_label_values(&[m.topic]).inc();
                     }
-                    return Ok(());
+                    return Ok(ours);
                 }
-                Ok(false) => {
-                    tracing::info!(
-                        seq,
-                        "a rebalance came after the batch was taken: dropped, its records are fetched again"
-                    );
-                    return Ok(());
-                }
-                Err(e) => e,
+                Ok(false) => None,
+                Err(e) => Some(e),
             };
-            if is_fatal(&err) {
-                return Err(Error::Transaction(err.to_string()));
+            if let Some(err) = &err {
+                if is_fatal(err) {
+                    return Err(Error::Transaction(err.to_string()));
+                }
             }
             let timeout = self.timeout;
             if let Err(abort) = self.blocking(move |p, _| p.abort_transaction(timeout)).await {
@@ -118,6 +128,11 @@ impl Transactional {
                 }
                 tracing::debug!(seq, error = %abort, "abort after a failed transaction");
             }
+            let Some(err) = err else {
+                // A partition changed hands during the transaction: again, without its records.
+                tracing::info!(seq, "a rebalance came during the transaction: aborted, tried again");
+                continue;
+            };
             if stop.is_triggered() {
                 stopping_failures += 1;
                 if stopping_failures >= TRIES_WHEN_STOPPING {
@@ -136,38 +151,44 @@ impl Transactional {
         }
     }
 
-    /// One transaction: false, producing nothing, when a rebalance came since the batch was taken.
-    async fn attempt(&self, messages: &[Message], offsets: &Offsets, taken: &Taken) -> Result<bool, KafkaError> {
-        if self.consumer.context().rebalances() != taken.generation {
-            return Ok(false);
-        }
+    /// Whether the record's partition is still in the epoch it was taken in.
+    fn still_ours(&self, p: &Produced) -> bool {
+        self.consumer.context().epoch(&p.topic, p.partition) == p.epoch
+    }
+
+    /// One transaction of `current`'s messages and offsets: false (to abort) if a partition of
+    /// theirs changed hands before the offsets went in.
+    async fn attempt(&self, current: &[&Produced]) -> Result<bool, KafkaError> {
         self.producer.begin_transaction()?;
-        let sends = messages.iter().map(|m| {
+        let sends = current.iter().flat_map(|p| &p.messages).map(|m| {
             let record = FutureRecord::to(m.topic).key(m.key.as_str()).payload(m.payload.as_slice());
             self.producer.send(record, Timeout::After(self.timeout))
         });
         for sent in join_all(sends).await {
             sent.map_err(|(e, _)| e)?;
         }
-        let offsets = offsets.clone();
-        let group = taken.group.clone();
+        let offsets = highest_offsets(current.iter().map(|p| (p.topic.as_str(), p.partition, p.offset)));
+        let epochs: Vec<(String, i32, u64)> = current.iter().map(|p| (p.topic.clone(), p.partition, p.epoch)).collect();
         let timeout = self.timeout;
-        self.blocking(move |producer, _| {
+        self.blocking(move |producer, consumer| {
+            // The group metadata from now on, checked against the epochs: a rebalance after this
+            // point makes the group coordinator refuse the offsets, and the transaction aborts.
+            let group = consumer
+                .group_metadata()
+                .ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
+            if epochs.iter().any(|(t, p, e)| consumer.context().epoch(t, *p) != *e) {
+                return Ok(false);
+            }
             let mut tpl = TopicPartitionList::new();
             for (topic, partition, offset) in &offsets {
                 tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
             }
             tracing::debug!(partitions = tpl.count(), "offsets into the transaction");
-            if tpl.count() > 0 {
-                // The group metadata of when the batch was taken: a rebalance since makes the
-                // group coordinator refuse these offsets, and the transaction aborts.
-                let group = group.ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
-                producer.send_offsets_to_transaction(&tpl, &group, timeout)?;
-            }
-            producer.commit_transaction(timeout)
+            producer.send_offsets_to_transaction(&tpl, &group, timeout)?;
+            producer.commit_transaction(timeout)?;
+            Ok(true)
         })
-        .await?;
-        Ok(true)
+        .await
     }
 
     /// Waits until every produced message is delivered (on stop).

@@ -5,11 +5,12 @@
 //! - On a partition revoke, the stored offsets are committed synchronously,
 //!   so the next owner starts right after the last finished message.
 //! - Statistics feed the per-partition consumer lag gauge.
-//! - Every rebalance (a revocation or an assignment) is counted
-//!   ([`CommitOnRevoke::rebalances`]), so a consume loop can tell records
-//!   taken before one from records taken after: after an eager rebalance the
-//!   next owner of a partition, maybe this consumer, fetches again from the
-//!   committed offset.
+//! - Every partition revoked or assigned gets a new epoch
+//!   ([`CommitOnRevoke::epoch`]), so a consume loop can tell records taken
+//!   before the partition changed hands from records taken after: its next
+//!   owner, maybe this consumer again, fetches from the committed offset. A
+//!   partition a cooperative rebalance leaves in place keeps its epoch, and
+//!   its fetch goes on.
 //! - The first assignment marks the consumer's readiness ticket
 //!   ([`crate::readiness`]), so `/ready` knows it has joined its group.
 
@@ -29,13 +30,21 @@ pub struct CommitOnRevoke {
     group: String,
     metrics: Arc<Metrics>,
     ready: Option<Arc<crate::readiness::Ticket>>,
-    rebalances: Arc<std::sync::atomic::AtomicU64>,
+    epochs: Arc<std::sync::Mutex<std::collections::HashMap<(String, i32), u64>>>,
 }
 
 impl CommitOnRevoke {
-    /// How many revocations and assignments this consumer has gone through.
-    pub fn rebalances(&self) -> u64 {
-        self.rebalances.load(std::sync::atomic::Ordering::SeqCst)
+    /// How many times `topic`/`partition` has been revoked from or assigned to this consumer.
+    pub fn epoch(&self, topic: &str, partition: i32) -> u64 {
+        let epochs = self.epochs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        epochs.get(&(topic.to_owned(), partition)).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, parts: &rdkafka::TopicPartitionList) {
+        let mut epochs = self.epochs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for p in parts.elements() {
+            *epochs.entry((p.topic().to_owned(), p.partition())).or_insert(0) += 1;
+        }
     }
 }
 
@@ -69,8 +78,8 @@ impl ClientContext for CommitOnRevoke {
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.rebalances.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Rebalance::Revoke(parts) = rebalance {
+            self.bump(parts);
             if parts.count() > 0 {
                 // Nothing stored yet is not an error worth more than a debug line.
                 if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -81,10 +90,12 @@ impl ConsumerContext for CommitOnRevoke {
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.rebalances.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let (Rebalance::Assign(parts), Some(ticket)) = (rebalance, &self.ready) {
-            tracing::info!(group = %self.group, partitions = parts.count(), "joined the consumer group");
-            ticket.joined();
+        if let Rebalance::Assign(parts) = rebalance {
+            self.bump(parts);
+            if let Some(ticket) = &self.ready {
+                tracing::info!(group = %self.group, partitions = parts.count(), "joined the consumer group");
+                ticket.joined();
+            }
         }
     }
 }
@@ -119,7 +130,7 @@ impl Kafka {
             group: group.to_owned(),
             metrics,
             ready: self.readiness().ticket(group).map(Arc::new),
-            rebalances: Arc::default(),
+            epochs: Arc::default(),
         };
         let consumer: GroupConsumer = cfg.create_with_context(context)?;
         consumer.subscribe(topics)?;

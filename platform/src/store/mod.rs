@@ -100,6 +100,16 @@ pub enum Claim {
         /// The existing image id.
         image_id: String,
     },
+    /// As [`Claim::Existing`], but that image's uploader stopped before recording its first
+    /// request, and this claim recorded it: the caller publishes `event_json` (the
+    /// `ImagenRegistrada` that uploader would have). Only a store shared by several processes
+    /// (the CQL one) answers it.
+    Resumed {
+        /// The existing image id.
+        image_id: String,
+        /// Its first request's event, as JSON.
+        event_json: String,
+    },
 }
 
 /// Where an anonymization request stands.

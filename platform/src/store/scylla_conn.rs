@@ -10,11 +10,19 @@
 //! `SCYLLA_NODES` are dialled first; the driver then learns the rest of that
 //! cluster from their `system.peers`. TLS is not compiled in (the driver's
 //! `rustls-023` feature adds it).
+//!
+//! Writes carry this process's own timestamps (a monotonic microsecond clock),
+//! not each coordinator's: a write and a delete of one row a moment apart go
+//! to whichever nodes the driver picks, and with coordinator clocks a skew
+//! larger than that moment could order them the wrong way round. A statement
+//! that names its own (`USING TIMESTAMP`) keeps it, and lightweight
+//! transactions use their Paxos ballot.
 
 use crate::{Error, Result};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
 use std::fmt;
@@ -173,6 +181,7 @@ impl ScyllaArgs {
             .known_nodes(&nodes)
             .default_execution_profile_handle(profile.into_handle())
             .connection_timeout(Duration::from_secs(self.connect_timeout_secs.max(1)))
+            .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
             .keyspaces_to_fetch([self.keyspace.clone()]);
         match (&self.username, &self.password) {
             (Some(user), Some(password)) => builder = builder.user(user, password),

@@ -1,41 +1,42 @@
 //! The ingest store on ScyllaDB (or any CQL cluster), shared by every ingest
 //! replica: idempotency keys, duplicate detection by provider and sha256,
 //! open requests and re-anonymization requests. The tables are in
-//! `schemas/cql/004_ingest.cql`.
+//! `schemas/cql/004_ingest.cql`, the statements in [`statements`].
 //!
 //! SQLite gets each rule of [`IngestStore`] from one write transaction; here,
 //! as in [`super::scylla_identity`], each rule has one single-partition commit
 //! point, a lightweight transaction (LWT) where replicas can race, and every
-//! other row is idempotent or checked against a commit point when read.
+//! other row is written idempotently and checked against a commit point when
+//! read.
 //!
 //! # Images: the content claim is the commit point
 //!
-//! `ingest_content` is keyed by `(provider_id, sha256)`. `claim`:
+//! `ingest_content` is keyed by `(provider_id, sha256)`. **An image exists
+//! while the claim of its bytes names its image id.** The claim carries the
+//! image and its first request, so once it is written anyone who finds it can
+//! write what its uploader did not: the claim only ever rolls forward, and is
+//! taken back only by [`IngestStore::abandon`] (its event never reached the
+//! broker). `claim`:
 //!
-//! 1. With an idempotency key, reads its claim in `ingest_keys` (at the
-//!    serial consistency). A key that names an existing image answers
-//!    [`Claim::Existing`], as SQLite looks the key up first.
-//! 2. Writes the `ingest_blob_users` row (the blob's users), then claims the
-//!    bytes: `INSERT ... IF NOT EXISTS` with the whole image and its first
-//!    request in the claim row. Of two uploads of one provider's bytes, on
-//!    any replicas, exactly one claim applies; the other reads the winner,
-//!    binds its key to the winner's image (or finds the key taken meanwhile)
-//!    and answers [`Claim::Existing`].
-//! 3. Binds the key: `INSERT ... IF NOT EXISTS`. If another upload took the
-//!    key since step 1, the claim of step 2 is released (`DELETE ... IF
-//!    image_id = <ours>`) and the key's image answered.
-//! 4. Writes the first request (an LWT insert), its `ingest_requests_by_image`
-//!    and `ingest_open` rows, then the `ingest_images` row. If one of these
-//!    writes fails, the claims are released and the error returned.
+//! 1. With an idempotency key, reads its row in `ingest_keys` (at the serial
+//!    consistency). A key that names an existing image answers that image,
+//!    as SQLite looks the key up first. A key whose image does not exist (a
+//!    leftover of an upload abandoned) is released.
+//! 2. Lists the image as a user of its raw blob (`ingest_blob_users`), then
+//!    claims the bytes: `INSERT ... IF NOT EXISTS`. Of two uploads of one
+//!    provider's bytes, on any replicas, exactly one claim applies.
+//! 3. The winner writes the rest ([`ScyllaIngest::complete`]): the
+//!    `ingest_images` row, then the first request (an LWT insert), its link
+//!    in `ingest_requests_by_image` and its `ingest_open` row. Then it binds
+//!    the key (`INSERT ... IF NOT EXISTS`). A write that fails returns the
+//!    error and leaves the claim, which the next finder completes.
+//! 4. A loser reads the winner's claim, completes whatever of it is missing
+//!    (and if that wrote the first request, answers [`Claim::Resumed`], so the
+//!    caller publishes its event), binds its key to the winner's image, and
+//!    answers it. If the claim was taken back meanwhile, it claims again.
 //!
-//! **An image exists while the claim of its bytes names its image id.** The
-//! claim carries the image, so a claim whose rows are missing (the creator
-//! stopped in step 4) is finished by whoever finds it: the next upload of
-//! those bytes or that key writes the rows from the claim (its request stays
-//! pending, and the next start's [`IngestStore::unfinished`] announces it).
-//! An `ingest_images` row whose claim names another image, or none, is a
-//! leftover of an upload rolled back: [`IngestStore::image`] does not return
-//! it.
+//! A finisher checks the claim again after writing: if `abandon` took it back
+//! in between, the finisher removes what it wrote.
 //!
 //! # Requests: compare-and-set on the state
 //!
@@ -43,7 +44,9 @@
 //! never shadowed by an earlier write with a later clock. A request moves to
 //! `published` only `IF state IN ('pending', 'published')`, and to
 //! `anonymized` or `rejected` `IF EXISTS`: a finished request never goes
-//! back, as in SQLite. A finished request's `ingest_open` row is deleted.
+//! back, as in SQLite. A finished request's `ingest_open` row is deleted. A
+//! request row that exists already has its link and open row written again
+//! (if it is unfinished), so a writer that stopped half-way is repaired.
 //!
 //! # Unfinished requests
 //!
@@ -51,15 +54,17 @@
 //! `ingest_open_buckets` lists the minutes that may hold rows. A partition of
 //! a minute holds at most that minute's tombstones (rows are deleted as their
 //! requests finish), where one partition for all would fill with them.
-//! [`IngestStore::unfinished`] reads every listed minute, checks each row
-//! against its request and its image (removing rows of finished, abandoned
-//! or rolled-back requests), answers oldest first, and unlists minutes over
-//! an hour old that hold nothing.
+//! [`IngestStore::unfinished`] reads the listed minutes side by side, checks
+//! each row against its request and its image (removing rows of finished,
+//! abandoned or rolled-back requests), answers oldest first, and unlists
+//! minutes over an hour old that hold nothing. Removing rows and minutes is
+//! housekeeping: a failure there is logged, not returned.
 //!
 //! # Differences from SQLite
 //!
-//! - An upload takes three or four Paxos rounds (key read, content claim,
-//!   key claim, request) instead of one local transaction.
+//! - An upload takes about five Paxos rounds (key read, content claim, first
+//!   request, key claim, and the serial read a duplicate makes) instead of one
+//!   local transaction.
 //! - `set_states` is not atomic: each change is its own compare-and-set, run
 //!   concurrently; a failure leaves some applied, and the caller (the outcome
 //!   follower) retries the batch, which applies the rest.
@@ -68,66 +73,52 @@
 //! - Every replica's start re-announces every replica's unfinished requests,
 //!   including ones another live replica is announcing at that moment; the
 //!   event keeps its id, so consumers drop the duplicate.
+//! - Two uploads that send one idempotency key with different bytes at the
+//!   same moment may both create an image (the key then names one of them);
+//!   SQLite serializes them, and the second answers the first's image.
+//! - An upload whose replica stopped after its claim is completed by the next
+//!   upload of its bytes or key ([`Claim::Resumed`]); until then
+//!   [`IngestStore::image`] does not find it. If nothing uploads it again, its
+//!   claim stays without rows: the client was never answered 202, and its
+//!   raw blob stays listed as used.
+//! - A claim whose outcome is unknown (a timeout) is left as it is: if it
+//!   applied, the next finder completes it, although the client was told the
+//!   upload failed.
+//! - `add_request` refuses an image that does not exist, as SQLite's foreign
+//!   key does, but an `abandon` of that image's last request running at the
+//!   same moment can still leave the new request without its image.
 //!
 //! Lightweight transactions need a keyspace without tablets on ScyllaDB
-//! versions whose tablets lack them (`alpes migrate --tablets`).
+//! versions whose tablets lack them (`alpes migrate --tablets`). With several
+//! datacenters, keep `LOCAL_SERIAL` with ingest in one datacenter, or use
+//! `SERIAL`.
 
-use super::scylla_exec::{Cql, Kind};
+mod rows;
+mod statements;
+
+use super::scylla_conn::db;
+use super::scylla_exec::Cql;
 use super::{Claim, ImageRow, IngestStore, NewImage, RequestState};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
+use rows::{corrupt, size, ContentRow, ImageRecord, NewRequest, RequestRecord};
 use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
-use scylla::DeserializeRow;
+use statements::Statements;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// How many times a lost content claim whose winner vanished is tried again.
+/// How many times a claim is tried again when the row it lost to vanished before it was read.
 const CLAIM_ATTEMPTS: u32 = 5;
-/// Statements run at once by `set_states` and `unfinished`.
-const IN_FLIGHT: usize = 32;
 /// The one partition of `ingest_open_buckets`.
 const BUCKETS_SHARD: i32 = 0;
+/// Statements run at once by `set_states` and `unfinished`.
+const IN_FLIGHT: usize = 32;
 /// Microseconds per `ingest_open` partition.
 const BUCKET_MICROS: i64 = 60_000_000;
 /// How old an empty minute must be before it is unlisted (microseconds).
 const UNLIST_AFTER_MICROS: i64 = 3_600_000_000;
-
-// The statements, `{ks}` standing for the keyspace.
-const CONTENT_CLAIM: &str = "INSERT INTO {ks}.ingest_content (provider_id, sha256, image_id, size, media_type, blob_key, \
-    tipo_imagen, region_anatomica, idem_key, created_at, request_id, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
-const CONTENT_READ: &str = "SELECT provider_id, sha256, image_id, size, media_type, blob_key, tipo_imagen, region_anatomica, \
-    idem_key, created_at, request_id, event FROM {ks}.ingest_content WHERE provider_id = ? AND sha256 = ?";
-const CONTENT_RELEASE: &str = "DELETE FROM {ks}.ingest_content WHERE provider_id = ? AND sha256 = ? IF image_id = ?";
-const KEY_CLAIM: &str = "INSERT INTO {ks}.ingest_keys (provider_id, idem_key, image_id, sha256) VALUES (?, ?, ?, ?) IF NOT EXISTS";
-const KEY_READ: &str = "SELECT image_id, sha256 FROM {ks}.ingest_keys WHERE provider_id = ? AND idem_key = ?";
-const KEY_RELEASE: &str = "DELETE FROM {ks}.ingest_keys WHERE provider_id = ? AND idem_key = ? IF image_id = ?";
-const IMAGE_WRITE: &str = "INSERT INTO {ks}.ingest_images (image_id, provider_id, sha256, size, media_type, blob_key, \
-    tipo_imagen, region_anatomica, idem_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-const IMAGE_READ: &str = "SELECT image_id, provider_id, sha256, size, media_type, blob_key, tipo_imagen, region_anatomica, \
-    idem_key FROM {ks}.ingest_images WHERE image_id = ?";
-const IMAGE_DELETE: &str = "DELETE FROM {ks}.ingest_images WHERE image_id = ?";
-const USER_WRITE: &str = "INSERT INTO {ks}.ingest_blob_users (sha256, image_id) VALUES (?, ?)";
-const USER_DELETE: &str = "DELETE FROM {ks}.ingest_blob_users WHERE sha256 = ? AND image_id = ?";
-const USERS_READ: &str = "SELECT image_id FROM {ks}.ingest_blob_users WHERE sha256 = ? LIMIT 1";
-const REQUEST_INSERT: &str = "INSERT INTO {ks}.ingest_requests (request_id, image_id, state, event, bucket, created_at) \
-    VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS";
-const REQUEST_READ: &str = "SELECT image_id, state, bucket, created_at FROM {ks}.ingest_requests WHERE request_id = ?";
-const REQUEST_ADVANCE: &str = "UPDATE {ks}.ingest_requests SET state = ? WHERE request_id = ? IF state IN (?, ?)";
-const REQUEST_FINISH: &str = "UPDATE {ks}.ingest_requests SET state = ? WHERE request_id = ? IF EXISTS";
-const REQUEST_DELETE: &str = "DELETE FROM {ks}.ingest_requests WHERE request_id = ? IF EXISTS";
-const BY_IMAGE_WRITE: &str = "INSERT INTO {ks}.ingest_requests_by_image (image_id, request_id) VALUES (?, ?)";
-const BY_IMAGE_DELETE: &str = "DELETE FROM {ks}.ingest_requests_by_image WHERE image_id = ? AND request_id = ?";
-const BY_IMAGE_READ: &str = "SELECT request_id FROM {ks}.ingest_requests_by_image WHERE image_id = ? LIMIT 2";
-const OPEN_WRITE: &str = "INSERT INTO {ks}.ingest_open (bucket, created_at, request_id, event) VALUES (?, ?, ?, ?)";
-const OPEN_DELETE: &str = "DELETE FROM {ks}.ingest_open WHERE bucket = ? AND created_at = ? AND request_id = ?";
-const OPEN_SCAN: &str = "SELECT created_at, request_id, event FROM {ks}.ingest_open WHERE bucket = ?";
-const BUCKET_WRITE: &str = "INSERT INTO {ks}.ingest_open_buckets (shard, bucket) VALUES (?, ?)";
-const BUCKET_DELETE: &str = "DELETE FROM {ks}.ingest_open_buckets WHERE shard = ? AND bucket = ?";
-const BUCKET_SCAN: &str = "SELECT bucket FROM {ks}.ingest_open_buckets WHERE shard = ?";
-const HEALTH: &str = "SELECT release_version FROM system.local";
 
 /// The ScyllaDB ingest store. Cheap to clone; the statements are prepared once, by [`ScyllaIngest::new`].
 #[derive(Clone)]
@@ -148,134 +139,24 @@ impl fmt::Debug for ScyllaIngest {
     }
 }
 
-#[derive(Debug)]
-struct Statements {
-    content_claim: PreparedStatement,
-    /// Read at the serial consistency.
-    content_read: PreparedStatement,
-    content_release: PreparedStatement,
-    key_claim: PreparedStatement,
-    /// Read at the serial consistency.
-    key_read: PreparedStatement,
-    key_release: PreparedStatement,
-    image_write: PreparedStatement,
-    image_read: PreparedStatement,
-    image_delete: PreparedStatement,
-    user_write: PreparedStatement,
-    user_delete: PreparedStatement,
-    users_read: PreparedStatement,
-    request_insert: PreparedStatement,
-    request_read: PreparedStatement,
-    request_advance: PreparedStatement,
-    request_finish: PreparedStatement,
-    request_delete: PreparedStatement,
-    by_image_write: PreparedStatement,
-    by_image_delete: PreparedStatement,
-    by_image_read: PreparedStatement,
-    open_write: PreparedStatement,
-    open_delete: PreparedStatement,
-    open_scan: PreparedStatement,
-    bucket_write: PreparedStatement,
-    bucket_delete: PreparedStatement,
-    bucket_scan: PreparedStatement,
-    health: PreparedStatement,
-}
-
-/// A content claim as stored: the image and its first request.
-#[derive(Debug, Clone, DeserializeRow)]
-struct ContentRow {
-    provider_id: String,
-    sha256: String,
-    image_id: Option<String>,
-    size: Option<i64>,
-    media_type: Option<String>,
-    blob_key: Option<String>,
-    tipo_imagen: Option<String>,
-    region_anatomica: Option<String>,
-    idem_key: Option<String>,
-    created_at: Option<i64>,
-    request_id: Option<String>,
-    event: Option<String>,
-}
-
-/// An `ingest_images` row.
-#[derive(Debug, Clone, DeserializeRow)]
-struct ImageRecord {
-    image_id: String,
-    provider_id: Option<String>,
-    sha256: Option<String>,
-    size: Option<i64>,
-    media_type: Option<String>,
-    blob_key: Option<String>,
-    tipo_imagen: Option<String>,
-    region_anatomica: Option<String>,
-    idem_key: Option<String>,
-}
-
-/// An `ingest_requests` row, without its event.
-#[derive(Debug, Clone, DeserializeRow)]
-struct RequestRecord {
-    image_id: Option<String>,
-    state: Option<String>,
-    bucket: Option<i64>,
-    created_at: Option<i64>,
-}
-
-/// A request to write: its ids, event and creation time.
-struct NewRequest<'a> {
-    image_id: &'a str,
-    request_id: &'a str,
-    event: &'a str,
-    created_at: i64,
-}
-
-fn corrupt(what: &str) -> Error {
-    Error::Store(format!("scylla: an {what} row lacks a column it is always written with"))
-}
-
-impl ContentRow {
-    /// The image the claim carries.
-    fn image(&self) -> Result<ImageRow> {
-        Ok(ImageRow {
-            image_id: self.image_id.clone().ok_or_else(|| corrupt("ingest_content"))?,
-            provider_id: self.provider_id.clone(),
-            sha256: self.sha256.clone(),
-            size: self
-                .size
-                .and_then(|s| u64::try_from(s).ok())
-                .ok_or_else(|| corrupt("ingest_content"))?,
-            media_type: self.media_type.clone().unwrap_or_default(),
-            blob_key: self.blob_key.clone().unwrap_or_default(),
-            tipo_imagen: self.tipo_imagen.clone(),
-            region_anatomica: self.region_anatomica.clone(),
-        })
-    }
-}
-
-impl ImageRecord {
-    fn image(self) -> Result<ImageRow> {
-        Ok(ImageRow {
-            image_id: self.image_id,
-            provider_id: self.provider_id.ok_or_else(|| corrupt("ingest_images"))?,
-            sha256: self.sha256.ok_or_else(|| corrupt("ingest_images"))?,
-            size: self
-                .size
-                .and_then(|s| u64::try_from(s).ok())
-                .ok_or_else(|| corrupt("ingest_images"))?,
-            media_type: self.media_type.unwrap_or_default(),
-            blob_key: self.blob_key.unwrap_or_default(),
-            tipo_imagen: self.tipo_imagen,
-            region_anatomica: self.region_anatomica,
-        })
-    }
-}
-
-fn size(image: &ImageRow) -> Result<i64> {
-    i64::try_from(image.size).map_err(|_| Error::Store("an image over 2^63 bytes".into()))
+/// What completing a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Completed {
+    /// The image exists; `resumed` when this call wrote its first request.
+    Done { resumed: bool },
+    /// The claim was taken back meanwhile: the image does not exist.
+    Gone,
 }
 
 fn now_micros() -> i64 {
     alpes_schemas::now_millis().saturating_mul(1000)
+}
+
+/// Logs a failed housekeeping write instead of failing the caller.
+fn housekeeping(result: Result<()>, what: &'static str) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, step = what, "ingest store housekeeping failed; the next reader does it again");
+    }
 }
 
 impl ScyllaIngest {
@@ -283,36 +164,7 @@ impl ScyllaIngest {
     /// tables must exist: `alpes migrate`).
     pub async fn new(session: Arc<Session>, args: &super::ScyllaArgs) -> Result<ScyllaIngest> {
         let cql = Cql::new(session, args)?;
-        let prepare = |template: &'static str, kind: Kind| cql.prepare(template, kind);
-        let st = Statements {
-            content_claim: prepare(CONTENT_CLAIM, Kind::Lwt).await?,
-            content_read: prepare(CONTENT_READ, Kind::SerialRead).await?,
-            content_release: prepare(CONTENT_RELEASE, Kind::Lwt).await?,
-            key_claim: prepare(KEY_CLAIM, Kind::Lwt).await?,
-            key_read: prepare(KEY_READ, Kind::SerialRead).await?,
-            key_release: prepare(KEY_RELEASE, Kind::Lwt).await?,
-            image_write: prepare(IMAGE_WRITE, Kind::Plain).await?,
-            image_read: prepare(IMAGE_READ, Kind::Plain).await?,
-            image_delete: prepare(IMAGE_DELETE, Kind::Plain).await?,
-            user_write: prepare(USER_WRITE, Kind::Plain).await?,
-            user_delete: prepare(USER_DELETE, Kind::Plain).await?,
-            users_read: prepare(USERS_READ, Kind::Plain).await?,
-            request_insert: prepare(REQUEST_INSERT, Kind::Lwt).await?,
-            request_read: prepare(REQUEST_READ, Kind::Plain).await?,
-            request_advance: prepare(REQUEST_ADVANCE, Kind::Lwt).await?,
-            request_finish: prepare(REQUEST_FINISH, Kind::Lwt).await?,
-            request_delete: prepare(REQUEST_DELETE, Kind::Lwt).await?,
-            by_image_write: prepare(BY_IMAGE_WRITE, Kind::Plain).await?,
-            by_image_delete: prepare(BY_IMAGE_DELETE, Kind::Plain).await?,
-            by_image_read: prepare(BY_IMAGE_READ, Kind::Plain).await?,
-            open_write: prepare(OPEN_WRITE, Kind::Plain).await?,
-            open_delete: prepare(OPEN_DELETE, Kind::Plain).await?,
-            open_scan: prepare(OPEN_SCAN, Kind::Scan).await?,
-            bucket_write: prepare(BUCKET_WRITE, Kind::Plain).await?,
-            bucket_delete: prepare(BUCKET_DELETE, Kind::Plain).await?,
-            bucket_scan: prepare(BUCKET_SCAN, Kind::Scan).await?,
-            health: prepare(HEALTH, Kind::Plain).await?,
-        };
+        let st = Statements::prepare(&cql).await?;
         Ok(ScyllaIngest {
             cql,
             st: Arc::new(st),
@@ -345,9 +197,16 @@ impl ScyllaIngest {
             .is_some_and(|c| c.image_id.as_deref() == Some(image_id)))
     }
 
-    /// Writes a request's rows: the request (unless it exists), then its image link and open row.
-    /// Whether the request row was new.
-    async fn write_request(&self, r: &NewRequest<'_>) -> Result<bool> {
+    async fn read_request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
+        self.cql.read_one(&self.st.request_read, (request_id,), "read a request").await
+    }
+
+    /// Writes a request's rows: the request (unless it exists), its image link, its minute and
+    /// its open row. A request that exists already, of this image and unfinished, gets its link
+    /// and open row written again (its writer may have stopped before them). Whether this call
+    /// wrote the request row. `list_always` writes the minute's row even if this process wrote
+    /// it before (a finisher may write into an old minute another process unlisted).
+    async fn write_request(&self, r: &NewRequest<'_>, list_always: bool) -> Result<bool> {
         let bucket = r.created_at.div_euclid(BUCKET_MICROS);
         let values = (
             r.request_id,
@@ -358,22 +217,30 @@ impl ScyllaIngest {
             r.created_at,
         );
         let new = self.cql.lwt(&self.st.request_insert, values, "write a request").await?;
-        if !new {
-            return Ok(false);
-        }
+        let (bucket, created_at) = if new {
+            (bucket, r.created_at)
+        } else {
+            match self.read_request(r.request_id).await? {
+                Some(old) if old.image_id.as_deref() == Some(r.image_id) && old.unfinished() => (
+                    old.bucket.ok_or_else(|| corrupt("ingest_requests"))?,
+                    old.created_at.ok_or_else(|| corrupt("ingest_requests"))?,
+                ),
+                _ => return Ok(false),
+            }
+        };
         self.cql
             .write(&self.st.by_image_write, (r.image_id, r.request_id), "link a request")
             .await?;
-        if self.listed.load(Ordering::SeqCst) != bucket {
+        if list_always || self.listed.load(Ordering::SeqCst) != bucket {
             self.cql
                 .write(&self.st.bucket_write, (BUCKETS_SHARD, bucket), "list a minute")
                 .await?;
             self.listed.store(bucket, Ordering::SeqCst);
         }
         self.cql
-            .write(&self.st.open_write, (bucket, r.created_at, r.request_id, r.event), "open a request")
+            .write(&self.st.open_write, (bucket, created_at, r.request_id, r.event), "open a request")
             .await?;
-        Ok(true)
+        Ok(new)
     }
 
     async fn write_image(&self, image: &ImageRow, idem_key: Option<&str>, created_at: i64) -> Result<()> {
@@ -392,17 +259,10 @@ impl ScyllaIngest {
         self.cql.write(&self.st.image_write, values, "write an image").await
     }
 
-    /// Writes the rows of the image a claim carries, if its creator stopped before them.
-    async fn finish(&self, claim: &ContentRow) -> Result<()> {
+    /// Writes every row of the image a claim carries (they are idempotent): its blob user, its
+    /// `ingest_images` row, then its first request. Whether this call wrote that request.
+    async fn complete(&self, claim: &ContentRow, list_always: bool) -> Result<bool> {
         let image = claim.image()?;
-        if self
-            .cql
-            .read_one::<ImageRecord>(&self.st.image_read, (image.image_id.as_str(),), "read an image")
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
         self.cql
             .write(
                 &self.st.user_write,
@@ -410,170 +270,155 @@ impl ScyllaIngest {
                 "list a blob user",
             )
             .await?;
-        let created_at = claim.created_at.unwrap_or_else(now_micros);
-        if let (Some(request_id), Some(event)) = (&claim.request_id, &claim.event) {
-            let request = NewRequest {
-                image_id: &image.image_id,
-                request_id,
-                event,
-                created_at,
-            };
-            self.write_request(&request).await?;
-        }
-        self.write_image(&image, claim.idem_key.as_deref(), created_at).await
+        let created_at = claim.created_at.ok_or_else(|| corrupt("ingest_content"))?;
+        self.write_image(&image, claim.idem_key.as_deref(), created_at).await?;
+        let (Some(request_id), Some(event)) = (&claim.request_id, &claim.event) else {
+            return Err(corrupt("ingest_content"));
+        };
+        let request = NewRequest {
+            image_id: &image.image_id,
+            request_id,
+            event,
+            created_at,
+        };
+        self.write_request(&request, list_always).await
     }
 
-    /// The image a key names, if the key's image exists (finished first if its creator stopped).
-    /// A key whose image does not exist is a leftover of an upload rolled back: it is released.
-    async fn image_of_key(&self, provider: &str, key: &str) -> Result<Option<String>> {
-        let Some((image_id, sha256)) = self
-            .cql
-            .read_one::<(Option<String>, Option<String>)>(&self.st.key_read, (provider, key), "read a key")
-            .await?
-        else {
+    /// Completes the image of another upload's claim, then checks that the claim still names it:
+    /// if it was taken back in between, removes what this call may have brought back.
+    async fn finish(&self, claim: &ContentRow) -> Result<Completed> {
+        let resumed = self.complete(claim, true).await?;
+        let image = claim.image()?;
+        if self.claim_names(&image.provider_id, &image.sha256, &image.image_id).await? {
+            return Ok(Completed::Done { resumed });
+        }
+        if let Some(request_id) = &claim.request_id {
+            if let Some(record) = self.read_request(request_id).await? {
+                self.forget_request(request_id, &record).await;
+            }
+        }
+        self.forget_image(&image.image_id, &image.sha256).await;
+        Ok(Completed::Gone)
+    }
+
+    /// What finding `claim` answers an upload: the image it names, `Resumed` if this call wrote
+    /// its first request; `None` if it was taken back meanwhile.
+    async fn answer(&self, claim: &ContentRow) -> Result<Option<Claim>> {
+        let image_id = claim.id()?.to_owned();
+        Ok(match self.finish(claim).await? {
+            Completed::Gone => None,
+            Completed::Done { resumed: false } => Some(Claim::Existing { image_id }),
+            Completed::Done { resumed: true } => Some(Claim::Resumed {
+                image_id,
+                event_json: claim.event.clone().unwrap_or_default(),
+            }),
+        })
+    }
+
+    /// What `provider`'s `key` answers: the image it names, if that image exists. A key whose
+    /// image does not exist is a leftover of an upload abandoned: it is released.
+    async fn image_of_key(&self, provider: &str, key: &str) -> Result<Option<Claim>> {
+        let Some((image_id, sha256)) = self.key_of(provider, key).await? else {
             return Ok(None);
         };
-        let (Some(image_id), Some(sha256)) = (image_id, sha256) else {
-            return Err(corrupt("ingest_keys"));
-        };
-        match self.content_claim_of(provider, &sha256).await? {
-            Some(claim) if claim.image_id.as_deref() == Some(image_id.as_str()) => {
-                self.finish(&claim).await?;
-                Ok(Some(image_id))
-            }
-            _ => {
-                self.cql
-                    .lwt(&self.st.key_release, (provider, key, image_id.as_str()), "release a key")
-                    .await?;
-                Ok(None)
+        if let Some(claim) = self.content_claim_of(provider, &sha256).await? {
+            if claim.image_id.as_deref() == Some(image_id.as_str()) {
+                if let Some(answer) = self.answer(&claim).await? {
+                    return Ok(Some(answer));
+                }
             }
         }
+        self.cql
+            .lwt(&self.st.key_release, (provider, key, image_id.as_str()), "release a key")
+            .await?;
+        Ok(None)
     }
 
-    /// Binds `key` to `image_id` of `sha256`; the image the key names if another upload bound it first.
-    async fn bind_key(&self, provider: &str, key: &str, image_id: &str, sha256: &str) -> Result<Option<String>> {
-        if self
+    /// The image id and sha256 a key names (read at the serial consistency).
+    async fn key_of(&self, provider: &str, key: &str) -> Result<Option<(String, String)>> {
+        match self
             .cql
-            .lwt(&self.st.key_claim, (provider, key, image_id, sha256), "claim a key")
+            .read_one::<(Option<String>, Option<String>)>(&self.st.key_read, (provider, key), "read a key")
             .await?
         {
-            return Ok(None);
-        }
-        let winner = self
-            .cql
-            .read_one::<(Option<String>, Option<String>)>(&self.st.key_read, (provider, key), "read a key")
-            .await?;
-        Ok(Some(winner.and_then(|(id, _)| id).unwrap_or_else(|| image_id.to_owned())))
-    }
-
-    /// Releases what a new image claimed (best effort: an error leaves a complete claim behind,
-    /// which the next finder finishes).
-    async fn release(&self, img: &NewImage, key_bound: bool) {
-        let (p, sha, id) = (
-            img.image.provider_id.as_str(),
-            img.image.sha256.as_str(),
-            img.image.image_id.as_str(),
-        );
-        let released = self.cql.lwt(&self.st.content_release, (p, sha, id), "release a claim").await;
-        if let Err(e) = released {
-            tracing::warn!(error = %e, "cannot release a content claim");
-            return;
-        }
-        if let (true, Some(key)) = (key_bound, img.idempotency_key.as_deref()) {
-            if let Err(e) = self.cql.lwt(&self.st.key_release, (p, key, id), "release a key").await {
-                tracing::warn!(error = %e, "cannot release a key");
-            }
-        }
-        if let Err(e) = self.cql.write(&self.st.user_delete, (sha, id), "unlist a blob user").await {
-            tracing::warn!(error = %e, "cannot unlist a blob user");
+            None => Ok(None),
+            Some((Some(id), Some(sha))) => Ok(Some((id, sha))),
+            Some(_) => Err(corrupt("ingest_keys")),
         }
     }
 
-    /// Step 4 of a claim: the first request and the image's rows.
-    async fn write_new_image(&self, img: &NewImage, created_at: i64) -> Result<()> {
-        let request = NewRequest {
-            image_id: &img.image.image_id,
-            request_id: &img.request_id,
-            event: &img.event_json,
-            created_at,
-        };
-        self.write_request(&request).await?;
-        self.write_image(&img.image, img.idempotency_key.as_deref(), created_at).await
-    }
-
-    /// The content claim, step 2: `Ok(None)` if it applied, else the image that holds the bytes.
-    async fn claim_content(&self, img: &NewImage, created_at: i64) -> Result<Option<ContentRow>> {
-        let i = &img.image;
-        let values = (
-            i.provider_id.as_str(),
-            i.sha256.as_str(),
-            i.image_id.as_str(),
-            size(i)?,
-            i.media_type.as_str(),
-            i.blob_key.as_str(),
-            i.tipo_imagen.as_deref(),
-            i.region_anatomica.as_deref(),
-            img.idempotency_key.as_deref(),
-            created_at,
-            img.request_id.as_str(),
-            img.event_json.as_str(),
-        );
+    /// Binds `key` to `image_id` of `sha256`: `None` once it names that image, else the other
+    /// existing image it names. A key left by an image that does not exist is taken over.
+    async fn bind_key(&self, provider: &str, key: &str, image_id: &str, sha256: &str) -> Result<Option<String>> {
         for _ in 0..CLAIM_ATTEMPTS {
-            if self.cql.lwt(&self.st.content_claim, values, "claim the bytes").await? {
+            if self
+                .cql
+                .lwt(&self.st.key_claim, (provider, key, image_id, sha256), "claim a key")
+                .await?
+            {
                 return Ok(None);
             }
-            // The winner was released between the claim and this read: claim again.
-            if let Some(winner) = self.content_claim_of(&i.provider_id, &i.sha256).await? {
-                return Ok(Some(winner));
+            let Some((other, other_sha)) = self.key_of(provider, key).await? else {
+                continue;
+            };
+            if other == image_id {
+                return Ok(None);
             }
+            if self.claim_names(provider, &other_sha, &other).await? {
+                return Ok(Some(other));
+            }
+            self.cql
+                .lwt(&self.st.key_release, (provider, key, other.as_str()), "release a key")
+                .await?;
         }
-        Err(Error::Store("scylla: the claim of these bytes keeps changing hands".into()))
+        Err(Error::Store(
+            "scylla: the claim of this idempotency key keeps changing hands".into(),
+        ))
     }
 
     /// Removes what is left of a request: its open row, its image link and the request.
-    async fn forget_request(&self, request_id: &str, r: &RequestRecord) -> Result<()> {
+    async fn forget_request(&self, request_id: &str, r: &RequestRecord) {
         if let (Some(bucket), Some(created_at)) = (r.bucket, r.created_at) {
-            self.cql
+            let closed = self
+                .cql
                 .write(&self.st.open_delete, (bucket, created_at, request_id), "close a request")
-                .await?;
+                .await;
+            housekeeping(closed, "close a request");
         }
         if let Some(image_id) = &r.image_id {
-            self.cql
+            let unlinked = self
+                .cql
                 .write(&self.st.by_image_delete, (image_id.as_str(), request_id), "unlink a request")
-                .await?;
+                .await;
+            housekeeping(unlinked, "unlink a request");
         }
-        self.cql.lwt(&self.st.request_delete, (request_id,), "delete a request").await?;
-        Ok(())
+        let deleted = self.cql.lwt(&self.st.request_delete, (request_id,), "delete a request").await;
+        housekeeping(deleted.map(|_| ()), "delete a request");
     }
 
-    /// Whether the image `image_id` exists (its claim names it).
-    async fn image_exists(&self, image_id: &str) -> Result<bool> {
-        Ok(self.image(image_id).await?.is_some())
+    /// Removes an image's row and its blob user row (its claim is gone already).
+    async fn forget_image(&self, image_id: &str, sha256: &str) {
+        let row = self.cql.write(&self.st.image_delete, (image_id,), "delete an image").await;
+        housekeeping(row, "delete an image");
+        let user = self.cql.write(&self.st.user_delete, (sha256, image_id), "unlist a blob user").await;
+        housekeeping(user, "unlist a blob user");
     }
 
     /// The event of an open row that still stands for an unfinished request of an existing
-    /// image; a row that does not is deleted.
+    /// image; a row that does not is removed.
     async fn still_open(&self, bucket: i64, created_at: i64, request_id: String, event: String) -> Result<Option<(i64, String)>> {
-        let record = self
-            .cql
-            .read_one::<RequestRecord>(&self.st.request_read, (request_id.as_str(),), "read a request")
-            .await?;
-        let open = match &record {
-            Some(r) => {
-                let unfinished = matches!(
-                    r.state.as_deref().and_then(RequestState::parse),
-                    Some(RequestState::Pending | RequestState::Published)
-                );
-                unfinished && self.image_exists(r.image_id.as_deref().unwrap_or_default()).await?
-            }
-            None => false,
+        let open = match self.read_request(&request_id).await? {
+            Some(r) if r.unfinished() => self.image(r.image_id.as_deref().unwrap_or_default()).await?.is_some(),
+            _ => false,
         };
         if open {
             return Ok(Some((created_at, event)));
         }
-        self.cql
+        let closed = self
+            .cql
             .write(&self.st.open_delete, (bucket, created_at, request_id.as_str()), "close a request")
-            .await?;
+            .await;
+        housekeeping(closed, "close a request");
         Ok(None)
     }
 
@@ -586,7 +431,7 @@ impl ScyllaIngest {
             .await?
             .try_collect()
             .await
-            .map_err(super::scylla_conn::db("read open requests"))?;
+            .map_err(db("read open requests"))?;
         let open: Vec<(i64, String)> = futures::stream::iter(rows)
             .map(|(created_at, request_id, event)| self.still_open(bucket, created_at, request_id, event))
             .buffer_unordered(IN_FLIGHT)
@@ -594,9 +439,11 @@ impl ScyllaIngest {
             .try_collect()
             .await?;
         if open.is_empty() && (bucket + 1) * BUCKET_MICROS + UNLIST_AFTER_MICROS < now {
-            self.cql
+            let unlisted = self
+                .cql
                 .write(&self.st.bucket_delete, (BUCKETS_SHARD, bucket), "unlist a minute")
-                .await?;
+                .await;
+            housekeeping(unlisted, "unlist a minute");
         }
         Ok(open)
     }
@@ -605,47 +452,75 @@ impl ScyllaIngest {
 #[async_trait]
 impl IngestStore for ScyllaIngest {
     async fn claim(&self, img: NewImage) -> Result<Claim> {
-        let provider = img.image.provider_id.as_str();
-        if let Some(key) = img.idempotency_key.as_deref() {
-            if let Some(image_id) = self.image_of_key(provider, key).await? {
-                return Ok(Claim::Existing { image_id });
+        let (provider, sha, id) = (
+            img.image.provider_id.as_str(),
+            img.image.sha256.as_str(),
+            img.image.image_id.as_str(),
+        );
+        let key = img.idempotency_key.as_deref();
+        if let Some(key) = key {
+            if let Some(found) = self.image_of_key(provider, key).await? {
+                return Ok(found);
             }
         }
-        let (sha, id) = (img.image.sha256.as_str(), img.image.image_id.as_str());
-        self.cql.write(&self.st.user_write, (sha, id), "list a blob user").await?;
-        let created_at = self.next_created_at();
-        if let Some(winner) = self.claim_content(&img, created_at).await? {
+        let ours = ContentRow::of(&img, self.next_created_at())?;
+        for _ in 0..CLAIM_ATTEMPTS {
+            self.cql.write(&self.st.user_write, (sha, id), "list a blob user").await?;
+            let values = (
+                provider,
+                sha,
+                id,
+                size(&img.image)?,
+                img.image.media_type.as_str(),
+                img.image.blob_key.as_str(),
+                img.image.tipo_imagen.as_deref(),
+                img.image.region_anatomica.as_deref(),
+                key,
+                ours.created_at,
+                img.request_id.as_str(),
+                img.event_json.as_str(),
+            );
+            if self.cql.lwt(&self.st.content_claim, values, "claim the bytes").await? {
+                // Committed: from here on it only rolls forward (a failure leaves it to a finisher).
+                self.complete(&ours, false).await?;
+                if let Some(key) = key {
+                    if self.bind_key(provider, key, id, sha).await?.is_some() {
+                        tracing::warn!("an idempotency key came with other bytes at the same moment; both uploads stand");
+                    }
+                }
+                return Ok(Claim::Created);
+            }
             self.cql.write(&self.st.user_delete, (sha, id), "unlist a blob user").await?;
-            self.finish(&winner).await?;
-            let theirs = winner.image_id.clone().ok_or_else(|| corrupt("ingest_content"))?;
-            if let Some(key) = img.idempotency_key.as_deref() {
-                if let Some(bound) = self.bind_key(provider, key, &theirs, sha).await? {
-                    return Ok(Claim::Existing { image_id: bound });
+            // The bytes are taken: complete the winner's image and answer it.
+            let Some(winner) = self.content_claim_of(provider, sha).await? else {
+                continue;
+            };
+            let Some(answer) = self.answer(&winner).await? else {
+                continue;
+            };
+            if let Some(key) = key {
+                let theirs = winner.id()?;
+                if let Some(other) = self.bind_key(provider, key, theirs, sha).await? {
+                    // The key names another existing image: it is looked up first, as in SQLite.
+                    return Ok(Claim::Existing { image_id: other });
                 }
             }
-            return Ok(Claim::Existing { image_id: theirs });
+            return Ok(answer);
         }
-        if let Some(key) = img.idempotency_key.as_deref() {
-            if let Some(bound) = self.bind_key(provider, key, id, sha).await? {
-                self.release(&img, false).await;
-                return Ok(Claim::Existing { image_id: bound });
-            }
-        }
-        if let Err(e) = self.write_new_image(&img, created_at).await {
-            self.release(&img, true).await;
-            return Err(e);
-        }
-        Ok(Claim::Created)
+        Err(Error::Store("scylla: the claim of these bytes keeps changing hands".into()))
     }
 
     async fn add_request(&self, image_id: &str, request_id: &str, event_json: &str) -> Result<()> {
+        if self.image(image_id).await?.is_none() {
+            return Err(Error::Store(format!("no image {image_id} to add a request to")));
+        }
         let request = NewRequest {
             image_id,
             request_id,
             event: event_json,
             created_at: self.next_created_at(),
         };
-        if self.write_request(&request).await? {
+        if self.write_request(&request, false).await? {
             Ok(())
         } else {
             Err(Error::Store("a request with this id exists already".into()))
@@ -653,11 +528,7 @@ impl IngestStore for ScyllaIngest {
     }
 
     async fn set_state(&self, request_id: &str, state: RequestState) -> Result<bool> {
-        let Some(record) = self
-            .cql
-            .read_one::<RequestRecord>(&self.st.request_read, (request_id,), "read a request")
-            .await?
-        else {
+        let Some(record) = self.read_request(request_id).await? else {
             return Ok(false);
         };
         let finished = matches!(state, RequestState::Anonymized | RequestState::Rejected);
@@ -676,9 +547,11 @@ impl IngestStore for ScyllaIngest {
                 .await?
         };
         if let (true, true, Some(bucket), Some(created_at)) = (applied, finished, record.bucket, record.created_at) {
-            self.cql
+            let closed = self
+                .cql
                 .write(&self.st.open_delete, (bucket, created_at, request_id), "close a request")
-                .await?;
+                .await;
+            housekeeping(closed, "close a request");
         }
         Ok(applied)
     }
@@ -693,11 +566,7 @@ impl IngestStore for ScyllaIngest {
     }
 
     async fn abandon(&self, request_id: &str) -> Result<bool> {
-        let Some(record) = self
-            .cql
-            .read_one::<RequestRecord>(&self.st.request_read, (request_id,), "read a request")
-            .await?
-        else {
+        let Some(record) = self.read_request(request_id).await? else {
             return Ok(true);
         };
         let image_id = record.image_id.clone().ok_or_else(|| corrupt("ingest_requests"))?;
@@ -707,18 +576,16 @@ impl IngestStore for ScyllaIngest {
             .await?
             .try_collect()
             .await
-            .map_err(super::scylla_conn::db("read an image's requests"))?;
+            .map_err(db("read an image's requests"))?;
         let last = others.iter().all(|(r,)| r == request_id);
         let image = self
             .cql
             .read_one::<ImageRecord>(&self.st.image_read, (image_id.as_str(),), "read an image")
             .await?;
-        let sha = match &image {
-            Some(i) => i.sha256.clone(),
-            None => None,
-        };
+        let sha = image.as_ref().and_then(|i| i.sha256.clone());
         if let (true, Some(image)) = (last, image) {
-            // The image goes first (its claim is released), so no finder brings the request back.
+            // The claim goes first: from then on the image does not exist, and a finisher that
+            // read the claim before removes what it writes.
             let (p, s) = (image.provider_id.clone().unwrap_or_default(), sha.clone().unwrap_or_default());
             self.cql
                 .lwt(
@@ -732,14 +599,9 @@ impl IngestStore for ScyllaIngest {
                     .lwt(&self.st.key_release, (p.as_str(), key, image_id.as_str()), "release a key")
                     .await?;
             }
-            self.cql
-                .write(&self.st.image_delete, (image_id.as_str(),), "delete an image")
-                .await?;
-            self.cql
-                .write(&self.st.user_delete, (s.as_str(), image_id.as_str()), "unlist a blob user")
-                .await?;
+            self.forget_image(&image_id, &s).await;
         }
-        self.forget_request(request_id, &record).await?;
+        self.forget_request(request_id, &record).await;
         match sha {
             Some(sha) => self.blob_in_use(&sha).await,
             None => Ok(true),
@@ -771,10 +633,7 @@ impl IngestStore for ScyllaIngest {
     }
 
     async fn request_state(&self, request_id: &str) -> Result<Option<RequestState>> {
-        let record = self
-            .cql
-            .read_one::<RequestRecord>(&self.st.request_read, (request_id,), "read a request")
-            .await?;
+        let record = self.read_request(request_id).await?;
         Ok(record.and_then(|r| r.state.as_deref().and_then(RequestState::parse)))
     }
 
@@ -785,12 +644,14 @@ impl IngestStore for ScyllaIngest {
             .await?
             .try_collect()
             .await
-            .map_err(super::scylla_conn::db("read the listed minutes"))?;
+            .map_err(db("read the listed minutes"))?;
         let now = now_micros();
-        let mut open = Vec::new();
-        for (bucket,) in buckets {
-            open.extend(self.unfinished_in(bucket, now).await?);
-        }
+        let minutes: Vec<Vec<(i64, String)>> = futures::stream::iter(buckets)
+            .map(|(bucket,)| self.unfinished_in(bucket, now))
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        let mut open: Vec<(i64, String)> = minutes.into_iter().flatten().collect();
         open.sort_by_key(|(created_at, _)| *created_at);
         Ok(open.into_iter().map(|(_, event)| event).collect())
     }
@@ -805,83 +666,7 @@ impl IngestStore for ScyllaIngest {
 
 #[cfg(test)]
 mod tests {
-    use super::super::cql_check::{assert_names_only_schema, schema_columns};
     use super::*;
-    use std::collections::HashSet;
-
-    const ALL: [&str; 26] = [
-        CONTENT_CLAIM,
-        CONTENT_READ,
-        CONTENT_RELEASE,
-        KEY_CLAIM,
-        KEY_READ,
-        KEY_RELEASE,
-        IMAGE_WRITE,
-        IMAGE_READ,
-        IMAGE_DELETE,
-        USER_WRITE,
-        USER_DELETE,
-        USERS_READ,
-        REQUEST_INSERT,
-        REQUEST_READ,
-        REQUEST_ADVANCE,
-        REQUEST_FINISH,
-        REQUEST_DELETE,
-        BY_IMAGE_WRITE,
-        BY_IMAGE_DELETE,
-        BY_IMAGE_READ,
-        OPEN_WRITE,
-        OPEN_DELETE,
-        OPEN_SCAN,
-        BUCKET_WRITE,
-        BUCKET_DELETE,
-        BUCKET_SCAN,
-    ];
-
-    #[test]
-    fn every_statement_names_only_tables_and_columns_of_the_schema() {
-        const KEYWORDS: [&str; 15] = [
-            "select", "from", "where", "and", "insert", "into", "values", "update", "set", "delete", "if", "not", "exists", "limit", "in",
-        ];
-        let tables = schema_columns("004_ingest.cql");
-        assert_eq!(tables.len(), 8, "{:?}", tables.keys());
-        let mut used = HashSet::new();
-        for cql in ALL {
-            used.insert(assert_names_only_schema(cql, &tables, &KEYWORDS, true));
-        }
-        assert_eq!(used.len(), tables.len(), "a table of the schema has no statement");
-    }
-
-    #[test]
-    fn every_insert_binds_one_marker_per_column() {
-        for cql in ALL.iter().filter(|c| c.starts_with("INSERT")) {
-            let (cols, vals) = cql.split_once("VALUES").expect("values");
-            let named = cols.rsplit_once('(').expect("columns").1.split(',').count();
-            assert_eq!(named, vals.matches('?').count(), "{cql}");
-        }
-    }
-
-    #[test]
-    fn only_the_claims_and_the_request_rows_are_lightweight_transactions() {
-        let lwt: Vec<&str> = ALL.iter().copied().filter(|c| c.contains(" IF ")).collect();
-        assert_eq!(
-            lwt,
-            vec![
-                CONTENT_CLAIM,
-                CONTENT_RELEASE,
-                KEY_CLAIM,
-                KEY_RELEASE,
-                REQUEST_INSERT,
-                REQUEST_ADVANCE,
-                REQUEST_FINISH,
-                REQUEST_DELETE
-            ]
-        );
-        // Every write of a request row is one of them (see the module docs).
-        for cql in ALL.iter().filter(|c| c.contains("{ks}.ingest_requests ")) {
-            assert!(cql.starts_with("SELECT") || cql.contains(" IF "), "{cql}");
-        }
-    }
 
     #[test]
     fn a_minute_of_requests_is_one_partition() {
