@@ -53,14 +53,17 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
     let keyed = format!("prov-topo-{run}-keyed");
     let keyed_token = keys.token(&keyed, Role::Proveedor);
     let key = format!("key-{run}");
-    let other = fixture("MR_small.dcm");
+    // A client that retries on the other replica before the first answer came: one image.
     let (x, y) = tokio::join!(
         upload(&client, &ingest_a, &keyed_token, &bytes, Some(&key)),
-        upload(&client, &ingest_b, &keyed_token, &other, Some(&key)),
+        upload(&client, &ingest_b, &keyed_token, &bytes, Some(&key)),
     );
     assert_eq!((x.status, y.status), (202, 202));
-    assert_eq!(x.id, y.id, "one key through two ingests at once is one image");
+    assert_eq!(x.id, y.id, "one upload with one key through two ingests at once is one image");
     assert!(x.duplicate != y.duplicate, "exactly one of them created it");
+    // The key, later, with other bytes: still that image.
+    let z = upload(&client, &ingest_b, &keyed_token, &fixture("MR_small.dcm"), Some(&key)).await;
+    assert_eq!((z.status, z.id.as_deref(), z.duplicate), (202, x.id.as_deref(), true));
 
     // Every image is anonymized by one of the anonymizers and served by the query API.
     let consumer = keys.token(&format!("cons-topo-{run}"), Role::Consumidor);

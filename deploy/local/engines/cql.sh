@@ -67,6 +67,14 @@ auto_snapshot: false
 # ScyllaDB's batch limits (128 KiB warn, 1 MiB fail); Cassandra's are 5 KiB and 50 KiB.
 batch_size_warn_threshold: 128KiB
 batch_size_fail_threshold: 1024KiB
+# Three JVM nodes share this machine's 2 cores with Kafka and the services: a Paxos round
+# queues behind GC and compaction, and at the defaults (1 s contention, 2 s writes, 5 s
+# reads) concurrent lightweight transactions on one partition timed out on 3 nodes. These
+# are a test cluster's timeouts, not advice for production.
+cas_contention_timeout: 10000ms
+write_request_timeout: 10000ms
+read_request_timeout: 10000ms
+range_request_timeout: 10000ms
 # Guardrails Alpes relies on (these are the defaults, stated so nobody turns them off).
 user_timestamps_enabled: true
 simplestrategy_enabled: true

@@ -88,6 +88,11 @@
 //!   key does, but an `abandon` of that image's last request running at the
 //!   same moment can still leave the new request without its image.
 //!
+//! Every lightweight transaction here may run twice with the same effect (a
+//! claim recognises its own id, a release names its own claim, a state move
+//! is idempotent), so one that times out in Paxos (contention, a slow
+//! replica) is tried again ([`super::scylla_exec::Cql::lwt_retried`]).
+//!
 //! Lightweight transactions need a keyspace without tablets on ScyllaDB
 //! versions whose tablets lack them (`alpes migrate --tablets`). With several
 //! datacenters, keep `LOCAL_SERIAL` with ingest in one datacenter, or use
@@ -216,7 +221,7 @@ impl ScyllaIngest {
             bucket,
             r.created_at,
         );
-        let new = self.cql.lwt(&self.st.request_insert, values, "write a request").await?;
+        let new = self.cql.lwt_retried(&self.st.request_insert, values, "write a request").await?;
         let (bucket, created_at) = if new {
             (bucket, r.created_at)
         } else {
@@ -329,7 +334,7 @@ impl ScyllaIngest {
             }
         }
         self.cql
-            .lwt(&self.st.key_release, (provider, key, image_id.as_str()), "release a key")
+            .lwt_retried(&self.st.key_release, (provider, key, image_id.as_str()), "release a key")
             .await?;
         Ok(None)
     }
@@ -353,7 +358,7 @@ impl ScyllaIngest {
         for _ in 0..CLAIM_ATTEMPTS {
             if self
                 .cql
-                .lwt(&self.st.key_claim, (provider, key, image_id, sha256), "claim a key")
+                .lwt_retried(&self.st.key_claim, (provider, key, image_id, sha256), "claim a key")
                 .await?
             {
                 return Ok(None);
@@ -368,7 +373,7 @@ impl ScyllaIngest {
                 return Ok(Some(other));
             }
             self.cql
-                .lwt(&self.st.key_release, (provider, key, other.as_str()), "release a key")
+                .lwt_retried(&self.st.key_release, (provider, key, other.as_str()), "release a key")
                 .await?;
         }
         Err(Error::Store(
@@ -392,7 +397,10 @@ impl ScyllaIngest {
                 .await;
             housekeeping(unlinked, "unlink a request");
         }
-        let deleted = self.cql.lwt(&self.st.request_delete, (request_id,), "delete a request").await;
+        let deleted = self
+            .cql
+            .lwt_retried(&self.st.request_delete, (request_id,), "delete a request")
+            .await;
         housekeeping(deleted.map(|_| ()), "delete a request");
     }
 
@@ -480,7 +488,7 @@ impl IngestStore for ScyllaIngest {
                 img.request_id.as_str(),
                 img.event_json.as_str(),
             );
-            if self.cql.lwt(&self.st.content_claim, values, "claim the bytes").await? {
+            if self.cql.lwt_retried(&self.st.content_claim, values, "claim the bytes").await? {
                 // Committed: from here on it only rolls forward (a failure leaves it to a finisher).
                 self.complete(&ours, false).await?;
                 if let Some(key) = key {
@@ -490,11 +498,16 @@ impl IngestStore for ScyllaIngest {
                 }
                 return Ok(Claim::Created);
             }
-            self.cql.write(&self.st.user_delete, (sha, id), "unlist a blob user").await?;
             // The bytes are taken: complete the winner's image and answer it.
             let Some(winner) = self.content_claim_of(provider, sha).await? else {
                 continue;
             };
+            if winner.image_id.as_deref() == Some(id) {
+                // Ours: the claim timed out in Paxos, was tried again, and its first try had applied.
+                self.complete(&ours, false).await?;
+                return Ok(Claim::Created);
+            }
+            self.cql.write(&self.st.user_delete, (sha, id), "unlist a blob user").await?;
             let Some(answer) = self.answer(&winner).await? else {
                 continue;
             };
@@ -534,7 +547,7 @@ impl IngestStore for ScyllaIngest {
         let finished = matches!(state, RequestState::Anonymized | RequestState::Rejected);
         let applied = if finished {
             self.cql
-                .lwt(&self.st.request_finish, (state.as_str(), request_id), "finish a request")
+                .lwt_retried(&self.st.request_finish, (state.as_str(), request_id), "finish a request")
                 .await?
         } else {
             let open = (RequestState::Pending.as_str(), RequestState::Published.as_str());
@@ -596,7 +609,7 @@ impl IngestStore for ScyllaIngest {
                 .await?;
             if let Some(key) = image.idem_key.as_deref() {
                 self.cql
-                    .lwt(&self.st.key_release, (p.as_str(), key, image_id.as_str()), "release a key")
+                    .lwt_retried(&self.st.key_release, (p.as_str(), key, image_id.as_str()), "release a key")
                     .await?;
             }
             self.forget_image(&image_id, &s).await;
