@@ -44,7 +44,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         if args.scylla.configured() {
             println!(
-                "alpes: ledger, catalog and identity on ScyllaDB {} (keyspace {}); ingest store and audit table on SQLite",
+                "alpes: ledger, catalog, identity and ingest store on ScyllaDB {} (keyspace {}); audit table on SQLite",
                 args.scylla.contact_points().join(","),
                 args.scylla.keyspace
             );

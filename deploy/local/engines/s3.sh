@@ -48,20 +48,32 @@ s3_server() {
 
 # s3_go_build BIN MODULE@VERSION PACKAGE: builds PACKAGE of the module into BIN, once.
 s3_go_build() {
-  local bin="$1" mod="$2" pkg="$3" src
+  local bin="$1" mod="$2" pkg="$3" src scratch rc=0
   [ -x "$bin" ] && return 0
   command -v go >/dev/null 2>&1 || die "Go is needed to build $mod (from the Go module proxy)"
   mkdir -p "$(dirname "$bin")"
   log "building $pkg of $mod with Go (once; cached as $bin; takes minutes)"
-  # GOTOOLCHAIN=local: fail rather than fetch a newer Go; GOWORK=off and the
-  # cache folder as working directory: no project's go.mod or go.work applies.
-  src="$(cd "$(dirname "$bin")" && GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local \
-    go mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
-  if [ -z "$src" ] || [ ! -d "$src/$pkg" ]; then die "go mod download $mod gave no source folder"; fi
-  # The module cache is read-only; go build writes only the output and GOCACHE.
+  # The module sources and Go's build cache (1 to 4 GB) go to a scratch folder
+  # removed after the build: only the binary is kept. GOTOOLCHAIN=local: fail
+  # rather than fetch a newer Go; GOWORK=off and the cache folder as working
+  # directory: no project's go.mod or go.work applies; -modcacherw: the
+  # scratch module cache can be deleted.
+  scratch="$(dirname "$bin")/build.tmp"
+  rm -rf "$scratch"
+  mkdir -p "$scratch"
+  src="$(cd "$(dirname "$bin")" && GOWORK=off GOFLAGS='-mod=mod -modcacherw' GOTOOLCHAIN=local \
+    GOMODCACHE="$scratch/mod" GOCACHE="$scratch/cache" \
+    go mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')" || rc=$?
+  if [ "$rc" -ne 0 ] || [ -z "$src" ] || [ ! -d "$src/$pkg" ]; then
+    rm -rf "$scratch"
+    die "go mod download $mod gave no source folder"
+  fi
   # -s -w: no symbol table or DWARF (SeaweedFS: 164 MB instead of 233 MB).
-  if ! (cd "$src" && GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
-    go build -trimpath -ldflags='-s -w' -o "$bin.tmp" "./$pkg") >"$bin.log" 2>&1; then
+  (cd "$src" && GOWORK=off GOFLAGS='-buildvcs=false -modcacherw' GOTOOLCHAIN=local \
+    GOMODCACHE="$scratch/mod" GOCACHE="$scratch/cache" \
+    go build -trimpath -ldflags='-s -w' -o "$bin.tmp" "./$pkg") >"$bin.log" 2>&1 || rc=$?
+  rm -rf "$scratch"
+  if [ "$rc" -ne 0 ]; then
     tail -n 30 "$bin.log" >&2
     die "could not build $mod (log: $bin.log)"
   fi
