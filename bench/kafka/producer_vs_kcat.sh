@@ -18,6 +18,8 @@
 # alpes / kcat. Results go to bench/results/producer-vs-kcat-<date>.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/lib/common.sh
+source bench/lib/common.sh # log, die, payload_file, median
 
 records=1000000 size=512 rounds=3 acks=all
 while [ $# -gt 0 ]; do
@@ -35,11 +37,7 @@ command -v kcat >/dev/null || { echo "no kcat: apt-get install kcat" >&2; exit 1
 work=${WORK:-/tmp/alpes-kcat-bench}
 mkdir -p "$work" bench/results
 file=$work/records-$records-$size.txt
-if [ ! -s "$file" ]; then
-  # base32 of random bytes: SIZE characters of [A-Z2-7] per line, N lines.
-  head -c $(( records * size * 5 / 8 + size )) /dev/urandom | base32 -w "$size" | head -n "$records" > "$file"
-fi
-[ "$(wc -l < "$file")" -eq "$records" ] || { echo "bad records file $file" >&2; exit 1; }
+payload_file "$file" "$records" "$size"
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 "$alpes" perf broker > "$work/broker.out" &
@@ -65,7 +63,6 @@ for r in $(seq "$rounds"); do
   rows+=("| $r | $kr | $ar | $summary |")
   echo "round $r: kcat $kr rec/s, alpes $ar rec/s  ($summary)" >&2
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 km=$(median "${kcat_rates[@]}") am=$(median "${alpes_rates[@]}")
 ratio=$(python3 -c "print(f'{$am / $km:.3f}')")
 out=bench/results/producer-vs-kcat-$(date +%F).md

@@ -323,28 +323,41 @@ def cmd_report(argv):
     conc = meta.get("concurrency", [])
     print("| C | system | files | files/s upload→anonymized | MB/s | upload (store) p50 / p99 ms | end-to-end p50 / p99 ms | non-2xx | server CPU ms/file | server RSS after, MiB | wrk CPU s |")
     print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    systems = (("alpes", "Alpes: POST /imagenes → ImagenAnonimizada (mock broker, SQLite, local blobs)"),
+               ("alpes-engines", "Alpes on the real engines (Kafka ×3, Cassandra, S3, registry)"))
+
+    def alpes_row(c, a, label):
+        print(f"| {c} | {label} | {a['anonymized'] + a['rejected']} | {fmt(a['pipeline_files_per_s'])} | {fmt(a['pipeline_MB_per_s'], 2)} | "
+              f"{fmt(a['upload_latency_ms'].get('p50'), 2)} / {fmt(a['upload_latency_ms'].get('p99'), 2)} | "
+              f"{fmt(a['e2e_ms'].get('p50'), 1)} / {fmt(a['e2e_ms'].get('p99'), 1)} | {a['non_2xx']} | {fmt(a.get('alpes_cpu_ms_per_file'), 2)} | {fmt(a.get('rss_after_kb', 0) / 1024)} | {a.get('client_cpu_s')} |")
+
+    def ratio_row(c, num, den, label):
+        if num and den and num.get("pipeline_files_per_s") and den.get("pipeline_files_per_s"):
+            r = num["pipeline_files_per_s"] / den["pipeline_files_per_s"]
+            print(f"| {c} | **ratio {label}** | | **{r:.2f}×** | | | | | | | |")
+
     for c in conc:
         o = load(f"orthanc-c{c}.json")
-        a = load(f"alpes-c{c}.json")
+        a = {name: load(f"{name}-c{c}.json") for name, _ in systems}
         if o:
             print(f"| {c} | Orthanc: POST /instances + /anonymize | {o['completed']} | {fmt(o['pipeline_files_per_s'])} | {fmt(o['pipeline_MB_per_s'], 2)} | "
                   f"{fmt(o['store_latency_ms'].get('p50'), 2)} / {fmt(o['store_latency_ms'].get('p99'), 2)} | "
                   f"{fmt(o['store_plus_anonymize_ms'].get('p50'), 2)} / {fmt(o['store_plus_anonymize_ms'].get('p99'), 2)} | {o['failed']} | {fmt(o.get('orthanc_cpu_ms_per_file'), 2)} | {fmt(o.get('rss_after_kb', 0) / 1024)} | {o.get('client_cpu_s')} |")
-        if a:
-            print(f"| {c} | Alpes: POST /imagenes → ImagenAnonimizada | {a['anonymized'] + a['rejected']} | {fmt(a['pipeline_files_per_s'])} | {fmt(a['pipeline_MB_per_s'], 2)} | "
-                  f"{fmt(a['upload_latency_ms'].get('p50'), 2)} / {fmt(a['upload_latency_ms'].get('p99'), 2)} | "
-                  f"{fmt(a['e2e_ms'].get('p50'), 1)} / {fmt(a['e2e_ms'].get('p99'), 1)} | {a['non_2xx']} | {fmt(a.get('alpes_cpu_ms_per_file'), 2)} | {fmt(a.get('rss_after_kb', 0) / 1024)} | {a.get('client_cpu_s')} |")
-        if o and a and o.get("pipeline_files_per_s") and a.get("pipeline_files_per_s"):
-            r = a["pipeline_files_per_s"] / o["pipeline_files_per_s"]
-            print(f"| {c} | **ratio Alpes ÷ Orthanc** | | **{r:.2f}×** | | | | | | | |")
+        for name, label in systems:
+            if a[name]:
+                alpes_row(c, a[name], label)
+        ratio_row(c, a["alpes"], o, "Alpes ÷ Orthanc")
+        ratio_row(c, a["alpes-engines"], o, "Alpes on the engines ÷ Orthanc")
+        ratio_row(c, a["alpes-engines"], a["alpes"], "Alpes on the engines ÷ Alpes on the mock")
     print()
     print("| C | Alpes upload phase | uploads/s | MB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | anonymized/s (first upload → last event) | registered→anonymized p50 / p99 ms |")
     print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for c in conc:
-        a = load(f"alpes-c{c}.json")
+    for c, name in ((c, name) for c in conc for name, _ in systems):
+        a = load(f"{name}-c{c}.json")
         if a:
             L = a["upload_latency_ms"]
-            print(f"| {c} | {a['requests']} uploads, {a['non_2xx']} non-2xx, {a['duplicates']} duplicates | {fmt(a['uploads_per_s'])} | {fmt(a['upload_MB_per_s'], 2)} | "
+            where = " on the engines" if name == "alpes-engines" else ""
+            print(f"| {c} | {a['requests']} uploads{where}, {a['non_2xx']} non-2xx, {a['duplicates']} duplicates | {fmt(a['uploads_per_s'])} | {fmt(a['upload_MB_per_s'], 2)} | "
                   f"{fmt(L.get('p50'), 2)} | {fmt(L.get('p90'), 2)} | {fmt(L.get('p99'), 2)} | {fmt(L.get('p99_9'), 2)} | {fmt(L.get('max'), 1)} | "
                   f"{fmt(a['pipeline_files_per_s'])} | {fmt(a['registered_to_anonymized_ms'].get('p50'), 1)} / {fmt(a['registered_to_anonymized_ms'].get('p99'), 1)} |")
     for name in ("target", "sustained"):

@@ -21,6 +21,9 @@
 #                 default profile, which cleans burned-in text from ultrasound pixel data)
 #   QUIET_S       seconds to wait after deleting the previous run's files, before measuring [300]
 #   ALPES_UP_ARGS extra arguments for `alpes up`, e.g. "--kafka-prop fetch.wait.max.ms=10" []
+#   ENGINES_DIR   also run Alpes on the real engines of deploy/local/engines.sh running there (Kafka x3,
+#                 Cassandra, S3, registry), after Alpes on the mock at each C: the same corpus, clients and
+#                 measurements, with `alpes migrate` into a fresh keyspace first; unset skips it []
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -65,6 +68,11 @@ if [[ -z ${NO_INSTALL:-} ]]; then
 fi
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 command -v Orthanc >/dev/null || die "Orthanc is missing (apt-get install orthanc)"
+if [[ -n ${ENGINES_DIR:-} ]]; then
+    engines_status=$(deploy/local/engines.sh status "$ENGINES_DIR" 2>/dev/null || true)
+    grep -q '^kafka-1 running' <<<"$engines_status" ||
+        die "no engines running in $ENGINES_DIR (deploy/local/engines.sh start $ENGINES_DIR)"
+fi
 [[ -d $CORPUS ]] || die "no corpus at $CORPUS (bench/.venv/bin/python bench/make_corpus.py)"
 
 # ---------------------------------------------------------------- build
@@ -132,12 +140,30 @@ start_sampler() {
 }
 phase() { echo "$1" >"$RUN/phase"; log "phase $1"; }
 
-start_alpes() { # $1 = name
+# The environment of the Alpes commands: none on the mock; on the engines, their
+# settings (engines.sh env) and a keyspace of the run's own.
+ALPES_ENV=()
+alpes_cmd() { env "${ALPES_ENV[@]}" "$ALPES_BIN" "$@"; }
+
+start_alpes() { # $1 = name, $2 = "engines" to run on the engines of ENGINES_DIR
     local dir=$RUN/$1
     ALPES_DIR=$dir
     rm -rf "$dir"; mkdir -p "$dir"
+    ALPES_ENV=()
+    if [[ ${2:-} == engines ]]; then
+        # NAME=value pairs of the export lines, their quoting undone by the shell.
+        mapfile -t ALPES_ENV < <(
+            exports=$(deploy/local/engines.sh env "$ENGINES_DIR")
+            eval "$exports"
+            sed -n 's/^export \([A-Za-z0-9_]*\)=.*/\1/p' <<<"$exports" | while read -r n; do printf '%s=%s\n' "$n" "${!n}"; done
+        )
+        ALPES_ENV+=("SCYLLA_KEYSPACE=bench_${STAMP//-/_}_${1//-/_}")
+        alpes_cmd migrate >"$dir/migrate.log" 2>&1 || die "alpes migrate failed: $(tail -5 "$dir/migrate.log")"
+    fi
+    # Not through alpes_cmd: a function in the background would be a subshell, and
+    # ALPES_PID its pid; env execs the binary, so $! is the server's own pid.
     # shellcheck disable=SC2086 # ALPES_UP_ARGS is a list of extra arguments
-    "$ALPES_BIN" up --data-dir "$dir/data" --listen 127.0.0.1:0 ${ALPES_UP_ARGS:-} >"$dir/stdout" 2>"$dir/stderr" &
+    env "${ALPES_ENV[@]}" "$ALPES_BIN" up --data-dir "$dir/data" --listen 127.0.0.1:0 ${ALPES_UP_ARGS:-} >"$dir/stdout" 2>"$dir/stderr" &
     ALPES_PID=$!
     echo "$ALPES_PID" >"$RUN/alpes.pid"
     for _ in $(seq 300); do
@@ -156,7 +182,7 @@ start_alpes() { # $1 = name
     # Warm-up: one upload (its own provider) must come out anonymized before the measured load,
     # so the worker has joined its consumer group and every client is connected.
     local tok id
-    tok=$("$ALPES_BIN" token --user warmup --role proveedor --data-dir "$dir/data" 2>/dev/null)
+    tok=$(alpes_cmd token --user warmup --role proveedor --data-dir "$dir/data" 2>/dev/null)
     id=$(curl -fsS -H "Authorization: Bearer $tok" -H 'Content-Type: application/dicom' \
         --data-binary @"$(head -1 "$RUN/files.txt")" "$ALPES_URL/imagenes" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
     [[ -n $id ]] || die "warm-up upload failed"
@@ -266,7 +292,7 @@ run_wrk() {
 mint_tokens() { # DATA_DIR PREFIX COUNT OUT
     : >"$4"
     for i in $(seq 1 "$3"); do
-        "$ALPES_BIN" token --user "$2-$i" --role proveedor --data-dir "$1" 2>/dev/null >>"$4"
+        alpes_cmd token --user "$2-$i" --role proveedor --data-dir "$1" 2>/dev/null >>"$4"
     done
 }
 
@@ -307,6 +333,47 @@ start_sampler
 # ---------------------------------------------------------------- comparison phases
 jget() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, d))" "$@"; }
 declare -A ORTHANC_FPS ALPES_FPS
+# engines_cpu: "instance cpu_s" per engine process of ENGINES_DIR (their PID files).
+engines_cpu() {
+    local f
+    for f in "$ENGINES_DIR"/pids/*.pid; do echo "$(basename "$f" .pid) $(cpu_s "$(cat "$f")")"; done
+}
+
+# measure_alpes NAME C [engines]: the whole corpus once through Alpes, C clients.
+measure_alpes() {
+    local name=$1 C=$2 cpu0 cpu1 rss
+    start_alpes "$name" "${3:-}"
+    mint_tokens "$RUN/$name/data" "prov-c$C" 1 "$RUN/$name/tokens.txt"
+    phase "$name"
+    [[ ${3:-} == engines ]] && engines_cpu >"$RUN/$name/engines-cpu-before.txt"
+    cpu0=$(cpu_s "$ALPES_PID")
+    run_wrk alpes "$ALPES_URL" "$RUN/$name/tokens.txt" "$RUN/$name/log" 1 0 "$C" 3600 >/dev/null
+    "$PY" "$HERE/analyze.py" wait "$RUN/$name/log" "$RUN/$name/events.tsv" --timeout 300 >&2 || true
+    cpu1=$(cpu_s "$ALPES_PID")
+    if [[ ${3:-} == engines ]]; then
+        # Where the machine's CPU went: each engine's CPU time over the phase, per file.
+        engines_cpu >"$RUN/$name/engines-cpu-after.txt"
+        join "$RUN/$name/engines-cpu-before.txt" "$RUN/$name/engines-cpu-after.txt" |
+            awk -v n="$N_FILES" -v a="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" \
+                '{ printf "%s %.2f ms/file (%.1f s)\n", $1, ($3 - $2) * 1000 / n, $3 - $2 }
+                 END { printf "alpes %.2f ms/file (%.1f s)\n", a * 1000 / n, a }' >"$RESULTS/$name-cpu.txt"
+        log "$name CPU per file: $(tr '\n' ',' <"$RESULTS/$name-cpu.txt")"
+    fi
+    rss=$(rss_kb "$ALPES_PID")
+    sleep 1 # let the tail flush
+    metrics_snapshot "$RESULTS/metrics-$name.txt"
+    cp "$RUN/$name/log/wrk.stdout" "$RESULTS/wrk-$name.txt"
+    cp "$RUN/$name/log/command.txt" "$RESULTS/command-$name.txt"
+    "$PY" "$HERE/analyze.py" alpes "$RUN/$name/log" "$RUN/$name/events.tsv" "$RESULTS/$name.json" \
+        --label "$name C=$C" --cpu-s "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.2f", b - a}')" \
+        --extra "rss_after_kb=$rss" --extra "client_cpu_s=$(cat "$RUN/$name/log/wrk-cpu-s.txt")" >/dev/null
+    ALPES_FPS[$name]=$(jget "$RESULTS/$name.json" pipeline_files_per_s)
+    log "$name C=$C: $(jget "$RESULTS/$name.json" "f'{uploads_per_s} uploads/s, {pipeline_files_per_s} anonymized/s, upload p99 {upload_latency_ms.get(\"p99\")} ms, non-2xx {non_2xx}'"), rss $rss kB"
+    warnings "$RUN/$name/stderr" "$RESULTS/$name-warnings.txt"
+    stop_alpes
+    phase idle
+}
+
 for C in $CONCURRENCY; do
     # Orthanc: every file POST /instances then POST /instances/{id}/anonymize, C clients.
     start_orthanc "orthanc-c$C"
@@ -325,27 +392,10 @@ for C in $CONCURRENCY; do
     stop_orthanc
     phase idle
 
-    # Alpes: every file POST /imagenes, C clients, then wait for every outcome on the topic.
-    start_alpes "alpes-c$C"
-    mint_tokens "$RUN/alpes-c$C/data" "prov-c$C" 1 "$RUN/alpes-c$C/tokens.txt"
-    phase "alpes-c$C"
-    cpu0=$(cpu_s "$ALPES_PID")
-    run_wrk alpes "$ALPES_URL" "$RUN/alpes-c$C/tokens.txt" "$RUN/alpes-c$C/log" 1 0 "$C" 3600 >/dev/null
-    "$PY" "$HERE/analyze.py" wait "$RUN/alpes-c$C/log" "$RUN/alpes-c$C/events.tsv" --timeout 300 >&2 || true
-    cpu1=$(cpu_s "$ALPES_PID")
-    rss=$(rss_kb "$ALPES_PID")
-    sleep 1 # let the tail flush
-    metrics_snapshot "$RESULTS/metrics-alpes-c$C.txt"
-    cp "$RUN/alpes-c$C/log/wrk.stdout" "$RESULTS/wrk-alpes-c$C.txt"
-    cp "$RUN/alpes-c$C/log/command.txt" "$RESULTS/command-alpes-c$C.txt"
-    "$PY" "$HERE/analyze.py" alpes "$RUN/alpes-c$C/log" "$RUN/alpes-c$C/events.tsv" "$RESULTS/alpes-c$C.json" \
-        --label "alpes C=$C" --cpu-s "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.2f", b - a}')" \
-        --extra "rss_after_kb=$rss" --extra "client_cpu_s=$(cat "$RUN/alpes-c$C/log/wrk-cpu-s.txt")" >/dev/null
-    ALPES_FPS[$C]=$(jget "$RESULTS/alpes-c$C.json" pipeline_files_per_s)
-    log "alpes C=$C: $(jget "$RESULTS/alpes-c$C.json" "f'{uploads_per_s} uploads/s, {pipeline_files_per_s} anonymized/s, upload p99 {upload_latency_ms.get(\"p99\")} ms, non-2xx {non_2xx}'"), rss $rss kB"
-    warnings "$RUN/alpes-c$C/stderr" "$RESULTS/alpes-c$C-warnings.txt"
-    stop_alpes
-    phase idle
+    # Alpes: every file POST /imagenes, C clients, then wait for every outcome on the topic;
+    # on the mock, then (ENGINES_DIR) on the real engines.
+    measure_alpes "alpes-c$C" "$C"
+    if [[ -n ${ENGINES_DIR:-} ]]; then measure_alpes "alpes-engines-c$C" "$C" engines; fi
 done
 
 # paced_alpes NAME RATE SECONDS C [--minutes]: Alpes at a fixed upload rate, providers rotating per pass.
@@ -401,7 +451,7 @@ if ((SUSTAIN_S > 0)); then
         # The target load when Alpes' measured pipeline can carry it, else 80 % of that capacity,
         # so that the run measures a steady state and not an ever-growing backlog.
         cap=0
-        for C in $CONCURRENCY; do cap=$("$PY" -c "print(max(float('$cap'), float('${ALPES_FPS[$C]:-0}')))"); done
+        for C in $CONCURRENCY; do cap=$("$PY" -c "print(max(float('$cap'), float('${ALPES_FPS[alpes-c$C]:-0}')))"); done
         RATE=$("$PY" -c "print(min($TARGET_RATE, round(0.8 * $cap)) if $cap > 0 else $TARGET_RATE)")
         log "sustained rate: min(3 x Orthanc = $TARGET_RATE, 0.8 x Alpes capacity $cap) = $RATE uploads/s"
     fi

@@ -1,20 +1,26 @@
 //! Billing end to end: `EventoUsoDatos` already on the broker (the in-process
 //! development broker, 2 partitions, as `alpes up` runs it) → fetch → Avro
-//! decode → SQLite ledger file (WAL, `synchronous=NORMAL`) → offsets stored.
+//! decode → ledger → offsets stored, with two ledgers side by side on the
+//! same events: a SQLite file (WAL, `synchronous=NORMAL`), and, when
+//! `SCYLLA_NODES` names a CQL cluster (e.g. the Cassandra of
+//! `deploy/local/engines.sh`), `ScyllaLedger` in a keyspace of its own.
 //!
 //! Each iteration is a new consumer group (so it reads the topic from offset
-//! 0) into a new, empty ledger, and every event is a new use. The clock runs
-//! from the first applied batch to the last: the group join before it is
+//! 0) into a new, empty ledger (on CQL a new keyspace, migrated before the
+//! clock starts and dropped after), and every event is a new use. The clock
+//! runs from the first applied batch to the last: the group join before it is
 //! setup, not billing work. The time is scaled to every event (the first
 //! batch, at most [`alpes_billing::BATCH`] of them, is outside the clock).
 //!
 //! `cargo bench -p alpes-billing --bench consume`
+//! `SCYLLA_NODES=127.0.0.1:9042 cargo bench -p alpes-billing --bench consume`
 
 use alpes_billing::Billing;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{LedgerStore, SqliteLedger};
+use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
+use alpes_platform::store::{LedgerStore, ScyllaArgs, ScyllaLedger, SqliteLedger};
 use alpes_schemas::{Codec, EventoUsoDatos};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::sync::Arc;
@@ -62,10 +68,54 @@ async fn fill(producer: &Producer, n: usize) {
     }
 }
 
-/// One pass: a new group bills all `n` events into a new ledger; the time from the first applied batch to the last, scaled to `n`.
-async fn bill_all(kafka: &Arc<Kafka>, codec: &Codec, producer: &Producer, n: usize, pass: usize) -> Duration {
-    let dir = tempfile::tempdir().expect("tmp");
-    let ledger = Arc::new(SqliteLedger::open(&dir.path().join("alpes.db"), false).expect("ledger"));
+/// Where a pass keeps its ledger.
+enum Ledgers {
+    Sqlite,
+    /// A CQL cluster: each pass migrates keyspace `<prefix>_<pass>` and drops it after.
+    Cql {
+        args: ScyllaArgs,
+        prefix: String,
+    },
+}
+
+impl Ledgers {
+    fn name(&self) -> &'static str {
+        match self {
+            Ledgers::Sqlite => "SQLite",
+            Ledgers::Cql { .. } => "CQL (SCYLLA_NODES)",
+        }
+    }
+
+    /// Bills all `n` events into a new ledger of this kind (see [`bill_all`]).
+    async fn pass(&self, kafka: &Arc<Kafka>, codec: &Codec, producer: &Producer, n: usize, pass: usize) -> Duration {
+        match self {
+            Ledgers::Sqlite => {
+                let dir = tempfile::tempdir().expect("tmp");
+                let ledger = Arc::new(SqliteLedger::open(&dir.path().join("alpes.db"), false).expect("ledger"));
+                bill_all(kafka, codec, producer, ledger, n, pass).await
+            }
+            Ledgers::Cql { args, prefix } => {
+                let mut args = args.clone();
+                args.keyspace = format!("{prefix}_{pass}");
+                let session = args.connect().await.expect("connect to SCYLLA_NODES");
+                let replication = std::env::var("SCYLLA_TEST_REPLICATION").unwrap_or_else(|_| DEFAULT_REPLICATION.to_owned());
+                migrate(&session, &args.keyspace, &replication, Tablets::Auto)
+                    .await
+                    .expect("migrate");
+                let ledger = Arc::new(ScyllaLedger::new(Arc::clone(&session), &args).await.expect("prepare"));
+                let elapsed = bill_all(kafka, codec, producer, ledger, n, pass).await;
+                session
+                    .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", args.keyspace), &[])
+                    .await
+                    .expect("drop the bench keyspace");
+                elapsed
+            }
+        }
+    }
+}
+
+/// One pass: a new group bills all `n` events into `ledger`; the time from the first applied batch to the last, scaled to `n`.
+async fn bill_all(kafka: &Arc<Kafka>, codec: &Codec, producer: &Producer, ledger: Arc<dyn LedgerStore>, n: usize, pass: usize) -> Duration {
     let metrics = Arc::new(Metrics::new());
     let stop = Shutdown::new();
     let billing = Billing::build(kafka.clone(), codec.clone(), ledger.clone(), metrics.clone(), producer.clone())
@@ -133,17 +183,29 @@ fn consume(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(45))
         .throughput(Throughput::Elements(n as u64));
-    let mut pass = 0;
-    group.bench_function(format!("consume {n} usage events from the broker into SQLite"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                pass += 1;
-                total += rt.block_on(bill_all(&kafka, &codec, &producer, n, pass));
-            }
-            total
+    let scylla = ScyllaArgs::from_env().expect("ScyllaDB settings from the environment");
+    let mut ledgers = vec![Ledgers::Sqlite];
+    if scylla.configured() {
+        ledgers.push(Ledgers::Cql {
+            args: scylla,
+            prefix: format!("alpes_bench_billing_{}", std::process::id()),
         });
-    });
+    } else {
+        eprintln!("billing/consume: the CQL ledger case SKIPPED: SCYLLA_NODES is not set (no CQL cluster to bill into)");
+    }
+    let mut pass = 0;
+    for ledgers in &ledgers {
+        group.bench_function(format!("consume {n} usage events from the broker into {}", ledgers.name()), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    pass += 1;
+                    total += rt.block_on(ledgers.pass(&kafka, &codec, &producer, n, pass));
+                }
+                total
+            });
+        });
+    }
     group.finish();
 }
 
