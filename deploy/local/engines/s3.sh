@@ -53,7 +53,7 @@ s3_go_build() {
   command -v go >/dev/null 2>&1 || die "Go is needed to build $mod (from the Go module proxy)"
   mkdir -p "$(dirname "$bin")"
   log "building $pkg of $mod with Go (once; cached as $bin; takes minutes)"
-  # The module sources and Go's build cache (1 to 4 GB) go to a scratch folder
+  # The module sources and Go's build cache (gigabytes) go to a scratch folder
   # removed after the build: only the binary is kept. GOTOOLCHAIN=local: fail
   # rather than fetch a newer Go; GOWORK=off and the cache folder as working
   # directory: no project's go.mod or go.work applies; -modcacherw: the
