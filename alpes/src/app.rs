@@ -645,18 +645,19 @@ impl App {
             tokio::select! {
                 served = &mut serve => break served,
                 Some(ended) = tasks.join_next(), if !shutdown.is_triggered() => {
-                    let why = match ended {
-                        Ok(Ok(())) => "stopped on its own".to_owned(),
-                        Ok(Err(e)) => format!("failed: {e:#}"),
-                        Err(e) => format!("panicked: {e}"),
+                    let error = match ended {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(format!("failed: {e:#}")),
+                        Err(e) => Some(format!("panicked: {e}")),
                     };
                     if shutdown.is_triggered() {
                         // The shutdown came first: this is the task stopping as asked.
-                        if why != "stopped on its own" {
+                        if let Some(why) = error {
                             tracing::error!(reason = %why, "a task stopped with an error");
                         }
                         continue;
                     }
+                    let why = error.unwrap_or_else(|| "stopped on its own".to_owned());
                     tracing::error!(reason = %why, "a service task ended before the shutdown; stopping the process");
                     failure = Some(anyhow::anyhow!("a service task {why}"));
                     shutdown.trigger();

@@ -327,37 +327,6 @@ impl ScyllaCatalog {
         })
     }
 
-    /// Runs a write.
-    async fn write(&self, stmt: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow, step: &'static str) -> Result<()> {
-        self.cql.write(stmt, values, step).await
-    }
-
-    /// Every row of a short single-partition read.
-    async fn read_rows<T>(
-        &self,
-        stmt: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-        step: &'static str,
-    ) -> Result<Vec<T>>
-    where
-        T: for<'f, 'm> RowDeserialize<'f, 'm>,
-    {
-        self.cql.read_rows(stmt, values, step).await
-    }
-
-    /// A paged read, as a stream of rows.
-    async fn stream_rows<T>(
-        &self,
-        stmt: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-        step: &'static str,
-    ) -> Result<TypedRowStream<T>>
-    where
-        T: for<'f, 'm> RowDeserialize<'f, 'm>,
-    {
-        self.cql.scan(stmt, values, step).await
-    }
-
     /// The event ids among `events` that are already recorded.
     async fn known(&self, events: &[&CatalogEvent]) -> Result<HashSet<String>> {
         // The futures are collected before they are streamed: a closure inside the stream would make
@@ -366,7 +335,7 @@ impl ScyllaCatalog {
             .iter()
             .map(|e| e.event_id())
             .filter(|id| !id.is_empty())
-            .map(|id| self.read_rows::<(String,)>(&self.st.event_known, (id,), "read event ids"))
+            .map(|id| self.cql.read_rows::<(String,)>(&self.st.event_known, (id,), "read event ids"))
             .collect();
         let found: Vec<Vec<(String,)>> = futures::stream::iter(reads).buffer_unordered(READS_IN_FLIGHT).try_collect().await?;
         Ok(found.into_iter().flatten().map(|(id,)| id).collect())
@@ -378,7 +347,8 @@ impl ScyllaCatalog {
         if self.known_buckets.lock().is_ok_and(|k| k.contains(&key)) {
             return Ok(());
         }
-        self.write(&self.st.bucket_write, (listing, owner, bucket), "write a bucket")
+        self.cql
+            .write(&self.st.bucket_write, (listing, owner, bucket), "write a bucket")
             .await?;
         if let Ok(mut known) = self.known_buckets.lock() {
             if known.len() >= KNOWN_BUCKETS {
@@ -423,7 +393,9 @@ impl ScyllaCatalog {
             if let Some((ts, stale)) = parts.stale_instance_keys() {
                 for k in stale {
                     let values = (ts, k.study.as_str(), k.series.as_str(), k.number, k.sop.as_str(), image_id);
-                    self.write(&self.st.instance_delete, values, "delete a replaced instance").await?;
+                    self.cql
+                        .write(&self.st.instance_delete, values, "delete a replaced instance")
+                        .await?;
                 }
             }
         }
@@ -440,7 +412,7 @@ impl ScyllaCatalog {
             unset_if_none(e.tipo_imagen.as_deref()),
             unset_if_none(e.region_anatomica.as_deref()),
         );
-        self.write(&self.st.image_registered, values, "write an image").await
+        self.cql.write(&self.st.image_registered, values, "write an image").await
     }
 
     async fn write_rejected(&self, image_id: &str, e: &ImagenRechazada) -> Result<()> {
@@ -454,7 +426,7 @@ impl ScyllaCatalog {
             e.reason.as_str(),
             ts,
         );
-        self.write(&self.st.image_rejected, values, "write an image").await
+        self.cql.write(&self.st.image_rejected, values, "write an image").await
     }
 
     /// The instance and index rows of an output, then its sighting and the `output` cell together;
@@ -465,7 +437,7 @@ impl ScyllaCatalog {
         let key = InstanceKey::of(&stored);
         if let Some(k) = &key {
             let patient = stored.patient_id.as_deref().filter(|p| !p.is_empty());
-            let index = self.write(
+            let index = self.cql.write(
                 &self.st.study_index_write,
                 (
                     study_shard(&k.study),
@@ -479,13 +451,14 @@ impl ScyllaCatalog {
             let by_patient = async {
                 match patient {
                     Some(p) => {
-                        self.write(&self.st.patient_index_write, (p, k.study.as_str()), "write the patient index")
+                        self.cql
+                            .write(&self.st.patient_index_write, (p, k.study.as_str()), "write the patient index")
                             .await
                     }
                     None => Ok(()),
                 }
             };
-            let instance = self.write(
+            let instance = self.cql.write(
                 &self.st.instance_write,
                 (
                     k.study.as_str(),
@@ -522,7 +495,7 @@ impl ScyllaCatalog {
             json.as_str(),
             stored.write_ts,
         );
-        self.write(&self.st.image_anonymized, values, "write an image").await?;
+        self.cql.write(&self.st.image_anonymized, values, "write an image").await?;
         Ok(stored)
     }
 
@@ -531,12 +504,13 @@ impl ScyllaCatalog {
         let bucket = bucket_of(first.seen_at);
         for (listing, owner) in [(IMAGES, ""), (PROVIDER, first.provider_id.as_str())] {
             self.ensure_bucket(listing, owner, bucket).await?;
-            self.write(
-                &self.st.listing_write,
-                (listing, owner, bucket, first.seen_at, image_id),
-                "write an image listing",
-            )
-            .await?;
+            self.cql
+                .write(
+                    &self.st.listing_write,
+                    (listing, owner, bucket, first.seen_at, image_id),
+                    "write an image listing",
+                )
+                .await?;
         }
         Ok(())
     }
@@ -553,12 +527,13 @@ impl ScyllaCatalog {
     async fn write_user(&self, u: &UsuarioRegistrado) -> Result<()> {
         let bucket = bucket_of(u.occurred_at);
         self.ensure_bucket(USERS, "", bucket).await?;
-        self.write(
-            &self.st.listing_write,
-            (USERS, "", bucket, u.occurred_at, u.user_id.as_str()),
-            "write a user listing",
-        )
-        .await?;
+        self.cql
+            .write(
+                &self.st.listing_write,
+                (USERS, "", bucket, u.occurred_at, u.user_id.as_str()),
+                "write a user listing",
+            )
+            .await?;
         let values = (
             u.user_id.as_str(),
             u.occurred_at,
@@ -566,7 +541,7 @@ impl ScyllaCatalog {
             u.role.as_str(),
             unset_if_none(u.organization.as_deref()),
         );
-        self.write(&self.st.user_write, values, "write a user").await
+        self.cql.write(&self.st.user_write, values, "write a user").await
     }
 
     async fn write_usage(&self, u: &EventoUsoDatos) -> Result<()> {
@@ -587,7 +562,7 @@ impl ScyllaCatalog {
                 u.currency.as_str(),
                 u.charge_key(),
             );
-            self.write(&self.st.usage_write, values, "write a download").await?;
+            self.cql.write(&self.st.usage_write, values, "write a download").await?;
         }
         Ok(())
     }
@@ -597,7 +572,7 @@ impl ScyllaCatalog {
         if image_id.is_empty() {
             return Ok(Vec::new());
         }
-        self.read_rows(&self.st.image_read, (image_id,), "read an image").await
+        self.cql.read_rows(&self.st.image_read, (image_id,), "read an image").await
     }
 
     /// One image, with the event id of its current output.
@@ -611,7 +586,7 @@ impl ScyllaCatalog {
         if user_id.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<UserRow> = self.read_rows(&self.st.user_read, (user_id,), "read a user").await?;
+        let rows: Vec<UserRow> = self.cql.read_rows(&self.st.user_read, (user_id,), "read a user").await?;
         Ok(fold_user(user_id, rows))
     }
 
@@ -623,11 +598,13 @@ impl ScyllaCatalog {
         }
         let stream = match q.series_uid.as_deref().filter(|s| !s.is_empty()) {
             Some(series) => {
-                self.stream_rows::<StoredInstance>(&self.st.instances_of_series, (study_uid, series), "read instances")
+                self.cql
+                    .scan::<StoredInstance>(&self.st.instances_of_series, (study_uid, series), "read instances")
                     .await?
             }
             None => {
-                self.stream_rows::<StoredInstance>(&self.st.instances_of_study, (study_uid,), "read instances")
+                self.cql
+                    .scan::<StoredInstance>(&self.st.instances_of_study, (study_uid,), "read instances")
                     .await?
             }
         };
@@ -642,13 +619,15 @@ impl ScyllaCatalog {
         }
         if let Some(patient) = q.patient_id.as_deref().filter(|p| !p.is_empty() && !has_wildcard(p)) {
             let rows = self
-                .stream_rows::<(String,)>(&self.st.patient_index_scan, (patient,), "read the patient index")
+                .cql
+                .scan::<(String,)>(&self.st.patient_index_scan, (patient,), "read the patient index")
                 .await?;
             return Ok(Candidates::Patient(rows));
         }
         let shards = (0..STUDY_SHARDS).map(|shard| async move {
             let mut rows = self
-                .stream_rows::<IndexRow>(&self.st.study_index_scan, (shard,), "read the study index")
+                .cql
+                .scan::<IndexRow>(&self.st.study_index_scan, (shard,), "read the study index")
                 .await?;
             let head = rows.try_next().await.map_err(db("read the study index"))?;
             Ok::<_, Error>(Shard { head, rows })
@@ -756,7 +735,7 @@ impl CatalogStore for ScyllaCatalog {
             .iter()
             .map(|e| e.event_id())
             .filter(|id| !id.is_empty())
-            .map(|id| self.write(&self.st.event_record, (id,), "record an event id"))
+            .map(|id| self.cql.write(&self.st.event_record, (id,), "record an event id"))
             .collect();
         futures::stream::iter(records)
             .buffer_unordered(READS_IN_FLIGHT)
@@ -1462,6 +1441,7 @@ impl Walk {
                 &cat.st.buckets_oldest
             };
             let found: Vec<(i64,)> = cat
+                .cql
                 .read_rows(stmt, (self.listing, self.owner.as_str(), from, BUCKETS_PER_READ), "read buckets")
                 .await?;
             self.next_bucket = next_bucket_read(&found, self.newest_first);
@@ -1495,7 +1475,7 @@ impl Walk {
                 self.after.1.as_str(),
                 limit,
             );
-            let rows: Vec<T> = cat.read_rows(page, values, "read a listing").await?;
+            let rows: Vec<T> = cat.cql.read_rows(page, values, "read a listing").await?;
             if rows.len() < n.max(1) {
                 self.buckets.pop_front();
             }

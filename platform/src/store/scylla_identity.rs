@@ -140,10 +140,7 @@ use crate::auth::Role;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use scylla::client::pager::TypedRowStream;
 use scylla::client::session::Session;
-use scylla::deserialize::row::DeserializeRow as RowDeserialize;
-use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use scylla::DeserializeRow;
@@ -300,35 +297,9 @@ impl ScyllaIdentity {
         Ok(ScyllaIdentity { cql, st: Arc::new(st) })
     }
 
-    /// Runs a plain write.
-    async fn write(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<()> {
-        self.cql.write(stmt, values, step).await
-    }
-
-    /// Runs a lightweight transaction; whether it applied.
-    async fn lwt(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<bool> {
-        self.cql.lwt(stmt, values, step).await
-    }
-
-    /// The row of a single-row read, if any.
-    async fn read_one<T>(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<Option<T>>
-    where
-        T: for<'f, 'm> RowDeserialize<'f, 'm>,
-    {
-        self.cql.read_one(stmt, values, step).await
-    }
-
-    /// A partition, page by page.
-    async fn scan<T>(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<TypedRowStream<T>>
-    where
-        T: for<'f, 'm> RowDeserialize<'f, 'm>,
-    {
-        self.cql.scan(stmt, values, step).await
-    }
-
     /// The claim of `email`, if any.
     async fn claim_of(&self, email: &str) -> Result<Option<ClaimRow>> {
-        self.read_one(&self.st.email_read, (email,), "read an email claim").await
+        self.cql.read_one(&self.st.email_read, (email,), "read an email claim").await
     }
 
     /// Whether the claim of `email` names `user_id`: whether that account exists.
@@ -338,7 +309,8 @@ impl ScyllaIdentity {
 
     /// The `identity_accounts` row of `user_id`, whether or not its claim names it.
     async fn row_of(&self, user_id: &str) -> Result<Option<Account>> {
-        self.read_one::<AccountRow>(&self.st.account_read, (user_id,), "read an account")
+        self.cql
+            .read_one::<AccountRow>(&self.st.account_read, (user_id,), "read an account")
             .await?
             .map_or(Ok(None), AccountRow::account)
     }
@@ -368,18 +340,18 @@ impl ScyllaIdentity {
             0i64,
             false,
         );
-        self.lwt(&self.st.account_insert, values, "write an account").await?;
+        self.cql.lwt(&self.st.account_insert, values, "write an account").await?;
         Ok(())
     }
 
     /// Writes the helper rows of a new account (before its claim).
     async fn write_helpers(&self, a: &NewAccount) -> Result<()> {
-        let role = self.write(
+        let role = self.cql.write(
             &self.st.role_write,
             (a.role.as_str(), a.user_id.as_str(), a.email.as_str()),
             "write the role index",
         );
-        let unpublished = self.write(
+        let unpublished = self.cql.write(
             &self.st.unpublished_write,
             (UNPUBLISHED_SHARD, a.created_at, a.user_id.as_str(), a.email.as_str()),
             "write the unpublished index",
@@ -390,8 +362,10 @@ impl ScyllaIdentity {
 
     /// Removes the helper rows of an account that does not exist, or no longer does.
     async fn forget_helpers(&self, user_id: &str, role: Role, created_at: i64) -> Result<()> {
-        let role = self.write(&self.st.role_delete, (role.as_str(), user_id), "delete from the role index");
-        let unpublished = self.write(
+        let role = self
+            .cql
+            .write(&self.st.role_delete, (role.as_str(), user_id), "delete from the role index");
+        let unpublished = self.cql.write(
             &self.st.unpublished_delete,
             (UNPUBLISHED_SHARD, created_at, user_id),
             "delete from the unpublished index",
@@ -405,6 +379,7 @@ impl ScyllaIdentity {
     /// claim stayed) or rows that the claim no longer names.
     async fn roll_back(&self, a: &NewAccount) {
         if let Err(e) = self
+            .cql
             .lwt(&self.st.email_release, (a.email.as_str(), a.user_id.as_str()), "release an email")
             .await
         {
@@ -412,7 +387,8 @@ impl ScyllaIdentity {
             return;
         }
         let cleaned = async {
-            self.lwt(&self.st.account_delete, (a.user_id.as_str(),), "delete an account")
+            self.cql
+                .lwt(&self.st.account_delete, (a.user_id.as_str(),), "delete an account")
                 .await?;
             self.forget_helpers(&a.user_id, a.role, a.created_at).await
         };
@@ -429,6 +405,7 @@ impl ScyllaIdentity {
     {
         for attempt in 0..CAS_ATTEMPTS {
             let Some(row) = self
+                .cql
                 .read_one::<FailureRow>(&self.st.failures_read, (user_id,), "read login failures")
                 .await?
             else {
@@ -451,7 +428,7 @@ impl ScyllaIdentity {
                 user_id,
                 version,
             );
-            if self.lwt(&self.st.failures_cas, values, "write login failures").await? {
+            if self.cql.lwt(&self.st.failures_cas, values, "write login failures").await? {
                 return Ok(Some(cells));
             }
             tokio::time::sleep(backoff(attempt)).await;
@@ -463,13 +440,15 @@ impl ScyllaIdentity {
 
     /// Revokes a refresh-token family at `now`.
     async fn revoke_family(&self, family_id: &str, user_id: &str, now: i64) -> Result<()> {
-        self.write(&self.st.family_revoke, (now, user_id, family_id), "revoke a refresh family")
+        self.cql
+            .write(&self.st.family_revoke, (now, user_id, family_id), "revoke a refresh family")
             .await
     }
 
     /// Whether a refresh-token family is revoked.
     async fn family_revoked(&self, family_id: &str) -> Result<bool> {
         let row = self
+            .cql
             .read_one::<(Option<i64>,)>(&self.st.family_read, (family_id,), "read a refresh family")
             .await?;
         Ok(row.is_some_and(|(revoked_at,)| revoked_at.is_some()))
@@ -478,6 +457,7 @@ impl ScyllaIdentity {
     /// The refresh token with this hash, if complete.
     async fn refresh_of(&self, token_hash: &str) -> Result<Option<StoredRefresh>> {
         let row = self
+            .cql
             .read_one::<RefreshRow>(&self.st.refresh_read, (token_hash,), "read a refresh token")
             .await?;
         Ok(row.and_then(RefreshRow::stored))
@@ -485,7 +465,8 @@ impl ScyllaIdentity {
 
     /// The API key with this id, if complete.
     async fn key_of(&self, key_id: &str) -> Result<Option<ApiKey>> {
-        self.read_one::<ApiKeyRow>(&self.st.key_read, (key_id,), "read an API key")
+        self.cql
+            .read_one::<ApiKeyRow>(&self.st.key_read, (key_id,), "read an API key")
             .await?
             .map_or(Ok(None), ApiKeyRow::key)
     }
@@ -505,7 +486,7 @@ impl IdentityStore for ScyllaIdentity {
             a.created_at,
             a.created_by.as_str(),
         );
-        let claimed = match self.lwt(&self.st.email_claim, claim, "claim an email").await {
+        let claimed = match self.cql.lwt(&self.st.email_claim, claim, "claim an email").await {
             Ok(claimed) => claimed,
             Err(e) => {
                 // The claim may have applied: release it, so that the error means no account.
@@ -542,6 +523,7 @@ impl IdentityStore for ScyllaIdentity {
     async fn has_admin(&self) -> Result<bool> {
         const STEP: &str = "read the admins";
         let mut rows = self
+            .cql
             .scan::<(String, Option<String>)>(&self.st.role_scan, (Role::Admin.as_str(),), STEP)
             .await?;
         while let Some((user_id, email)) = rows.try_next().await.map_err(db(STEP))? {
@@ -556,18 +538,22 @@ impl IdentityStore for ScyllaIdentity {
 
     async fn mark_published(&self, user_id: &str) -> Result<()> {
         let Some(a) = self.row_of(user_id).await? else { return Ok(()) };
-        self.lwt(&self.st.account_publish, (user_id,), "mark an account published").await?;
-        self.write(
-            &self.st.unpublished_delete,
-            (UNPUBLISHED_SHARD, a.created_at, user_id),
-            "delete from the unpublished index",
-        )
-        .await
+        self.cql
+            .lwt(&self.st.account_publish, (user_id,), "mark an account published")
+            .await?;
+        self.cql
+            .write(
+                &self.st.unpublished_delete,
+                (UNPUBLISHED_SHARD, a.created_at, user_id),
+                "delete from the unpublished index",
+            )
+            .await
     }
 
     async fn unpublished_accounts(&self) -> Result<Vec<Account>> {
         const STEP: &str = "read the unpublished accounts";
         let mut rows = self
+            .cql
             .scan::<(i64, String, Option<String>)>(&self.st.unpublished_scan, (UNPUBLISHED_SHARD,), STEP)
             .await?;
         let mut out = Vec::new();
@@ -587,9 +573,10 @@ impl IdentityStore for ScyllaIdentity {
     async fn delete_account(&self, user_id: &str) -> Result<()> {
         let Some(a) = self.row_of(user_id).await? else { return Ok(()) };
         // The claim first: from then on the account is gone, whatever is left of the rest.
-        self.lwt(&self.st.email_release, (a.email.as_str(), user_id), "release an email")
+        self.cql
+            .lwt(&self.st.email_release, (a.email.as_str(), user_id), "release an email")
             .await?;
-        self.lwt(&self.st.account_delete, (user_id,), "delete an account").await?;
+        self.cql.lwt(&self.st.account_delete, (user_id,), "delete an account").await?;
         self.forget_helpers(user_id, a.role, a.created_at).await
     }
 
@@ -630,7 +617,7 @@ impl IdentityStore for ScyllaIdentity {
             t.issued_at,
             t.expires_at,
         );
-        self.write(&self.st.refresh_insert, values, "write a refresh token").await
+        self.cql.write(&self.st.refresh_insert, values, "write a refresh token").await
     }
 
     async fn rotate_refresh(&self, token_hash: &str, next_hash: &str, next_expires_at: i64, now: i64) -> Result<Rotation> {
@@ -657,8 +644,9 @@ impl IdentityStore for ScyllaIdentity {
             now,
             next_expires_at,
         );
-        self.write(&self.st.refresh_insert, successor, "write a refresh token").await?;
+        self.cql.write(&self.st.refresh_insert, successor, "write a refresh token").await?;
         let won = self
+            .cql
             .lwt(&self.st.refresh_use, (now, token_hash, t.family_id.as_str()), "use a refresh token")
             .await?;
         if !won {
@@ -686,11 +674,12 @@ impl IdentityStore for ScyllaIdentity {
         let Some(ttl) = jti_ttl_secs(expires_at, alpes_schemas::now_millis()) else {
             return Ok(());
         };
-        self.write(&self.st.jti_revoke, (jti, expires_at, ttl), "revoke a jti").await
+        self.cql.write(&self.st.jti_revoke, (jti, expires_at, ttl), "revoke a jti").await
     }
 
     async fn jti_revoked(&self, jti: &str, now: i64) -> Result<bool> {
         let row = self
+            .cql
             .read_one::<(Option<i64>,)>(&self.st.jti_read, (jti,), "read a revoked jti")
             .await?;
         Ok(row.is_some_and(|(expires_at,)| expires_at.is_some_and(|e| e >= now)))
@@ -698,12 +687,13 @@ impl IdentityStore for ScyllaIdentity {
 
     async fn insert_api_key(&self, k: ApiKey) -> Result<()> {
         // The listing row first: a key that exists is always listed.
-        self.write(
-            &self.st.key_list_write,
-            (API_KEYS, k.created_at, k.key_id.as_str()),
-            "write the API key list",
-        )
-        .await?;
+        self.cql
+            .write(
+                &self.st.key_list_write,
+                (API_KEYS, k.created_at, k.key_id.as_str()),
+                "write the API key list",
+            )
+            .await?;
         let values = (
             k.key_id.as_str(),
             k.key_hash.as_str(),
@@ -715,7 +705,7 @@ impl IdentityStore for ScyllaIdentity {
             k.revoked_at.map_or(MaybeUnset::Unset, MaybeUnset::Set),
             k.last_used_at.map_or(MaybeUnset::Unset, MaybeUnset::Set),
         );
-        if self.lwt(&self.st.key_insert, values, "write an API key").await? {
+        if self.cql.lwt(&self.st.key_insert, values, "write an API key").await? {
             Ok(())
         } else {
             Err(Error::Store("scylla: an API key with this id exists".into()))
@@ -729,6 +719,7 @@ impl IdentityStore for ScyllaIdentity {
     async fn api_keys(&self) -> Result<Vec<ApiKey>> {
         const STEP: &str = "read the API key list";
         let listed: Vec<(i64, String)> = self
+            .cql
             .scan::<(i64, String)>(&self.st.key_list_scan, (API_KEYS,), STEP)
             .await?
             .try_collect()
@@ -741,12 +732,12 @@ impl IdentityStore for ScyllaIdentity {
     }
 
     async fn revoke_api_key(&self, key_id: &str, now: i64) -> Result<bool> {
-        self.lwt(&self.st.key_revoke, (now, key_id), "revoke an API key").await
+        self.cql.lwt(&self.st.key_revoke, (now, key_id), "revoke an API key").await
     }
 
     async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
         let ts = use_timestamp(now, now_micros());
-        self.write(&self.st.key_touch, (ts, now, key_id), "touch an API key").await
+        self.cql.write(&self.st.key_touch, (ts, now, key_id), "touch an API key").await
     }
 }
 
