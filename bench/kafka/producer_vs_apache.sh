@@ -28,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib/common.sh
-source bench/lib/common.sh # log, die, payload_file, median
+source bench/lib/common.sh # log, die, payload_file, median, now, rate
 
 records=1000000 size=512 rounds=5 partitions=6 apache_props=""
 dir=/tmp/alpes-engines-bench
@@ -70,8 +70,6 @@ create_topic() {
   tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create --topic "$1" \
     --partitions "$partitions" --replication-factor 3 --config min.insync.replicas=2 >/dev/null
 }
-now() { date +%s.%N; }
-rate() { python3 -c "import sys; print(f'{$records / (float(sys.argv[2]) - float(sys.argv[1])):.0f}')" "$1" "$2"; }
 # The records/sec of a kafka-producer-perf-test summary line (both tools print one).
 own_rate() { sed -n 's/^[0-9]* records sent, \([0-9.]*\) records\/sec.*/\1/p' <<<"$1" | awk '{printf "%.0f", $1}'; }
 
@@ -86,12 +84,12 @@ for r in $(seq "$rounds"); do
   js=$(tool org.apache.kafka.tools.ProducerPerformance --topic "$jt" --num-records "$records" \
     --payload-file "$file" --throughput -1 --producer-props bootstrap.servers="$bootstrap" acks=all $apache_props | tail -n1)
   t1=$(now)
-  jw=$(rate "$t0" "$t1") jo=$(own_rate "$js")
+  jw=$(rate "$records" "$t0" "$t1") jo=$(own_rate "$js")
   t0=$(now)
   as=$("$alpes" perf produce --bootstrap-server "$bootstrap" --topic "$at" --num-records "$records" \
     --payload-file "$file" --throughput -1 --producer-props acks=all | tail -n1)
   t1=$(now)
-  aw=$(rate "$t0" "$t1") ao=$(own_rate "$as")
+  aw=$(rate "$records" "$t0" "$t1") ao=$(own_rate "$as")
   if [ -z "$jo" ] || [ -z "$ao" ]; then die "round $r: no summary line (java: $js; alpes: $as)"; fi
   java_wall+=("$jw") java_own+=("$jo") alpes_wall+=("$aw") alpes_own+=("$ao")
   rows+=("| $r | $jo | $jw | $ao | $aw |")

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib/common.sh
-source bench/lib/common.sh # log, die, payload_file, median
+source bench/lib/common.sh # log, die, payload_file, median, now, rate
 
 records=1000000 size=512 rounds=3 acks=all
 while [ $# -gt 0 ]; do
@@ -46,19 +46,17 @@ trap 'kill $broker 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -s "$work/broker.out" ] && break; sleep 0.1; done
 bootstrap=$(head -n1 "$work/broker.out")
 
-now() { date +%s.%N; }
-rate() { python3 -c "import sys; print(f'{$records / (float(sys.argv[2]) - float(sys.argv[1])):.0f}')" "$1" "$2"; }
 kcat_rates=() alpes_rates=() rows=()
 for r in $(seq "$rounds"); do
   t0=$(now)
   kcat -P -b "$bootstrap" -t "kcat-$r-$$" -X acks="$acks" < "$file"
   t1=$(now)
-  kr=$(rate "$t0" "$t1")
+  kr=$(rate "$records" "$t0" "$t1")
   t0=$(now)
   summary=$("$alpes" perf produce --bootstrap-server "$bootstrap" --topic "alpes-$r-$$" --num-records "$records" \
     --payload-file "$file" --throughput -1 --producer-props acks="$acks" | tail -n1)
   t1=$(now)
-  ar=$(rate "$t0" "$t1")
+  ar=$(rate "$records" "$t0" "$t1")
   kcat_rates+=("$kr") alpes_rates+=("$ar")
   rows+=("| $r | $kr | $ar | $summary |")
   echo "round $r: kcat $kr rec/s, alpes $ar rec/s  ($summary)" >&2

@@ -24,3 +24,6 @@ payload_file() {
 }
 # median X...: the median of the numbers.
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# now: the time, in seconds with nanoseconds. rate N T0 T1: N / (T1 - T0), rounded (records/s).
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f\n", n / (b - a) }'; }
