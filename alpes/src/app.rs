@@ -41,7 +41,7 @@ use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
 use alpes_ingest::identity::{Identity, IdentityArgs, NewUser};
-use alpes_ingest::marks::PublishedMarks;
+use alpes_ingest::marks::{MarksWriter, PublishedMarks};
 use alpes_ingest::IngestState;
 use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
@@ -303,17 +303,6 @@ pub fn openapi_document() -> Result<serde_json::Value> {
     .map_err(|e| anyhow::anyhow!("the services' OpenAPI documents disagree: {e}"))
 }
 
-/// The HS256 token secret under a data dir.
-pub fn jwt_key_path(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("keys").join("jwt.key")
-}
-
-/// The EdDSA token signing key (PKCS#8 PEM) under a data dir, used without
-/// `--jwt-signing-key`; its public key is beside it (`jwt-ed25519.pub.pem`).
-pub fn ed25519_key_path(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("keys").join("jwt-ed25519.key.pem")
-}
-
 /// The engine secret file under a data dir.
 pub fn engine_secret_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("keys").join("engine.secret")
@@ -322,6 +311,8 @@ pub fn engine_secret_path(data_dir: &std::path::Path) -> PathBuf {
 /// The running platform, built and bound but not yet serving.
 #[derive(Debug)]
 pub struct App {
+    /// Writes ingest's `published` marks; runs with the other tasks.
+    marks: MarksWriter,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: IngestState,
@@ -414,13 +405,14 @@ impl App {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         let jwt = Arc::new(tokens.jwt.with_revocations(identity_store));
+        let (published, marks) = PublishedMarks::new(store.clone());
         let state = IngestState {
             limits: Limits::new(settings.limits.clone(), jwt.clone()),
             jwt,
             kafka: kafka.clone(),
             producer: producer.clone(),
             blobs: blobs.clone(),
-            published: PublishedMarks::start(store.clone()),
+            published,
             store,
             ledger: ledger.clone(),
             auditor: Auditor::new(producer.clone(), "ingest", metrics.clone()),
@@ -429,6 +421,7 @@ impl App {
             identity,
         };
         Ok(App {
+            marks,
             listener,
             addr,
             state,
@@ -504,6 +497,7 @@ impl App {
     /// Serves until `shutdown` fires, then stops every task cleanly.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
         let App {
+            marks,
             listener,
             state,
             kafka,
@@ -518,6 +512,13 @@ impl App {
             ..
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
+        {
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                marks.run_until_stopped(stop).await;
+                Ok(())
+            });
+        }
         let workers = if settings.runs(Service::Anonymizer) {
             settings.workers.max(1)
         } else {
@@ -614,7 +615,7 @@ impl App {
             producer: producer.clone(),
             pricing: Arc::new(Pricing::new(&settings.pricing, &settings.currency)),
             metrics: state.metrics.clone(),
-            currency: settings.currency.clone(),
+            currency: settings.currency.as_str().into(),
         };
         let docs = alpes_platform::openapi::router(&openapi_document()?, state.metrics.clone());
         let cors = state.limits.cors();

@@ -12,7 +12,6 @@
 //!   tokens are accepted under but never signed with: the previous signing
 //!   key during a rotation.
 
-use crate::app::{ed25519_key_path, jwt_key_path};
 use crate::secret;
 use alpes_platform::auth::keys::{check_kid, Ed25519PublicKey, Ed25519SigningKey};
 use alpes_platform::auth::Jwt;
@@ -203,6 +202,17 @@ fn load_or_create_keypair(path: &Path, kid: Option<&str>) -> Result<(Ed25519Sign
         write_public(&key, &public)?;
     }
     Ok((key, false))
+}
+
+/// The HS256 token secret under a data dir.
+pub fn jwt_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("jwt.key")
+}
+
+/// The EdDSA token signing key (PKCS#8 PEM) under a data dir, used without
+/// `--jwt-signing-key`; its public key is beside it (`jwt-ed25519.pub.pem`).
+pub fn ed25519_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("jwt-ed25519.key.pem")
 }
 
 #[cfg(test)]

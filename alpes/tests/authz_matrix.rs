@@ -363,7 +363,7 @@ impl Fixtures {
             base64url(br#"{"alg":"none","typ":"JWT"}"#),
             base64url(&serde_json::to_vec(&claims(secs + 3600)).expect("claims"))
         );
-        let key = alpes::secret::read(&alpes::app::jwt_key_path(app.data.path())).expect("jwt key");
+        let key = alpes::secret::read(&alpes::jwt_keys::jwt_key_path(app.data.path())).expect("jwt key");
         let expired = jsonwebtoken::encode(&header, &claims(secs - 3600), &jsonwebtoken::EncodingKey::from_secret(&key)).expect("expire");
 
         let mut fx = Fixtures {

@@ -154,7 +154,7 @@ async fn without_a_key_named_alpes_up_creates_one_in_the_data_dir_that_alpes_tok
         s.jwt.alg = JwtAlg::Eddsa;
     })
     .await;
-    let private = alpes::app::ed25519_key_path(&dir);
+    let private = alpes::jwt_keys::ed25519_key_path(&dir);
     let kid = read_any_key(&private).expect("created").kid().to_owned();
     let listed = jwks(&app).await;
     assert_eq!(listed.len(), 1);

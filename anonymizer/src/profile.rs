@@ -108,31 +108,6 @@ impl Options {
         }
     }
 
-    /// The strictest profile with the named Retain options on and the named
-    /// Clean options off. The error names the first unknown option.
-    pub fn from_names<R: AsRef<str>, C: AsRef<str>>(retain: &[R], no_clean: &[C]) -> std::result::Result<Self, String> {
-        let mut o = Options::default();
-        for r in retain {
-            if !o.retain(r.as_ref()) {
-                return Err(format!(
-                    "unknown retain option {:?}; expected one of {}",
-                    r.as_ref(),
-                    OPTION_NAMES[..7].join(", ")
-                ));
-            }
-        }
-        for c in no_clean {
-            if !o.skip_clean(c.as_ref()) {
-                return Err(format!(
-                    "unknown clean option {:?}; expected one of {}",
-                    c.as_ref(),
-                    OPTION_NAMES[7..].join(", ")
-                ));
-            }
-        }
-        Ok(o)
-    }
-
     /// Turns on a Retain option by name (see [`OPTION_NAMES`]); false if unknown.
     pub fn retain(&mut self, name: &str) -> bool {
         match name {

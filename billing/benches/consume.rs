@@ -19,7 +19,7 @@ use alpes_billing::Billing;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
+use alpes_platform::store::cql::migrate::{migrate, Tablets, DEFAULT_REPLICATION};
 use alpes_platform::store::{LedgerStore, ScyllaArgs, ScyllaLedger, SqliteLedger};
 use alpes_schemas::{Codec, EventoUsoDatos};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};

@@ -2,27 +2,6 @@
 
 use alpes_platform::store::{EntryKind, LedgerEntry};
 use alpes_schemas::{Codec, Event, EventoUsoDatos, PagoProcesado};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message;
-
-/// A message billing cannot use: not Avro, an unknown schema, or the wrong topic.
-#[derive(Debug)]
-pub struct Undecodable {
-    topic: String,
-    reason: &'static str,
-}
-
-impl Undecodable {
-    /// A stable reason code (never payload bytes).
-    pub fn reason(&self) -> &'static str {
-        self.reason
-    }
-
-    /// The topic it came from.
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-}
 
 /// The usage credit to the provider of an `EventoUsoDatos`, keyed by its
 /// charge key: retrievals in one repeat window share it and are charged once.
@@ -53,25 +32,12 @@ pub fn payment(e: PagoProcesado) -> LedgerEntry {
     }
 }
 
-/// Decodes `msg` by its topic into a ledger entry.
-pub async fn entry(codec: &Codec, msg: &BorrowedMessage<'_>) -> Result<LedgerEntry, Undecodable> {
-    let payload = msg.payload().unwrap_or_default();
-    let fail = |reason: &'static str| Undecodable {
-        topic: msg.topic().to_owned(),
-        reason,
-    };
-    match msg.topic() {
-        t if t == EventoUsoDatos::TOPIC => codec
-            .decode::<EventoUsoDatos>(payload)
-            .await
-            .map(usage)
-            .map_err(|e| fail(e.reason())),
-        t if t == PagoProcesado::TOPIC => codec
-            .decode::<PagoProcesado>(payload)
-            .await
-            .map(payment)
-            .map_err(|e| fail(e.reason())),
-        _ => Err(fail("unexpected_topic")),
+/// Decodes a message of `topic` into a ledger entry; `Err` is a reason code.
+pub async fn entry(codec: &Codec, topic: &str, payload: &[u8]) -> Result<LedgerEntry, &'static str> {
+    match topic {
+        t if t == EventoUsoDatos::TOPIC => codec.decode::<EventoUsoDatos>(payload).await.map(usage).map_err(|e| e.reason()),
+        t if t == PagoProcesado::TOPIC => codec.decode::<PagoProcesado>(payload).await.map(payment).map_err(|e| e.reason()),
+        _ => Err("unexpected_topic"),
     }
 }
 

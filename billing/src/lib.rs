@@ -33,18 +33,20 @@
 //! summed from the user's ledger partition on read, and a payout is one
 //! conditional batch that bumps a per-user version (`IF payout_version = v`),
 //! so two concurrent payouts cannot overdraw. The full design is in
-//! `alpes_platform::store::scylla_ledger`.
+//! `alpes_platform::store::cql::ledger`.
 
 pub mod entries;
 
-pub use entries::{entry, Undecodable};
+pub use entries::entry;
 
-use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
+use alpes_domain::ledger::{pago_rechazado, Applied, EntryKind, LedgerEntry, LedgerStore, Payout, Refusal, RefusedBy};
+use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
 use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::metrics::Metrics;
+use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{Applied, EntryKind, LedgerEntry, LedgerStore, Refusal};
-use alpes_schemas::{deterministic_event_id, now_millis, Codec, Event, EventoUsoDatos, PagoProcesado, PagoRechazado};
+use alpes_schemas::{now_millis, Codec, Event, EventoUsoDatos, PagoProcesado, PagoRechazado};
+use async_trait::async_trait;
 use std::sync::Arc;
 
 /// The consumer group of billing.
@@ -102,36 +104,29 @@ impl Billing {
 
     /// Consumes until `shutdown`; offsets are stored only after their batch is applied.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
-        let topics = [EventoUsoDatos::TOPIC, PagoProcesado::TOPIC];
-        let consumer = self.kafka.consumer(&self.group, &topics, Arc::clone(&self.metrics))?;
-        while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
-            let mut batch = Vec::with_capacity(messages.len());
-            for msg in &messages {
-                match entry(&self.codec, msg).await {
-                    Ok(e) => batch.push(e),
-                    Err(e) => {
-                        tracing::warn!(reason = e.reason(), topic = e.topic(), "undecodable billing event skipped");
-                        self.metrics.rejections.with_label_values(&[e.reason()]).inc();
-                    }
-                }
-            }
-            if !self.apply(batch, &shutdown).await {
-                break;
-            }
-            store_offsets(&consumer, &messages);
-        }
-        commit_on_stop(&consumer);
+        let sub = Subscription {
+            group: &self.group,
+            topics: &[EventoUsoDatos::TOPIC, PagoProcesado::TOPIC],
+            batch: BATCH,
+        };
+        run_projection(&self.kafka, sub, Arc::clone(&self.metrics), &self, &shutdown).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection for Billing {
+    type Item = LedgerEntry;
+
+    async fn decode(&self, topic: &str, payload: &[u8]) -> std::result::Result<Option<LedgerEntry>, &'static str> {
+        entry(&self.codec, topic, payload).await.map(Some)
     }
 
     /// Applies one batch, retrying a failing store until it takes the batch,
     /// then produces the refusal event of every payment it refused; false if
     /// shutdown came first (the batch then comes again after a restart).
     async fn apply(&self, batch: Vec<LedgerEntry>, shutdown: &Shutdown) -> bool {
-        if batch.is_empty() {
-            return true;
-        }
-        let Some(applied) = retry_until_stopped(shutdown, "apply a billing batch", || self.ledger.apply(batch.clone())).await else {
+        let Ok(applied) = retry(shutdown, "apply a billing batch", || self.ledger.apply(batch.clone())).await else {
             return false;
         };
         for (e, a) in batch.iter().zip(&applied) {
@@ -142,9 +137,8 @@ impl Billing {
                     let again = matches!(a, Applied::RefusedBefore(_));
                     tracing::info!(event_id = %e.event_id, user_id = %e.user_id, reason = r.code(), again, "payment refused");
                     let event = refusal_event(e, r);
-                    let sent =
-                        retry_until_stopped(shutdown, "produce a PagoRechazado", || self.producer.send(&event.user_id, &event)).await;
-                    if sent.is_none() {
+                    let sent = retry(shutdown, "produce a PagoRechazado", || self.producer.send(&event.user_id, &event)).await;
+                    if sent.is_err() {
                         return false;
                     }
                     if again {
@@ -164,21 +158,8 @@ impl Billing {
 /// from the payment's, so a re-send is dropped as a duplicate.
 pub fn refusal_event(e: &LedgerEntry, r: &Refusal) -> PagoRechazado {
     debug_assert_eq!(e.kind, EntryKind::Payment);
-    PagoRechazado {
-        event_id: deterministic_event_id(PagoRechazado::NAME, &[&e.event_id]),
-        occurred_at: now_millis(),
-        actor: "billing".into(),
-        payment_event_id: Some(e.event_id.clone()),
-        user_id: e.user_id.clone(),
-        amount_minor: e.amount_minor,
-        currency: e.currency.clone(),
-        reference: e.counterparty.clone().unwrap_or_default(),
-        reason: r.code().into(),
-        pending_minor: match r {
-            Refusal::InsufficientBalance { pending_minor } => Some(*pending_minor),
-            _ => None,
-        },
-        // Billing acts on a consumed event, not on a request.
-        http_request_id: None,
-    }
+    let by = RefusedBy::Billing {
+        payment_event_id: e.event_id.clone(),
+    };
+    pago_rechazado(Payout::of(e), r, by, now_millis())
 }

@@ -136,7 +136,7 @@ async fn publish(
 ) -> alpes_platform::Result<()> {
     let event = registered_event(account, http_request_id);
     producer.send(&event.user_id, &event).await?;
-    store.mark_published(&account.user_id).await
+    Ok(store.mark_published(&account.user_id).await?)
 }
 
 /// Announces every account whose `UsuarioRegistrado` was never acknowledged

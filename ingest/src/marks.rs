@@ -4,6 +4,7 @@
 //! costs nothing: pending and published requests are both re-announced at
 //! start, and the store never moves a finished request back.
 
+use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, RequestState};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -19,26 +20,62 @@ pub struct PublishedMarks {
     tx: mpsc::Sender<String>,
 }
 
+/// The task that writes the queued marks; see [`MarksWriter::run_until_stopped`].
+#[derive(Debug)]
+pub struct MarksWriter {
+    store: Arc<dyn IngestStore>,
+    rx: mpsc::Receiver<String>,
+}
+
 impl PublishedMarks {
-    /// Starts the writer task; it ends once every handle is dropped and the queue is written.
-    pub fn start(store: Arc<dyn IngestStore>) -> PublishedMarks {
-        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                let changes = batch.drain(..).map(|id| (id, RequestState::Published)).collect();
-                if let Err(e) = store.set_states(changes).await {
-                    tracing::warn!(error = %e, "cannot mark requests published; they stay pending");
-                }
-            }
-        });
-        PublishedMarks { tx }
+    /// The queue, and the writer that empties it (to be run with [`MarksWriter::run_until_stopped`]).
+    pub fn new(store: Arc<dyn IngestStore>) -> (PublishedMarks, MarksWriter) {
+        let (tx, rx) = mpsc::channel::<String>(QUEUE);
+        (PublishedMarks { tx }, MarksWriter { store, rx })
     }
 
     /// Queues `request_id` to be marked published.
     pub fn mark(&self, request_id: &str) {
         if self.tx.try_send(request_id.to_owned()).is_err() {
             tracing::debug!("published-mark queue full; the request stays pending");
+        }
+    }
+}
+
+impl MarksWriter {
+    /// Writes whatever is queued, one store transaction per batch, until
+    /// `stop` (then what is queued already is written, and no mark is taken
+    /// after it) or until every [`PublishedMarks`] handle is gone.
+    pub async fn run_until_stopped(mut self, stop: Shutdown) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let taken = tokio::select! {
+                n = self.rx.recv_many(&mut batch, BATCH) => n,
+                () = stop.wait() => {
+                    self.rx.close();
+                    0
+                }
+            };
+            if taken == 0 && !stop.is_triggered() {
+                return;
+            }
+            self.write(&mut batch).await;
+            if stop.is_triggered() {
+                while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+                    self.write(&mut batch).await;
+                }
+                return;
+            }
+        }
+    }
+
+    async fn write(&self, batch: &mut Vec<String>) {
+        if batch.is_empty() {
+            return;
+        }
+        let changes = batch.drain(..).map(|id| (id, RequestState::Published)).collect();
+        if let Err(e) = self.store.set_states(changes).await {
+            tracing::warn!(error = %e, "cannot mark requests published; they stay pending");
         }
     }
 }
@@ -72,7 +109,9 @@ mod tests {
                 .expect("claim");
         }
         store.set_state("req-b", RequestState::Anonymized).await.expect("outcome");
-        let marks = PublishedMarks::start(store.clone());
+        let (marks, writer) = PublishedMarks::new(store.clone());
+        let stop = Shutdown::new();
+        let running = tokio::spawn(writer.run_until_stopped(stop.clone()));
         marks.mark("req-a");
         marks.mark("req-b");
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -81,5 +120,11 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(store.request_state("req-b").await.expect("state"), Some(RequestState::Anonymized));
+        stop.trigger();
+        tokio::time::timeout(std::time::Duration::from_secs(5), running)
+            .await
+            .expect("the writer stops with the signal")
+            .expect("join");
+        marks.mark("req-a");
     }
 }

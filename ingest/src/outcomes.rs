@@ -8,14 +8,14 @@
 //! replicas, which would hand each outcome to one of them only. An outcome of
 //! another replica's request closes nothing here and is skipped.
 
-use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
+use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
 use alpes_platform::kafka::Kafka;
 use alpes_platform::metrics::Metrics;
+use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, RequestState};
 use alpes_schemas::{topics, Codec, ImagenAnonimizada, ImagenRechazada};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message;
+use async_trait::async_trait;
 use std::sync::Arc;
 
 /// The prefix of the outcome follower's consumer group.
@@ -30,15 +30,36 @@ pub fn group(instance: &str) -> String {
 /// The most outcomes recorded in one store transaction.
 const BATCH: usize = 512;
 
-/// The request an outcome closes, and how.
-async fn outcome(codec: &Codec, msg: &BorrowedMessage<'_>) -> alpes_schemas::Result<Option<(String, RequestState)>> {
-    let payload = msg.payload().unwrap_or_default();
-    if msg.topic() == topics::IMAGES_ANONYMIZED {
+/// The request an outcome of `topic` closes, and how.
+async fn outcome(codec: &Codec, topic: &str, payload: &[u8]) -> alpes_schemas::Result<Option<(String, RequestState)>> {
+    if topic == topics::IMAGES_ANONYMIZED {
         let e = codec.decode::<ImagenAnonimizada>(payload).await?;
         Ok(Some((e.request_id, RequestState::Anonymized)))
     } else {
         let e = codec.decode::<ImagenRechazada>(payload).await?;
         Ok(e.request_id.map(|r| (r, RequestState::Rejected)))
+    }
+}
+
+/// The ingest store's request states as a projection of the outcome topics.
+#[derive(Debug)]
+struct Follower {
+    codec: Codec,
+    store: Arc<dyn IngestStore>,
+}
+
+#[async_trait]
+impl Projection for Follower {
+    type Item = (String, RequestState);
+
+    async fn decode(&self, topic: &str, payload: &[u8]) -> Result<Option<(String, RequestState)>, &'static str> {
+        outcome(&self.codec, topic, payload).await.map_err(|e| e.reason())
+    }
+
+    async fn apply(&self, changes: Vec<(String, RequestState)>, stop: &Shutdown) -> bool {
+        retry(stop, "record outcomes", || self.store.set_states(changes.clone()))
+            .await
+            .is_ok()
     }
 }
 
@@ -52,35 +73,12 @@ pub async fn run_until_stopped(
     group: &str,
     shutdown: Shutdown,
 ) -> alpes_platform::Result<()> {
-    let consumer = kafka.consumer(group, &[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED], metrics)?;
-    while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
-        if messages.is_empty() {
-            continue;
-        }
-        let mut changes = Vec::with_capacity(messages.len());
-        for msg in &messages {
-            match outcome(&codec, msg).await {
-                Ok(Some(change)) => changes.push(change),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(
-                    reason = e.reason(),
-                    topic = msg.topic(),
-                    offset = msg.offset(),
-                    "undecodable outcome skipped"
-                ),
-            }
-        }
-        // A store outage is retried here: storing a later batch's offsets would commit past this one.
-        if retry_until_stopped(&shutdown, "record outcomes", || store.set_states(changes.clone()))
-            .await
-            .is_none()
-        {
-            break;
-        }
-        store_offsets(&consumer, &messages);
-    }
-    commit_on_stop(&consumer);
-    Ok(())
+    let sub = Subscription {
+        group,
+        topics: &[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED],
+        batch: BATCH,
+    };
+    run_projection(&kafka, sub, metrics, &Follower { codec, store }, &shutdown).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! switched off, extra regions and the rule library, checked before anything
 //! is stored so a bad profile is a 400, not a rejected image later.
 
-use alpes_anonymizer::{Options, Region};
+use alpes_anonymizer::requested;
 use alpes_platform::http::ApiError;
 use alpes_schemas::Profile;
 
@@ -55,17 +55,9 @@ fn split(v: &str) -> impl Iterator<Item = String> + '_ {
 
 /// 400 unless the profile is one the engine can apply.
 pub fn validate(p: &Profile) -> Result<(), ApiError> {
-    Options::from_names(&p.retain, &p.no_clean).map_err(|m| ApiError::bad_request("bad_profile", m))?;
-    for r in &p.regions {
-        Region::parse(r).map_err(|_| ApiError::bad_request("bad_profile", format!("region {r:?} is not x,y,w,h")))?;
-    }
-    match p.rules.as_deref() {
-        None | Some("default") => Ok(()),
-        Some(other) => Err(ApiError::bad_request(
-            "bad_profile",
-            format!("unknown rule library {other:?}; only \"default\" is installed"),
-        )),
-    }
+    requested(&p.retain, &p.no_clean, &p.regions, p.rules.as_deref())
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request("bad_profile", e.to_string()))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! later request with it).
 //!
 //! The request path is measured three ways in each mode: `Jwt::verify` alone (signature and
-//! claims), the [`Caller`] extractor without a revocation store, and the
+//! claims), the [`Authenticated`] extractor without a revocation store, and the
 //! extractor with the SQLite identity store as the revocation list (10,000
 //! revoked `jti`s, the token's own not among them). The extractor is driven by
 //! a current-thread tokio runtime's `block_on`, whose small overhead is included.
@@ -26,7 +26,7 @@
 //! EdDSA criterion cases only; the percentiles of both modes are printed either way).
 
 use alpes_platform::auth::keys::Ed25519SigningKey;
-use alpes_platform::auth::{Caller, Jwt, Role};
+use alpes_platform::auth::{Authenticated, Jwt, Role};
 use alpes_platform::password::{PasswordArgs, Passwords};
 use alpes_platform::store::{IdentityStore, SqliteIdentity};
 use axum::extract::FromRequestParts;
@@ -169,10 +169,10 @@ impl RequestPath {
     }
 
     /// The extractor every protected route runs, with the signer `jwt`.
-    fn extract(&mut self, revocations: bool) -> Caller {
+    fn extract(&mut self, revocations: bool) -> Authenticated {
         let jwt = if revocations { &self.with_revocations } else { &self.jwt };
         self.rt
-            .block_on(Caller::from_request_parts(black_box(&mut self.parts), jwt))
+            .block_on(Authenticated::from_request_parts(black_box(&mut self.parts), jwt))
             .expect("a valid token")
     }
 }

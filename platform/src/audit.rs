@@ -28,11 +28,11 @@
 //! not acknowledge it is logged and counted (`alpes_audit_unrecorded_total`)
 //! but does not change the answer: the action has happened by then.
 
-use crate::auth::{Caller, Role};
 use crate::hardening::RequestId;
 use crate::http::ErrorCode;
 use crate::kafka::Producer;
 use crate::metrics::Metrics;
+use alpes_domain::caller::{Caller, Role};
 use alpes_schemas::{new_event_id, now_millis, RegistroAuditoria};
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;

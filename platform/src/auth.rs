@@ -34,6 +34,7 @@ pub mod verified;
 
 use crate::http::ApiError;
 use crate::store::IdentityStore;
+pub use alpes_domain::caller::{Caller, Role};
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -44,41 +45,6 @@ use std::sync::Arc;
 use verified::VerifiedTokens;
 
 const ISSUER: &str = "alpes";
-
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Uploads images and is credited for their use.
-    Proveedor,
-    /// Queries and downloads anonymized images and is billed.
-    Consumidor,
-    /// Operates the instance.
-    Admin,
-}
-
-impl Role {
-    /// The role's wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Proveedor => "proveedor",
-            Role::Consumidor => "consumidor",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "proveedor" => Ok(Role::Proveedor),
-            "consumidor" => Ok(Role::Consumidor),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?}; expected proveedor, consumidor or admin")),
-        }
-    }
-}
 
 /// The claims Alpes signs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,28 +322,19 @@ fn names_an_unknown_algorithm(token: &str) -> bool {
     serde_json::from_slice::<AlgOnly>(&json).is_ok_and(|h| h.alg.parse::<Algorithm>().is_err())
 }
 
-/// The authenticated caller of a request.
+/// The caller of a request, proven by its bearer token or API key: the
+/// extractor a route takes. 401 without a credential or with a bad one.
 #[derive(Debug, Clone)]
-pub struct Caller {
-    /// The user id from the token.
-    pub user_id: String,
-    /// The role from the token.
-    pub role: Role,
-}
+pub struct Authenticated(pub Caller);
 
-impl Caller {
-    /// 403 unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::forbidden(format!("this route needs the role {}", names.join(" or "))))
-        }
+impl std::ops::Deref for Authenticated {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
     }
 }
 
-impl<S> FromRequestParts<S> for Caller
+impl<S> FromRequestParts<S> for Authenticated
 where
     Arc<Jwt>: FromRef<S>,
     S: Send + Sync,
@@ -385,14 +342,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        <Caller as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
+        <Authenticated as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
             .await?
             .ok_or_else(|| ApiError::unauthorized("missing credentials: Authorization: Bearer <token> or X-API-Key"))
     }
 }
 
-/// `Option<Caller>`: `None` without credentials; a bad one is still 401.
-impl<S> OptionalFromRequestParts<S> for Caller
+/// `Option<Authenticated>`: `None` without credentials; a bad one is still 401.
+impl<S> OptionalFromRequestParts<S> for Authenticated
 where
     Arc<Jwt>: FromRef<S>,
     S: Send + Sync,
@@ -401,11 +358,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
         let jwt = Arc::<Jwt>::from_ref(state);
-        let caller = Caller::optional(&jwt, &parts.headers).await?;
+        let caller = caller_of(&jwt, &parts.headers).await?;
         if let Some(c) = &caller {
             crate::audit::RequestContext::of(parts).caller(c);
         }
-        Ok(caller)
+        Ok(caller.map(Authenticated))
     }
 }
 
@@ -469,23 +426,21 @@ impl Jwt {
     }
 }
 
-impl Caller {
-    /// The caller named by the request's bearer token or API key, `None`
-    /// with neither; a bad or revoked credential is an error (401).
-    pub async fn optional(jwt: &Jwt, headers: &axum::http::HeaderMap) -> Result<Option<Caller>, ApiError> {
-        if let Some(key) = headers.get(API_KEY_HEADER) {
-            let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid API key"))?;
-            return jwt.authenticate_api_key(key.trim()).await.map(Some);
-        }
-        let Some(token) = bearer_token(headers)? else {
-            return Ok(None);
-        };
-        let claims = jwt.authenticate(token).await?;
-        Ok(Some(Caller {
-            user_id: claims.sub,
-            role: claims.role,
-        }))
+/// The caller named by the request's bearer token or API key, `None`
+/// with neither; a bad or revoked credential is an error (401).
+pub async fn caller_of(jwt: &Jwt, headers: &axum::http::HeaderMap) -> Result<Option<Caller>, ApiError> {
+    if let Some(key) = headers.get(API_KEY_HEADER) {
+        let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid API key"))?;
+        return jwt.authenticate_api_key(key.trim()).await.map(Some);
     }
+    let Some(token) = bearer_token(headers)? else {
+        return Ok(None);
+    };
+    let claims = jwt.authenticate(token).await?;
+    Ok(Some(Caller {
+        user_id: claims.sub,
+        role: claims.role,
+    }))
 }
 
 #[cfg(test)]
@@ -798,18 +753,5 @@ mod tests {
         let impostor = Ed25519PublicKey::from_public_key_pem(&pem, Some(key.kid())).expect("public");
         let err = Jwt::eddsa(&key, [impostor]).expect_err("clash");
         assert!(err.to_string().contains("kid"), "{err}");
-    }
-
-    #[test]
-    fn a_wrong_role_is_forbidden() {
-        let c = Caller {
-            user_id: "u".into(),
-            role: Role::Consumidor,
-        };
-        assert_eq!(
-            c.require(&[Role::Proveedor, Role::Admin]).expect_err("403").status,
-            axum::http::StatusCode::FORBIDDEN
-        );
-        assert!(c.require(&[Role::Consumidor]).is_ok());
     }
 }

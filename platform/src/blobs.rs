@@ -90,7 +90,8 @@ pub enum UploadError {
 #[derive(Debug, Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
-    describe: String,
+    /// Shared, not copied, by every clone (a route's state is cloned per request).
+    describe: Arc<str>,
     shared: bool,
 }
 
@@ -111,7 +112,7 @@ impl Blobs {
             .with_fsync(fsync);
         Ok(Blobs {
             store: Arc::new(store),
-            describe: format!("local:{}", dir.display()),
+            describe: format!("local:{}", dir.display()).into(),
             shared: false,
         })
     }
@@ -135,7 +136,7 @@ impl Blobs {
         }
         Ok(Blobs {
             store: Arc::new(b.build()?),
-            describe: format!("s3:{bucket}"),
+            describe: format!("s3:{bucket}").into(),
             shared: true,
         })
     }

@@ -10,6 +10,7 @@ pub enum Error {
     #[error("broker unavailable: {0}")]
     BrokerUnavailable(String),
     /// The object store failed.
+    #[cfg(feature = "blobs")]
     #[error("blob store: {0}")]
     Blob(#[from] object_store::Error),
     /// The store failed.
@@ -32,9 +33,31 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+#[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Store(e.to_string())
+    }
+}
+
+impl From<alpes_domain::Error> for Error {
+    fn from(e: alpes_domain::Error) -> Self {
+        match e {
+            alpes_domain::Error::Store(m) => Error::Store(m),
+            alpes_domain::Error::InvalidCursor => Error::InvalidCursor,
+        }
+    }
+}
+
+/// What an adapter's failure is to the port that called it: a cursor stays a
+/// bad cursor, anything else is the store failing.
+impl From<Error> for alpes_domain::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidCursor => alpes_domain::Error::InvalidCursor,
+            Error::Store(m) => alpes_domain::Error::Store(m),
+            other => alpes_domain::Error::Store(other.to_string()),
+        }
     }
 }
 

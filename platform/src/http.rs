@@ -130,6 +130,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<alpes_domain::Error> for ApiError {
+    fn from(e: alpes_domain::Error) -> Self {
+        crate::Error::from(e).into()
+    }
+}
+
+impl From<alpes_domain::caller::Forbidden> for ApiError {
+    fn from(e: alpes_domain::caller::Forbidden) -> Self {
+        ApiError::forbidden(e.to_string())
+    }
+}
+
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         // Adapter errors name what failed, never payloads, so the cause can be logged.
@@ -137,6 +149,7 @@ impl From<crate::Error> for ApiError {
         match e {
             crate::Error::BrokerUnavailable(_) | crate::Error::Kafka(_) => ApiError::unavailable("the event broker", 5),
             crate::Error::Store(_) => ApiError::unavailable("the store", 5),
+            #[cfg(feature = "blobs")]
             crate::Error::Blob(_) => ApiError::unavailable("the blob store", 5),
             crate::Error::InvalidCursor => ApiError::bad_request("bad_cursor", "the page cursor is not one this server issued"),
             other => ApiError::internal(&other),

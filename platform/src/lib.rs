@@ -13,20 +13,30 @@
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`openapi`]: the shared parts of every service's OpenAPI document, and `/openapi.json` and `/docs`.
 //! - [`shutdown`]: the stop signal every long-running task takes.
+//! - [`retry`]: the one retry policy.
 //! - [`readiness`]: whether every consumer a process runs has joined its group (`/ready`).
 
+#[cfg(feature = "web")]
 pub mod audit;
+#[cfg(feature = "web")]
 pub mod auth;
+#[cfg(feature = "blobs")]
 pub mod blobs;
 pub mod error;
+#[cfg(feature = "web")]
 pub mod hardening;
+#[cfg(feature = "web")]
 pub mod http;
 pub mod kafka;
+#[cfg(feature = "web")]
 pub mod limits;
 pub mod metrics;
+#[cfg(feature = "web")]
 pub mod openapi;
+#[cfg(feature = "web")]
 pub mod password;
 pub mod readiness;
+pub mod retry;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

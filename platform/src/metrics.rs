@@ -1,13 +1,7 @@
 //! Prometheus metrics. One [`Metrics`] per process, shared by every service in
 //! it. Labels are routes, topics, partitions and reason codes: never PHI.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-use std::sync::Arc;
-use std::time::Instant;
 
 /// Every metric Alpes exports.
 #[derive(Debug, Clone)]
@@ -140,35 +134,10 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn handler(State(metrics): State<Arc<Metrics>>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
-    )
-        .into_response()
-}
-
-/// Middleware: counts and times every request by its route template (never the raw path).
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
-    let started = Instant::now();
-    let res = next.run(req).await;
-    metrics
-        .http_latency
-        .with_label_values(&[route.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), res.status().as_str()])
-        .inc();
-    res
-}
+#[cfg(feature = "web")]
+mod http;
+#[cfg(feature = "web")]
+pub use http::{handler, track};
 
 #[cfg(test)]
 mod tests {

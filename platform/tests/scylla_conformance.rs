@@ -15,7 +15,7 @@
 use alpes_platform::auth::Role;
 use alpes_platform::store::catalog::{DicomQuery, ImageFilter};
 use alpes_platform::store::conformance::{self, account, anonymized, new_image, payment, refresh, registered, rejected, usage, Instance};
-use alpes_platform::store::scylla_migrate::{migrate, Tablets, DEFAULT_REPLICATION};
+use alpes_platform::store::cql::migrate::{migrate, Tablets, DEFAULT_REPLICATION};
 use alpes_platform::store::{
     Applied, CatalogStore, Claim, Created, Estado, IdentityStore, IngestStore, LedgerStore, LockoutRule, Refusal, RequestState, Rotation,
     ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLedger,

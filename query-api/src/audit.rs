@@ -11,14 +11,15 @@
 //! replica reads the whole topic in a group of its own ([`group`]); a group
 //! shared by the replicas would give each one part of the trail.
 
-use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
+use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
 use alpes_platform::kafka::Kafka;
 use alpes_platform::metrics::Metrics;
+use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::audit::login_entry;
 use alpes_platform::store::AuditStore;
 use alpes_schemas::{topics, Codec, Error, IntentoLogin, RegistroAuditoria};
-use rdkafka::Message;
+use async_trait::async_trait;
 use std::sync::Arc;
 
 /// The prefix of the projector's consumer group.
@@ -46,6 +47,28 @@ pub async fn decode(codec: &Codec, payload: &[u8]) -> Result<RegistroAuditoria, 
     }
 }
 
+/// The audit table as a projection of `alpes.audit`.
+#[derive(Debug)]
+struct Projector {
+    codec: Codec,
+    store: Arc<dyn AuditStore>,
+}
+
+#[async_trait]
+impl Projection for Projector {
+    type Item = RegistroAuditoria;
+
+    async fn decode(&self, _topic: &str, payload: &[u8]) -> Result<Option<RegistroAuditoria>, &'static str> {
+        decode(&self.codec, payload).await.map(Some)
+    }
+
+    async fn apply(&self, batch: Vec<RegistroAuditoria>, stop: &Shutdown) -> bool {
+        retry(stop, "store an audit batch", || self.store.append(batch.clone()))
+            .await
+            .is_ok()
+    }
+}
+
 /// Consumes `alpes.audit` in `group` into `store` until `shutdown`.
 pub async fn run_until_stopped(
     kafka: Arc<Kafka>,
@@ -55,28 +78,12 @@ pub async fn run_until_stopped(
     group: &str,
     shutdown: Shutdown,
 ) -> alpes_platform::Result<()> {
-    let consumer = kafka.consumer(group, &[topics::AUDIT], Arc::clone(&metrics))?;
-    while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
-        let mut batch = Vec::with_capacity(messages.len());
-        for msg in &messages {
-            match decode(&codec, msg.payload().unwrap_or_default()).await {
-                Ok(e) => batch.push(e),
-                Err(reason) => {
-                    tracing::warn!(reason, topic = msg.topic(), "undecodable audit entry skipped");
-                    metrics.rejections.with_label_values(&[reason]).inc();
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let stored = retry_until_stopped(&shutdown, "store an audit batch", || store.append(batch.clone())).await;
-            if stored.is_none() {
-                break; // shutdown first: the batch comes again after a restart
-            }
-        }
-        store_offsets(&consumer, &messages);
-    }
-    commit_on_stop(&consumer);
-    Ok(())
+    let sub = Subscription {
+        group,
+        topics: &[topics::AUDIT],
+        batch: BATCH,
+    };
+    run_projection(&kafka, sub, metrics, &Projector { codec, store }, &shutdown).await
 }
 
 #[cfg(test)]

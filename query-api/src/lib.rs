@@ -58,8 +58,9 @@ pub struct QueryState {
     pub pricing: Arc<Pricing>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
-    /// The currency a balance is shown in when the caller names none (ISO 4217).
-    pub currency: String,
+    /// The currency a balance is shown in when the caller names none (ISO 4217);
+    /// shared, not copied, by the state's per-request clones.
+    pub currency: Arc<str>,
 }
 
 impl FromRef<QueryState> for Arc<Jwt> {

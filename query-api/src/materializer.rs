@@ -6,14 +6,14 @@
 //! does not decode is counted, logged by reason (never payload) and skipped:
 //! it cannot stop a partition.
 
-use alpes_platform::kafka::consumer::{commit_on_stop, next_batch, retry_until_stopped, store_offsets};
+use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
 use alpes_platform::kafka::Kafka;
 use alpes_platform::metrics::Metrics;
+use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{CatalogEvent, CatalogStore};
 use alpes_schemas::{topics, Codec, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message;
+use async_trait::async_trait;
 use std::sync::Arc;
 
 /// The consumer group of the materializer.
@@ -31,10 +31,9 @@ pub const TOPICS: [&str; 5] = [
 /// The most events applied in one store transaction.
 pub const BATCH: usize = 1024;
 
-/// Decodes `msg` by its topic; `Err` is a reason code.
-pub async fn decode(codec: &Codec, msg: &BorrowedMessage<'_>) -> Result<CatalogEvent, &'static str> {
-    let payload = msg.payload().unwrap_or_default();
-    let event = match msg.topic() {
+/// Decodes a message of `topic`; `Err` is a reason code.
+pub async fn decode(codec: &Codec, topic: &str, payload: &[u8]) -> Result<CatalogEvent, &'static str> {
+    let event = match topic {
         topics::IMAGES_REGISTERED => CatalogEvent::Registered(codec.decode::<ImagenRegistrada>(payload).await.map_err(|e| e.reason())?),
         topics::IMAGES_ANONYMIZED => {
             CatalogEvent::Anonymized(Box::new(codec.decode::<ImagenAnonimizada>(payload).await.map_err(|e| e.reason())?))
@@ -47,6 +46,28 @@ pub async fn decode(codec: &Codec, msg: &BorrowedMessage<'_>) -> Result<CatalogE
     Ok(event)
 }
 
+/// The catalog as a projection of `TOPICS`.
+#[derive(Debug)]
+struct Materializer {
+    codec: Codec,
+    catalog: Arc<dyn CatalogStore>,
+}
+
+#[async_trait]
+impl Projection for Materializer {
+    type Item = CatalogEvent;
+
+    async fn decode(&self, topic: &str, payload: &[u8]) -> Result<Option<CatalogEvent>, &'static str> {
+        decode(&self.codec, topic, payload).await.map(Some)
+    }
+
+    async fn apply(&self, batch: Vec<CatalogEvent>, stop: &Shutdown) -> bool {
+        retry(stop, "apply a catalog batch", || self.catalog.apply(batch.clone()))
+            .await
+            .is_ok()
+    }
+}
+
 /// Consumes `TOPICS` in `group` into `catalog` until `shutdown`.
 pub async fn run_until_stopped(
     kafka: Arc<Kafka>,
@@ -56,26 +77,10 @@ pub async fn run_until_stopped(
     group: &str,
     shutdown: Shutdown,
 ) -> alpes_platform::Result<()> {
-    let consumer = kafka.consumer(group, &TOPICS, Arc::clone(&metrics))?;
-    while let Some(messages) = next_batch(&consumer, BATCH, &shutdown).await {
-        let mut batch = Vec::with_capacity(messages.len());
-        for msg in &messages {
-            match decode(&codec, msg).await {
-                Ok(e) => batch.push(e),
-                Err(reason) => {
-                    tracing::warn!(reason, topic = msg.topic(), "undecodable event skipped by the materializer");
-                    metrics.rejections.with_label_values(&[reason]).inc();
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let applied = retry_until_stopped(&shutdown, "apply a catalog batch", || catalog.apply(batch.clone())).await;
-            if applied.is_none() {
-                break; // shutdown first: the batch comes again after a restart
-            }
-        }
-        store_offsets(&consumer, &messages);
-    }
-    commit_on_stop(&consumer);
-    Ok(())
+    let sub = Subscription {
+        group,
+        topics: &TOPICS,
+        batch: BATCH,
+    };
+    run_projection(&kafka, sub, metrics, &Materializer { codec, catalog }, &shutdown).await
 }

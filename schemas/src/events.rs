@@ -264,6 +264,7 @@ macro_rules! events {
         $(event!($ty, $topic);)+
 
         /// `(record name, topic)` of every event of this crate.
+        #[cfg(feature = "codec")]
         pub(crate) const EVENTS: &[(&str, &str)] = &[$((stringify!($ty), $topic)),+];
     };
 }
@@ -281,6 +282,7 @@ events! {
 }
 
 /// Whether `topic` carries more than one event type of this crate (`alpes.audit` does).
+#[cfg(feature = "codec")]
 pub(crate) fn shared_topic(topic: &str) -> bool {
     EVENTS.iter().filter(|(_, t)| *t == topic).count() > 1
 }

@@ -17,15 +17,19 @@
 
 pub mod canonical;
 pub mod catalog;
+#[cfg(feature = "codec")]
 mod codec;
 pub mod cql;
 mod error;
 mod events;
+#[cfg(feature = "codec")]
 mod framing;
 mod ids;
+#[cfg(feature = "codec")]
 mod registry;
 
 pub use apache_avro;
+#[cfg(feature = "codec")]
 pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{

@@ -1,7 +1,7 @@
 //! `alpes anonymize`: de-identify files and directories offline on a rayon pool.
 
 use alpes::secret;
-use alpes_anonymizer::{anonymize_into, Config, Options, Region, RuleLibrary, Secret};
+use alpes_anonymizer::{anonymize_into, Config, Region, RuleLibrary, Secret};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -110,7 +110,7 @@ fn config(args: &Args) -> Result<Config> {
             key
         }
     };
-    let options = Options::from_names(&args.retain, &args.no_clean).map_err(anyhow::Error::msg)?;
+    let options = alpes_anonymizer::requested::options(&args.retain, &args.no_clean)?;
     let mut cfg = Config::new(Secret::new(key));
     cfg.options = options;
     cfg.fill = args.fill;

@@ -3,8 +3,8 @@
 //! re-run applies nothing. Without a cluster there is nothing to do: the
 //! embedded SQLite store applies its schema when it is opened.
 
-use alpes_platform::store::scylla_conn::validate_keyspace;
-use alpes_platform::store::scylla_migrate::{migrate, validate_replication, Tablets, DEFAULT_REPLICATION};
+use alpes_platform::store::cql::conn::validate_keyspace;
+use alpes_platform::store::cql::migrate::{migrate, validate_replication, Tablets, DEFAULT_REPLICATION};
 use alpes_platform::store::ScyllaArgs;
 use anyhow::{Context, Result};
 use std::process::ExitCode;

@@ -10,7 +10,8 @@ use futures::future::join_all;
 use crate::context::Context;
 use crate::events::Output;
 use crate::image;
-use crate::publish::{highest_offsets, Offsets, Produced, Turn};
+use crate::produced::{highest_offsets, Offsets, Produced};
+use crate::publish::Turn;
 use crate::record::Record;
 use crate::Result;
 

@@ -12,8 +12,8 @@ use crate::events::{self, Output, StoredOutput};
 use crate::profile::engine_config;
 use crate::record::Record;
 use crate::rejection::Rejection;
-use crate::retry::retry;
 use crate::Result;
+use alpes_platform::retry::retry;
 
 /// The codec reason of a schema registry that could not be reached: transient, not poison.
 const REGISTRY_UNAVAILABLE: &str = "registry";

@@ -33,11 +33,11 @@ mod events;
 mod facts;
 mod image;
 mod pool;
+mod produced;
 mod profile;
 mod publish;
 mod record;
 mod rejection;
-mod retry;
 mod transaction;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

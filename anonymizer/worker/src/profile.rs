@@ -4,49 +4,27 @@
 //! the image as `"bad_profile"`, with a fixed message (the profile came from a client, so its text
 //! is not echoed).
 
-use alpes_anonymizer::{Config, Options, Region};
+use alpes_anonymizer::{requested, Config};
 use alpes_schemas::Profile;
 
 use crate::rejection::Rejection;
-
-/// The rule library names the worker accepts; `None` means the same.
-pub const DEFAULT_RULES: &str = "default";
 
 const BAD_PROFILE: &str = "bad_profile";
 
 /// The engine settings for one image: `base` (secret, shipped rules, limits) with `profile` applied.
 pub fn engine_config(base: &Config, profile: &Profile) -> Result<Config, Rejection> {
-    let mut options = Options::default();
-    for name in &profile.retain {
-        if !options.retain(name) {
-            return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown retain option"));
-        }
-    }
-    for name in &profile.no_clean {
-        if !options.skip_clean(name) {
-            return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown clean option"));
-        }
-    }
-    let regions = profile
-        .regions
-        .iter()
-        .map(|r| Region::parse(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| Rejection::fixed(BAD_PROFILE, "the profile has a region that is not x,y,w,h"))?;
-    match profile.rules.as_deref() {
-        None | Some(DEFAULT_RULES) => {}
-        Some(_) => return Err(Rejection::fixed(BAD_PROFILE, "the profile names an unknown rule library")),
-    }
+    let asked = requested(&profile.retain, &profile.no_clean, &profile.regions, profile.rules.as_deref())
+        .map_err(|e| Rejection::fixed(BAD_PROFILE, e.fixed()))?;
     let mut cfg = base.clone();
-    cfg.options = options;
-    cfg.regions = regions;
+    cfg.options = asked.options;
+    cfg.regions = asked.regions;
     Ok(cfg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alpes_anonymizer::{DateMode, Secret};
+    use alpes_anonymizer::{DateMode, Options, Region, Secret};
 
     fn base() -> Config {
         Config::new(Secret::new(b"test".to_vec()))

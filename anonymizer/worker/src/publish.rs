@@ -7,40 +7,11 @@ use alpes_platform::kafka::Producer;
 use futures::future::join_all;
 use tokio::sync::oneshot;
 
-use crate::events::Message;
-use crate::retry::retry;
+use crate::produced::Produced;
 use crate::transaction::Transactional;
 use crate::{Error, Result};
+use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
-
-/// The highest consumed offset of each partition in a batch.
-pub type Offsets = Vec<(String, i32, i64)>;
-
-/// The output messages of one consumed record, and where that record came from.
-#[derive(Debug)]
-pub struct Produced {
-    /// Source topic.
-    pub topic: String,
-    /// Source partition.
-    pub partition: i32,
-    /// Source offset.
-    pub offset: i64,
-    /// The epoch of the source partition when the record was taken.
-    pub epoch: u64,
-    /// The result, then its audit entry.
-    pub messages: Vec<Message>,
-}
-
-/// The highest offset of each partition among `(topic, partition, offset)`s, sorted by topic and
-/// partition.
-pub fn highest_offsets<'a>(records: impl IntoIterator<Item = (&'a str, i32, i64)>) -> Offsets {
-    let mut highest: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
-    for (topic, partition, offset) in records {
-        let slot = highest.entry((topic, partition)).or_insert(offset);
-        *slot = (*slot).max(offset);
-    }
-    highest.into_iter().map(|((t, p), o)| (t.to_owned(), p, o)).collect()
-}
 
 /// A batch's place in the commit order: the previous batch's signal and its own.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::publish::{highest_offsets, Produced};
+use crate::produced::{highest_offsets, Produced};
 use crate::{Error, Result};
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);

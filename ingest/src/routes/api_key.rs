@@ -3,14 +3,18 @@
 //! unknown or already revoked.
 
 use crate::IngestState;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 /// The handler.
 #[tracing::instrument(name = "DELETE /api-keys/{id}", skip_all, fields(user = %caller.user_id))]
-pub async fn handler(State(state): State<IngestState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn handler(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Admin])?;
     if !state.identity.store.revoke_api_key(&id, alpes_schemas::now_millis()).await? {
         return Err(ApiError::not_found("no active API key with this id"));

@@ -9,7 +9,7 @@ use super::{json_body, role_named};
 use crate::identity::random_token;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{secret_hash, Caller, Role, API_KEY_PREFIX};
+use alpes_platform::auth::{secret_hash, Authenticated, Role, API_KEY_PREFIX};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::ApiKey;
 use axum::body::Bytes;
@@ -44,7 +44,12 @@ pub fn shown(k: &ApiKey) -> Value {
 
 /// `POST /api-keys`.
 #[tracing::instrument(name = "POST /api-keys", skip_all, fields(user = %caller.user_id))]
-pub async fn create(State(state): State<IngestState>, caller: Caller, ctx: RequestContext, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    ctx: RequestContext,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let req: Request = json_body(&body, 4 * 1024, "an API key request")?;
     let name = req.nombre.trim();
@@ -86,7 +91,7 @@ pub async fn create(State(state): State<IngestState>, caller: Caller, ctx: Reque
 
 /// `GET /api-keys`.
 #[tracing::instrument(name = "GET /api-keys", skip_all, fields(user = %caller.user_id))]
-pub async fn list(State(state): State<IngestState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<IngestState>, Authenticated(caller): Authenticated) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin])?;
     let keys: Vec<Value> = state.identity.store.api_keys().await?.iter().map(shown).collect();
     Ok(Json(json!({ "api_keys": keys })))

@@ -14,10 +14,11 @@
 
 use super::json_body;
 use crate::IngestState;
+use alpes_domain::ledger::{pago_rechazado, refuse_payout, Payout, PayoutCheck, Refusal, RefusedBy};
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
-use alpes_schemas::{deterministic_event_id, new_event_id, now_millis, Event, PagoProcesado, PagoRechazado};
+use alpes_schemas::{deterministic_event_id, now_millis, Event, PagoProcesado};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -61,34 +62,41 @@ fn validate(r: &Request) -> Result<(), ApiError> {
 
 /// The handler.
 #[tracing::instrument(name = "POST /monetizacion/pagar", skip_all, fields(user = %caller.user_id))]
-pub async fn handler(State(state): State<IngestState>, caller: Caller, ctx: RequestContext, body: Bytes) -> Result<Response, ApiError> {
+pub async fn handler(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    ctx: RequestContext,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let req: Request = json_body(&body, 16 * 1024, "a payment")?;
     ctx.target(&req.usuario_id);
     validate(&req)?;
-    if state.ledger.reference_paid(&req.usuario_id, &req.reference).await? {
-        refuse(&state, &caller, &ctx, &req, "repeated_reference", None).await?;
-        return Err(ApiError::conflict(
-            "repeated_reference",
-            "this user was already paid under this reference; a new payment needs a new reference",
-        ));
-    }
-    let pending = state
-        .ledger
-        .balances(&req.usuario_id)
-        .await?
-        .iter()
-        .find(|b| b.currency == req.currency)
-        .map_or(0, |b| b.pending_minor);
-    if req.amount_minor > pending {
-        refuse(&state, &caller, &ctx, &req, "insufficient_balance", Some(pending)).await?;
-        return Err(ApiError::conflict(
-            "insufficient_balance",
-            format!(
-                "the payment of {} {} is above the pending balance of {pending}",
-                req.amount_minor, req.currency
-            ),
-        ));
+    let check = PayoutCheck {
+        amount_minor: req.amount_minor,
+        reference_paid: state.ledger.reference_paid(&req.usuario_id, &req.reference).await?,
+        pending_minor: state
+            .ledger
+            .balances(&req.usuario_id)
+            .await?
+            .iter()
+            .find(|b| b.currency == req.currency)
+            .map_or(0, |b| b.pending_minor),
+    };
+    if let Some(refusal) = refuse_payout(check) {
+        let payout = Payout {
+            user_id: &req.usuario_id,
+            amount_minor: req.amount_minor,
+            currency: &req.currency,
+            reference: &req.reference,
+        };
+        let by = RefusedBy::Request {
+            actor: caller.user_id.clone(),
+            http_request_id: ctx.request_id(),
+        };
+        let refused = pago_rechazado(payout, &refusal, by, now_millis());
+        state.producer.send(&refused.user_id, &refused).await?;
+        return Err(refused_answer(&req, &refusal));
     }
     let event = PagoProcesado {
         event_id: deterministic_event_id(PagoProcesado::NAME, &[&req.usuario_id, &req.reference]),
@@ -105,30 +113,22 @@ pub async fn handler(State(state): State<IngestState>, caller: Caller, ctx: Requ
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
-/// Produces the `PagoRechazado` of a request refused for `reason`.
-async fn refuse(
-    state: &IngestState,
-    caller: &Caller,
-    ctx: &RequestContext,
-    req: &Request,
-    reason: &str,
-    pending_minor: Option<i64>,
-) -> Result<(), ApiError> {
-    let refused = PagoRechazado {
-        event_id: new_event_id(),
-        occurred_at: now_millis(),
-        actor: caller.user_id.clone(),
-        payment_event_id: None,
-        user_id: req.usuario_id.clone(),
-        amount_minor: req.amount_minor,
-        currency: req.currency.clone(),
-        reference: req.reference.clone(),
-        reason: reason.into(),
-        pending_minor,
-        http_request_id: ctx.request_id(),
-    };
-    state.producer.send(&refused.user_id, &refused).await?;
-    Ok(())
+/// The 409 (or 422) a refused request answers.
+fn refused_answer(req: &Request, refusal: &Refusal) -> ApiError {
+    match refusal {
+        Refusal::RepeatedReference => ApiError::conflict(
+            "repeated_reference",
+            "this user was already paid under this reference; a new payment needs a new reference",
+        ),
+        Refusal::InsufficientBalance { pending_minor } => ApiError::conflict(
+            "insufficient_balance",
+            format!(
+                "the payment of {} {} is above the pending balance of {pending_minor}",
+                req.amount_minor, req.currency
+            ),
+        ),
+        Refusal::InvalidAmount => ApiError::unprocessable("invalid_amount", "amount_minor must be a positive number of minor units"),
+    }
 }
 
 #[cfg(test)]

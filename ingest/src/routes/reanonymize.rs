@@ -6,7 +6,7 @@ use crate::profile::validate;
 use crate::register::reanonymize;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_schemas::Profile;
 use axum::body::Bytes;
@@ -33,7 +33,7 @@ struct Request {
 #[tracing::instrument(name = "POST /anonimizar/{id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<IngestState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ctx: RequestContext,
     Path(id): Path<String>,
     body: Bytes,

@@ -12,7 +12,7 @@ use crate::register::{forget_blob, register, Source};
 use crate::IngestState;
 use alpes_anonymizer::probe::{self, MediaKind};
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::blobs::RAW;
 use alpes_platform::http::ApiError;
 use axum::body::Body;
@@ -30,7 +30,7 @@ const STUDY_MISMATCH: u16 = 0xA900;
 /// `POST /studies`.
 pub async fn handler(
     State(state): State<IngestState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ctx: RequestContext,
     headers: HeaderMap,
     uri: Uri,
@@ -42,7 +42,7 @@ pub async fn handler(
 /// `POST /studies/{study}`: every instance must belong to `study`.
 pub async fn handler_for_study(
     State(state): State<IngestState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ctx: RequestContext,
     Path(study): Path<String>,
     headers: HeaderMap,

@@ -10,7 +10,7 @@ use crate::register::{forget_blob, register, Registered, Source};
 use crate::IngestState;
 use alpes_anonymizer::probe::MediaKind;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::blobs::{StoredBlob, RAW};
 use alpes_platform::http::ApiError;
 use axum::body::Body;
@@ -24,7 +24,7 @@ use serde_json::json;
 #[tracing::instrument(name = "POST /imagenes", skip_all, fields(provider = %caller.user_id))]
 pub async fn handler(
     State(state): State<IngestState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ctx: RequestContext,
     headers: HeaderMap,
     uri: Uri,

@@ -13,7 +13,7 @@ use super::{json_body, role_named};
 use crate::identity::NewUser;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Request {
 #[tracing::instrument(name = "POST /usuarios", skip_all)]
 pub async fn handler(
     State(state): State<IngestState>,
-    caller: Option<Caller>,
+    caller: Option<Authenticated>,
     ctx: RequestContext,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -61,7 +61,7 @@ pub async fn handler(
         password: req.password,
         role,
         organization: req.organizacion,
-        created_by: caller.map(|c| c.user_id),
+        created_by: caller.map(|c| c.0.user_id),
     };
     let stored = state.identity.register(&state.producer, user, ctx.request_id()).await?;
     ctx.target(&stored.user_id);

@@ -96,6 +96,9 @@ async fn spawn(
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
     let identity = Arc::new(alpes_platform::store::SqliteIdentity::in_memory().expect("identity"));
     let jwt = Arc::new(Jwt::new(b"test-key-test-key-test-key-test-key").with_revocations(identity.clone()));
+    let (published, marks_writer) = alpes_ingest::marks::PublishedMarks::new(store.clone());
+    // Never stopped: it ends with the test's runtime.
+    tokio::spawn(marks_writer.run_until_stopped(alpes_platform::shutdown::Shutdown::new()));
     let state = IngestState {
         jwt: jwt.clone(),
         kafka: kafka.clone(),
@@ -107,7 +110,7 @@ async fn spawn(
         ledger: ledger.clone(),
         metrics,
         max_upload,
-        published: alpes_ingest::marks::PublishedMarks::start(store.clone()),
+        published,
         identity: alpes_ingest::identity::Identity::new(identity.clone(), identity_args).expect("identity"),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -187,24 +187,3 @@ pub fn commit_on_stop(consumer: &GroupConsumer) {
         tracing::debug!(error = %e, "final commit");
     }
 }
-
-/// Runs `op` every 500 ms until it succeeds; `None` if `shutdown` fires first.
-/// A batch consumer retries its store write this way: moving on would let a
-/// later batch's stored offsets commit past the failed one.
-pub async fn retry_until_stopped<T, E, F, Fut>(shutdown: &crate::shutdown::Shutdown, what: &'static str, mut op: F) -> Option<T>
-where
-    E: std::fmt::Display,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, E>>,
-{
-    loop {
-        match op().await {
-            Ok(v) => return Some(v),
-            Err(e) => tracing::warn!(step = what, error = %e, "retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return None,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-        }
-    }
-}

@@ -8,6 +8,7 @@
 pub mod consumer;
 pub mod mock;
 pub mod producer;
+pub mod projector;
 
 use crate::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -316,7 +316,7 @@ pub async fn catalog(store: &dyn CatalogStore) {
         (out.blob_key.as_str(), out.patient_id.as_deref()),
         ("anonymized/n1", Some("PSEUDO-A"))
     );
-    assert_eq!(out.report["uids_remapped"], 3);
+    assert_eq!(out.report.value()["uids_remapped"], 3);
     // A newer output replaces it; an older one arriving late does not.
     store
         .apply(vec![anonymized("n3", "a", "p1", 500, CT), anonymized("n2", "a", "p1", 250, CT)])
@@ -556,7 +556,7 @@ pub async fn catalog(store: &dyn CatalogStore) {
 }
 
 /// A new account with `email` and `role`, created at time 1000.
-pub fn account(user_id: &str, email: &str, role: crate::auth::Role) -> NewAccount {
+pub fn account(user_id: &str, email: &str, role: alpes_domain::caller::Role) -> NewAccount {
     NewAccount {
         user_id: user_id.into(),
         nombre: format!("Name of {user_id}"),
@@ -575,7 +575,7 @@ pub fn refresh(token_hash: &str, family: &str, user: &str, at: i64) -> RefreshTo
         token_hash: token_hash.into(),
         family_id: family.into(),
         user_id: user.into(),
-        role: crate::auth::Role::Consumidor,
+        role: alpes_domain::caller::Role::Consumidor,
         issued_at: at,
         expires_at: at + 1000,
     }
@@ -583,7 +583,7 @@ pub fn refresh(token_hash: &str, family: &str, user: &str, at: i64) -> RefreshTo
 
 /// Every rule of [`IdentityStore`], on an empty store.
 pub async fn identity(store: &dyn IdentityStore) {
-    use crate::auth::Role;
+    use alpes_domain::caller::Role;
     // An email is unique; the second account with it is refused and nothing is written.
     assert!(!store.has_admin().await.expect("has_admin"));
     assert_eq!(

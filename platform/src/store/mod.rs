@@ -1,177 +1,30 @@
-//! The store ports and their adapters.
+//! The store ports (defined in `alpes_domain`, re-exported here) and their
+//! adapters, one folder per engine:
 //!
-//! - [`IngestStore`] (this module): which images exist, who uploaded them,
-//!   which idempotency keys map to them, and which anonymization requests are
-//!   still open. [`sqlite`] is the embedded adapter, [`scylla_ingest`] the
-//!   ScyllaDB one (shared by every ingest replica).
-//! - [`ledger::LedgerStore`]: money movements and balances, exactly once per
-//!   event. [`sqlite_ledger`] is the embedded adapter, [`scylla_ledger`] the
-//!   ScyllaDB one.
-//! - [`catalog::CatalogStore`]: the query side's tables (images, users,
-//!   usage), materialized from events. [`sqlite_catalog`] is the embedded
-//!   adapter, [`scylla_catalog`] the ScyllaDB one.
-//! - [`identity::IdentityStore`]: accounts and credentials, login failures,
-//!   refresh-token families, revoked tokens and API keys. [`sqlite_identity`]
-//!   is the embedded adapter, [`scylla_identity`] the ScyllaDB one.
-//! - [`audit::AuditStore`]: the audit trail, materialized from `alpes.audit`.
-//!   [`sqlite_audit`] is the embedded adapter.
+//! - [`sqlite`]: the embedded adapters, one SQLite file per data dir.
+//! - [`cql`]: the ScyllaDB adapters (Cassandra here), shared by every replica.
 //! - [`conformance`]: the suite every adapter must pass.
+//!
+//! The ports: [`IngestStore`] (images, idempotency keys, open requests),
+//! [`ledger::LedgerStore`] (money movements and balances, exactly once per
+//! event), [`catalog::CatalogStore`] (the query side's tables),
+//! [`identity::IdentityStore`] (accounts, login failures, refresh tokens,
+//! revoked tokens, API keys) and [`audit::AuditStore`] (the audit trail; SQLite
+//! only).
 
-pub mod audit;
-pub mod catalog;
 pub mod conformance;
-#[cfg(test)]
-mod cql_check;
-pub mod identity;
-pub mod ledger;
-pub mod scylla_catalog;
-pub mod scylla_conn;
-mod scylla_exec;
-pub mod scylla_identity;
-pub mod scylla_ingest;
-pub mod scylla_ledger;
-pub mod scylla_migrate;
+#[cfg(feature = "cql")]
+pub mod cql;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
-pub mod sqlite_audit;
-pub mod sqlite_catalog;
-mod sqlite_conn;
-pub mod sqlite_identity;
-pub mod sqlite_ledger;
 
-use crate::Result;
-use async_trait::async_trait;
-
+pub use alpes_domain::ingest::{Claim, ImageRow, IngestStore, NewImage, RequestState};
+pub use alpes_domain::{audit, catalog, identity, ledger};
 pub use audit::{AuditFilter, AuditPage, AuditStore, LoginCounts};
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
+#[cfg(feature = "cql")]
+pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLedger};
 pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
-pub use scylla_catalog::ScyllaCatalog;
-pub use scylla_conn::ScyllaArgs;
-pub use scylla_identity::ScyllaIdentity;
-pub use scylla_ingest::ScyllaIngest;
-pub use scylla_ledger::ScyllaLedger;
-pub use sqlite::SqliteStore;
-pub use sqlite_audit::SqliteAudit;
-pub use sqlite_catalog::SqliteCatalog;
-pub use sqlite_identity::SqliteIdentity;
-pub use sqlite_ledger::SqliteLedger;
-
-/// An image to register, with its first anonymization request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewImage {
-    /// The image as it will be stored.
-    pub image: ImageRow,
-    /// The client's `Idempotency-Key`, if any.
-    pub idempotency_key: Option<String>,
-    /// The first request's id.
-    pub request_id: String,
-    /// The `ImagenRegistrada` to publish, as JSON (replayed after a restart).
-    pub event_json: String,
-}
-
-/// A registered image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRow {
-    /// The image id.
-    pub image_id: String,
-    /// The uploading provider.
-    pub provider_id: String,
-    /// sha256 of the uploaded bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// The media type.
-    pub media_type: String,
-    /// The raw blob key.
-    pub blob_key: String,
-    /// The provider's image type label.
-    pub tipo_imagen: Option<String>,
-    /// The provider's body region label.
-    pub region_anatomica: Option<String>,
-}
-
-/// The result of [`IngestStore::claim`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// The image is new; its request is pending publication.
-    Created,
-    /// The same bytes from the same provider, or the same idempotency key, exist already.
-    Existing {
-        /// The existing image id.
-        image_id: String,
-    },
-    /// As [`Claim::Existing`], but that image's uploader stopped before recording its first
-    /// request, and this claim recorded it: the caller publishes `event_json` (the
-    /// `ImagenRegistrada` that uploader would have). Only a store shared by several processes
-    /// (the CQL one) answers it.
-    Resumed {
-        /// The existing image id.
-        image_id: String,
-        /// Its first request's event, as JSON.
-        event_json: String,
-    },
-}
-
-/// Where an anonymization request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestState {
-    /// Stored, event not yet acknowledged by the broker.
-    Pending,
-    /// `ImagenRegistrada` is on the log.
-    Published,
-    /// `ImagenAnonimizada` was seen.
-    Anonymized,
-    /// `ImagenRechazada` was seen.
-    Rejected,
-}
-
-impl RequestState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestState::Pending => "pending",
-            RequestState::Published => "published",
-            RequestState::Anonymized => "anonymized",
-            RequestState::Rejected => "rejected",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => RequestState::Pending,
-            "published" => RequestState::Published,
-            "anonymized" => RequestState::Anonymized,
-            "rejected" => RequestState::Rejected,
-            _ => return None,
-        })
-    }
-}
-
-/// The ingest store.
-#[async_trait]
-pub trait IngestStore: Send + Sync + std::fmt::Debug {
-    /// Registers `img` and its first request, unless the provider already has
-    /// these bytes or this idempotency key.
-    async fn claim(&self, img: NewImage) -> Result<Claim>;
-    /// Adds another request (a re-anonymization) for an existing image.
-    async fn add_request(&self, image_id: &str, request_id: &str, event_json: &str) -> Result<()>;
-    /// Moves a request to `state`. Returns false if the request is unknown.
-    async fn set_state(&self, request_id: &str, state: RequestState) -> Result<bool>;
-    /// Moves many requests at once (all or none); unknown ones are skipped.
-    /// Returns how many moved.
-    async fn set_states(&self, changes: Vec<(String, RequestState)>) -> Result<usize>;
-    /// Forgets a request whose event never reached the broker; forgets its image too
-    /// if that was the image's only request. Returns whether any image still uses the blob.
-    async fn abandon(&self, request_id: &str) -> Result<bool>;
-    /// Whether any image still uses the raw blob with this sha256.
-    async fn blob_in_use(&self, sha256: &str) -> Result<bool>;
-    /// One image.
-    async fn image(&self, image_id: &str) -> Result<Option<ImageRow>>;
-    /// The state of one request.
-    async fn request_state(&self, request_id: &str) -> Result<Option<RequestState>>;
-    /// Events of requests not yet anonymized or rejected, oldest first.
-    async fn unfinished(&self) -> Result<Vec<String>>;
-    /// Whether the store answers.
-    async fn health(&self) -> Result<()>;
-}
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore};

@@ -6,7 +6,7 @@
 
 use super::page_limit;
 use crate::QueryState;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::AuditFilter;
 use alpes_schemas::RegistroAuditoria;
@@ -41,7 +41,7 @@ pub struct Registros {
 #[tracing::instrument(name = "GET /auditoria", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Registros>, ApiError> {
     caller.require(&[Role::Admin])?;

@@ -9,7 +9,7 @@ use super::visible_image;
 use crate::meter::meter;
 use crate::QueryState;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -64,7 +64,7 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std:
 #[tracing::instrument(name = "GET /imagenes/{id}/anonimizada", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ctx: RequestContext,
     method: Method,
     Path(id): Path<String>,

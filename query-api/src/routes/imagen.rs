@@ -5,7 +5,7 @@
 
 use super::{visible_image, with_etag};
 use crate::QueryState;
-use alpes_platform::auth::Caller;
+use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
@@ -29,7 +29,7 @@ pub struct Imagen<'a> {
 #[tracing::instrument(name = "GET /imagenes/{id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

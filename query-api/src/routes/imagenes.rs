@@ -7,7 +7,7 @@
 
 use super::page_limit;
 use crate::QueryState;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::ImageFilter;
 use alpes_platform::store::{CatalogImage, Estado};
@@ -75,7 +75,7 @@ fn filter(caller: &Caller, p: Params) -> Result<ImageFilter, ApiError> {
 #[tracing::instrument(name = "GET /imagenes", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Imagenes>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;

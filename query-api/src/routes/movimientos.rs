@@ -4,7 +4,7 @@
 
 use super::{may_read_money_of, page_limit};
 use crate::QueryState;
-use alpes_platform::auth::Caller;
+use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::LedgerEntry;
 use axum::extract::rejection::QueryRejection;
@@ -32,7 +32,7 @@ pub struct Movimientos {
 #[tracing::instrument(name = "GET /monetizacion/movimientos/{usuario_id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Movimientos>, ApiError> {

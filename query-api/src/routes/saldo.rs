@@ -3,7 +3,7 @@
 
 use super::may_read_money_of;
 use crate::QueryState;
-use alpes_platform::auth::Caller;
+use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::Balance;
 use axum::extract::rejection::QueryRejection;
@@ -36,13 +36,13 @@ pub struct Saldo {
 #[tracing::instrument(name = "GET /monetizacion/saldo/{usuario_id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Saldo>, ApiError> {
     may_read_money_of(&caller, &usuario_id)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let currency = params.currency.unwrap_or_else(|| state.currency.clone());
+    let currency = params.currency.unwrap_or_else(|| state.currency.to_string());
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(ApiError::bad_request(
             "bad_currency",

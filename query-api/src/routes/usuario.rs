@@ -4,7 +4,7 @@
 //! a secret.
 
 use crate::QueryState;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::CatalogUser;
 use axum::extract::{Path, State};
@@ -30,7 +30,11 @@ pub struct IntentosLogin {
 
 /// The handler.
 #[tracing::instrument(name = "GET /usuarios/{id}", skip_all, fields(user = %caller.user_id))]
-pub async fn handler(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Usuario>, ApiError> {
+pub async fn handler(
+    State(state): State<QueryState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Usuario>, ApiError> {
     if caller.role != Role::Admin && caller.user_id != id {
         return Err(ApiError::forbidden("a user can only read itself"));
     }

@@ -4,7 +4,7 @@
 
 use super::page_limit;
 use crate::QueryState;
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::CatalogUser;
 use axum::extract::rejection::QueryRejection;
@@ -32,7 +32,7 @@ pub struct Usuarios {
 #[tracing::instrument(name = "GET /usuarios", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Usuarios>, ApiError> {
     caller.require(&[Role::Admin])?;

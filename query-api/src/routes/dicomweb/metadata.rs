@@ -8,7 +8,7 @@
 use super::{instances_under, may_use, Target, DICOM_JSON};
 use crate::routes::with_etag;
 use crate::QueryState;
-use alpes_platform::auth::Caller;
+use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
@@ -43,7 +43,7 @@ async fn metadata(state: QueryState, headers: &HeaderMap, instances: Vec<Catalog
 #[tracing::instrument(name = "WADO-RS metadata", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -20,7 +20,7 @@ pub const DICOM_JSON: &str = "application/dicom+json";
 
 /// Only consumers and admins use the DICOMweb routes.
 pub fn may_use(caller: &Caller) -> Result<(), ApiError> {
-    caller.require(&[Role::Consumidor, Role::Admin])
+    Ok(caller.require(&[Role::Consumidor, Role::Admin])?)
 }
 
 /// A DICOM JSON attribute (PS3.18 F.2): `Value` is omitted when empty.

@@ -13,7 +13,7 @@
 use super::{attr, base_url, may_use, number, text, DICOM_JSON};
 use crate::routes::MAX_LIMIT;
 use crate::QueryState;
-use alpes_platform::auth::Caller;
+use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
 use alpes_platform::store::CatalogImage;
@@ -158,7 +158,12 @@ pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
 
 /// `GET /studies`.
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
-pub async fn studies(State(state): State<QueryState>, caller: Caller, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn studies(
+    State(state): State<QueryState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let (q, ignored) = parse(params)?;
     let base = base_url(&headers);
@@ -178,7 +183,12 @@ async fn series_in(state: QueryState, headers: &HeaderMap, study: Option<String>
 
 /// `GET /series`.
 #[tracing::instrument(name = "QIDO /series", skip_all, fields(user = %caller.user_id))]
-pub async fn all_series(State(state): State<QueryState>, caller: Caller, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn all_series(
+    State(state): State<QueryState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     may_use(&caller)?;
     series_in(state, &headers, None, params).await
 }
@@ -187,7 +197,7 @@ pub async fn all_series(State(state): State<QueryState>, caller: Caller, headers
 #[tracing::instrument(name = "QIDO /studies/{study}/series", skip_all, fields(user = %caller.user_id))]
 pub async fn study_series(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(study): Path<String>,
     headers: HeaderMap,
     params: Params,
@@ -219,7 +229,7 @@ async fn instances_in(
 #[tracing::instrument(name = "QIDO /instances", skip_all, fields(user = %caller.user_id))]
 pub async fn all_instances(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
@@ -231,7 +241,7 @@ pub async fn all_instances(
 #[tracing::instrument(name = "QIDO /studies/{study}/instances", skip_all, fields(user = %caller.user_id))]
 pub async fn study_instances(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(study): Path<String>,
     headers: HeaderMap,
     params: Params,
@@ -244,7 +254,7 @@ pub async fn study_instances(
 #[tracing::instrument(name = "QIDO /studies/{study}/series/{series}/instances", skip_all, fields(user = %caller.user_id))]
 pub async fn series_instances(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path((study, series)): Path<(String, String)>,
     headers: HeaderMap,
     params: Params,

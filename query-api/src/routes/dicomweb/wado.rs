@@ -9,7 +9,7 @@ use super::{instances_under, may_use, Target};
 use crate::meter::meter;
 use crate::QueryState;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::Caller;
+use alpes_platform::auth::{Authenticated, Caller};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
@@ -88,7 +88,7 @@ async fn retrieve(
 #[tracing::instrument(name = "WADO-RS retrieve", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<QueryState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ctx: RequestContext,
     method: Method,
     Path(target): Path<Target>,

@@ -1,0 +1,193 @@
+//! The ledger port: per-user money movements and balances, applied exactly
+//! once per event id.
+//!
+//! Billing turns every `EventoUsoDatos` into a credit for the provider and
+//! every `PagoProcesado` into a payout from the provider's pending balance.
+//! An entry is keyed by the event id that caused it: applying the same event
+//! again (a redelivery, a replay from offset 0, a batch cut off by a crash
+//! before its offsets were committed) finds the key taken and changes nothing.
+//! A refused payment is recorded too, with its refusal, so a replay refuses
+//! it again whatever the balance is by then, and hands the refusal back
+//! ([`Applied::RefusedBefore`]) so its event can be produced again.
+
+mod payment;
+
+pub use payment::{pago_rechazado, refuse_payout, Payout, PayoutCheck, RefusedBy};
+
+use crate::Result;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What moved (or would have moved) a balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A consumer used (downloaded) one of the user's images: the user is credited.
+    Usage,
+    /// The user was paid out: the pending balance goes down.
+    Payment,
+    /// A payment that was refused; it moved nothing.
+    RefusedPayment,
+}
+
+impl EntryKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Usage => "usage",
+            EntryKind::Payment => "payment",
+            EntryKind::RefusedPayment => "refused_payment",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "usage" => EntryKind::Usage,
+            "payment" => EntryKind::Payment,
+            "refused_payment" => EntryKind::RefusedPayment,
+            _ => return None,
+        })
+    }
+}
+
+/// One event, as billing applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    /// The id of the event that caused the entry; the idempotency key.
+    pub event_id: String,
+    /// The user whose balance moves: the provider.
+    pub user_id: String,
+    /// Usage or payment (a refused payment only comes back from the store).
+    pub kind: EntryKind,
+    /// Amount in minor units (cents), always positive; the kind gives the direction.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// When the event happened, milliseconds since the Unix epoch.
+    pub occurred_at: i64,
+    /// Usage: the image used.
+    pub image_id: Option<String>,
+    /// Usage: the consumer billed. Payment: the payment reference.
+    pub counterparty: Option<String>,
+}
+
+/// Why a payment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The payment is larger than the pending balance in its currency.
+    InsufficientBalance {
+        /// The pending balance when the payment was applied.
+        pending_minor: i64,
+    },
+    /// The user already has an accepted payment with this reference.
+    RepeatedReference,
+    /// The amount is zero or negative.
+    InvalidAmount,
+}
+
+impl Refusal {
+    /// A stable code for logs, metrics and events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::InsufficientBalance { .. } => "insufficient_balance",
+            Refusal::RepeatedReference => "repeated_reference",
+            Refusal::InvalidAmount => "invalid_amount",
+        }
+    }
+
+    /// The stored form: JSON with the code as `reason` (and the pending balance of an
+    /// insufficient-balance refusal), so a replay can give the whole refusal back.
+    pub fn stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.code().to_owned())
+    }
+
+    /// Parses [`Refusal::stored`]; a bare code is accepted for the refusals that carry
+    /// nothing else. `None` if the text is neither.
+    pub fn from_stored(s: &str) -> Option<Refusal> {
+        serde_json::from_str(s).ok().or(match s {
+            "repeated_reference" => Some(Refusal::RepeatedReference),
+            "invalid_amount" => Some(Refusal::InvalidAmount),
+            _ => None,
+        })
+    }
+}
+
+/// What applying one entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The entry was new and moved the balance.
+    Recorded,
+    /// The event id was already applied: nothing changed.
+    Duplicate,
+    /// A payment whose event id was already applied, and refused then: nothing
+    /// changed, and here is that refusal again (a crash may have cut billing off
+    /// before it produced the refusal's event).
+    RefusedBefore(Refusal),
+    /// A new payment that was refused; recorded as refused, the balance did not move.
+    Refused(Refusal),
+}
+
+/// A user's balance in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    /// The user.
+    pub user_id: String,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Everything credited for usage, minor units.
+    pub accrued_minor: i64,
+    /// Everything paid out, minor units.
+    pub paid_minor: i64,
+    /// `accrued_minor - paid_minor`: what Alpes still owes the user.
+    pub pending_minor: i64,
+    /// How many usages were credited.
+    pub uses: i64,
+    /// The latest event time applied, milliseconds since the Unix epoch (0 if none).
+    pub as_of: i64,
+}
+
+/// One page of a user's ledger, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerPage {
+    /// The entries, newest first.
+    pub entries: Vec<LedgerEntry>,
+    /// The cursor of the next (older) page, if there is one.
+    pub next: Option<String>,
+}
+
+/// The ledger store.
+#[async_trait]
+pub trait LedgerStore: Send + Sync + std::fmt::Debug {
+    /// Applies `entries` in order, all in one atomic step; returns what each did.
+    /// An entry whose event id is already in the ledger changes nothing (a
+    /// payment refused then comes back [`Applied::RefusedBefore`]). A
+    /// `RefusedPayment` entry is applied as a payment.
+    async fn apply(&self, entries: Vec<LedgerEntry>) -> Result<Vec<Applied>>;
+    /// The user's balances, one per currency (empty if the user has none).
+    async fn balances(&self, user_id: &str) -> Result<Vec<Balance>>;
+    /// Whether the user already has an accepted payment with this reference.
+    async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool>;
+    /// A page of the user's ledger, newest first, after `cursor` (from a previous page).
+    async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_refusal_reads_back_whole() {
+        for r in [
+            Refusal::InsufficientBalance { pending_minor: 100 },
+            Refusal::RepeatedReference,
+            Refusal::InvalidAmount,
+        ] {
+            assert_eq!(Refusal::from_stored(&r.stored()), Some(r.clone()), "{}", r.stored());
+        }
+        assert_eq!(Refusal::from_stored("repeated_reference"), Some(Refusal::RepeatedReference));
+        assert_eq!(Refusal::from_stored("insufficient_balance"), None, "a bare code lacks the balance");
+        assert_eq!(Refusal::from_stored("nonsense"), None);
+    }
+}

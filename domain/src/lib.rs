@@ -1,0 +1,28 @@
+//! Alpes' domain: the types, the rules and the ports, with no I/O.
+//!
+//! Nothing here opens a socket, a file or a database, and nothing depends on
+//! an async runtime, HTTP, Kafka or a database driver: the adapters (the
+//! `platform` crate's `store`, `kafka`, `blobs` and web modules) implement
+//! the ports, and the services (`ingest`, `billing`, `query-api`, the
+//! anonymizer worker) drive them.
+//!
+//! - [`caller`]: roles and the caller, as plain data.
+//! - [`ingest`]: the ingest port (images, idempotency keys, open requests).
+//! - [`ledger`]: ledger entries, balances, the payout rules and `PagoRechazado`.
+//! - [`catalog`]: the query side's tables, and the estado an image moves through.
+//! - [`identity`]: accounts, the lockout rule, refresh tokens, API keys.
+//! - [`audit`]: the audit trail.
+//! - [`page`]: the one page cursor every listing hands out.
+//! - [`dicom_match`]: QIDO-RS wildcard matching, as every store applies it.
+
+pub mod audit;
+pub mod caller;
+pub mod catalog;
+pub mod dicom_match;
+mod error;
+pub mod identity;
+pub mod ingest;
+pub mod ledger;
+pub mod page;
+
+pub use error::{Error, Result};
