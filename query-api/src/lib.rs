@@ -63,8 +63,21 @@ pub struct QueryState {
     pub currency: Arc<str>,
 }
 
-impl FromRef<QueryState> for Arc<Jwt> {
-    fn from_ref(s: &QueryState) -> Self {
+/// The state the query routes run with: [`QueryState`] behind one `Arc`.
+/// axum hands every request its own copy of the state; this way that copy is
+/// one reference count, not a dozen.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<QueryState>);
+
+impl std::ops::Deref for Shared {
+    type Target = QueryState;
+    fn deref(&self) -> &QueryState {
+        &self.0
+    }
+}
+
+impl FromRef<Shared> for Arc<Jwt> {
+    fn from_ref(s: &Shared) -> Self {
         s.jwt.clone()
     }
 }
@@ -121,5 +134,5 @@ pub fn api_router(state: QueryState) -> Router {
             alpes_platform::audit::record,
         ))
         .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
-        .with_state(state)
+        .with_state(Shared(Arc::new(state)))
 }

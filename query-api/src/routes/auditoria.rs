@@ -5,7 +5,7 @@
 //! it is itself audited (`audit_read`).
 
 use super::page_limit;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::AuditFilter;
@@ -40,7 +40,7 @@ pub struct Registros {
 /// The handler.
 #[tracing::instrument(name = "GET /auditoria", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Registros>, ApiError> {

@@ -7,7 +7,7 @@
 
 use super::visible_image;
 use crate::meter::meter;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
@@ -63,7 +63,7 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std:
 /// The handler.
 #[tracing::instrument(name = "GET /imagenes/{id}/anonimizada", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     ctx: RequestContext,
     method: Method,

@@ -4,7 +4,7 @@
 //! `If-None-Match`).
 
 use super::{visible_image, with_etag};
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
@@ -28,7 +28,7 @@ pub struct Imagen<'a> {
 /// The handler.
 #[tracing::instrument(name = "GET /imagenes/{id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,

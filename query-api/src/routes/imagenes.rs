@@ -6,7 +6,7 @@
 //! anonymized ones.
 
 use super::page_limit;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::ImageFilter;
@@ -74,7 +74,7 @@ fn filter(caller: &Caller, p: Params) -> Result<ImageFilter, ApiError> {
 /// The handler.
 #[tracing::instrument(name = "GET /imagenes", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Imagenes>, ApiError> {

@@ -3,7 +3,7 @@
 //! boundary stays put while new movements arrive.
 
 use super::{may_read_money_of, page_limit};
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::LedgerEntry;
@@ -31,7 +31,7 @@ pub struct Movimientos {
 /// The handler.
 #[tracing::instrument(name = "GET /monetizacion/movimientos/{usuario_id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
     params: Result<Query<Params>, QueryRejection>,

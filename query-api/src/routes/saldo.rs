@@ -2,7 +2,7 @@
 //! provider, in minor units, and the event time it is current as of.
 
 use super::may_read_money_of;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::Balance;
@@ -35,7 +35,7 @@ pub struct Saldo {
 /// The handler.
 #[tracing::instrument(name = "GET /monetizacion/saldo/{usuario_id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
     params: Result<Query<Params>, QueryRejection>,

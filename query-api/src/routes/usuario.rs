@@ -3,7 +3,7 @@
 //! attempt, the failed ones, the last one's time). Never a password hash or
 //! a secret.
 
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::CatalogUser;
@@ -31,7 +31,7 @@ pub struct IntentosLogin {
 /// The handler.
 #[tracing::instrument(name = "GET /usuarios/{id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Usuario>, ApiError> {

@@ -3,7 +3,7 @@
 //! holds none.
 
 use super::page_limit;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::CatalogUser;
@@ -31,7 +31,7 @@ pub struct Usuarios {
 /// The handler.
 #[tracing::instrument(name = "GET /usuarios", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Usuarios>, ApiError> {

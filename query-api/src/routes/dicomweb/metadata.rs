@@ -7,7 +7,7 @@
 
 use super::{instances_under, may_use, Target, DICOM_JSON};
 use crate::routes::with_etag;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::CatalogImage;
@@ -27,7 +27,7 @@ pub fn dicom_json(bytes: &[u8]) -> Result<Value, ApiError> {
     dicom_json::to_value(&*obj).map_err(|e| ApiError::internal(&e))
 }
 
-async fn metadata(state: QueryState, headers: &HeaderMap, instances: Vec<CatalogImage>) -> Result<Response, ApiError> {
+async fn metadata(state: Shared, headers: &HeaderMap, instances: Vec<CatalogImage>) -> Result<Response, ApiError> {
     let mut out = Vec::with_capacity(instances.len());
     for image in &instances {
         let Some(o) = &image.anonymized else { continue };
@@ -42,7 +42,7 @@ async fn metadata(state: QueryState, headers: &HeaderMap, instances: Vec<Catalog
 /// `/studies/{study}/series/{series}/instances/{instance}/metadata`.
 #[tracing::instrument(name = "WADO-RS metadata", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(target): Path<Target>,
     headers: HeaderMap,

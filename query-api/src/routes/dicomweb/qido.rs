@@ -12,7 +12,7 @@
 
 use super::{attr, base_url, may_use, number, text, DICOM_JSON};
 use crate::routes::MAX_LIMIT;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
@@ -159,7 +159,7 @@ pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
 /// `GET /studies`.
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
 pub async fn studies(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
     params: Params,
@@ -171,7 +171,7 @@ pub async fn studies(
     Ok(answer(found.iter().map(|s| study_json(s, &base)).collect(), &ignored))
 }
 
-async fn series_in(state: QueryState, headers: &HeaderMap, study: Option<String>, params: Params) -> Result<Response, ApiError> {
+async fn series_in(state: Shared, headers: &HeaderMap, study: Option<String>, params: Params) -> Result<Response, ApiError> {
     let (mut q, ignored) = parse(params)?;
     if study.is_some() {
         q.study_uid = study;
@@ -184,7 +184,7 @@ async fn series_in(state: QueryState, headers: &HeaderMap, study: Option<String>
 /// `GET /series`.
 #[tracing::instrument(name = "QIDO /series", skip_all, fields(user = %caller.user_id))]
 pub async fn all_series(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
     params: Params,
@@ -196,7 +196,7 @@ pub async fn all_series(
 /// `GET /studies/{study}/series`.
 #[tracing::instrument(name = "QIDO /studies/{study}/series", skip_all, fields(user = %caller.user_id))]
 pub async fn study_series(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(study): Path<String>,
     headers: HeaderMap,
@@ -207,7 +207,7 @@ pub async fn study_series(
 }
 
 async fn instances_in(
-    state: QueryState,
+    state: Shared,
     headers: &HeaderMap,
     study: Option<String>,
     series: Option<String>,
@@ -228,7 +228,7 @@ async fn instances_in(
 /// `GET /instances`.
 #[tracing::instrument(name = "QIDO /instances", skip_all, fields(user = %caller.user_id))]
 pub async fn all_instances(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
     params: Params,
@@ -240,7 +240,7 @@ pub async fn all_instances(
 /// `GET /studies/{study}/instances`.
 #[tracing::instrument(name = "QIDO /studies/{study}/instances", skip_all, fields(user = %caller.user_id))]
 pub async fn study_instances(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(study): Path<String>,
     headers: HeaderMap,
@@ -253,7 +253,7 @@ pub async fn study_instances(
 /// `GET /studies/{study}/series/{series}/instances`.
 #[tracing::instrument(name = "QIDO /studies/{study}/series/{series}/instances", skip_all, fields(user = %caller.user_id))]
 pub async fn series_instances(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path((study, series)): Path<(String, String)>,
     headers: HeaderMap,

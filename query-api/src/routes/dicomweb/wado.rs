@@ -7,7 +7,7 @@
 
 use super::{instances_under, may_use, Target};
 use crate::meter::meter;
-use crate::QueryState;
+use crate::Shared;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Caller};
 use alpes_platform::http::ApiError;
@@ -49,7 +49,7 @@ pub fn multipart(boundary: &str, parts: &[Bytes]) -> Bytes {
 }
 
 async fn retrieve(
-    state: QueryState,
+    state: Shared,
     caller: Caller,
     ctx: RequestContext,
     metered: bool,
@@ -87,7 +87,7 @@ async fn retrieve(
 /// `/studies/{study}/series/{series}/instances/{instance}`.
 #[tracing::instrument(name = "WADO-RS retrieve", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
-    State(state): State<QueryState>,
+    State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     ctx: RequestContext,
     method: Method,
