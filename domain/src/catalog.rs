@@ -356,8 +356,8 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Applies `events` in order, atomically; returns how many were new
     /// (an event id already applied changes nothing).
     async fn apply(&self, events: Vec<CatalogEvent>) -> Result<usize>;
-    /// One image.
-    async fn image(&self, image_id: &str) -> Result<Option<CatalogImage>>;
+    /// One image; shared, as the read path serves it (a cached image is not copied per request).
+    async fn image(&self, image_id: &str) -> Result<Option<std::sync::Arc<CatalogImage>>>;
     /// A page of images matching `filter`, newest first, after `cursor`.
     async fn images(&self, filter: &ImageFilter, cursor: Option<&str>, limit: usize) -> Result<ImagePage>;
     /// Studies of the anonymized DICOM set matching `q`, by StudyInstanceUID.

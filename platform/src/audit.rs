@@ -193,9 +193,10 @@ fn id_like(s: &str) -> bool {
 /// hardening middleware outside it for the request id.
 pub async fn record(State(auditor): State<Auditor>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let Some(route) = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+    let Some(matched) = parts.extensions.get::<MatchedPath>().cloned() else {
         return next.run(Request::from_parts(parts, body)).await;
     };
+    let route = matched.as_str();
     let method = parts.method.clone();
     let last_param = match RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(params) => params.iter().last().map(|(_, v)| v.to_owned()).filter(|v| id_like(v)),
@@ -207,7 +208,7 @@ pub async fn record(State(auditor): State<Auditor>, req: Request, next: Next) ->
     let status = res.status();
     let noted = ctx.noted();
     let role = noted.caller.as_ref().and_then(|(_, r)| *r);
-    let Some(action) = action_of(&method, &route, status, role) else {
+    let Some(action) = action_of(&method, route, status, role) else {
         return res;
     };
     let target = if noted.targets.is_empty() {

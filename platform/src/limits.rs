@@ -239,8 +239,9 @@ fn secs_ceil(d: Duration) -> u32 {
 
 /// Middleware: the rate, body and time limits (see the module docs).
 pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    let upload = route.as_deref().is_some_and(|r| is_upload(req.method(), r));
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map(MatchedPath::as_str);
+    let upload = route.is_some_and(|r| is_upload(req.method(), r));
     let (parts, body) = req.into_parts();
     let ctx = RequestContext::of(&parts);
     let req = Request::from_parts(parts, body);
@@ -271,7 +272,7 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next
         }
         Ok(res) => res,
         Err(_) => {
-            tracing::warn!(route = route.as_deref().unwrap_or("unmatched"), secs, "request timed out");
+            tracing::warn!(route = route.unwrap_or("unmatched"), secs, "request timed out");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",

@@ -193,7 +193,7 @@ async fn materializer_replicas_applying_one_image_in_different_orders_converge_o
             futures::future::join_all(runs).await;
             let a = catalogs[0].image("a").await.expect("image").expect("a");
             assert_eq!((a.estado, a.created_at), (Estado::Anonimizada, 50));
-            assert_eq!(a.anonymized.expect("output").blob_key, "anonymized/n2");
+            assert_eq!(a.anonymized.as_ref().expect("output").blob_key, "anonymized/n2");
             let page = catalogs[1].images(&ImageFilter::default(), None, 10).await.expect("images");
             assert_eq!(page.images.iter().map(|i| i.image_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
             let q = DicomQuery {

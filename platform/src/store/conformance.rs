@@ -311,7 +311,7 @@ pub async fn catalog(store: &dyn CatalogStore) {
         (a.estado, a.created_at, a.modality.as_deref()),
         (Estado::Anonimizada, 100, Some("CT"))
     );
-    let out = a.anonymized.expect("output");
+    let out = a.anonymized.clone().expect("output");
     assert_eq!(
         (out.blob_key.as_str(), out.patient_id.as_deref()),
         ("anonymized/n1", Some("PSEUDO-A"))
@@ -322,7 +322,14 @@ pub async fn catalog(store: &dyn CatalogStore) {
         .apply(vec![anonymized("n3", "a", "p1", 500, CT), anonymized("n2", "a", "p1", 250, CT)])
         .await
         .expect("apply");
-    let out = store.image("a").await.expect("image").expect("a").anonymized.expect("output");
+    let out = store
+        .image("a")
+        .await
+        .expect("image")
+        .expect("a")
+        .anonymized
+        .clone()
+        .expect("output");
     assert_eq!(out.blob_key, "anonymized/n3");
     // Out of order: the output before the registration; a rejection, then a success.
     store

@@ -45,7 +45,7 @@ pub fn may_see(caller: &Caller, image: &CatalogImage) -> bool {
 
 /// The image `id` if the caller may see it; 404 otherwise (an image the
 /// caller may not see is not revealed to exist).
-pub async fn visible_image(state: &QueryState, caller: &Caller, id: &str) -> Result<CatalogImage, ApiError> {
+pub async fn visible_image(state: &QueryState, caller: &Caller, id: &str) -> Result<std::sync::Arc<CatalogImage>, ApiError> {
     match state.catalog.image(id).await? {
         Some(image) if may_see(caller, &image) => Ok(image),
         _ => Err(ApiError::not_found(format!("no image {id}"))),

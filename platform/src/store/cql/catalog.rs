@@ -756,8 +756,8 @@ impl CatalogStore for ScyllaCatalog {
         Ok(fresh.len())
     }
 
-    async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<CatalogImage>> {
-        Ok(self.read_image(image_id).await?.map(|(image, _)| image))
+    async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<Arc<CatalogImage>>> {
+        Ok(self.read_image(image_id).await?.map(|(image, _)| Arc::new(image)))
     }
 
     async fn images(&self, filter: &ImageFilter, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<ImagePage> {

@@ -132,7 +132,7 @@ pub struct SqliteCatalog {
     conn: SqliteConn,
     /// Images by id, as `GET /imagenes/{id}` reads them (see [`super::fresh`]);
     /// every applied batch clears it.
-    images: Arc<Fresh<Option<CatalogImage>>>,
+    images: Arc<Fresh<Option<Arc<CatalogImage>>>>,
 }
 
 /// How many images [`SqliteCatalog`] keeps in memory (a few MB).
@@ -384,15 +384,18 @@ impl CatalogStore for SqliteCatalog {
             .await
     }
 
-    async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<CatalogImage>> {
+    async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<Arc<CatalogImage>>> {
         if let Some(image) = self.images.get(image_id) {
             return Ok(image);
         }
         let generation = self.images.generation();
-        let image = self.conn.read_now(|conn| {
-            let sql = format!("SELECT {IMAGE_COLUMNS} FROM catalog_images WHERE image_id = ?1");
-            Ok(conn.prepare_cached(&sql)?.query_row(params![image_id], image_row).optional()?)
-        })?;
+        let image = self
+            .conn
+            .read_now(|conn| {
+                let sql = format!("SELECT {IMAGE_COLUMNS} FROM catalog_images WHERE image_id = ?1");
+                Ok(conn.prepare_cached(&sql)?.query_row(params![image_id], image_row).optional()?)
+            })?
+            .map(Arc::new);
         self.images.fill(image_id, image.clone(), generation);
         Ok(image)
     }
@@ -573,7 +576,7 @@ mod tests {
         let here = SqliteCatalog::open(&path, false).expect("open");
         let there = SqliteCatalog::open(&path, false).expect("open");
         here.apply(vec![registered("r1", "img", "p", 1)]).await.expect("apply");
-        let estado = |i: Option<CatalogImage>| i.expect("image").estado;
+        let estado = |i: Option<Arc<CatalogImage>>| i.expect("image").estado;
         assert_eq!(estado(here.image("img").await.expect("read")), Estado::Registrada);
         assert_eq!(estado(there.image("img").await.expect("read")), Estado::Registrada);
         let instance = ("1.2", "1.2.3", "1.2.3.4", "CT", "PSEUDO-A", "20240101");
