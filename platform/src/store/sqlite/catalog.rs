@@ -385,19 +385,14 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<Arc<CatalogImage>>> {
-        if let Some(image) = self.images.get(image_id) {
-            return Ok(image);
-        }
-        let generation = self.images.generation();
-        let image = self
-            .conn
-            .read_now(|conn| {
-                let sql = format!("SELECT {IMAGE_COLUMNS} FROM catalog_images WHERE image_id = ?1");
-                Ok(conn.prepare_cached(&sql)?.query_row(params![image_id], image_row).optional()?)
-            })?
-            .map(Arc::new);
-        self.images.fill(image_id, image.clone(), generation);
-        Ok(image)
+        Ok(self.images.get_or_read(image_id, || {
+            self.conn
+                .read_now(|conn| {
+                    let sql = format!("SELECT {IMAGE_COLUMNS} FROM catalog_images WHERE image_id = ?1");
+                    Ok(conn.prepare_cached(&sql)?.query_row(params![image_id], image_row).optional()?)
+                })
+                .map(|image| image.map(Arc::new))
+        })?)
     }
 
     async fn images(&self, filter: &ImageFilter, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<ImagePage> {

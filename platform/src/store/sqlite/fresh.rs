@@ -46,6 +46,18 @@ impl<V: Clone> Fresh<V> {
         entries.get(key).filter(|(at, _)| at.elapsed() < MAX_AGE).map(|(_, v)| v.clone())
     }
 
+    /// The cached value of `key`, or else what `read` finds in the store
+    /// (cached unless a write came meanwhile).
+    pub(crate) fn get_or_read<E>(&self, key: &str, read: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some(v) = self.get(key) {
+            return Ok(v);
+        }
+        let generation = self.generation();
+        let v = read()?;
+        self.fill(key, v.clone(), generation);
+        Ok(v)
+    }
+
     /// The generation to read under: take it before reading the store.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

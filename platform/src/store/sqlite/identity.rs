@@ -344,20 +344,14 @@ impl IdentityStore for SqliteIdentity {
     }
 
     async fn jti_revoked(&self, jti: &str, now: i64) -> alpes_domain::Result<bool> {
-        let revoked = match self.revoked.get(jti) {
-            Some(revoked) => revoked,
-            None => {
-                let generation = self.revoked.generation();
-                let revoked = self.conn.read_now(|conn| {
-                    Ok(conn
-                        .prepare_cached("SELECT expires_at FROM identity_revoked_jti WHERE jti = ?1")?
-                        .query_row(params![jti], |r| r.get::<_, i64>(0))
-                        .optional()?)
-                })?;
-                self.revoked.fill(jti, revoked, generation);
-                revoked
-            }
-        };
+        let revoked = self.revoked.get_or_read(jti, || {
+            self.conn.read_now(|conn| {
+                Ok(conn
+                    .prepare_cached("SELECT expires_at FROM identity_revoked_jti WHERE jti = ?1")?
+                    .query_row(params![jti], |r| r.get::<_, i64>(0))
+                    .optional()?)
+            })
+        })?;
         Ok(revoked.is_some_and(|until| until >= now))
     }
 
