@@ -36,8 +36,10 @@ impl PublishedMarks {
 
     /// Queues `request_id` to be marked published.
     pub fn mark(&self, request_id: &str) {
-        if self.tx.try_send(request_id.to_owned()).is_err() {
-            tracing::debug!("published-mark queue full; the request stays pending");
+        match self.tx.try_send(request_id.to_owned()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => tracing::debug!("published-mark queue full; the request stays pending"),
+            Err(mpsc::error::TrySendError::Closed(_)) => tracing::debug!("stopping: the request stays pending"),
         }
     }
 }
@@ -49,30 +51,24 @@ impl MarksWriter {
     pub async fn run_until_stopped(mut self, stop: Shutdown) {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let taken = tokio::select! {
-                n = self.rx.recv_many(&mut batch, BATCH) => n,
-                () = stop.wait() => {
-                    self.rx.close();
-                    0
-                }
-            };
-            if taken == 0 && !stop.is_triggered() {
-                return;
-            }
-            self.write(&mut batch).await;
-            if stop.is_triggered() {
-                while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+            tokio::select! {
+                taken = self.rx.recv_many(&mut batch, BATCH) => {
+                    if taken == 0 {
+                        return; // every handle is gone and the queue is written
+                    }
                     self.write(&mut batch).await;
                 }
-                return;
+                () = stop.wait() => break,
             }
+        }
+        // Closed first, so the drain ends even while handles are still alive.
+        self.rx.close();
+        while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+            self.write(&mut batch).await;
         }
     }
 
     async fn write(&self, batch: &mut Vec<String>) {
-        if batch.is_empty() {
-            return;
-        }
         let changes = batch.drain(..).map(|id| (id, RequestState::Published)).collect();
         if let Err(e) = self.store.set_states(changes).await {
             tracing::warn!(error = %e, "cannot mark requests published; they stay pending");
@@ -85,16 +81,17 @@ mod tests {
     use super::*;
     use alpes_platform::store::{ImageRow, NewImage, SqliteStore};
 
-    #[tokio::test]
-    async fn queued_marks_reach_the_store_and_never_undo_an_outcome() {
+    /// An ingest store with the images `ids`, each with its request `req-<id>` pending.
+    async fn store_with(ids: &[&str]) -> Arc<dyn IngestStore> {
         let store: Arc<dyn IngestStore> = Arc::new(SqliteStore::in_memory().expect("db"));
-        for (id, sha) in [("a", "s1"), ("b", "s2")] {
+        for id in ids {
+            let sha = format!("sha-{id}");
             store
                 .claim(NewImage {
                     image: ImageRow {
-                        image_id: id.into(),
+                        image_id: (*id).into(),
                         provider_id: "p".into(),
-                        sha256: sha.into(),
+                        sha256: sha.clone(),
                         size: 1,
                         media_type: "application/dicom".into(),
                         blob_key: format!("raw/{sha}"),
@@ -108,6 +105,12 @@ mod tests {
                 .await
                 .expect("claim");
         }
+        store
+    }
+
+    #[tokio::test]
+    async fn queued_marks_reach_the_store_and_never_undo_an_outcome() {
+        let store = store_with(&["a", "b"]).await;
         store.set_state("req-b", RequestState::Anonymized).await.expect("outcome");
         let (marks, writer) = PublishedMarks::new(store.clone());
         let stop = Shutdown::new();
@@ -126,5 +129,20 @@ mod tests {
             .expect("the writer stops with the signal")
             .expect("join");
         marks.mark("req-a");
+    }
+
+    #[tokio::test]
+    async fn a_stop_writes_what_is_queued_and_ends_while_handles_are_alive() {
+        let store = store_with(&["a"]).await;
+        let (marks, writer) = PublishedMarks::new(store.clone());
+        marks.mark("req-a");
+        let stop = Shutdown::new();
+        stop.trigger();
+        // Both the queue and the stop are ready when the writer starts, and `marks` lives on.
+        tokio::time::timeout(std::time::Duration::from_secs(5), writer.run_until_stopped(stop))
+            .await
+            .expect("the writer ends after the stop, though a handle is alive");
+        assert_eq!(store.request_state("req-a").await.expect("state"), Some(RequestState::Published));
+        drop(marks);
     }
 }
