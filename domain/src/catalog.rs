@@ -305,7 +305,8 @@ impl ReportJson {
 
     /// JSON `null`: no summary.
     pub fn null() -> ReportJson {
-        ReportJson(serde_json::value::RawValue::from_string("null".to_owned()).unwrap_or_default())
+        // `Box<RawValue>`'s default is JSON `null`.
+        ReportJson(Box::default())
     }
 
     /// The JSON text.
@@ -372,4 +373,20 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn users(&self, role: Option<&str>, cursor: Option<&str>, limit: usize) -> Result<UserPage>;
     /// A page of downloads, newest first, after `cursor`.
     async fn usage(&self, by: UsageBy<'_>, cursor: Option<&str>, limit: usize) -> Result<UsagePage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_kept_as_stored_and_anything_but_json_is_null() {
+        let stored = r#"{"uids_remapped":3}"#;
+        let r = ReportJson::from_stored(stored.to_owned());
+        assert_eq!((r.as_str(), r.value()["uids_remapped"].as_i64()), (stored, Some(3)));
+        assert_eq!(serde_json::to_string(&r).expect("serialize"), stored, "served as stored");
+        assert_eq!(ReportJson::from_stored("not json".to_owned()).as_str(), "null");
+        assert_eq!(ReportJson::null().as_str(), "null");
+        assert_eq!(ReportJson::of(&serde_json::json!({"a": 1})).as_str(), r#"{"a":1}"#);
+    }
 }

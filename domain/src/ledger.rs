@@ -14,7 +14,8 @@ mod payment;
 
 pub use payment::{pago_rechazado, refuse_payout, Payout, PayoutCheck, RefusedBy};
 
-use crate::Result;
+use crate::page::PageCursor;
+use crate::{Error, Result};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +158,24 @@ pub struct LedgerPage {
     pub next: Option<String>,
 }
 
+/// The letter of a ledger page cursor.
+const CURSOR_KIND: char = 'l';
+
+/// The cursor after the movement `(seq, event_id)` of a user's ledger.
+pub fn movements_cursor(seq: i64, event_id: &str) -> String {
+    PageCursor::new(seq, event_id).encode(CURSOR_KIND)
+}
+
+/// Reads [`movements_cursor`]: the movement's `(seq, event_id)`. Movements are
+/// numbered from 1, so a sequence that is not positive is refused too.
+pub fn parse_movements_cursor(cursor: &str) -> Result<(i64, String)> {
+    let c = PageCursor::decode(CURSOR_KIND, cursor)?;
+    if c.at <= 0 {
+        return Err(Error::InvalidCursor);
+    }
+    Ok(c.key())
+}
+
 /// The ledger store.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + std::fmt::Debug {
@@ -176,6 +195,18 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_movements_cursor_round_trips_and_a_foreign_or_non_positive_one_is_refused() {
+        let c = movements_cursor(1_700_000_000_000_123, "ev.1/ñ");
+        assert_eq!(
+            parse_movements_cursor(&c).expect("ours"),
+            (1_700_000_000_000_123, "ev.1/ñ".to_owned())
+        );
+        for bad in ["not-a-cursor", "l12", "s12.6576", "l0.6576", "l-5.6576", "l12.zz", "l12."] {
+            assert!(matches!(parse_movements_cursor(bad), Err(Error::InvalidCursor)), "{bad}");
+        }
+    }
 
     #[test]
     fn a_stored_refusal_reads_back_whole() {

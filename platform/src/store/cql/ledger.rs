@@ -63,9 +63,11 @@
 //! `SERIAL` with `QUORUM`.
 
 use super::conn::{backoff, db, serial_read, validate_keyspace, was_applied, ScyllaArgs};
-use crate::store::ledger::{refuse_payout, Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, PayoutCheck, Refusal};
+use crate::store::ledger::{
+    movements_cursor, parse_movements_cursor, refuse_payout, Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore,
+    PayoutCheck, Refusal,
+};
 use crate::{Error, Result};
-use alpes_domain::page::PageCursor;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
@@ -486,7 +488,7 @@ impl LedgerStore for ScyllaLedger {
     }
 
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<LedgerPage> {
-        let mut after = cursor.map(|c| PageCursor::decode('l', c).map(PageCursor::key)).transpose()?;
+        let mut after = cursor.map(parse_movements_cursor).transpose()?;
         let limit = limit.clamp(1, 1000);
         let want = limit + 1;
         let mut found: Vec<(i64, LedgerEntry)> = Vec::with_capacity(want);
@@ -509,7 +511,7 @@ impl LedgerStore for ScyllaLedger {
         }
         let next = if found.len() > limit {
             found.truncate(limit);
-            found.last().map(|(seq, e)| PageCursor::new(*seq, &e.event_id).encode('l'))
+            found.last().map(|(seq, e)| movements_cursor(*seq, &e.event_id))
         } else {
             None
         };

@@ -7,9 +7,11 @@
 //! crash rolls back whole, so its events apply once when they come again.
 
 use super::conn::{write_tx, SqliteConn};
-use crate::store::ledger::{refuse_payout, Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, PayoutCheck, Refusal};
+use crate::store::ledger::{
+    movements_cursor, parse_movements_cursor, refuse_payout, Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore,
+    PayoutCheck, Refusal,
+};
 use crate::Result;
-use alpes_domain::page::PageCursor;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -197,7 +199,7 @@ impl LedgerStore for SqliteLedger {
     }
 
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<LedgerPage> {
-        let before = cursor.map(|c| PageCursor::decode('l', c)).transpose()?.map_or(i64::MAX, |c| c.at);
+        let before = cursor.map(parse_movements_cursor).transpose()?.map_or(i64::MAX, |(seq, _)| seq);
         let user_id = user_id.to_owned();
         let limit = limit.clamp(1, 1000);
         self.conn
@@ -225,7 +227,7 @@ impl LedgerStore for SqliteLedger {
                 let mut rows = rows.collect::<std::result::Result<Vec<_>, _>>()?;
                 let next = if rows.len() > limit {
                     rows.truncate(limit);
-                    rows.last().map(|(seq, e)| PageCursor::new(*seq, &e.event_id).encode('l'))
+                    rows.last().map(|(seq, e)| movements_cursor(*seq, &e.event_id))
                 } else {
                     None
                 };
