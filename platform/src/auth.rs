@@ -754,4 +754,17 @@ mod tests {
         let err = Jwt::eddsa(&key, [impostor]).expect_err("clash");
         assert!(err.to_string().contains("kid"), "{err}");
     }
+
+    #[test]
+    fn a_wrong_role_is_forbidden() {
+        let c = Caller {
+            user_id: "u".into(),
+            role: Role::Consumidor,
+        };
+        assert_eq!(
+            ApiError::from(c.require(&[Role::Proveedor, Role::Admin]).expect_err("403")).status,
+            axum::http::StatusCode::FORBIDDEN
+        );
+        assert!(c.require(&[Role::Consumidor]).is_ok());
+    }
 }
