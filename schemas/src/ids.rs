@@ -1,5 +1,5 @@
-//! Event ids and event times: random ids, deterministic ids for idempotent producers, and the
-//! epoch-millisecond clock every `occurred_at` uses.
+//! Event ids and event times: time-ordered ids, deterministic ids for idempotent producers, and
+//! the epoch-millisecond clock every `occurred_at` uses.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,9 +8,11 @@ use uuid::Uuid;
 /// The UUID namespace of Alpes event ids (`deterministic_event_id` hashes under it).
 pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_04b2_9c3e_4d8a_b5e7_2f10_c4d9_a3e8);
 
-/// A fresh random event id (UUID v4).
+/// A fresh event id: a UUID v7, so ids sort in the order they were made. Within one process
+/// the uuid crate's shared counter keeps them strictly increasing even inside one millisecond,
+/// which is what a listing ordered by `(occurred_at, event_id)` needs to show the newest first.
 pub fn new_event_id() -> String {
-    Uuid::new_v4().to_string()
+    Uuid::now_v7().to_string()
 }
 
 /// A reproducible event id: UUID v5 under [`EVENT_ID_NAMESPACE`] of `namespace` and `parts`,
@@ -38,10 +40,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_event_id_is_a_random_uuid() {
-        let (a, b) = (new_event_id(), new_event_id());
-        assert_ne!(a, b);
-        assert_eq!(Uuid::parse_str(&a).unwrap().get_version_num(), 4);
+    fn new_event_ids_are_time_ordered_uuids_even_within_a_millisecond() {
+        let ids: Vec<String> = (0..1000).map(|_| new_event_id()).collect();
+        assert_eq!(Uuid::parse_str(&ids[0]).unwrap().get_version_num(), 7);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must strictly increase");
     }
 
     #[test]
