@@ -1,15 +1,17 @@
-//! Every service in one process: ingest (REST and STOW-RS), the anonymizer
-//! worker(s), the outcome follower, billing, the materializer and the query
-//! API (REST, QIDO-RS, WADO-RS), on one listener, with the configured
-//! Kafka (or the in-process development broker), blobs and store.
+//! The composition root: it chooses the adapters and starts the services,
+//! and nothing else. Every service in one process (the default), or those
+//! `--services` names: ingest (REST and STOW-RS, with its outcome follower),
+//! the anonymizer worker(s), billing, and the query API (REST, QIDO-RS,
+//! WADO-RS, with the materializer and the audit projector), on one listener,
+//! with the configured Kafka (or the in-process development broker), blobs
+//! and stores ([`crate::stores`]: only those the services use).
 //!
-//! The store: with a ScyllaDB cluster named (`SCYLLA_NODES` /
-//! `--scylla-nodes`), the ledger, the catalog, the identity store and the
-//! ingest store (images, idempotency keys, open requests) live in ScyllaDB
-//! ([`ScyllaLedger`], [`ScyllaCatalog`], [`ScyllaIdentity`], [`ScyllaIngest`],
-//! one session shared by all; the tables must exist: `alpes migrate`), shared
-//! by every replica; without one, in `alpes.db`. The audit table is the data
-//! dir's SQLite either way.
+//! Each service owns its app: [`IngestApp`], [`QueryApp`], [`Billing`] and
+//! [`Worker`] each have a `build` and a `run_until_stopped`; this module
+//! builds them with the adapters, merges their routes with the probes
+//! ([`alpes_platform::probes`]: `/health`, `/ready`, `/metrics`, checking
+//! what this process depends on) and the merged OpenAPI document, and runs
+//! their tasks.
 //!
 //! The outcome follower and the audit projector consume in groups named by
 //! the data dir's instance id ([`crate::instance`]): every ingest replica
@@ -22,272 +24,48 @@
 //! its predecessor.
 //!
 //! Every consumer is declared to the readiness ([`alpes_platform::readiness`])
-//! before the listener serves, so `GET /ready` answers 200 only once each has
-//! joined its group.
+//! when its service is built, before the listener serves, so `GET /ready`
+//! answers 200 only once each has joined its group.
 //!
-//! Tokens are signed and verified as [`JwtArgs`] says: HS256 with the data
-//! dir's secret (the default), or an EdDSA key ring ([`crate::jwt_keys`]).
+//! Tokens are signed and verified as [`crate::jwt_keys::JwtArgs`] says: HS256
+//! with the data dir's secret (the default), or an EdDSA key ring
+//! ([`crate::jwt_keys`]).
 //!
-//! [`App::build`] binds the listener and connects everything;
+//! [`App::build`] binds the listener and builds every service;
 //! [`App::run_until_stopped`] serves until the shutdown signal, then stops
 //! every task cleanly (offsets committed, producers flushed).
 //!
 //! The listener also serves [`openapi_document`], the services' OpenAPI
 //! documents merged into one, at `/openapi.json`, and the `/docs` page.
 
-use crate::jwt_keys::{JwtAlg, JwtArgs};
-use crate::{instance, secret};
+use crate::jwt_keys::JwtAlg;
+
+use crate::stores::Stores;
+use crate::{instance, secret, stores};
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
-use alpes_ingest::identity::{Identity, IdentityArgs, NewUser};
-use alpes_ingest::marks::{MarksWriter, PublishedMarks};
-use alpes_ingest::IngestState;
-use alpes_platform::audit::Auditor;
+use alpes_ingest::{BootstrapAdmin, IngestApp, IngestConfig, IngestDeps};
 use alpes_platform::auth::Jwt;
-use alpes_platform::blobs::{BlobArgs, Blobs};
-use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
-use alpes_platform::limits::{LimitArgs, Limits};
+use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::{Kafka, Producer};
+use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
+use alpes_platform::probes::Probes;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{
-    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest,
-    ScyllaLedger, SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore,
-};
-use alpes_query_api::{Pricing, PricingArgs, QueryState};
+use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore};
+use alpes_query_api::{QueryApp, QueryConfig, QueryDeps};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
+use axum::Router;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One of the services a process runs (`--services`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Service {
-    /// REST and STOW-RS uploads, accounts and tokens, and the outcome follower.
-    Ingest,
-    /// The anonymizer worker(s).
-    Anonymizer,
-    /// The ledgers: usage and payments into balances.
-    Billing,
-    /// The materializer, the audit projector and the query routes (REST, QIDO-RS, WADO-RS).
-    QueryApi,
-}
-
-impl Service {
-    /// Every service, the default.
-    pub const ALL: [Service; 4] = [Service::Ingest, Service::Anonymizer, Service::Billing, Service::QueryApi];
-}
-
-/// How to run the platform.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Settings {
-    /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api.
-    /// Every process answers `GET /health` and `GET /metrics`; a deployment runs each service
-    /// in its own processes (replicas share the key directory, the cluster and the buckets).
-    #[arg(
-        long,
-        env = "ALPES_SERVICES",
-        value_enum,
-        value_delimiter = ',',
-        default_value = "ingest,anonymizer,billing,query-api"
-    )]
-    pub services: Vec<Service>,
-    /// Where keys, the store and local blobs live.
-    #[arg(long, env = "ALPES_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-    /// The one listener for every route.
-    #[arg(long, env = "ALPES_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Largest accepted upload body, bytes.
-    #[arg(long, env = "ALPES_MAX_UPLOAD_BYTES", default_value_t = alpes_ingest::DEFAULT_MAX_UPLOAD)]
-    pub max_upload: u64,
-    /// Anonymizer workers in this process (each a group member with its own engine pool).
-    #[arg(long, env = "ALPES_WORKERS", default_value_t = 1)]
-    pub workers: usize,
-    /// Engine threads per worker (default: one per core).
-    #[arg(long, env = "ALPES_JOBS")]
-    pub jobs: Option<usize>,
-    /// Produce the worker's outputs in Kafka transactions that also commit its offsets.
-    #[arg(long, env = "ALPES_TRANSACTIONAL")]
-    pub transactional: bool,
-    /// Flush every local blob and every store commit to disk before an upload is
-    /// acknowledged, so it survives a power loss. Off, an acknowledged upload
-    /// survives a crash of the process (the OS has it), as Kafka's own log does.
-    #[arg(long, env = "ALPES_FSYNC")]
-    pub fsync: bool,
-    /// The currency balances are shown in by default (ISO 4217).
-    #[arg(long, env = "ALPES_CURRENCY", default_value = "EUR")]
-    pub currency: String,
-    /// Download prices and the repeat window.
-    #[command(flatten)]
-    pub pricing: PricingArgs,
-    /// Kafka settings.
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-    /// Blob store settings.
-    #[command(flatten)]
-    pub blobs: BlobArgs,
-    /// ScyllaDB settings: with nodes named, the ledger, the catalog, the identity store and the
-    /// ingest store live there (the audit table stays SQLite).
-    #[command(flatten)]
-    pub scylla: ScyllaArgs,
-    /// Token lifetimes, the lockout rule and the password hasher.
-    #[command(flatten)]
-    pub identity: IdentityArgs,
-    /// Rate limits, body and time limits, CORS.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    /// The token keys: HS256 (the default) or an EdDSA key ring.
-    #[command(flatten)]
-    pub jwt: JwtArgs,
-    /// Creates this admin at start if the instance has no admin yet; the password comes from
-    /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
-    #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
-    pub bootstrap_admin_email: Option<String>,
-}
-
-impl Settings {
-    /// Whether this process runs `service`.
-    pub fn runs(&self, service: Service) -> bool {
-        self.services.contains(&service)
-    }
-
-    /// The embedded defaults rooted at `data_dir`, listening on `listen`.
-    pub fn embedded(data_dir: PathBuf, listen: SocketAddr) -> Self {
-        Settings {
-            services: Service::ALL.to_vec(),
-            data_dir,
-            listen,
-            max_upload: alpes_ingest::DEFAULT_MAX_UPLOAD,
-            workers: 1,
-            jobs: None,
-            transactional: false,
-            fsync: false,
-            currency: "EUR".into(),
-            pricing: PricingArgs::default(),
-            kafka: KafkaArgs::default(),
-            blobs: BlobArgs {
-                s3_endpoint: None,
-                s3_bucket: None,
-                s3_region: "us-east-1".into(),
-                s3_access_key_id: None,
-                s3_secret_access_key: None,
-                shared: false,
-            },
-            scylla: ScyllaArgs::default(),
-            identity: IdentityArgs::default(),
-            limits: LimitArgs::default(),
-            jwt: JwtArgs::default(),
-            bootstrap_admin_email: None,
-        }
-    }
-}
-
-/// The stores `alpes up` keeps on ScyllaDB when it is configured, shared by every replica.
-#[derive(Debug)]
-pub struct SharedStores {
-    /// Ledgers and balances.
-    pub ledger: Arc<dyn LedgerStore>,
-    /// The query side's tables.
-    pub catalog: Arc<dyn CatalogStore>,
-    /// Accounts and credentials.
-    pub identity: Arc<dyn IdentityStore>,
-    /// Images, idempotency keys and open requests.
-    pub ingest: Arc<dyn IngestStore>,
-}
-
-/// The identity store alone (`alpes admin create`): ScyllaDB when configured, else the data dir's SQLite.
-pub async fn open_identity(scylla: &ScyllaArgs, data_dir: &std::path::Path, fsync: bool) -> Result<Arc<dyn IdentityStore>> {
-    if scylla.configured() {
-        let identity = ScyllaIdentity::connect(scylla).await.with_context(|| scylla_hint(scylla))?;
-        return Ok(Arc::new(identity));
-    }
-    Ok(Arc::new(
-        SqliteIdentity::open(&data_dir.join("alpes.db"), fsync).context("cannot open the identity store")?,
-    ))
-}
-
-fn scylla_hint(scylla: &ScyllaArgs) -> String {
-    format!(
-        "cannot reach ScyllaDB at {} or prepare statements in keyspace {} (has `alpes migrate` been run?)",
-        scylla.contact_points().join(","),
-        scylla.keyspace
-    )
-}
-
-/// The ledger, the catalog, the identity store and the ingest store: on ScyllaDB when
-/// `--scylla-nodes` is set, else in the data dir's SQLite file.
-async fn open_shared_stores(settings: &Settings) -> Result<SharedStores> {
-    let scylla: &ScyllaArgs = &settings.scylla;
-    if scylla.configured() {
-        let session = scylla.connect().await.with_context(|| scylla_hint(scylla))?;
-        let ledger = ScyllaLedger::new(Arc::clone(&session), scylla)
-            .await
-            .with_context(|| scylla_hint(scylla))?;
-        let catalog = ScyllaCatalog::new(Arc::clone(&session), scylla)
-            .await
-            .with_context(|| scylla_hint(scylla))?;
-        let identity = ScyllaIdentity::new(Arc::clone(&session), scylla)
-            .await
-            .with_context(|| scylla_hint(scylla))?;
-        let ingest = ScyllaIngest::new(session, scylla).await.with_context(|| scylla_hint(scylla))?;
-        tracing::info!(
-            store = "scylladb",
-            nodes = %scylla.contact_points().join(","),
-            keyspace = %scylla.keyspace,
-            consistency = ?scylla.consistency,
-            "ledger, catalog, identity and ingest store on ScyllaDB; the audit table stays on SQLite"
-        );
-        return Ok(SharedStores {
-            ledger: Arc::new(ledger),
-            catalog: Arc::new(catalog),
-            identity: Arc::new(identity),
-            ingest: Arc::new(ingest),
-        });
-    }
-    let db = settings.data_dir.join("alpes.db");
-    let ledger = SqliteLedger::open(&db, settings.fsync).context("cannot open the ledger")?;
-    let catalog = SqliteCatalog::open(&db, settings.fsync).context("cannot open the catalog")?;
-    let identity = open_identity(scylla, &settings.data_dir, settings.fsync).await?;
-    let ingest = SqliteStore::open_with(&db, settings.fsync).context("cannot open the store")?;
-    tracing::info!(store = "sqlite", path = %db.display(), "every store on SQLite");
-    Ok(SharedStores {
-        ledger: Arc::new(ledger),
-        catalog: Arc::new(catalog),
-        identity,
-        ingest: Arc::new(ingest),
-    })
-}
-
-/// Creates the admin named by `--bootstrap-admin-email` (password from
-/// `ALPES_BOOTSTRAP_ADMIN_PASSWORD`) unless an admin exists already.
-async fn bootstrap_admin(settings: &Settings, identity: &Identity, producer: &Producer) -> Result<()> {
-    let Some(email) = &settings.bootstrap_admin_email else {
-        return Ok(());
-    };
-    if identity.store.has_admin().await? {
-        return Ok(());
-    }
-    let password = std::env::var("ALPES_BOOTSTRAP_ADMIN_PASSWORD")
-        .context("--bootstrap-admin-email needs ALPES_BOOTSTRAP_ADMIN_PASSWORD in the environment")?;
-    let user = NewUser {
-        nombre: "Administrator".into(),
-        email: email.clone(),
-        password,
-        role: alpes_platform::auth::Role::Admin,
-        organization: None,
-        created_by: Some("bootstrap".into()),
-    };
-    let admin = identity
-        .register(producer, user, None)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create the bootstrap admin: {} ({})", e.message, e.code))?;
-    tracing::info!(user_id = %admin.user_id, "bootstrap admin created");
-    Ok(())
-}
+pub use crate::settings::{Service, Settings};
+pub use stores::open_identity;
 
 /// The platform's OpenAPI document: ingest's and the query API's, merged
 /// (every route the listener serves).
@@ -308,29 +86,71 @@ pub fn engine_secret_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("keys").join("engine.secret")
 }
 
+/// The services a process runs, each built.
+#[derive(Debug, Default)]
+struct Services {
+    ingest: Option<IngestApp>,
+    query: Option<QueryApp>,
+    billing: Option<Billing>,
+    workers: Vec<Worker>,
+}
+
 /// The running platform, built and bound but not yet serving.
 #[derive(Debug)]
 pub struct App {
-    /// Writes ingest's `published` marks; runs with the other tasks.
-    marks: MarksWriter,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
-    state: IngestState,
     kafka: Arc<Kafka>,
     codec: Codec,
     blobs: Blobs,
-    secret: Secret,
-    ledger: Arc<dyn LedgerStore>,
-    catalog: Arc<dyn CatalogStore>,
-    audit: Arc<dyn AuditStore>,
-    settings: Settings,
+    producer: Producer,
+    jwt: Arc<Jwt>,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    stores: Stores,
+    services: Services,
     instance: String,
-    republished: usize,
+}
+
+/// Refuses `--transactional` with consumers that read uncommitted records: exactly once needs
+/// the worker's input read committed (librdkafka's default); only then does a partition that
+/// changed hands restart past the last committed transaction.
+fn check_transactional(settings: &Settings) -> Result<()> {
+    if settings.transactional {
+        let mut props = settings.kafka.props.iter().chain(&settings.kafka.consumer_props);
+        if let Some((_, level)) = props.rfind(|(k, _)| k == "isolation.level") {
+            anyhow::ensure!(
+                level == "read_committed",
+                "--transactional needs the consumers' isolation.level to be read_committed, not {level}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Connects Kafka as configured, or starts the development broker.
+async fn connect_kafka(settings: &Settings) -> Result<Kafka> {
+    let mut kafka_args = settings.kafka.clone();
+    if kafka_args.bootstrap.as_deref().is_none_or(|b| b.trim().is_empty()) && kafka_args.partitions.is_none() {
+        // librdkafka's mock broker finds a fetch offset by scanning every message set the
+        // partition retains (up to 5 MB), from the oldest: each partition costs CPU on every
+        // fetch. The development broker gets as many partitions as there are workers, at least 2.
+        kafka_args.partitions = Some(i32::try_from(settings.workers.max(2)).unwrap_or(i32::MAX));
+    }
+    Kafka::connect(&kafka_args).await.context("cannot reach Kafka")
+}
+
+/// The admin `--bootstrap-admin-email` names, with its password from the environment.
+fn bootstrap_admin(settings: &Settings) -> Option<BootstrapAdmin> {
+    settings.bootstrap_admin_email.as_ref().map(|email| BootstrapAdmin {
+        email: email.clone(),
+        password: std::env::var("ALPES_BOOTSTRAP_ADMIN_PASSWORD").ok(),
+    })
 }
 
 impl App {
-    /// Creates keys on first start, connects Kafka (or starts the development
-    /// broker), opens blobs and store, re-publishes unfinished requests and binds.
+    /// Creates keys on first start, connects Kafka (or starts the development broker), opens
+    /// the blobs and the stores the services use, builds each service and binds.
     pub async fn build(settings: Settings) -> Result<App> {
         let data = &settings.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
@@ -350,91 +170,102 @@ impl App {
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
         let (instance, created) = instance::load_or_create(data)?;
         tracing::info!(instance = %instance, created, "instance id of the data dir");
-        if settings.transactional {
-            // Exactly once needs the worker's input read committed (librdkafka's default): only
-            // then does a partition that changed hands restart past the last committed transaction.
-            let mut props = settings.kafka.props.iter().chain(&settings.kafka.consumer_props);
-            if let Some((_, level)) = props.rfind(|(k, _)| k == "isolation.level") {
-                anyhow::ensure!(
-                    level == "read_committed",
-                    "--transactional needs the consumers' isolation.level to be read_committed, not {level}"
-                );
-            }
-        }
+        check_transactional(&settings)?;
         let metrics = Arc::new(Metrics::new());
-        let mut kafka_args = settings.kafka.clone();
-        if kafka_args.bootstrap.as_deref().is_none_or(|b| b.trim().is_empty()) && kafka_args.partitions.is_none() {
-            // librdkafka's mock broker finds a fetch offset by scanning every message set the
-            // partition retains (up to 5 MB), from the oldest: each partition costs CPU on every
-            // fetch. The development broker gets as many partitions as there are workers, at least 2.
-            kafka_args.partitions = Some(i32::try_from(settings.workers.max(2)).unwrap_or(i32::MAX));
-        }
-        let kafka = Arc::new(Kafka::connect(&kafka_args).await.context("cannot reach Kafka")?);
+        let kafka = Arc::new(connect_kafka(&settings).await?);
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
-        let SharedStores {
-            ledger,
-            catalog,
-            identity: identity_store,
-            ingest: store,
-        } = open_shared_stores(&settings).await?;
+        let stores = stores::open(&settings).await?;
         // Every upload waits on its own send: holding records back to batch them only adds latency.
         let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), Duration::ZERO)?;
-        let ingest = settings.runs(Service::Ingest);
-        let republished = if ingest {
-            alpes_ingest::republish::republish(store.as_ref(), &producer)
-                .await
-                .context("cannot re-publish unfinished requests")?
-        } else {
-            0
-        };
-        let audit: Arc<dyn AuditStore> =
-            Arc::new(SqliteAudit::open(&data.join("alpes.db"), settings.fsync).context("cannot open the audit table")?);
-        let identity = Identity::new(identity_store.clone(), settings.identity.clone()).context("bad password hashing settings")?;
-        if ingest {
-            let announced = alpes_ingest::identity::republish_accounts(identity_store.as_ref(), &producer)
-                .await
-                .context("cannot announce new accounts")?;
-            if announced > 0 {
-                tracing::info!(accounts = announced, "announced accounts created while the platform was down");
+        let jwt = Arc::new(match &stores.identity {
+            Some(identity) => tokens.jwt.with_revocations(identity.clone()),
+            None => tokens.jwt,
+        });
+        let limits = Limits::new(settings.limits.clone(), jwt.clone());
+        let mut services = Services::default();
+        if let (true, Some(store), Some(ledger), Some(identity)) =
+            (settings.runs(Service::Ingest), &stores.ingest, &stores.ledger, &stores.identity)
+        {
+            let deps = IngestDeps {
+                kafka: kafka.clone(),
+                producer: producer.clone(),
+                blobs: blobs.clone(),
+                store: store.clone(),
+                ledger: ledger.clone(),
+                identity: identity.clone(),
+                jwt: jwt.clone(),
+                limits: limits.clone(),
+                metrics: metrics.clone(),
+            };
+            let config = IngestConfig {
+                max_upload: settings.max_upload,
+                identity: settings.identity.clone(),
+                instance: instance.clone(),
+                bootstrap_admin: bootstrap_admin(&settings),
+            };
+            services.ingest = Some(IngestApp::build(deps, config).await.context("cannot start ingest")?);
+        }
+        if let (true, Some(catalog), Some(ledger), Some(audit)) =
+            (settings.runs(Service::QueryApi), &stores.catalog, &stores.ledger, &stores.audit)
+        {
+            let deps = QueryDeps {
+                kafka: kafka.clone(),
+                producer: producer.clone(),
+                catalog: catalog.clone(),
+                ledger: ledger.clone(),
+                audit: audit.clone(),
+                blobs: blobs.clone(),
+                jwt: jwt.clone(),
+                limits: limits.clone(),
+                metrics: metrics.clone(),
+            };
+            let config = QueryConfig {
+                pricing: settings.pricing.clone(),
+                currency: settings.currency.clone(),
+                instance: instance.clone(),
+            };
+            services.query = Some(QueryApp::build(deps, config));
+        }
+        if let (true, Some(ledger)) = (settings.runs(Service::Billing), &stores.ledger) {
+            let billing = Billing::build(kafka.clone(), codec.clone(), ledger.clone(), metrics.clone(), producer.clone());
+            kafka.readiness().expect(billing.group());
+            services.billing = Some(billing);
+        }
+        if settings.runs(Service::Anonymizer) {
+            let secret = Secret::new(engine_key);
+            for _ in 0..settings.workers.max(1) {
+                let mut cfg = WorkerConfig {
+                    transactional: settings.transactional,
+                    // Stable across restarts and distinct per data dir: see the module docs.
+                    instance: instance.clone(),
+                    ..WorkerConfig::default()
+                };
+                if let Some(j) = settings.jobs {
+                    cfg.jobs = j.max(1);
+                }
+                kafka.readiness().expect(&cfg.group);
+                let worker = Worker::build(kafka.clone(), blobs.clone(), codec.clone(), secret.clone(), metrics.clone(), cfg)?;
+                services.workers.push(worker);
             }
-            bootstrap_admin(&settings, &identity, &producer).await?;
         }
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let jwt = Arc::new(tokens.jwt.with_revocations(identity_store));
-        let (published, marks) = PublishedMarks::new(store.clone());
-        let state = IngestState {
-            limits: Limits::new(settings.limits.clone(), jwt.clone()),
-            jwt,
-            kafka: kafka.clone(),
-            producer: producer.clone(),
-            blobs: blobs.clone(),
-            published,
-            store,
-            ledger: ledger.clone(),
-            auditor: Auditor::new(producer.clone(), "ingest", metrics.clone()),
-            metrics,
-            max_upload: settings.max_upload,
-            identity,
-        };
         Ok(App {
-            marks,
             listener,
             addr,
-            state,
             kafka,
             codec,
             blobs,
-            secret: Secret::new(engine_key),
-            ledger,
-            catalog,
-            audit,
-            settings,
+            producer,
+            jwt,
+            limits,
+            metrics,
+            stores,
+            services,
             instance,
-            republished,
         })
     }
 
@@ -461,7 +292,7 @@ impl App {
 
     /// The token signer, for tests and `alpes token`.
     pub fn jwt(&self) -> Arc<Jwt> {
-        self.state.jwt.clone()
+        self.jwt.clone()
     }
 
     /// The blob store.
@@ -474,164 +305,84 @@ impl App {
         self.codec.clone()
     }
 
-    /// The providers' ledgers and balances.
-    pub fn ledger(&self) -> Arc<dyn LedgerStore> {
-        self.ledger.clone()
+    /// The providers' ledgers and balances, when a service of this process uses them.
+    pub fn ledger(&self) -> Option<Arc<dyn LedgerStore>> {
+        self.stores.ledger.clone()
     }
 
-    /// The query side's images, users and usage.
-    pub fn catalog(&self) -> Arc<dyn CatalogStore> {
-        self.catalog.clone()
+    /// The query side's images, users and usage, when this process runs query-api.
+    pub fn catalog(&self) -> Option<Arc<dyn CatalogStore>> {
+        self.stores.catalog.clone()
     }
 
-    /// The audit trail's table.
-    pub fn audit(&self) -> Arc<dyn AuditStore> {
-        self.audit.clone()
+    /// The audit trail's table, when this process runs query-api.
+    pub fn audit(&self) -> Option<Arc<dyn AuditStore>> {
+        self.stores.audit.clone()
     }
 
     /// How many requests were re-published at start.
     pub fn republished(&self) -> usize {
-        self.republished
+        self.services.ingest.as_ref().map_or(0, IngestApp::republished)
+    }
+
+    /// Every route the process serves: the probes, and the routes and the merged OpenAPI
+    /// document of the HTTP services it runs.
+    fn router(&self) -> Result<Router> {
+        let probes = match &self.services.ingest {
+            Some(ingest) => ingest.probes(),
+            None => Probes {
+                kafka: self.kafka.clone(),
+                schemas: self.codec.describe(),
+                blobs: (!self.services.workers.is_empty() || self.services.query.is_some()).then(|| self.blobs.clone()),
+                store: None,
+                metrics: self.metrics.clone(),
+            },
+        };
+        let mut router = probes.router();
+        if let Some(ingest) = &self.services.ingest {
+            router = router.merge(ingest.router());
+        }
+        if let Some(query) = &self.services.query {
+            router = router.merge(query.router());
+        }
+        if self.services.ingest.is_some() || self.services.query.is_some() {
+            router = router.merge(alpes_platform::openapi::router(&openapi_document()?, self.metrics.clone()));
+        }
+        Ok(alpes_platform::limits::with_cors(router, self.limits.cors()))
     }
 
     /// Serves until `shutdown` fires, then stops every task cleanly.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
+        let router = self.router()?;
         let App {
-            marks,
             listener,
-            state,
-            kafka,
-            codec,
-            blobs,
-            secret,
-            ledger,
-            catalog,
-            audit,
-            settings,
-            instance,
+            producer,
+            services,
             ..
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
-        {
+        let Services {
+            ingest,
+            query,
+            billing,
+            workers,
+        } = services;
+        if let Some(ingest) = ingest {
             let stop = shutdown.clone();
-            tasks.spawn(async move {
-                marks.run_until_stopped(stop).await;
-                Ok(())
-            });
+            tasks.spawn(async move { ingest.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
-        let workers = if settings.runs(Service::Anonymizer) {
-            settings.workers.max(1)
-        } else {
-            0
-        };
-        for _ in 0..workers {
-            let mut cfg = WorkerConfig {
-                transactional: settings.transactional,
-                // Stable across restarts and distinct per data dir: see the module docs.
-                instance: instance.clone(),
-                ..WorkerConfig::default()
-            };
-            if let Some(j) = settings.jobs {
-                cfg.jobs = j.max(1);
-            }
-            kafka.readiness().expect(&cfg.group);
-            let worker = Worker::build(
-                kafka.clone(),
-                blobs.clone(),
-                codec.clone(),
-                secret.clone(),
-                state.metrics.clone(),
-                cfg,
-            )?;
+        if let Some(query) = query {
             let stop = shutdown.clone();
-            tasks.spawn(async move { worker.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
+            tasks.spawn(async move { query.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
-        if settings.runs(Service::Ingest) {
-            let (kafka, codec, store, metrics, stop) = (
-                kafka.clone(),
-                codec.clone(),
-                state.store.clone(),
-                state.metrics.clone(),
-                shutdown.clone(),
-            );
-            // The ingest store is this data dir's: its follower reads every outcome in a group of its own.
-            let group = alpes_ingest::outcomes::group(&instance);
-            kafka.readiness().expect(&group);
-            tasks.spawn(async move {
-                alpes_ingest::outcomes::run_until_stopped(kafka, codec, store, metrics, &group, stop)
-                    .await
-                    .map_err(anyhow::Error::from)
-            });
-        }
-        if settings.runs(Service::Billing) {
-            let billing = Billing::build(
-                kafka.clone(),
-                codec.clone(),
-                ledger.clone(),
-                state.metrics.clone(),
-                state.producer.clone(),
-            );
-            kafka.readiness().expect(billing.group());
+        if let Some(billing) = billing {
             let stop = shutdown.clone();
             tasks.spawn(async move { billing.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
-        let query_api = settings.runs(Service::QueryApi);
-        if query_api {
-            let (kafka, codec, catalog, metrics, stop) = (
-                kafka.clone(),
-                codec.clone(),
-                catalog.clone(),
-                state.metrics.clone(),
-                shutdown.clone(),
-            );
-            kafka.readiness().expect(alpes_query_api::materializer::GROUP);
-            tasks.spawn(async move {
-                alpes_query_api::materializer::run_until_stopped(kafka, codec, catalog, metrics, alpes_query_api::materializer::GROUP, stop)
-                    .await
-                    .map_err(anyhow::Error::from)
-            });
+        for worker in workers {
+            let stop = shutdown.clone();
+            tasks.spawn(async move { worker.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
-        if query_api {
-            let (kafka, codec, audit, metrics, stop) =
-                (kafka.clone(), codec.clone(), audit.clone(), state.metrics.clone(), shutdown.clone());
-            // The audit table is this data dir's too: every query-api replica reads the whole trail.
-            let group = alpes_query_api::audit::group(&instance);
-            kafka.readiness().expect(&group);
-            tasks.spawn(async move {
-                alpes_query_api::audit::run_until_stopped(kafka, codec, audit, metrics, &group, stop)
-                    .await
-                    .map_err(anyhow::Error::from)
-            });
-        }
-        let producer = state.producer.clone();
-        let query = QueryState {
-            jwt: state.jwt.clone(),
-            limits: state.limits.clone(),
-            catalog,
-            ledger,
-            audit,
-            auditor: Auditor::new(producer.clone(), "query-api", state.metrics.clone()),
-            blobs: blobs.clone(),
-            producer: producer.clone(),
-            pricing: Arc::new(Pricing::new(&settings.pricing, &settings.currency)),
-            metrics: state.metrics.clone(),
-            currency: settings.currency.as_str().into(),
-        };
-        let docs = alpes_platform::openapi::router(&openapi_document()?, state.metrics.clone());
-        let cors = state.limits.cors();
-        let ingest = settings.runs(Service::Ingest);
-        let mut router = if ingest {
-            alpes_ingest::api_router(state)
-        } else {
-            alpes_ingest::probe_router(state)
-        };
-        if query_api {
-            router = router.merge(alpes_query_api::api_router(query));
-        }
-        if ingest || query_api {
-            router = router.merge(docs);
-        }
-        let router = alpes_platform::limits::with_cors(router, cors);
         let stop = shutdown.clone();
         // The client's address names an anonymous caller's rate-limit bucket.
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -685,34 +436,20 @@ impl App {
 mod tests {
     use super::*;
     use alpes_platform::openapi::{assert_covers_routes, unresolved_refs};
-    use clap::{Args, FromArgMatches};
 
     #[test]
     fn the_merged_document_covers_every_route_of_the_listener_and_resolves_every_ref() {
         let doc = openapi_document().expect("the documents merge");
         assert_covers_routes(
             &doc,
-            &[include_str!("../../ingest/src/lib.rs"), include_str!("../../query-api/src/lib.rs")],
+            &[
+                include_str!("../../ingest/src/lib.rs"),
+                include_str!("../../query-api/src/lib.rs"),
+                include_str!("../../platform/src/probes.rs"),
+            ],
         );
         assert_eq!(unresolved_refs(&doc), Vec::<String>::new());
         let text = serde_json::to_string(&doc).expect("serializes");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("valid JSON"), doc);
-    }
-
-    #[test]
-    fn the_up_flags_do_not_clash_and_name_scylladb_only_when_asked() {
-        let cmd = Settings::augment_args(clap::Command::new("up"));
-        cmd.clone().debug_assert();
-        let m = cmd
-            .try_get_matches_from(["up", "--scylla-nodes", "a:9042,b:9042", "--scylla-keyspace", "alpes_prod"])
-            .unwrap();
-        let s = Settings::from_arg_matches(&m).unwrap();
-        assert!(s.scylla.configured());
-        assert_eq!(
-            (s.scylla.contact_points(), s.scylla.keyspace.as_str()),
-            (vec!["a:9042", "b:9042"], "alpes_prod")
-        );
-        let embedded = Settings::embedded(PathBuf::from("data"), "127.0.0.1:0".parse().unwrap());
-        assert!(!embedded.scylla.configured());
     }
 }

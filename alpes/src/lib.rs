@@ -1,5 +1,6 @@
-//! The `alpes` crate: the composed platform ([`app`]) that `alpes up` runs and
-//! the integration tests start, plus the key files it keeps ([`secret`]), the
+//! The `alpes` crate: the composition root. [`settings`] reads how a process
+//! runs, [`stores`] opens the stores its services use, and [`app`] builds each
+//! service (`alpes up` runs it and the integration tests start it), plus the key files it keeps ([`secret`]), the
 //! token keys it signs with ([`jwt_keys`]) and the data dir's instance id
 //! ([`instance`]).
 //! The command-line front end is in `main.rs` and `cmd/`.
@@ -8,3 +9,5 @@ pub mod app;
 pub mod instance;
 pub mod jwt_keys;
 pub mod secret;
+pub mod settings;
+pub mod stores;

@@ -917,7 +917,11 @@ fn report(rows: &[Row], answers: &[Vec<(u16, Vec<u8>)>], raw_markers: &[String])
 /// added without a row here fails this test.
 fn declared_routes() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for source in [include_str!("../../ingest/src/lib.rs"), include_str!("../../query-api/src/lib.rs")] {
+    for source in [
+        include_str!("../../ingest/src/lib.rs"),
+        include_str!("../../query-api/src/lib.rs"),
+        include_str!("../../platform/src/probes.rs"),
+    ] {
         for (start, _) in source.match_indices(".route(") {
             let call = &source[start + ".route(".len()..];
             // The call's arguments: up to the `)` that closes `.route(`.

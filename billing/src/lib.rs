@@ -40,7 +40,7 @@ pub mod entries;
 pub use entries::entry;
 
 use alpes_domain::ledger::{pago_rechazado, Applied, EntryKind, LedgerEntry, LedgerStore, Payout, Refusal, RefusedBy};
-use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
+use alpes_platform::kafka::projector::{run_projection, Projection};
 use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::retry::retry;
@@ -104,12 +104,7 @@ impl Billing {
 
     /// Consumes until `shutdown`; offsets are stored only after their batch is applied.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<()> {
-        let sub = Subscription {
-            group: &self.group,
-            topics: &[EventoUsoDatos::TOPIC, PagoProcesado::TOPIC],
-            batch: BATCH,
-        };
-        run_projection(&self.kafka, sub, Arc::clone(&self.metrics), &self, &shutdown).await?;
+        run_projection(&self.kafka, &self.group, Arc::clone(&self.metrics), &self, &shutdown).await?;
         Ok(())
     }
 }
@@ -117,6 +112,8 @@ impl Billing {
 #[async_trait]
 impl Projection for Billing {
     type Item = LedgerEntry;
+    const TOPICS: &'static [&'static str] = &[EventoUsoDatos::TOPIC, PagoProcesado::TOPIC];
+    const BATCH: usize = BATCH;
 
     async fn decode(&self, topic: &str, payload: &[u8]) -> std::result::Result<Option<LedgerEntry>, &'static str> {
         entry(&self.codec, topic, payload).await.map(Some)

@@ -6,10 +6,13 @@
 //! broker does not acknowledge, the client gets 503 and nothing is left behind
 //! (but the raw blob, in a shared blob store: see [`register::forget_blob`]).
 //!
+//! - [`app`]: the service as one app (`build`, `router`, `run_until_stopped`),
+//!   as `alpes up` and the tests run it; [`error`]: its error enum.
 //! - [`routes`]: `POST /imagenes`, STOW-RS `POST /studies[/{study}]`,
 //!   `POST /anonimizar/{id}`, `POST /monetizacion/pagar`, `POST /usuarios`,
-//!   `POST /auth/{login,refresh,logout,verify}`, `/api-keys`, `GET /health` and
-//!   `GET /.well-known/jwks.json`.
+//!   `POST /auth/{login,refresh,logout,verify}`, `/api-keys` and
+//!   `GET /.well-known/jwks.json`. `/health`, `/ready` and `/metrics` are the
+//!   platform's probes ([`alpes_platform::probes`]).
 //! - [`identity`]: registration, login with lockout, refresh rotation, logout.
 //! - [`register`]: the shared "blob → store → event" step.
 //! - [`marks`]: marks requests published, off the request path.
@@ -18,6 +21,8 @@
 //! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
 //!   (with the `/docs` page) by [`router`].
 
+pub mod app;
+pub mod error;
 pub mod identity;
 pub mod marks;
 pub mod media;
@@ -39,6 +44,9 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
+
+pub use app::{BootstrapAdmin, IngestApp, IngestConfig, IngestDeps};
+pub use error::{Error, Result};
 
 /// The default upload limit: 2 GiB per body.
 pub const DEFAULT_MAX_UPLOAD: u64 = 2 << 30;
@@ -78,36 +86,22 @@ impl FromRef<IngestState> for Arc<Jwt> {
     }
 }
 
-impl FromRef<IngestState> for Arc<Metrics> {
-    fn from_ref(s: &IngestState) -> Self {
-        s.metrics.clone()
-    }
-}
-
-/// The ingest service on its own: [`api_router`] plus its OpenAPI document
-/// at `/openapi.json` and the `/docs` page.
+/// The ingest service on its own: [`api_router`], the probes (`/health`, `/ready`,
+/// `/metrics`), and its OpenAPI document at `/openapi.json` with the `/docs` page.
 pub fn router(state: IngestState) -> Router {
     let metrics = state.metrics.clone();
     let cors = state.limits.cors();
+    let probes = app::probes(&state).router();
     alpes_platform::limits::with_cors(
-        api_router(state).merge(alpes_platform::openapi::router(&openapi::document(), metrics)),
+        api_router(state)
+            .merge(probes)
+            .merge(alpes_platform::openapi::router(&openapi::document(), metrics)),
         cors,
     )
 }
 
-/// Only `GET /health`, `GET /ready` and `GET /metrics`: how a process that serves no ingest
-/// routes (`alpes up --services anonymizer`, `billing`) answers probes and scrapes.
-pub fn probe_router(state: IngestState) -> Router {
-    Router::new()
-        .route("/health", get(routes::health::handler))
-        .route("/ready", get(routes::ready::handler))
-        .route("/metrics", get(alpes_platform::metrics::handler))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
-        .with_state(state)
-}
-
-/// The ingest routes, including `GET /health` and `GET /metrics`, without the
-/// document routes (for composing with other services, which serve one merged document).
+/// The ingest routes, without the probes and the document routes (for composing with other
+/// services, which serve one merged document).
 pub fn api_router(state: IngestState) -> Router {
     Router::new()
         .route("/imagenes", post(routes::upload::handler))
@@ -123,9 +117,6 @@ pub fn api_router(state: IngestState) -> Router {
         .route("/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
         .route("/api-keys/{id}", axum::routing::delete(routes::api_key::handler))
         .route("/.well-known/jwks.json", get(routes::jwks::handler))
-        .route("/health", get(routes::health::handler))
-        .route("/ready", get(routes::ready::handler))
-        .route("/metrics", get(alpes_platform::metrics::handler))
         // Uploads are streamed and limited by `max_upload`, not buffered.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(

@@ -8,9 +8,7 @@
 //! replicas, which would hand each outcome to one of them only. An outcome of
 //! another replica's request closes nothing here and is skipped.
 
-use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
-use alpes_platform::kafka::Kafka;
-use alpes_platform::metrics::Metrics;
+use alpes_platform::kafka::projector::Projection;
 use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{IngestStore, RequestState};
@@ -41,16 +39,26 @@ async fn outcome(codec: &Codec, topic: &str, payload: &[u8]) -> alpes_schemas::R
     }
 }
 
-/// The ingest store's request states as a projection of the outcome topics.
+/// The ingest store's request states as a projection of the outcome topics (run it with
+/// [`alpes_platform::kafka::projector::run_projection`] in [`group`]).
 #[derive(Debug)]
-struct Follower {
+pub struct Follower {
     codec: Codec,
     store: Arc<dyn IngestStore>,
+}
+
+impl Follower {
+    /// Outcomes decoded with `codec`, recorded in `store`.
+    pub fn new(codec: Codec, store: Arc<dyn IngestStore>) -> Follower {
+        Follower { codec, store }
+    }
 }
 
 #[async_trait]
 impl Projection for Follower {
     type Item = (String, RequestState);
+    const TOPICS: &'static [&'static str] = &[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED];
+    const BATCH: usize = BATCH;
 
     async fn decode(&self, topic: &str, payload: &[u8]) -> Result<Option<(String, RequestState)>, &'static str> {
         outcome(&self.codec, topic, payload).await.map_err(|e| e.reason())
@@ -61,24 +69,6 @@ impl Projection for Follower {
             .await
             .is_ok()
     }
-}
-
-/// Consumes outcomes in `group` (see [`group`]) until `shutdown`; offsets are stored after the
-/// store is updated.
-pub async fn run_until_stopped(
-    kafka: Arc<Kafka>,
-    codec: Codec,
-    store: Arc<dyn IngestStore>,
-    metrics: Arc<Metrics>,
-    group: &str,
-    shutdown: Shutdown,
-) -> alpes_platform::Result<()> {
-    let sub = Subscription {
-        group,
-        topics: &[topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED],
-        batch: BATCH,
-    };
-    run_projection(&kafka, sub, metrics, &Follower { codec, store }, &shutdown).await
 }
 
 #[cfg(test)]

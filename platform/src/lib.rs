@@ -14,6 +14,7 @@
 //! - [`openapi`]: the shared parts of every service's OpenAPI document, and `/openapi.json` and `/docs`.
 //! - [`shutdown`]: the stop signal every long-running task takes.
 //! - [`retry`]: the one retry policy.
+//! - [`probes`]: `/health`, `/ready` and `/metrics` of any process, on what it depends on.
 //! - [`readiness`]: whether every consumer a process runs has joined its group (`/ready`).
 
 #[cfg(feature = "web")]
@@ -35,6 +36,8 @@ pub mod metrics;
 pub mod openapi;
 #[cfg(feature = "web")]
 pub mod password;
+#[cfg(all(feature = "web", feature = "blobs"))]
+pub mod probes;
 pub mod readiness;
 pub mod retry;
 pub mod shutdown;

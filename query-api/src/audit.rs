@@ -11,9 +11,7 @@
 //! replica reads the whole topic in a group of its own ([`group`]); a group
 //! shared by the replicas would give each one part of the trail.
 
-use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
-use alpes_platform::kafka::Kafka;
-use alpes_platform::metrics::Metrics;
+use alpes_platform::kafka::projector::Projection;
 use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::audit::login_entry;
@@ -47,16 +45,26 @@ pub async fn decode(codec: &Codec, payload: &[u8]) -> Result<RegistroAuditoria, 
     }
 }
 
-/// The audit table as a projection of `alpes.audit`.
+/// The audit table as a projection of `alpes.audit` (run it with
+/// [`alpes_platform::kafka::projector::run_projection`] in [`group`]).
 #[derive(Debug)]
-struct Projector {
+pub struct Projector {
     codec: Codec,
     store: Arc<dyn AuditStore>,
+}
+
+impl Projector {
+    /// Entries decoded with `codec`, appended to `store`.
+    pub fn new(codec: Codec, store: Arc<dyn AuditStore>) -> Projector {
+        Projector { codec, store }
+    }
 }
 
 #[async_trait]
 impl Projection for Projector {
     type Item = RegistroAuditoria;
+    const TOPICS: &'static [&'static str] = &[topics::AUDIT];
+    const BATCH: usize = BATCH;
 
     async fn decode(&self, _topic: &str, payload: &[u8]) -> Result<Option<RegistroAuditoria>, &'static str> {
         decode(&self.codec, payload).await.map(Some)
@@ -67,23 +75,6 @@ impl Projection for Projector {
             .await
             .is_ok()
     }
-}
-
-/// Consumes `alpes.audit` in `group` into `store` until `shutdown`.
-pub async fn run_until_stopped(
-    kafka: Arc<Kafka>,
-    codec: Codec,
-    store: Arc<dyn AuditStore>,
-    metrics: Arc<Metrics>,
-    group: &str,
-    shutdown: Shutdown,
-) -> alpes_platform::Result<()> {
-    let sub = Subscription {
-        group,
-        topics: &[topics::AUDIT],
-        batch: BATCH,
-    };
-    run_projection(&kafka, sub, metrics, &Projector { codec, store }, &shutdown).await
 }
 
 #[cfg(test)]

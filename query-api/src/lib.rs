@@ -2,6 +2,8 @@
 //! (the catalog and the ledger); no request path reads Kafka. Downloads and
 //! WADO-RS retrievals also produce `EventoUsoDatos`.
 //!
+//! - [`app`]: the service as one app (`build`, `router`, `run_until_stopped`),
+//!   as `alpes up` and the tests run it; [`error`]: its error enum.
 //! - [`materializer`]: consumes image, user and usage events into the catalog.
 //! - [`audit`]: consumes `alpes.audit` into the audit table; [`routes::auditoria`] pages it.
 //! - [`routes::imagenes`], [`routes::imagen`], [`routes::descarga`]: images,
@@ -13,7 +15,9 @@
 //! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
 //!   (with the `/docs` page) by [`router`].
 
+pub mod app;
 pub mod audit;
+pub mod error;
 pub mod materializer;
 pub mod meter;
 pub mod openapi;
@@ -33,6 +37,8 @@ use axum::Router;
 use routes::dicomweb::{metadata, qido, wado};
 use std::sync::Arc;
 
+pub use app::{QueryApp, QueryConfig, QueryDeps};
+pub use error::{Error, Result};
 pub use pricing::{Pricing, PricingArgs};
 
 /// Everything the query routes share.

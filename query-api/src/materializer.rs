@@ -6,9 +6,7 @@
 //! does not decode is counted, logged by reason (never payload) and skipped:
 //! it cannot stop a partition.
 
-use alpes_platform::kafka::projector::{run_projection, Projection, Subscription};
-use alpes_platform::kafka::Kafka;
-use alpes_platform::metrics::Metrics;
+use alpes_platform::kafka::projector::Projection;
 use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{CatalogEvent, CatalogStore};
@@ -46,16 +44,26 @@ pub async fn decode(codec: &Codec, topic: &str, payload: &[u8]) -> Result<Catalo
     Ok(event)
 }
 
-/// The catalog as a projection of `TOPICS`.
+/// The catalog as a projection of `TOPICS` (run it with
+/// [`alpes_platform::kafka::projector::run_projection`] in [`GROUP`]).
 #[derive(Debug)]
-struct Materializer {
+pub struct Materializer {
     codec: Codec,
     catalog: Arc<dyn CatalogStore>,
+}
+
+impl Materializer {
+    /// Events decoded with `codec`, applied to `catalog`.
+    pub fn new(codec: Codec, catalog: Arc<dyn CatalogStore>) -> Materializer {
+        Materializer { codec, catalog }
+    }
 }
 
 #[async_trait]
 impl Projection for Materializer {
     type Item = CatalogEvent;
+    const TOPICS: &'static [&'static str] = &TOPICS;
+    const BATCH: usize = BATCH;
 
     async fn decode(&self, topic: &str, payload: &[u8]) -> Result<Option<CatalogEvent>, &'static str> {
         decode(&self.codec, topic, payload).await.map(Some)
@@ -66,21 +74,4 @@ impl Projection for Materializer {
             .await
             .is_ok()
     }
-}
-
-/// Consumes `TOPICS` in `group` into `catalog` until `shutdown`.
-pub async fn run_until_stopped(
-    kafka: Arc<Kafka>,
-    codec: Codec,
-    catalog: Arc<dyn CatalogStore>,
-    metrics: Arc<Metrics>,
-    group: &str,
-    shutdown: Shutdown,
-) -> alpes_platform::Result<()> {
-    let sub = Subscription {
-        group,
-        topics: &TOPICS,
-        batch: BATCH,
-    };
-    run_projection(&kafka, sub, metrics, &Materializer { codec, catalog }, &shutdown).await
 }

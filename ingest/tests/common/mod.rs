@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use alpes_ingest::IngestState;
+use alpes_ingest::{IngestApp, IngestConfig, IngestDeps};
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
@@ -96,23 +96,27 @@ async fn spawn(
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
     let identity = Arc::new(alpes_platform::store::SqliteIdentity::in_memory().expect("identity"));
     let jwt = Arc::new(Jwt::new(b"test-key-test-key-test-key-test-key").with_revocations(identity.clone()));
-    let (published, marks_writer) = alpes_ingest::marks::PublishedMarks::new(store.clone());
-    // Never stopped: it ends with the test's runtime.
-    tokio::spawn(marks_writer.run_until_stopped(alpes_platform::shutdown::Shutdown::new()));
-    let state = IngestState {
-        jwt: jwt.clone(),
+    let deps = IngestDeps {
         kafka: kafka.clone(),
-        auditor: alpes_platform::audit::Auditor::new(producer.clone(), "ingest", metrics.clone()),
-        limits: alpes_platform::limits::Limits::new(alpes_platform::limits::LimitArgs::default(), jwt.clone()),
         producer,
         blobs,
         store: store.clone() as Arc<dyn IngestStore>,
         ledger: ledger.clone(),
+        identity: identity.clone(),
+        limits: alpes_platform::limits::Limits::new(alpes_platform::limits::LimitArgs::default(), jwt.clone()),
+        jwt: jwt.clone(),
         metrics,
-        max_upload,
-        published,
-        identity: alpes_ingest::identity::Identity::new(identity.clone(), identity_args).expect("identity"),
     };
+    let config = IngestConfig {
+        max_upload,
+        identity: identity_args,
+        instance: "ingest-test".into(),
+        bootstrap_admin: None,
+    };
+    let app = IngestApp::build(deps, config).await.expect("ingest");
+    let state = app.state().clone();
+    // Never stopped: its tasks end with the test's runtime.
+    tokio::spawn(app.run_until_stopped(alpes_platform::shutdown::Shutdown::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, alpes_ingest::router(state)).await });

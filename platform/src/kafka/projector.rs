@@ -3,7 +3,8 @@
 //! materializer and audit projector) plugs a [`Projection`] into
 //! [`run_projection`], which does the rest the same way for all of them:
 //!
-//! 1. take the next batch of fetched messages (up to [`Subscription::batch`]);
+//! 1. take the next batch of fetched messages (up to [`Projection::BATCH`])
+//!    of the projection's [`Projection::TOPICS`];
 //! 2. decode each one; a message that does not decode is poison: logged by
 //!    reason (never payload), counted in `alpes_rejections_total` and skipped,
 //!    so it can never stop a partition;
@@ -28,6 +29,12 @@ pub trait Projection: Send + Sync {
     /// What one message becomes.
     type Item: Send;
 
+    /// The topics it reads.
+    const TOPICS: &'static [&'static str];
+
+    /// The most messages applied in one batch (one store transaction).
+    const BATCH: usize;
+
     /// Decodes one message of `topic`: `Ok(None)` when it asks nothing of
     /// this projection, `Err(reason)` (a stable code) when it is poison.
     async fn decode(&self, topic: &str, payload: &[u8]) -> Result<Option<Self::Item>, &'static str>;
@@ -37,28 +44,17 @@ pub trait Projection: Send + Sync {
     async fn apply(&self, batch: Vec<Self::Item>, stop: &Shutdown) -> bool;
 }
 
-/// Where a projection reads.
-#[derive(Debug, Clone, Copy)]
-pub struct Subscription<'a> {
-    /// The consumer group.
-    pub group: &'a str,
-    /// The topics.
-    pub topics: &'a [&'a str],
-    /// The most messages applied in one batch.
-    pub batch: usize,
-}
-
-/// Runs `projection` over `sub` until `stop`; offsets are stored only after
-/// their batch is applied.
+/// Runs `projection` over its topics in consumer group `group` until `stop`; offsets are
+/// stored only after their batch is applied.
 pub async fn run_projection<P: Projection>(
     kafka: &Kafka,
-    sub: Subscription<'_>,
+    group: &str,
     metrics: Arc<Metrics>,
     projection: &P,
     stop: &Shutdown,
 ) -> crate::Result<()> {
-    let consumer = kafka.consumer(sub.group, sub.topics, Arc::clone(&metrics))?;
-    while let Some(messages) = next_batch(&consumer, sub.batch, stop).await {
+    let consumer = kafka.consumer(group, P::TOPICS, Arc::clone(&metrics))?;
+    while let Some(messages) = next_batch(&consumer, P::BATCH, stop).await {
         let mut batch = Vec::with_capacity(messages.len());
         for msg in &messages {
             match projection.decode(msg.topic(), msg.payload().unwrap_or_default()).await {
@@ -67,7 +63,7 @@ pub async fn run_projection<P: Projection>(
                 Err(reason) => {
                     tracing::warn!(
                         reason,
-                        group = sub.group,
+                        group,
                         topic = msg.topic(),
                         partition = msg.partition(),
                         offset = msg.offset(),

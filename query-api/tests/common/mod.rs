@@ -4,14 +4,13 @@
 
 #![allow(dead_code)]
 
-use alpes_platform::audit::Auditor;
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::limits::{LimitArgs, Limits};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{SqliteAudit, SqliteCatalog, SqliteLedger};
-use alpes_query_api::{router, Pricing, PricingArgs, QueryState};
+use alpes_query_api::{router, PricingArgs, QueryApp, QueryConfig, QueryDeps};
 use alpes_schemas::{Codec, Event};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
@@ -49,19 +48,24 @@ pub async fn spawn_app() -> TestApp {
     };
     let audit = Arc::new(SqliteAudit::in_memory().expect("audit"));
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
-    let state = QueryState {
-        jwt: jwt.clone(),
+    let deps = QueryDeps {
+        kafka: kafka.clone(),
+        producer,
         catalog: catalog.clone(),
         ledger: ledger.clone(),
         audit: audit.clone(),
-        auditor: Auditor::new(producer.clone(), "query-api", metrics.clone()),
-        limits: Limits::new(LimitArgs::default(), jwt.clone()),
         blobs: blobs.clone(),
-        producer,
-        pricing: Arc::new(Pricing::new(&pricing, "EUR")),
+        limits: Limits::new(LimitArgs::default(), jwt.clone()),
+        jwt: jwt.clone(),
         metrics,
-        currency: "EUR".into(),
     };
+    let config = QueryConfig {
+        pricing,
+        currency: "EUR".into(),
+        instance: "query-test".into(),
+    };
+    // Its consumers are not run: the tests write the catalog themselves.
+    let state = QueryApp::build(deps, config).state().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router(state)).await });

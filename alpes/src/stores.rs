@@ -1,0 +1,179 @@
+//! The stores a process opens: only those its services use, each once.
+//!
+//! With a ScyllaDB cluster named (`SCYLLA_NODES` / `--scylla-nodes`), the
+//! ledger, the catalog, the identity store and the ingest store (images,
+//! idempotency keys, open requests) live there, one session shared by all
+//! (the tables must exist: `alpes migrate`), shared by every replica; without
+//! one, in the data dir's `alpes.db`. The audit table is the data dir's
+//! SQLite either way.
+//!
+//! | store    | opened when the process runs       |
+//! |----------|------------------------------------|
+//! | ledger   | ingest, billing or query-api       |
+//! | catalog  | query-api                          |
+//! | identity | ingest or query-api (accounts, revoked tokens) |
+//! | ingest   | ingest                             |
+//! | audit    | query-api                          |
+
+use crate::settings::{Service, Settings};
+use alpes_platform::store::{
+    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest,
+    ScyllaLedger, SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore,
+};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The stores a process opened; `None` for those none of its services uses.
+#[derive(Debug, Default, Clone)]
+pub struct Stores {
+    /// Ledgers and balances.
+    pub ledger: Option<Arc<dyn LedgerStore>>,
+    /// The query side's tables.
+    pub catalog: Option<Arc<dyn CatalogStore>>,
+    /// Accounts and credentials.
+    pub identity: Option<Arc<dyn IdentityStore>>,
+    /// Images, idempotency keys and open requests.
+    pub ingest: Option<Arc<dyn IngestStore>>,
+    /// The audit trail's table.
+    pub audit: Option<Arc<dyn AuditStore>>,
+}
+
+/// Which stores `settings`' services use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Needs {
+    ledger: bool,
+    catalog: bool,
+    identity: bool,
+    ingest: bool,
+    audit: bool,
+}
+
+impl Needs {
+    fn of(settings: &Settings) -> Needs {
+        let (ingest, billing, query) = (
+            settings.runs(Service::Ingest),
+            settings.runs(Service::Billing),
+            settings.runs(Service::QueryApi),
+        );
+        Needs {
+            ledger: ingest || billing || query,
+            catalog: query,
+            identity: ingest || query,
+            ingest,
+            audit: query,
+        }
+    }
+}
+
+/// The identity store alone (`alpes admin create`): ScyllaDB when configured, else the data dir's SQLite.
+pub async fn open_identity(scylla: &ScyllaArgs, data_dir: &Path, fsync: bool) -> Result<Arc<dyn IdentityStore>> {
+    if scylla.configured() {
+        let identity = ScyllaIdentity::connect(scylla).await.with_context(|| scylla_hint(scylla))?;
+        return Ok(Arc::new(identity));
+    }
+    Ok(Arc::new(
+        SqliteIdentity::open(&data_dir.join("alpes.db"), fsync).context("cannot open the identity store")?,
+    ))
+}
+
+fn scylla_hint(scylla: &ScyllaArgs) -> String {
+    format!(
+        "cannot reach ScyllaDB at {} or prepare statements in keyspace {} (has `alpes migrate` been run?)",
+        scylla.contact_points().join(","),
+        scylla.keyspace
+    )
+}
+
+/// Opens the stores `settings`' services use.
+pub async fn open(settings: &Settings) -> Result<Stores> {
+    let needs = Needs::of(settings);
+    let data = &settings.data_dir;
+    let db = data.join("alpes.db");
+    let mut stores = Stores {
+        audit: if needs.audit {
+            Some(Arc::new(
+                SqliteAudit::open(&db, settings.fsync).context("cannot open the audit table")?,
+            ))
+        } else {
+            None
+        },
+        ..Stores::default()
+    };
+    let scylla: &ScyllaArgs = &settings.scylla;
+    if scylla.configured() && (needs.ledger || needs.catalog || needs.identity || needs.ingest) {
+        let session = scylla.connect().await.with_context(|| scylla_hint(scylla))?;
+        let hint = || scylla_hint(scylla);
+        if needs.ledger {
+            stores.ledger = Some(Arc::new(ScyllaLedger::new(session.clone(), scylla).await.with_context(hint)?));
+        }
+        if needs.catalog {
+            stores.catalog = Some(Arc::new(ScyllaCatalog::new(session.clone(), scylla).await.with_context(hint)?));
+        }
+        if needs.identity {
+            stores.identity = Some(Arc::new(ScyllaIdentity::new(session.clone(), scylla).await.with_context(hint)?));
+        }
+        if needs.ingest {
+            stores.ingest = Some(Arc::new(ScyllaIngest::new(session, scylla).await.with_context(hint)?));
+        }
+        tracing::info!(
+            store = "scylladb",
+            nodes = %scylla.contact_points().join(","),
+            keyspace = %scylla.keyspace,
+            consistency = ?scylla.consistency,
+            "the services' ledger, catalog, identity and ingest stores on ScyllaDB; the audit table stays on SQLite"
+        );
+        return Ok(stores);
+    }
+    if needs.ledger {
+        stores.ledger = Some(Arc::new(SqliteLedger::open(&db, settings.fsync).context("cannot open the ledger")?));
+    }
+    if needs.catalog {
+        stores.catalog = Some(Arc::new(
+            SqliteCatalog::open(&db, settings.fsync).context("cannot open the catalog")?,
+        ));
+    }
+    if needs.identity {
+        stores.identity = Some(open_identity(scylla, data, settings.fsync).await?);
+    }
+    if needs.ingest {
+        stores.ingest = Some(Arc::new(
+            SqliteStore::open_with(&db, settings.fsync).context("cannot open the store")?,
+        ));
+    }
+    tracing::info!(store = "sqlite", path = %db.display(), "the services' stores on SQLite");
+    Ok(stores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(services: &[Service]) -> Needs {
+        let mut s = Settings::embedded("data".into(), "127.0.0.1:0".parse().unwrap());
+        s.services = services.to_vec();
+        Needs::of(&s)
+    }
+
+    #[test]
+    fn a_process_opens_only_the_stores_its_services_use() {
+        let billing = needs(&[Service::Billing]);
+        assert!(billing.ledger);
+        assert!(!billing.ingest && !billing.catalog && !billing.identity && !billing.audit);
+        let anonymizer = needs(&[Service::Anonymizer]);
+        assert_eq!(
+            anonymizer,
+            Needs {
+                ledger: false,
+                catalog: false,
+                identity: false,
+                ingest: false,
+                audit: false
+            }
+        );
+        let all = needs(&Service::ALL);
+        assert!(all.ledger && all.catalog && all.identity && all.ingest && all.audit);
+        let query = needs(&[Service::QueryApi]);
+        assert!(query.catalog && query.audit && query.identity && !query.ingest);
+    }
+}
