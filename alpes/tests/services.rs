@@ -50,6 +50,8 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
     back.services = vec![Service::Anonymizer, Service::Billing];
     back.kafka.bootstrap = Some(front_app.bootstrap().to_owned());
     let (back_url, back_app) = start(back).await;
+    // It opened the ledger billing writes, and none of the query side's stores.
+    assert!(back_app.ledger().is_some() && back_app.catalog().is_none() && back_app.audit().is_none());
     let tasks = [
         tokio::spawn(front_app.run_until_stopped(shutdown.clone())),
         tokio::spawn(back_app.run_until_stopped(shutdown.clone())),
@@ -59,7 +61,14 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
     // The back process serves probes and scrapes, and no API route.
     let health = client.get(format!("{back_url}/health")).send().await.expect("health");
     assert_eq!(health.status().as_u16(), 200);
-    assert_eq!(health.json::<Value>().await.expect("json")["status"], "up");
+    let health = health.json::<Value>().await.expect("json");
+    assert_eq!(health["status"], "up");
+    // It checks what its services use: the broker and the blobs, not ingest's store.
+    assert_eq!(
+        (health["broker"]["status"].as_str(), health["blobs"]["status"].as_str()),
+        (Some("up"), Some("up"))
+    );
+    assert!(health.get("store").is_none(), "{health}");
     let metrics = client.get(format!("{back_url}/metrics")).send().await.expect("metrics");
     assert_eq!(metrics.status().as_u16(), 200);
     let consumer = jwt.issue("cons-split", Role::Consumidor, Duration::from_secs(600)).expect("token");
