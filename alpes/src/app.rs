@@ -206,15 +206,20 @@ impl App {
             };
             services.ingest = Some(IngestApp::build(deps, config).await.context("cannot start ingest")?);
         }
-        if let (true, Some(catalog), Some(ledger), Some(audit)) =
-            (settings.runs(Service::QueryApi), &stores.catalog, &stores.ledger, &stores.audit)
-        {
+        if let (true, Some(catalog), Some(ledger), Some(audit), Some(identity)) = (
+            settings.runs(Service::QueryApi),
+            &stores.catalog,
+            &stores.ledger,
+            &stores.audit,
+            &stores.identity,
+        ) {
             let deps = QueryDeps {
                 kafka: kafka.clone(),
                 producer: producer.clone(),
                 catalog: catalog.clone(),
                 ledger: ledger.clone(),
                 audit: audit.clone(),
+                identity: identity.clone(),
                 blobs: blobs.clone(),
                 jwt: jwt.clone(),
                 limits: limits.clone(),

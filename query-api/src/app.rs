@@ -9,6 +9,7 @@ use crate::materializer::{self, Materializer};
 use crate::{audit, Error, Pricing, PricingArgs, QueryState, Result};
 use alpes_domain::audit::AuditStore;
 use alpes_domain::catalog::CatalogStore;
+use alpes_domain::identity::IdentityStore;
 use alpes_domain::ledger::LedgerStore;
 use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
@@ -34,6 +35,8 @@ pub struct QueryDeps {
     pub ledger: Arc<dyn LedgerStore>,
     /// The audit trail's table.
     pub audit: Arc<dyn AuditStore>,
+    /// Accounts (the users' display names).
+    pub identity: Arc<dyn IdentityStore>,
     /// The anonymized bytes.
     pub blobs: Blobs,
     /// Verifies tokens.
@@ -73,6 +76,7 @@ impl QueryApp {
             catalog,
             ledger,
             audit,
+            identity,
             blobs,
             jwt,
             limits,
@@ -86,6 +90,7 @@ impl QueryApp {
             catalog,
             ledger,
             audit,
+            identity,
             auditor: Auditor::new(producer.clone(), "query-api", metrics.clone()),
             limits,
             blobs,

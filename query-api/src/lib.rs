@@ -12,6 +12,8 @@
 //! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers.
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
+//! - [`vocabulary`]: the JSON the routes answer, in the API's one vocabulary
+//!   (with the names before it, deprecated, beside them).
 //! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
 //!   (with the `/docs` page) by [`router`].
 
@@ -23,6 +25,7 @@ pub mod meter;
 pub mod openapi;
 pub mod pricing;
 pub mod routes;
+pub mod vocabulary;
 
 use alpes_platform::audit::Auditor;
 use alpes_platform::auth::Jwt;
@@ -30,7 +33,7 @@ use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::Producer;
 use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
-use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore};
+use alpes_platform::store::{AuditStore, CatalogStore, IdentityStore, LedgerStore};
 use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
@@ -52,6 +55,8 @@ pub struct QueryState {
     pub ledger: Arc<dyn LedgerStore>,
     /// The audit trail's table.
     pub audit: Arc<dyn AuditStore>,
+    /// Accounts: a user's display name (`nombre`) is the account's, never in an event.
+    pub identity: Arc<dyn IdentityStore>,
     /// Records the audited requests.
     pub auditor: Auditor,
     /// Rate, body and time limits, CORS.

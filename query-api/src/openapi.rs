@@ -4,6 +4,7 @@
 //! test below checks the document against the router's `.route(...)` calls,
 //! both ways.
 
+use crate::vocabulary;
 use alpes_platform::openapi::{
     binary_content, content, doc_operations, header_param, json_content, nullable, path, query, response_header, schema, Op,
 };
@@ -280,15 +281,20 @@ fn operations() -> Vec<Op> {
             .auth(&["proveedor", "admin"])
             .param(path("usuario_id", "The provider."))
             .param(query(
-                "currency",
+                "moneda",
                 json!({ "type": "string", "pattern": "^[A-Z]{3}$" }),
                 "ISO 4217; the instance's default currency when absent.",
             ))
+            .param(deprecated_param(query(
+                "currency",
+                json!({ "type": "string", "pattern": "^[A-Z]{3}$" }),
+                "The deprecated name of `moneda` (give one of the two).",
+            )))
             .ok(200, "The balance.", Some(json_content(schema("Saldo"))), &[])
             .error(
                 400,
                 &["bad_query", "bad_currency"],
-                "A malformed or unknown query key, or a currency that is not ISO 4217.",
+                "A malformed or unknown query key, both `moneda` and `currency`, or a currency that is not ISO 4217.",
             ),
         Op::get(
             "/monetizacion/movimientos/{usuario_id}",
@@ -449,35 +455,144 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
 }
 
+/// Marks a parameter deprecated (a name the vocabulary replaced).
+fn deprecated_param(mut p: Value) -> Value {
+    p["deprecated"] = Value::Bool(true);
+    p
+}
+
+/// Marks `v` deprecated: a name the vocabulary replaced, answered until
+/// [`vocabulary::DEPRECATED_UNTIL`].
+fn deprecated(v: Value) -> Value {
+    let note = format!(
+        "Deprecated: answered until {}; read the vocabulary's name.",
+        vocabulary::DEPRECATED_UNTIL
+    );
+    match v {
+        Value::Object(mut m) if !m.contains_key("$ref") => {
+            m.insert("deprecated".into(), Value::Bool(true));
+            m.insert("description".into(), Value::String(note));
+            Value::Object(m)
+        }
+        other => json!({ "allOf": [other], "deprecated": true, "description": note }),
+    }
+}
+
+/// An object whose every property is required: `current` (the vocabulary's names) and
+/// `old` (the names it replaced, each marked [`deprecated`]).
+fn object_with_deprecated(current: Value, old: Value) -> Value {
+    let (Value::Object(mut props), Value::Object(old)) = (current, old) else {
+        return Value::Null;
+    };
+    for (k, v) in old {
+        props.insert(k, deprecated(v));
+    }
+    let required: Vec<String> = props.keys().cloned().collect();
+    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": props })
+}
+
 /// The fields of an image as the catalog holds it (every one always present).
 fn image_properties() -> Map<String, Value> {
     let nullable_string = || nullable(string());
+    let modality =
+        || nullable(json!({ "type": "string", "description": "The DICOM Modality once anonymized, else the provider's `tipo_imagen`." }));
+    let reason = || nullable(json!({ "type": "string", "description": "The reason code of the latest rejection." }));
+    let created = || int64("When it was first registered (ms since the epoch).");
+    let Value::Object(m) = object_with_deprecated(
+        json!({
+            "id": string(),
+            "proveedor_id": string(),
+            "estado": { "type": "string", "enum": ["registrada", "anonimizada", "rechazada"] },
+            "creada_at": created(),
+            "modalidad": modality(),
+            "tipo_imagen": nullable_string(),
+            "region_anatomica": nullable_string(),
+            "anonimizada": nullable(schema("Anonimizada")),
+            "motivo_rechazo": reason(),
+        }),
+        json!({
+            "image_id": string(),
+            "provider_id": string(),
+            "created_at": created(),
+            "modality": modality(),
+            "anonymized": nullable(schema("AnonymizedOutput")),
+            "rejection_reason": reason(),
+        }),
+    ) else {
+        return Map::new();
+    };
+    match m.get("properties") {
+        Some(Value::Object(props)) => props.clone(),
+        _ => Map::new(),
+    }
+}
+
+/// The DICOM attributes of an anonymized output, named as in DICOM, under both vocabularies.
+fn dicom_output_properties() -> Map<String, Value> {
+    let nullable_string = || nullable(string());
     let Value::Object(m) = json!({
-        "image_id": string(),
-        "provider_id": string(),
-        "estado": { "type": "string", "enum": ["registrada", "anonimizada", "rechazada"] },
-        "created_at": int64("When it was first registered (ms since the epoch)."),
-        "modality": nullable(json!({ "type": "string", "description": "The DICOM Modality once anonymized, else the provider's `tipo_imagen`." })),
-        "tipo_imagen": nullable_string(),
-        "region_anatomica": nullable_string(),
-        "anonymized": nullable(schema("AnonymizedOutput")),
-        "rejection_reason": nullable(json!({ "type": "string", "description": "The reason code of the latest rejection." })),
+        "study_uid": nullable(json!({ "type": "string", "description": "StudyInstanceUID, remapped (DICOM only)." })),
+        "series_uid": nullable_string(),
+        "sop_instance_uid": nullable_string(),
+        "sop_class_uid": nullable_string(),
+        "patient_id": nullable(json!({ "type": "string", "description": "The PatientID pseudonym (DICOM only)." })),
+        "study_date": nullable_string(),
+        "series_number": nullable(json!({ "type": "integer", "format": "int32" })),
+        "instance_number": nullable(json!({ "type": "integer", "format": "int32" })),
+        "body_part": nullable_string(),
+        "rows": { "type": "integer", "format": "int32" },
+        "columns": { "type": "integer", "format": "int32" },
+        "frames": { "type": "integer", "format": "int32" },
     }) else {
         return Map::new();
     };
     m
 }
 
+/// An anonymized output: `sha256`, the DICOM attributes, and `extra` (its size, media type,
+/// time and report, named in one vocabulary).
+fn output_schema(extra: Value) -> Value {
+    let mut props = dicom_output_properties();
+    props.insert("sha256".into(), json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }));
+    if let Value::Object(extra) = extra {
+        props.extend(extra);
+    }
+    let required: Vec<String> = props.keys().cloned().collect();
+    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": props })
+}
+
 fn schemas() -> Value {
     let nullable_string = || nullable(string());
+    let media_type = json!({ "type": "string", "enum": ["application/dicom", "image/png", "image/jpeg"] });
+    let report = json!({ "type": "object", "description": "The de-identification report summary: actions, UIDs remapped, regions burned, transfer syntaxes, profile, engine, timing." });
+    let rol = || json!({ "type": "string", "enum": ["proveedor", "consumidor", "admin"] });
+    let user = |extra: Value| {
+        let mut current = json!({
+            "id": string(),
+            "nombre": nullable(json!({ "type": "string", "description": "The account's display name; null when the account is not in this process's identity store." })),
+            "rol": rol(),
+            "organizacion": nullable(string()),
+            "creado_at": int64("ms since the epoch."),
+        });
+        if let (Value::Object(c), Value::Object(e)) = (&mut current, extra) {
+            c.extend(e);
+        }
+        object_with_deprecated(
+            current,
+            json!({
+                "user_id": string(),
+                "role": rol(),
+                "organization": nullable(string()),
+                "created_at": int64("ms since the epoch."),
+            }),
+        )
+    };
     let image = image_properties();
     let image_required: Vec<&str> = image.keys().map(String::as_str).collect();
     let mut imagen = image.clone();
-    imagen.insert(
-        "precio_minor".into(),
-        int64("The price of one download, minor units of `currency`."),
-    );
-    imagen.insert("currency".into(), json!({ "type": "string", "pattern": "^[A-Z]{3}$" }));
+    imagen.insert("precio_minor".into(), int64("The price of one download, minor units of `moneda`."));
+    imagen.insert("moneda".into(), json!({ "type": "string", "pattern": "^[A-Z]{3}$" }));
+    imagen.insert("currency".into(), deprecated(json!({ "type": "string", "pattern": "^[A-Z]{3}$" })));
     imagen.insert(
         "descarga".into(),
         nullable(json!({ "type": "string", "description": "Where the anonymized bytes are, once there are some." })),
@@ -493,66 +608,47 @@ fn schemas() -> Value {
         )
     };
     json!({
-        "AnonymizedOutput": object(
-            &[
-                "sha256", "size_bytes", "media_type", "study_uid", "series_uid", "sop_instance_uid", "sop_class_uid",
-                "patient_id", "study_date", "series_number", "instance_number", "body_part", "rows", "columns", "frames",
-                "anonymized_at", "report",
-            ],
-            json!({
-                "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+        "AnonymizedOutput": {
+            "allOf": [output_schema(json!({
                 "size_bytes": int64("Bytes."),
-                "media_type": { "type": "string", "enum": ["application/dicom", "image/png", "image/jpeg"] },
-                "study_uid": nullable(json!({ "type": "string", "description": "StudyInstanceUID, remapped (DICOM only)." })),
-                "series_uid": nullable_string(),
-                "sop_instance_uid": nullable_string(),
-                "sop_class_uid": nullable_string(),
-                "patient_id": nullable(json!({ "type": "string", "description": "The PatientID pseudonym (DICOM only)." })),
-                "study_date": nullable_string(),
-                "series_number": nullable(json!({ "type": "integer", "format": "int32" })),
-                "instance_number": nullable(json!({ "type": "integer", "format": "int32" })),
-                "body_part": nullable_string(),
-                "rows": { "type": "integer", "format": "int32" },
-                "columns": { "type": "integer", "format": "int32" },
-                "frames": { "type": "integer", "format": "int32" },
+                "media_type": media_type.clone(),
                 "anonymized_at": int64("ms since the epoch."),
-                "report": { "type": "object", "description": "The de-identification report summary: actions, UIDs remapped, regions burned, transfer syntaxes, profile, engine, timing." },
-            }),
-        ),
+                "report": report.clone(),
+            }))],
+            "deprecated": true,
+            "description": format!("The deprecated `anonymized` of an image, answered until {}: read `anonimizada`.", vocabulary::DEPRECATED_UNTIL),
+        },
+        "Anonimizada": output_schema(json!({
+            "tamano_bytes": int64("Bytes."),
+            "tipo_medio": media_type,
+            "anonimizada_at": int64("ms since the epoch."),
+            "informe": report,
+        })),
         "CatalogImage": { "type": "object", "required": image_required, "additionalProperties": false, "properties": image },
         "Imagen": { "type": "object", "required": imagen_required, "additionalProperties": false, "properties": imagen },
         "ImagePage": page("imagenes", "CatalogImage"),
-        "CatalogUser": object(
-            &["user_id", "role", "organization", "created_at"],
-            json!({
-                "user_id": string(),
-                "role": { "type": "string", "enum": ["proveedor", "consumidor", "admin"] },
-                "organization": nullable_string(),
-                "created_at": int64("ms since the epoch."),
-            }),
-        ),
+        "CatalogUser": user(json!({})),
         "UserPage": page("usuarios", "CatalogUser"),
-        "Usuario": {
-            "type": "object",
-            "required": ["user_id", "role", "organization", "created_at", "intentos_login"],
-            "additionalProperties": false,
-            "properties": {
-                "user_id": string(),
-                "role": { "type": "string", "enum": ["proveedor", "consumidor", "admin"] },
-                "organization": nullable_string(),
-                "created_at": int64("ms since the epoch."),
-                "intentos_login": object(
-                    &["total", "fallidos", "ultimo_at"],
-                    json!({
-                        "total": { "type": "integer", "format": "int64", "minimum": 0, "description": "Every login attempt, from the audit trail." },
-                        "fallidos": { "type": "integer", "format": "int64", "minimum": 0, "description": "The failed ones (a wrong password, or refused while locked)." },
-                        "ultimo_at": nullable(json!({ "type": "integer", "format": "int64", "description": "When the last attempt happened (ms); null if none." })),
-                    }),
-                ),
-            },
-        },
-        "Balance": object(
-            &["user_id", "currency", "accrued_minor", "paid_minor", "pending_minor", "uses", "as_of"],
+        "Usuario": user(json!({
+            "intentos_login": object(
+                &["total", "fallidos", "ultimo_at"],
+                json!({
+                    "total": { "type": "integer", "format": "int64", "minimum": 0, "description": "Every login attempt, from the audit trail." },
+                    "fallidos": { "type": "integer", "format": "int64", "minimum": 0, "description": "The failed ones (a wrong password, or refused while locked)." },
+                    "ultimo_at": nullable(json!({ "type": "integer", "format": "int64", "description": "When the last attempt happened (ms); null if none." })),
+                }),
+            ),
+        })),
+        "Balance": object_with_deprecated(
+            json!({
+                "usuario_id": string(),
+                "moneda": string(),
+                "devengado_minor": int64("Everything credited for usage."),
+                "pagado_minor": int64("Everything paid out."),
+                "pendiente_minor": int64("Devengado minus pagado: what Alpes owes."),
+                "usos": int64("Usages credited."),
+                "actualizado_at": int64("The latest event time applied (ms since the epoch)."),
+            }),
             json!({
                 "user_id": string(),
                 "currency": string(),
@@ -563,21 +659,37 @@ fn schemas() -> Value {
                 "as_of": int64("The latest event time applied (ms since the epoch)."),
             }),
         ),
-        "Saldo": object(
-            &["usuario_id", "currency", "saldo_pendiente", "accrued", "paid", "uses", "as_of", "balances"],
+        "Saldo": object_with_deprecated(
             json!({
                 "usuario_id": string(),
+                "moneda": { "type": "string", "pattern": "^[A-Z]{3}$" },
+                "saldo_pendiente": int64("Devengado minus pagado, minor units of `moneda`."),
+                "devengado_minor": int64("Minor units."),
+                "pagado_minor": int64("Minor units."),
+                "usos": int64("Usages credited."),
+                "actualizado_at": nullable(int64("The latest event time applied (ms); null before any.")),
+                "saldos": { "type": "array", "items": schema("Balance"), "description": "Every currency the user has." },
+            }),
+            json!({
                 "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
-                "saldo_pendiente": int64("Accrued minus paid, minor units of `currency`."),
                 "accrued": int64("Minor units."),
                 "paid": int64("Minor units."),
                 "uses": int64("Usages credited."),
                 "as_of": nullable(int64("The latest event time applied (ms); null before any.")),
-                "balances": { "type": "array", "items": schema("Balance"), "description": "Every currency the user has." },
+                "balances": { "type": "array", "items": schema("Balance") },
             }),
         ),
-        "LedgerEntry": object(
-            &["event_id", "user_id", "kind", "amount_minor", "currency", "occurred_at", "image_id", "counterparty"],
+        "LedgerEntry": object_with_deprecated(
+            json!({
+                "evento_id": string(),
+                "usuario_id": string(),
+                "tipo": { "type": "string", "enum": ["uso", "pago", "pago_rechazado"] },
+                "importe_minor": int64("Always positive; `tipo` gives the direction."),
+                "moneda": string(),
+                "ocurrido_at": int64("ms since the epoch."),
+                "imagen_id": nullable(json!({ "type": "string", "description": "A usage's image." })),
+                "contraparte": nullable(json!({ "type": "string", "description": "A usage's consumer billed; a payment's reference." })),
+            }),
             json!({
                 "event_id": string(),
                 "user_id": string(),
@@ -585,8 +697,8 @@ fn schemas() -> Value {
                 "amount_minor": int64("Always positive; `kind` gives the direction."),
                 "currency": string(),
                 "occurred_at": int64("ms since the epoch."),
-                "image_id": nullable(json!({ "type": "string", "description": "Usage: the image used." })),
-                "counterparty": nullable(json!({ "type": "string", "description": "Usage: the consumer billed; payment: its reference." })),
+                "image_id": nullable(string()),
+                "counterparty": nullable(string()),
             }),
         ),
         "Movimientos": object(

@@ -142,6 +142,82 @@ async fn one_image_has_its_state_report_price_and_etag() {
     assert_eq!(app.get("/imagenes/d", PROVIDER).await.0, 404, "another provider's image");
 }
 
+#[tokio::test]
+async fn an_image_answers_the_vocabulary_and_the_deprecated_names_alike() {
+    let (app, bytes) = seeded().await;
+    let (status, a) = app.get("/imagenes/a", CONSUMER).await;
+    assert_eq!(status, 200);
+    for (new, old) in [
+        ("id", "image_id"),
+        ("proveedor_id", "provider_id"),
+        ("creada_at", "created_at"),
+        ("modalidad", "modality"),
+        ("motivo_rechazo", "rejection_reason"),
+        ("moneda", "currency"),
+    ] {
+        assert_eq!(a[new], a[old], "{new} and {old}");
+    }
+    assert_eq!((a["id"].as_str(), a["moneda"].as_str()), (Some("a"), Some("EUR")));
+    let (new, old) = (&a["anonimizada"], &a["anonymized"]);
+    assert_eq!(new["tamano_bytes"].as_i64(), Some(bytes.len() as i64));
+    for (n, o) in [
+        ("tamano_bytes", "size_bytes"),
+        ("tipo_medio", "media_type"),
+        ("anonimizada_at", "anonymized_at"),
+        ("informe", "report"),
+        ("study_uid", "study_uid"),
+        ("sha256", "sha256"),
+    ] {
+        assert_eq!(new[n], old[o], "{n} and {o}");
+    }
+    assert!(new.get("blob_key").is_none() && new.get("size_bytes").is_none());
+    let (_, page) = app.get("/imagenes?limit=10", ADMIN).await;
+    let listed = &page["imagenes"].as_array().expect("imagenes")[0];
+    assert_eq!(listed["id"], listed["image_id"]);
+    assert!(listed.get("precio_minor").is_none(), "a listing has no prices");
+}
+
+#[tokio::test]
+async fn a_user_is_named_from_its_account_in_both_vocabularies() {
+    use alpes_platform::store::{IdentityStore, NewAccount};
+    let (app, _) = seeded().await;
+    app.identity
+        .create_account(NewAccount {
+            user_id: "lab-1".into(),
+            nombre: "Laboratorio Uno".into(),
+            email: "lab@example.org".into(),
+            password_hash: "x".into(),
+            role: Role::Consumidor,
+            organization: None,
+            created_at: 2,
+            created_by: "lab-1".into(),
+        })
+        .await
+        .expect("account");
+    let (status, me) = app.get("/usuarios/lab-1", CONSUMER).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            me["id"].as_str(),
+            me["nombre"].as_str(),
+            me["rol"].as_str(),
+            me["creado_at"].as_i64()
+        ),
+        (Some("lab-1"), Some("Laboratorio Uno"), Some("consumidor"), Some(2))
+    );
+    assert_eq!((me["user_id"].as_str(), me["role"].as_str()), (Some("lab-1"), Some("consumidor")));
+    assert_eq!(me["organizacion"], me["organization"]);
+    assert!(me.to_string().find("lab@example.org").is_none(), "the email stays in the account");
+    let (_, page) = app.get("/usuarios", ADMIN).await;
+    let names: Vec<(&str, Option<&str>)> = page["usuarios"]
+        .as_array()
+        .expect("usuarios")
+        .iter()
+        .map(|u| (u["id"].as_str().expect("id"), u["nombre"].as_str()))
+        .collect();
+    assert_eq!(names, [("p1", None), ("lab-1", Some("Laboratorio Uno"))], "p1 has no account here");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_streams_the_bytes_supports_ranges_and_is_metered() {
     let (app, bytes) = seeded().await;

@@ -44,6 +44,58 @@ async fn a_provider_reads_its_own_balance_in_minor_units() {
 }
 
 #[tokio::test]
+async fn money_answers_the_vocabulary_and_the_deprecated_names_alike() {
+    let app = spawn_app().await;
+    let p1 = Some(("p1", Role::Proveedor));
+    let (status, body) = app.get("/monetizacion/saldo/p1?moneda=COP", p1).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["moneda"].as_str(), body["saldo_pendiente"].as_i64()), (Some("COP"), Some(7)));
+    let (_, eur) = app.get("/monetizacion/saldo/p1", p1).await;
+    for (new, old) in [
+        ("moneda", "currency"),
+        ("devengado_minor", "accrued"),
+        ("pagado_minor", "paid"),
+        ("usos", "uses"),
+        ("actualizado_at", "as_of"),
+        ("saldos", "balances"),
+    ] {
+        assert_eq!(eur[new], eur[old], "{new} and {old}");
+        assert!(!eur[new].is_null(), "{new}");
+    }
+    let saldo = &eur["saldos"][0];
+    assert_eq!(
+        (saldo["usuario_id"].as_str(), saldo["pendiente_minor"].as_i64()),
+        (Some("p1"), saldo["pending_minor"].as_i64())
+    );
+    let (status, both) = app.get("/monetizacion/saldo/p1?moneda=EUR&currency=COP", p1).await;
+    assert_eq!((status, both["error"].as_str()), (400, Some("bad_query")), "one name, not both");
+
+    let (_, page) = app.get("/monetizacion/movimientos/p1?limit=10", p1).await;
+    let kinds: Vec<(&str, &str)> = page["movimientos"]
+        .as_array()
+        .expect("movimientos")
+        .iter()
+        .map(|m| (m["tipo"].as_str().expect("tipo"), m["kind"].as_str().expect("kind")))
+        .collect();
+    assert!(
+        kinds.contains(&("uso", "usage")) && kinds.contains(&("pago", "payment")),
+        "{kinds:?}"
+    );
+    let first = &page["movimientos"][0];
+    for (new, old) in [
+        ("evento_id", "event_id"),
+        ("usuario_id", "user_id"),
+        ("importe_minor", "amount_minor"),
+        ("moneda", "currency"),
+        ("ocurrido_at", "occurred_at"),
+        ("imagen_id", "image_id"),
+        ("contraparte", "counterparty"),
+    ] {
+        assert_eq!(first[new], first[old], "{new} and {old}");
+    }
+}
+
+#[tokio::test]
 async fn only_the_provider_itself_or_an_admin_reads_money() {
     let app = spawn_app().await;
     for path in ["/monetizacion/saldo/p1", "/monetizacion/movimientos/p1"] {

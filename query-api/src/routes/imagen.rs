@@ -4,10 +4,10 @@
 //! `If-None-Match`).
 
 use super::{visible_image, with_etag};
+use crate::vocabulary;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
-use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -17,9 +17,11 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct Imagen<'a> {
     #[serde(flatten)]
-    image: &'a CatalogImage,
-    /// Price of one download, minor units of `currency`.
+    image: vocabulary::Imagen<'a>,
+    /// Price of one download, minor units of `moneda`.
     precio_minor: i64,
+    moneda: &'a str,
+    /// Deprecated name of `moneda`.
     currency: &'a str,
     /// Where the anonymized bytes are, once there are some.
     descarga: Option<String>,
@@ -35,8 +37,9 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let image = visible_image(&state, &caller, &id).await?;
     let body = serde_json::to_vec(&Imagen {
-        image: &image,
+        image: vocabulary::Imagen::from(image.as_ref()),
         precio_minor: state.pricing.price(image.modality.as_deref()),
+        moneda: state.pricing.currency(),
         currency: state.pricing.currency(),
         descarga: image.anonymized.as_ref().map(|_| format!("/imagenes/{id}/anonimizada")),
     })

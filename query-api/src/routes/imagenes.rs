@@ -6,13 +6,15 @@
 //! anonymized ones.
 
 use super::page_limit;
+use crate::vocabulary::Imagen;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::ImageFilter;
-use alpes_platform::store::{CatalogImage, Estado};
+use alpes_platform::store::Estado;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +33,8 @@ pub struct Params {
 
 /// One page.
 #[derive(Debug, Serialize)]
-pub struct Imagenes {
-    imagenes: Vec<CatalogImage>,
+pub struct Imagenes<'a> {
+    imagenes: Vec<Imagen<'a>>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     next_cursor: Option<String>,
 }
@@ -77,14 +79,15 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Imagenes>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = page_limit(params.limit)?;
     let cursor = params.cursor.clone();
     let f = filter(&caller, params)?;
     let page = state.catalog.images(&f, cursor.as_deref(), limit).await?;
     Ok(Json(Imagenes {
-        imagenes: page.images,
+        imagenes: page.images.iter().map(Imagen::from).collect(),
         next_cursor: page.next,
-    }))
+    })
+    .into_response())
 }

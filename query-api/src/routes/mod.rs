@@ -14,6 +14,7 @@ pub mod usuarios;
 use crate::QueryState;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::store::catalog::CatalogUser;
 use alpes_platform::store::{CatalogImage, Estado};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,22 @@ pub async fn visible_image(state: &QueryState, caller: &Caller, id: &str) -> Res
         Some(image) if may_see(caller, &image) => Ok(image),
         _ => Err(ApiError::not_found(format!("no image {id}"))),
     }
+}
+
+/// The display names (`nombre`) of `users`' accounts, in order; `None` for a user whose
+/// account this process's identity store does not hold. At most 16 lookups run at once.
+pub async fn nombres(state: &QueryState, users: &[CatalogUser]) -> Result<Vec<Option<String>>, ApiError> {
+    use futures::{StreamExt, TryStreamExt};
+    let ids: Vec<String> = users.iter().map(|u| u.user_id.clone()).collect();
+    futures::stream::iter(ids)
+        .map(|id| {
+            let identity = state.identity.clone();
+            async move { identity.account(&id).await.map(|a| a.map(|a| a.nombre)) }
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+        .map_err(ApiError::from)
 }
 
 /// A page size: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] if not given.

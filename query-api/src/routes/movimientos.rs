@@ -3,12 +3,13 @@
 //! boundary stays put while new movements arrive.
 
 use super::{may_read_money_of, page_limit};
+use crate::vocabulary::Movimiento;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
-use alpes_platform::store::LedgerEntry;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -21,9 +22,9 @@ pub struct Params {
 
 /// One page.
 #[derive(Debug, Serialize)]
-pub struct Movimientos {
+pub struct Movimientos<'a> {
     usuario_id: String,
-    movimientos: Vec<LedgerEntry>,
+    movimientos: Vec<Movimiento<'a>>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     next_cursor: Option<String>,
 }
@@ -35,14 +36,15 @@ pub async fn handler(
     Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
     params: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Movimientos>, ApiError> {
+) -> Result<Response, ApiError> {
     may_read_money_of(&caller, &usuario_id)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = page_limit(params.limit)?;
     let page = state.ledger.movements(&usuario_id, params.cursor.as_deref(), limit).await?;
     Ok(Json(Movimientos {
         usuario_id,
-        movimientos: page.entries,
+        movimientos: page.entries.iter().map(Movimiento::from).collect(),
         next_cursor: page.next,
-    }))
+    })
+    .into_response())
 }

@@ -1,35 +1,45 @@
-//! `GET /monetizacion/saldo/{usuario_id}[?currency=EUR]`: what Alpes owes a
-//! provider, in minor units, and the event time it is current as of.
+//! `GET /monetizacion/saldo/{usuario_id}[?moneda=EUR]`: what Alpes owes a
+//! provider, in minor units, and the event time it is current as of
+//! (`currency` is the deprecated name of `moneda`, in the query and the answer).
 
 use super::may_read_money_of;
+use crate::vocabulary::SaldoMoneda;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
-use alpes_platform::store::Balance;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    currency: Option<String>,
+    #[serde(alias = "currency")]
+    moneda: Option<String>,
 }
 
 /// The answer: the balance in one currency, plus every currency the user has.
 #[derive(Debug, Serialize)]
-pub struct Saldo {
-    usuario_id: String,
-    currency: String,
-    /// Accrued minus paid, minor units.
+pub struct Saldo<'a> {
+    usuario_id: &'a str,
+    moneda: &'a str,
+    /// Devengado minus pagado, minor units.
     saldo_pendiente: i64,
+    devengado_minor: i64,
+    pagado_minor: i64,
+    usos: i64,
+    /// The latest event time applied (ms since the Unix epoch); null before any.
+    actualizado_at: Option<i64>,
+    saldos: &'a [SaldoMoneda<'a>],
+    // Deprecated names.
+    currency: &'a str,
     accrued: i64,
     paid: i64,
     uses: i64,
-    /// The latest event time applied (ms since the Unix epoch); null before any.
     as_of: Option<i64>,
-    balances: Vec<Balance>,
+    balances: &'a [SaldoMoneda<'a>],
 }
 
 /// The handler.
@@ -39,26 +49,34 @@ pub async fn handler(
     Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
     params: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Saldo>, ApiError> {
+) -> Result<Response, ApiError> {
     may_read_money_of(&caller, &usuario_id)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let currency = params.currency.unwrap_or_else(|| state.currency.to_string());
+    let currency = params.moneda.unwrap_or_else(|| state.currency.to_string());
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(ApiError::bad_request(
-            "bad_currency",
-            "currency must be an ISO 4217 code such as EUR",
-        ));
+        return Err(ApiError::bad_request("bad_currency", "moneda must be an ISO 4217 code such as EUR"));
     }
     let balances = state.ledger.balances(&usuario_id).await?;
     let shown = balances.iter().find(|b| b.currency == currency);
+    let saldos: Vec<SaldoMoneda> = balances.iter().map(SaldoMoneda::from).collect();
+    let (pending, accrued, paid, uses, as_of) = shown.map_or((0, 0, 0, 0, None), |b| {
+        (b.pending_minor, b.accrued_minor, b.paid_minor, b.uses, Some(b.as_of))
+    });
     Ok(Json(Saldo {
-        usuario_id,
-        saldo_pendiente: shown.map_or(0, |b| b.pending_minor),
-        accrued: shown.map_or(0, |b| b.accrued_minor),
-        paid: shown.map_or(0, |b| b.paid_minor),
-        uses: shown.map_or(0, |b| b.uses),
-        as_of: shown.map(|b| b.as_of),
-        currency,
-        balances,
-    }))
+        usuario_id: &usuario_id,
+        moneda: &currency,
+        saldo_pendiente: pending,
+        devengado_minor: accrued,
+        pagado_minor: paid,
+        usos: uses,
+        actualizado_at: as_of,
+        saldos: &saldos,
+        currency: &currency,
+        accrued,
+        paid,
+        uses,
+        as_of,
+        balances: &saldos,
+    })
+    .into_response())
 }

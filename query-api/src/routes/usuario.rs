@@ -3,19 +3,20 @@
 //! attempt, the failed ones, the last one's time). Never a password hash or
 //! a secret.
 
+use crate::vocabulary;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
-use alpes_platform::store::catalog::CatalogUser;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
 /// A user with its login attempts.
 #[derive(Debug, Serialize)]
-pub struct Usuario {
+pub struct Usuario<'a> {
     #[serde(flatten)]
-    user: CatalogUser,
+    user: vocabulary::Usuario<'a>,
     intentos_login: IntentosLogin,
 }
 
@@ -34,7 +35,7 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<Usuario>, ApiError> {
+) -> Result<Response, ApiError> {
     if caller.role != Role::Admin && caller.user_id != id {
         return Err(ApiError::forbidden("a user can only read itself"));
     }
@@ -44,12 +45,14 @@ pub async fn handler(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
     let logins = state.audit.logins(&id).await?;
+    let nombre = state.identity.account(&id).await?.map(|a| a.nombre);
     Ok(Json(Usuario {
-        user,
+        user: vocabulary::Usuario::new(&user, nombre.as_deref()),
         intentos_login: IntentosLogin {
             total: logins.total,
             fallidos: logins.failed,
             ultimo_at: logins.last_at,
         },
-    }))
+    })
+    .into_response())
 }

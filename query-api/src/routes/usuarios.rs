@@ -3,12 +3,13 @@
 //! holds none.
 
 use super::page_limit;
+use crate::vocabulary::Usuario;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
-use alpes_platform::store::catalog::CatalogUser;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +23,8 @@ pub struct Params {
 
 /// One page.
 #[derive(Debug, Serialize)]
-pub struct Usuarios {
-    usuarios: Vec<CatalogUser>,
+pub struct Usuarios<'a> {
+    usuarios: Vec<Usuario<'a>>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
 }
@@ -34,7 +35,7 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Usuarios>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = page_limit(params.limit)?;
@@ -42,8 +43,16 @@ pub async fn handler(
         rol.parse::<Role>().map_err(|e| ApiError::bad_request("bad_rol", e))?;
     }
     let page = state.catalog.users(params.rol.as_deref(), params.cursor.as_deref(), limit).await?;
+    let nombres = super::nombres(&state, &page.users).await?;
+    let usuarios = page
+        .users
+        .iter()
+        .zip(&nombres)
+        .map(|(u, nombre)| Usuario::new(u, nombre.as_deref()))
+        .collect();
     Ok(Json(Usuarios {
-        usuarios: page.users,
+        usuarios,
         next_cursor: page.next,
-    }))
+    })
+    .into_response())
 }

@@ -9,7 +9,7 @@ use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::limits::{LimitArgs, Limits};
 use alpes_platform::metrics::Metrics;
-use alpes_platform::store::{SqliteAudit, SqliteCatalog, SqliteLedger};
+use alpes_platform::store::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger};
 use alpes_query_api::{router, PricingArgs, QueryApp, QueryConfig, QueryDeps};
 use alpes_schemas::{Codec, Event};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -25,6 +25,7 @@ pub struct TestApp {
     pub ledger: Arc<SqliteLedger>,
     pub catalog: Arc<SqliteCatalog>,
     pub audit: Arc<SqliteAudit>,
+    pub identity: Arc<SqliteIdentity>,
     pub blobs: Blobs,
     pub codec: Codec,
     pub client: reqwest::Client,
@@ -47,6 +48,7 @@ pub async fn spawn_app() -> TestApp {
         repeat_window_secs: 3600,
     };
     let audit = Arc::new(SqliteAudit::in_memory().expect("audit"));
+    let identity = Arc::new(SqliteIdentity::in_memory().expect("identity"));
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");
     let deps = QueryDeps {
         kafka: kafka.clone(),
@@ -54,6 +56,7 @@ pub async fn spawn_app() -> TestApp {
         catalog: catalog.clone(),
         ledger: ledger.clone(),
         audit: audit.clone(),
+        identity: identity.clone(),
         blobs: blobs.clone(),
         limits: Limits::new(LimitArgs::default(), jwt.clone()),
         jwt: jwt.clone(),
@@ -76,6 +79,7 @@ pub async fn spawn_app() -> TestApp {
         ledger,
         catalog,
         audit,
+        identity,
         blobs,
         codec,
         client: reqwest::Client::new(),
