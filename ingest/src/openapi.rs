@@ -6,7 +6,8 @@
 //! both ways.
 
 use alpes_platform::openapi::{
-    binary_content, content, doc_operations, header_param, json_content, nullable, path, query, query_list, response_header, schema, Op,
+    binary_content, content, doc_operations, header_param, json_content, nullable, object_with_deprecated, path, query, query_list,
+    response_header, schema, Op, DEPRECATED_UNTIL,
 };
 use serde_json::{json, Value};
 
@@ -354,31 +355,28 @@ fn dicom_attribute(vr: &str, item: Value) -> Value {
 
 /// An API key as listed, or as created (`with_key`: plus the key itself, shown that once).
 fn api_key(roles: Value, with_key: bool) -> Value {
-    let mut required = vec![
-        "id",
-        "nombre",
-        "rol",
-        "usuario_id",
-        "created_by",
-        "created_at",
-        "revoked_at",
-        "last_used_at",
-    ];
-    let mut properties = json!({
+    let mut current = json!({
         "id": { "type": "string" },
         "nombre": { "type": "string" },
         "rol": roles,
         "usuario_id": { "type": "string" },
-        "created_by": { "type": "string" },
-        "created_at": millis("ms since the epoch."),
-        "revoked_at": nullable(millis("ms since the epoch.")),
-        "last_used_at": nullable(millis("ms since the epoch; written at most once a minute.")),
+        "creada_por": { "type": "string" },
+        "creada_at": millis("ms since the epoch."),
+        "revocada_at": nullable(millis("ms since the epoch.")),
+        "usada_at": nullable(millis("When it was last used (ms since the epoch); written at most once a minute.")),
     });
     if with_key {
-        required.push("key");
-        properties["key"] = json!({ "type": "string", "pattern": "^alpes_[A-Za-z0-9]+_.+$", "description": "Shown this once." });
+        current["key"] = json!({ "type": "string", "pattern": "^alpes_[A-Za-z0-9]+_.+$", "description": "Shown this once." });
     }
-    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
+    object_with_deprecated(
+        current,
+        json!({
+            "created_by": { "type": "string" },
+            "created_at": millis("ms since the epoch."),
+            "revoked_at": nullable(millis("ms since the epoch.")),
+            "last_used_at": nullable(millis("ms since the epoch.")),
+        }),
+    )
 }
 
 fn schemas() -> Value {
@@ -408,30 +406,30 @@ fn schemas() -> Value {
     let profile_list = |options: &[&str]| json!({ "type": "array", "items": { "type": "string", "enum": options } });
     let uid = dicom_attribute("UI", json!({ "type": "string" }));
     json!({
-        "Registered": {
-            "type": "object",
-            "description": "One registered image.",
-            "required": ["id", "request_id", "sha256", "size", "media_type", "duplicate"],
-            "additionalProperties": false,
-            "properties": {
+        "Registered": object_with_deprecated(
+            json!({
                 "id": { "type": "string", "description": "The image id." },
-                "request_id": nullable(json!({ "type": "string", "description": "The anonymization request id; null for a duplicate." })),
+                "solicitud_id": nullable(json!({ "type": "string", "description": "The anonymization request id; null for a duplicate." })),
                 "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                "tamano_bytes": { "type": "integer", "format": "int64", "minimum": 0 },
+                "tipo_medio": string_enum(&["application/dicom", "image/png", "image/jpeg"]),
+                "duplicada": { "type": "boolean", "description": "The image was already registered: no new event." },
+            }),
+            json!({
+                "request_id": nullable(json!({ "type": "string" })),
                 "size": { "type": "integer", "format": "int64", "minimum": 0 },
                 "media_type": string_enum(&["application/dicom", "image/png", "image/jpeg"]),
-                "duplicate": { "type": "boolean", "description": "The image was already registered: no new event." },
-            },
-        },
-        "UploadAccepted": {
-            "type": "object",
-            "required": ["id", "ids", "images"],
-            "additionalProperties": false,
-            "properties": {
+                "duplicate": { "type": "boolean" },
+            }),
+        ),
+        "UploadAccepted": object_with_deprecated(
+            json!({
                 "id": { "type": "string", "description": "The first image's id." },
                 "ids": { "type": "array", "items": { "type": "string" }, "minItems": 1 },
-                "images": { "type": "array", "items": schema("Registered"), "minItems": 1 },
-            },
-        },
+                "imagenes": { "type": "array", "items": schema("Registered"), "minItems": 1 },
+            }),
+            json!({ "images": { "type": "array", "items": schema("Registered"), "minItems": 1 } }),
+        ),
         "UploadForm": {
             "type": "object",
             "description": "Any number of file parts (a part with a filename or a content type other than text/plain), \
@@ -487,33 +485,33 @@ fn schemas() -> Value {
                 "rules": nullable(json!({ "type": "string", "enum": ["default"] })),
             },
         },
-        "ReanonymizeAccepted": {
-            "type": "object",
-            "required": ["id", "request_id"],
-            "additionalProperties": false,
-            "properties": { "id": { "type": "string" }, "request_id": { "type": "string" } },
-        },
+        "ReanonymizeAccepted": object_with_deprecated(
+            json!({ "id": { "type": "string" }, "solicitud_id": { "type": "string" } }),
+            json!({ "request_id": { "type": "string" } }),
+        ),
         "PaymentRequest": {
             "type": "object",
-            "required": ["usuario_id", "amount_minor", "currency", "reference"],
+            "description": format!(
+                "The deprecated names `amount_minor`, `currency` and `reference` are read too until {DEPRECATED_UNTIL} \
+                 (give one name per field)."
+            ),
+            "required": ["usuario_id", "importe_minor", "moneda", "referencia"],
             "additionalProperties": false,
             "properties": {
                 "usuario_id": { "type": "string", "minLength": 1, "description": "The provider to pay." },
-                "amount_minor": { "type": "integer", "format": "int64", "minimum": 1, "description": "Minor units (cents)." },
-                "currency": { "type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217." },
-                "reference": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "Unique per paid user." },
+                "importe_minor": { "type": "integer", "format": "int64", "minimum": 1, "description": "Minor units (cents)." },
+                "moneda": { "type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217." },
+                "referencia": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "Unique per paid user." },
             },
         },
-        "PaymentAccepted": {
-            "type": "object",
-            "required": ["event_id", "usuario_id", "estado"],
-            "additionalProperties": false,
-            "properties": {
-                "event_id": { "type": "string", "description": "The `PagoProcesado` event id." },
+        "PaymentAccepted": object_with_deprecated(
+            json!({
+                "evento_id": { "type": "string", "description": "The `PagoProcesado` event id." },
                 "usuario_id": { "type": "string" },
                 "estado": string_enum(&["en_proceso"]),
-            },
-        },
+            }),
+            json!({ "event_id": { "type": "string" } }),
+        ),
         "NewUser": {
             "type": "object",
             "required": ["nombre", "email", "password", "rol"],
@@ -526,18 +524,16 @@ fn schemas() -> Value {
                 "organizacion": nullable(json!({ "type": "string", "maxLength": 200 })),
             },
         },
-        "UserCreated": {
-            "type": "object",
-            "required": ["id", "nombre", "rol", "organizacion", "created_at"],
-            "additionalProperties": false,
-            "properties": {
+        "UserCreated": object_with_deprecated(
+            json!({
                 "id": { "type": "string" },
                 "nombre": { "type": "string" },
                 "rol": roles.clone(),
                 "organizacion": nullable(json!({ "type": "string" })),
-                "created_at": millis("ms since the epoch."),
-            },
-        },
+                "creado_at": millis("ms since the epoch."),
+            }),
+            json!({ "created_at": millis("ms since the epoch.") }),
+        ),
         "LoginRequest": {
             "type": "object",
             "required": ["email", "password"],

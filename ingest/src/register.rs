@@ -41,8 +41,11 @@ impl Source {
     }
 }
 
-/// What a client is told about one registered image.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// What a client is told about one registered image; on the wire in the API's vocabulary
+/// (`solicitud_id`, `tamano_bytes`, `tipo_medio`, `duplicada`), with the names before it
+/// (`request_id`, `size`, `media_type`, `duplicate`) until
+/// [`alpes_platform::openapi::DEPRECATED_UNTIL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
     /// The image id.
     pub id: String,
@@ -56,6 +59,37 @@ pub struct Registered {
     pub media_type: String,
     /// True when the image was already registered (same bytes or idempotency key): no new event.
     pub duplicate: bool,
+}
+
+impl Serialize for Registered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: &'a str,
+            solicitud_id: Option<&'a str>,
+            sha256: &'a str,
+            tamano_bytes: u64,
+            tipo_medio: &'a str,
+            duplicada: bool,
+            request_id: Option<&'a str>,
+            size: u64,
+            media_type: &'a str,
+            duplicate: bool,
+        }
+        Wire {
+            id: &self.id,
+            solicitud_id: self.request_id.as_deref(),
+            sha256: &self.sha256,
+            tamano_bytes: self.size,
+            tipo_medio: &self.media_type,
+            duplicada: self.duplicate,
+            request_id: self.request_id.as_deref(),
+            size: self.size,
+            media_type: &self.media_type,
+            duplicate: self.duplicate,
+        }
+        .serialize(s)
+    }
 }
 
 fn new_id() -> String {

@@ -51,13 +51,20 @@ async fn a_payment_within_the_balance_is_produced_and_one_above_it_is_refused_wi
         first["event_id"], retry["event_id"],
         "a retry keeps the event id, so billing applies it once"
     );
-    let paid = app.events::<PagoProcesado>(&paid_events, 2, Duration::from_secs(20)).await;
-    assert_eq!(paid.len(), 2);
+    // The same payment in the vocabulary's names is the same request: same event id.
+    let spanish = json!({"usuario_id": "hospital-7", "importe_minor": 300, "moneda": "EUR", "referencia": "payout-2"});
+    let (status, same) = pay(&app, Role::Admin, spanish).await;
+    assert_eq!(status, 202, "{same}");
+    assert_eq!(same["evento_id"], first["event_id"]);
+    assert_eq!(same["evento_id"], same["event_id"], "the deprecated name carries the same id");
+    let paid = app.events::<PagoProcesado>(&paid_events, 3, Duration::from_secs(20)).await;
+    assert_eq!(paid.len(), 3);
     assert_eq!(
         (paid[0].0.as_str(), paid[0].1.amount_minor, paid[0].1.reference.as_str()),
         ("hospital-7", 300, "payout-2")
     );
     assert_eq!(paid[0].1.event_id, paid[1].1.event_id);
+    assert_eq!(paid[1].1.event_id, paid[2].1.event_id);
 
     // Once billing has applied it, the reference is taken: the same request is refused at once.
     app.ledger

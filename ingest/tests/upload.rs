@@ -81,6 +81,23 @@ async fn the_same_bytes_or_idempotency_key_give_the_same_id_and_no_second_event(
     assert_eq!(a["id"], b["id"]);
     assert_eq!(a["id"], c2["id"]);
     assert_eq!(b["images"][0]["duplicate"], true);
+    // The vocabulary's names, and the deprecated ones beside them with the same values.
+    let (first, again) = (&a["imagenes"][0], &b["imagenes"][0]);
+    assert_eq!(
+        (first["duplicada"].as_bool(), again["duplicada"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(a["imagenes"], a["images"]);
+    for (new, old) in [
+        ("solicitud_id", "request_id"),
+        ("tamano_bytes", "size"),
+        ("tipo_medio", "media_type"),
+        ("duplicada", "duplicate"),
+    ] {
+        assert_eq!(first[new], first[old], "{new} and {old}");
+    }
+    assert_eq!(first["tipo_medio"], "application/dicom");
+    assert!(first["solicitud_id"].is_string() && again["solicitud_id"].is_null());
     let events = app.events::<ImagenRegistrada>(&c, 2, Duration::from_secs(5)).await;
     assert_eq!(events.len(), 1, "a duplicate produced a second event");
     assert_eq!(app.blob_files().len(), 1, "the idempotent retry with other bytes left a blob");

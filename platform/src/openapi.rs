@@ -35,6 +35,10 @@ pub const OPENAPI_VERSION: &str = "3.0.3";
 /// and check it like any other once it is there.
 pub const PENDING: &str = "x-alpes-pending";
 
+/// The last day the API answers (and reads) the field names its one vocabulary replaced
+/// (README, "API vocabulary"); the document marks them `deprecated`.
+pub const DEPRECATED_UNTIL: &str = "2027-06-30";
+
 /// Lists the roles an operation needs (absent: any authenticated caller).
 pub const ROLES: &str = "x-alpes-roles";
 
@@ -55,6 +59,39 @@ pub fn nullable(schema: Value) -> Value {
         }
         other => json!({ "allOf": [other], "nullable": true }),
     }
+}
+
+/// Marks a parameter deprecated (a name the vocabulary replaced).
+pub fn deprecated_param(mut p: Value) -> Value {
+    p["deprecated"] = Value::Bool(true);
+    p
+}
+
+/// Marks `v` deprecated: a name the vocabulary replaced, answered until
+/// [`DEPRECATED_UNTIL`].
+pub fn deprecated(v: Value) -> Value {
+    let note = format!("Deprecated: answered until {}; read the vocabulary's name.", DEPRECATED_UNTIL);
+    match v {
+        Value::Object(mut m) if !m.contains_key("$ref") => {
+            m.insert("deprecated".into(), Value::Bool(true));
+            m.insert("description".into(), Value::String(note));
+            Value::Object(m)
+        }
+        other => json!({ "allOf": [other], "deprecated": true, "description": note }),
+    }
+}
+
+/// An object whose every property is required: `current` (the vocabulary's names) and
+/// `old` (the names it replaced, each marked [`deprecated`]).
+pub fn object_with_deprecated(current: Value, old: Value) -> Value {
+    let (Value::Object(mut props), Value::Object(old)) = (current, old) else {
+        return Value::Null;
+    };
+    for (k, v) in old {
+        props.insert(k, deprecated(v));
+    }
+    let required: Vec<String> = props.keys().cloned().collect();
+    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": props })
 }
 
 /// A content map with one media type.

@@ -4,9 +4,9 @@
 //! test below checks the document against the router's `.route(...)` calls,
 //! both ways.
 
-use crate::vocabulary;
 use alpes_platform::openapi::{
-    binary_content, content, doc_operations, header_param, json_content, nullable, path, query, response_header, schema, Op,
+    binary_content, content, deprecated, deprecated_param, doc_operations, header_param, json_content, nullable, object_with_deprecated,
+    path, query, response_header, schema, Op, DEPRECATED_UNTIL,
 };
 use serde_json::{json, Map, Value};
 
@@ -455,42 +455,6 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
 }
 
-/// Marks a parameter deprecated (a name the vocabulary replaced).
-fn deprecated_param(mut p: Value) -> Value {
-    p["deprecated"] = Value::Bool(true);
-    p
-}
-
-/// Marks `v` deprecated: a name the vocabulary replaced, answered until
-/// [`vocabulary::DEPRECATED_UNTIL`].
-fn deprecated(v: Value) -> Value {
-    let note = format!(
-        "Deprecated: answered until {}; read the vocabulary's name.",
-        vocabulary::DEPRECATED_UNTIL
-    );
-    match v {
-        Value::Object(mut m) if !m.contains_key("$ref") => {
-            m.insert("deprecated".into(), Value::Bool(true));
-            m.insert("description".into(), Value::String(note));
-            Value::Object(m)
-        }
-        other => json!({ "allOf": [other], "deprecated": true, "description": note }),
-    }
-}
-
-/// An object whose every property is required: `current` (the vocabulary's names) and
-/// `old` (the names it replaced, each marked [`deprecated`]).
-fn object_with_deprecated(current: Value, old: Value) -> Value {
-    let (Value::Object(mut props), Value::Object(old)) = (current, old) else {
-        return Value::Null;
-    };
-    for (k, v) in old {
-        props.insert(k, deprecated(v));
-    }
-    let required: Vec<String> = props.keys().cloned().collect();
-    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": props })
-}
-
 /// The fields of an image as the catalog holds it (every one always present).
 fn image_properties() -> Map<String, Value> {
     let nullable_string = || nullable(string());
@@ -616,7 +580,7 @@ fn schemas() -> Value {
                 "report": report.clone(),
             }))],
             "deprecated": true,
-            "description": format!("The deprecated `anonymized` of an image, answered until {}: read `anonimizada`.", vocabulary::DEPRECATED_UNTIL),
+            "description": format!("The deprecated `anonymized` of an image, answered until {}: read `anonimizada`.", DEPRECATED_UNTIL),
         },
         "Anonimizada": output_schema(json!({
             "tamano_bytes": int64("Bytes."),

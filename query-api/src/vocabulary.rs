@@ -15,8 +15,7 @@ use alpes_domain::catalog::{AnonymizedOutput, CatalogImage, CatalogUser, Estado,
 use alpes_domain::ledger::{Balance, EntryKind, LedgerEntry};
 use serde::Serialize;
 
-/// The last day the names before the vocabulary are answered.
-pub const DEPRECATED_UNTIL: &str = "2027-06-30";
+pub use alpes_platform::openapi::DEPRECATED_UNTIL;
 
 /// An image (`GET /imagenes`, and the body of `GET /imagenes/{id}`).
 #[derive(Debug, Serialize)]

@@ -28,13 +28,19 @@ struct Request {
     usuario_id: String,
 }
 
-/// A key as listed: everything but its hash.
+/// A key as listed: everything but its hash, in the API's vocabulary, with the names before it
+/// (`created_by`, `created_at`, `revoked_at`, `last_used_at`) until
+/// [`alpes_platform::openapi::DEPRECATED_UNTIL`].
 pub fn shown(k: &ApiKey) -> Value {
     json!({
         "id": k.key_id,
         "nombre": k.name,
         "rol": k.role,
         "usuario_id": k.user_id,
+        "creada_por": k.created_by,
+        "creada_at": k.created_at,
+        "revocada_at": k.revoked_at,
+        "usada_at": k.last_used_at,
         "created_by": k.created_by,
         "created_at": k.created_at,
         "revoked_at": k.revoked_at,

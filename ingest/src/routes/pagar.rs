@@ -1,6 +1,8 @@
 //! `POST /monetizacion/pagar`: an admin (finance) pays a provider out of its
 //! pending balance. JSON body
-//! `{"usuario_id": "...", "amount_minor": 1500, "currency": "EUR", "reference": "..."}`.
+//! `{"usuario_id": "...", "importe_minor": 1500, "moneda": "EUR", "referencia": "..."}`
+//! (the names before the API's vocabulary, `amount_minor`, `currency` and
+//! `reference`, are read too until [`alpes_platform::openapi::DEPRECATED_UNTIL`]).
 //!
 //! The request is checked against the ledger billing has applied so far: a
 //! reference the user was already paid under is refused at once (409
@@ -30,31 +32,34 @@ use serde_json::json;
 #[serde(deny_unknown_fields)]
 struct Request {
     usuario_id: String,
-    amount_minor: i64,
-    currency: String,
-    reference: String,
+    #[serde(alias = "amount_minor")]
+    importe_minor: i64,
+    #[serde(alias = "currency")]
+    moneda: String,
+    #[serde(alias = "reference")]
+    referencia: String,
 }
 
 fn validate(r: &Request) -> Result<(), ApiError> {
     if r.usuario_id.trim().is_empty() {
         return Err(ApiError::unprocessable("bad_usuario_id", "usuario_id is empty"));
     }
-    if r.amount_minor <= 0 {
+    if r.importe_minor <= 0 {
         return Err(ApiError::unprocessable(
             "invalid_amount",
-            "amount_minor must be a positive number of minor units",
+            "importe_minor must be a positive number of minor units",
         ));
     }
-    if r.currency.len() != 3 || !r.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+    if r.moneda.len() != 3 || !r.moneda.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(ApiError::unprocessable(
             "bad_currency",
-            "currency must be an ISO 4217 code such as EUR",
+            "moneda must be an ISO 4217 code such as EUR",
         ));
     }
-    if r.reference.is_empty() || r.reference.len() > 128 || !r.reference.bytes().all(|b| b.is_ascii_graphic()) {
+    if r.referencia.is_empty() || r.referencia.len() > 128 || !r.referencia.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::unprocessable(
             "bad_reference",
-            "reference must be 1 to 128 visible ASCII characters",
+            "referencia must be 1 to 128 visible ASCII characters",
         ));
     }
     Ok(())
@@ -73,22 +78,22 @@ pub async fn handler(
     ctx.target(&req.usuario_id);
     validate(&req)?;
     let check = PayoutCheck {
-        amount_minor: req.amount_minor,
-        reference_paid: state.ledger.reference_paid(&req.usuario_id, &req.reference).await?,
+        amount_minor: req.importe_minor,
+        reference_paid: state.ledger.reference_paid(&req.usuario_id, &req.referencia).await?,
         pending_minor: state
             .ledger
             .balances(&req.usuario_id)
             .await?
             .iter()
-            .find(|b| b.currency == req.currency)
+            .find(|b| b.currency == req.moneda)
             .map_or(0, |b| b.pending_minor),
     };
     if let Some(refusal) = refuse_payout(check) {
         let payout = Payout {
             user_id: &req.usuario_id,
-            amount_minor: req.amount_minor,
-            currency: &req.currency,
-            reference: &req.reference,
+            amount_minor: req.importe_minor,
+            currency: &req.moneda,
+            reference: &req.referencia,
         };
         let by = RefusedBy::Request {
             actor: caller.user_id.clone(),
@@ -99,17 +104,18 @@ pub async fn handler(
         return Err(refused_answer(&req, &refusal));
     }
     let event = PagoProcesado {
-        event_id: deterministic_event_id(PagoProcesado::NAME, &[&req.usuario_id, &req.reference]),
+        event_id: deterministic_event_id(PagoProcesado::NAME, &[&req.usuario_id, &req.referencia]),
         occurred_at: now_millis(),
         actor: caller.user_id.clone(),
         user_id: req.usuario_id,
-        amount_minor: req.amount_minor,
-        currency: req.currency,
-        reference: req.reference,
+        amount_minor: req.importe_minor,
+        currency: req.moneda,
+        reference: req.referencia,
         http_request_id: ctx.request_id(),
     };
     state.producer.send(&event.user_id, &event).await?;
-    let body = json!({ "event_id": event.event_id, "usuario_id": event.user_id, "estado": "en_proceso" });
+    // `event_id` is the deprecated name of `evento_id`.
+    let body = json!({ "evento_id": event.event_id, "event_id": event.event_id, "usuario_id": event.user_id, "estado": "en_proceso" });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
@@ -124,10 +130,10 @@ fn refused_answer(req: &Request, refusal: &Refusal) -> ApiError {
             "insufficient_balance",
             format!(
                 "the payment of {} {} is above the pending balance of {pending_minor}",
-                req.amount_minor, req.currency
+                req.importe_minor, req.moneda
             ),
         ),
-        Refusal::InvalidAmount => ApiError::unprocessable("invalid_amount", "amount_minor must be a positive number of minor units"),
+        Refusal::InvalidAmount => ApiError::unprocessable("invalid_amount", "importe_minor must be a positive number of minor units"),
     }
 }
 
@@ -138,10 +144,22 @@ mod tests {
     fn req(amount: i64, currency: &str, reference: &str) -> Request {
         Request {
             usuario_id: "p".into(),
-            amount_minor: amount,
-            currency: currency.into(),
-            reference: reference.into(),
+            importe_minor: amount,
+            moneda: currency.into(),
+            referencia: reference.into(),
         }
+    }
+
+    #[test]
+    fn a_payment_is_read_in_the_vocabulary_or_under_its_deprecated_names_but_not_both() {
+        let new: Request = serde_json::from_str(r#"{"usuario_id":"p","importe_minor":5,"moneda":"EUR","referencia":"r"}"#).unwrap();
+        let old: Request = serde_json::from_str(r#"{"usuario_id":"p","amount_minor":5,"currency":"EUR","reference":"r"}"#).unwrap();
+        assert_eq!(
+            (new.importe_minor, new.moneda, new.referencia),
+            (old.importe_minor, old.moneda, old.referencia)
+        );
+        let both = r#"{"usuario_id":"p","importe_minor":5,"amount_minor":6,"moneda":"EUR","referencia":"r"}"#;
+        assert!(serde_json::from_str::<Request>(both).is_err(), "one name per field");
     }
 
     #[test]

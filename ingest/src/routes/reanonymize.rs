@@ -61,7 +61,8 @@ pub async fn handler(
         _ => return Err(ApiError::not_found("no image with this id")),
     }
     let request_id = reanonymize(&state, &ctx, &caller.user_id, &id, profile).await?;
-    let body = json!({ "id": id, "request_id": request_id });
+    // `request_id` is the deprecated name of `solicitud_id`.
+    let body = json!({ "id": id, "solicitud_id": request_id, "request_id": request_id });
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/imagenes/{id}"))],

@@ -46,7 +46,8 @@ pub async fn handler(
 pub fn accepted(images: &[Registered]) -> Response {
     let ids: Vec<&str> = images.iter().map(|r| r.id.as_str()).collect();
     let location = ids.first().map(|id| format!("/imagenes/{id}")).unwrap_or_default();
-    let body = json!({ "id": ids.first(), "ids": ids, "images": images });
+    // `images` is the deprecated name of `imagenes`.
+    let body = json!({ "id": ids.first(), "ids": ids, "imagenes": images, "images": images });
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(body)).into_response()
 }
 

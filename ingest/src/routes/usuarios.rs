@@ -70,6 +70,8 @@ pub async fn handler(
         "nombre": stored.nombre,
         "rol": stored.role,
         "organizacion": stored.organization,
+        "creado_at": stored.created_at,
+        // The deprecated name of `creado_at`.
         "created_at": stored.created_at,
     });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
