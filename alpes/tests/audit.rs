@@ -64,6 +64,25 @@ async fn an_upload_its_anonymization_and_its_download_are_audited_under_one_requ
     assert!(actions.contains(&("upload", "prov-audit", "ok")), "{actions:?}");
     assert!(actions.contains(&("anonymization", "anonymizer", "ok")), "{actions:?}");
     assert!(trail.iter().all(|e| field(e, "target") == id));
+    // The vocabulary's filters and fields find the same entries, with the same values.
+    let spanish = audit_until(&app, "solicitud_http_id=upload-req-1&accion=upload", |e| e.len() == 1).await;
+    let upload = &spanish[0];
+    for (new, old) in [
+        ("evento_id", "event_id"),
+        ("ocurrido_at", "occurred_at"),
+        ("rol_actor", "actor_role"),
+        ("accion", "action"),
+        ("objetivo", "target"),
+        ("ruta", "route"),
+        ("resultado", "outcome"),
+        ("estado_http", "status"),
+        ("solicitud_http_id", "request_id"),
+        ("servicio", "service"),
+    ] {
+        assert_eq!(upload[new], upload[old], "{new} and {old}");
+        assert!(!upload[new].is_null() || new == "motivo", "{new} in {upload}");
+    }
+    assert_eq!((field(upload, "accion"), field(upload, "objetivo")), ("upload", id.as_str()));
 
     // The download, by the consumer, under a generated request id.
     let res = app
@@ -243,7 +262,15 @@ async fn key_changes_payments_admin_reads_and_logins_are_audited_and_paged() {
     assert!(denied.iter().all(|e| field(e, "reason") == "bad_credentials"));
 
     // Bad filters are 400s; every entry decodes as the published schema.
-    for bad in ["outcome=maybe", "limit=0", "desde=yesterday", "cursor=nope", "colour=red"] {
+    for bad in [
+        "outcome=maybe",
+        "resultado=maybe",
+        "accion=login&action=login",
+        "limit=0",
+        "desde=yesterday",
+        "cursor=nope",
+        "colour=red",
+    ] {
         let res = app
             .client
             .get(format!("{}/auditoria?{bad}", app.base))

@@ -13,6 +13,7 @@
 
 use alpes_domain::catalog::{AnonymizedOutput, CatalogImage, CatalogUser, Estado, ReportJson};
 use alpes_domain::ledger::{Balance, EntryKind, LedgerEntry};
+use alpes_schemas::RegistroAuditoria;
 use serde::Serialize;
 
 pub use alpes_platform::openapi::DEPRECATED_UNTIL;
@@ -245,6 +246,73 @@ impl<'a> From<&'a LedgerEntry> for Movimiento<'a> {
             occurred_at: e.occurred_at,
             image_id: e.image_id.as_deref(),
             counterparty: e.counterparty.as_deref(),
+        }
+    }
+}
+
+/// One entry of the audit trail (`GET /auditoria`). Its codes (`accion`, `resultado`,
+/// `motivo`) stay as they are, like error codes: they are what a filter names.
+#[derive(Debug, Serialize)]
+pub struct Registro<'a> {
+    evento_id: &'a str,
+    ocurrido_at: i64,
+    /// The acting user id, `anonymous`, `unknown` (a login with an unknown email) or a service.
+    actor: &'a str,
+    rol_actor: Option<&'a str>,
+    accion: &'a str,
+    /// The ids acted on (comma-separated when several).
+    objetivo: Option<&'a str>,
+    /// Method and route template; null for the engine.
+    ruta: Option<&'a str>,
+    resultado: &'a str,
+    /// The HTTP status answered.
+    estado_http: Option<i32>,
+    /// The error code of a refusal or failure.
+    motivo: Option<&'a str>,
+    /// The X-Request-Id of the request.
+    solicitud_http_id: Option<&'a str>,
+    /// The service that recorded it.
+    servicio: &'a str,
+    // Deprecated names (`actor` is the same in both).
+    event_id: &'a str,
+    occurred_at: i64,
+    actor_role: Option<&'a str>,
+    action: &'a str,
+    target: Option<&'a str>,
+    route: Option<&'a str>,
+    outcome: &'a str,
+    status: Option<i32>,
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    service: &'a str,
+}
+
+impl<'a> From<&'a RegistroAuditoria> for Registro<'a> {
+    fn from(r: &'a RegistroAuditoria) -> Self {
+        Registro {
+            evento_id: &r.event_id,
+            ocurrido_at: r.occurred_at,
+            actor: &r.actor,
+            rol_actor: r.actor_role.as_deref(),
+            accion: &r.action,
+            objetivo: r.target.as_deref(),
+            ruta: r.route.as_deref(),
+            resultado: &r.outcome,
+            estado_http: r.status,
+            motivo: r.reason.as_deref(),
+            solicitud_http_id: r.request_id.as_deref(),
+            servicio: &r.service,
+            event_id: &r.event_id,
+            occurred_at: r.occurred_at,
+            actor_role: r.actor_role.as_deref(),
+            action: &r.action,
+            target: r.target.as_deref(),
+            route: r.route.as_deref(),
+            outcome: &r.outcome,
+            status: r.status,
+            reason: r.reason.as_deref(),
+            request_id: r.request_id.as_deref(),
+            service: &r.service,
         }
     }
 }

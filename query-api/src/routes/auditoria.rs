@@ -1,17 +1,19 @@
 //! `GET /auditoria` (admin only): the audit trail newest first, filtered by
-//! `actor`, `action`, `outcome` (`ok`, `denied` or `error`), `target`,
-//! `request_id` and a time range (`desde` inclusive, `hasta` exclusive, ms
-//! since the epoch), paged with an opaque cursor (`limit` 1–1000). Reading
-//! it is itself audited (`audit_read`).
+//! `actor`, `accion`, `resultado` (`ok`, `denied` or `error`), `objetivo`,
+//! `solicitud_http_id` and a time range (`desde` inclusive, `hasta` exclusive,
+//! ms since the epoch), paged with an opaque cursor (`limit` 1–1000). The
+//! filters' deprecated names (`action`, `outcome`, `target`, `request_id`)
+//! are read too. Reading it is itself audited (`audit_read`).
 
 use super::page_limit;
+use crate::vocabulary::Registro;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::AuditFilter;
-use alpes_schemas::RegistroAuditoria;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +21,14 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Params {
     actor: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-    target: Option<String>,
-    request_id: Option<String>,
+    #[serde(alias = "action")]
+    accion: Option<String>,
+    #[serde(alias = "outcome")]
+    resultado: Option<String>,
+    #[serde(alias = "target")]
+    objetivo: Option<String>,
+    #[serde(alias = "request_id")]
+    solicitud_http_id: Option<String>,
     desde: Option<i64>,
     hasta: Option<i64>,
     limit: Option<usize>,
@@ -31,8 +37,8 @@ pub struct Params {
 
 /// One page.
 #[derive(Debug, Serialize)]
-pub struct Registros {
-    registros: Vec<RegistroAuditoria>,
+pub struct Registros<'a> {
+    registros: Vec<Registro<'a>>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     next_cursor: Option<String>,
 }
@@ -43,25 +49,26 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     params: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Registros>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let Query(p) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = page_limit(p.limit)?;
-    if p.outcome.as_deref().is_some_and(|o| !matches!(o, "ok" | "denied" | "error")) {
-        return Err(ApiError::bad_request("bad_outcome", "outcome must be ok, denied or error"));
+    if p.resultado.as_deref().is_some_and(|o| !matches!(o, "ok" | "denied" | "error")) {
+        return Err(ApiError::bad_request("bad_outcome", "resultado must be ok, denied or error"));
     }
     let filter = AuditFilter {
         actor: p.actor,
-        action: p.action,
-        outcome: p.outcome,
-        target: p.target,
-        request_id: p.request_id,
+        action: p.accion,
+        outcome: p.resultado,
+        target: p.objetivo,
+        request_id: p.solicitud_http_id,
         from: p.desde,
         to: p.hasta,
     };
     let page = state.audit.page(&filter, p.cursor.as_deref(), limit).await?;
     Ok(Json(Registros {
-        registros: page.entries,
+        registros: page.entries.iter().map(Registro::from).collect(),
         next_cursor: page.next,
-    }))
+    })
+    .into_response())
 }
