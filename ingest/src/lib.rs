@@ -103,7 +103,7 @@ pub fn router(state: IngestState) -> Router {
 /// The ingest routes, without the probes and the document routes (for composing with other
 /// services, which serve one merged document).
 pub fn api_router(state: IngestState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/imagenes", post(routes::upload::handler))
         .route("/studies", post(routes::stow::handler))
         .route("/studies/{study}", post(routes::stow::handler_for_study))
@@ -118,19 +118,6 @@ pub fn api_router(state: IngestState) -> Router {
         .route("/api-keys/{id}", axum::routing::delete(routes::api_key::handler))
         .route("/.well-known/jwks.json", get(routes::jwks::handler))
         // Uploads are streamed and limited by `max_upload`, not buffered.
-        .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            alpes_platform::metrics::track,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.limits.clone(),
-            alpes_platform::limits::enforce,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.auditor.clone(),
-            alpes_platform::audit::record,
-        ))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
-        .with_state(state)
+        .layer(DefaultBodyLimit::disable());
+    alpes_platform::layers::service(routes, state.metrics.clone(), state.limits.clone(), state.auditor.clone()).with_state(state)
 }

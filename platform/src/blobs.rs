@@ -60,6 +60,20 @@ pub struct BlobArgs {
 }
 
 /// A blob after it was stored.
+impl Default for BlobArgs {
+    /// The flags' defaults: the local blob directory, private to its process.
+    fn default() -> Self {
+        BlobArgs {
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            shared: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlob {
     /// The final key, e.g. `raw/<sha256>`.
@@ -369,14 +383,7 @@ mod tests {
     #[test]
     fn a_local_store_is_private_unless_flagged_and_an_s3_store_is_always_shared() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut args = BlobArgs {
-            s3_endpoint: None,
-            s3_bucket: None,
-            s3_region: "us-east-1".into(),
-            s3_access_key_id: None,
-            s3_secret_access_key: None,
-            shared: false,
-        };
+        let mut args = BlobArgs::default();
         assert!(!Blobs::local(dir.path()).expect("local").shared());
         assert!(!Blobs::open(&args, dir.path(), false).expect("local").shared());
         args.shared = true;

@@ -19,6 +19,23 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
 }
 
+/// A route's query string as `T`: like axum's `Query`, but a query that does not parse
+/// (a malformed value, an unknown key where `T` denies them, a name given twice) is
+/// 400 `bad_query` with axum's explanation, as JSON like every error.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(t)| QueryParams(t))
+            .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+    }
+}
+
 /// The error code of an answer, in its extensions (for the audit trail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorCode(pub &'static str);

@@ -8,6 +8,7 @@
 //! - [`http`]: the one `ApiError` every route returns.
 //! - [`hardening`]: the request id and security headers on every answer.
 //! - [`audit`]: which requests the audit trail records, and the middleware that does.
+//! - [`layers`]: the middleware every service's routes run under, in one order.
 //! - [`limits`]: rate limits per principal, body and time limits per route, CORS.
 //! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
@@ -29,6 +30,8 @@ pub mod hardening;
 #[cfg(feature = "web")]
 pub mod http;
 pub mod kafka;
+#[cfg(feature = "web")]
+pub mod layers;
 #[cfg(feature = "web")]
 pub mod limits;
 pub mod metrics;

@@ -108,7 +108,7 @@ pub fn router(state: QueryState) -> Router {
 /// without the document routes). Paths ingest serves with `POST` (`/imagenes`, `/studies`,
 /// `/studies/{study}`) merge with them.
 pub fn api_router(state: QueryState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/imagenes", get(routes::imagenes::handler))
         .route("/imagenes/{id}", get(routes::imagen::handler))
         .route("/imagenes/{id}/anonimizada", get(routes::descarga::handler))
@@ -131,19 +131,7 @@ pub fn api_router(state: QueryState) -> Router {
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/metadata",
             get(metadata::handler),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            alpes_platform::metrics::track,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.limits.clone(),
-            alpes_platform::limits::enforce,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.auditor.clone(),
-            alpes_platform::audit::record,
-        ))
-        .layer(axum::middleware::from_fn(alpes_platform::hardening::harden))
+        );
+    alpes_platform::layers::service(routes, state.metrics.clone(), state.limits.clone(), state.auditor.clone())
         .with_state(Shared(Arc::new(state)))
 }

@@ -9,10 +9,9 @@ use super::page_limit;
 use crate::vocabulary::Registro;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
-use alpes_platform::http::ApiError;
+use alpes_platform::http::{ApiError, QueryParams};
 use alpes_platform::store::AuditFilter;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -48,10 +47,10 @@ pub struct Registros<'a> {
 pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
-    params: Result<Query<Params>, QueryRejection>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let p = params;
     let limit = page_limit(p.limit)?;
     if p.resultado.as_deref().is_some_and(|o| !matches!(o, "ok" | "denied" | "error")) {
         return Err(ApiError::bad_request("bad_outcome", "resultado must be ok, denied or error"));

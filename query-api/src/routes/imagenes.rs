@@ -9,11 +9,10 @@ use super::page_limit;
 use crate::vocabulary::Imagen;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Caller, Role};
-use alpes_platform::http::ApiError;
+use alpes_platform::http::{ApiError, QueryParams};
 use alpes_platform::store::catalog::ImageFilter;
 use alpes_platform::store::Estado;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -78,9 +77,8 @@ fn filter(caller: &Caller, p: Params) -> Result<ImageFilter, ApiError> {
 pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
-    params: Result<Query<Params>, QueryRejection>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = page_limit(params.limit)?;
     let cursor = params.cursor.clone();
     let f = filter(&caller, params)?;

@@ -6,9 +6,8 @@ use super::may_read_money_of;
 use crate::vocabulary::SaldoMoneda;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
-use alpes_platform::http::ApiError;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use alpes_platform::http::{ApiError, QueryParams};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -48,10 +47,9 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(usuario_id): Path<String>,
-    params: Result<Query<Params>, QueryRejection>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     may_read_money_of(&caller, &usuario_id)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let currency = params.moneda.unwrap_or_else(|| state.currency.to_string());
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(ApiError::bad_request("bad_currency", "moneda must be an ISO 4217 code such as EUR"));

@@ -6,9 +6,8 @@ use super::page_limit;
 use crate::vocabulary::Usuario;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
-use alpes_platform::http::ApiError;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use alpes_platform::http::{ApiError, QueryParams};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -34,10 +33,9 @@ pub struct Usuarios<'a> {
 pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
-    params: Result<Query<Params>, QueryRejection>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = page_limit(params.limit)?;
     if let Some(rol) = &params.rol {
         rol.parse::<Role>().map_err(|e| ApiError::bad_request("bad_rol", e))?;

@@ -14,20 +14,19 @@ use super::{attr, base_url, may_use, number, text, DICOM_JSON};
 use crate::routes::MAX_LIMIT;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
-use alpes_platform::http::ApiError;
+use alpes_platform::http::{ApiError, QueryParams};
 use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
 use alpes_platform::store::CatalogImage;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+type Params = QueryParams<Vec<(String, String)>>;
 
 /// The query, and the keys that were ignored.
 fn parse(params: Params) -> Result<(DicomQuery, Vec<String>), ApiError> {
-    let Query(pairs) = params.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let QueryParams(pairs) = params;
     let mut q = DicomQuery {
         limit: 100,
         ..DicomQuery::default()
@@ -289,13 +288,13 @@ mod tests {
             ("includefield".to_owned(), "all".to_owned()),
             ("PatientName".to_owned(), "X".to_owned()),
         ];
-        let (q, ignored) = parse(Ok(Query(pairs))).expect("parses");
+        let (q, ignored) = parse(QueryParams(pairs)).expect("parses");
         assert_eq!(
             (q.patient_id.as_deref(), q.modality.as_deref(), q.limit, q.offset),
             (Some("P*"), Some("CT"), 5, 10)
         );
         assert_eq!(ignored, vec!["PatientName".to_owned()]);
-        let bad = parse(Ok(Query(vec![("limit".to_owned(), "0".to_owned())])))
+        let bad = parse(QueryParams(vec![("limit".to_owned(), "0".to_owned())]))
             .map(|_| ())
             .map_err(|e| e.code);
         assert_eq!(bad, Err("bad_limit"));
