@@ -242,7 +242,6 @@ impl App {
             for _ in 0..settings.workers.max(1) {
                 let mut cfg = WorkerConfig {
                     transactional: settings.transactional,
-                    engine_nice: settings.engine_nice,
                     // Stable across restarts and distinct per data dir: see the module docs.
                     instance: instance.clone(),
                     ..WorkerConfig::default()

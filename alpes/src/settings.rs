@@ -59,12 +59,6 @@ pub struct Settings {
     /// Engine threads per worker (default: one per core).
     #[arg(long, env = "ALPES_JOBS")]
     pub jobs: Option<usize>,
-    /// The engine threads' niceness, 0 to 19: above 0 the engine yields the CPU to the
-    /// process's HTTP routes and consumers when they need it (uploads are answered at once
-    /// while the engine is saturated) and takes every idle cycle otherwise. 0: no difference.
-    #[arg(long, env = "ALPES_ENGINE_NICE", default_value_t = alpes_anonymizer_worker::DEFAULT_ENGINE_NICE,
-          value_parser = clap::value_parser!(i32).range(0..=19))]
-    pub engine_nice: i32,
     /// Produce the worker's outputs in Kafka transactions that also commit its offsets.
     #[arg(long, env = "ALPES_TRANSACTIONAL")]
     pub transactional: bool,
@@ -119,7 +113,6 @@ impl Settings {
             max_upload: alpes_ingest::DEFAULT_MAX_UPLOAD,
             workers: 1,
             jobs: None,
-            engine_nice: alpes_anonymizer_worker::DEFAULT_ENGINE_NICE,
             transactional: false,
             fsync: false,
             currency: "EUR".into(),

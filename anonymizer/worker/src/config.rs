@@ -5,9 +5,6 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 
-/// The engine threads' default niceness ([`WorkerConfig::engine_nice`]).
-pub const DEFAULT_ENGINE_NICE: i32 = 10;
-
 /// How the worker consumes, batches and produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
@@ -19,11 +16,6 @@ pub struct WorkerConfig {
     pub batch_wait: Duration,
     /// Threads of the engine's rayon pool (`alpes-engine-N`).
     pub jobs: usize,
-    /// The niceness of the engine's threads, 0 (as the rest of the process) to 19 (the
-    /// lowest priority). Above 0 the engine yields the CPU to the process's other threads
-    /// (the HTTP routes, the consumers) when they need it, and takes every idle cycle
-    /// otherwise: an upload is answered at once even while the engine is saturated.
-    pub engine_nice: i32,
     /// Batches being processed at once; past it the consumer's assignment is paused.
     pub max_batches_in_flight: usize,
     /// How long the pipeline may stay blocked (every slot taken, the next batch complete) before
@@ -49,7 +41,6 @@ impl Default for WorkerConfig {
             batch_size: 32,
             batch_wait: Duration::from_millis(20),
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
-            engine_nice: DEFAULT_ENGINE_NICE,
             max_batches_in_flight: 2,
             pause_after: Duration::from_secs(1),
             fetch_concurrency: 16,
@@ -82,9 +73,6 @@ impl WorkerConfig {
         if self.group.trim().is_empty() {
             return Err(Error::Config("the consumer group must not be empty".into()));
         }
-        if !(0..=19).contains(&self.engine_nice) {
-            return Err(Error::Config("engine_nice must be 0 to 19".into()));
-        }
         if self.transactional && self.instance.trim().is_empty() {
             return Err(Error::Config("a transactional worker needs an instance name".into()));
         }
@@ -103,7 +91,6 @@ mod tests {
         assert_eq!((c.batch_size, c.max_batches_in_flight, c.fetch_concurrency), (32, 2, 16));
         assert_eq!(c.batch_wait, Duration::from_millis(20));
         assert!(c.jobs >= 1);
-        assert_eq!(c.engine_nice, 10);
         assert!(!c.transactional);
         assert!(c.validate().is_ok());
     }

@@ -52,7 +52,7 @@ use alpes_schemas::{topics, Codec};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-pub use config::{WorkerConfig, DEFAULT_ENGINE_NICE};
+pub use config::WorkerConfig;
 pub use error::{Error, Result};
 pub use events::{ACTOR, ENGINE_VERSION};
 
@@ -103,7 +103,7 @@ impl Worker {
             blobs,
             codec,
             base: Config::new(secret),
-            pool: EnginePool::new(cfg.jobs, cfg.engine_nice)?,
+            pool: EnginePool::new(cfg.jobs)?,
             metrics,
             fetches: Semaphore::new(cfg.fetch_concurrency),
             publisher,

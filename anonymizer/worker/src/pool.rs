@@ -2,10 +2,6 @@
 //! on a tokio thread: each image is a `pool.spawn` job whose result comes back over a oneshot
 //! channel. A panic in the engine is caught on the pool thread and becomes an `"engine_panic"`
 //! rejection instead of taking the process down.
-//!
-//! On Linux the pool's threads run at a lower CPU priority (a niceness, which Linux keeps per
-//! thread): the HTTP routes and the consumers of the same process go first when the CPU is
-//! short, and the engine still gets every cycle nobody else wants.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -39,13 +35,11 @@ pub struct EnginePool {
 }
 
 impl EnginePool {
-    /// A pool of `jobs` threads named `alpes-engine-N`, each at niceness `nice` (0 leaves them
-    /// at the process's own).
-    pub fn new(jobs: usize, nice: i32) -> Result<EnginePool> {
+    /// A pool of `jobs` threads named `alpes-engine-N`.
+    pub fn new(jobs: usize) -> Result<EnginePool> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(jobs.max(1))
             .thread_name(|i| format!("alpes-engine-{i}"))
-            .start_handler(move |_| lower_priority(nice))
             .panic_handler(|_| tracing::error!("an engine job panicked outside the guard"))
             .build()?;
         Ok(EnginePool { pool })
@@ -70,20 +64,6 @@ impl EnginePool {
     }
 }
 
-/// Sets the calling thread's niceness to `nice` (raising it needs no privilege). A failure
-/// leaves the thread at the process's priority, which is only slower to answer uploads.
-fn lower_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    if nice > 0 {
-        // `None` is the calling thread on Linux, where the nice value is per thread.
-        if let Err(e) = rustix::process::setpriority_process(None, nice) {
-            tracing::warn!(error = %e, nice, "the engine thread keeps the process's priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
-
 fn engine(input: &[u8], cfg: &Config) -> std::result::Result<Engined, Rejection> {
     let mut bytes = Vec::new();
     let report = anonymize_into(input, cfg, &mut bytes).map_err(|e| Rejection::engine(&e))?;
@@ -96,31 +76,13 @@ mod tests {
     use super::*;
     use alpes_anonymizer::Secret;
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_engine_threads_run_at_the_niceness_asked_and_the_callers_thread_keeps_its_own() {
-        let before = rustix::process::getpriority_process(None).unwrap();
-        let nice_of = |pool: &EnginePool| pool.pool.install(|| rustix::process::getpriority_process(None).unwrap());
-        let lowered = EnginePool::new(1, 12).unwrap();
-        if before <= 12 {
-            assert_eq!(nice_of(&lowered), 12);
-        }
-        let kept = EnginePool::new(1, 0).unwrap();
-        assert_eq!(nice_of(&kept), before);
-        assert_eq!(
-            rustix::process::getpriority_process(None).unwrap(),
-            before,
-            "only the pool's threads"
-        );
-    }
-
     fn cfg() -> Config {
         Config::new(Secret::new(b"pool-test".to_vec()))
     }
 
     #[tokio::test]
     async fn the_engine_runs_on_a_named_pool_thread() {
-        let pool = EnginePool::new(2, 0).unwrap();
+        let pool = EnginePool::new(2).unwrap();
         assert_eq!(pool.threads(), 2);
         let (tx, rx) = oneshot::channel();
         pool.pool.spawn(move || {
@@ -131,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dicom_fixture_is_anonymized_and_garbage_is_rejected() {
-        let pool = EnginePool::new(1, 0).unwrap();
+        let pool = EnginePool::new(1).unwrap();
         let ct = std::fs::read(format!("{}/../tests/fixtures/dicom/CT_small.dcm", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let (ok, _) = pool.run(Bytes::from(ct), cfg()).await;
         let ok = ok.unwrap();
