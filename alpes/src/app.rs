@@ -39,7 +39,6 @@
 //! documents merged into one, at `/openapi.json`, and the `/docs` page.
 
 use crate::jwt_keys::JwtAlg;
-
 use crate::stores::Stores;
 use crate::{instance, secret, stores};
 use alpes_anonymizer::Secret;
