@@ -20,8 +20,8 @@ async fn start(settings: Settings) -> (String, App) {
 
 /// Processes running, each with its own stop signal. The first one hosts the development
 /// broker the others joined, so [`Running::stop`] stops them last to first: a consumer's
-/// final commit needs its broker. (Stopped together, a joiner's commit could wait forever
-/// for a broker already gone: see the README's known gaps.)
+/// final commit needs its broker (without it, the stop waits `FINAL_COMMIT_WAIT` for nothing;
+/// `a_process_whose_broker_is_gone_still_stops` checks that it does stop).
 struct Running(Vec<(Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>)>);
 
 impl Running {
@@ -294,4 +294,40 @@ fn the_services_flag_takes_a_comma_separated_subset_and_defaults_to_all() {
         vec![Service::Anonymizer, Service::QueryApi]
     );
     assert!(parse(&["--services", "ingest,gateway"]).is_err(), "an unknown service is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_whose_broker_is_gone_still_stops() {
+    let (a_dir, b_dir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let mut a = Settings::embedded(a_dir.path().to_path_buf(), addr);
+    a.services = vec![Service::Ingest];
+    let (a_url, a_app) = start(a).await;
+    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
+    b.services = vec![Service::QueryApi];
+    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
+    let (b_url, b_app) = start(b).await;
+    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let (a_stop, b_stop) = (Shutdown::new(), Shutdown::new());
+    let a_task = tokio::spawn(a_app.run_until_stopped(a_stop.clone()));
+    let b_task = tokio::spawn(b_app.run_until_stopped(b_stop.clone()));
+    let client = reqwest::Client::new();
+
+    // B's audit projector has read A's entries, so it has offsets to commit when it stops.
+    let uploaded = uploads(&client, &a_url, &a_jwt, "prov-gone", 2).await.len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while audited_uploads(&client, &b_url, &b_jwt).await < uploaded {
+        assert!(tokio::time::Instant::now() < deadline, "B never read A's audit entries");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The broker's process stops first; B's final commit has nobody to answer it.
+    a_stop.trigger();
+    a_task.await.expect("join").expect("A");
+    b_stop.trigger();
+    let limit = alpes_platform::kafka::consumer::FINAL_COMMIT_WAIT + Duration::from_secs(20);
+    let stopped = tokio::time::timeout(limit, b_task)
+        .await
+        .expect("B stops within the final commit's wait, broker or not");
+    stopped.expect("join").expect("B");
 }

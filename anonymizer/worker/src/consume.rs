@@ -269,12 +269,12 @@ impl Loop {
         }
         if !self.transactional() {
             let consumer = Arc::clone(&self.consumer);
-            let committed = tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await;
-            match committed {
-                Ok(Ok(())) | Ok(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "final commit failed"),
-                Err(e) => tracing::warn!(error = %e, "final commit task failed"),
-            }
+            // Bounded: with no broker to answer, librdkafka's synchronous commit never returns.
+            alpes_platform::kafka::consumer::bounded("final commit", move || match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "final commit failed"),
+            })
+            .await;
         }
         if let Err(e) = self.ctx.publisher.flush().await {
             tracing::warn!(error = %e, "final flush failed");

@@ -181,9 +181,42 @@ pub fn store_offsets(consumer: &GroupConsumer, messages: &[BorrowedMessage<'_>])
     }
 }
 
-/// The last synchronous commit of a consume loop that is stopping.
-pub fn commit_on_stop(consumer: &GroupConsumer) {
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
+/// How long a stopping consume loop waits for its final commit and close.
+pub const FINAL_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The last synchronous commit of a consume loop that is stopping, then the consumer's close,
+/// run by [`bounded`]: librdkafka's synchronous commit waits without a timeout, and with no
+/// broker to answer it would hold the process forever.
+pub async fn commit_and_close(consumer: GroupConsumer) {
+    bounded("final commit", move || {
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit");
+        }
+        drop(consumer);
+    })
+    .await;
+}
+
+/// Runs `work` (a blocking librdkafka call of a stopping consumer) on a thread of its own and
+/// waits for it at most [`FINAL_COMMIT_WAIT`]; past that the caller goes on without it (the
+/// offsets stored since the last auto-commit are read again after a restart, which every
+/// consumer tolerates) and the thread is left to finish or not. Not a tokio blocking task: a
+/// runtime waits for those when it shuts down.
+pub async fn bounded(what: &'static str, work: impl FnOnce() + Send + 'static) {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new().name("alpes-final-commit".into()).spawn(move || {
+        work();
+        let _ = done.send(());
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, what, "no thread for it; stopping without it");
+        return;
+    }
+    if tokio::time::timeout(FINAL_COMMIT_WAIT, finished).await.is_err() {
+        tracing::warn!(
+            what,
+            wait_s = FINAL_COMMIT_WAIT.as_secs(),
+            "did not finish (is the broker reachable?); stopping without it"
+        );
     }
 }

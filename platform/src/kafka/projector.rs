@@ -15,7 +15,7 @@
 //! 5. on a partition revoke the consumer commits what is stored, and on
 //!    `stop` the loop commits once more and returns.
 
-use super::consumer::{commit_on_stop, next_batch, store_offsets};
+use super::consumer::{commit_and_close, next_batch, store_offsets};
 use super::Kafka;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -78,6 +78,6 @@ pub async fn run_projection<P: Projection>(
         }
         store_offsets(&consumer, &messages);
     }
-    commit_on_stop(&consumer);
+    commit_and_close(consumer).await;
     Ok(())
 }
