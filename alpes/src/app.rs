@@ -332,24 +332,25 @@ impl App {
     /// Every route the process serves: the probes, and the routes and the merged OpenAPI
     /// document of the HTTP services it runs.
     fn router(&self) -> Result<Router> {
-        let probes = match &self.services.ingest {
-            Some(ingest) => ingest.probes(),
-            None => Probes {
-                kafka: self.kafka.clone(),
-                schemas: self.codec.describe(),
-                blobs: (!self.services.workers.is_empty() || self.services.query.is_some()).then(|| self.blobs.clone()),
-                store: None,
-                metrics: self.metrics.clone(),
-            },
+        let Services {
+            ingest, query, workers, ..
+        } = &self.services;
+        // The broker always; the blobs when a service reads or writes them; ingest's store with ingest.
+        let probes = Probes {
+            kafka: self.kafka.clone(),
+            schemas: self.codec.describe(),
+            blobs: (ingest.is_some() || query.is_some() || !workers.is_empty()).then(|| self.blobs.clone()),
+            store: ingest.as_ref().map(|i| i.state().store.clone()),
+            metrics: self.metrics.clone(),
         };
         let mut router = probes.router();
-        if let Some(ingest) = &self.services.ingest {
+        if let Some(ingest) = ingest {
             router = router.merge(ingest.router());
         }
-        if let Some(query) = &self.services.query {
+        if let Some(query) = query {
             router = router.merge(query.router());
         }
-        if self.services.ingest.is_some() || self.services.query.is_some() {
+        if ingest.is_some() || query.is_some() {
             router = router.merge(alpes_platform::openapi::router(&openapi_document()?, self.metrics.clone()));
         }
         Ok(alpes_platform::limits::with_cors(router, self.limits.cors()))

@@ -144,12 +144,6 @@ impl IngestApp {
         crate::api_router(self.state.clone())
     }
 
-    /// What `/health` checks in a process that runs ingest: the broker, the blobs and the
-    /// ingest store.
-    pub fn probes(&self) -> Probes {
-        probes(&self.state)
-    }
-
     /// Runs the marks writer and the outcome follower until `stop`; returns when both have
     /// stopped (the follower's error, if it failed).
     pub async fn run_until_stopped(self, stop: Shutdown) -> Result<()> {
@@ -166,13 +160,13 @@ impl IngestApp {
     }
 }
 
-/// The probes of a process that runs ingest ([`IngestApp::probes`]).
+/// The probes of ingest on its own ([`crate::router`]): the broker, the blobs and the ingest store.
 pub fn probes(state: &IngestState) -> Probes {
     Probes {
         kafka: state.kafka.clone(),
         schemas: state.producer.codec().describe(),
         blobs: Some(state.blobs.clone()),
-        store: Some(Arc::new(state.store.clone())),
+        store: Some(state.store.clone()),
         metrics: state.metrics.clone(),
     }
 }

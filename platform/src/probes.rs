@@ -16,7 +16,7 @@
 use crate::blobs::Blobs;
 use crate::kafka::Kafka;
 use crate::metrics::Metrics;
-use async_trait::async_trait;
+use alpes_domain::ingest::IngestStore;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,20 +25,6 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A store a process depends on, as `/health` checks it.
-#[async_trait]
-pub trait StoreProbe: Send + Sync + std::fmt::Debug {
-    /// `Ok` when the store answers; the error's text is shown (it names no data).
-    async fn probe(&self) -> Result<(), String>;
-}
-
-#[async_trait]
-impl StoreProbe for Arc<dyn alpes_domain::ingest::IngestStore> {
-    async fn probe(&self) -> Result<(), String> {
-        self.health().await.map_err(|e| e.to_string())
-    }
-}
 
 /// What a process depends on, as its probes check it.
 #[derive(Debug, Clone)]
@@ -49,8 +35,8 @@ pub struct Probes {
     pub schemas: &'static str,
     /// The blob store, when the process reads or writes blobs.
     pub blobs: Option<Blobs>,
-    /// The store, when the process runs a service that has a health check for it (ingest).
-    pub store: Option<Arc<dyn StoreProbe>>,
+    /// The ingest store, when the process runs ingest (the one store port with a health check).
+    pub store: Option<Arc<dyn IngestStore>>,
     /// The process's metrics, served at `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -68,7 +54,7 @@ impl Probes {
         let broker = async { self.kafka.health(Duration::from_secs(2)).await.map_err(|e| e.to_string()) };
         let store = async {
             match &self.store {
-                Some(s) => Some(s.probe().await),
+                Some(s) => Some(s.health().await.map_err(|e| e.to_string())),
                 None => None,
             }
         };
