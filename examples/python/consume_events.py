@@ -64,7 +64,9 @@ class Decoder:
 
     def __init__(self, registry_url, schema_dir):
         self.by_fingerprint = load_schemas(schema_dir) if schema_dir else {}
-        self.registry = SchemaRegistryClient({"url": registry_url}) if registry_url else None
+        # A bound on every registry request: without one the client waits forever on a
+        # registry that stops answering mid-response (seen once in CI).
+        self.registry = SchemaRegistryClient({"url": registry_url, "timeout": 30}) if registry_url else None
         self.deserializer = AvroDeserializer(self.registry) if self.registry else None
 
     def decode(self, topic, payload):

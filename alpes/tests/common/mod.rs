@@ -209,11 +209,16 @@ pub async fn drain(c: &StreamConsumer, n: usize, wait: Duration) -> Vec<(String,
 }
 
 /// Runs the example downstream consumer (`examples/python/consume_events.py`) with `python` and
-/// `args` until it has been idle 5 s, asserts it decoded everything in `framing`
+/// `args` until it has been idle 5 s (killed after [`CONSUMER_LIMIT`] so a stuck run fails the
+/// test instead of hanging it), asserts it decoded everything in `framing`
 /// (`single-object` or `schema-registry`), and counts the events of each record type (short
 /// name) whose line names one of `markers` (every event when `markers` is empty).
+/// The longest one run of the example consumer may take (coreutils `timeout` ends it).
+pub const CONSUMER_LIMIT: Duration = Duration::from_secs(180);
+
 pub fn consume_events(python: &str, args: &[String], framing: &str, markers: &[String]) -> std::collections::BTreeMap<String, usize> {
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new("timeout")
+        .args(["--kill-after=5", &CONSUMER_LIMIT.as_secs().to_string(), python])
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/consume_events.py"))
         .args(args)
         .args(["--idle", "5"])
@@ -221,7 +226,8 @@ pub fn consume_events(python: &str, args: &[String], framing: &str, markers: &[S
         .expect("run the example consumer");
     assert!(
         out.status.success(),
-        "the example consumer could not decode every event: {}",
+        "the example consumer could not decode every event, or ran past {CONSUMER_LIMIT:?} ({}): {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     let mut counts = std::collections::BTreeMap::new();
