@@ -45,6 +45,28 @@ impl Running {
     }
 }
 
+/// The settings of a process with a data dir of its own, `dir`, running `services` on the
+/// development broker `host` runs.
+fn joining(dir: &std::path::Path, services: Vec<Service>, host: &App) -> Settings {
+    let mut s = Settings::embedded(dir.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    s.services = services;
+    s.kafka.bootstrap = Some(host.bootstrap().to_owned());
+    s
+}
+
+/// Waits (30 s at most) until `base`'s audit trail serves `n` uploads.
+async fn until_audited(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = audited_uploads(client, base, jwt).await;
+        if seen == n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{base} serves {seen} of {n} uploads");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The ledger entries a process recorded, from its `GET /metrics`.
 async fn recorded(client: &reqwest::Client, base: &str) -> u64 {
     let text = client
@@ -72,10 +94,7 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
     let jwt = front_app.jwt();
     // The back process joins the front's broker; the data dir stands for the shared key
     // volume, blob bucket and cluster of a deployment.
-    let mut back = Settings::embedded(data.path().to_path_buf(), addr);
-    back.services = vec![Service::Anonymizer, Service::Billing];
-    back.kafka.bootstrap = Some(front_app.bootstrap().to_owned());
-    let (back_url, back_app) = start(back).await;
+    let (back_url, back_app) = start(joining(data.path(), vec![Service::Anonymizer, Service::Billing], &front_app)).await;
     // It opened the ledger billing writes, and none of the query side's stores.
     assert!(back_app.ledger().is_some() && back_app.catalog().is_none() && back_app.audit().is_none());
     let running = Running::start([front_app, back_app]);
@@ -183,15 +202,10 @@ async fn every_ingest_replica_closes_its_own_requests_from_the_outcomes_on_one_b
     // Replica B has a data dir (ingest store, keys, instance id) of its own; the blob
     // directory is A's, as a bucket would be, and so is the anonymizer's.
     std::os::unix::fs::symlink(a_dir.path().join("blobs"), b_dir.path().join("blobs")).expect("shared blobs");
-    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
-    b.services = vec![Service::Ingest];
-    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
+    let mut b = joining(b_dir.path(), vec![Service::Ingest], &a_app);
     b.blobs.shared = true;
     let (b_url, b_app) = start(b).await;
-    let mut worker = Settings::embedded(a_dir.path().to_path_buf(), addr);
-    worker.services = vec![Service::Anonymizer];
-    worker.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
-    let (_, worker_app) = start(worker).await;
+    let (_, worker_app) = start(joining(a_dir.path(), vec![Service::Anonymizer], &a_app)).await;
     assert_ne!(a_app.instance(), b_app.instance(), "each data dir names its own instance");
     assert_eq!(worker_app.instance(), a_app.instance(), "one data dir, one instance");
     let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
@@ -254,10 +268,7 @@ async fn every_query_api_replica_serves_the_whole_audit_trail() {
     a.kafka.partitions = Some(2);
     let (a_url, a_app) = start(a).await;
     // Replica B: the query API alone, with a data dir (and so an audit table) of its own.
-    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
-    b.services = vec![Service::QueryApi];
-    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
-    let (b_url, b_app) = start(b).await;
+    let (b_url, b_app) = start(joining(b_dir.path(), vec![Service::QueryApi], &a_app)).await;
     let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
     let running = Running::start([a_app, b_app]);
     let client = reqwest::Client::new();
@@ -265,16 +276,8 @@ async fn every_query_api_replica_serves_the_whole_audit_trail() {
     // Each upload's entry is keyed by its new image id, so the entries spread over both partitions.
     let uploaded = uploads(&client, &a_url, &a_jwt, "prov-audit", 6).await.len();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for (base, jwt) in [(&a_url, &a_jwt), (&b_url, &b_jwt)] {
-        loop {
-            let seen = audited_uploads(&client, base, jwt).await;
-            if seen == uploaded {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{base} serves {seen} of {uploaded} uploads");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_audited(&client, base, jwt, uploaded).await;
     }
 
     running.stop().await;
@@ -303,10 +306,7 @@ async fn a_process_whose_broker_is_gone_still_stops() {
     let mut a = Settings::embedded(a_dir.path().to_path_buf(), addr);
     a.services = vec![Service::Ingest];
     let (a_url, a_app) = start(a).await;
-    let mut b = Settings::embedded(b_dir.path().to_path_buf(), addr);
-    b.services = vec![Service::QueryApi];
-    b.kafka.bootstrap = Some(a_app.bootstrap().to_owned());
-    let (b_url, b_app) = start(b).await;
+    let (b_url, b_app) = start(joining(b_dir.path(), vec![Service::QueryApi], &a_app)).await;
     let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
     let (a_stop, b_stop) = (Shutdown::new(), Shutdown::new());
     let a_task = tokio::spawn(a_app.run_until_stopped(a_stop.clone()));
@@ -315,11 +315,7 @@ async fn a_process_whose_broker_is_gone_still_stops() {
 
     // B's audit projector has read A's entries, so it has offsets to commit when it stops.
     let uploaded = uploads(&client, &a_url, &a_jwt, "prov-gone", 2).await.len();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while audited_uploads(&client, &b_url, &b_jwt).await < uploaded {
-        assert!(tokio::time::Instant::now() < deadline, "B never read A's audit entries");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_audited(&client, &b_url, &b_jwt, uploaded).await;
 
     // The broker's process stops first; B's final commit has nobody to answer it.
     a_stop.trigger();
