@@ -47,6 +47,7 @@ impl CatalogEvent {
 
 /// Where an image stands, in the order it can move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Estado {
     /// Uploaded, not yet processed.
@@ -80,6 +81,7 @@ impl Estado {
 
 /// The anonymized output of an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnonymizedOutput {
     /// Blob key of the anonymized bytes.
     #[serde(skip)]
@@ -117,6 +119,7 @@ pub struct AnonymizedOutput {
     /// When it was anonymized (ms since the epoch).
     pub anonymized_at: i64,
     /// The report summary: actions, UIDs remapped, regions burned, profile, engine.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub report: ReportJson,
 }
 

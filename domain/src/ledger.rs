@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// What moved (or would have moved) a balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// A consumer used (downloaded) one of the user's images: the user is credited.

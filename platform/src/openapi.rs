@@ -1,4 +1,4 @@
-//! OpenAPI 3.0 documents: the parts every service's document shares, a small
+//! OpenAPI 3.1 documents: the parts every service's document shares, a small
 //! builder for operations, and the two routes that serve a document.
 //!
 //! - Shared components: the `Error` schema (`{"error": code, "message": text}`),
@@ -13,10 +13,16 @@
 //!   document and renders every route. It sets its own Content-Security-Policy,
 //!   which lets in only its own inline style and script (by hash) and fetches
 //!   to its own origin; the hardening middleware keeps a handler's own policy.
+//! - [`answer_schemas`]: the schemas of a service's answers, derived from
+//!   the types that serialize them (`answers.rs`).
 //! - Checks the services' tests run: [`routes_in_source`] reads the
 //!   `.route(...)` calls of a router's source (axum cannot list its routes),
 //!   [`operations`] lists a document's, [`unresolved_refs`] finds dangling
 //!   `$ref`s.
+
+mod answers;
+
+pub use answers::{answer_schemas, deprecated_of, deprecation_note, string_enum};
 
 use crate::metrics::Metrics;
 use axum::http::{header, HeaderValue};
@@ -28,7 +34,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
 /// The OpenAPI version of every document.
-pub const OPENAPI_VERSION: &str = "3.0.3";
+pub const OPENAPI_VERSION: &str = "3.1.0";
 
 /// Marks an operation documented before its route exists (a colleague's route
 /// in flight): the completeness checks allow it to be missing from the router,
@@ -50,14 +56,17 @@ pub fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// `schema` that may also be `null`.
+/// `schema` that may also be `null`: a plain type gains `"null"` among its
+/// types; anything else (a `$ref`, an enum) becomes one of `null` and it, as
+/// the derived schemas write it.
 pub fn nullable(schema: Value) -> Value {
     match schema {
-        Value::Object(mut m) if !m.contains_key("$ref") => {
-            m.insert("nullable".into(), Value::Bool(true));
+        Value::Object(mut m) if !m.contains_key("enum") && m.get("type").is_some_and(Value::is_string) => {
+            let t = m.remove("type").unwrap_or(Value::Null);
+            m.insert("type".into(), json!([t, "null"]));
             Value::Object(m)
         }
-        other => json!({ "allOf": [other], "nullable": true }),
+        other => json!({ "oneOf": [{ "type": "null" }, other] }),
     }
 }
 
@@ -70,7 +79,7 @@ pub fn deprecated_param(mut p: Value) -> Value {
 /// Marks `v` deprecated: a name the vocabulary replaced, answered until
 /// [`DEPRECATED_UNTIL`].
 pub fn deprecated(v: Value) -> Value {
-    let note = format!("Deprecated: answered until {}; read the vocabulary's name.", DEPRECATED_UNTIL);
+    let note = deprecation_note();
     match v {
         Value::Object(mut m) if !m.contains_key("$ref") => {
             m.insert("deprecated".into(), Value::Bool(true));
@@ -425,7 +434,7 @@ pub fn doc_operations() -> Vec<Op> {
             .public()
             .ok(
                 200,
-                "The OpenAPI 3.0 document of every route served here.",
+                "The OpenAPI 3.1 document of every route served here.",
                 Some(json_content(json!({ "type": "object" }))),
                 &[],
             ),

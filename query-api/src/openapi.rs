@@ -5,10 +5,10 @@
 //! both ways.
 
 use alpes_platform::openapi::{
-    binary_content, content, deprecated, deprecated_param, doc_operations, header_param, json_content, nullable, object_with_deprecated,
-    path, query, response_header, schema, Op, DEPRECATED_UNTIL,
+    answer_schemas, binary_content, content, deprecated_param, doc_operations, header_param, json_content, path, query, response_header,
+    schema, Op,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const IMAGES: &str = "images";
 const DICOMWEB: &str = "dicomweb";
@@ -206,7 +206,7 @@ fn operations() -> Vec<Op> {
                 limit(),
                 cursor("next_cursor"),
             ])
-            .ok(200, "One page.", Some(json_content(schema("ImagePage"))), &[])
+            .ok(200, "One page.", Some(json_content(schema("Imagenes"))), &[])
             .error(
                 400,
                 &["bad_query", "bad_limit", "bad_estado", "bad_cursor"],
@@ -223,7 +223,7 @@ fn operations() -> Vec<Op> {
         .auth(&[])
         .param(path("id", "The image id."))
         .param(if_none_match())
-        .ok(200, "The image.", Some(json_content(schema("Imagen"))), &[("ETag", etag(true))])
+        .ok(200, "The image.", Some(json_content(schema("ImagenDetalle"))), &[("ETag", etag(true))])
         .ok(304, "The client's copy is current.", None, &[("ETag", etag(true))])
         .standard(404),
         Op::get(
@@ -260,7 +260,7 @@ fn operations() -> Vec<Op> {
                 limit(),
                 cursor("next_cursor"),
             ])
-            .ok(200, "One page.", Some(json_content(schema("UserPage"))), &[])
+            .ok(200, "One page.", Some(json_content(schema("Usuarios"))), &[])
             .error(
                 400,
                 &["bad_query", "bad_limit", "bad_rol", "bad_cursor"],
@@ -270,7 +270,7 @@ fn operations() -> Vec<Op> {
             .describe("An admin reads anyone; any other user only itself (403 otherwise).")
             .auth(&[])
             .param(path("id", "The user id."))
-            .ok(200, "The user, with its login attempts.", Some(json_content(schema("Usuario"))), &[])
+            .ok(200, "The user, with its login attempts.", Some(json_content(schema("UsuarioDetalle"))), &[])
             .standard(403)
             .standard(404),
         Op::get("/monetizacion/saldo/{usuario_id}", "getBalance", MONEY, "A provider's balance")
@@ -406,7 +406,7 @@ fn operations() -> Vec<Op> {
                 limit(),
                 cursor("next_cursor"),
             ])
-            .ok(200, "One page.", Some(json_content(schema("AuditPage"))), &[])
+            .ok(200, "One page.", Some(json_content(schema("Registros"))), &[])
             .error(
                 400,
                 &["bad_query", "bad_limit", "bad_outcome", "bad_cursor"],
@@ -455,284 +455,41 @@ fn download_headers(partial: bool) -> Vec<(&'static str, Value)> {
     h
 }
 
-fn string() -> Value {
-    json!({ "type": "string" })
-}
+/// The answers' schemas, derived from the types that serialize them.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    crate::routes::imagenes::Imagenes,
+    crate::routes::imagen::Imagen,
+    crate::routes::usuarios::Usuarios,
+    crate::routes::usuario::Usuario,
+    crate::routes::saldo::Saldo,
+    crate::routes::movimientos::Movimientos,
+    crate::routes::auditoria::Registros,
+)))]
+struct Answers;
 
-fn int64(description: &str) -> Value {
-    json!({ "type": "integer", "format": "int64", "description": description })
-}
-
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
-}
-
-/// The fields of an image as the catalog holds it (every one always present).
-fn image_properties() -> Map<String, Value> {
-    let nullable_string = || nullable(string());
-    let modality =
-        || nullable(json!({ "type": "string", "description": "The DICOM Modality once anonymized, else the provider's `tipo_imagen`." }));
-    let reason = || nullable(json!({ "type": "string", "description": "The reason code of the latest rejection." }));
-    let created = || int64("When it was first registered (ms since the epoch).");
-    let Value::Object(m) = object_with_deprecated(
-        json!({
-            "id": string(),
-            "proveedor_id": string(),
-            "estado": { "type": "string", "enum": ["registrada", "anonimizada", "rechazada"] },
-            "creada_at": created(),
-            "modalidad": modality(),
-            "tipo_imagen": nullable_string(),
-            "region_anatomica": nullable_string(),
-            "anonimizada": nullable(schema("Anonimizada")),
-            "motivo_rechazo": reason(),
-        }),
-        json!({
-            "image_id": string(),
-            "provider_id": string(),
-            "created_at": created(),
-            "modality": modality(),
-            "anonymized": nullable(schema("AnonymizedOutput")),
-            "rejection_reason": reason(),
-        }),
-    ) else {
-        return Map::new();
-    };
-    match m.get("properties") {
-        Some(Value::Object(props)) => props.clone(),
-        _ => Map::new(),
-    }
-}
-
-/// The DICOM attributes of an anonymized output, named as in DICOM, under both vocabularies.
-fn dicom_output_properties() -> Map<String, Value> {
-    let nullable_string = || nullable(string());
-    let Value::Object(m) = json!({
-        "study_uid": nullable(json!({ "type": "string", "description": "StudyInstanceUID, remapped (DICOM only)." })),
-        "series_uid": nullable_string(),
-        "sop_instance_uid": nullable_string(),
-        "sop_class_uid": nullable_string(),
-        "patient_id": nullable(json!({ "type": "string", "description": "The PatientID pseudonym (DICOM only)." })),
-        "study_date": nullable_string(),
-        "series_number": nullable(json!({ "type": "integer", "format": "int32" })),
-        "instance_number": nullable(json!({ "type": "integer", "format": "int32" })),
-        "body_part": nullable_string(),
-        "rows": { "type": "integer", "format": "int32" },
-        "columns": { "type": "integer", "format": "int32" },
-        "frames": { "type": "integer", "format": "int32" },
-    }) else {
-        return Map::new();
-    };
-    m
-}
-
-/// An anonymized output: `sha256`, the DICOM attributes, and `extra` (its size, media type,
-/// time and report, named in one vocabulary).
-fn output_schema(extra: Value) -> Value {
-    let mut props = dicom_output_properties();
-    props.insert("sha256".into(), json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }));
-    if let Value::Object(extra) = extra {
-        props.extend(extra);
-    }
-    let required: Vec<String> = props.keys().cloned().collect();
-    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": props })
-}
-
+/// The answers' schemas, and DICOM JSON (PS3.18 F.2), whose shape is the
+/// standard's rather than a Rust type's.
 fn schemas() -> Value {
-    let nullable_string = || nullable(string());
-    let media_type = json!({ "type": "string", "enum": ["application/dicom", "image/png", "image/jpeg"] });
-    let report = json!({ "type": "object", "description": "The de-identification report summary: actions, UIDs remapped, regions burned, transfer syntaxes, profile, engine, timing." });
-    let rol = || json!({ "type": "string", "enum": ["proveedor", "consumidor", "admin"] });
-    let user = |extra: Value| {
-        let mut current = json!({
-            "id": string(),
-            "nombre": nullable(json!({ "type": "string", "description": "The account's display name; null when the account is not in this process's identity store." })),
-            "rol": rol(),
-            "organizacion": nullable(string()),
-            "creado_at": int64("ms since the epoch."),
-        });
-        if let (Value::Object(c), Value::Object(e)) = (&mut current, extra) {
-            c.extend(e);
-        }
-        object_with_deprecated(
-            current,
-            json!({
-                "user_id": string(),
-                "role": rol(),
-                "organization": nullable(string()),
-                "created_at": int64("ms since the epoch."),
-            }),
-        )
-    };
-    let image = image_properties();
-    let image_required: Vec<&str> = image.keys().map(String::as_str).collect();
-    let mut imagen = image.clone();
-    imagen.insert("precio_minor".into(), int64("The price of one download, minor units of `moneda`."));
-    imagen.insert("moneda".into(), json!({ "type": "string", "pattern": "^[A-Z]{3}$" }));
-    imagen.insert("currency".into(), deprecated(json!({ "type": "string", "pattern": "^[A-Z]{3}$" })));
-    imagen.insert(
-        "descarga".into(),
-        nullable(json!({ "type": "string", "description": "Where the anonymized bytes are, once there are some." })),
-    );
-    let imagen_required: Vec<&str> = imagen.keys().map(String::as_str).collect();
-    let page = |items: &str, item: &str| {
-        object(
-            &[items, "next_cursor"],
-            json!({
-                items: { "type": "array", "items": schema(item) },
-                "next_cursor": nullable(json!({ "type": "string", "description": "Pass as `cursor` for the next page; null on the last." })),
-            }),
-        )
-    };
-    json!({
-        "AnonymizedOutput": {
-            "allOf": [output_schema(json!({
-                "size_bytes": int64("Bytes."),
-                "media_type": media_type.clone(),
-                "anonymized_at": int64("ms since the epoch."),
-                "report": report.clone(),
-            }))],
-            "deprecated": true,
-            "description": format!("The deprecated `anonymized` of an image, answered until {}: read `anonimizada`.", DEPRECATED_UNTIL),
+    let mut schemas = answer_schemas::<Answers>();
+    schemas["DicomAttribute"] = json!({
+        "type": "object",
+        "description": "A DICOM JSON attribute (PS3.18 F.2): its VR and, unless empty, its values.",
+        "required": ["vr"],
+        "additionalProperties": false,
+        "properties": {
+            "vr": { "type": "string", "pattern": "^[A-Z]{2}$" },
+            "Value": { "type": "array", "items": {} },
+            "InlineBinary": { "type": "string" },
+            "BulkDataURI": { "type": "string" },
         },
-        "Anonimizada": output_schema(json!({
-            "tamano_bytes": int64("Bytes."),
-            "tipo_medio": media_type,
-            "anonimizada_at": int64("ms since the epoch."),
-            "informe": report,
-        })),
-        "CatalogImage": { "type": "object", "required": image_required, "additionalProperties": false, "properties": image },
-        "Imagen": { "type": "object", "required": imagen_required, "additionalProperties": false, "properties": imagen },
-        "ImagePage": page("imagenes", "CatalogImage"),
-        "CatalogUser": user(json!({})),
-        "UserPage": page("usuarios", "CatalogUser"),
-        "Usuario": user(json!({
-            "intentos_login": object(
-                &["total", "fallidos", "ultimo_at"],
-                json!({
-                    "total": { "type": "integer", "format": "int64", "minimum": 0, "description": "Every login attempt, from the audit trail." },
-                    "fallidos": { "type": "integer", "format": "int64", "minimum": 0, "description": "The failed ones (a wrong password, or refused while locked)." },
-                    "ultimo_at": nullable(json!({ "type": "integer", "format": "int64", "description": "When the last attempt happened (ms); null if none." })),
-                }),
-            ),
-        })),
-        "Balance": object_with_deprecated(
-            json!({
-                "usuario_id": string(),
-                "moneda": string(),
-                "devengado_minor": int64("Everything credited for usage."),
-                "pagado_minor": int64("Everything paid out."),
-                "pendiente_minor": int64("Devengado minus pagado: what Alpes owes."),
-                "usos": int64("Usages credited."),
-                "actualizado_at": int64("The latest event time applied (ms since the epoch)."),
-            }),
-            json!({
-                "user_id": string(),
-                "currency": string(),
-                "accrued_minor": int64("Everything credited for usage."),
-                "paid_minor": int64("Everything paid out."),
-                "pending_minor": int64("Accrued minus paid: what Alpes owes."),
-                "uses": int64("Usages credited."),
-                "as_of": int64("The latest event time applied (ms since the epoch)."),
-            }),
-        ),
-        "Saldo": object_with_deprecated(
-            json!({
-                "usuario_id": string(),
-                "moneda": { "type": "string", "pattern": "^[A-Z]{3}$" },
-                "saldo_pendiente": int64("Devengado minus pagado, minor units of `moneda`."),
-                "devengado_minor": int64("Minor units."),
-                "pagado_minor": int64("Minor units."),
-                "usos": int64("Usages credited."),
-                "actualizado_at": nullable(int64("The latest event time applied (ms); null before any.")),
-                "saldos": { "type": "array", "items": schema("Balance"), "description": "Every currency the user has." },
-            }),
-            json!({
-                "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
-                "accrued": int64("Minor units."),
-                "paid": int64("Minor units."),
-                "uses": int64("Usages credited."),
-                "as_of": nullable(int64("The latest event time applied (ms); null before any.")),
-                "balances": { "type": "array", "items": schema("Balance") },
-            }),
-        ),
-        "LedgerEntry": object_with_deprecated(
-            json!({
-                "evento_id": string(),
-                "usuario_id": string(),
-                "tipo": { "type": "string", "enum": ["uso", "pago", "pago_rechazado"] },
-                "importe_minor": int64("Always positive; `tipo` gives the direction."),
-                "moneda": string(),
-                "ocurrido_at": int64("ms since the epoch."),
-                "imagen_id": nullable(json!({ "type": "string", "description": "A usage's image." })),
-                "contraparte": nullable(json!({ "type": "string", "description": "A usage's consumer billed; a payment's reference." })),
-            }),
-            json!({
-                "event_id": string(),
-                "user_id": string(),
-                "kind": { "type": "string", "enum": ["usage", "payment", "refused_payment"] },
-                "amount_minor": int64("Always positive; `kind` gives the direction."),
-                "currency": string(),
-                "occurred_at": int64("ms since the epoch."),
-                "image_id": nullable(string()),
-                "counterparty": nullable(string()),
-            }),
-        ),
-        "Movimientos": object(
-            &["usuario_id", "movimientos", "next_cursor"],
-            json!({
-                "usuario_id": string(),
-                "movimientos": { "type": "array", "items": schema("LedgerEntry") },
-                "next_cursor": nullable(json!({ "type": "string", "description": "Pass as `cursor` for the next (older) page; null on the last." })),
-            }),
-        ),
-        "DicomAttribute": {
-            "type": "object",
-            "description": "A DICOM JSON attribute (PS3.18 F.2): its VR and, unless empty, its values.",
-            "required": ["vr"],
-            "additionalProperties": false,
-            "properties": {
-                "vr": { "type": "string", "pattern": "^[A-Z]{2}$" },
-                "Value": { "type": "array", "items": {} },
-                "InlineBinary": string(),
-                "BulkDataURI": string(),
-            },
-        },
-        "DicomDataset": {
-            "type": "object",
-            "description": "A DICOM JSON dataset: attributes keyed by tag (`GGGGEEEE`, upper-case hex).",
-            "additionalProperties": schema("DicomAttribute"),
-        },
-        "AuditEvent": object_with_deprecated(
-            json!({
-                "evento_id": string(),
-                "ocurrido_at": int64("ms since the epoch."),
-                "actor": { "type": "string", "description": "The acting user id, `anonymous`, `unknown` (a login with an unknown email) or a service name." },
-                "rol_actor": nullable(json!({ "type": "string", "enum": ["proveedor", "consumidor", "admin"] })),
-                "accion": string(),
-                "objetivo": nullable(json!({ "type": "string", "description": "The ids acted on (comma-separated when several)." })),
-                "ruta": nullable(json!({ "type": "string", "description": "Method and route template; null for the engine." })),
-                "resultado": { "type": "string", "enum": ["ok", "denied", "error"] },
-                "estado_http": nullable(json!({ "type": "integer", "format": "int32", "description": "The HTTP status answered." })),
-                "motivo": nullable(json!({ "type": "string", "description": "The error code of a refusal or failure." })),
-                "solicitud_http_id": nullable(json!({ "type": "string", "description": "The X-Request-Id of the request." })),
-                "servicio": { "type": "string", "description": "The service that recorded it." },
-            }),
-            json!({
-                "event_id": string(),
-                "occurred_at": int64("ms since the epoch."),
-                "actor_role": nullable(json!({ "type": "string", "enum": ["proveedor", "consumidor", "admin"] })),
-                "action": string(),
-                "target": nullable_string(),
-                "route": nullable_string(),
-                "outcome": { "type": "string", "enum": ["ok", "denied", "error"] },
-                "status": nullable(json!({ "type": "integer", "format": "int32" })),
-                "reason": nullable_string(),
-                "request_id": nullable_string(),
-                "service": string(),
-            }),
-        ),
-        "AuditPage": page("registros", "AuditEvent"),
-    })
+    });
+    schemas["DicomDataset"] = json!({
+        "type": "object",
+        "description": "A DICOM JSON dataset: attributes keyed by tag (`GGGGEEEE`, upper-case hex).",
+        "additionalProperties": schema("DicomAttribute"),
+    });
+    schemas
 }
 
 #[cfg(test)]

@@ -11,15 +11,19 @@
 //! keep their Rust names: this module is the only place that names the
 //! fields on the wire.
 
+use alpes_domain::caller::Role;
 use alpes_domain::catalog::{AnonymizedOutput, CatalogImage, CatalogUser, Estado, ReportJson};
 use alpes_domain::ledger::{Balance, EntryKind, LedgerEntry};
+use alpes_platform::openapi::{deprecated_of, string_enum};
 use alpes_schemas::RegistroAuditoria;
 use serde::Serialize;
+use utoipa::openapi::schema::Object;
+use utoipa::ToSchema;
 
 pub use alpes_platform::openapi::DEPRECATED_UNTIL;
 
 /// An image (`GET /imagenes`, and the body of `GET /imagenes/{id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Imagen<'a> {
     id: &'a str,
     proveedor_id: &'a str,
@@ -34,11 +38,17 @@ pub struct Imagen<'a> {
     /// The reason code of the latest rejection.
     motivo_rechazo: Option<&'a str>,
     // Deprecated names.
+    #[schema(deprecated)]
     image_id: &'a str,
+    #[schema(deprecated)]
     provider_id: &'a str,
+    #[schema(deprecated)]
     created_at: i64,
+    #[schema(deprecated)]
     modality: Option<&'a str>,
+    #[schema(schema_with = deprecated_of::<Option<AnonymizedOutput>>)]
     anonymized: Option<&'a AnonymizedOutput>,
+    #[schema(deprecated)]
     rejection_reason: Option<&'a str>,
 }
 
@@ -66,10 +76,12 @@ impl<'a> From<&'a CatalogImage> for Imagen<'a> {
 
 /// An image's anonymized output (`anonimizada`); the deprecated `anonymized`
 /// is [`AnonymizedOutput`] as it was.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Anonimizada<'a> {
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     sha256: &'a str,
     tamano_bytes: i64,
+    #[schema(schema_with = media_types)]
     tipo_medio: &'a str,
     study_uid: Option<&'a str>,
     series_uid: Option<&'a str>,
@@ -84,6 +96,9 @@ pub struct Anonimizada<'a> {
     columns: i32,
     frames: i32,
     anonimizada_at: i64,
+    /// The de-identification report summary: actions, UIDs remapped, regions burned,
+    /// transfer syntaxes, profile, engine, timing.
+    #[schema(value_type = Object)]
     informe: &'a ReportJson,
 }
 
@@ -112,19 +127,24 @@ impl<'a> From<&'a AnonymizedOutput> for Anonimizada<'a> {
 }
 
 /// A user (`GET /usuarios`, and the body of `GET /usuarios/{id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Usuario<'a> {
     id: &'a str,
     /// The account's display name; null when the account is not in this
     /// process's identity store.
     nombre: Option<&'a str>,
+    #[schema(value_type = Role)]
     rol: &'a str,
     organizacion: Option<&'a str>,
     creado_at: i64,
     // Deprecated names.
+    #[schema(deprecated)]
     user_id: &'a str,
+    #[schema(deprecated, value_type = Role)]
     role: &'a str,
+    #[schema(deprecated)]
     organization: Option<&'a str>,
+    #[schema(deprecated)]
     created_at: i64,
 }
 
@@ -146,7 +166,7 @@ impl<'a> Usuario<'a> {
 }
 
 /// A provider's balance in one currency (`saldos` of `GET /monetizacion/saldo/{usuario_id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SaldoMoneda<'a> {
     usuario_id: &'a str,
     moneda: &'a str,
@@ -161,12 +181,19 @@ pub struct SaldoMoneda<'a> {
     /// The latest event time applied.
     actualizado_at: i64,
     // Deprecated names.
+    #[schema(deprecated)]
     user_id: &'a str,
+    #[schema(deprecated)]
     currency: &'a str,
+    #[schema(deprecated)]
     accrued_minor: i64,
+    #[schema(deprecated)]
     paid_minor: i64,
+    #[schema(deprecated)]
     pending_minor: i64,
+    #[schema(deprecated)]
     uses: i64,
+    #[schema(deprecated)]
     as_of: i64,
 }
 
@@ -191,6 +218,21 @@ impl<'a> From<&'a Balance> for SaldoMoneda<'a> {
     }
 }
 
+/// The media types of an anonymized output.
+fn media_types() -> Object {
+    string_enum(&["application/dicom", "image/png", "image/jpeg"])
+}
+
+/// The Spanish names of [`tipo`].
+fn tipos() -> Object {
+    string_enum(&["uso", "pago", "pago_rechazado"])
+}
+
+/// What became of an audited action.
+fn resultados() -> Object {
+    string_enum(&["ok", "denied", "error"])
+}
+
 /// What moved a balance: `uso`, `pago` or `pago_rechazado` (the deprecated `kind` says
 /// `usage`, `payment` or `refused_payment`).
 pub fn tipo(kind: EntryKind) -> &'static str {
@@ -202,11 +244,12 @@ pub fn tipo(kind: EntryKind) -> &'static str {
 }
 
 /// One movement of a provider's ledger (`GET /monetizacion/movimientos/{usuario_id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Movimiento<'a> {
     /// The event that caused it (its idempotency key).
     evento_id: &'a str,
     usuario_id: &'a str,
+    #[schema(schema_with = tipos)]
     tipo: &'static str,
     /// Always positive; `tipo` gives the direction.
     importe_minor: i64,
@@ -217,13 +260,21 @@ pub struct Movimiento<'a> {
     /// A usage's consumer billed; a payment's reference.
     contraparte: Option<&'a str>,
     // Deprecated names.
+    #[schema(deprecated)]
     event_id: &'a str,
+    #[schema(deprecated)]
     user_id: &'a str,
+    #[schema(schema_with = deprecated_of::<EntryKind>)]
     kind: EntryKind,
+    #[schema(deprecated)]
     amount_minor: i64,
+    #[schema(deprecated)]
     currency: &'a str,
+    #[schema(deprecated)]
     occurred_at: i64,
+    #[schema(deprecated)]
     image_id: Option<&'a str>,
+    #[schema(deprecated)]
     counterparty: Option<&'a str>,
 }
 
@@ -252,18 +303,20 @@ impl<'a> From<&'a LedgerEntry> for Movimiento<'a> {
 
 /// One entry of the audit trail (`GET /auditoria`). Its codes (`accion`, `resultado`,
 /// `motivo`) stay as they are, like error codes: they are what a filter names.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Registro<'a> {
     evento_id: &'a str,
     ocurrido_at: i64,
     /// The acting user id, `anonymous`, `unknown` (a login with an unknown email) or a service.
     actor: &'a str,
+    #[schema(value_type = Option<Role>)]
     rol_actor: Option<&'a str>,
     accion: &'a str,
     /// The ids acted on (comma-separated when several).
     objetivo: Option<&'a str>,
     /// Method and route template; null for the engine.
     ruta: Option<&'a str>,
+    #[schema(schema_with = resultados)]
     resultado: &'a str,
     /// The HTTP status answered.
     estado_http: Option<i32>,
@@ -274,16 +327,27 @@ pub struct Registro<'a> {
     /// The service that recorded it.
     servicio: &'a str,
     // Deprecated names (`actor` is the same in both).
+    #[schema(deprecated)]
     event_id: &'a str,
+    #[schema(deprecated)]
     occurred_at: i64,
+    #[schema(deprecated, value_type = Option<Role>)]
     actor_role: Option<&'a str>,
+    #[schema(deprecated)]
     action: &'a str,
+    #[schema(deprecated)]
     target: Option<&'a str>,
+    #[schema(deprecated)]
     route: Option<&'a str>,
+    #[schema(deprecated, schema_with = resultados)]
     outcome: &'a str,
+    #[schema(deprecated)]
     status: Option<i32>,
+    #[schema(deprecated)]
     reason: Option<&'a str>,
+    #[schema(deprecated)]
     request_id: Option<&'a str>,
+    #[schema(deprecated)]
     service: &'a str,
 }
 

@@ -64,9 +64,19 @@
     return v || {};
   }
 
-  // allOf parts merged into one schema (properties merged, later constraints win).
+  // `oneOf: [null, X]`, the 3.1 way to write "X or null": X, or null if `s` is not that.
+  function orNull(s) {
+    if (!s || !s.oneOf || s.oneOf.length !== 2) return null;
+    const rest = s.oneOf.filter(function (p) { return p.type !== 'null'; });
+    return rest.length === 1 ? rest[0] : null;
+  }
+
+  // allOf parts merged into one schema (properties merged, later constraints win);
+  // "X or null" is X marked nullable.
   function flatten(s) {
     s = resolve(s);
+    const inner = orNull(s);
+    if (inner) return Object.assign({}, flatten(inner), { nullable: true }, s.description ? { description: s.description } : {});
     if (!s.allOf) return s;
     const out = Object.assign({}, s);
     delete out.allOf;
@@ -91,13 +101,14 @@
   function refName(s) {
     if (!s) return null;
     if (s.$ref) return s.$ref.split('/').pop();
+    if (orNull(s)) return refName(orNull(s));
     if (s.allOf && s.allOf.length === 1 && s.allOf[0].$ref) return s.allOf[0].$ref.split('/').pop();
     return null;
   }
 
   function typeOf(s) {
     if (s.type === 'array') return 'array of ' + (refName(s.items) || typeOf(flatten(s.items || {})));
-    let t = s.type || (s.properties ? 'object' : s.oneOf ? 'one of' : s.anyOf ? 'any of' : 'any');
+    let t = Array.isArray(s.type) ? s.type.join(' | ') : s.type || (s.properties ? 'object' : s.oneOf ? 'one of' : s.anyOf ? 'any of' : 'any');
     if (s.format) t += ' (' + s.format + ')';
     if (s.nullable) t += ' | null';
     return t;

@@ -12,16 +12,19 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The image, with what downloading it costs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ImagenDetalle)]
 pub struct Imagen<'a> {
     #[serde(flatten)]
     image: vocabulary::Imagen<'a>,
     /// Price of one download, minor units of `moneda`.
     precio_minor: i64,
+    #[schema(pattern = "^[A-Z]{3}$")]
     moneda: &'a str,
-    /// Deprecated name of `moneda`.
+    #[schema(deprecated, pattern = "^[A-Z]{3}$")]
     currency: &'a str,
     /// Where the anonymized bytes are, once there are some.
     descarga: Option<String>,

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +21,7 @@ pub struct Params {
 }
 
 /// The answer: the balance in one currency, plus every currency the user has.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Saldo<'a> {
     usuario_id: &'a str,
     moneda: &'a str,
@@ -33,11 +34,17 @@ pub struct Saldo<'a> {
     actualizado_at: Option<i64>,
     saldos: &'a [SaldoMoneda<'a>],
     // Deprecated names.
+    #[schema(deprecated)]
     currency: &'a str,
+    #[schema(deprecated)]
     accrued: i64,
+    #[schema(deprecated)]
     paid: i64,
+    #[schema(deprecated)]
     uses: i64,
+    #[schema(deprecated)]
     as_of: Option<i64>,
+    #[schema(deprecated)]
     balances: &'a [SaldoMoneda<'a>],
 }
 

@@ -11,9 +11,11 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A user with its login attempts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsuarioDetalle)]
 pub struct Usuario<'a> {
     #[serde(flatten)]
     user: vocabulary::Usuario<'a>,
@@ -21,7 +23,7 @@ pub struct Usuario<'a> {
 }
 
 /// A user's login attempts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IntentosLogin {
     total: u64,
     fallidos: u64,
