@@ -21,6 +21,7 @@ use base64::Engine;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Token lifetimes, the lockout rule and the password hasher's parameters.
 #[derive(Debug, Clone, clap::Args)]
@@ -150,11 +151,12 @@ pub async fn republish_accounts(store: &dyn IdentityStore, producer: &Producer) 
 }
 
 /// A token pair, as login and refresh answer it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Tokens {
-    /// The access token (a JWT).
+    /// The access token, a JWT for `Authorization: Bearer`.
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(schema_with = bearer)]
     pub token_type: &'static str,
     /// Seconds the access token is valid.
     pub expires_in: u64,
@@ -162,6 +164,10 @@ pub struct Tokens {
     pub refresh_token: String,
     /// Seconds the refresh token is valid.
     pub refresh_expires_in: u64,
+}
+
+fn bearer() -> utoipa::openapi::schema::Object {
+    alpes_platform::openapi::string_enum(&["Bearer"])
 }
 
 impl Identity {

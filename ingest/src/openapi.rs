@@ -6,10 +6,12 @@
 //! both ways.
 
 use alpes_platform::openapi::{
-    binary_content, content, doc_operations, header_param, json_content, nullable, object_with_deprecated, path, query, query_list,
-    response_header, schema, Op, DEPRECATED_UNTIL,
+    answer_schemas, binary_content, content, doc_operations, header_param, json_content, marked_deprecated, nullable,
+    object_with_deprecated, path, query, query_list, request_schemas, response_header, schema, string_enum as enum_schema, Op,
 };
 use serde_json::{json, Value};
+use utoipa::openapi::schema::{Array, Object, OneOf, Schema, Type};
+use utoipa::openapi::RefOr;
 
 const IMAGES: &str = "images";
 const DICOMWEB: &str = "dicomweb";
@@ -379,6 +381,68 @@ fn api_key(roles: Value, with_key: bool) -> Value {
     )
 }
 
+/// The answers derived from the types that write them.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    crate::routes::upload::Aceptadas,
+    crate::routes::reanonymize::SolicitudAceptada,
+    crate::routes::pagar::PagoAceptado,
+    crate::routes::usuarios::UsuarioCreado,
+    crate::identity::Tokens,
+)))]
+struct Answers;
+
+/// The request bodies derived from the types that read them.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    crate::routes::reanonymize::Request,
+    crate::routes::pagar::Request,
+    crate::routes::usuarios::Request,
+    crate::routes::auth_login::Request,
+    crate::routes::auth_refresh::Request,
+    crate::routes::auth_verify::Request,
+    crate::routes::api_keys::Request,
+)))]
+struct Requests;
+
+/// `retain` of a re-anonymization: the Retain options.
+pub(crate) fn retain_options() -> Array {
+    Array::new(enum_schema(&RETAIN_OPTIONS))
+}
+
+/// `no_clean` of a re-anonymization: the Clean options to switch off.
+pub(crate) fn no_clean_options() -> Array {
+    Array::new(enum_schema(&NO_CLEAN_OPTIONS))
+}
+
+/// `regions` of a re-anonymization: rectangles to burn.
+pub(crate) fn regions() -> Array {
+    Array::new(Object::builder().schema_type(Type::String).pattern(Some(REGION_PATTERN)))
+}
+
+/// `rules` of a re-anonymization: `default`, or null.
+pub(crate) fn rules() -> RefOr<Schema> {
+    Schema::OneOf(
+        OneOf::builder()
+            .item(Object::with_type(Type::Null))
+            .item(enum_schema(&["default"]))
+            .build(),
+    )
+    .into()
+}
+
+/// The media types an upload may have.
+pub(crate) fn media_types() -> Object {
+    enum_schema(&["application/dicom", "image/png", "image/jpeg"])
+}
+
+/// [`media_types`] under the name it replaced.
+pub(crate) fn old_media_types() -> Object {
+    marked_deprecated(media_types())
+}
+
+/// The bodies' schemas: derived ones first, then those with no Rust type of their own
+/// (the multipart form, DICOM JSON, and the answers still written as JSON values).
 fn schemas() -> Value {
     let jwks = json!({
             "type": "object",
@@ -403,33 +467,9 @@ fn schemas() -> Value {
             },
         });
     let roles = string_enum(&["proveedor", "consumidor", "admin"]);
-    let profile_list = |options: &[&str]| json!({ "type": "array", "items": { "type": "string", "enum": options } });
     let uid = dicom_attribute("UI", json!({ "type": "string" }));
-    json!({
-        "Registered": object_with_deprecated(
-            json!({
-                "id": { "type": "string", "description": "The image id." },
-                "solicitud_id": nullable(json!({ "type": "string", "description": "The anonymization request id; null for a duplicate." })),
-                "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
-                "tamano_bytes": { "type": "integer", "format": "int64", "minimum": 0 },
-                "tipo_medio": string_enum(&["application/dicom", "image/png", "image/jpeg"]),
-                "duplicada": { "type": "boolean", "description": "The image was already registered: no new event." },
-            }),
-            json!({
-                "request_id": nullable(json!({ "type": "string" })),
-                "size": { "type": "integer", "format": "int64", "minimum": 0 },
-                "media_type": string_enum(&["application/dicom", "image/png", "image/jpeg"]),
-                "duplicate": { "type": "boolean" },
-            }),
-        ),
-        "UploadAccepted": object_with_deprecated(
-            json!({
-                "id": { "type": "string", "description": "The first image's id." },
-                "ids": { "type": "array", "items": { "type": "string" }, "minItems": 1 },
-                "imagenes": { "type": "array", "items": schema("Registered"), "minItems": 1 },
-            }),
-            json!({ "images": { "type": "array", "items": schema("Registered"), "minItems": 1 } }),
-        ),
+    let mut schemas = answer_schemas::<Answers>();
+    let built = json!({
         "UploadForm": {
             "type": "object",
             "description": "Any number of file parts (a part with a filename or a content type other than text/plain), \
@@ -475,95 +515,6 @@ fn schemas() -> Value {
                 })),
             },
         },
-        "ReanonymizeRequest": {
-            "type": "object",
-            "additionalProperties": false,
-            "properties": {
-                "retain": profile_list(&RETAIN_OPTIONS),
-                "no_clean": profile_list(&NO_CLEAN_OPTIONS),
-                "regions": { "type": "array", "items": { "type": "string", "pattern": REGION_PATTERN } },
-                "rules": nullable(json!({ "type": "string", "enum": ["default"] })),
-            },
-        },
-        "ReanonymizeAccepted": object_with_deprecated(
-            json!({ "id": { "type": "string" }, "solicitud_id": { "type": "string" } }),
-            json!({ "request_id": { "type": "string" } }),
-        ),
-        "PaymentRequest": {
-            "type": "object",
-            "description": format!(
-                "The deprecated names `amount_minor`, `currency` and `reference` are read too until {DEPRECATED_UNTIL} \
-                 (give one name per field)."
-            ),
-            "required": ["usuario_id", "importe_minor", "moneda", "referencia"],
-            "additionalProperties": false,
-            "properties": {
-                "usuario_id": { "type": "string", "minLength": 1, "description": "The provider to pay." },
-                "importe_minor": { "type": "integer", "format": "int64", "minimum": 1, "description": "Minor units (cents)." },
-                "moneda": { "type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217." },
-                "referencia": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "Unique per paid user." },
-            },
-        },
-        "PaymentAccepted": object_with_deprecated(
-            json!({
-                "evento_id": { "type": "string", "description": "The `PagoProcesado` event id." },
-                "usuario_id": { "type": "string" },
-                "estado": string_enum(&["en_proceso"]),
-            }),
-            json!({ "event_id": { "type": "string" } }),
-        ),
-        "NewUser": {
-            "type": "object",
-            "required": ["nombre", "email", "password", "rol"],
-            "additionalProperties": false,
-            "properties": {
-                "nombre": { "type": "string", "minLength": 1, "maxLength": 200 },
-                "email": { "type": "string", "format": "email", "maxLength": 254 },
-                "password": { "type": "string", "minLength": 12, "description": "At least 12 characters, at most 1,024 bytes; stored only as its argon2id hash." },
-                "rol": roles.clone(),
-                "organizacion": nullable(json!({ "type": "string", "maxLength": 200 })),
-            },
-        },
-        "UserCreated": object_with_deprecated(
-            json!({
-                "id": { "type": "string" },
-                "nombre": { "type": "string" },
-                "rol": roles.clone(),
-                "organizacion": nullable(json!({ "type": "string" })),
-                "creado_at": millis("ms since the epoch."),
-            }),
-            json!({ "created_at": millis("ms since the epoch.") }),
-        ),
-        "LoginRequest": {
-            "type": "object",
-            "required": ["email", "password"],
-            "additionalProperties": false,
-            "properties": { "email": { "type": "string" }, "password": { "type": "string" } },
-        },
-        "Tokens": {
-            "type": "object",
-            "required": ["access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"],
-            "additionalProperties": false,
-            "properties": {
-                "access_token": { "type": "string", "description": "A JWT, for `Authorization: Bearer`." },
-                "token_type": string_enum(&["Bearer"]),
-                "expires_in": { "type": "integer", "minimum": 0, "description": "Seconds." },
-                "refresh_token": { "type": "string", "description": "Shown once; works once." },
-                "refresh_expires_in": { "type": "integer", "minimum": 0, "description": "Seconds." },
-            },
-        },
-        "RefreshRequest": {
-            "type": "object",
-            "required": ["refresh_token"],
-            "additionalProperties": false,
-            "properties": { "refresh_token": { "type": "string" } },
-        },
-        "VerifyRequest": {
-            "type": "object",
-            "required": ["token"],
-            "additionalProperties": false,
-            "properties": { "token": { "type": "string" } },
-        },
         "Introspection": {
             "type": "object",
             "description": "`{\"active\": false}` alone for a bad, expired or revoked token.",
@@ -576,16 +527,6 @@ fn schemas() -> Value {
                 "exp": { "type": "integer", "description": "Seconds since the epoch." },
                 "iat": { "type": "integer", "description": "Seconds since the epoch." },
                 "jti": nullable(json!({ "type": "string" })),
-            },
-        },
-        "ApiKeyRequest": {
-            "type": "object",
-            "required": ["nombre", "rol", "usuario_id"],
-            "additionalProperties": false,
-            "properties": {
-                "nombre": { "type": "string", "minLength": 1, "maxLength": 200 },
-                "rol": roles.clone(),
-                "usuario_id": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "The user the key acts as." },
             },
         },
         "ApiKey": api_key(roles.clone(), false),
@@ -650,14 +591,36 @@ fn schemas() -> Value {
                 },
             },
         },
-    })
+    });
+    if let (Value::Object(all), Value::Object(requests), Value::Object(built)) = (&mut schemas, request_schemas::<Requests>(), built) {
+        all.extend(requests);
+        all.extend(built);
+    }
+    schemas
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alpes_platform::openapi::{assert_covers_routes, unresolved_refs};
+    use alpes_platform::openapi::{assert_covers_routes, undeprecated, unresolved_refs};
     use std::collections::BTreeSet;
+
+    #[test]
+    fn every_name_the_vocabulary_replaced_is_marked_deprecated_wherever_it_is_answered() {
+        let old = [
+            "request_id",
+            "size",
+            "media_type",
+            "duplicate",
+            "images",
+            "event_id",
+            "created_at",
+            "created_by",
+            "revoked_at",
+            "last_used_at",
+        ];
+        assert_eq!(undeprecated(&document(), &old), Vec::<String>::new());
+    }
 
     #[test]
     fn the_document_covers_every_route_of_the_router_and_nothing_else() {

@@ -16,6 +16,7 @@ use alpes_platform::http::ApiError;
 use alpes_platform::store::{Claim, ImageRow, NewImage};
 use alpes_schemas::{deterministic_event_id, now_millis, ImagenRegistrada, Profile};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Where an upload came from, as recorded in the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,20 +64,7 @@ pub struct Registered {
 
 impl Serialize for Registered {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            id: &'a str,
-            solicitud_id: Option<&'a str>,
-            sha256: &'a str,
-            tamano_bytes: u64,
-            tipo_medio: &'a str,
-            duplicada: bool,
-            request_id: Option<&'a str>,
-            size: u64,
-            media_type: &'a str,
-            duplicate: bool,
-        }
-        Wire {
+        Registrada {
             id: &self.id,
             solicitud_id: self.request_id.as_deref(),
             sha256: &self.sha256,
@@ -90,6 +78,32 @@ impl Serialize for Registered {
         }
         .serialize(s)
     }
+}
+
+/// [`Registered`] on the wire.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Registered)]
+pub(crate) struct Registrada<'a> {
+    /// The image id.
+    id: &'a str,
+    /// The anonymization request id; null for a duplicate.
+    solicitud_id: Option<&'a str>,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    sha256: &'a str,
+    tamano_bytes: u64,
+    #[schema(schema_with = crate::openapi::media_types)]
+    tipo_medio: &'a str,
+    /// The image was already registered: no new event.
+    duplicada: bool,
+    // Deprecated names.
+    #[schema(deprecated)]
+    request_id: Option<&'a str>,
+    #[schema(deprecated)]
+    size: u64,
+    #[schema(schema_with = crate::openapi::old_media_types)]
+    media_type: &'a str,
+    #[schema(deprecated)]
+    duplicate: bool,
 }
 
 fn new_id() -> String {

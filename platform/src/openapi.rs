@@ -22,7 +22,7 @@
 
 mod answers;
 
-pub use answers::{answer_schemas, deprecated_of, deprecation_note, string_enum};
+pub use answers::{answer_schemas, deprecated_of, deprecation_note, marked_deprecated, request_schemas, string_enum, undeprecated};
 
 use crate::metrics::Metrics;
 use axum::http::{header, HeaderValue};

@@ -495,12 +495,51 @@ fn schemas() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alpes_platform::openapi::{assert_covers_routes, unresolved_refs, PENDING};
+    use alpes_platform::openapi::{assert_covers_routes, undeprecated, unresolved_refs, PENDING};
     use std::collections::BTreeSet;
 
     #[test]
     fn the_document_covers_every_route_of_the_router_and_nothing_else() {
         assert_covers_routes(&document(), &[include_str!("lib.rs")]);
+    }
+
+    #[test]
+    fn every_name_the_vocabulary_replaced_is_marked_deprecated_wherever_it_is_answered() {
+        let old = [
+            "image_id",
+            "provider_id",
+            "created_at",
+            "modality",
+            "anonymized",
+            "rejection_reason",
+            "user_id",
+            "role",
+            "organization",
+            "currency",
+            "accrued_minor",
+            "paid_minor",
+            "pending_minor",
+            "uses",
+            "as_of",
+            "accrued",
+            "paid",
+            "balances",
+            "event_id",
+            "kind",
+            "amount_minor",
+            "occurred_at",
+            "counterparty",
+            "actor_role",
+            "action",
+            "target",
+            "route",
+            "outcome",
+            "status",
+            "reason",
+            "request_id",
+            "service",
+        ];
+        assert_eq!(undeprecated(&document(), &old), Vec::<String>::new());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use alpes_domain::caller::Role;
 use alpes_domain::catalog::{AnonymizedOutput, CatalogImage, CatalogUser, Estado, ReportJson};
 use alpes_domain::ledger::{Balance, EntryKind, LedgerEntry};
-use alpes_platform::openapi::{deprecated_of, string_enum};
+use alpes_platform::openapi::{deprecated_of, marked_deprecated, string_enum};
 use alpes_schemas::RegistroAuditoria;
 use serde::Serialize;
 use utoipa::openapi::schema::Object;
@@ -140,7 +140,7 @@ pub struct Usuario<'a> {
     // Deprecated names.
     #[schema(deprecated)]
     user_id: &'a str,
-    #[schema(deprecated, value_type = Role)]
+    #[schema(schema_with = deprecated_of::<Role>)]
     role: &'a str,
     #[schema(deprecated)]
     organization: Option<&'a str>,
@@ -231,6 +231,11 @@ fn tipos() -> Object {
 /// What became of an audited action.
 fn resultados() -> Object {
     string_enum(&["ok", "denied", "error"])
+}
+
+/// [`resultados`] under the name they replaced.
+fn old_resultados() -> Object {
+    marked_deprecated(resultados())
 }
 
 /// What moved a balance: `uso`, `pago` or `pago_rechazado` (the deprecated `kind` says
@@ -331,7 +336,7 @@ pub struct Registro<'a> {
     event_id: &'a str,
     #[schema(deprecated)]
     occurred_at: i64,
-    #[schema(deprecated, value_type = Option<Role>)]
+    #[schema(schema_with = deprecated_of::<Option<Role>>)]
     actor_role: Option<&'a str>,
     #[schema(deprecated)]
     action: &'a str,
@@ -339,7 +344,7 @@ pub struct Registro<'a> {
     target: Option<&'a str>,
     #[schema(deprecated)]
     route: Option<&'a str>,
-    #[schema(deprecated, schema_with = resultados)]
+    #[schema(schema_with = old_resultados)]
     outcome: &'a str,
     #[schema(deprecated)]
     status: Option<i32>,

@@ -19,12 +19,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ApiKeyRequest)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub(crate) struct Request {
+    #[schema(min_length = 1, max_length = 200)]
     nombre: String,
+    #[schema(value_type = Role)]
     rol: String,
+    /// The user the key acts as.
+    #[schema(pattern = "^[!-~]{1,128}$")]
     usuario_id: String,
 }
 

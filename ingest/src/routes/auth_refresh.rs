@@ -16,10 +16,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RefreshRequest)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub(crate) struct Request {
     refresh_token: String,
 }
 

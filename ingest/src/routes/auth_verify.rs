@@ -11,10 +11,12 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = VerifyRequest)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub(crate) struct Request {
     token: String,
 }
 

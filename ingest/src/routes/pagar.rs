@@ -25,18 +25,47 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+/// A payment taken: its event is on the log and billing will apply it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PaymentAccepted)]
+pub(crate) struct PagoAceptado<'a> {
+    /// The `PagoProcesado` event id.
+    evento_id: &'a str,
+    usuario_id: &'a str,
+    #[schema(schema_with = en_proceso)]
+    estado: &'static str,
+    // Deprecated names.
+    #[schema(deprecated)]
+    event_id: &'a str,
+}
+
+fn en_proceso() -> utoipa::openapi::schema::Object {
+    alpes_platform::openapi::string_enum(&["en_proceso"])
+}
+
+/// The deprecated names `amount_minor`, `currency` and `reference` are read
+/// too, until the end of the deprecation period (give one name per field).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = PaymentRequest)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub(crate) struct Request {
+    /// The provider to pay.
+    #[schema(min_length = 1)]
     usuario_id: String,
+    /// Minor units (cents).
     #[serde(alias = "amount_minor")]
+    #[schema(minimum = 1)]
     importe_minor: i64,
+    /// ISO 4217.
     #[serde(alias = "currency")]
+    #[schema(pattern = "^[A-Z]{3}$")]
     moneda: String,
+    /// Unique per paid user.
     #[serde(alias = "reference")]
+    #[schema(pattern = "^[!-~]{1,128}$")]
     referencia: String,
 }
 
@@ -114,8 +143,12 @@ pub async fn handler(
         http_request_id: ctx.request_id(),
     };
     state.producer.send(&event.user_id, &event).await?;
-    // `event_id` is the deprecated name of `evento_id`.
-    let body = json!({ "evento_id": event.event_id, "event_id": event.event_id, "usuario_id": event.user_id, "estado": "en_proceso" });
+    let body = PagoAceptado {
+        evento_id: &event.event_id,
+        usuario_id: &event.user_id,
+        estado: "en_proceso",
+        event_id: &event.event_id,
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 

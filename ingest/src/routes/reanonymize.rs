@@ -13,19 +13,35 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Default, Deserialize)]
+/// A re-anonymization taken: the image and the new request.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ReanonymizeAccepted)]
+pub(crate) struct SolicitudAceptada<'a> {
+    id: &'a str,
+    solicitud_id: &'a str,
+    // Deprecated names.
+    #[schema(deprecated)]
+    request_id: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = ReanonymizeRequest)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub(crate) struct Request {
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::retain_options)]
     retain: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::no_clean_options)]
     no_clean: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::regions)]
     regions: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::rules)]
     rules: Option<String>,
 }
 
@@ -61,8 +77,11 @@ pub async fn handler(
         _ => return Err(ApiError::not_found("no image with this id")),
     }
     let request_id = reanonymize(&state, &ctx, &caller.user_id, &id, profile).await?;
-    // `request_id` is the deprecated name of `solicitud_id`.
-    let body = json!({ "id": id, "solicitud_id": request_id, "request_id": request_id });
+    let body = SolicitudAceptada {
+        id: &id,
+        solicitud_id: &request_id,
+        request_id: &request_id,
+    };
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/imagenes/{id}"))],

@@ -6,7 +6,7 @@
 use super::{bad_multipart, check_length, content_type, idempotency_key, part_error, upload_error};
 use crate::media::{self, Declared};
 use crate::profile::UploadMeta;
-use crate::register::{forget_blob, register, Registered, Source};
+use crate::register::{forget_blob, register, Registered, Registrada, Source};
 use crate::IngestState;
 use alpes_anonymizer::probe::MediaKind;
 use alpes_platform::audit::RequestContext;
@@ -18,7 +18,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The handler.
 #[tracing::instrument(name = "POST /imagenes", skip_all, fields(provider = %caller.user_id))]
@@ -42,12 +43,32 @@ pub async fn handler(
     Ok(accepted(&registered))
 }
 
+/// The images of one upload, registered.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UploadAccepted)]
+pub(crate) struct Aceptadas<'a> {
+    /// The first image's id.
+    #[schema(value_type = String)]
+    id: Option<&'a str>,
+    #[schema(min_items = 1)]
+    ids: Vec<&'a str>,
+    #[schema(value_type = Vec<Registrada>, min_items = 1)]
+    imagenes: &'a [Registered],
+    // Deprecated names.
+    #[schema(deprecated, value_type = Vec<Registrada>)]
+    images: &'a [Registered],
+}
+
 /// 202 with the ids and a Location for the first image.
 pub fn accepted(images: &[Registered]) -> Response {
     let ids: Vec<&str> = images.iter().map(|r| r.id.as_str()).collect();
     let location = ids.first().map(|id| format!("/imagenes/{id}")).unwrap_or_default();
-    // `images` is the deprecated name of `imagenes`.
-    let body = json!({ "id": ids.first(), "ids": ids, "imagenes": images, "images": images });
+    let body = Aceptadas {
+        id: ids.first().copied(),
+        ids,
+        imagenes: images,
+        images,
+    };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(body)).into_response()
 }
 

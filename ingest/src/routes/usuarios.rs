@@ -19,17 +19,39 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// An account created.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UserCreated)]
+pub(crate) struct UsuarioCreado<'a> {
+    id: &'a str,
+    nombre: &'a str,
+    rol: Role,
+    organizacion: Option<&'a str>,
+    /// ms since the epoch.
+    creado_at: i64,
+    // Deprecated names.
+    #[schema(deprecated)]
+    created_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewUser)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub(crate) struct Request {
+    #[schema(min_length = 1, max_length = 200)]
     nombre: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// At least 12 characters, at most 1,024 bytes; stored only as its argon2id hash.
+    #[schema(min_length = 12)]
     password: String,
+    #[schema(value_type = Role)]
     rol: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     organizacion: Option<String>,
 }
 
@@ -65,15 +87,14 @@ pub async fn handler(
     };
     let stored = state.identity.register(&state.producer, user, ctx.request_id()).await?;
     ctx.target(&stored.user_id);
-    let body = json!({
-        "id": stored.user_id,
-        "nombre": stored.nombre,
-        "rol": stored.role,
-        "organizacion": stored.organization,
-        "creado_at": stored.created_at,
-        // The deprecated name of `creado_at`.
-        "created_at": stored.created_at,
-    });
+    let body = UsuarioCreado {
+        id: &stored.user_id,
+        nombre: &stored.nombre,
+        rol: stored.role,
+        organizacion: stored.organization.as_deref(),
+        creado_at: stored.created_at,
+        created_at: stored.created_at,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
