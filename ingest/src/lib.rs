@@ -41,7 +41,6 @@ use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{IngestStore, LedgerStore};
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -103,20 +102,8 @@ pub fn router(state: IngestState) -> Router {
 /// The ingest routes, without the probes and the document routes (for composing with other
 /// services, which serve one merged document).
 pub fn api_router(state: IngestState) -> Router {
-    let routes = Router::new()
-        .route("/imagenes", post(routes::upload::handler))
-        .route("/studies", post(routes::stow::handler))
-        .route("/studies/{study}", post(routes::stow::handler_for_study))
-        .route("/anonimizar/{id}", post(routes::reanonymize::handler))
-        .route("/monetizacion/pagar", post(routes::pagar::handler))
-        .route("/usuarios", post(routes::usuarios::handler))
-        .route("/auth/login", post(routes::auth_login::handler))
-        .route("/auth/refresh", post(routes::auth_refresh::handler))
-        .route("/auth/logout", post(routes::auth_logout::handler))
-        .route("/auth/verify", post(routes::auth_verify::handler))
-        .route("/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
-        .route("/api-keys/{id}", axum::routing::delete(routes::api_key::handler))
-        .route("/.well-known/jwks.json", get(routes::jwks::handler))
+    let (routes, _) = routes::all().into_parts();
+    let routes = routes
         // Uploads are streamed and limited by `max_upload`, not buffered.
         .layer(DefaultBodyLimit::disable());
     alpes_platform::layers::service(routes, state.metrics.clone(), state.limits.clone(), state.auditor.clone()).with_state(state)

@@ -5,24 +5,29 @@
 //!   one response per error status (429 and 503 with `Retry-After`), the
 //!   `X-Request-Id` header every answer carries, and the security schemes
 //!   (`bearerAuth`, a JWT; `apiKey`, the `X-API-Key` header).
-//! - [`Op`] builds one operation; [`document`] turns a service's operations
-//!   and schemas into its document; [`merge`] joins service documents into the
+//! - [`Op`] builds one operation, and [`Routes`] (`routes.rs`) registers each
+//!   route with its operation, so a service's router and its document come
+//!   from one declaration; [`document`] turns a service's operations and
+//!   schemas into its document; [`merge`] joins service documents into the
 //!   one `alpes up` serves.
 //! - [`router`]: `GET /openapi.json` (the document) and `GET /docs`, a
 //!   self-contained page (no CDN, no outside font or script) that fetches the
 //!   document and renders every route. It sets its own Content-Security-Policy,
 //!   which lets in only its own inline style and script (by hash) and fetches
 //!   to its own origin; the hardening middleware keeps a handler's own policy.
-//! - [`answer_schemas`]: the schemas of a service's answers, derived from
-//!   the types that serialize them (`answers.rs`).
-//! - Checks the services' tests run: [`routes_in_source`] reads the
-//!   `.route(...)` calls of a router's source (axum cannot list its routes),
-//!   [`operations`] lists a document's, [`unresolved_refs`] finds dangling
-//!   `$ref`s.
+//! - [`answer_schemas`] and [`derived_schemas`]: the bodies' schemas, derived
+//!   from the types that serialize and deserialize them (`answers.rs`).
+//! - Checks the tests run: [`operations`] lists a document's,
+//!   [`unresolved_refs`] finds dangling `$ref`s, [`undeprecated`] finds a
+//!   replaced name not marked deprecated, and [`routes_in_source`] reads the
+//!   `.route(...)` calls of the two routers built by hand (the document's
+//!   own and the probes').
 
 mod answers;
+mod routes;
 
-pub use answers::{answer_schemas, deprecated_of, deprecation_note, marked_deprecated, request_schemas, string_enum, undeprecated};
+pub use answers::{answer_schemas, deprecated_of, derived_schemas, marked_deprecated, string_enum, undeprecated};
+pub use routes::Routes;
 
 use crate::metrics::Metrics;
 use axum::http::{header, HeaderValue};
@@ -36,9 +41,10 @@ use std::sync::{Arc, LazyLock};
 /// The OpenAPI version of every document.
 pub const OPENAPI_VERSION: &str = "3.1.0";
 
-/// Marks an operation documented before its route exists (a colleague's route
-/// in flight): the completeness checks allow it to be missing from the router,
-/// and check it like any other once it is there.
+/// Marks an operation documented before its route exists. Since [`Routes`]
+/// declares each route with its operation, a service cannot document one
+/// ahead of its handler any more; the mark remains for the checks that skip
+/// such an operation (Schemathesis), and no operation carries it today.
 pub const PENDING: &str = "x-alpes-pending";
 
 /// The last day the API answers (and reads) the field names its one vocabulary replaced
@@ -56,51 +62,10 @@ pub fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// `schema` that may also be `null`: a plain type gains `"null"` among its
-/// types; anything else (a `$ref`, an enum) becomes one of `null` and it, as
-/// the derived schemas write it.
-pub fn nullable(schema: Value) -> Value {
-    match schema {
-        Value::Object(mut m) if !m.contains_key("enum") && m.get("type").is_some_and(Value::is_string) => {
-            let t = m.remove("type").unwrap_or(Value::Null);
-            m.insert("type".into(), json!([t, "null"]));
-            Value::Object(m)
-        }
-        other => json!({ "oneOf": [{ "type": "null" }, other] }),
-    }
-}
-
 /// Marks a parameter deprecated (a name the vocabulary replaced).
 pub fn deprecated_param(mut p: Value) -> Value {
     p["deprecated"] = Value::Bool(true);
     p
-}
-
-/// Marks `v` deprecated: a name the vocabulary replaced, answered until
-/// [`DEPRECATED_UNTIL`].
-pub fn deprecated(v: Value) -> Value {
-    let note = deprecation_note();
-    match v {
-        Value::Object(mut m) if !m.contains_key("$ref") => {
-            m.insert("deprecated".into(), Value::Bool(true));
-            m.insert("description".into(), Value::String(note));
-            Value::Object(m)
-        }
-        other => json!({ "allOf": [other], "deprecated": true, "description": note }),
-    }
-}
-
-/// An object whose every property is required: `current` (the vocabulary's names) and
-/// `old` (the names it replaced, each marked [`deprecated`]).
-pub fn object_with_deprecated(current: Value, old: Value) -> Value {
-    let (Value::Object(mut props), Value::Object(old)) = (current, old) else {
-        return Value::Null;
-    };
-    for (k, v) in old {
-        props.insert(k, deprecated(v));
-    }
-    let required: Vec<String> = props.keys().cloned().collect();
-    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": props })
 }
 
 /// A content map with one media type.
@@ -266,7 +231,7 @@ pub struct Op {
 
 impl Op {
     /// An operation `id` under `tag`, with a one-line `summary`.
-    pub fn new(method: &'static str, path: &'static str, id: &str, tag: &str, summary: &str) -> Op {
+    fn new(method: &'static str, path: &'static str, id: &str, tag: &str, summary: &str) -> Op {
         let mut op = Map::new();
         op.insert("operationId".into(), json!(id));
         op.insert("tags".into(), json!([tag]));
@@ -299,6 +264,15 @@ impl Op {
     /// The path template.
     pub fn path(&self) -> &'static str {
         self.path
+    }
+
+    /// What [`Routes`] routes to it.
+    fn method_filter(&self) -> axum::routing::MethodFilter {
+        match self.method {
+            "post" => axum::routing::MethodFilter::POST,
+            "delete" => axum::routing::MethodFilter::DELETE,
+            _ => axum::routing::MethodFilter::GET,
+        }
     }
 
     /// A longer description (CommonMark).
@@ -347,6 +321,17 @@ impl Op {
     /// Documented ahead of its route (see [`PENDING`]).
     pub fn pending(mut self) -> Op {
         self.op.insert(PENDING.into(), Value::Bool(true));
+        self
+    }
+
+    /// Adds `P`'s fields as query parameters, derived from the type the
+    /// handler reads its query string into (`#[derive(IntoParams)]`): the
+    /// names, the doc comments as descriptions, the types and constraints.
+    pub fn query_params<P: utoipa::IntoParams>(mut self) -> Op {
+        let query = || Some(utoipa::openapi::path::ParameterIn::Query);
+        for p in P::into_params(query) {
+            self = self.param(serde_json::to_value(p).unwrap_or(Value::Null));
+        }
         self
     }
 
@@ -427,8 +412,17 @@ impl Op {
     }
 }
 
-/// The operations of [`router`]: each service documents them, as it serves them.
-pub fn doc_operations() -> Vec<Op> {
+/// The operations every process serves, whatever its services: the
+/// document's own ([`router`]) and the probes' ([`crate::probes`]). Each
+/// service's document lists them.
+pub fn platform_operations() -> Vec<Op> {
+    let mut ops = doc_operations();
+    ops.extend(crate::probes::operations());
+    ops
+}
+
+/// The operations of [`router`].
+fn doc_operations() -> Vec<Op> {
     vec![
         Op::get("/openapi.json", "getOpenApi", "platform", "This OpenAPI document")
             .public()
@@ -446,7 +440,7 @@ pub fn doc_operations() -> Vec<Op> {
 }
 
 /// A service's document: `ops` grouped by path, `schemas` beside the shared
-/// components, and `X-Request-Id` on every response.
+/// components (and the probes' answers), and `X-Request-Id` on every response.
 pub fn document(title: &str, description: &str, ops: Vec<Op>, schemas: Value) -> Value {
     let mut paths = Map::new();
     let mut tags: Vec<String> = Vec::new();
@@ -462,7 +456,10 @@ pub fn document(title: &str, description: &str, ops: Vec<Op>, schemas: Value) ->
         item[method] = value;
     }
     let mut components = shared_components();
-    if let (Some(Value::Object(all)), Value::Object(own)) = (components.get_mut("schemas"), schemas) {
+    if let (Some(Value::Object(all)), Value::Object(probes), Value::Object(own)) =
+        (components.get_mut("schemas"), derived_schemas::<crate::probes::Answers>(), schemas)
+    {
+        all.extend(probes);
         all.extend(own);
     }
     let mut doc = json!({
@@ -552,27 +549,6 @@ pub fn operations(doc: &Value) -> BTreeSet<(String, String, bool)> {
         }
     }
     out
-}
-
-/// Panics unless `doc` documents exactly the routes that the routers in
-/// `router_sources` declare, plus the document's own ([`DOC_ROUTES`]); an
-/// operation marked [`PENDING`] may be documented before it is served.
-pub fn assert_covers_routes(doc: &Value, router_sources: &[&str]) {
-    let mut served = BTreeSet::new();
-    for src in router_sources {
-        served.extend(routes_in_source(src).expect("a router's routes"));
-    }
-    served.extend(DOC_ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())));
-    let ops = operations(doc);
-    let documented: BTreeSet<(String, String)> = ops.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
-    let pending: BTreeSet<(String, String)> = ops.iter().filter(|o| o.2).map(|(m, p, _)| (m.clone(), p.clone())).collect();
-    let undocumented: Vec<_> = served.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
-    let unserved: Vec<_> = documented.difference(&served).filter(|o| !pending.contains(*o)).collect();
-    assert!(
-        unserved.is_empty(),
-        "documented but not served (mark it {PENDING} if it is on its way): {unserved:?}"
-    );
 }
 
 /// Every `$ref` in `doc` that does not point at something in it.

@@ -35,9 +35,7 @@ use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{AuditStore, CatalogStore, IdentityStore, LedgerStore};
 use axum::extract::FromRef;
-use axum::routing::get;
 use axum::Router;
-use routes::dicomweb::{metadata, qido, wado};
 use std::sync::Arc;
 
 pub use app::{QueryApp, QueryConfig, QueryDeps};
@@ -108,30 +106,7 @@ pub fn router(state: QueryState) -> Router {
 /// without the document routes). Paths ingest serves with `POST` (`/imagenes`, `/studies`,
 /// `/studies/{study}`) merge with them.
 pub fn api_router(state: QueryState) -> Router {
-    let routes = Router::new()
-        .route("/imagenes", get(routes::imagenes::handler))
-        .route("/imagenes/{id}", get(routes::imagen::handler))
-        .route("/imagenes/{id}/anonimizada", get(routes::descarga::handler))
-        .route("/usuarios", get(routes::usuarios::handler))
-        .route("/usuarios/{id}", get(routes::usuario::handler))
-        .route("/auditoria", get(routes::auditoria::handler))
-        .route("/monetizacion/saldo/{usuario_id}", get(routes::saldo::handler))
-        .route("/monetizacion/movimientos/{usuario_id}", get(routes::movimientos::handler))
-        .route("/studies", get(qido::studies))
-        .route("/series", get(qido::all_series))
-        .route("/instances", get(qido::all_instances))
-        .route("/studies/{study}", get(wado::handler))
-        .route("/studies/{study}/metadata", get(metadata::handler))
-        .route("/studies/{study}/series", get(qido::study_series))
-        .route("/studies/{study}/instances", get(qido::study_instances))
-        .route("/studies/{study}/series/{series}", get(wado::handler))
-        .route("/studies/{study}/series/{series}/metadata", get(metadata::handler))
-        .route("/studies/{study}/series/{series}/instances", get(qido::series_instances))
-        .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::handler))
-        .route(
-            "/studies/{study}/series/{series}/instances/{instance}/metadata",
-            get(metadata::handler),
-        );
+    let (routes, _) = routes::all().into_parts();
     alpes_platform::layers::service(routes, state.metrics.clone(), state.limits.clone(), state.auditor.clone())
         .with_state(Shared(Arc::new(state)))
 }

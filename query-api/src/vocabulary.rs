@@ -229,7 +229,7 @@ fn tipos() -> Object {
 }
 
 /// What became of an audited action.
-fn resultados() -> Object {
+pub(crate) fn resultados() -> Object {
     string_enum(&["ok", "denied", "error"])
 }
 

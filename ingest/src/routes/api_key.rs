@@ -2,11 +2,23 @@
 //! request with it is refused from then on (401). 204; 404 if the key is
 //! unknown or already revoked.
 
+use crate::openapi::IDENTITY;
 use crate::IngestState;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{path, Op};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::delete("/api-keys/{id}", "revokeApiKey", IDENTITY, "Revoke an API key")
+        .describe("Requests with it are refused (401) at once.")
+        .auth(&["admin"])
+        .param(path("id", "The key's id (the part between `alpes_` and the next `_`)."))
+        .ok(204, "Revoked.", None, &[])
+        .standard(404)
+}
 
 /// The handler.
 #[tracing::instrument(name = "DELETE /api-keys/{id}", skip_all, fields(user = %caller.user_id))]

@@ -7,18 +7,19 @@
 
 use super::{json_body, role_named};
 use crate::identity::random_token;
+use crate::openapi::IDENTITY;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{secret_hash, Authenticated, Role, API_KEY_PREFIX};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{json_content, schema, Op};
 use alpes_platform::store::ApiKey;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,23 +36,82 @@ pub(crate) struct Request {
 }
 
 /// A key as listed: everything but its hash, in the API's vocabulary, with the names before it
-/// (`created_by`, `created_at`, `revoked_at`, `last_used_at`) until
-/// [`alpes_platform::openapi::DEPRECATED_UNTIL`].
-pub fn shown(k: &ApiKey) -> Value {
-    json!({
-        "id": k.key_id,
-        "nombre": k.name,
-        "rol": k.role,
-        "usuario_id": k.user_id,
-        "creada_por": k.created_by,
-        "creada_at": k.created_at,
-        "revocada_at": k.revoked_at,
-        "usada_at": k.last_used_at,
-        "created_by": k.created_by,
-        "created_at": k.created_at,
-        "revoked_at": k.revoked_at,
-        "last_used_at": k.last_used_at,
-    })
+/// until [`alpes_platform::openapi::DEPRECATED_UNTIL`].
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKey)]
+pub(crate) struct Clave<'a> {
+    id: &'a str,
+    nombre: &'a str,
+    rol: Role,
+    usuario_id: &'a str,
+    creada_por: &'a str,
+    /// ms since the epoch.
+    creada_at: i64,
+    /// ms since the epoch.
+    revocada_at: Option<i64>,
+    /// When it was last used (ms since the epoch); written at most once a minute.
+    usada_at: Option<i64>,
+    // Deprecated names.
+    #[schema(deprecated)]
+    created_by: &'a str,
+    #[schema(deprecated)]
+    created_at: i64,
+    #[schema(deprecated)]
+    revoked_at: Option<i64>,
+    #[schema(deprecated)]
+    last_used_at: Option<i64>,
+}
+
+impl<'a> From<&'a ApiKey> for Clave<'a> {
+    fn from(k: &'a ApiKey) -> Self {
+        Clave {
+            id: &k.key_id,
+            nombre: &k.name,
+            rol: k.role,
+            usuario_id: &k.user_id,
+            creada_por: &k.created_by,
+            creada_at: k.created_at,
+            revocada_at: k.revoked_at,
+            usada_at: k.last_used_at,
+            created_by: &k.created_by,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A key just created: the key itself is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKeyCreated)]
+pub(crate) struct ClaveCreada<'a> {
+    #[serde(flatten)]
+    clave: Clave<'a>,
+    /// Shown this once.
+    #[schema(pattern = "^alpes_[A-Za-z0-9]+_.+$")]
+    key: &'a str,
+}
+
+/// Every key, revoked ones included.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKeys)]
+pub(crate) struct Claves<'a> {
+    api_keys: Vec<Clave<'a>>,
+}
+
+/// The operation, as the document lists it.
+pub fn create_op() -> Op {
+    Op::post("/api-keys", "createApiKey", IDENTITY, "Create an API key for a service client")
+        .describe(
+            "The key (`alpes_<id>_<secret>`) is shown this once; only its SHA-256 is kept. Sent as `X-API-Key`, \
+             it acts as `usuario_id` with `rol`.",
+        )
+        .auth(&["admin"])
+        .body(true, "The key's name, role and user.", json_content(schema("ApiKeyRequest")))
+        .ok(201, "Created.", Some(json_content(schema("ApiKeyCreated"))), &[])
+        .error(400, &["bad_json"], "The body is not an API key request.")
+        .standard(413)
+        .error(422, &["bad_nombre", "bad_rol", "bad_usuario_id"], "A value is not acceptable.")
 }
 
 /// `POST /api-keys`.
@@ -96,15 +156,27 @@ pub async fn create(
     state.identity.store.insert_api_key(stored.clone()).await?;
     ctx.target(&stored.key_id);
     tracing::info!(key_id = %stored.key_id, role = role.as_str(), for_user = %stored.user_id, "API key created");
-    let mut body = shown(&stored);
-    body["key"] = Value::String(key);
+    let body = ClaveCreada {
+        clave: Clave::from(&stored),
+        key: &key,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The operation, as the document lists it.
+pub fn list_op() -> Op {
+    Op::get("/api-keys", "listApiKeys", IDENTITY, "Every API key, without its secret")
+        .auth(&["admin"])
+        .ok(200, "The keys.", Some(json_content(schema("ApiKeys"))), &[])
 }
 
 /// `GET /api-keys`.
 #[tracing::instrument(name = "GET /api-keys", skip_all, fields(user = %caller.user_id))]
-pub async fn list(State(state): State<IngestState>, Authenticated(caller): Authenticated) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<IngestState>, Authenticated(caller): Authenticated) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    let keys: Vec<Value> = state.identity.store.api_keys().await?.iter().map(shown).collect();
-    Ok(Json(json!({ "api_keys": keys })))
+    let keys = state.identity.store.api_keys().await?;
+    let body = Claves {
+        api_keys: keys.iter().map(Clave::from).collect(),
+    };
+    Ok(Json(body).into_response())
 }

@@ -14,10 +14,12 @@
 
 use super::json_body;
 use crate::identity::normalize_email;
+use crate::openapi::IDENTITY;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::http::ApiError;
 use alpes_platform::kafka::Producer;
+use alpes_platform::openapi::{json_content, schema, Op};
 use alpes_schemas::{new_event_id, now_millis, IntentoLogin};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -52,6 +54,23 @@ pub async fn record(producer: &Producer, ctx: &RequestContext, user_id: &str, su
 
 fn invalid() -> ApiError {
     ApiError::unauthorized("invalid email or password").with_code("invalid_credentials")
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post("/auth/login", "login", IDENTITY, "Log in: an access token and a refresh token")
+        .describe(
+            "An unknown email and a wrong password get the same 401 after the same work. Too many failures \
+             lock the account for a while: 429 `account_locked` with `Retry-After`, even for the right password.",
+        )
+        .public()
+        .body(true, "The credentials.", json_content(schema("LoginRequest")))
+        .ok(200, "Logged in.", Some(json_content(schema("Tokens"))), &[])
+        .error(400, &["bad_json"], "The body is not a login.")
+        .error(401, &["invalid_credentials"], "Unknown email or wrong password.")
+        .standard(413)
+        .error(429, &["account_locked"], "The account is locked after too many failed logins.")
+        .standard(503)
 }
 
 /// The handler.

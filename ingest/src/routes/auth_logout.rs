@@ -4,13 +4,29 @@
 //! 204; an unknown refresh token is not an error (the session is over either way).
 
 use super::auth_refresh::refresh_token_of;
+use crate::openapi::IDENTITY;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{bearer_token, secret_hash};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{json_content, schema, Op};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post("/auth/logout", "logout", IDENTITY, "Log out")
+        .describe(
+            "Revokes the bearer token for as long as it could still be accepted (its expiry plus the verification \
+             leeway) and, given a refresh token, that token's whole family. An unknown refresh token is not an error.",
+        )
+        .bearer_only()
+        .body(false, "The refresh token to revoke too.", json_content(schema("RefreshRequest")))
+        .ok(204, "Logged out.", None, &[])
+        .error(400, &["bad_json"], "The body is not `{\"refresh_token\": ...}`.")
+        .standard(413)
+}
 
 /// The handler.
 #[tracing::instrument(name = "POST /auth/logout", skip_all)]

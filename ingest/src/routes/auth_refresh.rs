@@ -6,10 +6,12 @@
 
 use super::json_body;
 use crate::identity::random_token;
+use crate::openapi::IDENTITY;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::secret_hash;
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{json_content, schema, Op};
 use alpes_platform::store::Rotation;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -28,6 +30,26 @@ pub(crate) struct Request {
 /// The refresh token of a JSON body `{"refresh_token": "..."}`.
 pub fn refresh_token_of(body: &[u8]) -> Result<String, ApiError> {
     json_body::<Request>(body, 4 * 1024, "{\"refresh_token\": ...}").map(|r| r.refresh_token)
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post("/auth/refresh", "refreshToken", IDENTITY, "A new access token for a refresh token")
+        .describe(
+            "A refresh token works once and is answered with its successor. Presenting a used one again \
+             revokes its whole family (`refresh_reused`).",
+        )
+        .public()
+        .body(true, "The refresh token.", json_content(schema("RefreshRequest")))
+        .ok(200, "A new token pair.", Some(json_content(schema("Tokens"))), &[])
+        .error(400, &["bad_json"], "The body is not `{\"refresh_token\": ...}`.")
+        .error(
+            401,
+            &["refresh_reused", "invalid_refresh"],
+            "A used, unknown, expired or revoked refresh token.",
+        )
+        .standard(413)
+        .standard(503)
 }
 
 /// The handler.

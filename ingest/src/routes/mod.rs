@@ -13,11 +13,45 @@ pub mod stow;
 pub mod upload;
 pub mod usuarios;
 
+use crate::openapi::PROFILE_ERRORS;
+use crate::IngestState;
 use alpes_platform::auth::Role;
 use alpes_platform::blobs::UploadError;
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{path, Routes};
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
+
+/// Every ingest route, with its operation.
+pub fn all() -> Routes<IngestState> {
+    Routes::new()
+        .route(upload::op(), upload::handler)
+        .route(
+            stow::op("/studies", "stowStudies", "Store instances (STOW-RS)", PROFILE_ERRORS),
+            stow::handler,
+        )
+        .route(
+            stow::op(
+                "/studies/{study}",
+                "stowStudy",
+                "Store instances of one study (STOW-RS)",
+                "Every instance must belong to `study`; one of another study fails with FailureReason `A900`.",
+            )
+            .param(path("study", "The StudyInstanceUID every instance must have.")),
+            stow::handler_for_study,
+        )
+        .route(reanonymize::op(), reanonymize::handler)
+        .route(pagar::op(), pagar::handler)
+        .route(usuarios::op(), usuarios::handler)
+        .route(auth_login::op(), auth_login::handler)
+        .route(auth_refresh::op(), auth_refresh::handler)
+        .route(auth_logout::op(), auth_logout::handler)
+        .route(auth_verify::op(), auth_verify::handler)
+        .route(api_keys::create_op(), api_keys::create)
+        .route(api_keys::list_op(), api_keys::list)
+        .route(api_key::op(), api_key::handler)
+        .route(jwks::op(), jwks::handler)
+}
 
 /// The `Idempotency-Key` header, if present and sane (1–255 visible ASCII characters).
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

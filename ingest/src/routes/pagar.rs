@@ -15,11 +15,13 @@
 //! billing applies it once: it can never pay twice.
 
 use super::json_body;
+use crate::openapi::MONEY;
 use crate::IngestState;
 use alpes_domain::ledger::{pago_rechazado, refuse_payout, Payout, PayoutCheck, Refusal, RefusedBy};
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{json_content, schema, Op};
 use alpes_schemas::{deterministic_event_id, now_millis, Event, PagoProcesado};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -92,6 +94,42 @@ fn validate(r: &Request) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post(
+        "/monetizacion/pagar",
+        "payProvider",
+        MONEY,
+        "Pay a provider out of its pending balance",
+    )
+    .describe(
+        "Checked against the ledger billing has applied so far; a refusal produces `PagoRechazado`. \
+             Otherwise `PagoProcesado` is produced (its id derived from the user and the reference, so a retry \
+             pays once) and billing applies it.",
+    )
+    .auth(&["admin"])
+    .body(true, "The payment.", json_content(schema("PaymentRequest")))
+    .ok(
+        202,
+        "Produced; billing applies it.",
+        Some(json_content(schema("PaymentAccepted"))),
+        &[],
+    )
+    .error(400, &["bad_json"], "The body is not a payment.")
+    .error(
+        409,
+        &["repeated_reference", "insufficient_balance"],
+        "The user was already paid under this reference, or the amount is above the pending balance.",
+    )
+    .standard(413)
+    .error(
+        422,
+        &["bad_usuario_id", "invalid_amount", "bad_currency", "bad_reference"],
+        "An empty user, a non-positive amount, a currency that is not ISO 4217, or a reference that is not \
+             1 to 128 visible ASCII characters.",
+    )
 }
 
 /// The handler.

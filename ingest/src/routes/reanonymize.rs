@@ -2,12 +2,14 @@
 //! profile (JSON body `{"retain": [...], "no_clean": [...], "regions": [...], "rules": null}`,
 //! every field optional). Answers 202 with the new request id.
 
+use crate::openapi::{location, IMAGES};
 use crate::profile::validate;
 use crate::register::reanonymize;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{json_content, path, schema, Op};
 use alpes_schemas::Profile;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -43,6 +45,40 @@ pub(crate) struct Request {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::rules)]
     rules: Option<String>,
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post(
+        "/anonimizar/{id}",
+        "reanonymizeImage",
+        IMAGES,
+        "Anonymize an image again with another profile",
+    )
+    .describe(
+        "A new anonymization request for an existing image; a provider may name only its own images. \
+             An empty body means the default (strictest) profile.",
+    )
+    .auth(&["proveedor", "admin"])
+    .param(path("id", "The image id."))
+    .body(
+        false,
+        "The profile; every field is optional.",
+        json_content(schema("ReanonymizeRequest")),
+    )
+    .ok(
+        202,
+        "The request is on its way.",
+        Some(json_content(schema("ReanonymizeAccepted"))),
+        &[("Location", location())],
+    )
+    .error(
+        400,
+        &["bad_json", "bad_profile"],
+        "The body is not a profile, or names an unknown option or a bad region.",
+    )
+    .standard(404)
+    .standard(413)
 }
 
 /// The handler.

@@ -7,6 +7,7 @@
 
 use super::{bad_multipart, check_length, content_type, part_error};
 use crate::media::{self, Declared};
+use crate::openapi::{profile_params, DICOMWEB};
 use crate::profile::UploadMeta;
 use crate::register::{forget_blob, register, Source};
 use crate::IngestState;
@@ -15,6 +16,7 @@ use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::blobs::RAW;
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{binary_content, content, schema, Op};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -26,6 +28,38 @@ use serde_json::{json, Value};
 const CANNOT_UNDERSTAND: u16 = 0xC000;
 /// Failure reason: the instance belongs to another study than the URL names (0xA900, data set does not match).
 const STUDY_MISMATCH: u16 = 0xA900;
+
+/// The operation of a STOW-RS store at `p`; `extra` describes what it adds.
+pub fn op(p: &'static str, id: &str, summary: &str, extra: &str) -> Op {
+    Op::post(p, id, DICOMWEB, summary)
+        .describe(&format!(
+            "PS3.18 §10.5. The body is `multipart/related; type=\"application/dicom\"; boundary=...` with one \
+             DICOM instance per part. Each part is stored and registered like an upload. The answer lists the \
+             stored instances (ReferencedSOPSequence, 0008,1199) and the failed ones (FailedSOPSequence, \
+             0008,1198, with FailureReason `C000` for a part that is not DICOM). {extra}"
+        ))
+        .auth(&["proveedor", "admin"])
+        .params(profile_params())
+        .body(
+            true,
+            "DICOM instances, one per part.",
+            binary_content(&["multipart/related; type=\"application/dicom\""]),
+        )
+        .response(200, stow_answer("Every instance was stored."))
+        .response(202, stow_answer("Some instances were stored, some failed."))
+        .response(409, stow_answer("No instance was stored."))
+        .error(
+            400,
+            &["bad_multipart", "bad_profile"],
+            "A malformed body (or no boundary), or a bad profile in the query.",
+        )
+        .standard(413)
+        .standard(415)
+}
+
+fn stow_answer(description: &str) -> Value {
+    json!({ "description": description, "content": content("application/dicom+json", schema("StowResponse")) })
+}
 
 /// `POST /studies`.
 pub async fn handler(

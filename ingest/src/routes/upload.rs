@@ -5,6 +5,7 @@
 
 use super::{bad_multipart, check_length, content_type, idempotency_key, part_error, upload_error};
 use crate::media::{self, Declared};
+use crate::openapi::{location, profile_params, IMAGES, PROFILE_ERRORS};
 use crate::profile::UploadMeta;
 use crate::register::{forget_blob, register, Registered, Registrada, Source};
 use crate::IngestState;
@@ -13,13 +14,63 @@ use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::blobs::{StoredBlob, RAW};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{binary_content, header_param, json_content, schema, Op};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post("/imagenes", "uploadImage", IMAGES, "Upload one image, or several in a form")
+        .describe(&format!(
+            "The body is one image (`application/dicom`, `image/png`, `image/jpeg`, or `application/octet-stream` \
+             to let the bytes decide), or `multipart/form-data` with one or more file parts and the profile fields. \
+             The bytes stream to the blob store while they are hashed; the image is registered and \
+             `ImagenRegistrada` produced before the answer. The same `Idempotency-Key`, or the same bytes from the \
+             same provider, answers the same id with `\"duplicada\": true` and produces no second event.\n\n{PROFILE_ERRORS}"
+        ))
+        .auth(&["proveedor", "admin"])
+        .params(profile_params())
+        .param(header_param(
+            "Idempotency-Key",
+            json!({ "type": "string", "pattern": "^[!-~]{1,255}$" }),
+            "Makes a retry answer the first upload's id (1 to 255 visible ASCII characters).",
+        ))
+        .body(true, "The image, or a form of images and profile fields.", {
+            let mut c = binary_content(&["application/dicom", "image/png", "image/jpeg", "application/octet-stream"]);
+            c["multipart/form-data"] = json!({
+                "schema": schema("UploadForm"),
+                "encoding": { "file": { "contentType": "application/dicom, image/png, image/jpeg, application/octet-stream" } },
+            });
+            c
+        })
+        .ok(
+            202,
+            "Registered; anonymization follows. `id` is the first image's.",
+            Some(json_content(schema("UploadAccepted"))),
+            &[("Location", location())],
+        )
+        .error(
+            400,
+            &[
+                "bad_profile",
+                "unreadable_dicom",
+                "bad_multipart",
+                "no_file",
+                "bad_idempotency_key",
+                "bad_body",
+            ],
+            "A bad profile, DICOM no reader can parse, a malformed or truncated form, a form with no file, \
+             a bad `Idempotency-Key`, or a body that ended early.",
+        )
+        .standard(413)
+        .standard(415)
+}
 
 /// The handler.
 #[tracing::instrument(name = "POST /imagenes", skip_all, fields(provider = %caller.user_id))]

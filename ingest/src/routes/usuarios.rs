@@ -11,10 +11,12 @@
 
 use super::{json_body, role_named};
 use crate::identity::NewUser;
+use crate::openapi::IDENTITY;
 use crate::IngestState;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{json_content, schema, Op};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -59,6 +61,33 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request").field("rol", &self.rol).finish_non_exhaustive()
     }
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::post("/usuarios", "createUser", IDENTITY, "Create an account")
+        .describe(
+            "Anyone may create a `proveedor` or `consumidor` account; only an admin's credentials create an \
+             `admin` (401 without, 403 with another role). Produces `UsuarioRegistrado` (no hash, no email); if the \
+             broker does not acknowledge, the account is removed again and the answer is 503.",
+        )
+        .optional_auth()
+        .body(true, "The account.", json_content(schema("NewUser")))
+        .ok(201, "Created.", Some(json_content(schema("UserCreated"))), &[])
+        .error(400, &["bad_json"], "The body is not an account.")
+        .standard(403)
+        .error(
+            409,
+            &["email_taken"],
+            "An account with this email exists (emails compare trimmed and lower-case).",
+        )
+        .standard(413)
+        .error(
+            422,
+            &["bad_rol", "bad_nombre", "bad_email", "bad_organizacion", "weak_password"],
+            "A value is not acceptable; passwords need at least 12 characters.",
+        )
+        .standard(503)
 }
 
 /// The handler.

@@ -22,16 +22,17 @@ use utoipa::PartialSchema;
 /// The `components/schemas` of `T`, answers: every schema it lists and every
 /// one they reference, with the rules above applied.
 pub fn answer_schemas<T: utoipa::OpenApi>() -> Value {
-    let mut schemas = request_schemas::<T>();
+    let mut schemas = derived_schemas::<T>();
     if let Value::Object(all) = &mut schemas {
         all.values_mut().for_each(every_property_required);
     }
     schemas
 }
 
-/// The `components/schemas` of `T`, request bodies: as derived (a field with
-/// a default, or an `Option`, is not required).
-pub fn request_schemas<T: utoipa::OpenApi>() -> Value {
+/// The `components/schemas` of `T` as derived: for request bodies (a field
+/// with a default, or an `Option`, is not required) and for an answer that
+/// leaves fields out.
+pub fn derived_schemas<T: utoipa::OpenApi>() -> Value {
     let schemas = T::openapi().components.map(|c| c.schemas).unwrap_or_default();
     serde_json::to_value(schemas).unwrap_or(Value::Null)
 }
@@ -72,15 +73,16 @@ pub fn deprecated_of<T: PartialSchema>() -> RefOr<Schema> {
 }
 
 /// The deprecation note of a replaced name.
-pub fn deprecation_note() -> String {
+fn deprecation_note() -> String {
     format!("Deprecated: answered until {DEPRECATED_UNTIL}; read the vocabulary's name.")
 }
 
-/// `schema.property` for every property of `doc`'s component schemas that is
-/// named in `old` (names the vocabulary replaced) but not marked deprecated:
-/// a check for a service's tests, since the derive drops the mark silently
-/// in some places (see [`deprecated_of`], [`marked_deprecated`]).
-pub fn undeprecated(doc: &Value, old: &[&str]) -> Vec<String> {
+/// `schema.property` for every property of `schemas` (a service's
+/// `components/schemas`) that is named in `old` (names the vocabulary
+/// replaced) but not marked deprecated: a check for a service's tests, since
+/// the derive drops the mark silently in some places (see [`deprecated_of`],
+/// [`marked_deprecated`]).
+pub fn undeprecated(schemas: &Value, old: &[&str]) -> Vec<String> {
     fn walk(name: &str, schema: &Value, old: &[&str], found: &mut Vec<String>) {
         for (p, v) in schema["properties"].as_object().into_iter().flatten() {
             if old.contains(&p.as_str()) && v.get("deprecated") != Some(&Value::Bool(true)) {
@@ -92,7 +94,7 @@ pub fn undeprecated(doc: &Value, old: &[&str]) -> Vec<String> {
         }
     }
     let mut found = Vec::new();
-    for (name, schema) in doc["components"]["schemas"].as_object().into_iter().flatten() {
+    for (name, schema) in schemas.as_object().into_iter().flatten() {
         walk(name, schema, old, &mut found);
     }
     found

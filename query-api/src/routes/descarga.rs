@@ -7,13 +7,17 @@
 
 use super::visible_image;
 use crate::meter::meter;
+use crate::openapi::IMAGES;
 use crate::Shared;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::path;
+use alpes_platform::openapi::{binary_content, header_param, response_header, Op};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
 
 /// A byte range `start..end` (end exclusive) of a blob of `size` bytes, from
 /// a `Range` header. `Ok(None)`: serve the whole blob (no header, or one this
@@ -58,6 +62,72 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std:
         return Err(unsatisfiable());
     }
     Ok(Some(range))
+}
+
+fn download_content() -> Value {
+    binary_content(&["application/dicom", "image/png", "image/jpeg"])
+}
+
+fn download_headers(partial: bool) -> Vec<(&'static str, Value)> {
+    let mut h = vec![
+        (
+            "ETag",
+            response_header(
+                json!({ "type": "string" }),
+                true,
+                "The sha256 of the whole anonymized blob, quoted.",
+            ),
+        ),
+        (
+            "Accept-Ranges",
+            response_header(json!({ "type": "string", "enum": ["bytes"] }), true, "Ranges are served."),
+        ),
+        (
+            "Content-Disposition",
+            response_header(
+                json!({ "type": "string" }),
+                true,
+                "`attachment; filename=\"<id>.dcm\"` (or `.png`, `.jpg`).",
+            ),
+        ),
+    ];
+    if partial {
+        h.push((
+            "Content-Range",
+            response_header(
+                json!({ "type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$" }),
+                true,
+                "`bytes first-last/size`.",
+            ),
+        ));
+    }
+    h
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get(
+        "/imagenes/{id}/anonimizada",
+        "downloadImage",
+        IMAGES,
+        "Download the anonymized bytes (metered)",
+    )
+    .describe(
+        "Whole, or one byte range. Every retrieval produces `EventoUsoDatos` (consumer, provider, price, \
+             `dedupe_key`) before the bytes go out; several ranges, or a unit other than bytes, get the whole body.",
+    )
+    .auth(&["consumidor", "admin"])
+    .param(path("id", "The image id."))
+    .param(header_param(
+        "Range",
+        json!({ "type": "string" }),
+        "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`.",
+    ))
+    .ok(200, "The anonymized image.", Some(download_content()), &download_headers(false))
+    .ok(206, "The range asked for.", Some(download_content()), &download_headers(true))
+    .standard(404)
+    .error(409, &["not_anonymized"], "The image has no anonymized output (yet).")
+    .standard(416)
 }
 
 /// The handler.

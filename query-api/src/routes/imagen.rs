@@ -4,10 +4,13 @@
 //! `If-None-Match`).
 
 use super::{visible_image, with_etag};
+use crate::openapi::{etag, if_none_match, IMAGES};
 use crate::vocabulary;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::path;
+use alpes_platform::openapi::{json_content, schema, Op};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -28,6 +31,28 @@ pub struct Imagen<'a> {
     currency: &'a str,
     /// Where the anonymized bytes are, once there are some.
     descarga: Option<String>,
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get(
+        "/imagenes/{id}",
+        "getImage",
+        IMAGES,
+        "One image: state, anonymized output, report and price",
+    )
+    .describe("404 for an image the caller may not see (a provider sees its own, a consumer the anonymized ones).")
+    .auth(&[])
+    .param(path("id", "The image id."))
+    .param(if_none_match())
+    .ok(
+        200,
+        "The image.",
+        Some(json_content(schema("ImagenDetalle"))),
+        &[("ETag", etag(true))],
+    )
+    .ok(304, "The client's copy is current.", None, &[("ETag", etag(true))])
+    .standard(404)
 }
 
 /// The handler.

@@ -6,28 +6,42 @@
 //! anonymized ones.
 
 use super::page_limit;
+use crate::openapi::IMAGES;
 use crate::vocabulary::Imagen;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::http::{ApiError, QueryParams};
+use alpes_platform::openapi::{json_content, schema, Op};
 use alpes_platform::store::catalog::ImageFilter;
 use alpes_platform::store::Estado;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Only this provider's images.
     proveedor_id: Option<String>,
+    /// Only this modality (DICOM Modality, or the provider's `tipo_imagen`).
     modalidad: Option<String>,
+    /// Only this body region label.
     region_anatomica: Option<String>,
+    /// Only images in this state.
+    #[param(inline, value_type = Option<Estado>)]
     estado: Option<String>,
+    /// Created at or after (ms since the epoch).
     creada_desde: Option<i64>,
+    /// Created before (ms since the epoch).
     creada_hasta: Option<i64>,
+    /// Page size, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor` (opaque); a cursor this server did not issue is 400 `bad_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -71,6 +85,25 @@ fn filter(caller: &Caller, p: Params) -> Result<ImageFilter, ApiError> {
         }
     }
     Ok(f)
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get("/imagenes", "listImages", IMAGES, "Images, newest first")
+        .describe(
+            "A provider lists its own images (naming another `proveedor_id` is 403), a consumer the anonymized \
+             ones (asking for another `estado` is 403), an admin every image. A page boundary stays put while new \
+             images arrive. Unknown query keys are 400 `bad_query`.",
+        )
+        .auth(&[])
+        .query_params::<Params>()
+        .ok(200, "One page.", Some(json_content(schema("Imagenes"))), &[])
+        .error(
+            400,
+            &["bad_query", "bad_limit", "bad_estado", "bad_cursor"],
+            "A malformed or unknown query key, a limit outside 1 to 1000, an unknown `estado`, or a foreign cursor.",
+        )
+        .standard(403)
 }
 
 /// The handler.

@@ -11,14 +11,106 @@ pub mod saldo;
 pub mod usuario;
 pub mod usuarios;
 
-use crate::QueryState;
+use crate::{QueryState, Shared};
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::Routes;
 use alpes_platform::store::catalog::CatalogUser;
 use alpes_platform::store::{CatalogImage, Estado};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dicomweb::{metadata, qido, wado};
 use sha2::{Digest, Sha256};
+
+/// Every query route, with its operation.
+pub fn all() -> Routes<Shared> {
+    let (study, series, instance) = (dicomweb::study, dicomweb::series, dicomweb::instance);
+    Routes::new()
+        .route(imagenes::op(), imagenes::handler)
+        .route(imagen::op(), imagen::handler)
+        .route(descarga::op(), descarga::handler)
+        .route(usuarios::op(), usuarios::handler)
+        .route(usuario::op(), usuario::handler)
+        .route(saldo::op(), saldo::handler)
+        .route(movimientos::op(), movimientos::handler)
+        .route(auditoria::op(), auditoria::handler)
+        .route(
+            qido::op("/studies", "searchStudies", "Search studies (QIDO-RS)", "studies"),
+            qido::studies,
+        )
+        .route(
+            qido::op("/series", "searchSeries", "Search series (QIDO-RS)", "series"),
+            qido::all_series,
+        )
+        .route(
+            qido::op("/instances", "searchInstances", "Search instances (QIDO-RS)", "instances"),
+            qido::all_instances,
+        )
+        .route(
+            qido::op(
+                "/studies/{study}/series",
+                "searchStudySeries",
+                "Search a study's series (QIDO-RS)",
+                "series of the study",
+            )
+            .param(study()),
+            qido::study_series,
+        )
+        .route(
+            qido::op(
+                "/studies/{study}/instances",
+                "searchStudyInstances",
+                "Search a study's instances (QIDO-RS)",
+                "instances of the study",
+            )
+            .param(study()),
+            qido::study_instances,
+        )
+        .route(
+            qido::op(
+                "/studies/{study}/series/{series}/instances",
+                "searchSeriesInstances",
+                "Search a series' instances (QIDO-RS)",
+                "instances of the series",
+            )
+            .params([study(), series()]),
+            qido::series_instances,
+        )
+        .route(
+            wado::op("/studies/{study}", "retrieveStudy", "a study").param(study()),
+            wado::handler,
+        )
+        .route(
+            wado::op("/studies/{study}/series/{series}", "retrieveSeries", "a series").params([study(), series()]),
+            wado::handler,
+        )
+        .route(
+            wado::op(
+                "/studies/{study}/series/{series}/instances/{instance}",
+                "retrieveInstance",
+                "an instance",
+            )
+            .params([study(), series(), instance()]),
+            wado::handler,
+        )
+        .route(
+            metadata::op("/studies/{study}/metadata", "retrieveStudyMetadata", "a study").param(study()),
+            metadata::handler,
+        )
+        .route(
+            metadata::op("/studies/{study}/series/{series}/metadata", "retrieveSeriesMetadata", "a series").params([study(), series()]),
+            metadata::handler,
+        )
+        .route(
+            metadata::op(
+                "/studies/{study}/series/{series}/instances/{instance}/metadata",
+                "retrieveInstanceMetadata",
+                "an instance",
+            )
+            .params([study(), series(), instance()]),
+            metadata::handler,
+        )
+}
 
 /// The largest page of any listing.
 pub const MAX_LIMIT: usize = 1000;

@@ -3,20 +3,28 @@
 //! boundary stays put while new movements arrive.
 
 use super::{may_read_money_of, page_limit};
+use crate::openapi::MONEY;
 use crate::vocabulary::Movimiento;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::{ApiError, QueryParams};
+use alpes_platform::openapi::path;
+use alpes_platform::openapi::{json_content, schema, Op};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Page size, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor` (opaque); a cursor this server did not issue is 400 `bad_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -27,6 +35,26 @@ pub struct Movimientos<'a> {
     movimientos: Vec<Movimiento<'a>>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     next_cursor: Option<String>,
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get(
+        "/monetizacion/movimientos/{usuario_id}",
+        "listMovements",
+        MONEY,
+        "A provider's ledger, newest first",
+    )
+    .describe("A page boundary stays put while new movements arrive. A provider reads only its own; a consumer none.")
+    .auth(&["proveedor", "admin"])
+    .param(path("usuario_id", "The provider."))
+    .query_params::<Params>()
+    .ok(200, "One page.", Some(json_content(schema("Movimientos"))), &[])
+    .error(
+        400,
+        &["bad_query", "bad_limit", "bad_cursor"],
+        "A malformed or unknown query key, a limit outside 1 to 1000, or a foreign cursor.",
+    )
 }
 
 /// The handler.

@@ -3,20 +3,27 @@
 //! (`currency` is the deprecated name of `moneda`, in the query and the answer).
 
 use super::may_read_money_of;
+use crate::openapi::MONEY;
 use crate::vocabulary::SaldoMoneda;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::{ApiError, QueryParams};
+use alpes_platform::openapi::path;
+use alpes_platform::openapi::{deprecated_param, json_content, query, schema, Op};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// ISO 4217; the instance's default currency when absent.
     #[serde(alias = "currency")]
+    #[param(pattern = "^[A-Z]{3}$")]
     moneda: Option<String>,
 }
 
@@ -46,6 +53,29 @@ pub struct Saldo<'a> {
     as_of: Option<i64>,
     #[schema(deprecated)]
     balances: &'a [SaldoMoneda<'a>],
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get("/monetizacion/saldo/{usuario_id}", "getBalance", MONEY, "A provider's balance")
+        .describe(
+            "What Alpes owes the provider, in minor units, as of the latest event billing applied. A provider \
+             reads only its own; a consumer none.",
+        )
+        .auth(&["proveedor", "admin"])
+        .param(path("usuario_id", "The provider."))
+        .query_params::<Params>()
+        .param(deprecated_param(query(
+            "currency",
+            json!({ "type": "string", "pattern": "^[A-Z]{3}$" }),
+            "The deprecated name of `moneda` (give one of the two).",
+        )))
+        .ok(200, "The balance.", Some(json_content(schema("Saldo"))), &[])
+        .error(
+            400,
+            &["bad_query", "bad_currency"],
+            "A malformed or unknown query key, both `moneda` and `currency`, or a currency that is not ISO 4217.",
+        )
 }
 
 /// The handler.

@@ -3,10 +3,13 @@
 //! attempt, the failed ones, the last one's time). Never a password hash or
 //! a secret.
 
+use crate::openapi::IDENTITY;
 use crate::vocabulary;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::path;
+use alpes_platform::openapi::{json_content, schema, Op};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -29,6 +32,22 @@ pub struct IntentosLogin {
     fallidos: u64,
     /// When the last attempt happened (ms); null if none.
     ultimo_at: Option<i64>,
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get("/usuarios/{id}", "getUser", IDENTITY, "One user")
+        .describe("An admin reads anyone; any other user only itself (403 otherwise).")
+        .auth(&[])
+        .param(path("id", "The user id."))
+        .ok(
+            200,
+            "The user, with its login attempts.",
+            Some(json_content(schema("UsuarioDetalle"))),
+            &[],
+        )
+        .standard(403)
+        .standard(404)
 }
 
 /// The handler.

@@ -3,21 +3,30 @@
 //! holds none.
 
 use super::page_limit;
+use crate::openapi::IDENTITY;
 use crate::vocabulary::Usuario;
 use crate::Shared;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::{ApiError, QueryParams};
+use alpes_platform::openapi::{json_content, schema, Op};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Only this role.
+    #[param(inline, value_type = Option<Role>)]
     rol: Option<String>,
+    /// Page size, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor` (opaque); a cursor this server did not issue is 400 `bad_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -27,6 +36,20 @@ pub struct Usuarios<'a> {
     usuarios: Vec<Usuario<'a>>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
+}
+
+/// The operation, as the document lists it.
+pub fn op() -> Op {
+    Op::get("/usuarios", "listUsers", IDENTITY, "Users, oldest first")
+        .describe("Never a password hash or a secret.")
+        .auth(&["admin"])
+        .query_params::<Params>()
+        .ok(200, "One page.", Some(json_content(schema("Usuarios"))), &[])
+        .error(
+            400,
+            &["bad_query", "bad_limit", "bad_rol", "bad_cursor"],
+            "A malformed or unknown query key, a limit outside 1 to 1000, an unknown role, or a foreign cursor.",
+        )
 }
 
 /// The handler.

@@ -6,17 +6,20 @@
 //! metadata is not a download and is not metered.
 
 use super::{instances_under, may_use, Target, DICOM_JSON};
+use crate::openapi::{etag, if_none_match, DICOMWEB};
 use crate::routes::with_etag;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::schema;
+use alpes_platform::openapi::{content, Op};
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The DICOM JSON of one anonymized DICOM blob, up to Pixel Data.
 pub fn dicom_json(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -36,6 +39,28 @@ async fn metadata(state: Shared, headers: &HeaderMap, instances: Vec<CatalogImag
     }
     let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e))?;
     Ok(with_etag(headers, body, DICOM_JSON))
+}
+
+/// The operation of a WADO-RS metadata retrieval at `p`, of `what`.
+pub fn op(p: &'static str, id: &str, what: &str) -> Op {
+    Op::get(p, id, DICOMWEB, &format!("Metadata of {what} (WADO-RS)"))
+        .describe(&format!(
+            "Every top-level attribute of each anonymized instance of {what} up to Pixel Data, as DICOM JSON. \
+             Reading metadata is not metered."
+        ))
+        .auth(&["consumidor", "admin"])
+        .param(if_none_match())
+        .ok(
+            200,
+            "One DICOM JSON dataset per instance.",
+            Some(content(
+                "application/dicom+json",
+                json!({ "type": "array", "items": schema("DicomDataset") }),
+            )),
+            &[("ETag", etag(true))],
+        )
+        .ok(304, "The client's copy is current.", None, &[("ETag", etag(true))])
+        .standard(404)
 }
 
 /// `GET /studies/{study}/metadata`, `/studies/{study}/series/{series}/metadata` and

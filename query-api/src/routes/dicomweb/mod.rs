@@ -15,6 +15,21 @@ use alpes_platform::store::CatalogImage;
 use axum::http::{header, HeaderMap};
 use serde_json::{json, Map, Value};
 
+/// The `study` path parameter.
+pub fn study() -> Value {
+    alpes_platform::openapi::path("study", "The StudyInstanceUID (remapped by the anonymizer).")
+}
+
+/// The `series` path parameter.
+pub fn series() -> Value {
+    alpes_platform::openapi::path("series", "The SeriesInstanceUID.")
+}
+
+/// The `instance` path parameter.
+pub fn instance() -> Value {
+    alpes_platform::openapi::path("instance", "The SOPInstanceUID.")
+}
+
 /// The media type of a QIDO-RS answer and of WADO-RS metadata.
 pub const DICOM_JSON: &str = "application/dicom+json";
 

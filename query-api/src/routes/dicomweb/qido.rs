@@ -11,10 +11,12 @@
 //! ignored and named in a `Warning` header, as the standard asks.
 
 use super::{attr, base_url, may_use, number, text, DICOM_JSON};
+use crate::openapi::DICOMWEB;
 use crate::routes::MAX_LIMIT;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::{ApiError, QueryParams};
+use alpes_platform::openapi::{content, query, response_header, schema, Op};
 use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
@@ -153,6 +155,71 @@ pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
     number(&mut o, "00280010", "US", Some(i64::from(out.rows)));
     number(&mut o, "00280011", "US", Some(i64::from(out.columns)));
     Value::Object(o)
+}
+
+/// The QIDO-RS matching keys and paging parameters.
+fn qido_params() -> Vec<Value> {
+    let text = |name: &str, description: &str| query(name, json!({ "type": "string" }), description);
+    vec![
+        text(
+            "PatientID",
+            "The pseudonymous PatientID (`*` and `?` wildcards); `00100020` is taken too.",
+        ),
+        text("StudyInstanceUID", "`0020000D` is taken too."),
+        text("SeriesInstanceUID", "`0020000E` is taken too."),
+        text("SOPInstanceUID", "`00080018` is taken too."),
+        text("ModalitiesInStudy", "A modality, e.g. `CT`; `00080061` is taken too."),
+        text("Modality", "Same as ModalitiesInStudy; `00080060` is taken too."),
+        query(
+            "StudyDate",
+            json!({ "type": "string", "pattern": "^([0-9]{8})?(-([0-9]{8})?)?$" }),
+            "`YYYYMMDD`, or a range `YYYYMMDD-YYYYMMDD` open at either end; `00080020` is taken too.",
+        ),
+        query(
+            "limit",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
+            "At most this many results, 1 to 1000.",
+        ),
+        query(
+            "offset",
+            json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0 }),
+            "Skip this many results.",
+        ),
+        text("includefield", "Accepted; every attribute Alpes has is always included."),
+        text("fuzzymatching", "Accepted and ignored."),
+    ]
+}
+
+/// The operation of a QIDO-RS search at `p`, for `level`.
+pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
+    Op::get(p, id, DICOMWEB, summary)
+        .describe(&format!(
+            "QIDO-RS (PS3.18 §10.6) over the anonymized DICOM set: the matching {level}, as DICOM JSON. Any other \
+             query key is ignored and named in a `Warning` header, as the standard asks."
+        ))
+        .auth(&["consumidor", "admin"])
+        .params(qido_params())
+        .ok(
+            200,
+            &format!("The matching {level} (maybe none)."),
+            Some(content(
+                "application/dicom+json",
+                json!({ "type": "array", "items": schema("DicomDataset") }),
+            )),
+            &[(
+                "Warning",
+                response_header(
+                    json!({ "type": "string" }),
+                    false,
+                    "`299 alpes \"matching keys not supported and ignored: ...\"`",
+                ),
+            )],
+        )
+        .error(
+            400,
+            &["bad_query", "bad_limit", "bad_offset", "bad_study_date"],
+            "A malformed query string, a limit outside 1 to 1000, an offset that is not a whole number, or a bad StudyDate.",
+        )
 }
 
 /// `GET /studies`.

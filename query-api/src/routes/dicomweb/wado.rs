@@ -7,15 +7,18 @@
 
 use super::{instances_under, may_use, Target};
 use crate::meter::meter;
+use crate::openapi::DICOMWEB;
 use crate::Shared;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Caller};
 use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{binary_content, header_param, Op};
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::json;
 
 /// Whether the client accepts a multipart/related answer (or anything).
 fn accepts_multipart(headers: &HeaderMap) -> bool {
@@ -81,6 +84,31 @@ async fn retrieve(
         res.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     Ok(res)
+}
+
+/// The operation of a WADO-RS retrieval at `p`, of `what`.
+pub fn op(p: &'static str, id: &str, what: &str) -> Op {
+    Op::get(p, id, DICOMWEB, &format!("Retrieve {what} (WADO-RS)"))
+        .describe(&format!(
+            "WADO-RS (PS3.18 §10.4): every anonymized instance of {what}, as `multipart/related; \
+             type=\"application/dicom\"`. Each instance retrieved is metered like a download: its `EventoUsoDatos` is \
+             on the log before the answer goes out."
+        ))
+        .auth(&["consumidor", "admin"])
+        .param(header_param(
+            "Accept",
+            json!({ "type": "string", "example": "multipart/related; type=\"application/dicom\"" }),
+            "Must allow `multipart/related; type=\"application/dicom\"` (`*/*`, `multipart/*`, `multipart/related` \
+             without a `type`, or any type naming `application/dicom`); else 406.",
+        ))
+        .ok(
+            200,
+            "The instances, one per part.",
+            Some(binary_content(&["multipart/related; type=\"application/dicom\""])),
+            &[],
+        )
+        .standard(404)
+        .standard(406)
 }
 
 /// `GET /studies/{study}`, `/studies/{study}/series/{series}` and
