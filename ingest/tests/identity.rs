@@ -55,7 +55,7 @@ async fn an_account_is_created_once_per_email_and_only_an_admin_creates_admins()
     assert!(stored.password_hash.starts_with("$argon2id$"), "stored as argon2id");
     assert_eq!(stored.email, "ana@hospital.org", "normalized");
     assert!(stored.published);
-    let events = app.events::<UsuarioRegistrado>(&registered, 1, Duration::from_secs(20)).await;
+    let events = app.events::<UsuarioRegistrado>(&registered, 1, Duration::from_secs(60)).await;
     assert_eq!(events.len(), 1);
     let e = &events[0].1;
     assert_eq!(

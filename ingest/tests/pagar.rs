@@ -34,7 +34,7 @@ async fn a_payment_within_the_balance_is_produced_and_one_above_it_is_refused_wi
     let body = json!({"usuario_id": "hospital-7", "amount_minor": 600, "currency": "EUR", "reference": "payout-1"});
     let (status, answer) = pay(&app, Role::Admin, body).await;
     assert_eq!((status, answer["error"].as_str()), (409, Some("insufficient_balance")), "{answer}");
-    let refused = app.events::<PagoRechazado>(&refused_events, 1, Duration::from_secs(20)).await;
+    let refused = app.events::<PagoRechazado>(&refused_events, 1, Duration::from_secs(60)).await;
     assert_eq!(refused.len(), 1);
     let r = &refused[0].1;
     assert_eq!(
@@ -57,7 +57,7 @@ async fn a_payment_within_the_balance_is_produced_and_one_above_it_is_refused_wi
     assert_eq!(status, 202, "{same}");
     assert_eq!(same["evento_id"], first["event_id"]);
     assert_eq!(same["evento_id"], same["event_id"], "the deprecated name carries the same id");
-    let paid = app.events::<PagoProcesado>(&paid_events, 3, Duration::from_secs(20)).await;
+    let paid = app.events::<PagoProcesado>(&paid_events, 3, Duration::from_secs(60)).await;
     assert_eq!(paid.len(), 3);
     assert_eq!(
         (paid[0].0.as_str(), paid[0].1.amount_minor, paid[0].1.reference.as_str()),
@@ -74,7 +74,7 @@ async fn a_payment_within_the_balance_is_produced_and_one_above_it_is_refused_wi
     let body = json!({"usuario_id": "hospital-7", "amount_minor": 100, "currency": "EUR", "reference": "payout-2"});
     let (status, answer) = pay(&app, Role::Admin, body).await;
     assert_eq!((status, answer["error"].as_str()), (409, Some("repeated_reference")), "{answer}");
-    let refused = app.events::<PagoRechazado>(&refused_events, 1, Duration::from_secs(20)).await;
+    let refused = app.events::<PagoRechazado>(&refused_events, 1, Duration::from_secs(60)).await;
     assert_eq!(refused.len(), 1);
     assert_eq!(
         (
