@@ -347,8 +347,11 @@ fn schemathesis_run(session: &Session<'_>, run: &Run) -> (String, String) {
             &session.seed.to_string(),
         ])
         .args([
+            // One worker: with two, Hypothesis parses lambda sources (`ast.parse`) on two threads at
+            // once, and CPython 3.11's AST recursion-depth counter is not per-thread, so a run
+            // could die with "SystemError: AST constructor recursion depth mismatch".
             "--workers",
-            "2",
+            "1",
             "--no-color",
             "--request-timeout",
             "30",
