@@ -440,18 +440,20 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alpes_platform::openapi::{operations, platform_operations, unresolved_refs};
+    use alpes_platform::openapi::{doc_operations, operations, unresolved_refs};
     use std::collections::BTreeSet;
 
     #[test]
     fn the_merged_document_lists_every_route_of_the_listener_and_resolves_every_ref() {
         let doc = openapi_document().expect("the documents merge");
-        let (ingest, query, platform) = (alpes_ingest::routes::all(), alpes_query_api::routes::all(), platform_operations());
+        let (ingest, query) = (alpes_ingest::routes::all(), alpes_query_api::routes::all());
+        let (docs, probes) = (doc_operations(), alpes_platform::probes::operations());
         let routed: BTreeSet<(String, String)> = ingest
             .operations()
             .iter()
             .chain(query.operations())
-            .chain(&platform)
+            .chain(&docs)
+            .chain(&probes)
             .map(|o| (o.method().to_uppercase(), o.path().to_owned()))
             .collect();
         let documented: BTreeSet<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();

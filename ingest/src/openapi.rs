@@ -1,13 +1,14 @@
 //! The OpenAPI document of the ingest service: every route [`crate::router`]
-//! serves, with its parameters, bodies, every status it answers and the
-//! credentials it needs. The shared parts (the `Error` schema, the error
-//! responses, the security schemes) come from [`alpes_platform::openapi`].
-//! A test below checks the document against the router's `.route(...)` calls,
-//! both ways.
+//! serves (the operations of [`crate::routes::all`], which each route file
+//! declares beside its handler, the document's own routes and the probes'),
+//! the bodies' schemas derived from their types, and the parameters several
+//! routes share. The shared parts (the `Error` schema, the error responses,
+//! the security schemes) come from [`alpes_platform::openapi`].
 
 use alpes_platform::openapi::{
-    answer_schemas, derived_schemas, marked_deprecated, platform_operations, query, query_list, response_header, string_enum,
+    answer_schemas, derived_schemas, doc_operations, image_media_types, marked_deprecated, query, query_list, response_header, string_enum,
 };
+use alpes_platform::probes;
 use serde_json::{json, Value};
 use utoipa::openapi::schema::{Array, Object, OneOf, Schema, Type};
 use utoipa::openapi::RefOr;
@@ -44,8 +45,10 @@ const REGION_PATTERN: &str = "^[0-9]{1,9},[0-9]{1,9},[0-9]{1,9},[0-9]{1,9}$";
 
 /// The ingest service's document.
 pub fn document() -> Value {
+    // The probes are the platform's; ingest's router serves them (and so does every process).
     let mut ops = crate::routes::all().into_parts().1;
-    ops.extend(platform_operations());
+    ops.extend(doc_operations());
+    ops.extend(probes::operations());
     alpes_platform::openapi::document(
         "Alpes ingest",
         "The command side of Alpes: uploads (REST, multipart, STOW-RS), re-anonymization, accounts and login, \
@@ -160,18 +163,13 @@ pub(crate) fn rules() -> RefOr<Schema> {
     .into()
 }
 
-/// The media types an upload may have.
-pub(crate) fn media_types() -> Object {
-    string_enum(&["application/dicom", "image/png", "image/jpeg"])
-}
-
-/// [`media_types`] under the name it replaced.
+/// [`image_media_types`] under the name it replaced.
 pub(crate) fn old_media_types() -> Object {
-    marked_deprecated(media_types())
+    marked_deprecated(image_media_types())
 }
 
-/// The bodies' schemas: derived ones first, then those with no Rust type of their own
-/// (the multipart form, DICOM JSON, and the answers still written as JSON values).
+/// The bodies' schemas: derived ones first (the probes' too), then those with no Rust type
+/// of their own (the multipart form, and the standard's shapes: DICOM JSON and the JWK Set).
 fn schemas() -> Value {
     let jwks = json!({
             "type": "object",
@@ -245,9 +243,10 @@ fn schemas() -> Value {
         },
         "Jwks": jwks,
     });
-    if let (Value::Object(all), Value::Object(derived), Value::Object(built)) = (&mut schemas, derived_schemas::<Derived>(), built) {
-        all.extend(derived);
-        all.extend(built);
+    for part in [derived_schemas::<Derived>(), derived_schemas::<probes::Answers>(), built] {
+        if let (Value::Object(all), Value::Object(part)) = (&mut schemas, part) {
+            all.extend(part);
+        }
     }
     schemas
 }
@@ -257,6 +256,17 @@ mod tests {
     use super::*;
     use alpes_platform::openapi::{undeprecated, unresolved_refs};
     use std::collections::BTreeSet;
+
+    #[test]
+    fn the_documented_media_types_are_the_ones_the_anonymizer_records() {
+        use alpes_anonymizer::probe::MediaKind;
+        // A new kind stops this from compiling until it is listed below.
+        let _every_kind = |k: MediaKind| match k {
+            MediaKind::Dicom | MediaKind::Png | MediaKind::Jpeg => (),
+        };
+        let recorded = [MediaKind::Dicom, MediaKind::Png, MediaKind::Jpeg].map(MediaKind::media_type);
+        assert_eq!(recorded, alpes_platform::openapi::IMAGE_MEDIA_TYPES);
+    }
 
     #[test]
     fn every_name_the_vocabulary_replaced_is_marked_deprecated_wherever_it_is_answered() {

@@ -91,7 +91,7 @@ pub(crate) struct Registrada<'a> {
     #[schema(pattern = "^[0-9a-f]{64}$")]
     sha256: &'a str,
     tamano_bytes: u64,
-    #[schema(schema_with = crate::openapi::media_types)]
+    #[schema(schema_with = alpes_platform::openapi::image_media_types)]
     tipo_medio: &'a str,
     /// The image was already registered: no new event.
     duplicada: bool,

@@ -26,7 +26,9 @@
 mod answers;
 mod routes;
 
-pub use answers::{answer_schemas, deprecated_of, derived_schemas, marked_deprecated, string_enum, undeprecated};
+pub use answers::{
+    answer_schemas, deprecated_of, derived_schemas, image_media_types, marked_deprecated, string_enum, undeprecated, IMAGE_MEDIA_TYPES,
+};
 pub use routes::Routes;
 
 use crate::metrics::Metrics;
@@ -412,17 +414,9 @@ impl Op {
     }
 }
 
-/// The operations every process serves, whatever its services: the
-/// document's own ([`router`]) and the probes' ([`crate::probes`]). Each
-/// service's document lists them.
-pub fn platform_operations() -> Vec<Op> {
-    let mut ops = doc_operations();
-    ops.extend(crate::probes::operations());
-    ops
-}
-
-/// The operations of [`router`].
-fn doc_operations() -> Vec<Op> {
+/// The operations of [`router`]: each service's document lists them, as each
+/// service's router serves them.
+pub fn doc_operations() -> Vec<Op> {
     vec![
         Op::get("/openapi.json", "getOpenApi", "platform", "This OpenAPI document")
             .public()
@@ -440,7 +434,7 @@ fn doc_operations() -> Vec<Op> {
 }
 
 /// A service's document: `ops` grouped by path, `schemas` beside the shared
-/// components (and the probes' answers), and `X-Request-Id` on every response.
+/// components, and `X-Request-Id` on every response.
 pub fn document(title: &str, description: &str, ops: Vec<Op>, schemas: Value) -> Value {
     let mut paths = Map::new();
     let mut tags: Vec<String> = Vec::new();
@@ -456,10 +450,7 @@ pub fn document(title: &str, description: &str, ops: Vec<Op>, schemas: Value) ->
         item[method] = value;
     }
     let mut components = shared_components();
-    if let (Some(Value::Object(all)), Value::Object(probes), Value::Object(own)) =
-        (components.get_mut("schemas"), derived_schemas::<crate::probes::Answers>(), schemas)
-    {
-        all.extend(probes);
+    if let (Some(Value::Object(all)), Value::Object(own)) = (components.get_mut("schemas"), schemas) {
         all.extend(own);
     }
     let mut doc = json!({

@@ -4,7 +4,7 @@
 //! answers' schemas derived from their types, and the parameters several
 //! routes share. The shared parts come from [`alpes_platform::openapi`].
 
-use alpes_platform::openapi::{answer_schemas, header_param, platform_operations, response_header, schema};
+use alpes_platform::openapi::{answer_schemas, doc_operations, header_param, response_header, schema};
 use serde_json::{json, Value};
 
 /// The operations' tags.
@@ -21,7 +21,7 @@ pub const AUDIT: &str = "audit";
 /// The query API's document.
 pub fn document() -> Value {
     let mut ops = crate::routes::all().into_parts().1;
-    ops.extend(platform_operations());
+    ops.extend(doc_operations());
     alpes_platform::openapi::document(
         "Alpes query API",
         "The read side of Alpes: images and their metered downloads, users, balances and ledgers, QIDO-RS and \

@@ -14,7 +14,7 @@
 use alpes_domain::caller::Role;
 use alpes_domain::catalog::{AnonymizedOutput, CatalogImage, CatalogUser, Estado, ReportJson};
 use alpes_domain::ledger::{Balance, EntryKind, LedgerEntry};
-use alpes_platform::openapi::{deprecated_of, marked_deprecated, string_enum};
+use alpes_platform::openapi::{deprecated_of, image_media_types, marked_deprecated, string_enum};
 use alpes_schemas::RegistroAuditoria;
 use serde::Serialize;
 use utoipa::openapi::schema::Object;
@@ -81,7 +81,7 @@ pub struct Anonimizada<'a> {
     #[schema(pattern = "^[0-9a-f]{64}$")]
     sha256: &'a str,
     tamano_bytes: i64,
-    #[schema(schema_with = media_types)]
+    #[schema(schema_with = image_media_types)]
     tipo_medio: &'a str,
     study_uid: Option<&'a str>,
     series_uid: Option<&'a str>,
@@ -216,11 +216,6 @@ impl<'a> From<&'a Balance> for SaldoMoneda<'a> {
             as_of: b.as_of,
         }
     }
-}
-
-/// The media types of an anonymized output.
-fn media_types() -> Object {
-    string_enum(&["application/dicom", "image/png", "image/jpeg"])
 }
 
 /// The Spanish names of [`tipo`].

@@ -208,14 +208,14 @@ pub async fn drain(c: &StreamConsumer, n: usize, wait: Duration) -> Vec<(String,
     out
 }
 
+/// The longest one run of the example consumer may take (coreutils `timeout` ends it).
+pub const CONSUMER_LIMIT: Duration = Duration::from_secs(180);
+
 /// Runs the example downstream consumer (`examples/python/consume_events.py`) with `python` and
 /// `args` until it has been idle 5 s (killed after [`CONSUMER_LIMIT`] so a stuck run fails the
 /// test instead of hanging it), asserts it decoded everything in `framing`
 /// (`single-object` or `schema-registry`), and counts the events of each record type (short
 /// name) whose line names one of `markers` (every event when `markers` is empty).
-/// The longest one run of the example consumer may take (coreutils `timeout` ends it).
-pub const CONSUMER_LIMIT: Duration = Duration::from_secs(180);
-
 pub fn consume_events(python: &str, args: &[String], framing: &str, markers: &[String]) -> std::collections::BTreeMap<String, usize> {
     let out = std::process::Command::new("timeout")
         .args(["--kill-after=5", &CONSUMER_LIMIT.as_secs().to_string(), python])

@@ -14,7 +14,7 @@ use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::blobs::{StoredBlob, RAW};
 use alpes_platform::http::ApiError;
-use alpes_platform::openapi::{binary_content, header_param, json_content, schema, Op};
+use alpes_platform::openapi::{binary_content, header_param, json_content, schema, Op, IMAGE_MEDIA_TYPES};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -42,7 +42,7 @@ pub fn op() -> Op {
             "Makes a retry answer the first upload's id (1 to 255 visible ASCII characters).",
         ))
         .body(true, "The image, or a form of images and profile fields.", {
-            let mut c = binary_content(&["application/dicom", "image/png", "image/jpeg", "application/octet-stream"]);
+            let mut c = binary_content(&[IMAGE_MEDIA_TYPES.as_slice(), &["application/octet-stream"]].concat());
             c["multipart/form-data"] = json!({
                 "schema": schema("UploadForm"),
                 "encoding": { "file": { "contentType": "application/dicom, image/png, image/jpeg, application/octet-stream" } },

@@ -53,6 +53,15 @@ pub fn marked_deprecated(mut schema: Object) -> Object {
     schema
 }
 
+/// The media types of an image Alpes stores (the anonymizer's `MediaKind`; a test of
+/// ingest's checks the two agree).
+pub const IMAGE_MEDIA_TYPES: [&str; 3] = ["application/dicom", "image/png", "image/jpeg"];
+
+/// A field holding one of [`IMAGE_MEDIA_TYPES`].
+pub fn image_media_types() -> Object {
+    string_enum(&IMAGE_MEDIA_TYPES)
+}
+
 /// `T`'s schema inline, marked deprecated (with
 /// `#[schema(schema_with = deprecated_of::<T>)]`): the derive drops
 /// `#[schema(deprecated)]` on a field whose type is another schema or an

@@ -12,8 +12,7 @@ use crate::Shared;
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::ApiError;
-use alpes_platform::openapi::path;
-use alpes_platform::openapi::{binary_content, header_param, response_header, Op};
+use alpes_platform::openapi::{binary_content, header_param, path, response_header, Op, IMAGE_MEDIA_TYPES};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,7 +64,7 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std:
 }
 
 fn download_content() -> Value {
-    binary_content(&["application/dicom", "image/png", "image/jpeg"])
+    binary_content(&IMAGE_MEDIA_TYPES)
 }
 
 fn download_headers(partial: bool) -> Vec<(&'static str, Value)> {
