@@ -47,6 +47,7 @@ use alpes_billing::Billing;
 use alpes_ingest::{BootstrapAdmin, IngestApp, IngestConfig, IngestDeps};
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::producer::REQUEST_LINGER;
 use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
@@ -175,8 +176,8 @@ impl App {
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
         let stores = stores::open(&settings).await?;
-        // Every upload waits on its own send: holding records back to batch them only adds latency.
-        let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), Duration::ZERO)?;
+        // Requests wait on their sends: a short linger, which an upload pays twice.
+        let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), REQUEST_LINGER)?;
         let jwt = Arc::new(match &stores.identity {
             Some(identity) => tokens.jwt.with_revocations(identity.clone()),
             None => tokens.jwt,

@@ -273,10 +273,19 @@ impl Blobs {
 
     /// Stores `bytes` under `prefix/<sha256>` in one atomic put; returns the key and hash.
     pub async fn put_bytes(&self, prefix: &str, bytes: Bytes) -> Result<(String, String)> {
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha256 = sha256_hex(&bytes);
+        let key = self.put_hashed(prefix, bytes, &sha256).await?;
+        Ok((key, sha256))
+    }
+
+    /// Stores `bytes` under `prefix/<sha256>` in one atomic put, where `sha256` is
+    /// [`sha256_hex`] of them, computed by the caller (the anonymizer hashes its output on
+    /// the engine's pool, off the async threads); returns the key.
+    pub async fn put_hashed(&self, prefix: &str, bytes: Bytes, sha256: &str) -> Result<String> {
+        debug_assert_eq!(sha256, sha256_hex(&bytes), "a content key must name its bytes");
         let key = format!("{prefix}/{sha256}");
         self.put_if_absent(&key, PutPayload::from(bytes)).await?;
-        Ok((key, sha256))
+        Ok(key)
     }
 
     /// The whole blob at `key`.
@@ -310,6 +319,11 @@ impl Blobs {
     pub async fn health(&self) -> Result<()> {
         self.exists("health/probe").await.map(|_| ())
     }
+}
+
+/// The lowercase hex sha256 of `bytes`: the name of their content key.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

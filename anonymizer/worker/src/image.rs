@@ -80,7 +80,11 @@ async fn anonymize(ctx: &Context, input: &ImagenRegistrada) -> Result<Result<Out
     let size = engined.bytes.len() as u64;
     // The event needs only the report and the facts: the bytes move into the store.
     let bytes = Bytes::from(std::mem::take(&mut engined.bytes));
-    let (key, sha256) = retry(&ctx.stop, "put anonymized blob", || ctx.blobs.put_bytes(ANONYMIZED, bytes.clone())).await?;
+    let sha256 = std::mem::take(&mut engined.sha256);
+    let key = retry(&ctx.stop, "put anonymized blob", || {
+        ctx.blobs.put_hashed(ANONYMIZED, bytes.clone(), &sha256)
+    })
+    .await?;
     ctx.metrics.bytes_out.inc_by(size);
     tracing::debug!(image_id = %input.image_id, bytes_in = in_bytes, bytes_out = size, micros = engined.report.duration_us, "image anonymized");
     let stored = StoredOutput { key, sha256, size };

@@ -19,6 +19,9 @@ use crate::Result;
 pub struct Engined {
     /// The anonymized bytes.
     pub bytes: Vec<u8>,
+    /// Their lowercase hex sha256, hashed on the pool (a few hundred µs for a large output,
+    /// which on an async thread would hold up every request queued behind it).
+    pub sha256: String,
     /// What the engine did (no PHI).
     pub report: Report,
     /// What the output says about itself.
@@ -68,7 +71,13 @@ fn engine(input: &[u8], cfg: &Config) -> std::result::Result<Engined, Rejection>
     let mut bytes = Vec::new();
     let report = anonymize_into(input, cfg, &mut bytes).map_err(|e| Rejection::engine(&e))?;
     let facts = facts::read(report.format, &bytes);
-    Ok(Engined { bytes, report, facts })
+    let sha256 = alpes_platform::blobs::sha256_hex(&bytes);
+    Ok(Engined {
+        bytes,
+        sha256,
+        report,
+        facts,
+    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,18 @@ use rdkafka::util::Timeout;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a producer holds records to batch them, unless told otherwise.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
+/// How long a producer holds records to batch them, unless told otherwise: 5 ms, librdkafka's
+/// default and Apache Kafka's since 4.0 (KIP-1030). The pipeline's own producers (the anonymizer
+/// worker's) use it: a batch per partition every few ms costs the brokers, and every consumer
+/// fetch, far less than a record at a time (on the development broker, a third less CPU per image
+/// in `bench/load/run.sh`). A request that waits on its send uses [`REQUEST_LINGER`].
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
+
+/// The linger of the producer that requests wait on (an upload on its `ImagenRegistrada`, then
+/// on its audit entry): 1 ms. Unloaded, an upload takes about 3 ms with it, 1 ms with none and
+/// 11 ms with [`DEFAULT_LINGER`]; under the pipeline bench's load it carried 1,339 files/s at
+/// 1.25 ms of CPU each, against 1,107 at 1.52 ms with none (BENCHMARKS.md, issue 15).
+pub const REQUEST_LINGER: Duration = Duration::from_millis(1);
 
 /// Produces Avro-encoded events, keyed, to their topics.
 #[derive(Clone)]
@@ -29,7 +39,7 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// An idempotent producer on `kafka` that holds records up to 2 ms to batch them.
+    /// An idempotent producer on `kafka` that holds records up to [`DEFAULT_LINGER`] to batch them.
     pub fn new(kafka: &Kafka, codec: Codec, metrics: Arc<Metrics>) -> Result<Producer> {
         Self::with_linger(kafka, codec, metrics, DEFAULT_LINGER)
     }

@@ -17,7 +17,7 @@ use alpes_domain::page::PageCursor;
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::Arc;
 
 const SCHEMA: &str = "
@@ -156,13 +156,13 @@ impl SqliteCatalog {
     }
 }
 
-fn registered(tx: &Transaction<'_>, e: &ImagenRegistrada) -> Result<()> {
+fn registered(tx: &Connection, e: &ImagenRegistrada) -> Result<()> {
     tx.prepare_cached(REGISTERED)?
         .execute(params![e.image_id, e.provider_id, e.occurred_at, e.tipo_imagen, e.region_anatomica])?;
     Ok(())
 }
 
-fn rejected(tx: &Transaction<'_>, e: &ImagenRechazada) -> Result<()> {
+fn rejected(tx: &Connection, e: &ImagenRechazada) -> Result<()> {
     // A message that never decoded names no image: nothing to materialize.
     let Some(image_id) = &e.image_id else { return Ok(()) };
     tx.prepare_cached(REJECTED)?.execute(params![
@@ -174,7 +174,7 @@ fn rejected(tx: &Transaction<'_>, e: &ImagenRechazada) -> Result<()> {
     Ok(())
 }
 
-fn anonymized(tx: &Transaction<'_>, e: &ImagenAnonimizada) -> Result<()> {
+fn anonymized(tx: &Connection, e: &ImagenAnonimizada) -> Result<()> {
     let modality = e.modality.clone().or_else(|| e.tipo_imagen.clone()).map(|m| m.to_uppercase());
     let report = report_summary(e);
     tx.prepare_cached(ANONYMIZED)?.execute(params![
@@ -205,13 +205,13 @@ fn anonymized(tx: &Transaction<'_>, e: &ImagenAnonimizada) -> Result<()> {
     Ok(())
 }
 
-fn user(tx: &Transaction<'_>, e: &UsuarioRegistrado) -> Result<()> {
+fn user(tx: &Connection, e: &UsuarioRegistrado) -> Result<()> {
     tx.prepare_cached(USER)?
         .execute(params![e.user_id, e.role, e.organization, e.occurred_at])?;
     Ok(())
 }
 
-fn usage(tx: &Transaction<'_>, e: &EventoUsoDatos) -> Result<()> {
+fn usage(tx: &Connection, e: &EventoUsoDatos) -> Result<()> {
     tx.prepare_cached(USAGE)?.execute(params![
         e.event_id,
         e.occurred_at,
@@ -323,7 +323,7 @@ fn with_limit_offset(mut params: Vec<Value>, q: &DicomQuery) -> Vec<Value> {
     params
 }
 
-fn apply_one(tx: &Transaction<'_>, e: &CatalogEvent) -> Result<bool> {
+fn apply_one(tx: &Connection, e: &CatalogEvent) -> Result<bool> {
     let new = tx
         .prepare_cached("INSERT OR IGNORE INTO catalog_events (event_id) VALUES (?1)")?
         .execute(params![e.event_id()])?

@@ -1,6 +1,15 @@
-//! The SQLite connections each embedded adapter keeps: one writer (WAL, a
-//! busy timeout, its schema applied, behind a mutex, used only from the
-//! blocking pool) and a few read-only readers.
+//! The SQLite connections each embedded adapter keeps: the file's one
+//! [`Writer`] (WAL, a busy timeout, every adapter's schema applied, its own
+//! thread, group commits) and a few read-only readers of its own.
+//!
+//! Every adapter opened on one file in a process shares that file's writer.
+//! With a writing connection each, their transactions queued on SQLite's file
+//! lock, whose busy handler sleeps 1, 2, 5, 10 ms and more between tries: an
+//! upload's claim waited out a projection's commit in sleeps. Nor does a commit
+//! copy the log into the database when the log passes 1,000 pages (SQLite's
+//! automatic checkpoint, which made one commit in a few hundred take
+//! milliseconds and an fsync): a thread per file does it every
+//! [`CHECKPOINT_EVERY`], beside the writer.
 //!
 //! In WAL mode a reader never waits for the writer, nor the writer for a
 //! reader. A point lookup by primary key takes microseconds, less than the
@@ -8,16 +17,33 @@
 //! right on the calling task; longer reads (pages, aggregates) go to the
 //! blocking pool on a reader ([`SqliteConn::read`]).
 
+use super::writer::Writer;
 use crate::{Error, Result};
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OpenFlags, Row, Transaction, TransactionBehavior};
+use rusqlite::{params_from_iter, Connection, OpenFlags, Row, Savepoint};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, LazyLock, Mutex, TryLockError, Weak};
+use std::time::Duration;
+
+/// How often a file's checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer's own automatic checkpoint, kept only as a backstop should the
+/// checkpointer fall behind: 65,536 pages (256 MiB of log).
+const BACKSTOP_CHECKPOINT_PAGES: i64 = 65_536;
+
+/// The log is cut back to this size after a checkpoint empties it.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// Each open database file's writer, by absolute path.
+static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Weak<Writer>>>> = LazyLock::new(Mutex::default);
 
 /// A shared SQLite database: one writer, some readers.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteConn {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
     readers: Arc<Readers>,
 }
 
@@ -38,40 +64,31 @@ impl SqliteConn {
     /// `fsync`, every commit is flushed to disk before it returns
     /// (`synchronous=FULL`, else `NORMAL`: a commit survives a crash of the
     /// process, not necessarily a power loss).
-    pub(crate) fn open(path: &std::path::Path, fsync: bool, schema: &str) -> Result<SqliteConn> {
+    pub(crate) fn open(path: &Path, fsync: bool, schema: &str) -> Result<SqliteConn> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let writer = Self::init(Connection::open(path)?, fsync, schema)?;
+        let writer = shared_writer(path, fsync, schema)?;
         let conns = (0..reader_count())
             .map(|_| {
                 let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-                r.busy_timeout(std::time::Duration::from_secs(5))?;
+                r.busy_timeout(Duration::from_secs(5))?;
                 Ok(Mutex::new(r))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteConn {
+            writer,
             readers: Arc::new(Readers {
                 conns,
                 next: AtomicUsize::new(0),
             }),
-            ..writer
         })
     }
 
     /// A private in-memory database with `schema` (tests).
     pub(crate) fn in_memory(schema: &str) -> Result<SqliteConn> {
-        Self::init(Connection::open_in_memory()?, false, schema)
-    }
-
-    fn init(conn: Connection, fsync: bool, schema: &str) -> Result<SqliteConn> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(schema)?;
         Ok(SqliteConn {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Writer::start(writer(Connection::open_in_memory()?, false, schema)?)?),
             readers: Arc::new(Readers {
                 conns: Vec::new(),
                 next: AtomicUsize::new(0),
@@ -85,7 +102,7 @@ impl SqliteConn {
         let poisoned = || Error::Store("connection lock poisoned".into());
         let conns = &self.readers.conns;
         if conns.is_empty() {
-            return f(&*self.conn.lock().map_err(|_| poisoned())?);
+            return f(&*self.writer.conn().lock().map_err(|_| poisoned())?);
         }
         let start = self.readers.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..conns.len() {
@@ -108,28 +125,75 @@ impl SqliteConn {
         Ok(done.map_err(|e| Error::Store(e.to_string()))??)
     }
 
-    /// Runs `f` on the connection, on the blocking pool; its error as the port's.
+    /// Runs the write `f` on the file's writer thread, in one transaction with
+    /// the other writes waiting there; answers once it has committed.
     pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> alpes_domain::Result<T> {
-        let conn = self.conn.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await;
-        Ok(done.map_err(|e| Error::Store(e.to_string()))??)
+        Ok(self.writer.write(f).await?)
     }
 }
 
-/// Begins a write transaction: `BEGIN IMMEDIATE`, which takes the write lock
-/// first (waiting up to the busy timeout for it). A deferred transaction that
-/// reads before it writes fails at once with "database is locked" when another
-/// connection to the same file (ingest, ledger and catalog each keep one)
+/// `conn` set up as a writer, with `schema` applied.
+fn writer(conn: Connection, fsync: bool, schema: &str) -> Result<Connection> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
+/// The writer of the file at `path`, shared by every adapter on it in this
+/// process, with `schema` applied; the first opens it and starts its checkpointer.
+fn shared_writer(path: &Path, fsync: bool, schema: &str) -> Result<Arc<Writer>> {
+    let key = std::path::absolute(path)?;
+    let mut writers = WRITERS.lock().map_err(|_| Error::Store("writer registry poisoned".into()))?;
+    writers.retain(|_, w| w.strong_count() > 0);
+    if let Some(shared) = writers.get(&key).and_then(Weak::upgrade) {
+        shared
+            .conn()
+            .lock()
+            .map_err(|_| Error::Store("connection lock poisoned".into()))?
+            .execute_batch(schema)?;
+        return Ok(shared);
+    }
+    let conn = writer(Connection::open(path)?, fsync, schema)?;
+    conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    let shared = Arc::new(Writer::start(conn)?);
+    spawn_checkpointer(path, Arc::downgrade(&shared))?;
+    writers.insert(key, Arc::downgrade(&shared));
+    Ok(shared)
+}
+
+/// Every [`CHECKPOINT_EVERY`], copies what the log holds into the database
+/// (a passive checkpoint: it waits for no reader and blocks no writer), until
+/// the file's writer is gone.
+fn spawn_checkpointer(path: &Path, writer: Weak<Writer>) -> Result<()> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if writer.strong_count() == 0 {
+            break;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
+        }
+    })?;
+    Ok(())
+}
+
+/// Begins the writes of one store call: a savepoint inside the writer's
+/// transaction (see [`Writer`]), committed by `commit()` and rolled back if
+/// dropped. The writer began that transaction `IMMEDIATE`, taking the file's
+/// write lock first: a deferred one that reads before it writes fails at once
+/// with "database is locked" when another process's connection to the file
 /// committed in between, whatever the busy timeout.
-pub(crate) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+pub(crate) fn write_tx(conn: &mut Connection) -> Result<Savepoint<'_>> {
+    Ok(conn.savepoint()?)
 }
 
 /// Every row of `sql` with `params`, mapped by `row`.
@@ -221,17 +285,22 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn writers_on_separate_connections_to_one_file_wait_for_each_other() {
+    async fn stores_on_one_file_share_its_writer_and_queue_on_it() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("alpes.db");
         let schema = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);";
         let conns: Vec<SqliteConn> = (0..4).map(|_| SqliteConn::open(&path, false, schema).expect("open")).collect();
+        assert!(
+            conns.iter().all(|c| Arc::ptr_eq(&c.writer, &conns[0].writer)),
+            "one writer per file"
+        );
+        let other = SqliteConn::open(&dir.path().join("other.db"), false, schema).expect("open");
+        assert!(!Arc::ptr_eq(&other.writer, &conns[0].writer), "another file has its own writer");
         let writers = conns.iter().cycle().take(16).cloned().map(|c| {
             tokio::spawn(async move {
                 for _ in 0..50 {
                     c.with(|conn| {
                         let tx = write_tx(conn)?;
-                        // Read, then write: the pattern a deferred transaction cannot upgrade under contention.
                         let n: i64 = tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
                         tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
                         tx.commit()?;
@@ -250,6 +319,63 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(n, 16 * 50);
+    }
+
+    #[tokio::test]
+    async fn another_connection_to_the_file_waits_for_the_writer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alpes.db");
+        let c = SqliteConn::open(&path, false, "CREATE TABLE IF NOT EXISTS t (n INTEGER);").expect("open");
+        // Another process's connection (the CLI's, say): it reads, then writes, while this one commits.
+        let mut outside = writer(Connection::open(&path).expect("open"), false, "").expect("writer");
+        let inside = c.with(|conn| {
+            let tx = write_tx(conn)?;
+            tx.execute("INSERT INTO t (n) VALUES (1)", [])?;
+            std::thread::sleep(Duration::from_millis(50));
+            tx.commit()?;
+            Ok(())
+        });
+        let outside = tokio::task::spawn_blocking(move || {
+            let tx = outside.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
+            tx.execute("INSERT INTO t (n) VALUES (?1)", [n + 1])?;
+            tx.commit()?;
+            Ok::<_, Error>(())
+        });
+        inside.await.expect("inside");
+        outside.await.expect("join").expect("the outside write waits, then commits");
+        let n: i64 = c
+            .read_now(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .expect("count");
+        assert_eq!(n, 2);
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_moves_the_log_into_the_database() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alpes.db");
+        let c = SqliteConn::open(&path, false, "CREATE TABLE IF NOT EXISTS t (b BLOB);").expect("open");
+        let before = std::fs::metadata(&path).expect("db").len();
+        c.with(|conn| {
+            let tx = write_tx(conn)?;
+            for _ in 0..512 {
+                tx.execute("INSERT INTO t (b) VALUES (zeroblob(1024))", [])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .expect("write");
+        // Far below the writer's backstop: only the checkpointer can move these pages.
+        let deadline = std::time::Instant::now() + 4 * CHECKPOINT_EVERY;
+        while std::fs::metadata(&path).expect("db").len() < before + 512 * 1024 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was not checkpointed within {:?}",
+                4 * CHECKPOINT_EVERY
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     #[tokio::test]

@@ -75,7 +75,7 @@ impl SqliteStore {
 const SET_STATE: &str = "UPDATE requests SET state = ?2 WHERE request_id = ?1
     AND (state IN ('pending', 'published') OR ?2 IN ('anonymized', 'rejected'))";
 
-fn next_seq(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
+fn next_seq(tx: &Connection) -> Result<i64> {
     Ok(tx
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM requests")?
         .query_row([], |r| r.get(0))?)

@@ -13,7 +13,7 @@ use crate::store::ledger::{
 };
 use crate::Result;
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger (
@@ -84,7 +84,7 @@ impl SqliteLedger {
 }
 
 /// Inserts the entry's row; true if it was new.
-fn insert(tx: &Transaction<'_>, e: &LedgerEntry, kind: EntryKind, refusal: Option<&Refusal>) -> Result<bool> {
+fn insert(tx: &Connection, e: &LedgerEntry, kind: EntryKind, refusal: Option<&Refusal>) -> Result<bool> {
     let n = tx.prepare_cached(INSERT)?.execute(params![
         e.event_id,
         e.user_id,
@@ -100,7 +100,7 @@ fn insert(tx: &Transaction<'_>, e: &LedgerEntry, kind: EntryKind, refusal: Optio
 }
 
 /// `Some(refusal)` if the event id is in the ledger (with the refusal stored with it, if any).
-fn known(tx: &Transaction<'_>, event_id: &str) -> Result<Option<Option<String>>> {
+fn known(tx: &Connection, event_id: &str) -> Result<Option<Option<String>>> {
     Ok(tx
         .prepare_cached("SELECT refusal FROM ledger WHERE event_id = ?1")?
         .query_row(params![event_id], |r| r.get(0))
@@ -108,7 +108,7 @@ fn known(tx: &Transaction<'_>, event_id: &str) -> Result<Option<Option<String>>>
 }
 
 /// Reads what the payout rule needs, and applies it.
-fn payment_refusal(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Option<Refusal>> {
+fn payment_refusal(tx: &Connection, e: &LedgerEntry) -> Result<Option<Refusal>> {
     let reference_paid = tx
         .prepare_cached("SELECT 1 FROM ledger WHERE user_id = ?1 AND kind = 'payment' AND counterparty IS ?2")?
         .query_row(params![e.user_id, e.counterparty], |_| Ok(()))
@@ -126,7 +126,7 @@ fn payment_refusal(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Option<Refus
     }))
 }
 
-fn apply_one(tx: &Transaction<'_>, e: &LedgerEntry) -> Result<Applied> {
+fn apply_one(tx: &Connection, e: &LedgerEntry) -> Result<Applied> {
     match e.kind {
         EntryKind::Usage => {
             if !insert(tx, e, EntryKind::Usage, None)? {

@@ -9,6 +9,7 @@ mod fresh;
 pub mod identity;
 pub mod ingest;
 pub mod ledger;
+mod writer;
 
 pub use audit::SqliteAudit;
 pub use catalog::SqliteCatalog;
