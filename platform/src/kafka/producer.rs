@@ -1,4 +1,5 @@
-//! The event producer: idempotent, `acks=all`, lz4, and every send awaits the
+//! The event producer: idempotent, `acks=all`, lz4 (none on the development
+//! broker), batching for a few ms, and every send awaits the
 //! broker's acknowledgement so a caller knows the event is durable.
 
 use super::{ClientKind, Kafka};
@@ -13,8 +14,8 @@ use std::time::Duration;
 /// How long a producer holds records to batch them, unless told otherwise: 5 ms, librdkafka's
 /// default and Apache Kafka's since 4.0 (KIP-1030). The pipeline's own producers (the anonymizer
 /// worker's) use it: a batch per partition every few ms costs the brokers, and every consumer
-/// fetch, far less than a record at a time (on the development broker, a third less CPU per image
-/// in `bench/load/run.sh`). A request that waits on its send uses [`REQUEST_LINGER`].
+/// fetch, far less than a record at a time (on the development broker, over a quarter less CPU per
+/// image in `bench/load/run.sh`). A request that waits on its send uses [`REQUEST_LINGER`].
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 
 /// The linger of the producer that requests wait on (an upload on its `ImagenRegistrada`, then
@@ -86,19 +87,52 @@ impl Producer {
     }
 }
 
-/// The producer settings: idempotence, `acks=all`, lz4, a bounded delivery
-/// time and `linger`; pass-through properties win over all of them.
+/// The producer settings: idempotence, `acks=all`, lz4 (none on the development
+/// broker), a bounded delivery time and `linger`; pass-through properties win
+/// over all of them.
 pub fn producer_config(kafka: &Kafka, timeout: Duration, linger: Duration) -> rdkafka::ClientConfig {
     let timeout = timeout.as_millis().to_string();
     let linger = linger.as_millis().to_string();
+    // The development broker is in the process: compressing for it saves no network, and it
+    // walks its retained message sets (up to 5 MB a partition) on every fetch, so smaller
+    // sets cost it more (BENCHMARKS, issue 15).
+    let compression = if kafka.mock().is_some() { "none" } else { "lz4" };
     kafka.config_for(
         ClientKind::Producer,
         &[
             ("enable.idempotence", "true"),
             ("acks", "all"),
-            ("compression.type", "lz4"),
+            ("compression.type", compression),
             ("linger.ms", &linger),
             ("message.timeout.ms", &timeout),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::KafkaArgs;
+
+    #[tokio::test]
+    async fn only_the_development_broker_gets_uncompressed_batches() {
+        let dev = Kafka::connect(&KafkaArgs::default()).await.expect("development broker");
+        let cfg = producer_config(&dev, Duration::from_secs(1), DEFAULT_LINGER);
+        assert_eq!(cfg.get("compression.type"), Some("none"));
+        assert_eq!(cfg.get("linger.ms"), Some("5"));
+        // A broker outside the process: nothing here contacts it.
+        let real = Kafka {
+            bootstrap: "127.0.0.1:1".into(),
+            props: Vec::new(),
+            producer_props: Vec::new(),
+            consumer_props: Vec::new(),
+            delivery_timeout: Duration::from_secs(1),
+            mock: None,
+            probe: std::sync::OnceLock::new(),
+            readiness: crate::readiness::Readiness::new(),
+        };
+        let cfg = producer_config(&real, Duration::from_secs(1), REQUEST_LINGER);
+        assert_eq!(cfg.get("compression.type"), Some("lz4"));
+        assert_eq!(cfg.get("linger.ms"), Some("1"));
+    }
 }
