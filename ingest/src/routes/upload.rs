@@ -42,10 +42,11 @@ pub fn op() -> Op {
             "Makes a retry answer the first upload's id (1 to 255 visible ASCII characters).",
         ))
         .body(true, "The image, or a form of images and profile fields.", {
-            let mut c = binary_content(&[IMAGE_MEDIA_TYPES.as_slice(), &["application/octet-stream"]].concat());
+            let accepted = [IMAGE_MEDIA_TYPES.as_slice(), &["application/octet-stream"]].concat();
+            let mut c = binary_content(&accepted);
             c["multipart/form-data"] = json!({
                 "schema": schema("UploadForm"),
-                "encoding": { "file": { "contentType": "application/dicom, image/png, image/jpeg, application/octet-stream" } },
+                "encoding": { "file": { "contentType": accepted.join(", ") } },
             });
             c
         })

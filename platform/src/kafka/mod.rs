@@ -255,6 +255,24 @@ impl Kafka {
 }
 
 #[cfg(test)]
+impl Kafka {
+    /// A broker outside the process with no properties of its own, for tests of the clients'
+    /// settings: nothing contacts it.
+    pub(crate) fn unreached() -> Kafka {
+        Kafka {
+            bootstrap: "127.0.0.1:1".into(),
+            props: Vec::new(),
+            producer_props: Vec::new(),
+            consumer_props: Vec::new(),
+            delivery_timeout: Duration::from_secs(1),
+            mock: None,
+            probe: std::sync::OnceLock::new(),
+            readiness: crate::readiness::Readiness::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -262,14 +280,10 @@ mod tests {
     fn pass_through_properties_win_and_stay_with_their_kind_of_client() {
         let prop = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         let kafka = Kafka {
-            bootstrap: "127.0.0.1:1".into(),
             props: vec![prop("security.protocol", "SASL_SSL"), prop("linger.ms", "7")],
             producer_props: vec![prop("batch.size", "65536")],
             consumer_props: vec![prop("fetch.wait.max.ms", "100")],
-            delivery_timeout: Duration::from_secs(1),
-            mock: None,
-            probe: std::sync::OnceLock::new(),
-            readiness: crate::readiness::Readiness::new(),
+            ..Kafka::unreached()
         };
         let producer = kafka.config_for(ClientKind::Producer, &[("linger.ms", "2"), ("acks", "all")]);
         assert_eq!(producer.get("linger.ms"), Some("7"), "an operator's setting wins over a default");

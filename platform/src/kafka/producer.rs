@@ -120,17 +120,7 @@ mod tests {
         let cfg = producer_config(&dev, Duration::from_secs(1), DEFAULT_LINGER);
         assert_eq!(cfg.get("compression.type"), Some("none"));
         assert_eq!(cfg.get("linger.ms"), Some("5"));
-        // A broker outside the process: nothing here contacts it.
-        let real = Kafka {
-            bootstrap: "127.0.0.1:1".into(),
-            props: Vec::new(),
-            producer_props: Vec::new(),
-            consumer_props: Vec::new(),
-            delivery_timeout: Duration::from_secs(1),
-            mock: None,
-            probe: std::sync::OnceLock::new(),
-            readiness: crate::readiness::Readiness::new(),
-        };
+        let real = Kafka::unreached();
         let cfg = producer_config(&real, Duration::from_secs(1), REQUEST_LINGER);
         assert_eq!(cfg.get("compression.type"), Some("lz4"));
         assert_eq!(cfg.get("linger.ms"), Some("1"));

@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, TryLockError, Weak};
 use std::time::Duration;
 
+/// How long a connection waits for another process's lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often a file's checkpointer copies the write-ahead log into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -72,7 +75,7 @@ impl SqliteConn {
         let conns = (0..reader_count())
             .map(|_| {
                 let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-                r.busy_timeout(Duration::from_secs(5))?;
+                r.busy_timeout(BUSY_TIMEOUT)?;
                 Ok(Mutex::new(r))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -140,7 +143,7 @@ fn writer(conn: Connection, fsync: bool, schema: &str) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(schema)?;
     Ok(conn)
 }
@@ -173,7 +176,7 @@ fn shared_writer(path: &Path, fsync: bool, schema: &str) -> Result<Arc<Writer>> 
 /// the file's writer is gone.
 fn spawn_checkpointer(path: &Path, writer: Weak<Writer>) -> Result<()> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || loop {
         std::thread::sleep(CHECKPOINT_EVERY);
         if writer.strong_count() == 0 {
