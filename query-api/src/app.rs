@@ -6,6 +6,7 @@
 //! it the same way.
 
 use crate::materializer::{self, Materializer};
+use crate::rendered::Rendered;
 use crate::{audit, Error, Pricing, PricingArgs, QueryState, Result};
 use alpes_domain::audit::AuditStore;
 use alpes_domain::catalog::CatalogStore;
@@ -98,6 +99,7 @@ impl QueryApp {
             pricing: Arc::new(Pricing::new(&config.pricing, &config.currency)),
             metrics,
             currency: config.currency.as_str().into(),
+            rendered: Arc::new(Rendered::default()),
         };
         QueryApp { state, kafka, audit_group }
     }

@@ -12,6 +12,7 @@
 //! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers.
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
+//! - [`rendered`]: one image's JSON body and ETag, kept while the image reads the same.
 //! - [`vocabulary`]: the JSON the routes answer, in the API's one vocabulary
 //!   (with the names before it, deprecated, beside them).
 //! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
@@ -24,6 +25,7 @@ pub mod materializer;
 pub mod meter;
 pub mod openapi;
 pub mod pricing;
+pub mod rendered;
 pub mod routes;
 pub mod vocabulary;
 
@@ -70,6 +72,8 @@ pub struct QueryState {
     /// The currency a balance is shown in when the caller names none (ISO 4217);
     /// shared, not copied, by the state's per-request clones.
     pub currency: Arc<str>,
+    /// The bodies `GET /imagenes/{id}` rendered, reused while an image reads the same.
+    pub rendered: Arc<rendered::Rendered>,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

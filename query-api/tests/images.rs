@@ -116,6 +116,33 @@ async fn listing_filters_by_role_and_query_and_pages_stably() {
 }
 
 #[tokio::test]
+async fn an_image_that_changes_is_answered_with_its_new_body_and_a_new_etag() {
+    let (app, _) = seeded().await;
+    let before = app.get_raw("/imagenes/b", ADMIN, &[]).await;
+    let etag = before.headers()["etag"].to_str().expect("etag").to_owned();
+    assert_eq!(before.json::<serde_json::Value>().await.expect("json")["estado"], "registrada");
+    assert_eq!(app.get_raw("/imagenes/b", ADMIN, &[("if-none-match", &etag)]).await.status(), 304);
+    app.catalog
+        .apply(vec![anonymized(
+            "n2",
+            "b",
+            "p1",
+            210,
+            ("5.5", "5.5.1", "5.5.1.1", "US", "PSEUDO-3", "20210303"),
+        )])
+        .await
+        .expect("anonymized");
+    let after = app.get_raw("/imagenes/b", ADMIN, &[("if-none-match", &etag)]).await;
+    assert_eq!(after.status(), 200, "the old ETag no longer matches");
+    assert_ne!(after.headers()["etag"].to_str().expect("etag"), etag);
+    let body: serde_json::Value = after.json().await.expect("json");
+    assert_eq!(
+        (body["estado"].as_str(), body["descarga"].as_str()),
+        (Some("anonimizada"), Some("/imagenes/b/anonimizada"))
+    );
+}
+
+#[tokio::test]
 async fn one_image_has_its_state_report_price_and_etag() {
     let (app, _) = seeded().await;
     let res = app.get_raw("/imagenes/a", CONSUMER, &[]).await;

@@ -3,8 +3,9 @@
 //! report summary, the price of a download, and an ETag (304 on
 //! `If-None-Match`).
 
-use super::{visible_image, with_etag};
+use super::{etag_of, tagged, visible_image};
 use crate::openapi::{etag, if_none_match, IMAGES};
+use crate::rendered::Body;
 use crate::vocabulary;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
@@ -63,13 +64,22 @@ pub async fn handler(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let image = visible_image(&state, &caller, &id).await?;
-    let body = serde_json::to_vec(&Imagen {
-        image: vocabulary::Imagen::from(image.as_ref()),
-        precio_minor: state.pricing.price(image.modality.as_deref()),
-        moneda: state.pricing.currency(),
-        currency: state.pricing.currency(),
-        descarga: image.anonymized.as_ref().map(|_| format!("/imagenes/{id}/anonimizada")),
-    })
-    .map_err(|e| ApiError::internal(&e))?;
-    Ok(with_etag(&headers, body, "application/json"))
+    let body = state.rendered.body(&image, || {
+        let bytes = serde_json::to_vec(&Imagen {
+            image: vocabulary::Imagen::from(image.as_ref()),
+            precio_minor: state.pricing.price(image.modality.as_deref()),
+            moneda: state.pricing.currency(),
+            currency: state.pricing.currency(),
+            descarga: image
+                .anonymized
+                .as_ref()
+                .map(|_| format!("/imagenes/{}/anonimizada", image.image_id)),
+        })
+        .map_err(|e| ApiError::internal(&e))?;
+        Ok::<_, ApiError>(Body {
+            etag: etag_of(&bytes).into(),
+            bytes: bytes.into(),
+        })
+    })?;
+    Ok(tagged(&headers, body.bytes, &body.etag, "application/json"))
 }

@@ -19,6 +19,7 @@ use alpes_platform::store::catalog::CatalogUser;
 use alpes_platform::store::{CatalogImage, Estado};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use dicomweb::{metadata, qido, wado};
 use sha2::{Digest, Sha256};
 
@@ -188,8 +189,13 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 /// `body` as `content_type` with its ETag, or 304 when the client has it.
 pub fn with_etag(headers: &HeaderMap, body: Vec<u8>, content_type: &'static str) -> Response {
     let etag = etag_of(&body);
-    let tag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if not_modified(headers, &etag) {
+    tagged(headers, body.into(), &etag, content_type)
+}
+
+/// `body` as `content_type` under `etag` (computed by [`etag_of`]), or 304 when the client has it.
+pub fn tagged(headers: &HeaderMap, body: Bytes, etag: &str, content_type: &'static str) -> Response {
+    let tag = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
+    if not_modified(headers, etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
     }
     (
