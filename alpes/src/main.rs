@@ -23,14 +23,17 @@ enum Command {
     /// Print a bearer token signed with the instance's key.
     Token(cmd::token::Args),
     /// Ed25519 key pairs for EdDSA tokens: `new` (for a rotation; prints the kid), `kid PATH`, `public PATH`.
-    JwtKey(cmd::jwt_key::Args),
+    #[command(subcommand)]
+    JwtKey(cmd::jwt_key::Command),
     /// Create the first admin account offline (`alpes admin create --email ...`).
-    Admin(cmd::admin::Args),
+    #[command(subcommand)]
+    Admin(cmd::admin::Command),
     /// Apply the CQL schema to the ScyllaDB cluster in SCYLLA_NODES (the embedded SQLite store needs none).
     Migrate(Box<cmd::migrate::Args>),
     /// Kafka load tools that speak like Kafka's: `produce` (kafka-producer-perf-test's options and lines),
     /// `consume` (kafka-consumer-perf-test's) and `broker` (an in-process mock cluster for outside clients).
-    Perf(cmd::perf::Args),
+    #[command(subcommand)]
+    Perf(cmd::perf::Command),
 }
 
 fn main() -> ExitCode {

@@ -49,22 +49,10 @@ source bench/lib/common.sh # log, die, free_port, cpu_s, rss_kb
 
 # ---------------------------------------------------------------- install
 if [[ -z ${NO_INSTALL:-} ]]; then
-    missing=()
-    command -v wrk >/dev/null || missing+=(wrk)
-    command -v Orthanc >/dev/null || missing+=(orthanc)
-    if ((${#missing[@]})); then
-        log "apt-get install ${missing[*]}"
-        SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    apt_install_missing wrk:wrk Orthanc:orthanc
     [[ -x $PY ]] || python3 -m venv "$VENV"
     "$PY" -c 'import confluent_kafka' 2>/dev/null || "$VENV/bin/pip" install -q confluent-kafka
-    if [[ ! -d $CORPUS ]]; then
-        "$PY" -c 'import pydicom' 2>/dev/null || "$VENV/bin/pip" install -q pydicom==3.0.2
-        log "building the corpus (bench/make_corpus.py)"
-        "$PY" bench/make_corpus.py
-    fi
+    ensure_corpus
 fi
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 command -v Orthanc >/dev/null || die "Orthanc is missing (apt-get install orthanc)"
@@ -117,7 +105,7 @@ cleanup() {
     [[ -n $WRK_PID ]] && kill -INT "$WRK_PID" 2>/dev/null
     [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
     stop_alpes
-    stop_orthanc
+    stop_orthanc_run
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -207,37 +195,9 @@ stop_alpes() {
 
 start_orthanc() { # $1 = name
     local dir=$RUN/$1
-    rm -rf "$dir"; mkdir -p "$dir/storage" "$dir/index"
-    ORTHANC_PORT=$(free_port)
-    cat >"$dir/orthanc.json" <<EOF
-{
-  "Name": "alpes-bench",
-  "StorageDirectory": "$dir/storage",
-  "IndexDirectory": "$dir/index",
-  "StorageCompression": false,
-  "HttpServerEnabled": true,
-  "HttpPort": $ORTHANC_PORT,
-  "DicomServerEnabled": false,
-  "RemoteAccessAllowed": false,
-  "AuthenticationEnabled": false,
-  "HttpThreadsCount": 50,
-  "KeepAlive": true,
-  "TcpNoDelay": true,
-  "HttpTimeout": 60,
-  "SaveJobs": false,
-  "Plugins": []
-}
-EOF
-    Orthanc "$dir/orthanc.json" >"$dir/stdout" 2>"$dir/stderr" &
-    ORTHANC_PID=$!
+    rm -rf "$dir"
+    launch_orthanc "$dir" 50
     echo "$ORTHANC_PID" >"$RUN/orthanc.pid"
-    ORTHANC_URL=http://127.0.0.1:$ORTHANC_PORT
-    for _ in $(seq 300); do
-        curl -fsS "$ORTHANC_URL/system" >/dev/null 2>&1 && break
-        kill -0 "$ORTHANC_PID" 2>/dev/null || die "Orthanc exited: $(tail -5 "$dir/stderr")"
-        sleep 0.1
-    done
-    curl -fsS "$ORTHANC_URL/system" >"$dir/system.json" || die "Orthanc /system failed"
     # Warm-up, as for Alpes: store, anonymize and delete one file.
     local id
     id=$(curl -fsS -H 'Content-Type: application/dicom' --data-binary @"$(head -1 "$RUN/files.txt")" \
@@ -247,15 +207,9 @@ EOF
     curl -fsS -X DELETE "$ORTHANC_URL/instances/$id" >/dev/null || die "Orthanc warm-up delete failed"
     log "orthanc $1: pid $ORTHANC_PID, $ORTHANC_URL, rss $(rss_kb "$ORTHANC_PID") kB"
 }
-stop_orthanc() {
-    if [[ -n $ORTHANC_PID ]]; then
-        kill -TERM "$ORTHANC_PID" 2>/dev/null
-        for _ in $(seq 300); do kill -0 "$ORTHANC_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$ORTHANC_PID" 2>/dev/null && kill -KILL "$ORTHANC_PID"
-        wait "$ORTHANC_PID" 2>/dev/null
-        ORTHANC_PID=; rm -f "$RUN/orthanc.pid"
-    fi
-    return 0
+stop_orthanc_run() {
+    stop_orthanc
+    rm -f "$RUN/orthanc.pid"
 }
 
 # run_wrk MODE URL TOKENS LOGDIR PASSES RATE C DURATION_S
@@ -389,7 +343,7 @@ for C in $CONCURRENCY; do
         --extra "rss_after_kb=$rss" --extra "client_cpu_s=$(cat "$RUN/orthanc-c$C/log/wrk-cpu-s.txt")" >/dev/null
     ORTHANC_FPS[$C]=$(jget "$RESULTS/orthanc-c$C.json" pipeline_files_per_s)
     log "orthanc C=$C: ${ORTHANC_FPS[$C]} files/s, rss $rss kB"
-    stop_orthanc
+    stop_orthanc_run
     phase idle
 
     # Alpes: every file POST /imagenes, C clients, then wait for every outcome on the topic;

@@ -54,21 +54,8 @@ source bench/lib/common.sh # log, die, free_port, cpu_s, rss_kb
 
 # ---------------------------------------------------------------- install
 if [[ -z ${NO_INSTALL:-} ]]; then
-    missing=()
-    command -v wrk >/dev/null || missing+=(wrk)
-    command -v Orthanc >/dev/null || missing+=(orthanc)
-    if ((${#missing[@]})); then
-        log "apt-get install ${missing[*]}"
-        SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-    if [[ ! -d $CORPUS ]]; then
-        [[ -x $PY ]] || python3 -m venv "$VENV"
-        "$PY" -c 'import pydicom' 2>/dev/null || "$VENV/bin/pip" install -q pydicom==3.0.2
-        log "building the corpus (bench/make_corpus.py)"
-        "$PY" bench/make_corpus.py
-    fi
+    apt_install_missing wrk:wrk Orthanc:orthanc
+    ensure_corpus
 fi
 [[ -x $PY ]] || PY=python3 # the scripts here need only the standard library
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
@@ -141,50 +128,9 @@ stop_alpes() {
 }
 
 start_orthanc() {
-    local dir=$RUN/orthanc
-    mkdir -p "$dir/storage" "$dir/index"
-    ORTHANC_PORT=$(free_port)
-    # As bench/load's Orthanc (SQLite index, no compression, no plugins, no DICOM server),
-    # with one HTTP thread per keep-alive connection and then some.
-    cat >"$dir/orthanc.json" <<EOF
-{
-  "Name": "alpes-bench",
-  "StorageDirectory": "$dir/storage",
-  "IndexDirectory": "$dir/index",
-  "StorageCompression": false,
-  "HttpServerEnabled": true,
-  "HttpPort": $ORTHANC_PORT,
-  "DicomServerEnabled": false,
-  "RemoteAccessAllowed": false,
-  "AuthenticationEnabled": false,
-  "HttpThreadsCount": $ORTHANC_THREADS,
-  "KeepAlive": true,
-  "TcpNoDelay": true,
-  "HttpTimeout": 60,
-  "SaveJobs": false,
-  "Plugins": []
-}
-EOF
-    Orthanc "$dir/orthanc.json" >"$dir/stdout" 2>"$dir/stderr" &
-    ORTHANC_PID=$!
-    ORTHANC_URL=http://127.0.0.1:$ORTHANC_PORT
-    for _ in $(seq 300); do
-        curl -fsS "$ORTHANC_URL/system" >/dev/null 2>&1 && break
-        kill -0 "$ORTHANC_PID" 2>/dev/null || die "Orthanc exited: $(tail -5 "$dir/stderr")"
-        sleep 0.1
-    done
-    curl -fsS "$ORTHANC_URL/system" >"$dir/system.json" || die "Orthanc /system failed"
+    # As bench/load's Orthanc, with one HTTP thread per keep-alive connection and then some.
+    launch_orthanc "$RUN/orthanc" "$ORTHANC_THREADS"
     log "orthanc: pid $ORTHANC_PID, $ORTHANC_URL, HttpThreadsCount $ORTHANC_THREADS"
-}
-stop_orthanc() {
-    if [[ -n $ORTHANC_PID ]]; then
-        kill -TERM "$ORTHANC_PID" 2>/dev/null
-        for _ in $(seq 300); do kill -0 "$ORTHANC_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$ORTHANC_PID" 2>/dev/null && kill -KILL "$ORTHANC_PID"
-        wait "$ORTHANC_PID" 2>/dev/null
-        ORTHANC_PID=
-    fi
-    return 0
 }
 
 start_alpes

@@ -15,21 +15,15 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of `alpes admin`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// The subcommands of `alpes admin`.
 #[derive(Debug, clap::Subcommand)]
-enum Command {
+pub enum Command {
     /// Create an admin account (the password from ALPES_ADMIN_PASSWORD or standard input).
     Create(CreateArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct CreateArgs {
+pub struct CreateArgs {
     /// The admin's email (the login name).
     #[arg(long)]
     email: String,
@@ -51,8 +45,8 @@ struct CreateArgs {
 }
 
 /// Runs the subcommand.
-pub fn run(args: Args) -> Result<ExitCode> {
-    match args.command {
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
         Command::Create(a) => create(a),
     }
 }

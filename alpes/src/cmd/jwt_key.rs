@@ -8,15 +8,9 @@ use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of `alpes jwt-key`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// The subcommands of `alpes jwt-key`.
 #[derive(Debug, clap::Subcommand)]
-enum Command {
+pub enum Command {
     /// Write a new key pair, DIR/<kid>.key.pem (PKCS#8, 0600) and DIR/<kid>.pub.pem (SPKI), and print its kid.
     New {
         /// Where the two files are written.
@@ -36,8 +30,8 @@ enum Command {
 }
 
 /// Runs the subcommand.
-pub fn run(args: Args) -> Result<ExitCode> {
-    match args.command {
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
         Command::New { out_dir } => {
             let key = Ed25519SigningKey::generate()?;
             let private = out_dir.join(format!("{}.key.pem", key.kid()));

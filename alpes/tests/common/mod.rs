@@ -6,6 +6,7 @@
 use alpes::app::{App, Settings};
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::consumer::next_before;
 use alpes_platform::kafka::Kafka;
 use alpes_platform::shutdown::Shutdown;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -189,16 +190,7 @@ pub async fn drain(c: &StreamConsumer, n: usize, wait: Duration) -> Vec<(String,
     let deadline = Instant::now() + wait;
     let mut out = Vec::new();
     while out.len() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let m = match tokio::time::timeout(left, c.recv()).await {
-            Err(_) => break,
-            Ok(Ok(m)) => m,
-            // A transient consumer error: keep reading until the deadline.
-            Ok(Err(e)) => {
-                eprintln!("consumer error, still reading: {e}");
-                continue;
-            }
-        };
+        let Some(m) = next_before(c, deadline).await else { break };
         out.push((
             m.topic().to_owned(),
             String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),

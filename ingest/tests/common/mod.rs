@@ -6,6 +6,7 @@
 use alpes_ingest::{IngestApp, IngestConfig, IngestDeps};
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::consumer::next_before;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::store::{IngestStore, SqliteStore};
@@ -186,20 +187,7 @@ impl TestApp {
         let deadline = Instant::now() + wait;
         let mut out = Vec::new();
         while out.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let m = match tokio::time::timeout(left, c.recv()).await {
-                Err(_) => break,
-                Ok(Ok(m)) => m,
-                // A transient consumer error (the group still joining, a fetch retried): keep
-                // reading until the deadline instead of giving up on the first one.
-                Ok(Err(e)) => {
-                    eprintln!("consumer error, still reading: {e}");
-                    continue;
-                }
-            };
+            let Some(m) = next_before(c, deadline).await else { break };
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
             // `alpes.audit` carries two record types: skip the other one.
             match self.codec.decode::<E>(m.payload().unwrap_or_default()).await {

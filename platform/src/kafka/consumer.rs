@@ -24,6 +24,23 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::ClientContext;
 use std::sync::Arc;
 
+/// The next message `c` receives before `deadline`, or `None` once it has passed. A consumer
+/// error (the group still joining, a fetch retried) is logged and reading goes on: for tools and
+/// tests that read a topic up to what they expect in it.
+pub async fn next_before<C: ConsumerContext + 'static>(c: &StreamConsumer<C>, deadline: std::time::Instant) -> Option<BorrowedMessage<'_>> {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        match tokio::time::timeout(left, c.recv()).await {
+            Err(_) => return None,
+            Ok(Ok(m)) => return Some(m),
+            Ok(Err(e)) => tracing::warn!(error = %e, "consumer error, still reading"),
+        }
+    }
+}
+
 /// The consumer context: commits on revoke, exports lag and marks readiness.
 #[derive(Debug, Clone)]
 pub struct CommitOnRevoke {

@@ -41,11 +41,11 @@ pub fn all() -> Routes<Shared> {
         )
         .route(
             qido::op("/series", "searchSeries", "Search series (QIDO-RS)", "series"),
-            qido::all_series,
+            qido::series,
         )
         .route(
             qido::op("/instances", "searchInstances", "Search instances (QIDO-RS)", "instances"),
-            qido::all_instances,
+            qido::instances,
         )
         .route(
             qido::op(
@@ -55,7 +55,7 @@ pub fn all() -> Routes<Shared> {
                 "series of the study",
             )
             .param(study()),
-            qido::study_series,
+            qido::series,
         )
         .route(
             qido::op(
@@ -65,7 +65,7 @@ pub fn all() -> Routes<Shared> {
                 "instances of the study",
             )
             .param(study()),
-            qido::study_instances,
+            qido::instances,
         )
         .route(
             qido::op(
@@ -75,7 +75,7 @@ pub fn all() -> Routes<Shared> {
                 "instances of the series",
             )
             .params([study(), series()]),
-            qido::series_instances,
+            qido::instances,
         )
         .route(
             wado::op("/studies/{study}", "retrieveStudy", "a study").param(study()),

@@ -6,6 +6,7 @@
 
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
+use alpes_platform::kafka::consumer::next_before;
 use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::limits::{LimitArgs, Limits};
 use alpes_platform::metrics::Metrics;
@@ -125,16 +126,7 @@ impl TestApp {
         let deadline = Instant::now() + wait;
         let mut out = Vec::new();
         while out.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let m = match tokio::time::timeout(left, c.recv()).await {
-                Err(_) => break,
-                Ok(Ok(m)) => m,
-                // A transient consumer error: keep reading until the deadline.
-                Ok(Err(e)) => {
-                    eprintln!("consumer error, still reading: {e}");
-                    continue;
-                }
-            };
+            let Some(m) = next_before(c, deadline).await else { break };
             out.push(self.codec.decode::<E>(m.payload().unwrap_or_default()).await.expect("decode"));
         }
         out

@@ -15,15 +15,9 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Arguments of `alpes perf`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// The subcommands of `alpes perf`.
 #[derive(Debug, clap::Subcommand)]
-enum Command {
+pub enum Command {
     /// Produce records and print kafka-producer-perf-test's progress and summary lines.
     Produce(Box<produce::Args>),
     /// Consume records and print kafka-consumer-perf-test's header and rows.
@@ -34,7 +28,7 @@ enum Command {
 
 /// Arguments of `alpes perf broker`.
 #[derive(Debug, clap::Args)]
-struct BrokerArgs {
+pub struct BrokerArgs {
     /// Brokers in the mock cluster.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
     brokers: i32,
@@ -72,8 +66,8 @@ impl Target {
 }
 
 /// Runs `alpes perf`.
-pub fn run(args: Args) -> Result<ExitCode> {
-    match args.command {
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
         Command::Produce(a) => produce::run(*a),
         Command::Consume(a) => consume::run(*a),
         Command::Broker(a) => broker(a),

@@ -237,96 +237,52 @@ pub async fn studies(
     Ok(answer(found.iter().map(|s| study_json(s, &base)).collect(), &ignored))
 }
 
-async fn series_in(state: Shared, headers: &HeaderMap, study: Option<String>, params: Params) -> Result<Response, ApiError> {
+/// The study and series a QIDO-RS path names, if any (`/series`, `/studies/{study}/series`,
+/// `/instances`, `/studies/{study}/instances`, `/studies/{study}/series/{series}/instances`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Scope {
+    study: Option<String>,
+    series: Option<String>,
+}
+
+/// The query with the path's study and series, which stand over the query string's.
+fn scoped(params: Params, scope: Scope) -> Result<(DicomQuery, Vec<String>), ApiError> {
     let (mut q, ignored) = parse(params)?;
-    if study.is_some() {
-        q.study_uid = study;
-    }
-    let base = base_url(headers);
+    q.study_uid = scope.study.or(q.study_uid);
+    q.series_uid = scope.series.or(q.series_uid);
+    Ok((q, ignored))
+}
+
+/// `GET /series` and `GET /studies/{study}/series`.
+#[tracing::instrument(name = "QIDO series", skip_all, fields(user = %caller.user_id))]
+pub async fn series(
+    State(state): State<Shared>,
+    Authenticated(caller): Authenticated,
+    Path(scope): Path<Scope>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let (q, ignored) = scoped(params, scope)?;
+    let base = base_url(&headers);
     let found = state.catalog.series(&q).await?;
     Ok(answer(found.iter().map(|s| series_json(s, &base)).collect(), &ignored))
 }
 
-/// `GET /series`.
-#[tracing::instrument(name = "QIDO /series", skip_all, fields(user = %caller.user_id))]
-pub async fn all_series(
+/// `GET /instances`, `GET /studies/{study}/instances` and `GET /studies/{study}/series/{series}/instances`.
+#[tracing::instrument(name = "QIDO instances", skip_all, fields(user = %caller.user_id))]
+pub async fn instances(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
+    Path(scope): Path<Scope>,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    series_in(state, &headers, None, params).await
-}
-
-/// `GET /studies/{study}/series`.
-#[tracing::instrument(name = "QIDO /studies/{study}/series", skip_all, fields(user = %caller.user_id))]
-pub async fn study_series(
-    State(state): State<Shared>,
-    Authenticated(caller): Authenticated,
-    Path(study): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    series_in(state, &headers, Some(study), params).await
-}
-
-async fn instances_in(
-    state: Shared,
-    headers: &HeaderMap,
-    study: Option<String>,
-    series: Option<String>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let (mut q, ignored) = parse(params)?;
-    if study.is_some() {
-        q.study_uid = study;
-    }
-    if series.is_some() {
-        q.series_uid = series;
-    }
-    let base = base_url(headers);
+    let (q, ignored) = scoped(params, scope)?;
+    let base = base_url(&headers);
     let found = state.catalog.instances(&q).await?;
     Ok(answer(found.iter().map(|i| instance_json(i, &base)).collect(), &ignored))
-}
-
-/// `GET /instances`.
-#[tracing::instrument(name = "QIDO /instances", skip_all, fields(user = %caller.user_id))]
-pub async fn all_instances(
-    State(state): State<Shared>,
-    Authenticated(caller): Authenticated,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    instances_in(state, &headers, None, None, params).await
-}
-
-/// `GET /studies/{study}/instances`.
-#[tracing::instrument(name = "QIDO /studies/{study}/instances", skip_all, fields(user = %caller.user_id))]
-pub async fn study_instances(
-    State(state): State<Shared>,
-    Authenticated(caller): Authenticated,
-    Path(study): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    instances_in(state, &headers, Some(study), None, params).await
-}
-
-/// `GET /studies/{study}/series/{series}/instances`.
-#[tracing::instrument(name = "QIDO /studies/{study}/series/{series}/instances", skip_all, fields(user = %caller.user_id))]
-pub async fn series_instances(
-    State(state): State<Shared>,
-    Authenticated(caller): Authenticated,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    instances_in(state, &headers, Some(study), Some(series), params).await
 }
 
 #[cfg(test)]
