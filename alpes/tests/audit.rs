@@ -160,35 +160,28 @@ async fn key_changes_payments_admin_reads_and_logins_are_audited_and_paged() {
     })
     .await;
     let admin = app.token("root-audit", Role::Admin);
-    let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut req = app.client.post(format!("{}{path}", app.base)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let res = req.send().await.expect("request");
-            (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
     // An account, two failed logins and a good one.
-    let (status, user) = post(
-        "/usuarios",
-        None,
-        json!({"nombre": "Ana", "email": "ana@audit.example", "password": PASSWORD, "rol": "proveedor"}),
-    )
-    .await;
+    let (status, user) = app
+        .post_json(
+            "/usuarios",
+            None,
+            json!({"nombre": "Ana", "email": "ana@audit.example", "password": PASSWORD, "rol": "proveedor"}),
+        )
+        .await;
     assert_eq!(status, 201);
     let user_id = user["id"].as_str().expect("id").to_owned();
     for password in ["wrong one number 1", "wrong one number 2", PASSWORD] {
-        post("/auth/login", None, json!({"email": "ana@audit.example", "password": password})).await;
+        app.post_json("/auth/login", None, json!({"email": "ana@audit.example", "password": password}))
+            .await;
     }
     // A key created and revoked, a refused payment, an admin read.
-    let (status, key) = post(
-        "/api-keys",
-        Some(&admin),
-        json!({"nombre": "svc", "rol": "proveedor", "usuario_id": user_id}),
-    )
-    .await;
+    let (status, key) = app
+        .post_json(
+            "/api-keys",
+            Some(&admin),
+            json!({"nombre": "svc", "rol": "proveedor", "usuario_id": user_id}),
+        )
+        .await;
     assert_eq!(status, 201);
     let key_id = key["id"].as_str().expect("key id").to_owned();
     let res = app
@@ -199,12 +192,13 @@ async fn key_changes_payments_admin_reads_and_logins_are_audited_and_paged() {
         .await
         .expect("revoke");
     assert_eq!(res.status().as_u16(), 204);
-    let (status, _) = post(
-        "/monetizacion/pagar",
-        Some(&admin),
-        json!({"usuario_id": user_id, "amount_minor": 500, "currency": "EUR", "reference": "pay-1"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/monetizacion/pagar",
+            Some(&admin),
+            json!({"usuario_id": user_id, "amount_minor": 500, "currency": "EUR", "reference": "pay-1"}),
+        )
+        .await;
     assert_eq!(status, 409, "nothing is pending yet");
 
     let everything = |e: &[Value]| {

@@ -54,53 +54,48 @@ impl std::io::Write for Captured {
 /// Registers, fails a login, logs in, refreshes, creates and uses an API key
 /// and logs out; returns every secret those flows handled, by name.
 async fn identity_flows(app: &common::TestApp) -> Vec<(&'static str, String)> {
-    let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut req = app.client.post(format!("{}{path}", app.base)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let res = req.send().await.expect("request");
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
     let (email, password) = ("planted.email@hospital.example", "planted-Passw0rd-xyz-123");
-    let (status, _) = post(
-        "/usuarios",
-        None,
-        serde_json::json!({"nombre": "Planted Name", "email": email, "password": password, "rol": "proveedor"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/usuarios",
+            None,
+            serde_json::json!({"nombre": "Planted Name", "email": email, "password": password, "rol": "proveedor"}),
+        )
+        .await;
     assert_eq!(status, 201);
     let wrong = "planted-wrong-password-456";
     assert_eq!(
-        post("/auth/login", None, serde_json::json!({"email": email, "password": wrong}))
+        app.post_json("/auth/login", None, serde_json::json!({"email": email, "password": wrong}))
             .await
             .0,
         401
     );
     let unknown = "planted.unknown@elsewhere.example";
     assert_eq!(
-        post("/auth/login", None, serde_json::json!({"email": unknown, "password": password}))
+        app.post_json("/auth/login", None, serde_json::json!({"email": unknown, "password": password}))
             .await
             .0,
         401
     );
-    let (status, first) = post("/auth/login", None, serde_json::json!({"email": email, "password": password})).await;
+    let (status, first) = app
+        .post_json("/auth/login", None, serde_json::json!({"email": email, "password": password}))
+        .await;
     assert_eq!(status, 200);
     let refresh1 = first["refresh_token"].as_str().expect("refresh").to_owned();
-    let (status, second) = post("/auth/refresh", None, serde_json::json!({"refresh_token": refresh1})).await;
+    let (status, second) = app
+        .post_json("/auth/refresh", None, serde_json::json!({"refresh_token": refresh1}))
+        .await;
     assert_eq!(status, 200);
     let access = second["access_token"].as_str().expect("access").to_owned();
     let refresh2 = second["refresh_token"].as_str().expect("refresh").to_owned();
     let admin = app.token("admin-e2e", Role::Admin);
-    let (status, created) = post(
-        "/api-keys",
-        Some(&admin),
-        serde_json::json!({"nombre": "e2e", "rol": "proveedor", "usuario_id": "prov-key"}),
-    )
-    .await;
+    let (status, created) = app
+        .post_json(
+            "/api-keys",
+            Some(&admin),
+            serde_json::json!({"nombre": "e2e", "rol": "proveedor", "usuario_id": "prov-key"}),
+        )
+        .await;
     assert_eq!(status, 201);
     let key = created["key"].as_str().expect("key").to_owned();
     let listed = app
@@ -112,7 +107,7 @@ async fn identity_flows(app: &common::TestApp) -> Vec<(&'static str, String)> {
         .expect("list with the key");
     assert_eq!(listed.status().as_u16(), 200);
     assert_eq!(
-        post("/auth/logout", Some(&access), serde_json::json!({"refresh_token": refresh2}))
+        app.post_json("/auth/logout", Some(&access), serde_json::json!({"refresh_token": refresh2}))
             .await
             .0,
         204

@@ -46,8 +46,8 @@ async fn list(app: &TestApp, token: &str) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.expect("json"))
 }
 
-/// The kids `GET /.well-known/jwks.json` lists, in order, after checking each key's shape.
-async fn jwks(app: &TestApp) -> Vec<Value> {
+/// What `GET /.well-known/jwks.json` answers (200 checked).
+async fn jwks_body(app: &TestApp) -> Value {
     let res = app
         .client
         .get(format!("{}/.well-known/jwks.json", app.base))
@@ -55,8 +55,12 @@ async fn jwks(app: &TestApp) -> Vec<Value> {
         .await
         .expect("jwks");
     assert_eq!(res.status().as_u16(), 200);
-    let body: Value = res.json().await.expect("json");
-    let keys = body["keys"].as_array().expect("keys").clone();
+    res.json().await.expect("json")
+}
+
+/// The kids `GET /.well-known/jwks.json` lists, in order, after checking each key's shape.
+async fn jwks(app: &TestApp) -> Vec<Value> {
+    let keys = jwks_body(app).await["keys"].as_array().expect("keys").clone();
     for k in &keys {
         assert_eq!((k["kty"].as_str(), k["crv"].as_str()), (Some("OKP"), Some("Ed25519")), "{k}");
         assert_eq!((k["alg"].as_str(), k["use"].as_str()), (Some("EdDSA"), Some("sig")), "{k}");
@@ -185,15 +189,7 @@ async fn without_a_key_named_alpes_up_creates_one_in_the_data_dir_that_alpes_tok
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hs256_instance_publishes_an_empty_key_set() {
     let app = common::spawn_app().await;
-    let res = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.base))
-        .send()
-        .await
-        .expect("jwks");
-    assert_eq!(res.status().as_u16(), 200);
-    let body: Value = res.json().await.expect("json");
-    assert_eq!(body, serde_json::json!({"keys": []}));
+    assert_eq!(jwks_body(&app).await, serde_json::json!({"keys": []}));
     let token = app.token("lab-3", Role::Consumidor);
     assert!(jsonwebtoken::decode_header(&token).expect("header").kid.is_none());
     assert_eq!(list(&app, &token).await.0, 200);

@@ -220,109 +220,56 @@ async fn error_of(res: reqwest::Response) -> (StatusCode, String) {
     (status, v["error"].as_str().expect("code").to_owned())
 }
 
+/// `POST url` with `token` (if any) and a `content_type` body.
+async fn post(app: &TestApp, url: &str, token: Option<&str>, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    let req = app.client.post(url).header("content-type", content_type).body(body);
+    let req = match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    };
+    req.send().await.expect("send")
+}
+
 #[tokio::test]
 async fn bad_requests_get_the_right_status_and_a_json_error() {
     let app = spawn_app(4096).await;
     let url = format!("{}/imagenes", app.base);
     let tok = app.provider();
 
-    let no_token = app
-        .client
-        .post(&url)
-        .header("content-type", "application/dicom")
-        .body(fixture("CT_small.dcm"))
-        .send()
-        .await
-        .expect("send");
+    let no_token = post(&app, &url, None, "application/dicom", fixture("CT_small.dcm")).await;
     assert_eq!(error_of(no_token).await, (StatusCode::UNAUTHORIZED, "unauthorized".into()));
 
     let bad_token = app.client.post(&url).bearer_auth("not.a.jwt").body("x").send().await.expect("send");
     assert_eq!(error_of(bad_token).await.0, StatusCode::UNAUTHORIZED);
 
     let consumer = app.token("c-1", Role::Consumidor);
-    let wrong_role = app
-        .client
-        .post(&url)
-        .bearer_auth(consumer)
-        .header("content-type", "application/dicom")
-        .body("x")
-        .send()
-        .await
-        .expect("send");
+    let wrong_role = post(&app, &url, Some(&consumer), "application/dicom", "x").await;
     assert_eq!(error_of(wrong_role).await, (StatusCode::FORBIDDEN, "forbidden".into()));
 
-    let too_big = app
-        .client
-        .post(&url)
-        .bearer_auth(&tok)
-        .header("content-type", "application/dicom")
-        .body(vec![0u8; 10_000])
-        .send()
-        .await
-        .expect("send");
+    let too_big = post(&app, &url, Some(&tok), "application/dicom", vec![0u8; 10_000]).await;
     assert_eq!(error_of(too_big).await, (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into()));
 
     // A streamed body without Content-Length is cut off at the limit as it arrives.
     let chunks = futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![0u8; 1000])));
-    let streamed = app
-        .client
-        .post(&url)
-        .bearer_auth(&tok)
-        .header("content-type", "application/dicom")
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .expect("send");
+    let streamed = post(&app, &url, Some(&tok), "application/dicom", reqwest::Body::wrap_stream(chunks)).await;
     assert_eq!(error_of(streamed).await.0, StatusCode::PAYLOAD_TOO_LARGE);
 
-    let wrong_type = app
-        .client
-        .post(&url)
-        .bearer_auth(&tok)
-        .header("content-type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .expect("send");
+    let wrong_type = post(&app, &url, Some(&tok), "text/plain", "hello").await;
     assert_eq!(
         error_of(wrong_type).await,
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into())
     );
 
-    let unreadable = app
-        .client
-        .post(&url)
-        .bearer_auth(&tok)
-        .header("content-type", "application/dicom")
-        .body(vec![7u8; 300])
-        .send()
-        .await
-        .expect("send");
+    let unreadable = post(&app, &url, Some(&tok), "application/dicom", vec![7u8; 300]).await;
     assert_eq!(error_of(unreadable).await, (StatusCode::BAD_REQUEST, "unreadable_dicom".into()));
 
     let truncated =
         b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.dcm\"\r\nContent-Type: application/dicom\r\n\r\nDICM...."
             .to_vec();
-    let res = app
-        .client
-        .post(&url)
-        .bearer_auth(&tok)
-        .header("content-type", "multipart/form-data; boundary=XYZ")
-        .body(truncated)
-        .send()
-        .await
-        .expect("send");
+    let res = post(&app, &url, Some(&tok), "multipart/form-data; boundary=XYZ", truncated).await;
     assert_eq!(error_of(res).await, (StatusCode::BAD_REQUEST, "bad_multipart".into()));
 
-    let bad_profile = app
-        .client
-        .post(format!("{url}?retain=everything"))
-        .bearer_auth(&tok)
-        .header("content-type", "application/dicom")
-        .body("x")
-        .send()
-        .await
-        .expect("send");
+    let bad_profile = post(&app, &format!("{url}?retain=everything"), Some(&tok), "application/dicom", "x").await;
     assert_eq!(error_of(bad_profile).await, (StatusCode::BAD_REQUEST, "bad_profile".into()));
 
     assert!(app.blob_files().is_empty(), "a rejected upload left a blob: {:?}", app.blob_files());

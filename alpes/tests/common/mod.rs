@@ -74,6 +74,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// `POST path` with the JSON `body` and `token` (if any): the status and the JSON answered
+    /// (null when the answer is not JSON).
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("request");
+        (res.status().as_u16(), res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         let res = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics");
