@@ -10,6 +10,7 @@
 //! - It is bounded: past [`CAPACITY`] entries it starts again empty.
 
 use alpes_domain::catalog::CatalogImage;
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -22,8 +23,8 @@ pub const CAPACITY: usize = 16_384;
 pub struct Body {
     /// The JSON.
     pub bytes: Bytes,
-    /// Its ETag, quoted.
-    pub etag: Arc<str>,
+    /// Its `ETag` header, quoted.
+    pub etag: HeaderValue,
 }
 
 /// Rendered bodies by image id.
@@ -76,7 +77,7 @@ mod tests {
         *n += 1;
         Ok(Body {
             bytes: Bytes::from(text.to_owned()),
-            etag: Arc::from(format!("\"{text}\"")),
+            etag: HeaderValue::from_static("\"x\""),
         })
     }
 

@@ -3,7 +3,7 @@
 //! report summary, the price of a download, and an ETag (304 on
 //! `If-None-Match`).
 
-use super::{etag_of, tagged, visible_image};
+use super::{etag_header, tagged, visible_image};
 use crate::openapi::{etag, if_none_match, IMAGES};
 use crate::rendered::Body;
 use crate::vocabulary;
@@ -77,9 +77,9 @@ pub async fn handler(
         })
         .map_err(|e| ApiError::internal(&e))?;
         Ok::<_, ApiError>(Body {
-            etag: etag_of(&bytes).into(),
+            etag: etag_header(&bytes),
             bytes: bytes.into(),
         })
     })?;
-    Ok(tagged(&headers, body.bytes, &body.etag, "application/json"))
+    Ok(tagged(&headers, body.bytes, body.etag, "application/json"))
 }

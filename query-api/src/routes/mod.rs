@@ -186,16 +186,20 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-/// `body` as `content_type` with its ETag, or 304 when the client has it.
-pub fn with_etag(headers: &HeaderMap, body: Vec<u8>, content_type: &'static str) -> Response {
-    let etag = etag_of(&body);
-    tagged(headers, body.into(), &etag, content_type)
+/// The `ETag` header of `body` ([`etag_of`]).
+pub fn etag_header(body: &[u8]) -> HeaderValue {
+    HeaderValue::from_str(&etag_of(body)).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
-/// `body` as `content_type` under `etag` (computed by [`etag_of`]), or 304 when the client has it.
-pub fn tagged(headers: &HeaderMap, body: Bytes, etag: &str, content_type: &'static str) -> Response {
-    let tag = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if not_modified(headers, etag) {
+/// `body` as `content_type` with its ETag, or 304 when the client has it.
+pub fn with_etag(headers: &HeaderMap, body: Vec<u8>, content_type: &'static str) -> Response {
+    let tag = etag_header(&body);
+    tagged(headers, body.into(), tag, content_type)
+}
+
+/// `body` as `content_type` under `tag` (from [`etag_header`]), or 304 when the client has it.
+pub fn tagged(headers: &HeaderMap, body: Bytes, tag: HeaderValue, content_type: &'static str) -> Response {
+    if not_modified(headers, tag.to_str().unwrap_or_default()) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
     }
     (

@@ -239,7 +239,7 @@ pub async fn studies(
 
 /// The study and series a QIDO-RS path names, if any (`/series`, `/studies/{study}/series`,
 /// `/instances`, `/studies/{study}/instances`, `/studies/{study}/series/{series}/instances`).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct Scope {
     study: Option<String>,
     series: Option<String>,
