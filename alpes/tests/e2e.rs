@@ -345,6 +345,9 @@ async fn a_plain_avro_reader_decodes_the_event_with_only_the_published_schema() 
     };
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).expect(k);
     assert_eq!(get("media_type"), apache_avro::types::Value::String("application/dicom".into()));
+    // The vocabulary's name for it carries the same value (as the nullable field it was added as).
+    let dicom = apache_avro::types::Value::String("application/dicom".into());
+    assert_eq!(get("tipo_medio"), apache_avro::types::Value::Union(1, Box::new(dicom)));
     assert_eq!(get("rows"), apache_avro::types::Value::Int(128));
     assert_eq!(ImagenAnonimizada::TOPIC, topics::IMAGES_ANONYMIZED);
     app.shutdown.trigger();

@@ -10,6 +10,7 @@ use crate::{
     catalog,
     framing::{self, Frame},
     registry::Registry,
+    renamed::Doubled,
     Error, Event, Result, SchemaKey,
 };
 
@@ -58,11 +59,12 @@ impl Codec {
         }
     }
 
-    /// Encodes `event` with its current schema, for its topic `E::TOPIC`.
+    /// Encodes `event` with its current schema, for its topic `E::TOPIC`: a renamed field under
+    /// both its names ([`crate::renamed`]).
     pub async fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>> {
         let body = GenericDatumWriter::builder(E::schema())
             .build()
-            .and_then(|writer| writer.write_ser_to_vec(event))
+            .and_then(|writer| writer.write_ser_to_vec(&Doubled(event)))
             .map_err(|e| Error::Encode(e.to_string()))?;
         match &self.registry {
             None => Ok(framing::single_object(current_fingerprint::<E>(), &body)),
@@ -161,7 +163,7 @@ impl Read for Exact<'_> {
 mod tests {
     use super::*;
     use crate::{tests::samples, ImagenAnonimizada, ImagenRegistrada};
-    use apache_avro::GenericSingleObjectWriter;
+    use apache_avro::{types::Value, GenericSingleObjectWriter};
 
     async fn round_trip<E: Event + PartialEq + std::fmt::Debug>(codec: &Codec, event: &E) {
         let bytes = codec.encode(event).await.unwrap();
@@ -203,7 +205,10 @@ mod tests {
         // carries apache-avro's fingerprint, which differs for schemas with logical types (the
         // legacy one, still read).
         let mut expected = Vec::new();
-        let value = apache_avro::to_value(&event).unwrap().resolve(ImagenRegistrada::schema()).unwrap();
+        let value = apache_avro::to_value(Doubled(&event))
+            .unwrap()
+            .resolve(ImagenRegistrada::schema())
+            .unwrap();
         GenericSingleObjectWriter::new_with_capacity(ImagenRegistrada::schema(), 1024)
             .unwrap()
             .write_value(value, &mut expected)
@@ -211,6 +216,45 @@ mod tests {
         assert_eq!(bytes[10..], expected[10..]);
         let entry = catalog::current("ImagenRegistrada").unwrap();
         assert_eq!(expected[2..10], entry.legacy_fingerprint);
+    }
+
+    #[tokio::test]
+    async fn a_reader_of_the_new_names_finds_every_renamed_value_under_them() {
+        let event = samples().anonimizada;
+        let bytes = Codec::single_object().encode(&event).await.unwrap();
+        let schema = ImagenAnonimizada::schema();
+        let read = GenericDatumReader::builder(schema)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[10..])
+            .unwrap();
+        let Value::Record(fields) = read else { panic!("a record") };
+        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+        let some = |v: Value| Value::Union(1, Box::new(v));
+        assert_eq!(field("imagen_id"), some(Value::String(event.image_id.clone())));
+        assert_eq!(field("evento_id"), some(Value::String(event.event_id.clone())));
+        assert_eq!(field("tamano_bytes"), some(Value::Long(event.size_bytes)));
+        assert_eq!(
+            field("modalidad"),
+            field("modality"),
+            "an optional field's replacement is the same union"
+        );
+        let Value::Union(1, perfil) = field("perfil") else {
+            panic!("perfil is set")
+        };
+        let Value::Record(perfil) = *perfil else {
+            panic!("perfil is a Profile")
+        };
+        let retener = perfil.iter().find(|(n, _)| n == "retener").map(|(_, v)| v.clone()).unwrap();
+        let strings = event.profile.retain.iter().map(|r| Value::String(r.clone())).collect();
+        assert_eq!(retener, some(Value::Array(strings)));
+        for (old, new) in crate::renamed::renames(ImagenAnonimizada::NAME) {
+            let expected = match field(old) {
+                union @ Value::Union(..) => union,
+                value => some(value),
+            };
+            assert_eq!(field(new), expected, "{new} carries {old}'s value");
+        }
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ mod framing;
 mod ids;
 #[cfg(feature = "codec")]
 mod registry;
+pub mod renamed;
 
 pub use apache_avro;
 #[cfg(feature = "codec")]

@@ -13,7 +13,7 @@ use alpes_schemas::{
         GenericSingleObjectWriter,
     },
     catalog, Codec, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado,
-    PagoRechazado, UsuarioRegistrado,
+    PagoRechazado, RegistroAuditoria, UsuarioRegistrado,
 };
 
 fn avro_dir() -> PathBuf {
@@ -139,6 +139,21 @@ fn the_current_schema_can_read_every_previous_version() {
     }
 }
 
+/// The other way round: a consumer still reading with any earlier version reads what is written
+/// today. A renamed field is written under its old name too ([`alpes_schemas::renamed`]), so it
+/// holds through a deprecation period; a plain rename would fail here.
+#[test]
+fn every_previous_version_can_read_the_current_schema() {
+    for (name, version, old) in history() {
+        let verdict = SchemaCompatibility::can_read(&current(&name), &old);
+        assert_eq!(
+            verdict.as_ref().ok(),
+            Some(&Compatibility::Full),
+            "current → {name}.v{version} is not FORWARD compatible: {verdict:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn data_written_with_every_previous_version_decodes_into_the_current_type() {
     for (name, version, old) in history() {
@@ -152,6 +167,7 @@ async fn data_written_with_every_previous_version_decodes_into_the_current_type(
             EventoUsoDatos::NAME => old_data_reads_as_current::<EventoUsoDatos>(&old, value).await,
             PagoProcesado::NAME => old_data_reads_as_current::<PagoProcesado>(&old, value).await,
             PagoRechazado::NAME => old_data_reads_as_current::<PagoRechazado>(&old, value).await,
+            RegistroAuditoria::NAME => old_data_reads_as_current::<RegistroAuditoria>(&old, value).await,
             other => panic!("{other}.v{version}: no such event"),
         }
     }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use alpes_schemas::{
     apache_avro::{self, writer::datum::GenericDatumWriter, Schema},
-    catalog, Codec, Error, Event, ImagenAnonimizada, ImagenRegistrada, IntentoLogin, Profile, RegistroAuditoria, SchemaKey,
+    catalog,
+    renamed::Doubled,
+    Codec, Error, Event, ImagenAnonimizada, ImagenRegistrada, IntentoLogin, Profile, RegistroAuditoria, SchemaKey,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -179,9 +181,9 @@ fn registrada() -> ImagenRegistrada {
     }
 }
 
-/// The plain Avro datum of `event` under its current schema.
+/// The plain Avro datum of `event` under its current schema, renamed fields under both names.
 fn datum<E: Event>(event: &E) -> Vec<u8> {
-    let value = apache_avro::to_value(event)
+    let value = apache_avro::to_value(Doubled(event))
         .and_then(|v| v.resolve(E::schema()))
         .expect("the event fits its schema");
     datum_with(E::schema(), value)
