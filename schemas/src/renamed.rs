@@ -74,6 +74,13 @@ struct DoubledStruct<S> {
     renames: &'static [(&'static str, &'static str)],
 }
 
+impl<S> DoubledStruct<S> {
+    /// The new name of the field named `old`, if it was renamed.
+    fn replacement(&self, old: &str) -> Option<&'static str> {
+        self.renames.iter().find(|(o, _)| *o == old).map(|(_, new)| *new)
+    }
+}
+
 impl<S: SerializeStruct> SerializeStruct for DoubledStruct<S> {
     type Ok = S::Ok;
     type Error = S::Error;
@@ -81,16 +88,16 @@ impl<S: SerializeStruct> SerializeStruct for DoubledStruct<S> {
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), S::Error> {
         let value = Doubled(value);
         self.inner.serialize_field(key, &value)?;
-        match self.renames.iter().find(|(old, _)| *old == key) {
-            Some((_, new)) => self.inner.serialize_field(new, &value),
+        match self.replacement(key) {
+            Some(new) => self.inner.serialize_field(new, &value),
             None => Ok(()),
         }
     }
 
     fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
         self.inner.skip_field(key)?;
-        match self.renames.iter().find(|(old, _)| *old == key) {
-            Some((_, new)) => self.inner.skip_field(new),
+        match self.replacement(key) {
+            Some(new) => self.inner.skip_field(new),
             None => Ok(()),
         }
     }
@@ -100,12 +107,12 @@ impl<S: SerializeStruct> SerializeStruct for DoubledStruct<S> {
     }
 }
 
-/// Serializer methods that take at most one plain argument, forwarded as they are.
+/// Serializer methods forwarded as they are: `name(args) -> what it returns`.
 macro_rules! forward {
-    ($($name:ident($($v:ident: $ty:ty)?);)+) => {
+    ($($name:ident($($v:ident: $ty:ty),*) -> $ret:ty;)+) => {
         $(
-            fn $name(self $(, $v: $ty)?) -> Result<S::Ok, S::Error> {
-                self.0.$name($($v)?)
+            fn $name(self $(, $v: $ty)*) -> Result<$ret, S::Error> {
+                self.0.$name($($v),*)
             }
         )+
     };
@@ -123,29 +130,32 @@ impl<S: Serializer> Serializer for DoubledSerializer<S> {
     type SerializeStructVariant = S::SerializeStructVariant;
 
     forward! {
-        serialize_bool(v: bool);
-        serialize_i8(v: i8);
-        serialize_i16(v: i16);
-        serialize_i32(v: i32);
-        serialize_i64(v: i64);
-        serialize_i128(v: i128);
-        serialize_u8(v: u8);
-        serialize_u16(v: u16);
-        serialize_u32(v: u32);
-        serialize_u64(v: u64);
-        serialize_u128(v: u128);
-        serialize_f32(v: f32);
-        serialize_f64(v: f64);
-        serialize_char(v: char);
-        serialize_str(v: &str);
-        serialize_bytes(v: &[u8]);
-        serialize_none();
-        serialize_unit();
-        serialize_unit_struct(v: &'static str);
-    }
-
-    fn serialize_unit_variant(self, name: &'static str, index: u32, variant: &'static str) -> Result<S::Ok, S::Error> {
-        self.0.serialize_unit_variant(name, index, variant)
+        serialize_bool(v: bool) -> S::Ok;
+        serialize_i8(v: i8) -> S::Ok;
+        serialize_i16(v: i16) -> S::Ok;
+        serialize_i32(v: i32) -> S::Ok;
+        serialize_i64(v: i64) -> S::Ok;
+        serialize_i128(v: i128) -> S::Ok;
+        serialize_u8(v: u8) -> S::Ok;
+        serialize_u16(v: u16) -> S::Ok;
+        serialize_u32(v: u32) -> S::Ok;
+        serialize_u64(v: u64) -> S::Ok;
+        serialize_u128(v: u128) -> S::Ok;
+        serialize_f32(v: f32) -> S::Ok;
+        serialize_f64(v: f64) -> S::Ok;
+        serialize_char(v: char) -> S::Ok;
+        serialize_str(v: &str) -> S::Ok;
+        serialize_bytes(v: &[u8]) -> S::Ok;
+        serialize_none() -> S::Ok;
+        serialize_unit() -> S::Ok;
+        serialize_unit_struct(name: &'static str) -> S::Ok;
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> S::Ok;
+        serialize_seq(len: Option<usize>) -> S::SerializeSeq;
+        serialize_tuple(len: usize) -> S::SerializeTuple;
+        serialize_tuple_struct(name: &'static str, len: usize) -> S::SerializeTupleStruct;
+        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize) -> S::SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> S::SerializeMap;
+        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize) -> S::SerializeStructVariant;
     }
 
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<S::Ok, S::Error> {
@@ -166,48 +176,12 @@ impl<S: Serializer> Serializer for DoubledSerializer<S> {
         self.0.serialize_newtype_variant(name, index, variant, &Doubled(value))
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> Result<S::SerializeSeq, S::Error> {
-        self.0.serialize_seq(len)
-    }
-
-    fn serialize_tuple(self, len: usize) -> Result<S::SerializeTuple, S::Error> {
-        self.0.serialize_tuple(len)
-    }
-
-    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<S::SerializeTupleStruct, S::Error> {
-        self.0.serialize_tuple_struct(name, len)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<S::SerializeTupleVariant, S::Error> {
-        self.0.serialize_tuple_variant(name, index, variant, len)
-    }
-
-    fn serialize_map(self, len: Option<usize>) -> Result<S::SerializeMap, S::Error> {
-        self.0.serialize_map(len)
-    }
-
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
         let renames = renames(name);
         Ok(DoubledStruct {
             inner: self.0.serialize_struct(name, len + renames.len())?,
             renames,
         })
-    }
-
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<S::SerializeStructVariant, S::Error> {
-        self.0.serialize_struct_variant(name, index, variant, len)
     }
 
     fn is_human_readable(&self) -> bool {
