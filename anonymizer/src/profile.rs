@@ -81,8 +81,8 @@ impl Default for Options {
     }
 }
 
-/// The names accepted by `--retain` / `--clean` style settings.
-pub const OPTION_NAMES: &[&str] = &[
+/// The Retain options of PS3.15 Table E.1-1, by the names [`Options::retain`] takes.
+pub const RETAIN_OPTIONS: [&str; 7] = [
     "safe-private",
     "uids",
     "device-identity",
@@ -90,11 +90,10 @@ pub const OPTION_NAMES: &[&str] = &[
     "patient-characteristics",
     "full-dates",
     "modified-dates",
-    "descriptors",
-    "structured-content",
-    "graphics",
-    "pixel-data",
 ];
+
+/// The Clean options, by the names [`Options::skip_clean`] takes.
+pub const CLEAN_OPTIONS: [&str; 4] = ["descriptors", "structured-content", "graphics", "pixel-data"];
 
 impl Options {
     /// The Basic Profile with no option at all.
@@ -108,7 +107,7 @@ impl Options {
         }
     }
 
-    /// Turns on a Retain option by name (see [`OPTION_NAMES`]); false if unknown.
+    /// Turns on a Retain option by name (see [`RETAIN_OPTIONS`]); false if unknown.
     pub fn retain(&mut self, name: &str) -> bool {
         match name {
             "safe-private" => self.retain_safe_private = true,
@@ -123,7 +122,7 @@ impl Options {
         true
     }
 
-    /// Turns a Clean option off by name (`descriptors`, `structured-content`, `graphics`, `pixel-data`); false if unknown.
+    /// Turns a Clean option off by name (see [`CLEAN_OPTIONS`]); false if unknown.
     pub fn skip_clean(&mut self, name: &str) -> bool {
         match name {
             "descriptors" => self.clean_descriptors = false,
@@ -253,6 +252,19 @@ pub enum Action {
 mod tests {
     use super::*;
     use crate::table;
+
+    #[test]
+    fn every_named_option_is_one_the_options_take_and_nothing_else_is() {
+        for name in RETAIN_OPTIONS {
+            assert!(Options::default().retain(name), "{name}");
+            assert!(!Options::default().skip_clean(name), "{name} is not a Clean option");
+        }
+        for name in CLEAN_OPTIONS {
+            assert!(Options::default().skip_clean(name), "{name}");
+            assert!(!Options::default().retain(name), "{name} is not a Retain option");
+        }
+        assert!(!Options::default().retain("everything"));
+    }
 
     #[test]
     fn the_default_profile_is_basic_plus_every_clean_option_and_no_retain_option() {

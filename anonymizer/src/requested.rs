@@ -4,7 +4,7 @@
 //! the worker calls it again to build the image's [`Config`](crate::Config).
 //! One mapping, so a profile ingest accepts is one the worker can apply.
 
-use crate::profile::OPTION_NAMES;
+use crate::profile::{CLEAN_OPTIONS, RETAIN_OPTIONS};
 use crate::{Options, Region};
 
 /// The one rule library this build ships.
@@ -24,10 +24,10 @@ pub struct Requested {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
     /// A Retain option this engine does not know.
-    #[error("unknown retain option {0:?}; expected one of {names}", names = OPTION_NAMES[..7].join(", "))]
+    #[error("unknown retain option {0:?}; expected one of {names}", names = RETAIN_OPTIONS.join(", "))]
     UnknownRetain(String),
     /// A Clean option this engine does not know.
-    #[error("unknown clean option {0:?}; expected one of {names}", names = OPTION_NAMES[7..].join(", "))]
+    #[error("unknown clean option {0:?}; expected one of {names}", names = CLEAN_OPTIONS.join(", "))]
     UnknownClean(String),
     /// A region that is not `x,y,w,h`.
     #[error("region {0:?} is not x,y,w,h")]

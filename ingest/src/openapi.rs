@@ -5,6 +5,9 @@
 //! routes share. The shared parts (the `Error` schema, the error responses,
 //! the security schemes) come from [`alpes_platform::openapi`].
 
+use crate::profile::{ProfileField, Sets, PROFILE_FIELDS};
+use alpes_anonymizer::profile::{CLEAN_OPTIONS, RETAIN_OPTIONS};
+use alpes_anonymizer::requested::DEFAULT_RULES;
 use alpes_platform::openapi::{
     answer_schemas, derived_schemas, doc_operations, image_media_types, marked_deprecated, query, query_list, response_header, string_enum,
 };
@@ -26,20 +29,6 @@ pub const MONEY: &str = "money";
 pub const PROFILE_ERRORS: &str = "Unknown query keys are ignored. A profile naming an unknown option, a region that is not \
                                   `x,y,w,h` or another rule library is 400 `bad_profile`, before anything is stored.";
 
-/// The Retain options an upload's profile may name.
-pub const RETAIN_OPTIONS: [&str; 7] = [
-    "safe-private",
-    "uids",
-    "device-identity",
-    "institution-identity",
-    "patient-characteristics",
-    "full-dates",
-    "modified-dates",
-];
-
-/// The Clean options an upload's profile may switch off.
-pub const NO_CLEAN_OPTIONS: [&str; 4] = ["descriptors", "structured-content", "graphics", "pixel-data"];
-
 /// `x,y,w,h`, each a whole number of pixels.
 const REGION_PATTERN: &str = "^[0-9]{1,9},[0-9]{1,9},[0-9]{1,9},[0-9]{1,9}$";
 
@@ -60,38 +49,54 @@ pub fn document() -> Value {
 
 /// The profile fields an upload or a STOW-RS request takes in its query.
 pub fn profile_params() -> Vec<Value> {
-    vec![
-        query_list(
-            "retain",
-            json!({ "type": "string", "enum": RETAIN_OPTIONS }),
-            "Retain options of PS3.15 Table E.1-1 to apply (repeat the key, or separate them with commas).",
+    PROFILE_FIELDS
+        .iter()
+        .map(|f| {
+            let (name, doc) = (f.names[0], described(f));
+            match f.sets.repeatable() {
+                true => query_list(name, profile_value(f.sets), &doc),
+                false => query(name, profile_value(f.sets), &doc),
+            }
+        })
+        .collect()
+}
+
+/// The profile fields as text parts of a multipart upload (a list as one comma-separated part).
+fn profile_form_fields() -> serde_json::Map<String, Value> {
+    PROFILE_FIELDS
+        .iter()
+        .map(|f| {
+            let mut schema = match f.sets {
+                Sets::Retain | Sets::NoClean => json!({ "type": "string" }),
+                other => profile_value(other),
+            };
+            schema["description"] = described(f).into();
+            (f.names[0].to_owned(), schema)
+        })
+        .collect()
+}
+
+/// One value of a profile field.
+fn profile_value(sets: Sets) -> Value {
+    match sets {
+        Sets::Retain => json!({ "type": "string", "enum": RETAIN_OPTIONS }),
+        Sets::NoClean => json!({ "type": "string", "enum": CLEAN_OPTIONS }),
+        Sets::Region => json!({ "type": "string", "pattern": REGION_PATTERN }),
+        Sets::Rules => json!({ "type": "string", "enum": [DEFAULT_RULES] }),
+        Sets::TipoImagen | Sets::RegionAnatomica => json!({ "type": "string" }),
+    }
+}
+
+/// A field's description, naming the other names it is taken by.
+fn described(f: &ProfileField) -> String {
+    match &f.names[1..] {
+        [] => f.doc.to_owned(),
+        others => format!(
+            "{} Taken as {} too.",
+            f.doc,
+            others.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         ),
-        query_list(
-            "no_clean",
-            json!({ "type": "string", "enum": NO_CLEAN_OPTIONS }),
-            "Clean options to switch off (repeat the key, or separate them with commas; `no-clean` is taken too).",
-        ),
-        query_list(
-            "region",
-            json!({ "type": "string", "pattern": REGION_PATTERN }),
-            "An extra rectangle `x,y,w,h` to burn in every frame (repeatable).",
-        ),
-        query(
-            "rules",
-            json!({ "type": "string", "enum": ["default"] }),
-            "The rule library (only `default` is installed).",
-        ),
-        query(
-            "tipo_imagen",
-            json!({ "type": "string" }),
-            "The provider's image type label, e.g. `CT`.",
-        ),
-        query(
-            "region_anatomica",
-            json!({ "type": "string" }),
-            "The provider's body region label, e.g. `CHEST`.",
-        ),
-    ]
+    }
 }
 
 /// The `Location` of an accepted upload.
@@ -144,7 +149,7 @@ pub(crate) fn retain_options() -> Array {
 
 /// `no_clean` of a re-anonymization: the Clean options to switch off.
 pub(crate) fn no_clean_options() -> Array {
-    Array::new(string_enum(&NO_CLEAN_OPTIONS))
+    Array::new(string_enum(&CLEAN_OPTIONS))
 }
 
 /// `regions` of a re-anonymization: rectangles to burn.
@@ -157,7 +162,7 @@ pub(crate) fn rules() -> RefOr<Schema> {
     Schema::OneOf(
         OneOf::builder()
             .item(Object::with_type(Type::Null))
-            .item(string_enum(&["default"]))
+            .item(string_enum(&[DEFAULT_RULES]))
             .build(),
     )
     .into()
@@ -195,7 +200,7 @@ fn schemas() -> Value {
         });
     let uid = dicom_attribute("UI", json!({ "type": "string" }));
     let mut schemas = answer_schemas::<Answers>();
-    let built = json!({
+    let mut built = json!({
         "UploadForm": {
             "type": "object",
             "description": "Any number of file parts (a part with a filename or a content type other than text/plain), \
@@ -203,12 +208,6 @@ fn schemas() -> Value {
             "required": ["file"],
             "properties": {
                 "file": { "type": "array", "items": { "type": "string", "format": "binary" }, "minItems": 1 },
-                "retain": { "type": "string", "description": "Retain options, comma-separated." },
-                "no_clean": { "type": "string", "description": "Clean options to switch off, comma-separated." },
-                "region": { "type": "string", "pattern": REGION_PATTERN },
-                "rules": { "type": "string", "enum": ["default"] },
-                "tipo_imagen": { "type": "string" },
-                "region_anatomica": { "type": "string" },
             },
         },
         "StowResponse": {
@@ -243,6 +242,9 @@ fn schemas() -> Value {
         },
         "Jwks": jwks,
     });
+    if let Some(form) = built["UploadForm"]["properties"].as_object_mut() {
+        form.extend(profile_form_fields());
+    }
     for part in [derived_schemas::<Derived>(), derived_schemas::<probes::Answers>(), built] {
         if let (Value::Object(all), Value::Object(part)) = (&mut schemas, part) {
             all.extend(part);
@@ -266,6 +268,29 @@ mod tests {
         };
         let recorded = [MediaKind::Dicom, MediaKind::Png, MediaKind::Jpeg].map(MediaKind::media_type);
         assert_eq!(recorded, alpes_platform::openapi::IMAGE_MEDIA_TYPES);
+    }
+
+    #[test]
+    fn the_upload_documents_every_profile_field_in_its_query_and_its_form() {
+        let doc = document();
+        let names: Vec<&str> = PROFILE_FIELDS.iter().map(|f| f.names[0]).collect();
+        let params = doc["paths"]["/imagenes"]["post"]["parameters"].as_array().expect("parameters");
+        let documented: Vec<&str> = params
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(documented, names);
+        let form = doc["components"]["schemas"]["UploadForm"]["properties"]
+            .as_object()
+            .expect("properties");
+        let mut fields: Vec<&str> = form.keys().map(String::as_str).filter(|k| *k != "file").collect();
+        fields.sort_unstable();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(fields, sorted);
+        let no_clean = params.iter().find(|p| p["name"] == "no_clean").expect("no_clean");
+        assert!(no_clean["description"].as_str().expect("text").contains("`no-clean`"));
     }
 
     #[test]

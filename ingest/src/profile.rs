@@ -17,18 +17,83 @@ pub struct UploadMeta {
     pub region_anatomica: Option<String>,
 }
 
+/// What a profile field sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sets {
+    Retain,
+    NoClean,
+    Region,
+    Rules,
+    TipoImagen,
+    RegionAnatomica,
+}
+
+impl Sets {
+    /// Whether the field may be given more than once (and, for options, with commas).
+    pub fn repeatable(self) -> bool {
+        matches!(self, Sets::Retain | Sets::NoClean | Sets::Region)
+    }
+}
+
+/// One profile field of an upload's query string or form: its names (the
+/// first is the one documented), what it sets, and its description.
+#[derive(Debug)]
+pub struct ProfileField {
+    pub names: &'static [&'static str],
+    pub sets: Sets,
+    pub doc: &'static str,
+}
+
+/// Every profile field an upload (REST, multipart or STOW-RS) takes: one
+/// table, read by [`UploadMeta::set`] and by the OpenAPI document.
+pub const PROFILE_FIELDS: [ProfileField; 6] = [
+    ProfileField {
+        names: &["retain"],
+        sets: Sets::Retain,
+        doc: "Retain options of PS3.15 Table E.1-1 to apply (repeat the key, or separate them with commas).",
+    },
+    ProfileField {
+        names: &["no_clean", "no-clean"],
+        sets: Sets::NoClean,
+        doc: "Clean options to switch off (repeat the key, or separate them with commas).",
+    },
+    ProfileField {
+        names: &["region"],
+        sets: Sets::Region,
+        doc: "An extra rectangle `x,y,w,h` to burn in every frame (repeatable).",
+    },
+    ProfileField {
+        names: &["rules"],
+        sets: Sets::Rules,
+        doc: "The rule library (only `default` is installed).",
+    },
+    ProfileField {
+        names: &["tipo_imagen"],
+        sets: Sets::TipoImagen,
+        doc: "The provider's image type label, e.g. `CT`.",
+    },
+    ProfileField {
+        names: &["region_anatomica"],
+        sets: Sets::RegionAnatomica,
+        doc: "The provider's body region label, e.g. `CHEST`.",
+    },
+];
+
 impl UploadMeta {
     /// Takes one form or query field; false if the name is not a profile field.
     pub fn set(&mut self, name: &str, value: &str) -> bool {
+        let Some(field) = PROFILE_FIELDS.iter().find(|f| f.names.contains(&name)) else {
+            return false;
+        };
         let value = value.trim();
-        match name {
-            "tipo_imagen" => self.tipo_imagen = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            "region_anatomica" => self.region_anatomica = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            "retain" => self.profile.retain.extend(split(value)),
-            "no_clean" | "no-clean" => self.profile.no_clean.extend(split(value)),
-            "region" => self.profile.regions.push(value.to_owned()),
-            "rules" => self.profile.rules = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            _ => return false,
+        let text = || Some(value.to_owned()).filter(|v| !v.is_empty());
+        match field.sets {
+            Sets::TipoImagen => self.tipo_imagen = text(),
+            Sets::RegionAnatomica => self.region_anatomica = text(),
+            Sets::Retain => self.profile.retain.extend(split(value)),
+            Sets::NoClean => self.profile.no_clean.extend(split(value)),
+            Sets::Region => self.profile.regions.push(value.to_owned()),
+            Sets::Rules => self.profile.rules = text(),
         }
         true
     }
@@ -63,6 +128,18 @@ pub fn validate(p: &Profile) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_of_the_table_is_taken_and_no_other() {
+        for field in &PROFILE_FIELDS {
+            for name in field.names {
+                assert!(UploadMeta::default().set(name, "x"), "{name}");
+            }
+        }
+        assert!(!UploadMeta::default().set("file", "x"));
+        let m = UploadMeta::from_query(Some("no-clean=graphics&no_clean=descriptors")).expect("ok");
+        assert_eq!(m.profile.no_clean, vec!["graphics", "descriptors"]);
+    }
 
     #[test]
     fn query_fields_build_the_profile() {

@@ -5,6 +5,7 @@
 
 pub mod metadata;
 pub mod qido;
+mod qido_keys;
 pub mod wado;
 
 use crate::QueryState;

@@ -3,20 +3,16 @@
 //! `/studies/{study}/series/{series}/instances`, answered from the catalog in
 //! `application/dicom+json`.
 //!
-//! Matching keys, by keyword or tag: PatientID (the pseudonym; `*` and `?`
-//! wildcards), StudyDate (a date or a `from-to` range, either end open),
-//! ModalitiesInStudy / Modality, StudyInstanceUID, SeriesInstanceUID,
-//! SOPInstanceUID; plus `limit` (1–1000, default 100) and `offset`.
-//! `includefield` and `fuzzymatching` are accepted; any other key is
-//! ignored and named in a `Warning` header, as the standard asks.
+//! The matching keys (by keyword or tag) and paging parameters it takes are
+//! the table in [`super::qido_keys`]; any other key is ignored and named in a
+//! `Warning` header, as the standard asks.
 
 use super::{attr, base_url, may_use, number, text, DICOM_JSON};
 use crate::openapi::DICOMWEB;
-use crate::routes::MAX_LIMIT;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::{ApiError, QueryParams};
-use alpes_platform::openapi::{content, query, response_header, schema, Op};
+use alpes_platform::openapi::{content, response_header, schema, Op};
 use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
@@ -27,59 +23,8 @@ use serde_json::{json, Map, Value};
 type Params = QueryParams<Vec<(String, String)>>;
 
 /// The query, and the keys that were ignored.
-fn parse(params: Params) -> Result<(DicomQuery, Vec<String>), ApiError> {
-    let QueryParams(pairs) = params;
-    let mut q = DicomQuery {
-        limit: 100,
-        ..DicomQuery::default()
-    };
-    let mut ignored = Vec::new();
-    for (key, value) in pairs {
-        match key.as_str() {
-            "PatientID" | "00100020" => q.patient_id = Some(value),
-            "StudyInstanceUID" | "0020000D" => q.study_uid = Some(value),
-            "SeriesInstanceUID" | "0020000E" => q.series_uid = Some(value),
-            "SOPInstanceUID" | "00080018" => q.sop_instance_uid = Some(value),
-            "ModalitiesInStudy" | "00080061" | "Modality" | "00080060" => q.modality = Some(value),
-            "StudyDate" | "00080020" => (q.study_date_from, q.study_date_to) = date_range(&value)?,
-            "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_LIMIT}")))?;
-            }
-            "offset" => {
-                q.offset = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("bad_offset", "offset must be a whole number"))?
-            }
-            "includefield" | "fuzzymatching" => {}
-            _ => ignored.push(key),
-        }
-    }
-    Ok((q, ignored))
-}
-
-/// `YYYYMMDD`, `YYYYMMDD-`, `-YYYYMMDD` or `YYYYMMDD-YYYYMMDD`.
-fn date_range(v: &str) -> Result<(Option<String>, Option<String>), ApiError> {
-    let date = |d: &str| -> Result<Option<String>, ApiError> {
-        match d {
-            "" => Ok(None),
-            d if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(d.to_owned())),
-            _ => Err(ApiError::bad_request(
-                "bad_study_date",
-                "StudyDate must be YYYYMMDD or a YYYYMMDD-YYYYMMDD range",
-            )),
-        }
-    };
-    match v.split_once('-') {
-        Some((from, to)) => Ok((date(from)?, date(to)?)),
-        None => {
-            let d = date(v)?;
-            Ok((d.clone(), d))
-        }
-    }
+fn parse(QueryParams(pairs): Params) -> Result<(DicomQuery, Vec<String>), ApiError> {
+    super::qido_keys::parse(pairs)
 }
 
 fn answer(items: Vec<Value>, ignored: &[String]) -> Response {
@@ -157,39 +102,6 @@ pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
     Value::Object(o)
 }
 
-/// The QIDO-RS matching keys and paging parameters.
-fn qido_params() -> Vec<Value> {
-    let text = |name: &str, description: &str| query(name, json!({ "type": "string" }), description);
-    vec![
-        text(
-            "PatientID",
-            "The pseudonymous PatientID (`*` and `?` wildcards); `00100020` is taken too.",
-        ),
-        text("StudyInstanceUID", "`0020000D` is taken too."),
-        text("SeriesInstanceUID", "`0020000E` is taken too."),
-        text("SOPInstanceUID", "`00080018` is taken too."),
-        text("ModalitiesInStudy", "A modality, e.g. `CT`; `00080061` is taken too."),
-        text("Modality", "Same as ModalitiesInStudy; `00080060` is taken too."),
-        query(
-            "StudyDate",
-            json!({ "type": "string", "pattern": "^([0-9]{8})?(-([0-9]{8})?)?$" }),
-            "`YYYYMMDD`, or a range `YYYYMMDD-YYYYMMDD` open at either end; `00080020` is taken too.",
-        ),
-        query(
-            "limit",
-            json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
-            "At most this many results, 1 to 1000.",
-        ),
-        query(
-            "offset",
-            json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0 }),
-            "Skip this many results.",
-        ),
-        text("includefield", "Accepted; every attribute Alpes has is always included."),
-        text("fuzzymatching", "Accepted and ignored."),
-    ]
-}
-
 /// The operation of a QIDO-RS search at `p`, for `level`.
 pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
     Op::get(p, id, DICOMWEB, summary)
@@ -198,7 +110,7 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
              query key is ignored and named in a `Warning` header, as the standard asks."
         ))
         .auth(&["consumidor", "admin"])
-        .params(qido_params())
+        .params(super::qido_keys::params())
         .ok(
             200,
             &format!("The matching {level} (maybe none)."),
@@ -283,43 +195,4 @@ pub async fn instances(
     let base = base_url(&headers);
     let found = state.catalog.instances(&q).await?;
     Ok(answer(found.iter().map(|i| instance_json(i, &base)).collect(), &ignored))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn study_dates_match_a_day_or_a_range_open_at_either_end() {
-        let d = |s: &str| date_range(s).map_err(|e| e.code);
-        let s = |v: &str| Some(v.to_owned());
-        assert_eq!(d("20200101"), Ok((s("20200101"), s("20200101"))));
-        assert_eq!(d("20200101-20201231"), Ok((s("20200101"), s("20201231"))));
-        assert_eq!(d("20200101-"), Ok((s("20200101"), None)));
-        assert_eq!(d("-20201231"), Ok((None, s("20201231"))));
-        assert_eq!(d("2020"), Err("bad_study_date"));
-        assert_eq!(d("2020-01-01"), Err("bad_study_date"));
-    }
-
-    #[test]
-    fn keys_are_read_by_keyword_or_tag_and_unknown_ones_are_named() {
-        let pairs = vec![
-            ("00100020".to_owned(), "P*".to_owned()),
-            ("ModalitiesInStudy".to_owned(), "CT".to_owned()),
-            ("limit".to_owned(), "5".to_owned()),
-            ("offset".to_owned(), "10".to_owned()),
-            ("includefield".to_owned(), "all".to_owned()),
-            ("PatientName".to_owned(), "X".to_owned()),
-        ];
-        let (q, ignored) = parse(QueryParams(pairs)).expect("parses");
-        assert_eq!(
-            (q.patient_id.as_deref(), q.modality.as_deref(), q.limit, q.offset),
-            (Some("P*"), Some("CT"), 5, 10)
-        );
-        assert_eq!(ignored, vec!["PatientName".to_owned()]);
-        let bad = parse(QueryParams(vec![("limit".to_owned(), "0".to_owned())]))
-            .map(|_| ())
-            .map_err(|e| e.code);
-        assert_eq!(bad, Err("bad_limit"));
-    }
 }

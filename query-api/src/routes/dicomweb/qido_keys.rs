@@ -1,0 +1,215 @@
+//! The QIDO-RS query keys Alpes takes: one table, read by the parser and by the
+//! OpenAPI document, so a key cannot be taken undocumented or documented and
+//! ignored.
+
+use crate::routes::MAX_LIMIT;
+use alpes_platform::http::ApiError;
+use alpes_platform::openapi::query;
+use alpes_platform::store::catalog::DicomQuery;
+use serde_json::{json, Value};
+
+/// What a key sets in the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sets {
+    PatientId,
+    StudyUid,
+    SeriesUid,
+    SopInstanceUid,
+    Modality,
+    StudyDate,
+    Limit,
+    Offset,
+    /// Accepted, and changes nothing.
+    Nothing,
+}
+
+/// One key: its keyword (documented), its tag if it is an attribute (taken
+/// too), what it sets, and its description.
+#[derive(Debug)]
+struct Key {
+    keyword: &'static str,
+    tag: Option<&'static str>,
+    sets: Sets,
+    doc: &'static str,
+}
+
+const fn key(keyword: &'static str, tag: Option<&'static str>, sets: Sets, doc: &'static str) -> Key {
+    Key { keyword, tag, sets, doc }
+}
+
+/// Every key taken. Any other is ignored and named in a `Warning` header.
+const KEYS: [Key; 11] = [
+    key(
+        "PatientID",
+        Some("00100020"),
+        Sets::PatientId,
+        "The pseudonymous PatientID (`*` and `?` wildcards).",
+    ),
+    key("StudyInstanceUID", Some("0020000D"), Sets::StudyUid, "The study."),
+    key("SeriesInstanceUID", Some("0020000E"), Sets::SeriesUid, "The series."),
+    key("SOPInstanceUID", Some("00080018"), Sets::SopInstanceUid, "The instance."),
+    key("ModalitiesInStudy", Some("00080061"), Sets::Modality, "A modality, e.g. `CT`."),
+    key("Modality", Some("00080060"), Sets::Modality, "Same as ModalitiesInStudy."),
+    key(
+        "StudyDate",
+        Some("00080020"),
+        Sets::StudyDate,
+        "`YYYYMMDD`, or a range `YYYYMMDD-YYYYMMDD` open at either end.",
+    ),
+    key("limit", None, Sets::Limit, "At most this many results, 1 to 1000."),
+    key("offset", None, Sets::Offset, "Skip this many results."),
+    key(
+        "includefield",
+        None,
+        Sets::Nothing,
+        "Accepted; every attribute Alpes has is always included.",
+    ),
+    key("fuzzymatching", None, Sets::Nothing, "Accepted and ignored."),
+];
+
+/// The query of `pairs`, and the keys that were ignored.
+pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), ApiError> {
+    let mut q = DicomQuery {
+        limit: 100,
+        ..DicomQuery::default()
+    };
+    let mut ignored = Vec::new();
+    for (name, value) in pairs {
+        match KEYS.iter().find(|k| k.keyword == name || k.tag == Some(name.as_str())) {
+            Some(k) => set(&mut q, k.sets, value)?,
+            None => ignored.push(name),
+        }
+    }
+    Ok((q, ignored))
+}
+
+fn set(q: &mut DicomQuery, sets: Sets, value: String) -> Result<(), ApiError> {
+    match sets {
+        Sets::PatientId => q.patient_id = Some(value),
+        Sets::StudyUid => q.study_uid = Some(value),
+        Sets::SeriesUid => q.series_uid = Some(value),
+        Sets::SopInstanceUid => q.sop_instance_uid = Some(value),
+        Sets::Modality => q.modality = Some(value),
+        Sets::StudyDate => (q.study_date_from, q.study_date_to) = date_range(&value)?,
+        Sets::Limit => {
+            q.limit = value
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_LIMIT}")))?;
+        }
+        Sets::Offset => {
+            q.offset = value
+                .parse()
+                .map_err(|_| ApiError::bad_request("bad_offset", "offset must be a whole number"))?
+        }
+        Sets::Nothing => {}
+    }
+    Ok(())
+}
+
+/// `YYYYMMDD`, `YYYYMMDD-`, `-YYYYMMDD` or `YYYYMMDD-YYYYMMDD`.
+fn date_range(v: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    let date = |d: &str| -> Result<Option<String>, ApiError> {
+        match d {
+            "" => Ok(None),
+            d if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(d.to_owned())),
+            _ => Err(ApiError::bad_request(
+                "bad_study_date",
+                "StudyDate must be YYYYMMDD or a YYYYMMDD-YYYYMMDD range",
+            )),
+        }
+    };
+    match v.split_once('-') {
+        Some((from, to)) => Ok((date(from)?, date(to)?)),
+        None => {
+            let d = date(v)?;
+            Ok((d.clone(), d))
+        }
+    }
+}
+
+/// The schema of what `sets` takes.
+fn schema(sets: Sets) -> Value {
+    match sets {
+        Sets::StudyDate => json!({ "type": "string", "pattern": "^([0-9]{8})?(-([0-9]{8})?)?$" }),
+        Sets::Limit => json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100 }),
+        Sets::Offset => json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0 }),
+        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality | Sets::Nothing => {
+            json!({ "type": "string" })
+        }
+    }
+}
+
+/// The OpenAPI query parameters: every key by its keyword.
+pub fn params() -> Vec<Value> {
+    KEYS.iter()
+        .map(|k| {
+            let doc = match k.tag {
+                Some(tag) => format!("{} The tag `{tag}` is taken too.", k.doc),
+                None => k.doc.to_owned(),
+            };
+            query(k.keyword, schema(k.sets), &doc)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn study_dates_match_a_day_or_a_range_open_at_either_end() {
+        let d = |s: &str| date_range(s).map_err(|e| e.code);
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(d("20200101"), Ok((s("20200101"), s("20200101"))));
+        assert_eq!(d("20200101-20201231"), Ok((s("20200101"), s("20201231"))));
+        assert_eq!(d("20200101-"), Ok((s("20200101"), None)));
+        assert_eq!(d("-20201231"), Ok((None, s("20201231"))));
+        assert_eq!(d("2020"), Err("bad_study_date"));
+        assert_eq!(d("2020-01-01"), Err("bad_study_date"));
+    }
+
+    #[test]
+    fn keys_are_read_by_keyword_or_tag_and_unknown_ones_are_named() {
+        let (q, ignored) = parse(pairs(&[
+            ("00100020", "P*"),
+            ("ModalitiesInStudy", "CT"),
+            ("limit", "5"),
+            ("offset", "10"),
+            ("includefield", "all"),
+            ("PatientName", "X"),
+        ]))
+        .expect("parses");
+        assert_eq!(
+            (q.patient_id.as_deref(), q.modality.as_deref(), q.limit, q.offset),
+            (Some("P*"), Some("CT"), 5, 10)
+        );
+        assert_eq!(ignored, ["PatientName"]);
+    }
+
+    #[test]
+    fn bad_values_are_400s_with_their_codes() {
+        for (k, v, code) in [
+            ("limit", "0", "bad_limit"),
+            ("limit", "1001", "bad_limit"),
+            ("offset", "-1", "bad_offset"),
+            ("00080020", "2020", "bad_study_date"),
+        ] {
+            assert_eq!(parse(pairs(&[(k, v)])).expect_err("400").code, code, "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn every_key_is_documented_once_by_its_keyword_with_its_tag_named() {
+        let params = params();
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().expect("a name")).collect();
+        assert_eq!(names, KEYS.map(|k| k.keyword));
+        let patient = &params[0];
+        assert!(patient["description"].as_str().expect("text").contains("`00100020`"));
+    }
+}
