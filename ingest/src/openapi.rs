@@ -53,9 +53,10 @@ pub fn profile_params() -> Vec<Value> {
         .iter()
         .map(|f| {
             let (name, doc) = (f.names[0], described(f));
-            match f.sets.repeatable() {
-                true => query_list(name, profile_value(f.sets), &doc),
-                false => query(name, profile_value(f.sets), &doc),
+            if f.sets.repeatable() {
+                query_list(name, profile_value(f.sets), &doc)
+            } else {
+                query(name, profile_value(f.sets), &doc)
             }
         })
         .collect()
