@@ -120,11 +120,21 @@ fn now_secs() -> u64 {
 impl Jwt {
     /// An HS256 signer/verifier for the shared secret `key` (at least 32 bytes recommended).
     pub fn new(key: &[u8]) -> Self {
-        let validation = validation(Algorithm::HS256);
+        Jwt::with_keys(
+            Header::new(Algorithm::HS256),
+            EncodingKey::from_secret(key),
+            Decoding::Hs256(DecodingKey::from_secret(key)),
+        )
+    }
+
+    /// A signer/verifier issuing tokens with `header`: the claims rules of its
+    /// algorithm, a memory of [`verified::DEFAULT_CAPACITY`] tokens, no revocations.
+    fn with_keys(header: Header, encoding: EncodingKey, decoding: Decoding) -> Self {
+        let validation = validation(header.alg);
         Jwt {
-            header: Header::new(Algorithm::HS256),
-            encoding: EncodingKey::from_secret(key),
-            decoding: Decoding::Hs256(DecodingKey::from_secret(key)),
+            header,
+            encoding,
+            decoding,
             verified: Arc::new(VerifiedTokens::new(verified::DEFAULT_CAPACITY, validation.leeway)),
             validation,
             revocations: None,
@@ -154,15 +164,11 @@ impl Jwt {
         }
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(signing.kid().to_owned());
-        let validation = validation(Algorithm::EdDSA);
-        Ok(Jwt {
+        Ok(Jwt::with_keys(
             header,
-            encoding: EncodingKey::from_ed_der(&signing.to_pkcs8_der()?),
-            decoding: Decoding::EdDsa { ring: Arc::new(ring) },
-            verified: Arc::new(VerifiedTokens::new(verified::DEFAULT_CAPACITY, validation.leeway)),
-            validation,
-            revocations: None,
-        })
+            EncodingKey::from_ed_der(&signing.to_pkcs8_der()?),
+            Decoding::EdDsa { ring: Arc::new(ring) },
+        ))
     }
 
     /// The same signer, remembering at most `capacity` verified tokens
