@@ -52,13 +52,13 @@ use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::probes::Probes;
+use alpes_platform::server::ServerArgs;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore};
 use alpes_query_api::{QueryApp, QueryConfig, QueryDeps};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
 use axum::Router;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,6 +106,7 @@ pub struct App {
     producer: Producer,
     jwt: Arc<Jwt>,
     limits: Arc<Limits>,
+    server: ServerArgs,
     metrics: Arc<Metrics>,
     stores: Stores,
     services: Services,
@@ -152,6 +153,10 @@ impl App {
     /// Creates keys on first start, connects Kafka (or starts the development broker), opens
     /// the blobs and the stores the services use, builds each service and binds.
     pub async fn build(settings: Settings) -> Result<App> {
+        settings
+            .server
+            .check(settings.limits.request_timeout_secs)
+            .map_err(anyhow::Error::msg)?;
         let data = &settings.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
         let tokens = settings.jwt.load(data)?;
@@ -267,6 +272,7 @@ impl App {
             producer,
             jwt,
             limits,
+            server: settings.server.clone(),
             metrics,
             stores,
             services,
@@ -364,6 +370,7 @@ impl App {
             listener,
             producer,
             services,
+            server,
             ..
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
@@ -390,10 +397,8 @@ impl App {
             tasks.spawn(async move { worker.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
         let stop = shutdown.clone();
-        // The client's address names an anonymous caller's rate-limit bucket.
-        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .into_future();
+        // Each request carries its client's address: it names an anonymous caller's rate-limit bucket.
+        let serve = alpes_platform::server::serve(listener, router, server, stop);
         tokio::pin!(serve);
         // A service task that ends before the shutdown (a consumer that could not start, a fenced
         // transactional worker) leaves the process unable to serve what it claims: it stops, with

@@ -7,6 +7,7 @@ use alpes_ingest::identity::IdentityArgs;
 use alpes_platform::blobs::BlobArgs;
 use alpes_platform::kafka::KafkaArgs;
 use alpes_platform::limits::LimitArgs;
+use alpes_platform::server::ServerArgs;
 use alpes_platform::store::ScyllaArgs;
 use alpes_query_api::PricingArgs;
 use std::net::SocketAddr;
@@ -89,6 +90,9 @@ pub struct Settings {
     /// Rate limits, body and time limits, CORS.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// The listener: header and idle timeouts, open connections overall and per client address.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// The token keys: HS256 (the default) or an EdDSA key ring.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -122,6 +126,7 @@ impl Settings {
             scylla: ScyllaArgs::default(),
             identity: IdentityArgs::default(),
             limits: LimitArgs::default(),
+            server: ServerArgs::default(),
             jwt: JwtArgs::default(),
             bootstrap_admin_email: None,
         }

@@ -9,6 +9,7 @@
 //! - [`hardening`]: the request id and security headers on every answer.
 //! - [`audit`]: which requests the audit trail records, and the middleware that does.
 //! - [`layers`]: the middleware every service's routes run under, in one order.
+//! - [`server`]: the HTTP listener, its connection limits and header and idle timeouts.
 //! - [`limits`]: rate limits per principal, body and time limits per route, CORS.
 //! - [`password`]: argon2id password hashing.
 //! - [`metrics`] and [`telemetry`]: Prometheus metrics and JSON logs.
@@ -43,6 +44,8 @@ pub mod password;
 pub mod probes;
 pub mod readiness;
 pub mod retry;
+#[cfg(feature = "web")]
+pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

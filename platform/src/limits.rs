@@ -16,7 +16,12 @@
 //!   its body may not have been read, so the connection is not reused.
 //! - **Time**: an upload route has [`LimitArgs::upload_timeout_secs`] (an
 //!   hour by default: a large upload streams for long), every other route
-//!   [`LimitArgs::request_timeout_secs`] (30 s). Past it: 503 `timeout`.
+//!   [`LimitArgs::request_timeout_secs`] (30 s), reading its body included.
+//!   Past it: 503 `timeout`. A request body may pause at most
+//!   [`LimitArgs::body_timeout_secs`] (30 s) between two of its pieces, on
+//!   every route: past it, 408 `body_timeout`, and the connection is closed.
+//!   A body that cannot be read (a malformed chunk, a reset) is 400
+//!   `bad_body`; only one past the size limit is 413.
 //! - **CORS** ([`LimitArgs::cors_origins`]): none by default (browsers on
 //!   other origins are refused by their own same-origin rule); each listed
 //!   origin, or `*`, may call every route with the `Authorization`,
@@ -32,6 +37,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +72,9 @@ pub struct LimitArgs {
     /// Seconds an upload may take.
     #[arg(long = "upload-timeout-secs", env = "ALPES_UPLOAD_TIMEOUT_SECS", default_value_t = 3600)]
     pub upload_timeout_secs: u64,
+    /// Seconds a request body may pause between two of its pieces.
+    #[arg(long = "body-timeout-secs", env = "ALPES_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
     /// An origin browsers may call the API from (`https://viewer.example.org`, or `*`); repeatable.
     #[arg(long = "cors-origin", env = "ALPES_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -81,6 +90,7 @@ impl Default for LimitArgs {
             max_body_bytes: 64 * 1024,
             request_timeout_secs: 30,
             upload_timeout_secs: 3600,
+            body_timeout_secs: 30,
             cors_origins: Vec::new(),
         }
     }
@@ -248,39 +258,82 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next
     if let Some(wait) = limits.rate_limited(&req, &ctx) {
         return ApiError::too_many("rate_limited", "too many requests; slow down", secs_ceil(wait)).into_response();
     }
-    let req = if upload {
-        req
-    } else {
-        match buffered(req, limits.args.max_body_bytes).await {
-            Ok(req) => req,
-            Err(e) => return e.into_response(),
-        }
-    };
+    let stalled = Arc::new(AtomicBool::new(false));
+    let pause = Duration::from_secs(limits.args.body_timeout_secs.max(1));
+    let req = req.map(|body| paced(body, pause, stalled.clone()));
     let secs = if upload {
         limits.args.upload_timeout_secs
     } else {
         limits.args.request_timeout_secs
     };
-    match tokio::time::timeout(Duration::from_secs(secs), next.run(req)).await {
+    let max_body = limits.args.max_body_bytes;
+    let work = async move {
+        let req = if upload { req } else { buffered(req, max_body).await? };
+        Ok::<_, ApiError>(next.run(req).await)
+    };
+    match tokio::time::timeout(Duration::from_secs(secs), work).await {
+        // Whatever the route made of its cut body: the client stopped sending.
+        Ok(_) if stalled.load(Ordering::Relaxed) => closing(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body paused for more than {} s", pause.as_secs()),
+        )),
+        Ok(Err(e)) => closing(e),
         // An upload refused before its body was read (401, 403, 413, 415...):
         // the rest of the body may still be on the wire, so the connection
         // cannot carry another request. Say so, or a client that pools it
         // sends its next request into the refused body's remains.
-        Ok(mut res) if upload && !res.status().is_success() => {
+        Ok(Ok(mut res)) if upload && !res.status().is_success() => {
             res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             res
         }
-        Ok(res) => res,
+        Ok(Ok(res)) => res,
         Err(_) => {
             tracing::warn!(route = route.unwrap_or("unmatched"), secs, "request timed out");
-            ApiError::new(
+            closing(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",
                 format!("the request took longer than {secs} s"),
-            )
-            .into_response()
+            ))
         }
     }
+}
+
+/// `e`'s answer, closing the connection: the request's body may not have
+/// been read to its end.
+fn closing(e: ApiError) -> Response {
+    let mut res = e.into_response();
+    res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// The error a request body gives when it paused past the body time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body paused for more than {0:?}")]
+struct Paused(Duration);
+
+/// `body`, failing if it pauses longer than `pause` between two pieces, and
+/// then setting `stalled`. A body with nothing to come is left as it is.
+fn paced(body: axum::body::Body, pause: Duration, stalled: Arc<AtomicBool>) -> axum::body::Body {
+    use futures::StreamExt;
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return body;
+    }
+    let pieces = futures::stream::unfold(Some(body.into_data_stream()), move |pieces| {
+        let stalled = stalled.clone();
+        async move {
+            let mut pieces = pieces?;
+            match tokio::time::timeout(pause, pieces.next()).await {
+                Ok(Some(piece)) => Some((piece, Some(pieces))),
+                Ok(None) => None,
+                Err(_) => {
+                    stalled.store(true, Ordering::Relaxed);
+                    Some((Err(axum::Error::new(Paused(pause))), None))
+                }
+            }
+        }
+    });
+    axum::body::Body::from_stream(pieces)
 }
 
 /// `req` with its body read into memory, refused past `limit` bytes.
@@ -299,9 +352,13 @@ async fn buffered(req: Request, limit: usize) -> Result<Request, ApiError> {
         return Ok(req);
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit as u64))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.into_inner().is::<http_body_util::LengthLimitError>() {
+            ApiError::too_large(limit as u64)
+        } else {
+            ApiError::bad_request("bad_body", "the request body could not be read (malformed or cut short)")
+        }
+    })?;
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
@@ -387,6 +444,47 @@ mod tests {
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(status_of(slow_router(0, args), "1234").await, StatusCode::OK);
+    }
+
+    /// The status and `Connection` header of a POST whose body is `pieces`.
+    async fn answer_to(
+        router: axum::Router,
+        pieces: Vec<Result<&'static str, std::io::Error>>,
+        then_wait: bool,
+    ) -> (StatusCode, Option<HeaderValue>) {
+        use futures::StreamExt;
+        use tower::ServiceExt;
+        let sent = futures::stream::iter(pieces);
+        let body = if then_wait {
+            axum::body::Body::from_stream(sent.chain(futures::stream::pending()))
+        } else {
+            axum::body::Body::from_stream(sent)
+        };
+        let req = Request::post("/slow").body(body).expect("request");
+        let res = router.oneshot(req).await.expect("infallible");
+        (res.status(), res.headers().get(header::CONNECTION).cloned())
+    }
+
+    #[tokio::test]
+    async fn a_body_that_pauses_past_the_body_time_is_408_and_closes_the_connection() {
+        let args = LimitArgs {
+            body_timeout_secs: 1,
+            ..LimitArgs::default()
+        };
+        // Five bytes of a promised twenty, then nothing.
+        let (status, connection) = answer_to(slow_router(0, args.clone()), vec![Ok("12345")], true).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(connection, Some(HeaderValue::from_static("close")));
+        let (status, _) = answer_to(slow_router(0, args), vec![Ok("12"), Ok("345")], false).await;
+        assert_eq!(status, StatusCode::OK, "a body that keeps coming is read");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_cannot_be_read_is_400_not_413() {
+        let broken = vec![Ok("12"), Err(std::io::Error::other("invalid chunk size line"))];
+        let (status, connection) = answer_to(slow_router(0, LimitArgs::default()), broken, false).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(connection, Some(HeaderValue::from_static("close")));
     }
 
     #[test]
