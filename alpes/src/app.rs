@@ -158,7 +158,7 @@ impl App {
             .check(settings.limits.request_timeout_secs)
             .map_err(anyhow::Error::msg)?;
         let data = &settings.data_dir;
-        std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+        crate::private::private_data_dir(data)?;
         let tokens = settings.jwt.load(data)?;
         if let Some(path) = &tokens.created {
             tracing::info!(path = %path.display(), "created the token signing key");

@@ -9,9 +9,15 @@
 //!   `Referrer-Policy: no-referrer` and a `Content-Security-Policy` that lets
 //!   an answer load nothing and be framed by nothing (the API serves data, not
 //!   pages), unless the handler set its own.
+//! - **JSON errors**: an error answer that is not JSON (axum's own: a method
+//!   a route does not take, a path segment that is not UTF-8, an unknown
+//!   route) gets the body every `ApiError` has, `{"error", "message"}`, with
+//!   a code and message from its status alone: nothing of the request is
+//!   echoed. (A request line hyper cannot parse is answered by hyper, before
+//!   any route, with no body.)
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -53,14 +59,46 @@ pub async fn harden(mut req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let span = tracing::info_span!("http", request_id = %id, method = %req.method(), route = %route);
+    let method = crate::metrics::method_label(req.method());
+    let span = tracing::info_span!("http", request_id = %id, method, route = %route);
     let mut res = next.run(req).instrument(span).await;
     let headers = res.headers_mut();
     headers.insert(REQUEST_ID, value);
     for (name, v) in SECURITY_HEADERS {
         headers.entry(HeaderName::from_static(name)).or_insert(HeaderValue::from_static(v));
     }
-    res
+    as_json(res)
+}
+
+/// `res` with a JSON body if it is an error that has another (see the module docs).
+fn as_json(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("application/dicom+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request's path, query or body is malformed"),
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "the route does not take this method"),
+        StatusCode::NOT_ACCEPTABLE => ("not_acceptable", "no answer in the media types the request accepts"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "the request body's media type is not accepted here"),
+        StatusCode::UNPROCESSABLE_ENTITY => ("unprocessable", "the request body is well formed but not valid"),
+        s if s.is_server_error() => ("internal", "the server could not answer; the request id names it in the logs"),
+        _ => ("http_error", status.canonical_reason().unwrap_or("the request failed")),
+    };
+    let (mut parts, _) = res.into_parts();
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 #[cfg(test)]
@@ -105,6 +143,37 @@ mod tests {
             assert!(uuid::Uuid::parse_str(&id).is_ok(), "{sent:?} → {id}");
             assert_eq!(body(res).await, id);
         }
+    }
+
+    #[tokio::test]
+    async fn errors_axum_answers_in_plain_text_are_json_and_echo_nothing() {
+        use axum::extract::Path;
+        let app = Router::new()
+            .route("/x/{id}", get(|Path(id): Path<String>| async move { id }))
+            .layer(axum::middleware::from_fn(harden));
+        let call = |method: &str, uri: &str| {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .expect("request");
+            app.clone().oneshot(req)
+        };
+        for (method, uri, status, code) in [
+            ("GET", "/x/%FF%FE", 400, "bad_request"),
+            ("POST", "/x/1", 405, "method_not_allowed"),
+            ("GET", "/nowhere", 404, "not_found"),
+        ] {
+            let res = call(method, uri).await.expect("answer");
+            assert_eq!(res.status().as_u16(), status, "{uri}");
+            assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+            let text = body(res).await;
+            let json: serde_json::Value = serde_json::from_str(&text).expect(&text);
+            assert_eq!(json["error"], code);
+            assert!(!text.contains("FF"), "{text}");
+        }
+        let ok = call("GET", "/x/plain").await.expect("answer");
+        assert_eq!(body(ok).await, "plain", "a success keeps its body");
     }
 
     #[tokio::test]

@@ -137,7 +137,7 @@ impl Metrics {
 #[cfg(feature = "web")]
 mod http;
 #[cfg(feature = "web")]
-pub use http::{handler, track};
+pub use http::{handler, method_label, track};
 
 #[cfg(test)]
 mod tests {

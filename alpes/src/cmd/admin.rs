@@ -61,7 +61,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
-    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
+    alpes::private::private_data_dir(&a.data_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let store = rt.block_on(alpes::app::open_identity(&a.scylla, &a.data_dir, false))?;
     let place = if a.scylla.configured() {
