@@ -247,6 +247,8 @@ impl App {
             for _ in 0..settings.workers.max(1) {
                 let mut cfg = WorkerConfig {
                     transactional: settings.transactional,
+                    pseudonyms: settings.pseudonym_scope,
+                    engine_memory: settings.engine_memory,
                     // Stable across restarts and distinct per data dir: see the module docs.
                     instance: instance.clone(),
                     ..WorkerConfig::default()

@@ -3,6 +3,7 @@
 //! from the command line and the environment.
 
 use crate::jwt_keys::JwtArgs;
+use alpes_anonymizer_worker::PseudonymScope;
 use alpes_ingest::identity::IdentityArgs;
 use alpes_platform::blobs::BlobArgs;
 use alpes_platform::kafka::KafkaArgs;
@@ -63,6 +64,16 @@ pub struct Settings {
     /// Produce the worker's outputs in Kafka transactions that also commit its offsets.
     #[arg(long, env = "ALPES_TRANSACTIONAL")]
     pub transactional: bool,
+    /// Whose pseudonyms (UIDs, patient ids, date shifts) an image gets: `provider`, each provider
+    /// its own, so the same study or patient from two providers is not linked; or `instance`, one
+    /// for every provider, linking them on purpose.
+    #[arg(long, env = "ALPES_PSEUDONYM_SCOPE", value_enum, default_value_t = PseudonymScope::Provider)]
+    pub pseudonym_scope: PseudonymScope,
+    /// Bytes the images an engine (one worker) has in flight may take together: each may
+    /// inflate or decode to this divided by the engine's threads and by 3 (its peak), and is
+    /// rejected past it.
+    #[arg(long, env = "ALPES_ENGINE_MEMORY", default_value_t = alpes_anonymizer::DEFAULT_ENGINE_MEMORY)]
+    pub engine_memory: u64,
     /// Flush every local blob and every store commit to disk before an upload is
     /// acknowledged, so it survives a power loss. Off, an acknowledged upload
     /// survives a crash of the process (the OS has it), as Kafka's own log does.
@@ -118,6 +129,8 @@ impl Settings {
             workers: 1,
             jobs: None,
             transactional: false,
+            pseudonym_scope: PseudonymScope::Provider,
+            engine_memory: alpes_anonymizer::DEFAULT_ENGINE_MEMORY,
             fsync: false,
             currency: "EUR".into(),
             pricing: PricingArgs::default(),

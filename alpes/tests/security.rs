@@ -3,11 +3,15 @@
 
 mod common;
 
+#[path = "security/bombs.rs"]
+mod bombs;
 #[path = "security/file_modes.rs"]
 mod file_modes;
 #[path = "security/json_errors.rs"]
 mod json_errors;
 #[path = "security/metric_labels.rs"]
 mod metric_labels;
+#[path = "security/requests.rs"]
+mod requests;
 #[path = "security/slow_clients.rs"]
 mod slow_clients;

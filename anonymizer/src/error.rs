@@ -53,6 +53,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// An image that would decode past the configured limit (pixel data to burn, a PNG, a JPEG
+    /// to burn); refused before it is decoded.
+    #[error("the image would decode to {needed} bytes, past the limit of {limit}")]
+    DecodeLimit {
+        /// The bytes its header declares it decodes to.
+        needed: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The deflate stream is corrupt.
     #[error("corrupt deflate stream")]
     Inflate,
@@ -105,6 +114,7 @@ impl Error {
             Error::TooDeep { .. } => "too_deep",
             Error::UnsupportedTransferSyntax { .. } => "unsupported_transfer_syntax",
             Error::InflateLimit { .. } => "inflate_limit",
+            Error::DecodeLimit { .. } => "decode_limit",
             Error::Inflate => "inflate",
             Error::PixelData { .. } => "pixel_data",
             Error::PixelDecode { .. } => "pixel_decode",

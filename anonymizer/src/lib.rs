@@ -33,7 +33,9 @@ pub mod syntax;
 pub mod table;
 pub mod write;
 
-pub use engine::{anonymize, anonymize_into, burn_plan, Anonymized, Config};
+pub use engine::{
+    anonymize, anonymize_into, burn_plan, Anonymized, Config, DEFAULT_ENGINE_MEMORY, DEFAULT_MAX_DECODED, PEAK_PER_DECODED_BYTE,
+};
 pub use error::{Error, Result};
 pub use profile::{Action, DateMode, Options};
 pub use pseudonym::Secret;

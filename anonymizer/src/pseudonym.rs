@@ -34,6 +34,14 @@ impl Secret {
         m.finalize().into_bytes().into()
     }
 
+    /// The secret of one namespace (a provider, say): its pseudonyms are
+    /// unrelated to this secret's and to every other namespace's, so the same
+    /// UID or patient under two namespaces gets two pseudonyms. The key is
+    /// HMAC-SHA256(secret, `namespace` 0x00 name): stable, and needing no state.
+    pub fn scoped(&self, namespace: &str) -> Secret {
+        Secret::new(self.mac(&[b"namespace", &[0], namespace.as_bytes()]).to_vec())
+    }
+
     /// `2.25.` followed by the decimal value of the first 128 bits of HMAC-SHA256(secret, uid).
     pub fn uid(&self, uid: &str) -> String {
         let h = self.mac(&[uid.as_bytes()]);
@@ -132,6 +140,17 @@ mod tests {
         assert_eq!(s.code_value(b"L", b"X", 32).len(), 32);
         let d = s.coding_scheme("99LOCAL");
         assert!(d.starts_with("99ALPES") && d.len() == 16, "{d}");
+    }
+
+    #[test]
+    fn each_namespace_has_its_own_stable_pseudonyms() {
+        let s = Secret::new("k");
+        let (a, b) = (s.scoped("provider-a"), s.scoped("provider-b"));
+        assert_eq!(a.uid("1.2.3"), s.scoped("provider-a").uid("1.2.3"), "stable");
+        assert_ne!(a.uid("1.2.3"), b.uid("1.2.3"));
+        assert_ne!(a.uid("1.2.3"), s.uid("1.2.3"));
+        assert_ne!(a.patient_id("P1"), b.patient_id("P1"));
+        assert_ne!(s.scoped("ab").uid("1"), s.scoped("a").scoped("b").uid("1"));
     }
 
     #[test]

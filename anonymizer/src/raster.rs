@@ -9,8 +9,8 @@
 //!   that intersects the image is decoded and re-encoded at quality 95, otherwise its entropy-coded
 //!   data is copied byte for byte.
 //!
-//! Sizes declared by headers are checked against [`MAX_DECODED_BYTES`] before any pixel buffer is
-//! allocated. Error reasons come from the codecs or are fixed texts: never values read from the file.
+//! Sizes declared by headers are checked against the caller's limit (the engine's
+//! [`crate::Config::max_decoded`]) before any pixel buffer is allocated. Error reasons come from the codecs or are fixed texts: never values read from the file.
 
 use crate::error::{Error, Result};
 use crate::region::Region;
@@ -23,9 +23,6 @@ mod png;
 
 use self::{jpeg::anonymize_jpeg, png::anonymize_png};
 pub(crate) use jpeg::strip_jpeg_metadata;
-
-/// The most bytes a decoded image may take (width × height × channels × bytes per sample).
-pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// JPEG quality used when a JPEG has to be re-encoded after burning.
 pub const JPEG_REENCODE_QUALITY: u8 = 95;
@@ -85,10 +82,13 @@ pub fn sniff(input: &[u8]) -> Option<RasterFormat> {
 /// `fill` is clamped to the largest sample value of the image's bit depth. Inside burned regions an
 /// alpha channel becomes fully opaque; a palette image gets the palette entry of gray level `fill`
 /// (added to the palette when there is room, else the nearest opaque entry).
-pub fn anonymize(input: &[u8], regions: &[Region], fill: u16) -> Result<(Vec<u8>, RasterOutcome)> {
+///
+/// An image that would decode to more than `limit` bytes (width × height × channels × bytes per
+/// sample) is refused before it is decoded.
+pub fn anonymize(input: &[u8], regions: &[Region], fill: u16, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
     match sniff(input) {
-        Some(RasterFormat::Png) => anonymize_png(input, regions, fill),
-        Some(RasterFormat::Jpeg) => anonymize_jpeg(input, regions, fill),
+        Some(RasterFormat::Png) => anonymize_png(input, regions, fill, limit),
+        Some(RasterFormat::Jpeg) => anonymize_jpeg(input, regions, fill, limit),
         None => Err(Error::UnknownFormat),
     }
 }

@@ -228,9 +228,30 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()>;
 }
 
+/// The longest name (of an account, an organization or an API key), in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Whether `name` can name an account, an organization or an API key: 1 to
+/// [`MAX_NAME_CHARS`] characters once trimmed, and none of them a control
+/// character (NUL, escapes, line breaks), which would corrupt the logs, CSV
+/// exports and terminals that show it.
+pub fn acceptable_name(name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty() && name.chars().count() <= MAX_NAME_CHARS && !name.chars().any(char::is_control)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_one_to_two_hundred_characters_with_no_control_character() {
+        assert!(acceptable_name("Ana Ñúñez"));
+        assert!(acceptable_name(&"a".repeat(200)));
+        for bad in ["", "   ", &"a".repeat(201), "Ana\0", "Ana\u{1b}[31m", "line\nbreak"] {
+            assert!(!acceptable_name(bad), "{bad:?}");
+        }
+    }
 
     const RULE: LockoutRule = LockoutRule {
         max_failures: 3,

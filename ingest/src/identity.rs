@@ -11,6 +11,7 @@
 //! - Emails are compared normalized (trimmed, lower-case) and are personal
 //!   data: they never go into a log line or an event.
 
+use alpes_domain::identity::acceptable_name;
 use alpes_platform::auth::{secret_hash, Claims, Jwt, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::kafka::Producer;
@@ -96,19 +97,26 @@ impl std::fmt::Debug for NewUser {
     }
 }
 
+/// 422 `bad_nombre`: the rule is [`acceptable_name`].
+pub fn bad_nombre() -> ApiError {
+    ApiError::unprocessable("bad_nombre", "nombre must be 1 to 200 characters, none of them a control character")
+}
+
 /// 422 unless the name, email, organization and password are acceptable.
 pub fn validate(u: &NewUser) -> Result<(), ApiError> {
-    let nombre = u.nombre.trim();
-    if nombre.is_empty() || nombre.chars().count() > 200 {
-        return Err(ApiError::unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
+    if !acceptable_name(&u.nombre) {
+        return Err(bad_nombre());
     }
     if !plausible_email(&normalize_email(&u.email)) {
         return Err(ApiError::unprocessable("bad_email", "email is not an email address"));
     }
-    if u.organization.as_deref().is_some_and(|o| o.chars().count() > 200) {
+    if u.organization
+        .as_deref()
+        .is_some_and(|o| !o.trim().is_empty() && !acceptable_name(o))
+    {
         return Err(ApiError::unprocessable(
             "bad_organizacion",
-            "organizacion must be at most 200 characters",
+            "organizacion must be at most 200 characters, none of them a control character",
         ));
     }
     check_policy(&u.password).map_err(|e| ApiError::unprocessable("weak_password", e.to_string()))
@@ -337,6 +345,7 @@ mod tests {
         assert!(validate(&user("Ana", "ana@h.org", good)).is_ok());
         let code = |u: NewUser| validate(&u).map_err(|e| (e.status.as_u16(), e.code));
         assert_eq!(code(user(" ", "ana@h.org", good)), Err((422, "bad_nombre")));
+        assert_eq!(code(user("An\0a", "ana@h.org", good)), Err((422, "bad_nombre")));
         assert_eq!(code(user("Ana", "ana", good)), Err((422, "bad_email")));
         assert_eq!(code(user("Ana", "ana@h.org", "short")), Err((422, "weak_password")));
         let shown = format!("{:?}", user("Ana", "ana@h.org", good));

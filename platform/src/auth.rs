@@ -19,7 +19,9 @@
 //!
 //! In either mode a token signed with the other mode's algorithm is refused
 //! (no algorithm confusion), and the claims rules are the same: issuer
-//! `alpes`, `exp`, `sub` and `iss` required, 60 s of clock-skew leeway.
+//! `alpes`, `exp`, `sub` and `iss` required, 60 s of clock-skew leeway; and
+//! a token whose `sub` or `jti` is missing or empty, or whose `iat` is later
+//! than now plus the leeway, is refused.
 //!
 //! Every token carries a `jti`. With the identity store attached
 //! ([`Jwt::with_revocations`]), a token whose `jti` was revoked (a logout) is
@@ -30,6 +32,10 @@
 //! its id, its SHA-256 compared in constant time, and a revoked key is
 //! refused; the caller is the key's user, with the key's role. Its
 //! `last_used_at` is written at most once a minute per key.
+//!
+//! A request carries one credential: a bearer token or an API key. One with
+//! both is refused (401 `two_credentials`), whichever of them is valid, so no
+//! credential is silently ignored.
 
 pub mod keys;
 pub mod verified;
@@ -277,7 +283,7 @@ impl Jwt {
                 .map(|d| d.claims)
                 .map_err(|e| refused(describe(token, &e)))
         };
-        match &self.decoding {
+        let claims = match &self.decoding {
             Decoding::Hs256(key) => decode(key),
             Decoding::EdDsa { ring } => {
                 let header = jsonwebtoken::decode_header(token).map_err(|e| refused(describe(token, &e)))?;
@@ -289,8 +295,26 @@ impl Jwt {
                 let key = ring.get(&kid).ok_or_else(|| refused("unknown key id (kid)"))?;
                 decode(&key.decoding)
             }
-        }
+        }?;
+        strict(&claims, now_secs(), self.validation.leeway).map_err(refused)?;
+        Ok(claims)
     }
+}
+
+/// The claims rules jsonwebtoken does not check: a subject and a token id
+/// that are there and not empty (a token without a `jti` could not be
+/// revoked by a logout), and an `iat` no later than `now` plus `leeway`.
+fn strict(claims: &Claims, now: u64, leeway: u64) -> Result<(), &'static str> {
+    if claims.sub.trim().is_empty() {
+        return Err("no subject (sub)");
+    }
+    if claims.jti.as_deref().is_none_or(|j| j.trim().is_empty()) {
+        return Err("no token id (jti)");
+    }
+    if claims.iat > now.saturating_add(leeway) {
+        return Err("issued in the future (iat)");
+    }
+    Ok(())
 }
 
 /// The claims rules of both modes: `alg` alone accepted, issuer `alpes`, `exp`, `sub` and `iss` required.
@@ -438,6 +462,9 @@ impl Jwt {
 /// The caller named by the request's bearer token or API key, `None`
 /// with neither; a bad or revoked credential is an error (401).
 pub async fn caller_of(jwt: &Jwt, headers: &axum::http::HeaderMap) -> Result<Option<Caller>, ApiError> {
+    if headers.contains_key(API_KEY_HEADER) && headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Err(ApiError::unauthorized("send one credential: a bearer token or an API key, not both").with_code("two_credentials"));
+    }
     if let Some(key) = headers.get(API_KEY_HEADER) {
         let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid API key"))?;
         return jwt.authenticate_api_key(key.trim()).await.map(Some);
@@ -481,6 +508,82 @@ mod tests {
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.encoding).expect("encode");
         assert!(a.verify(&t).expect_err("expired").message.contains("expired"));
+    }
+
+    #[test]
+    fn a_token_without_a_subject_or_token_id_or_issued_in_the_future_is_refused() {
+        let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        let now = now_secs();
+        let good = Claims {
+            sub: "u".into(),
+            role: Role::Consumidor,
+            iat: now,
+            exp: now + 600,
+            iss: ISSUER.into(),
+            jti: Some("j-1".into()),
+        };
+        let sign = |c: &Claims| jsonwebtoken::encode(&Header::new(Algorithm::HS256), c, &jwt.encoding).expect("encode");
+        assert!(jwt.verify(&sign(&good)).is_ok());
+        let within_leeway = Claims {
+            iat: now + 30,
+            ..good.clone()
+        };
+        assert!(jwt.verify(&sign(&within_leeway)).is_ok(), "clock skew within the leeway");
+        for (bad, why) in [
+            (
+                Claims {
+                    sub: String::new(),
+                    ..good.clone()
+                },
+                "no subject",
+            ),
+            (
+                Claims {
+                    sub: "  ".into(),
+                    ..good.clone()
+                },
+                "no subject",
+            ),
+            (Claims { jti: None, ..good.clone() }, "no token id"),
+            (
+                Claims {
+                    jti: Some(String::new()),
+                    ..good.clone()
+                },
+                "no token id",
+            ),
+            (
+                Claims {
+                    iat: now + 3600,
+                    ..good.clone()
+                },
+                "issued in the future",
+            ),
+        ] {
+            let refused = jwt.verify(&sign(&bad)).expect_err(why);
+            assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
+            assert!(refused.message.contains(why), "{}", refused.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_with_both_a_token_and_an_api_key_is_refused_whichever_is_valid() {
+        let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        let token = jwt.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        assert!(caller_of(&jwt, &headers).await.expect("the token alone").is_some());
+        headers.insert(API_KEY_HEADER, "alpes_abc_def".parse().expect("header"));
+        let refused = caller_of(&jwt, &headers).await.expect_err("two credentials");
+        assert_eq!((refused.status.as_u16(), refused.code), (401, "two_credentials"));
+        headers.insert(axum::http::header::AUTHORIZATION, "Bearer not.a.token".parse().expect("header"));
+        assert_eq!(
+            caller_of(&jwt, &headers).await.expect_err("two credentials").code,
+            "two_credentials"
+        );
     }
 
     #[tokio::test]

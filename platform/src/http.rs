@@ -161,6 +161,10 @@ impl From<alpes_domain::caller::Forbidden> for ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
+        // The client's own mistake, not a failure of anything Alpes depends on.
+        if let crate::Error::InvalidCursor = e {
+            return ApiError::bad_request("bad_cursor", "the page cursor is not one this server issued");
+        }
         // Adapter errors name what failed, never payloads, so the cause can be logged.
         tracing::warn!(error = %e, "dependency failure answered as an HTTP error");
         match e {
@@ -168,7 +172,6 @@ impl From<crate::Error> for ApiError {
             crate::Error::Store(_) => ApiError::unavailable("the store", 5),
             #[cfg(feature = "blobs")]
             crate::Error::Blob(_) => ApiError::unavailable("the blob store", 5),
-            crate::Error::InvalidCursor => ApiError::bad_request("bad_cursor", "the page cursor is not one this server issued"),
             other => ApiError::internal(&other),
         }
     }
@@ -186,6 +189,39 @@ mod tests {
         let body = axum::body::to_bytes(res.into_body(), 1024).await.expect("body");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["error"], "unavailable");
+    }
+
+    #[test]
+    fn a_bad_cursor_is_400_and_not_logged_as_a_dependency_failure() {
+        use std::sync::{Arc, Mutex};
+        let logged = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = logged.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || LogSink(sink.clone()))
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        let (cursor, store) = tracing::subscriber::with_default(subscriber, || {
+            (
+                ApiError::from(crate::Error::InvalidCursor),
+                ApiError::from(crate::Error::Store("connection refused".into())),
+            )
+        });
+        assert_eq!((cursor.status, cursor.code), (StatusCode::BAD_REQUEST, "bad_cursor"));
+        assert_eq!(store.status, StatusCode::SERVICE_UNAVAILABLE);
+        let text = String::from_utf8(logged.lock().expect("log").clone()).expect("utf8");
+        assert_eq!(text.matches("dependency failure").count(), 1, "only the store's: {text}");
+    }
+
+    struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

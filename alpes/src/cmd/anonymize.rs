@@ -40,6 +40,10 @@ pub struct Args {
     /// Worker threads (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Bytes the files being de-identified at once may take together; each may inflate or decode
+    /// to this divided by the jobs and by 3 (its peak), and is refused past it.
+    #[arg(long, env = "ALPES_ENGINE_MEMORY", default_value_t = alpes_anonymizer::DEFAULT_ENGINE_MEMORY)]
+    engine_memory: u64,
     /// Write one JSON report per input line to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     report: Option<PathBuf>,
@@ -111,7 +115,11 @@ fn config(args: &Args) -> Result<Config> {
         }
     };
     let options = alpes_anonymizer::requested::options(&args.retain, &args.no_clean)?;
-    let mut cfg = Config::new(Secret::new(key));
+    let jobs = args
+        .jobs
+        .filter(|j| *j > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut cfg = Config::new(Secret::new(key)).within_memory(args.engine_memory, jobs);
     cfg.options = options;
     cfg.fill = args.fill;
     cfg.ultrasound_regions = !args.no_ultrasound_regions;

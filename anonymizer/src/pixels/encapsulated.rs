@@ -40,9 +40,10 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
     let mut g = Geometry::of(ds)?;
     let decoded_size = g.frame_bytes().saturating_mul(u64::from(g.frames));
     if decoded_size > limit {
-        return Err(decode_err(format!(
-            "decoded pixel data would take {decoded_size} bytes, over the limit of {limit}"
-        )));
+        return Err(Error::DecodeLimit {
+            needed: decoded_size,
+            limit,
+        });
     }
     if ts_uid == RLE {
         return burn_rle(ds, g, plan);

@@ -2,7 +2,7 @@
 //! when a region intersects the image, decoding, burning and re-encoding.
 
 use super::area::{clip_all, union_area};
-use super::{guarded, image_error, RasterFormat, RasterOutcome, JPEG_REENCODE_QUALITY, MAX_DECODED_BYTES};
+use super::{guarded, image_error, RasterFormat, RasterOutcome, JPEG_REENCODE_QUALITY};
 use crate::error::{Error, Result};
 use crate::region::Region;
 
@@ -16,6 +16,8 @@ struct JpegFrame {
     width: u16,
     height: u16,
     components: u8,
+    /// Bytes its samples take decoded.
+    decoded: u64,
 }
 
 /// A JPEG with its metadata segments removed.
@@ -138,7 +140,7 @@ fn strip_jpeg(input: &[u8]) -> Result<StrippedJpeg> {
     }
 }
 
-/// Parses a SOFn payload and checks the declared decoded size.
+/// Parses a SOFn payload and reckons its decoded size.
 fn parse_sof(payload: &[u8]) -> Result<JpegFrame> {
     if payload.len() < 6 {
         return Err(jpeg_error("frame header too short"));
@@ -154,11 +156,13 @@ fn parse_sof(payload: &[u8]) -> Result<JpegFrame> {
         return Err(jpeg_error("image has zero width"));
     }
     let bytes_per_sample = if precision > 8 { 2 } else { 1 };
-    let total = u64::from(width) * u64::from(height) * u64::from(components) * bytes_per_sample;
-    if total > MAX_DECODED_BYTES {
-        return Err(jpeg_error("image too large to decode"));
-    }
-    Ok(JpegFrame { width, height, components })
+    let decoded = u64::from(width) * u64::from(height) * u64::from(components) * bytes_per_sample;
+    Ok(JpegFrame {
+        width,
+        height,
+        components,
+        decoded,
+    })
 }
 
 /// The offset of the first marker after entropy-coded data starting at `start` (the first 0xFF of
@@ -182,7 +186,7 @@ fn entropy_coded_end(input: &[u8], start: usize) -> Result<usize> {
     }
 }
 
-pub(super) fn anonymize_jpeg(input: &[u8], regions: &[Region], fill: u16) -> Result<(Vec<u8>, RasterOutcome)> {
+pub(super) fn anonymize_jpeg(input: &[u8], regions: &[Region], fill: u16, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
     let stripped = strip_jpeg(input)?;
     let (width, height) = (u32::from(stripped.frame.width), u32::from(stripped.frame.height));
     let rects = clip_all(regions, width, height);
@@ -202,7 +206,13 @@ pub(super) fn anonymize_jpeg(input: &[u8], regions: &[Region], fill: u16) -> Res
             "unsupported: burning regions needs a grayscale or three-component colour image",
         ));
     }
-    let (pixels, color) = guarded("JPEG", || decode_jpeg(&stripped.bytes, width, height))?;
+    if stripped.frame.decoded > limit {
+        return Err(Error::DecodeLimit {
+            needed: stripped.frame.decoded,
+            limit,
+        });
+    }
+    let (pixels, color) = guarded("JPEG", || decode_jpeg(&stripped.bytes, width, height, limit))?;
     let mut pixels = pixels;
     let channels = match color {
         jpeg_encoder::ColorType::Luma => 1,
@@ -234,9 +244,9 @@ pub(super) fn anonymize_jpeg(input: &[u8], regions: &[Region], fill: u16) -> Res
 }
 
 /// Decodes a stripped JPEG to 8-bit gray or RGB samples of exactly `width` × `height`.
-fn decode_jpeg(bytes: &[u8], width: u32, height: u32) -> Result<(Vec<u8>, jpeg_encoder::ColorType)> {
+fn decode_jpeg(bytes: &[u8], width: u32, height: u32, limit: u64) -> Result<(Vec<u8>, jpeg_encoder::ColorType)> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(MAX_DECODED_BYTES as usize);
+    decoder.set_max_decoding_buffer_size(usize::try_from(limit).unwrap_or(usize::MAX));
     let pixels = decoder.decode().map_err(jpeg_error)?;
     let info = decoder.info().ok_or_else(|| jpeg_error("decoder returned no image information"))?;
     let (color, channels) = match info.pixel_format {

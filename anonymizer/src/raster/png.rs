@@ -2,7 +2,7 @@
 //! palette and alpha) and re-encoding with only `IHDR`, `PLTE`, `tRNS`, `IDAT` and `IEND`.
 
 use super::area::{clip_all, union_area};
-use super::{guarded, image_error, RasterFormat, RasterOutcome, MAX_DECODED_BYTES, PNG_SIGNATURE};
+use super::{guarded, image_error, RasterFormat, RasterOutcome, PNG_SIGNATURE};
 use crate::error::{Error, Result};
 use crate::region::Region;
 
@@ -17,7 +17,7 @@ struct PngLayout {
 
 /// Walks the chunk list: checks the signature, the IHDR and the declared decoded size, and counts the
 /// chunks that will not be written back. CRCs are left to the decoder.
-fn walk_png(input: &[u8]) -> Result<PngLayout> {
+fn walk_png(input: &[u8], limit: u64) -> Result<PngLayout> {
     let mut pos = PNG_SIGNATURE.len();
     let mut removed = 0u32;
     let mut first = true;
@@ -40,7 +40,7 @@ fn walk_png(input: &[u8]) -> Result<PngLayout> {
             if &kind != b"IHDR" {
                 return Err(png_error("first chunk is not IHDR"));
             }
-            check_png_header(&input[data_start..data_end])?;
+            check_png_header(&input[data_start..data_end], limit)?;
             first = false;
         }
         match &kind {
@@ -57,8 +57,8 @@ fn walk_png(input: &[u8]) -> Result<PngLayout> {
     }
 }
 
-/// Checks an IHDR payload and that the decoded image fits in [`MAX_DECODED_BYTES`].
-fn check_png_header(ihdr: &[u8]) -> Result<()> {
+/// Checks an IHDR payload and that the decoded image fits in `limit` bytes.
+fn check_png_header(ihdr: &[u8], limit: u64) -> Result<()> {
     if ihdr.len() != 13 {
         return Err(png_error("IHDR has the wrong length"));
     }
@@ -79,18 +79,19 @@ fn check_png_header(ihdr: &[u8]) -> Result<()> {
         return Err(png_error("image has zero width or height"));
     }
     let row_bytes = (width * channels * bits).div_ceil(8);
-    match row_bytes.checked_mul(height) {
-        Some(total) if total <= MAX_DECODED_BYTES => Ok(()),
-        _ => Err(png_error("image too large to decode")),
+    let needed = row_bytes.saturating_mul(height);
+    if needed > limit {
+        return Err(Error::DecodeLimit { needed, limit });
     }
+    Ok(())
 }
 
-pub(super) fn anonymize_png(input: &[u8], regions: &[Region], fill: u16) -> Result<(Vec<u8>, RasterOutcome)> {
-    let layout = walk_png(input)?;
-    guarded("PNG", || reencode_png(input, regions, fill, layout.removed))
+pub(super) fn anonymize_png(input: &[u8], regions: &[Region], fill: u16, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
+    let layout = walk_png(input, limit)?;
+    guarded("PNG", || reencode_png(input, regions, fill, layout.removed, limit))
 }
 
-fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32) -> Result<(Vec<u8>, RasterOutcome)> {
+fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
     let mut decoder = png::Decoder::new(input);
     decoder.set_transformations(png::Transformations::IDENTITY);
     decoder.set_ignore_text_chunk(true);
@@ -100,8 +101,11 @@ fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32) -> Re
     let palette = reader.info().palette.as_ref().map(|p| p.to_vec());
     let trns = reader.info().trns.as_ref().map(|t| t.to_vec());
     let size = reader.output_buffer_size();
-    if size as u64 > MAX_DECODED_BYTES {
-        return Err(png_error("image too large to decode"));
+    if size as u64 > limit {
+        return Err(Error::DecodeLimit {
+            needed: size as u64,
+            limit,
+        });
     }
     let mut pixels = vec![0u8; size];
     let frame = reader.next_frame(&mut pixels).map_err(png_error)?;

@@ -34,7 +34,10 @@ fn formats_are_sniffed_by_magic_bytes() {
     assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(RasterFormat::Jpeg));
     assert_eq!(sniff(b"DICM"), None);
     assert_eq!(sniff(&[0xFF, 0xD8]), None);
-    assert_eq!(anonymize(b"not an image", &[], 0), Err(Error::UnknownFormat));
+    assert_eq!(
+        anonymize(b"not an image", &[], 0, crate::engine::DEFAULT_MAX_DECODED),
+        Err(Error::UnknownFormat)
+    );
 }
 
 #[test]

@@ -32,6 +32,34 @@ pub struct WorkerConfig {
     /// predecessor's producers and aborts their open transactions at once. Processes running at
     /// the same time need different instances. Defaults to `$HOSTNAME`, else `"0"`.
     pub instance: String,
+    /// Whose pseudonyms an image gets: its provider's own (the default), or the instance's.
+    pub pseudonyms: PseudonymScope,
+    /// Bytes the engine's images in flight may take together: each may inflate or decode to
+    /// this divided by `jobs` and by [`alpes_anonymizer::PEAK_PER_DECODED_BYTE`], and is
+    /// rejected (`too_large`) past it.
+    pub engine_memory: u64,
+}
+
+/// The namespace of the pseudonyms (UIDs, patient ids and names, date shifts) the engine makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PseudonymScope {
+    /// Each provider has its own: the same Study Instance UID or patient from two providers gets
+    /// two pseudonyms, so nothing links one provider's data to another's.
+    #[default]
+    Provider,
+    /// One for the whole instance: the same original UID or patient gets the same pseudonym
+    /// whoever uploads it. For an operator who links providers' data on purpose.
+    Instance,
+}
+
+impl PseudonymScope {
+    /// The namespace of an image of `provider_id`, `None` for the instance's.
+    pub fn namespace(self, provider_id: &str) -> Option<&str> {
+        match self {
+            PseudonymScope::Provider => Some(provider_id),
+            PseudonymScope::Instance => None,
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -49,6 +77,8 @@ impl Default for WorkerConfig {
                 .ok()
                 .filter(|h| !h.trim().is_empty())
                 .unwrap_or_else(|| "0".to_owned()),
+            pseudonyms: PseudonymScope::default(),
+            engine_memory: alpes_anonymizer::DEFAULT_ENGINE_MEMORY,
         }
     }
 }

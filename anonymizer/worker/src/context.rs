@@ -10,6 +10,7 @@ use alpes_platform::shutdown::Shutdown;
 use alpes_schemas::Codec;
 use tokio::sync::Semaphore;
 
+use crate::config::PseudonymScope;
 use crate::pool::EnginePool;
 use crate::publish::Publisher;
 
@@ -22,6 +23,8 @@ pub struct Context {
     pub codec: Codec,
     /// The engine settings every profile starts from (secret, shipped rule library, limits).
     pub base: Config,
+    /// Whose pseudonyms an image gets (its provider's, by default).
+    pub pseudonyms: PseudonymScope,
     /// The engine's thread pool.
     pub pool: EnginePool,
     /// The process's metrics.

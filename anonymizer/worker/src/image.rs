@@ -54,7 +54,8 @@ pub async fn process(ctx: &Context, record: &Record) -> Result<Output> {
 }
 
 async fn anonymize(ctx: &Context, input: &ImagenRegistrada) -> Result<Result<Output, Rejection>> {
-    let cfg = match engine_config(&ctx.base, &input.profile) {
+    let namespace = ctx.pseudonyms.namespace(&input.provider_id);
+    let cfg = match engine_config(&ctx.base, namespace, &input.profile) {
         Ok(cfg) => cfg,
         Err(rejection) => return Ok(Err(rejection)),
     };

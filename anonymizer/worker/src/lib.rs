@@ -52,7 +52,7 @@ use alpes_schemas::{topics, Codec};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-pub use config::WorkerConfig;
+pub use config::{PseudonymScope, WorkerConfig};
 pub use error::{Error, Result};
 pub use events::{ACTOR, ENGINE_VERSION};
 
@@ -102,7 +102,8 @@ impl Worker {
         let ctx = Context {
             blobs,
             codec,
-            base: Config::new(secret),
+            base: Config::new(secret).within_memory(cfg.engine_memory, cfg.jobs),
+            pseudonyms: cfg.pseudonyms,
             pool: EnginePool::new(cfg.jobs)?,
             metrics,
             fetches: Semaphore::new(cfg.fetch_concurrency),

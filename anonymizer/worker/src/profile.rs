@@ -11,13 +11,17 @@ use crate::rejection::Rejection;
 
 const BAD_PROFILE: &str = "bad_profile";
 
-/// The engine settings for one image: `base` (secret, shipped rules, limits) with `profile` applied.
-pub fn engine_config(base: &Config, profile: &Profile) -> Result<Config, Rejection> {
+/// The engine settings for one image: `base` (secret, shipped rules, limits) with `profile`
+/// applied, its pseudonyms made in `namespace` (the provider's) when there is one.
+pub fn engine_config(base: &Config, namespace: Option<&str>, profile: &Profile) -> Result<Config, Rejection> {
     let asked = requested(&profile.retain, &profile.no_clean, &profile.regions, profile.rules.as_deref())
         .map_err(|e| Rejection::fixed(BAD_PROFILE, e.fixed()))?;
     let mut cfg = base.clone();
     cfg.options = asked.options;
     cfg.regions = asked.regions;
+    if let Some(namespace) = namespace {
+        cfg.secret = base.secret.scoped(namespace);
+    }
     Ok(cfg)
 }
 
@@ -45,14 +49,19 @@ mod tests {
 
     #[test]
     fn an_empty_profile_is_the_strictest_one() {
-        let cfg = engine_config(&base(), &Profile::default()).unwrap();
+        let cfg = engine_config(&base(), None, &Profile::default()).unwrap();
         assert_eq!(cfg.options, Options::default());
         assert!(cfg.regions.is_empty());
     }
 
     #[test]
     fn retain_names_and_regions_are_applied() {
-        let cfg = engine_config(&base(), &profile(&["uids", "modified-dates"], &["0,0,10,20"], Some("default"))).unwrap();
+        let cfg = engine_config(
+            &base(),
+            None,
+            &profile(&["uids", "modified-dates"], &["0,0,10,20"], Some("default")),
+        )
+        .unwrap();
         assert!(cfg.options.retain_uids);
         assert_eq!(cfg.options.dates, DateMode::Modified);
         assert_eq!(cfg.regions, vec![Region { x: 0, y: 0, w: 10, h: 20 }]);
@@ -64,7 +73,7 @@ mod tests {
             no_clean: names(&["graphics", "pixel-data"]),
             ..Profile::default()
         };
-        let cfg = engine_config(&base(), &p).unwrap();
+        let cfg = engine_config(&base(), None, &p).unwrap();
         assert!(!cfg.options.clean_graphics && !cfg.options.clean_pixel_data);
         assert!(cfg.options.clean_descriptors && cfg.options.clean_structured_content);
     }
@@ -81,7 +90,7 @@ mod tests {
             profile(&[], &["1,2"], None),
             profile(&[], &[], Some("us-default")),
         ] {
-            let r = engine_config(&base(), &p).unwrap_err();
+            let r = engine_config(&base(), None, &p).unwrap_err();
             assert_eq!(r.reason, "bad_profile");
             assert!(
                 !r.message.contains("everything") && !r.message.contains("us-default"),
@@ -89,5 +98,17 @@ mod tests {
                 r.message
             );
         }
+    }
+
+    #[test]
+    fn each_providers_images_get_that_providers_pseudonyms() {
+        let uid = |namespace: Option<&str>| engine_config(&base(), namespace, &Profile::default()).unwrap().secret.uid("1.2.3");
+        assert_ne!(uid(Some("provider-a")), uid(Some("provider-b")));
+        assert_eq!(uid(Some("provider-a")), uid(Some("provider-a")));
+        assert_eq!(
+            uid(None),
+            base().secret.uid("1.2.3"),
+            "the instance's namespace is the secret's own"
+        );
     }
 }

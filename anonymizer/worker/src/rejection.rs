@@ -70,6 +70,7 @@ fn engine_message(err: &EngineError) -> String {
         | EngineError::Malformed { .. }
         | EngineError::TooDeep { .. }
         | EngineError::InflateLimit { .. }
+        | EngineError::DecodeLimit { .. }
         | EngineError::Inflate => err.to_string(),
         EngineError::UnsupportedTransferSyntax { uid } => match registered_uid(uid) {
             Some(uid) => format!("unsupported transfer syntax {uid}"),

@@ -48,7 +48,7 @@ async fn every_image_gets_exactly_one_event_with_the_right_content() {
         expect: Ok((16, 48, "image/jpeg")),
     });
     let truncated = fixture("MR_truncated.dcm");
-    let reason = engine_output(&truncated).expect_err("MR_truncated is unreadable");
+    let reason = engine_output(&truncated, "any provider").expect_err("MR_truncated is unreadable");
     cases.push(Case {
         event: h.register("trunc-1", &truncated, "application/dicom").await,
         bytes: truncated,
@@ -129,7 +129,7 @@ async fn every_image_gets_exactly_one_event_with_the_right_content() {
                 assert_eq!((e.sha256.as_str(), e.size_bytes), (sha256_hex(&blob).as_str(), blob.len() as i64));
                 assert_eq!(
                     blob.to_vec(),
-                    engine_output(&c.bytes).unwrap(),
+                    engine_output(&c.bytes, &c.event.provider_id).unwrap(),
                     "{id}: the blob is the engine's output"
                 );
                 if *media == "application/dicom" {

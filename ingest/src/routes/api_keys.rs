@@ -124,10 +124,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let req: Request = json_body(&body, 4 * 1024, "an API key request")?;
-    let name = req.nombre.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::unprocessable("bad_nombre", "nombre must be 1 to 200 characters"));
+    if !alpes_domain::identity::acceptable_name(&req.nombre) {
+        return Err(crate::identity::bad_nombre());
     }
+    let name = req.nombre.trim();
     let role = role_named(&req.rol)?;
     let user_id = req.usuario_id.trim();
     if user_id.is_empty() || user_id.len() > 128 || !user_id.bytes().all(|b| b.is_ascii_graphic()) {

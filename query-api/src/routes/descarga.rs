@@ -18,16 +18,45 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-/// A byte range `start..end` (end exclusive) of a blob of `size` bytes, from
-/// a `Range` header. `Ok(None)`: serve the whole blob (no header, or one this
-/// server ignores, such as several ranges, as RFC 9110 allows).
-pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std::ops::Range<u64>>, ApiError> {
+/// The byte range `start..end` (end exclusive) a request asks of a blob of
+/// `size` bytes whose entity tag is `etag`, as RFC 9110 (sections 13.1.5 and
+/// 14) says. `Ok(None)`: serve the whole blob, because
+/// - the method is not GET (range handling is defined for GET alone);
+/// - there is no `Range`, or one this server ignores: another unit, several
+///   ranges, or a ranges-specifier that does not parse (`bytes=abc`,
+///   `bytes=5-2`);
+/// - an `If-Range` does not name this representation: an entity tag other
+///   than `etag` by strong comparison (a weak tag never matches), or a date
+///   (these answers carry no `Last-Modified` a date could match).
+///
+/// 416 when the one range is well formed but unsatisfiable: it starts at or
+/// past the end, or is a suffix of zero bytes.
+pub fn requested_range(method: &Method, headers: &HeaderMap, size: u64, etag: &str) -> Result<Option<std::ops::Range<u64>>, ApiError> {
+    if method != Method::GET {
+        return Ok(None);
+    }
+    if let Some(validator) = headers.get(header::IF_RANGE) {
+        if validator.as_bytes() != etag.as_bytes() {
+            return Ok(None);
+        }
+    }
+    parse_range(headers.get(header::RANGE), size)
+}
+
+/// One `bytes=` range of a blob of `size` bytes (see [`requested_range`]).
+fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std::ops::Range<u64>>, ApiError> {
     let Some(spec) = value.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return Ok(None);
     };
-    if spec.contains(',') {
+    let Some((first, last)) = spec.split_once('-').filter(|_| !spec.contains(',')) else {
         return Ok(None);
-    }
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     let unsatisfiable = || {
         ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -35,27 +64,17 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<std:
             format!("the range is outside the {size} bytes of the image"),
         )
     };
-    let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let (first, last) = (first.trim(), last.trim());
-    let range = if first.is_empty() {
+    let range = match (number(first), number(last)) {
         // A suffix: the last N bytes.
-        let n: u64 = last.parse().map_err(|_| unsatisfiable())?;
-        if n == 0 {
-            return Err(unsatisfiable());
-        }
-        size.saturating_sub(n)..size
-    } else {
-        let start: u64 = first.parse().map_err(|_| unsatisfiable())?;
-        let end = if last.is_empty() {
-            size
-        } else {
-            let last: u64 = last.parse().map_err(|_| unsatisfiable())?;
-            if last < start {
+        (None, Some(n)) if first.is_empty() => {
+            if n == 0 {
                 return Err(unsatisfiable());
             }
-            last.saturating_add(1).min(size)
-        };
-        start..end
+            size.saturating_sub(n)..size
+        }
+        (Some(start), None) if last.is_empty() => start..size,
+        (Some(start), Some(last)) if last >= start => start..last.saturating_add(1).min(size),
+        _ => return Ok(None),
     };
     if range.start >= size {
         return Err(unsatisfiable());
@@ -113,7 +132,8 @@ pub fn op() -> Op {
     )
     .describe(
         "Whole, or one byte range. Every retrieval produces `EventoUsoDatos` (consumer, provider, price, \
-             `dedupe_key`) before the bytes go out; several ranges, or a unit other than bytes, get the whole body.",
+             `dedupe_key`) before the bytes go out; several ranges, a unit other than bytes, a range that does not \
+             parse, an `If-Range` that is not this image's `ETag`, or a `HEAD`, get the whole body (RFC 9110).",
     )
     .auth(&["consumidor", "admin"])
     .param(path("id", "The image id."))
@@ -121,6 +141,11 @@ pub fn op() -> Op {
         "Range",
         json!({ "type": "string" }),
         "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`.",
+    ))
+    .param(header_param(
+        "If-Range",
+        json!({ "type": "string" }),
+        "The `ETag` of an earlier answer: the range is served only while the image is still that one.",
     ))
     .ok(200, "The anonymized image.", Some(download_content()), &download_headers(false))
     .ok(206, "The range asked for.", Some(download_content()), &download_headers(true))
@@ -148,7 +173,8 @@ pub async fn handler(
         ));
     };
     let size = u64::try_from(output.size_bytes).unwrap_or(0);
-    let range = parse_range(headers.get(header::RANGE), size)?;
+    let etag = format!("\"{}\"", output.sha256);
+    let range = requested_range(&method, &headers, size, &etag)?;
     let bytes = match &range {
         Some(r) => state.blobs.get_range(&output.blob_key, r.clone()).await?,
         None => state.blobs.get(&output.blob_key).await?,
@@ -156,7 +182,6 @@ pub async fn handler(
     if method != Method::HEAD {
         meter(&state, &ctx, &caller, &image, bytes.len() as u64).await?;
     }
-    let etag = format!("\"{}\"", output.sha256);
     let disposition = format!("attachment; filename=\"{id}{}\"", extension(&output.media_type));
     let mut res = (
         [
@@ -192,7 +217,9 @@ mod tests {
     use super::*;
 
     fn range(v: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, StatusCode> {
-        parse_range(Some(&HeaderValue::from_str(v).expect("header")), size).map_err(|e| e.status)
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_str(v).expect("header"));
+        requested_range(&Method::GET, &headers, size, "\"e\"").map_err(|e| e.status)
     }
 
     #[test]
@@ -204,9 +231,44 @@ mod tests {
         assert_eq!(range("bytes=50-500", 100), Ok(Some(50..100)));
         assert_eq!(range("bytes=0-1,5-6", 100), Ok(None), "several ranges: the whole body");
         assert_eq!(range("items=0-1", 100), Ok(None), "another unit: ignored");
-        assert_eq!(parse_range(None, 100).map_err(|e| e.status), Ok(None));
-        for bad in ["bytes=100-", "bytes=5-2", "bytes=-0", "bytes=x-1", "bytes=7"] {
-            assert_eq!(range(bad, 100), Err(StatusCode::RANGE_NOT_SATISFIABLE), "{bad}");
+        for invalid in [
+            "bytes=abc",
+            "bytes=5-2",
+            "bytes=x-1",
+            "bytes=7",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes=1-+2",
+        ] {
+            assert_eq!(range(invalid, 100), Ok(None), "{invalid}: does not parse, so it is ignored");
         }
+        for unsatisfiable in ["bytes=100-", "bytes=100-200", "bytes=-0"] {
+            assert_eq!(range(unsatisfiable, 100), Err(StatusCode::RANGE_NOT_SATISFIABLE), "{unsatisfiable}");
+        }
+        assert_eq!(
+            requested_range(&Method::GET, &HeaderMap::new(), 100, "\"e\"").map_err(|e| e.status),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn if_range_serves_the_range_only_for_this_representations_strong_tag_and_head_never_ranges() {
+        let ask = |method: Method, if_range: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-9"));
+            if let Some(v) = if_range {
+                headers.insert(header::IF_RANGE, HeaderValue::from_str(v).expect("header"));
+            }
+            requested_range(&method, &headers, 100, "\"abc\"").map_err(|e| e.status)
+        };
+        assert_eq!(ask(Method::GET, Some("\"abc\"")), Ok(Some(0..10)));
+        assert_eq!(ask(Method::GET, Some("\"old\"")), Ok(None), "another tag: the whole, 200");
+        assert_eq!(ask(Method::GET, Some("W/\"abc\"")), Ok(None), "a weak tag never matches");
+        assert_eq!(
+            ask(Method::GET, Some("Sat, 05 Dec 2026 10:00:00 GMT")),
+            Ok(None),
+            "a date: no Last-Modified"
+        );
+        assert_eq!(ask(Method::HEAD, None), Ok(None), "range handling is defined for GET only");
     }
 }

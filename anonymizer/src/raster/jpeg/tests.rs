@@ -104,7 +104,7 @@ fn jpeg_metadata_segments_are_stripped_losslessly() {
     assert_eq!(input[next], 0xFF);
     input.splice(next..next, [0xFF, 0xFF, 0xFF]);
     assert!(contains(&input, MARKER));
-    let (out, outcome) = anonymize(&input, &[], 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert!(!contains(&out, MARKER));
     assert_no_metadata_segments(&out);
     assert_eq!(out, clean, "strip must give back the encoder's own bytes");
@@ -131,7 +131,7 @@ fn jpeg_restart_markers_and_progressive_scans_survive_the_strip() {
     assert!(jpeg_markers(&progressive).iter().filter(|&&c| c == 0xDA).count() > 1);
     for clean in [restart, progressive] {
         let input = splice_after_app0(&clean, &metadata_segments());
-        let (out, outcome) = anonymize(&input, &[region(w as u32, 0, 5, 5)], 0).expect("anonymizes");
+        let (out, outcome) = anonymize(&input, &[region(w as u32, 0, 5, 5)], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
         assert!(!outcome.reencoded);
         assert_eq!(outcome.metadata_segments_removed, 4);
         assert_eq!(out, clean);
@@ -155,7 +155,7 @@ fn jpeg_thumbnails_trailers_and_foreign_app0_are_removed() {
     input.extend_from_slice(&clean[20..]);
     // A second image with metadata after EOI, as in multi-picture files.
     input.extend(splice_after_app0(&clean, &metadata_segments()));
-    let (out, outcome) = anonymize(&input, &[], 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(out, clean);
     assert!(!contains(&out, MARKER));
     assert_eq!(outcome.metadata_segments_removed, 4);
@@ -167,10 +167,10 @@ fn jpeg_adobe_segment_is_kept_for_cmyk_which_cannot_be_burned() {
     let clean = encode_jpeg(w, h, jpeg_encoder::ColorType::Cmyk, &noise(16 * 8 * 4, 16), |_| {});
     assert!(jpeg_markers(&clean).contains(&0xEE));
     let input = splice_after_app0(&clean, &metadata_segments());
-    let (out, _) = anonymize(&input, &[], 0).expect("strip works for CMYK");
+    let (out, _) = anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED).expect("strip works for CMYK");
     assert_eq!(out, clean);
     assert!(jpeg_markers(&out).contains(&0xEE));
-    match anonymize(&input, &[region(0, 0, 4, 4)], 0) {
+    match anonymize(&input, &[region(0, 0, 4, 4)], 0, crate::engine::DEFAULT_MAX_DECODED) {
         Err(Error::Image { format: "JPEG", reason }) => assert!(reason.contains("unsupported"), "{reason}"),
         other => panic!("expected unsupported, got {other:?}"),
     }
@@ -183,7 +183,7 @@ fn jpeg_regions_are_burned_by_reencoding() {
     let clean = encode_jpeg(w, h, jpeg_encoder::ColorType::Rgb, &pixels, |_| {});
     let input = splice_after_app0(&clean, &metadata_segments());
     let regions = [region(8, 8, 16, 16), region(16, 16, 16, 8), region(40, 32, 50, 50)];
-    let (out, outcome) = anonymize(&input, &regions, 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &regions, 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert!(outcome.reencoded);
     assert_eq!(outcome.metadata_segments_removed, 4);
     assert_eq!(outcome.burned_area, 256 + 64 + 64);
@@ -227,7 +227,7 @@ fn jpeg_regions_are_burned_by_reencoding() {
 fn jpeg_grayscale_regions_are_burned_to_the_clamped_fill() {
     let (w, h) = (24u16, 16u16);
     let clean = encode_jpeg(w, h, jpeg_encoder::ColorType::Luma, &vec![40; 24 * 16], |_| {});
-    let (out, outcome) = anonymize(&clean, &[region(8, 0, 8, 16)], 4000).expect("anonymizes");
+    let (out, outcome) = anonymize(&clean, &[region(8, 0, 8, 16)], 4000, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert!(outcome.reencoded);
     assert_eq!(outcome.burned_area, 128);
     let (after, info) = decode_jpeg_pixels(&out);
@@ -242,9 +242,9 @@ fn jpeg_oversized_frames_are_rejected_before_decoding() {
     input.extend(segment(0xC0, &[8, 0xFF, 0xFF, 0xFF, 0xFF, 3, 1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1]));
     input.extend(segment(0xDA, &[3, 1, 0, 2, 0x11, 3, 0x11, 0, 63, 0]));
     input.extend_from_slice(&[0x12, 0x34, 0xFF, 0xD9]);
-    match anonymize(&input, &[region(0, 0, 1, 1)], 0) {
-        Err(Error::Image { format: "JPEG", reason }) => assert!(reason.contains("too large"), "{reason}"),
-        other => panic!("expected a JPEG error, got {other:?}"),
+    match anonymize(&input, &[region(0, 0, 1, 1)], 0, crate::engine::DEFAULT_MAX_DECODED) {
+        Err(Error::DecodeLimit { needed, limit }) => assert!(needed > limit && limit == crate::engine::DEFAULT_MAX_DECODED),
+        other => panic!("expected a decode limit, got {other:?}"),
     }
 }
 
@@ -257,7 +257,7 @@ fn jpeg_truncations_and_corruptions_are_errors_not_panics() {
     let input = splice_after_app0(&clean, &metadata_segments());
     for len in 0..input.len() {
         for regions in [&[][..], &[region(2, 2, 4, 4)][..]] {
-            match anonymize(&input[..len], regions, 0) {
+            match anonymize(&input[..len], regions, 0, crate::engine::DEFAULT_MAX_DECODED) {
                 Err(Error::Image { format: "JPEG", .. }) | Err(Error::UnknownFormat) => {}
                 other => panic!("truncation at {len} gave {other:?}"),
             }
@@ -268,11 +268,11 @@ fn jpeg_truncations_and_corruptions_are_errors_not_panics() {
         let mut bad = input.clone();
         let at = 3 + (usize::from(pair[0]) * 11 + i * 7) % (input.len() - 3);
         bad[at] ^= pair[1] | 1;
-        let _ = anonymize(&bad, &[], 0);
-        let _ = anonymize(&bad, &[region(0, 0, 8, 8)], 0);
+        let _ = anonymize(&bad, &[], 0, crate::engine::DEFAULT_MAX_DECODED);
+        let _ = anonymize(&bad, &[region(0, 0, 8, 8)], 0, crate::engine::DEFAULT_MAX_DECODED);
     }
     let mut garbage = vec![0xFF, 0xD8, 0xFF];
     garbage.extend(noise(300, 18));
-    assert!(anonymize(&garbage, &[], 0).is_err());
-    assert!(anonymize(&[0xFF, 0xD8, 0xFF, 0xD9], &[], 0).is_err());
+    assert!(anonymize(&garbage, &[], 0, crate::engine::DEFAULT_MAX_DECODED).is_err());
+    assert!(anonymize(&[0xFF, 0xD8, 0xFF, 0xD9], &[], 0, crate::engine::DEFAULT_MAX_DECODED).is_err());
 }

@@ -181,7 +181,7 @@ fn png_text_chunks_are_dropped() {
     for k in ["tEXt", "zTXt", "iTXt", "eXIf", "tIME", "prVt", "gAMA"] {
         assert!(kinds.iter().any(|c| c == k), "fixture lacks {k}: {kinds:?}");
     }
-    let (out, outcome) = anonymize(&input, &[], 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert!(!contains(&out, MARKER));
     assert_only_critical_chunks(&out);
     assert_eq!(outcome.metadata_segments_removed, 7);
@@ -213,7 +213,7 @@ fn png_rgb_regions_are_burned_and_the_rest_is_untouched() {
         region(20, 15, 100, 100),
         region(100, 100, 5, 5),
     ];
-    let (out, outcome) = anonymize(&input, &regions, 7).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &regions, 7, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(outcome.burned_area, 28 + 3 * 2);
     let d = decode_png(&out);
     let original = decode_png(&input);
@@ -240,7 +240,7 @@ fn png_rgb_regions_are_burned_and_the_rest_is_untouched() {
 fn png_fill_is_clamped_to_the_sample_maximum() {
     let pixels = noise(8 * 8 * 3, 3);
     let input = encode_png(&spec(8, 8, png::ColorType::Rgb, png::BitDepth::Eight, &pixels));
-    let (out, _) = anonymize(&input, &[region(1, 1, 2, 2)], 1000).expect("anonymizes");
+    let (out, _) = anonymize(&input, &[region(1, 1, 2, 2)], 1000, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(px(&decode_png(&out), 1, 1), &[255, 255, 255]);
 
     // 1-bit gray: any fill above 1 becomes 1.
@@ -249,7 +249,7 @@ fn png_fill_is_clamped_to_the_sample_maximum() {
     let bits = vec![0u8; line * h as usize];
     let input = encode_png(&spec(w, h, png::ColorType::Grayscale, png::BitDepth::One, &bits));
     let regions = [region(3, 1, 7, 3)];
-    let (out, outcome) = anonymize(&input, &regions, 0xFFFF).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &regions, 0xFFFF, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(outcome.burned_area, 21);
     let d = decode_png(&out);
     assert_eq!(d.depth, png::BitDepth::One);
@@ -269,7 +269,7 @@ fn png_sixteen_bit_gray_is_burned_big_endian() {
         ..spec(w, h, png::ColorType::Grayscale, png::BitDepth::Sixteen, &pixels)
     });
     let regions = [region(5, 2, 3, 6)];
-    let (out, outcome) = anonymize(&input, &regions, 0x1234).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &regions, 0x1234, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(outcome.burned_area, 18);
     let d = decode_png(&out);
     let original = decode_png(&input);
@@ -292,7 +292,7 @@ fn png_alpha_becomes_opaque_inside_regions() {
     let pixels = noise((w * h * 4) as usize, 5);
     let input = encode_png(&spec(w, h, png::ColorType::Rgba, png::BitDepth::Eight, &pixels));
     let regions = [region(2, 1, 3, 3)];
-    let (out, _) = anonymize(&input, &regions, 0).expect("anonymizes");
+    let (out, _) = anonymize(&input, &regions, 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     let d = decode_png(&out);
     let original = decode_png(&input);
     for y in 0..h {
@@ -307,7 +307,7 @@ fn png_alpha_becomes_opaque_inside_regions() {
 
     let pixels = noise((w * h * 4) as usize, 6);
     let input = encode_png(&spec(w, h, png::ColorType::GrayscaleAlpha, png::BitDepth::Sixteen, &pixels));
-    let (out, _) = anonymize(&input, &regions, 9).expect("anonymizes");
+    let (out, _) = anonymize(&input, &regions, 9, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     let d = decode_png(&out);
     assert_eq!(px(&d, 3, 2), &[0, 9, 0xFF, 0xFF]);
     assert_eq!(px(&d, 0, 0), px(&decode_png(&input), 0, 0));
@@ -326,7 +326,7 @@ fn png_palette_keeps_indices_and_gains_a_fill_entry_when_there_is_room() {
         ..spec(w, h, png::ColorType::Indexed, png::BitDepth::Eight, &pixels)
     });
     let regions = [region(3, 3, 4, 10)];
-    let (out, outcome) = anonymize(&input, &regions, 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &regions, 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(outcome.burned_area, 16);
     assert_only_critical_chunks(&out);
     assert!(!contains(&out, MARKER));
@@ -344,7 +344,7 @@ fn png_palette_keeps_indices_and_gains_a_fill_entry_when_there_is_room() {
     }
 
     // With no region, the palette is left exactly as it was.
-    let (out, _) = anonymize(&input, &[], 0).expect("anonymizes");
+    let (out, _) = anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(decode_png(&out).palette.as_deref(), Some(&palette[..]));
 }
 
@@ -367,7 +367,7 @@ fn png_full_packed_palette_uses_the_nearest_opaque_entry() {
         ..spec(w, h, png::ColorType::Indexed, png::BitDepth::Two, &pixels)
     });
     let regions = [region(1, 1, 5, 3)];
-    let (out, _) = anonymize(&input, &regions, 0).expect("anonymizes");
+    let (out, _) = anonymize(&input, &regions, 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     let d = decode_png(&out);
     assert_eq!(d.depth, png::BitDepth::Two);
     assert_eq!(d.palette.as_deref(), Some(&palette[..]));
@@ -411,7 +411,7 @@ fn png_interlaced_input_is_written_non_interlaced_with_the_same_pixels() {
     input.extend(chunk(b"IDAT", &zlib_stored(&raw)));
     input.extend(chunk(b"IEND", &[]));
     assert!(decode_png(&input).interlaced);
-    let (out, outcome) = anonymize(&input, &[region(0, 0, 2, 1)], 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &[region(0, 0, 2, 1)], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(outcome.metadata_segments_removed, 1);
     let d = decode_png(&out);
     assert!(!d.interlaced);
@@ -426,7 +426,7 @@ fn png_bytes_after_iend_are_dropped_and_counted() {
     let pixels = noise(4 * 4, 11);
     let mut input = encode_png(&spec(4, 4, png::ColorType::Grayscale, png::BitDepth::Eight, &pixels));
     input.extend_from_slice(MARKER);
-    let (out, outcome) = anonymize(&input, &[], 0).expect("anonymizes");
+    let (out, outcome) = anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED).expect("anonymizes");
     assert_eq!(outcome.metadata_segments_removed, 1);
     assert!(!contains(&out, MARKER));
     assert!(out.ends_with(&chunk(b"IEND", &[])));
@@ -441,9 +441,9 @@ fn png_oversized_headers_are_rejected_before_decoding() {
     input.extend(chunk(b"IHDR", &ihdr));
     input.extend(chunk(b"IDAT", &zlib_stored(&[0])));
     input.extend(chunk(b"IEND", &[]));
-    match anonymize(&input, &[], 0) {
-        Err(Error::Image { format: "PNG", reason }) => assert!(reason.contains("too large"), "{reason}"),
-        other => panic!("expected a PNG error, got {other:?}"),
+    match anonymize(&input, &[], 0, crate::engine::DEFAULT_MAX_DECODED) {
+        Err(Error::DecodeLimit { needed, limit }) => assert!(needed > limit && limit == crate::engine::DEFAULT_MAX_DECODED),
+        other => panic!("expected a decode limit, got {other:?}"),
     }
 }
 
@@ -455,7 +455,7 @@ fn png_truncations_and_corruptions_are_errors_not_panics() {
         ..spec(16, 12, png::ColorType::Rgb, png::BitDepth::Eight, &pixels)
     });
     for len in 0..input.len() {
-        match anonymize(&input[..len], &[region(1, 1, 3, 3)], 0) {
+        match anonymize(&input[..len], &[region(1, 1, 3, 3)], 0, crate::engine::DEFAULT_MAX_DECODED) {
             Err(Error::Image { format: "PNG", .. }) | Err(Error::UnknownFormat) => {}
             other => panic!("truncation at {len} gave {other:?}"),
         }
@@ -465,9 +465,9 @@ fn png_truncations_and_corruptions_are_errors_not_panics() {
         let mut bad = input.clone();
         let at = 8 + (usize::from(pair[0]) * 7 + i * 13) % (input.len() - 8);
         bad[at] ^= pair[1] | 1;
-        let _ = anonymize(&bad, &[region(0, 0, 2, 2)], 0);
+        let _ = anonymize(&bad, &[region(0, 0, 2, 2)], 0, crate::engine::DEFAULT_MAX_DECODED);
     }
     let mut garbage = PNG_SIGNATURE.to_vec();
     garbage.extend(noise(300, 14));
-    assert!(anonymize(&garbage, &[], 0).is_err());
+    assert!(anonymize(&garbage, &[], 0, crate::engine::DEFAULT_MAX_DECODED).is_err());
 }

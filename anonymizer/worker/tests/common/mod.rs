@@ -103,14 +103,17 @@ pub fn dicom_text(bytes: &[u8], tag: u32) -> Option<String> {
     ds.text(tag).map(str::to_owned)
 }
 
-/// What the engine makes of `bytes` with the test secret and the strictest profile.
-pub fn engine_output(bytes: &[u8]) -> Result<Vec<u8>, &'static str> {
-    anonymize(bytes, &Config::new(secret())).map(|a| a.bytes).map_err(|e| e.code())
+/// What the engine makes of `bytes` of `provider` with the test secret and the strictest profile
+/// (the provider's pseudonyms, as [`WorkerConfig`]'s default scope says).
+pub fn engine_output(bytes: &[u8], provider: &str) -> Result<Vec<u8>, &'static str> {
+    anonymize(bytes, &Config::new(secret().scoped(provider)))
+        .map(|a| a.bytes)
+        .map_err(|e| e.code())
 }
 
 /// The event ids the worker must produce for `input` with `bytes` as its raw blob (strictest profile).
 pub fn expected_event_id(input: &ImagenRegistrada, bytes: &[u8]) -> String {
-    match engine_output(bytes) {
+    match engine_output(bytes, &input.provider_id) {
         Ok(out) => deterministic_event_id("ImagenAnonimizada", &[&input.image_id, &input.request_id, &sha256_hex(&out)]),
         Err(code) => deterministic_event_id("ImagenRechazada", &[&input.image_id, &input.request_id, code]),
     }

@@ -76,11 +76,31 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), 
     let mut ignored = Vec::new();
     for (name, value) in pairs {
         match KEYS.iter().find(|k| k.keyword == name || k.tag == Some(name.as_str())) {
-            Some(k) => set(&mut q, k.sets, value)?,
+            Some(k) => {
+                if let Some(max) = longest(k.sets).filter(|max| value.chars().count() > *max) {
+                    return Err(ApiError::bad_request(
+                        "bad_match",
+                        format!("{} matches values of at most {max} characters", k.keyword),
+                    ));
+                }
+                set(&mut q, k.sets, value)?
+            }
             None => ignored.push(name),
         }
     }
     Ok((q, ignored))
+}
+
+/// The longest value an attribute `sets` matches can hold (PS3.5 table 6.2-1:
+/// PatientID is LO and the UIDs UI, 64 characters; Modality is CS, 16). A
+/// longer filter could match nothing; it is refused before any store reads
+/// it (SQLite's pattern limit would answer it as an outage).
+fn longest(sets: Sets) -> Option<usize> {
+    match sets {
+        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid => Some(64),
+        Sets::Modality => Some(16),
+        Sets::StudyDate | Sets::Limit | Sets::Offset | Sets::Nothing => None,
+    }
 }
 
 fn set(q: &mut DicomQuery, sets: Sets, value: String) -> Result<(), ApiError> {
@@ -199,6 +219,9 @@ mod tests {
             ("limit", "1001", "bad_limit"),
             ("offset", "-1", "bad_offset"),
             ("00080020", "2020", "bad_study_date"),
+            ("PatientID", &"1".repeat(65), "bad_match"),
+            ("00100020", &"*".repeat(50_001), "bad_match"),
+            ("Modality", &"C".repeat(17), "bad_match"),
         ] {
             assert_eq!(parse(pairs(&[(k, v)])).expect_err("400").code, code, "{k}={v}");
         }
