@@ -11,6 +11,8 @@ mod file_modes;
 mod json_errors;
 #[path = "security/metric_labels.rs"]
 mod metric_labels;
+#[path = "security/pseudonyms.rs"]
+mod pseudonyms;
 #[path = "security/requests.rs"]
 mod requests;
 #[path = "security/slow_clients.rs"]
