@@ -131,7 +131,11 @@ pub async fn serve(listener: TcpListener, router: Router, args: ServerArgs, shut
             () = shutdown.wait() => break,
         };
         let Some(slot) = per_ip.take(addr.ip()) else {
-            tokio::spawn(refuse(stream));
+            // The refusal holds its place among the open connections until it is written.
+            tokio::spawn(async move {
+                let _held = permit;
+                refuse(stream).await;
+            });
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -85,6 +85,18 @@ impl TestApp {
         (res.status().as_u16(), res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// The JSON answered to `GET path` with `token` (null when the answer is not JSON).
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        res.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         let res = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics");

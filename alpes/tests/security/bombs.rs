@@ -103,16 +103,7 @@ async fn a_bomb_uploaded_is_rejected_with_its_reason() {
             .to_owned();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let image: serde_json::Value = app
-                .client
-                .get(format!("{}/imagenes/{id}", app.base))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .expect("image")
-                .json()
-                .await
-                .expect("json");
+            let image = app.get_json(&format!("/imagenes/{id}"), &admin).await;
             if image["estado"] == "rechazada" {
                 assert_eq!(image["motivo_rechazo"], reason, "{image}");
                 break;

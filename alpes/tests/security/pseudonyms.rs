@@ -16,29 +16,12 @@ async fn two_providers_upload_one_study(scope: PseudonymScope) -> (String, Strin
         let token = app.token(provider, Role::Proveedor);
         let id = app.upload_fixture("CT_small.dcm", &token).await;
         app.download_when_ready(&id, &consumer).await;
-        let image: serde_json::Value = app
-            .client
-            .get(format!("{}/imagenes/{id}", app.base))
-            .bearer_auth(&consumer)
-            .send()
-            .await
-            .expect("image")
-            .json()
-            .await
-            .expect("json");
+        let image = app.get_json(&format!("/imagenes/{id}"), &consumer).await;
         studies.push(image["anonimizada"]["study_uid"].as_str().expect("a study uid").to_owned());
     }
-    let found: Vec<serde_json::Value> = app
-        .client
-        .get(format!("{}/studies/{}/instances", app.base, studies[0]))
-        .bearer_auth(&consumer)
-        .send()
-        .await
-        .expect("qido")
-        .json()
-        .await
-        .expect("json");
-    (studies[0].clone(), studies[1].clone(), found.len())
+    let found = app.get_json(&format!("/studies/{}/instances", studies[0]), &consumer).await;
+    let found = found.as_array().map_or(0, Vec::len);
+    (studies[0].clone(), studies[1].clone(), found)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
