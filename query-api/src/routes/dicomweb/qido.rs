@@ -129,8 +129,9 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
         )
         .error(
             400,
-            &["bad_query", "bad_limit", "bad_offset", "bad_study_date"],
-            "A malformed query string, a limit outside 1 to 1000, an offset that is not a whole number, or a bad StudyDate.",
+            &["bad_query", "bad_limit", "bad_offset", "bad_study_date", "bad_match"],
+            "A malformed query string, a limit outside 1 to 1000, an offset that is not a whole number, a bad StudyDate, \
+             or a matching value (in the query or the path) longer than its attribute can hold.",
         )
 }
 
@@ -157,12 +158,12 @@ pub struct Scope {
     series: Option<String>,
 }
 
-/// The query with the path's study and series, which stand over the query string's.
-fn scoped(params: Params, scope: Scope) -> Result<(DicomQuery, Vec<String>), ApiError> {
-    let (mut q, ignored) = parse(params)?;
-    q.study_uid = scope.study.or(q.study_uid);
-    q.series_uid = scope.series.or(q.series_uid);
-    Ok((q, ignored))
+/// The query with the path's study and series, which stand over the query string's: they are
+/// read last, and checked as the query string's are.
+fn scoped(QueryParams(mut pairs): Params, scope: Scope) -> Result<(DicomQuery, Vec<String>), ApiError> {
+    pairs.extend(scope.study.map(|uid| ("StudyInstanceUID".to_owned(), uid)));
+    pairs.extend(scope.series.map(|uid| ("SeriesInstanceUID".to_owned(), uid)));
+    parse(QueryParams(pairs))
 }
 
 /// `GET /series` and `GET /studies/{study}/series`.

@@ -155,9 +155,10 @@ fn schema(sets: Sets) -> Value {
         Sets::StudyDate => json!({ "type": "string", "pattern": "^([0-9]{8})?(-([0-9]{8})?)?$" }),
         Sets::Limit => json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100 }),
         Sets::Offset => json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0 }),
-        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality | Sets::Nothing => {
-            json!({ "type": "string" })
+        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality => {
+            json!({ "type": "string", "maxLength": longest(sets) })
         }
+        Sets::Nothing => json!({ "type": "string" }),
     }
 }
 
