@@ -145,3 +145,26 @@ async fn a_keep_alive_connection_left_idle_is_closed_after_the_header_time() {
     assert!(rest.is_empty(), "{rest}");
     assert!(open_for <= Duration::from_secs(HEADER_SECS + 3), "idle for {open_for:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_on_which_nothing_moves_is_closed_after_the_idle_time() {
+    const IDLE_SECS: u64 = 3;
+    let app = common::spawn_app_with(|s| {
+        s.server.idle_timeout_secs = IDLE_SECS;
+        s.limits.request_timeout_secs = 2;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame, then nothing. HTTP/2
+    // has no header timer, and hyper keeps such a connection open for as long as it lasts.
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.expect("preface");
+    stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.expect("settings");
+    let since = Instant::now();
+    let (open_for, answer) = held_open(stream, since, Duration::from_secs(30)).await;
+    assert!(!answer.is_empty(), "the server spoke HTTP/2 (its SETTINGS)");
+    assert!(
+        open_for >= Duration::from_secs(IDLE_SECS) - Duration::from_millis(200) && open_for <= Duration::from_secs(IDLE_SECS + 3),
+        "closed after {open_for:?}"
+    );
+}
