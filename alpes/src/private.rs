@@ -16,11 +16,11 @@ use std::path::Path;
 /// Creates `data_dir` if needed and makes it private (see the module docs).
 pub fn private_data_dir(data_dir: &Path) -> Result<()> {
     #[cfg(unix)]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    #[cfg(unix)]
     {
-        use nix::sys::stat::{umask, Mode};
         use std::os::unix::fs::PermissionsExt;
-        umask(Mode::from_bits_truncate(0o077));
-        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
         let only_me = |path: &Path, mode: u32| {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                 .with_context(|| format!("cannot make {} private", path.display()))
@@ -36,8 +36,6 @@ pub fn private_data_dir(data_dir: &Path) -> Result<()> {
             }
         }
     }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     Ok(())
 }
 

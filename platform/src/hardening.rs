@@ -93,7 +93,7 @@ fn as_json(res: Response) -> Response {
         _ => ("http_error", status.canonical_reason().unwrap_or("the request failed")),
     };
     let (mut parts, _) = res.into_parts();
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let body = crate::http::ApiError::new(status, code, message).json_body();
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

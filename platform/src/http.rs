@@ -126,13 +126,20 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Body {
+impl ApiError {
+    /// The JSON body every error answer has: `{"error": code, "message": text}`.
+    pub fn json_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
             error: self.code,
             message: &self.message,
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.json_body();
         let mut res = (
             self.status,
             [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],

@@ -258,9 +258,10 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next
     if let Some(wait) = limits.rate_limited(&req, &ctx) {
         return ApiError::too_many("rate_limited", "too many requests; slow down", secs_ceil(wait)).into_response();
     }
-    let stalled = Arc::new(AtomicBool::new(false));
     let pause = Duration::from_secs(limits.args.body_timeout_secs.max(1));
-    let req = req.map(|body| paced(body, pause, stalled.clone()));
+    let (parts, body) = req.into_parts();
+    let (body, stalled) = paced(body, pause);
+    let req = Request::from_parts(parts, body);
     let secs = if upload {
         limits.args.upload_timeout_secs
     } else {
@@ -273,7 +274,7 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, req: Request, next: Next
     };
     match tokio::time::timeout(Duration::from_secs(secs), work).await {
         // Whatever the route made of its cut body: the client stopped sending.
-        Ok(_) if stalled.load(Ordering::Relaxed) => closing(ApiError::new(
+        Ok(_) if stalled.is_some_and(|s| s.load(Ordering::Relaxed)) => closing(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
             format!("the request body paused for more than {} s", pause.as_secs()),
@@ -313,27 +314,27 @@ fn closing(e: ApiError) -> Response {
 struct Paused(Duration);
 
 /// `body`, failing if it pauses longer than `pause` between two pieces, and
-/// then setting `stalled`. A body with nothing to come is left as it is.
-fn paced(body: axum::body::Body, pause: Duration, stalled: Arc<AtomicBool>) -> axum::body::Body {
+/// the flag it then sets. A body with nothing to come (a GET's) is left as
+/// it is, with no flag: the read path pays nothing for this.
+fn paced(body: axum::body::Body, pause: Duration) -> (axum::body::Body, Option<Arc<AtomicBool>>) {
     use futures::StreamExt;
     if axum::body::HttpBody::is_end_stream(&body) {
-        return body;
+        return (body, None);
     }
-    let pieces = futures::stream::unfold(Some(body.into_data_stream()), move |pieces| {
-        let stalled = stalled.clone();
-        async move {
-            let mut pieces = pieces?;
-            match tokio::time::timeout(pause, pieces.next()).await {
-                Ok(Some(piece)) => Some((piece, Some(pieces))),
-                Ok(None) => None,
-                Err(_) => {
-                    stalled.store(true, Ordering::Relaxed);
-                    Some((Err(axum::Error::new(Paused(pause))), None))
-                }
+    let stalled = Arc::new(AtomicBool::new(false));
+    let state = Some((body.into_data_stream(), stalled.clone()));
+    let pieces = futures::stream::unfold(state, move |state| async move {
+        let (mut pieces, stalled) = state?;
+        match tokio::time::timeout(pause, pieces.next()).await {
+            Ok(Some(piece)) => Some((piece, Some((pieces, stalled)))),
+            Ok(None) => None,
+            Err(_) => {
+                stalled.store(true, Ordering::Relaxed);
+                Some((Err(axum::Error::new(Paused(pause))), None))
             }
         }
     });
-    axum::body::Body::from_stream(pieces)
+    (axum::body::Body::from_stream(pieces), Some(stalled))
 }
 
 /// `req` with its body read into memory, refused past `limit` bytes.

@@ -100,11 +100,9 @@ impl ServerArgs {
 /// drains (see the module docs). Each request carries its client's
 /// address, as axum's [`ConnectInfo`].
 pub async fn serve(listener: TcpListener, router: Router, args: ServerArgs, shutdown: Shutdown) -> io::Result<()> {
+    let header = Duration::from_secs(args.header_timeout_secs);
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(args.header_timeout_secs));
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let open = Arc::new(Semaphore::new(args.max_connections));
@@ -140,7 +138,6 @@ pub async fn serve(listener: TcpListener, router: Router, args: ServerArgs, shut
         };
         let _ = stream.set_nodelay(true);
         let (builder, router, watcher) = (builder.clone(), router.clone(), graceful.watcher());
-        let header = Duration::from_secs(args.header_timeout_secs);
         tokio::spawn(async move {
             let _held = (permit, slot);
             if !spoken(&stream, header).await {
@@ -219,12 +216,17 @@ const PEEK_AGAIN: Duration = Duration::from_millis(20);
 
 /// Answers a connection over its address' limit, and closes it.
 async fn refuse(mut stream: TcpStream) {
-    const BODY: &str = r#"{"error":"too_many_connections","message":"this address holds too many open connections; close some and retry"}"#;
+    let body = crate::http::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "this address holds too many open connections; close some and retry",
+    )
+    .json_body();
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
-        BODY.len()
+        body.len()
     );
-    let answer = [head.as_bytes(), BODY.as_bytes()].concat();
+    let answer = [head.as_bytes(), &body].concat();
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
     let _ = stream.shutdown().await;
 }

@@ -104,7 +104,8 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn config(args: &Args) -> Result<Config> {
+/// The engine settings; each input's decode limit shares `--engine-memory` among `threads`.
+fn config(args: &Args, threads: usize) -> Result<Config> {
     let key = match &args.secret_file {
         Some(path) => secret::read(path)?,
         None => {
@@ -115,11 +116,7 @@ fn config(args: &Args) -> Result<Config> {
         }
     };
     let options = alpes_anonymizer::requested::options(&args.retain, &args.no_clean)?;
-    let jobs = args
-        .jobs
-        .filter(|j| *j > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let mut cfg = Config::new(Secret::new(key)).within_memory(args.engine_memory, jobs);
+    let mut cfg = Config::new(Secret::new(key)).within_memory(args.engine_memory, threads);
     cfg.options = options;
     cfg.fill = args.fill;
     cfg.ultrasound_regions = !args.no_ultrasound_regions;
@@ -159,7 +156,12 @@ fn write_output(out_dir: &Path, job: &Job, bytes: &[u8]) -> Result<(), (String, 
 
 /// Runs the command; the exit code is 1 if any file failed.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let cfg = config(&args)?;
+    // The pool first: the engine's memory is shared among the threads it really has.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start worker pool")?;
+    let cfg = config(&args, pool.current_num_threads())?;
     let jobs = collect(&args.inputs)?;
     let dirs: std::collections::BTreeSet<PathBuf> = jobs
         .iter()
@@ -168,10 +170,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for dir in std::iter::once(&args.out).chain(&dirs) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.unwrap_or(0))
-        .build()
-        .context("cannot start worker pool")?;
     let report = match &args.report {
         Some(p) => Some(Mutex::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create report {}", p.display()))?,

@@ -36,7 +36,7 @@ pub struct WorkerConfig {
     pub pseudonyms: PseudonymScope,
     /// Bytes the engine's images in flight may take together: each may inflate or decode to
     /// this divided by `jobs` and by [`alpes_anonymizer::PEAK_PER_DECODED_BYTE`], and is
-    /// rejected (`too_large`) past it.
+    /// rejected (`inflate_limit` or `decode_limit`) past it.
     pub engine_memory: u64,
 }
 
