@@ -54,7 +54,7 @@ use alpes_platform::metrics::Metrics;
 use alpes_platform::probes::Probes;
 use alpes_platform::server::ServerArgs;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore};
+use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore, SqliteOutbox};
 use alpes_query_api::{QueryApp, QueryConfig, QueryDeps};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
@@ -111,6 +111,8 @@ pub struct App {
     stores: Stores,
     services: Services,
     instance: String,
+    /// How many events the outbox kept from before the start and produced again.
+    kept: usize,
 }
 
 /// Refuses `--transactional` with consumers that read uncommitted records: exactly once needs
@@ -181,6 +183,11 @@ impl App {
         let codec = Codec::from_env();
         let blobs = Blobs::open(&settings.blobs, &data.join("blobs"), settings.fsync).context("cannot open the blob store")?;
         let stores = stores::open(&settings).await?;
+        if kafka.mock().is_some() {
+            // The development broker forgets everything on a crash: see alpes_platform::kafka::outbox.
+            let outbox = SqliteOutbox::open(&data.join("alpes.db"), settings.fsync).context("cannot open the outbox")?;
+            kafka.outbox().attach(Arc::new(outbox));
+        }
         // Requests wait on their sends: a short linger, which an upload pays twice.
         let producer = Producer::with_linger(&kafka, codec.clone(), metrics.clone(), REQUEST_LINGER)?;
         let jwt = Arc::new(match &stores.identity {
@@ -239,7 +246,7 @@ impl App {
         }
         if let (true, Some(ledger)) = (settings.runs(Service::Billing), &stores.ledger) {
             let billing = Billing::build(kafka.clone(), codec.clone(), ledger.clone(), metrics.clone(), producer.clone());
-            kafka.readiness().expect(billing.group());
+            kafka.expect_projection::<Billing>(billing.group());
             services.billing = Some(billing);
         }
         if settings.runs(Service::Anonymizer) {
@@ -261,6 +268,8 @@ impl App {
                 services.workers.push(worker);
             }
         }
+        // Every reader is declared by now: what the outbox kept waits for them again.
+        let kept = kafka.outbox().republish(&producer).await.context("cannot re-publish the outbox")?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -279,6 +288,7 @@ impl App {
             stores,
             services,
             instance,
+            kept,
         })
     }
 
@@ -331,6 +341,11 @@ impl App {
     /// The audit trail's table, when this process runs query-api.
     pub fn audit(&self) -> Option<Arc<dyn AuditStore>> {
         self.stores.audit.clone()
+    }
+
+    /// How many events the outbox kept from before the start (a crash) and produced again.
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 
     /// How many requests were re-published at start.

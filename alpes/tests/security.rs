@@ -5,6 +5,8 @@ mod common;
 
 #[path = "security/bombs.rs"]
 mod bombs;
+#[path = "security/crash.rs"]
+mod crash;
 #[path = "security/file_modes.rs"]
 mod file_modes;
 #[path = "security/json_errors.rs"]

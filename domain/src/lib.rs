@@ -12,6 +12,7 @@
 //! - [`catalog`]: the query side's tables, and the estado an image moves through.
 //! - [`identity`]: accounts, the lockout rule, refresh tokens, API keys.
 //! - [`audit`]: the audit trail.
+//! - [`outbox`]: events kept until this process's consumers applied them.
 //! - [`page`]: the one page cursor every listing hands out.
 //! - [`dicom_match`]: QIDO-RS wildcard matching, as every store applies it.
 
@@ -23,6 +24,7 @@ mod error;
 pub mod identity;
 pub mod ingest;
 pub mod ledger;
+pub mod outbox;
 pub mod page;
 
 pub use error::{Error, Result};

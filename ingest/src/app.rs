@@ -105,7 +105,7 @@ impl IngestApp {
             bootstrap_admin(&identity, &producer, admin).await?;
         }
         let outcomes_group = outcomes::group(&config.instance);
-        kafka.readiness().expect(&outcomes_group);
+        kafka.expect_projection::<outcomes::Follower>(&outcomes_group);
         let (published, marks) = PublishedMarks::new(store.clone());
         let state = IngestState {
             auditor: Auditor::new(producer.clone(), "ingest", metrics.clone()),

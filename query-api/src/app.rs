@@ -84,8 +84,8 @@ impl QueryApp {
             metrics,
         } = deps;
         let audit_group = audit::group(&config.instance);
-        kafka.readiness().expect(materializer::GROUP);
-        kafka.readiness().expect(&audit_group);
+        kafka.expect_projection::<materializer::Materializer>(materializer::GROUP);
+        kafka.expect_projection::<audit::Projector>(&audit_group);
         let state = QueryState {
             jwt,
             catalog,

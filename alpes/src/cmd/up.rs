@@ -57,6 +57,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                  transactional offset commits, so a restarted worker reprocesses from the start (same event ids)"
             );
         }
+        if app.kept() > 0 {
+            println!(
+                "alpes: re-published {} usage, payment and audit event(s) kept from before a crash",
+                app.kept()
+            );
+        }
         if app.republished() > 0 {
             println!("alpes: re-published {} unfinished request(s)", app.republished());
         }

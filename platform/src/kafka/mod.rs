@@ -7,6 +7,7 @@
 
 pub mod consumer;
 pub mod mock;
+pub mod outbox;
 pub mod producer;
 pub mod projector;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use consumer::{CommitOnRevoke, GroupConsumer};
 pub use mock::MockBroker;
+pub use outbox::Outbox;
 pub use producer::Producer;
 
 /// Partitions per topic when none are configured.
@@ -100,6 +102,8 @@ pub struct Kafka {
     probe: std::sync::OnceLock<std::sync::Arc<BaseConsumer>>,
     /// The consumers this process expects, and which have joined their groups.
     readiness: crate::readiness::Readiness,
+    /// The events kept until this process's consumers applied them (development broker only).
+    outbox: std::sync::Arc<Outbox>,
 }
 
 impl std::fmt::Debug for Kafka {
@@ -131,6 +135,7 @@ impl Kafka {
             mock,
             probe: std::sync::OnceLock::new(),
             readiness: crate::readiness::Readiness::new(),
+            outbox: std::sync::Arc::default(),
         };
         let replication = if kafka.mock.is_some() { 1 } else { args.replication };
         kafka
@@ -157,6 +162,22 @@ impl Kafka {
     /// each with [`crate::readiness::Readiness::expect`] before serving; [`Kafka::consumer`] marks it.
     pub fn readiness(&self) -> &crate::readiness::Readiness {
         &self.readiness
+    }
+
+    /// Declares that this process runs projection `P` in consumer group `group`: readiness
+    /// waits for it to join, and the outbox keeps the events of its topics until it has applied them.
+    pub fn expect_projection<P: projector::Projection>(&self, group: &str) {
+        self.readiness.expect(group);
+        self.outbox.reads(group, P::TOPICS);
+    }
+
+    /// The outbox (inert until a store is attached: `alpes up` attaches one on the development broker).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub(crate) fn outbox_handle(&self) -> std::sync::Arc<Outbox> {
+        self.outbox.clone()
     }
 
     /// How long a produce waits for the acknowledgement.
@@ -268,6 +289,7 @@ impl Kafka {
             mock: None,
             probe: std::sync::OnceLock::new(),
             readiness: crate::readiness::Readiness::new(),
+            outbox: std::sync::Arc::default(),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! broker), batching for a few ms, and every send awaits the
 //! broker's acknowledgement so a caller knows the event is durable.
 
+use super::outbox::{Outbox, HEADER};
 use super::{ClientKind, Kafka};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 use alpes_schemas::{Codec, Event};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub struct Producer {
     codec: Codec,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    outbox: Arc<Outbox>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -55,6 +58,7 @@ impl Producer {
             codec,
             timeout,
             metrics,
+            outbox: kafka.outbox_handle(),
         })
     }
 
@@ -69,9 +73,23 @@ impl Producer {
         self.send_raw(E::TOPIC, key, &payload).await
     }
 
-    /// Produces already-encoded bytes; resolves once the broker has them.
+    /// Produces already-encoded bytes; resolves once the broker has them (and,
+    /// on the development broker, once the outbox has them if it keeps the topic).
     pub async fn send_raw(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
-        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let kept = self.outbox.keep(topic, key, payload).await?;
+        self.produce(topic, key, payload, kept).await
+    }
+
+    /// Produces `payload`, carrying `outbox_id` in its headers if it has one.
+    pub(crate) async fn produce(&self, topic: &str, key: &str, payload: &[u8], outbox_id: Option<i64>) -> Result<()> {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        let id = outbox_id.map(i64::to_be_bytes);
+        if let Some(id) = &id {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: HEADER,
+                value: Some(&id[..]),
+            }));
+        }
         match self.inner.send(record, Timeout::After(self.timeout)).await {
             Ok(_) => {
                 self.metrics.events_produced.with_label_values(&[topic]).inc();

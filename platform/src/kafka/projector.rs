@@ -11,7 +11,9 @@
 //! 3. apply the batch (the projection retries with [`crate::retry::retry`]);
 //! 4. only then store the batch's offsets, which librdkafka commits; a crash
 //!    before that replays the batch, which every projection applies
-//!    idempotently (by event id);
+//!    idempotently (by event id), and settle the batch's outbox ids
+//!    ([`super::outbox`]: on the development broker, the events kept until
+//!    their consumers applied them);
 //! 5. on a partition revoke the consumer commits what is stored, and on
 //!    `stop` the loop commits once more and returns.
 
@@ -56,7 +58,9 @@ pub async fn run_projection<P: Projection>(
     let consumer = kafka.consumer(group, P::TOPICS, Arc::clone(&metrics))?;
     while let Some(messages) = next_batch(&consumer, P::BATCH, stop).await {
         let mut batch = Vec::with_capacity(messages.len());
+        let mut kept = Vec::new();
         for msg in &messages {
+            kept.extend(super::outbox::id_of(msg));
             match projection.decode(msg.topic(), msg.payload().unwrap_or_default()).await {
                 Ok(Some(item)) => batch.push(item),
                 Ok(None) => {}
@@ -77,6 +81,7 @@ pub async fn run_projection<P: Projection>(
             break;
         }
         store_offsets(&consumer, &messages);
+        kafka.outbox().settle(group, kept).await;
     }
     commit_and_close(consumer).await;
     Ok(())

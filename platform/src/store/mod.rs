@@ -9,8 +9,9 @@
 //! [`ledger::LedgerStore`] (money movements and balances, exactly once per
 //! event), [`catalog::CatalogStore`] (the query side's tables),
 //! [`identity::IdentityStore`] (accounts, login failures, refresh tokens,
-//! revoked tokens, API keys) and [`audit::AuditStore`] (the audit trail; SQLite
-//! only).
+//! revoked tokens, API keys), [`audit::AuditStore`] (the audit trail; SQLite
+//! only) and [`outbox::OutboxStore`] (events kept for the development
+//! broker's consumers; SQLite only).
 
 pub mod conformance;
 #[cfg(feature = "cql")]
@@ -19,7 +20,7 @@ pub mod cql;
 pub mod sqlite;
 
 pub use alpes_domain::ingest::{Claim, ImageRow, IngestStore, NewImage, RequestState};
-pub use alpes_domain::{audit, catalog, identity, ledger};
+pub use alpes_domain::{audit, catalog, identity, ledger, outbox};
 pub use audit::{AuditFilter, AuditPage, AuditStore, LoginCounts};
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 #[cfg(feature = "cql")]
@@ -27,4 +28,6 @@ pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLed
 pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore};
+pub use outbox::{OutboxRow, OutboxStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteOutbox, SqliteStore};

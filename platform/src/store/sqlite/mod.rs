@@ -9,6 +9,7 @@ mod fresh;
 pub mod identity;
 pub mod ingest;
 pub mod ledger;
+pub mod outbox;
 mod writer;
 
 pub use audit::SqliteAudit;
@@ -16,3 +17,4 @@ pub use catalog::SqliteCatalog;
 pub use identity::SqliteIdentity;
 pub use ingest::SqliteStore;
 pub use ledger::SqliteLedger;
+pub use outbox::SqliteOutbox;
