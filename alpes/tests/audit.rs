@@ -26,7 +26,7 @@ fn field<'a>(e: &'a Value, name: &str) -> &'a str {
 async fn an_upload_its_anonymization_and_its_download_are_audited_under_one_request_id() {
     let app = common::spawn_app().await;
     let provider = app.token("prov-audit", Role::Proveedor);
-    let consumer = app.token("cons-audit", Role::Consumidor);
+    let consumer = app.consumer_token("cons-audit").await;
     let events = app.consumer(&[ImagenRegistrada::TOPIC, ImagenAnonimizada::TOPIC]);
 
     let bytes = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("fixture");

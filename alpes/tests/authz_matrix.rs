@@ -465,7 +465,7 @@ impl Fixtures {
         let (status, _) = fx
             .get(
                 &format!("/imagenes/{a_img}/anonimizada"),
-                &fx.app.token(&fx.consumer, Role::Consumidor),
+                &fx.app.consumer_token(&fx.consumer).await,
             )
             .await;
         assert_eq!(status, 200);
@@ -538,7 +538,7 @@ impl Fixtures {
             Who::RevokedKey => req.header("x-api-key", &self.revoked_key),
             Who::Own => req.bearer_auth(app.token(&self.a, Role::Proveedor)),
             Who::Other => req.bearer_auth(app.token(&self.b, Role::Proveedor)),
-            Who::Consumer => req.bearer_auth(app.token(&self.consumer, Role::Consumidor)),
+            Who::Consumer => req.bearer_auth(app.consumer_token(&self.consumer).await),
             Who::Admin => req.bearer_auth(app.token(&self.admin, Role::Admin)),
             Who::OwnKey => req.header("x-api-key", &self.own_key),
         };
@@ -569,7 +569,7 @@ fn rows(fx: &Fixtures) -> Vec<Row> {
     };
     let none = || -> Box<dyn Fn(Who) -> Body> { Box::new(|_| Body::Empty) };
     let fixed = |b: Body| -> Box<dyn Fn(Who) -> Body> { Box::new(move |_| b.clone()) };
-    let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+    let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
     use Serves::{Data, ImageData, Raw};
 
     // ---- ingest: the command side ----
@@ -633,6 +633,16 @@ fn rows(fx: &Fixtures) -> Vec<Row> {
             Body::Json(json!({"usuario_id": a, "amount_minor": 1, "currency": "EUR", "reference": format!("authz-{}", who.column())}))
         }),
         guarded(403, 403, 403, 202, 403),
+        Data,
+    );
+    // Only an admin approves a consumer (it stays approved: the other rows download as it).
+    add(
+        put,
+        "/monetizacion/consumidores/{consumer}",
+        fixed(Body::Json(
+            json!({"verificado": true, "limite_credito_minor": 1_000_000_000, "moneda": "EUR"}),
+        )),
+        guarded(403, 403, 403, 200, 403),
         Data,
     );
     // Anyone may open a provider or consumer account; a bad credential is still refused.
@@ -809,6 +819,16 @@ fn rows(fx: &Fixtures) -> Vec<Row> {
                 Data,
             );
         }
+    }
+    add(get.clone(), "/monetizacion/pares", none(), guarded(403, 403, 403, 200, 403), Data);
+    for route in ["saldo", "movimientos"] {
+        add(
+            get.clone(),
+            &format!("/monetizacion/{route}/{{consumer}}"),
+            none(),
+            guarded(403, 403, 200, 200, 403),
+            Data,
+        );
     }
     // DICOMweb: consumers and admins, over the anonymized set only.
     let dicomweb = guarded(403, 403, 200, 200, 403);

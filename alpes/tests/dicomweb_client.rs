@@ -131,7 +131,7 @@ async fn the_python_dicomweb_client_stores_searches_retrieves_and_is_billed() {
         .arg(&fixture)
         // Tokens through the environment, not the command line.
         .env("ALPES_PROVIDER_TOKEN", app.token(PROVIDER, Role::Proveedor))
-        .env("ALPES_CONSUMER_TOKEN", app.token(CONSUMER, Role::Consumidor))
+        .env("ALPES_CONSUMER_TOKEN", app.consumer_token(CONSUMER).await)
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         // The server is on 127.0.0.1: keep any proxy of the environment out of the way.

@@ -87,7 +87,7 @@ async fn old_tokens_keep_working_through_a_key_rotation_and_stop_when_the_old_ke
         s.jwt.signing_key = Some(old_key.clone());
     })
     .await;
-    let old_token = before.token("lab-1", Role::Consumidor);
+    let old_token = before.consumer_token("lab-1").await;
     assert_eq!(kid_of(&old_token), old_kid);
     assert_eq!(list(&before, &old_token).await.0, 200);
     let listed = jwks(&before).await;
@@ -114,7 +114,7 @@ async fn old_tokens_keep_working_through_a_key_rotation_and_stop_when_the_old_ke
     })
     .await;
     assert_eq!(list(&during, &old_token).await.0, 200, "a token of the old key still works");
-    let new_token = during.token("lab-1", Role::Consumidor);
+    let new_token = during.consumer_token("lab-1").await;
     assert_eq!(kid_of(&new_token), new_kid, "new tokens carry the new kid");
     assert_eq!(list(&during, &new_token).await.0, 200);
     let listed = jwks(&during).await;
@@ -190,7 +190,7 @@ async fn without_a_key_named_alpes_up_creates_one_in_the_data_dir_that_alpes_tok
 async fn an_hs256_instance_publishes_an_empty_key_set() {
     let app = common::spawn_app().await;
     assert_eq!(jwks_body(&app).await, serde_json::json!({"keys": []}));
-    let token = app.token("lab-3", Role::Consumidor);
+    let token = app.consumer_token("lab-3").await;
     assert!(jsonwebtoken::decode_header(&token).expect("header").kid.is_none());
     assert_eq!(list(&app, &token).await.0, 200);
     stop(app).await;

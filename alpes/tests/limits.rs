@@ -25,7 +25,7 @@ async fn a_principal_past_its_burst_gets_429_with_retry_after_and_others_do_not(
         }
         async move { req.send().await.expect("request") }
     };
-    let busy = app.token("busy-consumer", Role::Consumidor);
+    let busy = app.consumer_token("busy-consumer").await;
     for _ in 0..3 {
         assert_eq!(get(Some(busy.clone()), "ok").await.status().as_u16(), 200);
     }
@@ -36,13 +36,10 @@ async fn a_principal_past_its_burst_gets_429_with_retry_after_and_others_do_not(
     let body: Value = refused.json().await.expect("json");
     assert_eq!(body["error"], "rate_limited");
     // Another principal has its own bucket, and so does each token's user, not the token.
-    let other = app.token("calm-consumer", Role::Consumidor);
+    let other = app.consumer_token("calm-consumer").await;
     assert_eq!(get(Some(other), "ok").await.status().as_u16(), 200);
     assert_eq!(
-        get(Some(app.token("busy-consumer", Role::Consumidor)), "ok")
-            .await
-            .status()
-            .as_u16(),
+        get(Some(app.consumer_token("busy-consumer").await), "ok").await.status().as_u16(),
         429
     );
     // Anonymous callers are limited by address, apart from the authenticated ones.

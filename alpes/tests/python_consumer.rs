@@ -36,7 +36,7 @@ async fn fastavro_decodes_every_single_object_event_of_the_embedded_mode() {
     let Some(python) = python() else { return };
     let app = common::spawn_app().await;
     let id = app.upload_fixture("CT_small.dcm", &app.token("prov-py", Role::Proveedor)).await;
-    app.download_when_ready(&id, &app.token("cons-py", Role::Consumidor)).await;
+    app.download_when_ready(&id, &app.consumer_token("cons-py").await).await;
     let res = app
         .client
         .post(format!("{}/usuarios", app.base))

@@ -6,7 +6,6 @@
 mod common;
 
 use alpes::app::{App, Service, Settings};
-use alpes_platform::auth::Role;
 use alpes_platform::shutdown::Shutdown;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -56,7 +55,7 @@ async fn once_ready_a_new_user_reads_their_own_account_at_once() {
         .expect("register");
     assert_eq!(res.status().as_u16(), 201);
     let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
-    let token = app.token(&id, Role::Consumidor);
+    let token = app.consumer_token(&id).await;
     // The materializer has joined: the account shows up within moments, not after a rebalance.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -30,7 +30,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PROVIDER: &str = "st-provider";
-const CONSUMER: &str = "st-consumer";
 const ADMIN: &str = "st-admin";
 /// The checks every run makes.
 const CHECKS: &str =
@@ -163,8 +162,9 @@ struct Seeded {
     user: String,
 }
 
-/// Uploads a CT image, waits for its anonymized output, downloads it once as a consumer, and creates an account.
-async fn seed(p: &Platform, admin: &str, provider: &str, consumer: &str) -> Seeded {
+/// Uploads a CT image, waits for its anonymized output, creates a consumer account an admin
+/// approves, and downloads the image once as that consumer.
+async fn seed(p: &Platform, admin: &str, provider: &str) -> Seeded {
     let client = reqwest::Client::new();
     let dicom = std::fs::read(workspace_root().join("anonymizer/tests/fixtures/dicom/CT_small.dcm")).expect("fixture");
     let res = client
@@ -198,13 +198,6 @@ async fn seed(p: &Platform, admin: &str, provider: &str, consumer: &str) -> Seed
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let download = client
-        .get(format!("{}/imagenes/{image}/anonimizada", p.base))
-        .bearer_auth(consumer)
-        .send()
-        .await
-        .expect("download");
-    assert_eq!(download.status(), 200, "seeding download");
     let res = client
         .post(format!("{}/usuarios", p.base))
         .json(&json!({ "nombre": "Seeded", "email": "seeded@example.org", "password": "correct horse battery", "rol": "consumidor" }))
@@ -213,6 +206,23 @@ async fn seed(p: &Platform, admin: &str, provider: &str, consumer: &str) -> Seed
         .expect("create user");
     assert_eq!(res.status(), 201, "seeding account");
     let user = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    // The consumer is that account, approved by the admin: a consumer downloads nothing before that.
+    let res = client
+        .put(format!("{}/monetizacion/consumidores/{user}", p.base))
+        .bearer_auth(admin)
+        .json(&json!({ "verificado": true, "limite_credito_minor": 1_000_000, "moneda": "EUR" }))
+        .send()
+        .await
+        .expect("approve the consumer");
+    assert_eq!(res.status(), 200, "approving the seeded consumer");
+    let consumer = p.token(&user, "consumidor");
+    let download = client
+        .get(format!("{}/imagenes/{image}/anonimizada", p.base))
+        .bearer_auth(&consumer)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(download.status(), 200, "seeding download");
     let uid = |k: &str| shown["anonymized"][k].as_str().expect("a DICOM uid").to_owned();
     Seeded {
         study: uid("study_uid"),
@@ -235,6 +245,7 @@ fn examples(s: &Seeded) -> Value {
         "/usuarios/{id}": { "id": s.user },
         "/monetizacion/saldo/{usuario_id}": { "usuario_id": PROVIDER },
         "/monetizacion/movimientos/{usuario_id}": { "usuario_id": PROVIDER },
+        "/monetizacion/consumidores/{usuario_id}": { "usuario_id": s.user },
         "/studies/{study}": { "study": study },
         "/studies/{study}/metadata": { "study": study },
         "/studies/{study}/series": { "study": study },
@@ -402,8 +413,8 @@ async fn every_response_of_alpes_up_matches_its_openapi_document_and_none_is_a_5
     let platform = Platform::start();
     let admin = platform.token(ADMIN, "admin");
     let provider = platform.token(PROVIDER, "proveedor");
-    let consumer = platform.token(CONSUMER, "consumidor");
-    let seeded = seed(&platform, &admin, &provider, &consumer).await;
+    let seeded = seed(&platform, &admin, &provider).await;
+    let consumer = platform.token(&seeded.user, "consumidor");
     let api_key = {
         let res = reqwest::Client::new()
             .post(format!("{}/api-keys", platform.base))

@@ -13,6 +13,8 @@ mod file_modes;
 mod json_errors;
 #[path = "security/metric_labels.rs"]
 mod metric_labels;
+#[path = "security/money.rs"]
+mod money;
 #[path = "security/pseudonyms.rs"]
 mod pseudonyms;
 #[path = "security/requests.rs"]

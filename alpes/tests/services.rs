@@ -97,6 +97,8 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
     let (back_url, back_app) = start(joining(data.path(), vec![Service::Anonymizer, Service::Billing], &front_app)).await;
     // It opened the ledger billing writes, and none of the query side's stores.
     assert!(back_app.ledger().is_some() && back_app.catalog().is_none() && back_app.audit().is_none());
+    let ledger = front_app.ledger().expect("the front process reads the ledger");
+    ledger.set_terms(common::approved("cons-split")).await.expect("approve");
     let running = Running::start([front_app, back_app]);
     let client = reqwest::Client::new();
 

@@ -18,6 +18,18 @@ pub fn usage(e: EventoUsoDatos) -> LedgerEntry {
     }
 }
 
+/// A usage credit and the consumer's charge that goes with it (applied in
+/// one store step, so the two sides never differ); any other entry alone.
+pub fn with_charge(e: LedgerEntry) -> Vec<LedgerEntry> {
+    match e.kind {
+        EntryKind::Usage => {
+            let charge = alpes_domain::ledger::charge_of(&e);
+            vec![e, charge]
+        }
+        _ => vec![e],
+    }
+}
+
 /// The payout to the user of a `PagoProcesado`.
 pub fn payment(e: PagoProcesado) -> LedgerEntry {
     LedgerEntry {
@@ -69,5 +81,31 @@ mod tests {
         alpes_platform::store::LedgerStore::apply(&ledger, entries).await.expect("apply");
         let b = alpes_platform::store::LedgerStore::balances(&ledger, "p").await.expect("balances");
         assert_eq!((b[0].accrued_minor, b[0].uses), (200, 2));
+    }
+
+    #[test]
+    fn a_usage_goes_with_its_consumers_charge_and_a_payment_alone() {
+        let sides = with_charge(usage(used("e1", Some("k"))));
+        assert_eq!(sides.len(), 2);
+        assert_eq!(
+            (sides[1].kind, sides[1].user_id.as_str(), sides[1].amount_minor),
+            (EntryKind::Charge, "c", 100)
+        );
+        assert_eq!(
+            sides[1].event_id,
+            alpes_domain::ledger::charge_id("k"),
+            "keyed by the charge key too"
+        );
+        let pay = payment(alpes_schemas::PagoProcesado {
+            http_request_id: None,
+            event_id: "pay".into(),
+            occurred_at: 1,
+            actor: "a".into(),
+            user_id: "p".into(),
+            amount_minor: 5,
+            currency: "EUR".into(),
+            reference: "r".into(),
+        });
+        assert_eq!(with_charge(pay).len(), 1);
     }
 }

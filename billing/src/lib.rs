@@ -1,6 +1,8 @@
 //! Alpes billing: consumes `alpes.usage` (`EventoUsoDatos`) and
-//! `alpes.payments` (`PagoProcesado`) and keeps every provider's ledger and
-//! balance, exactly once per event.
+//! `alpes.payments` (`PagoProcesado`) and keeps every provider's and
+//! consumer's ledger and balance, exactly once per event: a usage credits
+//! the provider and charges the consumer in one store step
+//! ([`alpes_domain::ledger::consumer`]).
 //!
 //! # Exactly once
 //!
@@ -123,6 +125,8 @@ impl Projection for Billing {
     /// then produces the refusal event of every payment it refused; false if
     /// shutdown came first (the batch then comes again after a restart).
     async fn apply(&self, batch: Vec<LedgerEntry>, shutdown: &Shutdown) -> bool {
+        // A usage is one movement with two sides: the provider's credit and the consumer's charge.
+        let batch: Vec<LedgerEntry> = batch.into_iter().flat_map(entries::with_charge).collect();
         let Ok(applied) = retry(shutdown, "apply a billing batch", || self.ledger.apply(batch.clone())).await else {
             return false;
         };

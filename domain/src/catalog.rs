@@ -376,6 +376,8 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn users(&self, role: Option<&str>, cursor: Option<&str>, limit: usize) -> Result<UserPage>;
     /// A page of downloads, newest first, after `cursor`.
     async fn usage(&self, by: UsageBy<'_>, cursor: Option<&str>, limit: usize) -> Result<UsagePage>;
+    /// How many downloads `consumer` made at or after `since` (ms), and their bytes.
+    async fn used_since(&self, consumer: &str, since: i64) -> Result<crate::ledger::DailyUse>;
 }
 
 #[cfg(test)]

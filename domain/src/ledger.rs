@@ -1,8 +1,9 @@
 //! The ledger port: per-user money movements and balances, applied exactly
 //! once per event id.
 //!
-//! Billing turns every `EventoUsoDatos` into a credit for the provider and
-//! every `PagoProcesado` into a payout from the provider's pending balance.
+//! Billing turns every `EventoUsoDatos` into a credit for the provider and a
+//! charge to the consumer (one movement, see [`consumer`]) and every
+//! `PagoProcesado` into a payout from the provider's pending balance.
 //! An entry is keyed by the event id that caused it: applying the same event
 //! again (a redelivery, a replay from offset 0, a batch cut off by a crash
 //! before its offsets were committed) finds the key taken and changes nothing.
@@ -10,8 +11,13 @@
 //! it again whatever the balance is by then, and hands the refusal back
 //! ([`Applied::RefusedBefore`]) so its event can be produced again.
 
+pub mod consumer;
 mod payment;
 
+pub use consumer::{
+    by_volume, charge_id, charge_of, day_start, refuse_download, Approval, ConsumerTerms, DailyLimit, DailyUse, DownloadCheck,
+    DownloadRefusal, PairVolume, DAY_MS,
+};
 pub use payment::{pago_rechazado, refuse_payout, Payout, PayoutCheck, RefusedBy};
 
 use crate::page::PageCursor;
@@ -30,6 +36,8 @@ pub enum EntryKind {
     Payment,
     /// A payment that was refused; it moved nothing.
     RefusedPayment,
+    /// The user (a consumer) downloaded an image: its charges go up by the price.
+    Charge,
 }
 
 impl EntryKind {
@@ -39,6 +47,7 @@ impl EntryKind {
             EntryKind::Usage => "usage",
             EntryKind::Payment => "payment",
             EntryKind::RefusedPayment => "refused_payment",
+            EntryKind::Charge => "charge",
         }
     }
 
@@ -48,6 +57,7 @@ impl EntryKind {
             "usage" => EntryKind::Usage,
             "payment" => EntryKind::Payment,
             "refused_payment" => EntryKind::RefusedPayment,
+            "charge" => EntryKind::Charge,
             _ => return None,
         })
     }
@@ -58,7 +68,7 @@ impl EntryKind {
 pub struct LedgerEntry {
     /// The id of the event that caused the entry; the idempotency key.
     pub event_id: String,
-    /// The user whose balance moves: the provider.
+    /// The user whose balance moves: the provider (usage, payment) or the consumer (charge).
     pub user_id: String,
     /// Usage or payment (a refused payment only comes back from the store).
     pub kind: EntryKind,
@@ -70,7 +80,7 @@ pub struct LedgerEntry {
     pub occurred_at: i64,
     /// Usage: the image used.
     pub image_id: Option<String>,
-    /// Usage: the consumer billed. Payment: the payment reference.
+    /// Usage: the consumer billed. Charge: the provider credited. Payment: the payment reference.
     pub counterparty: Option<String>,
 }
 
@@ -146,6 +156,10 @@ pub struct Balance {
     pub pending_minor: i64,
     /// How many usages were credited.
     pub uses: i64,
+    /// Everything charged for downloads (a consumer's), minor units.
+    pub charged_minor: i64,
+    /// How many downloads were charged.
+    pub charges: i64,
     /// The latest event time applied, milliseconds since the Unix epoch (0 if none).
     pub as_of: i64,
 }
@@ -157,6 +171,11 @@ pub struct LedgerPage {
     pub entries: Vec<LedgerEntry>,
     /// The cursor of the next (older) page, if there is one.
     pub next: Option<String>,
+}
+
+/// Whether `code` has the shape of an ISO 4217 code: three capital letters.
+pub fn is_currency(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// The letter of a ledger page cursor.
@@ -191,6 +210,15 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool>;
     /// A page of the user's ledger, newest first, after `cursor` (from a previous page).
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage>;
+    /// Whether the user's ledger has the entry `event_id`.
+    async fn has_entry(&self, user_id: &str, event_id: &str) -> Result<bool>;
+    /// The consumer's terms, if an admin set any.
+    async fn terms(&self, user_id: &str) -> Result<Option<ConsumerTerms>>;
+    /// Sets a consumer's terms, replacing any before.
+    async fn set_terms(&self, terms: ConsumerTerms) -> Result<()>;
+    /// The consumer–provider pairs charged at or after `since` and before
+    /// `until` (ms), largest volume first ([`by_volume`]), at most `limit`.
+    async fn pairs(&self, since: i64, until: i64, limit: usize) -> Result<Vec<PairVolume>>;
 }
 
 #[cfg(test)]

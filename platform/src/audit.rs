@@ -146,6 +146,7 @@ pub fn action_of(method: &Method, route: &str, status: StatusCode, role: Option<
         ("POST", "/imagenes" | "/studies" | "/studies/{study}") => Some("upload"),
         ("POST", "/anonimizar/{id}") => Some("reanonymize"),
         ("POST", "/monetizacion/pagar") => Some("payment"),
+        ("PUT", "/monetizacion/consumidores/{usuario_id}") => Some("consumer_terms"),
         ("POST", "/usuarios") => Some("user_create"),
         ("POST", "/auth/refresh") => Some("token_refresh"),
         ("POST", "/auth/logout") => Some("logout"),

@@ -253,6 +253,11 @@ impl Op {
         Op::new("post", path, id, tag, summary)
     }
 
+    /// `PUT path`.
+    pub fn put(path: &'static str, id: &str, tag: &str, summary: &str) -> Op {
+        Op::new("put", path, id, tag, summary)
+    }
+
     /// `DELETE path`.
     pub fn delete(path: &'static str, id: &str, tag: &str, summary: &str) -> Op {
         Op::new("delete", path, id, tag, summary)
@@ -272,6 +277,7 @@ impl Op {
     fn method_filter(&self) -> axum::routing::MethodFilter {
         match self.method {
             "post" => axum::routing::MethodFilter::POST,
+            "put" => axum::routing::MethodFilter::PUT,
             "delete" => axum::routing::MethodFilter::DELETE,
             _ => axum::routing::MethodFilter::GET,
         }

@@ -9,15 +9,18 @@
 //! - [`routes::imagenes`], [`routes::imagen`], [`routes::descarga`]: images,
 //!   one image, and its metered download.
 //! - [`routes::usuarios`], [`routes::usuario`]: users.
-//! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers.
+//! - [`routes::saldo`], [`routes::movimientos`]: balances and ledgers;
+//!   [`routes::pares`]: the consumer–provider pairs by volume.
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
-//! - [`pricing`] and [`meter`]: what a download costs, and its usage event.
+//! - [`pricing`], [`admission`] and [`meter`]: what a download costs, whether the
+//!   consumer may make it, and its usage event.
 //! - [`rendered`]: one image's JSON body and ETag, kept while the image reads the same.
 //! - [`vocabulary`]: the JSON the routes answer, in the API's one vocabulary
 //!   (with the names before it, deprecated, beside them).
 //! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`
 //!   (with the `/docs` page) by [`router`].
 
+pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod error;

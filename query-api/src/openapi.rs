@@ -54,6 +54,9 @@ pub fn if_none_match() -> Value {
     crate::routes::usuarios::Usuarios,
     crate::routes::usuario::Usuario,
     crate::routes::saldo::Saldo,
+    crate::routes::saldo::Credito,
+    crate::routes::pares::Pares,
+    crate::routes::pares::Par,
     crate::routes::movimientos::Movimientos,
     crate::routes::auditoria::Registros,
 )))]

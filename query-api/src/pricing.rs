@@ -1,6 +1,6 @@
 //! What a download costs: a price per modality with a default, in minor
 //! units, and the repeat window within which the same consumer retrieving the
-//! same image again pays once.
+//! same image again pays once; and who may download at all.
 //!
 //! The window is tumbling, aligned to multiples of its length since the Unix
 //! epoch: every retrieval in one window shares one charge key
@@ -9,6 +9,7 @@
 //! and no race between two quick retrievals; the cost is that two retrievals
 //! on either side of a window edge pay twice.
 
+use alpes_domain::ledger::Approval;
 use alpes_schemas::deterministic_event_id;
 use std::collections::BTreeMap;
 
@@ -25,6 +26,12 @@ pub struct PricingArgs {
     /// Seconds within which the same consumer retrieving the same image again pays once.
     #[arg(long = "repeat-window-secs", env = "ALPES_REPEAT_WINDOW_SECS", default_value_t = 86_400)]
     pub repeat_window_secs: u64,
+    /// Who may download: `admin`, a consumer once an admin approved it and within the credit the
+    /// admin gave it (`PUT /monetizacion/consumidores/{usuario_id}`); or `none`, every consumer
+    /// without limit (development and benchmarks only: anyone can register as a consumer).
+    /// Downloads are charged to the consumer either way.
+    #[arg(long = "consumer-approval", env = "ALPES_CONSUMER_APPROVAL", default_value_t = Approval::Admin)]
+    pub approval: Approval,
 }
 
 impl Default for PricingArgs {
@@ -33,6 +40,7 @@ impl Default for PricingArgs {
             default_minor: 100,
             by_modality: Vec::new(),
             repeat_window_secs: 86_400,
+            approval: Approval::Admin,
         }
     }
 }
@@ -62,6 +70,7 @@ pub struct Pricing {
     by_modality: BTreeMap<String, i64>,
     window_ms: i64,
     currency: String,
+    approval: Approval,
 }
 
 impl Pricing {
@@ -72,7 +81,13 @@ impl Pricing {
             by_modality: args.by_modality.iter().cloned().collect(),
             window_ms: i64::try_from(args.repeat_window_secs.max(1).saturating_mul(1000)).unwrap_or(i64::MAX),
             currency: currency.to_owned(),
+            approval: args.approval,
         }
+    }
+
+    /// Who may download.
+    pub fn approval(&self) -> Approval {
+        self.approval
     }
 
     /// The price of one download of an image of `modality`, minor units.
@@ -105,6 +120,7 @@ mod tests {
             default_minor: 100,
             by_modality: vec![parse_price("ct=250").expect("valid")],
             repeat_window_secs: 60,
+            approval: Approval::Admin,
         };
         Pricing::new(&args, "EUR")
     }

@@ -165,7 +165,7 @@ impl<'a> Usuario<'a> {
     }
 }
 
-/// A provider's balance in one currency (`saldos` of `GET /monetizacion/saldo/{usuario_id}`).
+/// A user's balance in one currency (`saldos` of `GET /monetizacion/saldo/{usuario_id}`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SaldoMoneda<'a> {
     usuario_id: &'a str,
@@ -178,6 +178,10 @@ pub struct SaldoMoneda<'a> {
     pendiente_minor: i64,
     /// Usages credited.
     usos: i64,
+    /// Everything charged for the user's own downloads (a consumer's).
+    cargado_minor: i64,
+    /// Downloads charged.
+    cargos: i64,
     /// The latest event time applied.
     actualizado_at: i64,
     // Deprecated names.
@@ -206,6 +210,8 @@ impl<'a> From<&'a Balance> for SaldoMoneda<'a> {
             pagado_minor: b.paid_minor,
             pendiente_minor: b.pending_minor,
             usos: b.uses,
+            cargado_minor: b.charged_minor,
+            cargos: b.charges,
             actualizado_at: b.as_of,
             user_id: &b.user_id,
             currency: &b.currency,
@@ -220,7 +226,7 @@ impl<'a> From<&'a Balance> for SaldoMoneda<'a> {
 
 /// The Spanish names of [`tipo`].
 fn tipos() -> Object {
-    string_enum(&["uso", "pago", "pago_rechazado"])
+    string_enum(&["uso", "pago", "pago_rechazado", "cargo"])
 }
 
 /// What became of an audited action.
@@ -233,17 +239,18 @@ fn old_resultados() -> Object {
     marked_deprecated(resultados())
 }
 
-/// What moved a balance: `uso`, `pago` or `pago_rechazado` (the deprecated `kind` says
-/// `usage`, `payment` or `refused_payment`).
+/// What moved a balance: `uso`, `pago`, `pago_rechazado` or `cargo` (a consumer's download;
+/// the deprecated `kind` says `usage`, `payment`, `refused_payment` or `charge`).
 pub fn tipo(kind: EntryKind) -> &'static str {
     match kind {
         EntryKind::Usage => "uso",
         EntryKind::Payment => "pago",
         EntryKind::RefusedPayment => "pago_rechazado",
+        EntryKind::Charge => "cargo",
     }
 }
 
-/// One movement of a provider's ledger (`GET /monetizacion/movimientos/{usuario_id}`).
+/// One movement of a provider's or a consumer's ledger (`GET /monetizacion/movimientos/{usuario_id}`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Movimiento<'a> {
     /// The event that caused it (its idempotency key).
@@ -255,9 +262,9 @@ pub struct Movimiento<'a> {
     importe_minor: i64,
     moneda: &'a str,
     ocurrido_at: i64,
-    /// A usage's image.
+    /// A usage's or a charge's image.
     imagen_id: Option<&'a str>,
-    /// A usage's consumer billed; a payment's reference.
+    /// A usage's consumer billed; a charge's provider credited; a payment's reference.
     contraparte: Option<&'a str>,
     // Deprecated names.
     #[schema(deprecated)]
@@ -429,8 +436,8 @@ mod tests {
         assert_eq!(v["contraparte"], v["counterparty"]);
         assert_eq!(keys(&v).len(), 16);
         assert_eq!(
-            [EntryKind::Usage, EntryKind::Payment].map(tipo),
-            ["uso", "pago"],
+            [EntryKind::Usage, EntryKind::Payment, EntryKind::Charge].map(tipo),
+            ["uso", "pago", "cargo"],
             "every kind has its Spanish name"
         );
     }
@@ -444,9 +451,12 @@ mod tests {
             paid_minor: 100,
             pending_minor: 200,
             uses: 3,
+            charged_minor: 40,
+            charges: 2,
             as_of: 11,
         };
         let v = serde_json::to_value(SaldoMoneda::from(&b)).unwrap();
+        assert_eq!((v["cargado_minor"].as_i64(), v["cargos"].as_i64()), (Some(40), Some(2)));
         for (new, old) in [
             ("usuario_id", "user_id"),
             ("moneda", "currency"),

@@ -6,7 +6,7 @@ mod common;
 
 use alpes_platform::auth::Role;
 use alpes_platform::store::conformance::{anonymized, registered, rejected, user};
-use alpes_platform::store::{CatalogEvent, CatalogStore};
+use alpes_platform::store::CatalogStore;
 use alpes_schemas::EventoUsoDatos;
 use std::time::Duration;
 
@@ -14,30 +14,12 @@ const ADMIN: Option<(&str, Role)> = Some(("admin-1", Role::Admin));
 const CONSUMER: Option<(&str, Role)> = Some(("lab-1", Role::Consumidor));
 const PROVIDER: Option<(&str, Role)> = Some(("p1", Role::Proveedor));
 
-fn fixture() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../anonymizer/tests/fixtures/dicom/CT_small.dcm"
-    ))
-    .expect("fixture")
-}
-
 /// Images a (p1, CT, anonymized, with real bytes), b (p1, registered), c (p2, rejected),
 /// d (p2, MR, anonymized), and users.
 async fn seeded() -> (common::TestApp, Vec<u8>) {
     let app = common::spawn_app().await;
-    let bytes = fixture();
-    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
-    let mut a = anonymized(
-        "n1",
-        "a",
-        "p1",
-        110,
-        ("1.2.3", "1.2.3.4", "1.2.3.4.5", "CT", "PSEUDO-1", "20200102"),
-    );
-    if let CatalogEvent::Anonymized(e) = &mut a {
-        (e.blob_key, e.sha256, e.size_bytes) = (key, sha, bytes.len() as i64);
-    }
+    let bytes = common::fixture();
+    let a = common::image_a(&app).await;
     app.catalog
         .apply(vec![
             registered("r1", "a", "p1", 100),

@@ -96,14 +96,14 @@ async fn money_answers_the_vocabulary_and_the_deprecated_names_alike() {
 }
 
 #[tokio::test]
-async fn only_the_provider_itself_or_an_admin_reads_money() {
+async fn only_the_user_itself_or_an_admin_reads_money() {
     let app = spawn_app().await;
     for path in ["/monetizacion/saldo/p1", "/monetizacion/movimientos/p1"] {
         assert_eq!(app.get(path, Some(("p1", Role::Proveedor))).await.0, 200, "{path}");
         assert_eq!(app.get(path, Some(("admin-1", Role::Admin))).await.0, 200, "{path}");
         let (status, body) = app.get(path, Some(("p2", Role::Proveedor))).await;
         assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{path}");
-        assert_eq!(app.get(path, Some(("c1", Role::Consumidor))).await.0, 403, "{path}");
+        assert_eq!(app.get(path, Some(("c1", Role::Consumidor))).await.0, 403, "{path}: another user's");
         let (status, body) = app.get(path, None).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{path}");
     }

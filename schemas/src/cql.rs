@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "004_ingest.cql",
         source: include_str!("../cql/004_ingest.cql"),
     },
+    Migration {
+        version: 5,
+        name: "005_consumer_terms.cql",
+        source: include_str!("../cql/005_consumer_terms.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

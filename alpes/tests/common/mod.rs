@@ -44,6 +44,36 @@ pub fn corpus() -> Vec<PathBuf> {
     files
 }
 
+/// Uploads the fixture `name` as DICOM to the Alpes at `base` with `token`; the image id of the 202.
+pub async fn upload_to(client: &reqwest::Client, base: &str, name: &str, token: &str) -> String {
+    let bytes = std::fs::read(fixtures_dir().join(name)).expect("fixture");
+    let res = client
+        .post(format!("{base}/imagenes"))
+        .bearer_auth(token)
+        .header("content-type", "application/dicom")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status().as_u16(), 202, "{name}");
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// The terms of consumer `user` once an admin approved it, with ample credit.
+pub fn approved(user: &str) -> alpes_platform::store::ledger::ConsumerTerms {
+    alpes_platform::store::ledger::ConsumerTerms {
+        user_id: user.to_owned(),
+        verified: true,
+        credit_limit_minor: 1_000_000_000,
+        currency: "EUR".into(),
+        daily_downloads: None,
+        daily_bytes: None,
+        updated_at: alpes_schemas::now_millis(),
+        updated_by: "test-admin".into(),
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -146,21 +176,17 @@ impl TestApp {
         self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
     }
 
+    /// A token of consumer `user`, whom an admin approved for downloads with
+    /// ample credit (as `PUT /monetizacion/consumidores/{id}` does): a consumer
+    /// downloads nothing before that.
+    pub async fn consumer_token(&self, user: &str) -> String {
+        self.ledger.set_terms(approved(user)).await.expect("approve the consumer");
+        self.token(user, Role::Consumidor)
+    }
+
     /// Uploads the fixture `name` as DICOM with `token`; the image id of the 202.
     pub async fn upload_fixture(&self, name: &str, token: &str) -> String {
-        let bytes = std::fs::read(fixtures_dir().join(name)).expect("fixture");
-        let res = self
-            .client
-            .post(format!("{}/imagenes", self.base))
-            .bearer_auth(token)
-            .header("content-type", "application/dicom")
-            .body(bytes)
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(res.status().as_u16(), 202);
-        let body: serde_json::Value = res.json().await.expect("json");
-        body["id"].as_str().expect("id").to_owned()
+        upload_to(&self.client, &self.base, name, token).await
     }
 
     /// Downloads the anonymized image `id` with `token` once it is there (60 s at most).

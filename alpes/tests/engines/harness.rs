@@ -218,6 +218,9 @@ impl Alpes {
             .arg("--data-dir")
             .arg(self.data.path())
             .env("RUST_LOG", "info")
+            // This suite is about the engines: its consumers are token subjects with no account, so no
+            // admin approval (the security suite and the conformance suite cover approval and credit).
+            .env("ALPES_CONSUMER_APPROVAL", "none")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -85,19 +85,17 @@ async fn register(http: &reqwest::Client, base: &str, name: &str, rol: &str) -> 
     v["id"].as_str().expect("id").to_owned()
 }
 
-async fn upload(http: &reqwest::Client, base: &str, token: &str, fixture: &str) -> String {
-    let bytes = std::fs::read(crate::common::fixtures_dir().join(fixture)).expect("fixture");
+/// An admin approves consumer `id` for downloads, with credit for them all.
+async fn approve(http: &reqwest::Client, base: &str, admin: &str, id: &str) {
+    let body = serde_json::json!({"verificado": true, "limite_credito_minor": 1_000_000, "moneda": "EUR"});
     let res = http
-        .post(format!("{base}/imagenes"))
-        .bearer_auth(token)
-        .header("content-type", "application/dicom")
-        .body(bytes)
+        .put(format!("{base}/monetizacion/consumidores/{id}"))
+        .bearer_auth(admin)
+        .json(&body)
         .send()
         .await
-        .expect("upload");
-    assert_eq!(res.status().as_u16(), 202, "{fixture}");
-    let v: serde_json::Value = res.json().await.expect("json");
-    v["id"].as_str().expect("id").to_owned()
+        .expect("approve");
+    assert_eq!(res.status().as_u16(), 200, "approve {id}");
 }
 
 /// `GET /imagenes/{id}/anonimizada`: the status and the request id, or `None` if no answer came.
@@ -176,14 +174,16 @@ async fn downloads_and_payments_answered_before_a_kill_are_each_in_the_ledger_on
     let mut consumers = Vec::new();
     for i in 0..CONSUMERS {
         let id = register(&http, &base, &format!("crash-consumer-{i}"), "consumidor").await;
+        approve(&http, &base, &admin, &id).await;
         let t = token(data.path(), &id, "consumidor");
         consumers.push((id, t));
     }
     let mut images = Vec::new();
     for f in ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"] {
-        images.push(upload(&http, &base, &provider_token, f).await);
+        images.push(crate::common::upload_to(&http, &base, f, &provider_token).await);
     }
     // The first consumer waits for every image, and its downloads give the provider a balance to pay out of.
+    let everyone: Vec<String> = consumers.iter().map(|(id, _)| id.clone()).collect();
     let (warm, warm_token) = consumers.remove(0);
     let mut answered = Answered::default();
     for image in &images {
@@ -299,6 +299,38 @@ async fn downloads_and_payments_answered_before_a_kill_are_each_in_the_ledger_on
     );
     assert!(paid.values().all(|n| *n == 1), "a payment was applied twice: {paid:?}");
 
+    // The other side of each download: exactly one charge to its consumer, and as much in all (read
+    // again until billing is quiet: downloads in flight at the kill may still be applied, both sides at once).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut charged = 0;
+        for consumer in &everyone {
+            let mut charges = BTreeMap::<String, usize>::new();
+            for m in movements(&http, &base, &admin, consumer).await {
+                assert_eq!(m["tipo"], "cargo", "{m}");
+                *charges.entry(m["imagen_id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+                charged += m["importe_minor"].as_i64().expect("importe");
+            }
+            for ((c, image), _) in answered.downloads.iter().filter(|((c, _), _)| c == consumer) {
+                assert_eq!(charges.get(image), Some(&1), "{c} downloaded {image}: one charge");
+            }
+        }
+        let credited: i64 = movements(&http, &base, &admin, &provider)
+            .await
+            .iter()
+            .filter(|m| m["tipo"] == "uso")
+            .map(|m| m["importe_minor"].as_i64().expect("importe"))
+            .sum();
+        if charged == credited {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumers' charges {charged} and the provider's credits {credited}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     for rid in answered.downloads.values().flatten() {
         let url = format!("{base}/auditoria?solicitud_http_id={rid}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -327,10 +359,8 @@ async fn downloads_and_payments_answered_before_a_kill_are_each_in_the_ledger_on
 async fn the_outbox_empties_once_billing_the_materializer_and_the_audit_projector_applied_its_events() {
     let app = crate::common::spawn_app().await;
     app.ready().await;
-    let (provider, consumer) = (
-        app.token("p-outbox", alpes_platform::auth::Role::Proveedor),
-        app.token("c-outbox", alpes_platform::auth::Role::Consumidor),
-    );
+    let provider = app.token("p-outbox", alpes_platform::auth::Role::Proveedor);
+    let consumer = app.consumer_token("c-outbox").await;
     let image = app.upload_fixture("CT_small.dcm", &provider).await;
     app.download_when_ready(&image, &consumer).await;
     assert!(app.kafka.outbox().attached(), "the development broker runs with an outbox");

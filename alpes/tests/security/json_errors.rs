@@ -3,7 +3,6 @@
 //! be read is 400, not 413.
 
 use super::common;
-use alpes_platform::auth::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the listener answers to the raw `request`: its status line and body.
@@ -23,7 +22,7 @@ async fn raw(base: &str, request: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_answered_before_any_handler_are_json_too() {
     let app = common::spawn_app().await;
-    let token = app.token("json-consumer", Role::Consumidor);
+    let token = app.consumer_token("json-consumer").await;
     let auth = format!("authorization: Bearer {token}\r\n");
     let malformed_chunk = "POST /auth/login HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\nconnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
     for (request, status, code) in [

@@ -10,7 +10,7 @@ use alpes_platform::auth::Role;
 /// instances a QIDO-RS search of the first one's study finds.
 async fn two_providers_upload_one_study(scope: PseudonymScope) -> (String, String, usize) {
     let app = common::spawn_app_with(|s| s.pseudonym_scope = scope).await;
-    let consumer = app.token("ns-consumer", Role::Consumidor);
+    let consumer = app.consumer_token("ns-consumer").await;
     let mut studies = Vec::new();
     for provider in ["ns-provider-a", "ns-provider-b"] {
         let token = app.token(provider, Role::Proveedor);

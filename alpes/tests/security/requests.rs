@@ -72,7 +72,7 @@ async fn tokens_with_missing_or_future_claims_and_requests_with_two_credentials_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_long_filters_ranges_that_do_not_parse_stale_if_range_and_control_characters() {
     let app = common::spawn_app().await;
-    let consumer = app.token("probe-reader", Role::Consumidor);
+    let consumer = app.consumer_token("probe-reader").await;
     let provider = app.token("probe-provider", Role::Proveedor);
     // A 50,001-character PatientID is the client's mistake, not an outage.
     let res = app

@@ -6,6 +6,7 @@ pub mod auth_login;
 pub mod auth_logout;
 pub mod auth_refresh;
 pub mod auth_verify;
+pub mod consumidor;
 pub mod jwks;
 pub mod pagar;
 pub mod reanonymize;
@@ -42,6 +43,7 @@ pub fn all() -> Routes<IngestState> {
         )
         .route(reanonymize::op(), reanonymize::handler)
         .route(pagar::op(), pagar::handler)
+        .route(consumidor::op(), consumidor::handler)
         .route(usuarios::op(), usuarios::handler)
         .route(auth_login::op(), auth_login::handler)
         .route(auth_refresh::op(), auth_refresh::handler)

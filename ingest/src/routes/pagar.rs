@@ -81,7 +81,7 @@ fn validate(r: &Request) -> Result<(), ApiError> {
             "importe_minor must be a positive number of minor units",
         ));
     }
-    if r.moneda.len() != 3 || !r.moneda.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !alpes_domain::ledger::is_currency(&r.moneda) {
         return Err(ApiError::unprocessable(
             "bad_currency",
             "moneda must be an ISO 4217 code such as EUR",

@@ -4,9 +4,11 @@
 
 use super::catalog::{CatalogEvent, CatalogStore, DicomQuery, Estado, ImageFilter, UsageBy};
 use super::identity::{ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
-use super::ledger::{Applied, EntryKind, LedgerEntry, LedgerStore, Refusal};
+use super::ledger::{Applied, DailyUse, EntryKind, LedgerEntry, LedgerStore, Refusal};
+mod consumer;
 mod ingest;
 
+pub use consumer::consumer_ledger;
 pub use ingest::{ingest, new_image};
 
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, Profile, UsuarioRegistrado};
@@ -152,6 +154,7 @@ pub async fn ledger(store: &dyn LedgerStore) {
     assert!(store.movements("p", Some("not-a-cursor"), 3).await.is_err());
     let usage_row = store.movements("q", None, 10).await.expect("page").entries;
     assert_eq!(usage_row, vec![usage("u6", "q", 9)]);
+    consumer_ledger(store).await;
 }
 
 /// `ImagenRegistrada` of `image` by `provider` at `at`.
@@ -560,6 +563,21 @@ pub async fn catalog(store: &dyn CatalogStore) {
     let ids: Vec<_> = by_consumer.usage.iter().map(|u| u.event_id.as_str()).collect();
     assert_eq!(ids, vec!["k3", "k1"]);
     assert_eq!(by_consumer.usage[1].charge_key, "u2/a");
+
+    // What a consumer used since a time, whatever order its downloads arrived in (90 bytes each).
+    store
+        .apply(vec![
+            used("k5", "a", "u5", "p1", 7_200_500),
+            used("k4", "a", "u5", "p1", 3_600_000),
+            used("k6", "d", "u5", "p2", 10_000_000),
+        ])
+        .await
+        .expect("apply");
+    let since = |t| store.used_since("u5", t);
+    assert_eq!(since(3_600_000).await.expect("used"), DailyUse { downloads: 3, bytes: 270 });
+    assert_eq!(since(3_600_001).await.expect("used"), DailyUse { downloads: 2, bytes: 180 });
+    assert_eq!(since(10_000_001).await.expect("used"), DailyUse::default());
+    assert_eq!(store.used_since("u2", 1001).await.expect("used").downloads, 1);
 }
 
 /// A new account with `email` and `role`, created at time 1000.

@@ -27,7 +27,6 @@ pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLedger};
 pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
-#[cfg(feature = "sqlite")]
 pub use outbox::{OutboxRow, OutboxStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteOutbox, SqliteStore};

@@ -6,6 +6,7 @@
 //! metered: nothing was retrieved.
 
 use super::visible_image;
+use crate::admission::{admission_errors, admit};
 use crate::meter::meter;
 use crate::openapi::IMAGES;
 use crate::Shared;
@@ -124,34 +125,36 @@ fn download_headers(partial: bool) -> Vec<(&'static str, Value)> {
 
 /// The operation, as the document lists it.
 pub fn op() -> Op {
-    Op::get(
-        "/imagenes/{id}/anonimizada",
-        "downloadImage",
-        IMAGES,
-        "Download the anonymized bytes (metered)",
-    )
-    .describe(
-        "Whole, or one byte range. Every retrieval produces `EventoUsoDatos` (consumer, provider, price, \
+    admission_errors(
+        Op::get(
+            "/imagenes/{id}/anonimizada",
+            "downloadImage",
+            IMAGES,
+            "Download the anonymized bytes (metered)",
+        )
+        .describe(
+            "Whole, or one byte range. Every retrieval produces `EventoUsoDatos` (consumer, provider, price, \
              `dedupe_key`) before the bytes go out; several ranges, a unit other than bytes, a range that does not \
              parse, an `If-Range` that is not this image's `ETag`, or a `HEAD`, get the whole body (RFC 9110).",
+        )
+        .auth(&["consumidor", "admin"])
+        .param(path("id", "The image id."))
+        .param(header_param(
+            "Range",
+            json!({ "type": "string" }),
+            "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`.",
+        ))
+        .param(header_param(
+            "If-Range",
+            json!({ "type": "string" }),
+            "The `ETag` of an earlier answer: the range is served only while the image is still that one.",
+        ))
+        .ok(200, "The anonymized image.", Some(download_content()), &download_headers(false))
+        .ok(206, "The range asked for.", Some(download_content()), &download_headers(true))
+        .standard(404)
+        .error(409, &["not_anonymized"], "The image has no anonymized output (yet).")
+        .standard(416),
     )
-    .auth(&["consumidor", "admin"])
-    .param(path("id", "The image id."))
-    .param(header_param(
-        "Range",
-        json!({ "type": "string" }),
-        "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`.",
-    ))
-    .param(header_param(
-        "If-Range",
-        json!({ "type": "string" }),
-        "The `ETag` of an earlier answer: the range is served only while the image is still that one.",
-    ))
-    .ok(200, "The anonymized image.", Some(download_content()), &download_headers(false))
-    .ok(206, "The range asked for.", Some(download_content()), &download_headers(true))
-    .standard(404)
-    .error(409, &["not_anonymized"], "The image has no anonymized output (yet).")
-    .standard(416)
 }
 
 /// The handler.
@@ -175,6 +178,10 @@ pub async fn handler(
     let size = u64::try_from(output.size_bytes).unwrap_or(0);
     let etag = format!("\"{}\"", output.sha256);
     let range = requested_range(&method, &headers, size, &etag)?;
+    if method != Method::HEAD {
+        let serves = range.as_ref().map_or(size, |r| r.end - r.start);
+        admit(&state, &caller, &[(&image, serves)]).await?;
+    }
     let bytes = match &range {
         Some(r) => state.blobs.get_range(&output.blob_key, r.clone()).await?,
         None => state.blobs.get(&output.blob_key).await?,

@@ -7,6 +7,7 @@ pub mod dicomweb;
 pub mod imagen;
 pub mod imagenes;
 pub mod movimientos;
+pub mod pares;
 pub mod saldo;
 pub mod usuario;
 pub mod usuarios;
@@ -34,6 +35,7 @@ pub fn all() -> Routes<Shared> {
         .route(usuario::op(), usuario::handler)
         .route(saldo::op(), saldo::handler)
         .route(movimientos::op(), movimientos::handler)
+        .route(pares::op(), pares::handler)
         .route(auditoria::op(), auditoria::handler)
         .route(
             qido::op("/studies", "searchStudies", "Search studies (QIDO-RS)", "studies"),
@@ -117,13 +119,15 @@ pub fn all() -> Routes<Shared> {
 pub const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
 
-/// A provider reads only its own money; an admin reads anyone's; a consumer reads none.
+/// A provider or a consumer reads only its own money; an admin reads anyone's.
 pub fn may_read_money_of(caller: &Caller, user_id: &str) -> Result<(), ApiError> {
-    caller.require(&[Role::Proveedor, Role::Admin])?;
+    caller.require(&[Role::Proveedor, Role::Consumidor, Role::Admin])?;
     if caller.role == Role::Admin || caller.user_id == user_id {
         Ok(())
     } else {
-        Err(ApiError::forbidden("a provider can only read its own balance and ledger"))
+        Err(ApiError::forbidden(
+            "a provider or a consumer can only read its own balance and ledger",
+        ))
     }
 }
 

@@ -1,5 +1,5 @@
 //! `GET /monetizacion/movimientos/{usuario_id}[?limit=100&cursor=...]`: a
-//! provider's ledger, newest first, paged with an opaque cursor. A page
+//! provider's or a consumer's ledger, newest first, paged with an opaque cursor. A page
 //! boundary stays put while new movements arrive.
 
 use super::{may_read_money_of, page_limit};
@@ -42,11 +42,14 @@ pub fn op() -> Op {
         "/monetizacion/movimientos/{usuario_id}",
         "listMovements",
         MONEY,
-        "A provider's ledger, newest first",
+        "A provider's or a consumer's ledger, newest first",
     )
-    .describe("A page boundary stays put while new movements arrive. A provider reads only its own; a consumer none.")
-    .auth(&["proveedor", "admin"])
-    .param(path("usuario_id", "The provider."))
+    .describe(
+        "A provider's credits (`uso`) and payouts, or a consumer's download charges (`cargo`). A page boundary stays \
+         put while new movements arrive. A provider or a consumer reads only its own.",
+    )
+    .auth(&["proveedor", "consumidor", "admin"])
+    .param(path("usuario_id", "The provider or consumer."))
     .query_params::<Params>()
     .ok(200, "One page.", Some(json_content(schema("Movimientos"))), &[])
     .error(

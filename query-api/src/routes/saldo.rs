@@ -1,6 +1,7 @@
 //! `GET /monetizacion/saldo/{usuario_id}[?moneda=EUR]`: what Alpes owes a
-//! provider, in minor units, and the event time it is current as of
-//! (`currency` is the deprecated name of `moneda`, in the query and the answer).
+//! provider, or what a consumer was charged and has left of its credit, in
+//! minor units, and the event time it is current as of (`currency` is the
+//! deprecated name of `moneda`, in the query and the answer).
 
 use super::may_read_money_of;
 use crate::openapi::MONEY;
@@ -36,6 +37,12 @@ pub struct Saldo<'a> {
     devengado_minor: i64,
     pagado_minor: i64,
     usos: i64,
+    /// What the user's own downloads were charged (a consumer's), minor units.
+    cargado_minor: i64,
+    /// Downloads charged.
+    cargos: i64,
+    /// A consumer's approval and credit, once an admin set them; null otherwise.
+    credito: Option<Credito<'a>>,
     /// The latest event time applied (ms since the Unix epoch); null before any.
     actualizado_at: Option<i64>,
     saldos: &'a [SaldoMoneda<'a>],
@@ -54,27 +61,50 @@ pub struct Saldo<'a> {
     balances: &'a [SaldoMoneda<'a>],
 }
 
+/// A consumer's approval and credit (set by an admin with `PUT /monetizacion/consumidores/{usuario_id}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Credito<'a> {
+    /// Approved to download.
+    verificado: bool,
+    /// How much the download charges may reach, minor units of `moneda`.
+    limite_credito_minor: i64,
+    moneda: &'a str,
+    /// The limit less what was charged in its currency (never below 0).
+    disponible_minor: i64,
+    /// The most retrievals a UTC day; null: no limit.
+    descargas_dia: Option<i64>,
+    /// The most bytes retrieved a UTC day; null: no limit.
+    bytes_dia: Option<i64>,
+    /// When an admin last set the terms, ms since the Unix epoch.
+    actualizado_at: i64,
+}
+
 /// The operation, as the document lists it.
 pub fn op() -> Op {
-    Op::get("/monetizacion/saldo/{usuario_id}", "getBalance", MONEY, "A provider's balance")
-        .describe(
-            "What Alpes owes the provider, in minor units, as of the latest event billing applied. A provider \
-             reads only its own; a consumer none.",
-        )
-        .auth(&["proveedor", "admin"])
-        .param(path("usuario_id", "The provider."))
-        .query_params::<Params>()
-        .param(deprecated_param(query(
-            "currency",
-            json!({ "type": "string", "pattern": "^[A-Z]{3}$" }),
-            "The deprecated name of `moneda` (give one of the two).",
-        )))
-        .ok(200, "The balance.", Some(json_content(schema("Saldo"))), &[])
-        .error(
-            400,
-            &["bad_query", "bad_currency"],
-            "A malformed or unknown query key, both `moneda` and `currency`, or a currency that is not ISO 4217.",
-        )
+    Op::get(
+        "/monetizacion/saldo/{usuario_id}",
+        "getBalance",
+        MONEY,
+        "A provider's or a consumer's balance",
+    )
+    .describe(
+        "What Alpes owes the provider, or what the consumer's downloads were charged and what is left of its \
+             credit, in minor units, as of the latest event billing applied. A provider or a consumer reads only its own.",
+    )
+    .auth(&["proveedor", "consumidor", "admin"])
+    .param(path("usuario_id", "The provider or consumer."))
+    .query_params::<Params>()
+    .param(deprecated_param(query(
+        "currency",
+        json!({ "type": "string", "pattern": "^[A-Z]{3}$" }),
+        "The deprecated name of `moneda` (give one of the two).",
+    )))
+    .ok(200, "The balance.", Some(json_content(schema("Saldo"))), &[])
+    .error(
+        400,
+        &["bad_query", "bad_currency"],
+        "A malformed or unknown query key, both `moneda` and `currency`, or a currency that is not ISO 4217.",
+    )
 }
 
 /// The handler.
@@ -87,7 +117,7 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     may_read_money_of(&caller, &usuario_id)?;
     let currency = params.moneda.unwrap_or_else(|| state.currency.to_string());
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !alpes_domain::ledger::is_currency(&currency) {
         return Err(ApiError::bad_request("bad_currency", "moneda must be an ISO 4217 code such as EUR"));
     }
     let balances = state.ledger.balances(&usuario_id).await?;
@@ -96,6 +126,20 @@ pub async fn handler(
     let (pending, accrued, paid, uses, as_of) = shown.map_or((0, 0, 0, 0, None), |b| {
         (b.pending_minor, b.accrued_minor, b.paid_minor, b.uses, Some(b.as_of))
     });
+    let (charged, charges) = shown.map_or((0, 0), |b| (b.charged_minor, b.charges));
+    let terms = state.ledger.terms(&usuario_id).await?;
+    let credito = terms.as_ref().map(|t| {
+        let spent = balances.iter().find(|b| b.currency == t.currency).map_or(0, |b| b.charged_minor);
+        Credito {
+            verificado: t.verified,
+            limite_credito_minor: t.credit_limit_minor,
+            moneda: &t.currency,
+            disponible_minor: t.credit_limit_minor.saturating_sub(spent).max(0),
+            descargas_dia: t.daily_downloads,
+            bytes_dia: t.daily_bytes,
+            actualizado_at: t.updated_at,
+        }
+    });
     Ok(Json(Saldo {
         usuario_id: &usuario_id,
         moneda: &currency,
@@ -103,6 +147,9 @@ pub async fn handler(
         devengado_minor: accrued,
         pagado_minor: paid,
         usos: uses,
+        cargado_minor: charged,
+        cargos: charges,
+        credito,
         actualizado_at: as_of,
         saldos: &saldos,
         currency: &currency,

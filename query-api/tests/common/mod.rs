@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use alpes_domain::ledger::{Approval, ConsumerTerms, LedgerStore};
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::consumer::next_before;
@@ -33,7 +34,48 @@ pub struct TestApp {
     _blobs_dir: tempfile::TempDir,
 }
 
-/// The app with prices CT=250, default 100, and a one-hour repeat window.
+/// The bytes of CT_small.dcm, the anonymized image the tests serve.
+pub fn fixture() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../anonymizer/tests/fixtures/dicom/CT_small.dcm"
+    ))
+    .expect("fixture")
+}
+
+/// Image a of provider p1, anonymized (CT, study 1.2.3) with [`fixture`]'s bytes in `app`'s blob store.
+pub async fn image_a(app: &TestApp) -> alpes_platform::store::CatalogEvent {
+    let bytes = fixture();
+    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
+    let mut a = alpes_platform::store::conformance::anonymized(
+        "n1",
+        "a",
+        "p1",
+        110,
+        ("1.2.3", "1.2.3.4", "1.2.3.4.5", "CT", "PSEUDO-1", "20200102"),
+    );
+    if let alpes_platform::store::CatalogEvent::Anonymized(e) = &mut a {
+        (e.blob_key, e.sha256, e.size_bytes) = (key, sha, bytes.len() as i64);
+    }
+    a
+}
+
+/// Consumer `user`'s terms once an admin approved it with `limit` minor units of EUR.
+pub fn approved(user: &str, limit: i64) -> ConsumerTerms {
+    ConsumerTerms {
+        user_id: user.to_owned(),
+        verified: true,
+        credit_limit_minor: limit,
+        currency: "EUR".into(),
+        daily_downloads: None,
+        daily_bytes: None,
+        updated_at: 1,
+        updated_by: "admin-1".into(),
+    }
+}
+
+/// The app with prices CT=250, default 100, and a one-hour repeat window; consumers
+/// download once approved (lab-1 is).
 pub async fn spawn_app() -> TestApp {
     let kafka = Arc::new(Kafka::connect(&KafkaArgs::default()).await.expect("mock cluster"));
     let codec = Codec::single_object();
@@ -47,7 +89,10 @@ pub async fn spawn_app() -> TestApp {
         default_minor: 100,
         by_modality: vec![("CT".into(), 250)],
         repeat_window_secs: 3600,
+        approval: Approval::Admin,
     };
+    // lab-1, the consumer most tests download as, is approved with ample credit.
+    ledger.set_terms(approved("lab-1", 1_000_000)).await.expect("approve lab-1");
     let audit = Arc::new(SqliteAudit::in_memory().expect("audit"));
     let identity = Arc::new(SqliteIdentity::in_memory().expect("identity"));
     let producer = Producer::new(&kafka, codec.clone(), metrics.clone()).expect("producer");

@@ -130,6 +130,7 @@ use crate::store::catalog::{
 };
 use crate::{Error, Result};
 use alpes_domain::dicom_match::{has_wildcard, wildcard_match};
+use alpes_domain::ledger::DailyUse;
 use alpes_domain::page::PageCursor;
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
@@ -866,6 +867,24 @@ impl CatalogStore for ScyllaCatalog {
         }
         let next = page_end(&mut found, limit, |u| PageCursor::new(u.created_at, &u.user_id).encode('u'));
         Ok(UserPage { users: found, next })
+    }
+
+    /// Walks the consumer's downloads newest first (the listing is ordered by time across its hour
+    /// buckets) until one is older than `since`.
+    async fn used_since(&self, consumer: &str, since: i64) -> alpes_domain::Result<DailyUse> {
+        let mut used = DailyUse::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.usage(UsageBy::Consumer(consumer), cursor.as_deref(), 1000).await?;
+            for u in page.usage.iter().take_while(|u| u.occurred_at >= since) {
+                used.downloads += 1;
+                used.bytes = used.bytes.saturating_add(u.bytes);
+            }
+            match page.next {
+                Some(next) if page.usage.last().is_some_and(|u| u.occurred_at >= since) => cursor = Some(next),
+                _ => return Ok(used),
+            }
+        }
     }
 
     async fn usage(&self, by: UsageBy<'_>, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<UsagePage> {

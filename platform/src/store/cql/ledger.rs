@@ -64,8 +64,8 @@
 
 use super::conn::{backoff, db, serial_read, validate_keyspace, was_applied, ScyllaArgs};
 use crate::store::ledger::{
-    movements_cursor, parse_movements_cursor, refuse_payout, Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore,
-    PayoutCheck, Refusal,
+    by_volume, day_start, movements_cursor, parse_movements_cursor, refuse_payout, Applied, Balance, ConsumerTerms, EntryKind, LedgerEntry,
+    LedgerPage, LedgerStore, PairVolume, PayoutCheck, Refusal, DAY_MS,
 };
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -125,6 +125,14 @@ struct Statements {
     page_first: PreparedStatement,
     /// The movements older than a `(seq, event_id)`: `(user_id, seq, event_id, limit)`.
     page_after: PreparedStatement,
+    /// A consumer's terms: `(user_id)`.
+    terms: PreparedStatement,
+    /// Sets a consumer's terms.
+    set_terms: PreparedStatement,
+    /// A charge's row in its day: `(day, consumer, provider, event_id, currency, amount, occurred_at)`.
+    insert_charge_day: PreparedStatement,
+    /// A day's charges: `(day)` (paged).
+    charges_of_day: PreparedStatement,
 }
 
 impl ScyllaLedger {
@@ -152,6 +160,11 @@ impl ScyllaLedger {
         ))
         .await?;
         scan.set_page_size(args.page_size);
+        let mut charges_of_day = prepare(format!(
+            "SELECT consumer_id, provider_id, currency, amount_minor, occurred_at FROM {ks}.ledger_charges_by_day WHERE day = ?"
+        ))
+        .await?;
+        charges_of_day.set_page_size(args.page_size);
         let mut payout_version = prepare(format!("SELECT payout_version FROM {ks}.ledger_entries WHERE user_id = ? LIMIT 1")).await?;
         payout_version.set_consistency(serial_read(args.serial_consistency));
         let st = Statements {
@@ -196,6 +209,29 @@ impl ScyllaLedger {
                 ))
                 .await?,
             ),
+            terms: idempotent(
+                prepare(format!(
+                    "SELECT verified, credit_limit_minor, currency, daily_downloads, daily_bytes, updated_at, updated_by \
+                     FROM {ks}.consumer_terms WHERE user_id = ?"
+                ))
+                .await?,
+            ),
+            set_terms: idempotent(
+                prepare(format!(
+                    "INSERT INTO {ks}.consumer_terms \
+                     (user_id, verified, credit_limit_minor, currency, daily_downloads, daily_bytes, updated_at, updated_by) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .await?,
+            ),
+            insert_charge_day: idempotent(
+                prepare(format!(
+                    "INSERT INTO {ks}.ledger_charges_by_day \
+                     (day, consumer_id, provider_id, event_id, currency, amount_minor, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .await?,
+            ),
+            charges_of_day: idempotent(charges_of_day),
         };
         Ok(ScyllaLedger {
             session,
@@ -210,12 +246,12 @@ impl ScyllaLedger {
         Ok((idx, applied))
     }
 
-    /// A user's entries in batch order: each run of usages together, each payout on its own.
+    /// A user's entries in batch order: each run of usages (or charges) together, each payout on its own.
     async fn apply_user(&self, user_id: &str, entries: Vec<&LedgerEntry>) -> Result<Vec<Applied>> {
         let mut out = Vec::with_capacity(entries.len());
         let mut run: Vec<&LedgerEntry> = Vec::new();
         for e in entries {
-            if e.kind == EntryKind::Usage {
+            if matches!(e.kind, EntryKind::Usage | EntryKind::Charge) {
                 run.push(e);
                 continue;
             }
@@ -231,7 +267,7 @@ impl ScyllaLedger {
         Ok(out)
     }
 
-    /// Credits a run of one user's usages: new event ids are written, known ones are duplicates.
+    /// Writes a run of one user's usages or charges: new event ids are written, known ones are duplicates.
     async fn apply_usages(&self, user_id: &str, run: &[&LedgerEntry]) -> Result<Vec<Applied>> {
         let ids: Vec<&str> = run.iter().map(|e| e.event_id.as_str()).collect();
         let known = self.known(user_id, &ids).await?;
@@ -254,15 +290,38 @@ impl ScyllaLedger {
             self.batch(&self.st.insert_movement, values)
         });
         futures::future::try_join_all(movements).await?;
+        // A charge's day row, for the pairs report, before its entry too.
+        let mut days = Vec::new();
+        for (_, e) in &fresh {
+            if e.kind == EntryKind::Charge {
+                days.push(self.write_charge_day(e));
+            }
+        }
+        futures::future::try_join_all(days).await?;
         let entries = fresh.chunks(BATCH_ROWS).map(|chunk| {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|(seq, e)| EntryValues::new(e, *seq, EntryKind::Usage, None))
-                .collect();
+            let values: Vec<_> = chunk.iter().map(|(seq, e)| EntryValues::new(e, *seq, e.kind, None)).collect();
             self.batch(&self.st.insert_entry, values)
         });
         futures::future::try_join_all(entries).await?;
         Ok(applied)
+    }
+
+    /// Writes charge `e`'s row in its UTC day.
+    async fn write_charge_day(&self, e: &LedgerEntry) -> Result<()> {
+        let values = (
+            day_start(e.occurred_at),
+            e.user_id.as_str(),
+            e.counterparty.as_deref().unwrap_or_default(),
+            e.event_id.as_str(),
+            e.currency.as_str(),
+            e.amount_minor,
+            e.occurred_at,
+        );
+        self.session
+            .execute_unpaged(&self.st.insert_charge_day, values)
+            .await
+            .map_err(db("write a charge's day"))?;
+        Ok(())
     }
 
     /// Applies one payout (a `Payment` or `RefusedPayment` entry) under the user's compare-and-set.
@@ -467,9 +526,88 @@ impl LedgerStore for ScyllaLedger {
                 paid_minor: s.paid,
                 pending_minor: s.accrued.saturating_sub(s.paid),
                 uses: s.uses,
+                charged_minor: s.charged,
+                charges: s.charges,
                 as_of: s.as_of,
             })
             .collect())
+    }
+
+    async fn has_entry(&self, user_id: &str, event_id: &str) -> alpes_domain::Result<bool> {
+        Ok(self.known(user_id, &[event_id]).await?.contains(event_id))
+    }
+
+    async fn terms(&self, user_id: &str) -> alpes_domain::Result<Option<ConsumerTerms>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.st.terms, (user_id,))
+            .await
+            .map_err(db("read consumer terms"))?;
+        let rows = result.into_rows_result().map_err(db("read consumer terms"))?;
+        let row = rows.maybe_first_row::<TermsRow>().map_err(db("read consumer terms"))?;
+        Ok(row.map(|r| ConsumerTerms {
+            user_id: user_id.to_owned(),
+            verified: r.verified.unwrap_or(false),
+            credit_limit_minor: r.credit_limit_minor.unwrap_or(0),
+            currency: r.currency.unwrap_or_default(),
+            daily_downloads: r.daily_downloads,
+            daily_bytes: r.daily_bytes,
+            updated_at: r.updated_at.unwrap_or(0),
+            updated_by: r.updated_by.unwrap_or_default(),
+        }))
+    }
+
+    async fn set_terms(&self, t: ConsumerTerms) -> alpes_domain::Result<()> {
+        let values = (
+            &t.user_id,
+            t.verified,
+            t.credit_limit_minor,
+            &t.currency,
+            t.daily_downloads,
+            t.daily_bytes,
+            t.updated_at,
+            &t.updated_by,
+        );
+        self.session
+            .execute_unpaged(&self.st.set_terms, values)
+            .await
+            .map_err(db("write consumer terms"))?;
+        Ok(())
+    }
+
+    /// Reads each UTC day partition of the period, page by page, and sums the pairs.
+    async fn pairs(&self, since: i64, until: i64, limit: usize) -> alpes_domain::Result<Vec<PairVolume>> {
+        let mut sums: HashMap<(String, String, String), (i64, i64)> = HashMap::new();
+        let mut day = day_start(since);
+        while day < until {
+            let mut rows = self
+                .session
+                .execute_iter(self.st.charges_of_day.clone(), (day,))
+                .await
+                .map_err(db("read charges by day"))?
+                .rows_stream::<(String, String, String, i64, i64)>()
+                .map_err(db("read charges by day"))?;
+            while let Some((consumer, provider, currency, amount, at)) = rows.try_next().await.map_err(db("read charges by day"))? {
+                if (since..until).contains(&at) {
+                    let sum = sums.entry((consumer, provider, currency)).or_default();
+                    *sum = (sum.0 + 1, sum.1.saturating_add(amount));
+                }
+            }
+            day += DAY_MS;
+        }
+        let mut pairs: Vec<PairVolume> = sums
+            .into_iter()
+            .map(|((consumer_id, provider_id, currency), (charges, amount_minor))| PairVolume {
+                consumer_id,
+                provider_id,
+                currency,
+                charges,
+                amount_minor,
+            })
+            .collect();
+        by_volume(&mut pairs);
+        pairs.truncate(limit);
+        Ok(pairs)
     }
 
     /// Scans the user's partition (payments are rare; the partition is read page by page).
@@ -520,6 +658,18 @@ impl LedgerStore for ScyllaLedger {
             next,
         })
     }
+}
+
+/// A `consumer_terms` row, every column as it may be absent.
+#[derive(Debug, DeserializeRow)]
+struct TermsRow {
+    verified: Option<bool>,
+    credit_limit_minor: Option<i64>,
+    currency: Option<String>,
+    daily_downloads: Option<i64>,
+    daily_bytes: Option<i64>,
+    updated_at: Option<i64>,
+    updated_by: Option<String>,
 }
 
 /// The values of one `ledger_entries` row; an absent optional is left unset (no tombstone).
@@ -613,6 +763,8 @@ struct CurrencySum {
     accrued: i64,
     paid: i64,
     uses: i64,
+    charged: i64,
+    charges: i64,
     as_of: i64,
 }
 
@@ -631,15 +783,13 @@ impl Sums {
             return;
         };
         let occurred_at = row.occurred_at.unwrap_or(0);
-        let (accrued, paid, uses) = match kind {
-            Some(EntryKind::Usage) => (amount, 0, 1),
-            Some(EntryKind::Payment) => (0, amount, 0),
-            Some(EntryKind::RefusedPayment) | None => return,
-        };
         let c = self.currencies.entry(currency).or_default();
-        c.accrued = c.accrued.saturating_add(accrued);
-        c.paid = c.paid.saturating_add(paid);
-        c.uses += uses;
+        match kind {
+            Some(EntryKind::Usage) => (c.accrued, c.uses) = (c.accrued.saturating_add(amount), c.uses + 1),
+            Some(EntryKind::Payment) => c.paid = c.paid.saturating_add(amount),
+            Some(EntryKind::Charge) => (c.charged, c.charges) = (c.charged.saturating_add(amount), c.charges + 1),
+            Some(EntryKind::RefusedPayment) | None => return,
+        }
         c.as_of = c.as_of.max(occurred_at);
     }
 

@@ -13,6 +13,7 @@ use crate::store::catalog::{
 };
 use crate::{Error, Result};
 use alpes_domain::dicom_match::sqlite_glob;
+use alpes_domain::ledger::DailyUse;
 use alpes_domain::page::PageCursor;
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS catalog_usage (
 );
 CREATE INDEX IF NOT EXISTS catalog_usage_image ON catalog_usage(image_id, seq);
 CREATE INDEX IF NOT EXISTS catalog_usage_consumer ON catalog_usage(consumer_id, seq);
+CREATE INDEX IF NOT EXISTS catalog_usage_consumer_time ON catalog_usage(consumer_id, occurred_at);
 ";
 
 const REGISTERED: &str = "INSERT INTO catalog_images
@@ -509,6 +511,19 @@ impl CatalogStore for SqliteCatalog {
                 Ok(UserPage { users, next })
             })
             .await
+    }
+
+    async fn used_since(&self, consumer: &str, since: i64) -> alpes_domain::Result<DailyUse> {
+        Ok(self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM catalog_usage WHERE consumer_id = ?1 AND occurred_at >= ?2")?
+                .query_row(params![consumer, since], |r| {
+                    Ok(DailyUse {
+                        downloads: r.get(0)?,
+                        bytes: r.get(1)?,
+                    })
+                })?)
+        })?)
     }
 
     async fn usage(&self, by: UsageBy<'_>, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<UsagePage> {

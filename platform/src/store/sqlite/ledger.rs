@@ -8,8 +8,8 @@
 
 use super::conn::{write_tx, SqliteConn};
 use crate::store::ledger::{
-    movements_cursor, parse_movements_cursor, refuse_payout, Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore,
-    PayoutCheck, Refusal,
+    movements_cursor, parse_movements_cursor, refuse_payout, Applied, Balance, ConsumerTerms, EntryKind, LedgerEntry, LedgerPage,
+    LedgerStore, PairVolume, PayoutCheck, Refusal,
 };
 use crate::Result;
 use async_trait::async_trait;
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_user ON ledger(user_id, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_payment_reference ON ledger(user_id, counterparty) WHERE kind = 'payment';
+CREATE INDEX IF NOT EXISTS ledger_kind_time ON ledger(kind, occurred_at);
 CREATE TABLE IF NOT EXISTS balances (
     user_id       TEXT NOT NULL,
     currency      TEXT NOT NULL,
@@ -38,6 +39,24 @@ CREATE TABLE IF NOT EXISTS balances (
     uses          INTEGER NOT NULL DEFAULT 0,
     as_of         INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, currency)
+);
+CREATE TABLE IF NOT EXISTS charges (
+    user_id       TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    charged_minor INTEGER NOT NULL DEFAULT 0,
+    charges       INTEGER NOT NULL DEFAULT 0,
+    as_of         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, currency)
+);
+CREATE TABLE IF NOT EXISTS consumer_terms (
+    user_id            TEXT PRIMARY KEY,
+    verified           INTEGER NOT NULL,
+    credit_limit_minor INTEGER NOT NULL,
+    currency           TEXT NOT NULL,
+    daily_downloads    INTEGER,
+    daily_bytes        INTEGER,
+    updated_at         INTEGER NOT NULL,
+    updated_by         TEXT NOT NULL
 );
 ";
 
@@ -54,6 +73,12 @@ const CREDIT: &str = "INSERT INTO balances (user_id, currency, accrued_minor, us
 const DEBIT: &str = "INSERT INTO balances (user_id, currency, paid_minor, as_of) VALUES (?1, ?2, ?3, ?4)
     ON CONFLICT (user_id, currency) DO UPDATE SET
         paid_minor = paid_minor + excluded.paid_minor,
+        as_of = MAX(as_of, excluded.as_of)";
+
+const CHARGE: &str = "INSERT INTO charges (user_id, currency, charged_minor, charges, as_of) VALUES (?1, ?2, ?3, 1, ?4)
+    ON CONFLICT (user_id, currency) DO UPDATE SET
+        charged_minor = charged_minor + excluded.charged_minor,
+        charges = charges + 1,
         as_of = MAX(as_of, excluded.as_of)";
 
 /// The SQLite ledger.
@@ -128,11 +153,12 @@ fn payment_refusal(tx: &Connection, e: &LedgerEntry) -> Result<Option<Refusal>> 
 
 fn apply_one(tx: &Connection, e: &LedgerEntry) -> Result<Applied> {
     match e.kind {
-        EntryKind::Usage => {
-            if !insert(tx, e, EntryKind::Usage, None)? {
+        EntryKind::Usage | EntryKind::Charge => {
+            if !insert(tx, e, e.kind, None)? {
                 return Ok(Applied::Duplicate);
             }
-            tx.prepare_cached(CREDIT)?
+            let sum = if e.kind == EntryKind::Usage { CREDIT } else { CHARGE };
+            tx.prepare_cached(sum)?
                 .execute(params![e.user_id, e.currency, e.amount_minor, e.occurred_at])?;
             Ok(Applied::Recorded)
         }
@@ -169,23 +195,118 @@ impl LedgerStore for SqliteLedger {
 
     async fn balances(&self, user_id: &str) -> alpes_domain::Result<Vec<Balance>> {
         Ok(self.conn.read_now(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT currency, accrued_minor, paid_minor, uses, as_of FROM balances WHERE user_id = ?1 ORDER BY currency",
-            )?;
+            let mut by_currency = std::collections::BTreeMap::new();
+            let blank = |currency: String| Balance {
+                user_id: user_id.to_owned(),
+                currency,
+                accrued_minor: 0,
+                paid_minor: 0,
+                pending_minor: 0,
+                uses: 0,
+                charged_minor: 0,
+                charges: 0,
+                as_of: 0,
+            };
+            let mut stmt =
+                conn.prepare_cached("SELECT currency, accrued_minor, paid_minor, uses, as_of FROM balances WHERE user_id = ?1")?;
             let rows = stmt.query_map(params![user_id], |r| {
-                let (accrued, paid): (i64, i64) = (r.get(1)?, r.get(2)?);
-                Ok(Balance {
-                    user_id: user_id.to_owned(),
-                    currency: r.get(0)?,
-                    accrued_minor: accrued,
-                    paid_minor: paid,
-                    pending_minor: accrued - paid,
-                    uses: r.get(3)?,
-                    as_of: r.get(4)?,
-                })
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
-            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            for row in rows {
+                let (currency, accrued, paid, uses, as_of): (String, i64, i64, i64, i64) = row?;
+                let b = by_currency.entry(currency.clone()).or_insert_with(|| blank(currency));
+                (b.accrued_minor, b.paid_minor, b.pending_minor, b.uses) = (accrued, paid, accrued - paid, uses);
+                b.as_of = b.as_of.max(as_of);
+            }
+            let mut stmt = conn.prepare_cached("SELECT currency, charged_minor, charges, as_of FROM charges WHERE user_id = ?1")?;
+            let rows = stmt.query_map(params![user_id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            for row in rows {
+                let (currency, charged, charges, as_of): (String, i64, i64, i64) = row?;
+                let b = by_currency.entry(currency.clone()).or_insert_with(|| blank(currency));
+                (b.charged_minor, b.charges) = (charged, charges);
+                b.as_of = b.as_of.max(as_of);
+            }
+            Ok(by_currency.into_values().collect())
         })?)
+    }
+
+    async fn has_entry(&self, user_id: &str, event_id: &str) -> alpes_domain::Result<bool> {
+        Ok(self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1 AND user_id = ?2")?
+                .query_row(params![event_id, user_id], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })?)
+    }
+
+    async fn terms(&self, user_id: &str) -> alpes_domain::Result<Option<ConsumerTerms>> {
+        Ok(self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT verified, credit_limit_minor, currency, daily_downloads, daily_bytes, updated_at, updated_by
+                     FROM consumer_terms WHERE user_id = ?1",
+                )?
+                .query_row(params![user_id], |r| {
+                    Ok(ConsumerTerms {
+                        user_id: user_id.to_owned(),
+                        verified: r.get(0)?,
+                        credit_limit_minor: r.get(1)?,
+                        currency: r.get(2)?,
+                        daily_downloads: r.get(3)?,
+                        daily_bytes: r.get(4)?,
+                        updated_at: r.get(5)?,
+                        updated_by: r.get(6)?,
+                    })
+                })
+                .optional()?)
+        })?)
+    }
+
+    async fn set_terms(&self, t: ConsumerTerms) -> alpes_domain::Result<()> {
+        self.with(move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO consumer_terms
+                 (user_id, verified, credit_limit_minor, currency, daily_downloads, daily_bytes, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                t.user_id,
+                t.verified,
+                t.credit_limit_minor,
+                t.currency,
+                t.daily_downloads,
+                t.daily_bytes,
+                t.updated_at,
+                t.updated_by
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pairs(&self, since: i64, until: i64, limit: usize) -> alpes_domain::Result<Vec<PairVolume>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.conn
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT user_id, counterparty, currency, COUNT(*), SUM(amount_minor) FROM ledger
+                     WHERE kind = 'charge' AND occurred_at >= ?1 AND occurred_at < ?2
+                     GROUP BY user_id, counterparty, currency
+                     ORDER BY SUM(amount_minor) DESC, COUNT(*) DESC, user_id, counterparty, currency LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![since, until, limit], |r| {
+                    Ok(PairVolume {
+                        consumer_id: r.get(0)?,
+                        provider_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        currency: r.get(2)?,
+                        charges: r.get(3)?,
+                        amount_minor: r.get(4)?,
+                    })
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
     }
 
     async fn reference_paid(&self, user_id: &str, reference: &str) -> alpes_domain::Result<bool> {

@@ -6,6 +6,7 @@
 //! answer goes out.
 
 use super::{instances_under, may_use, Target};
+use crate::admission::{admission_errors, admit};
 use crate::meter::meter;
 use crate::openapi::DICOMWEB;
 use crate::Shared;
@@ -66,6 +67,13 @@ async fn retrieve(
             "instances are served as multipart/related; type=\"application/dicom\"",
         ));
     }
+    if metered {
+        let retrieved: Vec<(&CatalogImage, u64)> = instances
+            .iter()
+            .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
+            .collect();
+        admit(&state, &caller, &retrieved).await?;
+    }
     // Each part with the image it is, so an instance without an output
     // cannot shift the metering onto its neighbour.
     let mut served = Vec::with_capacity(instances.len());
@@ -88,7 +96,7 @@ async fn retrieve(
 
 /// The operation of a WADO-RS retrieval at `p`, of `what`.
 pub fn op(p: &'static str, id: &str, what: &str) -> Op {
-    Op::get(p, id, DICOMWEB, &format!("Retrieve {what} (WADO-RS)"))
+    let op = Op::get(p, id, DICOMWEB, &format!("Retrieve {what} (WADO-RS)"))
         .describe(&format!(
             "WADO-RS (PS3.18 §10.4): every anonymized instance of {what}, as `multipart/related; \
              type=\"application/dicom\"`. Each instance retrieved is metered like a download: its `EventoUsoDatos` is \
@@ -108,7 +116,8 @@ pub fn op(p: &'static str, id: &str, what: &str) -> Op {
             &[],
         )
         .standard(404)
-        .standard(406)
+        .standard(406);
+    admission_errors(op)
 }
 
 /// `GET /studies/{study}`, `/studies/{study}/series/{series}` and

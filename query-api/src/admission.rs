@@ -1,0 +1,110 @@
+//! Who may retrieve: before a consumer's retrieval is metered, its terms
+//! (approval, daily limits, credit) are checked against what it has used
+//! ([`alpes_domain::ledger::consumer`] holds the rule).
+
+use crate::QueryState;
+use alpes_domain::ledger::{charge_id, day_start, refuse_download, Approval, DailyLimit, DailyUse, DownloadCheck, DownloadRefusal, DAY_MS};
+use alpes_platform::auth::{Caller, Role};
+use alpes_platform::http::ApiError;
+use alpes_platform::openapi::Op;
+use alpes_platform::store::CatalogImage;
+use alpes_schemas::now_millis;
+use axum::http::StatusCode;
+
+/// `op` with the answers [`admit`] gives: 402, the 403 of an unapproved consumer and the 429 of a daily limit.
+pub fn admission_errors(op: Op) -> Op {
+    op.error(
+        429,
+        &["rate_limited", "daily_limit"],
+        "Too many requests for now, or the retrieval would pass one of the consumer's daily limits \
+         (`Retry-After`: the next UTC day).",
+    )
+    .error(
+        402,
+        &["insufficient_credit"],
+        "The retrieval would take the consumer's download charges past the credit limit an admin set.",
+    )
+    .error(
+        403,
+        &["forbidden", "consumer_not_verified"],
+        "The caller's role may not retrieve images, or no admin has approved this consumer for downloads yet.",
+    )
+}
+
+/// Refuses a consumer's retrieval of `images` (each with the bytes it will
+/// serve), before any is metered, unless an admin approved the consumer (403
+/// `consumer_not_verified`), the retrieval stays within its daily limits (429
+/// `daily_limit`, `Retry-After` the next UTC day) and its credit covers what
+/// the retrieval will charge (402 `insufficient_credit`): the price of each
+/// image not charged already in this repeat window, against the charges
+/// billing has applied. Admins are not checked; with `--consumer-approval
+/// none` nobody is.
+pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage, u64)]) -> Result<(), ApiError> {
+    if caller.role != Role::Consumidor || state.pricing.approval() == Approval::None {
+        return Ok(());
+    }
+    let (ledger, pricing, consumer) = (&state.ledger, &state.pricing, caller.user_id.as_str());
+    let terms = ledger.terms(consumer).await?;
+    let now = now_millis();
+    let mut check = DownloadCheck {
+        approval: pricing.approval(),
+        terms: terms.as_ref(),
+        charged_minor: 0,
+        price_minor: 0,
+        currency: pricing.currency(),
+        today: DailyUse::default(),
+        adds: DailyUse {
+            downloads: i64::try_from(images.len()).unwrap_or(i64::MAX),
+            bytes: images
+                .iter()
+                .map(|(_, b)| i64::try_from(*b).unwrap_or(i64::MAX))
+                .fold(0, i64::saturating_add),
+        },
+    };
+    if let Some(t) = terms.as_ref().filter(|t| t.verified) {
+        if t.daily_downloads.is_some() || t.daily_bytes.is_some() {
+            check.today = state.catalog.used_since(consumer, day_start(now)).await?;
+        }
+        for (image, _) in images {
+            let key = pricing.charge_key(consumer, &image.image_id, now);
+            if !ledger.has_entry(consumer, &charge_id(&key)).await? {
+                check.price_minor = check.price_minor.saturating_add(pricing.price(image.modality.as_deref()));
+            }
+        }
+        if check.price_minor > 0 {
+            let balances = ledger.balances(consumer).await?;
+            check.charged_minor = balances
+                .iter()
+                .find(|b| b.currency == check.currency)
+                .map_or(0, |b| b.charged_minor);
+        }
+    }
+    match refuse_download(check) {
+        None => Ok(()),
+        Some(DownloadRefusal::NotVerified) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "consumer_not_verified",
+            "an admin has not approved this consumer account for downloads yet",
+        )),
+        Some(DownloadRefusal::Daily(limit)) => {
+            let what = match limit {
+                DailyLimit::Downloads(n) => format!("{n} retrievals"),
+                DailyLimit::Bytes(n) => format!("{n} bytes"),
+            };
+            let wait = (day_start(now) + DAY_MS - now) / 1000 + 1;
+            Err(ApiError::too_many(
+                "daily_limit",
+                format!("this retrieval would pass the consumer's limit of {what} a day (UTC)"),
+                u32::try_from(wait).unwrap_or(u32::MAX),
+            ))
+        }
+        Some(DownloadRefusal::InsufficientCredit { available_minor }) => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_credit",
+            format!(
+                "this retrieval costs {} {} minor units and {available_minor} are left of the credit limit",
+                check.price_minor, check.currency
+            ),
+        )),
+    }
+}
