@@ -36,6 +36,9 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     /// Group `reader` has applied the events `ids`; an event every reader has
     /// settled is removed. Unknown ids (settled before) are ignored.
     async fn settle(&self, reader: &str, ids: Vec<i64>) -> Result<()>;
+    /// Forgets the event `id` whatever its readers (its produce failed, and the
+    /// request that made it was refused).
+    async fn discard(&self, id: i64) -> Result<()>;
     /// Every event still waiting, oldest first.
     async fn waiting(&self) -> Result<Vec<OutboxRow>>;
 }

@@ -85,6 +85,15 @@ impl Outbox {
         }
     }
 
+    /// Forgets the kept event `id`: its produce failed, so the request that made it
+    /// is answered with an error and the event must not come back at the next start.
+    pub async fn discard(&self, id: i64) {
+        let Some(store) = self.store.get() else { return };
+        if let Err(e) = store.discard(id).await {
+            tracing::warn!(error = %e, id, "could not discard an outbox event whose produce failed");
+        }
+    }
+
     /// How many events are kept, waiting for a reader (0 with no store).
     pub async fn waiting(&self) -> Result<usize> {
         match self.store.get() {
@@ -116,4 +125,39 @@ pub fn id_of(msg: &BorrowedMessage<'_>) -> Option<i64> {
         .and_then(|h| h.value)
         .and_then(|v| <[u8; 8]>::try_from(v).ok())
         .map(i64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::{Kafka, KafkaArgs};
+    use crate::metrics::Metrics;
+    use crate::store::SqliteOutbox;
+
+    #[tokio::test]
+    async fn an_event_the_broker_refused_is_not_kept_and_one_it_took_waits_for_its_reader() {
+        let args = KafkaArgs {
+            delivery_timeout_ms: 1_000,
+            ..KafkaArgs::default()
+        };
+        let kafka = Kafka::connect(&args).await.expect("development broker");
+        kafka.outbox().attach(Arc::new(SqliteOutbox::in_memory().expect("outbox")));
+        kafka.outbox().reads("billing", &[topics::USAGE, topics::IMAGES_REGISTERED]);
+        let producer = Producer::new(&kafka, alpes_schemas::Codec::single_object(), Arc::new(Metrics::new())).expect("producer");
+
+        producer.send_raw(topics::IMAGES_REGISTERED, "k", b"x").await.expect("sent");
+        assert_eq!(
+            kafka.outbox().waiting().await.expect("waiting"),
+            0,
+            "a topic the outbox does not keep"
+        );
+
+        kafka.mock().expect("mock").all_down().expect("down");
+        assert!(producer.send_raw(topics::USAGE, "k", b"x").await.is_err(), "the broker is down");
+        assert_eq!(kafka.outbox().waiting().await.expect("waiting"), 0, "not sent, so not kept");
+
+        kafka.mock().expect("mock").all_up().expect("up");
+        producer.send_raw(topics::USAGE, "k", b"x").await.expect("sent");
+        assert_eq!(kafka.outbox().waiting().await.expect("waiting"), 1, "kept until billing applies it");
+    }
 }

@@ -77,7 +77,12 @@ impl Producer {
     /// on the development broker, once the outbox has them if it keeps the topic).
     pub async fn send_raw(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
         let kept = self.outbox.keep(topic, key, payload).await?;
-        self.produce(topic, key, payload, kept).await
+        let sent = self.produce(topic, key, payload, kept).await;
+        if let (Err(_), Some(id)) = (&sent, kept) {
+            // Not sent means not done: the event must not come back at the next start.
+            self.outbox.discard(id).await;
+        }
+        sent
     }
 
     /// Produces `payload`, carrying `outbox_id` in its headers if it has one.

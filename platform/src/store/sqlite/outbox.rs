@@ -82,6 +82,19 @@ impl OutboxStore for SqliteOutbox {
             .await
     }
 
+    async fn discard(&self, id: i64) -> alpes_domain::Result<()> {
+        self.conn
+            .with(move |conn| {
+                let tx = write_tx(conn)?;
+                tx.prepare_cached("DELETE FROM outbox_readers WHERE id = ?1")?
+                    .execute(params![id])?;
+                tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute(params![id])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn waiting(&self) -> alpes_domain::Result<Vec<OutboxRow>> {
         self.conn
             .read(|conn| {
