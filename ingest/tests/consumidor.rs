@@ -9,16 +9,8 @@ use alpes_platform::store::LedgerStore;
 use serde_json::{json, Value};
 
 async fn put(app: &common::TestApp, id: &str, role: Role, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .put(format!("{}/monetizacion/consumidores/{id}", app.base))
-        .bearer_auth(app.token("admin-1", role))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.expect("JSON"))
+    let path = format!("/monetizacion/consumidores/{id}");
+    app.json_as(reqwest::Method::PUT, &path, ("admin-1", role), &body).await
 }
 
 async fn register(app: &common::TestApp, email: &str, rol: &str) -> String {

@@ -12,16 +12,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn pay(app: &common::TestApp, role: Role, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(format!("{}/monetizacion/pagar", app.base))
-        .bearer_auth(app.token("finance-1", role))
-        .json(&body)
-        .send()
+    app.json_as(reqwest::Method::POST, "/monetizacion/pagar", ("finance-1", role), &body)
         .await
-        .expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.expect("JSON"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

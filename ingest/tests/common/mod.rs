@@ -143,6 +143,26 @@ impl TestApp {
         self.token("prov-1", Role::Proveedor)
     }
 
+    /// `method path` with the JSON `body`, as `user` with `role`: the status and the JSON answered.
+    pub async fn json_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        (user, role): (&str, Role),
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token(user, role))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("JSON"))
+    }
+
     /// `POST {path}` as provider `prov-1` with a body of `content_type`.
     pub async fn post(&self, path: &str, content_type: impl AsRef<str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
