@@ -99,4 +99,5 @@ async fn the_first_admin_is_created_offline_announced_at_start_and_logs_in() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    app.stop().await;
 }

@@ -176,6 +176,14 @@ impl TestApp {
         self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
     }
 
+    /// Stops the app and waits for it: its consumers commit and close while the broker is still
+    /// there (dropped without this, a consumer's close can wait forever on a broker already gone,
+    /// and the test's runtime with it).
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.expect("join").expect("clean stop");
+    }
+
     /// A token of consumer `user`, whom an admin approved for downloads with
     /// ample credit (as `PUT /monetizacion/consumidores/{id}` does): a consumer
     /// downloads nothing before that.

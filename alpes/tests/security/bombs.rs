@@ -112,4 +112,5 @@ async fn a_bomb_uploaded_is_rejected_with_its_reason() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
+    app.stop().await;
 }

@@ -376,4 +376,5 @@ async fn the_outbox_empties_once_billing_the_materializer_and_the_audit_projecto
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    app.stop().await;
 }

@@ -34,4 +34,5 @@ async fn every_file_and_folder_of_the_data_dir_is_the_users_alone() {
         }
     }
     assert!(seen.0 >= 3 && seen.1 >= 3, "walked too little: {seen:?}");
+    app.stop().await;
 }

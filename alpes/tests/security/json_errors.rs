@@ -49,4 +49,5 @@ async fn errors_answered_before_any_handler_are_json_too() {
         assert_eq!(json["error"], code, "{request:?}");
         assert!(!body.contains("%FF") && !body.contains("\u{FFFD}"), "{body}");
     }
+    app.stop().await;
 }

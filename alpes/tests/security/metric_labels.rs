@@ -29,4 +29,5 @@ async fn six_hundred_made_up_methods_do_not_grow_the_metrics() {
         "/metrics grew from {before} to {} bytes",
         text.len()
     );
+    app.stop().await;
 }

@@ -137,4 +137,5 @@ async fn an_unapproved_consumer_downloads_nothing_one_past_its_credit_gets_402_a
     let credited = saldo(&app, &admin, &p1).await.0 + saldo(&app, &admin, &p2).await.0;
     assert_eq!(charged, credited, "the consumers' charges and the providers' credits");
     assert_eq!(credited, 100 * (1 + 3 * 12 + 3), "one charge per consumer, image and window");
+    std::sync::Arc::into_inner(app).expect("the tasks are done").stop().await;
 }

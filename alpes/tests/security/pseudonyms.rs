@@ -21,6 +21,7 @@ async fn two_providers_upload_one_study(scope: PseudonymScope) -> (String, Strin
     }
     let found = app.get_json(&format!("/studies/{}/instances", studies[0]), &consumer).await;
     let found = found.as_array().map_or(0, Vec::len);
+    app.stop().await;
     (studies[0].clone(), studies[1].clone(), found)
 }
 

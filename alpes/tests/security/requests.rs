@@ -67,6 +67,7 @@ async fn tokens_with_missing_or_future_claims_and_requests_with_two_credentials_
         let (code, error, _) = status(token, Some("alpes_abc_def")).await;
         assert_eq!((code, error.as_str()), (401, "two_credentials"));
     }
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,4 +119,5 @@ async fn over_long_filters_ranges_that_do_not_parse_stale_if_range_and_control_c
         )
         .await;
     assert_eq!((status, body["error"].as_str()), (422, Some("bad_nombre")));
+    app.stop().await;
 }

@@ -100,6 +100,7 @@ async fn a_thousand_slow_connections_are_each_closed_in_time_while_others_are_se
     }
     let res = app.client.get(format!("{}/health", app.base)).send().await.expect("health");
     assert_eq!(res.status().as_u16(), 200);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,6 +128,7 @@ async fn one_address_past_its_connection_limit_is_answered_503_json_and_closed()
     }
     let res = app.client.get(format!("{}/health", app.base)).send().await.expect("health");
     assert_eq!(res.status().as_u16(), 200);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +146,7 @@ async fn a_keep_alive_connection_left_idle_is_closed_after_the_header_time() {
     let (open_for, rest) = held_open(stream, Instant::now(), Duration::from_secs(20)).await;
     assert!(rest.is_empty(), "{rest}");
     assert!(open_for <= Duration::from_secs(HEADER_SECS + 3), "idle for {open_for:?}");
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,4 +170,5 @@ async fn an_http2_connection_on_which_nothing_moves_is_closed_after_the_idle_tim
         open_for >= Duration::from_secs(IDLE_SECS) - Duration::from_millis(200) && open_for <= Duration::from_secs(IDLE_SECS + 3),
         "closed after {open_for:?}"
     );
+    app.stop().await;
 }

@@ -27,9 +27,9 @@ pub struct Params {
     /// Only entries by this user id (`anonymous` for callers without a valid credential, `anonymizer`
     /// for the engine, `unknown` for logins with an unknown email).
     actor: Option<String>,
-    /// Only this action (`login`, `upload`, `anonymization`, `download`, `payment`, `user_create`,
-    /// `token_refresh`, `logout`, `api_key_create`, `api_key_revoke`, `reanonymize`, `audit_read`,
-    /// `admin_read`, `access`).
+    /// Only this action (`login`, `upload`, `anonymization`, `download`, `payment`, `consumer_terms`,
+    /// `user_create`, `token_refresh`, `logout`, `api_key_create`, `api_key_revoke`, `reanonymize`,
+    /// `audit_read`, `admin_read`, `access`).
     #[serde(alias = "action")]
     accion: Option<String>,
     /// Only this outcome.
