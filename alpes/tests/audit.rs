@@ -84,14 +84,22 @@ async fn an_upload_its_anonymization_and_its_download_are_audited_under_one_requ
     }
     assert_eq!((field(upload, "accion"), field(upload, "objetivo")), ("upload", id.as_str()));
 
-    // The download, by the consumer, under a generated request id.
-    let res = app
-        .client
-        .get(format!("{}/imagenes/{id}/anonimizada", app.base))
-        .bearer_auth(&consumer)
-        .send()
-        .await
-        .expect("download");
+    // The download, by the consumer, under a generated request id (the anonymization's audit
+    // entry can come before the materializer has the output: 404 until then).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let res = loop {
+        let res = app
+            .client
+            .get(format!("{}/imagenes/{id}/anonimizada", app.base))
+            .bearer_auth(&consumer)
+            .send()
+            .await
+            .expect("download");
+        if res.status().as_u16() != 404 || tokio::time::Instant::now() > deadline {
+            break res;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(res.status().as_u16(), 200);
     let rid = res.headers()["x-request-id"].to_str().expect("ascii").to_owned();
     let download = audit_until(&app, &format!("request_id={rid}"), |e| !e.is_empty()).await;
