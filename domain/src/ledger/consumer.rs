@@ -80,6 +80,15 @@ pub struct ConsumerTerms {
     pub updated_by: String,
 }
 
+impl ConsumerTerms {
+    /// What is left of the limit after `charged_minor` of charges in `currency`
+    /// (a limit in another currency gives no credit), never below 0.
+    pub fn available(&self, currency: &str, charged_minor: i64) -> i64 {
+        let limit = if self.currency == currency { self.credit_limit_minor } else { 0 };
+        limit.saturating_sub(charged_minor).max(0)
+    }
+}
+
 /// What a consumer retrieved in one UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DailyUse {
@@ -162,12 +171,7 @@ pub fn refuse_download(c: DownloadCheck<'_>) -> Option<DownloadRefusal> {
     if c.price_minor <= 0 {
         return None;
     }
-    let limit = if terms.currency == c.currency {
-        terms.credit_limit_minor
-    } else {
-        0
-    };
-    let available_minor = limit.saturating_sub(c.charged_minor).max(0);
+    let available_minor = terms.available(c.currency, c.charged_minor);
     (c.price_minor > available_minor).then_some(DownloadRefusal::InsufficientCredit { available_minor })
 }
 

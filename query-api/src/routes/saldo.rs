@@ -134,7 +134,7 @@ pub async fn handler(
             verificado: t.verified,
             limite_credito_minor: t.credit_limit_minor,
             moneda: &t.currency,
-            disponible_minor: t.credit_limit_minor.saturating_sub(spent).max(0),
+            disponible_minor: t.available(&t.currency, spent),
             descargas_dia: t.daily_downloads,
             bytes_dia: t.daily_bytes,
             actualizado_at: t.updated_at,
