@@ -54,7 +54,7 @@ use alpes_platform::metrics::Metrics;
 use alpes_platform::probes::Probes;
 use alpes_platform::server::ServerArgs;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::{AuditStore, CatalogStore, LedgerStore, SqliteOutbox};
+use alpes_platform::store::{AuditStore, CatalogStore, IdentityStore, LedgerStore, SqliteOutbox};
 use alpes_query_api::{QueryApp, QueryConfig, QueryDeps};
 use alpes_schemas::Codec;
 use anyhow::{Context, Result};
@@ -336,6 +336,11 @@ impl App {
     /// The query side's images, users and usage, when this process runs query-api.
     pub fn catalog(&self) -> Option<Arc<dyn CatalogStore>> {
         self.stores.catalog.clone()
+    }
+
+    /// The accounts, when a service of this process uses them (ingest, query-api).
+    pub fn identity(&self) -> Option<Arc<dyn IdentityStore>> {
+        self.stores.identity.clone()
     }
 
     /// The audit trail's table, when this process runs query-api.

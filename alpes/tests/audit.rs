@@ -25,7 +25,7 @@ fn field<'a>(e: &'a Value, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_its_anonymization_and_its_download_are_audited_under_one_request_id() {
     let app = common::spawn_app().await;
-    let provider = app.token("prov-audit", Role::Proveedor);
+    let provider = app.token("prov-audit", Role::Proveedor).await;
     let consumer = app.consumer_token("cons-audit").await;
     let events = app.consumer(&[ImagenRegistrada::TOPIC, ImagenAnonimizada::TOPIC]);
 
@@ -167,7 +167,7 @@ async fn key_changes_payments_admin_reads_and_logins_are_audited_and_paged() {
         s.identity.passwords.iterations = 1;
     })
     .await;
-    let admin = app.token("root-audit", Role::Admin);
+    let admin = app.token("root-audit", Role::Admin).await;
     // An account, two failed logins and a good one.
     let (status, user) = app
         .post_json(

@@ -130,7 +130,7 @@ async fn the_python_dicomweb_client_stores_searches_retrieves_and_is_billed() {
         .arg("--fixture")
         .arg(&fixture)
         // Tokens through the environment, not the command line.
-        .env("ALPES_PROVIDER_TOKEN", app.token(PROVIDER, Role::Proveedor))
+        .env("ALPES_PROVIDER_TOKEN", app.token(PROVIDER, Role::Proveedor).await)
         .env("ALPES_CONSUMER_TOKEN", app.consumer_token(CONSUMER).await)
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")

@@ -88,7 +88,7 @@ async fn identity_flows(app: &common::TestApp) -> Vec<(&'static str, String)> {
     assert_eq!(status, 200);
     let access = second["access_token"].as_str().expect("access").to_owned();
     let refresh2 = second["refresh_token"].as_str().expect("refresh").to_owned();
-    let admin = app.token("admin-e2e", Role::Admin);
+    let admin = app.token("admin-e2e", Role::Admin).await;
     let (status, created) = app
         .post_json(
             "/api-keys",
@@ -160,7 +160,7 @@ async fn every_corpus_file_uploaded_three_ways_yields_exactly_one_outcome() {
         let bytes = engine_bytes(&name);
         for way in ["raw", "multipart", "stow"] {
             // One provider per way: the same bytes from one provider are (rightly) one image.
-            let tok = app.token(&format!("prov-{way}"), Role::Proveedor);
+            let tok = app.token(&format!("prov-{way}"), Role::Proveedor).await;
             let req = match way {
                 "raw" => app
                     .client
@@ -316,7 +316,7 @@ async fn a_plain_avro_reader_decodes_the_event_with_only_the_published_schema() 
     let res = app
         .client
         .post(format!("{}/imagenes", app.base))
-        .bearer_auth(app.token("p", Role::Proveedor))
+        .bearer_auth(app.token("p", Role::Proveedor).await)
         .header("content-type", "application/dicom")
         .body(bytes)
         .send()

@@ -81,8 +81,11 @@ async fn old_tokens_keep_working_through_a_key_rotation_and_stop_when_the_old_ke
     let (new_kid, new_key, new_pub) = jwt_key_new(keys.path());
     assert_ne!(old_kid, new_kid);
 
+    // One instance, restarted at each step: its data dir (and so its accounts) stays.
+    let data = tempfile::tempdir().expect("tmp");
     // Before: the old key signs.
     let before = common::spawn_app_with(|s| {
+        s.data_dir = data.path().to_path_buf();
         s.jwt.alg = JwtAlg::Eddsa;
         s.jwt.signing_key = Some(old_key.clone());
     })
@@ -105,6 +108,7 @@ async fn old_tokens_keep_working_through_a_key_rotation_and_stop_when_the_old_ke
 
     // The rotation: the new key signs, the old one only verifies.
     let during = common::spawn_app_with(|s| {
+        s.data_dir = data.path().to_path_buf();
         s.jwt.alg = JwtAlg::Eddsa;
         s.jwt.signing_key = Some(new_key.clone());
         s.jwt.verify_keys = vec![VerifyKeyArg {
@@ -134,6 +138,7 @@ async fn old_tokens_keep_working_through_a_key_rotation_and_stop_when_the_old_ke
 
     // After the longest token lifetime: the old key is dropped.
     let after = common::spawn_app_with(|s| {
+        s.data_dir = data.path().to_path_buf();
         s.jwt.alg = JwtAlg::Eddsa;
         s.jwt.signing_key = Some(new_key.clone());
     })
@@ -164,20 +169,25 @@ async fn without_a_key_named_alpes_up_creates_one_in_the_data_dir_that_alpes_tok
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["kid"].as_str(), Some(kid.as_str()));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_alpes"))
-        .args([
-            "token",
-            "--user",
-            "lab-2",
-            "--role",
-            "consumidor",
-            "--jwt-alg",
-            "eddsa",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .expect("run alpes token");
+    let alpes_token = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_alpes"))
+            .args(["token", "--user", "lab-2", "--role", "consumidor", "--jwt-alg", "eddsa"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .expect("run alpes token")
+    };
+    // No account has the id: no token (the instance would refuse it).
+    let out = alpes_token(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no account has the id lab-2") && said.contains("--create-account"),
+        "{said}"
+    );
+    let out = alpes_token(&["--create-account"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "the key existed: nothing created");
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();

@@ -46,7 +46,7 @@ async fn a_principal_past_its_burst_gets_429_with_retry_after_and_others_do_not(
     let anon: Vec<u16> = futures_statuses(&app, 3).await;
     assert_eq!(anon, [401, 401, 429]);
     // The refusal is in the audit trail, with the principal the limiter saw.
-    let admin = app.token("limits-admin", Role::Admin);
+    let admin = app.token("limits-admin", Role::Admin).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let page: Value = app
@@ -133,7 +133,7 @@ async fn bodies_past_the_limit_are_413_whether_declared_or_streamed() {
     let upload = app
         .client
         .post(format!("{}/imagenes", app.base))
-        .bearer_auth(app.token("prov-limits", Role::Proveedor))
+        .bearer_auth(app.token("prov-limits", Role::Proveedor).await)
         .header("content-type", "application/dicom")
         .body(dicom)
         .send()

@@ -35,7 +35,9 @@ fn python() -> Option<String> {
 async fn fastavro_decodes_every_single_object_event_of_the_embedded_mode() {
     let Some(python) = python() else { return };
     let app = common::spawn_app().await;
-    let id = app.upload_fixture("CT_small.dcm", &app.token("prov-py", Role::Proveedor)).await;
+    let id = app
+        .upload_fixture("CT_small.dcm", &app.token("prov-py", Role::Proveedor).await)
+        .await;
     app.download_when_ready(&id, &app.consumer_token("cons-py").await).await;
     let res = app
         .client

@@ -137,7 +137,17 @@ impl Platform {
     /// A token from `alpes token` (the instance's signing key is in its data dir).
     fn token(&self, user: &str, role: &str) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_alpes"))
-            .args(["token", "--user", user, "--role", role, "--ttl-hours", "2", "--data-dir"])
+            .args([
+                "token",
+                "--create-account",
+                "--user",
+                user,
+                "--role",
+                role,
+                "--ttl-hours",
+                "2",
+                "--data-dir",
+            ])
             .arg(self.data_dir())
             .env_remove("ALPES_DATA_DIR")
             .output()

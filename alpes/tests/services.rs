@@ -10,6 +10,7 @@ mod common;
 use alpes::app::{App, Service, Settings};
 use alpes_platform::auth::Role;
 use alpes_platform::shutdown::Shutdown;
+use common::Signer;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -55,10 +56,10 @@ fn joining(dir: &std::path::Path, services: Vec<Service>, host: &App) -> Setting
 }
 
 /// Waits (30 s at most) until `base`'s audit trail serves `n` uploads.
-async fn until_audited(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt, n: usize) {
+async fn until_audited(client: &reqwest::Client, base: &str, signer: &Signer, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let seen = audited_uploads(client, base, jwt).await;
+        let seen = audited_uploads(client, base, signer).await;
         if seen == n {
             return;
         }
@@ -91,7 +92,7 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
     front.services = vec![Service::Ingest, Service::QueryApi];
     front.kafka.partitions = Some(2);
     let (front_url, front_app) = start(front).await;
-    let jwt = front_app.jwt();
+    let signer = Signer::of(&front_app);
     // The back process joins the front's broker; the data dir stands for the shared key
     // volume, blob bucket and cluster of a deployment.
     let (back_url, back_app) = start(joining(data.path(), vec![Service::Anonymizer, Service::Billing], &front_app)).await;
@@ -115,7 +116,7 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
     assert!(health.get("store").is_none(), "{health}");
     let metrics = client.get(format!("{back_url}/metrics")).send().await.expect("metrics");
     assert_eq!(metrics.status().as_u16(), 200);
-    let consumer = jwt.issue("cons-split", Role::Consumidor, Duration::from_secs(600)).expect("token");
+    let consumer = signer.token("cons-split", Role::Consumidor).await;
     for path in ["/imagenes", "/openapi.json"] {
         let res = client
             .get(format!("{back_url}{path}"))
@@ -126,7 +127,7 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
         assert_eq!(res.status().as_u16(), 404, "{path} is not served by anonymizer,billing");
     }
 
-    let provider = jwt.issue("prov-split", Role::Proveedor, Duration::from_secs(600)).expect("token");
+    let provider = signer.token("prov-split", Role::Proveedor).await;
     let bytes = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("fixture");
     let res = client
         .post(format!("{front_url}/imagenes"))
@@ -167,13 +168,11 @@ async fn an_upload_to_the_front_process_is_anonymized_and_billed_by_the_back_pro
 
 /// Uploads the fixture to `base` once per provider `<tag>-<i>` (so each is a new image and
 /// request); returns the request ids.
-async fn uploads(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt, tag: &str, n: usize) -> Vec<String> {
+async fn uploads(client: &reqwest::Client, base: &str, signer: &Signer, tag: &str, n: usize) -> Vec<String> {
     let bytes = std::fs::read(common::fixtures_dir().join("CT_small.dcm")).expect("fixture");
     let mut requests = Vec::new();
     for i in 0..n {
-        let provider = jwt
-            .issue(&format!("{tag}-{i}"), Role::Proveedor, Duration::from_secs(600))
-            .expect("token");
+        let provider = signer.token(&format!("{tag}-{i}"), Role::Proveedor).await;
         let res = client
             .post(format!("{base}/imagenes"))
             .bearer_auth(&provider)
@@ -210,13 +209,13 @@ async fn every_ingest_replica_closes_its_own_requests_from_the_outcomes_on_one_b
     let (_, worker_app) = start(joining(a_dir.path(), vec![Service::Anonymizer], &a_app)).await;
     assert_ne!(a_app.instance(), b_app.instance(), "each data dir names its own instance");
     assert_eq!(worker_app.instance(), a_app.instance(), "one data dir, one instance");
-    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let (a_signer, b_signer) = (Signer::of(&a_app), Signer::of(&b_app));
     let running = Running::start([a_app, b_app, worker_app]);
     let client = reqwest::Client::new();
 
     let requests = [
-        (a_dir.path(), uploads(&client, &a_url, &a_jwt, "prov-a", 3).await),
-        (b_dir.path(), uploads(&client, &b_url, &b_jwt, "prov-b", 3).await),
+        (a_dir.path(), uploads(&client, &a_url, &a_signer, "prov-a", 3).await),
+        (b_dir.path(), uploads(&client, &b_url, &b_signer, "prov-b", 3).await),
     ];
 
     // Each replica's store sees each of its own requests closed by the outcome.
@@ -244,9 +243,9 @@ async fn every_ingest_replica_closes_its_own_requests_from_the_outcomes_on_one_b
     running.stop().await;
 }
 
-/// The `upload` entries `base`'s `GET /auditoria` serves, read with an admin token of `jwt`.
-async fn audited_uploads(client: &reqwest::Client, base: &str, jwt: &alpes_platform::auth::Jwt) -> usize {
-    let admin = jwt.issue("auditor", Role::Admin, Duration::from_secs(600)).expect("token");
+/// The `upload` entries `base`'s `GET /auditoria` serves, read with an admin token of `signer`.
+async fn audited_uploads(client: &reqwest::Client, base: &str, signer: &Signer) -> usize {
+    let admin = signer.token("auditor", Role::Admin).await;
     let res = client
         .get(format!("{base}/auditoria?action=upload&limit=1000"))
         .bearer_auth(&admin)
@@ -271,15 +270,15 @@ async fn every_query_api_replica_serves_the_whole_audit_trail() {
     let (a_url, a_app) = start(a).await;
     // Replica B: the query API alone, with a data dir (and so an audit table) of its own.
     let (b_url, b_app) = start(joining(b_dir.path(), vec![Service::QueryApi], &a_app)).await;
-    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let (a_signer, b_signer) = (Signer::of(&a_app), Signer::of(&b_app));
     let running = Running::start([a_app, b_app]);
     let client = reqwest::Client::new();
 
     // Each upload's entry is keyed by its new image id, so the entries spread over both partitions.
-    let uploaded = uploads(&client, &a_url, &a_jwt, "prov-audit", 6).await.len();
+    let uploaded = uploads(&client, &a_url, &a_signer, "prov-audit", 6).await.len();
 
-    for (base, jwt) in [(&a_url, &a_jwt), (&b_url, &b_jwt)] {
-        until_audited(&client, base, jwt, uploaded).await;
+    for (base, signer) in [(&a_url, &a_signer), (&b_url, &b_signer)] {
+        until_audited(&client, base, signer, uploaded).await;
     }
 
     running.stop().await;
@@ -309,15 +308,15 @@ async fn a_process_whose_broker_is_gone_still_stops() {
     a.services = vec![Service::Ingest];
     let (a_url, a_app) = start(a).await;
     let (b_url, b_app) = start(joining(b_dir.path(), vec![Service::QueryApi], &a_app)).await;
-    let (a_jwt, b_jwt) = (a_app.jwt(), b_app.jwt());
+    let (a_signer, b_signer) = (Signer::of(&a_app), Signer::of(&b_app));
     let (a_stop, b_stop) = (Shutdown::new(), Shutdown::new());
     let a_task = tokio::spawn(a_app.run_until_stopped(a_stop.clone()));
     let b_task = tokio::spawn(b_app.run_until_stopped(b_stop.clone()));
     let client = reqwest::Client::new();
 
     // B's audit projector has read A's entries, so it has offsets to commit when it stops.
-    let uploaded = uploads(&client, &a_url, &a_jwt, "prov-gone", 2).await.len();
-    until_audited(&client, &b_url, &b_jwt, uploaded).await;
+    let uploaded = uploads(&client, &a_url, &a_signer, "prov-gone", 2).await.len();
+    until_audited(&client, &b_url, &b_signer, uploaded).await;
 
     // The broker's process stops first; B's final commit has nobody to answer it.
     a_stop.trigger();

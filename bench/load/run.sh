@@ -170,7 +170,7 @@ start_alpes() { # $1 = name, $2 = "engines" to run on the engines of ENGINES_DIR
     # Warm-up: one upload (its own provider) must come out anonymized before the measured load,
     # so the worker has joined its consumer group and every client is connected.
     local tok id
-    tok=$(alpes_cmd token --user warmup --role proveedor --data-dir "$dir/data" 2>/dev/null)
+    tok=$(alpes_cmd token --create-account --user warmup --role proveedor --data-dir "$dir/data" 2>/dev/null)
     id=$(curl -fsS -H "Authorization: Bearer $tok" -H 'Content-Type: application/dicom' \
         --data-binary @"$(head -1 "$RUN/files.txt")" "$ALPES_URL/imagenes" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
     [[ -n $id ]] || die "warm-up upload failed"
@@ -246,7 +246,7 @@ run_wrk() {
 mint_tokens() { # DATA_DIR PREFIX COUNT OUT
     : >"$4"
     for i in $(seq 1 "$3"); do
-        alpes_cmd token --user "$2-$i" --role proveedor --data-dir "$1" 2>/dev/null >>"$4"
+        alpes_cmd token --create-account --user "$2-$i" --role proveedor --data-dir "$1" 2>/dev/null >>"$4"
     done
 }
 

@@ -111,8 +111,8 @@ start_alpes() {
     ALPES_URL=$(sed -n 's/^alpes: listening on \(http[^ ]*\).*/\1/p' "$dir/stdout")
     [[ -n $ALPES_URL ]] || die "cannot parse alpes up output: $(cat "$dir/stdout")"
     curl -fsS "$ALPES_URL/health" >/dev/null || die "alpes /health failed"
-    PROV_TOKEN=$("$ALPES_BIN" token --user bench-proveedor --role proveedor --data-dir "$dir/data" 2>/dev/null)
-    CONS_TOKEN=$("$ALPES_BIN" token --user bench-consumidor --role consumidor --data-dir "$dir/data" 2>/dev/null)
+    PROV_TOKEN=$("$ALPES_BIN" token --create-account --user bench-proveedor --role proveedor --data-dir "$dir/data" 2>/dev/null)
+    CONS_TOKEN=$("$ALPES_BIN" token --create-account --user bench-consumidor --role consumidor --data-dir "$dir/data" 2>/dev/null)
     [[ -n $PROV_TOKEN && -n $CONS_TOKEN ]] || die "alpes token failed"
     log "alpes: pid $ALPES_PID, $ALPES_URL"
 }

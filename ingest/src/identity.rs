@@ -193,8 +193,12 @@ impl Identity {
     /// Validates `user`, hashes the password and stores the account, not yet
     /// announced (409 `email_taken` if the email is in use).
     pub async fn create(&self, user: NewUser) -> Result<Account, ApiError> {
+        self.create_with_id(uuid::Uuid::new_v4().to_string(), user).await
+    }
+
+    /// [`Identity::create`] with the user id chosen by the caller.
+    async fn create_with_id(&self, user_id: String, user: NewUser) -> Result<Account, ApiError> {
         validate(&user)?;
-        let user_id = uuid::Uuid::new_v4().to_string();
         let password_hash = self.hash(user.password).await?;
         let account = NewAccount {
             user_id: user_id.clone(),
@@ -213,6 +217,38 @@ impl Identity {
             .account(&user_id)
             .await?
             .ok_or_else(|| ApiError::internal(&"the account just created is gone"))
+    }
+
+    /// The account a token for `user_id` names (`alpes token`, the tests'
+    /// harnesses): the stored one, which must have `role` when one is given
+    /// (401 `unknown_subject` otherwise); or, when no account has that id and
+    /// `create` is set, a new account of `role` with that id that cannot log
+    /// in: its password is random and never shown, its email
+    /// `<id>@accounts.invalid` (a reserved domain). It is announced like an
+    /// account created offline, when `alpes up` next starts.
+    pub async fn token_subject(&self, user_id: &str, role: Option<Role>, create: bool) -> Result<Account, ApiError> {
+        let unknown = |why: String| ApiError::unauthorized(why).with_code("unknown_subject");
+        match (self.store.account(user_id).await?, role) {
+            (Some(account), Some(role)) if account.role != role => Err(unknown(format!(
+                "the account {user_id} has the role {}, not {}",
+                account.role.as_str(),
+                role.as_str()
+            ))),
+            (Some(account), _) => Ok(account),
+            (None, Some(role)) if create => {
+                let user = NewUser {
+                    nombre: user_id.to_owned(),
+                    email: format!("{user_id}@accounts.invalid"),
+                    password: random_token()?,
+                    role,
+                    organization: None,
+                    created_by: Some("alpes-token".into()),
+                };
+                self.create_with_id(user_id.to_owned(), user).await
+            }
+            (None, None) if create => Err(ApiError::bad_request("no_role", "creating an account needs its role")),
+            (None, _) => Err(unknown(format!("no account has the id {user_id}"))),
+        }
     }
 
     /// [`Identity::create`], then announces the account (`UsuarioRegistrado`,

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 async fn put(app: &common::TestApp, id: &str, role: Role, body: Value) -> (u16, Value) {
     let path = format!("/monetizacion/consumidores/{id}");
-    app.json_as(reqwest::Method::PUT, &path, ("admin-1", role), &body).await
+    app.json_as(reqwest::Method::PUT, &path, (&format!("{}-1", role.as_str()), role), &body)
+        .await
 }
 
 async fn register(app: &common::TestApp, email: &str, rol: &str) -> String {

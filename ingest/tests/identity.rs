@@ -77,9 +77,9 @@ async fn an_account_is_created_once_per_email_and_only_an_admin_creates_admins()
 
     // Only an admin creates an admin.
     assert_eq!(register(&app, "root@h.org", "admin", None).await.0, 401);
-    let provider = app.token("p-1", Role::Proveedor);
+    let provider = app.token("p-1", Role::Proveedor).await;
     assert_eq!(register(&app, "root@h.org", "admin", Some(&provider)).await.0, 403);
-    let admin = app.token("admin-0", Role::Admin);
+    let admin = app.token("admin-0", Role::Admin).await;
     let (status, answer) = register(&app, "root@h.org", "admin", Some(&admin)).await;
     assert_eq!(status, 201, "{answer}");
     assert!(app.identity.has_admin().await.expect("has_admin"));
@@ -220,11 +220,11 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_is_shown_once_acts_for_its_user_and_stops_working_when_revoked() {
     let app = common::spawn_app(1 << 20).await;
-    let admin = app.token("admin-1", Role::Admin);
+    let admin = app.token("admin-1", Role::Admin).await;
     let request = json!({"nombre": "PACS bridge", "rol": "proveedor", "usuario_id": "hospital-7"});
     assert_eq!(post(&app, "/api-keys", None, request.clone()).await.0, 401);
     assert_eq!(
-        post(&app, "/api-keys", Some(&app.token("p", Role::Proveedor)), request.clone())
+        post(&app, "/api-keys", Some(&app.token("p", Role::Proveedor).await), request.clone())
             .await
             .0,
         403

@@ -12,8 +12,13 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn pay(app: &common::TestApp, role: Role, body: Value) -> (u16, Value) {
-    app.json_as(reqwest::Method::POST, "/monetizacion/pagar", ("finance-1", role), &body)
-        .await
+    app.json_as(
+        reqwest::Method::POST,
+        "/monetizacion/pagar",
+        (&format!("finance-{}", role.as_str()), role),
+        &body,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

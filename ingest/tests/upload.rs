@@ -53,11 +53,12 @@ async fn a_raw_dicom_upload_is_202_and_one_event_keyed_by_the_image_id() {
 async fn the_same_bytes_or_idempotency_key_give_the_same_id_and_no_second_event() {
     let app = spawn_app(64 * MB).await;
     let c = app.consumer::<ImagenRegistrada>();
+    let provider = app.provider().await;
     let post = |body: Vec<u8>, key: Option<&'static str>| {
         let mut req = app
             .client
             .post(format!("{}/imagenes", app.base))
-            .bearer_auth(app.provider())
+            .bearer_auth(&provider)
             .header("content-type", "application/dicom")
             .body(body);
         if let Some(k) = key {
@@ -127,7 +128,7 @@ async fn a_multipart_form_with_two_files_registers_both_with_the_form_fields() {
     let res = app
         .client
         .post(format!("{}/imagenes", app.base))
-        .bearer_auth(app.provider())
+        .bearer_auth(app.provider().await)
         .multipart(form)
         .send()
         .await
@@ -190,7 +191,7 @@ async fn reanonymize_produces_a_new_request_for_the_same_image() {
     let res = app
         .client
         .post(format!("{}/anonimizar/{id}", app.base))
-        .bearer_auth(app.provider())
+        .bearer_auth(app.provider().await)
         .json(&serde_json::json!({ "retain": ["uids"] }))
         .send()
         .await
@@ -202,7 +203,7 @@ async fn reanonymize_produces_a_new_request_for_the_same_image() {
     assert_eq!(events[1].1.source, "reanonymize");
     assert_ne!(events[0].1.request_id, events[1].1.request_id);
     assert_ne!(events[0].1.event_id, events[1].1.event_id);
-    let other = app.token("prov-2", Role::Proveedor);
+    let other = app.token("prov-2", Role::Proveedor).await;
     let res = app
         .client
         .post(format!("{}/anonimizar/{id}", app.base))
@@ -234,7 +235,7 @@ async fn post(app: &TestApp, url: &str, token: Option<&str>, content_type: &str,
 async fn bad_requests_get_the_right_status_and_a_json_error() {
     let app = spawn_app(4096).await;
     let url = format!("{}/imagenes", app.base);
-    let tok = app.provider();
+    let tok = app.provider().await;
 
     let no_token = post(&app, &url, None, "application/dicom", fixture("CT_small.dcm")).await;
     assert_eq!(error_of(no_token).await, (StatusCode::UNAUTHORIZED, "unauthorized".into()));
@@ -242,7 +243,7 @@ async fn bad_requests_get_the_right_status_and_a_json_error() {
     let bad_token = app.client.post(&url).bearer_auth("not.a.jwt").body("x").send().await.expect("send");
     assert_eq!(error_of(bad_token).await.0, StatusCode::UNAUTHORIZED);
 
-    let consumer = app.token("c-1", Role::Consumidor);
+    let consumer = app.token("c-1", Role::Consumidor).await;
     let wrong_role = post(&app, &url, Some(&consumer), "application/dicom", "x").await;
     assert_eq!(error_of(wrong_role).await, (StatusCode::FORBIDDEN, "forbidden".into()));
 

@@ -121,6 +121,9 @@ impl Mode {
     }
 }
 
+/// The user the request path's token names (an account in the identity store).
+const SUBJECT: &str = "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b";
+
 /// The bearer token and the request path it is checked on.
 struct RequestPath {
     rt: tokio::runtime::Runtime,
@@ -149,6 +152,17 @@ impl RequestPath {
         .expect("ms")
             + 3_600_000;
         rt.block_on(async {
+            let account = alpes_domain::identity::NewAccount {
+                user_id: SUBJECT.into(),
+                nombre: "bench".into(),
+                email: "bench@example.org".into(),
+                password_hash: "$argon2id$v=19$m=64,t=1,p=1$unused".into(),
+                role: Role::Consumidor,
+                organization: None,
+                created_at: 0,
+                created_by: SUBJECT.into(),
+            };
+            store.create_account(account).await.expect("the token's account");
             for i in 0..revoked {
                 store
                     .revoke_jti(&format!("00000000-0000-4000-8000-{i:012}"), expires_at)
@@ -159,9 +173,13 @@ impl RequestPath {
         let signer = mode.signer();
         let jwt = Arc::new(signer.clone());
         let with_revocations = Arc::new(signer.with_revocations(Arc::new(store)));
-        let token = jwt
-            .issue("0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b", Role::Consumidor, Duration::from_secs(3600))
-            .expect("issue");
+        let token = jwt.issue(SUBJECT, Role::Consumidor, Duration::from_secs(3600)).expect("issue");
+        // The first request remembers the token (the signature check, and the account lookup with
+        // the store); the paths measured are every request after it.
+        rt.block_on(async {
+            jwt.authenticate(&token).await.expect("valid");
+            with_revocations.authenticate(&token).await.expect("valid");
+        });
         let (parts, ()) = axum::http::Request::builder()
             .uri("/v1/studies")
             .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))

@@ -25,7 +25,10 @@
 //!
 //! Every token carries a `jti`. With the identity store attached
 //! ([`Jwt::with_revocations`]), a token whose `jti` was revoked (a logout) is
-//! refused until it expires; that check is one lookup by key.
+//! refused until it expires; that check is one lookup by key. With the store
+//! attached, a token is also refused (401 `unknown_subject`) unless its `sub`
+//! names an account of its role; that lookup is made the first time a token
+//! is seen, and the token is remembered only after it.
 //!
 //! Service clients may send `X-API-Key: alpes_<id>_<secret>` instead of a
 //! bearer token (with the identity store attached). The key is looked up by
@@ -220,9 +223,12 @@ impl Jwt {
         serde_json::json!({ "keys": keys })
     }
 
-    /// The same signer, refusing tokens whose `jti` `store` has revoked.
+    /// The same signer, refusing tokens whose `jti` `store` has revoked or
+    /// whose `sub` names none of its accounts; with a memory of its own
+    /// (a token the signer without the store remembered was never looked up).
     pub fn with_revocations(mut self, store: Arc<dyn IdentityStore>) -> Self {
         self.revocations = Some(store);
+        self.verified = Arc::new(self.verified.emptied());
         self
     }
 
@@ -253,9 +259,22 @@ impl Jwt {
         i64::try_from(last_accepted).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
     }
 
-    /// The claims of a valid token that was not revoked.
+    /// The claims of a valid token that was not revoked and, with the
+    /// identity store attached, whose `sub` names an account of the token's
+    /// role (checked the first time the token is seen, then remembered with it).
     pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
-        let claims = self.verify(token)?;
+        let now = now_secs();
+        let claims = match self.verified.get(token, now) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.check(token)?;
+                if let Some(store) = &self.revocations {
+                    subject_known(store.as_ref(), &claims).await?;
+                }
+                self.verified.insert(token, &claims, now);
+                claims
+            }
+        };
         if let (Some(store), Some(jti)) = (&self.revocations, &claims.jti) {
             if store.jti_revoked(jti, alpes_schemas::now_millis()).await? {
                 return Err(ApiError::unauthorized("invalid bearer token: revoked (logged out)"));
@@ -264,15 +283,14 @@ impl Jwt {
         Ok(claims)
     }
 
-    /// The claims of a valid token: remembered, or checked and remembered.
+    /// The claims of a valid token, remembered or checked (signature and
+    /// claims only; [`Jwt::authenticate`] alone remembers a token, once its
+    /// subject is known): what the rate limiter keys a request by.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let now = now_secs();
-        if let Some(claims) = self.verified.get(token, now) {
-            return Ok(claims);
+        match self.verified.get(token, now_secs()) {
+            Some(claims) => Ok(claims),
+            None => self.check(token),
         }
-        let claims = self.check(token)?;
-        self.verified.insert(token, &claims, now);
-        Ok(claims)
     }
 
     /// The claims of a valid token, by its signature and claims.
@@ -298,6 +316,17 @@ impl Jwt {
         }?;
         strict(&claims, now_secs(), self.validation.leeway).map_err(refused)?;
         Ok(claims)
+    }
+}
+
+/// 401 `unknown_subject` unless the token's `sub` names an account of the
+/// token's role: a token signed for a user id that no account has (or had
+/// another role) names nobody the platform knows.
+async fn subject_known(store: &dyn IdentityStore, claims: &Claims) -> Result<(), ApiError> {
+    match store.account(&claims.sub).await? {
+        Some(account) if account.role == claims.role => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("invalid bearer token: its role is not the account's").with_code("unknown_subject")),
+        None => Err(ApiError::unauthorized("invalid bearer token: its subject (sub) names no account").with_code("unknown_subject")),
     }
 }
 
@@ -588,7 +617,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revoked_jti_is_refused_until_the_token_expires() {
-        let store = Arc::new(crate::store::SqliteIdentity::in_memory().expect("store"));
+        let store = with_accounts(&[("u1", Role::Consumidor)]).await;
         let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef").with_revocations(store.clone());
         let (token, claims) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
         let (other, _) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
@@ -602,6 +631,54 @@ mod tests {
         assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
         assert!(refused.message.contains("revoked"), "{}", refused.message);
         assert!(jwt.authenticate(&other).await.is_ok(), "only that token is revoked");
+    }
+
+    /// An identity store holding an account for each `(user id, role)`.
+    async fn with_accounts(accounts: &[(&str, Role)]) -> Arc<crate::store::SqliteIdentity> {
+        let store = Arc::new(crate::store::SqliteIdentity::in_memory().expect("store"));
+        for (user_id, role) in accounts {
+            let account = alpes_domain::identity::NewAccount {
+                user_id: (*user_id).to_owned(),
+                nombre: (*user_id).to_owned(),
+                email: format!("{user_id}@example.org"),
+                password_hash: "$argon2id$v=19$m=64,t=1,p=1$unused".into(),
+                role: *role,
+                organization: None,
+                created_at: 0,
+                created_by: (*user_id).to_owned(),
+            };
+            store.create_account(account).await.expect("account");
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_subject_names_no_account_of_its_role_is_refused_and_not_remembered() {
+        let store = with_accounts(&[("known", Role::Proveedor)]).await;
+        let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef").with_revocations(store);
+        let token = |user: &str, role: Role| jwt.issue(user, role, Duration::from_secs(60)).expect("issue");
+        assert_eq!(
+            jwt.authenticate(&token("known", Role::Proveedor)).await.expect("known").sub,
+            "known"
+        );
+        assert_eq!(jwt.verified.len(), 1, "remembered once its subject is known");
+        for (bad, why) in [
+            (token("nobody", Role::Proveedor), "names no account"),
+            (token("known", Role::Admin), "not the account's"),
+        ] {
+            // The rate limiter's look at it passes (a valid signature) without remembering it ...
+            assert!(jwt.verify(&bad).is_ok());
+            // ... and every request with it is refused.
+            for _ in 0..2 {
+                let refused = jwt.authenticate(&bad).await.expect_err(why);
+                assert_eq!((refused.status.as_u16(), refused.code), (401, "unknown_subject"));
+                assert!(refused.message.contains(why), "{}", refused.message);
+            }
+        }
+        assert_eq!(jwt.verified.len(), 1, "refused tokens are not remembered");
+        // Without the store (a process with no identity store) the subject is not looked up.
+        let bare = Jwt::new(b"0123456789abcdef0123456789abcdef");
+        assert!(bare.authenticate(&token("nobody", Role::Proveedor)).await.is_ok());
     }
 
     #[test]
@@ -772,7 +849,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revoked_jti_is_refused_in_eddsa_mode_too() {
-        let store = Arc::new(crate::store::SqliteIdentity::in_memory().expect("store"));
+        let store = with_accounts(&[("u1", Role::Consumidor)]).await;
         let jwt = Jwt::eddsa(&ed25519(), []).expect("jwt").with_revocations(store.clone());
         let (token, claims) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
         let (other, _) = jwt.issue_claims("u1", Role::Consumidor, Duration::from_secs(60)).expect("issue");
@@ -822,13 +899,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_remembered_eddsa_token_answers_only_for_its_exact_text_and_until_it_expires() {
+    #[tokio::test]
+    async fn a_remembered_eddsa_token_answers_only_for_its_exact_text_and_until_it_expires() {
         let key = ed25519();
         let jwt = Jwt::eddsa(&key, []).expect("jwt");
         let verified = &jwt.verified;
         let token = jwt.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
-        assert_eq!(jwt.verify(&token).expect("first").sub, "u1");
+        assert!(jwt.verify(&token).is_ok());
+        assert_eq!(verified.len(), 0, "verify alone remembers nothing");
+        assert_eq!(jwt.authenticate(&token).await.expect("first").sub, "u1");
         assert_eq!(verified.len(), 1, "remembered");
         assert_eq!(jwt.clone().verify(&token).expect("again").sub, "u1", "clones share it");
         // A token with the same signature and other claims is not the remembered one.
@@ -842,27 +921,27 @@ mod tests {
         let mut late = claims_for("u2");
         late.exp = now_secs() - 30;
         let late_token = jsonwebtoken::encode(&jwt.header, &late, &jwt.encoding).expect("encode");
-        assert!(jwt.verify(&late_token).is_ok(), "within the leeway");
+        assert!(jwt.authenticate(&late_token).await.is_ok(), "within the leeway");
         assert!(verified.get(&late_token, now_secs()).is_some());
         assert!(verified.get(&late_token, late.exp + jwt.validation.leeway + 1).is_none());
         // The ring without the key (a restart) has its own, empty memory.
         assert!(refusal(&Jwt::eddsa(&ed25519(), []).expect("jwt"), &token).contains("unknown key id"));
         // With no memory every check is a full one.
         let uncached = Jwt::eddsa(&key, []).expect("jwt").with_verified_capacity(0);
-        assert!(uncached.verify(&token).is_ok());
+        assert!(uncached.authenticate(&token).await.is_ok());
         assert_eq!(uncached.verified.len(), 0);
     }
 
-    #[test]
-    fn a_remembered_hs256_token_answers_only_for_its_exact_text_and_only_under_its_own_secret() {
+    #[tokio::test]
+    async fn a_remembered_hs256_token_answers_only_for_its_exact_text_and_only_under_its_own_secret() {
         let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef");
         let token = jwt.issue("u1", Role::Admin, Duration::from_secs(60)).expect("issue");
-        assert_eq!(jwt.verify(&token).expect("first").sub, "u1");
+        assert_eq!(jwt.authenticate(&token).await.expect("first").sub, "u1");
         assert_eq!(jwt.verified.len(), 1, "remembered");
         assert_eq!(jwt.clone().verify(&token).expect("again").sub, "u1", "clones share it");
         let mut tampered = token.clone();
         tampered.push('A');
-        assert!(jwt.verify(&tampered).is_err());
+        assert!(jwt.authenticate(&tampered).await.is_err());
         assert_eq!(jwt.verified.len(), 1, "refusals are not remembered");
         // Another secret (a restart with a new key) has its own, empty memory.
         let other = Jwt::new(b"another secret, also 32 bytes...");

@@ -178,7 +178,13 @@ fn shared_components() -> Value {
         },
         "responses": {
             "BadRequest": standard(400, &[], "The request cannot be understood."),
-            "Unauthorized": standard(401, &["unauthorized"], "No credentials, or a bad, expired or revoked bearer token or API key."),
+            "Unauthorized": standard(
+                401,
+                &["unauthorized", "two_credentials", "unknown_subject"],
+                "No credentials, or a bad, expired or revoked bearer token or API key (`unauthorized`); a bearer \
+                 token and an API key together (`two_credentials`); a token whose `sub` names no account of its role \
+                 (`unknown_subject`).",
+            ),
             "Forbidden": standard(403, &["forbidden"], "Authenticated, but the caller's role (or identity) may not do this."),
             "NotFound": standard(404, &["not_found"], "Nothing by that id that the caller may see."),
             "NotAcceptable": standard(406, &["not_acceptable"], "The `Accept` header allows no media type this route answers in."),

@@ -2,6 +2,7 @@
 //! (approval, daily limits, credit) are checked against what it has used
 //! ([`alpes_domain::ledger::consumer`] holds the rule).
 
+use crate::held::Holding;
 use crate::QueryState;
 use alpes_domain::ledger::{charge_id, day_start, refuse_download, Approval, DailyLimit, DailyUse, DownloadCheck, DownloadRefusal, DAY_MS};
 use alpes_platform::auth::{Caller, Role};
@@ -37,15 +38,18 @@ pub fn admission_errors(op: Op) -> Op {
 /// `daily_limit`, `Retry-After` the next UTC day) and its credit covers what
 /// the retrieval will charge (402 `insufficient_credit`): the price of each
 /// image not charged already in this repeat window, against the charges
-/// billing has applied. Admins are not checked; with `--consumer-approval
-/// none` nobody is.
-pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage, u64)]) -> Result<(), ApiError> {
+/// billing has applied plus those this process's retrievals hold
+/// ([`crate::held`]). What it lets through holds its new charges: call
+/// [`Holding::metered`] once the usage events are produced. Admins are not
+/// checked; with `--consumer-approval none` nobody is.
+pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage, u64)]) -> Result<Holding, ApiError> {
     if caller.role != Role::Consumidor || state.pricing.approval() == Approval::None {
-        return Ok(());
+        return Ok(Holding::nothing());
     }
     let (ledger, pricing, consumer) = (&state.ledger, &state.pricing, caller.user_id.as_str());
     let terms = ledger.terms(consumer).await?;
     let now = now_millis();
+    let mut charges = Vec::new();
     let mut check = DownloadCheck {
         approval: pricing.approval(),
         terms: terms.as_ref(),
@@ -65,13 +69,21 @@ pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage
         if t.daily_downloads.is_some() || t.daily_bytes.is_some() {
             check.today = state.catalog.used_since(consumer, day_start(now)).await?;
         }
-        for (image, _) in images {
-            let key = pricing.charge_key(consumer, &image.image_id, now);
-            if !ledger.has_entry(consumer, &charge_id(&key)).await? {
-                check.price_minor = check.price_minor.saturating_add(pricing.price(image.modality.as_deref()));
+        // The holds billing has applied since go first: the applied charges read next count them.
+        let mut applied = Vec::new();
+        for id in state.held.charge_ids(consumer) {
+            if ledger.has_entry(consumer, &id).await? {
+                applied.push(id);
             }
         }
-        if check.price_minor > 0 {
+        state.held.settle(consumer, &applied, now);
+        for (image, _) in images {
+            let id = charge_id(&pricing.charge_key(consumer, &image.image_id, now));
+            if !ledger.has_entry(consumer, &id).await? {
+                charges.push((id, pricing.price(image.modality.as_deref())));
+            }
+        }
+        if !charges.is_empty() {
             let balances = ledger.balances(consumer).await?;
             check.charged_minor = balances
                 .iter()
@@ -79,32 +91,44 @@ pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage
                 .map_or(0, |b| b.charged_minor);
         }
     }
-    match refuse_download(check) {
-        None => Ok(()),
-        Some(DownloadRefusal::NotVerified) => Err(ApiError::new(
+    let refusal = state.held.hold(consumer, charges, now, |held_minor, adds_minor| {
+        check.charged_minor = check.charged_minor.saturating_add(held_minor);
+        check.price_minor = adds_minor;
+        refuse_download(check)
+    });
+    match refusal {
+        Ok(holding) => Ok(holding),
+        Err(refusal) => Err(refused(refusal, &check, now)),
+    }
+}
+
+/// The answer to a refused retrieval.
+fn refused(refusal: DownloadRefusal, check: &DownloadCheck<'_>, now: i64) -> ApiError {
+    match refusal {
+        DownloadRefusal::NotVerified => ApiError::new(
             StatusCode::FORBIDDEN,
             "consumer_not_verified",
             "an admin has not approved this consumer account for downloads yet",
-        )),
-        Some(DownloadRefusal::Daily(limit)) => {
+        ),
+        DownloadRefusal::Daily(limit) => {
             let what = match limit {
                 DailyLimit::Downloads(n) => format!("{n} retrievals"),
                 DailyLimit::Bytes(n) => format!("{n} bytes"),
             };
             let wait = (day_start(now) + DAY_MS - now) / 1000 + 1;
-            Err(ApiError::too_many(
+            ApiError::too_many(
                 "daily_limit",
                 format!("this retrieval would pass the consumer's limit of {what} a day (UTC)"),
                 u32::try_from(wait).unwrap_or(u32::MAX),
-            ))
+            )
         }
-        Some(DownloadRefusal::InsufficientCredit { available_minor }) => Err(ApiError::new(
+        DownloadRefusal::InsufficientCredit { available_minor } => ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "insufficient_credit",
             format!(
                 "this retrieval costs {} {} minor units and {available_minor} are left of the credit limit",
                 check.price_minor, check.currency
             ),
-        )),
+        ),
     }
 }

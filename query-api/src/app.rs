@@ -100,6 +100,7 @@ impl QueryApp {
             metrics,
             currency: config.currency.as_str().into(),
             rendered: Arc::new(Rendered::default()),
+            held: Arc::default(),
         };
         QueryApp { state, kafka, audit_group }
     }

@@ -24,6 +24,7 @@ pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod error;
+pub mod held;
 pub mod materializer;
 pub mod meter;
 pub mod openapi;
@@ -77,6 +78,8 @@ pub struct QueryState {
     pub currency: Arc<str>,
     /// The bodies `GET /imagenes/{id}` rendered, reused while an image reads the same.
     pub rendered: Arc<rendered::Rendered>,
+    /// The credit admitted retrievals hold until billing applies their charges.
+    pub held: Arc<held::Held>,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

@@ -12,7 +12,7 @@ use alpes_platform::auth::Role;
 use alpes_platform::store::ScyllaArgs;
 use anyhow::{Context, Result};
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The subcommands of `alpes admin`.
@@ -61,15 +61,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
-    alpes::private::private_data_dir(&a.data_dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let store = rt.block_on(alpes::app::open_identity(&a.scylla, &a.data_dir, false))?;
-    let place = if a.scylla.configured() {
-        format!("keyspace {} on ScyllaDB", a.scylla.keyspace)
-    } else {
-        a.data_dir.join("alpes.db").display().to_string()
-    };
-    let identity = Identity::new(store, a.identity).context("bad password hashing settings")?;
+    let (rt, identity, place) = open(&a.data_dir, &a.scylla, a.identity)?;
     let user = NewUser {
         nombre: a.nombre,
         email: a.email,
@@ -92,4 +84,19 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// The instance's identity store as `alpes up` opens it (the data dir made
+/// private first), a runtime to drive it, and where it is, in words.
+pub fn open(data_dir: &Path, scylla: &ScyllaArgs, args: IdentityArgs) -> Result<(tokio::runtime::Runtime, Identity, String)> {
+    alpes::private::private_data_dir(data_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let store = rt.block_on(alpes::app::open_identity(scylla, data_dir, false))?;
+    let place = if scylla.configured() {
+        format!("keyspace {} on ScyllaDB", scylla.keyspace)
+    } else {
+        data_dir.join("alpes.db").display().to_string()
+    };
+    let identity = Identity::new(store, args).context("bad password hashing settings")?;
+    Ok((rt, identity, place))
 }

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub blobs: Blobs,
     pub ledger: Arc<dyn alpes_platform::store::LedgerStore>,
     pub catalog: Arc<dyn alpes_platform::store::CatalogStore>,
+    /// Signs the tests' tokens.
+    pub signer: Signer,
     pub shutdown: Shutdown,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub data: tempfile::TempDir,
@@ -74,6 +76,35 @@ pub fn approved(user: &str) -> alpes_platform::store::ledger::ConsumerTerms {
     }
 }
 
+/// Signs tokens as an app does, for accounts of its identity store.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    jwt: Arc<Jwt>,
+    accounts: alpes_ingest::identity::Identity,
+}
+
+impl Signer {
+    /// The signer of `app`, which runs a service that keeps accounts (ingest or query-api).
+    pub fn of(app: &App) -> Signer {
+        let identity = app.identity().expect("the app keeps accounts");
+        Signer {
+            jwt: app.jwt(),
+            accounts: alpes_ingest::identity::Identity::new(identity, Default::default()).expect("identity"),
+        }
+    }
+
+    /// A token of `user` with `role`, as `alpes token --create-account` makes it: the account is
+    /// created first unless one has that id (the platform refuses a token naming no account).
+    pub async fn token(&self, user: &str, role: Role) -> String {
+        let account = self
+            .accounts
+            .token_subject(user, Some(role), true)
+            .await
+            .expect("the token's account");
+        self.jwt.issue(&account.user_id, role, Duration::from_secs(3600)).expect("token")
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -87,6 +118,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = App::build(settings).await.expect("build");
     let base = format!("http://{}", app.addr());
     let (jwt, kafka, blobs, ledger, catalog) = (app.jwt(), app.kafka(), app.blobs(), app.ledger(), app.catalog());
+    let signer = Signer::of(&app);
     let shutdown = Shutdown::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
@@ -96,6 +128,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         blobs,
         ledger: ledger.expect("the app runs billing"),
         catalog: catalog.expect("the app runs query-api"),
+        signer,
         shutdown,
         task,
         data,
@@ -135,7 +168,7 @@ impl TestApp {
 
     /// Every entry `GET /auditoria?<query>` answers, all pages walked, as the admin `auditor`.
     pub async fn audit_entries(&self, query: &str) -> Vec<serde_json::Value> {
-        let admin = self.token("auditor", Role::Admin);
+        let admin = self.token("auditor", Role::Admin).await;
         let mut entries = Vec::new();
         let mut cursor = String::new();
         loop {
@@ -172,8 +205,9 @@ impl TestApp {
         }
     }
 
-    pub fn token(&self, user: &str, role: Role) -> String {
-        self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
+    /// A token of `user` with `role` ([`Signer::token`]).
+    pub async fn token(&self, user: &str, role: Role) -> String {
+        self.signer.token(user, role).await
     }
 
     /// Stops the app and waits for it: its consumers commit and close while the broker is still
@@ -189,7 +223,7 @@ impl TestApp {
     /// downloads nothing before that.
     pub async fn consumer_token(&self, user: &str) -> String {
         self.ledger.set_terms(approved(user)).await.expect("approve the consumer");
-        self.token(user, Role::Consumidor)
+        self.token(user, Role::Consumidor).await
     }
 
     /// Uploads the fixture `name` as DICOM with `token`; the image id of the 202.

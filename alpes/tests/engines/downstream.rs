@@ -22,18 +22,18 @@ async fn a_python_consumer_reads_every_event_type_through_the_registry() {
         return;
     };
     let python = python().expect("ALPES_PYTHON_KAFKA: a venv's python with confluent-kafka and fastavro (.ci/run makes one)");
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let mut procs = start_ready(&e, &keys, &[("all", "ingest,anonymizer,billing,query-api")], &[]).await;
     let (base, client) = (procs[0].url.clone(), reqwest::Client::new());
     let run = uuid::Uuid::new_v4().simple().to_string();
     let provider = format!("prov-down-{run}");
-    let ptoken = keys.token(&provider, Role::Proveedor);
+    let ptoken = keys.token(&provider, Role::Proveedor).await;
 
     // ImagenRegistrada, ImagenAnonimizada and, for a truncated file, ImagenRechazada.
     let good = upload(&client, &base, &ptoken, &fixture("CT_small.dcm"), None).await;
     let bad = upload(&client, &base, &ptoken, &fixture("MR_truncated.dcm"), None).await;
     assert_eq!((good.status, bad.status), (202, 202));
-    let consumer = keys.token(&format!("cons-down-{run}"), Role::Consumidor);
+    let consumer = keys.token(&format!("cons-down-{run}"), Role::Consumidor).await;
     let id = good.id.expect("id");
     anonymized(&client, &base, &consumer, &id, Duration::from_secs(180)).await;
     // EventoUsoDatos, and RegistroAuditoria for every audited request.
@@ -65,7 +65,7 @@ async fn a_python_consumer_reads_every_event_type_through_the_registry() {
         (v["uses"] == 1).then_some(())
     })
     .await;
-    let admin = keys.token("admin-down", Role::Admin);
+    let admin = keys.token("admin-down", Role::Admin).await;
     for (amount, reference, status) in [(1, format!("ok-{run}"), 202), (1_000_000_000, format!("too-much-{run}"), 409)] {
         let res = client
             .post(format!("{base}/monetizacion/pagar"))

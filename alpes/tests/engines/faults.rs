@@ -19,7 +19,7 @@ async fn a_kafka_broker_killed_during_a_stream_of_uploads_loses_no_acknowledged_
     let Some(e) = engines("a_kafka_broker_killed_during_a_stream_of_uploads_loses_no_acknowledged_upload") else {
         return;
     };
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let mut procs = start_ready(&e, &keys, &[("ingest", "ingest"), ("anonymizer", "anonymizer")], &[]).await;
     let client = reqwest::Client::new();
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -31,7 +31,7 @@ async fn a_kafka_broker_killed_during_a_stream_of_uploads_loses_no_acknowledged_
             e.kill("kafka-2");
         }
         let provider = format!("prov-broker-{run}-{i}");
-        let up = upload(&client, &procs[0].url, &keys.token(&provider, Role::Proveedor), &bytes, None).await;
+        let up = upload(&client, &procs[0].url, &keys.token(&provider, Role::Proveedor).await, &bytes, None).await;
         match up.status {
             202 => {
                 acknowledged.insert(up.request_id.expect("request id"));
@@ -67,7 +67,7 @@ async fn the_cql_node_stopped_during_downloads_answers_503_and_bills_each_downlo
     };
     // With one node, its loss stops every CQL call (503); with three (RF 3), quorum still holds.
     let single = e.var("SCYLLA_NODES").split(',').count() == 1;
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let services = [
         ("ingest", "ingest"),
         ("anonymizer", "anonymizer"),
@@ -82,12 +82,12 @@ async fn the_cql_node_stopped_during_downloads_answers_503_and_bills_each_downlo
     let providers: Vec<String> = (0..3).map(|i| format!("prov-cql-{run}-{i}")).collect();
     let mut images = Vec::new();
     for p in &providers {
-        let up = upload(&client, &ingest, &keys.token(p, Role::Proveedor), &bytes, None).await;
+        let up = upload(&client, &ingest, &keys.token(p, Role::Proveedor).await, &bytes, None).await;
         assert_eq!(up.status, 202);
         images.push(up.id.expect("id"));
     }
     for id in &images {
-        let probe = keys.token("cons-probe", Role::Consumidor);
+        let probe = keys.token("cons-probe", Role::Consumidor).await;
         assert_eq!(
             anonymized(&client, &query, &probe, id, Duration::from_secs(180)).await,
             "anonimizada"
@@ -130,8 +130,9 @@ async fn the_cql_node_stopped_during_downloads_answers_503_and_bills_each_downlo
     }
     // Each served download is credited exactly once, after the outage too.
     let uses = |provider: String| {
-        let (client, query, token) = (client.clone(), query.clone(), keys.token(&provider, Role::Proveedor));
+        let (client, query, keys) = (client.clone(), query.clone(), keys.clone());
         async move {
+            let token = keys.token(&provider, Role::Proveedor).await;
             let (status, _, body) = get(&client, &format!("{query}/monetizacion/saldo/{provider}"), &token).await;
             let v: Value = serde_json::from_slice(&body).ok()?;
             (status == 200).then(|| v["uses"].as_u64().unwrap_or(0))
@@ -175,7 +176,10 @@ struct Downloads {
 impl Downloads {
     /// One download; its status (200 or 503 with `Retry-After`, nothing else).
     async fn one(&mut self) -> u16 {
-        let token = self.keys.token(&format!("cons-cql-{}-{}", self.run, self.next), Role::Consumidor);
+        let token = self
+            .keys
+            .token(&format!("cons-cql-{}-{}", self.run, self.next), Role::Consumidor)
+            .await;
         let id = &self.images[self.next % self.images.len()];
         self.next += 1;
         let (status, retry, _) = get(&self.client, &format!("{}/imagenes/{id}/anonimizada", self.query), &token).await;
@@ -218,11 +222,11 @@ async fn the_s3_server_stopped_mid_upload_leaves_nothing_half_written_and_the_up
     let Some(e) = engines("the_s3_server_stopped_mid_upload_leaves_nothing_half_written_and_the_upload_can_be_retried") else {
         return;
     };
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let mut procs = start_ready(&e, &keys, &[("ingest", "ingest"), ("anonymizer", "anonymizer")], &[]).await;
     let client = reqwest::Client::new();
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let token = keys.token(&format!("prov-s3-{run}"), Role::Proveedor);
+    let token = keys.token(&format!("prov-s3-{run}"), Role::Proveedor).await;
     // Large enough to stream through S3 multipart (over one 5 MiB part), unique to this run.
     let mut png = noise_png(1500);
     png.extend_from_slice(run.as_bytes());

@@ -129,28 +129,53 @@ impl Engines {
 }
 
 /// The key directory every process shares (the token secret and the engine secret), and tokens
-/// signed with it.
+/// signed with it for accounts of the shared keyspace.
 #[derive(Debug, Clone)]
 pub struct Keys {
     dir: Arc<tempfile::TempDir>,
     jwt: Arc<Jwt>,
+    /// The shared keyspace's identity store, as the processes reach it.
+    scylla: Arc<alpes_platform::store::ScyllaArgs>,
+    accounts: Arc<tokio::sync::OnceCell<alpes_ingest::identity::Identity>>,
 }
 
 impl Keys {
-    /// New keys, created as `alpes up` creates them.
-    pub fn new() -> Keys {
+    /// New keys, created as `alpes up` creates them, for processes on `engines`.
+    pub fn new(engines: &Engines) -> Keys {
+        #[derive(clap::Parser)]
+        struct Scylla {
+            #[command(flatten)]
+            args: alpes_platform::store::ScyllaArgs,
+        }
         let dir = tempfile::tempdir().expect("tmp");
         let loaded = alpes::jwt_keys::JwtArgs::default().load(dir.path()).expect("token key");
         alpes::secret::load_or_create(&alpes::app::engine_secret_path(dir.path())).expect("engine secret");
+        let nodes = engines.var("SCYLLA_NODES");
+        let keyspace = engines.keyspace();
+        let scylla = <Scylla as clap::Parser>::parse_from(["keys", "--scylla-nodes", &nodes, "--scylla-keyspace", &keyspace]);
         Keys {
             dir: Arc::new(dir),
             jwt: Arc::new(loaded.jwt),
+            scylla: Arc::new(scylla.args),
+            accounts: Arc::default(),
         }
     }
 
-    /// A token of `user` with `role`.
-    pub fn token(&self, user: &str, role: Role) -> String {
-        self.jwt.issue(user, role, Duration::from_secs(3600)).expect("token")
+    /// A token of `user` with `role`, as `alpes token --create-account` makes it: the account is
+    /// created in the shared keyspace first unless one has that id (the platform refuses a token
+    /// naming no account).
+    pub async fn token(&self, user: &str, role: Role) -> String {
+        let accounts = self
+            .accounts
+            .get_or_init(|| async {
+                let store = alpes::app::open_identity(&self.scylla, self.dir.path(), false)
+                    .await
+                    .expect("the keyspace's identity store");
+                alpes_ingest::identity::Identity::new(store, Default::default()).expect("identity")
+            })
+            .await;
+        let account = accounts.token_subject(user, Some(role), true).await.expect("the token's account");
+        self.jwt.issue(&account.user_id, role, Duration::from_secs(3600)).expect("token")
     }
 
     /// A new data dir holding these keys.
@@ -218,8 +243,8 @@ impl Alpes {
             .arg("--data-dir")
             .arg(self.data.path())
             .env("RUST_LOG", "info")
-            // This suite is about the engines: its consumers are token subjects with no account, so no
-            // admin approval (the security suite and the conformance suite cover approval and credit).
+            // This suite is about the engines: its consumers download with no admin approval (the
+            // security suite and the conformance suite cover approval and credit).
             .env("ALPES_CONSUMER_APPROVAL", "none")
             .stdout(Stdio::piped())
             .stderr(stderr)

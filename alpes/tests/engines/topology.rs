@@ -15,7 +15,7 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
     let Some(e) = engines("the_compose_topology_serves_uploads_downloads_balances_and_the_audit_trail") else {
         return;
     };
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let topology = [
         ("ingest-a", "ingest"),
         ("ingest-b", "ingest"),
@@ -35,7 +35,7 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
     for i in 0..6 {
         let provider = format!("prov-topo-{run}-{i}");
         let base = if i % 2 == 0 { &ingest_a } else { &ingest_b };
-        let up = upload(&client, base, &keys.token(&provider, Role::Proveedor), &bytes, None).await;
+        let up = upload(&client, base, &keys.token(&provider, Role::Proveedor).await, &bytes, None).await;
         assert_eq!(up.status, 202, "upload {i}");
         assert!(!up.duplicate);
         images.push((provider, up.id.expect("id")));
@@ -44,14 +44,14 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
     // The ingest store is shared: the same provider's bytes, or its key, through the other
     // ingest is the same image.
     let (provider, first) = &images[0];
-    let token = keys.token(provider, Role::Proveedor);
+    let token = keys.token(provider, Role::Proveedor).await;
     let again = upload(&client, &ingest_b, &token, &bytes, None).await;
     assert_eq!(
         (again.status, again.id.as_deref(), again.duplicate),
         (202, Some(first.as_str()), true)
     );
     let keyed = format!("prov-topo-{run}-keyed");
-    let keyed_token = keys.token(&keyed, Role::Proveedor);
+    let keyed_token = keys.token(&keyed, Role::Proveedor).await;
     let key = format!("key-{run}");
     // A client that retries on the other replica before the first answer came: one image.
     let (x, y) = tokio::join!(
@@ -66,7 +66,7 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
     assert_eq!((z.status, z.id.as_deref(), z.duplicate), (202, x.id.as_deref(), true));
 
     // Every image is anonymized by one of the anonymizers and served by the query API.
-    let consumer = keys.token(&format!("cons-topo-{run}"), Role::Consumidor);
+    let consumer = keys.token(&format!("cons-topo-{run}"), Role::Consumidor).await;
     for (_, id) in &images {
         assert_eq!(
             anonymized(&client, &query, &consumer, id, Duration::from_secs(180)).await,
@@ -81,7 +81,7 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
 
     // Billing credits each provider once for its download, on the shared ledger.
     for (provider, _) in &images {
-        let token = keys.token(provider, Role::Proveedor);
+        let token = keys.token(provider, Role::Proveedor).await;
         let saldo: Value = eventually(&format!("{provider} credited"), Duration::from_secs(90), || async {
             let (status, _, body) = get(&client, &format!("{query}/monetizacion/saldo/{provider}"), &token).await;
             let v: Value = serde_json::from_slice(&body).ok()?;
@@ -92,7 +92,7 @@ async fn the_compose_topology_serves_uploads_downloads_balances_and_the_audit_tr
     }
 
     // The audit trail has every upload (from both ingests) and every download.
-    let admin = keys.token("auditor-topo", Role::Admin);
+    let admin = keys.token("auditor-topo", Role::Admin).await;
     let entries: Vec<Value> = eventually("the audit trail", Duration::from_secs(60), || async {
         let (status, _, body) = get(&client, &format!("{query}/auditoria?limit=1000"), &admin).await;
         let v: Value = serde_json::from_slice(&body).ok()?;

@@ -27,7 +27,7 @@ async fn a_transactional_worker_killed_mid_batch_leaves_exactly_one_committed_ou
     let Some(e) = engines("a_transactional_worker_killed_mid_batch_leaves_exactly_one_committed_outcome_per_image") else {
         return;
     };
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let mut ingest = start_ready(&e, &keys, &[("ingest", "ingest")], &[]).await;
     // A short session: a killed member leaves the group in 6 s instead of librdkafka's 45 s.
     let flags = ["--transactional", "--jobs", "1", "--kafka-consumer-prop", "session.timeout.ms=6000"];
@@ -45,7 +45,7 @@ async fn a_transactional_worker_killed_mid_batch_leaves_exactly_one_committed_ou
     for round in 0..rounds {
         for i in 0..8 {
             let provider = format!("prov-tx-{run}-{round}-{i}");
-            let up = upload(&client, &ingest[0].url, &keys.token(&provider, Role::Proveedor), &bytes, None).await;
+            let up = upload(&client, &ingest[0].url, &keys.token(&provider, Role::Proveedor).await, &bytes, None).await;
             assert_eq!(up.status, 202, "upload {round}/{i}");
             requests.insert(up.request_id.expect("request id"));
         }
@@ -93,7 +93,7 @@ async fn a_rebalance_during_a_transactional_batch_leaves_exactly_one_committed_o
     let Some(e) = engines("a_rebalance_during_a_transactional_batch_leaves_exactly_one_committed_outcome_per_image") else {
         return;
     };
-    let keys = Keys::new();
+    let keys = Keys::new(&e);
     let mut ingest = start_ready(&e, &keys, &[("ingest", "ingest")], &[]).await;
     let flags = ["--transactional", "--jobs", "1"];
     let mut worker = start_ready(&e, &keys, &[("anonymizer", "anonymizer")], &flags).await;
@@ -121,13 +121,12 @@ async fn a_rebalance_during_a_transactional_batch_leaves_exactly_one_committed_o
     };
     let mut requests = HashSet::new();
     for round in 0..6 {
-        let uploads = (0..8).map(|i| {
-            let (client, base, token, bytes) = (
-                client.clone(),
-                ingest[0].url.clone(),
-                keys.token(&format!("prov-rb-{run}-{round}-{i}"), Role::Proveedor),
-                bytes.clone(),
-            );
+        let mut tokens = Vec::new();
+        for i in 0..8 {
+            tokens.push(keys.token(&format!("prov-rb-{run}-{round}-{i}"), Role::Proveedor).await);
+        }
+        let uploads = tokens.into_iter().map(|token| {
+            let (client, base, bytes) = (client.clone(), ingest[0].url.clone(), bytes.clone());
             async move { upload(&client, &base, &token, &bytes, None).await }
         });
         for up in futures::future::join_all(uploads).await {

@@ -81,8 +81,8 @@ async fn a_bomb_uploaded_is_rejected_with_its_reason() {
         s.jobs = Some(2);
     })
     .await;
-    let provider = app.token("bomb-provider", Role::Proveedor);
-    let admin = app.token("bomb-admin", Role::Admin);
+    let provider = app.token("bomb-provider", Role::Proveedor).await;
+    let admin = app.token("bomb-admin", Role::Admin).await;
     for (bomb, media_type, reason) in [
         (&bombs()[0], "application/dicom", "inflate_limit"),
         (&bombs()[1], "image/png", "decode_limit"),

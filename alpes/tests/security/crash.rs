@@ -55,7 +55,7 @@ fn free_addr() -> String {
 
 fn token(data: &Path, user: &str, role: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_alpes"))
-        .args(["token", "--user", user, "--role", role])
+        .args(["token", "--create-account", "--user", user, "--role", role])
         .arg("--data-dir")
         .arg(data)
         .output()
@@ -359,7 +359,7 @@ async fn downloads_and_payments_answered_before_a_kill_are_each_in_the_ledger_on
 async fn the_outbox_empties_once_billing_the_materializer_and_the_audit_projector_applied_its_events() {
     let app = crate::common::spawn_app().await;
     app.ready().await;
-    let provider = app.token("p-outbox", alpes_platform::auth::Role::Proveedor);
+    let provider = app.token("p-outbox", alpes_platform::auth::Role::Proveedor).await;
     let consumer = app.consumer_token("c-outbox").await;
     let image = app.upload_fixture("CT_small.dcm", &provider).await;
     app.download_when_ready(&image, &consumer).await;

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_file_and_folder_of_the_data_dir_is_the_users_alone() {
     let app = common::spawn_app().await;
-    let provider = app.token("modes-provider", Role::Proveedor);
+    let provider = app.token("modes-provider", Role::Proveedor).await;
     let consumer = app.consumer_token("modes-consumer").await;
     let id = app.upload_fixture("CT_small.dcm", &provider).await;
     app.download_when_ready(&id, &consumer).await;

@@ -1,6 +1,7 @@
 //! Finding 3: consumers paid nothing, and anyone could be one. On the
 //! embedded defaults a consumer who registered downloads nothing until an
-//! admin approves it; past its credit it gets 402; and after concurrent
+//! admin approves it; past its credit it gets 402, also when a burst of its
+//! downloads arrives before billing applied any of them; and after concurrent
 //! downloads by many consumers the consumers' charges add up to exactly the
 //! providers' credits.
 
@@ -73,22 +74,22 @@ async fn billed(app: &TestApp, admin: &str, consumer: &str, charges: i64) {
 async fn an_unapproved_consumer_downloads_nothing_one_past_its_credit_gets_402_and_charges_equal_credits() {
     let app = spawn_app().await;
     app.ready().await;
-    let admin = app.token("money-admin", Role::Admin);
+    let admin = app.token("money-admin", Role::Admin).await;
     let (p1, p2) = (
         register(&app, "money-p1", "proveedor").await,
         register(&app, "money-p2", "proveedor").await,
     );
     let mut images = Vec::new();
     for (p, fixture) in [(&p1, "CT_small.dcm"), (&p1, "MR_small.dcm"), (&p2, "JPEG2000.dcm")] {
-        images.push(app.upload_fixture(fixture, &app.token(p, Role::Proveedor)).await);
+        images.push(app.upload_fixture(fixture, &app.token(p, Role::Proveedor).await).await);
     }
     for image in &images {
-        app.download_when_ready(image, &app.token("money-admin", Role::Admin)).await;
+        app.download_when_ready(image, &app.token("money-admin", Role::Admin).await).await;
     }
 
     // A consumer who just registered: refused until an admin approves it.
     let fresh = register(&app, "money-fresh", "consumidor").await;
-    let fresh_token = app.token(&fresh, Role::Consumidor);
+    let fresh_token = app.token(&fresh, Role::Consumidor).await;
     let (status, body) = download(&app, &fresh_token, &images[0]).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("consumer_not_verified")), "{body}");
 
@@ -115,7 +116,7 @@ async fn an_unapproved_consumer_downloads_nothing_one_past_its_credit_gets_402_a
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
     for c in &consumers {
-        let (app, token, images) = (app.clone(), app.token(c, Role::Consumidor), images.clone());
+        let (app, token, images) = (app.clone(), app.token(c, Role::Consumidor).await, images.clone());
         tasks.push(tokio::spawn(async move {
             for image in images.iter().chain(images.iter()) {
                 assert_eq!(download(&app, &token, image).await.0, 200);
@@ -137,5 +138,46 @@ async fn an_unapproved_consumer_downloads_nothing_one_past_its_credit_gets_402_a
     let credited = saldo(&app, &admin, &p1).await.0 + saldo(&app, &admin, &p2).await.0;
     assert_eq!(charged, credited, "the consumers' charges and the providers' credits");
     assert_eq!(credited, 100 * (1 + 3 * 12 + 3), "one charge per consumer, image and window");
+    std::sync::Arc::into_inner(app).expect("the tasks are done").stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_downloads_cannot_pass_the_credit_limit_by_the_ones_billing_has_not_applied() {
+    let app = spawn_app().await;
+    app.ready().await;
+    let admin = app.token("burst-admin", Role::Admin).await;
+    let provider = app.token("burst-provider", Role::Proveedor).await;
+    let mut images = Vec::new();
+    for fixture in ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"] {
+        images.push(app.upload_fixture(fixture, &provider).await);
+    }
+    for image in &images {
+        app.download_when_ready(image, &admin).await;
+    }
+    // Credit for two downloads of 100, not three; every image asked for four times at once.
+    let consumer = register(&app, "burst-c", "consumidor").await;
+    approve(&app, &admin, &consumer, 250).await;
+    let token = app.token(&consumer, Role::Consumidor).await;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for image in images.iter().cycle().take(images.len() * 4) {
+        let (app, token, image) = (app.clone(), token.clone(), image.clone());
+        tasks.push(tokio::spawn(async move { (image.clone(), download(&app, &token, &image).await) }));
+    }
+    let mut served = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (image, (status, body)) = t.await.expect("task");
+        match status {
+            200 => {
+                served.insert(image);
+            }
+            402 => assert_eq!(body["error"].as_str(), Some("insufficient_credit"), "{body}"),
+            other => panic!("download answered {other}: {body}"),
+        }
+    }
+    assert_eq!(served.len(), 2, "two images fit the credit, the third does not: {served:?}");
+    billed(&app, &admin, &consumer, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(saldo(&app, &admin, &consumer).await.1, 200, "charged within the limit");
     std::sync::Arc::into_inner(app).expect("the tasks are done").stop().await;
 }

@@ -13,7 +13,7 @@ async fn two_providers_upload_one_study(scope: PseudonymScope) -> (String, Strin
     let consumer = app.consumer_token("ns-consumer").await;
     let mut studies = Vec::new();
     for provider in ["ns-provider-a", "ns-provider-b"] {
-        let token = app.token(provider, Role::Proveedor);
+        let token = app.token(provider, Role::Proveedor).await;
         let id = app.upload_fixture("CT_small.dcm", &token).await;
         app.download_when_ready(&id, &consumer).await;
         let image = app.get_json(&format!("/imagenes/{id}"), &consumer).await;

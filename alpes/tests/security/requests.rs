@@ -1,5 +1,5 @@
-//! The smaller findings, replayed on `alpes up`: token edge cases, two
-//! credentials at once, an over-long QIDO filter, `Range` and `If-Range`,
+//! The smaller findings, replayed on `alpes up`: token edge cases (claims
+//! missing or in the future, a subject no account has), two credentials at once, an over-long QIDO filter, `Range` and `If-Range`,
 //! and control characters in names.
 
 use super::common;
@@ -8,7 +8,7 @@ use alpes_schemas::{new_event_id, now_millis};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_with_missing_or_future_claims_and_requests_with_two_credentials_are_refused() {
+async fn tokens_with_missing_or_future_claims_or_an_unknown_subject_and_requests_with_two_credentials_are_refused() {
     let app = common::spawn_app().await;
     let key = alpes::secret::read(&alpes::jwt_keys::jwt_key_path(app.data.path())).expect("jwt key");
     let secs = u64::try_from(now_millis() / 1000).expect("now");
@@ -40,7 +40,21 @@ async fn tokens_with_missing_or_future_claims_and_requests_with_two_credentials_
             )
         }
     };
+    // Signed with the instance's key, but naming a user no account has: nobody.
+    let (code, error, message) = status(sign(&good), None).await;
+    assert_eq!((code, error.as_str()), (401, "unknown_subject"), "{message}");
+    assert!(message.contains("names no account"), "{message}");
+    // Once the account exists the same token is accepted; with another role than the account's, not.
+    app.token(&good.sub, Role::Consumidor).await;
     assert_eq!(status(sign(&good), None).await.0, 200);
+    let as_admin = Claims {
+        role: Role::Admin,
+        jti: Some(new_event_id()),
+        ..good.clone()
+    };
+    let (code, error, message) = status(sign(&as_admin), None).await;
+    assert_eq!((code, error.as_str()), (401, "unknown_subject"), "{message}");
+    assert!(message.contains("not the account's"), "{message}");
     for (claims, why) in [
         (
             Claims {
@@ -74,7 +88,7 @@ async fn tokens_with_missing_or_future_claims_and_requests_with_two_credentials_
 async fn over_long_filters_ranges_that_do_not_parse_stale_if_range_and_control_characters() {
     let app = common::spawn_app().await;
     let consumer = app.consumer_token("probe-reader").await;
-    let provider = app.token("probe-provider", Role::Proveedor);
+    let provider = app.token("probe-provider", Role::Proveedor).await;
     // A 50,001-character PatientID is the client's mistake, not an outage.
     let res = app
         .client

@@ -135,12 +135,16 @@ async fn spawn(
 }
 
 impl TestApp {
-    pub fn token(&self, user: &str, role: Role) -> String {
-        self.jwt.issue(user, role, Duration::from_secs(600)).expect("token")
+    /// A token of `user` with `role`; the account is created first unless one has that id (the
+    /// platform refuses a token naming no account).
+    pub async fn token(&self, user: &str, role: Role) -> String {
+        let accounts = alpes_ingest::identity::Identity::new(self.identity.clone(), test_identity_args()).expect("identity");
+        let account = accounts.token_subject(user, Some(role), true).await.expect("the token's account");
+        self.jwt.issue(&account.user_id, role, Duration::from_secs(600)).expect("token")
     }
 
-    pub fn provider(&self) -> String {
-        self.token("prov-1", Role::Proveedor)
+    pub async fn provider(&self) -> String {
+        self.token("prov-1", Role::Proveedor).await
     }
 
     /// `method path` with the JSON `body`, as `user` with `role`: the status and the JSON answered.
@@ -154,7 +158,7 @@ impl TestApp {
         let res = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token(user, role))
+            .bearer_auth(self.token(user, role).await)
             .json(body)
             .send()
             .await
@@ -167,7 +171,7 @@ impl TestApp {
     pub async fn post(&self, path: &str, content_type: impl AsRef<str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.base))
-            .bearer_auth(self.provider())
+            .bearer_auth(self.provider().await)
             .header("content-type", content_type.as_ref())
             .body(body)
             .send()

@@ -46,6 +46,11 @@ impl VerifiedTokens {
         }
     }
 
+    /// An empty memory of the same size and leeway.
+    pub(super) fn emptied(&self) -> Self {
+        VerifiedTokens::new(self.capacity, self.leeway)
+    }
+
     fn live(&self, claims: &Claims, now: u64) -> bool {
         claims.exp.saturating_add(self.leeway) >= now
     }

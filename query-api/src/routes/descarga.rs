@@ -7,6 +7,7 @@
 
 use super::visible_image;
 use crate::admission::{admission_errors, admit};
+use crate::held::Holding;
 use crate::meter::meter;
 use crate::openapi::IMAGES;
 use crate::Shared;
@@ -178,17 +179,21 @@ pub async fn handler(
     let size = u64::try_from(output.size_bytes).unwrap_or(0);
     let etag = format!("\"{}\"", output.sha256);
     let range = requested_range(&method, &headers, size, &etag)?;
-    if method != Method::HEAD {
+    let metered = method != Method::HEAD;
+    let holding = if metered {
         let serves = range.as_ref().map_or(size, |r| r.end - r.start);
-        admit(&state, &caller, &[(&image, serves)]).await?;
-    }
+        admit(&state, &caller, &[(&image, serves)]).await?
+    } else {
+        Holding::nothing()
+    };
     let bytes = match &range {
         Some(r) => state.blobs.get_range(&output.blob_key, r.clone()).await?,
         None => state.blobs.get(&output.blob_key).await?,
     };
-    if method != Method::HEAD {
+    if metered {
         meter(&state, &ctx, &caller, &image, bytes.len() as u64).await?;
     }
+    holding.metered();
     let disposition = format!("attachment; filename=\"{id}{}\"", extension(&output.media_type));
     let mut res = (
         [

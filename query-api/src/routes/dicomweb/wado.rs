@@ -7,6 +7,7 @@
 
 use super::{instances_under, may_use, Target};
 use crate::admission::{admission_errors, admit};
+use crate::held::Holding;
 use crate::meter::meter;
 use crate::openapi::DICOMWEB;
 use crate::Shared;
@@ -67,13 +68,15 @@ async fn retrieve(
             "instances are served as multipart/related; type=\"application/dicom\"",
         ));
     }
-    if metered {
+    let holding = if metered {
         let retrieved: Vec<(&CatalogImage, u64)> = instances
             .iter()
             .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
             .collect();
-        admit(&state, &caller, &retrieved).await?;
-    }
+        admit(&state, &caller, &retrieved).await?
+    } else {
+        Holding::nothing()
+    };
     // Each part with the image it is, so an instance without an output
     // cannot shift the metering onto its neighbour.
     let mut served = Vec::with_capacity(instances.len());
@@ -84,6 +87,7 @@ async fn retrieve(
     for (image, part) in served.iter().filter(|_| metered) {
         meter(&state, &ctx, &caller, image, part.len() as u64).await?;
     }
+    holding.metered();
     let parts: Vec<_> = served.into_iter().map(|(_, part)| part).collect();
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
