@@ -210,8 +210,8 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     async fn reference_paid(&self, user_id: &str, reference: &str) -> Result<bool>;
     /// A page of the user's ledger, newest first, after `cursor` (from a previous page).
     async fn movements(&self, user_id: &str, cursor: Option<&str>, limit: usize) -> Result<LedgerPage>;
-    /// Whether the user's ledger has the entry `event_id`.
-    async fn has_entry(&self, user_id: &str, event_id: &str) -> Result<bool>;
+    /// Which of `event_ids` the user's ledger has (one read, however many).
+    async fn entries_among(&self, user_id: &str, event_ids: &[&str]) -> Result<std::collections::HashSet<String>>;
     /// The consumer's terms, if an admin set any.
     async fn terms(&self, user_id: &str) -> Result<Option<ConsumerTerms>>;
     /// Sets a consumer's terms, replacing any before.

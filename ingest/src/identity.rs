@@ -221,19 +221,22 @@ impl Identity {
 
     /// The account a token for `user_id` names (`alpes token`, the tests'
     /// harnesses): the stored one, which must have `role` when one is given
-    /// (401 `unknown_subject` otherwise); or, when no account has that id and
+    /// (`other_role` otherwise); or, when no account has that id and
     /// `create` is set, a new account of `role` with that id that cannot log
     /// in: its password is random and never shown, its email
     /// `<id>@accounts.invalid` (a reserved domain). It is announced like an
-    /// account created offline, when `alpes up` next starts.
+    /// account created offline, when `alpes up` next starts. Without
+    /// `create`, no account is `no_account`.
     pub async fn token_subject(&self, user_id: &str, role: Option<Role>, create: bool) -> Result<Account, ApiError> {
-        let unknown = |why: String| ApiError::unauthorized(why).with_code("unknown_subject");
         match (self.store.account(user_id).await?, role) {
-            (Some(account), Some(role)) if account.role != role => Err(unknown(format!(
-                "the account {user_id} has the role {}, not {}",
-                account.role.as_str(),
-                role.as_str()
-            ))),
+            (Some(account), Some(role)) if account.role != role => Err(ApiError::conflict(
+                "other_role",
+                format!(
+                    "the account {user_id} has the role {}, not {}",
+                    account.role.as_str(),
+                    role.as_str()
+                ),
+            )),
             (Some(account), _) => Ok(account),
             (None, Some(role)) if create => {
                 let user = NewUser {
@@ -247,7 +250,7 @@ impl Identity {
                 self.create_with_id(user_id.to_owned(), user).await
             }
             (None, None) if create => Err(ApiError::bad_request("no_role", "creating an account needs its role")),
-            (None, _) => Err(unknown(format!("no account has the id {user_id}"))),
+            (None, _) => Err(ApiError::not_found(format!("no account has the id {user_id}")).with_code("no_account")),
         }
     }
 

@@ -70,19 +70,18 @@ pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage
             check.today = state.catalog.used_since(consumer, day_start(now)).await?;
         }
         // The holds billing has applied since go first: the applied charges read next count them.
-        let mut applied = Vec::new();
-        for id in state.held.charge_ids(consumer) {
-            if ledger.has_entry(consumer, &id).await? {
-                applied.push(id);
-            }
-        }
+        let held = state.held.charge_ids(consumer);
+        let new: Vec<(String, i64)> = images
+            .iter()
+            .map(|(image, _)| {
+                let id = charge_id(&pricing.charge_key(consumer, &image.image_id, now));
+                (id, pricing.price(image.modality.as_deref()))
+            })
+            .collect();
+        let ids: Vec<&str> = held.iter().chain(new.iter().map(|(id, _)| id)).map(String::as_str).collect();
+        let applied = ledger.entries_among(consumer, &ids).await?;
         state.held.settle(consumer, &applied, now);
-        for (image, _) in images {
-            let id = charge_id(&pricing.charge_key(consumer, &image.image_id, now));
-            if !ledger.has_entry(consumer, &id).await? {
-                charges.push((id, pricing.price(image.modality.as_deref())));
-            }
-        }
+        charges = new.into_iter().filter(|(id, _)| !applied.contains(id)).collect();
         if !charges.is_empty() {
             let balances = ledger.balances(consumer).await?;
             check.charged_minor = balances

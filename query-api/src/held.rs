@@ -21,7 +21,7 @@
 //! are this process's: N query-api replicas each hold their own, so a burst
 //! spread over them may pass the limit by what the others have in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// How long a metered retrieval holds its credit at most (ms).
@@ -89,7 +89,7 @@ impl Held {
     }
 
     /// Lets go of `consumer`'s holds whose charges billing applied, and of those older than [`HOLD_FOR`].
-    pub fn settle(&self, consumer: &str, applied: &[String], now: i64) {
+    pub fn settle(&self, consumer: &str, applied: &HashSet<String>, now: i64) {
         self.retain(consumer, |h| !applied.contains(&h.charge_id) && now - h.at < HOLD_FOR);
     }
 
@@ -176,7 +176,7 @@ mod tests {
         // Other consumers hold their own.
         assert!(held.hold("other", charges(&["a"]), 0, within(100)).is_ok());
         // Billing applied a and b: the applied charges count them now, the holds let go.
-        held.settle("c", &["a".into(), "b".into()], 1);
+        held.settle("c", &HashSet::from(["a".into(), "b".into()]), 1);
         assert_eq!(held.charge_ids("c"), vec!["c".to_owned()]);
         // (the applied 200 are the caller's to count: 100 of credit left for what is held and new)
         assert_eq!(held.hold("c", charges(&["d"]), 1, within(100)).expect_err("held 100"), (100, 100));
@@ -197,9 +197,9 @@ mod tests {
     fn a_hold_billing_never_applies_goes_after_hold_for() {
         let held = Arc::new(Held::default());
         held.hold("c", charges(&["a"]), 0, within(100)).expect("fits").metered();
-        held.settle("c", &[], HOLD_FOR - 1);
+        held.settle("c", &HashSet::new(), HOLD_FOR - 1);
         assert_eq!(held.charge_ids("c").len(), 1);
-        held.settle("c", &[], HOLD_FOR);
+        held.settle("c", &HashSet::new(), HOLD_FOR);
         assert!(held.charge_ids("c").is_empty());
         assert!(held.lock().is_empty(), "no empty entries are kept");
     }

@@ -66,10 +66,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let account = match rt.block_on(identity.token_subject(&args.user, args.role, args.create_account)) {
         Ok(account) => account,
         Err(e) => {
-            eprintln!(
-                "alpes token: {} in {place} ({}); create it with POST /usuarios or `alpes admin create`, or pass --create-account --role ROLE",
-                e.message, e.code
-            );
+            let hint = match e.code {
+                "no_account" => "; register it (POST /usuarios, `alpes admin create`), or pass --create-account --role ROLE",
+                _ => "",
+            };
+            eprintln!("alpes token: {} ({}) in {place}{hint}", e.message, e.code);
             return Ok(ExitCode::from(2));
         }
     };

@@ -23,12 +23,14 @@ pub async fn consumer_ledger(store: &dyn LedgerStore) {
     let provider = store.balances("p-cons").await.expect("balances");
     assert_eq!((provider[0].accrued_minor, provider[0].charged_minor), (120, 0));
 
-    assert!(store.has_entry("c-cons", &charge_id("key-c1")).await.expect("has"));
-    assert!(
-        !store.has_entry("p-cons", &charge_id("key-c1")).await.expect("has"),
-        "the charge is the consumer's"
-    );
-    assert!(!store.has_entry("c-cons", &charge_id("key-none")).await.expect("has"));
+    let (charged, none) = (charge_id("key-c1"), charge_id("key-none"));
+    let among = |user: &'static str| {
+        let ids = [charged.as_str(), none.as_str(), charged.as_str()];
+        async move { store.entries_among(user, &ids).await.expect("entries") }
+    };
+    assert_eq!(among("c-cons").await, std::collections::HashSet::from([charged.clone()]));
+    assert!(among("p-cons").await.is_empty(), "the charge is the consumer's");
+    assert!(store.entries_among("c-cons", &[]).await.expect("none asked").is_empty());
 
     let page = store.movements("c-cons", None, 10).await.expect("movements");
     assert_eq!(page.entries.len(), 1);

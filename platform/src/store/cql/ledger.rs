@@ -533,8 +533,8 @@ impl LedgerStore for ScyllaLedger {
             .collect())
     }
 
-    async fn has_entry(&self, user_id: &str, event_id: &str) -> alpes_domain::Result<bool> {
-        Ok(self.known(user_id, &[event_id]).await?.contains(event_id))
+    async fn entries_among(&self, user_id: &str, event_ids: &[&str]) -> alpes_domain::Result<HashSet<String>> {
+        Ok(self.known(user_id, event_ids).await?)
     }
 
     async fn terms(&self, user_id: &str) -> alpes_domain::Result<Option<ConsumerTerms>> {

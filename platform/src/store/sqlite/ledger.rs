@@ -230,13 +230,16 @@ impl LedgerStore for SqliteLedger {
         })?)
     }
 
-    async fn has_entry(&self, user_id: &str, event_id: &str) -> alpes_domain::Result<bool> {
+    async fn entries_among(&self, user_id: &str, event_ids: &[&str]) -> alpes_domain::Result<std::collections::HashSet<String>> {
         Ok(self.conn.read_now(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1 AND user_id = ?2")?
-                .query_row(params![event_id, user_id], |_| Ok(()))
-                .optional()?
-                .is_some())
+            let mut known = conn.prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1 AND user_id = ?2")?;
+            let mut found = std::collections::HashSet::new();
+            for id in event_ids {
+                if known.query_row(params![id, user_id], |_| Ok(())).optional()?.is_some() {
+                    found.insert((*id).to_owned());
+                }
+            }
+            Ok(found)
         })?)
     }
 
