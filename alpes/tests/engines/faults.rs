@@ -100,6 +100,7 @@ async fn the_cql_node_stopped_during_downloads_answers_503_and_bills_each_downlo
         keys: keys.clone(),
         run: run.clone(),
         images: images.clone(),
+        stocked: Vec::new(),
         next: 0,
         served: 0,
         unavailable: 0,
@@ -107,6 +108,8 @@ async fn the_cql_node_stopped_during_downloads_answers_503_and_bills_each_downlo
     for _ in 0..6 {
         d.one().await;
     }
+    // The accounts of the consumers downloading while the node is down are made while it is up.
+    d.stock(40).await;
     e.halt("cql-1");
     let down_until = std::time::Instant::now() + Duration::from_secs(8);
     while std::time::Instant::now() < down_until {
@@ -168,18 +171,38 @@ struct Downloads {
     keys: Keys,
     run: String,
     images: Vec<String>,
+    /// Tokens of consumers made in advance, used first.
+    stocked: Vec<String>,
     next: usize,
     served: usize,
     unavailable: usize,
 }
 
 impl Downloads {
+    /// Makes `n` more consumers (accounts and tokens) for the downloads to come.
+    async fn stock(&mut self, n: usize) {
+        for i in 0..n {
+            let name = format!("cons-cql-{}-stock-{}-{i}", self.run, self.stocked.len());
+            self.stocked.push(self.keys.token(&name, Role::Consumidor).await);
+        }
+    }
+
+    /// A token of a consumer that has not downloaded yet: a stocked one, else a new one (made
+    /// once the store answers again).
+    async fn consumer(&mut self) -> String {
+        if let Some(token) = self.stocked.pop() {
+            return token;
+        }
+        let (keys, name) = (&self.keys, format!("cons-cql-{}-{}", self.run, self.next));
+        eventually("a consumer account", Duration::from_secs(120), || async {
+            keys.try_token(&name, Role::Consumidor).await.ok()
+        })
+        .await
+    }
+
     /// One download; its status (200 or 503 with `Retry-After`, nothing else).
     async fn one(&mut self) -> u16 {
-        let token = self
-            .keys
-            .token(&format!("cons-cql-{}-{}", self.run, self.next), Role::Consumidor)
-            .await;
+        let token = self.consumer().await;
         let id = &self.images[self.next % self.images.len()];
         self.next += 1;
         let (status, retry, _) = get(&self.client, &format!("{}/imagenes/{id}/anonimizada", self.query), &token).await;

@@ -165,6 +165,11 @@ impl Keys {
     /// created in the shared keyspace first unless one has that id (the platform refuses a token
     /// naming no account).
     pub async fn token(&self, user: &str, role: Role) -> String {
+        self.try_token(user, role).await.expect("the token's account")
+    }
+
+    /// [`Keys::token`], or the store's error (it is down).
+    pub async fn try_token(&self, user: &str, role: Role) -> Result<String, alpes_platform::http::ApiError> {
         let accounts = self
             .accounts
             .get_or_init(|| async {
@@ -174,8 +179,8 @@ impl Keys {
                 alpes_ingest::identity::Identity::new(store, Default::default()).expect("identity")
             })
             .await;
-        let account = accounts.token_subject(user, Some(role), true).await.expect("the token's account");
-        self.jwt.issue(&account.user_id, role, Duration::from_secs(3600)).expect("token")
+        let account = accounts.token_subject(user, Some(role), true).await?;
+        Ok(self.jwt.issue(&account.user_id, role, Duration::from_secs(3600)).expect("token"))
     }
 
     /// A new data dir holding these keys.
