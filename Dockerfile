@@ -21,10 +21,12 @@ FROM rust:${RUST_VERSION}-bookworm AS builder
 
 # librdkafka is built from source by rdkafka-sys (OpenSSL's and zlib's
 # headers, found with pkg-config); CharLS (JPEG-LS) by charls-sys with cmake;
-# OpenJPEG and SQLite (bundled) with the C compiler.
+# OpenJPEG and SQLite (bundled) with the C compiler; the burned-in text safety
+# net links Debian's Tesseract (bindgen reads its headers with libclang).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libssl-dev zlib1g-dev \
+      libtesseract-dev libleptonica-dev libclang-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -43,10 +45,12 @@ FROM debian:bookworm-slim AS runtime
 
 # What the binary links at run time (ldd): libssl3/libcrypto3 (librdkafka's
 # TLS, reqwest's native-tls), zlib (librdkafka), libstdc++ (CharLS; already in
-# the base image, as are libgcc and libc). ca-certificates for TLS peers; curl
-# for the health check (HEALTHCHECK below, and the compose file's).
+# the base image, as are libgcc and libc), libtesseract5 and its English model
+# (the burned-in text safety net). ca-certificates for TLS peers; curl for the
+# health check (HEALTHCHECK below, and the compose file's).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g curl \
+      libtesseract5 tesseract-ocr-eng \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed non-root uid/gid, so volume ownership is stable across rebuilds.

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod instance;
 pub mod jwt_keys;
+pub mod openmp;
 pub mod private;
 pub mod secret;
 pub mod settings;

@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alpes::openmp::one_openmp_thread();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Anonymize(args) => cmd::anonymize::run(args),

@@ -21,7 +21,7 @@ fn vocabulary() -> &'static HashSet<&'static str> {
 }
 
 /// Whether a single token (letters, digits, `/`) may stay in a cleaned descriptor.
-fn token_is_safe(token: &str) -> bool {
+pub(crate) fn token_is_safe(token: &str) -> bool {
     let lower = token.to_ascii_lowercase();
     if vocabulary().contains(lower.as_str()) {
         return true;

@@ -1,8 +1,9 @@
 //! The engine's entry point: bytes in, de-identified bytes plus a report out.
 
-use crate::dataset::{DataSet, Value, PIXEL_DATA};
+use crate::dataset::{DataSet, Element, Value, Vr, PIXEL_DATA};
 use crate::deid::{patient_key, record_method, Deidentifier};
 use crate::error::{Error, Result};
+use crate::ocr::{self, luma, Found, OcrMode, Terms};
 use crate::parse;
 use crate::pixels::{self, BurnPlan, BurnedRegion, Geometry};
 use crate::profile::Options;
@@ -38,6 +39,8 @@ pub struct Config {
     /// data to burn, a PNG, a JPEG to burn. Checked before the buffer is made (a deflate stream
     /// is cut there). [`Config::within_memory`] derives it from the engine's memory.
     pub max_decoded: u64,
+    /// The burned-in text safety net ([`crate::ocr`]), under Clean Pixel Data.
+    pub ocr: OcrMode,
 }
 
 /// The memory an engine's inputs in flight may take together, unless configured: 2 GiB.
@@ -63,6 +66,7 @@ impl Config {
             fill: 0,
             max_depth: 32,
             max_decoded: DEFAULT_MAX_DECODED,
+            ocr: OcrMode::default(),
         }
     }
 
@@ -108,12 +112,24 @@ pub fn anonymize_into(input: &[u8], cfg: &Config, out: &mut Vec<u8>) -> Result<R
 }
 
 fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
-    let regions = if cfg.options.clean_pixel_data {
-        cfg.regions.clone()
-    } else {
-        Vec::new()
-    };
-    let (bytes, outcome) = raster::anonymize(input, &regions, cfg.fill, cfg.max_decoded)?;
+    let mut regions: Vec<(Region, RegionSource)> = Vec::new();
+    let mut notes = Vec::new();
+    let mut found = None;
+    if cfg.options.clean_pixel_data {
+        regions.extend(cfg.regions.iter().map(|r| (*r, RegionSource::Profile)));
+        if cfg.ocr != OcrMode::Off {
+            match raster::luma(input, cfg.max_decoded) {
+                Ok(l) => {
+                    let f = ocr::find(std::slice::from_ref(&l), cfg.ocr, &Terms::default()).map_err(|reason| Error::Ocr { reason })?;
+                    regions.extend(f.regions.iter().map(|r| (*r, RegionSource::Ocr)));
+                    found = Some(f);
+                }
+                Err(e) => notes.push(format!("burned-in text not checked: {}", e.code())),
+            }
+        }
+    }
+    let rects: Vec<Region> = regions.iter().map(|(r, _)| *r).collect();
+    let (bytes, outcome) = raster::anonymize(input, &rects, cfg.fill, cfg.max_decoded)?;
     let format = match outcome.format {
         raster::RasterFormat::Png => Format::Png,
         raster::RasterFormat::Jpeg => Format::Jpeg,
@@ -123,17 +139,19 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
     report.burned_area = outcome.burned_area;
     report.regions = regions
         .iter()
-        .map(|r| BurnedRegion {
+        .map(|(r, source)| BurnedRegion {
             region: *r,
-            source: RegionSource::Profile,
+            source: *source,
             area_per_frame: r
                 .clip(outcome.width, outcome.height)
                 .map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
         })
         .collect();
+    report.notes = notes;
     if outcome.reencoded {
         report.notes.push("pixels decoded, burned and re-encoded".into());
     }
+    report.ocr = found;
     Ok(Anonymized { bytes, report })
 }
 
@@ -184,6 +202,40 @@ pub fn burn_plan(ds: &DataSet<'_>, cfg: &Config) -> BurnPlan {
     plan
 }
 
+const BURNED_IN_ANNOTATION: u32 = 0x0028_0301;
+
+/// Why the safety net did not look at an image's pixels (a fixed text, for the report's notes).
+struct Unread(&'static str);
+
+/// The safety net's findings for a dataset's pixel data, when Clean Pixel Data and the net are on.
+/// The outer error is an image the net cannot read (noted, not fatal); the inner one a
+/// recognizer that cannot run (fatal: the net is on, so no image goes out unchecked).
+fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config) -> Result<Option<Result<Found>>, Unread> {
+    if cfg.ocr == OcrMode::Off || !cfg.options.clean_pixel_data {
+        return Ok(None);
+    }
+    let Some(pixel) = ds.get(PIXEL_DATA) else {
+        return Ok(None);
+    };
+    let decoded;
+    let (data, g): (&[u8], Geometry) = match &pixel.value {
+        Value::Bytes(b) => (b, Geometry::of(ds).map_err(|_| Unread("image pixel attributes"))?),
+        Value::Encapsulated { .. } => {
+            decoded = pixels::decode_encapsulated(ds, ts_uid, cfg.max_decoded).map_err(|e| Unread(e.code()))?;
+            (&decoded.0, decoded.1)
+        }
+        Value::Sequence(_) => return Err(Unread("pixel data")),
+    };
+    let samples = luma::Samples {
+        big_endian: ds.big_endian,
+        signed: ds.u16(0x0028_0103) == Some(1),
+        bits_stored: ds.u16(0x0028_0101).map_or(g.bits, u32::from),
+    };
+    let frames = luma::frames(data, &g, samples).ok_or(Unread("pixel layout (1-bit, or short data)"))?;
+    let terms = if cfg.ocr == OcrMode::Phi { Terms::of(ds) } else { Terms::default() };
+    Ok(Some(ocr::find(&frames, cfg.ocr, &terms).map_err(|reason| Error::Ocr { reason })))
+}
+
 fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonymized> {
     let layout = parse::layout(input)?;
     let ts = &layout.transfer_syntax;
@@ -203,7 +255,17 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
         report.notes.push(format!("no transfer syntax in file meta; read as {}", ts.uid));
     }
 
-    let plan = burn_plan(&ds, cfg);
+    let mut plan = burn_plan(&ds, cfg);
+    let found = match text_regions(&ds, &ts.uid, cfg) {
+        Ok(found) => found.transpose()?,
+        Err(Unread(reason)) => {
+            report.notes.push(format!("burned-in text not checked: {reason}"));
+            None
+        }
+    };
+    if let Some(f) = &found {
+        plan.rects.extend(f.regions.iter().map(|r| (*r, RegionSource::Ocr)));
+    }
     let key_hint = patient_key(&ds).is_empty();
     let mut deid = Deidentifier::new(&cfg.options, &cfg.secret, &ds);
     deid.overlays_burned = !plan.is_empty();
@@ -216,6 +278,11 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     report.actions = deid.counts.clone();
     report.uids_remapped = deid.uids_remapped;
     record_method(&mut ds, &cfg.options);
+    if found.is_some() {
+        // PS3.3 C.7.6.1.1.4: the text that could identify the patient is gone.
+        ds.put(Element::text(BURNED_IN_ANNOTATION, Vr::CS, "NO"));
+    }
+    report.ocr = found;
 
     let mut out_ts = match ts.uid.as_str() {
         EXPLICIT_BE => EXPLICIT_LE.to_owned(),

@@ -95,6 +95,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The text recognizer could not run (its library or language data is missing).
+    #[error("the burned-in text detector could not run: {reason}")]
+    Ocr {
+        /// What failed (a fixed text, never image content).
+        reason: String,
+    },
     /// A region that cannot be parsed.
     #[error("invalid region {text:?}: expected x,y,w,h with non-negative integers")]
     Region {
@@ -121,6 +127,7 @@ impl Error {
             Error::Image { .. } => "image",
             Error::Rules { .. } => "rules",
             Error::Region { .. } => "region",
+            Error::Ocr { .. } => "ocr",
         }
     }
 }

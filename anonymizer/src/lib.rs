@@ -9,7 +9,8 @@
 //! - UIDs, PatientID and PatientName get keyed, stateless pseudonyms
 //!   ([`pseudonym`]); Modified Dates shift each patient by one keyed offset.
 //! - Clean Pixel Data burns regions from the profile, a CTP-syntax rule
-//!   library ([`rules`]) and ultrasound regions ([`pixels`]).
+//!   library ([`rules`]) and ultrasound regions ([`pixels`]), and the text the
+//!   burned-in text safety net finds ([`ocr`]).
 
 pub mod clean;
 pub mod dataset;
@@ -18,6 +19,7 @@ pub mod deid;
 mod engine;
 pub mod error;
 pub mod j2k;
+pub mod ocr;
 pub mod parse;
 pub mod pixels;
 pub mod probe;

@@ -20,7 +20,7 @@ mod overlay;
 mod source;
 mod strip;
 
-pub use encapsulated::{burn_encapsulated, Transcoded};
+pub use encapsulated::{burn_encapsulated, decode_encapsulated, Transcoded};
 pub use native::{burn_native, report_regions};
 pub use overlay::burn_overlays;
 pub use strip::strip_encapsulated_metadata;

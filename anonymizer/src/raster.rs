@@ -21,7 +21,11 @@ mod area;
 mod jpeg;
 mod png;
 
-use self::{jpeg::anonymize_jpeg, png::anonymize_png};
+use self::{
+    jpeg::{anonymize_jpeg, jpeg_luma},
+    png::{anonymize_png, png_luma},
+};
+use crate::ocr::Luma;
 pub(crate) use jpeg::strip_jpeg_metadata;
 
 /// JPEG quality used when a JPEG has to be re-encoded after burning.
@@ -75,6 +79,24 @@ pub fn sniff(input: &[u8]) -> Option<RasterFormat> {
     } else {
         None
     }
+}
+
+/// A PNG's or JPEG's pixels as luminance, for the burned-in text safety net (within `limit`
+/// decoded bytes, as [`anonymize`]).
+pub fn luma(input: &[u8], limit: u64) -> Result<Luma> {
+    match sniff(input) {
+        Some(RasterFormat::Png) => png_luma(input, limit),
+        Some(RasterFormat::Jpeg) => jpeg_luma(input, limit),
+        None => Err(Error::UnknownFormat),
+    }
+}
+
+/// Luma of interleaved samples whose first three are R, G, B (alpha, if any, is ignored).
+fn luma_of_rgb(samples: &[u8], channels: usize) -> Vec<u8> {
+    samples
+        .chunks_exact(channels)
+        .map(|p| crate::ocr::luma::of_rgb(p[0], p[1], p[2]))
+        .collect()
 }
 
 /// Removes all metadata from a PNG or JPEG and burns `regions` to `fill`.

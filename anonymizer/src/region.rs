@@ -51,6 +51,8 @@ pub enum RegionSource {
     Rule,
     /// Outside the union of the SequenceOfUltrasoundRegions.
     Ultrasound,
+    /// Text the burned-in text safety net found ([`crate::ocr`]).
+    Ocr,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The per-file report: what was done, in counts and geometry. Never any PHI:
 //! no values, no original UIDs, no names, only tags' actions, counts and sizes.
 
+use crate::ocr::Found;
 use crate::pixels::BurnedRegion;
 use crate::profile::Action;
 use serde::Serialize;
@@ -48,6 +49,9 @@ pub struct Report {
     pub duration_us: u64,
     /// Remarks such as a transcoding fallback; fixed texts and UIDs of transfer syntaxes only.
     pub notes: Vec<String>,
+    /// What the burned-in text safety net found, when it ran (counts only, never text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<Found>,
 }
 
 impl Report {
@@ -67,6 +71,7 @@ impl Report {
             output_bytes: 0,
             duration_us: 0,
             notes: Vec::new(),
+            ocr: None,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! What an upload asks of the engine, by name: Retain options to switch on,
-//! Clean options to switch off, extra regions to burn and a rule library.
+//! Clean options to switch off, extra regions to burn, a rule library and the
+//! burned-in text safety net's mode.
 //! Ingest checks a request with [`requested`] before it accepts the upload;
 //! the worker calls it again to build the image's [`Config`](crate::Config).
 //! One mapping, so a profile ingest accepts is one the worker can apply.
 
+use crate::ocr::{OcrMode, OCR_MODES};
 use crate::profile::{CLEAN_OPTIONS, RETAIN_OPTIONS};
 use crate::{Options, Region};
 
@@ -17,6 +19,8 @@ pub struct Requested {
     pub options: Options,
     /// The regions to burn besides the rule library's.
     pub regions: Vec<Region>,
+    /// The burned-in text safety net's mode.
+    pub ocr: OcrMode,
 }
 
 /// Why a profile cannot be applied. The message names the client's own
@@ -35,6 +39,9 @@ pub enum ProfileError {
     /// A rule library that is not installed.
     #[error("unknown rule library {0:?}; only \"default\" is installed")]
     UnknownRules(String),
+    /// A safety net mode this engine does not know.
+    #[error("unknown ocr mode {0:?}; expected one of {names}", names = OCR_MODES.join(", "))]
+    UnknownOcr(String),
 }
 
 impl ProfileError {
@@ -45,6 +52,7 @@ impl ProfileError {
             ProfileError::UnknownClean(_) => "the profile names an unknown clean option",
             ProfileError::BadRegion(_) => "the profile has a region that is not x,y,w,h",
             ProfileError::UnknownRules(_) => "the profile names an unknown rule library",
+            ProfileError::UnknownOcr(_) => "the profile names an unknown ocr mode",
         }
     }
 }
@@ -61,15 +69,30 @@ pub fn options<R: AsRef<str>, C: AsRef<str>>(retain: &[R], no_clean: &[C]) -> Re
     Ok(o)
 }
 
+/// The safety net mode named by `ocr`, the default when none is.
+pub fn ocr_mode(ocr: Option<&str>) -> Result<OcrMode, ProfileError> {
+    match ocr {
+        None => Ok(OcrMode::default()),
+        Some(name) => OcrMode::parse(name).ok_or_else(|| ProfileError::UnknownOcr(name.chars().take(64).collect())),
+    }
+}
+
 /// The engine settings a profile asks for, or why it cannot be applied.
-pub fn requested(retain: &[String], no_clean: &[String], regions: &[String], rules: Option<&str>) -> Result<Requested, ProfileError> {
+pub fn requested(
+    retain: &[String],
+    no_clean: &[String],
+    regions: &[String],
+    rules: Option<&str>,
+    ocr: Option<&str>,
+) -> Result<Requested, ProfileError> {
     let options = options(retain, no_clean)?;
     let regions = regions
         .iter()
         .map(|r| Region::parse(r).map_err(|_| ProfileError::BadRegion(r.chars().take(64).collect())))
         .collect::<Result<Vec<_>, _>>()?;
+    let ocr = ocr_mode(ocr)?;
     match rules {
-        None | Some(DEFAULT_RULES) => Ok(Requested { options, regions }),
+        None | Some(DEFAULT_RULES) => Ok(Requested { options, regions, ocr }),
         Some(other) => Err(ProfileError::UnknownRules(other.chars().take(64).collect())),
     }
 }
@@ -84,18 +107,27 @@ mod tests {
 
     #[test]
     fn a_profile_maps_to_options_and_regions() {
-        let r = requested(&names(&["uids"]), &names(&["graphics"]), &names(&["0,0,10,10"]), Some("default")).expect("valid");
+        let r = requested(
+            &names(&["uids"]),
+            &names(&["graphics"]),
+            &names(&["0,0,10,10"]),
+            Some("default"),
+            Some("phi"),
+        )
+        .expect("valid");
+        assert_eq!(r.ocr, OcrMode::Phi);
         let mut want = Options::default();
         assert!(want.retain("uids") && want.skip_clean("graphics"));
         assert_eq!(r.options, want);
         assert_eq!(r.regions, vec![Region::parse("0,0,10,10").expect("region")]);
-        assert_eq!(requested(&[], &[], &[], None).expect("empty").options, Options::default());
+        let empty = requested(&[], &[], &[], None, None).expect("empty");
+        assert_eq!((empty.options, empty.ocr), (Options::default(), OcrMode::AllText));
     }
 
     #[test]
     fn every_unknown_name_is_its_own_error() {
         let err = |retain: &[&str], clean: &[&str], regions: &[&str], rules| {
-            requested(&names(retain), &names(clean), &names(regions), rules).expect_err("invalid")
+            requested(&names(retain), &names(clean), &names(regions), rules, None).expect_err("invalid")
         };
         assert_eq!(
             err(&["everything"], &[], &[], None),
@@ -104,6 +136,10 @@ mod tests {
         assert_eq!(err(&[], &["nothing"], &[], None), ProfileError::UnknownClean("nothing".into()));
         assert_eq!(err(&[], &[], &["1,2"], None), ProfileError::BadRegion("1,2".into()));
         assert_eq!(err(&[], &[], &[], Some("other")), ProfileError::UnknownRules("other".into()));
+        assert_eq!(
+            requested(&[], &[], &[], None, Some("some")).expect_err("invalid"),
+            ProfileError::UnknownOcr("some".into())
+        );
         assert!(err(&["x"], &[], &[], None)
             .to_string()
             .starts_with("unknown retain option \"x\"; expected one of"));

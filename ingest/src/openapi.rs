@@ -84,6 +84,7 @@ fn profile_value(sets: Sets) -> Value {
         Sets::NoClean => json!({ "type": "string", "enum": CLEAN_OPTIONS }),
         Sets::Region => json!({ "type": "string", "pattern": REGION_PATTERN }),
         Sets::Rules => json!({ "type": "string", "enum": [DEFAULT_RULES] }),
+        Sets::Ocr => json!({ "type": "string", "enum": alpes_anonymizer::ocr::OCR_MODES }),
         Sets::TipoImagen | Sets::RegionAnatomica => json!({ "type": "string" }),
     }
 }
@@ -166,6 +167,17 @@ pub(crate) fn rules() -> RefOr<Schema> {
         OneOf::builder()
             .item(Object::with_type(Type::Null))
             .item(string_enum(&[DEFAULT_RULES]))
+            .build(),
+    )
+    .into()
+}
+
+/// `ocr` of a re-anonymization: the burned-in text safety net's mode, or null for the default.
+pub(crate) fn ocr_modes() -> RefOr<Schema> {
+    Schema::OneOf(
+        OneOf::builder()
+            .item(Object::with_type(Type::Null))
+            .item(string_enum(&alpes_anonymizer::ocr::OCR_MODES))
             .build(),
     )
     .into()

@@ -24,6 +24,7 @@ pub enum Sets {
     NoClean,
     Region,
     Rules,
+    Ocr,
     TipoImagen,
     RegionAnatomica,
 }
@@ -46,7 +47,7 @@ pub struct ProfileField {
 
 /// Every profile field an upload (REST, multipart or STOW-RS) takes: one
 /// table, read by [`UploadMeta::set`] and by the OpenAPI document.
-pub const PROFILE_FIELDS: [ProfileField; 6] = [
+pub const PROFILE_FIELDS: [ProfileField; 7] = [
     ProfileField {
         names: &["retain"],
         sets: Sets::Retain,
@@ -66,6 +67,11 @@ pub const PROFILE_FIELDS: [ProfileField; 6] = [
         names: &["rules"],
         sets: Sets::Rules,
         doc: "The rule library (only `default` is installed).",
+    },
+    ProfileField {
+        names: &["ocr"],
+        sets: Sets::Ocr,
+        doc: "The burned-in text safety net: `all-text` (the default) blanks every line of text found in the pixels, `phi` only the lines that are or may be PHI, `off` runs nothing.",
     },
     ProfileField {
         names: &["tipo_imagen"],
@@ -94,6 +100,7 @@ impl UploadMeta {
             Sets::NoClean => self.profile.no_clean.extend(split(value)),
             Sets::Region => self.profile.regions.push(value.to_owned()),
             Sets::Rules => self.profile.rules = text(),
+            Sets::Ocr => self.profile.ocr = text(),
         }
         true
     }
@@ -120,7 +127,7 @@ fn split(v: &str) -> impl Iterator<Item = String> + '_ {
 
 /// 400 unless the profile is one the engine can apply.
 pub fn validate(p: &Profile) -> Result<(), ApiError> {
-    requested(&p.retain, &p.no_clean, &p.regions, p.rules.as_deref())
+    requested(&p.retain, &p.no_clean, &p.regions, p.rules.as_deref(), p.ocr.as_deref())
         .map(|_| ())
         .map_err(|e| ApiError::bad_request("bad_profile", e.to_string()))
 }
@@ -143,8 +150,12 @@ mod tests {
 
     #[test]
     fn query_fields_build_the_profile() {
-        let m = UploadMeta::from_query(Some("retain=uids,modified-dates&no_clean=graphics&region=0,0,10,10&tipo_imagen=CT")).expect("ok");
+        let m = UploadMeta::from_query(Some(
+            "retain=uids,modified-dates&no_clean=graphics&region=0,0,10,10&tipo_imagen=CT&ocr=phi",
+        ))
+        .expect("ok");
         assert_eq!(m.profile.retain, vec!["uids", "modified-dates"]);
+        assert_eq!(m.profile.ocr.as_deref(), Some("phi"));
         assert_eq!(m.profile.no_clean, vec!["graphics"]);
         assert_eq!(m.profile.regions, vec!["0,0,10,10"]);
         assert_eq!(m.tipo_imagen.as_deref(), Some("CT"));
@@ -158,5 +169,6 @@ mod tests {
         );
         assert_eq!(UploadMeta::from_query(Some("region=1,2")).expect_err("400").code, "bad_profile");
         assert_eq!(UploadMeta::from_query(Some("rules=other")).expect_err("400").code, "bad_profile");
+        assert_eq!(UploadMeta::from_query(Some("ocr=some")).expect_err("400").code, "bad_profile");
     }
 }

@@ -52,6 +52,7 @@ fn profile() -> Profile {
         regions: vec!["0,0,640,48".into()],
         rules: None,
         no_clean: Vec::new(),
+        ocr: None,
     }
 }
 

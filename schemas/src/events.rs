@@ -37,6 +37,10 @@ pub struct Profile {
     /// Clean options switched off, by name (e.g. `"graphics"`); empty for every Clean option.
     #[serde(default)]
     pub no_clean: Vec<String>,
+    /// The burned-in text safety net's mode (`"off"`, `"all-text"`, `"phi"`); `None` for the
+    /// engine's default (`all-text`), and on records written before it existed.
+    #[serde(default)]
+    pub ocr: Option<String>,
 }
 
 /// An image was uploaded and its raw blob stored (topic `alpes.images.registered`).

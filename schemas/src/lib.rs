@@ -96,6 +96,7 @@ pub(crate) mod tests {
             regions: vec!["0,0,512,40".into()],
             no_clean: vec!["graphics".into()],
             rules: Some("us-default".into()),
+            ocr: Some("phi".into()),
         };
         let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         Samples {

@@ -49,6 +49,13 @@ fn current(name: &str) -> Schema {
 
 /// A value of `schema` with every field set, unions on their last (non-null) branch.
 fn sample(schema: &Schema) -> Value {
+    let resolved = apache_avro::schema::ResolvedSchema::try_from(schema).expect("the schema resolves");
+    sample_of(schema, resolved.get_names())
+}
+
+/// [`sample`], with the schema's named types for its references (a record used twice, like
+/// `Profile` under `profile` and `perfil`).
+fn sample_of(schema: &Schema, names: &apache_avro::schema::NamesRef<'_>) -> Value {
     match schema {
         Schema::Null => Value::Null,
         Schema::Boolean => Value::Boolean(true),
@@ -56,16 +63,19 @@ fn sample(schema: &Schema) -> Value {
         Schema::Long => Value::Long(70_000_000_000),
         Schema::TimestampMillis => Value::TimestampMillis(1_760_000_000_000),
         Schema::String => Value::String("sample".into()),
-        Schema::Array(array) => Value::Array(vec![sample(&array.items)]),
-        Schema::Map(map) => Value::Map([("key".to_owned(), sample(&map.types))].into()),
+        Schema::Array(array) => Value::Array(vec![sample_of(&array.items, names)]),
+        Schema::Map(map) => Value::Map([("key".to_owned(), sample_of(&map.types, names))].into()),
         Schema::Union(union) => {
             let last = union.variants().len() - 1;
             Value::Union(
                 u32::try_from(last).expect("a small union"),
-                Box::new(sample(&union.variants()[last])),
+                Box::new(sample_of(&union.variants()[last], names)),
             )
         }
-        Schema::Record(RecordSchema { fields, .. }) => Value::Record(fields.iter().map(|f| (f.name.clone(), sample(&f.schema))).collect()),
+        Schema::Record(RecordSchema { fields, .. }) => {
+            Value::Record(fields.iter().map(|f| (f.name.clone(), sample_of(&f.schema, names))).collect())
+        }
+        Schema::Ref { name } => sample_of(names.get(name).unwrap_or_else(|| panic!("{name:?} is not defined")), names),
         other => panic!("extend `sample` for {other:?}"),
     }
 }
@@ -83,7 +93,34 @@ async fn old_data_reads_as_current<E: Event>(old: &Schema, value: Value) {
     let actual = alpes_schemas::apache_avro::to_value(&decoded)
         .and_then(|v| v.resolve(E::schema()))
         .expect("the event fits its schema");
-    assert_eq!(actual, expected, "{}", E::NAME);
+    // The types keep the old names; a new name's value is the old one's, written again on the
+    // way out, so the comparison leaves the new names aside (an old version may carry them).
+    let new_names: Vec<&str> = [E::NAME, "Profile"]
+        .iter()
+        .flat_map(|r| alpes_schemas::renamed::renames(r).iter().map(|(_, new)| *new))
+        .collect();
+    assert_eq!(without(actual, &new_names), without(expected, &new_names), "{}", E::NAME);
+}
+
+/// `value` with the fields named in `names` set to null, at every depth.
+fn without(value: Value, names: &[&str]) -> Value {
+    match value {
+        Value::Record(fields) => Value::Record(
+            fields
+                .into_iter()
+                .map(|(n, v)| {
+                    let v = if names.contains(&n.as_str()) {
+                        Value::Union(0, Box::new(Value::Null))
+                    } else {
+                        without(v, names)
+                    };
+                    (n, v)
+                })
+                .collect(),
+        ),
+        Value::Union(i, inner) => Value::Union(i, Box::new(without(*inner, names))),
+        other => other,
+    }
 }
 
 /// `value` written with `schema` as single-object by apache-avro's own writer.

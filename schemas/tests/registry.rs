@@ -173,6 +173,7 @@ fn registrada() -> ImagenRegistrada {
             regions: vec!["0,0,10,10".into()],
             rules: None,
             no_clean: Vec::new(),
+            ocr: None,
         },
         source: "multipart".into(),
         request_id: "req-1".into(),

@@ -34,6 +34,10 @@ pub struct Args {
     /// Do not blank outside SequenceOfUltrasoundRegions.
     #[arg(long)]
     no_ultrasound_regions: bool,
+    /// The burned-in text safety net (under Clean Pixel Data): all-text blanks every line of text
+    /// it finds, phi only the lines that are or may be PHI, off runs nothing.
+    #[arg(long, value_name = "MODE", default_value = "all-text", value_parser = clap::builder::PossibleValuesParser::new(alpes_anonymizer::ocr::OCR_MODES))]
+    ocr: String,
     /// Stored pixel value written into burned regions.
     #[arg(long, default_value_t = 0)]
     fill: u16,
@@ -120,6 +124,7 @@ fn config(args: &Args, threads: usize) -> Result<Config> {
     cfg.options = options;
     cfg.fill = args.fill;
     cfg.ultrasound_regions = !args.no_ultrasound_regions;
+    cfg.ocr = alpes_anonymizer::ocr::OcrMode::parse(&args.ocr).context("unknown --ocr mode")?;
     cfg.regions = args.regions.iter().map(|r| Region::parse(r)).collect::<Result<_, _>>()?;
     if let Some(path) = &args.rules {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read rules {}", path.display()))?;

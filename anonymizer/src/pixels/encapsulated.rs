@@ -33,70 +33,18 @@ fn reencode_allowed(ts: &str) -> bool {
 
 /// Decodes encapsulated pixel data, burns it, and re-encodes it (or writes it native).
 pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, limit: u64) -> Result<Transcoded> {
-    let decode_err = |reason: String| Error::PixelDecode {
-        transfer_syntax: ts_uid.to_owned(),
-        reason,
-    };
-    let mut g = Geometry::of(ds)?;
-    let decoded_size = g.frame_bytes().saturating_mul(u64::from(g.frames));
-    if decoded_size > limit {
-        return Err(Error::DecodeLimit {
-            needed: decoded_size,
-            limit,
-        });
-    }
     if ts_uid == RLE {
+        let g = Geometry::of(ds)?;
+        within(&g, limit)?;
         return burn_rle(ds, g, plan);
     }
-    let ts = TransferSyntaxRegistry
-        .get(ts_uid)
-        .ok_or_else(|| decode_err("transfer syntax not in the codec registry".into()))?;
-    let Codec::EncapsulatedPixelData(reader, writer) = ts.codec() else {
-        return Err(decode_err("not an encapsulated transfer syntax".into()));
+    let (mut native, g) = decode_encapsulated(ds, ts_uid, limit)?;
+    let writer = match TransferSyntaxRegistry.get(ts_uid).map(|ts| ts.codec()) {
+        Some(Codec::EncapsulatedPixelData(_, writer)) => writer.as_ref(),
+        _ => None,
     };
-    let reader = reader
-        .as_ref()
-        .ok_or_else(|| decode_err("no decoder is built in for this transfer syntax".into()))?;
-    let mut native = Vec::with_capacity((g.frame_bytes() * u64::from(g.frames)).min(1 << 30) as usize);
-    {
-        let src = PixelSource {
-            ds,
-            ts: ts_uid,
-            native: None,
-        };
-        let jpeg = ts_uid.starts_with("1.2.840.10008.1.2.4.5") || ts_uid.starts_with("1.2.840.10008.1.2.4.7");
-        for f in 0..g.frames {
-            if jpeg {
-                let frame = src
-                    .frame_pixel_data(f)
-                    .ok_or_else(|| decode_err(format!("frame {f} has no fragments")))?;
-                check_jpeg_header(&frame, &g).map_err(|r| decode_err(r.into()))?;
-            }
-            let before = native.len();
-            // Codecs are third-party code: a panic in one becomes this file's typed error.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode_frame(&src, f, &mut native)));
-            match decoded {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(decode_err(e.to_string())),
-                Err(_) => return Err(decode_err("the codec failed on this data".into())),
-            }
-            if (native.len() - before) as u64 != g.frame_bytes() && !(g.samples == 3 && g.subsampled_422) {
-                return Err(decode_err(format!(
-                    "frame {f} decoded to {} bytes, attributes need {}",
-                    native.len() - before,
-                    g.frame_bytes()
-                )));
-            }
-        }
-    }
-    // Decoders emit interleaved RGB for colour and native values for monochrome / palette.
     let pi = ds.text(0x0028_0004).unwrap_or("").to_owned();
     let colour = g.samples == 3;
-    if colour {
-        g.planar = false;
-        g.ybr = false;
-        g.subsampled_422 = false;
-    }
     let filled = burn_native(&mut native, &g, plan)?;
     let be = ds.big_endian;
     let set_us = |ds: &mut DataSet<'_>, tag: u32, v: u16| {
@@ -172,18 +120,91 @@ pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, li
     })
 }
 
-/// RLE Lossless: decode each frame, burn, and re-encode in RLE with Alpes' own codec.
-fn burn_rle(ds: &mut DataSet<'_>, mut g: Geometry, plan: &BurnPlan) -> Result<Transcoded> {
-    g.planar = false;
-    g.subsampled_422 = false;
+fn within(g: &Geometry, limit: u64) -> Result<()> {
+    let decoded_size = g.frame_bytes().saturating_mul(u64::from(g.frames));
+    if decoded_size > limit {
+        return Err(Error::DecodeLimit {
+            needed: decoded_size,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes every frame of encapsulated pixel data (within `limit` bytes) to native samples, with
+/// the geometry they have: decoders give colour as interleaved RGB.
+pub fn decode_encapsulated(ds: &DataSet<'_>, ts_uid: &str, limit: u64) -> Result<(Vec<u8>, Geometry)> {
+    let decode_err = |reason: String| Error::PixelDecode {
+        transfer_syntax: ts_uid.to_owned(),
+        reason,
+    };
+    let mut g = Geometry::of(ds)?;
+    within(&g, limit)?;
+    let mut native = Vec::with_capacity((g.frame_bytes() * u64::from(g.frames)).min(1 << 30) as usize);
+    if ts_uid == RLE {
+        g.planar = false;
+        g.subsampled_422 = false;
+        let (samples, bytes) = (g.samples as usize, (g.bits / 8) as usize);
+        let pixels = g.rows as usize * g.cols as usize;
+        for f in rle_fragments(ds, &g)? {
+            crate::rle::decode_frame(f, pixels, samples, bytes, &mut native)?;
+        }
+        return Ok((native, g));
+    }
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| decode_err("transfer syntax not in the codec registry".into()))?;
+    let Codec::EncapsulatedPixelData(reader, _) = ts.codec() else {
+        return Err(decode_err("not an encapsulated transfer syntax".into()));
+    };
+    let reader = reader
+        .as_ref()
+        .ok_or_else(|| decode_err("no decoder is built in for this transfer syntax".into()))?;
+    let src = PixelSource {
+        ds,
+        ts: ts_uid,
+        native: None,
+    };
+    let jpeg = ts_uid.starts_with("1.2.840.10008.1.2.4.5") || ts_uid.starts_with("1.2.840.10008.1.2.4.7");
+    for f in 0..g.frames {
+        if jpeg {
+            let frame = src
+                .frame_pixel_data(f)
+                .ok_or_else(|| decode_err(format!("frame {f} has no fragments")))?;
+            check_jpeg_header(&frame, &g).map_err(|r| decode_err(r.into()))?;
+        }
+        let before = native.len();
+        // Codecs are third-party code: a panic in one becomes this file's typed error.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode_frame(&src, f, &mut native)));
+        match decoded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(decode_err(e.to_string())),
+            Err(_) => return Err(decode_err("the codec failed on this data".into())),
+        }
+        if (native.len() - before) as u64 != g.frame_bytes() && !(g.samples == 3 && g.subsampled_422) {
+            return Err(decode_err(format!(
+                "frame {f} decoded to {} bytes, attributes need {}",
+                native.len() - before,
+                g.frame_bytes()
+            )));
+        }
+    }
+    if g.samples == 3 {
+        g.planar = false;
+        g.ybr = false;
+        g.subsampled_422 = false;
+    }
+    Ok((native, g))
+}
+
+/// The RLE fragments of each frame (one per frame, as PS3.5 Annex G has it).
+fn rle_fragments<'d>(ds: &'d DataSet<'_>, g: &Geometry) -> Result<Vec<&'d [u8]>> {
     if g.bits == 1 {
         return Err(Error::PixelDecode {
             transfer_syntax: RLE.into(),
             reason: "1-bit RLE is not supported".into(),
         });
     }
-    let (samples, bytes) = (g.samples as usize, (g.bits / 8) as usize);
-    let pixels = g.rows as usize * g.cols as usize;
     let Some(Value::Encapsulated { fragments, .. }) = ds.get(PIXEL_DATA).map(|e| &e.value) else {
         return Err(Error::PixelData {
             reason: "RLE transfer syntax without encapsulated pixel data".into(),
@@ -194,7 +215,16 @@ fn burn_rle(ds: &mut DataSet<'_>, mut g: Geometry, plan: &BurnPlan) -> Result<Tr
             reason: "fewer RLE fragments than frames".into(),
         });
     }
-    let frames: Vec<&[u8]> = fragments.iter().take(g.frames as usize).map(|f| &f[..]).collect();
+    Ok(fragments.iter().take(g.frames as usize).map(|f| &f[..]).collect())
+}
+
+/// RLE Lossless: decode each frame, burn, and re-encode in RLE with Alpes' own codec.
+fn burn_rle(ds: &mut DataSet<'_>, mut g: Geometry, plan: &BurnPlan) -> Result<Transcoded> {
+    g.planar = false;
+    g.subsampled_422 = false;
+    let (samples, bytes) = (g.samples as usize, (g.bits / 8) as usize);
+    let pixels = g.rows as usize * g.cols as usize;
+    let frames = rle_fragments(ds, &g)?;
     let encoded: Vec<Result<(Vec<u8>, u64)>> = frames
         .par_iter()
         .map(|f| {

@@ -4,6 +4,7 @@
 use super::area::{clip_all, union_area};
 use super::{guarded, image_error, RasterFormat, RasterOutcome, JPEG_REENCODE_QUALITY};
 use crate::error::{Error, Result};
+use crate::ocr::Luma;
 use crate::region::Region;
 
 fn jpeg_error(reason: impl std::fmt::Display) -> Error {
@@ -241,6 +242,24 @@ pub(super) fn anonymize_jpeg(input: &[u8], regions: &[Region], fill: u16, limit:
         reencoded: true,
     };
     Ok((out, outcome))
+}
+
+/// The JPEG's pixels as luminance, for the burned-in text safety net.
+pub(super) fn jpeg_luma(input: &[u8], limit: u64) -> Result<Luma> {
+    let stripped = strip_jpeg(input)?;
+    let (width, height) = (u32::from(stripped.frame.width), u32::from(stripped.frame.height));
+    if stripped.frame.decoded > limit {
+        return Err(Error::DecodeLimit {
+            needed: stripped.frame.decoded,
+            limit,
+        });
+    }
+    let (pixels, color) = guarded("JPEG", || decode_jpeg(&stripped.bytes, width, height, limit))?;
+    let pixels = match color {
+        jpeg_encoder::ColorType::Luma => pixels,
+        _ => super::luma_of_rgb(&pixels, 3),
+    };
+    Ok(Luma { width, height, pixels })
 }
 
 /// Decodes a stripped JPEG to 8-bit gray or RGB samples of exactly `width` × `height`.

@@ -4,6 +4,7 @@
 use super::area::{clip_all, union_area};
 use super::{guarded, image_error, RasterFormat, RasterOutcome, PNG_SIGNATURE};
 use crate::error::{Error, Result};
+use crate::ocr::Luma;
 use crate::region::Region;
 
 fn png_error(reason: impl std::fmt::Display) -> Error {
@@ -84,6 +85,40 @@ fn check_png_header(ihdr: &[u8], limit: u64) -> Result<()> {
         return Err(Error::DecodeLimit { needed, limit });
     }
     Ok(())
+}
+
+/// The PNG's first frame as luminance (8 bits, palette and alpha expanded), for the burned-in
+/// text safety net.
+pub(super) fn png_luma(input: &[u8], limit: u64) -> Result<Luma> {
+    walk_png(input, limit)?;
+    guarded("PNG", || {
+        let mut decoder = png::Decoder::new(input);
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        decoder.set_ignore_text_chunk(true);
+        let mut reader = decoder.read_info().map_err(png_error)?;
+        let size = reader.output_buffer_size();
+        if size as u64 > limit {
+            return Err(Error::DecodeLimit {
+                needed: size as u64,
+                limit,
+            });
+        }
+        let mut pixels = vec![0u8; size];
+        let frame = reader.next_frame(&mut pixels).map_err(png_error)?;
+        let channels = frame.color_type.samples();
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let rows = pixels.chunks(frame.line_size).take(h);
+        let packed: Vec<u8> = rows.flat_map(|r| r[..w * channels].iter().copied()).collect();
+        let pixels = match channels {
+            1 | 2 => packed.iter().step_by(channels).copied().collect(),
+            _ => super::luma_of_rgb(&packed, channels),
+        };
+        Ok(Luma {
+            width: frame.width,
+            height: frame.height,
+            pixels,
+        })
+    })
 }
 
 pub(super) fn anonymize_png(input: &[u8], regions: &[Region], fill: u16, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {

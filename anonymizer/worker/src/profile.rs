@@ -14,11 +14,18 @@ const BAD_PROFILE: &str = "bad_profile";
 /// The engine settings for one image: `base` (secret, shipped rules, limits) with `profile`
 /// applied, its pseudonyms made in `namespace` (the provider's) when there is one.
 pub fn engine_config(base: &Config, namespace: Option<&str>, profile: &Profile) -> Result<Config, Rejection> {
-    let asked = requested(&profile.retain, &profile.no_clean, &profile.regions, profile.rules.as_deref())
-        .map_err(|e| Rejection::fixed(BAD_PROFILE, e.fixed()))?;
+    let asked = requested(
+        &profile.retain,
+        &profile.no_clean,
+        &profile.regions,
+        profile.rules.as_deref(),
+        profile.ocr.as_deref(),
+    )
+    .map_err(|e| Rejection::fixed(BAD_PROFILE, e.fixed()))?;
     let mut cfg = base.clone();
     cfg.options = asked.options;
     cfg.regions = asked.regions;
+    cfg.ocr = asked.ocr;
     if let Some(namespace) = namespace {
         cfg.secret = base.secret.scoped(namespace);
     }
@@ -76,6 +83,22 @@ mod tests {
         let cfg = engine_config(&base(), None, &p).unwrap();
         assert!(!cfg.options.clean_graphics && !cfg.options.clean_pixel_data);
         assert!(cfg.options.clean_descriptors && cfg.options.clean_structured_content);
+    }
+
+    #[test]
+    fn the_safety_net_mode_is_the_profiles_or_the_default() {
+        use alpes_anonymizer::ocr::OcrMode;
+        assert_eq!(engine_config(&base(), None, &Profile::default()).unwrap().ocr, OcrMode::AllText);
+        let phi = Profile {
+            ocr: Some("phi".into()),
+            ..Profile::default()
+        };
+        assert_eq!(engine_config(&base(), None, &phi).unwrap().ocr, OcrMode::Phi);
+        let unknown = Profile {
+            ocr: Some("all".into()),
+            ..Profile::default()
+        };
+        assert_eq!(engine_config(&base(), None, &unknown).unwrap_err().reason, "bad_profile");
     }
 
     #[test]

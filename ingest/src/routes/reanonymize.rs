@@ -45,6 +45,9 @@ pub(crate) struct Request {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::rules)]
     rules: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::ocr_modes)]
+    ocr: Option<String>,
 }
 
 /// The operation, as the document lists it.
@@ -104,6 +107,7 @@ pub async fn handler(
         no_clean: req.no_clean,
         regions: req.regions,
         rules: req.rules,
+        ocr: req.ocr,
     };
     validate(&profile)?;
     let row = state.store.image(&id).await.map_err(ApiError::from)?;

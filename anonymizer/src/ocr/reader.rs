@@ -1,0 +1,128 @@
+//! The recognizer: Tesseract (Debian's `libtesseract5` and `tesseract-ocr-eng`, the LSTM model),
+//! one instance per engine thread, reading one candidate line at a time.
+//!
+//! A candidate is cut out with a margin, turned dark-on-light (Tesseract's own inversion costs a
+//! second recognition), and enlarged when its letters are smaller than the model reads well.
+
+use super::luma::Luma;
+use crate::region::Region;
+use std::cell::RefCell;
+use std::ffi::CString;
+use tesseract_plumbing::TessBaseApi;
+
+/// What the reader made of one candidate. The text stays in memory; it is never reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The recognized text, trimmed.
+    pub text: String,
+    /// The best word's confidence, 0–100 (one word misread, a `^` read as `*`, must not hide
+    /// the others).
+    pub confidence: f32,
+}
+
+/// Candidates lower than this many rows are enlarged to it (the LSTM model reads 20–40 best;
+/// recognition time grows with the area, so no more than needed).
+const TARGET_HEIGHT: u32 = 24;
+
+thread_local! {
+    static READER: RefCell<Option<Result<TessBaseApi, String>>> = const { RefCell::new(None) };
+}
+
+/// The engine and language data the reader runs, e.g. `tesseract 5.3.0, eng`.
+pub fn model() -> String {
+    format!("tesseract {}, eng", tesseract_plumbing::version().to_string_lossy())
+}
+
+fn start() -> Result<TessBaseApi, String> {
+    let mut api = TessBaseApi::create();
+    let lang = CString::new("eng").map_err(|e| e.to_string())?;
+    api.init_2(None, Some(&lang))
+        .map_err(|_| "Tesseract could not load its English language data (install tesseract-ocr-eng)".to_owned())?;
+    for (name, value) in [("debug_file", "/dev/null"), ("tessedit_do_invert", "0")] {
+        let (n, v) = (
+            CString::new(name).map_err(|e| e.to_string())?,
+            CString::new(value).map_err(|e| e.to_string())?,
+        );
+        api.set_variable(&n, &v)
+            .map_err(|_| format!("Tesseract refused the variable {name}"))?;
+    }
+    api.set_page_seg_mode(tesseract_sys::TessPageSegMode_PSM_SINGLE_LINE);
+    Ok(api)
+}
+
+/// Reads the text in `area` of `frame` (the area is clipped to the frame).
+pub fn read(frame: &Luma, area: Region) -> Result<Reading, String> {
+    let Some((crop, w, h)) = prepare(frame, area) else {
+        return Ok(Reading {
+            text: String::new(),
+            confidence: 0.0,
+        });
+    };
+    READER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let api = match slot.get_or_insert_with(start) {
+            Ok(api) => api,
+            Err(e) => return Err(e.clone()),
+        };
+        let (wi, hi) = (
+            i32::try_from(w).map_err(|e| e.to_string())?,
+            i32::try_from(h).map_err(|e| e.to_string())?,
+        );
+        api.set_image(&crop, wi, hi, 1, wi).map_err(|e| format!("{e:?}"))?;
+        api.recognize()
+            .map_err(|_| "Tesseract failed to recognize a candidate".to_owned())?;
+        let text = api
+            .get_utf8_text()
+            .map(|t| t.as_ref().to_string_lossy().trim().to_owned())
+            .unwrap_or_default();
+        let best_word = api
+            .all_word_confidences()
+            .map_or(0, |c| c.as_slice().iter().copied().max().unwrap_or(0));
+        let confidence = best_word.max(api.mean_text_conf()) as f32;
+        Ok(Reading { text, confidence })
+    })
+}
+
+/// The candidate cut out with a margin, dark text on a light ground, enlarged if small.
+fn prepare(frame: &Luma, area: Region) -> Option<(Vec<u8>, u32, u32)> {
+    let margin = (area.h / 3).max(4);
+    let x0 = area.x.saturating_sub(margin);
+    let y0 = area.y.saturating_sub(margin);
+    let x1 = area.x.saturating_add(area.w).saturating_add(margin).min(frame.width);
+    let y1 = area.y.saturating_add(area.h).saturating_add(margin).min(frame.height);
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    let mut crop = Vec::with_capacity((cw * ch) as usize);
+    for y in y0..y1 {
+        let row = (y * frame.width) as usize;
+        crop.extend_from_slice(&frame.pixels[row + x0 as usize..row + x1 as usize]);
+    }
+    // Stretched to full contrast, and inverted when the text is lighter than its ground (the
+    // margin, which is mostly ground): Tesseract reads dark text on a light ground.
+    let (lo, hi) = crop.iter().fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let range = u32::from(hi - lo).max(1);
+    let border = crop[..cw as usize].iter().chain(&crop[((ch - 1) * cw) as usize..]);
+    let ground = border.clone().map(|&v| u32::from(v)).sum::<u32>() / (2 * cw);
+    let overall = crop.iter().map(|&v| u32::from(v)).sum::<u32>() / (cw * ch);
+    let invert = overall > ground;
+    for v in crop.iter_mut() {
+        let s = (u32::from(*v - lo) * 255 / range) as u8;
+        *v = if invert { 255 - s } else { s };
+    }
+    let scale = TARGET_HEIGHT.div_ceil(area.h.max(1)).clamp(1, 4);
+    if scale == 1 {
+        return Some((crop, cw, ch));
+    }
+    let (sw, sh) = (cw * scale, ch * scale);
+    let mut big = vec![0u8; (sw * sh) as usize];
+    for y in 0..sh {
+        let src = ((y / scale) * cw) as usize;
+        let dst = (y * sw) as usize;
+        for x in 0..sw {
+            big[dst + x as usize] = crop[src + (x / scale) as usize];
+        }
+    }
+    Some((big, sw, sh))
+}
