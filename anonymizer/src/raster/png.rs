@@ -92,19 +92,7 @@ fn check_png_header(ihdr: &[u8], limit: u64) -> Result<()> {
 pub(super) fn png_luma(input: &[u8], limit: u64) -> Result<Luma> {
     walk_png(input, limit)?;
     guarded("PNG", || {
-        let mut decoder = png::Decoder::new(input);
-        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-        decoder.set_ignore_text_chunk(true);
-        let mut reader = decoder.read_info().map_err(png_error)?;
-        let size = reader.output_buffer_size();
-        if size as u64 > limit {
-            return Err(Error::DecodeLimit {
-                needed: size as u64,
-                limit,
-            });
-        }
-        let mut pixels = vec![0u8; size];
-        let frame = reader.next_frame(&mut pixels).map_err(png_error)?;
+        let (_, pixels, frame) = first_frame(input, png::Transformations::EXPAND | png::Transformations::STRIP_16, limit)?;
         let channels = frame.color_type.samples();
         let (w, h) = (frame.width as usize, frame.height as usize);
         let rows = pixels.chunks(frame.line_size).take(h);
@@ -121,20 +109,14 @@ pub(super) fn png_luma(input: &[u8], limit: u64) -> Result<Luma> {
     })
 }
 
-pub(super) fn anonymize_png(input: &[u8], regions: &[Region], fill: u16, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
-    let layout = walk_png(input, limit)?;
-    guarded("PNG", || reencode_png(input, regions, fill, layout.removed, limit))
-}
-
-fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
+/// The first frame decoded with `transformations` (text and ICC chunks ignored), refused before
+/// decoding when it would take more than `limit` bytes.
+fn first_frame(input: &[u8], transformations: png::Transformations, limit: u64) -> Result<(png::Reader<&[u8]>, Vec<u8>, png::OutputInfo)> {
     let mut decoder = png::Decoder::new(input);
-    decoder.set_transformations(png::Transformations::IDENTITY);
+    decoder.set_transformations(transformations);
     decoder.set_ignore_text_chunk(true);
     decoder.set_ignore_iccp_chunk(true);
     let mut reader = decoder.read_info().map_err(png_error)?;
-    let (width, height) = (reader.info().width, reader.info().height);
-    let palette = reader.info().palette.as_ref().map(|p| p.to_vec());
-    let trns = reader.info().trns.as_ref().map(|t| t.to_vec());
     let size = reader.output_buffer_size();
     if size as u64 > limit {
         return Err(Error::DecodeLimit {
@@ -144,6 +126,19 @@ fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32, limit
     }
     let mut pixels = vec![0u8; size];
     let frame = reader.next_frame(&mut pixels).map_err(png_error)?;
+    Ok((reader, pixels, frame))
+}
+
+pub(super) fn anonymize_png(input: &[u8], regions: &[Region], fill: u16, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
+    let layout = walk_png(input, limit)?;
+    guarded("PNG", || reencode_png(input, regions, fill, layout.removed, limit))
+}
+
+fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32, limit: u64) -> Result<(Vec<u8>, RasterOutcome)> {
+    let (reader, mut pixels, frame) = first_frame(input, png::Transformations::IDENTITY, limit)?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    let palette = reader.info().palette.as_ref().map(|p| p.to_vec());
+    let trns = reader.info().trns.as_ref().map(|t| t.to_vec());
     if frame.width != width || frame.height != height {
         return Err(png_error("first frame does not cover the image"));
     }
@@ -173,7 +168,7 @@ fn reencode_png(input: &[u8], regions: &[Region], fill: u16, removed: u32, limit
         burn_png_rect(&mut pixels, line, *rect, channels, bits, value, alpha);
     }
 
-    let mut out = Vec::with_capacity(input.len().min(size) / 2 + 1024);
+    let mut out = Vec::with_capacity(input.len().min(pixels.len()) / 2 + 1024);
     {
         let mut encoder = png::Encoder::new(&mut out, width, height);
         encoder.set_color(color);
