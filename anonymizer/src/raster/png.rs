@@ -109,9 +109,12 @@ pub(super) fn png_luma(input: &[u8], limit: u64) -> Result<Luma> {
     })
 }
 
+/// A PNG's reader (for its header), its first frame's samples and their layout.
+type FirstFrame<'a> = (png::Reader<&'a [u8]>, Vec<u8>, png::OutputInfo);
+
 /// The first frame decoded with `transformations` (text and ICC chunks ignored), refused before
 /// decoding when it would take more than `limit` bytes.
-fn first_frame(input: &[u8], transformations: png::Transformations, limit: u64) -> Result<(png::Reader<&[u8]>, Vec<u8>, png::OutputInfo)> {
+fn first_frame(input: &[u8], transformations: png::Transformations, limit: u64) -> Result<FirstFrame<'_>> {
     let mut decoder = png::Decoder::new(input);
     decoder.set_transformations(transformations);
     decoder.set_ignore_text_chunk(true);
