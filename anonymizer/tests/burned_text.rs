@@ -297,6 +297,11 @@ fn check(name: &str, k: usize, words: &[Word], own_text: bool) {
         .as_ref()
         .unwrap_or_else(|| panic!("{name}: the safety net did not run: {:?}", out.report.notes));
     assert!(ocr.text_lines as usize >= words.len(), "{name}: {ocr:?}");
+    // The report holds counts and boxes, never what was read.
+    let report = normal(&serde_json::to_string(&out.report).expect("report json"));
+    for w in words {
+        assert!(!report.contains(&normal(w.text)), "{name}: the report names {:?}", w.text);
+    }
     let after = Image::decode(&out.bytes);
     for f in sample(after.frames) {
         let read = tesseract_reads(&after, f, &boxes);
@@ -558,4 +563,36 @@ fn a_png_screen_capture_with_text_loses_it_and_nothing_else() {
             }
         }
     }
+}
+
+#[test]
+fn phi_mode_blanks_a_name_and_keeps_imaging_words() {
+    let original = Image::decode(&std::fs::read(common::fixtures().join("CT_small.dcm")).expect("read"));
+    let mut img = original.enlarged(4);
+    let words = [
+        Word {
+            text: "KOWALSKA ANNA",
+            font: "DejaVuSans.ttf",
+            size: 18.0,
+            colour: [1.0; 3],
+            corner: 0,
+        },
+        Word {
+            text: "AXIAL CHEST",
+            font: "DejaVuSans.ttf",
+            size: 18.0,
+            colour: [1.0; 3],
+            corner: 3,
+        },
+    ];
+    let boxes = draw(&mut img, &words);
+    let input = with_pixels("CT_small.dcm", &img, &[]);
+    let mut cfg = common::config();
+    cfg.ocr = OcrMode::Phi;
+    let out = anonymize(&input, &cfg).expect("anonymize");
+    let ocr = out.report.ocr.as_ref().expect("the safety net ran");
+    assert_eq!((ocr.text_lines, ocr.kept_lines, ocr.regions.len()), (2, 1, 1), "{ocr:?}");
+    let read = tesseract_reads(&Image::decode(&out.bytes), 0, &boxes);
+    assert!(!holds(&read, "KOWALSKA ANNA"), "the name is still readable: {read:?}");
+    assert!(holds(&read, "AXIAL CHEST"), "the imaging words are gone: {read:?}");
 }
