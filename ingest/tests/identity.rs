@@ -296,3 +296,29 @@ async fn an_api_key_is_shown_once_acts_for_its_user_and_stops_working_when_revok
     let body: Value = res.json().await.expect("json");
     assert!(body["message"].as_str().expect("message").contains("revoked"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_subject_is_an_account_of_its_role_made_only_when_asked() {
+    let app = common::spawn_app(1 << 20).await;
+    let accounts = alpes_ingest::identity::Identity::new(app.identity.clone(), common::test_identity_args()).expect("identity");
+    let missing = accounts
+        .token_subject("svc-1", Some(Role::Proveedor), false)
+        .await
+        .expect_err("no account");
+    assert_eq!((missing.status.as_u16(), missing.code), (404, "no_account"));
+    let made = accounts.token_subject("svc-1", Some(Role::Proveedor), true).await.expect("made");
+    assert_eq!((made.user_id.as_str(), made.role), ("svc-1", Role::Proveedor));
+    assert_eq!(made.email, "svc-1@accounts.invalid");
+    let again = accounts.token_subject("svc-1", None, false).await.expect("found");
+    assert_eq!(again.user_id, made.user_id);
+    let other = accounts
+        .token_subject("svc-1", Some(Role::Admin), true)
+        .await
+        .expect_err("other role");
+    assert_eq!((other.status.as_u16(), other.code), (409, "other_role"));
+    let no_role = accounts.token_subject("svc-2", None, true).await.expect_err("no role");
+    assert_eq!(no_role.code, "no_role");
+    // The account cannot log in: nobody knows its password.
+    let (status, _, _) = login(&app, "svc-1@accounts.invalid", "").await;
+    assert_eq!(status, 401);
+}
