@@ -120,7 +120,7 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
         if cfg.ocr != OcrMode::Off {
             match raster::luma(input, cfg.max_decoded) {
                 Ok(l) => {
-                    let f = ocr::find(std::slice::from_ref(&l), cfg.ocr, &Terms::default()).map_err(|reason| Error::Ocr { reason })?;
+                    let f = ocr::find([l], cfg.ocr, &Terms::default()).map_err(|reason| Error::Ocr { reason })?;
                     regions.extend(f.regions.iter().map(|r| (*r, RegionSource::Ocr)));
                     found = Some(f);
                 }
@@ -233,7 +233,7 @@ fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config) -> Result<Option<R
     };
     let frames = luma::frames(data, &g, samples).ok_or(Unread("pixel layout (1-bit, or short data)"))?;
     let terms = if cfg.ocr == OcrMode::Phi { Terms::of(ds) } else { Terms::default() };
-    Ok(Some(ocr::find(&frames, cfg.ocr, &terms).map_err(|reason| Error::Ocr { reason })))
+    Ok(Some(ocr::find(frames, cfg.ocr, &terms).map_err(|reason| Error::Ocr { reason })))
 }
 
 fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonymized> {

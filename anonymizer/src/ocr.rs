@@ -92,9 +92,10 @@ pub struct Found {
     pub duration_us: u64,
 }
 
-/// Finds the text to blank in `frames`. A candidate that overlaps a region already decided
-/// (the same annotation on the next frame) is not read again.
-pub fn find(frames: &[Luma], mode: OcrMode, terms: &Terms) -> Result<Found, String> {
+/// Finds the text to blank in `frames`, each read whole before the next is taken. A candidate
+/// that overlaps a region already decided (the same annotation on the next frame) is not read
+/// again.
+pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms) -> Result<Found, String> {
     let started = Instant::now();
     let mut found = Found { mode, ..Found::default() };
     if mode == OcrMode::Off {
@@ -102,6 +103,7 @@ pub fn find(frames: &[Luma], mode: OcrMode, terms: &Terms) -> Result<Found, Stri
     }
     let mut decided: Vec<Region> = Vec::new();
     for frame in frames {
+        let frame = &frame;
         for c in candidates(frame) {
             found.candidates += 1;
             if decided.iter().any(|d| covers(d, &c)) {

@@ -25,10 +25,11 @@ pub struct Samples {
     pub bits_stored: u32,
 }
 
-/// Each frame of `data` as luminance, or none when the layout is one the detector does not read
-/// (1-bit samples, which hold no text a reader could confirm, or data shorter than the geometry
-/// says).
-pub fn frames(data: &[u8], g: &Geometry, s: Samples) -> Option<Vec<Luma>> {
+/// Each frame of `data` as luminance, converted one at a time as the iterator is read (a large
+/// multi-frame image is never held twice), or none when the layout is one the detector does not
+/// read (1-bit samples, which hold no text a reader could confirm, or data shorter than the
+/// geometry says).
+pub fn frames<'d>(data: &'d [u8], g: &'d Geometry, s: Samples) -> Option<impl Iterator<Item = Luma> + 'd> {
     if !matches!(g.bits, 8 | 16 | 32) || !matches!(g.samples, 1 | 3) {
         return None;
     }
@@ -37,7 +38,7 @@ pub fn frames(data: &[u8], g: &Geometry, s: Samples) -> Option<Vec<Luma>> {
     if data.len() < frame_bytes.checked_mul(count)? {
         return None;
     }
-    Some(data.chunks_exact(frame_bytes).take(count).map(|f| one_frame(f, g, s)).collect())
+    Some(data.chunks_exact(frame_bytes).take(count).map(move |f| one_frame(f, g, s)))
 }
 
 fn one_frame(f: &[u8], g: &Geometry, s: Samples) -> Luma {
@@ -147,7 +148,9 @@ mod tests {
     #[test]
     fn grey_of_any_depth_stretches_from_darkest_to_brightest() {
         let data: Vec<u8> = [0u16, 1024, 4095, 2048].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let f = frames(&data, &geometry(2, 2, 1, 16), PLAIN).expect("16-bit grey");
+        let f = frames(&data, &geometry(2, 2, 1, 16), PLAIN)
+            .expect("16-bit grey")
+            .collect::<Vec<_>>();
         assert_eq!(f[0].pixels, vec![0, 63, 255, 127]);
         let signed: Vec<u8> = [-1000i16, 0, 1000, 3000].iter().flat_map(|v| v.to_le_bytes()).collect();
         let s = Samples {
@@ -156,7 +159,7 @@ mod tests {
             ..PLAIN
         };
         assert_eq!(
-            frames(&signed, &geometry(2, 2, 1, 16), s).expect("signed")[0].pixels,
+            frames(&signed, &geometry(2, 2, 1, 16), s).expect("signed").collect::<Vec<_>>()[0].pixels,
             vec![0, 63, 127, 255]
         );
     }
@@ -166,7 +169,7 @@ mod tests {
         let mut g = geometry(1, 2, 3, 8);
         g.frames = 2;
         let data = [255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255];
-        let f = frames(&data, &g, PLAIN).expect("rgb");
+        let f = frames(&data, &g, PLAIN).expect("rgb").collect::<Vec<_>>();
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].pixels, vec![255, 0]);
         assert_eq!(f[1].pixels, vec![76, 28]);
@@ -176,7 +179,7 @@ mod tests {
     fn thirty_two_bit_grey_stretches_too() {
         let data: Vec<u8> = [0u32, 1 << 20, 1 << 24, 1 << 23].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert_eq!(
-            frames(&data, &geometry(2, 2, 1, 32), PLAIN).expect("32-bit")[0].pixels,
+            frames(&data, &geometry(2, 2, 1, 32), PLAIN).expect("32-bit").collect::<Vec<_>>()[0].pixels,
             vec![0, 15, 255, 127]
         );
     }
