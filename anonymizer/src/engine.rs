@@ -152,6 +152,10 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
         report.notes.push("pixels decoded, burned and re-encoded".into());
     }
     report.ocr = found;
+    check_residual(report.ocr.as_mut(), || {
+        let output = raster::luma(&bytes, cfg.max_decoded)?;
+        ocr::residual([output], &Terms::default()).map_err(|reason| Error::Ocr { reason })
+    })?;
     Ok(Anonymized { bytes, report })
 }
 
@@ -207,13 +211,14 @@ const BURNED_IN_ANNOTATION: u32 = 0x0028_0301;
 /// Why the safety net did not look at an image's pixels (a fixed text, for the report's notes).
 struct Unread(&'static str);
 
-/// The safety net's findings for a dataset's pixel data, when Clean Pixel Data and the net are on.
-/// The outer error is an image the net cannot read (noted, not fatal); the inner one a
-/// recognizer that cannot run (fatal: the net is on, so no image goes out unchecked).
-fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config) -> Result<Option<Result<Found>>, Unread> {
-    if cfg.ocr == OcrMode::Off || !cfg.options.clean_pixel_data {
-        return Ok(None);
-    }
+/// Runs `read` over the luminance frames of a dataset's pixel data (decoded first when
+/// encapsulated); `None` when it has none. An error is pixel data the net cannot read.
+fn with_frames<R>(
+    ds: &DataSet<'_>,
+    ts_uid: &str,
+    limit: u64,
+    read: impl FnOnce(&mut dyn Iterator<Item = luma::Luma>) -> R,
+) -> Result<Option<R>, Unread> {
     let Some(pixel) = ds.get(PIXEL_DATA) else {
         return Ok(None);
     };
@@ -221,7 +226,7 @@ fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config) -> Result<Option<R
     let (data, g): (&[u8], Geometry) = match &pixel.value {
         Value::Bytes(b) => (b, Geometry::of(ds).map_err(|_| Unread("image pixel attributes"))?),
         Value::Encapsulated { .. } => {
-            decoded = pixels::decode_encapsulated(ds, ts_uid, cfg.max_decoded).map_err(|e| Unread(e.code()))?;
+            decoded = pixels::decode_encapsulated(ds, ts_uid, limit).map_err(|e| Unread(e.code()))?;
             (&decoded.0, decoded.1)
         }
         Value::Sequence(_) => return Err(Unread("pixel data")),
@@ -231,22 +236,66 @@ fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config) -> Result<Option<R
         signed: ds.u16(0x0028_0103) == Some(1),
         bits_stored: ds.u16(0x0028_0101).map_or(g.bits, u32::from),
     };
-    let frames = luma::frames(data, &g, samples).ok_or(Unread("pixel layout (1-bit, or short data)"))?;
-    let terms = if cfg.ocr == OcrMode::Phi { Terms::of(ds) } else { Terms::default() };
-    Ok(Some(ocr::find(frames, cfg.ocr, &terms).map_err(|reason| Error::Ocr { reason })))
+    let mut frames = luma::frames(data, &g, samples).ok_or(Unread("pixel layout (1-bit, or short data)"))?;
+    Ok(Some(read(&mut frames)))
+}
+
+/// The safety net's findings for a dataset's pixel data, when Clean Pixel Data and the net are on.
+/// The outer error is an image the net cannot read (noted, not fatal); the inner one a
+/// recognizer that cannot run (fatal: the net is on, so no image goes out unchecked).
+fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config, terms: &Terms) -> Result<Option<Result<Found>>, Unread> {
+    if cfg.ocr == OcrMode::Off || !cfg.options.clean_pixel_data {
+        return Ok(None);
+    }
+    with_frames(ds, ts_uid, cfg.max_decoded, |frames| {
+        ocr::find(frames, cfg.ocr, terms).map_err(|reason| Error::Ocr { reason })
+    })
+}
+
+/// The dataset bytes of a Part 10 input (inflated into `inflated` when deflated).
+fn dataset_bytes<'a>(input: &'a [u8], layout: &parse::Layout, limit: u64, inflated: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    let body = &input[layout.dataset_start..];
+    if layout.transfer_syntax.deflated {
+        *inflated = parse::inflate(body, limit)?;
+        Ok(&inflated[..])
+    } else {
+        Ok(body)
+    }
+}
+
+/// Reads a written output again (the net's residual check): how many lines in its pixels still
+/// read as PHI for `terms`.
+fn residual_dicom(output: &[u8], terms: &Terms, cfg: &Config) -> Result<u32> {
+    let layout = parse::layout(output)?;
+    let mut inflated = Vec::new();
+    let bytes = dataset_bytes(output, &layout, cfg.max_decoded, &mut inflated)?;
+    let ds = parse::dataset(bytes, layout.transfer_syntax.encoding, cfg.max_depth)?;
+    match with_frames(&ds, &layout.transfer_syntax.uid, cfg.max_decoded, |frames| {
+        ocr::residual(frames, terms)
+    }) {
+        Ok(read) => read.unwrap_or(Ok(0)).map_err(|reason| Error::Ocr { reason }),
+        Err(Unread(what)) => Err(Error::Ocr {
+            reason: format!("the output could not be read again ({what})"),
+        }),
+    }
+}
+
+/// Runs the residual check when the net blanked something (an image without text has nothing to
+/// check), adding its time to the net's.
+fn check_residual(found: Option<&mut Found>, read: impl FnOnce() -> Result<u32>) -> Result<()> {
+    if let Some(f) = found.filter(|f| !f.regions.is_empty()) {
+        let started = Instant::now();
+        f.residual_lines = read()?;
+        f.duration_us += started.elapsed().as_micros() as u64;
+    }
+    Ok(())
 }
 
 fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonymized> {
     let layout = parse::layout(input)?;
     let ts = &layout.transfer_syntax;
-    let body = &input[layout.dataset_start..];
-    let inflated;
-    let bytes = if ts.deflated {
-        inflated = parse::inflate(body, cfg.max_decoded)?;
-        &inflated[..]
-    } else {
-        body
-    };
+    let mut inflated = Vec::new();
+    let bytes = dataset_bytes(input, &layout, cfg.max_decoded, &mut inflated)?;
     let mut ds = parse::dataset(bytes, ts.encoding, cfg.max_depth)?;
     let mut report = Report::new(Format::Dicom);
     report.transfer_syntax_in = ts.uid.clone();
@@ -256,7 +305,14 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     }
 
     let mut plan = burn_plan(&ds, cfg);
-    let found = match text_regions(&ds, &ts.uid, cfg) {
+    // The header's identifying words, read before de-identification: the residual check (and
+    // `phi` mode) looks for them in the pixels.
+    let terms = if cfg.ocr == OcrMode::Off {
+        Terms::default()
+    } else {
+        Terms::of(&ds)
+    };
+    let found = match text_regions(&ds, &ts.uid, cfg, &terms) {
         Ok(found) => found.transpose()?,
         Err(Unread(reason)) => {
             report.notes.push(format!("burned-in text not checked: {reason}"));
@@ -333,6 +389,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     if deflate {
         write::deflate_dataset(&mut written);
     }
+    check_residual(report.ocr.as_mut(), || residual_dicom(&written.bytes, &terms, cfg))?;
     report.transfer_syntax_out = out_ts;
     Ok(Anonymized {
         bytes: written.bytes,

@@ -25,7 +25,7 @@ mod reader;
 pub use candidates::candidates;
 pub use luma::Luma;
 pub use phi::Terms;
-pub use reader::model;
+pub use reader::{model, Model};
 
 /// Which text the safety net blanks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -86,48 +86,111 @@ pub struct Found {
     pub text_lines: u32,
     /// Text lines left in place (`phi` mode: not PHI).
     pub kept_lines: u32,
-    /// The highest reader confidence among the blanked lines, 0–100 (0 when none).
+    /// How sure the net is of its [`Found::label`], 0–100: with text, the highest reader
+    /// confidence among the lines read as text; without, 100 less the highest confidence among
+    /// the candidates read and not taken for text (100 when no candidate was read).
     pub confidence: f32,
-    /// Time spent, microseconds.
+    /// Lines that still read as PHI in the output, after blanking (see [`Found::released`]).
+    pub residual_lines: u32,
+    /// Time spent, microseconds (both reads, when the output was read again).
     pub duration_us: u64,
 }
 
+/// [`Found::label`] of an image with text.
+pub const WITH_TEXT: &str = "texto_incrustado";
+/// [`Found::label`] of an image without text.
+pub const WITHOUT_TEXT: &str = "sin_texto";
+
+impl Found {
+    /// `texto_incrustado` when the reader confirmed a line of text, else `sin_texto`.
+    pub fn label(&self) -> &'static str {
+        if self.text_lines > 0 {
+            WITH_TEXT
+        } else {
+            WITHOUT_TEXT
+        }
+    }
+
+    /// Whether the output may be released: no line reads as PHI after blanking.
+    pub fn released(&self) -> bool {
+        self.residual_lines == 0
+    }
+}
+
+/// A candidate already read: its box, and for one left in place (not text, or a line `phi` mode
+/// keeps), its pixels: the same box in a later frame is skipped only while it still holds them. A
+/// blanked line is blanked in every frame, so its box is skipped whatever it holds.
+struct Decided {
+    area: Region,
+    kept: Option<Vec<u8>>,
+}
+
+/// The pixels of `area` in `frame`, row by row (`area` lies within the frame).
+fn pixels_of(frame: &Luma, area: &Region) -> Vec<u8> {
+    let mut out = Vec::with_capacity((area.w * area.h) as usize);
+    for y in area.y..area.y + area.h {
+        let row = (y * frame.width + area.x) as usize;
+        out.extend_from_slice(&frame.pixels[row..row + area.w as usize]);
+    }
+    out
+}
+
+impl Decided {
+    /// Whether `c` in `frame` needs no reading: it lies in this box, and the box is blanked or
+    /// still holds the pixels it held when read.
+    fn settles(&self, c: &Region, frame: &Luma) -> bool {
+        covers(&self.area, c) && self.kept.as_ref().is_none_or(|held| *held == pixels_of(frame, &self.area))
+    }
+}
+
 /// Finds the text to blank in `frames`, each read whole before the next is taken. A candidate
-/// that overlaps a region already decided (the same annotation on the next frame) is not read
-/// again.
+/// that overlaps one already decided (the same annotation on the next frame) is not read again.
 pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms) -> Result<Found, String> {
     let started = Instant::now();
     let mut found = Found { mode, ..Found::default() };
     if mode == OcrMode::Off {
         return Ok(found);
     }
-    let mut decided: Vec<Region> = Vec::new();
+    let mut decided: Vec<Decided> = Vec::new();
+    let (mut best_text, mut best_not_text) = (0f32, 0f32);
     for frame in frames {
         let frame = &frame;
         for c in candidates(frame) {
             found.candidates += 1;
-            if decided.iter().any(|d| covers(d, &c)) {
+            if decided.iter().any(|d| d.settles(&c, frame)) {
                 continue;
             }
-            decided.push(c);
             let reading = reader::read(frame, c)?;
             let characters = reading.text.chars().filter(char::is_ascii_alphanumeric).count();
             let text =
                 (characters >= MIN_CHARACTERS && reading.confidence >= MIN_CONFIDENCE) || (characters == 2 && reading.confidence >= SURE);
+            let blank = text && (mode != OcrMode::Phi || phi::is_phi(&reading.text, terms));
+            decided.push(Decided {
+                area: c,
+                kept: (!blank).then(|| pixels_of(frame, &c)),
+            });
             if !text {
+                best_not_text = best_not_text.max(reading.confidence);
                 continue;
             }
             found.text_lines += 1;
-            if mode == OcrMode::Phi && !phi::is_phi(&reading.text, terms) {
+            best_text = best_text.max(reading.confidence);
+            if !blank {
                 found.kept_lines += 1;
                 continue;
             }
-            found.confidence = found.confidence.max(reading.confidence);
             found.regions.push(padded(c, frame));
         }
     }
+    found.confidence = if found.text_lines > 0 { best_text } else { 100.0 - best_not_text };
     found.duration_us = started.elapsed().as_micros() as u64;
     Ok(found)
+}
+
+/// How many lines of `frames` read as PHI for `terms` (as `phi` mode judges them): the check of
+/// an output after blanking.
+pub fn residual(frames: impl IntoIterator<Item = Luma>, terms: &Terms) -> Result<u32, String> {
+    Ok(find(frames, OcrMode::Phi, terms)?.regions.len() as u32)
 }
 
 /// Whether `outer` holds most of `inner`.

@@ -9,7 +9,7 @@ mod common;
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use alpes_anonymizer::dataset::{Element, Value, Vr, PIXEL_DATA};
-use alpes_anonymizer::ocr::OcrMode;
+use alpes_anonymizer::ocr::{self, Luma, OcrMode, Terms};
 use alpes_anonymizer::region::RegionSource;
 use alpes_anonymizer::{anonymize, parse, write};
 use dicom_pixeldata::PixelDecoder;
@@ -117,6 +117,12 @@ struct Word {
 
 /// Draws the words (antialiased) on every frame; returns each word's box (x0, y0, x1, y1).
 fn draw(img: &mut Image, words: &[Word]) -> Vec<(usize, usize, usize, usize)> {
+    let every = 0..img.frames;
+    draw_on(img, words, every)
+}
+
+/// [`draw`] on the frames `on` only.
+fn draw_on(img: &mut Image, words: &[Word], on: std::ops::Range<usize>) -> Vec<(usize, usize, usize, usize)> {
     let top = if img.depth == 2 {
         img.data
             .chunks_exact(2)
@@ -156,7 +162,7 @@ fn draw(img: &mut Image, words: &[Word]) -> Vec<(usize, usize, usize, usize)> {
                 }
                 let (x, y) = (x as usize, y as usize);
                 (bx0, by0, bx1, by1) = (bx0.min(x), by0.min(y), bx1.max(x + 1), by1.max(y + 1));
-                for f in 0..img.frames {
+                for f in on.clone() {
                     for s in 0..img.samples {
                         let old = img.value(f, x, y, s) as f32;
                         let ink = w.colour[s.min(2)] * top as f32;
@@ -297,6 +303,17 @@ fn check(name: &str, k: usize, words: &[Word], own_text: bool) {
         .as_ref()
         .unwrap_or_else(|| panic!("{name}: the safety net did not run: {:?}", out.report.notes));
     assert!(ocr.text_lines as usize >= words.len(), "{name}: {ocr:?}");
+    assert_eq!(ocr.label(), "texto_incrustado", "{name}");
+    assert!(ocr.confidence >= 50.0 && ocr.confidence <= 100.0, "{name}: {ocr:?}");
+    assert_eq!(ocr.residual_lines, 0, "{name}: the output still reads as PHI: {ocr:?}");
+    // The residual check does see PHI where it is: on the input, before blanking.
+    let input_frame = Luma {
+        width: planted.cols as u32,
+        height: planted.rows as u32,
+        pixels: planted.grey(0),
+    };
+    let unblanked = ocr::residual([input_frame], &Terms::default()).expect("read");
+    assert!(unblanked >= 1, "{name}: the residual check reads no PHI before blanking");
     // The report holds counts and boxes, never what was read.
     let report = normal(&serde_json::to_string(&out.report).expect("report json"));
     for w in words {
@@ -484,6 +501,8 @@ fn ct_and_mr_files_without_text_get_nothing_blanked() {
             .as_ref()
             .unwrap_or_else(|| panic!("{name}: the safety net did not run: {:?}", out.report.notes));
         assert!(ocr.regions.is_empty() && out.report.burned_area == 0, "{name}: {ocr:?}");
+        assert_eq!((ocr.label(), ocr.residual_lines), ("sin_texto", 0), "{name}");
+        assert!((0.0..=100.0).contains(&ocr.confidence), "{name}: {ocr:?}");
     }
 }
 
@@ -595,4 +614,30 @@ fn phi_mode_blanks_a_name_and_keeps_imaging_words() {
     let read = tesseract_reads(&Image::decode(&out.bytes), 0, &boxes);
     assert!(!holds(&read, "KOWALSKA ANNA"), "the name is still readable: {read:?}");
     assert!(holds(&read, "AXIAL CHEST"), "the imaging words are gone: {read:?}");
+}
+
+#[test]
+fn a_name_where_an_earlier_frame_had_kept_words_is_read_and_blanked() {
+    // Frame 0 shows imaging words (kept in phi mode), frame 1 a name in the same place: the net
+    // must not take frame 1's box as already read.
+    let mut img = Image::decode(&std::fs::read(common::fixtures().join("SC_rgb_rle_2frame.dcm")).expect("read")).enlarged(4);
+    let word = |text| Word {
+        text,
+        font: "DejaVuSans.ttf",
+        size: 22.0,
+        colour: [1.0; 3],
+        corner: 0,
+    };
+    draw_on(&mut img, &[word("AXIAL CHEST LEFT")], 0..1);
+    let boxes = draw_on(&mut img, &[word("KOWALSKA")], 1..2);
+    let input = with_pixels("SC_rgb_rle_2frame.dcm", &img, &[]);
+    let before = tesseract_reads(&img, 1, &boxes);
+    assert!(holds(&before, "KOWALSKA"), "the checker reads {before:?} before");
+    let mut cfg = common::config();
+    cfg.ocr = OcrMode::Phi;
+    let out = anonymize(&input, &cfg).expect("anonymize");
+    let ocr = out.report.ocr.as_ref().expect("the safety net ran");
+    assert_eq!((ocr.text_lines, ocr.kept_lines, ocr.regions.len()), (2, 1, 1), "{ocr:?}");
+    let read = tesseract_reads(&Image::decode(&out.bytes), 1, &boxes);
+    assert!(!holds(&read, "KOWALSKA"), "the name on frame 1 is still readable: {read:?}");
 }

@@ -6,8 +6,11 @@
 
 use super::luma::Luma;
 use crate::region::Region;
+use serde::Serialize;
+use sha2::Digest;
 use std::cell::RefCell;
 use std::ffi::CString;
+use std::sync::OnceLock;
 use tesseract_plumbing::TessBaseApi;
 
 /// What the reader made of one candidate. The text stays in memory; it is never reported.
@@ -28,14 +31,61 @@ thread_local! {
     static READER: RefCell<Option<Result<TessBaseApi, String>>> = const { RefCell::new(None) };
 }
 
-/// The engine and language data the reader runs, e.g. `tesseract 5.3.0, eng`.
-pub fn model() -> String {
-    format!("tesseract {}, eng", tesseract_plumbing::version().to_string_lossy())
+/// The language the reader loads.
+const LANGUAGE: &str = "eng";
+
+/// Where Tesseract finds its language data when `TESSDATA_PREFIX` does not say: Debian's
+/// `tesseract-ocr-eng` for Tesseract 5, then 4.
+const TESSDATA_DIRS: [&str; 3] = [
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "/usr/share/tesseract-ocr/4.00/tessdata",
+    "/usr/share/tessdata",
+];
+
+/// The model the reader runs: the OCR engine and its version, and the language data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Model {
+    /// The OCR engine, `tesseract`.
+    #[serde(rename = "nombre")]
+    pub name: String,
+    /// The engine's version, as the library reports it (e.g. `5.3.0`).
+    pub version: String,
+    /// The language data loaded, `eng`.
+    #[serde(rename = "idioma")]
+    pub language: String,
+    /// sha256 of the language data file (`eng.traineddata`): the model's own version, which
+    /// changes with the data package. `None` when the file is not where Tesseract looks.
+    #[serde(rename = "datos_sha256")]
+    pub data_sha256: Option<String>,
+}
+
+/// The model the reader runs, read once per process (hashing the language data reads it).
+pub fn model() -> Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let file = format!("{LANGUAGE}.traineddata");
+            let dirs = std::env::var("TESSDATA_PREFIX")
+                .ok()
+                .into_iter()
+                .chain(TESSDATA_DIRS.map(str::to_owned));
+            let data_sha256 = dirs
+                .map(|d| std::path::Path::new(&d).join(&file))
+                .find_map(|p| std::fs::read(p).ok())
+                .map(|bytes| format!("{:x}", sha2::Sha256::digest(&bytes)));
+            Model {
+                name: "tesseract".into(),
+                version: tesseract_plumbing::version().to_string_lossy().into_owned(),
+                language: LANGUAGE.into(),
+                data_sha256,
+            }
+        })
+        .clone()
 }
 
 fn start() -> Result<TessBaseApi, String> {
     let mut api = TessBaseApi::create();
-    let lang = CString::new("eng").map_err(|e| e.to_string())?;
+    let lang = CString::new(LANGUAGE).map_err(|e| e.to_string())?;
     api.init_2(None, Some(&lang))
         .map_err(|_| "Tesseract could not load its English language data (install tesseract-ocr-eng)".to_owned())?;
     for (name, value) in [("debug_file", "/dev/null"), ("tessedit_do_invert", "0")] {
