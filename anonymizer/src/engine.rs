@@ -113,7 +113,7 @@ pub fn anonymize_into(input: &[u8], cfg: &Config, out: &mut Vec<u8>) -> Result<R
 
 fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
     let mut regions: Vec<(Region, RegionSource)> = Vec::new();
-    let mut notes = Vec::new();
+    let mut unread = None;
     let mut found = None;
     if cfg.options.clean_pixel_data {
         regions.extend(cfg.regions.iter().map(|r| (*r, RegionSource::Profile)));
@@ -124,7 +124,7 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
                     regions.extend(f.regions.iter().map(|r| (*r, RegionSource::Ocr)));
                     found = Some(f);
                 }
-                Err(e) => notes.push(format!("burned-in text not checked: {}", e.code())),
+                Err(e) => unread = Some(e.code().to_owned()),
             }
         }
     }
@@ -147,7 +147,7 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
                 .map_or(0, |(x0, y0, x1, y1)| u64::from(x1 - x0) * u64::from(y1 - y0)),
         })
         .collect();
-    report.notes = notes;
+    report.not_read(unread);
     if outcome.reencoded {
         report.notes.push("pixels decoded, burned and re-encoded".into());
     }
@@ -315,7 +315,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     let found = match text_regions(&ds, &ts.uid, cfg, &terms) {
         Ok(found) => found.transpose()?,
         Err(Unread(reason)) => {
-            report.notes.push(format!("burned-in text not checked: {reason}"));
+            report.not_read(Some(reason.to_owned()));
             None
         }
     };

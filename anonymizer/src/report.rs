@@ -52,6 +52,10 @@ pub struct Report {
     /// What the burned-in text safety net found, when it ran (counts only, never text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ocr: Option<Found>,
+    /// Why the safety net, though on, could not read the pixels (a fixed code, also in
+    /// `notes`); `None` when it read them, was off, or there were none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr_unread: Option<String>,
 }
 
 impl Report {
@@ -72,6 +76,15 @@ impl Report {
             duration_us: 0,
             notes: Vec::new(),
             ocr: None,
+            ocr_unread: None,
+        }
+    }
+
+    /// Records why the safety net could not read the pixels (nothing when `reason` is `None`).
+    pub fn not_read(&mut self, reason: Option<String>) {
+        if let Some(reason) = reason {
+            self.notes.push(format!("burned-in text not checked: {reason}"));
+            self.ocr_unread = Some(reason);
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub bytes_out: IntCounter,
     /// Images rejected, by reason code.
     pub rejections: IntCounterVec,
+    /// Images the burned-in text safety net analysed, by label.
+    pub analyses: IntCounterVec,
     /// Events produced, by topic.
     pub events_produced: IntCounterVec,
     /// Ledger entries billing applied, by kind and outcome (recorded, duplicate, refused code).
@@ -76,6 +78,10 @@ impl Metrics {
             Opts::new("rejections_total", "Images rejected, by reason"),
             &["reason"],
         ));
+        let analyses = must(IntCounterVec::new(
+            Opts::new("analyses_total", "Images the burned-in text safety net analysed, by label"),
+            &["etiqueta"],
+        ));
         let events_produced = must(IntCounterVec::new(
             Opts::new("events_produced_total", "Events produced, by topic"),
             &["topic"],
@@ -103,6 +109,7 @@ impl Metrics {
             Box::new(bytes_in.clone()),
             Box::new(bytes_out.clone()),
             Box::new(rejections.clone()),
+            Box::new(analyses.clone()),
             Box::new(events_produced.clone()),
             Box::new(ledger_entries.clone()),
             Box::new(audit_unrecorded.clone()),
@@ -119,6 +126,7 @@ impl Metrics {
             bytes_in,
             bytes_out,
             rejections,
+            analyses,
             events_produced,
             ledger_entries,
             audit_unrecorded,

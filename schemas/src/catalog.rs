@@ -16,7 +16,7 @@ use apache_avro::{rabin::Rabin, Schema};
 include!(concat!(env!("OUT_DIR"), "/history.rs"));
 
 /// The schema each event is written with today.
-const CURRENT: [(&str, &str); 9] = [
+const CURRENT: [(&str, &str); 10] = [
     ("ImagenRegistrada", include_str!("../avro/ImagenRegistrada.avsc")),
     ("ImagenAnonimizada", include_str!("../avro/ImagenAnonimizada.avsc")),
     ("ImagenRechazada", include_str!("../avro/ImagenRechazada.avsc")),
@@ -26,6 +26,7 @@ const CURRENT: [(&str, &str); 9] = [
     ("PagoProcesado", include_str!("../avro/PagoProcesado.avsc")),
     ("PagoRechazado", include_str!("../avro/PagoRechazado.avsc")),
     ("RegistroAuditoria", include_str!("../avro/RegistroAuditoria.avsc")),
+    ("AnalisisCompletado", include_str!("../avro/AnalisisCompletado.avsc")),
 ];
 
 /// One schema version known to this build.

@@ -183,6 +183,7 @@ mod tests {
         round_trip(&codec, &s.pago).await;
         round_trip(&codec, &s.pago_rechazado).await;
         round_trip(&codec, &s.auditoria).await;
+        round_trip(&codec, &s.analisis).await;
     }
 
     #[tokio::test]

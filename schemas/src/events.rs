@@ -244,8 +244,47 @@ pub struct RegistroAuditoria {
     pub service: String,
 }
 
+/// The model that analysed an image (`AnalisisCompletado.modelo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeloAnalisis {
+    pub nombre: String,
+    pub version: String,
+    pub idioma: String,
+    pub datos_sha256: Option<String>,
+}
+
+/// The burned-in text safety net analysed an image (topic `alpes.images.analyzed`). A newer
+/// record than the others: its fields have the API's names from its first version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalisisCompletado {
+    pub evento_id: String,
+    pub ocurrido_at: i64,
+    pub actor: String,
+    pub imagen_id: String,
+    pub proveedor_id: String,
+    pub solicitud_id: String,
+    /// `"texto_incrustado"`, `"sin_texto"` or `"no_analizada"`.
+    pub etiqueta: String,
+    /// 0–100.
+    pub confianza: i32,
+    /// `"all-text"` or `"phi"`.
+    pub modo: String,
+    pub candidatos: i32,
+    pub regiones_encontradas: i32,
+    pub regiones_blanqueadas: i32,
+    pub area_blanqueada: i64,
+    pub lineas_residuales: i32,
+    pub liberada: bool,
+    /// `"texto_residual"`, or why the pixels were not analysed.
+    pub motivo: Option<String>,
+    pub modelo: ModeloAnalisis,
+    pub version_motor: String,
+    pub duracion_micros: i64,
+    pub solicitud_http_id: Option<String>,
+}
+
 macro_rules! event {
-    ($ty:ident, $topic:expr) => {
+    ($ty:ident, $topic:expr, $id:ident) => {
         impl Event for $ty {
             const NAME: &'static str = stringify!($ty);
             const TOPIC: &'static str = $topic;
@@ -257,16 +296,17 @@ macro_rules! event {
             }
 
             fn event_id(&self) -> &str {
-                &self.event_id
+                &self.$id
             }
         }
     };
 }
 
-/// Implements [`Event`] for each type on its topic, and lists them all in [`EVENTS`].
+/// Implements [`Event`] for each type on its topic (its id in the field named after `;`), and
+/// lists them all in [`EVENTS`].
 macro_rules! events {
-    ($($ty:ident => $topic:expr),+ $(,)?) => {
-        $(event!($ty, $topic);)+
+    ($($ty:ident => $topic:expr; $id:ident),+ $(,)?) => {
+        $(event!($ty, $topic, $id);)+
 
         /// `(record name, topic)` of every event of this crate.
         #[cfg(feature = "codec")]
@@ -275,15 +315,16 @@ macro_rules! events {
 }
 
 events! {
-    ImagenRegistrada => topics::IMAGES_REGISTERED,
-    ImagenAnonimizada => topics::IMAGES_ANONYMIZED,
-    ImagenRechazada => topics::IMAGES_REJECTED,
-    UsuarioRegistrado => topics::USERS,
-    IntentoLogin => topics::AUDIT,
-    RegistroAuditoria => topics::AUDIT,
-    EventoUsoDatos => topics::USAGE,
-    PagoProcesado => topics::PAYMENTS,
-    PagoRechazado => topics::PAYMENTS_REJECTED,
+    ImagenRegistrada => topics::IMAGES_REGISTERED; event_id,
+    ImagenAnonimizada => topics::IMAGES_ANONYMIZED; event_id,
+    ImagenRechazada => topics::IMAGES_REJECTED; event_id,
+    UsuarioRegistrado => topics::USERS; event_id,
+    IntentoLogin => topics::AUDIT; event_id,
+    RegistroAuditoria => topics::AUDIT; event_id,
+    EventoUsoDatos => topics::USAGE; event_id,
+    PagoProcesado => topics::PAYMENTS; event_id,
+    PagoRechazado => topics::PAYMENTS_REJECTED; event_id,
+    AnalisisCompletado => topics::IMAGES_ANALYZED; evento_id,
 }
 
 /// Whether `topic` carries more than one event type of this crate (`alpes.audit` does).
@@ -324,6 +365,7 @@ mod tests {
         assert_fields_match(&t.pago);
         assert_fields_match(&t.pago_rechazado);
         assert_fields_match(&t.auditoria);
+        assert_fields_match(&t.analisis);
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub use apache_avro;
 pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{
-    Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, PagoProcesado, PagoRechazado, Profile,
-    RegistroAuditoria, UsuarioRegistrado,
+    AnalisisCompletado, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, ModeloAnalisis,
+    PagoProcesado, PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
 };
 pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
 
@@ -60,8 +60,10 @@ pub mod topics {
     pub const IMAGES_ANONYMIZED: &str = "alpes.images.anonymized";
     /// `ImagenRechazada`.
     pub const IMAGES_REJECTED: &str = "alpes.images.rejected";
+    /// `AnalisisCompletado`.
+    pub const IMAGES_ANALYZED: &str = "alpes.images.analyzed";
     /// Every topic, e.g. to create them at start-up.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         USERS,
         USAGE,
         PAYMENTS,
@@ -70,6 +72,7 @@ pub mod topics {
         IMAGES_REGISTERED,
         IMAGES_ANONYMIZED,
         IMAGES_REJECTED,
+        IMAGES_ANALYZED,
     ];
 }
 
@@ -88,6 +91,7 @@ pub(crate) mod tests {
         pub pago: PagoProcesado,
         pub pago_rechazado: PagoRechazado,
         pub auditoria: RegistroAuditoria,
+        pub analisis: AnalisisCompletado,
     }
 
     pub(crate) fn samples() -> Samples {
@@ -235,6 +239,33 @@ pub(crate) mod tests {
                 request_id: Some("req-http-1".into()),
                 service: "query-api".into(),
             },
+            analisis: AnalisisCompletado {
+                evento_id: new_event_id(),
+                ocurrido_at: 1_760_000_003_000,
+                actor: "anonymizer".into(),
+                imagen_id: "img-1".into(),
+                proveedor_id: "prov-1".into(),
+                solicitud_id: "req-1".into(),
+                etiqueta: "texto_incrustado".into(),
+                confianza: 91,
+                modo: "all-text".into(),
+                candidatos: 6,
+                regiones_encontradas: 4,
+                regiones_blanqueadas: 4,
+                area_blanqueada: 5_120,
+                lineas_residuales: 0,
+                liberada: true,
+                motivo: None,
+                modelo: ModeloAnalisis {
+                    nombre: "tesseract".into(),
+                    version: "5.3.0".into(),
+                    idioma: "eng".into(),
+                    datos_sha256: Some("a".repeat(64)),
+                },
+                version_motor: "0.1.0".into(),
+                duracion_micros: 12_345,
+                solicitud_http_id: Some("req-http-1".into()),
+            },
         }
     }
 
@@ -243,7 +274,7 @@ pub(crate) mod tests {
         let mut all = topics::ALL.to_vec();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 8);
+        assert_eq!(all.len(), 9);
     }
 
     #[test]

@@ -67,12 +67,13 @@ pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
     let started = Instant::now();
     let offsets = batch.offsets();
     let outputs = join_all(batch.records.iter().map(|r| image::process(&ctx, r))).await;
-    // Each result, then its audit entry (in the same transaction in transactional mode).
+    // Each result, its analysis, then its audit entry (in the same transaction in transactional
+    // mode).
     let mut produced = Vec::with_capacity(outputs.len());
     let mut kinds = Vec::with_capacity(outputs.len());
     for (output, record) in outputs.into_iter().zip(&batch.records) {
-        let output = output?;
-        kinds.push(match &output {
+        let processed = output?;
+        kinds.push(match &processed.output {
             Output::Anonymized(_) => Kind::Anonymized,
             Output::Rejected(e) if e.image_id.is_some() => Kind::Rejected,
             Output::Rejected(_) => Kind::Poison,
@@ -82,10 +83,7 @@ pub async fn run(ctx: Arc<Context>, batch: Batch, turn: Turn) -> Result<Done> {
             partition: record.partition,
             offset: record.offset,
             epoch: record.epoch,
-            messages: vec![
-                output.encode(&ctx.codec, record).await?,
-                output.encode_audit(&ctx.codec, record).await?,
-            ],
+            messages: processed.encode(&ctx.codec, record).await?,
         });
     }
     let published = ctx.publisher.publish(batch.seq, &ctx.stop, &produced, turn).await?;

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use alpes_anonymizer::ocr::{self, OcrMode};
 use alpes_anonymizer::profile::Action;
+use alpes_anonymizer::region::RegionSource;
 use alpes_schemas::{
-    deterministic_event_id, now_millis, Codec, Event, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, RegistroAuditoria,
+    deterministic_event_id, now_millis, AnalisisCompletado, Codec, Event, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada,
+    ModeloAnalisis, RegistroAuditoria,
 };
 
 use crate::pool::Engined;
@@ -38,6 +41,38 @@ pub enum Output {
     Anonymized(Box<ImagenAnonimizada>),
     /// The record or its image was rejected.
     Rejected(Box<ImagenRechazada>),
+}
+
+/// One record's result and the safety net's analysis of its image, when it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    /// The result.
+    pub output: Output,
+    /// `AnalisisCompletado`, produced beside the result.
+    pub analysis: Option<Box<AnalisisCompletado>>,
+}
+
+impl Processed {
+    /// The result, its analysis (if any) and its audit entry, encoded in that order: in
+    /// transactional mode they commit together.
+    pub async fn encode(&self, codec: &Codec, record: &Record) -> Result<Vec<Message>> {
+        let mut messages = vec![self.output.encode(codec, record).await?];
+        if let Some(a) = &self.analysis {
+            messages.push(Message {
+                topic: AnalisisCompletado::TOPIC,
+                key: a.imagen_id.clone(),
+                payload: codec.encode(a.as_ref()).await?,
+            });
+        }
+        messages.push(self.output.encode_audit(codec, record).await?);
+        Ok(messages)
+    }
+}
+
+impl From<Output> for Processed {
+    fn from(output: Output) -> Self {
+        Processed { output, analysis: None }
+    }
 }
 
 /// An encoded event ready to produce.
@@ -174,6 +209,59 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
     }
 }
 
+/// The reason an image whose output still reads as PHI is held back.
+pub const RESIDUAL_TEXT: &str = "texto_residual";
+
+/// `AnalisisCompletado` for an image the safety net looked at, or was on for and could not read;
+/// `None` when it was off or the image has no pixels. Released when no line read as PHI after
+/// blanking.
+pub fn analysis(input: &ImagenRegistrada, engined: &Engined, mode: OcrMode) -> Option<AnalisisCompletado> {
+    let report = &engined.report;
+    let found = report.ocr.as_ref();
+    let unread = report.ocr_unread.as_ref();
+    if found.is_none() && unread.is_none() {
+        return None;
+    }
+    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let ocr_regions = report.regions.iter().filter(|r| r.source == RegionSource::Ocr);
+    let released = found.is_none_or(ocr::Found::released);
+    let model = ocr::model();
+    Some(AnalisisCompletado {
+        evento_id: deterministic_event_id(AnalisisCompletado::NAME, &[&input.image_id, &input.request_id, &engined.sha256]),
+        ocurrido_at: now_millis(),
+        actor: ACTOR.to_owned(),
+        imagen_id: input.image_id.clone(),
+        proveedor_id: input.provider_id.clone(),
+        solicitud_id: input.request_id.clone(),
+        etiqueta: found.map_or(NOT_ANALYSED, ocr::Found::label).to_owned(),
+        confianza: found.map_or(0, |f| f.confidence.round().clamp(0.0, 100.0) as i32),
+        modo: found.map_or(mode, |f| f.mode).name().to_owned(),
+        candidatos: found.map_or(0, |f| count(f.candidates)),
+        regiones_encontradas: found.map_or(0, |f| count(f.text_lines)),
+        regiones_blanqueadas: i32::try_from(ocr_regions.clone().count()).unwrap_or(i32::MAX),
+        area_blanqueada: ocr_regions.map(|r| i64::try_from(r.area_per_frame).unwrap_or(i64::MAX)).sum(),
+        lineas_residuales: found.map_or(0, |f| count(f.residual_lines)),
+        liberada: released,
+        motivo: if released {
+            unread.cloned()
+        } else {
+            Some(RESIDUAL_TEXT.to_owned())
+        },
+        modelo: ModeloAnalisis {
+            nombre: model.name,
+            version: model.version,
+            idioma: model.language,
+            datos_sha256: model.data_sha256,
+        },
+        version_motor: ENGINE_VERSION.to_owned(),
+        duracion_micros: found.map_or(0, |f| i64::try_from(f.duration_us).unwrap_or(i64::MAX)),
+        solicitud_http_id: input.http_request_id.clone(),
+    })
+}
+
+/// [`AnalisisCompletado::etiqueta`] of an image whose pixels the safety net could not read.
+pub const NOT_ANALYSED: &str = "no_analizada";
+
 /// `ImagenRechazada` for a decodable event whose image could not be anonymized.
 pub fn rejected(input: &ImagenRegistrada, record: &Record, rejection: &Rejection) -> ImagenRechazada {
     ImagenRechazada {
@@ -265,6 +353,78 @@ mod tests {
         assert_eq!((audit.target, audit.actor.as_str()), (None, ACTOR));
         let msg = out.encode_audit(&Codec::single_object(), &record()).await.unwrap();
         assert_eq!((msg.topic, msg.key.as_str()), ("alpes.audit", "alpes.images.registered/3/41"));
+    }
+
+    fn engined(found: Option<alpes_anonymizer::ocr::Found>, unread: Option<&str>) -> Engined {
+        let mut report = alpes_anonymizer::Report::new(alpes_anonymizer::report::Format::Dicom);
+        report.ocr = found;
+        report.not_read(unread.map(str::to_owned));
+        Engined {
+            bytes: Vec::new(),
+            sha256: "ab".repeat(32),
+            report,
+            facts: Default::default(),
+        }
+    }
+
+    fn input() -> ImagenRegistrada {
+        ImagenRegistrada {
+            event_id: "e".into(),
+            occurred_at: 1,
+            actor: "prov-1".into(),
+            image_id: "img-1".into(),
+            provider_id: "prov-1".into(),
+            blob_key: "raw/x".into(),
+            sha256: "x".into(),
+            size_bytes: 1,
+            media_type: "application/dicom".into(),
+            profile: Default::default(),
+            source: "rest".into(),
+            request_id: "req-1".into(),
+            tipo_imagen: None,
+            region_anatomica: None,
+            http_request_id: None,
+        }
+    }
+
+    #[test]
+    fn an_output_that_still_reads_as_phi_is_analysed_as_held_back() {
+        let found = alpes_anonymizer::ocr::Found {
+            text_lines: 2,
+            residual_lines: 1,
+            confidence: 88.4,
+            ..Default::default()
+        };
+        let a = analysis(&input(), &engined(Some(found), None), OcrMode::AllText).expect("the net ran");
+        assert_eq!(
+            (
+                a.etiqueta.as_str(),
+                a.liberada,
+                a.motivo.as_deref(),
+                a.lineas_residuales,
+                a.confianza
+            ),
+            ("texto_incrustado", false, Some(RESIDUAL_TEXT), 1, 88)
+        );
+        assert_eq!(Rejection::residual_text().reason, RESIDUAL_TEXT);
+        assert_eq!(
+            a.evento_id,
+            deterministic_event_id("AnalisisCompletado", &["img-1", "req-1", &"ab".repeat(32)])
+        );
+    }
+
+    #[test]
+    fn pixels_the_net_could_not_read_are_analysed_as_not_analysed_and_released() {
+        let a = analysis(&input(), &engined(None, Some("pixel_decode")), OcrMode::Phi).expect("the net was on");
+        assert_eq!(
+            (a.etiqueta.as_str(), a.liberada, a.motivo.as_deref(), a.modo.as_str(), a.confianza),
+            (NOT_ANALYSED, true, Some("pixel_decode"), "phi", 0)
+        );
+        assert_eq!(
+            analysis(&input(), &engined(None, None), OcrMode::AllText),
+            None,
+            "off, or no pixels"
+        );
     }
 
     fn out_id(out: &Output) -> String {

@@ -17,7 +17,7 @@ pub struct Produced {
     pub offset: i64,
     /// The epoch of the source partition when the record was taken.
     pub epoch: u64,
-    /// The result, then its audit entry.
+    /// The result, its analysis (when the safety net ran), then its audit entry.
     pub messages: Vec<Message>,
 }
 

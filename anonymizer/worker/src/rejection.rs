@@ -29,6 +29,14 @@ impl Rejection {
         Rejection::fixed("blob_missing", "the raw blob named by the event is not in the blob store")
     }
 
+    /// The safety net still read PHI in the output after blanking: the image is held back.
+    pub fn residual_text() -> Self {
+        Rejection::fixed(
+            crate::events::RESIDUAL_TEXT,
+            "text that reads as PHI is still in the pixels after the safety net blanked them; the image is held back (re-run it with an explicit region or ocr=all-text)",
+        )
+    }
+
     /// The engine panicked on this input (a bug in the engine, caught on the pool).
     pub fn engine_panic() -> Self {
         Rejection::fixed("engine_panic", "the engine failed unexpectedly on this input")

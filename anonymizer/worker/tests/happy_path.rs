@@ -168,6 +168,42 @@ async fn every_image_gets_exactly_one_event_with_the_right_content() {
         }
     }
 
+    // The safety net analysed every anonymized image (none has text drawn in it) and no rejected
+    // one, under the image's request, with the model it ran.
+    for c in &cases {
+        let id = c.event.image_id.as_str();
+        let analyses: Vec<_> = reader.analyses.iter().filter(|a| a.imagen_id == id).collect();
+        match c.expect {
+            Ok(_) => {
+                assert_eq!(analyses.len(), 1, "{id}: {analyses:#?}");
+                let a = analyses[0];
+                assert_eq!(
+                    (
+                        a.etiqueta.as_str(),
+                        a.liberada,
+                        a.modo.as_str(),
+                        a.regiones_blanqueadas,
+                        a.lineas_residuales
+                    ),
+                    ("sin_texto", true, "all-text", 0, 0),
+                    "{id}"
+                );
+                assert_eq!(
+                    (a.solicitud_id.as_str(), a.proveedor_id.as_str()),
+                    (c.event.request_id.as_str(), "prov-1")
+                );
+                assert_eq!((a.modelo.nombre.as_str(), a.modelo.idioma.as_str()), ("tesseract", "eng"));
+                assert!(
+                    a.modelo.datos_sha256.as_ref().is_some_and(|h| h.len() == 64),
+                    "{id}: {:?}",
+                    a.modelo
+                );
+                assert!((0..=100).contains(&a.confianza) && a.motivo.is_none(), "{id}: {a:?}");
+            }
+            Err(_) => assert!(analyses.is_empty(), "{id}: a rejected image has no analysis: {analyses:#?}"),
+        }
+    }
+
     // Shutdown committed every offset: a new member of the group would start at the end.
     let committed = h.committed(group);
     assert_eq!(committed.values().map(|o| *o as usize).sum::<usize>(), cases.len(), "{committed:?}");

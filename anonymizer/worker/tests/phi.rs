@@ -90,7 +90,8 @@ async fn no_phi_reaches_logs_events_metrics_or_blobs() {
         assert!(reasons.contains(&expected), "{expected} among {reasons:?}");
     }
     assert!(reasons.len() >= 3, "the truncated copy is rejected too: {reasons:?}");
-    let events = format!("{:?}", reader.seen);
+    assert!(!reader.analyses.is_empty(), "the safety net's analyses were read");
+    let events = format!("{:?} {:?}", reader.seen, reader.analyses);
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("image rejected") && logs.contains("\"image_id\""),

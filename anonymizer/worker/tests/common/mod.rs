@@ -17,7 +17,8 @@ use alpes_platform::kafka::{Kafka, KafkaArgs, Producer};
 use alpes_platform::metrics::Metrics;
 use alpes_platform::shutdown::Shutdown;
 use alpes_schemas::{
-    deterministic_event_id, new_event_id, now_millis, topics, Codec, Event, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, Profile,
+    deterministic_event_id, new_event_id, now_millis, topics, AnalisisCompletado, Codec, Event, ImagenAnonimizada, ImagenRechazada,
+    ImagenRegistrada, Profile,
 };
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -341,6 +342,8 @@ pub struct Reader {
     consumer: StreamConsumer,
     codec: Codec,
     pub seen: Vec<Out>,
+    /// `AnalisisCompletado` events, apart from the outputs.
+    pub analyses: Vec<AnalisisCompletado>,
 }
 
 impl Reader {
@@ -355,7 +358,7 @@ impl Reader {
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        for topic in [topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED] {
+        for topic in [topics::IMAGES_ANONYMIZED, topics::IMAGES_REJECTED, topics::IMAGES_ANALYZED] {
             for p in 0..PARTITIONS {
                 tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
             }
@@ -365,6 +368,7 @@ impl Reader {
             consumer,
             codec: h.codec.clone(),
             seen: Vec::new(),
+            analyses: Vec::new(),
         }
     }
 
@@ -376,6 +380,10 @@ impl Reader {
         // Broker errors (an outage the test made) are not outputs; keep reading.
         let Ok(msg) = msg else { return true };
         let payload = msg.payload().unwrap_or_default();
+        if msg.topic() == topics::IMAGES_ANALYZED {
+            self.analyses.push(self.codec.decode(payload).await.unwrap());
+            return true;
+        }
         let out = if msg.topic() == topics::IMAGES_ANONYMIZED {
             Out::Anonymized(self.codec.decode(payload).await.unwrap())
         } else {
