@@ -100,6 +100,10 @@ pub struct Found {
 pub const WITH_TEXT: &str = "texto_incrustado";
 /// [`Found::label`] of an image without text.
 pub const WITHOUT_TEXT: &str = "sin_texto";
+/// The label of an image whose pixels the net, though on, could not read.
+pub const NOT_ANALYSED: &str = "no_analizada";
+/// Every label an analysis may have.
+pub const LABELS: [&str; 3] = [WITH_TEXT, WITHOUT_TEXT, NOT_ANALYSED];
 
 impl Found {
     /// `texto_incrustado` when the reader confirmed a line of text, else `sin_texto`.

@@ -13,7 +13,7 @@
 //! stands).
 
 use crate::Result;
-use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
+use alpes_schemas::{AnalisisCompletado, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -30,6 +30,8 @@ pub enum CatalogEvent {
     User(UsuarioRegistrado),
     /// A download.
     Usage(EventoUsoDatos),
+    /// The burned-in text safety net's analysis of an image.
+    Analyzed(Box<AnalisisCompletado>),
 }
 
 impl CatalogEvent {
@@ -41,6 +43,7 @@ impl CatalogEvent {
             CatalogEvent::Rejected(e) => &e.event_id,
             CatalogEvent::User(e) => &e.event_id,
             CatalogEvent::Usage(e) => &e.event_id,
+            CatalogEvent::Analyzed(e) => &e.evento_id,
         }
     }
 }
@@ -354,6 +357,43 @@ pub fn report_summary(e: &ImagenAnonimizada) -> serde_json::Value {
     })
 }
 
+/// The latest analysis of an image by the burned-in text safety net. A re-anonymization is
+/// analysed again; the newest analysis stands, as the newest output does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageAnalysis {
+    /// The image.
+    pub image_id: String,
+    /// Its provider.
+    pub provider_id: String,
+    /// When it was analysed (ms since the epoch).
+    pub analyzed_at: i64,
+    /// The analysis as served ([`analysis_json`]).
+    pub body: ReportJson,
+}
+
+/// The analysis as `GET /imagenes/{id}/analisis` serves it: the event's fields but its id, actor
+/// and HTTP request id, plus `analizada_at`.
+pub fn analysis_json(e: &AnalisisCompletado) -> serde_json::Value {
+    serde_json::json!({
+        "imagen_id": e.imagen_id,
+        "solicitud_id": e.solicitud_id,
+        "etiqueta": e.etiqueta,
+        "confianza": e.confianza,
+        "modo": e.modo,
+        "candidatos": e.candidatos,
+        "regiones_encontradas": e.regiones_encontradas,
+        "regiones_blanqueadas": e.regiones_blanqueadas,
+        "area_blanqueada": e.area_blanqueada,
+        "lineas_residuales": e.lineas_residuales,
+        "liberada": e.liberada,
+        "motivo": e.motivo,
+        "modelo": e.modelo,
+        "version_motor": e.version_motor,
+        "duracion_micros": e.duracion_micros,
+        "analizada_at": e.ocurrido_at,
+    })
+}
+
 /// The catalog store.
 #[async_trait]
 pub trait CatalogStore: Send + Sync + std::fmt::Debug {
@@ -378,6 +418,8 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn usage(&self, by: UsageBy<'_>, cursor: Option<&str>, limit: usize) -> Result<UsagePage>;
     /// How many downloads `consumer` made at or after `since` (ms), and their bytes.
     async fn used_since(&self, consumer: &str, since: i64) -> Result<crate::ledger::DailyUse>;
+    /// The latest analysis of an image, if it was analysed.
+    async fn analysis(&self, image_id: &str) -> Result<Option<ImageAnalysis>>;
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub struct QueryConfig {
     /// The instance id of the data dir: names the audit projector's own group
     /// ([`audit::group`]), since the audit table is the data dir's.
     pub instance: String,
+    /// The engine's burned-in text safety net (`GET /analisis/modelo`).
+    pub analysis_model: crate::routes::modelo::ModeloAnalisis,
 }
 
 /// The query service, built and ready to serve.
@@ -101,6 +103,7 @@ impl QueryApp {
             currency: config.currency.as_str().into(),
             rendered: Arc::new(Rendered::default()),
             held: Arc::default(),
+            analysis_model: Arc::new(config.analysis_model),
         };
         QueryApp { state, kafka, audit_group }
     }

@@ -80,6 +80,9 @@ pub struct QueryState {
     pub rendered: Arc<rendered::Rendered>,
     /// The credit admitted retrievals hold until billing applies their charges.
     pub held: Arc<held::Held>,
+    /// What `GET /analisis/modelo` describes: the engine's safety net, as the composition root
+    /// read it.
+    pub analysis_model: Arc<routes::modelo::ModeloAnalisis>,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

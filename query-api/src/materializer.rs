@@ -1,4 +1,4 @@
-//! The materializer: consumes the image, user and usage topics into the
+//! The materializer: consumes the image, analysis, user and usage topics into the
 //! catalog's query-first tables, one store transaction per fetched batch.
 //!
 //! Offsets are stored only after a batch is applied; a crash replays the
@@ -10,7 +10,9 @@ use alpes_platform::kafka::projector::Projection;
 use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{CatalogEvent, CatalogStore};
-use alpes_schemas::{topics, Codec, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
+use alpes_schemas::{
+    topics, AnalisisCompletado, Codec, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -18,10 +20,11 @@ use std::sync::Arc;
 pub const GROUP: &str = "alpes-query-materializer";
 
 /// The topics it reads.
-pub const TOPICS: [&str; 5] = [
+pub const TOPICS: [&str; 6] = [
     topics::IMAGES_REGISTERED,
     topics::IMAGES_ANONYMIZED,
     topics::IMAGES_REJECTED,
+    topics::IMAGES_ANALYZED,
     topics::USERS,
     topics::USAGE,
 ];
@@ -37,6 +40,9 @@ pub async fn decode(codec: &Codec, topic: &str, payload: &[u8]) -> Result<Catalo
             CatalogEvent::Anonymized(Box::new(codec.decode::<ImagenAnonimizada>(payload).await.map_err(|e| e.reason())?))
         }
         topics::IMAGES_REJECTED => CatalogEvent::Rejected(codec.decode::<ImagenRechazada>(payload).await.map_err(|e| e.reason())?),
+        topics::IMAGES_ANALYZED => {
+            CatalogEvent::Analyzed(Box::new(codec.decode::<AnalisisCompletado>(payload).await.map_err(|e| e.reason())?))
+        }
         topics::USERS => CatalogEvent::User(codec.decode::<UsuarioRegistrado>(payload).await.map_err(|e| e.reason())?),
         topics::USAGE => CatalogEvent::Usage(codec.decode::<EventoUsoDatos>(payload).await.map_err(|e| e.reason())?),
         _ => return Err("unexpected_topic"),

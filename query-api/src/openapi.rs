@@ -51,6 +51,9 @@ pub fn if_none_match() -> Value {
 #[openapi(components(schemas(
     crate::routes::imagenes::Imagenes,
     crate::routes::imagen::Imagen,
+    crate::routes::analisis::Analisis,
+    crate::routes::analisis::Modelo,
+    crate::routes::modelo::ModeloAnalisis,
     crate::routes::usuarios::Usuarios,
     crate::routes::usuario::Usuario,
     crate::routes::saldo::Saldo,

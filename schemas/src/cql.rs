@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "005_consumer_terms.cql",
         source: include_str!("../cql/005_consumer_terms.cql"),
     },
+    Migration {
+        version: 6,
+        name: "006_analyses.cql",
+        source: include_str!("../cql/006_analyses.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

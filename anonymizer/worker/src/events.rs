@@ -209,6 +209,17 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
     }
 }
 
+/// The model the safety net runs, as the events name it.
+pub fn model() -> ModeloAnalisis {
+    let m = ocr::model();
+    ModeloAnalisis {
+        nombre: m.name,
+        version: m.version,
+        idioma: m.language,
+        datos_sha256: m.data_sha256,
+    }
+}
+
 /// The reason an image whose output still reads as PHI is held back.
 pub const RESIDUAL_TEXT: &str = "texto_residual";
 
@@ -225,7 +236,6 @@ pub fn analysis(input: &ImagenRegistrada, engined: &Engined, mode: OcrMode) -> O
     let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     let ocr_regions = report.regions.iter().filter(|r| r.source == RegionSource::Ocr);
     let released = found.is_none_or(ocr::Found::released);
-    let model = ocr::model();
     Some(AnalisisCompletado {
         evento_id: deterministic_event_id(AnalisisCompletado::NAME, &[&input.image_id, &input.request_id, &engined.sha256]),
         ocurrido_at: now_millis(),
@@ -233,7 +243,7 @@ pub fn analysis(input: &ImagenRegistrada, engined: &Engined, mode: OcrMode) -> O
         imagen_id: input.image_id.clone(),
         proveedor_id: input.provider_id.clone(),
         solicitud_id: input.request_id.clone(),
-        etiqueta: found.map_or(NOT_ANALYSED, ocr::Found::label).to_owned(),
+        etiqueta: found.map_or(ocr::NOT_ANALYSED, ocr::Found::label).to_owned(),
         confianza: found.map_or(0, |f| f.confidence.round().clamp(0.0, 100.0) as i32),
         modo: found.map_or(mode, |f| f.mode).name().to_owned(),
         candidatos: found.map_or(0, |f| count(f.candidates)),
@@ -247,20 +257,12 @@ pub fn analysis(input: &ImagenRegistrada, engined: &Engined, mode: OcrMode) -> O
         } else {
             Some(RESIDUAL_TEXT.to_owned())
         },
-        modelo: ModeloAnalisis {
-            nombre: model.name,
-            version: model.version,
-            idioma: model.language,
-            datos_sha256: model.data_sha256,
-        },
+        modelo: model(),
         version_motor: ENGINE_VERSION.to_owned(),
         duracion_micros: found.map_or(0, |f| i64::try_from(f.duration_us).unwrap_or(i64::MAX)),
         solicitud_http_id: input.http_request_id.clone(),
     })
 }
-
-/// [`AnalisisCompletado::etiqueta`] of an image whose pixels the safety net could not read.
-pub const NOT_ANALYSED: &str = "no_analizada";
 
 /// `ImagenRechazada` for a decodable event whose image could not be anonymized.
 pub fn rejected(input: &ImagenRegistrada, record: &Record, rejection: &Rejection) -> ImagenRechazada {
@@ -418,7 +420,7 @@ mod tests {
         let a = analysis(&input(), &engined(None, Some("pixel_decode")), OcrMode::Phi).expect("the net was on");
         assert_eq!(
             (a.etiqueta.as_str(), a.liberada, a.motivo.as_deref(), a.modo.as_str(), a.confianza),
-            (NOT_ANALYSED, true, Some("pixel_decode"), "phi", 0)
+            (ocr::NOT_ANALYSED, true, Some("pixel_decode"), "phi", 0)
         );
         assert_eq!(
             analysis(&input(), &engined(None, None), OcrMode::AllText),

@@ -54,7 +54,7 @@ use tracing::Instrument;
 
 pub use config::{PseudonymScope, WorkerConfig};
 pub use error::{Error, Result};
-pub use events::{ACTOR, ENGINE_VERSION};
+pub use events::{model as analysis_model, ACTOR, ENGINE_VERSION};
 
 use context::Context;
 use pool::EnginePool;

@@ -5,9 +5,11 @@
 use super::catalog::{CatalogEvent, CatalogStore, DicomQuery, Estado, ImageFilter, UsageBy};
 use super::identity::{ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 use super::ledger::{Applied, DailyUse, EntryKind, LedgerEntry, LedgerStore, Refusal};
+mod analysis;
 mod consumer;
 mod ingest;
 
+pub use analysis::analyzed;
 pub use consumer::consumer_ledger;
 pub use ingest::{ingest, new_image};
 
@@ -578,6 +580,7 @@ pub async fn catalog(store: &dyn CatalogStore) {
     assert_eq!(since(3_600_001).await.expect("used"), DailyUse { downloads: 2, bytes: 180 });
     assert_eq!(since(10_000_001).await.expect("used"), DailyUse::default());
     assert_eq!(store.used_since("u2", 1001).await.expect("used").downloads, 1);
+    analysis::analyses(store).await;
 }
 
 /// A new account with `email` and `role`, created at time 1000.

@@ -1,11 +1,13 @@
 //! One route per file, and what they share: who may see what, page limits,
 //! and ETag handling.
 
+pub mod analisis;
 pub mod auditoria;
 pub mod descarga;
 pub mod dicomweb;
 pub mod imagen;
 pub mod imagenes;
+pub mod modelo;
 pub mod movimientos;
 pub mod pares;
 pub mod saldo;
@@ -31,6 +33,8 @@ pub fn all() -> Routes<Shared> {
         .route(imagenes::op(), imagenes::handler)
         .route(imagen::op(), imagen::handler)
         .route(descarga::op(), descarga::handler)
+        .route(analisis::op(), analisis::handler)
+        .route(modelo::op(), modelo::handler)
         .route(usuarios::op(), usuarios::handler)
         .route(usuario::op(), usuario::handler)
         .route(saldo::op(), saldo::handler)

@@ -112,6 +112,7 @@ pub async fn spawn_app() -> TestApp {
         pricing,
         currency: "EUR".into(),
         instance: "query-test".into(),
+        analysis_model: analysis_model(),
     };
     // Its consumers are not run: the tests write the catalog themselves.
     let state = QueryApp::build(deps, config).state().clone();
@@ -175,5 +176,20 @@ impl TestApp {
             out.push(self.codec.decode::<E>(m.payload().unwrap_or_default()).await.expect("decode"));
         }
         out
+    }
+}
+
+/// The model the tests' query API describes (this process runs no engine).
+pub fn analysis_model() -> alpes_query_api::routes::modelo::ModeloAnalisis {
+    alpes_query_api::routes::modelo::ModeloAnalisis {
+        modelo: alpes_query_api::routes::analisis::Modelo {
+            nombre: "tesseract".into(),
+            version: "5.3.0".into(),
+            idioma: "eng".into(),
+            datos_sha256: Some("ab".repeat(32)),
+        },
+        modos: vec!["off".into(), "all-text".into(), "phi".into()],
+        modo_por_defecto: "all-text".into(),
+        etiquetas: vec!["texto_incrustado".into(), "sin_texto".into(), "no_analizada".into()],
     }
 }

@@ -125,8 +125,8 @@
 use super::conn::{db, ScyllaArgs};
 use super::exec::{Cql, Kind};
 use crate::store::catalog::{
-    report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage,
-    ReportJson, SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
+    report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageAnalysis,
+    ImageFilter, ImagePage, ReportJson, SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
 use crate::{Error, Result};
 use alpes_domain::dicom_match::{has_wildcard, wildcard_match};
@@ -146,6 +146,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+mod analysis;
 mod keys;
 mod qido;
 mod rows;
@@ -282,6 +283,8 @@ struct Statements {
     bucket_write: PreparedStatement,
     buckets_newest: PreparedStatement,
     buckets_oldest: PreparedStatement,
+    analysis_write: PreparedStatement,
+    analysis_read: PreparedStatement,
 }
 
 impl ScyllaCatalog {
@@ -332,6 +335,8 @@ impl ScyllaCatalog {
             bucket_write: prepare(BUCKET_WRITE, None).await?,
             buckets_newest: prepare(BUCKETS_NEWEST, None).await?,
             buckets_oldest: prepare(BUCKETS_OLDEST, None).await?,
+            analysis_write: prepare(analysis::WRITE, None).await?,
+            analysis_read: prepare(analysis::READ, None).await?,
         };
         Ok(ScyllaCatalog {
             cql,
@@ -391,7 +396,7 @@ impl ScyllaCatalog {
                     self.write_rejected(image_id, x).await?;
                     own.sightings.push(Sighting::rejected(x));
                 }
-                CatalogEvent::User(_) | CatalogEvent::Usage(_) => {}
+                CatalogEvent::User(_) | CatalogEvent::Usage(_) | CatalogEvent::Analyzed(_) => {}
             }
         }
         let output = own.output.is_some();
@@ -528,11 +533,12 @@ impl ScyllaCatalog {
         Ok(())
     }
 
-    /// Applies one event that is not about an image's state: a user or a download.
+    /// Applies one event that is not about an image's state: a user, a download or an analysis.
     async fn apply_other(&self, e: &CatalogEvent) -> Result<()> {
         match e {
             CatalogEvent::User(u) if !u.user_id.is_empty() => self.write_user(u).await,
             CatalogEvent::Usage(u) => self.write_usage(u).await,
+            CatalogEvent::Analyzed(a) => self.write_analysis(a).await,
             _ => Ok(()),
         }
     }
@@ -755,6 +761,10 @@ impl CatalogStore for ScyllaCatalog {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(fresh.len())
+    }
+
+    async fn analysis(&self, image_id: &str) -> alpes_domain::Result<Option<ImageAnalysis>> {
+        Ok(self.read_analysis(image_id).await?)
     }
 
     async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<Arc<CatalogImage>>> {

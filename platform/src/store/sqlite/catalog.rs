@@ -8,14 +8,14 @@
 use super::conn::{keyset_page, rows, write_tx, SqliteConn, Where};
 use super::fresh::Fresh;
 use crate::store::catalog::{
-    report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageFilter, ImagePage,
-    ReportJson, SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
+    analysis_json, report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado,
+    ImageAnalysis, ImageFilter, ImagePage, ReportJson, SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
 };
 use crate::{Error, Result};
 use alpes_domain::dicom_match::sqlite_glob;
 use alpes_domain::ledger::DailyUse;
 use alpes_domain::page::PageCursor;
-use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
+use alpes_schemas::{AnalisisCompletado, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS catalog_usage (
 CREATE INDEX IF NOT EXISTS catalog_usage_image ON catalog_usage(image_id, seq);
 CREATE INDEX IF NOT EXISTS catalog_usage_consumer ON catalog_usage(consumer_id, seq);
 CREATE INDEX IF NOT EXISTS catalog_usage_consumer_time ON catalog_usage(consumer_id, occurred_at);
+CREATE TABLE IF NOT EXISTS catalog_analyses (
+    image_id     TEXT PRIMARY KEY,
+    provider_id  TEXT NOT NULL,
+    analyzed_at  INTEGER NOT NULL,
+    body         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_analyses_provider ON catalog_analyses(provider_id, analyzed_at);
 ";
 
 const REGISTERED: &str = "INSERT INTO catalog_images
@@ -123,6 +130,11 @@ const USER: &str = "INSERT INTO catalog_users (user_id, role, organization, crea
 const USAGE: &str = "INSERT OR IGNORE INTO catalog_usage
     (event_id, occurred_at, consumer_id, provider_id, image_id, bytes, amount_minor, currency, charge_key)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const ANALYZED: &str = "INSERT INTO catalog_analyses (image_id, provider_id, analyzed_at, body) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (image_id) DO UPDATE SET
+        provider_id = excluded.provider_id, analyzed_at = excluded.analyzed_at, body = excluded.body
+    WHERE analyzed_at <= excluded.analyzed_at";
 
 const IMAGE_COLUMNS: &str = "image_id, provider_id, estado, created_at, modality, tipo_imagen, region_anatomica, rejection_reason,
     anonymized_at, blob_key, sha256, size_bytes, media_type, study_uid, series_uid, sop_instance_uid, sop_class_uid,
@@ -225,6 +237,12 @@ fn usage(tx: &Connection, e: &EventoUsoDatos) -> Result<()> {
         e.currency,
         e.charge_key()
     ])?;
+    Ok(())
+}
+
+fn analyzed(tx: &Connection, e: &AnalisisCompletado) -> Result<()> {
+    tx.prepare_cached(ANALYZED)?
+        .execute(params![e.imagen_id, e.proveedor_id, e.ocurrido_at, analysis_json(e).to_string()])?;
     Ok(())
 }
 
@@ -337,6 +355,7 @@ fn apply_one(tx: &Connection, e: &CatalogEvent) -> Result<bool> {
             CatalogEvent::Rejected(e) => rejected(tx, e)?,
             CatalogEvent::User(e) => user(tx, e)?,
             CatalogEvent::Usage(e) => usage(tx, e)?,
+            CatalogEvent::Analyzed(e) => analyzed(tx, e)?,
         }
     }
     Ok(new)
@@ -523,6 +542,22 @@ impl CatalogStore for SqliteCatalog {
                         bytes: r.get(1)?,
                     })
                 })?)
+        })?)
+    }
+
+    async fn analysis(&self, image_id: &str) -> alpes_domain::Result<Option<ImageAnalysis>> {
+        Ok(self.conn.read_now(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT image_id, provider_id, analyzed_at, body FROM catalog_analyses WHERE image_id = ?1")?
+                .query_row(params![image_id], |r| {
+                    Ok(ImageAnalysis {
+                        image_id: r.get(0)?,
+                        provider_id: r.get(1)?,
+                        analyzed_at: r.get(2)?,
+                        body: ReportJson::from_stored(r.get(3)?),
+                    })
+                })
+                .optional()?)
         })?)
     }
 

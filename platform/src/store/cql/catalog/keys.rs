@@ -10,7 +10,8 @@ pub(super) fn image_of(e: &CatalogEvent) -> Option<&str> {
         CatalogEvent::Anonymized(a) => a.image_id.as_str(),
         // A message that never decoded names no image: nothing to materialize.
         CatalogEvent::Rejected(x) => x.image_id.as_deref()?,
-        CatalogEvent::User(_) | CatalogEvent::Usage(_) => return None,
+        // An analysis is an image's, but not of its state: written on its own.
+        CatalogEvent::User(_) | CatalogEvent::Usage(_) | CatalogEvent::Analyzed(_) => return None,
     };
     (!id.is_empty()).then_some(id)
 }

@@ -108,7 +108,7 @@ fn partition(events: &[CatalogEvent]) -> Vec<ImageRow> {
                     rejection = Some((ts, x.reason.clone()));
                 }
             }
-            CatalogEvent::User(_) | CatalogEvent::Usage(_) => continue,
+            CatalogEvent::User(_) | CatalogEvent::Usage(_) | CatalogEvent::Analyzed(_) => continue,
         }
         rows.push(row);
     }
