@@ -307,6 +307,15 @@ impl Fixtures {
         }
     }
 
+    /// Until the catalog has the safety net's analysis of image `id` (20 s at most).
+    async fn until_analysed(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get(&format!("/imagenes/{id}/analisis"), &self.root().await).await.0 != 200 {
+            assert!(Instant::now() < deadline, "image {id} was never analysed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Until the catalog has user `id` (20 s at most).
     async fn until_user(&self, id: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -457,6 +466,8 @@ impl Fixtures {
         fx.until_estado(&a_rej, "rechazada").await;
         fx.until_estado(&b_rej, "rechazada").await;
         fx.until_estado(&a_pend, "registrada").await;
+        fx.until_analysed(&a_img).await;
+        fx.until_analysed(&b_img).await;
         for id in [&fx.a, &fx.b, &fx.consumer, &fx.admin] {
             fx.until_user(id).await;
         }
@@ -772,6 +783,29 @@ fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         ImageData,
     );
     add(get.clone(), "/imagenes/{unknown}", none(), guarded(404, 404, 404, 404, 404), Data);
+    // An image's analysis: whoever may see the image; a rejected image was never analysed.
+    add(
+        get.clone(),
+        "/imagenes/{a_img}/analisis",
+        none(),
+        guarded(200, 404, 200, 200, 200),
+        ImageData,
+    );
+    add(
+        get.clone(),
+        "/imagenes/{b_img}/analisis",
+        none(),
+        guarded(404, 200, 200, 200, 404),
+        ImageData,
+    );
+    add(
+        get.clone(),
+        "/imagenes/{a_rej}/analisis",
+        none(),
+        guarded(404, 404, 404, 404, 404),
+        Data,
+    );
+    add(get.clone(), "/analisis/modelo", none(), guarded(200, 200, 200, 200, 200), Data);
     add(
         get.clone(),
         "/imagenes/{a_img}/anonimizada",
