@@ -466,6 +466,17 @@ impl App {
     }
 }
 
+/// The engine's burned-in text safety net, as `GET /analisis/modelo` describes it.
+fn analysis_model() -> alpes_query_api::routes::modelo::ModeloAnalisis {
+    use alpes_anonymizer::ocr::{OcrMode, LABELS, OCR_MODES};
+    alpes_query_api::routes::modelo::ModeloAnalisis {
+        modelo: alpes_anonymizer_worker::analysis_model().into(),
+        modos: OCR_MODES.map(str::to_owned).to_vec(),
+        modo_por_defecto: OcrMode::default().name().to_owned(),
+        etiquetas: LABELS.map(str::to_owned).to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,16 +501,5 @@ mod tests {
         assert_eq!(unresolved_refs(&doc), Vec::<String>::new());
         let text = serde_json::to_string(&doc).expect("serializes");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("valid JSON"), doc);
-    }
-}
-
-/// The engine's burned-in text safety net, as `GET /analisis/modelo` describes it.
-fn analysis_model() -> alpes_query_api::routes::modelo::ModeloAnalisis {
-    use alpes_anonymizer::ocr::{OcrMode, LABELS, OCR_MODES};
-    alpes_query_api::routes::modelo::ModeloAnalisis {
-        modelo: alpes_anonymizer_worker::analysis_model().into(),
-        modos: OCR_MODES.map(str::to_owned).to_vec(),
-        modo_por_defecto: OcrMode::default().name().to_owned(),
-        etiquetas: LABELS.map(str::to_owned).to_vec(),
     }
 }
