@@ -342,7 +342,7 @@ impl Serialize for ReportJson {
 
 /// The de-identification report summary of an anonymized output, as
 /// [`AnonymizedOutput::report`] holds it: actions, UIDs remapped, regions
-/// burned, transfer syntaxes, profile, engine and timing.
+/// burned (and by source), transfer syntaxes, profile, engine, timing and the input's sha256.
 pub fn report_summary(e: &ImagenAnonimizada) -> serde_json::Value {
     serde_json::json!({
         "actions": e.action_counts,
@@ -354,6 +354,8 @@ pub fn report_summary(e: &ImagenAnonimizada) -> serde_json::Value {
         "engine_version": e.engine_version,
         "duration_micros": e.duration_micros,
         "request_id": e.request_id,
+        "sha256_entrada": e.sha256_entrada,
+        "regiones_por_origen": e.regiones_por_origen,
     })
 }
 

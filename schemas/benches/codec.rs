@@ -114,6 +114,8 @@ fn anonimizada() -> ImagenAnonimizada {
         series_number: Some(3),
         instance_number: Some(41),
         http_request_id: Some(HTTP_REQUEST.into()),
+        sha256_entrada: Some("9".repeat(64)),
+        regiones_por_origen: Some([("rule".to_owned(), 1)].into()),
     }
 }
 

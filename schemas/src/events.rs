@@ -109,6 +109,10 @@ pub struct ImagenAnonimizada {
     pub instance_number: Option<i32>,
     /// The `X-Request-Id` of the upload that asked for it; `None` when unknown and on old events.
     pub http_request_id: Option<String>,
+    /// sha256 of the input (v7); `None` on older events.
+    pub sha256_entrada: Option<String>,
+    /// Regions burned by source (`rule`, `ultrasound`, `profile`, `ocr`; v7); `None` on older events.
+    pub regiones_por_origen: Option<BTreeMap<String, i32>>,
 }
 
 /// An input could not be anonymized and was routed aside (topic `alpes.images.rejected`).

@@ -156,6 +156,8 @@ pub(crate) mod tests {
                 series_number: Some(1),
                 instance_number: Some(3),
                 http_request_id: Some("req-http-1".into()),
+                sha256_entrada: Some("9".repeat(64)),
+                regiones_por_origen: Some([("rule".to_owned(), 1), ("ocr".to_owned(), 2)].into()),
             },
             rechazada: ImagenRechazada {
                 event_id: new_event_id(),

@@ -152,9 +152,14 @@ impl Output {
 
 /// The engine action's name as the report serializes it (`"remove"`, `"uids_in_sequence"`, ...).
 fn action_name(action: Action) -> String {
-    match serde_json::to_value(action) {
+    serde_name(action)
+}
+
+/// A unit enum variant's name as the engine's report serializes it.
+fn serde_name<T: serde::Serialize + std::fmt::Debug>(value: T) -> String {
+    match serde_json::to_value(&value) {
         Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{action:?}").to_lowercase(),
+        _ => format!("{value:?}").to_lowercase(),
     }
 }
 
@@ -206,7 +211,18 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
         series_number: facts.series_number,
         instance_number: facts.instance_number,
         http_request_id: input.http_request_id.clone(),
+        sha256_entrada: Some(input.sha256.clone()),
+        regiones_por_origen: Some(regions_by_source(report)),
     }
+}
+
+/// How many regions were burned from each source, by the source's report name.
+fn regions_by_source(report: &alpes_anonymizer::Report) -> BTreeMap<String, i32> {
+    let mut by = BTreeMap::new();
+    for r in &report.regions {
+        *by.entry(serde_name(r.source)).or_insert(0) += 1;
+    }
+    by
 }
 
 /// The model the safety net runs, as the events name it.

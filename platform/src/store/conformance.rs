@@ -221,6 +221,8 @@ pub fn anonymized(event_id: &str, image: &str, provider: &str, at: i64, i: Insta
         sop_class_uid: Some("1.2.840.10008.5.1.4.1.1.2".into()),
         series_number: Some(1),
         instance_number: sop.rsplit('.').next().and_then(|n| n.parse().ok()),
+        sha256_entrada: Some(format!("raw-{event_id}")),
+        regiones_por_origen: Some([("rule".to_owned(), 1), ("ocr".to_owned(), 2)].into()),
     }))
 }
 
