@@ -2,7 +2,8 @@
 //! with a name and a record number drawn in its corners, a CT without text, and a copy with the
 //! net off; the worker analyses each, the materializer stores the analyses, and
 //! `GET /imagenes/{id}/analisis` serves them (label, regions blanked, released, the model that
-//! `GET /analisis/modelo` describes). The analysis never holds the words read.
+//! `GET /analisis/modelo` describes); the provider's report, in CSV and PDF, lists them. The
+//! analysis and the report never hold the words read.
 
 mod common;
 

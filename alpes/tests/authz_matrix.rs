@@ -468,6 +468,14 @@ impl Fixtures {
         fx.until_estado(&a_pend, "registrada").await;
         fx.until_analysed(&a_img).await;
         fx.until_analysed(&b_img).await;
+        let (status, v) = fx.post("/reportes", Some(&a_token), json!({"formato": "csv"})).await;
+        assert_eq!(status, 202, "A's report: {v}");
+        let a_report = v["id"].as_str().expect("report id").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fx.get(&format!("/reportes/{a_report}"), &a_token).await.0 != 200 {
+            assert!(Instant::now() < deadline, "A's report was never ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         for id in [&fx.a, &fx.b, &fx.consumer, &fx.admin] {
             fx.until_user(id).await;
         }
@@ -503,6 +511,7 @@ impl Fixtures {
             ("{B}", fx.b.clone()),
             ("{consumer}", fx.consumer.clone()),
             ("{a_img}", a_img),
+            ("{a_report}", a_report),
             ("{a_rej}", a_rej),
             ("{a_pend}", a_pend),
             ("{b_img}", b_img),
@@ -806,6 +815,23 @@ fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         Data,
     );
     add(get.clone(), "/analisis/modelo", none(), guarded(200, 200, 200, 200, 200), Data);
+    // Reports: a provider (or its key) of its own images, an admin of any; a consumer none.
+    add(
+        post.clone(),
+        "/reportes",
+        fixed(Body::Json(json!({"formato": "csv"}))),
+        guarded(202, 202, 403, 202, 202),
+        Data,
+    );
+    add(
+        post.clone(),
+        "/reportes (another provider's)",
+        fixed(Body::Json(json!({"formato": "csv", "alcance": {"proveedor_id": fx.b.clone()}}))),
+        guarded(403, 202, 403, 202, 403),
+        Data,
+    );
+    // A's report: A (and its key) and admins read it; B and consumers do not.
+    add(get.clone(), "/reportes/{a_report}", none(), guarded(200, 404, 403, 200, 200), Data);
     add(
         get.clone(),
         "/imagenes/{a_img}/anonimizada",

@@ -15,6 +15,7 @@
 //! - [`outbox`]: events kept until this process's consumers applied them.
 //! - [`page`]: the one page cursor every listing hands out.
 //! - [`dicom_match`]: QIDO-RS wildcard matching, as every store applies it.
+//! - [`report`]: de-identification reports: scope, state, and one line per image.
 
 pub mod audit;
 pub mod caller;
@@ -26,5 +27,6 @@ pub mod ingest;
 pub mod ledger;
 pub mod outbox;
 pub mod page;
+pub mod report;
 
 pub use error::{Error, Result};

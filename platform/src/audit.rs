@@ -153,6 +153,8 @@ pub fn action_of(method: &Method, route: &str, status: StatusCode, role: Option<
         ("POST", "/api-keys") => Some("api_key_create"),
         ("DELETE", "/api-keys/{id}") => Some("api_key_revoke"),
         ("GET", "/auditoria") => Some("audit_read"),
+        ("POST", "/reportes") => Some("report_create"),
+        ("GET", "/reportes/{id}") => Some("report_read"),
         (
             "GET",
             "/imagenes/{id}/anonimizada"

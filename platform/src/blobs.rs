@@ -288,6 +288,13 @@ impl Blobs {
         Ok(key)
     }
 
+    /// Stores `bytes` at `key`, replacing what is there: a blob that changes (a report's
+    /// state), which content addressing cannot name.
+    pub async fn put_at(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.store.put(&Path::from(key), PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
     /// The whole blob at `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes> {
         Ok(self.store.get(&Path::from(key)).await?.bytes().await?)

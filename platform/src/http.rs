@@ -184,6 +184,21 @@ impl From<crate::Error> for ApiError {
     }
 }
 
+/// A JSON body of at most `limit` bytes, as `T`: 413 past the limit, 400
+/// `bad_json` naming `what` was expected and only where parsing failed
+/// (serde's own message may quote a value: a password, for one).
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], limit: usize, what: &str) -> Result<T, ApiError> {
+    if body.len() > limit {
+        return Err(ApiError::too_large(limit as u64));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("the body is not {what}: line {} column {}", e.line(), e.column()),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,6 +88,7 @@ impl QueryApp {
         let audit_group = audit::group(&config.instance);
         kafka.expect_projection::<materializer::Materializer>(materializer::GROUP);
         kafka.expect_projection::<audit::Projector>(&audit_group);
+        let reports = Arc::new(crate::reports::Reports::new(blobs.clone(), catalog.clone()));
         let state = QueryState {
             jwt,
             catalog,
@@ -104,6 +105,7 @@ impl QueryApp {
             rendered: Arc::new(Rendered::default()),
             held: Arc::default(),
             analysis_model: Arc::new(config.analysis_model),
+            reports,
         };
         QueryApp { state, kafka, audit_group }
     }

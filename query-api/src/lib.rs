@@ -30,6 +30,7 @@ pub mod meter;
 pub mod openapi;
 pub mod pricing;
 pub mod rendered;
+pub mod reports;
 pub mod routes;
 pub mod vocabulary;
 
@@ -83,6 +84,8 @@ pub struct QueryState {
     /// What `GET /analisis/modelo` describes: the engine's safety net, as the composition root
     /// read it.
     pub analysis_model: Arc<routes::modelo::ModeloAnalisis>,
+    /// De-identification reports: their state and files, and their generation.
+    pub reports: Arc<reports::Reports>,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

@@ -17,6 +17,8 @@ pub const IDENTITY: &str = "identity";
 pub const MONEY: &str = "money";
 /// The audit trail.
 pub const AUDIT: &str = "audit";
+/// De-identification reports.
+pub const REPORTS: &str = "reports";
 
 /// The query API's document.
 pub fn document() -> Value {
@@ -54,6 +56,8 @@ pub fn if_none_match() -> Value {
     crate::routes::analisis::Analisis,
     crate::routes::analisis::Modelo,
     crate::routes::modelo::ModeloAnalisis,
+    crate::routes::reportes::Solicitud,
+    crate::routes::reporte::Estado,
     crate::routes::usuarios::Usuarios,
     crate::routes::usuario::Usuario,
     crate::routes::saldo::Saldo,

@@ -18,10 +18,10 @@ use crate::openapi::PROFILE_ERRORS;
 use crate::IngestState;
 use alpes_platform::auth::Role;
 use alpes_platform::blobs::UploadError;
+pub use alpes_platform::http::json_body;
 use alpes_platform::http::ApiError;
 use alpes_platform::openapi::{path, Routes};
 use axum::http::HeaderMap;
-use serde::de::DeserializeOwned;
 
 /// Every ingest route, with its operation.
 pub fn all() -> Routes<IngestState> {
@@ -70,21 +70,6 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         ));
     }
     Ok(Some(s.to_owned()))
-}
-
-/// A JSON body of at most `limit` bytes, as `T`: 413 past the limit, 400
-/// `bad_json` naming `what` was expected and only where parsing failed
-/// (serde's own message may quote a value: a password, for one).
-pub fn json_body<T: DeserializeOwned>(body: &[u8], limit: usize, what: &str) -> Result<T, ApiError> {
-    if body.len() > limit {
-        return Err(ApiError::too_large(limit as u64));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!("the body is not {what}: line {} column {}", e.line(), e.column()),
-        )
-    })
 }
 
 /// The role a body names; 422 `bad_rol` otherwise.

@@ -29,7 +29,7 @@ pub struct Params {
     actor: Option<String>,
     /// Only this action (`login`, `upload`, `anonymization`, `download`, `payment`, `consumer_terms`,
     /// `user_create`, `token_refresh`, `logout`, `api_key_create`, `api_key_revoke`, `reanonymize`,
-    /// `audit_read`, `admin_read`, `access`).
+    /// `audit_read`, `report_create`, `report_read`, `admin_read`, `access`).
     #[serde(alias = "action")]
     accion: Option<String>,
     /// Only this outcome.

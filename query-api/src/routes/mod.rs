@@ -10,6 +10,8 @@ pub mod imagenes;
 pub mod modelo;
 pub mod movimientos;
 pub mod pares;
+pub mod reporte;
+pub mod reportes;
 pub mod saldo;
 pub mod usuario;
 pub mod usuarios;
@@ -35,6 +37,8 @@ pub fn all() -> Routes<Shared> {
         .route(descarga::op(), descarga::handler)
         .route(analisis::op(), analisis::handler)
         .route(modelo::op(), modelo::handler)
+        .route(reportes::op(), reportes::handler)
+        .route(reporte::op(), reporte::handler)
         .route(usuarios::op(), usuarios::handler)
         .route(usuario::op(), usuario::handler)
         .route(saldo::op(), saldo::handler)
