@@ -122,10 +122,12 @@ impl Found {
 }
 
 /// A candidate already read: its box, and for one left in place (not text, or a line `phi` mode
-/// keeps), its pixels: the same box in a later frame is skipped only while it still holds them. A
-/// blanked line is blanked in every frame, so its box is skipped whatever it holds.
+/// keeps), the pixels the reader saw around it: the same box later (a later round, a later frame)
+/// is skipped only while those are unchanged. A blanked line is blanked in every frame, so its
+/// box is skipped whatever it holds.
 struct Decided {
     area: Region,
+    context: Region,
     kept: Option<Vec<u8>>,
 }
 
@@ -141,14 +143,34 @@ fn pixels_of(frame: &Luma, area: &Region) -> Vec<u8> {
 
 impl Decided {
     /// Whether `c` in `frame` needs no reading: it lies in this box, and the box is blanked or
-    /// still holds the pixels it held when read.
+    /// what the reader saw around it is unchanged.
     fn settles(&self, c: &Region, frame: &Luma) -> bool {
-        covers(&self.area, c) && self.kept.as_ref().is_none_or(|held| *held == pixels_of(frame, &self.area))
+        covers(&self.area, c) && self.kept.as_ref().is_none_or(|held| *held == pixels_of(frame, &self.context))
     }
 }
 
-/// Finds the text to blank in `frames`, each read whole before the next is taken. A candidate
-/// that overlaps one already decided (the same annotation on the next frame) is not read again.
+/// Most reading rounds per frame. A line can hide another from the reader (two lines close
+/// together read as noise); once a round's lines are blanked in the frame the next round reads
+/// what they hid, until a round finds nothing new.
+const ROUNDS: usize = 3;
+
+/// Blanks `regions` in `frame` (as the output will have them), so later rounds and frames read
+/// what is left.
+fn blank(frame: &mut Luma, regions: &[Region]) {
+    for r in regions {
+        let Some((x0, y0, x1, y1)) = r.clip(frame.width, frame.height) else {
+            continue;
+        };
+        for y in y0..y1 {
+            let row = (y * frame.width) as usize;
+            frame.pixels[row + x0 as usize..row + x1 as usize].fill(0);
+        }
+    }
+}
+
+/// Finds the text to blank in `frames`, each read whole before the next is taken, in up to
+/// [`ROUNDS`] rounds. A candidate that overlaps one already decided (the same annotation on the
+/// next frame) is not read again.
 pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms) -> Result<Found, String> {
     let started = Instant::now();
     let mut found = Found { mode, ..Found::default() };
@@ -157,33 +179,43 @@ pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms
     }
     let mut decided: Vec<Decided> = Vec::new();
     let (mut best_text, mut best_not_text) = (0f32, 0f32);
-    for frame in frames {
-        let frame = &frame;
-        for c in candidates(frame) {
-            found.candidates += 1;
-            if decided.iter().any(|d| d.settles(&c, frame)) {
-                continue;
+    for mut frame in frames {
+        blank(&mut frame, &found.regions);
+        for round in 0..ROUNDS {
+            let before = found.regions.len();
+            for c in candidates(&frame) {
+                let settled = decided.iter().any(|d| d.settles(&c, &frame));
+                found.candidates += u32::from(round == 0 || !settled);
+                if settled {
+                    continue;
+                }
+                let reading = reader::read(&frame, c)?;
+                let characters = reading.text.chars().filter(char::is_ascii_alphanumeric).count();
+                let text = (characters >= MIN_CHARACTERS && reading.confidence >= MIN_CONFIDENCE)
+                    || (characters == 2 && reading.confidence >= SURE);
+                let blank = text && (mode != OcrMode::Phi || phi::is_phi(&reading.text, terms));
+                let context = reader::context(c, &frame);
+                decided.push(Decided {
+                    area: c,
+                    context,
+                    kept: (!blank).then(|| pixels_of(&frame, &context)),
+                });
+                if !text {
+                    best_not_text = best_not_text.max(reading.confidence);
+                    continue;
+                }
+                found.text_lines += 1;
+                best_text = best_text.max(reading.confidence);
+                if !blank {
+                    found.kept_lines += 1;
+                    continue;
+                }
+                found.regions.push(padded(c, &frame));
             }
-            let reading = reader::read(frame, c)?;
-            let characters = reading.text.chars().filter(char::is_ascii_alphanumeric).count();
-            let text =
-                (characters >= MIN_CHARACTERS && reading.confidence >= MIN_CONFIDENCE) || (characters == 2 && reading.confidence >= SURE);
-            let blank = text && (mode != OcrMode::Phi || phi::is_phi(&reading.text, terms));
-            decided.push(Decided {
-                area: c,
-                kept: (!blank).then(|| pixels_of(frame, &c)),
-            });
-            if !text {
-                best_not_text = best_not_text.max(reading.confidence);
-                continue;
+            if found.regions.len() == before {
+                break;
             }
-            found.text_lines += 1;
-            best_text = best_text.max(reading.confidence);
-            if !blank {
-                found.kept_lines += 1;
-                continue;
-            }
-            found.regions.push(padded(c, frame));
+            blank(&mut frame, &found.regions[before..]);
         }
     }
     found.confidence = if found.text_lines > 0 { best_text } else { 100.0 - best_not_text };

@@ -641,3 +641,26 @@ fn a_name_where_an_earlier_frame_had_kept_words_is_read_and_blanked() {
     let read = tesseract_reads(&Image::decode(&out.bytes), 1, &boxes);
     assert!(!holds(&read, "KOWALSKA"), "the name on frame 1 is still readable: {read:?}");
 }
+
+#[test]
+fn a_line_another_hid_from_the_reader_is_read_once_that_one_is_blanked() {
+    // The corpus's GE ultrasound screen: "IM#2" sits under "44CG43", and read with it in the
+    // margin it is noise. Once the first round blanks "44CG43", the second reads "IM#2", so the
+    // output holds nothing the residual check reads as PHI.
+    let input = std::fs::read(common::fixtures().join("examples_jpeg2k.dcm")).expect("read");
+    let out = anonymize(&input, &common::config()).expect("anonymize");
+    let ocr = out.report.ocr.as_ref().expect("the safety net ran");
+    assert_eq!(ocr.residual_lines, 0, "{ocr:?}");
+    let im2 = |r: &&alpes_anonymizer::pixels::BurnedRegion| {
+        r.source == RegionSource::Ocr
+            && r.region.x <= 11
+            && r.region.y <= 89
+            && r.region.x + r.region.w >= 59
+            && r.region.y + r.region.h >= 105
+    };
+    assert!(
+        out.report.regions.iter().any(|r| im2(&r)),
+        "IM#2 is blanked: {:?}",
+        out.report.regions
+    );
+}

@@ -133,17 +133,34 @@ pub fn read(frame: &Luma, area: Region) -> Result<Reading, String> {
     })
 }
 
-/// The candidate cut out with a margin, dark text on a light ground, enlarged if small.
-fn prepare(frame: &Luma, area: Region) -> Option<(Vec<u8>, u32, u32)> {
+/// What the reader cuts out of `frame` to read `area`: the area with a margin (a third of its
+/// height, at least 4), clipped to the frame.
+pub fn context(area: Region, frame: &Luma) -> Region {
     let margin = (area.h / 3).max(4);
-    let x0 = area.x.saturating_sub(margin);
-    let y0 = area.y.saturating_sub(margin);
+    let x0 = area.x.saturating_sub(margin).min(frame.width);
+    let y0 = area.y.saturating_sub(margin).min(frame.height);
     let x1 = area.x.saturating_add(area.w).saturating_add(margin).min(frame.width);
     let y1 = area.y.saturating_add(area.h).saturating_add(margin).min(frame.height);
-    if x1 <= x0 || y1 <= y0 {
+    Region {
+        x: x0,
+        y: y0,
+        w: x1.saturating_sub(x0),
+        h: y1.saturating_sub(y0),
+    }
+}
+
+/// The candidate cut out with a margin, dark text on a light ground, enlarged if small.
+fn prepare(frame: &Luma, area: Region) -> Option<(Vec<u8>, u32, u32)> {
+    let Region {
+        x: x0,
+        y: y0,
+        w: cw,
+        h: ch,
+    } = context(area, frame);
+    if cw == 0 || ch == 0 {
         return None;
     }
-    let (cw, ch) = (x1 - x0, y1 - y0);
+    let (x1, y1) = (x0 + cw, y0 + ch);
     let mut crop = Vec::with_capacity((cw * ch) as usize);
     for y in y0..y1 {
         let row = (y * frame.width) as usize;
