@@ -251,6 +251,7 @@ fn examples(s: &Seeded) -> Value {
     json!({
         "/imagenes/{id}": { "id": s.image },
         "/imagenes/{id}/anonimizada": { "id": s.image },
+        "/imagenes/{id}/analisis": { "id": s.image },
         "/anonimizar/{id}": { "id": s.image },
         "/usuarios/{id}": { "id": s.user },
         "/monetizacion/saldo/{usuario_id}": { "usuario_id": PROVIDER },
