@@ -5,8 +5,8 @@
 mod common;
 
 use alpes_platform::auth::Role;
-use alpes_platform::store::conformance::{analyzed, anonymized, registered, rejected};
-use alpes_platform::store::{CatalogEvent, CatalogStore};
+use alpes_platform::store::conformance::{analyzed, anonymized, registered};
+use alpes_platform::store::CatalogStore;
 
 const ADMIN: Option<(&str, Role)> = Some(("admin-1", Role::Admin));
 const CONSUMER: Option<(&str, Role)> = Some(("lab-1", Role::Consumidor));
@@ -17,10 +17,7 @@ const P2: Option<(&str, Role)> = Some(("p2", Role::Proveedor));
 /// anonymized, never analysed).
 async fn seeded() -> common::TestApp {
     let app = common::spawn_app().await;
-    let mut held = analyzed("an-c", "c", "p2", 320, "texto_incrustado");
-    if let CatalogEvent::Analyzed(a) = &mut held {
-        (a.liberada, a.lineas_residuales, a.motivo) = (false, 1, Some("texto_residual".into()));
-    }
+    let [held_c, held_a] = common::held_back();
     app.catalog
         .apply(vec![
             registered("r1", "a", "p1", 100),
@@ -28,8 +25,8 @@ async fn seeded() -> common::TestApp {
             analyzed("an-a0", "a", "p1", 105, "sin_texto"),
             analyzed("an-a1", "a", "p1", 111, "texto_incrustado"),
             registered("r3", "c", "p2", 300),
-            rejected("x3", "c", "p2", 310),
-            held,
+            held_c,
+            held_a,
             registered("r4", "d", "p2", 400),
             anonymized("n4", "d", "p2", 410, ("9.9", "9.9.1", "9.9.1.1", "MR", "PSEUDO-2", "20220202")),
         ])

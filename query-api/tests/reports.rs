@@ -7,8 +7,8 @@ mod common;
 
 use alpes_domain::report::COLUMNS;
 use alpes_platform::auth::Role;
-use alpes_platform::store::conformance::{analyzed, anonymized, registered, rejected};
-use alpes_platform::store::{CatalogEvent, CatalogStore};
+use alpes_platform::store::conformance::{analyzed, anonymized, registered};
+use alpes_platform::store::CatalogStore;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,14 +22,7 @@ const CONSUMER: (&str, Role) = ("lab-1", Role::Consumidor);
 /// d (p2, anonymized, not analysed).
 async fn seeded() -> common::TestApp {
     let app = common::spawn_app().await;
-    let mut held = analyzed("an-c", "c", "p2", 320, "texto_incrustado");
-    if let CatalogEvent::Analyzed(a) = &mut held {
-        (a.liberada, a.lineas_residuales, a.motivo) = (false, 1, Some("texto_residual".into()));
-    }
-    let mut c_rejected = rejected("x3", "c", "p2", 310);
-    if let CatalogEvent::Rejected(x) = &mut c_rejected {
-        x.reason = "texto_residual".into();
-    }
+    let [held_c, held_a] = common::held_back();
     app.catalog
         .apply(vec![
             registered("r1", "a", "p1", 100),
@@ -37,8 +30,8 @@ async fn seeded() -> common::TestApp {
             analyzed("an-a", "a", "p1", 111, "texto_incrustado"),
             registered("r2", "b", "p1", 200),
             registered("r3", "c", "p2", 300),
-            c_rejected,
-            held,
+            held_c,
+            held_a,
             registered("r4", "d", "p2", 400),
             anonymized("n4", "d", "p2", 410, ("9.9", "9.9.1", "9.9.1.1", "MR", "PSEUDO-2", "20220202")),
         ])

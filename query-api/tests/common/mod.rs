@@ -193,3 +193,19 @@ pub fn analysis_model() -> alpes_query_api::routes::modelo::ModeloAnalisis {
         etiquetas: vec!["texto_incrustado".into(), "sin_texto".into(), "no_analizada".into()],
     }
 }
+
+/// Image `c` of provider p2 as the safety net held it back: rejected for residual text (at 310),
+/// with its analysis (at 320).
+pub fn held_back() -> [alpes_platform::store::CatalogEvent; 2] {
+    use alpes_platform::store::conformance::{analyzed, rejected};
+    use alpes_platform::store::CatalogEvent;
+    let mut rejection = rejected("x3", "c", "p2", 310);
+    if let CatalogEvent::Rejected(x) = &mut rejection {
+        x.reason = "texto_residual".into();
+    }
+    let mut analysis = analyzed("an-c", "c", "p2", 320, "texto_incrustado");
+    if let CatalogEvent::Analyzed(a) = &mut analysis {
+        (a.liberada, a.lineas_residuales, a.motivo) = (false, 1, Some("texto_residual".into()));
+    }
+    [rejection, analysis]
+}
