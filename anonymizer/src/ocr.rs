@@ -102,6 +102,8 @@ pub const WITH_TEXT: &str = "texto_incrustado";
 pub const WITHOUT_TEXT: &str = "sin_texto";
 /// The label of an image whose pixels the net, though on, could not read.
 pub const NOT_ANALYSED: &str = "no_analizada";
+/// Why an output that still reads as PHI after blanking is held back (not released, not written).
+pub const RESIDUAL_TEXT: &str = "texto_residual";
 /// Every label an analysis may have.
 pub const LABELS: [&str; 3] = [WITH_TEXT, WITHOUT_TEXT, NOT_ANALYSED];
 

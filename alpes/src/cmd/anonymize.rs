@@ -145,6 +145,13 @@ fn process(job: &Job, out_dir: &Path, cfg: &Config) -> Result<(u64, alpes_anonym
             .and_then(|mut f| f.read_to_end(input))
             .map_err(|e| (format!("cannot read: {e}"), "io"))?;
         let report = anonymize_into(input, cfg, output).map_err(|e| (e.to_string(), e.code()))?;
+        if report.ocr.as_ref().is_some_and(|f| !f.released()) {
+            // As the worker holds such an image back, the command does not write it.
+            return Err((
+                "text that reads as PHI is still in the pixels after the safety net blanked them; not written".into(),
+                alpes_anonymizer::ocr::RESIDUAL_TEXT,
+            ));
+        }
         write_output(out_dir, job, output)?;
         Ok((input.len() as u64, report))
     })

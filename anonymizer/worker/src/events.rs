@@ -237,7 +237,7 @@ pub fn model() -> ModeloAnalisis {
 }
 
 /// The reason an image whose output still reads as PHI is held back.
-pub const RESIDUAL_TEXT: &str = "texto_residual";
+pub use ocr::RESIDUAL_TEXT;
 
 /// `AnalisisCompletado` for an image the safety net looked at, or was on for and could not read;
 /// `None` when it was off or the image has no pixels. Released when no line read as PHI after
