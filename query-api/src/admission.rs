@@ -2,7 +2,7 @@
 //! (approval, daily limits, credit) are checked against what it has used
 //! ([`alpes_domain::ledger::consumer`] holds the rule).
 
-use crate::held::Holding;
+use crate::held::{Charge, Holding};
 use crate::QueryState;
 use alpes_domain::ledger::{charge_id, day_start, refuse_download, Approval, DailyLimit, DailyUse, DownloadCheck, DownloadRefusal, DAY_MS};
 use alpes_platform::auth::{Caller, Role};
@@ -71,17 +71,18 @@ pub async fn admit(state: &QueryState, caller: &Caller, images: &[(&CatalogImage
         }
         // The holds billing has applied since go first: the applied charges read next count them.
         let held = state.held.charge_ids(consumer);
-        let new: Vec<(String, i64)> = images
+        let new: Vec<Charge> = images
             .iter()
-            .map(|(image, _)| {
-                let id = charge_id(&pricing.charge_key(consumer, &image.image_id, now));
-                (id, pricing.price(image.modality.as_deref()))
+            .map(|(image, _)| Charge {
+                image_id: image.image_id.clone(),
+                charge_id: charge_id(&pricing.charge_key(consumer, &image.image_id, now)),
+                price_minor: pricing.price(image.modality.as_deref()),
             })
             .collect();
-        let ids: Vec<&str> = held.iter().chain(new.iter().map(|(id, _)| id)).map(String::as_str).collect();
+        let ids: Vec<&str> = held.iter().chain(new.iter().map(|c| &c.charge_id)).map(String::as_str).collect();
         let applied = ledger.entries_among(consumer, &ids).await?;
         state.held.settle(consumer, &applied, now);
-        charges = new.into_iter().filter(|(id, _)| !applied.contains(id)).collect();
+        charges = new.into_iter().filter(|c| !applied.contains(&c.charge_id)).collect();
         if !charges.is_empty() {
             let balances = ledger.balances(consumer).await?;
             check.charged_minor = balances

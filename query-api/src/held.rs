@@ -10,7 +10,9 @@
 //! - until the ledger has the charge (billing applied it; the next check of
 //!   that consumer lets it go, since the applied charges now count it);
 //! - or until the request fails before its usage event is on the log (the
-//!   [`Holding`] is dropped without [`Holding::metered`]);
+//!   [`Holding`] is dropped without [`Holding::metered`]; a retrieval of
+//!   several images marks each one whose usage event is on the log with
+//!   [`Holding::metered_image`], and only the others' holds go);
 //! - or at most [`HOLD_FOR`], so a usage event billing never applies (a
 //!   poison message on its rejected topic) does not hold credit for ever.
 //!
@@ -41,14 +43,27 @@ struct Hold {
     at: i64,
 }
 
+/// A new charge a retrieval would make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// The image retrieved.
+    pub image_id: String,
+    /// The charge's id (of its charge key).
+    pub charge_id: String,
+    /// Its price, minor units.
+    pub price_minor: i64,
+}
+
 /// The holds one admitted retrieval took: released when dropped, unless its
-/// usage events were produced ([`Holding::metered`]).
+/// usage events were produced ([`Holding::metered`], or image by image
+/// [`Holding::metered_image`]).
 #[derive(Debug)]
 #[must_use = "a retrieval's holds are released when dropped: call metered() once its usage is on the log"]
 pub struct Holding {
     held: Option<Arc<Held>>,
     consumer: String,
-    charge_ids: Vec<String>,
+    /// `(image id, charge id)` of each hold taken and not yet metered.
+    charges: Vec<(String, String)>,
 }
 
 impl Holding {
@@ -57,7 +72,7 @@ impl Holding {
         Holding {
             held: None,
             consumer: String::new(),
-            charge_ids: Vec::new(),
+            charges: Vec::new(),
         }
     }
 
@@ -65,12 +80,19 @@ impl Holding {
     pub fn metered(mut self) {
         self.held = None;
     }
+
+    /// The usage event of `image_id` is on the log: its hold stays until billing applies it,
+    /// whatever becomes of the rest of the retrieval.
+    pub fn metered_image(&mut self, image_id: &str) {
+        self.charges.retain(|(image, _)| image != image_id);
+    }
 }
 
 impl Drop for Holding {
     fn drop(&mut self) {
         if let Some(held) = self.held.take() {
-            held.release(&self.consumer, &self.charge_ids);
+            let ids: Vec<String> = self.charges.iter().map(|(_, id)| id.clone()).collect();
+            held.release(&self.consumer, &ids);
         }
     }
 }
@@ -109,35 +131,35 @@ impl Held {
     }
 
     /// In one step: what `consumer` holds (minor units) and what the new
-    /// `charges` (charge id, price) add beyond the charges already held go to
-    /// `refuse`; unless it refuses, those new charges are held.
+    /// `charges` add beyond the charges already held go to `refuse`; unless it
+    /// refuses, those new charges are held.
     pub fn hold<R>(
         self: &Arc<Self>,
         consumer: &str,
-        charges: Vec<(String, i64)>,
+        charges: Vec<Charge>,
         now: i64,
         refuse: impl FnOnce(i64, i64) -> Option<R>,
     ) -> Result<Holding, R> {
         let mut by_consumer = self.lock();
         let holds = by_consumer.entry(consumer.to_owned()).or_default();
         let held_minor = holds.iter().map(|h| h.price_minor).fold(0, i64::saturating_add);
-        let mut new: Vec<(String, i64)> = Vec::new();
-        for (id, price) in charges {
-            if !holds.iter().any(|h| h.charge_id == id) && !new.iter().any(|(n, _)| *n == id) {
-                new.push((id, price));
+        let mut new: Vec<Charge> = Vec::new();
+        for c in charges {
+            if !holds.iter().any(|h| h.charge_id == c.charge_id) && !new.iter().any(|n| n.charge_id == c.charge_id) {
+                new.push(c);
             }
         }
-        let adds_minor = new.iter().map(|(_, p)| *p).fold(0, i64::saturating_add);
+        let adds_minor = new.iter().map(|c| c.price_minor).fold(0, i64::saturating_add);
         if let Some(refusal) = refuse(held_minor, adds_minor) {
             if holds.is_empty() {
                 by_consumer.remove(consumer);
             }
             return Err(refusal);
         }
-        let charge_ids: Vec<String> = new.iter().map(|(id, _)| id.clone()).collect();
-        holds.extend(new.into_iter().map(|(charge_id, price_minor)| Hold {
-            charge_id,
-            price_minor,
+        let taken: Vec<(String, String)> = new.iter().map(|c| (c.image_id.clone(), c.charge_id.clone())).collect();
+        holds.extend(new.into_iter().map(|c| Hold {
+            charge_id: c.charge_id,
+            price_minor: c.price_minor,
             at: now,
         }));
         if holds.is_empty() {
@@ -146,7 +168,7 @@ impl Held {
         Ok(Holding {
             held: Some(self.clone()),
             consumer: consumer.to_owned(),
-            charge_ids,
+            charges: taken,
         })
     }
 }
@@ -160,8 +182,15 @@ mod tests {
         move |held, adds| (held + adds > limit).then_some((held, adds))
     }
 
-    fn charges(ids: &[&str]) -> Vec<(String, i64)> {
-        ids.iter().map(|id| ((*id).to_owned(), 100)).collect()
+    /// A charge of 100 for each id, on the image of the same name.
+    fn charges(ids: &[&str]) -> Vec<Charge> {
+        ids.iter()
+            .map(|id| Charge {
+                image_id: (*id).to_owned(),
+                charge_id: (*id).to_owned(),
+                price_minor: 100,
+            })
+            .collect()
     }
 
     #[test]
@@ -191,6 +220,21 @@ mod tests {
         assert!(held.charge_ids("c").is_empty());
         held.hold("c", charges(&["b"]), 0, within(100)).expect("released").metered();
         assert_eq!(held.charge_ids("c"), vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn a_retrieval_that_fails_after_metering_some_images_keeps_their_holds() {
+        let held = Arc::new(Held::default());
+        let mut holding = held.hold("c", charges(&["a", "b", "c"]), 0, within(300)).expect("fits");
+        holding.metered_image("a");
+        holding.metered_image("b");
+        drop(holding);
+        assert_eq!(
+            held.charge_ids("c"),
+            vec!["a".to_owned(), "b".to_owned()],
+            "a and b are on the log: billing will charge them"
+        );
+        assert!(held.hold("c", charges(&["d", "e"]), 0, within(300)).is_err(), "a and b still count");
     }
 
     #[test]

@@ -68,7 +68,7 @@ async fn retrieve(
             "instances are served as multipart/related; type=\"application/dicom\"",
         ));
     }
-    let holding = if metered {
+    let mut holding = if metered {
         let retrieved: Vec<(&CatalogImage, u64)> = instances
             .iter()
             .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
@@ -86,6 +86,8 @@ async fn retrieve(
     }
     for (image, part) in served.iter().filter(|_| metered) {
         meter(&state, &ctx, &caller, image, part.len() as u64).await?;
+        // On the log: billing charges it even if a later instance fails, so its hold stays.
+        holding.metered_image(&image.image_id);
     }
     holding.metered();
     let parts: Vec<_> = served.into_iter().map(|(_, part)| part).collect();
