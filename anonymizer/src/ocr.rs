@@ -65,12 +65,27 @@ impl OcrMode {
 }
 
 /// A candidate is text when the reader reads at least this many letters or digits in it with
-/// [`MIN_CONFIDENCE`], or two with [`SURE`] (Tesseract gives 10–60 to speckle and edges).
+/// [`MIN_CONFIDENCE`], or two with [`SURE`] (Tesseract gives 10–60 to speckle and edges), or a
+/// [`LONG`] clean token at [`LOW_CONFIDENCE`] (device fonts: "630P630" reads right at 17).
 const MIN_CHARACTERS: usize = 3;
 /// See [`MIN_CHARACTERS`].
 const MIN_CONFIDENCE: f32 = 50.0;
 /// See [`MIN_CHARACTERS`].
 const SURE: f32 = 80.0;
+/// Letters or digits of a reading that is text at [`LOW_CONFIDENCE`] when at least 3 in 4 of its
+/// characters (spaces aside) are letters or digits: speckle reads as short or ragged strings.
+const LONG: usize = 5;
+/// See [`LONG`].
+const LOW_CONFIDENCE: f32 = 15.0;
+
+/// Whether a reading is text (see [`MIN_CHARACTERS`]).
+fn is_text(reading: &reader::Reading) -> bool {
+    let visible = reading.text.chars().filter(|c| !c.is_whitespace()).count();
+    let characters = reading.text.chars().filter(char::is_ascii_alphanumeric).count();
+    (characters >= MIN_CHARACTERS && reading.confidence >= MIN_CONFIDENCE)
+        || (characters == 2 && reading.confidence >= SURE)
+        || (characters >= LONG && characters * 4 >= visible * 3 && reading.confidence >= LOW_CONFIDENCE)
+}
 
 /// What the safety net found in one image. Never any text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -192,9 +207,7 @@ pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms
                     continue;
                 }
                 let reading = reader::read(&frame, c)?;
-                let characters = reading.text.chars().filter(char::is_ascii_alphanumeric).count();
-                let text = (characters >= MIN_CHARACTERS && reading.confidence >= MIN_CONFIDENCE)
-                    || (characters == 2 && reading.confidence >= SURE);
+                let text = is_text(&reading);
                 let blank = text && (mode != OcrMode::Phi || phi::is_phi(&reading.text, terms));
                 let context = reader::context(c, &frame);
                 decided.push(Decided {
@@ -251,5 +264,41 @@ fn padded(r: Region, frame: &Luma) -> Region {
         y,
         w: (r.x + r.w + pad).min(frame.width) - x,
         h: (r.y + r.h + pad).min(frame.height) - y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str, confidence: f32) -> bool {
+        is_text(&reader::Reading {
+            text: text.into(),
+            confidence,
+        })
+    }
+
+    #[test]
+    fn readings_are_text_by_length_cleanliness_and_confidence() {
+        // What the reader made of the corpus's GE ultrasound screen (device text, then speckle).
+        for (text, confidence) in [
+            ("BAPTIST", 95.0),
+            ("630P630", 17.0),
+            ("A0=1608%", 26.0),
+            ("12:83: 04", 44.0),
+            ("OB", 94.0),
+        ] {
+            assert!(read(text, confidence), "{text} at {confidence} is text");
+        }
+        for (text, confidence) in [
+            ("vel we:y", 0.0),
+            ("0 ee a", 22.0),
+            ("—————", 16.0),
+            ("eel", 8.0),
+            ("ab", 79.0),
+            ("abc", 49.0),
+        ] {
+            assert!(!read(text, confidence), "{text} at {confidence} is not text");
+        }
     }
 }
