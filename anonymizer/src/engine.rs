@@ -211,23 +211,27 @@ const BURNED_IN_ANNOTATION: u32 = 0x0028_0301;
 /// Why the safety net did not look at an image's pixels (a fixed text, for the report's notes).
 struct Unread(&'static str);
 
-/// Runs `read` over the luminance frames of a dataset's pixel data (decoded first when
-/// encapsulated); `None` when it has none. An error is pixel data the net cannot read.
+/// Encapsulated pixel data as [`pixels::decode_encapsulated`] gives it.
+type Decoded = (Vec<u8>, Geometry);
+
+/// Runs `read` over the luminance frames of a dataset's pixel data (decoded first into
+/// `decoded` when encapsulated, where the caller may take it to burn); `None` when it has none.
+/// An error is pixel data the net cannot read.
 fn with_frames<R>(
     ds: &DataSet<'_>,
     ts_uid: &str,
     limit: u64,
+    decoded: &mut Option<Decoded>,
     read: impl FnOnce(&mut dyn Iterator<Item = luma::Luma>) -> R,
 ) -> Result<Option<R>, Unread> {
     let Some(pixel) = ds.get(PIXEL_DATA) else {
         return Ok(None);
     };
-    let decoded;
     let (data, g): (&[u8], Geometry) = match &pixel.value {
         Value::Bytes(b) => (b, Geometry::of(ds).map_err(|_| Unread("image pixel attributes"))?),
         Value::Encapsulated { .. } => {
-            decoded = pixels::decode_encapsulated(ds, ts_uid, limit).map_err(|e| Unread(e.code()))?;
-            (&decoded.0, decoded.1)
+            let (bytes, g) = decoded.insert(pixels::decode_encapsulated(ds, ts_uid, limit).map_err(|e| Unread(e.code()))?);
+            (&bytes[..], *g)
         }
         Value::Sequence(_) => return Err(Unread("pixel data")),
     };
@@ -240,14 +244,21 @@ fn with_frames<R>(
     Ok(Some(read(&mut frames)))
 }
 
-/// The safety net's findings for a dataset's pixel data, when Clean Pixel Data and the net are on.
-/// The outer error is an image the net cannot read (noted, not fatal); the inner one a
-/// recognizer that cannot run (fatal: the net is on, so no image goes out unchecked).
-fn text_regions(ds: &DataSet<'_>, ts_uid: &str, cfg: &Config, terms: &Terms) -> Result<Option<Result<Found>>, Unread> {
+/// The safety net's findings for a dataset's pixel data, when Clean Pixel Data and the net are on
+/// (encapsulated data is left decoded in `decoded`). The outer error is an image the net cannot
+/// read (noted, not fatal); the inner one a recognizer that cannot run (fatal: the net is on, so
+/// no image goes out unchecked).
+fn text_regions(
+    ds: &DataSet<'_>,
+    ts_uid: &str,
+    cfg: &Config,
+    terms: &Terms,
+    decoded: &mut Option<Decoded>,
+) -> Result<Option<Result<Found>>, Unread> {
     if cfg.ocr == OcrMode::Off || !cfg.options.clean_pixel_data {
         return Ok(None);
     }
-    with_frames(ds, ts_uid, cfg.max_decoded, |frames| {
+    with_frames(ds, ts_uid, cfg.max_decoded, decoded, |frames| {
         ocr::find(frames, cfg.ocr, terms).map_err(|reason| Error::Ocr { reason })
     })
 }
@@ -270,7 +281,7 @@ fn residual_dicom(output: &[u8], terms: &Terms, cfg: &Config) -> Result<u32> {
     let mut inflated = Vec::new();
     let bytes = dataset_bytes(output, &layout, cfg.max_decoded, &mut inflated)?;
     let ds = parse::dataset(bytes, layout.transfer_syntax.encoding, cfg.max_depth)?;
-    match with_frames(&ds, &layout.transfer_syntax.uid, cfg.max_decoded, |frames| {
+    match with_frames(&ds, &layout.transfer_syntax.uid, cfg.max_decoded, &mut None, |frames| {
         ocr::residual(frames, terms)
     }) {
         Ok(read) => read.unwrap_or(Ok(0)).map_err(|reason| Error::Ocr { reason }),
@@ -312,7 +323,8 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     } else {
         Terms::of(&ds)
     };
-    let found = match text_regions(&ds, &ts.uid, cfg, &terms) {
+    let mut decoded = None;
+    let found = match text_regions(&ds, &ts.uid, cfg, &terms, &mut decoded) {
         Ok(found) => found.transpose()?,
         Err(Unread(reason)) => {
             report.not_read(Some(reason.to_owned()));
@@ -322,6 +334,8 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     if let Some(f) = &found {
         plan.rects.extend(f.regions.iter().map(|r| (*r, RegionSource::Ocr)));
     }
+    // The net's decoding of encapsulated pixel data is kept only for the burn that will use it.
+    let mut decoded = decoded.filter(|_| !plan.is_empty());
     let key_hint = patient_key(&ds).is_empty();
     let mut deid = Deidentifier::new(&cfg.options, &cfg.secret, &ds);
     deid.overlays_burned = !plan.is_empty();
@@ -352,7 +366,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
             report.overlay_area = pixels::burn_overlays(&mut ds, &plan);
         }
         if encapsulated {
-            let t = pixels::burn_encapsulated(&mut ds, &ts.uid, &plan, cfg.max_decoded)?;
+            let t = pixels::burn_encapsulated(&mut ds, &ts.uid, &plan, cfg.max_decoded, decoded.take())?;
             report.burned_area = t.filled;
             out_ts = t.transfer_syntax;
             report.notes.extend(t.note);

@@ -32,13 +32,25 @@ fn reencode_allowed(ts: &str) -> bool {
 }
 
 /// Decodes encapsulated pixel data, burns it, and re-encodes it (or writes it native).
-pub fn burn_encapsulated(ds: &mut DataSet<'_>, ts_uid: &str, plan: &BurnPlan, limit: u64) -> Result<Transcoded> {
+/// `decoded` is the pixel data as [`decode_encapsulated`] gave it already (the burned-in text
+/// safety net decoded it to read it), so it is not decoded twice; RLE, burned frame by frame in
+/// parallel, decodes its own.
+pub fn burn_encapsulated(
+    ds: &mut DataSet<'_>,
+    ts_uid: &str,
+    plan: &BurnPlan,
+    limit: u64,
+    decoded: Option<(Vec<u8>, Geometry)>,
+) -> Result<Transcoded> {
     if ts_uid == RLE {
         let g = Geometry::of(ds)?;
         within(&g, limit)?;
         return burn_rle(ds, g, plan);
     }
-    let (mut native, g) = decode_encapsulated(ds, ts_uid, limit)?;
+    let (mut native, g) = match decoded {
+        Some(d) => d,
+        None => decode_encapsulated(ds, ts_uid, limit)?,
+    };
     let writer = match TransferSyntaxRegistry.get(ts_uid).map(|ts| ts.codec()) {
         Some(Codec::EncapsulatedPixelData(_, writer)) => writer.as_ref(),
         _ => None,
