@@ -3,7 +3,7 @@
 use crate::dataset::{DataSet, Element, Value, Vr, PIXEL_DATA};
 use crate::deid::{patient_key, record_method, Deidentifier};
 use crate::error::{Error, Result};
-use crate::ocr::{self, luma, Found, OcrMode, Terms};
+use crate::ocr::{self, luma, Found, OcrMode, Readings, Terms};
 use crate::parse;
 use crate::pixels::{self, BurnPlan, BurnedRegion, Geometry};
 use crate::profile::Options;
@@ -115,12 +115,17 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
     let mut regions: Vec<(Region, RegionSource)> = Vec::new();
     let mut unread = None;
     let mut found = None;
+    let mut readings = Readings::default();
     if cfg.options.clean_pixel_data {
         regions.extend(cfg.regions.iter().map(|r| (*r, RegionSource::Profile)));
         if cfg.ocr != OcrMode::Off {
             match raster::luma(input, cfg.max_decoded) {
                 Ok(l) => {
-                    let f = ocr::find([l], cfg.ocr, &Terms::default()).map_err(|reason| Error::Ocr { reason })?;
+                    let cleaned = BurnPlan {
+                        rects: regions.clone(),
+                        ..BurnPlan::default()
+                    };
+                    let f = ocr::find([l], cfg.ocr, &Terms::default(), &cleaned, &mut readings).map_err(|reason| Error::Ocr { reason })?;
                     regions.extend(f.regions.iter().map(|r| (*r, RegionSource::Ocr)));
                     found = Some(f);
                 }
@@ -154,7 +159,7 @@ fn anonymize_raster(input: &[u8], cfg: &Config) -> Result<Anonymized> {
     report.ocr = found;
     check_residual(report.ocr.as_mut(), || {
         let output = raster::luma(&bytes, cfg.max_decoded)?;
-        ocr::residual([output], &Terms::default()).map_err(|reason| Error::Ocr { reason })
+        ocr::residual([output], &Terms::default(), &mut readings).map_err(|reason| Error::Ocr { reason })
     })?;
     Ok(Anonymized { bytes, report })
 }
@@ -244,22 +249,24 @@ fn with_frames<R>(
     Ok(Some(read(&mut frames)))
 }
 
-/// The safety net's findings for a dataset's pixel data, when Clean Pixel Data and the net are on
-/// (encapsulated data is left decoded in `decoded`). The outer error is an image the net cannot
-/// read (noted, not fatal); the inner one a recognizer that cannot run (fatal: the net is on, so
-/// no image goes out unchecked).
+/// The safety net's findings for a dataset's pixel data outside what `plan` already blanks, when
+/// Clean Pixel Data and the net are on (encapsulated data is left decoded in `decoded`). The
+/// outer error is an image the net cannot read (noted, not fatal); the inner one a recognizer
+/// that cannot run (fatal: the net is on, so no image goes out unchecked).
 fn text_regions(
     ds: &DataSet<'_>,
     ts_uid: &str,
     cfg: &Config,
     terms: &Terms,
+    plan: &BurnPlan,
+    readings: &mut Readings,
     decoded: &mut Option<Decoded>,
 ) -> Result<Option<Result<Found>>, Unread> {
     if cfg.ocr == OcrMode::Off || !cfg.options.clean_pixel_data {
         return Ok(None);
     }
     with_frames(ds, ts_uid, cfg.max_decoded, decoded, |frames| {
-        ocr::find(frames, cfg.ocr, terms).map_err(|reason| Error::Ocr { reason })
+        ocr::find(frames, cfg.ocr, terms, plan, readings).map_err(|reason| Error::Ocr { reason })
     })
 }
 
@@ -276,13 +283,13 @@ fn dataset_bytes<'a>(input: &'a [u8], layout: &parse::Layout, limit: u64, inflat
 
 /// Reads a written output again (the net's residual check): how many lines in its pixels still
 /// read as PHI for `terms`.
-fn residual_dicom(output: &[u8], terms: &Terms, cfg: &Config) -> Result<u32> {
+fn residual_dicom(output: &[u8], terms: &Terms, cfg: &Config, readings: &mut Readings) -> Result<u32> {
     let layout = parse::layout(output)?;
     let mut inflated = Vec::new();
     let bytes = dataset_bytes(output, &layout, cfg.max_decoded, &mut inflated)?;
     let ds = parse::dataset(bytes, layout.transfer_syntax.encoding, cfg.max_depth)?;
     match with_frames(&ds, &layout.transfer_syntax.uid, cfg.max_decoded, &mut None, |frames| {
-        ocr::residual(frames, terms)
+        ocr::residual(frames, terms, readings)
     }) {
         Ok(read) => read.unwrap_or(Ok(0)).map_err(|reason| Error::Ocr { reason }),
         Err(Unread(what)) => Err(Error::Ocr {
@@ -324,7 +331,8 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
         Terms::of(&ds)
     };
     let mut decoded = None;
-    let found = match text_regions(&ds, &ts.uid, cfg, &terms, &mut decoded) {
+    let mut readings = Readings::default();
+    let found = match text_regions(&ds, &ts.uid, cfg, &terms, &plan, &mut readings, &mut decoded) {
         Ok(found) => found.transpose()?,
         Err(Unread(reason)) => {
             report.not_read(Some(reason.to_owned()));
@@ -403,7 +411,7 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     if deflate {
         write::deflate_dataset(&mut written);
     }
-    check_residual(report.ocr.as_mut(), || residual_dicom(&written.bytes, &terms, cfg))?;
+    check_residual(report.ocr.as_mut(), || residual_dicom(&written.bytes, &terms, cfg, &mut readings))?;
     report.transfer_syntax_out = out_ts;
     Ok(Anonymized {
         bytes: written.bytes,

@@ -13,6 +13,7 @@
 //!
 //! Only geometry and counts leave this module: the text read is never reported.
 
+use crate::pixels::{row_spans, BurnPlan, Spans};
 use crate::region::Region;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -25,7 +26,7 @@ mod reader;
 pub use candidates::candidates;
 pub use luma::Luma;
 pub use phi::Terms;
-pub use reader::{model, Model};
+pub use reader::{model, Model, Readings};
 
 /// Which text the safety net blanks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -185,10 +186,26 @@ fn blank(frame: &mut Luma, regions: &[Region]) {
     }
 }
 
+/// Blanks the row spans `(y, x0, x1)` in `frame`.
+fn blank_spans(frame: &mut Luma, spans: &Spans) {
+    for &(y, x0, x1) in spans {
+        let row = (y * frame.width) as usize;
+        frame.pixels[row + x0 as usize..row + x1 as usize].fill(0);
+    }
+}
+
 /// Finds the text to blank in `frames`, each read whole before the next is taken, in up to
 /// [`ROUNDS`] rounds. A candidate that overlaps one already decided (the same annotation on the
-/// next frame) is not read again.
-pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms) -> Result<Found, String> {
+/// next frame) is not read again. What `cleaned` already blanks (the regions of the profile, the
+/// rules and ultrasound) is blanked before reading: the output has no text there, so the net
+/// spends no recognition on it. `readings` holds what was read of this image so far.
+pub fn find(
+    frames: impl IntoIterator<Item = Luma>,
+    mode: OcrMode,
+    terms: &Terms,
+    cleaned: &BurnPlan,
+    readings: &mut Readings,
+) -> Result<Found, String> {
     let started = Instant::now();
     let mut found = Found { mode, ..Found::default() };
     if mode == OcrMode::Off {
@@ -196,7 +213,15 @@ pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms
     }
     let mut decided: Vec<Decided> = Vec::new();
     let (mut best_text, mut best_not_text) = (0f32, 0f32);
+    let mut spans: Option<((u32, u32), Spans)> = None;
     for mut frame in frames {
+        let size = (frame.width, frame.height);
+        if spans.as_ref().is_none_or(|(s, _)| *s != size) {
+            spans = Some((size, row_spans(cleaned, frame.width, frame.height)));
+        }
+        if let Some((_, s)) = &spans {
+            blank_spans(&mut frame, s);
+        }
         blank(&mut frame, &found.regions);
         for round in 0..ROUNDS {
             let before = found.regions.len();
@@ -206,7 +231,7 @@ pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms
                 if settled {
                     continue;
                 }
-                let reading = reader::read(&frame, c)?;
+                let reading = reader::read(&frame, c, readings)?;
                 let text = is_text(&reading);
                 let blank = text && (mode != OcrMode::Phi || phi::is_phi(&reading.text, terms));
                 let context = reader::context(c, &frame);
@@ -239,9 +264,10 @@ pub fn find(frames: impl IntoIterator<Item = Luma>, mode: OcrMode, terms: &Terms
 }
 
 /// How many lines of `frames` read as PHI for `terms` (as `phi` mode judges them): the check of
-/// an output after blanking.
-pub fn residual(frames: impl IntoIterator<Item = Luma>, terms: &Terms) -> Result<u32, String> {
-    Ok(find(frames, OcrMode::Phi, terms)?.regions.len() as u32)
+/// an output after blanking. `readings` are the image's readings before blanking: the lines
+/// left in place are not read twice.
+pub fn residual(frames: impl IntoIterator<Item = Luma>, terms: &Terms, readings: &mut Readings) -> Result<u32, String> {
+    Ok(find(frames, OcrMode::Phi, terms, &BurnPlan::default(), readings)?.regions.len() as u32)
 }
 
 /// Whether `outer` holds most of `inner`.

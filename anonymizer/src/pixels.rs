@@ -22,6 +22,7 @@ mod strip;
 
 pub use encapsulated::{burn_encapsulated, decode_encapsulated, Transcoded};
 pub use native::{burn_native, report_regions};
+pub(crate) use native::{row_spans, Spans};
 pub use overlay::burn_overlays;
 pub use strip::strip_encapsulated_metadata;
 

@@ -10,6 +10,7 @@ mod common;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use alpes_anonymizer::dataset::{Element, Value, Vr, PIXEL_DATA};
 use alpes_anonymizer::ocr::{self, Luma, OcrMode, Terms};
+use alpes_anonymizer::pixels::BurnPlan;
 use alpes_anonymizer::region::RegionSource;
 use alpes_anonymizer::{anonymize, parse, write};
 use dicom_pixeldata::PixelDecoder;
@@ -312,7 +313,7 @@ fn check(name: &str, k: usize, words: &[Word], own_text: bool) {
         height: planted.rows as u32,
         pixels: planted.grey(0),
     };
-    let unblanked = ocr::residual([input_frame], &Terms::default()).expect("read");
+    let unblanked = ocr::residual([input_frame], &Terms::default(), &mut ocr::Readings::default()).expect("read");
     assert!(unblanked >= 1, "{name}: the residual check reads no PHI before blanking");
     // The report holds counts and boxes, never what was read.
     let report = normal(&serde_json::to_string(&out.report).expect("report json"));
@@ -663,4 +664,81 @@ fn a_line_another_hid_from_the_reader_is_read_once_that_one_is_blanked() {
         "IM#2 is blanked: {:?}",
         out.report.regions
     );
+}
+
+#[test]
+fn text_outside_ultrasound_regions_is_left_to_them_and_text_inside_is_read() {
+    // examples_ybr_color's one region starts at (84, 31): a name at the top left lies outside it,
+    // where the ultrasound rule blanks everything, so the net spends no reading on it; a date at
+    // the bottom right lies inside, where only the net can find it.
+    let mut img = Image::decode(&std::fs::read(common::fixtures().join("examples_ybr_color.dcm")).expect("read"));
+    let word = |text, corner| Word {
+        text,
+        font: "DejaVuSans.ttf",
+        size: 15.0,
+        colour: [1.0, 1.0, 0.0],
+        corner,
+    };
+    let boxes = draw(&mut img, &[word("TANAKA HIROSHI", 0), word("1978-11-02", 3)]);
+    assert!(boxes[0].3 < 31 && boxes[1].0 >= 84 && boxes[1].1 >= 31, "{boxes:?}");
+    let input = with_pixels("examples_ybr_color.dcm", &img, &[(0x0028_0301, "YES")]);
+    for (f, w) in [(0, "TANAKA HIROSHI"), (0, "1978-11-02")] {
+        assert!(holds(&tesseract_reads(&img, f, &boxes), w), "the checker cannot read {w:?} before");
+    }
+    let out = anonymize(&input, &common::config()).expect("anonymize");
+    let ocr = out.report.ocr.as_ref().expect("the safety net ran");
+    let from = |source| out.report.regions.iter().filter(move |r| r.source == source);
+    assert_eq!(from(RegionSource::Ultrasound).count(), 1, "{:?}", out.report.regions);
+    let (x0, y0, x1, y1) = boxes[1];
+    let on_date = |r: &&alpes_anonymizer::pixels::BurnedRegion| {
+        let r = r.region;
+        r.x as usize <= x0 && r.y as usize <= y0 && (r.x + r.w) as usize >= x1 && (r.y + r.h) as usize >= y1
+    };
+    assert!(from(RegionSource::Ocr).all(|r| r.region.y >= 31), "the net read outside: {ocr:?}");
+    assert!(
+        from(RegionSource::Ocr).any(|r| on_date(&r)),
+        "the date was not found: {:?}",
+        out.report.regions
+    );
+    assert_eq!((ocr.label(), ocr.residual_lines), ("texto_incrustado", 0), "{ocr:?}");
+    let after = Image::decode(&out.bytes);
+    for f in [0, after.frames - 1] {
+        let read = tesseract_reads(&after, f, &boxes);
+        for w in ["TANAKA HIROSHI", "1978-11-02"] {
+            assert!(!holds(&read, w), "frame {f}: {w:?} is still readable ({read:?})");
+        }
+    }
+}
+
+#[test]
+fn what_an_image_showed_before_is_not_recognized_again_and_reads_the_same() {
+    let mut img = Image::decode(&std::fs::read(common::fixtures().join("CT_small.dcm")).expect("read")).enlarged(4);
+    draw(
+        &mut img,
+        &[Word {
+            text: "KOWALSKA ANNA",
+            font: "DejaVuSans.ttf",
+            size: 18.0,
+            colour: [1.0; 3],
+            corner: 2,
+        }],
+    );
+    let frame = || Luma {
+        width: img.cols as u32,
+        height: img.rows as u32,
+        pixels: img.grey(0),
+    };
+    let find = |readings: &mut ocr::Readings| {
+        let mut found = ocr::find([frame()], OcrMode::AllText, &Terms::default(), &BurnPlan::default(), readings).expect("read");
+        found.duration_us = 0;
+        found
+    };
+    let mut readings = ocr::Readings::default();
+    let first = find(&mut readings);
+    let recognized = readings.recognized();
+    assert!(first.text_lines >= 1 && recognized >= 1, "{first:?}");
+    let again = find(&mut readings);
+    assert_eq!(readings.recognized(), recognized, "the same pixels were recognized twice");
+    assert_eq!(again, first);
+    assert_eq!(find(&mut ocr::Readings::default()), first, "a fresh reading differs");
 }

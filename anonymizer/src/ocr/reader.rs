@@ -9,7 +9,10 @@ use crate::region::Region;
 use serde::Serialize;
 use sha2::Digest;
 use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 use tesseract_plumbing::TessBaseApi;
 
@@ -100,14 +103,43 @@ fn start() -> Result<TessBaseApi, String> {
     Ok(api)
 }
 
-/// Reads the text in `area` of `frame` (the area is clipped to the frame).
-pub fn read(frame: &Luma, area: Region) -> Result<Reading, String> {
+/// The readings of one image, by the exact pixels the reader was given, so that the same crop
+/// (in a later round, on a later frame, or in the residual check of the output, where the lines
+/// left in place are unchanged) is recognized once. Tesseract gives the same reading for the
+/// same pixels, so this changes no result, only the time. Kept per image: it holds crops, and
+/// the pixels of one patient's image are never compared with another's.
+#[derive(Debug, Default)]
+pub struct Readings(HashMap<u64, Vec<(Vec<u8>, u32, Reading)>>);
+
+impl Readings {
+    /// How many crops were recognized (not found here).
+    pub fn recognized(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+}
+
+/// Reads the text in `area` of `frame` (the area is clipped to the frame), or finds the reading
+/// of the same pixels in `readings`.
+pub fn read(frame: &Luma, area: Region, readings: &mut Readings) -> Result<Reading, String> {
     let Some((crop, w, h)) = prepare(frame, area) else {
         return Ok(Reading {
             text: String::new(),
             confidence: 0.0,
         });
     };
+    let mut hasher = DefaultHasher::new();
+    (w, &crop).hash(&mut hasher);
+    let seen = readings.0.entry(hasher.finish()).or_default();
+    if let Some((_, _, reading)) = seen.iter().find(|(c, cw, _)| *cw == w && *c == crop) {
+        return Ok(reading.clone());
+    }
+    let reading = recognize(&crop, w, h)?;
+    seen.push((crop, w, reading.clone()));
+    Ok(reading)
+}
+
+/// Tesseract's reading of a prepared crop, `w` × `h`.
+fn recognize(crop: &[u8], w: u32, h: u32) -> Result<Reading, String> {
     READER.with(|cell| {
         let mut slot = cell.borrow_mut();
         let api = match slot.get_or_insert_with(start) {
@@ -118,7 +150,7 @@ pub fn read(frame: &Luma, area: Region) -> Result<Reading, String> {
             i32::try_from(w).map_err(|e| e.to_string())?,
             i32::try_from(h).map_err(|e| e.to_string())?,
         );
-        api.set_image(&crop, wi, hi, 1, wi).map_err(|e| format!("{e:?}"))?;
+        api.set_image(crop, wi, hi, 1, wi).map_err(|e| format!("{e:?}"))?;
         api.recognize()
             .map_err(|_| "Tesseract failed to recognize a candidate".to_owned())?;
         let text = api

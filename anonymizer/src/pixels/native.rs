@@ -7,22 +7,23 @@ use crate::region::{Region, RegionSource};
 use rayon::prelude::*;
 
 /// Column spans to fill: `(row, x0, x1)` half-open, sorted by row then column, merged.
-type Spans = Vec<(u32, u32, u32)>;
+pub(crate) type Spans = Vec<(u32, u32, u32)>;
 
 /// Data above this size is burned on the rayon pool; below it, thread hand-off costs more than the fill.
 const PARALLEL_BYTES: usize = 4 << 20;
 
-pub(super) fn row_spans(plan: &BurnPlan, g: &Geometry) -> Spans {
+/// The row spans `plan` fills in a `cols` × `rows` frame.
+pub(crate) fn row_spans(plan: &BurnPlan, cols: u32, rows: u32) -> Spans {
     let mut spans: Spans = Vec::new();
     for (r, _) in &plan.rects {
-        if let Some((x0, y0, x1, y1)) = r.clip(g.cols, g.rows) {
+        if let Some((x0, y0, x1, y1)) = r.clip(cols, rows) {
             spans.extend((y0..y1).map(|y| (y, x0, x1)));
         }
     }
     if let Some(keep) = &plan.keep_only {
-        let clipped: Vec<(u32, u32, u32, u32)> = keep.iter().filter_map(|r| r.clip(g.cols, g.rows)).collect();
+        let clipped: Vec<(u32, u32, u32, u32)> = keep.iter().filter_map(|r| r.clip(cols, rows)).collect();
         let mut kept: Vec<(u32, u32)> = Vec::new();
-        for y in 0..g.rows {
+        for y in 0..rows {
             kept.clear();
             kept.extend(
                 clipped
@@ -38,8 +39,8 @@ pub(super) fn row_spans(plan: &BurnPlan, g: &Geometry) -> Spans {
                 }
                 x = x.max(k1);
             }
-            if x < g.cols {
-                spans.push((y, x, g.cols));
+            if x < cols {
+                spans.push((y, x, cols));
             }
         }
     }
@@ -86,7 +87,7 @@ pub fn report_regions(plan: &BurnPlan, g: &Geometry) -> Vec<BurnedRegion> {
                 h: g.rows,
             },
             source: RegionSource::Ultrasound,
-            area_per_frame: span_area(&row_spans(&outside, g)),
+            area_per_frame: span_area(&row_spans(&outside, g.cols, g.rows)),
         });
     }
     out
@@ -106,7 +107,7 @@ pub fn burn_native(data: &mut [u8], g: &Geometry, plan: &BurnPlan) -> Result<u64
             reason: format!("pixel data holds {} bytes, attributes need {needed}", data.len()),
         });
     }
-    let spans = row_spans(plan, g);
+    let spans = row_spans(plan, g.cols, g.rows);
     let filled = span_area(&spans) * u64::from(g.frames);
     if filled == 0 || frame == 0 {
         return Ok(0);

@@ -50,7 +50,7 @@ pub fn burn_overlays(ds: &mut DataSet<'_>, plan: &BurnPlan) -> u64 {
             subsampled_422: false,
             ybr: false,
         };
-        let spans = row_spans(&local, &g);
+        let spans = row_spans(&local, g.cols, g.rows);
         let big_endian_words = ds.big_endian;
         let Some(el) = ds.get_mut(base | 0x3000) else { continue };
         // Big endian OW holds the bit stream in byte-swapped 16-bit words: burn it in LE order.
