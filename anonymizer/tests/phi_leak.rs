@@ -111,46 +111,67 @@ fn phi_behind_misdeclared_or_unknown_vrs_never_survives() {
 }
 
 #[test]
-fn metadata_segments_inside_encapsulated_jpeg_frames_are_stripped() {
-    use alpes_anonymizer::dataset::{Element, Value, Vr};
+fn metadata_segments_inside_encapsulated_jpeg_and_jpeg_ls_frames_are_stripped() {
+    use alpes_anonymizer::dataset::{DataSet, Element, Value, Vr};
     use alpes_anonymizer::parse;
     use std::borrow::Cow;
-    let input = std::fs::read(common::fixtures().join("SC_rgb_jpeg_gdcm.dcm")).expect("read");
-    let layout = parse::layout(&input).expect("layout");
-    let mut ds = parse::dataset(&input[layout.dataset_start..], layout.transfer_syntax.encoding, 32).expect("parse");
-    let Some(Value::Encapsulated { offset_table, fragments }) = ds.get(0x7FE0_0010).map(|e| e.value.clone()) else {
-        panic!("not encapsulated")
+    let first_fragment = |bytes: &[u8]| {
+        common::with_output(bytes, |ds: &DataSet<'_>| match ds.get(0x7FE0_0010).map(|e| &e.value) {
+            Some(Value::Encapsulated { fragments, .. }) => fragments[0].to_vec(),
+            _ => panic!("not encapsulated"),
+        })
     };
-    // Splice a COM segment carrying PHI right after SOI, and junk after EOI.
-    let mut frame = fragments[0].to_vec();
-    let com = b"PATIENT ZYXWVPHINAME MRN 12345678";
-    let mut seg = vec![0xFF, 0xFE, 0, (com.len() + 2) as u8];
-    seg.extend_from_slice(com);
-    frame.splice(2..2, seg);
-    frame.extend_from_slice(b"ZYXWVPHINAME");
-    let frames: Vec<Cow<'static, [u8]>> = vec![Cow::Owned(frame)];
-    ds.put(Element {
-        tag: 0x7FE0_0010,
-        vr: Vr::OB,
-        value: Value::Encapsulated {
-            offset_table: Cow::Owned(offset_table.to_vec()),
-            fragments: frames,
-        },
-    });
-    let planted = alpes_anonymizer::write::part10(
-        &ds,
-        &alpes_anonymizer::write::Meta {
-            sop_class: "1.2.840.10008.5.1.4.1.1.7",
-            sop_instance: "1.2.3",
-            transfer_syntax: &layout.transfer_syntax.uid,
-        },
-        true,
-        0,
-    )
-    .bytes;
-    assert!(common::contains(&planted, b"ZYXWVPHINAME"));
-    let out = anonymize(&planted, &common::config()).expect("anonymize");
-    assert!(!common::contains(&out.bytes, b"ZYXWVPHINAME"));
-    assert!(out.report.metadata_removed >= 1);
-    assert_eq!(out.report.transfer_syntax_out, layout.transfer_syntax.uid);
+    // JPEG lossless, JPEG-LS lossless and near-lossless (8-bit grey, 16-bit grey, colour).
+    for name in [
+        "SC_rgb_jpeg_gdcm.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "JPEGLSNearLossless_08.dcm",
+        "SC_rgb_jls_lossy_line.dcm",
+    ] {
+        let input = std::fs::read(common::fixtures().join(name)).expect("read");
+        let layout = parse::layout(&input).expect("layout");
+        let mut ds = parse::dataset(&input[layout.dataset_start..], layout.transfer_syntax.encoding, 32).expect("parse");
+        let Some(Value::Encapsulated { offset_table, fragments }) = ds.get(0x7FE0_0010).map(|e| e.value.clone()) else {
+            panic!("{name}: not encapsulated")
+        };
+        // Splice a COM segment carrying PHI right after SOI, and junk after EOI.
+        let mut frame = fragments[0].to_vec();
+        let com = b"PATIENT ZYXWVPHINAME MRN 12345678";
+        let mut seg = vec![0xFF, 0xFE, 0, (com.len() + 2) as u8];
+        seg.extend_from_slice(com);
+        frame.splice(2..2, seg);
+        frame.extend_from_slice(b"ZYXWVPHINAME");
+        let frames: Vec<Cow<'static, [u8]>> = vec![Cow::Owned(frame)];
+        ds.put(Element {
+            tag: 0x7FE0_0010,
+            vr: Vr::OB,
+            value: Value::Encapsulated {
+                offset_table: Cow::Owned(offset_table.to_vec()),
+                fragments: frames,
+            },
+        });
+        let planted = alpes_anonymizer::write::part10(
+            &ds,
+            &alpes_anonymizer::write::Meta {
+                sop_class: "1.2.840.10008.5.1.4.1.1.7",
+                sop_instance: "1.2.3",
+                transfer_syntax: &layout.transfer_syntax.uid,
+            },
+            true,
+            0,
+        )
+        .bytes;
+        assert!(common::contains(&planted, b"ZYXWVPHINAME"));
+        let out = anonymize(&planted, &common::config()).expect(name);
+        assert!(!common::contains(&out.bytes, b"ZYXWVPHINAME"), "{name}");
+        assert!(out.report.metadata_removed >= 1, "{name}");
+        assert_eq!(out.report.transfer_syntax_out, layout.transfer_syntax.uid, "{name}");
+        // The coded image is what the file without the planted text gives.
+        let clean = anonymize(&input, &common::config()).expect(name);
+        assert_eq!(
+            first_fragment(&out.bytes),
+            first_fragment(&clean.bytes),
+            "{name}: the coded image changed"
+        );
+    }
 }

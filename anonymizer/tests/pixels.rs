@@ -134,6 +134,45 @@ fn lossy_encapsulated_data_is_burned_with_the_codec_tolerance() {
 }
 
 #[test]
+fn burned_lossy_or_unencodable_data_is_written_as_rle_lossless_not_uncompressed() {
+    // Lossy inputs are not encoded lossy a second time, and JPEG lossless and JPEG 2000 have no
+    // encoder here: their burned pixels go out as RLE Lossless, exactly as decoded, and smaller
+    // than the same pixels uncompressed (examples_ybr_color, 30 frames of ultrasound, was 6.9 MB).
+    for (name, lossy) in [
+        ("examples_ybr_color.dcm", true),
+        ("SC_rgb_jpeg_dcmtk.dcm", true),
+        ("JPEG2000.dcm", true),
+        ("SC_rgb_jls_lossy_line.dcm", true),
+        ("SC_rgb_jpeg_gdcm.dcm", false),
+        ("MR_small_jp2klossless.dcm", false),
+    ] {
+        check(name, true, 0);
+        let input = std::fs::read(common::fixtures().join(name)).expect("read");
+        let mut cfg = common::config();
+        cfg.regions = vec![REGION];
+        cfg.ocr = alpes_anonymizer::ocr::OcrMode::Off;
+        let out = anonymize(&input, &cfg).expect(name);
+        assert_eq!(out.report.transfer_syntax_out, "1.2.840.10008.1.2.5", "{name}");
+        assert!(
+            out.report
+                .notes
+                .iter()
+                .any(|n| n.ends_with("burned pixel data written as RLE Lossless")),
+            "{name}: {:?}",
+            out.report.notes
+        );
+        let decoded = decode(&input).data.len();
+        assert!(
+            out.bytes.len() < decoded,
+            "{name}: {} bytes for {decoded} of pixels",
+            out.bytes.len()
+        );
+        let flag = common::with_output(&out.bytes, |ds| ds.text(0x0028_2110).map(str::to_owned));
+        assert_eq!(flag.as_deref(), Some(if lossy { "01" } else { "00" }), "{name}");
+    }
+}
+
+#[test]
 fn twelve_bit_jpeg_without_a_decoder_is_a_typed_error_when_regions_must_be_burned() {
     let mut cfg = common::config();
     cfg.regions = vec![REGION];

@@ -1,5 +1,6 @@
 //! Encapsulated pixel data: decode with the registry codecs (RLE with Alpes' own), burn, and
-//! re-encode losslessly in the same syntax or write native Explicit VR Little Endian.
+//! re-encode losslessly in the same syntax, or else in RLE Lossless (native Explicit VR Little
+//! Endian when RLE cannot carry the samples).
 
 use super::source::PixelSource;
 use super::{burn_native, BurnPlan, Geometry};
@@ -26,7 +27,7 @@ pub struct Transcoded {
 /// Syntaxes whose registry encoder Alpes re-encodes with after burning: the
 /// lossless ones, which round-trip exactly. Lossy syntaxes (JPEG baseline and
 /// extended, lossy JPEG 2000) are not re-encoded: a second lossy generation
-/// would degrade the image, so the burned pixels are written uncompressed.
+/// would degrade the image, so the burned pixels are written in RLE Lossless.
 fn reencode_allowed(ts: &str) -> bool {
     matches!(ts, "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.201")
 }
@@ -106,6 +107,24 @@ pub fn burn_encapsulated(
             });
         }
     }
+    // Once lossy, always lossy (PS3.3 C.7.6.1.1.5): the flag records the image's history.
+    let lossy = is_lossy(ts_uid);
+    if lossy || ds.text(0x0028_2110) != Some("01") {
+        ds.put(Element::text(0x0028_2110, Vr::CS, if lossy { "01" } else { "00" }));
+    }
+    let why = if lossy {
+        format!("lossy {ts_uid} is not re-encoded (no second lossy generation)")
+    } else {
+        format!("no encoder for {ts_uid}")
+    };
+    if let Some(fragments) = rle_frames(&native, &g) {
+        put_encapsulated(ds, fragments);
+        return Ok(Transcoded {
+            transfer_syntax: RLE.to_owned(),
+            note: Some(format!("{why}; burned pixel data written as RLE Lossless")),
+            filled,
+        });
+    }
     let vr = if g.bits > 8 { Vr::OW } else { Vr::OB };
     let native = if be && g.bits == 16 {
         // The writer swaps OW from big endian; hand it big-endian words.
@@ -116,20 +135,32 @@ pub fn burn_encapsulated(
         native
     };
     ds.put(Element::bytes(PIXEL_DATA, vr, native));
-    // Once lossy, always lossy (PS3.3 C.7.6.1.1.5): the flag records the image's history.
-    let lossy = is_lossy(ts_uid);
-    if lossy || ds.text(0x0028_2110) != Some("01") {
-        ds.put(Element::text(0x0028_2110, Vr::CS, if lossy { "01" } else { "00" }));
-    }
     Ok(Transcoded {
         transfer_syntax: EXPLICIT_LE.to_owned(),
-        note: Some(if lossy {
-            format!("lossy {ts_uid} is not re-encoded (no second lossy generation); burned pixel data written as Explicit VR Little Endian")
-        } else {
-            format!("no encoder for {ts_uid}; burned pixel data written as Explicit VR Little Endian")
-        }),
+        note: Some(format!("{why}; burned pixel data written as Explicit VR Little Endian")),
         filled,
     })
+}
+
+/// Decoded frames (native little endian, interleaved) as RLE Lossless fragments, encoded on the
+/// rayon pool, or `None` when RLE cannot carry them (PS3.5 G.2: at most 15 segments, one per
+/// byte of each sample, so 8, 16 or 32 bits, and 1 or 3 samples).
+fn rle_frames(native: &[u8], g: &Geometry) -> Option<Vec<Cow<'static, [u8]>>> {
+    let (samples, bytes) = (g.samples as usize, (g.bits / 8) as usize);
+    if !matches!(g.bits, 8 | 16 | 32) || samples * bytes > 15 || g.frames == 0 {
+        return None;
+    }
+    let frame = usize::try_from(g.frame_bytes()).ok()?;
+    if frame == 0 || native.len() < frame * g.frames as usize {
+        return None;
+    }
+    Some(
+        native
+            .par_chunks_exact(frame)
+            .take(g.frames as usize)
+            .map(|f| Cow::Owned(crate::rle::encode_frame(f, samples, bytes)))
+            .collect(),
+    )
 }
 
 fn within(g: &Geometry, limit: u64) -> Result<()> {

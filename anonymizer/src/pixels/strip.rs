@@ -7,12 +7,15 @@ use crate::error::{Error, Result};
 use dicom_encoding::adapters::PixelDataObject;
 use std::borrow::Cow;
 
-/// JPEG transfer syntaxes whose frames are stripped like JPEG files (baseline, extended, lossless).
+/// JPEG transfer syntaxes whose frames are stripped like JPEG files (baseline, extended,
+/// lossless) and JPEG-LS (lossless, near-lossless), which shares JPEG's marker structure.
 const JPEG_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.4.50",
     "1.2.840.10008.1.2.4.51",
     "1.2.840.10008.1.2.4.57",
     "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
 ];
 
 /// JPEG 2000 transfer syntaxes: Part 1 lossless and lossy, Part 2 multi-component lossless and
@@ -28,8 +31,8 @@ const JPEG_2000_SYNTAXES: &[&str] = &[
 ];
 
 /// Strips free text that rides along with the image from every frame of encapsulated pixel data:
-/// - JPEG: APPn and COM segments and bytes after EOI (they can carry EXIF dates, device names or
-///   typed comments), as for plain JPEG files ([`crate::raster`]);
+/// - JPEG and JPEG-LS: APPn and COM segments and bytes after EOI (they can carry EXIF dates,
+///   device names or typed comments), as for plain JPEG files ([`crate::raster`]);
 /// - JPEG 2000 and HTJ2K: COM segments of the main and tile-part headers, bytes after EOC, and
 ///   every JP2 box but the signature, `ftyp`, `jp2h` and `jp2c` ([`crate::j2k`]).
 ///

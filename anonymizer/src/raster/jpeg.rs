@@ -49,6 +49,7 @@ fn strip_jpeg(input: &[u8]) -> Result<StrippedJpeg> {
     let mut scans = 0u32;
     let mut have_jfif = false;
     let mut have_adobe = false;
+    let mut jpeg_ls = false;
     loop {
         // Marker, possibly preceded by 0xFF fill bytes.
         if input.get(pos) != Some(&0xFF) {
@@ -117,8 +118,13 @@ fn strip_jpeg(input: &[u8]) -> Result<StrippedJpeg> {
                 }
             }
             0xE1..=0xED | 0xEF | 0xFE => removed += 1,
-            // JPEG-LS frame header and parameters are needed to decode; other JPGn and JPG are reserved.
-            0xF7 | 0xF8 => out.extend_from_slice(segment),
+            // JPEG-LS (ISO 14495-1): its frame header (SOF55) and parameters (LSE) are needed to decode.
+            0xF7 => {
+                frame.get_or_insert(parse_sof(payload)?);
+                jpeg_ls = true;
+                out.extend_from_slice(segment);
+            }
+            0xF8 => out.extend_from_slice(segment),
             0xC8 | 0xF0..=0xF6 | 0xF9..=0xFD => removed += 1,
             0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 let parsed = parse_sof(payload)?;
@@ -131,7 +137,7 @@ fn strip_jpeg(input: &[u8]) -> Result<StrippedJpeg> {
                 }
                 scans += 1;
                 out.extend_from_slice(segment);
-                let ecs_end = entropy_coded_end(input, pos)?;
+                let ecs_end = entropy_coded_end(input, pos, jpeg_ls)?;
                 out.extend_from_slice(&input[pos..ecs_end]);
                 pos = ecs_end;
             }
@@ -167,8 +173,9 @@ fn parse_sof(payload: &[u8]) -> Result<JpegFrame> {
 }
 
 /// The offset of the first marker after entropy-coded data starting at `start` (the first 0xFF of
-/// any fill run before it). Stuffed 0xFF00 and RSTn stay inside the data.
-fn entropy_coded_end(input: &[u8], start: usize) -> Result<usize> {
+/// any fill run before it). Stuffed 0xFF00 and RSTn stay inside the data; in JPEG-LS scans
+/// (`jpeg_ls`) 0xFF is followed by a stuffed zero bit, so any byte below 0x80 is data too.
+fn entropy_coded_end(input: &[u8], start: usize, jpeg_ls: bool) -> Result<usize> {
     let mut i = start;
     loop {
         let ff = i + input
@@ -182,6 +189,7 @@ fn entropy_coded_end(input: &[u8], start: usize) -> Result<usize> {
         match input.get(k) {
             None => return Err(jpeg_error("truncated scan data")),
             Some(0x00 | 0xD0..=0xD7) => i = k + 1,
+            Some(&b) if jpeg_ls && b < 0x80 => i = k + 1,
             Some(_) => return Ok(ff),
         }
     }
