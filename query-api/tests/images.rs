@@ -328,8 +328,23 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     assert_eq!(series[0]["0020000E"]["Value"][0], "1.2.3.4");
     let instances = json(app.get_raw("/studies/1.2.3/series/1.2.3.4/instances", CONSUMER, &[]).await).await;
     assert_eq!(instances[0]["00080018"]["Value"][0], "1.2.3.4.5");
-    let warned = app.get_raw("/studies?PatientName=X", CONSUMER, &[]).await;
+    let warned = app.get_raw("/studies?PatientName=*", CONSUMER, &[]).await;
     assert!(warned.headers()["warning"].to_str().expect("warning").contains("PatientName"));
+    // Ignoring a key that narrows would answer more than asked: it is refused.
+    let refused = app.get_raw("/studies?PatientName=X", CONSUMER, &[]).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.expect("json")["error"],
+        "unsupported_match"
+    );
+    // A page cut at its limit says where the next one starts; the last page does not.
+    let cut = app.get_raw("/studies?limit=1", CONSUMER, &[]).await;
+    let warning = cut.headers()["warning"].to_str().expect("warning").to_owned();
+    assert!(warning.contains("offset=1"), "{warning}");
+    assert_eq!(json(cut).await.as_array().map(Vec::len), Some(1));
+    let last = app.get_raw("/studies?limit=1&offset=1", CONSUMER, &[]).await;
+    assert!(last.headers().get("warning").is_none(), "{:?}", last.headers());
+    assert_eq!(json(last).await.as_array().map(Vec::len), Some(1));
     assert_eq!(app.get_raw("/studies?StudyDate=2020", CONSUMER, &[]).await.status(), 400);
     assert_eq!(app.get_raw("/studies", PROVIDER, &[]).await.status(), 403);
 

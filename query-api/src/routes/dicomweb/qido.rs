@@ -4,8 +4,10 @@
 //! `application/dicom+json`.
 //!
 //! The matching keys (by keyword or tag) and paging parameters it takes are
-//! the table in [`super::qido_keys`]; any other key is ignored and named in a
-//! `Warning` header, as the standard asks.
+//! the table in [`super::qido_keys`]; any other key is refused when ignoring it
+//! would widen the result, and named in a `Warning` header when its value
+//! matches anything. A result cut at `limit` says so in a `Warning` header
+//! with the `offset` of the next page.
 
 use super::{attr, base_url, may_use, number, text, DICOM_JSON};
 use crate::openapi::DICOMWEB;
@@ -22,22 +24,34 @@ use serde_json::{json, Map, Value};
 
 type Params = QueryParams<Vec<(String, String)>>;
 
-/// The query, and the keys that were ignored.
-fn parse(QueryParams(pairs): Params) -> Result<(DicomQuery, Vec<String>), ApiError> {
-    super::qido_keys::parse(pairs)
+/// The query (asking the catalog for one result more than its limit, so that a cut can be told),
+/// the limit asked, and the warnings to answer with.
+fn parse(QueryParams(pairs): Params) -> Result<(DicomQuery, usize, Vec<String>), ApiError> {
+    let (mut q, warnings) = super::qido_keys::parse(pairs)?;
+    let limit = q.limit;
+    q.limit += 1;
+    Ok((q, limit, warnings))
 }
 
-fn answer(items: Vec<Value>, ignored: &[String]) -> Response {
+/// The first `limit` of `found` as DICOM JSON, with a `Warning` for each of `warnings` and one
+/// more when `found` held more than `limit` (the next page starts at `offset + limit`).
+fn answer<T>(found: &[T], (limit, offset): (usize, usize), mut warnings: Vec<String>, json: impl Fn(&T) -> Value) -> Response {
+    if found.len() > limit {
+        warnings.push(format!(
+            "the results were cut at limit={limit}: ask again with offset={} for more",
+            offset + limit
+        ));
+    }
+    let items: Vec<Value> = found.iter().take(limit).map(json).collect();
     let mut res = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, DICOM_JSON)],
         Value::Array(items).to_string(),
     )
         .into_response();
-    if !ignored.is_empty() {
-        let warning = format!("299 alpes \"matching keys not supported and ignored: {}\"", ignored.join(", "));
-        if let Ok(v) = HeaderValue::from_str(&warning) {
-            res.headers_mut().insert(header::WARNING, v);
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 alpes \"{w}\"")) {
+            res.headers_mut().append(header::WARNING, v);
         }
     }
     res
@@ -107,7 +121,9 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
     Op::get(p, id, DICOMWEB, summary)
         .describe(&format!(
             "QIDO-RS (PS3.18 §10.6) over the anonymized DICOM set: the matching {level}, as DICOM JSON. Any other \
-             query key is ignored and named in a `Warning` header, as the standard asks."
+             matching key is refused (400 `unsupported_match`) when ignoring it would answer more than asked, and \
+             ignored with a `Warning` when its value matches anything (empty or `*`). A result cut at `limit` says so \
+             in a `Warning` with the `offset` of the next page."
         ))
         .auth(&["consumidor", "admin"])
         .params(super::qido_keys::params())
@@ -123,15 +139,26 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
                 response_header(
                     json!({ "type": "string" }),
                     false,
-                    "`299 alpes \"matching keys not supported and ignored: ...\"`",
+                    "One per note: `299 alpes \"matching keys not supported and ignored: ...\"`, `299 alpes \"the \
+                     results were cut at limit=N: ask again with offset=M for more\"`, `299 alpes \"fuzzy matching is \
+                     not supported: ...\"`.",
                 ),
             )],
         )
         .error(
             400,
-            &["bad_query", "bad_limit", "bad_offset", "bad_study_date", "bad_match"],
+            &[
+                "bad_query",
+                "bad_limit",
+                "bad_offset",
+                "bad_study_date",
+                "bad_match",
+                "unsupported_match",
+            ],
             "A malformed query string, a limit outside 1 to 1000, an offset that is not a whole number, a bad StudyDate, \
-             or a matching value (in the query or the path) longer than its attribute can hold.",
+             or a matching value (in the query or the path) longer than its attribute can hold; \
+             `unsupported_match`: a matching key Alpes does not match on, with a value that would narrow the search, or \
+             a list of UIDs or modalities.",
         )
 }
 
@@ -144,10 +171,10 @@ pub async fn studies(
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let (q, ignored) = parse(params)?;
+    let (q, limit, warnings) = parse(params)?;
     let base = base_url(&headers);
     let found = state.catalog.studies(&q).await?;
-    Ok(answer(found.iter().map(|s| study_json(s, &base)).collect(), &ignored))
+    Ok(answer(&found, (limit, q.offset), warnings, |s| study_json(s, &base)))
 }
 
 /// The study and series a QIDO-RS path names, if any (`/series`, `/studies/{study}/series`,
@@ -160,7 +187,7 @@ pub struct Scope {
 
 /// The query with the path's study and series, which stand over the query string's: they are
 /// read last, and checked as the query string's are.
-fn scoped(QueryParams(mut pairs): Params, scope: Scope) -> Result<(DicomQuery, Vec<String>), ApiError> {
+fn scoped(QueryParams(mut pairs): Params, scope: Scope) -> Result<(DicomQuery, usize, Vec<String>), ApiError> {
     pairs.extend(scope.study.map(|uid| ("StudyInstanceUID".to_owned(), uid)));
     pairs.extend(scope.series.map(|uid| ("SeriesInstanceUID".to_owned(), uid)));
     parse(QueryParams(pairs))
@@ -176,10 +203,10 @@ pub async fn series(
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let (q, ignored) = scoped(params, scope)?;
+    let (q, limit, warnings) = scoped(params, scope)?;
     let base = base_url(&headers);
     let found = state.catalog.series(&q).await?;
-    Ok(answer(found.iter().map(|s| series_json(s, &base)).collect(), &ignored))
+    Ok(answer(&found, (limit, q.offset), warnings, |s| series_json(s, &base)))
 }
 
 /// `GET /instances`, `GET /studies/{study}/instances` and `GET /studies/{study}/series/{series}/instances`.
@@ -192,8 +219,8 @@ pub async fn instances(
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let (q, ignored) = scoped(params, scope)?;
+    let (q, limit, warnings) = scoped(params, scope)?;
     let base = base_url(&headers);
     let found = state.catalog.instances(&q).await?;
-    Ok(answer(found.iter().map(|i| instance_json(i, &base)).collect(), &ignored))
+    Ok(answer(&found, (limit, q.offset), warnings, |i| instance_json(i, &base)))
 }

@@ -19,6 +19,8 @@ enum Sets {
     StudyDate,
     Limit,
     Offset,
+    /// `fuzzymatching`: Alpes matches exactly; `true` is answered with a `Warning`.
+    Fuzzy,
     /// Accepted, and changes nothing.
     Nothing,
 }
@@ -37,7 +39,8 @@ const fn key(keyword: &'static str, tag: Option<&'static str>, sets: Sets, doc: 
     Key { keyword, tag, sets, doc }
 }
 
-/// Every key taken. Any other is ignored and named in a `Warning` header.
+/// Every key taken. Any other is refused when it would narrow the search (ignoring it would
+/// answer more than was asked), and ignored with a `Warning` when its value matches anything.
 const KEYS: [Key; 11] = [
     key(
         "PatientID",
@@ -48,7 +51,12 @@ const KEYS: [Key; 11] = [
     key("StudyInstanceUID", Some("0020000D"), Sets::StudyUid, "The study."),
     key("SeriesInstanceUID", Some("0020000E"), Sets::SeriesUid, "The series."),
     key("SOPInstanceUID", Some("00080018"), Sets::SopInstanceUid, "The instance."),
-    key("ModalitiesInStudy", Some("00080061"), Sets::Modality, "A modality, e.g. `CT`."),
+    key(
+        "ModalitiesInStudy",
+        Some("00080061"),
+        Sets::Modality,
+        "A modality, e.g. `CT` (one: a list is refused).",
+    ),
     key("Modality", Some("00080060"), Sets::Modality, "Same as ModalitiesInStudy."),
     key(
         "StudyDate",
@@ -64,18 +72,37 @@ const KEYS: [Key; 11] = [
         Sets::Nothing,
         "Accepted; every attribute Alpes has is always included.",
     ),
-    key("fuzzymatching", None, Sets::Nothing, "Accepted and ignored."),
+    key(
+        "fuzzymatching",
+        None,
+        Sets::Fuzzy,
+        "Alpes matches exactly: `true` is answered with a `Warning` (the result can only be narrower).",
+    ),
 ];
 
-/// The query of `pairs`, and the keys that were ignored.
+/// The query of `pairs`, and the warnings to answer with it. A key Alpes does not match on is
+/// refused (400 `unsupported_match`) unless its value matches anything (empty, or only `*`): a
+/// search that ignored it would answer more than was asked. So is a list of values (`a,b` or
+/// `a\\b`) for a UID or a modality.
 pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), ApiError> {
     let mut q = DicomQuery {
         limit: 100,
         ..DicomQuery::default()
     };
-    let mut ignored = Vec::new();
+    let (mut ignored, mut refused, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     for (name, value) in pairs {
         match KEYS.iter().find(|k| k.keyword == name || k.tag == Some(name.as_str())) {
+            Some(k) if k.sets == Sets::Fuzzy => {
+                if value.eq_ignore_ascii_case("true") {
+                    warnings.push("fuzzy matching is not supported: names were matched exactly".to_owned());
+                }
+            }
+            Some(k) if k.sets.takes_a_list() && value.contains([',', '\\']) => {
+                return Err(ApiError::bad_request(
+                    "unsupported_match",
+                    format!("{} takes one value: lists of values are not supported", k.keyword),
+                ));
+            }
             Some(k) => {
                 if let Some(max) = longest(k.sets).filter(|max| value.chars().count() > *max) {
                     return Err(ApiError::bad_request(
@@ -85,10 +112,31 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), 
                 }
                 set(&mut q, k.sets, value)?
             }
-            None => ignored.push(name),
+            None if value.chars().all(|c| c == '*') => ignored.push(name),
+            None => refused.push(name),
         }
     }
-    Ok((q, ignored))
+    if !refused.is_empty() {
+        return Err(ApiError::bad_request(
+            "unsupported_match",
+            format!(
+                "matching on {} is not supported; without it the search would answer more than asked",
+                refused.join(", ")
+            ),
+        ));
+    }
+    if !ignored.is_empty() {
+        warnings.push(format!("matching keys not supported and ignored: {}", ignored.join(", ")));
+    }
+    Ok((q, warnings))
+}
+
+impl Sets {
+    /// Whether a list of values would be UID list matching or several modalities (PS3.18
+    /// 8.3.4.1), which Alpes does not do.
+    fn takes_a_list(self) -> bool {
+        matches!(self, Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality)
+    }
 }
 
 /// The longest value an attribute `sets` matches can hold (PS3.5 table 6.2-1:
@@ -99,7 +147,7 @@ fn longest(sets: Sets) -> Option<usize> {
     match sets {
         Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid => Some(64),
         Sets::Modality => Some(16),
-        Sets::StudyDate | Sets::Limit | Sets::Offset | Sets::Nothing => None,
+        Sets::StudyDate | Sets::Limit | Sets::Offset | Sets::Fuzzy | Sets::Nothing => None,
     }
 }
 
@@ -123,7 +171,7 @@ fn set(q: &mut DicomQuery, sets: Sets, value: String) -> Result<(), ApiError> {
                 .parse()
                 .map_err(|_| ApiError::bad_request("bad_offset", "offset must be a whole number"))?
         }
-        Sets::Nothing => {}
+        Sets::Fuzzy | Sets::Nothing => {}
     }
     Ok(())
 }
@@ -158,6 +206,7 @@ fn schema(sets: Sets) -> Value {
         Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality => {
             json!({ "type": "string", "maxLength": longest(sets) })
         }
+        Sets::Fuzzy => json!({ "type": "string", "enum": ["true", "false"] }),
         Sets::Nothing => json!({ "type": "string" }),
     }
 }
@@ -196,21 +245,41 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_read_by_keyword_or_tag_and_unknown_ones_are_named() {
-        let (q, ignored) = parse(pairs(&[
+    fn keys_are_read_by_keyword_or_tag_and_unknown_ones_matching_anything_are_named() {
+        let (q, warnings) = parse(pairs(&[
             ("00100020", "P*"),
             ("ModalitiesInStudy", "CT"),
             ("limit", "5"),
             ("offset", "10"),
             ("includefield", "all"),
-            ("PatientName", "X"),
+            ("PatientName", "*"),
+            ("00081030", ""),
+            ("fuzzymatching", "false"),
         ]))
         .expect("parses");
         assert_eq!(
             (q.patient_id.as_deref(), q.modality.as_deref(), q.limit, q.offset),
             (Some("P*"), Some("CT"), 5, 10)
         );
-        assert_eq!(ignored, ["PatientName"]);
+        assert_eq!(warnings, ["matching keys not supported and ignored: PatientName, 00081030"]);
+        let (_, fuzzy) = parse(pairs(&[("fuzzymatching", "true")])).expect("parses");
+        assert!(fuzzy[0].starts_with("fuzzy matching is not supported"), "{fuzzy:?}");
+    }
+
+    #[test]
+    fn a_key_or_a_list_that_would_widen_the_search_if_ignored_is_refused() {
+        for (k, v) in [
+            ("PatientName", "X*"),
+            ("AccessionNumber", "A1"),
+            ("00080016", "1.2.840.10008.5.1.4.1.1.2"),
+            ("StudyInstanceUID", "1.2,1.3"),
+            ("SeriesInstanceUID", "1.2\\1.3"),
+            ("ModalitiesInStudy", "CT,MR"),
+        ] {
+            let e = parse(pairs(&[(k, v)])).expect_err("400");
+            assert_eq!((e.status.as_u16(), e.code), (400, "unsupported_match"), "{k}={v}");
+            assert!(!e.message.contains(v), "{k}: the value is echoed: {}", e.message);
+        }
     }
 
     #[test]
