@@ -178,6 +178,16 @@ impl App {
         let (instance, created) = instance::load_or_create(data)?;
         tracing::info!(instance = %instance, created, "instance id of the data dir");
         check_transactional(&settings)?;
+        // Bound first: a taken port fails the start before anything is connected, and the
+        // address is the RetrieveURLs' default base.
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| alpes_query_api::PublicUrl::of_listener(addr));
         let metrics = Arc::new(Metrics::new());
         let kafka = Arc::new(connect_kafka(&settings).await?);
         let codec = Codec::from_env();
@@ -242,6 +252,7 @@ impl App {
                 currency: settings.currency.clone(),
                 instance: instance.clone(),
                 analysis_model: analysis_model(),
+                public_url: public_url.clone(),
             };
             services.query = Some(QueryApp::build(deps, config));
         }
@@ -271,10 +282,6 @@ impl App {
         }
         // Every reader is declared by now: what the outbox kept waits for them again.
         let kept = kafka.outbox().republish(&producer).await.context("cannot re-publish the outbox")?;
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let addr = listener.local_addr()?;
         Ok(App {
             listener,
             addr,

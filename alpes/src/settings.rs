@@ -52,6 +52,11 @@ pub struct Settings {
     /// The one listener for every route.
     #[arg(long, env = "ALPES_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The URL clients reach this listener at (behind a proxy, the proxy's, with its path
+    /// prefix): the base of DICOMweb's RetrieveURLs. Default: `http://` and the listen address.
+    /// Never taken from a request's `Host` or `X-Forwarded-*` headers.
+    #[arg(long, env = "ALPES_PUBLIC_URL", value_name = "URL", value_parser = alpes_query_api::PublicUrl::parse)]
+    pub public_url: Option<alpes_query_api::PublicUrl>,
     /// Largest accepted upload body, bytes.
     #[arg(long, env = "ALPES_MAX_UPLOAD_BYTES", default_value_t = alpes_ingest::DEFAULT_MAX_UPLOAD)]
     pub max_upload: u64,
@@ -125,6 +130,7 @@ impl Settings {
             services: Service::ALL.to_vec(),
             data_dir,
             listen,
+            public_url: None,
             max_upload: alpes_ingest::DEFAULT_MAX_UPLOAD,
             workers: 1,
             jobs: None,
@@ -166,5 +172,14 @@ mod tests {
         );
         let embedded = Settings::embedded(PathBuf::from("data"), "127.0.0.1:0".parse().unwrap());
         assert!(!embedded.scylla.configured());
+        let public = |url: &str| {
+            let m = Settings::augment_args(clap::Command::new("up")).try_get_matches_from(["up", "--public-url", url]);
+            m.map(|m| Settings::from_arg_matches(&m).unwrap().public_url.map(|u| u.as_str().to_owned()))
+        };
+        assert_eq!(
+            public("https://pacs.example.org/alpes/").unwrap(),
+            Some("https://pacs.example.org/alpes".into())
+        );
+        assert!(public("pacs.example.org").is_err());
     }
 }

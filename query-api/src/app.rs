@@ -60,6 +60,8 @@ pub struct QueryConfig {
     pub instance: String,
     /// The engine's burned-in text safety net (`GET /analisis/modelo`).
     pub analysis_model: crate::routes::modelo::ModeloAnalisis,
+    /// The base of DICOMweb's RetrieveURLs ([`crate::PublicUrl`]).
+    pub public_url: crate::PublicUrl,
 }
 
 /// The query service, built and ready to serve.
@@ -106,6 +108,7 @@ impl QueryApp {
             held: Arc::default(),
             analysis_model: Arc::new(config.analysis_model),
             reports,
+            public_url: config.public_url,
         };
         QueryApp { state, kafka, audit_group }
     }

@@ -14,6 +14,7 @@
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`], [`admission`] and [`meter`]: what a download costs, whether the
 //!   consumer may make it, and its usage event.
+//! - [`public_url`]: the configured base URL of DICOMweb's RetrieveURLs.
 //! - [`rendered`]: one image's JSON body and ETag, kept while the image reads the same.
 //! - [`vocabulary`]: the JSON the routes answer, in the API's one vocabulary
 //!   (with the names before it, deprecated, beside them).
@@ -29,6 +30,7 @@ pub mod materializer;
 pub mod meter;
 pub mod openapi;
 pub mod pricing;
+pub mod public_url;
 pub mod rendered;
 pub mod reports;
 pub mod routes;
@@ -48,6 +50,7 @@ use std::sync::Arc;
 pub use app::{QueryApp, QueryConfig, QueryDeps};
 pub use error::{Error, Result};
 pub use pricing::{Pricing, PricingArgs};
+pub use public_url::PublicUrl;
 
 /// Everything the query routes share.
 #[derive(Debug, Clone)]
@@ -86,6 +89,8 @@ pub struct QueryState {
     pub analysis_model: Arc<routes::modelo::ModeloAnalisis>,
     /// De-identification reports: their state and files, and their generation.
     pub reports: Arc<reports::Reports>,
+    /// The base of DICOMweb's RetrieveURLs.
+    pub public_url: PublicUrl,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

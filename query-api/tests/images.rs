@@ -315,8 +315,14 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
         assert_eq!(r.headers()["content-type"], "application/dicom+json");
         r.json::<serde_json::Value>().await.expect("json")
     };
-    let studies = json(app.get_raw("/studies?ModalitiesInStudy=CT", CONSUMER, &[]).await).await;
+    // RetrieveURLs name the configured public URL, whatever Host the client sends.
+    let studies = json(
+        app.get_raw("/studies?ModalitiesInStudy=CT", CONSUMER, &[("host", "evil.example")])
+            .await,
+    )
+    .await;
     assert_eq!(studies.as_array().map(Vec::len), Some(1));
+    assert_eq!(studies[0]["00081190"]["Value"][0], format!("{}/studies/1.2.3", app.base));
     assert_eq!(studies[0]["0020000D"]["Value"][0], "1.2.3");
     assert_eq!(studies[0]["00100020"]["Value"][0], "PSEUDO-1");
     assert_eq!(studies[0]["00201208"]["Value"][0], 1);

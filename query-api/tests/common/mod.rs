@@ -108,16 +108,18 @@ pub async fn spawn_app() -> TestApp {
         jwt: jwt.clone(),
         metrics,
     };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let base = format!("http://{addr}");
     let config = QueryConfig {
         pricing,
         currency: "EUR".into(),
         instance: "query-test".into(),
         analysis_model: analysis_model(),
+        public_url: alpes_query_api::PublicUrl::of_listener(addr),
     };
     // Its consumers are not run: the tests write the catalog themselves.
     let state = QueryApp::build(deps, config).state().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     TestApp {
         base,

@@ -13,7 +13,6 @@ use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::DicomQuery;
 use alpes_platform::store::CatalogImage;
-use axum::http::{header, HeaderMap};
 use serde_json::{json, Map, Value};
 
 /// The `study` path parameter.
@@ -57,12 +56,6 @@ pub fn text(out: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<&st
 /// A number attribute from an optional value.
 pub fn number(out: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<i64>) {
     attr(out, tag, vr, value.map(|v| vec![json!(v)]).unwrap_or_default());
-}
-
-/// `http://host` of the request, for RetrieveURL.
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 /// What a WADO-RS path names: a study, a series in it, or one instance.

@@ -9,7 +9,7 @@
 //! matches anything. A result cut at `limit` says so in a `Warning` header
 //! with the `offset` of the next page.
 
-use super::{attr, base_url, may_use, number, text, DICOM_JSON};
+use super::{attr, may_use, number, text, DICOM_JSON};
 use crate::openapi::DICOMWEB;
 use crate::Shared;
 use alpes_platform::auth::Authenticated;
@@ -18,7 +18,7 @@ use alpes_platform::openapi::{content, response_header, schema, Op};
 use alpes_platform::store::catalog::{DicomQuery, SeriesSummary, StudySummary};
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
@@ -164,17 +164,12 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
 
 /// `GET /studies`.
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
-pub async fn studies(
-    State(state): State<Shared>,
-    Authenticated(caller): Authenticated,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
+pub async fn studies(State(state): State<Shared>, Authenticated(caller): Authenticated, params: Params) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let (q, limit, warnings) = parse(params)?;
-    let base = base_url(&headers);
+    let base = state.public_url.as_str();
     let found = state.catalog.studies(&q).await?;
-    Ok(answer(&found, (limit, q.offset), warnings, |s| study_json(s, &base)))
+    Ok(answer(&found, (limit, q.offset), warnings, |s| study_json(s, base)))
 }
 
 /// The study and series a QIDO-RS path names, if any (`/series`, `/studies/{study}/series`,
@@ -199,14 +194,13 @@ pub async fn series(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(scope): Path<Scope>,
-    headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let (q, limit, warnings) = scoped(params, scope)?;
-    let base = base_url(&headers);
+    let base = state.public_url.as_str();
     let found = state.catalog.series(&q).await?;
-    Ok(answer(&found, (limit, q.offset), warnings, |s| series_json(s, &base)))
+    Ok(answer(&found, (limit, q.offset), warnings, |s| series_json(s, base)))
 }
 
 /// `GET /instances`, `GET /studies/{study}/instances` and `GET /studies/{study}/series/{series}/instances`.
@@ -215,12 +209,11 @@ pub async fn instances(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     Path(scope): Path<Scope>,
-    headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let (q, limit, warnings) = scoped(params, scope)?;
-    let base = base_url(&headers);
+    let base = state.public_url.as_str();
     let found = state.catalog.instances(&q).await?;
-    Ok(answer(&found, (limit, q.offset), warnings, |i| instance_json(i, &base)))
+    Ok(answer(&found, (limit, q.offset), warnings, |i| instance_json(i, base)))
 }
