@@ -266,6 +266,8 @@ fn examples(s: &Seeded) -> Value {
         "/studies/{study}/series/{series}/instances": at_series,
         "/studies/{study}/series/{series}/instances/{instance}": at_instance,
         "/studies/{study}/series/{series}/instances/{instance}/metadata": at_instance,
+        "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}":
+            { "study": study, "series": series, "instance": instance, "frames": "1" },
     })
 }
 

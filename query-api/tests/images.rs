@@ -383,3 +383,43 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     let cached = app.get_raw("/studies/1.2.3/metadata", CONSUMER, &[("if-none-match", &etag)]).await;
     assert_eq!(cached.status(), 304, "the same instance set has the same ETag");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wado_frames_come_in_the_stored_syntax_and_are_metered_like_a_download() {
+    let (app, bytes) = seeded().await;
+    let obj = dicom_object::OpenFileOptions::new().from_reader(&bytes[..]).expect("fixture");
+    let pixels = obj
+        .element(dicom_dictionary_std::tags::PIXEL_DATA)
+        .expect("pixels")
+        .to_bytes()
+        .expect("native")
+        .to_vec();
+    let frame = "/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5/frames";
+    let usage = app.consumer::<EventoUsoDatos>();
+    let octets = "multipart/related; type=\"application/octet-stream\"";
+    let res = app.get_raw(&format!("{frame}/1"), CONSUMER, &[("accept", octets)]).await;
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().expect("type").to_owned();
+    assert!(ct.starts_with(&format!("{octets}; boundary=")), "{ct}");
+    let body = res.bytes().await.expect("body");
+    let head = format!(
+        "Content-Type: application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1\r\nContent-Length: {}\r\n\r\n",
+        pixels.len()
+    );
+    let at = body.windows(head.len()).position(|w| w == head.as_bytes()).expect("one part");
+    assert_eq!(
+        &body[at + head.len()..at + head.len() + pixels.len()],
+        &pixels[..],
+        "the frame is CT_small's pixels"
+    );
+    let events = app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(60)).await;
+    assert_eq!((events[0].image_id.as_str(), events[0].bytes), ("a", pixels.len() as i64));
+    let jpeg = "multipart/related; type=\"image/jpeg\"";
+    assert_eq!(
+        app.get_raw(&format!("{frame}/1"), CONSUMER, &[("accept", jpeg)]).await.status(),
+        406
+    );
+    assert_eq!(app.get_raw(&format!("{frame}/2"), CONSUMER, &[]).await.status(), 404);
+    assert_eq!(app.get_raw(&format!("{frame}/0"), CONSUMER, &[]).await.status(), 400);
+    assert_eq!(app.get_raw(&format!("{frame}/1"), PROVIDER, &[]).await.status(), 403);
+}

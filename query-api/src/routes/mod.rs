@@ -25,7 +25,7 @@ use alpes_platform::store::{CatalogImage, Estado};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use dicomweb::{metadata, qido, wado};
+use dicomweb::{frames, metadata, qido, wado};
 use sha2::{Digest, Sha256};
 
 /// Every query route, with its operation.
@@ -104,6 +104,7 @@ pub fn all() -> Routes<Shared> {
             .params([study(), series(), instance()]),
             wado::handler,
         )
+        .route(frames::op(), frames::handler)
         .route(
             metadata::op("/studies/{study}/metadata", "retrieveStudyMetadata", "a study").param(study()),
             metadata::handler,

@@ -35,22 +35,65 @@ fn accepts_multipart(headers: &HeaderMap) -> bool {
     })
 }
 
-/// `parts` as one multipart/related body with `boundary`.
-pub fn multipart(boundary: &str, parts: &[Bytes]) -> Bytes {
+/// `parts` as one multipart/related body with `boundary`, each of type `part_type`.
+pub fn multipart(boundary: &str, part_type: &str, parts: &[Bytes]) -> Bytes {
     let mut body = BytesMut::with_capacity(parts.iter().map(|p| p.len() + 128).sum());
     for p in parts {
-        body.put_slice(
-            format!(
-                "--{boundary}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
-                p.len()
-            )
-            .as_bytes(),
-        );
+        body.put_slice(format!("--{boundary}\r\nContent-Type: {part_type}\r\nContent-Length: {}\r\n\r\n", p.len()).as_bytes());
         body.put_slice(p);
         body.put_slice(b"\r\n");
     }
     body.put_slice(format!("--{boundary}--\r\n").as_bytes());
     body.freeze()
+}
+
+/// What is served of a stored output, and how many bytes that is (what its usage event says).
+pub trait Served {
+    /// The bytes served.
+    fn bytes_served(&self) -> u64;
+}
+
+impl Served for Bytes {
+    fn bytes_served(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+/// Admits `instances` for `caller` (holding their price when `metered`), reads each one's
+/// anonymized output, makes what is served of it with `serve`, and meters each with the bytes
+/// served before anything is answered. An instance without an output is skipped; an error from
+/// `serve` before metering releases the hold.
+pub(super) async fn serve_metered<T: Served>(
+    state: &Shared,
+    caller: &Caller,
+    ctx: &RequestContext,
+    metered: bool,
+    instances: &[CatalogImage],
+    serve: impl Fn(Bytes) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let mut holding = if metered {
+        let retrieved: Vec<(&CatalogImage, u64)> = instances
+            .iter()
+            .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
+            .collect();
+        admit(state, caller, &retrieved).await?
+    } else {
+        Holding::nothing()
+    };
+    // Each part with the image it is, so an instance without an output
+    // cannot shift the metering onto its neighbour.
+    let mut served = Vec::with_capacity(instances.len());
+    for image in instances {
+        let Some(out) = &image.anonymized else { continue };
+        served.push((image, serve(state.blobs.get(&out.blob_key).await?)?));
+    }
+    for (image, part) in served.iter().filter(|_| metered) {
+        meter(state, ctx, caller, image, part.bytes_served()).await?;
+        // On the log: billing charges it even if a later instance fails, so its hold stays.
+        holding.metered_image(&image.image_id);
+    }
+    holding.metered();
+    Ok(served.into_iter().map(|(_, part)| part).collect())
 }
 
 async fn retrieve(
@@ -68,32 +111,10 @@ async fn retrieve(
             "instances are served as multipart/related; type=\"application/dicom\"",
         ));
     }
-    let mut holding = if metered {
-        let retrieved: Vec<(&CatalogImage, u64)> = instances
-            .iter()
-            .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
-            .collect();
-        admit(&state, &caller, &retrieved).await?
-    } else {
-        Holding::nothing()
-    };
-    // Each part with the image it is, so an instance without an output
-    // cannot shift the metering onto its neighbour.
-    let mut served = Vec::with_capacity(instances.len());
-    for image in &instances {
-        let Some(out) = &image.anonymized else { continue };
-        served.push((image, state.blobs.get(&out.blob_key).await?));
-    }
-    for (image, part) in served.iter().filter(|_| metered) {
-        meter(&state, &ctx, &caller, image, part.len() as u64).await?;
-        // On the log: billing charges it even if a later instance fails, so its hold stays.
-        holding.metered_image(&image.image_id);
-    }
-    holding.metered();
-    let parts: Vec<_> = served.into_iter().map(|(_, part)| part).collect();
+    let parts = serve_metered(&state, &caller, &ctx, metered, &instances, Ok).await?;
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
-    let mut res = multipart(&boundary, &parts).into_response();
+    let mut res = multipart(&boundary, "application/dicom", &parts).into_response();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         res.headers_mut().insert(header::CONTENT_TYPE, v);
     }
@@ -150,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_multipart_body_frames_every_part_and_closes() {
-        let body = multipart("b", &[Bytes::from_static(b"one"), Bytes::from_static(b"two")]);
+        let body = multipart("b", "application/dicom", &[Bytes::from_static(b"one"), Bytes::from_static(b"two")]);
         let text = String::from_utf8(body.to_vec()).expect("ascii");
         assert_eq!(
             text,

@@ -1,0 +1,308 @@
+//! WADO-RS frames (PS3.18 §10.4.1.1.3):
+//! `GET /studies/{study}/series/{series}/instances/{instance}/frames/{frames}`, the listed
+//! frames (1-based, comma-separated) of one anonymized instance, one per part of a
+//! `multipart/related` answer, in the transfer syntax the instance is stored in: uncompressed
+//! frames as `application/octet-stream`, compressed ones in their own media type (`image/jpeg`,
+//! `image/jls`, `image/jp2`, `image/jphc`, `image/dicom-rle`). The query side has no codecs, so
+//! an `Accept` that asks for another type or transfer syntax is 406. A retrieve of frames is
+//! pixel data: it is metered like a download.
+
+use super::wado::{multipart, serve_metered, Served};
+use super::{may_use, Target};
+use crate::admission::admission_errors;
+use crate::openapi::DICOMWEB;
+use crate::Shared;
+use alpes_platform::audit::RequestContext;
+use alpes_platform::auth::Authenticated;
+use alpes_platform::http::ApiError;
+use alpes_platform::openapi::{binary_content, header_param, path, Op};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use dicom_dictionary_std::tags;
+use dicom_object::OpenFileOptions;
+use serde_json::json;
+
+/// Explicit VR Little Endian: what uncompressed frames are served in.
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+/// The media type PS3.18 table 8.7.3-4 gives the frames of a stored transfer syntax.
+fn media_type(ts: &str) -> Option<&'static str> {
+    Some(match ts {
+        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99" => "application/octet-stream",
+        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "image/jpeg",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" | "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jp2",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => "image/jphc",
+        "1.2.840.10008.1.2.5" => "image/dicom-rle",
+        _ => return None,
+    })
+}
+
+/// The frames of one stored instance: their media type, transfer syntax, and bytes.
+#[derive(Debug, PartialEq)]
+pub struct Frames {
+    media_type: &'static str,
+    transfer_syntax: String,
+    frames: Vec<Bytes>,
+}
+
+fn not_acceptable(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", message)
+}
+
+/// The frames of a stored DICOM blob. Uncompressed frames are cut from Pixel Data by their size
+/// (1-bit frames, packed across byte boundaries, are not served); compressed ones are the
+/// fragments of each frame, told apart by the Basic Offset Table, or one fragment a frame.
+pub fn frames_of(blob: &[u8]) -> Result<Frames, ApiError> {
+    let stored = || ApiError::internal(&"a stored anonymized blob does not parse as DICOM");
+    let obj = OpenFileOptions::new().from_reader(blob).map_err(|_| stored())?;
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_owned();
+    let media_type = media_type(&ts).ok_or_else(|| not_acceptable(format!("frames of {ts} are not served")))?;
+    let int = |tag| obj.element(tag).ok().and_then(|e| e.to_int::<u32>().ok());
+    let count = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+    let pixels = obj
+        .element(tags::PIXEL_DATA)
+        .map_err(|_| ApiError::not_found("the instance has no pixel data"))?
+        .value();
+    let frames = match (pixels.fragments(), pixels.offset_table()) {
+        (Some(fragments), offsets) => encapsulated(fragments, offsets.unwrap_or_default(), count)?,
+        (None, _) => {
+            let bits = int(tags::BITS_ALLOCATED).unwrap_or(0);
+            let (rows, cols, samples) = (int(tags::ROWS), int(tags::COLUMNS), int(tags::SAMPLES_PER_PIXEL).unwrap_or(1));
+            let (Some(rows), Some(cols), true) = (rows, cols, bits >= 8 && bits % 8 == 0) else {
+                return Err(not_acceptable("frames of 1-bit or unsized pixel data are not served one by one"));
+            };
+            let size = rows as usize * cols as usize * samples as usize * (bits / 8) as usize;
+            let data = pixels.to_bytes().map_err(|_| stored())?;
+            if size == 0 || data.len() < size * count {
+                return Err(stored());
+            }
+            data.chunks_exact(size).take(count).map(Bytes::copy_from_slice).collect()
+        }
+    };
+    let transfer_syntax = if media_type == "application/octet-stream" {
+        EXPLICIT_LE.to_owned()
+    } else {
+        ts
+    };
+    Ok(Frames {
+        media_type,
+        transfer_syntax,
+        frames,
+    })
+}
+
+/// Compressed frames: fragments grouped by the offset table (byte offsets of each frame's first
+/// item, from the first fragment), or one fragment a frame, or every fragment for one frame.
+fn encapsulated(fragments: &[Vec<u8>], offsets: &[u32], count: usize) -> Result<Vec<Bytes>, ApiError> {
+    if offsets.len() == count && count > 1 {
+        let mut frames = vec![Vec::new(); count];
+        let mut at = 0u64;
+        for f in fragments {
+            let frame = offsets.iter().rposition(|&o| u64::from(o) <= at).unwrap_or(0);
+            frames[frame].extend_from_slice(f);
+            at += 8 + f.len() as u64;
+        }
+        return Ok(frames.into_iter().map(Bytes::from).collect());
+    }
+    if fragments.len() == count {
+        return Ok(fragments.iter().map(|f| Bytes::copy_from_slice(f)).collect());
+    }
+    if count == 1 {
+        return Ok(vec![Bytes::from(fragments.concat())]);
+    }
+    Err(not_acceptable(
+        "the frames of this instance cannot be told apart (no offset table); retrieve the instance",
+    ))
+}
+
+/// The 1-based frame numbers of a `frames` path segment, each at most `count`.
+fn frame_list(list: &str, count: usize) -> Result<Vec<usize>, ApiError> {
+    let numbers: Vec<usize> = list
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::bad_request("bad_frame_list", "frames are 1-based numbers separated by commas"))?;
+    match numbers.iter().find(|&&n| n > count) {
+        Some(n) => Err(ApiError::not_found(format!("frame {n} of an instance with {count}"))),
+        None => Ok(numbers),
+    }
+}
+
+/// Whether `Accept` allows `media_type` in transfer syntax `ts` inside `multipart/related`.
+fn acceptable(headers: &HeaderMap, media_type: &str, ts: &str) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|range| {
+        let range = range.trim().to_ascii_lowercase().replace(['"', ' '], "");
+        let mut parts = range.split(';');
+        let main = parts.next().unwrap_or_default();
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        let param = |k: &str| params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        match main {
+            "*/*" | "multipart/*" => true,
+            "multipart/related" => {
+                param("type").is_none_or(|t| t == media_type || t == "*/*") && param("transfer-syntax").is_none_or(|t| t == ts || t == "*")
+            }
+            _ => false,
+        }
+    })
+}
+
+/// The path of a frames retrieval.
+#[derive(Debug, serde::Deserialize)]
+pub struct FramesPath {
+    study: String,
+    series: String,
+    instance: String,
+    frames: String,
+}
+
+/// The operation.
+pub fn op() -> Op {
+    let op = Op::get(
+        "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+        "retrieveFrames",
+        DICOMWEB,
+        "Retrieve frames (WADO-RS)",
+    )
+    .describe(
+        "WADO-RS (PS3.18 §10.4.1.1.3): the listed frames of an anonymized instance, one per part of a \
+         `multipart/related` answer, in the transfer syntax it is stored in: uncompressed as `application/octet-stream` \
+         (`transfer-syntax=1.2.840.10008.1.2.1`), compressed in their own type (`image/jpeg`, `image/jls`, `image/jp2`, \
+         `image/jphc`, `image/dicom-rle`). No transcoding: an `Accept` that allows only another type or syntax is 406. \
+         Metered like a download.",
+    )
+    .auth(&["consumidor", "admin"])
+    .params([
+        super::study(),
+        super::series(),
+        super::instance(),
+        path("frames", "1-based frame numbers, separated by commas, e.g. `1,3`."),
+    ])
+    .param(header_param(
+        "Accept",
+        json!({ "type": "string", "example": "multipart/related; type=\"application/octet-stream\"" }),
+        "Must allow `multipart/related` with the stored frames' type and transfer syntax (`*/*`, `multipart/*`, or \
+         `multipart/related` with that `type` or none); else 406.",
+    ))
+    .ok(
+        200,
+        "The frames, one per part, in the order asked.",
+        Some(binary_content(&["multipart/related"])),
+        &[],
+    )
+    .error(
+        400,
+        &["bad_frame_list"],
+        "The frame list is not 1-based numbers separated by commas.",
+    )
+    .standard(404)
+    .standard(406);
+    admission_errors(op)
+}
+
+/// The handler.
+#[tracing::instrument(name = "WADO-RS frames", skip_all, fields(user = %caller.user_id))]
+pub async fn handler(
+    State(state): State<Shared>,
+    Authenticated(caller): Authenticated,
+    ctx: RequestContext,
+    Path(p): Path<FramesPath>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
+    let target = Target {
+        study: p.study,
+        series: Some(p.series),
+        instance: Some(p.instance),
+    };
+    let found = super::instances_under(&state, target).await?;
+    let served = serve_metered(&state, &caller, &ctx, true, &found, |blob| {
+        let all = frames_of(&blob)?;
+        if !acceptable(&headers, all.media_type, &all.transfer_syntax) {
+            return Err(not_acceptable(format!(
+                "these frames are stored as {}; transfer-syntax={} (no transcoding here)",
+                all.media_type, all.transfer_syntax
+            )));
+        }
+        let wanted = frame_list(&p.frames, all.frames.len())?;
+        let frames = wanted.iter().map(|&n| all.frames[n - 1].clone()).collect();
+        Ok(Frames { frames, ..all })
+    })
+    .await?;
+    let Some(f) = served.into_iter().next() else {
+        return Err(ApiError::not_found("the instance has no anonymized output"));
+    };
+    let part_type = format!("{}; transfer-syntax={}", f.media_type, f.transfer_syntax);
+    let boundary = uuid::Uuid::new_v4().simple().to_string();
+    let mut res = multipart(&boundary, &part_type, &f.frames).into_response();
+    let content_type = format!("multipart/related; type=\"{}\"; boundary={boundary}", f.media_type);
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(res)
+}
+
+impl Served for Frames {
+    fn bytes_served(&self) -> u64 {
+        self.frames.iter().map(|f| f.len() as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lists_are_one_based_and_within_the_instance() {
+        assert_eq!(frame_list("1", 1).expect("ok"), [1]);
+        assert_eq!(frame_list("3, 1", 3).expect("ok"), [3, 1]);
+        for bad in ["0", "", "a", "1,,2", "-1"] {
+            assert_eq!(frame_list(bad, 3).expect_err(bad).code, "bad_frame_list", "{bad}");
+        }
+        assert_eq!(frame_list("4", 3).expect_err("past").status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn fragments_are_grouped_by_the_offset_table_or_one_a_frame() {
+        let f = |n: u8, len: usize| vec![n; len];
+        // Frame 1 in two fragments (8 + 4 and 8 + 2 bytes), frame 2 in one.
+        let frames = encapsulated(&[f(1, 4), f(2, 2), f(3, 6)], &[0, 22], 2).expect("grouped");
+        assert_eq!(frames, [Bytes::from(vec![1, 1, 1, 1, 2, 2]), Bytes::from(f(3, 6))]);
+        let one_each = encapsulated(&[f(1, 2), f(2, 2)], &[], 2).expect("one a frame");
+        assert_eq!(one_each.len(), 2);
+        assert_eq!(encapsulated(&[f(1, 2), f(2, 2)], &[], 1).expect("one frame")[0].len(), 4);
+        assert_eq!(
+            encapsulated(&[f(1, 2), f(2, 2), f(3, 2)], &[], 2).expect_err("ambiguous").code,
+            "not_acceptable"
+        );
+    }
+
+    #[test]
+    fn accept_must_allow_the_stored_type_and_syntax_in_multipart() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
+            acceptable(&h, "image/jpeg", "1.2.840.10008.1.2.4.50")
+        };
+        assert!(acceptable(&HeaderMap::new(), "image/jpeg", "1.2.840.10008.1.2.4.50"));
+        assert!(with("*/*"));
+        assert!(with("multipart/related"));
+        assert!(with("multipart/related; type=\"image/jpeg\""));
+        assert!(with(
+            "multipart/related; type=\"image/jpeg\"; transfer-syntax=1.2.840.10008.1.2.4.50"
+        ));
+        assert!(with(
+            "multipart/related; type=\"application/octet-stream\", multipart/related; type=\"image/jpeg\""
+        ));
+        assert!(!with("multipart/related; type=\"application/octet-stream\""));
+        assert!(!with(
+            "multipart/related; type=\"image/jpeg\"; transfer-syntax=1.2.840.10008.1.2.4.70"
+        ));
+        assert!(!with("image/jpeg"));
+    }
+}
