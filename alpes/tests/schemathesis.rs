@@ -268,6 +268,12 @@ fn examples(s: &Seeded) -> Value {
         "/studies/{study}/series/{series}/instances/{instance}/metadata": at_instance,
         "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}":
             { "study": study, "series": series, "instance": instance, "frames": "1" },
+        "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered":
+            { "study": study, "series": series, "instance": instance, "frames": "1" },
+        "/studies/{study}/series/{series}/instances/{instance}/rendered": at_instance,
+        "/studies/{study}/series/{series}/instances/{instance}/thumbnail": at_instance,
+        "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}":
+            { "study": study, "series": series, "instance": instance, "tag": "7FE00010" },
     })
 }
 

@@ -379,7 +379,23 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     let etag = meta.headers()["etag"].to_str().expect("etag").to_owned();
     let meta = json(meta).await;
     assert_eq!(meta[0]["00080060"]["Value"][0], "CT");
-    assert!(meta[0].get("7FE00010").is_none());
+    // Pixel Data is not inline: the metadata names it by its BulkDataURI, under the public URL.
+    let pixel = &meta[0]["7FE00010"];
+    assert!(pixel.get("Value").is_none() && pixel.get("InlineBinary").is_none(), "{pixel}");
+    assert_eq!(pixel["vr"], "OW", "CT_small is 16-bit native");
+    let uri = pixel["BulkDataURI"].as_str().expect("a BulkDataURI").to_owned();
+    assert_eq!(
+        uri,
+        format!("{}/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5/bulkdata/7FE00010", app.base)
+    );
+    let bulk = app.get_raw(uri.trim_start_matches(&app.base), CONSUMER, &[]).await;
+    assert_eq!(bulk.status(), 200);
+    assert!(bulk.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("multipart/related; type=\"application/octet-stream\""));
+    let other = "/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5/bulkdata/00100010";
+    assert_eq!(app.get_raw(other, CONSUMER, &[]).await.status(), 404);
     let cached = app.get_raw("/studies/1.2.3/metadata", CONSUMER, &[("if-none-match", &etag)]).await;
     assert_eq!(cached.status(), 304, "the same instance set has the same ETag");
 }
@@ -422,4 +438,70 @@ async fn wado_frames_come_in_the_stored_syntax_and_are_metered_like_a_download()
     assert_eq!(app.get_raw(&format!("{frame}/2"), CONSUMER, &[]).await.status(), 404);
     assert_eq!(app.get_raw(&format!("{frame}/0"), CONSUMER, &[]).await.status(), 400);
     assert_eq!(app.get_raw(&format!("{frame}/1"), PROVIDER, &[]).await.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
+    let (app, _) = seeded().await;
+    let at = "/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5";
+    let usage = app.consumer::<EventoUsoDatos>();
+    let image = |r: reqwest::Response, media: &'static str| async move {
+        let status = r.status();
+        if status != 200 {
+            panic!("{status}: {}", r.text().await.unwrap_or_default());
+        }
+        assert_eq!(r.headers()["content-type"], media);
+        r.bytes().await.expect("body").to_vec()
+    };
+    let jpeg_size = |bytes: &[u8]| {
+        let mut d = jpeg_decoder::Decoder::new(bytes);
+        let pixels = d.decode().expect("a JPEG");
+        let info = d.info().expect("info");
+        (info.width, info.height, pixels)
+    };
+    // CT_small is 128 × 128: the first frame at its own size, windowed by its own attributes.
+    let rendered = image(app.get_raw(&format!("{at}/rendered"), CONSUMER, &[]).await, "image/jpeg").await;
+    let (w, h, own) = jpeg_size(&rendered);
+    assert_eq!((w, h), (128, 128));
+    let events = app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(60)).await;
+    assert_eq!(events[0].image_id, "a", "a rendered image is metered");
+    // Another window gives other pixels; a viewport scales to fit, the aspect kept; PNG on asking.
+    let narrow = image(
+        app.get_raw(&format!("{at}/rendered?window=40,1"), CONSUMER, &[]).await,
+        "image/jpeg",
+    )
+    .await;
+    assert_ne!(jpeg_size(&narrow).2, own, "the window changes the image");
+    let png = image(
+        app.get_raw(
+            &format!("{at}/frames/1/rendered?viewport=64,32"),
+            CONSUMER,
+            &[("accept", "image/png")],
+        )
+        .await,
+        "image/png",
+    )
+    .await;
+    let reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().expect("a PNG");
+    assert_eq!((reader.info().width, reader.info().height), (32, 32));
+    let thumb = image(app.get_raw(&format!("{at}/thumbnail"), CONSUMER, &[]).await, "image/jpeg").await;
+    let (w, h, _) = jpeg_size(&thumb);
+    assert_eq!((w, h), (128, 128), "a thumbnail is at most 128 a side");
+    let small = image(
+        app.get_raw(&format!("{at}/thumbnail?viewport=16,16"), CONSUMER, &[]).await,
+        "image/jpeg",
+    )
+    .await;
+    let (w, h, _) = jpeg_size(&small);
+    assert_eq!((w, h), (16, 16));
+    for (path, accept, status) in [
+        (format!("{at}/rendered"), "image/gif", 406),
+        (format!("{at}/frames/2/rendered"), "image/jpeg", 404),
+        (format!("{at}/frames/0/rendered"), "image/jpeg", 400),
+        (format!("{at}/rendered?viewport=0,0"), "image/jpeg", 400),
+        (format!("{at}/rendered?annotation=patient"), "image/jpeg", 400),
+    ] {
+        assert_eq!(app.get_raw(&path, CONSUMER, &[("accept", accept)]).await.status(), status, "{path}");
+    }
+    assert_eq!(app.get_raw(&format!("{at}/thumbnail"), PROVIDER, &[]).await.status(), 403);
 }

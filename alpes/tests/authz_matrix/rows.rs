@@ -339,13 +339,10 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         add(get.clone(), target, none(), dicomweb, ImageData);
         add(get.clone(), &format!("{target}/metadata"), none(), dicomweb, ImageData);
     }
-    add(
-        get.clone(),
-        "/studies/{study}/series/{series}/instances/{sop}/frames/1",
-        none(),
-        dicomweb,
-        ImageData,
-    );
+    for pixels in ["frames/1", "rendered", "frames/1/rendered", "thumbnail", "bulkdata/7FE00010"] {
+        let path = format!("/studies/{{study}}/series/{{series}}/instances/{{sop}}/{pixels}");
+        add(get.clone(), &path, none(), dicomweb, ImageData);
+    }
     // The UIDs of an upload before de-identification (A's anonymized image, A's rejected one,
     // A's pending one) name nothing: no bytes, no metadata, for anyone.
     let unknown_uid = guarded(403, 403, 404, 404, 403);
@@ -362,8 +359,10 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
             add(get.clone(), &target, none(), unknown_uid, Raw);
             add(get.clone(), &format!("{target}/metadata"), none(), unknown_uid, Raw);
         }
-        let frames = format!("/studies/{study}/series/{series}/instances/{sop}/frames/1");
-        add(get.clone(), &frames, none(), unknown_uid, Raw);
+        for pixels in ["frames/1", "rendered", "frames/1/rendered", "thumbnail", "bulkdata/7FE00010"] {
+            let path = format!("/studies/{study}/series/{series}/instances/{sop}/{pixels}");
+            add(get.clone(), &path, none(), unknown_uid, Raw);
+        }
     }
     rows
 }

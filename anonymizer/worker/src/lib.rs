@@ -138,8 +138,10 @@ impl Worker {
             tracing::info!(batch_size = cfg.batch_size, in_flight = cfg.max_batches_in_flight, "consuming");
             let result = consume::run(Arc::new(ctx), Arc::clone(&consumer), cfg).await;
             forward.abort();
-            // Closing the consumer leaves the group and blocks until done: keep it off the async threads.
-            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+            // Closing the consumer leaves the group and blocks until done, and librdkafka can hang
+            // in it when a rebalance races the close (its `rd_kafka_assign` waits forever,
+            // confluentinc/librdkafka#4884): on a thread of its own, waited for at most 10 s.
+            alpes_platform::kafka::consumer::bounded("consumer close", move || drop(consumer)).await;
             tracing::info!(ok = result.is_ok(), "stopped");
             result
         }

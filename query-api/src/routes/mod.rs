@@ -25,7 +25,7 @@ use alpes_platform::store::{CatalogImage, Estado};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use dicomweb::{frames, metadata, qido, wado};
+use dicomweb::{frames, metadata, qido, rendered, wado};
 use sha2::{Digest, Sha256};
 
 /// Every query route, with its operation.
@@ -104,7 +104,38 @@ pub fn all() -> Routes<Shared> {
             .params([study(), series(), instance()]),
             wado::handler,
         )
-        .route(frames::op(), frames::handler)
+        .route(frames::op(false), frames::handler)
+        .route(frames::op(true), frames::handler)
+        .route(
+            rendered::op(
+                "/studies/{study}/series/{series}/instances/{instance}/rendered",
+                "retrieveRenderedInstance",
+                "Rendered instance (WADO-RS)",
+                "the instance's first frame",
+                true,
+            ),
+            rendered::handler,
+        )
+        .route(
+            rendered::op(
+                "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+                "retrieveRenderedFrame",
+                "Rendered frame (WADO-RS)",
+                "one frame",
+                true,
+            ),
+            rendered::handler,
+        )
+        .route(
+            rendered::op(
+                "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+                "retrieveInstanceThumbnail",
+                "Instance thumbnail (WADO-RS)",
+                "a small image of the instance's first frame",
+                false,
+            ),
+            rendered::handler,
+        )
         .route(
             metadata::op("/studies/{study}/metadata", "retrieveStudyMetadata", "a study").param(study()),
             metadata::handler,

@@ -152,60 +152,72 @@ fn acceptable(headers: &HeaderMap, media_type: &str, ts: &str) -> bool {
     })
 }
 
-/// The path of a frames retrieval.
+/// The path of a frames or bulk data retrieval.
 #[derive(Debug, serde::Deserialize)]
 pub struct FramesPath {
     study: String,
     series: String,
     instance: String,
-    frames: String,
+    /// The frame list (the frames route).
+    frames: Option<String>,
+    /// The attribute (the bulk data route).
+    tag: Option<String>,
 }
 
-/// The operation.
-pub fn op() -> Op {
-    let op = Op::get(
-        "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
-        "retrieveFrames",
-        DICOMWEB,
-        "Retrieve frames (WADO-RS)",
-    )
-    .describe(
-        "WADO-RS (PS3.18 §10.4.1.1.3): the listed frames of an anonymized instance, one per part of a \
-         `multipart/related` answer, in the transfer syntax it is stored in: uncompressed as `application/octet-stream` \
-         (`transfer-syntax=1.2.840.10008.1.2.1`), compressed in their own type (`image/jpeg`, `image/jls`, `image/jp2`, \
-         `image/jphc`, `image/dicom-rle`). No transcoding: an `Accept` that allows only another type or syntax is 406. \
-         Metered like a download.",
-    )
-    .auth(&["consumidor", "admin"])
-    .params([
-        super::study(),
-        super::series(),
-        super::instance(),
-        path("frames", "1-based frame numbers, separated by commas, e.g. `1,3`."),
-    ])
-    .param(header_param(
-        "Accept",
-        json!({ "type": "string", "example": "multipart/related; type=\"application/octet-stream\"" }),
-        "Must allow `multipart/related` with the stored frames' type and transfer syntax (`*/*`, `multipart/*`, or \
-         `multipart/related` with that `type` or none); else 406.",
-    ))
-    .ok(
-        200,
-        "The frames, one per part, in the order asked.",
-        Some(binary_content(&["multipart/related"])),
-        &[],
-    )
-    .error(
-        400,
-        &["bad_frame_list"],
-        "The frame list is not 1-based numbers separated by commas.",
-    )
-    .standard(404)
-    .standard(406);
+/// The operation of the frames route (`bulk` false) or of Pixel Data's bulk data (`bulk` true).
+pub fn op(bulk: bool) -> Op {
+    let (p, id, summary, what, last) = if bulk {
+        (
+            "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}",
+            "retrieveBulkData",
+            "Retrieve bulk data (WADO-RS)",
+            "Pixel Data (`7FE00010`, the `BulkDataURI` of the metadata; any other tag is 404) as every frame of an \
+             anonymized instance",
+            path("tag", "The attribute, `7FE00010`."),
+        )
+    } else {
+        (
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            "retrieveFrames",
+            "Retrieve frames (WADO-RS)",
+            "the listed frames of an anonymized instance",
+            path("frames", "1-based frame numbers, separated by commas, e.g. `1,3`."),
+        )
+    };
+    let op = Op::get(p, id, DICOMWEB, summary)
+        .describe(&format!(
+            "WADO-RS (PS3.18 §10.4.1.1.3): {what}, one frame per part of a `multipart/related` answer, in the \
+             transfer syntax it is stored in: uncompressed as `application/octet-stream` \
+             (`transfer-syntax=1.2.840.10008.1.2.1`), compressed in their own type (`image/jpeg`, `image/jls`, \
+             `image/jp2`, `image/jphc`, `image/dicom-rle`). No transcoding: an `Accept` that allows only another type \
+             or syntax is 406. Metered like a download."
+        ))
+        .auth(&["consumidor", "admin"])
+        .params([super::study(), super::series(), super::instance(), last])
+        .param(header_param(
+            "Accept",
+            json!({ "type": "string", "example": "multipart/related; type=\"application/octet-stream\"" }),
+            "Must allow `multipart/related` with the stored frames' type and transfer syntax (`*/*`, `multipart/*`, \
+             or `multipart/related` with that `type` or none); else 406.",
+        ))
+        .ok(
+            200,
+            "The frames, one per part, in the order asked.",
+            Some(binary_content(&["multipart/related"])),
+            &[],
+        )
+        .error(
+            400,
+            &["bad_frame_list"],
+            "The frame list is not 1-based numbers separated by commas.",
+        )
+        .standard(404)
+        .standard(406);
     admission_errors(op)
 }
 
-/// The handler.
+/// `.../frames/{frames}`, and `.../bulkdata/{tag}`: Pixel Data (`7FE00010`, the one attribute
+/// whose `BulkDataURI` the metadata gives) as every frame.
 #[tracing::instrument(name = "WADO-RS frames", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<Shared>,
@@ -214,22 +226,39 @@ pub async fn handler(
     Path(p): Path<FramesPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
+    if p.tag.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("7FE00010")) {
+        may_use(&caller)?;
+        return Err(ApiError::not_found("only Pixel Data (7FE00010) is served as bulk data"));
+    }
     let target = Target {
         study: p.study,
         series: Some(p.series),
         instance: Some(p.instance),
     };
+    answer(state, caller, ctx, target, &headers, p.frames.as_deref()).await
+}
+
+/// The frames `list` names (every frame when `None`) of the instance `target` names, metered.
+async fn answer(
+    state: Shared,
+    caller: alpes_platform::auth::Caller,
+    ctx: RequestContext,
+    target: Target,
+    headers: &HeaderMap,
+    list: Option<&str>,
+) -> Result<Response, ApiError> {
+    may_use(&caller)?;
     let found = super::instances_under(&state, target).await?;
     let served = serve_metered(&state, &caller, &ctx, true, &found, |blob| {
         let all = frames_of(&blob)?;
-        if !acceptable(&headers, all.media_type, &all.transfer_syntax) {
+        if !acceptable(headers, all.media_type, &all.transfer_syntax) {
             return Err(not_acceptable(format!(
                 "these frames are stored as {}; transfer-syntax={} (no transcoding here)",
                 all.media_type, all.transfer_syntax
             )));
         }
-        let wanted = frame_list(&p.frames, all.frames.len())?;
+        let Some(list) = list else { return Ok(all) };
+        let wanted = frame_list(list, all.frames.len())?;
         let frames = wanted.iter().map(|&n| all.frames[n - 1].clone()).collect();
         Ok(Frames { frames, ..all })
     })

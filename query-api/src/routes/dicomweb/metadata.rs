@@ -20,13 +20,24 @@ use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 use serde_json::{json, Value};
 
-/// The DICOM JSON of one anonymized DICOM blob, up to Pixel Data.
-pub fn dicom_json(bytes: &[u8]) -> Result<Value, ApiError> {
+/// The DICOM JSON of one anonymized DICOM blob up to Pixel Data, and Pixel Data as its
+/// `BulkDataURI` (`bulk`) when the instance has pixels.
+pub fn dicom_json(bytes: &[u8], bulk: Option<&str>) -> Result<Value, ApiError> {
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .from_reader(bytes)
         .map_err(|_| ApiError::internal(&"a stored anonymized blob does not parse as DICOM"))?;
-    dicom_json::to_value(&*obj).map_err(|e| ApiError::internal(&e))
+    let mut json = dicom_json::to_value(&*obj).map_err(|e| ApiError::internal(&e))?;
+    if let (Some(uri), Some(attributes)) = (bulk, json.as_object_mut()) {
+        let native = matches!(
+            obj.meta().transfer_syntax().trim_end_matches('\0'),
+            "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99"
+        );
+        let bits = obj.element(tags::BITS_ALLOCATED).ok().and_then(|e| e.to_int::<u16>().ok());
+        let vr = if native && bits.is_some_and(|b| b > 8) { "OW" } else { "OB" };
+        attributes.insert("7FE00010".into(), json!({ "vr": vr, "BulkDataURI": uri }));
+    }
+    Ok(json)
 }
 
 async fn metadata(state: Shared, headers: &HeaderMap, instances: Vec<CatalogImage>) -> Result<Response, ApiError> {
@@ -34,7 +45,16 @@ async fn metadata(state: Shared, headers: &HeaderMap, instances: Vec<CatalogImag
     for image in &instances {
         let Some(o) = &image.anonymized else { continue };
         let bytes = state.blobs.get(&o.blob_key).await?;
-        out.push(dicom_json(&bytes)?);
+        let bulk = (o.rows > 0).then(|| {
+            format!(
+                "{}/studies/{}/series/{}/instances/{}/bulkdata/7FE00010",
+                state.public_url.as_str(),
+                o.study_uid.as_deref().unwrap_or_default(),
+                o.series_uid.as_deref().unwrap_or_default(),
+                o.sop_instance_uid.as_deref().unwrap_or_default(),
+            )
+        });
+        out.push(dicom_json(&bytes, bulk.as_deref())?);
     }
     let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e))?;
     Ok(with_etag(headers, body, DICOM_JSON))
@@ -87,7 +107,7 @@ mod tests {
             "/../anonymizer/tests/fixtures/dicom/CT_small.dcm"
         ))
         .expect("fixture");
-        let json = dicom_json(&bytes).expect("parses");
+        let json = dicom_json(&bytes, None).expect("parses");
         assert_eq!(json["00080060"]["Value"][0], "CT");
         assert_eq!(json["00080060"]["vr"], "CS");
         assert!(json.get("7FE00010").is_none(), "no pixel data");
@@ -96,7 +116,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_dicom_are_an_internal_error_that_says_nothing_of_them() {
-        let e = dicom_json(b"not dicom").expect_err("fails");
+        let e = dicom_json(b"not dicom", None).expect_err("fails");
         assert_eq!((e.status.as_u16(), e.message.as_str()), (500, "internal error"));
     }
 }

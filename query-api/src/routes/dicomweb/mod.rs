@@ -7,6 +7,7 @@ pub mod frames;
 pub mod metadata;
 pub mod qido;
 mod qido_keys;
+pub mod rendered;
 pub mod wado;
 
 use crate::QueryState;
