@@ -24,14 +24,21 @@ What it checks, in order:
    and study metadata) give the anonymized instance: remapped UIDs, pseudonyms
    in place of PatientName/PatientID, and none of the fixture's PHI anywhere in
    the dataset (sequences included) or in the raw response bytes.
-4. Billing: the provider's balance goes up by exactly the price after the
+4. What a web viewer asks for: `retrieve_instance_frames` (frame 1 is the
+   instance's own pixels), `retrieve_instance_frames_rendered` and
+   `retrieve_instance_rendered` as JPEG and PNG (decoded by Pillow, checked for
+   size, a viewport honoured), the thumbnail (at most 128 a side), and
+   `retrieve_bulkdata` through the metadata's Pixel Data `BulkDataURI`.
+5. Billing: the provider's balance goes up by exactly the price after the
    first retrieval, and not again when the consumer retrieves the same
-   instance again (instance, series and study level) within the repeat window.
+   instance again (instance, series and study level, frames, rendered and
+   bulk data) within the repeat window.
 
 Exits 1 with a FAILED line on the first failed check, 0 with a summary otherwise.
 """
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -42,6 +49,7 @@ try:
     import dicomweb_client
     import pydicom
     import requests
+    from PIL import Image
     from dicomweb_client.api import DICOMwebClient
     from pydicom.dataset import Dataset
     from pydicom.multival import MultiValue
@@ -555,6 +563,34 @@ def run(args):
     )
     assert_no_phi_in_bytes(raw.content, phi, uids, f"GET {inst_url}")
     summary.append(f"raw WADO response ({len(raw.content)} bytes) holds none of the original PHI/UIDs")
+
+    # -- what a web viewer asks for: frames, rendered frames, thumbnails, bulk data ---------
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    frame_bytes = rows * cols * int(ds.SamplesPerPixel) * (int(ds.BitsAllocated) // 8)
+    frames = consumer.retrieve_instance_frames(study, series, sop, frame_numbers=[1])
+    check(len(frames) == 1, f"WADO frames: expected one frame, got {len(frames)}")
+    if not ds.file_meta.TransferSyntaxUID.is_compressed:
+        check(len(frames[0]) == frame_bytes, f"WADO frames: {len(frames[0])} bytes, expected {frame_bytes}")
+        check(frames[0] == ds.PixelData[:frame_bytes], "WADO frames: the frame is not the instance's pixels")
+    summary.append(f"WADO-RS frames: frame 1, {len(frames[0])} bytes, the instance's own pixels")
+    for media, fmt in (("image/jpeg", "JPEG"), ("image/png", "PNG")):
+        rendered = consumer.retrieve_instance_frames_rendered(study, series, sop, frame_numbers=[1], media_types=(media,))
+        img = Image.open(io.BytesIO(rendered))
+        check(img.format == fmt and img.size == (cols, rows), f"rendered frame as {media}: {img.format} {img.size}, expected {fmt} {(cols, rows)}")
+        small = consumer.retrieve_instance_rendered(study, series, sop, media_types=(media,), params={"viewport": "32,32"})
+        size = Image.open(io.BytesIO(small)).size
+        check(max(size) == 32, f"rendered instance with viewport 32,32 as {media}: {size}")
+    thumb_url = f"{inst_url}/thumbnail"
+    thumb = requests.get(thumb_url, headers={"Authorization": f"Bearer {args.consumer_token}", "Accept": "image/jpeg"}, timeout=30)
+    check(thumb.status_code == 200, f"GET {thumb_url}: {thumb.status_code} {thumb.text[:300]}")
+    tsize = Image.open(io.BytesIO(thumb.content)).size
+    check(0 < max(tsize) <= 128, f"thumbnail: {tsize}, expected at most 128 a side")
+    summary.append(f"WADO-RS rendered frame and instance (JPEG, PNG, viewport) and thumbnail {tsize}, decoded by Pillow")
+    bulk_uri = meta.get("7FE00010", {}).get("BulkDataURI")
+    check(bulk_uri and bulk_uri.startswith(args.base), f"metadata: Pixel Data has no BulkDataURI under {args.base}: {meta.get('7FE00010')}")
+    bulk = consumer.retrieve_bulkdata(bulk_uri)
+    check(len(bulk) >= 1 and bulk[0] == frames[0], "bulk data through the BulkDataURI: not the instance's frames")
+    summary.append("WADO-RS bulk data through the metadata's BulkDataURI: the instance's frames")
 
     deadline = time.monotonic() + args.settle_secs
     while True:
