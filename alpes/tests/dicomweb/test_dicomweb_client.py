@@ -33,6 +33,8 @@ What it checks, in order:
    first retrieval, and not again when the consumer retrieves the same
    instance again (instance, series and study level, frames, rendered and
    bulk data) within the repeat window.
+6. Paging: 105 more studies stored; every one is found once in pages of 50,
+   and the default page (100) says in a `Warning` where the next starts.
 
 Exits 1 with a FAILED line on the first failed check, 0 with a summary otherwise.
 """
@@ -604,6 +606,43 @@ def run(args):
             break
         time.sleep(0.5)
     summary.append(f"billing: repeat retrievals (instance, series, study, raw) within the window: no new charge over {args.settle_secs:.0f} s")
+
+    # -- paging through more than 100 studies -----------------------------------------
+    extra = 105
+    copies = []
+    for _ in range(extra):
+        d = pydicom.dcmread(args.fixture)
+        d.StudyInstanceUID = pydicom.uid.generate_uid()
+        d.SeriesInstanceUID = pydicom.uid.generate_uid()
+        d.SOPInstanceUID = pydicom.uid.generate_uid()
+        d.file_meta.MediaStorageSOPInstanceUID = d.SOPInstanceUID
+        copies.append(d)
+    for at in range(0, extra, 35):
+        stored = provider.store_instances(copies[at : at + 35])
+        check("FailedSOPSequence" not in stored or len(stored.FailedSOPSequence) == 0, f"STOW of copies: failures:\n{stored}")
+    want = extra + 1
+
+    def every_study(page):
+        seen, offset = [], 0
+        while True:
+            got = consumer.search_for_studies(limit=page, offset=offset)
+            seen += [tag_value(s, "0020000D") for s in got]
+            if len(got) < page:
+                return seen
+            offset += page
+
+    poll(f"{want} anonymized studies", lambda: len(every_study(1000)) >= want or None, args.poll_secs)
+    seen = every_study(50)
+    check(len(seen) == want and len(set(seen)) == want, f"QIDO pages of 50: {len(seen)} studies, {len(set(seen))} distinct, expected {want}")
+    r = requests.get(
+        f"{args.base}/studies",
+        headers={"Authorization": f"Bearer {args.consumer_token}", "Accept": "application/dicom+json"},
+        timeout=30,
+    )
+    warning = r.headers.get("Warning", "")
+    check(r.status_code == 200 and len(r.json()) == 100, f"QIDO /studies: {r.status_code}, {len(r.json())} studies, expected the first 100")
+    check("offset=100" in warning, f"QIDO /studies cut at 100 without saying so: Warning {warning!r}")
+    summary.append(f"QIDO paging: {want} studies in pages of 50; the default page of 100 says it was cut ({warning})")
     return summary
 
 
