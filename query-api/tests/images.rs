@@ -504,4 +504,10 @@ async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
         assert_eq!(app.get_raw(&path, CONSUMER, &[("accept", accept)]).await.status(), status, "{path}");
     }
     assert_eq!(app.get_raw(&format!("{at}/thumbnail"), PROVIDER, &[]).await.status(), 403);
+    // A study's and a series' thumbnail: their first instance's.
+    for level in ["/studies/1.2.3/thumbnail", "/studies/1.2.3/series/1.2.3.4/thumbnail"] {
+        let (w, h, _) = jpeg_size(&image(app.get_raw(level, CONSUMER, &[]).await, "image/jpeg").await);
+        assert_eq!((w, h), (128, 128), "{level}");
+    }
+    assert_eq!(app.get_raw("/studies/7.7.7/thumbnail", CONSUMER, &[]).await.status(), 404);
 }

@@ -128,6 +128,26 @@ pub fn all() -> Routes<Shared> {
         )
         .route(
             rendered::op(
+                "/studies/{study}/thumbnail",
+                "retrieveStudyThumbnail",
+                "Study thumbnail (WADO-RS)",
+                "a small image of the first frame of the study's first instance",
+                false,
+            ),
+            rendered::handler,
+        )
+        .route(
+            rendered::op(
+                "/studies/{study}/series/{series}/thumbnail",
+                "retrieveSeriesThumbnail",
+                "Series thumbnail (WADO-RS)",
+                "a small image of the first frame of the series' first instance",
+                false,
+            ),
+            rendered::handler,
+        )
+        .route(
+            rendered::op(
                 "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
                 "retrieveInstanceThumbnail",
                 "Instance thumbnail (WADO-RS)",

@@ -217,13 +217,16 @@ fn render(blob: &[u8], frame: u32, r: Rendering) -> Result<Image, ApiError> {
 #[derive(Debug, serde::Deserialize)]
 pub struct InstancePath {
     study: String,
-    series: String,
-    instance: String,
+    /// Absent for a study's thumbnail.
+    series: Option<String>,
+    /// Absent for a study's or a series' thumbnail.
+    instance: Option<String>,
     /// The frame of `.../frames/{frames}/rendered` (the path shares its name with the frames route).
     frames: Option<String>,
 }
 
-/// Renders frame `frame` (0-based) of the instance `p` names for the caller, metered or not.
+/// Renders frame `frame` (0-based) of the instance `p` names for the caller, metered or not; of
+/// a study or a series (thumbnails), its first instance with an anonymized output.
 async fn answer(
     state: Shared,
     caller: alpes_platform::auth::Caller,
@@ -234,11 +237,13 @@ async fn answer(
     may_use(&caller)?;
     let target = Target {
         study: p.study,
-        series: Some(p.series),
-        instance: Some(p.instance),
+        series: p.series,
+        instance: p.instance,
     };
     let found = super::instances_under(&state, target).await?;
-    let served = serve_metered(&state, &caller, &ctx, metered, &found, |blob| render(&blob, frame, r)).await?;
+    let first = found.iter().position(|i| i.anonymized.is_some()).unwrap_or_default();
+    let one = &found[first..found.len().min(first + 1)];
+    let served = serve_metered(&state, &caller, &ctx, metered, one, |blob| render(&blob, frame, r)).await?;
     let image = served
         .into_iter()
         .next()
@@ -281,7 +286,13 @@ pub async fn handler(
 
 /// The operation of a rendered image or thumbnail at `p`.
 pub fn op(p: &'static str, id: &str, summary: &str, what: &str, metered: bool) -> Op {
-    let mut params = vec![super::study(), super::series(), super::instance()];
+    let mut params = vec![super::study()];
+    if p.contains("{series}") {
+        params.push(super::series());
+    }
+    if p.contains("{instance}") {
+        params.push(super::instance());
+    }
     if p.contains("{frames}") {
         params.push(path("frames", "The frame, 1-based (one number)."));
     }
