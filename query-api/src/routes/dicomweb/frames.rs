@@ -17,7 +17,7 @@ use alpes_platform::auth::Authenticated;
 use alpes_platform::http::ApiError;
 use alpes_platform::openapi::{binary_content, header_param, path, Op};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use dicom_dictionary_std::tags;
@@ -223,6 +223,7 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     ctx: RequestContext,
+    method: Method,
     Path(p): Path<FramesPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -235,7 +236,9 @@ pub async fn handler(
         series: Some(p.series),
         instance: Some(p.instance),
     };
-    answer(state, caller, ctx, target, &headers, p.frames.as_deref()).await
+    // A HEAD sends no bytes, so it is not metered.
+    let metered = method != Method::HEAD;
+    answer(state, caller, ctx, (target, metered), &headers, p.frames.as_deref()).await
 }
 
 /// The frames `list` names (every frame when `None`) of the instance `target` names, metered.
@@ -243,13 +246,13 @@ async fn answer(
     state: Shared,
     caller: alpes_platform::auth::Caller,
     ctx: RequestContext,
-    target: Target,
+    (target, metered): (Target, bool),
     headers: &HeaderMap,
     list: Option<&str>,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let found = super::instances_under(&state, target).await?;
-    let served = serve_metered(&state, &caller, &ctx, true, &found, |blob| {
+    let served = serve_metered(&state, &caller, &ctx, metered, &found, |blob| {
         let all = frames_of(&blob)?;
         if !acceptable(headers, all.media_type, &all.transfer_syntax) {
             return Err(not_acceptable(format!(

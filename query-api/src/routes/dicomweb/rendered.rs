@@ -17,7 +17,8 @@ use alpes_platform::auth::Authenticated;
 use alpes_platform::http::{ApiError, QueryParams};
 use alpes_platform::openapi::{binary_content, header_param, path, query, Op};
 use axum::extract::{MatchedPath, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use dicom_object::OpenFileOptions;
@@ -261,13 +262,13 @@ pub async fn handler(
     State(state): State<Shared>,
     Authenticated(caller): Authenticated,
     ctx: RequestContext,
-    route: MatchedPath,
     Path(p): Path<InstancePath>,
     QueryParams(pairs): QueryParams<Vec<(String, String)>>,
-    headers: HeaderMap,
+    request: Parts,
 ) -> Result<Response, ApiError> {
-    let mut r = rendering(&pairs, &headers)?;
-    let thumbnail = route.as_str().ends_with("/thumbnail");
+    let mut r = rendering(&pairs, &request.headers)?;
+    let route = request.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+    let thumbnail = route.is_some_and(|r| r.ends_with("/thumbnail"));
     if thumbnail {
         r.viewport = r.viewport.or(Some((THUMBNAIL, THUMBNAIL)));
     }
@@ -281,7 +282,9 @@ pub async fn handler(
                 - 1
         }
     };
-    answer(state, caller, ctx, (p, frame, !thumbnail), r).await
+    // A thumbnail is not pixel data a consumer pays for, and a HEAD sends no bytes.
+    let metered = !thumbnail && request.method != Method::HEAD;
+    answer(state, caller, ctx, (p, frame, metered), r).await
 }
 
 /// The operation of a rendered image or thumbnail at `p`.
