@@ -512,7 +512,12 @@ async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
     assert_eq!(app.get_raw("/studies/7.7.7/thumbnail", CONSUMER, &[]).await.status(), 404);
     // A HEAD of a rendered image sends no pixels: not metered either.
     let token = app.jwt.issue("lab-1", Role::Consumidor, Duration::from_secs(60)).expect("token");
-    let head = app.client.head(format!("{}{at}/rendered", app.base)).bearer_auth(token).send().await;
+    let head = app
+        .client
+        .head(format!("{}{at}/rendered", app.base))
+        .bearer_auth(token)
+        .send()
+        .await;
     assert_eq!(head.expect("HEAD").status(), 200);
     // Metered: the narrow window and the PNG frame after the first; no thumbnail, no error, no HEAD.
     let rest = app.events::<EventoUsoDatos>(&usage, 10, Duration::from_secs(3)).await;
