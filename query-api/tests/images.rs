@@ -523,3 +523,41 @@ async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
     let rest = app.events::<EventoUsoDatos>(&usage, 10, Duration::from_secs(3)).await;
     assert_eq!(rest.len(), 2, "{rest:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sop_instance_uid_is_one_instance_the_newest_upload() {
+    let (app, _) = seeded().await;
+    // The same instance sent twice with other bytes: two images, one SOP Instance UID.
+    let first = common::fixture();
+    let mut second = first.clone();
+    second.extend_from_slice(b"\0\0");
+    let mut events = Vec::new();
+    for (n, image, at, bytes) in [("e1", "e", 500, &first), ("f1", "f", 600, &second)] {
+        let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
+        let mut out = anonymized(n, image, "p1", at + 10, ("5.5", "5.5.1", "5.5.1.1", "CT", "PSEUDO-5", "20210101"));
+        if let alpes_platform::store::CatalogEvent::Anonymized(e) = &mut out {
+            (e.blob_key, e.sha256, e.size_bytes) = (key, sha, bytes.len() as i64);
+        }
+        events.push(registered(&format!("r-{image}"), image, "p1", at));
+        events.push(out);
+    }
+    app.catalog.apply(events).await.expect("seed");
+    let res = app.get_raw("/studies/5.5/series/5.5.1/instances/5.5.1.1", CONSUMER, &[]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.bytes().await.expect("body");
+    let parts = body
+        .windows(b"Content-Type: application/dicom".len())
+        .filter(|w| *w == b"Content-Type: application/dicom")
+        .count();
+    assert_eq!(parts, 1, "one part for one instance");
+    assert!(
+        body.windows(second.len()).any(|w| w == second.as_slice()),
+        "the newest upload's bytes"
+    );
+    let found = app.get_raw("/studies/5.5/instances", CONSUMER, &[]).await;
+    let found: serde_json::Value = found.json().await.expect("json");
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    let meta = app.get_raw("/studies/5.5/metadata", CONSUMER, &[]).await;
+    let meta: serde_json::Value = meta.json().await.expect("json");
+    assert_eq!(meta.as_array().map(Vec::len), Some(1));
+}

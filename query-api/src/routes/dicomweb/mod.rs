@@ -83,9 +83,33 @@ pub async fn instances_under(state: &QueryState, target: Target) -> Result<Vec<C
         limit: 10_000,
         ..DicomQuery::default()
     };
-    let found = state.catalog.instances(&q).await?;
+    let found = one_per_sop(state.catalog.instances(&q).await?);
     if found.is_empty() {
         return Err(ApiError::not_found(missing));
     }
     Ok(found)
+}
+
+/// One instance per SOP Instance UID: when several uploads share one (the same file sent again
+/// with other bytes), the newest upload's output is the instance, in the place of the first;
+/// the others stay in `/imagenes` and the audit trail. Instances without a UID are kept.
+pub fn one_per_sop(found: Vec<CatalogImage>) -> Vec<CatalogImage> {
+    let sop = |i: &CatalogImage| i.anonymized.as_ref().and_then(|o| o.sop_instance_uid.clone());
+    let newest = |i: &CatalogImage| (i.created_at, i.anonymized.as_ref().map_or(0, |o| o.anonymized_at));
+    let mut out: Vec<CatalogImage> = Vec::with_capacity(found.len());
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for image in found {
+        match sop(&image) {
+            Some(uid) => match at.get(&uid) {
+                Some(&i) if newest(&image) > newest(&out[i]) => out[i] = image,
+                Some(_) => {}
+                None => {
+                    at.insert(uid, out.len());
+                    out.push(image);
+                }
+            },
+            None => out.push(image),
+        }
+    }
+    out
 }

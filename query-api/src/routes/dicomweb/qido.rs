@@ -214,6 +214,6 @@ pub async fn instances(
     may_use(&caller)?;
     let (q, limit, warnings) = scoped(params, scope)?;
     let base = state.public_url.as_str();
-    let found = state.catalog.instances(&q).await?;
+    let found = super::one_per_sop(state.catalog.instances(&q).await?);
     Ok(answer(&found, (limit, q.offset), warnings, |i| instance_json(i, base)))
 }
