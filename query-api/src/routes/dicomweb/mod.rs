@@ -90,14 +90,19 @@ pub async fn instances_under(state: &QueryState, target: Target) -> Result<Vec<C
     Ok(found)
 }
 
-/// One instance per SOP Instance UID: when several uploads share one (the same file sent again
-/// with other bytes), the newest upload's output is the instance, in the place of the first;
-/// the others stay in `/imagenes` and the audit trail. Instances without a UID are kept.
+/// One instance per SOP Instance UID and provider: when a provider's uploads share one (the same
+/// file sent again with other bytes), the newest upload's output is the instance, in the place
+/// of the first; the others stay in `/imagenes` and the audit trail. Two providers' copies of
+/// one file, linked by `--pseudonym-scope instance`, stay two instances. Instances without a
+/// UID are kept.
 pub fn one_per_sop(found: Vec<CatalogImage>) -> Vec<CatalogImage> {
-    let sop = |i: &CatalogImage| i.anonymized.as_ref().and_then(|o| o.sop_instance_uid.clone());
+    let sop = |i: &CatalogImage| {
+        let uid = i.anonymized.as_ref().and_then(|o| o.sop_instance_uid.clone())?;
+        Some((i.provider_id.clone(), uid))
+    };
     let newest = |i: &CatalogImage| (i.created_at, i.anonymized.as_ref().map_or(0, |o| o.anonymized_at));
     let mut out: Vec<CatalogImage> = Vec::with_capacity(found.len());
-    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut at: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
     for image in found {
         match sop(&image) {
             Some(uid) => match at.get(&uid) {
