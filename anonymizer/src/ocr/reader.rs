@@ -9,10 +9,8 @@ use crate::region::Region;
 use serde::Serialize;
 use sha2::Digest;
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 use tesseract_plumbing::TessBaseApi;
 
@@ -109,12 +107,12 @@ fn start() -> Result<TessBaseApi, String> {
 /// same pixels, so this changes no result, only the time. Kept per image: it holds crops, and
 /// the pixels of one patient's image are never compared with another's.
 #[derive(Debug, Default)]
-pub struct Readings(HashMap<u64, Vec<(Vec<u8>, u32, Reading)>>);
+pub struct Readings(HashMap<(u32, Vec<u8>), Reading>);
 
 impl Readings {
     /// How many crops were recognized (not found here).
     pub fn recognized(&self) -> usize {
-        self.0.values().map(Vec::len).sum()
+        self.0.len()
     }
 }
 
@@ -127,14 +125,12 @@ pub fn read(frame: &Luma, area: Region, readings: &mut Readings) -> Result<Readi
             confidence: 0.0,
         });
     };
-    let mut hasher = DefaultHasher::new();
-    (w, &crop).hash(&mut hasher);
-    let seen = readings.0.entry(hasher.finish()).or_default();
-    if let Some((_, _, reading)) = seen.iter().find(|(c, cw, _)| *cw == w && *c == crop) {
+    let key = (w, crop);
+    if let Some(reading) = readings.0.get(&key) {
         return Ok(reading.clone());
     }
-    let reading = recognize(&crop, w, h)?;
-    seen.push((crop, w, reading.clone()));
+    let reading = recognize(&key.1, w, h)?;
+    readings.0.insert(key, reading.clone());
     Ok(reading)
 }
 

@@ -118,17 +118,13 @@ fn strip_jpeg(input: &[u8]) -> Result<StrippedJpeg> {
                 }
             }
             0xE1..=0xED | 0xEF | 0xFE => removed += 1,
-            // JPEG-LS (ISO 14495-1): its frame header (SOF55) and parameters (LSE) are needed to decode.
-            0xF7 => {
-                frame.get_or_insert(parse_sof(payload)?);
-                jpeg_ls = true;
-                out.extend_from_slice(segment);
-            }
+            // JPEG-LS (ISO 14495-1) parameters are needed to decode; its frame header is SOF55 below.
             0xF8 => out.extend_from_slice(segment),
             0xC8 | 0xF0..=0xF6 | 0xF9..=0xFD => removed += 1,
-            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0xF7 => {
                 let parsed = parse_sof(payload)?;
                 frame.get_or_insert(parsed);
+                jpeg_ls |= code == 0xF7;
                 out.extend_from_slice(segment);
             }
             0xDA => {

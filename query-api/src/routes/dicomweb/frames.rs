@@ -30,7 +30,7 @@ const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 /// The media type PS3.18 table 8.7.3-4 gives the frames of a stored transfer syntax.
 fn media_type(ts: &str) -> Option<&'static str> {
     Some(match ts {
-        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99" => "application/octet-stream",
+        ts if super::is_native(ts) => "application/octet-stream",
         "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "image/jpeg",
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
         "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" | "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jp2",
@@ -82,11 +82,7 @@ pub fn frames_of(blob: &[u8]) -> Result<Frames, ApiError> {
             data.chunks_exact(size).take(count).map(Bytes::copy_from_slice).collect()
         }
     };
-    let transfer_syntax = if media_type == "application/octet-stream" {
-        EXPLICIT_LE.to_owned()
-    } else {
-        ts
-    };
+    let transfer_syntax = if super::is_native(&ts) { EXPLICIT_LE.to_owned() } else { ts };
     Ok(Frames {
         media_type,
         transfer_syntax,

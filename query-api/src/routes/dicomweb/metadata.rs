@@ -29,10 +29,7 @@ pub fn dicom_json(bytes: &[u8], bulk: Option<&str>) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::internal(&"a stored anonymized blob does not parse as DICOM"))?;
     let mut json = dicom_json::to_value(&*obj).map_err(|e| ApiError::internal(&e))?;
     if let (Some(uri), Some(attributes)) = (bulk, json.as_object_mut()) {
-        let native = matches!(
-            obj.meta().transfer_syntax().trim_end_matches('\0'),
-            "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99"
-        );
+        let native = super::is_native(obj.meta().transfer_syntax().trim_end_matches('\0'));
         let bits = obj.element(tags::BITS_ALLOCATED).ok().and_then(|e| e.to_int::<u16>().ok());
         let vr = if native && bits.is_some_and(|b| b > 8) { "OW" } else { "OB" };
         attributes.insert("7FE00010".into(), json!({ "vr": vr, "BulkDataURI": uri }));
@@ -45,15 +42,7 @@ async fn metadata(state: Shared, headers: &HeaderMap, instances: Vec<CatalogImag
     for image in &instances {
         let Some(o) = &image.anonymized else { continue };
         let bytes = state.blobs.get(&o.blob_key).await?;
-        let bulk = (o.rows > 0).then(|| {
-            format!(
-                "{}/studies/{}/series/{}/instances/{}/bulkdata/7FE00010",
-                state.public_url.as_str(),
-                o.study_uid.as_deref().unwrap_or_default(),
-                o.series_uid.as_deref().unwrap_or_default(),
-                o.sop_instance_uid.as_deref().unwrap_or_default(),
-            )
-        });
+        let bulk = (o.rows > 0).then(|| format!("{}/bulkdata/7FE00010", super::instance_url(state.public_url.as_str(), o)));
         out.push(dicom_json(&bytes, bulk.as_deref())?);
     }
     let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e))?;

@@ -11,6 +11,7 @@ pub mod rendered;
 pub mod wado;
 
 use crate::QueryState;
+use alpes_domain::catalog::AnonymizedOutput;
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::store::catalog::DicomQuery;
@@ -58,6 +59,27 @@ pub fn text(out: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<&st
 /// A number attribute from an optional value.
 pub fn number(out: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<i64>) {
     attr(out, tag, vr, value.map(|v| vec![json!(v)]).unwrap_or_default());
+}
+
+/// The URL of an anonymized instance under `base` (its RetrieveURL; `/bulkdata/...` and the
+/// other pixel routes hang under it).
+pub fn instance_url(base: &str, out: &AnonymizedOutput) -> String {
+    let uid = |u: &Option<String>| u.clone().unwrap_or_default();
+    format!(
+        "{base}/studies/{}/series/{}/instances/{}",
+        uid(&out.study_uid),
+        uid(&out.series_uid),
+        uid(&out.sop_instance_uid)
+    )
+}
+
+/// Whether a transfer syntax stores native (uncompressed) pixel data: implicit and explicit
+/// VR little endian, explicit big endian, deflated.
+pub fn is_native(ts: &str) -> bool {
+    matches!(
+        ts,
+        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99"
+    )
 }
 
 /// What a WADO-RS path names: a study, a series in it, or one instance.

@@ -100,12 +100,7 @@ pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
     text(&mut o, "00080018", "UI", Some(sop));
     text(&mut o, "00080020", "DA", out.study_date.as_deref());
     text(&mut o, "00080060", "CS", image.modality.as_deref());
-    text(
-        &mut o,
-        "00081190",
-        "UR",
-        Some(&format!("{base}/studies/{study}/series/{series}/instances/{sop}")),
-    );
+    text(&mut o, "00081190", "UR", Some(&super::instance_url(base, out)));
     text(&mut o, "00100020", "LO", out.patient_id.as_deref());
     text(&mut o, "0020000D", "UI", Some(study));
     text(&mut o, "0020000E", "UI", Some(series));
