@@ -145,7 +145,7 @@ mod tests {
         kafka.outbox().reads("billing", &[topics::USAGE, topics::IMAGES_REGISTERED]);
         let producer = Producer::new(&kafka, alpes_schemas::Codec::single_object(), Arc::new(Metrics::new())).expect("producer");
 
-        producer.send_raw(topics::IMAGES_REGISTERED, "k", b"x").await.expect("sent");
+        sent_once_the_broker_answers(&producer, topics::IMAGES_REGISTERED).await;
         assert_eq!(
             kafka.outbox().waiting().await.expect("waiting"),
             0,
@@ -157,7 +157,21 @@ mod tests {
         assert_eq!(kafka.outbox().waiting().await.expect("waiting"), 0, "not sent, so not kept");
 
         kafka.mock().expect("mock").all_up().expect("up");
-        producer.send_raw(topics::USAGE, "k", b"x").await.expect("sent");
+        sent_once_the_broker_answers(&producer, topics::USAGE).await;
         assert_eq!(kafka.outbox().waiting().await.expect("waiting"), 1, "kept until billing applies it");
+    }
+
+    /// Sends until the broker takes it: a loaded CI machine can need more than
+    /// the test's 1 s delivery timeout to reach the mock broker (at start or
+    /// once it is back up). A refused send is not kept, which is what the test
+    /// checks after each phase, so trying again cannot hide a kept refusal.
+    async fn sent_once_the_broker_answers(producer: &Producer, topic: &str) {
+        for attempt in 1..=20 {
+            match producer.send_raw(topic, "k", b"x").await {
+                Ok(_) => return,
+                Err(e) if attempt == 20 => panic!("the broker never took the event: {e}"),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        }
     }
 }
