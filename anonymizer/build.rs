@@ -1,7 +1,10 @@
-//! Generates the PS3.15 Table E.1-1 action table from the shipped JSON.
+//! Generates the engine's tables from the standard's machine-readable form:
+//! - the PS3.15 Table E.1-1 action table from `standard/ps3.15-table-e1-1.json`
+//!   (`tests/table.rs` proves the generated table matches it);
+//! - the PS3.3 attribute types by IOD from `standard/ps3.3-iods/` (highdicom's
+//!   tables, gzipped as shipped; `tests/iod_types.rs` checks them against it).
 //!
-//! The table is never typed by hand: `standard/ps3.15-table-e1-1.json` is the
-//! single source, and `tests/table.rs` proves the generated table matches it.
+//! Neither is ever typed by hand.
 
 use std::fmt::Write as _;
 
@@ -73,6 +76,11 @@ fn opt(code: &Option<String>) -> &'static str {
 }
 
 fn main() {
+    table_e1_1();
+    iod_types();
+}
+
+fn table_e1_1() {
     let path = "standard/ps3.15-table-e1-1.json";
     println!("cargo:rerun-if-changed={path}");
     let text = std::fs::read_to_string(path).expect("read Table E.1-1 JSON");
@@ -124,3 +132,127 @@ fn main() {
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("table_e1_1.rs");
     std::fs::write(dest, out).expect("write generated table");
 }
+
+#[derive(serde::Deserialize)]
+struct ModuleRef {
+    key: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Attribute {
+    keyword: String,
+    #[serde(rename = "type")]
+    kind: String,
+    path: Vec<String>,
+}
+
+fn gunzip_json<T: serde::de::DeserializeOwned>(path: &str) -> T {
+    println!("cargo:rerun-if-changed={path}");
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    serde_json::from_reader(std::io::BufReader::new(flate2::read::GzDecoder::new(file))).unwrap_or_else(|e| panic!("parse {path}: {e}"))
+}
+
+/// The tag a PS3.3 keyword names, from dicom-rs's standard dictionary.
+fn tag_of(keyword: &str) -> Option<u32> {
+    use dicom_core::dictionary::DataDictionary;
+    let entry = dicom_dictionary_std::StandardDataDictionary.by_name(keyword)?;
+    let tag = entry.tag.inner();
+    Some((u32::from(tag.0) << 16) | u32::from(tag.1))
+}
+
+/// The attribute types of PS3.3, reduced to what de-identification asks: for every
+/// attribute of type 1, 1C, 2, 2C or 3, (hash of its sequence path, tag, module, type),
+/// as 16-byte little-endian records sorted for binary search, plus the modules of
+/// every IOD and the IOD of every SOP class. Untyped rows are left out. Modules an
+/// IOD names that the attribute table lacks are left out of the IOD (`MISSING_MODULES`).
+/// The path hash and the tag normalisation are `iod::path_hash` and `iod::normalise`
+/// (the same code, included below).
+fn iod_types() {
+    println!("cargo:rerun-if-changed=src/iod/rules.rs");
+    let dir = "standard/ps3.3-iods";
+    let sop: std::collections::BTreeMap<String, String> = gunzip_json(&format!("{dir}/sop_class_iod_map.json.gz"));
+    let iods: std::collections::BTreeMap<String, Vec<ModuleRef>> = gunzip_json(&format!("{dir}/iod_module_map.json.gz"));
+    let modules: std::collections::BTreeMap<String, Vec<Attribute>> = gunzip_json(&format!("{dir}/module_attribute_map.json.gz"));
+    let module_index: std::collections::HashMap<&str, usize> = modules.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let iod_index: std::collections::HashMap<&str, usize> = iods.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let mut records: std::collections::BTreeMap<(u64, u32, u16), u8> = std::collections::BTreeMap::new();
+    let mut unknown_keywords = std::collections::BTreeSet::new();
+    for (m, (_, attributes)) in modules.iter().enumerate() {
+        for a in attributes {
+            let kind = match a.kind.as_str() {
+                "1" => 1u8,
+                "1C" => 0x11,
+                "2" => 2,
+                "2C" => 0x12,
+                "3" => 3,
+                _ => continue,
+            };
+            let tags: Option<Vec<u32>> = a.path.iter().chain(std::iter::once(&a.keyword)).map(|k| tag_of(k)).collect();
+            let Some(tags) = tags else {
+                unknown_keywords.insert(a.keyword.clone());
+                continue;
+            };
+            let (last, path) = tags.split_last().expect("a keyword");
+            let key = (
+                iod_rules::path_hash(path),
+                iod_rules::normalise(*last),
+                u16::try_from(m).expect("modules"),
+            );
+            let slot = records.entry(key).or_insert(kind);
+            // The stronger of two rows for one attribute: 1 over 2, unconditional over conditional.
+            if (kind & 0x0F, kind >> 4 == 0) < (*slot & 0x0F, *slot >> 4 == 0) {
+                *slot = kind;
+            }
+        }
+    }
+    let mut blob = Vec::with_capacity(records.len() * 16);
+    for ((hash, tag, module), kind) in &records {
+        blob.extend_from_slice(&hash.to_le_bytes());
+        blob.extend_from_slice(&tag.to_le_bytes());
+        blob.extend_from_slice(&module.to_le_bytes());
+        blob.push(*kind);
+        blob.push(0);
+    }
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(out_dir.join("iod_required.bin"), blob).expect("write records");
+    let mut out = String::from("// @generated by build.rs from standard/ps3.3-iods/\n");
+    out.push_str("/// Module keys, by index.\npub(crate) static MODULES: &[&str] = &[\n");
+    for k in modules.keys() {
+        let _ = writeln!(out, "    {k:?},");
+    }
+    out.push_str(
+        "];\n/// IOD keys and the indices of their modules (every usage: M, C and U).\npub(crate) static IODS: &[(&str, &[u16])] = &[\n",
+    );
+    let mut missing = std::collections::BTreeSet::new();
+    for (k, refs) in &iods {
+        let idx: Vec<String> = refs
+            .iter()
+            .filter_map(|r| match module_index.get(r.key.as_str()) {
+                Some(i) => Some(i.to_string()),
+                None => {
+                    missing.insert(r.key.as_str());
+                    None
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "    ({k:?}, &[{}]),", idx.join(", "));
+    }
+    out.push_str("];\n/// SOP Class UIDs, sorted, and the index of their IOD.\npub(crate) static SOP_CLASSES: &[(&str, u16)] = &[\n");
+    for (uid, iod) in &sop {
+        let i = iod_index.get(iod.as_str()).unwrap_or_else(|| panic!("IOD {iod} of {uid}"));
+        let _ = writeln!(out, "    ({uid:?}, {i}),");
+    }
+    let _ = writeln!(
+        out,
+        "];\n/// Keywords of typed rows the dictionary does not know, left out.\npub(crate) static UNKNOWN_KEYWORDS: &[&str] = &{:?};\n\
+         /// Modules IODs name that the attribute table lacks.\npub(crate) static MISSING_MODULES: &[&str] = &{:?};",
+        unknown_keywords.iter().collect::<Vec<_>>(),
+        missing.iter().collect::<Vec<_>>()
+    );
+    std::fs::write(out_dir.join("iod_types.rs"), out).expect("write generated IOD tables");
+}
+
+/// `iod::path_hash` and `iod::normalise`, shared with the engine so that the
+/// records and the lookups hash paths the one same way.
+#[path = "src/iod/rules.rs"]
+mod iod_rules;

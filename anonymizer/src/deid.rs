@@ -24,11 +24,22 @@
 //!
 //! An item with no Code Value, Meaning or designator of its own (a Coding
 //! Scheme Resources item, for example) follows the item it is nested in.
+//!
+//! # The object stays as valid as it came
+//! Every decision is made knowing what the object's IOD requires of the
+//! attribute at its nesting path ([`crate::iod`]): compound codes resolve by
+//! type ([`crate::profile::resolve_typed`]), and an attribute the IOD requires
+//! is emptied rather than removed (Type 2), or given a dummy rather than
+//! emptied or removed (Type 1), whatever rule removed it
+//! ([`crate::profile::keep_valid`]); free text that cleaning leaves empty gets
+//! the dummy when it is Type 1. Removing an overlay's data removes its whole
+//! group (60xx): an overlay plane without its bits is not a valid one.
 
 use crate::clean::clean_text;
 use crate::dataset::{DataSet, Element, Value, Vr};
 use crate::dates::shift_values;
-use crate::profile::{Action, DateMode, Options};
+use crate::iod::{Iod, Requirement};
+use crate::profile::{keep_valid, Action, DateMode, Options};
 use crate::pseudonym::Secret;
 use crate::syntax;
 use crate::table;
@@ -36,6 +47,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 const PATIENT_NAME: u32 = 0x0010_0010;
 const PATIENT_ID: u32 = 0x0010_0020;
+const SOP_CLASS_UID: u32 = 0x0008_0016;
 const DUMMY_TEXT: &str = "ANONYMIZED";
 
 /// Private attributes kept under Retain Safe Private: (creator, group, element low byte, what it is).
@@ -207,6 +219,13 @@ pub struct Deidentifier<'c> {
     pub counts: BTreeMap<Action, u64>,
     /// UID values replaced.
     pub uids_remapped: u64,
+    /// The object's IOD, when the PS3.3 tables have its SOP class.
+    pub iod: Option<Iod>,
+    /// Attributes the IOD requires that were emptied instead of removed, or given
+    /// a dummy instead of being removed or emptied (see [`keep_valid`]).
+    pub kept_for_iod: u64,
+    /// The tags of the sequences enclosing the dataset being processed.
+    path: Vec<u32>,
 }
 
 impl<'c> Deidentifier<'c> {
@@ -221,7 +240,17 @@ impl<'c> Deidentifier<'c> {
             overlays_burned: false,
             counts: BTreeMap::new(),
             uids_remapped: 0,
+            iod: top.text(SOP_CLASS_UID).and_then(Iod::for_sop_class),
+            kept_for_iod: 0,
+            path: Vec::new(),
         }
+    }
+
+    /// What the object's IOD requires of `tag` in the dataset being processed.
+    fn required(&self, tag: u32) -> Requirement {
+        self.iod
+            .as_ref()
+            .map_or(Requirement::Unknown, |iod| iod.requirement(&self.path, tag))
     }
 
     fn count(&mut self, action: Action) {
@@ -261,6 +290,7 @@ impl<'c> Deidentifier<'c> {
         };
         let same_patient_id = ds.get(PATIENT_ID).map(raw_trimmed).filter(|s| !s.is_empty()).map(<[u8]>::to_vec);
         let mut kept_blocks: HashSet<(u16, u8)> = HashSet::new();
+        let mut overlays_removed: HashSet<u16> = HashSet::new();
         let elements = std::mem::take(&mut ds.elements);
         let mut out = Vec::with_capacity(elements.len());
         let mut private_creators = Vec::new();
@@ -300,12 +330,25 @@ impl<'c> Deidentifier<'c> {
                     el.vr = dict;
                 }
             }
-            let action = self.action_for(&el, mode);
+            let required = self.required(el.tag);
+            let mut action = self.action_for(&el, mode, required);
+            let overlay_data = el.tag & 0xFF01_FFFF == 0x6000_3000;
+            if !overlay_data && keep_valid(action, required) != action {
+                action = keep_valid(action, required);
+                self.kept_for_iod += 1;
+            }
             self.count(action);
-            if self.apply(&mut el, action, mode, same_patient_id.as_deref()) {
+            self.path.push(el.tag);
+            let kept = self.apply(&mut el, action, mode, same_patient_id.as_deref(), required);
+            self.path.pop();
+            if kept {
                 out.push(el);
+            } else if overlay_data {
+                overlays_removed.insert(el.group());
             }
         }
+        // An overlay plane without its data is not a valid one: the whole group goes.
+        out.retain(|e| !overlays_removed.contains(&e.group()));
         for c in private_creators {
             if kept_blocks.contains(&(c.group(), (c.tag & 0xFF) as u8)) {
                 out.push(c);
@@ -317,7 +360,7 @@ impl<'c> Deidentifier<'c> {
         ds.elements = out;
     }
 
-    fn action_for(&self, el: &Element<'_>, mode: TextMode) -> Action {
+    fn action_for(&self, el: &Element<'_>, mode: TextMode, required: Requirement) -> Action {
         if el.tag == PATIENT_ID || el.tag == PATIENT_NAME {
             return Action::Pseudonym;
         }
@@ -326,7 +369,7 @@ impl<'c> Deidentifier<'c> {
             return Action::RemoveUnknown;
         }
         if let Some(entry) = table::lookup(el.tag) {
-            return self.options.resolve(entry);
+            return self.options.resolve(entry, required);
         }
         if el.vr == Vr::PN {
             return Action::RemovePersonName;
@@ -408,7 +451,14 @@ impl<'c> Deidentifier<'c> {
     }
 
     /// Applies an action; returns whether the element stays.
-    fn apply(&mut self, el: &mut Element<'_>, action: Action, mode: TextMode, same_patient_id: Option<&[u8]>) -> bool {
+    fn apply(
+        &mut self,
+        el: &mut Element<'_>,
+        action: Action,
+        mode: TextMode,
+        same_patient_id: Option<&[u8]>,
+        required: Requirement,
+    ) -> bool {
         match action {
             Action::Remove | Action::RemovePrivate | Action::RemovePersonName | Action::RemoveUnknown => return false,
             Action::Empty => {
@@ -433,7 +483,22 @@ impl<'c> Deidentifier<'c> {
             }
             Action::Uid => self.remap_uids(el),
             Action::Dummy => self.dummy(el),
-            Action::Clean => return self.clean(el),
+            Action::Clean => {
+                let kept = self.clean(el);
+                let emptied = kept && matches!(&el.value, Value::Bytes(b) if b.is_empty());
+                // What cleaning left empty, or could not clean, is what it would be if removed.
+                let valid = match (kept, emptied) {
+                    (false, _) => keep_valid(Action::Remove, required),
+                    (true, true) => keep_valid(Action::Empty, required),
+                    (true, false) => return true,
+                };
+                let as_it_is = matches!((kept, valid), (false, Action::Remove) | (true, Action::Empty));
+                if as_it_is || el.tag & 0xFF01_FFFF == 0x6000_3000 {
+                    return kept;
+                }
+                self.kept_for_iod += 1;
+                return self.apply(el, valid, mode, same_patient_id, required);
+            }
             Action::Keep | Action::UidsInSequence | Action::KeepSafePrivate => {
                 if let Value::Sequence(items) = &mut el.value {
                     for item in items {

@@ -355,6 +355,13 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     }
     report.actions = deid.counts.clone();
     report.uids_remapped = deid.uids_remapped;
+    report.iod = deid.iod.as_ref().map(|iod| iod.name.to_owned());
+    report.kept_for_iod = deid.kept_for_iod;
+    if deid.iod.is_none() {
+        report
+            .notes
+            .push("SOP class not in the PS3.3 tables: compound codes resolved by the rule for any IOD".into());
+    }
     record_method(&mut ds, &cfg.options);
     if found.is_some() {
         // PS3.3 C.7.6.1.1.4: the text that could identify the patient is gone.

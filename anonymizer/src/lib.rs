@@ -18,6 +18,7 @@ pub mod dates;
 pub mod deid;
 mod engine;
 pub mod error;
+pub mod iod;
 pub mod j2k;
 pub mod ocr;
 pub mod parse;

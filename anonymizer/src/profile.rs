@@ -3,9 +3,14 @@
 //!
 //! # Compound codes
 //! PS3.15 lets an implementation choose within `X/Z`, `X/D`, `X/Z/D`, `Z/D`
-//! and `X/Z/U*` according to the attribute's Type in the IOD. Alpes does not
-//! carry per-IOD Type tables, so it takes **the most removal that keeps the
-//! object valid whatever the IOD**:
+//! and `X/Z/U*` according to the attribute's Type in the IOD. Where the PS3.3
+//! tables ([`crate::iod`]) describe the attribute's place in the object, the
+//! choice is the standard's ([`resolve_typed`]): Type 3 → remove, Type 2 →
+//! empty, Type 1 → dummy (`X/Z/U*`: the sequence kept with its UIDs replaced,
+//! for Type 2 too, so that the object's references stay whole).
+//! Where they do not (a SOP class not in the tables, a sequence whose items they
+//! do not list), Alpes takes **the most removal that keeps the object valid
+//! whatever the IOD** ([`resolve_basic`]):
 //! - if the row's `stdCompIOD` column is `N` (the attribute is in no standard
 //!   composite IOD), removal cannot break conformance: `X/…` → remove, `Z/D` → empty;
 //! - otherwise the attribute may be Type 1 or 2 somewhere, so the strongest
@@ -18,6 +23,7 @@
 //! options disagree (`K` from a Retain option, `C` from another), the more
 //! protective `C` wins.
 
+use crate::iod::Requirement;
 use crate::table::{Basic, Entry, OptionAction, OptionColumn};
 use serde::{Deserialize, Serialize};
 
@@ -182,8 +188,9 @@ impl Options {
         codes
     }
 
-    /// Resolves one table row to the action taken under these options.
-    pub fn resolve(&self, entry: &Entry) -> Action {
+    /// Resolves one table row to the action taken under these options, for an
+    /// attribute the object's IOD requires as `required`.
+    pub fn resolve(&self, entry: &Entry, required: Requirement) -> Action {
         let mut keep = false;
         for column in OptionColumn::ALL {
             if !self.enabled(column) {
@@ -198,7 +205,40 @@ impl Options {
         if keep {
             return Action::Keep;
         }
-        resolve_basic(entry.basic, entry.std_comp_iod)
+        match required {
+            Requirement::Unknown => resolve_basic(entry.basic, entry.std_comp_iod),
+            known => resolve_typed(entry.basic, known),
+        }
+    }
+}
+
+/// PS3.15's compound codes decided by the attribute's type in the object's IOD
+/// (`Unknown` is taken as Type 3: see [`resolve_basic`] for the rule without tables).
+pub fn resolve_typed(basic: Basic, required: Requirement) -> Action {
+    use Requirement::{Optional, Type1, Type2, Unknown};
+    match (basic, required) {
+        (Basic::X, _) => Action::Remove,
+        (Basic::Z, _) => Action::Empty,
+        (Basic::D, _) => Action::Dummy,
+        (Basic::U, _) => Action::Uid,
+        (Basic::XZ | Basic::XD | Basic::XZD | Basic::XZUStar, Optional | Unknown) => Action::Remove,
+        (Basic::ZD, Optional | Unknown | Type2) | (Basic::XZ | Basic::XZD, Type2) => Action::Empty,
+        (Basic::XD, Type2) | (Basic::XZ | Basic::XD | Basic::XZD | Basic::ZD, Type1) => Action::Dummy,
+        // A Type 2 reference sequence could be emptied, but then the object still names the
+        // referenced series (Common Instance Reference) and no longer the instances in them:
+        // its references are kept, every UID in them replaced, as for Type 1.
+        (Basic::XZUStar, Type1 | Type2) => Action::UidsInSequence,
+    }
+}
+
+/// The least change to `action` that leaves an attribute the IOD requires valid:
+/// a Type 2 attribute is emptied rather than removed, a Type 1 one gets a dummy
+/// rather than going or being emptied. Nothing of the original value is kept.
+pub fn keep_valid(action: Action, required: Requirement) -> Action {
+    match (action, required) {
+        (Action::Remove | Action::RemovePersonName, Requirement::Type2) => Action::Empty,
+        (Action::Remove | Action::RemovePersonName | Action::Empty, Requirement::Type1) => Action::Dummy,
+        _ => action,
     }
 }
 
@@ -283,22 +323,42 @@ mod tests {
     }
 
     #[test]
+    fn compound_codes_follow_the_attributes_type_where_the_iod_is_known() {
+        use Requirement::{Optional, Type1, Type2};
+        for (basic, optional, type2, type1) in [
+            (Basic::XZ, Action::Remove, Action::Empty, Action::Dummy),
+            (Basic::XD, Action::Remove, Action::Dummy, Action::Dummy),
+            (Basic::XZD, Action::Remove, Action::Empty, Action::Dummy),
+            (Basic::ZD, Action::Empty, Action::Empty, Action::Dummy),
+            (Basic::XZUStar, Action::Remove, Action::UidsInSequence, Action::UidsInSequence),
+        ] {
+            assert_eq!(resolve_typed(basic, Optional), optional, "{basic:?} Type 3");
+            assert_eq!(resolve_typed(basic, Type2), type2, "{basic:?} Type 2");
+            assert_eq!(resolve_typed(basic, Type1), type1, "{basic:?} Type 1");
+        }
+        assert_eq!(keep_valid(Action::Remove, Type2), Action::Empty);
+        assert_eq!(keep_valid(Action::Empty, Type1), Action::Dummy);
+        assert_eq!(keep_valid(Action::Remove, Optional), Action::Remove);
+        assert_eq!(keep_valid(Action::RemovePrivate, Type1), Action::RemovePrivate);
+    }
+
+    #[test]
     fn a_clean_option_wins_over_a_retain_option() {
         // Beam Hold Transition DateTime: rtnDevIdOpt K, rtnLongModifDatesOpt C.
         let e = table::lookup(0x300C_0127).expect("row");
         let mut o = Options::basic();
         o.retain("device-identity");
-        assert_eq!(o.resolve(e), Action::Keep);
+        assert_eq!(o.resolve(e, Requirement::Unknown), Action::Keep);
         o.retain("modified-dates");
-        assert_eq!(o.resolve(e), Action::Clean);
+        assert_eq!(o.resolve(e, Requirement::Unknown), Action::Clean);
     }
 
     #[test]
     fn retain_uids_keeps_study_instance_uid() {
         let e = table::lookup(0x0020_000D).expect("row");
         let mut o = Options::default();
-        assert_eq!(o.resolve(e), Action::Uid);
+        assert_eq!(o.resolve(e, Requirement::Type1), Action::Uid);
         o.retain("uids");
-        assert_eq!(o.resolve(e), Action::Keep);
+        assert_eq!(o.resolve(e, Requirement::Type1), Action::Keep);
     }
 }

@@ -28,6 +28,13 @@ pub struct Report {
     pub actions: BTreeMap<Action, u64>,
     /// UID values replaced by keyed pseudonyms.
     pub uids_remapped: u64,
+    /// The IOD the attributes were judged against (its key in the PS3.3 tables, such as
+    /// `ct-image`); `None` when the tables lack the SOP class, and a note says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iod: Option<String>,
+    /// Attributes the IOD requires that were emptied or given a dummy value instead of
+    /// being removed (or emptied), to keep the object as valid as it came.
+    pub kept_for_iod: u64,
     /// Regions burned, each with its clipped area per frame.
     pub regions: Vec<BurnedRegion>,
     /// Pixels filled in the image, all frames.
@@ -65,6 +72,8 @@ impl Report {
             format,
             actions: BTreeMap::new(),
             uids_remapped: 0,
+            iod: None,
+            kept_for_iod: 0,
             regions: Vec::new(),
             burned_area: 0,
             overlay_area: 0,

@@ -3,7 +3,8 @@
 mod common;
 
 use alpes_anonymizer::dataset::{DataSet, Element, Value, Vr};
-use alpes_anonymizer::profile::resolve_basic;
+use alpes_anonymizer::iod::Iod;
+use alpes_anonymizer::profile::{keep_valid, resolve_basic, resolve_typed};
 use alpes_anonymizer::table::{self, OptionAction, OptionColumn};
 use alpes_anonymizer::{anonymize, syntax, Action, Options};
 use serde_json::Value as Json;
@@ -69,8 +70,36 @@ fn sample_value(vr: Vr) -> Value<'static> {
     }
 }
 
+/// A SOP class the PS3.3 tables do not have (a private one).
+const UNKNOWN_SOP_CLASS: &str = "1.2.826.0.1.3680043.2.1125.99.1";
+/// Secondary Capture Image Storage, in the tables.
+const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
+
 #[test]
-fn every_row_present_in_a_file_gets_its_basic_profile_action() {
+fn without_the_iod_every_row_gets_the_rule_for_any_iod() {
+    let out = every_row_gets(UNKNOWN_SOP_CLASS, |e| resolve_basic(e.basic, e.std_comp_iod));
+    assert_eq!(out.report.iod, None);
+    assert!(
+        out.report.notes.iter().any(|n| n.starts_with("SOP class not in the PS3.3 tables")),
+        "{:?}",
+        out.report.notes
+    );
+}
+
+#[test]
+fn with_the_iod_every_row_gets_the_action_its_type_there_calls_for() {
+    let iod = Iod::for_sop_class(SECONDARY_CAPTURE).expect("in the tables");
+    let out = every_row_gets(SECONDARY_CAPTURE, |e| {
+        let required = iod.requirement(&[], e.tag);
+        keep_valid(resolve_typed(e.basic, required), required)
+    });
+    assert_eq!(out.report.iod.as_deref(), Some("secondary-capture-image"));
+    assert!(out.report.kept_for_iod > 0, "some X rows are required by Secondary Capture");
+}
+
+/// Plants every exact row of the table in one object of `sop_class`, de-identifies it
+/// with the Basic Profile and checks each attribute got `expected(row)`.
+fn every_row_gets(sop_class: &str, expected_action: impl Fn(&table::Entry) -> Action) -> alpes_anonymizer::Anonymized {
     let mut ds = DataSet::default();
     let mut expected = Vec::new();
     for e in table::exact_entries() {
@@ -89,12 +118,13 @@ fn every_row_present_in_a_file_gets_its_basic_profile_action() {
         let action = if e.tag == 0x0010_0010 || e.tag == 0x0010_0020 {
             Action::Pseudonym
         } else {
-            resolve_basic(e.basic, e.std_comp_iod)
+            expected_action(e)
         };
         expected.push((e.tag, vr, action));
     }
     assert!(expected.len() > 550, "only {} rows could be planted", expected.len());
-    let input = common::part10(&ds, "1.2.840.10008.5.1.4.1.1.7");
+    ds.put(Element::text(0x0008_0016, Vr::UI, sop_class));
+    let input = common::part10(&ds, sop_class);
     let mut cfg = common::config();
     cfg.options = Options::basic();
     let out = anonymize(&input, &cfg).expect("anonymize");
@@ -123,6 +153,7 @@ fn every_row_present_in_a_file_gets_its_basic_profile_action() {
         }
     });
     assert!(wrong.is_empty(), "{} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
+    out
 }
 
 #[test]
@@ -131,6 +162,7 @@ fn overlay_and_curve_groups_follow_their_wildcard_rows() {
     ds.put(Element::bytes(0x5000_3000, Vr::OW, vec![1u8; 4]));
     ds.put(Element::bytes(0x6002_3000, Vr::OW, vec![1u8; 4]));
     ds.put(Element::text(0x6002_4000, Vr::LT, "PHI OVERLAY COMMENT"));
+    ds.put(Element::bytes(0x6002_0010, Vr::US, 2u16.to_le_bytes().to_vec()));
     let input = common::part10(&ds, "1.2.840.10008.5.1.4.1.1.7");
     let mut cfg = common::config();
     cfg.options = Options::basic();
@@ -139,6 +171,7 @@ fn overlay_and_curve_groups_follow_their_wildcard_rows() {
         for tag in [0x5000_3000u32, 0x6002_3000, 0x6002_4000] {
             assert!(res.get(tag).is_none(), "{tag:08X} kept under the Basic Profile");
         }
+        assert!(res.get(0x6002_0010).is_none(), "an overlay without its data goes whole");
     });
     cfg.options = Options::default();
     let out = anonymize(&input, &cfg).expect("anonymize");
@@ -148,6 +181,11 @@ fn overlay_and_curve_groups_follow_their_wildcard_rows() {
             res.get(0x6002_3000).is_none(),
             "Clean Graphics with no region to burn cannot clean overlays, so they go"
         );
-        assert_eq!(res.text(0x6002_4000), Some(""), "overlay comments are cleaned");
+        for tag in [0x6002_4000, 0x6002_0010] {
+            assert!(
+                res.get(tag).is_none(),
+                "{tag:08X}: the overlay's data went, so its whole group goes"
+            );
+        }
     });
 }

@@ -342,7 +342,8 @@ impl Serialize for ReportJson {
 
 /// The de-identification report summary of an anonymized output, as
 /// [`AnonymizedOutput::report`] holds it: actions, UIDs remapped, regions
-/// burned (and by source), transfer syntaxes, profile, engine, timing and the input's sha256.
+/// burned (and by source), transfer syntaxes, profile, engine, timing, the input's sha256
+/// and the IOD the attributes were judged against.
 pub fn report_summary(e: &ImagenAnonimizada) -> serde_json::Value {
     serde_json::json!({
         "actions": e.action_counts,
@@ -356,6 +357,8 @@ pub fn report_summary(e: &ImagenAnonimizada) -> serde_json::Value {
         "request_id": e.request_id,
         "sha256_entrada": e.sha256_entrada,
         "regiones_por_origen": e.regiones_por_origen,
+        "iod": e.iod,
+        "conservados_por_iod": e.conservados_por_iod,
     })
 }
 

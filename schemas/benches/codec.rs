@@ -116,6 +116,8 @@ fn anonimizada() -> ImagenAnonimizada {
         http_request_id: Some(HTTP_REQUEST.into()),
         sha256_entrada: Some("9".repeat(64)),
         regiones_por_origen: Some([("rule".to_owned(), 1)].into()),
+        iod: Some("ct-image".into()),
+        conservados_por_iod: Some(0),
     }
 }
 

@@ -113,6 +113,11 @@ pub struct ImagenAnonimizada {
     pub sha256_entrada: Option<String>,
     /// Regions burned by source (`rule`, `ultrasound`, `profile`, `ocr`; v7); `None` on older events.
     pub regiones_por_origen: Option<BTreeMap<String, i32>>,
+    /// The PS3.3 IOD the attributes were judged against (v8); `None` when the tables lack
+    /// the SOP class, for non-DICOM outputs and on older events.
+    pub iod: Option<String>,
+    /// Required attributes emptied or dummied instead of removed (v8); `None` on older events.
+    pub conservados_por_iod: Option<i64>,
 }
 
 /// An input could not be anonymized and was routed aside (topic `alpes.images.rejected`).

@@ -158,6 +158,8 @@ pub(crate) mod tests {
                 http_request_id: Some("req-http-1".into()),
                 sha256_entrada: Some("9".repeat(64)),
                 regiones_por_origen: Some([("rule".to_owned(), 1), ("ocr".to_owned(), 2)].into()),
+                iod: Some("ct-image".into()),
+                conservados_por_iod: Some(2),
             },
             rechazada: ImagenRechazada {
                 event_id: new_event_id(),

@@ -213,6 +213,8 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
         http_request_id: input.http_request_id.clone(),
         sha256_entrada: Some(input.sha256.clone()),
         regiones_por_origen: Some(regions_by_source(report)),
+        iod: report.iod.clone(),
+        conservados_por_iod: Some(i64::try_from(report.kept_for_iod).unwrap_or(i64::MAX)),
     }
 }
 

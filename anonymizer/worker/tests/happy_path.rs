@@ -148,6 +148,8 @@ async fn every_image_gets_exactly_one_event_with_the_right_content() {
                     }
                     assert!(e.uids_remapped > 0 && e.action_counts.values().sum::<i64>() > 0, "{id}");
                     assert!(e.transfer_syntax_in.is_some() && e.transfer_syntax_out.is_some());
+                    // Every DICOM input here has a SOP class the PS3.3 tables hold.
+                    assert!(e.iod.is_some() && e.conservados_por_iod.is_some(), "{id}: {:?}", e.iod);
                 } else {
                     assert!(e.study_uid.is_none() && e.transfer_syntax_in.is_none(), "{id}");
                     assert!(!blob.windows(5).any(|w| w == b"ZYXWV"), "{id}: metadata text removed");

@@ -223,6 +223,8 @@ pub fn anonymized(event_id: &str, image: &str, provider: &str, at: i64, i: Insta
         instance_number: sop.rsplit('.').next().and_then(|n| n.parse().ok()),
         sha256_entrada: Some(format!("raw-{event_id}")),
         regiones_por_origen: Some([("rule".to_owned(), 1), ("ocr".to_owned(), 2)].into()),
+        iod: Some("ct-image".into()),
+        conservados_por_iod: Some(1),
     }))
 }
 
