@@ -330,8 +330,10 @@ impl<'c> Deidentifier<'c> {
                     el.vr = dict;
                 }
             }
-            let required = self.required(el.tag);
-            let mut action = self.action_for(&el, mode, required);
+            let mut action = self.action_for(&el, mode);
+            // What the IOD requires matters only to an action that removes, empties or cleans.
+            let judged = matches!(action, Action::Remove | Action::RemovePersonName | Action::Empty | Action::Clean);
+            let required = if judged { self.required(el.tag) } else { Requirement::Unknown };
             let overlay_data = el.tag & 0xFF01_FFFF == 0x6000_3000;
             if !overlay_data && keep_valid(action, required) != action {
                 action = keep_valid(action, required);
@@ -360,7 +362,7 @@ impl<'c> Deidentifier<'c> {
         ds.elements = out;
     }
 
-    fn action_for(&self, el: &Element<'_>, mode: TextMode, required: Requirement) -> Action {
+    fn action_for(&self, el: &Element<'_>, mode: TextMode) -> Action {
         if el.tag == PATIENT_ID || el.tag == PATIENT_NAME {
             return Action::Pseudonym;
         }
@@ -369,6 +371,11 @@ impl<'c> Deidentifier<'c> {
             return Action::RemoveUnknown;
         }
         if let Some(entry) = table::lookup(el.tag) {
+            let required = if entry.basic.is_compound() {
+                self.required(el.tag)
+            } else {
+                Requirement::Unknown
+            };
             return self.options.resolve(entry, required);
         }
         if el.vr == Vr::PN {

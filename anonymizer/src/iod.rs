@@ -9,11 +9,14 @@
 
 mod rules;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
 pub use rules::{normalise, path_hash, step};
 
 include!(concat!(env!("OUT_DIR"), "/iod_types.rs"));
 
-/// 16-byte records sorted by path hash, tag and module: path hash (u64), tag
+/// 16-byte records, sorted by path hash, tag and module: path hash (u64), tag
 /// (u32), module (u16), type (u8: 1, 2 or 3, plus 0x10 when conditional), padding.
 static REQUIRED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/iod_required.bin"));
 const RECORD: usize = 16;
@@ -37,31 +40,44 @@ pub enum Requirement {
     Type1,
 }
 
-/// The IOD of one object: the modules whose attributes it may carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The IOD of one object: the types of the attributes its modules carry.
+#[derive(Debug, Clone)]
 pub struct Iod {
     /// The IOD's key in the tables (`ct-image`, `segmentation`, ...).
     pub name: &'static str,
-    modules: Vec<u64>,
+    table: &'static Table,
 }
+
+impl PartialEq for Iod {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Iod {}
+
+/// One IOD's records, indexed: the strongest type of each (path hash, tag).
+#[derive(Debug, Default)]
+struct Table {
+    types: HashMap<(u64, u32), Requirement>,
+}
+
+/// Each IOD's table, built from the records the first time an object of it comes.
+static TABLES: OnceLock<Vec<OnceLock<Table>>> = OnceLock::new();
+/// The path hashes the tables describe, in any module.
+static PATHS: OnceLock<HashSet<u64>> = OnceLock::new();
 
 impl Iod {
     /// The IOD of a SOP class, or `None` when the tables do not have the class.
     pub fn for_sop_class(uid: &str) -> Option<Iod> {
         let uid = uid.trim_end_matches(['\0', ' ']).trim();
         let i = SOP_CLASSES.binary_search_by_key(&uid, |(u, _)| u).ok()?;
-        let (name, modules) = IODS[usize::from(SOP_CLASSES[i].1)];
-        let mut bits = vec![0u64; MODULES.len().div_ceil(64)];
-        for m in modules.iter() {
-            bits[usize::from(*m) / 64] |= 1 << (m % 64);
-        }
-        Some(Iod { name, modules: bits })
-    }
-
-    fn has_module(&self, module: u16) -> bool {
-        self.modules
-            .get(usize::from(module) / 64)
-            .is_some_and(|w| w & (1 << (module % 64)) != 0)
+        let index = usize::from(SOP_CLASSES[i].1);
+        let tables = TABLES.get_or_init(|| IODS.iter().map(|_| OnceLock::new()).collect());
+        Some(Iod {
+            name: IODS[index].0,
+            table: tables[index].get_or_init(|| Table::build(IODS[index].1)),
+        })
     }
 
     /// What this IOD requires of `tag` inside the sequences `path` (outermost
@@ -75,28 +91,39 @@ impl Iod {
         }
     }
 
-    /// The strongest type of `tag` among this IOD's records at the path hashed to
-    /// `hash`: `Optional` when the tables describe that path but not the tag in
-    /// this IOD, `Unknown` when they do not describe the path at all.
+    /// The type of `tag` at the path hashed to `hash`: `Optional` when the tables
+    /// describe that path but this IOD does not require the tag there, `Unknown`
+    /// when they do not describe the path at all.
     fn lookup(&self, hash: u64, tag: u32) -> Requirement {
-        let tag = normalise(tag);
-        let mut i = lower_bound((hash, tag));
-        let mut strongest = None;
-        while let Some((_, _, module, kind)) = record(i).filter(|r| (r.0, r.1) == (hash, tag)) {
-            if self.has_module(module) {
-                let found = match kind & 0x0F {
-                    1 => Requirement::Type1,
-                    2 => Requirement::Type2,
-                    _ => Requirement::Optional,
-                };
-                strongest = strongest.max(Some(found));
-            }
-            i += 1;
+        if let Some(found) = self.table.types.get(&(hash, normalise(tag))) {
+            return *found;
         }
-        strongest.unwrap_or_else(|| match record(lower_bound((hash, 0))) {
-            Some((h, ..)) if h == hash => Requirement::Optional,
-            _ => Requirement::Unknown,
-        })
+        let paths = PATHS.get_or_init(|| (0..REQUIRED.len() / RECORD).filter_map(record).map(|r| r.0).collect());
+        if paths.contains(&hash) {
+            Requirement::Optional
+        } else {
+            Requirement::Unknown
+        }
+    }
+}
+
+impl Table {
+    /// The records of `modules`, the strongest type of each attribute kept.
+    fn build(modules: &[u16]) -> Table {
+        let mut table = Table::default();
+        for (hash, tag, module, kind) in (0..REQUIRED.len() / RECORD).filter_map(record) {
+            if !modules.contains(&module) {
+                continue;
+            }
+            let found = match kind & 0x0F {
+                1 => Requirement::Type1,
+                2 => Requirement::Type2,
+                _ => Requirement::Optional,
+            };
+            let slot = table.types.entry((hash, tag)).or_insert(found);
+            *slot = (*slot).max(found);
+        }
+        table
     }
 }
 
@@ -107,20 +134,6 @@ fn record(i: usize) -> Option<(u64, u32, u16, u8)> {
     let tag = u32::from_le_bytes(r[8..12].try_into().ok()?);
     let module = u16::from_le_bytes(r[12..14].try_into().ok()?);
     Some((hash, tag, module, r[14]))
-}
-
-/// The index of the first record whose (path hash, tag) is not below `key`.
-fn lower_bound(key: (u64, u32)) -> usize {
-    let (mut lo, mut hi) = (0, REQUIRED.len() / RECORD);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if record(mid).is_some_and(|r| (r.0, r.1) < key) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 /// What the generated tables hold: module, IOD and SOP class counts, the

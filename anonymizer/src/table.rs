@@ -27,6 +27,12 @@ pub enum Basic {
 }
 
 impl Basic {
+    /// Whether the code leaves the choice to the attribute's type in the IOD (`X/Z`, `X/D`,
+    /// `X/Z/D`, `Z/D`, `X/Z/U*`).
+    pub fn is_compound(self) -> bool {
+        !matches!(self, Basic::D | Basic::Z | Basic::X | Basic::U)
+    }
+
     /// The code as the standard prints it.
     pub fn code(self) -> &'static str {
         match self {
