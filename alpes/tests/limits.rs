@@ -163,6 +163,8 @@ async fn cors_answers_the_configured_origins_only() {
         .expect("ascii")
         .to_lowercase();
     assert!(headers.contains("authorization") && headers.contains("x-api-key"), "{headers}");
+    // A DICOMweb viewer's Accept (multipart/related; type="application/dicom") needs asking.
+    assert!(headers.contains("accept"), "{headers}");
     let refused = preflight("https://elsewhere.example").await.expect("preflight");
     assert!(refused.headers().get("access-control-allow-origin").is_none());
     let get = app

@@ -24,9 +24,11 @@
 //!   `bad_body`; only one past the size limit is 413.
 //! - **CORS** ([`LimitArgs::cors_origins`]): none by default (browsers on
 //!   other origins are refused by their own same-origin rule); each listed
-//!   origin, or `*`, may call every route with the `Authorization`,
-//!   `X-API-Key`, `Content-Type`, `Idempotency-Key` and `X-Request-Id`
-//!   headers and read `X-Request-Id`, `Location` and `Retry-After`.
+//!   origin, or `*`, may call every route with the `Accept` (a DICOMweb
+//!   viewer's `multipart/related; type="application/dicom"` is not one a
+//!   browser sends without asking), `Authorization`, `X-API-Key`,
+//!   `Content-Type`, `Idempotency-Key` and `X-Request-Id` headers and read
+//!   `X-Request-Id`, `Location`, `Retry-After` and `Warning` (QIDO-RS's).
 
 use crate::audit::RequestContext;
 use crate::auth::{api_key_id, bearer_token, Jwt, API_KEY_HEADER};
@@ -215,6 +217,7 @@ pub fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
             .allow_headers([
+                header::ACCEPT,
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::HeaderName::from_static(API_KEY_HEADER),
@@ -225,6 +228,7 @@ pub fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::HeaderName::from_static(crate::hardening::REQUEST_ID),
                 header::LOCATION,
                 header::RETRY_AFTER,
+                header::WARNING,
             ])
             .max_age(Duration::from_secs(600)),
     )
