@@ -248,15 +248,16 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let found = super::instances_under(&state, target).await?;
-    let served = serve_metered(&state, &caller, &ctx, metered, &found, |blob| {
+    let (headers, list) = (headers.clone(), list.map(str::to_owned));
+    let served = serve_metered(&state, &caller, &ctx, metered, &found, move |blob| {
         let all = frames_of(&blob)?;
-        if !acceptable(headers, all.media_type, &all.transfer_syntax) {
+        if !acceptable(&headers, all.media_type, &all.transfer_syntax) {
             return Err(not_acceptable(format!(
                 "these frames are stored as {}; transfer-syntax={} (no transcoding here)",
                 all.media_type, all.transfer_syntax
             )));
         }
-        let Some(list) = list else { return Ok(all) };
+        let Some(list) = &list else { return Ok(all) };
         let wanted = frame_list(list, all.frames.len())?;
         let frames = wanted.iter().map(|&n| all.frames[n - 1].clone()).collect();
         Ok(Frames { frames, ..all })
@@ -267,7 +268,7 @@ async fn answer(
     };
     let part_type = format!("{}; transfer-syntax={}", f.media_type, f.transfer_syntax);
     let boundary = uuid::Uuid::new_v4().simple().to_string();
-    let mut res = multipart(&boundary, &part_type, &f.frames).into_response();
+    let mut res = multipart(&boundary, f.frames.iter().map(|b| (part_type.as_str(), b))).into_response();
     let content_type = format!("multipart/related; type=\"{}\"; boundary={boundary}", f.media_type);
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         res.headers_mut().insert(header::CONTENT_TYPE, v);

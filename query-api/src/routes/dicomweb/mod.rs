@@ -8,6 +8,7 @@ pub mod metadata;
 pub mod qido;
 mod qido_keys;
 pub mod rendered;
+pub mod transcode;
 pub mod wado;
 
 use crate::QueryState;

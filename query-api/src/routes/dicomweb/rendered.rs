@@ -244,7 +244,7 @@ async fn answer(
     let found = super::instances_under(&state, target).await?;
     let first = found.iter().position(|i| i.anonymized.is_some()).unwrap_or_default();
     let one = &found[first..found.len().min(first + 1)];
-    let served = serve_metered(&state, &caller, &ctx, metered, one, |blob| render(&blob, frame, r)).await?;
+    let served = serve_metered(&state, &caller, &ctx, metered, one, move |blob| render(&blob, frame, r)).await?;
     let image = served
         .into_iter()
         .next()

@@ -5,7 +5,7 @@
 //! is metered like a download: its `EventoUsoDatos` is on the log before the
 //! answer goes out.
 
-use super::{instances_under, may_use, Target};
+use super::{instances_under, may_use, transcode, Target};
 use crate::admission::{admission_errors, admit};
 use crate::held::Holding;
 use crate::meter::meter;
@@ -17,28 +17,15 @@ use alpes_platform::http::ApiError;
 use alpes_platform::openapi::{binary_content, header_param, Op};
 use alpes_platform::store::CatalogImage;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::json;
 
-/// Whether the client accepts a multipart/related answer (or anything).
-fn accepts_multipart(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    accept.split(',').any(|m| {
-        let m = m.trim().to_ascii_lowercase();
-        m.starts_with("*/*")
-            || m.starts_with("multipart/*")
-            || (m.starts_with("multipart/related") && !m.contains("type=") || m.contains("application/dicom"))
-    })
-}
-
-/// `parts` as one multipart/related body with `boundary`, each of type `part_type`.
-pub fn multipart(boundary: &str, part_type: &str, parts: &[Bytes]) -> Bytes {
-    let mut body = BytesMut::with_capacity(parts.iter().map(|p| p.len() + 128).sum());
-    for p in parts {
+/// `parts` (each with its own type) as one multipart/related body with `boundary`.
+pub fn multipart<'a>(boundary: &str, parts: impl IntoIterator<Item = (&'a str, &'a Bytes)> + Clone) -> Bytes {
+    let mut body = BytesMut::with_capacity(parts.clone().into_iter().map(|(_, p)| p.len() + 128).sum());
+    for (part_type, p) in parts {
         body.put_slice(format!("--{boundary}\r\nContent-Type: {part_type}\r\nContent-Length: {}\r\n\r\n", p.len()).as_bytes());
         body.put_slice(p);
         body.put_slice(b"\r\n");
@@ -62,15 +49,21 @@ impl Served for Bytes {
 /// Admits `instances` for `caller` (holding their price when `metered`), reads each one's
 /// anonymized output, makes what is served of it with `serve`, and meters each with the bytes
 /// served before anything is answered. An instance without an output is skipped; an error from
-/// `serve` before metering releases the hold.
-pub(super) async fn serve_metered<T: Served>(
+/// `serve` before metering releases the hold. `serve` runs on the blocking pool: cutting frames
+/// or decoding and encoding a rendered image takes milliseconds that must not stall the
+/// request threads.
+pub(super) async fn serve_metered<T>(
     state: &Shared,
     caller: &Caller,
     ctx: &RequestContext,
     metered: bool,
     instances: &[CatalogImage],
-    serve: impl Fn(Bytes) -> Result<T, ApiError>,
-) -> Result<Vec<T>, ApiError> {
+    serve: impl Fn(Bytes) -> Result<T, ApiError> + Send + Sync + 'static,
+) -> Result<Vec<T>, ApiError>
+where
+    T: Served + Send + 'static,
+{
+    let serve = std::sync::Arc::new(serve);
     let mut holding = if metered {
         let retrieved: Vec<(&CatalogImage, u64)> = instances
             .iter()
@@ -85,7 +78,12 @@ pub(super) async fn serve_metered<T: Served>(
     let mut served = Vec::with_capacity(instances.len());
     for image in instances {
         let Some(out) = &image.anonymized else { continue };
-        served.push((image, serve(state.blobs.get(&out.blob_key).await?)?));
+        let blob = state.blobs.get(&out.blob_key).await?;
+        let serve = serve.clone();
+        let part = tokio::task::spawn_blocking(move || serve(blob))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
+        served.push((image, part));
     }
     for (image, part) in served.iter().filter(|_| metered) {
         meter(state, ctx, caller, image, part.bytes_served()).await?;
@@ -104,17 +102,17 @@ async fn retrieve(
     headers: &HeaderMap,
     instances: Vec<CatalogImage>,
 ) -> Result<Response, ApiError> {
-    if !accepts_multipart(headers) {
-        return Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            "instances are served as multipart/related; type=\"application/dicom\"",
-        ));
-    }
-    let parts = serve_metered(&state, &caller, &ctx, metered, &instances, Ok).await?;
+    let wanted = transcode::wanted(headers)?;
+    let serve = move |blob| transcode::in_syntax(blob, &wanted);
+    let parts = serve_metered(&state, &caller, &ctx, metered, &instances, serve).await?;
+    let types: Vec<String> = parts
+        .iter()
+        .map(|p| format!("application/dicom; transfer-syntax={}", p.transfer_syntax))
+        .collect();
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
-    let mut res = multipart(&boundary, "application/dicom", &parts).into_response();
+    let body = multipart(&boundary, types.iter().map(String::as_str).zip(parts.iter().map(|p| &p.bytes)));
+    let mut res = body.into_response();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         res.headers_mut().insert(header::CONTENT_TYPE, v);
     }
@@ -126,15 +124,18 @@ pub fn op(p: &'static str, id: &str, what: &str) -> Op {
     let op = Op::get(p, id, DICOMWEB, &format!("Retrieve {what} (WADO-RS)"))
         .describe(&format!(
             "WADO-RS (PS3.18 §10.4): every anonymized instance of {what}, as `multipart/related; \
-             type=\"application/dicom\"`. Each instance retrieved is metered like a download: its `EventoUsoDatos` is \
-             on the log before the answer goes out."
+             type=\"application/dicom\"`, each part naming its `transfer-syntax`. Each instance retrieved is metered \
+             like a download (the bytes served): its `EventoUsoDatos` is on the log before the answer goes out."
         ))
         .auth(&["consumidor", "admin"])
         .param(header_param(
             "Accept",
-            json!({ "type": "string", "example": "multipart/related; type=\"application/dicom\"" }),
-            "Must allow `multipart/related; type=\"application/dicom\"` (`*/*`, `multipart/*`, `multipart/related` \
-             without a `type`, or any type naming `application/dicom`); else 406.",
+            json!({ "type": "string", "example": "multipart/related; type=\"application/dicom\"; transfer-syntax=*" }),
+            "Must allow `multipart/related; type=\"application/dicom\"`; else 406. No `Accept`, `*/*`, `multipart/*` \
+             or `transfer-syntax=*`: each instance as stored. Without a `transfer-syntax`: Explicit VR Little Endian \
+             (PS3.18's default; compressed pixel data is decoded). With one or more: the stored syntax if listed, \
+             else the first the instance can be transcoded to (dicom-rs: decoding to native, encoding where it has an \
+             encoder); 406 if none.",
         ))
         .ok(
             200,
@@ -171,25 +172,12 @@ mod tests {
 
     #[test]
     fn a_multipart_body_frames_every_part_and_closes() {
-        let body = multipart("b", "application/dicom", &[Bytes::from_static(b"one"), Bytes::from_static(b"two")]);
+        let parts = [Bytes::from_static(b"one"), Bytes::from_static(b"two")];
+        let body = multipart("b", parts.iter().map(|p| ("application/dicom", p)));
         let text = String::from_utf8(body.to_vec()).expect("ascii");
         assert_eq!(
             text,
             "--b\r\nContent-Type: application/dicom\r\nContent-Length: 3\r\n\r\none\r\n--b\r\nContent-Type: application/dicom\r\nContent-Length: 3\r\n\r\ntwo\r\n--b--\r\n"
         );
-    }
-
-    #[test]
-    fn the_accept_header_must_allow_dicom_in_multipart() {
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
-            accepts_multipart(&h)
-        };
-        assert!(accepts_multipart(&HeaderMap::new()));
-        assert!(with("multipart/related; type=\"application/dicom\"; transfer-syntax=*"));
-        assert!(with("*/*"));
-        assert!(!with("application/json"));
-        assert!(!with("multipart/related; type=\"image/jpeg\""));
     }
 }
