@@ -273,6 +273,8 @@ fn examples(s: &Seeded) -> Value {
         "/studies/{study}/series/{series}/instances/{instance}/rendered": at_instance,
         "/studies/{study}/series/{series}/instances/{instance}/thumbnail": at_instance,
         "/studies/{study}/thumbnail": { "study": study },
+        "/studies/{study}/rendered": { "study": study },
+        "/studies/{study}/series/{series}/rendered": at_series,
         "/studies/{study}/series/{series}/thumbnail": at_series,
         "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}":
             { "study": study, "series": series, "instance": instance, "tag": "7FE00010" },

@@ -510,6 +510,14 @@ async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
         assert_eq!((w, h), (128, 128), "{level}");
     }
     assert_eq!(app.get_raw("/studies/7.7.7/thumbnail", CONSUMER, &[]).await.status(), 404);
+    // A study rendered: every instance's first frame, one part each (study 1.2.3 has one).
+    let multi = "multipart/related; type=\"image/png\"";
+    let study = app.get_raw("/studies/1.2.3/rendered", CONSUMER, &[("accept", multi)]).await;
+    assert_eq!(study.status(), 200);
+    let ct = study.headers()["content-type"].to_str().expect("type").to_owned();
+    assert!(ct.starts_with(&format!("{multi}; boundary=")), "{ct}");
+    let body = String::from_utf8_lossy(&study.bytes().await.expect("body")).into_owned();
+    assert_eq!(body.matches("Content-Type: image/png\r\n").count(), 1, "one part");
     // A HEAD of a rendered image sends no pixels: not metered either.
     let token = app.jwt.issue("lab-1", Role::Consumidor, Duration::from_secs(60)).expect("token");
     let head = app
@@ -519,9 +527,10 @@ async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
         .send()
         .await;
     assert_eq!(head.expect("HEAD").status(), 200);
-    // Metered: the narrow window and the PNG frame after the first; no thumbnail, no error, no HEAD.
+    // Metered: the narrow window, the PNG frame and the study after the first; no thumbnail, no
+    // error, no HEAD.
     let rest = app.events::<EventoUsoDatos>(&usage, 10, Duration::from_secs(3)).await;
-    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert_eq!(rest.len(), 3, "{rest:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

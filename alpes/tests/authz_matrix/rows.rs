@@ -339,8 +339,9 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         add(get.clone(), target, none(), dicomweb, ImageData);
         add(get.clone(), &format!("{target}/metadata"), none(), dicomweb, ImageData);
         add(get.clone(), &format!("{target}/thumbnail"), none(), dicomweb, ImageData);
+        add(get.clone(), &format!("{target}/rendered"), none(), dicomweb, ImageData);
     }
-    for pixels in ["frames/1", "rendered", "frames/1/rendered", "bulkdata/7FE00010"] {
+    for pixels in ["frames/1", "frames/1/rendered", "bulkdata/7FE00010"] {
         let path = format!("/studies/{{study}}/series/{{series}}/instances/{{sop}}/{pixels}");
         add(get.clone(), &path, none(), dicomweb, ImageData);
     }
@@ -360,8 +361,9 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
             add(get.clone(), &target, none(), unknown_uid, Raw);
             add(get.clone(), &format!("{target}/metadata"), none(), unknown_uid, Raw);
             add(get.clone(), &format!("{target}/thumbnail"), none(), unknown_uid, Raw);
+            add(get.clone(), &format!("{target}/rendered"), none(), unknown_uid, Raw);
         }
-        for pixels in ["frames/1", "rendered", "frames/1/rendered", "bulkdata/7FE00010"] {
+        for pixels in ["frames/1", "frames/1/rendered", "bulkdata/7FE00010"] {
             let path = format!("/studies/{study}/series/{series}/instances/{sop}/{pixels}");
             add(get.clone(), &path, none(), unknown_uid, Raw);
         }

@@ -128,6 +128,26 @@ pub fn all() -> Routes<Shared> {
         )
         .route(
             rendered::op(
+                "/studies/{study}/rendered",
+                "retrieveRenderedStudy",
+                "Rendered study (WADO-RS)",
+                "the first frame of every instance of the study, one part each",
+                true,
+            ),
+            rendered::handler,
+        )
+        .route(
+            rendered::op(
+                "/studies/{study}/series/{series}/rendered",
+                "retrieveRenderedSeries",
+                "Rendered series (WADO-RS)",
+                "the first frame of every instance of the series, one part each",
+                true,
+            ),
+            rendered::handler,
+        )
+        .route(
+            rendered::op(
                 "/studies/{study}/thumbnail",
                 "retrieveStudyThumbnail",
                 "Study thumbnail (WADO-RS)",

@@ -1,13 +1,14 @@
 //! WADO-RS rendered images and thumbnails (PS3.18 §10.4.1.1.4, §10.4.1.1.5):
 //! `.../instances/{instance}/rendered` (the first frame), `.../frames/{frames}/rendered` (one
-//! frame) and
-//! `.../instances/{instance}/thumbnail`, as `image/jpeg` (the default) or `image/png`, decoded
+//! frame), `/studies/{study}[/series/{series}]/rendered` (every instance's first frame, as
+//! `multipart/related`, one part each) and the thumbnails of a study, a series or an
+//! instance, as `image/jpeg` (the default) or `image/png`, decoded
 //! and windowed from the stored pixels: `window=center,width` (or the file's own window, or the
 //! frame's extremes), `viewport=width,height` (scaled to fit, aspect kept), `quality=1..100`
 //! (JPEG). A rendered image is pixel data and is metered like a download; a thumbnail (at most
 //! 128 pixels a side unless a viewport says otherwise) is not.
 
-use super::wado::{serve_metered, Served};
+use super::wado::{multipart, serve_metered, Served};
 use super::{may_use, Target};
 use crate::admission::admission_errors;
 use crate::openapi::DICOMWEB;
@@ -94,9 +95,17 @@ fn rendering(pairs: &[(String, String)], headers: &HeaderMap) -> Result<Renderin
     r.png = match headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         None => false,
         Some(accept) => {
+            // A multipart/related range (a study's or a series' parts) counts as its `type`.
             let types: Vec<String> = accept
                 .split(',')
-                .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+                .map(|range| {
+                    let range = range.trim().to_ascii_lowercase().replace(['"', ' '], "");
+                    let main = range.split(';').next().unwrap_or_default().to_owned();
+                    match range.split(';').find_map(|p| p.strip_prefix("type=")) {
+                        Some(part) if main == "multipart/related" => part.to_owned(),
+                        _ => main,
+                    }
+                })
                 .collect();
             let has = |t: &str| types.iter().any(|x| x == t);
             if has("image/jpeg") || has("image/*") || has("*/*") {
@@ -226,13 +235,22 @@ pub struct InstancePath {
     frames: Option<String>,
 }
 
-/// Renders frame `frame` (0-based) of the instance `p` names for the caller, metered or not; of
-/// a study or a series (thumbnails), its first instance with an anonymized output.
+/// How many instances one answer renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The first instance with an anonymized output (an instance, a frame, a thumbnail).
+    First,
+    /// Every instance (a study's or a series' rendered resource), one part each.
+    Every,
+}
+
+/// Renders frame `frame` (0-based) of the instances `p` names for the caller, metered or not:
+/// the first with an anonymized output, or every one as one multipart/related body.
 async fn answer(
     state: Shared,
     caller: alpes_platform::auth::Caller,
     ctx: RequestContext,
-    (p, frame, metered): (InstancePath, u32, bool),
+    (p, frame, metered, scope): (InstancePath, u32, bool, Scope),
     r: Rendering,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
@@ -243,8 +261,22 @@ async fn answer(
     };
     let found = super::instances_under(&state, target).await?;
     let first = found.iter().position(|i| i.anonymized.is_some()).unwrap_or_default();
-    let one = &found[first..found.len().min(first + 1)];
-    let served = serve_metered(&state, &caller, &ctx, metered, one, move |blob| render(&blob, frame, r)).await?;
+    let chosen = match scope {
+        Scope::First => &found[first..found.len().min(first + 1)],
+        Scope::Every => &found[..],
+    };
+    let served = serve_metered(&state, &caller, &ctx, metered, chosen, move |blob| render(&blob, frame, r)).await?;
+    let media_type = if r.png { "image/png" } else { "image/jpeg" };
+    if scope == Scope::Every && !served.is_empty() {
+        let boundary = uuid::Uuid::new_v4().simple().to_string();
+        let body = multipart(&boundary, served.iter().map(|i| (i.media_type, &i.bytes)));
+        let mut res = body.into_response();
+        let content_type = format!("multipart/related; type=\"{media_type}\"; boundary={boundary}");
+        if let Ok(v) = HeaderValue::from_str(&content_type) {
+            res.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        return Ok(res);
+    }
     let image = served
         .into_iter()
         .next()
@@ -256,7 +288,8 @@ async fn answer(
 }
 
 /// `.../instances/{instance}/rendered` (the first frame), `.../frames/{frames}/rendered` (one
-/// frame) and `.../instances/{instance}/thumbnail` (not metered), told apart by the route.
+/// frame), `/studies/{study}[/series/{series}]/rendered` (every instance's first frame, one part
+/// each) and the thumbnails (not metered), told apart by the route.
 #[tracing::instrument(name = "WADO-RS rendered", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<Shared>,
@@ -284,7 +317,12 @@ pub async fn handler(
     };
     // A thumbnail is not pixel data a consumer pays for, and a HEAD sends no bytes.
     let metered = !thumbnail && request.method != Method::HEAD;
-    answer(state, caller, ctx, (p, frame, metered), r).await
+    let scope = if !thumbnail && p.instance.is_none() {
+        Scope::Every
+    } else {
+        Scope::First
+    };
+    answer(state, caller, ctx, (p, frame, metered, scope), r).await
 }
 
 /// The operation of a rendered image or thumbnail at `p`.
@@ -332,9 +370,20 @@ pub fn op(p: &'static str, id: &str, summary: &str, what: &str, metered: bool) -
         .param(header_param(
             "Accept",
             json!({ "type": "string", "example": "image/jpeg" }),
-            "`image/jpeg` (also for `image/*` and `*/*`) or `image/png`; anything else is 406.",
+            "`image/jpeg` (also for `image/*` and `*/*`) or `image/png`, or `multipart/related` with either as its \
+             `type`; anything else is 406.",
         ))
-        .ok(200, "The image.", Some(binary_content(&["image/jpeg", "image/png"])), &[])
+        .ok(
+            200,
+            "The image; of a study or a series, every instance's image as one part of a `multipart/related` body.",
+            Some(binary_content(&[
+                "image/jpeg",
+                "image/png",
+                "multipart/related; type=\"image/jpeg\"",
+                "multipart/related; type=\"image/png\"",
+            ])),
+            &[],
+        )
         .error(
             400,
             &["bad_window", "bad_viewport", "bad_quality", "bad_query", "bad_frame_list"],
