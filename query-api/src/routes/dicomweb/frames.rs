@@ -167,9 +167,11 @@ pub fn op(bulk: bool) -> Op {
             "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}",
             "retrieveBulkData",
             "Retrieve bulk data (WADO-RS)",
-            "Pixel Data (`7FE00010`, the `BulkDataURI` of the metadata; any other tag is 404) as every frame of an \
-             anonymized instance",
-            path("tag", "The attribute, `7FE00010`."),
+            "an attribute the metadata gives by its `BulkDataURI`: Pixel Data (`7FE00010`) as every frame of an \
+             anonymized instance; any other top-level binary attribute (waveform samples, an encapsulated document, \
+             ...) as its value, one `application/octet-stream` part (an instance without it, or a tag that is not \
+             8 hex digits, is 404)",
+            path("tag", "The attribute, 8 hex digits, e.g. `7FE00010` or `54001010`."),
         )
     } else {
         (
@@ -212,8 +214,8 @@ pub fn op(bulk: bool) -> Op {
     admission_errors(op)
 }
 
-/// `.../frames/{frames}`, and `.../bulkdata/{tag}`: Pixel Data (`7FE00010`, the one attribute
-/// whose `BulkDataURI` the metadata gives) as every frame.
+/// `.../frames/{frames}`, and `.../bulkdata/{tag}`: Pixel Data (`7FE00010`) as every frame, any
+/// other attribute as its value (`bulkdata.rs`).
 #[tracing::instrument(name = "WADO-RS frames", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
     State(state): State<Shared>,
@@ -223,10 +225,6 @@ pub async fn handler(
     Path(p): Path<FramesPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if p.tag.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("7FE00010")) {
-        may_use(&caller)?;
-        return Err(ApiError::not_found("only Pixel Data (7FE00010) is served as bulk data"));
-    }
     let target = Target {
         study: p.study,
         series: Some(p.series),
@@ -234,6 +232,9 @@ pub async fn handler(
     };
     // A HEAD sends no bytes, so it is not metered.
     let metered = method != Method::HEAD;
+    if let Some(tag) = p.tag.as_deref().filter(|t| !t.eq_ignore_ascii_case("7FE00010")) {
+        return super::bulkdata::answer(state, caller, ctx, (target, metered), tag).await;
+    }
     answer(state, caller, ctx, (target, metered), &headers, p.frames.as_deref()).await
 }
 

@@ -2,8 +2,9 @@
 //! `/studies/{study}/series/{series}/metadata` and
 //! `/studies/{study}/series/{series}/instances/{instance}/metadata`: every
 //! top-level attribute of each anonymized instance up to Pixel Data, as
-//! `application/dicom+json`, with an ETag (304 on `If-None-Match`). Reading
-//! metadata is not a download and is not metered.
+//! `application/dicom+json`, with an ETag (304 on `If-None-Match`); Pixel Data
+//! and binary values of more than 1 KiB are given by their `BulkDataURI`.
+//! Reading metadata is not a download and is not metered.
 
 use super::{instances_under, may_use, Target, DICOM_JSON};
 use crate::openapi::{etag, if_none_match, DICOMWEB};
@@ -20,15 +21,19 @@ use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 use serde_json::{json, Value};
 
-/// The DICOM JSON of one anonymized DICOM blob up to Pixel Data, and Pixel Data as its
-/// `BulkDataURI` (`bulk`) when the instance has pixels.
-pub fn dicom_json(bytes: &[u8], bulk: Option<&str>) -> Result<Value, ApiError> {
+/// The DICOM JSON of one anonymized DICOM blob up to Pixel Data, with its large binary values
+/// and Pixel Data (when `pixels`) by their `BulkDataURI` under `instance_url`.
+pub fn dicom_json(bytes: &[u8], instance_url: Option<&str>, pixels: bool) -> Result<Value, ApiError> {
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .from_reader(bytes)
         .map_err(|_| ApiError::internal(&"a stored anonymized blob does not parse as DICOM"))?;
     let mut json = dicom_json::to_value(&*obj).map_err(|e| ApiError::internal(&e))?;
-    if let (Some(uri), Some(attributes)) = (bulk, json.as_object_mut()) {
+    if let Some(url) = instance_url {
+        super::bulkdata::by_reference(&mut json, url);
+    }
+    let pixel_uri = instance_url.filter(|_| pixels).map(|url| format!("{url}/bulkdata/7FE00010"));
+    if let (Some(uri), Some(attributes)) = (pixel_uri, json.as_object_mut()) {
         let native = super::is_native(obj.meta().transfer_syntax().trim_end_matches('\0'));
         let bits = obj.element(tags::BITS_ALLOCATED).ok().and_then(|e| e.to_int::<u16>().ok());
         let vr = if native && bits.is_some_and(|b| b > 8) { "OW" } else { "OB" };
@@ -42,8 +47,8 @@ async fn metadata(state: Shared, headers: &HeaderMap, instances: Vec<CatalogImag
     for image in &instances {
         let Some(o) = &image.anonymized else { continue };
         let bytes = state.blobs.get(&o.blob_key).await?;
-        let bulk = (o.rows > 0).then(|| format!("{}/bulkdata/7FE00010", super::instance_url(state.public_url.as_str(), o)));
-        out.push(dicom_json(&bytes, bulk.as_deref())?);
+        let url = super::instance_url(state.public_url.as_str(), o);
+        out.push(dicom_json(&bytes, Some(&url), o.rows > 0)?);
     }
     let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e))?;
     Ok(with_etag(headers, body, DICOM_JSON))
@@ -96,7 +101,7 @@ mod tests {
             "/../anonymizer/tests/fixtures/dicom/CT_small.dcm"
         ))
         .expect("fixture");
-        let json = dicom_json(&bytes, None).expect("parses");
+        let json = dicom_json(&bytes, None, false).expect("parses");
         assert_eq!(json["00080060"]["Value"][0], "CT");
         assert_eq!(json["00080060"]["vr"], "CS");
         assert!(json.get("7FE00010").is_none(), "no pixel data");
@@ -105,7 +110,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_dicom_are_an_internal_error_that_says_nothing_of_them() {
-        let e = dicom_json(b"not dicom", None).expect_err("fails");
+        let e = dicom_json(b"not dicom", None, false).expect_err("fails");
         assert_eq!((e.status.as_u16(), e.message.as_str()), (500, "internal error"));
     }
 }
