@@ -351,6 +351,26 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     let last = app.get_raw("/studies?limit=1&offset=1", CONSUMER, &[]).await;
     assert!(last.headers().get("warning").is_none(), "{:?}", last.headers());
     assert_eq!(json(last).await.as_array().map(Vec::len), Some(1));
+    // Lists of UIDs and of modalities: any of them, in the catalog's order, paged as one search.
+    let uids = |v: &serde_json::Value, tag: &str| -> Vec<String> {
+        let items = v.as_array().expect("an array").iter();
+        items.map(|s| s[tag]["Value"][0].as_str().expect("a UID").to_owned()).collect()
+    };
+    let listed = json(app.get_raw("/studies?StudyInstanceUID=9.9,1.2.3", CONSUMER, &[]).await).await;
+    assert_eq!(uids(&listed, "0020000D"), ["1.2.3", "9.9"]);
+    let first = app.get_raw("/studies?ModalitiesInStudy=CT\\MR&limit=1", CONSUMER, &[]).await;
+    assert!(first.headers()["warning"].to_str().expect("warning").contains("offset=1"));
+    assert_eq!(uids(&json(first).await, "0020000D"), ["1.2.3"]);
+    let second = json(
+        app.get_raw("/studies?ModalitiesInStudy=CT,MR&limit=1&offset=1", CONSUMER, &[])
+            .await,
+    )
+    .await;
+    assert_eq!(uids(&second, "0020000D"), ["9.9"]);
+    let both = json(app.get_raw("/studies?StudyInstanceUID=1.2.3,9.9&Modality=MR", CONSUMER, &[]).await).await;
+    assert_eq!(uids(&both, "0020000D"), ["9.9"]);
+    let sops = json(app.get_raw("/instances?SOPInstanceUID=9.9.1.1,1.2.3.4.5,7.7", CONSUMER, &[]).await).await;
+    assert_eq!(uids(&sops, "00080018"), ["1.2.3.4.5", "9.9.1.1"]);
     assert_eq!(app.get_raw("/studies?StudyDate=2020", CONSUMER, &[]).await.status(), 400);
     assert_eq!(app.get_raw("/studies", PROVIDER, &[]).await.status(), 403);
 

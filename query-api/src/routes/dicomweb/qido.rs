@@ -9,6 +9,7 @@
 //! matches anything. A result cut at `limit` says so in a `Warning` header
 //! with the `offset` of the next page.
 
+use super::qido_keys::Search;
 use super::{attr, may_use, number, text, DICOM_JSON};
 use crate::openapi::DICOMWEB;
 use crate::Shared;
@@ -24,13 +25,38 @@ use serde_json::{json, Map, Value};
 
 type Params = QueryParams<Vec<(String, String)>>;
 
-/// The query (asking the catalog for one result more than its limit, so that a cut can be told),
-/// the limit asked, and the warnings to answer with.
-fn parse(QueryParams(pairs): Params) -> Result<(DicomQuery, usize, Vec<String>), ApiError> {
-    let (mut q, warnings) = super::qido_keys::parse(pairs)?;
-    let limit = q.limit;
-    q.limit += 1;
-    Ok((q, limit, warnings))
+fn parse(QueryParams(pairs): Params) -> Result<(Search, Vec<String>), ApiError> {
+    super::qido_keys::parse(pairs)
+}
+
+/// The results of `search`'s page plus one (so that a cut can be told): one catalog query asked
+/// for them; several (a list of values) each asked for every result up to the page's end, merged
+/// in `key` order without repeats, and cut there.
+async fn gather<T, K: Ord, F: std::future::Future<Output = Result<Vec<T>, ApiError>>>(
+    search: &Search,
+    run: impl Fn(DicomQuery) -> F,
+    key: impl Fn(&T) -> K,
+) -> Result<Vec<T>, ApiError> {
+    let wanted = search.limit.saturating_add(1);
+    if let [q] = &search.queries[..] {
+        return run(DicomQuery {
+            limit: wanted,
+            ..q.clone()
+        })
+        .await;
+    }
+    let mut all = Vec::new();
+    for q in &search.queries {
+        let q = DicomQuery {
+            offset: 0,
+            limit: search.offset.saturating_add(wanted),
+            ..q.clone()
+        };
+        all.extend(run(q).await?);
+    }
+    all.sort_by_key(|t| key(t));
+    all.dedup_by(|a, b| key(a) == key(b));
+    Ok(all.into_iter().skip(search.offset).take(wanted).collect())
 }
 
 /// The first `limit` of `found` as DICOM JSON, with a `Warning` for each of `warnings` and one
@@ -149,11 +175,12 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
                 "bad_study_date",
                 "bad_match",
                 "unsupported_match",
+                "too_many_values",
             ],
             "A malformed query string, a limit outside 1 to 1000, an offset that is not a whole number, a bad StudyDate, \
              or a matching value (in the query or the path) longer than its attribute can hold; \
-             `unsupported_match`: a matching key Alpes does not match on, with a value that would narrow the search, or \
-             a list of UIDs or modalities.",
+             `unsupported_match`: a matching key Alpes does not match on, with a value that would narrow the search; \
+             `too_many_values`: lists of values whose combinations pass 100.",
         )
 }
 
@@ -161,10 +188,14 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
 pub async fn studies(State(state): State<Shared>, Authenticated(caller): Authenticated, params: Params) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let (q, limit, warnings) = parse(params)?;
+    let (search, warnings) = parse(params)?;
     let base = state.public_url.as_str();
-    let found = state.catalog.studies(&q).await?;
-    Ok(answer(&found, (limit, q.offset), warnings, |s| study_json(s, base)))
+    let run = |q: DicomQuery| {
+        let catalog = state.catalog.clone();
+        async move { Ok(catalog.studies(&q).await?) }
+    };
+    let found = gather(&search, run, |s| s.study_uid.clone()).await?;
+    Ok(answer(&found, (search.limit, search.offset), warnings, |s| study_json(s, base)))
 }
 
 /// The study and series a QIDO-RS path names, if any (`/series`, `/studies/{study}/series`,
@@ -177,7 +208,7 @@ pub struct Scope {
 
 /// The query with the path's study and series, which stand over the query string's: they are
 /// read last, and checked as the query string's are.
-fn scoped(QueryParams(mut pairs): Params, scope: Scope) -> Result<(DicomQuery, usize, Vec<String>), ApiError> {
+fn scoped(QueryParams(mut pairs): Params, scope: Scope) -> Result<(Search, Vec<String>), ApiError> {
     pairs.extend(scope.study.map(|uid| ("StudyInstanceUID".to_owned(), uid)));
     pairs.extend(scope.series.map(|uid| ("SeriesInstanceUID".to_owned(), uid)));
     parse(QueryParams(pairs))
@@ -192,10 +223,14 @@ pub async fn series(
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let (q, limit, warnings) = scoped(params, scope)?;
+    let (search, warnings) = scoped(params, scope)?;
     let base = state.public_url.as_str();
-    let found = state.catalog.series(&q).await?;
-    Ok(answer(&found, (limit, q.offset), warnings, |s| series_json(s, base)))
+    let run = |q: DicomQuery| {
+        let catalog = state.catalog.clone();
+        async move { Ok(catalog.series(&q).await?) }
+    };
+    let found = gather(&search, run, |s| (s.study_uid.clone(), s.series_uid.clone())).await?;
+    Ok(answer(&found, (search.limit, search.offset), warnings, |s| series_json(s, base)))
 }
 
 /// `GET /instances`, `GET /studies/{study}/instances` and `GET /studies/{study}/series/{series}/instances`.
@@ -207,8 +242,25 @@ pub async fn instances(
     params: Params,
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
-    let (q, limit, warnings) = scoped(params, scope)?;
+    let (search, warnings) = scoped(params, scope)?;
     let base = state.public_url.as_str();
-    let found = super::one_per_sop(state.catalog.instances(&q).await?);
-    Ok(answer(&found, (limit, q.offset), warnings, |i| instance_json(i, base)))
+    let run = |q: DicomQuery| {
+        let catalog = state.catalog.clone();
+        async move { Ok(catalog.instances(&q).await?) }
+    };
+    let found = super::one_per_sop(gather(&search, run, instance_order).await?);
+    Ok(answer(&found, (search.limit, search.offset), warnings, |i| instance_json(i, base)))
+}
+
+/// The order instances are searched in: study, series, instance number (none first) and SOP
+/// Instance UID, as the catalog orders them; the image tells copies apart.
+fn instance_order(image: &CatalogImage) -> (Option<String>, Option<String>, Option<i32>, Option<String>, String) {
+    let out = image.anonymized.as_ref();
+    (
+        out.and_then(|o| o.study_uid.clone()),
+        out.and_then(|o| o.series_uid.clone()),
+        out.and_then(|o| o.instance_number),
+        out.and_then(|o| o.sop_instance_uid.clone()),
+        image.image_id.clone(),
+    )
 }

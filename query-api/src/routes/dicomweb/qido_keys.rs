@@ -48,14 +48,19 @@ const KEYS: [Key; 11] = [
         Sets::PatientId,
         "The pseudonymous PatientID (`*` and `?` wildcards).",
     ),
-    key("StudyInstanceUID", Some("0020000D"), Sets::StudyUid, "The study."),
-    key("SeriesInstanceUID", Some("0020000E"), Sets::SeriesUid, "The series."),
-    key("SOPInstanceUID", Some("00080018"), Sets::SopInstanceUid, "The instance."),
+    key(
+        "StudyInstanceUID",
+        Some("0020000D"),
+        Sets::StudyUid,
+        "The study, or a list (`a,b` or `a\\b`): any of them.",
+    ),
+    key("SeriesInstanceUID", Some("0020000E"), Sets::SeriesUid, "The series, or a list."),
+    key("SOPInstanceUID", Some("00080018"), Sets::SopInstanceUid, "The instance, or a list."),
     key(
         "ModalitiesInStudy",
         Some("00080061"),
         Sets::Modality,
-        "A modality, e.g. `CT` (one: a list is refused).",
+        "A modality, e.g. `CT`, or a list (`CT,MR`): any of them.",
     ),
     key("Modality", Some("00080060"), Sets::Modality, "Same as ModalitiesInStudy."),
     key(
@@ -82,13 +87,15 @@ const KEYS: [Key; 11] = [
 
 /// The query of `pairs`, and the warnings to answer with it. A key Alpes does not match on is
 /// refused (400 `unsupported_match`) unless its value matches anything (empty, or only `*`): a
-/// search that ignored it would answer more than was asked. So is a list of values (`a,b` or
-/// `a\\b`) for a UID or a modality.
-pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), ApiError> {
+/// search that ignored it would answer more than was asked. A UID or a modality may list several
+/// values (`a,b` or `a\\b`, PS3.18 §8.3.4.1): each combination of the listed values is one query
+/// of the search (at most [`MAX_QUERIES`]).
+pub fn parse(pairs: Vec<(String, String)>) -> Result<(Search, Vec<String>), ApiError> {
     let mut q = DicomQuery {
         limit: 100,
         ..DicomQuery::default()
     };
+    let mut lists: Vec<(Sets, Vec<String>)> = Vec::new();
     let (mut ignored, mut refused, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     for (name, value) in pairs {
         match KEYS.iter().find(|k| k.keyword == name || k.tag == Some(name.as_str())) {
@@ -97,20 +104,27 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), 
                     warnings.push("fuzzy matching is not supported: names were matched exactly".to_owned());
                 }
             }
-            Some(k) if k.sets.takes_a_list() && value.contains([',', '\\']) => {
-                return Err(ApiError::bad_request(
-                    "unsupported_match",
-                    format!("{} takes one value: lists of values are not supported", k.keyword),
-                ));
-            }
             Some(k) => {
-                if let Some(max) = longest(k.sets).filter(|max| value.chars().count() > *max) {
+                let values: Vec<String> = if k.sets.takes_a_list() {
+                    value
+                        .split([',', '\\'])
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                        .collect()
+                } else {
+                    vec![value]
+                };
+                if let Some(max) = longest(k.sets).filter(|max| values.iter().any(|v| v.chars().count() > *max)) {
                     return Err(ApiError::bad_request(
                         "bad_match",
                         format!("{} matches values of at most {max} characters", k.keyword),
                     ));
                 }
-                set(&mut q, k.sets, value)?
+                match <[String; 1]>::try_from(values) {
+                    Ok([one]) => set(&mut q, k.sets, one)?,
+                    // A list, or a list of nothing (`,`): each value a query of its own.
+                    Err(many) => lists.push((k.sets, many)),
+                }
             }
             None if value.chars().all(|c| c == '*') => ignored.push(name),
             None => refused.push(name),
@@ -128,12 +142,53 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(DicomQuery, Vec<String>), 
     if !ignored.is_empty() {
         warnings.push(format!("matching keys not supported and ignored: {}", ignored.join(", ")));
     }
-    Ok((q, warnings))
+    Ok((Search::of(q, lists)?, warnings))
+}
+
+/// The most catalog queries one search may make (the product of its lists' lengths).
+pub const MAX_QUERIES: usize = 100;
+
+/// A QIDO-RS search: one catalog query per combination of the values its keys list (one query
+/// when none lists several), all with the search's other keys, offset and limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    /// The queries; their results together are the search's.
+    pub queries: Vec<DicomQuery>,
+    /// The results to skip.
+    pub offset: usize,
+    /// The most results to answer.
+    pub limit: usize,
+}
+
+impl Search {
+    fn of(q: DicomQuery, lists: Vec<(Sets, Vec<String>)>) -> Result<Search, ApiError> {
+        let (offset, limit) = (q.offset, q.limit);
+        let mut queries = vec![q];
+        for (sets, values) in lists {
+            if queries.len() * values.len().max(1) > MAX_QUERIES {
+                return Err(ApiError::bad_request(
+                    "too_many_values",
+                    format!("the listed values make more than {MAX_QUERIES} combinations"),
+                ));
+            }
+            // A key listing no value at all (`,`) matches nothing.
+            queries = queries
+                .iter()
+                .flat_map(|q| {
+                    values.iter().map(move |v| {
+                        let mut q = q.clone();
+                        set(&mut q, sets, v.clone()).map(|()| q)
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(Search { queries, offset, limit })
+    }
 }
 
 impl Sets {
-    /// Whether a list of values would be UID list matching or several modalities (PS3.18
-    /// 8.3.4.1), which Alpes does not do.
+    /// Whether the key may list several values: UID list matching and several modalities (PS3.18
+    /// 8.3.4.1).
     fn takes_a_list(self) -> bool {
         matches!(self, Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality)
     }
@@ -257,6 +312,7 @@ mod tests {
             ("fuzzymatching", "false"),
         ]))
         .expect("parses");
+        let [q] = &q.queries[..] else { panic!("one query: {q:?}") };
         assert_eq!(
             (q.patient_id.as_deref(), q.modality.as_deref(), q.limit, q.offset),
             (Some("P*"), Some("CT"), 5, 10)
@@ -272,14 +328,46 @@ mod tests {
             ("PatientName", "X*"),
             ("AccessionNumber", "A1"),
             ("00080016", "1.2.840.10008.5.1.4.1.1.2"),
-            ("StudyInstanceUID", "1.2,1.3"),
-            ("SeriesInstanceUID", "1.2\\1.3"),
-            ("ModalitiesInStudy", "CT,MR"),
         ] {
             let e = parse(pairs(&[(k, v)])).expect_err("400");
             assert_eq!((e.status.as_u16(), e.code), (400, "unsupported_match"), "{k}={v}");
             assert!(!e.message.contains(v), "{k}: the value is echoed: {}", e.message);
         }
+    }
+
+    #[test]
+    fn lists_of_uids_and_modalities_are_one_query_per_combination() {
+        let (search, _) = parse(pairs(&[
+            ("StudyInstanceUID", "1.2,1.3"),
+            ("ModalitiesInStudy", "CT\\MR"),
+            ("limit", "7"),
+        ]))
+        .expect("parses");
+        let combos: Vec<(Option<&str>, Option<&str>, usize)> = search
+            .queries
+            .iter()
+            .map(|q| (q.study_uid.as_deref(), q.modality.as_deref(), q.limit))
+            .collect();
+        assert_eq!(
+            combos,
+            [
+                (Some("1.2"), Some("CT"), 7),
+                (Some("1.2"), Some("MR"), 7),
+                (Some("1.3"), Some("CT"), 7),
+                (Some("1.3"), Some("MR"), 7)
+            ]
+        );
+        let many = (0..11).map(|i| format!("1.{i}")).collect::<Vec<_>>().join(",");
+        let e = parse(pairs(&[("StudyInstanceUID", &many), ("SeriesInstanceUID", &many)])).expect_err("400");
+        assert_eq!(e.code, "too_many_values");
+        let two = parse(pairs(&[("StudyInstanceUID", "1.2,1.3")])).expect("ok").0;
+        assert_eq!((two.queries.len(), two.offset, two.limit), (2, 0, 100));
+        assert!(
+            parse(pairs(&[("StudyInstanceUID", ",")])).expect("ok").0.queries.is_empty(),
+            "no value: no match"
+        );
+        let e = parse(pairs(&[("SOPInstanceUID", &format!("1.2,{}", "9".repeat(65)))])).expect_err("400");
+        assert_eq!(e.code, "bad_match", "every listed value is checked");
     }
 
     #[test]
