@@ -114,3 +114,31 @@ async fn an_instance_comes_as_stored_or_transcoded_as_asked_and_each_part_names_
     let events = app.events::<EventoUsoDatos>(&usage, 3, Duration::from_secs(60)).await;
     assert!(events.iter().any(|e| e.bytes == decoded_size), "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_frames_come_as_stored_or_decoded_when_only_octets_are_accepted() {
+    let app = seeded().await;
+    let frame = format!("{INSTANCE}/frames/1");
+    let stored = app
+        .get_raw(&frame, CONSUMER, &[("accept", "multipart/related; type=\"image/jls\"")])
+        .await;
+    assert_eq!(stored.status(), 200);
+    let (ct, _) = only_part(&stored.bytes().await.expect("body"));
+    assert_eq!(ct, format!("image/jls; transfer-syntax={JPEG_LS_LOSSLESS}"));
+
+    let octets = "multipart/related; type=\"application/octet-stream\"";
+    let decoded = app.get_raw(&frame, CONSUMER, &[("accept", octets)]).await;
+    assert_eq!(decoded.status(), 200);
+    let (ct, part) = only_part(&decoded.bytes().await.expect("body"));
+    assert_eq!(ct, format!("application/octet-stream; transfer-syntax={EXPLICIT_LE}"));
+    assert_eq!(
+        part,
+        native_pixels(&fixture("MR_small.dcm")).1,
+        "the frame decoded, pixel for pixel"
+    );
+
+    let png = app
+        .get_raw(&frame, CONSUMER, &[("accept", "multipart/related; type=\"image/png\"")])
+        .await;
+    assert_eq!(png.status(), 406);
+}

@@ -90,6 +90,40 @@ pub fn frames_of(blob: &[u8]) -> Result<Frames, ApiError> {
     })
 }
 
+/// The `count` frames of a blob stored compressed, decoded to native samples (Explicit VR Little
+/// Endian's layout). Refused (406) when decoding changes the photometric interpretation (JPEG's
+/// YBR comes out as RGB): the metadata would then describe other pixels than the frames.
+fn decoded(blob: &[u8], count: usize) -> Result<Frames, ApiError> {
+    let obj = OpenFileOptions::new()
+        .from_reader(blob)
+        .map_err(|_| ApiError::internal(&"a stored anonymized blob does not parse as DICOM"))?;
+    let stored = obj
+        .element(tags::PHOTOMETRIC_INTERPRETATION)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|p| p.trim().to_owned())
+        .unwrap_or_default();
+    let mut frames = Vec::with_capacity(count);
+    for n in 0..count {
+        let frame = u32::try_from(n).map_err(|e| ApiError::internal(&e))?;
+        let pixels = dicom_pixeldata::PixelDecoder::decode_pixel_data_frame(&obj, frame)
+            .map_err(|e| not_acceptable(format!("these frames cannot be decoded here: {e}")))?;
+        if pixels.photometric_interpretation().as_str() != stored {
+            return Err(not_acceptable(format!(
+                "decoded, these frames would be {} while the instance says {stored}; retrieve them as stored, or \
+                 the instance in Explicit VR Little Endian",
+                pixels.photometric_interpretation().as_str()
+            )));
+        }
+        frames.push(Bytes::copy_from_slice(pixels.data()));
+    }
+    Ok(Frames {
+        media_type: "application/octet-stream",
+        transfer_syntax: EXPLICIT_LE.to_owned(),
+        frames,
+    })
+}
+
 /// Compressed frames: fragments grouped by the offset table (byte offsets of each frame's first
 /// item, from the first fragment), or one fragment a frame, or every fragment for one frame.
 fn encapsulated(fragments: &[Vec<u8>], offsets: &[u32], count: usize) -> Result<Vec<Bytes>, ApiError> {
@@ -187,8 +221,10 @@ pub fn op(bulk: bool) -> Op {
             "WADO-RS (PS3.18 §10.4.1.1.3): {what}, one frame per part of a `multipart/related` answer, in the \
              transfer syntax it is stored in: uncompressed as `application/octet-stream` \
              (`transfer-syntax=1.2.840.10008.1.2.1`), compressed in their own type (`image/jpeg`, `image/jls`, \
-             `image/jp2`, `image/jphc`, `image/dicom-rle`). No transcoding: an `Accept` that allows only another type \
-             or syntax is 406. Metered like a download."
+             `image/jp2`, `image/jphc`, `image/dicom-rle`); compressed frames are decoded when the `Accept` allows \
+             only `application/octet-stream` (Explicit VR Little Endian), unless decoding changes their photometric \
+             interpretation (JPEG's YBR); any other `Accept` that does not allow the stored type and syntax is 406. \
+             Metered like a download (the bytes served)."
         ))
         .auth(&["consumidor", "admin"])
         .params([super::study(), super::series(), super::instance(), last])
@@ -196,7 +232,8 @@ pub fn op(bulk: bool) -> Op {
             "Accept",
             json!({ "type": "string", "example": "multipart/related; type=\"application/octet-stream\"" }),
             "Must allow `multipart/related` with the stored frames' type and transfer syntax (`*/*`, `multipart/*`, \
-             or `multipart/related` with that `type` or none); else 406.",
+             or `multipart/related` with that `type` or none), or `application/octet-stream` to have compressed \
+             frames decoded; else 406.",
         ))
         .ok(
             200,
@@ -251,13 +288,18 @@ async fn answer(
     let found = super::instances_under(&state, target).await?;
     let (headers, list) = (headers.clone(), list.map(str::to_owned));
     let served = serve_metered(&state, &caller, &ctx, metered, &found, move |blob| {
-        let all = frames_of(&blob)?;
-        if !acceptable(&headers, all.media_type, &all.transfer_syntax) {
+        let stored = frames_of(&blob)?;
+        let native = "application/octet-stream";
+        let all = if acceptable(&headers, stored.media_type, &stored.transfer_syntax) {
+            stored
+        } else if stored.media_type != native && acceptable(&headers, native, EXPLICIT_LE) {
+            decoded(&blob, stored.frames.len())?
+        } else {
             return Err(not_acceptable(format!(
-                "these frames are stored as {}; transfer-syntax={} (no transcoding here)",
-                all.media_type, all.transfer_syntax
+                "these frames are stored as {}; transfer-syntax={}, or decoded as {native}",
+                stored.media_type, stored.transfer_syntax
             )));
-        }
+        };
         let Some(list) = &list else { return Ok(all) };
         let wanted = frame_list(list, all.frames.len())?;
         let frames = wanted.iter().map(|&n| all.frames[n - 1].clone()).collect();
