@@ -163,22 +163,16 @@ fn frame_list(list: &str, count: usize) -> Result<Vec<usize>, ApiError> {
 
 /// Whether `Accept` allows `media_type` in transfer syntax `ts` inside `multipart/related`.
 fn acceptable(headers: &HeaderMap, media_type: &str, ts: &str) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(ranges) = super::accept::ranges(headers) else {
         return true;
     };
-    accept.split(',').any(|range| {
-        let range = range.trim().to_ascii_lowercase().replace(['"', ' '], "");
-        let mut parts = range.split(';');
-        let main = parts.next().unwrap_or_default();
-        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
-        let param = |k: &str| params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-        match main {
-            "*/*" | "multipart/*" => true,
-            "multipart/related" => {
-                param("type").is_none_or(|t| t == media_type || t == "*/*") && param("transfer-syntax").is_none_or(|t| t == ts || t == "*")
-            }
-            _ => false,
+    ranges.iter().any(|range| match range.main.as_str() {
+        "*/*" | "multipart/*" => true,
+        "multipart/related" => {
+            range.param("type").is_none_or(|t| t == media_type || t == "*/*")
+                && range.param("transfer-syntax").is_none_or(|t| t == ts || t == "*")
         }
+        _ => false,
     })
 }
 

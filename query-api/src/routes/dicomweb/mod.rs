@@ -3,6 +3,7 @@
 //! ([`metadata`], with an ETag). Consumers and admins only; only images whose
 //! anonymized output is DICOM are in the set.
 
+pub mod accept;
 pub mod bulkdata;
 pub mod frames;
 pub mod metadata;

@@ -92,19 +92,15 @@ fn rendering(pairs: &[(String, String)], headers: &HeaderMap) -> Result<Renderin
             _ => return Err(bad("bad_query", "rendered images take window, viewport and quality")),
         }
     }
-    r.png = match headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+    r.png = match super::accept::ranges(headers) {
         None => false,
-        Some(accept) => {
+        Some(ranges) => {
             // A multipart/related range (a study's or a series' parts) counts as its `type`.
-            let types: Vec<String> = accept
-                .split(',')
-                .map(|range| {
-                    let range = range.trim().to_ascii_lowercase().replace(['"', ' '], "");
-                    let main = range.split(';').next().unwrap_or_default().to_owned();
-                    match range.split(';').find_map(|p| p.strip_prefix("type=")) {
-                        Some(part) if main == "multipart/related" => part.to_owned(),
-                        _ => main,
-                    }
+            let types: Vec<String> = ranges
+                .iter()
+                .map(|range| match range.param("type") {
+                    Some(part) if range.main == "multipart/related" => part.to_owned(),
+                    _ => range.main.clone(),
                 })
                 .collect();
             let has = |t: &str| types.iter().any(|x| x == t);

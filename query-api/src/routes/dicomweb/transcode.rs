@@ -11,7 +11,7 @@
 //!   instance can be transcoded to.
 
 use alpes_platform::http::ApiError;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::meta::FileMetaTable;
@@ -52,19 +52,14 @@ fn not_acceptable(message: impl Into<String>) -> ApiError {
 
 /// What `headers` ask of instances; 406 when their `Accept` allows no `application/dicom`.
 pub fn wanted(headers: &HeaderMap) -> Result<Wanted, ApiError> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(ranges) = super::accept::ranges(headers) else {
         return Ok(Wanted::AsStored);
     };
     let mut syntaxes = Vec::new();
-    for range in accept.split(',') {
-        let range = range.trim().to_ascii_lowercase().replace(['"', ' '], "");
-        let mut parts = range.split(';');
-        let main = parts.next().unwrap_or_default();
-        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
-        let param = |k: &str| params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-        match main {
+    for range in ranges {
+        match range.main.as_str() {
             "*/*" | "multipart/*" => return Ok(Wanted::AsStored),
-            "multipart/related" if param("type").is_none_or(|t| t == "application/dicom") => match param("transfer-syntax") {
+            "multipart/related" if range.param("type").is_none_or(|t| t == "application/dicom") => match range.param("transfer-syntax") {
                 Some("*") => return Ok(Wanted::AsStored),
                 Some(ts) => syntaxes.push(ts.to_owned()),
                 None => syntaxes.push(EXPLICIT_LE.to_owned()),
@@ -128,7 +123,7 @@ pub fn in_syntax(blob: Bytes, wanted: &Wanted) -> Result<Instance, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{header, HeaderValue};
 
     fn accept(v: &str) -> Result<Wanted, ApiError> {
         let mut h = HeaderMap::new();
