@@ -2,7 +2,7 @@
 //! - the PS3.15 Table E.1-1 action table from `standard/ps3.15-table-e1-1.json`
 //!   (`tests/table.rs` proves the generated table matches it);
 //! - the PS3.3 attribute types by IOD from `standard/ps3.3-iods/` (highdicom's
-//!   tables, gzipped as shipped; `tests/iod_types.rs` checks them against it).
+//!   tables, gzipped as shipped; `tests/iod.rs` checks them against it).
 //!
 //! Neither is ever typed by hand.
 
@@ -199,8 +199,10 @@ fn iod_types() {
                 u16::try_from(m).expect("modules"),
             );
             let slot = records.entry(key).or_insert(kind);
-            // The stronger of two rows for one attribute: 1 over 2, unconditional over conditional.
-            if (kind & 0x0F, kind >> 4 == 0) < (*slot & 0x0F, *slot >> 4 == 0) {
+            // The stronger of two rows for one attribute: 1 over 2 over 3, then unconditional over
+            // conditional (the engine reads only the type; the flag is for whoever reads the records).
+            let strength = |k: u8| (std::cmp::Reverse(k & 0x0F), k >> 4 == 0);
+            if strength(kind) > strength(*slot) {
                 *slot = kind;
             }
         }

@@ -95,6 +95,13 @@ fn with_the_iod_every_row_gets_the_action_its_type_there_calls_for() {
     });
     assert_eq!(out.report.iod.as_deref(), Some("secondary-capture-image"));
     assert!(out.report.kept_for_iod > 0, "some X rows are required by Secondary Capture");
+    // A few decisions written out, so that the table above is not only checked against itself.
+    common::with_output(&out.bytes, |res| {
+        assert!(res.get(0x0008_0080).is_none(), "Institution Name, X/Z/D, Type 3 in SC: removed");
+        assert_eq!(res.text(0x0008_0020), Some(""), "Study Date, Z, Type 2: empty");
+        assert_eq!(res.text(0x0008_0090), Some(""), "Referring Physician's Name, Z, Type 2: empty");
+        assert!(res.get(0x0008_0021).is_none(), "Series Date, X/D, Type 3 in SC: removed");
+    });
 }
 
 /// Plants every exact row of the table in one object of `sop_class`, de-identifies it

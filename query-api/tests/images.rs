@@ -369,6 +369,9 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     assert_eq!(uids(&second, "0020000D"), ["9.9"]);
     let both = json(app.get_raw("/studies?StudyInstanceUID=1.2.3,9.9&Modality=MR", CONSUMER, &[]).await).await;
     assert_eq!(uids(&both, "0020000D"), ["9.9"]);
+    // The path's study stands over a list in the query string.
+    let scoped = json(app.get_raw("/studies/1.2.3/series?StudyInstanceUID=9.9,1.2.3", CONSUMER, &[]).await).await;
+    assert_eq!(uids(&scoped, "0020000D"), ["1.2.3"]);
     let sops = json(app.get_raw("/instances?SOPInstanceUID=9.9.1.1,1.2.3.4.5,7.7", CONSUMER, &[]).await).await;
     assert_eq!(uids(&sops, "00080018"), ["1.2.3.4.5", "9.9.1.1"]);
     assert_eq!(app.get_raw("/studies?StudyDate=2020", CONSUMER, &[]).await.status(), 400);

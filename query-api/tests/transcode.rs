@@ -6,6 +6,7 @@
 
 mod common;
 
+use alpes_domain::ledger::LedgerStore;
 use alpes_platform::auth::Role;
 use alpes_platform::store::conformance::{anonymized, registered, user};
 use alpes_platform::store::{CatalogEvent, CatalogStore};
@@ -141,4 +142,24 @@ async fn compressed_frames_come_as_stored_or_decoded_when_only_octets_are_accept
         .get_raw(&frame, CONSUMER, &[("accept", "multipart/related; type=\"image/png\"")])
         .await;
     assert_eq!(png.status(), 406);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoded_answer_counts_against_the_daily_bytes_with_what_it_serves() {
+    let app = seeded().await;
+    let stored = fixture("MR_small_jpeg_ls_lossless.dcm").len() as i64;
+    let lab = Some(("lab-9", Role::Consumidor));
+    let mut terms = common::approved("lab-9", 1_000_000);
+    // Room for the instance as stored, not for it decoded (MR_small: 64 × 64 × 2 bytes of pixels).
+    terms.daily_bytes = Some(stored + 100);
+    app.ledger.set_terms(terms).await.expect("terms");
+    let dicom = "multipart/related; type=\"application/dicom\"";
+    let decoded = app.get_raw(INSTANCE, lab, &[("accept", dicom)]).await;
+    assert_eq!(decoded.status(), 429, "the decoded answer is larger than the day's room");
+    let body: serde_json::Value = decoded.json().await.expect("json");
+    assert_eq!(body["error"], "daily_limit");
+    let as_stored = app
+        .get_raw(INSTANCE, lab, &[("accept", &format!("{dicom}; transfer-syntax=*"))])
+        .await;
+    assert_eq!(as_stored.status(), 200, "as stored it fits");
 }

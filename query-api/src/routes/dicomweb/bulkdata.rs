@@ -75,7 +75,8 @@ pub async fn answer(
         .map(|t| Tag((t >> 16) as u16, (t & 0xFFFF) as u16))
         .ok_or_else(|| ApiError::not_found("bulk data is named by its tag, 8 hex digits"))?;
     let found = super::instances_under(&state, target).await?;
-    let served = serve_metered(&state, &caller, &ctx, metered, &found, move |blob| attribute(&blob, tag)).await?;
+    let one = super::first_output(&found);
+    let served = serve_metered(&state, &caller, &ctx, metered, one, move |blob| attribute(&blob, tag)).await?;
     let Some(value) = served.into_iter().next() else {
         return Err(ApiError::not_found("the instance has no anonymized output"));
     };

@@ -90,10 +90,10 @@ pub fn frames_of(blob: &[u8]) -> Result<Frames, ApiError> {
     })
 }
 
-/// The `count` frames of a blob stored compressed, decoded to native samples (Explicit VR Little
-/// Endian's layout). Refused (406) when decoding changes the photometric interpretation (JPEG's
+/// The frames `wanted` (1-based) of a blob stored compressed, decoded to native samples (Explicit
+/// VR Little Endian's layout). Refused (406) when decoding changes the photometric interpretation (JPEG's
 /// YBR comes out as RGB): the metadata would then describe other pixels than the frames.
-fn decoded(blob: &[u8], count: usize) -> Result<Frames, ApiError> {
+fn decoded(blob: &[u8], wanted: &[usize]) -> Result<Frames, ApiError> {
     let obj = OpenFileOptions::new()
         .from_reader(blob)
         .map_err(|_| ApiError::internal(&"a stored anonymized blob does not parse as DICOM"))?;
@@ -103,9 +103,9 @@ fn decoded(blob: &[u8], count: usize) -> Result<Frames, ApiError> {
         .and_then(|e| e.to_str().ok())
         .map(|p| p.trim().to_owned())
         .unwrap_or_default();
-    let mut frames = Vec::with_capacity(count);
-    for n in 0..count {
-        let frame = u32::try_from(n).map_err(|e| ApiError::internal(&e))?;
+    let mut frames = Vec::with_capacity(wanted.len());
+    for &n in wanted {
+        let frame = u32::try_from(n - 1).map_err(|e| ApiError::internal(&e))?;
         let pixels = dicom_pixeldata::PixelDecoder::decode_pixel_data_frame(&obj, frame)
             .map_err(|e| not_acceptable(format!("these frames cannot be decoded here: {e}")))?;
         if pixels.photometric_interpretation().as_str() != stored {
@@ -280,24 +280,26 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     may_use(&caller)?;
     let found = super::instances_under(&state, target).await?;
+    let one = super::first_output(&found);
     let (headers, list) = (headers.clone(), list.map(str::to_owned));
-    let served = serve_metered(&state, &caller, &ctx, metered, &found, move |blob| {
+    let served = serve_metered(&state, &caller, &ctx, metered, one, move |blob| {
         let stored = frames_of(&blob)?;
+        let wanted = match &list {
+            Some(list) => frame_list(list, stored.frames.len())?,
+            None => (1..=stored.frames.len()).collect(),
+        };
         let native = "application/octet-stream";
-        let all = if acceptable(&headers, stored.media_type, &stored.transfer_syntax) {
-            stored
+        if acceptable(&headers, stored.media_type, &stored.transfer_syntax) {
+            let frames = wanted.iter().map(|&n| stored.frames[n - 1].clone()).collect();
+            Ok(Frames { frames, ..stored })
         } else if stored.media_type != native && acceptable(&headers, native, EXPLICIT_LE) {
-            decoded(&blob, stored.frames.len())?
+            decoded(&blob, &wanted)
         } else {
-            return Err(not_acceptable(format!(
+            Err(not_acceptable(format!(
                 "these frames are stored as {}; transfer-syntax={}, or decoded as {native}",
                 stored.media_type, stored.transfer_syntax
-            )));
-        };
-        let Some(list) = &list else { return Ok(all) };
-        let wanted = frame_list(list, all.frames.len())?;
-        let frames = wanted.iter().map(|&n| all.frames[n - 1].clone()).collect();
-        Ok(Frames { frames, ..all })
+            )))
+        }
     })
     .await?;
     let Some(f) = served.into_iter().next() else {

@@ -76,6 +76,16 @@ pub fn instance_url(base: &str, out: &AnonymizedOutput) -> String {
     )
 }
 
+/// The first of `found` with an anonymized output (an instance-level retrieval that answers one
+/// part: two providers' copies of one SOP instance are both in `found`, and only one is served,
+/// so only one is metered), or nothing.
+pub fn first_output(found: &[CatalogImage]) -> &[CatalogImage] {
+    match found.iter().position(|i| i.anonymized.is_some()) {
+        Some(at) => &found[at..=at],
+        None => &[],
+    }
+}
+
 /// Whether a transfer syntax stores native (uncompressed) pixel data: implicit and explicit
 /// VR little endian, explicit big endian, deflated.
 pub fn is_native(ts: &str) -> bool {

@@ -120,6 +120,8 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(Search, Vec<String>), ApiE
                         format!("{} matches values of at most {max} characters", k.keyword),
                     ));
                 }
+                // The last value given for a key stands (a path's UID is given last).
+                lists.retain(|(sets, _)| *sets != k.sets);
                 match <[String; 1]>::try_from(values) {
                     Ok([one]) => set(&mut q, k.sets, one)?,
                     // A list, or a list of nothing (`,`): each value a query of its own.
@@ -147,6 +149,8 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(Search, Vec<String>), ApiE
 
 /// The most catalog queries one search may make (the product of its lists' lengths).
 pub const MAX_QUERIES: usize = 100;
+/// The furthest result (offset + limit) a search with lists may ask for.
+pub const MAX_LISTED_END: usize = 10_000;
 
 /// A QIDO-RS search: one catalog query per combination of the values its keys list (one query
 /// when none lists several), all with the search's other keys, offset and limit.
@@ -163,6 +167,13 @@ pub struct Search {
 impl Search {
     fn of(q: DicomQuery, lists: Vec<(Sets, Vec<String>)>) -> Result<Search, ApiError> {
         let (offset, limit) = (q.offset, q.limit);
+        // Each query of a list is read from its start to the page's end: the page must end early.
+        if !lists.is_empty() && offset.saturating_add(limit) > MAX_LISTED_END {
+            return Err(ApiError::bad_request(
+                "bad_offset",
+                format!("with a list of values, offset + limit must be at most {MAX_LISTED_END}"),
+            ));
+        }
         let mut queries = vec![q];
         for (sets, values) in lists {
             if queries.len() * values.len().max(1) > MAX_QUERIES {
@@ -360,6 +371,18 @@ mod tests {
         let many = (0..11).map(|i| format!("1.{i}")).collect::<Vec<_>>().join(",");
         let e = parse(pairs(&[("StudyInstanceUID", &many), ("SeriesInstanceUID", &many)])).expect_err("400");
         assert_eq!(e.code, "too_many_values");
+        let far = parse(pairs(&[("StudyInstanceUID", "1.2,1.3"), ("offset", "9950"), ("limit", "100")]));
+        assert_eq!(
+            far.expect_err("400").code,
+            "bad_offset",
+            "each listed query would read to the page's end"
+        );
+        // The last value of a key stands: a path's UID, given last, over a list.
+        let last = parse(pairs(&[("StudyInstanceUID", "1.2,1.3"), ("StudyInstanceUID", "9.9")]))
+            .expect("ok")
+            .0;
+        assert_eq!(last.queries.len(), 1);
+        assert_eq!(last.queries[0].study_uid.as_deref(), Some("9.9"));
         let two = parse(pairs(&[("StudyInstanceUID", "1.2,1.3")])).expect("ok").0;
         assert_eq!((two.queries.len(), two.offset, two.limit), (2, 0, 100));
         assert!(

@@ -17,6 +17,7 @@ use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::Authenticated;
 use alpes_platform::http::{ApiError, QueryParams};
 use alpes_platform::openapi::{binary_content, header_param, path, query, Op};
+use alpes_platform::store::CatalogImage;
 use axum::extract::{MatchedPath, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -256,10 +257,17 @@ async fn answer(
         instance: p.instance,
     };
     let found = super::instances_under(&state, target).await?;
-    let first = found.iter().position(|i| i.anonymized.is_some()).unwrap_or_default();
+    let with_pixels: Vec<CatalogImage>;
     let chosen = match scope {
-        Scope::First => &found[first..found.len().min(first + 1)],
-        Scope::Every => &found[..],
+        Scope::First => super::first_output(&found),
+        // Instances without pixels (a structured report, a key object selection) are left out.
+        Scope::Every => {
+            with_pixels = found
+                .into_iter()
+                .filter(|i| i.anonymized.as_ref().is_some_and(|o| o.rows > 0))
+                .collect();
+            &with_pixels[..]
+        }
     };
     let served = serve_metered(&state, &caller, &ctx, metered, chosen, move |blob| render(&blob, frame, r)).await?;
     let media_type = if r.png { "image/png" } else { "image/jpeg" };

@@ -64,12 +64,12 @@ where
     T: Served + Send + 'static,
 {
     let serve = std::sync::Arc::new(serve);
+    let stored: Vec<(&CatalogImage, u64)> = instances
+        .iter()
+        .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
+        .collect();
     let mut holding = if metered {
-        let retrieved: Vec<(&CatalogImage, u64)> = instances
-            .iter()
-            .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
-            .collect();
-        admit(state, caller, &retrieved).await?
+        admit(state, caller, &stored).await?
     } else {
         Holding::nothing()
     };
@@ -84,6 +84,14 @@ where
             .await
             .map_err(|e| ApiError::internal(&e))??;
         served.push((image, part));
+    }
+    // Decoded or transcoded answers can be larger than what was stored, which admission counted
+    // against the consumer's daily bytes: admitted again with what is served.
+    let total = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
+    if metered && total(&mut served.iter().map(|(_, p)| p.bytes_served())) > total(&mut stored.iter().map(|(_, b)| *b)) {
+        let sizes: Vec<(&CatalogImage, u64)> = served.iter().map(|(i, p)| (*i, p.bytes_served())).collect();
+        drop(holding);
+        holding = admit(state, caller, &sizes).await?;
     }
     for (image, part) in served.iter().filter(|_| metered) {
         meter(state, ctx, caller, image, part.bytes_served()).await?;
