@@ -532,6 +532,22 @@ pub async fn catalog(store: &dyn CatalogStore) {
         .await
         .expect("instances");
     assert!(none.is_empty());
+    // The same SOP Instance UID uploaded again (other bytes, so another image): the study and
+    // the series still count it once, as WADO-RS serves it once.
+    store
+        .apply(vec![registered("r9", "g", "p1", 900), anonymized("n9", "g", "p1", 910, CT)])
+        .await
+        .expect("apply");
+    let again = store.studies(&q).await.expect("studies");
+    assert_eq!((again[0].study_uid.as_str(), again[0].series, again[0].instances), ("1.1", 2, 3));
+    let series = store
+        .series(&DicomQuery {
+            study_uid: Some("1.1".into()),
+            ..q.clone()
+        })
+        .await
+        .expect("series");
+    assert_eq!(series[0].instances, 2, "{series:?}");
 
     // Users.
     store

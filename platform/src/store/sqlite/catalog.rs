@@ -438,7 +438,7 @@ impl CatalogStore for SqliteCatalog {
                 };
                 let sql = format!(
                     "SELECT study_uid, MAX(patient_id), MAX(study_date), GROUP_CONCAT(DISTINCT modality),
-                            COUNT(DISTINCT series_uid), COUNT(*)
+                            COUNT(DISTINCT series_uid), COUNT(DISTINCT COALESCE(sop_instance_uid, image_id))
                      FROM catalog_images {where_sql} GROUP BY study_uid {having} ORDER BY study_uid LIMIT ? OFFSET ?"
                 );
                 rows(conn, &sql, with_limit_offset(p, &q), |r| {
@@ -464,7 +464,8 @@ impl CatalogStore for SqliteCatalog {
             .read(move |conn| {
                 let w = dicom_rows_where(&q);
                 let sql = format!(
-                    "SELECT study_uid, series_uid, MAX(modality), MIN(series_number), COUNT(*)
+                    "SELECT study_uid, series_uid, MAX(modality), MIN(series_number),
+                            COUNT(DISTINCT COALESCE(sop_instance_uid, image_id))
                      FROM catalog_images {} AND series_uid IS NOT NULL
                      GROUP BY study_uid, series_uid ORDER BY study_uid, series_uid LIMIT ? OFFSET ?",
                     w.sql()

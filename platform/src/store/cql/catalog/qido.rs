@@ -61,6 +61,12 @@ impl InstanceRow {
             && patient_and_date_match(q, self.patient_id.as_deref(), self.study_date.as_deref())
     }
 
+    /// What an instance is counted as: its SOP Instance UID (one upload sent again with other
+    /// bytes is another image of the same instance), or the image when it has none.
+    pub(super) fn instance_key(&self) -> &str {
+        self.sop_instance_uid.as_deref().unwrap_or(&self.image_id)
+    }
+
     /// The query's Modality condition, compared upper-case.
     pub(super) fn has_modality(&self, modality: Option<&str>) -> bool {
         modality.is_none_or(|m| self.modality.as_deref() == Some(m.to_uppercase().as_str()))
@@ -83,19 +89,21 @@ pub(super) fn study_summary(study_uid: String, rows: &[InstanceRow], modality: O
     }
     let modalities: BTreeSet<&str> = rows.iter().filter_map(|r| r.modality.as_deref()).collect();
     let series: BTreeSet<&str> = rows.iter().filter_map(|r| r.series_uid.as_deref()).collect();
+    let instances: BTreeSet<&str> = rows.iter().map(InstanceRow::instance_key).collect();
     Some(StudySummary {
         study_uid,
         patient_id: rows.iter().filter_map(|r| r.patient_id.clone()).max(),
         study_date: rows.iter().filter_map(|r| r.study_date.clone()).max(),
         modalities: modalities.into_iter().map(str::to_owned).collect(),
         series: i64::try_from(series.len()).unwrap_or(i64::MAX),
-        instances: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+        instances: i64::try_from(instances.len()).unwrap_or(i64::MAX),
     })
 }
 
 /// The summaries of a study's series over its instances with the query's Modality, by SeriesInstanceUID.
 pub(super) fn series_summaries(study_uid: &str, rows: &[InstanceRow], modality: Option<&str>) -> Vec<SeriesSummary> {
     let mut by_series: BTreeMap<&str, SeriesSummary> = BTreeMap::new();
+    let mut counted: BTreeSet<(&str, &str)> = BTreeSet::new();
     for r in rows.iter().filter(|r| r.has_modality(modality)) {
         let Some(series_uid) = r.series_uid.as_deref() else { continue };
         let s = by_series.entry(series_uid).or_insert_with(|| SeriesSummary {
@@ -110,7 +118,9 @@ pub(super) fn series_summaries(study_uid: &str, rows: &[InstanceRow], modality: 
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        s.instances += 1;
+        if counted.insert((series_uid, r.instance_key())) {
+            s.instances += 1;
+        }
     }
     by_series.into_values().collect()
 }
