@@ -11,10 +11,10 @@
 mod common;
 
 use alpes_platform::auth::Role;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const PROVIDER: &str = "hospital-dicomweb";
 const CONSUMER: &str = "research-dicomweb";
@@ -62,50 +62,6 @@ async fn spawn_priced_app() -> common::TestApp {
     common::spawn_app_with(|s| s.pricing.by_modality = vec![("CT".into(), CT_PRICE)]).await
 }
 
-/// What the script did: its exit status (`None` if it ran past the limit and was killed) and output.
-struct Ran {
-    status: Option<std::process::ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` to completion or `limit`, blocking; for `spawn_blocking`, so the
-/// in-process server keeps serving meanwhile.
-fn run_with_limit(mut cmd: Command, limit: Duration) -> Ran {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the python interpreter in ALPES_DICOMWEB_PYTHON");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Ran {
-        status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_dicomweb_client_stores_searches_retrieves_and_is_billed() {
     let Some(python) = python() else {
@@ -137,7 +93,7 @@ async fn the_python_dicomweb_client_stores_searches_retrieves_and_is_billed() {
         // The server is on 127.0.0.1: keep any proxy of the environment out of the way.
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost");
-    let ran = tokio::task::spawn_blocking(move || run_with_limit(cmd, SCRIPT_LIMIT))
+    let ran = tokio::task::spawn_blocking(move || common::run_with_limit(cmd, SCRIPT_LIMIT))
         .await
         .expect("join the script runner");
 

@@ -19,7 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PROVIDER: &str = "hospital-viewer";
@@ -113,44 +113,21 @@ const CHROMIUM_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs headless Chromium on `url` with `args` (killed past [`CHROMIUM_LIMIT`]); its stdout.
 fn chromium_run(chromium: &Path, profile: &Path, url: &str, args: &[&str]) -> String {
-    let mut child = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
+    let mut cmd = Command::new(chromium);
+    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--window-size={VIEW},{VIEW}"))
         // Virtual time runs only while nothing is fetched: the page gets what it asks for.
         .arg("--virtual-time-budget=30000")
         .args(args)
         .arg(url)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run chromium");
-    // Drained as it runs: a full pipe would stall it.
-    let drain = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + CHROMIUM_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for chromium") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium ran past {CHROMIUM_LIMIT:?} and was killed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
-    assert!(status.success(), "chromium failed ({status}): {stderr}");
-    stdout
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    let ran = common::run_with_limit(cmd, CHROMIUM_LIMIT);
+    match ran.status {
+        None => panic!("chromium ran past {CHROMIUM_LIMIT:?} and was killed"),
+        Some(status) => assert!(status.success(), "chromium failed ({status}): {}", ran.stderr),
+    }
+    ran.stdout
 }
 
 /// Distinct grey levels and the share of non-black pixels in the screenshot's image area.
