@@ -187,7 +187,7 @@ impl App {
         let public_url = settings
             .public_url
             .clone()
-            .unwrap_or_else(|| alpes_query_api::PublicUrl::of_listener(addr));
+            .unwrap_or_else(|| alpes_platform::public_url::PublicUrl::of_listener(addr));
         let metrics = Arc::new(Metrics::new());
         let kafka = Arc::new(connect_kafka(&settings).await?);
         let codec = Codec::from_env();
@@ -225,6 +225,7 @@ impl App {
                 identity: settings.identity.clone(),
                 instance: instance.clone(),
                 bootstrap_admin: bootstrap_admin(&settings),
+                public_url: public_url.clone(),
             };
             services.ingest = Some(IngestApp::build(deps, config).await.context("cannot start ingest")?);
         }

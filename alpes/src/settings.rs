@@ -53,10 +53,11 @@ pub struct Settings {
     #[arg(long, env = "ALPES_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The URL clients reach this listener at (behind a proxy, the proxy's, with its path
-    /// prefix): the base of DICOMweb's RetrieveURLs. Default: `http://` and the listen address.
+    /// prefix): the base of DICOMweb's RetrieveURLs and of the links STOW-RS answers with.
+    /// Default: `http://` and the listen address.
     /// Never taken from a request's `Host` or `X-Forwarded-*` headers.
-    #[arg(long, env = "ALPES_PUBLIC_URL", value_name = "URL", value_parser = alpes_query_api::PublicUrl::parse)]
-    pub public_url: Option<alpes_query_api::PublicUrl>,
+    #[arg(long, env = "ALPES_PUBLIC_URL", value_name = "URL", value_parser = alpes_platform::public_url::PublicUrl::parse)]
+    pub public_url: Option<alpes_platform::public_url::PublicUrl>,
     /// Largest accepted upload body, bytes.
     #[arg(long, env = "ALPES_MAX_UPLOAD_BYTES", default_value_t = alpes_ingest::DEFAULT_MAX_UPLOAD)]
     pub max_upload: u64,

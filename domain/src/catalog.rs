@@ -192,6 +192,9 @@ pub struct DicomQuery {
     pub study_date_to: Option<String>,
     /// Modality (ModalitiesInStudy at study level).
     pub modality: Option<String>,
+    /// Only this provider's instances (a provider searching its own studies): the studies and
+    /// series are summarized over them alone.
+    pub provider_id: Option<String>,
     /// At most this many results.
     pub limit: usize,
     /// Skip this many results first.

@@ -21,6 +21,7 @@ use alpes_platform::kafka::{Kafka, Producer};
 use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::probes::Probes;
+use alpes_platform::public_url::PublicUrl;
 use alpes_platform::shutdown::Shutdown;
 use axum::Router;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct IngestConfig {
     pub instance: String,
     /// The admin to create if there is none.
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// The base of the links STOW-RS answers with.
+    pub public_url: PublicUrl,
 }
 
 /// The ingest service, built and ready to serve.
@@ -120,6 +123,7 @@ impl IngestApp {
             published,
             identity,
             limits,
+            public_url: config.public_url,
         };
         Ok(IngestApp {
             state,

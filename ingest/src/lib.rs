@@ -77,6 +77,8 @@ pub struct IngestState {
     pub auditor: Auditor,
     /// Rate, body and time limits, CORS.
     pub limits: Arc<Limits>,
+    /// The base of the links STOW-RS answers with.
+    pub public_url: alpes_platform::public_url::PublicUrl,
 }
 
 impl FromRef<IngestState> for Arc<Jwt> {

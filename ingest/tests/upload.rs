@@ -165,12 +165,25 @@ async fn stow_answers_referenced_and_failed_sop_sequences() {
         ("application/dicom", fixture("CT_small.dcm")),
         ("application/dicom", b"garbage, not DICOM".repeat(20)),
     ]);
-    let res = app.post("/studies", ct, body).await;
+    // A client's Host names no link: they start with the configured public URL.
+    let res = app
+        .client
+        .post(format!("{}/studies", app.base))
+        .bearer_auth(app.provider().await)
+        .header("content-type", ct)
+        .header("host", "evil.example")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status(), StatusCode::ACCEPTED, "one stored, one failed");
     assert_eq!(res.headers()["content-type"], "application/dicom+json");
     let v: Value = res.json().await.expect("json");
     let referenced = v["00081199"]["Value"].as_array().expect("referenced");
     assert_eq!(referenced.len(), 1);
+    let url = referenced[0]["00081190"]["Value"][0].as_str().expect("a RetrieveURL");
+    let id = url.strip_prefix(&format!("{}/imagenes/", app.base)).expect("under the public URL");
+    assert!(!id.is_empty() && !id.contains('/'), "{url}");
     assert_eq!(
         referenced[0]["00081155"]["Value"][0],
         "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"

@@ -18,6 +18,7 @@
 //! - [`retry`]: the one retry policy.
 //! - [`probes`]: `/health`, `/ready` and `/metrics` of any process, on what it depends on.
 //! - [`readiness`]: whether every consumer a process runs has joined its group (`/ready`).
+//! - [`public_url`]: the configured base URL of the links answers carry.
 
 #[cfg(feature = "web")]
 pub mod audit;
@@ -42,6 +43,7 @@ pub mod openapi;
 pub mod password;
 #[cfg(all(feature = "web", feature = "blobs"))]
 pub mod probes;
+pub mod public_url;
 pub mod readiness;
 pub mod retry;
 #[cfg(feature = "web")]

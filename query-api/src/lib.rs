@@ -14,7 +14,6 @@
 //! - [`routes::dicomweb`]: QIDO-RS and WADO-RS over the anonymized set.
 //! - [`pricing`], [`admission`] and [`meter`]: what a download costs, whether the
 //!   consumer may make it, and its usage event.
-//! - [`public_url`]: the configured base URL of DICOMweb's RetrieveURLs.
 //! - [`rendered`]: one image's JSON body and ETag, kept while the image reads the same.
 //! - [`vocabulary`]: the JSON the routes answer, in the API's one vocabulary
 //!   (with the names before it, deprecated, beside them).
@@ -30,7 +29,6 @@ pub mod materializer;
 pub mod meter;
 pub mod openapi;
 pub mod pricing;
-pub mod public_url;
 pub mod rendered;
 pub mod reports;
 pub mod routes;
@@ -47,10 +45,10 @@ use axum::extract::FromRef;
 use axum::Router;
 use std::sync::Arc;
 
+pub use alpes_platform::public_url::PublicUrl;
 pub use app::{QueryApp, QueryConfig, QueryDeps};
 pub use error::{Error, Result};
 pub use pricing::{Pricing, PricingArgs};
-pub use public_url::PublicUrl;
 
 /// Everything the query routes share.
 #[derive(Debug, Clone)]

@@ -375,7 +375,6 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     let sops = json(app.get_raw("/instances?SOPInstanceUID=9.9.1.1,1.2.3.4.5,7.7", CONSUMER, &[]).await).await;
     assert_eq!(uids(&sops, "00080018"), ["1.2.3.4.5", "9.9.1.1"]);
     assert_eq!(app.get_raw("/studies?StudyDate=2020", CONSUMER, &[]).await.status(), 400);
-    assert_eq!(app.get_raw("/studies", PROVIDER, &[]).await.status(), 403);
 
     let usage = app.consumer::<EventoUsoDatos>();
     let res = app
@@ -424,6 +423,49 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_searches_and_retrieves_its_own_studies_only_and_unmetered() {
+    let (app, bytes) = seeded().await;
+    let study_uids = |v: serde_json::Value| -> Vec<String> {
+        let items = v.as_array().expect("an array").iter();
+        items
+            .map(|s| s["0020000D"]["Value"][0].as_str().expect("a UID").to_owned())
+            .collect()
+    };
+    let search = |path: &'static str| {
+        let app = &app;
+        async move {
+            let res = app.get_raw(path, PROVIDER, &[]).await;
+            assert_eq!(res.status(), 200, "{path}");
+            res.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    // p1's study, not p2's (9.9), at every level and whatever the query names.
+    assert_eq!(study_uids(search("/studies").await), ["1.2.3"]);
+    assert_eq!(study_uids(search("/studies?StudyInstanceUID=9.9").await), Vec::<String>::new());
+    assert_eq!(study_uids(search("/series").await), ["1.2.3"]);
+    assert_eq!(study_uids(search("/instances?StudyInstanceUID=9.9,1.2.3").await), ["1.2.3"]);
+    assert_eq!(search("/studies/9.9/instances").await, serde_json::json!([]));
+
+    let usage = app.consumer::<EventoUsoDatos>();
+    let own = "/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5";
+    let res = app.get_raw(own, PROVIDER, &[]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.bytes().await.expect("body");
+    assert!(body.windows(bytes.len()).any(|w| w == bytes.as_slice()), "the part is the blob");
+    assert_eq!(app.get_raw(&format!("{own}/metadata"), PROVIDER, &[]).await.status(), 200);
+    assert_eq!(app.get_raw(&format!("{own}/frames/1"), PROVIDER, &[]).await.status(), 200);
+    // p2's instance is not there for p1, as an unknown one is not.
+    for other in ["/studies/9.9", "/studies/9.9/series/9.9.1/instances/9.9.1.1/frames/1"] {
+        let res = app.get_raw(other, PROVIDER, &[]).await;
+        assert_eq!(res.status(), 404, "{other}");
+        assert_eq!(res.json::<serde_json::Value>().await.expect("json")["error"], "not_found");
+    }
+    // None of it is a download: nothing is billed to, or credited to, p1 for its own images.
+    let events = app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(3)).await;
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wado_frames_come_in_the_stored_syntax_and_are_metered_like_a_download() {
     let (app, bytes) = seeded().await;
     let obj = dicom_object::OpenFileOptions::new().from_reader(&bytes[..]).expect("fixture");
@@ -460,7 +502,11 @@ async fn wado_frames_come_in_the_stored_syntax_and_are_metered_like_a_download()
     );
     assert_eq!(app.get_raw(&format!("{frame}/2"), CONSUMER, &[]).await.status(), 404);
     assert_eq!(app.get_raw(&format!("{frame}/0"), CONSUMER, &[]).await.status(), 400);
-    assert_eq!(app.get_raw(&format!("{frame}/1"), PROVIDER, &[]).await.status(), 403);
+    assert_eq!(
+        app.get_raw(&format!("{frame}/1"), PROVIDER, &[]).await.status(),
+        200,
+        "p1's own frame"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,7 +572,11 @@ async fn rendered_images_and_thumbnails_are_decoded_windowed_and_sized() {
     ] {
         assert_eq!(app.get_raw(&path, CONSUMER, &[("accept", accept)]).await.status(), status, "{path}");
     }
-    assert_eq!(app.get_raw(&format!("{at}/thumbnail"), PROVIDER, &[]).await.status(), 403);
+    assert_eq!(
+        app.get_raw(&format!("{at}/thumbnail"), PROVIDER, &[]).await.status(),
+        200,
+        "p1's own"
+    );
     // A study's and a series' thumbnail: their first instance's.
     for level in ["/studies/1.2.3/thumbnail", "/studies/1.2.3/series/1.2.3.4/thumbnail"] {
         let (w, h, _) = jpeg_size(&image(app.get_raw(level, CONSUMER, &[]).await, "image/jpeg").await);

@@ -1,8 +1,8 @@
 //! WADO-RS transfer syntax negotiation: an instance stored compressed is served
 //! as stored for `transfer-syntax=*`, decoded to Explicit VR Little Endian by
 //! default, in another syntax dicom-rs can write when asked, and 406 when none
-//! asked can be made; each part names its syntax, and the usage event counts
-//! the bytes served.
+//! asked can be made; frames likewise; each part names its syntax, and the
+//! usage event counts the bytes served.
 
 mod common;
 
@@ -11,7 +11,10 @@ use alpes_platform::auth::Role;
 use alpes_platform::store::conformance::{anonymized, registered, user};
 use alpes_platform::store::{CatalogEvent, CatalogStore};
 use alpes_schemas::EventoUsoDatos;
+use dicom_core::value::PixelFragmentSequence;
+use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
+use dicom_pixeldata::PixelDecoder;
 use std::time::Duration;
 
 const CONSUMER: Option<(&str, Role)> = Some(("lab-1", Role::Consumidor));
@@ -27,8 +30,13 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// An app whose one anonymized instance is MR_small stored in JPEG-LS lossless.
 async fn seeded() -> common::TestApp {
+    seeded_with("MR_small_jpeg_ls_lossless.dcm").await
+}
+
+/// An app whose one anonymized instance, at [`INSTANCE`], is the fixture `name`.
+async fn seeded_with(name: &str) -> common::TestApp {
     let app = common::spawn_app().await;
-    let bytes = fixture("MR_small_jpeg_ls_lossless.dcm");
+    let bytes = fixture(name);
     let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
     let mut e = anonymized("n1", "e", "p1", 110, ("5.5", "5.5.1", "5.5.1.1", "MR", "PSEUDO-5", "20200102"));
     if let CatalogEvent::Anonymized(a) = &mut e {
@@ -142,6 +150,47 @@ async fn compressed_frames_come_as_stored_or_decoded_when_only_octets_are_accept
         .get_raw(&frame, CONSUMER, &[("accept", "multipart/related; type=\"image/png\"")])
         .await;
     assert_eq!(png.status(), 406);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_are_transcoded_to_the_first_compressed_syntax_asked_that_can_be_written() {
+    let app = seeded_with("MR_small.dcm").await;
+    let usage = app.consumer::<EventoUsoDatos>();
+    let frame = format!("{INSTANCE}/frames/1");
+    // image/jpeg without a syntax is JPEG lossless (PS3.18's default), which has no encoder here;
+    // image/jls's default, JPEG-LS lossless, has one.
+    let accept = "multipart/related; type=\"image/jpeg\", multipart/related; type=\"image/jls\"";
+    let res = app.get_raw(&frame, CONSUMER, &[("accept", accept)]).await;
+    assert_eq!(res.status(), 200);
+    let (ct, part) = only_part(&res.bytes().await.expect("body"));
+    assert_eq!(ct, format!("image/jls; transfer-syntax={JPEG_LS_LOSSLESS}"));
+    assert_eq!(part[..4], [0xFF, 0xD8, 0xFF, 0xF7], "a JPEG-LS stream (SOI, SOF55)");
+
+    // Lossless: put in the place of the JPEG-LS fixture's own frame, it decodes to MR_small's pixels.
+    let mut obj = dicom_object::OpenFileOptions::new()
+        .from_reader(&fixture("MR_small_jpeg_ls_lossless.dcm")[..])
+        .expect("the JPEG-LS fixture");
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PixelFragmentSequence::new_fragments(vec![part.clone()]),
+    ));
+    let pixels = obj.decode_pixel_data().expect("the served frame decodes");
+    assert_eq!(pixels.data(), native_pixels(&fixture("MR_small.dcm")).1, "pixel for pixel");
+
+    // Only what cannot be made: 406, in JSON.
+    let res = app
+        .get_raw(&frame, CONSUMER, &[("accept", "multipart/related; type=\"image/jpeg\"")])
+        .await;
+    assert_eq!(res.status(), 406);
+    let error: serde_json::Value = res.json().await.expect("a JSON error");
+    assert_eq!(error["error"], "not_acceptable");
+
+    // Metered with the bytes served: the transcoded frame's.
+    let mut events = app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(60)).await;
+    events.extend(app.events::<EventoUsoDatos>(&usage, 1, Duration::from_secs(3)).await);
+    assert_eq!(events.len(), 1, "the 406 is not metered: {events:?}");
+    assert_eq!(events[0].bytes, part.len() as i64, "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

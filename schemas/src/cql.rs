@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "006_analyses.cql",
         source: include_str!("../cql/006_analyses.cql"),
     },
+    Migration {
+        version: 7,
+        name: "007_provider_studies.cql",
+        source: include_str!("../cql/007_provider_studies.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

@@ -319,8 +319,10 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
             Data,
         );
     }
-    // DICOMweb: consumers and admins, over the anonymized set only.
-    let dicomweb = guarded(403, 403, 200, 200, 403);
+    // DICOMweb: consumers and admins over the anonymized set; a provider (or its key) over its
+    // own images only: B's searches answer (with none of A's studies), B's retrievals of A's
+    // study find nothing.
+    let (search, dicomweb) = (guarded(200, 200, 200, 200, 200), guarded(200, 404, 200, 200, 200));
     for qido in [
         "/studies",
         "/series",
@@ -329,7 +331,7 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         "/studies/{study}/instances",
         "/studies/{study}/series/{series}/instances",
     ] {
-        add(get.clone(), qido, none(), dicomweb, ImageData);
+        add(get.clone(), qido, none(), search, ImageData);
     }
     for target in [
         "/studies/{study}",
@@ -347,7 +349,7 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
     }
     // The UIDs of an upload before de-identification (A's anonymized image, A's rejected one,
     // A's pending one) name nothing: no bytes, no metadata, for anyone.
-    let unknown_uid = guarded(403, 403, 404, 404, 403);
+    let unknown_uid = guarded(404, 404, 404, 404, 404);
     for (study, series, sop) in [
         ("{raw_study}", "{raw_series}", "{raw_sop}"),
         ("{rej_study}", "{rej_series}", "{rej_sop}"),

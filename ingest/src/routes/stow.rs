@@ -131,7 +131,6 @@ async fn stow(
     check_length(&headers, state.max_upload)?;
     let boundary = related_boundary(content_type(&headers))?;
     let meta = UploadMeta::from_query(uri.query())?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut parts = multer::Multipart::new(stream, boundary);
     let mut referenced = Vec::new();
@@ -174,7 +173,7 @@ async fn stow(
         referenced.push(json!({
             "00081150": ui(class),
             "00081155": ui(instance),
-            "00081190": { "vr": "UR", "Value": [format!("http://{host}/imagenes/{}", r.id)] },
+            "00081190": { "vr": "UR", "Value": [format!("{}/imagenes/{}", state.public_url.as_str(), r.id)] },
         }));
     }
     let status = match (referenced.is_empty(), failed.is_empty()) {

@@ -108,18 +108,20 @@ async fn spawn(
         jwt: jwt.clone(),
         metrics,
     };
+    // Bound first: its address is the links' base.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
     let config = IngestConfig {
         max_upload,
         identity: identity_args,
         instance: "ingest-test".into(),
         bootstrap_admin: None,
+        public_url: alpes_platform::public_url::PublicUrl::of_listener(addr),
     };
     let app = IngestApp::build(deps, config).await.expect("ingest");
     let state = app.state().clone();
     // Never stopped: its tasks end with the test's runtime.
     tokio::spawn(app.run_until_stopped(alpes_platform::shutdown::Shutdown::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, alpes_ingest::router(state)).await });
     TestApp {
         base: format!("http://{addr}"),

@@ -532,6 +532,61 @@ pub async fn catalog(store: &dyn CatalogStore) {
         .await
         .expect("instances");
     assert!(none.is_empty());
+    // A provider's own studies: p1 has a and b in 1.1; p2 has d in 1.1 and e in 2.2. Each sees
+    // only its studies, summarized over its own instances.
+    let of = |provider: &str| DicomQuery {
+        provider_id: Some(provider.into()),
+        ..q.clone()
+    };
+    let p1 = store.studies(&of("p1")).await.expect("studies");
+    assert_eq!(
+        p1.iter().map(|s| (s.study_uid.as_str(), s.series, s.instances)).collect::<Vec<_>>(),
+        vec![("1.1", 1, 2)]
+    );
+    assert_eq!(p1[0].modalities, vec!["CT".to_owned()]);
+    let p2 = store.studies(&of("p2")).await.expect("studies");
+    assert_eq!(
+        p2.iter().map(|s| (s.study_uid.as_str(), s.series, s.instances)).collect::<Vec<_>>(),
+        vec![("1.1", 1, 1), ("2.2", 1, 1)]
+    );
+    assert_eq!(
+        find(DicomQuery {
+            modality: Some("CT".into()),
+            ..of("p2")
+        })
+        .await,
+        vec!["2.2"]
+    );
+    let series = store
+        .series(&DicomQuery {
+            study_uid: Some("1.1".into()),
+            ..of("p2")
+        })
+        .await
+        .expect("series");
+    assert_eq!(series.iter().map(|s| s.series_uid.as_str()).collect::<Vec<_>>(), vec!["1.1.2"]);
+    let mine = |q: DicomQuery| async move {
+        let found = store.instances(&q).await.expect("instances");
+        found.into_iter().map(|i| i.image_id).collect::<Vec<_>>()
+    };
+    assert_eq!(mine(of("p1")).await, vec!["a", "b"]);
+    assert_eq!(
+        mine(DicomQuery {
+            study_uid: Some("2.2".into()),
+            ..of("p1")
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        mine(DicomQuery {
+            patient_id: Some("PSEUDO-A".into()),
+            ..of("p2")
+        })
+        .await,
+        vec!["d"]
+    );
+    assert!(store.studies(&of("p9")).await.expect("studies").is_empty());
     // The same SOP Instance UID uploaded again (other bytes, so another image): the study and
     // the series still count it once, as WADO-RS serves it once.
     store

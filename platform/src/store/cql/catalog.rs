@@ -92,6 +92,10 @@
 //!   the query's filters are applied per instance exactly as SQLite does
 //!   (PatientID with `*` and `?`, StudyDate range, Modality, UIDs), then
 //!   grouped, counted and cut by `offset` and `limit`.
+//! - `catalog_provider_studies` lists each provider's images by study, in 16
+//!   partitions per provider chosen as the study index's: a provider's search
+//!   (its own studies over DICOMweb) takes its candidate studies from there,
+//!   and keeps of each study's instance rows those of its own images.
 //!
 //! # Users, usage and event ids
 //!
@@ -148,11 +152,13 @@ use std::sync::{Arc, Mutex};
 
 mod analysis;
 mod keys;
+mod provider;
 mod qido;
 mod rows;
 mod walk;
 
 use keys::*;
+use provider::ProviderRow;
 use qido::*;
 use rows::*;
 use walk::*;
@@ -285,6 +291,9 @@ struct Statements {
     buckets_oldest: PreparedStatement,
     analysis_write: PreparedStatement,
     analysis_read: PreparedStatement,
+    provider_write: PreparedStatement,
+    provider_scan: PreparedStatement,
+    provider_of_study: PreparedStatement,
 }
 
 impl ScyllaCatalog {
@@ -337,6 +346,9 @@ impl ScyllaCatalog {
             buckets_oldest: prepare(BUCKETS_OLDEST, None).await?,
             analysis_write: prepare(analysis::WRITE, None).await?,
             analysis_read: prepare(analysis::READ, None).await?,
+            provider_write: prepare(provider::WRITE, None).await?,
+            provider_scan: prepare(provider::SCAN, Some(args.page_size.clamp(1, INDEX_PAGE_ROWS))).await?,
+            provider_of_study: prepare(provider::OF_STUDY, paged).await?,
         };
         Ok(ScyllaCatalog {
             cql,
@@ -493,7 +505,8 @@ impl ScyllaCatalog {
                 ),
                 "write an instance",
             );
-            futures::try_join!(index, by_patient, instance)?;
+            let of_provider = self.write_provider_study(&e.provider_id, &k.study, &e.image_id);
+            futures::try_join!(index, by_patient, instance, of_provider)?;
         }
         let (study, series, number, sop) = key.as_ref().map_or(("", "", ABSENT_NUMBER, ""), |k| {
             (k.study.as_str(), k.series.as_str(), k.number, k.sop.as_str())
@@ -628,7 +641,16 @@ impl ScyllaCatalog {
             }
         };
         let stored: Vec<StoredInstance> = stream.try_collect().await.map_err(db("read instances"))?;
-        Ok(stored.into_iter().map(|s| s.into_row(study_uid)).filter(|r| r.matches(q)).collect())
+        let mine = match q.provider_id.as_deref() {
+            Some(provider) => Some(self.provider_images(provider, study_uid).await?),
+            None => None,
+        };
+        Ok(stored
+            .into_iter()
+            .filter(|s| mine.as_ref().is_none_or(|m| m.contains(&s.image_id)))
+            .map(|s| s.into_row(study_uid))
+            .filter(|r| r.matches(q))
+            .collect())
     }
 
     /// Where the candidate studies of `q` come from.
@@ -643,14 +665,10 @@ impl ScyllaCatalog {
                 .await?;
             return Ok(Candidates::Patient(rows));
         }
-        let shards = (0..STUDY_SHARDS).map(|shard| async move {
-            let mut rows = self
-                .cql
-                .scan::<IndexRow>(&self.st.study_index_scan, (shard,), "read the study index")
-                .await?;
-            let head = rows.try_next().await.map_err(db("read the study index"))?;
-            Ok::<_, Error>(Shard { head, rows })
-        });
+        if let Some(provider) = &q.provider_id {
+            return Ok(Candidates::Provider(self.provider_shards(provider).await?));
+        }
+        let shards = (0..STUDY_SHARDS).map(|shard| Shard::open(&self.cql, &self.st.study_index_scan, (shard,), "read the study index"));
         Ok(Candidates::Shards(futures::future::try_join_all(shards).await?))
     }
 

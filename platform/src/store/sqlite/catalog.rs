@@ -321,6 +321,7 @@ fn dicom_where(q: &DicomQuery) -> Where {
     w.opt("study_uid = ?", q.study_uid.clone());
     w.opt("series_uid = ?", q.series_uid.clone());
     w.opt("sop_instance_uid = ?", q.sop_instance_uid.clone());
+    w.opt("provider_id = ?", q.provider_id.clone());
     // DICOM wildcard matching (`*`, `?`) is GLOB's; a `[` is matched literally.
     w.opt("patient_id GLOB ?", q.patient_id.as_deref().map(sqlite_glob));
     w.opt("study_date >= ?", q.study_date_from.clone());

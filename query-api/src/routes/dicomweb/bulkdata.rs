@@ -68,13 +68,13 @@ pub async fn answer(
     (target, metered): (Target, bool),
     tag: &str,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
+    let only = may_use(&caller)?;
     let tag = u32::from_str_radix(tag, 16)
         .ok()
         .filter(|_| tag.len() == 8)
         .map(|t| Tag((t >> 16) as u16, (t & 0xFFFF) as u16))
         .ok_or_else(|| ApiError::not_found("bulk data is named by its tag, 8 hex digits"))?;
-    let found = super::instances_under(&state, target).await?;
+    let found = super::instances_under(&state, target, only).await?;
     let one = super::first_output(&found);
     let served = serve_metered(&state, &caller, &ctx, metered, one, move |blob| attribute(&blob, tag)).await?;
     let Some(value) = served.into_iter().next() else {

@@ -1,11 +1,12 @@
 //! WADO-RS frames (PS3.18 §10.4.1.1.3):
 //! `GET /studies/{study}/series/{series}/instances/{instance}/frames/{frames}`, the listed
 //! frames (1-based, comma-separated) of one anonymized instance, one per part of a
-//! `multipart/related` answer, in the transfer syntax the instance is stored in: uncompressed
-//! frames as `application/octet-stream`, compressed ones in their own media type (`image/jpeg`,
-//! `image/jls`, `image/jp2`, `image/jphc`, `image/dicom-rle`). The query side has no codecs, so
-//! an `Accept` that asks for another type or transfer syntax is 406. A retrieve of frames is
-//! pixel data: it is metered like a download.
+//! `multipart/related` answer: in the transfer syntax the instance is stored in when the `Accept`
+//! allows it (uncompressed frames as `application/octet-stream`, compressed ones in their own
+//! media type, `image/jpeg`, `image/jls`, `image/jp2`, `image/jpx`, `image/jphc`,
+//! `image/dicom-rle`); else decoded, when it asks `application/octet-stream`; else transcoded by
+//! dicom-rs to the first compressed syntax it asks that an encoder exists for (JPEG baseline,
+//! JPEG-LS); else 406. A retrieve of frames is pixel data: it is metered like a download.
 
 use super::wado::{multipart, serve_metered, Served};
 use super::{may_use, Target};
@@ -33,11 +34,69 @@ fn media_type(ts: &str) -> Option<&'static str> {
         ts if super::is_native(ts) => "application/octet-stream",
         "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "image/jpeg",
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
-        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" | "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jp2",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "image/jp2",
+        "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jpx",
         "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => "image/jphc",
         "1.2.840.10008.1.2.5" => "image/dicom-rle",
         _ => return None,
     })
+}
+
+/// The transfer syntax PS3.18 (table 8.7.3-5) gives the frames of `media_type` when an `Accept`
+/// names none.
+fn default_syntax(media_type: &str) -> Option<&'static str> {
+    Some(match media_type {
+        "application/octet-stream" => EXPLICIT_LE,
+        "image/jpeg" => "1.2.840.10008.1.2.4.70",
+        "image/jls" => "1.2.840.10008.1.2.4.80",
+        "image/jp2" => "1.2.840.10008.1.2.4.90",
+        "image/jpx" => "1.2.840.10008.1.2.4.92",
+        "image/jphc" => "1.2.840.10008.1.2.4.201",
+        "image/dicom-rle" => "1.2.840.10008.1.2.5",
+        _ => return None,
+    })
+}
+
+/// The compressed transfer syntaxes an `Accept` asks frames in, in its order: of each
+/// `multipart/related` range whose `type` is a compressed frame type, its `transfer-syntax` (the
+/// type's default when it names none, or `*`), if that syntax's frames are of that type.
+fn compressed_asked(headers: &HeaderMap) -> Vec<String> {
+    let Some(ranges) = super::accept::ranges(headers) else {
+        return Vec::new();
+    };
+    ranges
+        .iter()
+        .filter(|r| r.main == "multipart/related")
+        .filter_map(|r| {
+            let ty = r.param("type").filter(|t| *t != "application/octet-stream")?;
+            let ts = match r.param("transfer-syntax") {
+                Some(ts) if ts != "*" => ts,
+                _ => default_syntax(ty)?,
+            };
+            (media_type(ts) == Some(ty)).then(|| ts.to_owned())
+        })
+        .collect()
+}
+
+/// The frames `wanted` (1-based) of the instance `blob`, transcoded by dicom-rs to the first of
+/// `asked` it can write (the whole instance is transcoded: its encoders take every frame);
+/// `None` when it can write none of them.
+fn reencoded(blob: &Bytes, asked: Vec<String>, wanted: &[usize]) -> Result<Option<Frames>, ApiError> {
+    if asked.is_empty() {
+        return Ok(None);
+    }
+    let instance = match super::transcode::in_syntax(blob.clone(), &super::transcode::Wanted::Syntaxes(asked)) {
+        Ok(instance) => instance,
+        Err(e) if e.status == StatusCode::NOT_ACCEPTABLE => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let all = frames_of(&instance.bytes)?;
+    let frames = wanted
+        .iter()
+        .map(|&n| all.frames.get(n - 1).cloned())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::internal(&"a transcoded instance has fewer frames than it had stored"))?;
+    Ok(Some(Frames { frames, ..all }))
 }
 
 /// The frames of one stored instance: their media type, transfer syntax, and bytes.
@@ -215,19 +274,22 @@ pub fn op(bulk: bool) -> Op {
             "WADO-RS (PS3.18 §10.4.1.1.3): {what}, one frame per part of a `multipart/related` answer, in the \
              transfer syntax it is stored in: uncompressed as `application/octet-stream` \
              (`transfer-syntax=1.2.840.10008.1.2.1`), compressed in their own type (`image/jpeg`, `image/jls`, \
-             `image/jp2`, `image/jphc`, `image/dicom-rle`); compressed frames are decoded when the `Accept` allows \
-             only `application/octet-stream` (Explicit VR Little Endian), unless decoding changes their photometric \
-             interpretation (JPEG's YBR); any other `Accept` that does not allow the stored type and syntax is 406. \
-             Metered like a download (the bytes served)."
+             `image/jp2`, `image/jpx`, `image/jphc`, `image/dicom-rle`). When the `Accept` does not allow the \
+             stored type and syntax: compressed frames are decoded if it allows `application/octet-stream` \
+             (Explicit VR Little Endian), unless decoding changes their photometric interpretation (JPEG's YBR); \
+             else the instance is transcoded to the first compressed syntax it asks (a `type` without a \
+             `transfer-syntax` means that type's default, PS3.18 table 8.7.3-5) that dicom-rs can write (JPEG \
+             baseline `1.2.840.10008.1.2.4.50`, JPEG-LS `1.2.840.10008.1.2.4.80`); else 406. Metered like a \
+             download (the bytes served)."
         ))
-        .auth(&["consumidor", "admin"])
+        .auth(&["consumidor", "admin", "proveedor"])
         .params([super::study(), super::series(), super::instance(), last])
         .param(header_param(
             "Accept",
             json!({ "type": "string", "example": "multipart/related; type=\"application/octet-stream\"" }),
             "Must allow `multipart/related` with the stored frames' type and transfer syntax (`*/*`, `multipart/*`, \
              or `multipart/related` with that `type` or none), or `application/octet-stream` to have compressed \
-             frames decoded; else 406.",
+             frames decoded, or a compressed type and syntax dicom-rs can transcode to; else 406.",
         ))
         .ok(
             200,
@@ -278,8 +340,8 @@ async fn answer(
     headers: &HeaderMap,
     list: Option<&str>,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = super::instances_under(&state, target).await?;
+    let only = may_use(&caller)?;
+    let found = super::instances_under(&state, target, only).await?;
     let one = super::first_output(&found);
     let (headers, list) = (headers.clone(), list.map(str::to_owned));
     let served = serve_metered(&state, &caller, &ctx, metered, one, move |blob| {
@@ -291,15 +353,25 @@ async fn answer(
         let native = "application/octet-stream";
         if acceptable(&headers, stored.media_type, &stored.transfer_syntax) {
             let frames = wanted.iter().map(|&n| stored.frames[n - 1].clone()).collect();
-            Ok(Frames { frames, ..stored })
-        } else if stored.media_type != native && acceptable(&headers, native, EXPLICIT_LE) {
-            decoded(&blob, &wanted)
-        } else {
-            Err(not_acceptable(format!(
-                "these frames are stored as {}; transfer-syntax={}, or decoded as {native}",
-                stored.media_type, stored.transfer_syntax
-            )))
+            return Ok(Frames { frames, ..stored });
         }
+        let decode = stored.media_type != native && acceptable(&headers, native, EXPLICIT_LE);
+        let refused = match decode.then(|| decoded(&blob, &wanted)) {
+            Some(Ok(frames)) => return Ok(frames),
+            Some(Err(e)) if e.status != StatusCode::NOT_ACCEPTABLE => return Err(e),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        if let Some(frames) = reencoded(&blob, compressed_asked(&headers), &wanted)? {
+            return Ok(frames);
+        }
+        Err(refused.unwrap_or_else(|| {
+            not_acceptable(format!(
+                "these frames are stored as {}; transfer-syntax={}, decoded as {native}, or transcoded to JPEG \
+                 baseline (image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50) or JPEG-LS (image/jls)",
+                stored.media_type, stored.transfer_syntax
+            ))
+        }))
     })
     .await?;
     let Some(f) = served.into_iter().next() else {
@@ -348,6 +420,27 @@ mod tests {
             encapsulated(&[f(1, 2), f(2, 2), f(3, 2)], &[], 2).expect_err("ambiguous").code,
             "not_acceptable"
         );
+    }
+
+    #[test]
+    fn an_accept_asks_compressed_syntaxes_in_its_order_with_each_type_s_default() {
+        let asked = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
+            compressed_asked(&h)
+        };
+        assert_eq!(
+            asked(
+                "multipart/related; type=\"image/jls\", multipart/related; type=\"image/jpeg\"; \
+                 transfer-syntax=1.2.840.10008.1.2.4.50, multipart/related; type=\"image/jpx\"; transfer-syntax=*"
+            ),
+            ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.92"]
+        );
+        // Octets are decoded, not transcoded; a syntax whose frames are of another type is no ask.
+        assert!(asked("multipart/related; type=\"application/octet-stream\"").is_empty());
+        assert!(asked("multipart/related; type=\"image/jp2\"; transfer-syntax=1.2.840.10008.1.2.4.80").is_empty());
+        assert!(asked("multipart/related; type=\"image/png\"").is_empty());
+        assert!(compressed_asked(&HeaderMap::new()).is_empty());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn op(p: &'static str, id: &str, what: &str) -> Op {
             "Every top-level attribute of each anonymized instance of {what} up to Pixel Data, as DICOM JSON. \
              Reading metadata is not metered."
         ))
-        .auth(&["consumidor", "admin"])
+        .auth(&["consumidor", "admin", "proveedor"])
         .param(if_none_match())
         .ok(
             200,
@@ -85,8 +85,8 @@ pub async fn handler(
     Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = instances_under(&state, target).await?;
+    let only = may_use(&caller)?;
+    let found = instances_under(&state, target, only).await?;
     metadata(state, &headers, found).await
 }
 

@@ -1,7 +1,8 @@
 //! DICOMweb over the anonymized set: QIDO-RS search ([`qido`]), WADO-RS
 //! instance retrieval ([`wado`], metered like a download) and metadata
-//! ([`metadata`], with an ETag). Consumers and admins only; only images whose
-//! anonymized output is DICOM are in the set.
+//! ([`metadata`], with an ETag). Consumers and admins search and retrieve the
+//! whole set; a provider its own images only, unmetered ([`may_use`]). Only
+//! images whose anonymized output is DICOM are in the set.
 
 pub mod accept;
 pub mod bulkdata;
@@ -39,9 +40,13 @@ pub fn instance() -> Value {
 /// The media type of a QIDO-RS answer and of WADO-RS metadata.
 pub const DICOM_JSON: &str = "application/dicom+json";
 
-/// Only consumers and admins use the DICOMweb routes.
-pub fn may_use(caller: &Caller) -> Result<(), ApiError> {
-    Ok(caller.require(&[Role::Consumidor, Role::Admin])?)
+/// Whom the DICOMweb routes answer, and over what: consumers and admins the whole anonymized
+/// set (`None`), a provider its own images (`Some` of its id), so that a PACS pulls back what it
+/// sent with the credential it sends with. A provider's retrievals are not metered: a download
+/// is billed to a consumer and credited to the images' provider, and here they are one.
+pub fn may_use(caller: &Caller) -> Result<Option<String>, ApiError> {
+    caller.require(&[Role::Consumidor, Role::Admin, Role::Proveedor])?;
+    Ok((caller.role == Role::Proveedor).then(|| caller.user_id.clone()))
 }
 
 /// A DICOM JSON attribute (PS3.18 F.2): `Value` is omitted when empty.
@@ -103,8 +108,9 @@ pub struct Target {
     instance: Option<String>,
 }
 
-/// The anonymized DICOM instances `target` names, at most 10,000; 404 if none.
-pub async fn instances_under(state: &QueryState, target: Target) -> Result<Vec<CatalogImage>, ApiError> {
+/// The anonymized DICOM instances `target` names (of provider `only`, if given), at most 10,000;
+/// 404 if none.
+pub async fn instances_under(state: &QueryState, target: Target, only: Option<String>) -> Result<Vec<CatalogImage>, ApiError> {
     let Target { study, series, instance } = target;
     let missing = match (&series, &instance) {
         (_, Some(i)) => format!("no instance {i}"),
@@ -115,6 +121,7 @@ pub async fn instances_under(state: &QueryState, target: Target) -> Result<Vec<C
         study_uid: Some(study),
         series_uid: series,
         sop_instance_uid: instance,
+        provider_id: only,
         limit: 10_000,
         ..DicomQuery::default()
     };

@@ -146,7 +146,7 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
              ignored with a `Warning` when its value matches anything (empty or `*`). A result cut at `limit` says so \
              in a `Warning` with the `offset` of the next page."
         ))
-        .auth(&["consumidor", "admin"])
+        .auth(&["consumidor", "admin", "proveedor"])
         .params(super::qido_keys::params())
         .ok(
             200,
@@ -187,10 +187,14 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
 /// `GET /studies`.
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
 pub async fn studies(State(state): State<Shared>, Authenticated(caller): Authenticated, params: Params) -> Result<Response, ApiError> {
-    may_use(&caller)?;
+    let only = may_use(&caller)?;
     let (search, warnings) = parse(params)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
+        let q = DicomQuery {
+            provider_id: only.clone(),
+            ..q
+        };
         let catalog = state.catalog.clone();
         async move { Ok(catalog.studies(&q).await?) }
     };
@@ -222,10 +226,14 @@ pub async fn series(
     Path(scope): Path<Scope>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
+    let only = may_use(&caller)?;
     let (search, warnings) = scoped(params, scope)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
+        let q = DicomQuery {
+            provider_id: only.clone(),
+            ..q
+        };
         let catalog = state.catalog.clone();
         async move { Ok(catalog.series(&q).await?) }
     };
@@ -241,10 +249,14 @@ pub async fn instances(
     Path(scope): Path<Scope>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
+    let only = may_use(&caller)?;
     let (search, warnings) = scoped(params, scope)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
+        let q = DicomQuery {
+            provider_id: only.clone(),
+            ..q
+        };
         let catalog = state.catalog.clone();
         async move { Ok(catalog.instances(&q).await?) }
     };

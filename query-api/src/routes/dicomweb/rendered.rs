@@ -250,13 +250,13 @@ async fn answer(
     (p, frame, metered, scope): (InstancePath, u32, bool, Scope),
     r: Rendering,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
+    let only = may_use(&caller)?;
     let target = Target {
         study: p.study,
         series: p.series,
         instance: p.instance,
     };
-    let found = super::instances_under(&state, target).await?;
+    let found = super::instances_under(&state, target, only).await?;
     let with_pixels: Vec<CatalogImage>;
     let chosen = match scope {
         Scope::First => super::first_output(&found),
@@ -351,7 +351,7 @@ pub fn op(p: &'static str, id: &str, summary: &str, what: &str, metered: bool) -
                 "At most 128 pixels a side unless a viewport says otherwise; not metered."
             }
         ))
-        .auth(&["consumidor", "admin"])
+        .auth(&["consumidor", "admin", "proveedor"])
         .params(params)
         .params([
             query(

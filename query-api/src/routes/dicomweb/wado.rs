@@ -12,7 +12,7 @@ use crate::meter::meter;
 use crate::openapi::DICOMWEB;
 use crate::Shared;
 use alpes_platform::audit::RequestContext;
-use alpes_platform::auth::{Authenticated, Caller};
+use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::openapi::{binary_content, header_param, Op};
 use alpes_platform::store::CatalogImage;
@@ -46,7 +46,8 @@ impl Served for Bytes {
     }
 }
 
-/// Admits `instances` for `caller` (holding their price when `metered`), reads each one's
+/// Admits `instances` for `caller` (holding their price when `metered`, and the caller is not a
+/// provider retrieving its own: see [`super::may_use`]), reads each one's
 /// anonymized output, makes what is served of it with `serve`, and meters each with the bytes
 /// served before anything is answered. An instance without an output is skipped; an error from
 /// `serve` before metering releases the hold. `serve` runs on the blocking pool: cutting frames
@@ -64,6 +65,7 @@ where
     T: Served + Send + 'static,
 {
     let serve = std::sync::Arc::new(serve);
+    let metered = metered && caller.role != Role::Proveedor;
     let stored: Vec<(&CatalogImage, u64)> = instances
         .iter()
         .filter_map(|i| Some((i, u64::try_from(i.anonymized.as_ref()?.size_bytes).unwrap_or(0))))
@@ -135,7 +137,7 @@ pub fn op(p: &'static str, id: &str, what: &str) -> Op {
              type=\"application/dicom\"`, each part naming its `transfer-syntax`. Each instance retrieved is metered \
              like a download (the bytes served): its `EventoUsoDatos` is on the log before the answer goes out."
         ))
-        .auth(&["consumidor", "admin"])
+        .auth(&["consumidor", "admin", "proveedor"])
         .param(header_param(
             "Accept",
             json!({ "type": "string", "example": "multipart/related; type=\"application/dicom\"; transfer-syntax=*" }),
@@ -167,8 +169,8 @@ pub async fn handler(
     Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    may_use(&caller)?;
-    let found = instances_under(&state, target).await?;
+    let only = may_use(&caller)?;
+    let found = instances_under(&state, target, only).await?;
     // A HEAD sends no bytes, so it is not metered.
     let metered = method != Method::HEAD;
     retrieve(state, caller, ctx, metered, &headers, found).await

@@ -461,8 +461,9 @@ fn every_statement_names_only_tables_and_columns_of_the_schema() {
         "desc",
         "delete",
     ];
-    let tables = schema_columns("002_catalog.cql");
+    let mut tables = schema_columns("002_catalog.cql");
     assert_eq!(tables.len(), 9, "{:?}", tables.keys());
+    tables.extend(schema_columns("007_provider_studies.cql"));
     let all = [
         EVENT_KNOWN,
         EVENT_RECORD,
@@ -488,6 +489,9 @@ fn every_statement_names_only_tables_and_columns_of_the_schema() {
         BUCKET_WRITE,
         BUCKETS_NEWEST,
         BUCKETS_OLDEST,
+        provider::WRITE,
+        provider::SCAN,
+        provider::OF_STUDY,
     ];
     for cql in all {
         assert_names_only_schema(cql, &tables, &KEYWORDS, false);
@@ -501,6 +505,7 @@ fn every_statement_names_only_tables_and_columns_of_the_schema() {
         USAGE_WRITE,
         USER_WRITE,
         LISTING_WRITE,
+        provider::WRITE,
     ] {
         let (cols, vals) = cql.split_once("VALUES").unwrap();
         let named = cols.rsplit_once('(').unwrap().1.split(',').count();

@@ -2,6 +2,7 @@
 //! choosing the studies a QIDO query reads.
 
 use super::*;
+use scylla::serialize::row::SerializeRow;
 
 /// A page-by-page read of one listing, bucket after bucket, in one direction, strictly past a
 /// keyset bound.
@@ -132,6 +133,14 @@ pub(super) fn next_bucket_read(found: &[(i64,)], newest_first: bool) -> Option<i
     }
 }
 
+/// A row of a partition clustered by study (several rows a study, side by side).
+pub(super) trait StudyRow {
+    /// The study it names.
+    fn study_uid(&self) -> &str;
+    /// Whether some instance it stands for could match `q` (the instance rows decide).
+    fn may_match(&self, q: &DicomQuery) -> bool;
+}
+
 /// A `catalog_study_index` row.
 #[derive(Debug, Clone, DeserializeRow)]
 pub(super) struct IndexRow {
@@ -141,9 +150,13 @@ pub(super) struct IndexRow {
     pub(super) modality: String,
 }
 
-impl IndexRow {
-    /// Whether some instance with this combination could match `q` (the instance rows decide).
-    pub(super) fn may_match(&self, q: &DicomQuery) -> bool {
+impl StudyRow for IndexRow {
+    fn study_uid(&self) -> &str {
+        &self.study_uid
+    }
+
+    /// Whether some instance with this combination could match `q`.
+    fn may_match(&self, q: &DicomQuery) -> bool {
         let present = |s: &str| (!s.is_empty()).then_some(s.to_owned());
         patient_and_date_match(q, present(&self.patient_id).as_deref(), present(&self.study_date).as_deref())
             && q.modality
@@ -152,10 +165,52 @@ impl IndexRow {
     }
 }
 
-/// One partition of the study index being merged, with its next row.
-pub(super) struct Shard {
-    pub(super) head: Option<IndexRow>,
-    pub(super) rows: TypedRowStream<IndexRow>,
+/// One partition being merged, with its next row.
+pub(super) struct Shard<R> {
+    pub(super) head: Option<R>,
+    pub(super) rows: TypedRowStream<R>,
+    /// What reading it is, for errors.
+    pub(super) step: &'static str,
+}
+
+impl<R> Shard<R>
+where
+    R: StudyRow + for<'f, 'm> RowDeserialize<'f, 'm>,
+{
+    /// The partition `stmt` reads with `values`, its first row read.
+    pub(super) async fn open(cql: &Cql, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<Shard<R>> {
+        let mut rows = cql.scan::<R>(stmt, values, step).await?;
+        let head = rows.try_next().await.map_err(db(step))?;
+        Ok(Shard { head, rows, step })
+    }
+}
+
+/// The next study of `shards` merged in StudyInstanceUID order, each once, that may match `q`.
+async fn next_of<R>(shards: &mut [Shard<R>], q: &DicomQuery) -> Result<Option<String>>
+where
+    R: StudyRow + for<'f, 'm> RowDeserialize<'f, 'm>,
+{
+    loop {
+        let lowest = shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.head.as_ref().map(|h| (i, h.study_uid())))
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(i, uid)| (i, uid.to_owned()));
+        let Some((i, uid)) = lowest else { return Ok(None) };
+        // A study lives in one partition, its rows side by side.
+        let shard = &mut shards[i];
+        let mut may_match = false;
+        while shard.head.as_ref().is_some_and(|h| h.study_uid() == uid) {
+            if let Some(h) = shard.head.take() {
+                may_match |= h.may_match(q);
+            }
+            shard.head = shard.rows.try_next().await.map_err(db(shard.step))?;
+        }
+        if may_match {
+            return Ok(Some(uid));
+        }
+    }
 }
 
 /// The studies a QIDO search reads, in StudyInstanceUID order.
@@ -165,7 +220,9 @@ pub(super) enum Candidates {
     /// The studies of the PatientID the query names exactly.
     Patient(TypedRowStream<(String,)>),
     /// Every study, merged from the study index partitions and prefiltered.
-    Shards(Vec<Shard>),
+    Shards(Vec<Shard<IndexRow>>),
+    /// The studies of the provider the query names, merged from its partitions.
+    Provider(Vec<Shard<ProviderRow>>),
 }
 
 impl Candidates {
@@ -173,27 +230,8 @@ impl Candidates {
         match self {
             Candidates::One(uid) => Ok(uid.take()),
             Candidates::Patient(rows) => Ok(rows.try_next().await.map_err(db("read the patient index"))?.map(|(uid,)| uid)),
-            Candidates::Shards(shards) => loop {
-                let lowest = shards
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, s)| s.head.as_ref().map(|h| (i, h.study_uid.as_str())))
-                    .min_by(|a, b| a.1.cmp(b.1))
-                    .map(|(i, uid)| (i, uid.to_owned()));
-                let Some((i, uid)) = lowest else { return Ok(None) };
-                // A study lives in one partition, its combinations side by side.
-                let shard = &mut shards[i];
-                let mut may_match = false;
-                while shard.head.as_ref().is_some_and(|h| h.study_uid == uid) {
-                    if let Some(h) = shard.head.take() {
-                        may_match |= h.may_match(q);
-                    }
-                    shard.head = shard.rows.try_next().await.map_err(db("read the study index"))?;
-                }
-                if may_match {
-                    return Ok(Some(uid));
-                }
-            },
+            Candidates::Shards(shards) => next_of(shards, q).await,
+            Candidates::Provider(shards) => next_of(shards, q).await,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The base URL clients reach Alpes at, for the RetrieveURLs DICOMweb answers with. It is
-//! configured (`--public-url`), never taken from a request: a `Host` or `X-Forwarded-Host`
+//! The base URL clients reach Alpes at, for the links its answers carry (DICOMweb's
+//! RetrieveURLs, STOW-RS's links to the images it stored). It is configured
+//! (`--public-url`), never taken from a request: a `Host` or `X-Forwarded-Host`
 //! header is the client's text, and a link built from it points wherever the client says.
 
 use std::net::SocketAddr;
