@@ -389,8 +389,15 @@ fn anonymize_dicom(input: &[u8], cfg: &Config, buffer: Vec<u8>) -> Result<Anonym
     }
     if out_ts == ts.uid && ts.encapsulated {
         // Pixel data left encapsulated (as read, or re-encoded after burning): drop the free text
-        // inside its JPEG and JPEG 2000 frames.
-        report.metadata_removed += pixels::strip_encapsulated_metadata(&mut ds, &ts.uid)?;
+        // inside its JPEG, JPEG 2000 and JPEG XL frames.
+        let stripped = pixels::strip_encapsulated_metadata(&mut ds, &ts.uid)?;
+        report.metadata_removed += stripped.removed;
+        if let Some(written_as) = stripped.transfer_syntax {
+            out_ts = written_as.to_owned();
+            report.notes.push(format!(
+                "JPEG reconstruction data removed from JPEG XL frames: written as {written_as}"
+            ));
+        }
     }
     let sop_class = ds
         .text(0x0008_0016)

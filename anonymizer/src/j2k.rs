@@ -17,6 +17,8 @@
 //! for byte, so the frame decodes to the same pixels. Errors are fixed texts, never values read
 //! from the frame.
 
+use crate::boxes::{put as put_box, split as boxes};
+
 /// Start of codestream.
 const SOC: u16 = 0xFF4F;
 /// Image and tile size: the first segment of the main header.
@@ -204,63 +206,6 @@ pub fn strip_codestream(input: &[u8]) -> Result<Stripped, &'static str> {
     out.extend_from_slice(&tiles);
     out.extend_from_slice(&EOC.to_be_bytes());
     Ok((out, removed))
-}
-
-/// One box of a JP2 file: its type and its content.
-struct JpBox<'a> {
-    kind: [u8; 4],
-    body: &'a [u8],
-}
-
-/// Splits a run of boxes (a file or a superbox's content).
-fn boxes(input: &[u8]) -> Result<Vec<JpBox<'_>>, &'static str> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos < input.len() {
-        if input[pos..].iter().all(|&b| b == 0) {
-            // Zero padding (a DICOM fragment is padded to even length), not a box.
-            break;
-        }
-        let lbox = be32(input, pos).ok_or("truncated JP2 box header")?;
-        let kind: [u8; 4] = input
-            .get(pos + 4..pos + 8)
-            .and_then(|k| k.try_into().ok())
-            .ok_or("truncated JP2 box header")?;
-        let (header, len) = match lbox {
-            0 => (8, input.len() - pos),
-            1 => {
-                let hi = be32(input, pos + 8).ok_or("truncated JP2 box header")?;
-                let lo = be32(input, pos + 12).ok_or("truncated JP2 box header")?;
-                let xl = (u64::from(hi) << 32) | u64::from(lo);
-                (16, usize::try_from(xl).map_err(|_| "JP2 box too long")?)
-            }
-            n => (8, n as usize),
-        };
-        let end = pos
-            .checked_add(len)
-            .filter(|_| len >= header)
-            .ok_or("JP2 box length out of range")?;
-        let body = input.get(pos + header..end).ok_or("JP2 box runs past the end")?;
-        out.push(JpBox { kind, body });
-        pos = end;
-    }
-    Ok(out)
-}
-
-/// Appends a box with an explicit length.
-fn put_box(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
-    match u32::try_from(body.len() + 8) {
-        Ok(len) => {
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(kind);
-        }
-        Err(_) => {
-            out.extend_from_slice(&1u32.to_be_bytes());
-            out.extend_from_slice(kind);
-            out.extend_from_slice(&(body.len() as u64 + 16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(body);
 }
 
 /// Keeps the boxes of a JP2 file a reader needs, with the codestream stripped.

@@ -12,6 +12,7 @@
 //!   library ([`rules`]) and ultrasound regions ([`pixels`]), and the text the
 //!   burned-in text safety net finds ([`ocr`]).
 
+mod boxes;
 pub mod clean;
 pub mod dataset;
 pub mod dates;
@@ -20,6 +21,7 @@ mod engine;
 pub mod error;
 pub mod iod;
 pub mod j2k;
+pub mod jxl;
 pub mod ocr;
 pub mod parse;
 pub mod pixels;

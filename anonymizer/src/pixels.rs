@@ -24,7 +24,7 @@ pub use encapsulated::{burn_encapsulated, decode_encapsulated, Transcoded};
 pub use native::{burn_native, report_regions};
 pub(crate) use native::{row_spans, Spans};
 pub use overlay::burn_overlays;
-pub use strip::strip_encapsulated_metadata;
+pub use strip::{strip_encapsulated_metadata, StrippedFrames};
 
 /// What to burn in one image.
 #[derive(Debug, Clone, Default, PartialEq)]

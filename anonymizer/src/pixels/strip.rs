@@ -1,4 +1,5 @@
-//! Stripping free text (JPEG APPn/COM, JPEG 2000 COM and JP2 boxes) from encapsulated frames.
+//! Stripping free text (JPEG APPn/COM, JPEG 2000 COM and JP2 boxes, JPEG XL metadata boxes) from
+//! encapsulated frames.
 
 use super::encapsulated::put_encapsulated;
 use super::source::PixelSource;
@@ -30,28 +31,45 @@ const JPEG_2000_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.4.203",
 ];
 
+/// JPEG XL transfer syntaxes: lossless, JPEG recompression, and JPEG XL.
+const JPEG_XL_SYNTAXES: &[&str] = &[crate::jxl::LOSSLESS, crate::jxl::RECOMPRESSION, crate::jxl::JPEG_XL];
+
+/// What stripping removed, and the transfer syntax the pixel data is in afterwards when it
+/// changed (JPEG XL JPEG Recompression without its reconstruction data is JPEG XL).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StrippedFrames {
+    /// Segments, boxes and trailers removed.
+    pub removed: u64,
+    /// The transfer syntax to write, when it is no longer the one read.
+    pub transfer_syntax: Option<&'static str>,
+}
+
 /// Strips free text that rides along with the image from every frame of encapsulated pixel data:
 /// - JPEG and JPEG-LS: APPn and COM segments and bytes after EOI (they can carry EXIF dates,
 ///   device names or typed comments), as for plain JPEG files ([`crate::raster`]);
 /// - JPEG 2000 and HTJ2K: COM segments of the main and tile-part headers, bytes after EOC, and
-///   every JP2 box but the signature, `ftyp`, `jp2h` and `jp2c` ([`crate::j2k`]).
+///   every JP2 box but the signature, `ftyp`, `jp2h` and `jp2c` ([`crate::j2k`]);
+/// - JPEG XL: every container box but the signature, `ftyp`, `jxll`, `jxli`, `jxlc` and `jxlp`
+///   (Exif, XMP, JUMBF, Brotli-compressed boxes and the JPEG reconstruction data, [`crate::jxl`]).
 ///
 /// The coded image is copied byte for byte. It runs on whatever is written encapsulated, a frame
-/// re-encoded after burning included. Returns the segments, boxes and trailers removed.
-pub fn strip_encapsulated_metadata(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<u64> {
+/// re-encoded after burning included.
+pub fn strip_encapsulated_metadata(ds: &mut DataSet<'_>, ts_uid: &str) -> Result<StrippedFrames> {
     type Strip = fn(&[u8]) -> std::result::Result<(Vec<u8>, u32), String>;
     let strip: Strip = if JPEG_SYNTAXES.contains(&ts_uid) {
         |f| crate::raster::strip_jpeg_metadata(f).map_err(|e| e.to_string())
     } else if JPEG_2000_SYNTAXES.contains(&ts_uid) {
         |f| crate::j2k::strip_frame(f).map_err(str::to_owned)
+    } else if JPEG_XL_SYNTAXES.contains(&ts_uid) {
+        |f| crate::jxl::strip_frame(f).map_err(str::to_owned)
     } else {
-        return Ok(0);
+        return Ok(StrippedFrames::default());
     };
     let Some(Value::Encapsulated { fragments, .. }) = ds.get(PIXEL_DATA).map(|e| &e.value) else {
-        return Ok(0);
+        return Ok(StrippedFrames::default());
     };
     if fragments.is_empty() {
-        return Ok(0);
+        return Ok(StrippedFrames::default());
     }
     let frames = ds.int(0x0028_0008).filter(|&n| n > 0).unwrap_or(1) as usize;
     let err = |reason: String| Error::PixelDecode {
@@ -81,8 +99,12 @@ pub fn strip_encapsulated_metadata(ds: &mut DataSet<'_>, ts_uid: &str) -> Result
             stripped.push(Cow::Owned(bytes));
         }
     }
-    if removed > 0 {
-        put_encapsulated(ds, stripped);
+    if removed == 0 {
+        return Ok(StrippedFrames::default());
     }
-    Ok(removed)
+    put_encapsulated(ds, stripped);
+    Ok(StrippedFrames {
+        removed,
+        transfer_syntax: (ts_uid == crate::jxl::RECOMPRESSION).then_some(crate::jxl::JPEG_XL),
+    })
 }
