@@ -23,6 +23,8 @@
 //! `ALPES_SCHEMATHESIS_EXAMPLES` (default 40) and `ALPES_SCHEMATHESIS_SEED`
 //! (default 1) change the admin run's examples per operation and the seed.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -332,18 +334,7 @@ fn run_with_limit(mut cmd: Command, out_file: &Path, limit: Duration) -> Ran {
         .stderr(Stdio::from(err))
         .spawn()
         .expect("spawn the st executable in ALPES_SCHEMATHESIS");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::wait_or_kill(&mut child, limit);
     let mut output = String::new();
     let _ = std::fs::File::open(out_file).and_then(|mut f| f.read_to_string(&mut output));
     Ran { status, output }

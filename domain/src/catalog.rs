@@ -192,6 +192,13 @@ pub struct DicomQuery {
     pub study_date_to: Option<String>,
     /// Modality (ModalitiesInStudy at study level).
     pub modality: Option<String>,
+    /// SeriesNumber (series and instance searches: a study's summary would count only the
+    /// instances it picks).
+    pub series_number: Option<i32>,
+    /// InstanceNumber (instance searches).
+    pub instance_number: Option<i32>,
+    /// SOPClassUID (instance searches: [`CatalogStore::instances`] only).
+    pub sop_class_uid: Option<String>,
     /// Only this provider's instances (a provider searching its own studies): the studies and
     /// series are summarized over them alone.
     pub provider_id: Option<String>,

@@ -375,6 +375,18 @@ async fn qido_searches_and_wado_retrieves_the_anonymized_set() {
     let sops = json(app.get_raw("/instances?SOPInstanceUID=9.9.1.1,1.2.3.4.5,7.7", CONSUMER, &[]).await).await;
     assert_eq!(uids(&sops, "00080018"), ["1.2.3.4.5", "9.9.1.1"]);
     assert_eq!(app.get_raw("/studies?StudyDate=2020", CONSUMER, &[]).await.status(), 400);
+    // Keys of the instance level are taken by instance searches, not above them.
+    let ct = "1.2.840.10008.5.1.4.1.1.2";
+    let by_class = json(app.get_raw(&format!("/instances?SOPClassUID={ct},1.2.9"), CONSUMER, &[]).await).await;
+    assert_eq!(uids(&by_class, "00080018"), ["1.2.3.4.5", "9.9.1.1"]);
+    let none = json(app.get_raw("/instances?00080016=1.2.9", CONSUMER, &[]).await).await;
+    assert_eq!(none, serde_json::json!([]));
+    let refused = app.get_raw(&format!("/studies?SOPClassUID={ct}"), CONSUMER, &[]).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.expect("json")["error"],
+        "unsupported_match"
+    );
 
     let usage = app.consumer::<EventoUsoDatos>();
     let res = app

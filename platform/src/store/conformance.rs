@@ -587,6 +587,27 @@ pub async fn catalog(store: &dyn CatalogStore) {
         vec!["d"]
     );
     assert!(store.studies(&of("p9")).await.expect("studies").is_empty());
+    // Keys of lower levels: every series here is number 1, instance numbers are the SOP
+    // Instance UIDs' last parts, and every SOP class is CT Image Storage.
+    let with = |f: fn(&mut DicomQuery)| {
+        let mut with = q.clone();
+        f(&mut with);
+        with
+    };
+    assert_eq!(mine(with(|q| q.instance_number = Some(7))).await, vec!["d"]);
+    assert_eq!(mine(with(|q| q.instance_number = Some(1))).await, vec!["a", "e"]);
+    assert_eq!(mine(with(|q| q.series_number = Some(2))).await, Vec::<String>::new());
+    let numbered = store.series(&with(|q| q.series_number = Some(1))).await.expect("series");
+    assert_eq!(numbered.len(), 3, "{numbered:?}");
+    assert_eq!(
+        mine(with(|q| q.sop_class_uid = Some("1.2.840.10008.5.1.4.1.1.4".into()))).await,
+        Vec::<String>::new()
+    );
+    let ct = with(|q| {
+        q.sop_class_uid = Some("1.2.840.10008.5.1.4.1.1.2".into());
+        q.study_uid = Some("2.2".into());
+    });
+    assert_eq!(mine(ct).await, vec!["e"]);
     // The same SOP Instance UID uploaded again (other bytes, so another image): the study and
     // the series still count it once, as WADO-RS serves it once.
     store

@@ -25,6 +25,7 @@ use alpes_platform::store::{CatalogImage, Estado};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use dicomweb::qido::Level;
 use dicomweb::{frames, metadata, qido, rendered, wado};
 use sha2::{Digest, Sha256};
 
@@ -46,15 +47,20 @@ pub fn all() -> Routes<Shared> {
         .route(pares::op(), pares::handler)
         .route(auditoria::op(), auditoria::handler)
         .route(
-            qido::op("/studies", "searchStudies", "Search studies (QIDO-RS)", "studies"),
+            qido::op("/studies", "searchStudies", "Search studies (QIDO-RS)", (Level::Study, "studies")),
             qido::studies,
         )
         .route(
-            qido::op("/series", "searchSeries", "Search series (QIDO-RS)", "series"),
+            qido::op("/series", "searchSeries", "Search series (QIDO-RS)", (Level::Series, "series")),
             qido::series,
         )
         .route(
-            qido::op("/instances", "searchInstances", "Search instances (QIDO-RS)", "instances"),
+            qido::op(
+                "/instances",
+                "searchInstances",
+                "Search instances (QIDO-RS)",
+                (Level::Instance, "instances"),
+            ),
             qido::instances,
         )
         .route(
@@ -62,7 +68,7 @@ pub fn all() -> Routes<Shared> {
                 "/studies/{study}/series",
                 "searchStudySeries",
                 "Search a study's series (QIDO-RS)",
-                "series of the study",
+                (Level::Series, "series of the study"),
             )
             .param(study()),
             qido::series,
@@ -72,7 +78,7 @@ pub fn all() -> Routes<Shared> {
                 "/studies/{study}/instances",
                 "searchStudyInstances",
                 "Search a study's instances (QIDO-RS)",
-                "instances of the study",
+                (Level::Instance, "instances of the study"),
             )
             .param(study()),
             qido::instances,
@@ -82,7 +88,7 @@ pub fn all() -> Routes<Shared> {
                 "/studies/{study}/series/{series}/instances",
                 "searchSeriesInstances",
                 "Search a series' instances (QIDO-RS)",
-                "instances of the series",
+                (Level::Instance, "instances of the series"),
             )
             .params([study(), series()]),
             qido::instances,

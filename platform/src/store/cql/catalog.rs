@@ -857,7 +857,11 @@ impl CatalogStore for ScyllaCatalog {
                         futures::stream::iter(reads).buffered(READS_IN_FLIGHT).try_collect().await?;
                     for (row, image) in chunk.iter().zip(images) {
                         if let Some((image, Some(output_event))) = image {
-                            if row.output_event.as_deref() == Some(output_event.as_str()) && image.estado == Estado::Anonimizada {
+                            let class = image.anonymized.as_ref().and_then(|o| o.sop_class_uid.as_deref());
+                            if row.output_event.as_deref() == Some(output_event.as_str())
+                                && image.estado == Estado::Anonimizada
+                                && q.sop_class_uid.as_deref().is_none_or(|c| class == Some(c))
+                            {
                                 found.push(image);
                             }
                         }

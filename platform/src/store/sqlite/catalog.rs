@@ -322,6 +322,9 @@ fn dicom_where(q: &DicomQuery) -> Where {
     w.opt("series_uid = ?", q.series_uid.clone());
     w.opt("sop_instance_uid = ?", q.sop_instance_uid.clone());
     w.opt("provider_id = ?", q.provider_id.clone());
+    w.opt("series_number = ?", q.series_number);
+    w.opt("instance_number = ?", q.instance_number);
+    w.opt("sop_class_uid = ?", q.sop_class_uid.clone());
     // DICOM wildcard matching (`*`, `?`) is GLOB's; a `[` is matched literally.
     w.opt("patient_id GLOB ?", q.patient_id.as_deref().map(sqlite_glob));
     w.opt("study_date >= ?", q.study_date_from.clone());

@@ -9,6 +9,7 @@
 //! matches anything. A result cut at `limit` says so in a `Warning` header
 //! with the `offset` of the next page.
 
+pub use super::qido_keys::Level;
 use super::qido_keys::Search;
 use super::{attr, may_use, number, text, DICOM_JSON};
 use crate::openapi::DICOMWEB;
@@ -25,8 +26,8 @@ use serde_json::{json, Map, Value};
 
 type Params = QueryParams<Vec<(String, String)>>;
 
-fn parse(QueryParams(pairs): Params) -> Result<(Search, Vec<String>), ApiError> {
-    super::qido_keys::parse(pairs)
+fn parse(QueryParams(pairs): Params, level: Level) -> Result<(Search, Vec<String>), ApiError> {
+    super::qido_keys::parse(pairs, level)
 }
 
 /// The results of `search`'s page plus one (so that a cut can be told): one catalog query asked
@@ -137,20 +138,20 @@ pub fn instance_json(image: &CatalogImage, base: &str) -> Value {
     Value::Object(o)
 }
 
-/// The operation of a QIDO-RS search at `p`, for `level`.
-pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
+/// The operation of a QIDO-RS search at `p` at `level`, answering `what`.
+pub fn op(p: &'static str, id: &str, summary: &str, (level, what): (Level, &str)) -> Op {
     Op::get(p, id, DICOMWEB, summary)
         .describe(&format!(
-            "QIDO-RS (PS3.18 §10.6) over the anonymized DICOM set: the matching {level}, as DICOM JSON. Any other \
+            "QIDO-RS (PS3.18 §10.6) over the anonymized DICOM set: the matching {what}, as DICOM JSON. Any other \
              matching key is refused (400 `unsupported_match`) when ignoring it would answer more than asked, and \
              ignored with a `Warning` when its value matches anything (empty or `*`). A result cut at `limit` says so \
              in a `Warning` with the `offset` of the next page."
         ))
         .auth(&["consumidor", "admin", "proveedor"])
-        .params(super::qido_keys::params())
+        .params(super::qido_keys::params(level))
         .ok(
             200,
-            &format!("The matching {level} (maybe none)."),
+            &format!("The matching {what} (maybe none)."),
             Some(content(
                 "application/dicom+json",
                 json!({ "type": "array", "items": schema("DicomDataset") }),
@@ -188,7 +189,7 @@ pub fn op(p: &'static str, id: &str, summary: &str, level: &str) -> Op {
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
 pub async fn studies(State(state): State<Shared>, Authenticated(caller): Authenticated, params: Params) -> Result<Response, ApiError> {
     let only = may_use(&caller)?;
-    let (search, warnings) = parse(params)?;
+    let (search, warnings) = parse(params, Level::Study)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
         let q = DicomQuery {
@@ -212,10 +213,10 @@ pub struct Scope {
 
 /// The query with the path's study and series, which stand over the query string's: they are
 /// read last, and checked as the query string's are.
-fn scoped(QueryParams(mut pairs): Params, scope: Scope) -> Result<(Search, Vec<String>), ApiError> {
+fn scoped(QueryParams(mut pairs): Params, scope: Scope, level: Level) -> Result<(Search, Vec<String>), ApiError> {
     pairs.extend(scope.study.map(|uid| ("StudyInstanceUID".to_owned(), uid)));
     pairs.extend(scope.series.map(|uid| ("SeriesInstanceUID".to_owned(), uid)));
-    parse(QueryParams(pairs))
+    parse(QueryParams(pairs), level)
 }
 
 /// `GET /series` and `GET /studies/{study}/series`.
@@ -227,7 +228,7 @@ pub async fn series(
     params: Params,
 ) -> Result<Response, ApiError> {
     let only = may_use(&caller)?;
-    let (search, warnings) = scoped(params, scope)?;
+    let (search, warnings) = scoped(params, scope, Level::Series)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
         let q = DicomQuery {
@@ -250,7 +251,7 @@ pub async fn instances(
     params: Params,
 ) -> Result<Response, ApiError> {
     let only = may_use(&caller)?;
-    let (search, warnings) = scoped(params, scope)?;
+    let (search, warnings) = scoped(params, scope, Level::Instance)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
         let q = DicomQuery {

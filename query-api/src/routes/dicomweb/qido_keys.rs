@@ -23,25 +23,49 @@ enum Sets {
     Fuzzy,
     /// Accepted, and changes nothing.
     Nothing,
+    SeriesNumber,
+    InstanceNumber,
+    SopClassUid,
+}
+
+/// The level a search answers at. A key of a lower level (PS3.18 table 10.6.1-5: SeriesNumber of
+/// the series, InstanceNumber and SOPClassUID of the instance) is not taken above it: a study's
+/// or a series' summary counts all its instances, not those a lower-level key would pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Study,
+    Series,
+    Instance,
 }
 
 /// One key: its keyword (documented), its tag if it is an attribute (taken
-/// too), what it sets, and its description.
+/// too), what it sets, the highest level it is taken at, and its description.
 #[derive(Debug)]
 struct Key {
     keyword: &'static str,
     tag: Option<&'static str>,
     sets: Sets,
+    from: Level,
     doc: &'static str,
 }
 
 const fn key(keyword: &'static str, tag: Option<&'static str>, sets: Sets, doc: &'static str) -> Key {
-    Key { keyword, tag, sets, doc }
+    key_from(Level::Study, keyword, tag, sets, doc)
+}
+
+const fn key_from(from: Level, keyword: &'static str, tag: Option<&'static str>, sets: Sets, doc: &'static str) -> Key {
+    Key {
+        keyword,
+        tag,
+        sets,
+        from,
+        doc,
+    }
 }
 
 /// Every key taken. Any other is refused when it would narrow the search (ignoring it would
 /// answer more than was asked), and ignored with a `Warning` when its value matches anything.
-const KEYS: [Key; 11] = [
+const KEYS: [Key; 14] = [
     key(
         "PatientID",
         Some("00100020"),
@@ -69,6 +93,27 @@ const KEYS: [Key; 11] = [
         Sets::StudyDate,
         "`YYYYMMDD`, or a range `YYYYMMDD-YYYYMMDD` open at either end.",
     ),
+    key_from(
+        Level::Series,
+        "SeriesNumber",
+        Some("00200011"),
+        Sets::SeriesNumber,
+        "The series number, a whole number (series and instance searches).",
+    ),
+    key_from(
+        Level::Instance,
+        "InstanceNumber",
+        Some("00200013"),
+        Sets::InstanceNumber,
+        "The instance number, a whole number (instance searches).",
+    ),
+    key_from(
+        Level::Instance,
+        "SOPClassUID",
+        Some("00080016"),
+        Sets::SopClassUid,
+        "The SOP class, or a list (instance searches).",
+    ),
     key("limit", None, Sets::Limit, "At most this many results, 1 to 1000."),
     key("offset", None, Sets::Offset, "Skip this many results."),
     key(
@@ -89,8 +134,8 @@ const KEYS: [Key; 11] = [
 /// refused (400 `unsupported_match`) unless its value matches anything (empty, or only `*`): a
 /// search that ignored it would answer more than was asked. A UID or a modality may list several
 /// values (`a,b` or `a\\b`, PS3.18 §8.3.4.1): each combination of the listed values is one query
-/// of the search (at most [`MAX_QUERIES`]).
-pub fn parse(pairs: Vec<(String, String)>) -> Result<(Search, Vec<String>), ApiError> {
+/// of the search (at most [`MAX_QUERIES`]). A key of a level below `level` is not taken.
+pub fn parse(pairs: Vec<(String, String)>, level: Level) -> Result<(Search, Vec<String>), ApiError> {
     let mut q = DicomQuery {
         limit: 100,
         ..DicomQuery::default()
@@ -98,7 +143,8 @@ pub fn parse(pairs: Vec<(String, String)>) -> Result<(Search, Vec<String>), ApiE
     let mut lists: Vec<(Sets, Vec<String>)> = Vec::new();
     let (mut ignored, mut refused, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     for (name, value) in pairs {
-        match KEYS.iter().find(|k| k.keyword == name || k.tag == Some(name.as_str())) {
+        let named = |k: &&Key| k.keyword == name || k.tag == Some(name.as_str());
+        match KEYS.iter().filter(|k| k.from <= level).find(named) {
             Some(k) if k.sets == Sets::Fuzzy => {
                 if value.eq_ignore_ascii_case("true") {
                     warnings.push("fuzzy matching is not supported: names were matched exactly".to_owned());
@@ -201,7 +247,10 @@ impl Sets {
     /// Whether the key may list several values: UID list matching and several modalities (PS3.18
     /// 8.3.4.1).
     fn takes_a_list(self) -> bool {
-        matches!(self, Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality)
+        matches!(
+            self,
+            Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::SopClassUid | Sets::Modality
+        )
     }
 }
 
@@ -211,8 +260,10 @@ impl Sets {
 /// it (SQLite's pattern limit would answer it as an outage).
 fn longest(sets: Sets) -> Option<usize> {
     match sets {
-        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid => Some(64),
+        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::SopClassUid => Some(64),
         Sets::Modality => Some(16),
+        // IS: 12 characters.
+        Sets::SeriesNumber | Sets::InstanceNumber => Some(12),
         Sets::StudyDate | Sets::Limit | Sets::Offset | Sets::Fuzzy | Sets::Nothing => None,
     }
 }
@@ -237,9 +288,19 @@ fn set(q: &mut DicomQuery, sets: Sets, value: String) -> Result<(), ApiError> {
                 .parse()
                 .map_err(|_| ApiError::bad_request("bad_offset", "offset must be a whole number"))?
         }
+        Sets::SeriesNumber => q.series_number = Some(whole_number("SeriesNumber", &value)?),
+        Sets::InstanceNumber => q.instance_number = Some(whole_number("InstanceNumber", &value)?),
+        Sets::SopClassUid => q.sop_class_uid = Some(value),
         Sets::Fuzzy | Sets::Nothing => {}
     }
     Ok(())
+}
+
+/// An IS value: a whole number that fits 32 bits.
+fn whole_number(keyword: &str, v: &str) -> Result<i32, ApiError> {
+    v.trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_match", format!("{keyword} matches a whole number")))
 }
 
 /// `YYYYMMDD`, `YYYYMMDD-`, `-YYYYMMDD` or `YYYYMMDD-YYYYMMDD`.
@@ -269,17 +330,19 @@ fn schema(sets: Sets) -> Value {
         Sets::StudyDate => json!({ "type": "string", "pattern": "^([0-9]{8})?(-([0-9]{8})?)?$" }),
         Sets::Limit => json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100 }),
         Sets::Offset => json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0 }),
-        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::Modality => {
+        Sets::PatientId | Sets::StudyUid | Sets::SeriesUid | Sets::SopInstanceUid | Sets::SopClassUid | Sets::Modality => {
             json!({ "type": "string", "maxLength": longest(sets) })
         }
+        Sets::SeriesNumber | Sets::InstanceNumber => json!({ "type": "integer", "minimum": i32::MIN, "maximum": i32::MAX }),
         Sets::Fuzzy => json!({ "type": "string", "enum": ["true", "false"] }),
         Sets::Nothing => json!({ "type": "string" }),
     }
 }
 
-/// The OpenAPI query parameters: every key by its keyword.
-pub fn params() -> Vec<Value> {
+/// The OpenAPI query parameters of a search at `level`: every key it takes, by its keyword.
+pub fn params(level: Level) -> Vec<Value> {
     KEYS.iter()
+        .filter(|k| k.from <= level)
         .map(|k| {
             let doc = match k.tag {
                 Some(tag) => format!("{} The tag `{tag}` is taken too.", k.doc),
@@ -293,6 +356,18 @@ pub fn params() -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn params_names(level: Level) -> Vec<String> {
+        params(level)
+            .iter()
+            .map(|p| p["name"].as_str().expect("a name").to_owned())
+            .collect()
+    }
+
+    /// Parsed as an instance search takes them (every key).
+    fn parse_all(pairs: Vec<(String, String)>) -> Result<(Search, Vec<String>), ApiError> {
+        parse(pairs, Level::Instance)
+    }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -312,7 +387,7 @@ mod tests {
 
     #[test]
     fn keys_are_read_by_keyword_or_tag_and_unknown_ones_matching_anything_are_named() {
-        let (q, warnings) = parse(pairs(&[
+        let (q, warnings) = parse_all(pairs(&[
             ("00100020", "P*"),
             ("ModalitiesInStudy", "CT"),
             ("limit", "5"),
@@ -329,7 +404,7 @@ mod tests {
             (Some("P*"), Some("CT"), 5, 10)
         );
         assert_eq!(warnings, ["matching keys not supported and ignored: PatientName, 00081030"]);
-        let (_, fuzzy) = parse(pairs(&[("fuzzymatching", "true")])).expect("parses");
+        let (_, fuzzy) = parse_all(pairs(&[("fuzzymatching", "true")])).expect("parses");
         assert!(fuzzy[0].starts_with("fuzzy matching is not supported"), "{fuzzy:?}");
     }
 
@@ -338,9 +413,10 @@ mod tests {
         for (k, v) in [
             ("PatientName", "X*"),
             ("AccessionNumber", "A1"),
+            // An instance-level key in a study search.
             ("00080016", "1.2.840.10008.5.1.4.1.1.2"),
         ] {
-            let e = parse(pairs(&[(k, v)])).expect_err("400");
+            let e = parse(pairs(&[(k, v)]), Level::Study).expect_err("400");
             assert_eq!((e.status.as_u16(), e.code), (400, "unsupported_match"), "{k}={v}");
             assert!(!e.message.contains(v), "{k}: the value is echoed: {}", e.message);
         }
@@ -348,7 +424,7 @@ mod tests {
 
     #[test]
     fn lists_of_uids_and_modalities_are_one_query_per_combination() {
-        let (search, _) = parse(pairs(&[
+        let (search, _) = parse_all(pairs(&[
             ("StudyInstanceUID", "1.2,1.3"),
             ("ModalitiesInStudy", "CT\\MR"),
             ("limit", "7"),
@@ -369,27 +445,27 @@ mod tests {
             ]
         );
         let many = (0..11).map(|i| format!("1.{i}")).collect::<Vec<_>>().join(",");
-        let e = parse(pairs(&[("StudyInstanceUID", &many), ("SeriesInstanceUID", &many)])).expect_err("400");
+        let e = parse_all(pairs(&[("StudyInstanceUID", &many), ("SeriesInstanceUID", &many)])).expect_err("400");
         assert_eq!(e.code, "too_many_values");
-        let far = parse(pairs(&[("StudyInstanceUID", "1.2,1.3"), ("offset", "9950"), ("limit", "100")]));
+        let far = parse_all(pairs(&[("StudyInstanceUID", "1.2,1.3"), ("offset", "9950"), ("limit", "100")]));
         assert_eq!(
             far.expect_err("400").code,
             "bad_offset",
             "each listed query would read to the page's end"
         );
         // The last value of a key stands: a path's UID, given last, over a list.
-        let last = parse(pairs(&[("StudyInstanceUID", "1.2,1.3"), ("StudyInstanceUID", "9.9")]))
+        let last = parse_all(pairs(&[("StudyInstanceUID", "1.2,1.3"), ("StudyInstanceUID", "9.9")]))
             .expect("ok")
             .0;
         assert_eq!(last.queries.len(), 1);
         assert_eq!(last.queries[0].study_uid.as_deref(), Some("9.9"));
-        let two = parse(pairs(&[("StudyInstanceUID", "1.2,1.3")])).expect("ok").0;
+        let two = parse_all(pairs(&[("StudyInstanceUID", "1.2,1.3")])).expect("ok").0;
         assert_eq!((two.queries.len(), two.offset, two.limit), (2, 0, 100));
         assert!(
-            parse(pairs(&[("StudyInstanceUID", ",")])).expect("ok").0.queries.is_empty(),
+            parse_all(pairs(&[("StudyInstanceUID", ",")])).expect("ok").0.queries.is_empty(),
             "no value: no match"
         );
-        let e = parse(pairs(&[("SOPInstanceUID", &format!("1.2,{}", "9".repeat(65)))])).expect_err("400");
+        let e = parse_all(pairs(&[("SOPInstanceUID", &format!("1.2,{}", "9".repeat(65)))])).expect_err("400");
         assert_eq!(e.code, "bad_match", "every listed value is checked");
     }
 
@@ -404,15 +480,49 @@ mod tests {
             ("00100020", &"*".repeat(50_001), "bad_match"),
             ("Modality", &"C".repeat(17), "bad_match"),
         ] {
-            assert_eq!(parse(pairs(&[(k, v)])).expect_err("400").code, code, "{k}={v}");
+            assert_eq!(parse_all(pairs(&[(k, v)])).expect_err("400").code, code, "{k}={v}");
         }
     }
 
     #[test]
+    fn lower_level_keys_are_taken_at_their_level_and_below_it_only() {
+        let (search, _) = parse_all(pairs(&[
+            ("SeriesNumber", "3"),
+            ("00200013", "12"),
+            ("SOPClassUID", "1.2.840.10008.5.1.4.1.1.2"),
+        ]))
+        .expect("an instance search takes them");
+        let q = &search.queries[0];
+        assert_eq!((q.series_number, q.instance_number), (Some(3), Some(12)));
+        assert_eq!(q.sop_class_uid.as_deref(), Some("1.2.840.10008.5.1.4.1.1.2"));
+        let classes = parse_all(pairs(&[("SOPClassUID", "1.2.1,1.2.2")])).expect("a list").0;
+        assert_eq!(classes.queries.len(), 2);
+        assert_eq!(
+            parse(pairs(&[("SeriesNumber", "3")]), Level::Series).expect("series").0.queries[0].series_number,
+            Some(3)
+        );
+        // Above their level they would cut a summary's counts: refused, or ignored when they match anything.
+        for (k, level) in [
+            ("SeriesNumber", Level::Study),
+            ("InstanceNumber", Level::Series),
+            ("SOPClassUID", Level::Series),
+        ] {
+            assert_eq!(parse(pairs(&[(k, "1")]), level).expect_err("400").code, "unsupported_match", "{k}");
+            assert_eq!(parse(pairs(&[(k, "*")]), level).expect("ignored").1.len(), 1, "{k}");
+        }
+        assert_eq!(parse_all(pairs(&[("SeriesNumber", "three")])).expect_err("400").code, "bad_match");
+    }
+
+    #[test]
     fn every_key_is_documented_once_by_its_keyword_with_its_tag_named() {
-        let params = params();
+        let params = params(Level::Instance);
         let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().expect("a name")).collect();
         assert_eq!(names, KEYS.map(|k| k.keyword));
+        let studies: Vec<String> = params_names(Level::Study);
+        assert!(!studies
+            .iter()
+            .any(|n| ["SeriesNumber", "InstanceNumber", "SOPClassUID"].contains(&n.as_str())));
+        assert!(params_names(Level::Series).contains(&"SeriesNumber".to_owned()));
         let patient = &params[0];
         assert!(patient["description"].as_str().expect("text").contains("`00100020`"));
     }

@@ -51,7 +51,8 @@ pub(super) struct InstanceRow {
 }
 
 impl InstanceRow {
-    /// The query's conditions other than Modality, as SQLite's `dicom_where`.
+    /// The query's conditions other than Modality and SOPClassUID (which the row does not hold:
+    /// `instances` matches it on the image), as SQLite's `dicom_where`.
     pub(super) fn matches(&self, q: &DicomQuery) -> bool {
         q.study_uid.as_ref().is_none_or(|s| *s == self.study_uid)
             && q.series_uid.as_ref().is_none_or(|s| self.series_uid.as_ref() == Some(s))
@@ -59,6 +60,8 @@ impl InstanceRow {
                 .as_ref()
                 .is_none_or(|s| self.sop_instance_uid.as_ref() == Some(s))
             && patient_and_date_match(q, self.patient_id.as_deref(), self.study_date.as_deref())
+            && q.series_number.is_none_or(|n| self.series_number == Some(n))
+            && q.instance_number.is_none_or(|n| self.instance_number == Some(n))
     }
 
     /// What an instance is counted as: its SOP Instance UID (one upload sent again with other
