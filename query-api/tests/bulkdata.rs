@@ -5,8 +5,8 @@
 mod common;
 
 use alpes_platform::auth::Role;
-use alpes_platform::store::conformance::{anonymized, registered, user};
-use alpes_platform::store::{CatalogEvent, CatalogStore};
+use alpes_platform::store::conformance::{registered, user};
+use alpes_platform::store::CatalogStore;
 use alpes_schemas::EventoUsoDatos;
 use std::time::Duration;
 
@@ -26,11 +26,8 @@ fn fixture() -> Vec<u8> {
 async fn a_large_binary_attribute_is_given_by_its_bulk_data_uri_and_served_metered() {
     let app = common::spawn_app().await;
     let bytes = fixture();
-    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
-    let mut e = anonymized("n1", "o", "p1", 110, ("6.6", "6.6.1", "6.6.1.1", "MR", "PSEUDO-6", "20200102"));
-    if let CatalogEvent::Anonymized(a) = &mut e {
-        (a.blob_key, a.sha256, a.size_bytes) = (key, sha, bytes.len() as i64);
-    }
+    let instance = ("6.6", "6.6.1", "6.6.1.1", "MR", "PSEUDO-6", "20200102");
+    let e = common::stored_output(&app, bytes.clone(), "o", instance).await;
     app.catalog
         .apply(vec![registered("r1", "o", "p1", 100), e, user("w2", "lab-1", "consumidor", 2)])
         .await

@@ -8,8 +8,8 @@ mod common;
 
 use alpes_domain::ledger::LedgerStore;
 use alpes_platform::auth::Role;
-use alpes_platform::store::conformance::{anonymized, registered, user};
-use alpes_platform::store::{CatalogEvent, CatalogStore};
+use alpes_platform::store::conformance::{registered, user};
+use alpes_platform::store::CatalogStore;
 use alpes_schemas::EventoUsoDatos;
 use dicom_core::value::PixelFragmentSequence;
 use dicom_core::{DataElement, VR};
@@ -36,12 +36,8 @@ async fn seeded() -> common::TestApp {
 /// An app whose one anonymized instance, at [`INSTANCE`], is the fixture `name`.
 async fn seeded_with(name: &str) -> common::TestApp {
     let app = common::spawn_app().await;
-    let bytes = fixture(name);
-    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
-    let mut e = anonymized("n1", "e", "p1", 110, ("5.5", "5.5.1", "5.5.1.1", "MR", "PSEUDO-5", "20200102"));
-    if let CatalogEvent::Anonymized(a) = &mut e {
-        (a.blob_key, a.sha256, a.size_bytes) = (key, sha, bytes.len() as i64);
-    }
+    let instance = ("5.5", "5.5.1", "5.5.1.1", "MR", "PSEUDO-5", "20200102");
+    let e = common::stored_output(&app, fixture(name), "e", instance).await;
     app.catalog
         .apply(vec![registered("r1", "e", "p1", 100), e, user("w2", "lab-1", "consumidor", 2)])
         .await

@@ -45,19 +45,25 @@ pub fn fixture() -> Vec<u8> {
 
 /// Image a of provider p1, anonymized (CT, study 1.2.3) with [`fixture`]'s bytes in `app`'s blob store.
 pub async fn image_a(app: &TestApp) -> alpes_platform::store::CatalogEvent {
-    let bytes = fixture();
-    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.clone().into()).await.expect("blob");
-    let mut a = alpes_platform::store::conformance::anonymized(
-        "n1",
-        "a",
-        "p1",
-        110,
-        ("1.2.3", "1.2.3.4", "1.2.3.4.5", "CT", "PSEUDO-1", "20200102"),
-    );
-    if let alpes_platform::store::CatalogEvent::Anonymized(e) = &mut a {
-        (e.blob_key, e.sha256, e.size_bytes) = (key, sha, bytes.len() as i64);
+    let instance = ("1.2.3", "1.2.3.4", "1.2.3.4.5", "CT", "PSEUDO-1", "20200102");
+    stored_output(app, fixture(), "a", instance).await
+}
+
+/// The output event `n1` of provider p1's image `image` (at 110) as `instance`, whose
+/// anonymized blob, stored in the app's blob store, is `bytes`.
+pub async fn stored_output(
+    app: &TestApp,
+    bytes: Vec<u8>,
+    image: &str,
+    instance: alpes_platform::store::conformance::Instance<'_>,
+) -> alpes_platform::store::CatalogEvent {
+    let size = bytes.len() as i64;
+    let (key, sha) = app.blobs.put_bytes("anonymized", bytes.into()).await.expect("blob");
+    let mut e = alpes_platform::store::conformance::anonymized("n1", image, "p1", 110, instance);
+    if let alpes_platform::store::CatalogEvent::Anonymized(a) = &mut e {
+        (a.blob_key, a.sha256, a.size_bytes) = (key, sha, size);
     }
-    a
+    e
 }
 
 /// Consumer `user`'s terms once an admin approved it with `limit` minor units of EUR.

@@ -26,8 +26,13 @@ use serde_json::{json, Map, Value};
 
 type Params = QueryParams<Vec<(String, String)>>;
 
-fn parse(QueryParams(pairs): Params, level: Level) -> Result<(Search, Vec<String>), ApiError> {
-    super::qido_keys::parse(pairs, level)
+/// The search `pairs` ask at `level`, over provider `only`'s instances when given ([`super::may_use`]).
+fn parse(QueryParams(pairs): Params, level: Level, only: Option<String>) -> Result<(Search, Vec<String>), ApiError> {
+    let (mut search, warnings) = super::qido_keys::parse(pairs, level)?;
+    for q in &mut search.queries {
+        q.provider_id.clone_from(&only);
+    }
+    Ok((search, warnings))
 }
 
 /// The results of `search`'s page plus one (so that a cut can be told): one catalog query asked
@@ -188,14 +193,9 @@ pub fn op(p: &'static str, id: &str, summary: &str, (level, what): (Level, &str)
 /// `GET /studies`.
 #[tracing::instrument(name = "QIDO /studies", skip_all, fields(user = %caller.user_id))]
 pub async fn studies(State(state): State<Shared>, Authenticated(caller): Authenticated, params: Params) -> Result<Response, ApiError> {
-    let only = may_use(&caller)?;
-    let (search, warnings) = parse(params, Level::Study)?;
+    let (search, warnings) = parse(params, Level::Study, may_use(&caller)?)?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
-        let q = DicomQuery {
-            provider_id: only.clone(),
-            ..q
-        };
         let catalog = state.catalog.clone();
         async move { Ok(catalog.studies(&q).await?) }
     };
@@ -213,10 +213,10 @@ pub struct Scope {
 
 /// The query with the path's study and series, which stand over the query string's: they are
 /// read last, and checked as the query string's are.
-fn scoped(QueryParams(mut pairs): Params, scope: Scope, level: Level) -> Result<(Search, Vec<String>), ApiError> {
+fn scoped(QueryParams(mut pairs): Params, scope: Scope, (level, only): (Level, Option<String>)) -> Result<(Search, Vec<String>), ApiError> {
     pairs.extend(scope.study.map(|uid| ("StudyInstanceUID".to_owned(), uid)));
     pairs.extend(scope.series.map(|uid| ("SeriesInstanceUID".to_owned(), uid)));
-    parse(QueryParams(pairs), level)
+    parse(QueryParams(pairs), level, only)
 }
 
 /// `GET /series` and `GET /studies/{study}/series`.
@@ -227,14 +227,9 @@ pub async fn series(
     Path(scope): Path<Scope>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let only = may_use(&caller)?;
-    let (search, warnings) = scoped(params, scope, Level::Series)?;
+    let (search, warnings) = scoped(params, scope, (Level::Series, may_use(&caller)?))?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
-        let q = DicomQuery {
-            provider_id: only.clone(),
-            ..q
-        };
         let catalog = state.catalog.clone();
         async move { Ok(catalog.series(&q).await?) }
     };
@@ -250,14 +245,9 @@ pub async fn instances(
     Path(scope): Path<Scope>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let only = may_use(&caller)?;
-    let (search, warnings) = scoped(params, scope, Level::Instance)?;
+    let (search, warnings) = scoped(params, scope, (Level::Instance, may_use(&caller)?))?;
     let base = state.public_url.as_str();
     let run = |q: DicomQuery| {
-        let q = DicomQuery {
-            provider_id: only.clone(),
-            ..q
-        };
         let catalog = state.catalog.clone();
         async move { Ok(catalog.instances(&q).await?) }
     };
