@@ -1,12 +1,13 @@
 //! The composition root: it chooses the adapters and starts the services,
 //! and nothing else. Every service in one process (the default), or those
 //! `--services` names: ingest (REST and STOW-RS, with its outcome follower),
-//! the anonymizer worker(s), billing, and the query API (REST, QIDO-RS,
+//! the anonymizer worker(s), billing, the query API (REST, QIDO-RS,
 //! WADO-RS, with the materializer and the audit projector), on one listener,
+//! and the DICOM listener (C-ECHO, C-STORE; [`DimseApp`], on ingest's app),
 //! with the configured Kafka (or the in-process development broker), blobs
 //! and stores ([`crate::stores`]: only those the services use).
 //!
-//! Each service owns its app: [`IngestApp`], [`QueryApp`], [`Billing`] and
+//! Each service owns its app: [`IngestApp`], [`DimseApp`], [`QueryApp`], [`Billing`] and
 //! [`Worker`] each have a `build` and a `run_until_stopped`; this module
 //! builds them with the adapters, merges their routes with the probes
 //! ([`alpes_platform::probes`]: `/health`, `/ready`, `/metrics`, checking
@@ -44,6 +45,7 @@ use crate::{instance, secret, stores};
 use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
+use alpes_dimse::DimseApp;
 use alpes_ingest::{BootstrapAdmin, IngestApp, IngestConfig, IngestDeps};
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
@@ -90,6 +92,9 @@ pub fn engine_secret_path(data_dir: &std::path::Path) -> PathBuf {
 #[derive(Debug, Default)]
 struct Services {
     ingest: Option<IngestApp>,
+    /// Whether ingest's routes are served (the DICOM listener alone builds ingest for its upload path).
+    ingest_routes: bool,
+    dimse: Option<DimseApp>,
     query: Option<QueryApp>,
     billing: Option<Billing>,
     workers: Vec<Worker>,
@@ -206,9 +211,14 @@ impl App {
         });
         let limits = Limits::new(settings.limits.clone(), jwt.clone());
         let mut services = Services::default();
-        if let (true, Some(store), Some(ledger), Some(identity)) =
-            (settings.runs(Service::Ingest), &stores.ingest, &stores.ledger, &stores.identity)
-        {
+        // The DICOM listener registers instances the way an upload is registered: it runs on
+        // ingest's app (its outcome follower and marks too), whether or not ingest's routes are served.
+        if let (true, Some(store), Some(ledger), Some(identity)) = (
+            settings.runs(Service::Ingest) || settings.runs(Service::Dimse),
+            &stores.ingest,
+            &stores.ledger,
+            &stores.identity,
+        ) {
             let deps = IngestDeps {
                 kafka: kafka.clone(),
                 producer: producer.clone(),
@@ -227,7 +237,13 @@ impl App {
                 bootstrap_admin: bootstrap_admin(&settings),
                 public_url: public_url.clone(),
             };
-            services.ingest = Some(IngestApp::build(deps, config).await.context("cannot start ingest")?);
+            let ingest = IngestApp::build(deps, config).await.context("cannot start ingest")?;
+            if settings.runs(Service::Dimse) {
+                let dimse = DimseApp::build(ingest.state().clone(), &settings.dimse).await?;
+                services.dimse = Some(dimse);
+            }
+            services.ingest_routes = settings.runs(Service::Ingest);
+            services.ingest = Some(ingest);
         }
         if let (true, Some(catalog), Some(ledger), Some(audit), Some(identity)) = (
             settings.runs(Service::QueryApi),
@@ -312,6 +328,11 @@ impl App {
         self.addr
     }
 
+    /// The DICOM listener's bound address, when this process runs it.
+    pub fn dimse_addr(&self) -> Option<SocketAddr> {
+        self.services.dimse.as_ref().and_then(|d| d.addr().ok())
+    }
+
     /// The Kafka bootstrap address outside consumers can read the topics from.
     pub fn bootstrap(&self) -> &str {
         self.kafka.bootstrap()
@@ -371,7 +392,11 @@ impl App {
     /// document of the HTTP services it runs.
     fn router(&self) -> Result<Router> {
         let Services {
-            ingest, query, workers, ..
+            ingest,
+            ingest_routes,
+            query,
+            workers,
+            ..
         } = &self.services;
         // The broker always; the blobs when a service reads or writes them; ingest's store with ingest.
         let probes = Probes {
@@ -382,13 +407,14 @@ impl App {
             metrics: self.metrics.clone(),
         };
         let mut router = probes.router();
-        if let Some(ingest) = ingest {
+        let served = ingest.as_ref().filter(|_| *ingest_routes);
+        if let Some(ingest) = served {
             router = router.merge(ingest.router());
         }
         if let Some(query) = query {
             router = router.merge(query.router());
         }
-        if ingest.is_some() || query.is_some() {
+        if served.is_some() || query.is_some() {
             router = router.merge(alpes_platform::openapi::router(&openapi_document()?, self.metrics.clone()));
         }
         Ok(alpes_platform::limits::with_cors(router, self.limits.cors()))
@@ -407,10 +433,16 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         let Services {
             ingest,
+            dimse,
             query,
             billing,
             workers,
+            ..
         } = services;
+        if let Some(dimse) = dimse {
+            let stop = shutdown.clone();
+            tasks.spawn(async move { dimse.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
+        }
         if let Some(ingest) = ingest {
             let stop = shutdown.clone();
             tasks.spawn(async move { ingest.run_until_stopped(stop).await.map_err(anyhow::Error::from) });

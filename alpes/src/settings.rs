@@ -25,17 +25,25 @@ pub enum Service {
     Billing,
     /// The materializer, the audit projector and the query routes (REST, QIDO-RS, WADO-RS).
     QueryApi,
+    /// The DICOM network listener (C-ECHO, C-STORE), feeding the upload path.
+    Dimse,
 }
 
 impl Service {
     /// Every service, the default.
-    pub const ALL: [Service; 4] = [Service::Ingest, Service::Anonymizer, Service::Billing, Service::QueryApi];
+    pub const ALL: [Service; 5] = [
+        Service::Ingest,
+        Service::Anonymizer,
+        Service::Billing,
+        Service::QueryApi,
+        Service::Dimse,
+    ];
 }
 
 /// How to run the platform.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api.
+    /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api, dimse.
     /// Every process answers `GET /health` and `GET /metrics`; a deployment runs each service
     /// in its own processes (replicas share the key directory, the cluster and the buckets).
     #[arg(
@@ -43,7 +51,7 @@ pub struct Settings {
         env = "ALPES_SERVICES",
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,anonymizer,billing,query-api"
+        default_value = "ingest,anonymizer,billing,query-api,dimse"
     )]
     pub services: Vec<Service>,
     /// Where keys, the store and local blobs live.
@@ -113,6 +121,9 @@ pub struct Settings {
     /// The token keys: HS256 (the default) or an EdDSA key ring.
     #[command(flatten)]
     pub jwt: JwtArgs,
+    /// The DICOM listener: address, AE titles, limits, TLS.
+    #[command(flatten)]
+    pub dimse: alpes_dimse::DimseArgs,
     /// Creates this admin at start if the instance has no admin yet; the password comes from
     /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
     #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -125,7 +136,8 @@ impl Settings {
         self.services.contains(&service)
     }
 
-    /// The embedded defaults rooted at `data_dir`, listening on `listen`.
+    /// The embedded defaults rooted at `data_dir`, listening on `listen` (and for DICOM on
+    /// `listen`'s host, on a port of the system's choosing).
     pub fn embedded(data_dir: PathBuf, listen: SocketAddr) -> Self {
         Settings {
             services: Service::ALL.to_vec(),
@@ -148,6 +160,10 @@ impl Settings {
             limits: LimitArgs::default(),
             server: ServerArgs::default(),
             jwt: JwtArgs::default(),
+            dimse: alpes_dimse::DimseArgs {
+                listen: SocketAddr::new(listen.ip(), 0),
+                ..alpes_dimse::DimseArgs::default()
+            },
             bootstrap_admin_email: None,
         }
     }

@@ -51,8 +51,9 @@ struct Needs {
 
 impl Needs {
     fn of(settings: &Settings) -> Needs {
+        // The DICOM listener registers instances on ingest's app: it needs what ingest needs.
         let (ingest, billing, query) = (
-            settings.runs(Service::Ingest),
+            settings.runs(Service::Ingest) || settings.runs(Service::Dimse),
             settings.runs(Service::Billing),
             settings.runs(Service::QueryApi),
         );
@@ -175,5 +176,7 @@ mod tests {
         assert!(all.ledger && all.catalog && all.identity && all.ingest && all.audit);
         let query = needs(&[Service::QueryApi]);
         assert!(query.catalog && query.audit && query.identity && !query.ingest);
+        let dimse = needs(&[Service::Dimse]);
+        assert_eq!(dimse, needs(&[Service::Ingest]), "the DICOM listener runs on ingest's app");
     }
 }

@@ -11,7 +11,6 @@
 mod common;
 
 use alpes_platform::auth::Role;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -32,29 +31,14 @@ fn workspace_root() -> PathBuf {
 
 /// The interpreter to run, or `None` when the test should be skipped.
 fn python() -> Option<PathBuf> {
-    let Some(python) = std::env::var_os("ALPES_DICOMWEB_PYTHON").filter(|v| !v.is_empty()) else {
-        let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        assert!(
-            !under_ci,
-            "ALPES_DICOMWEB_PYTHON is not set but CI is: .ci/run must create the dicomweb-client venv \
-             and export ALPES_DICOMWEB_PYTHON (the venv's python) before `cargo test`"
-        );
-        let msg = "SKIPPED dicomweb_client: ALPES_DICOMWEB_PYTHON is not set. To run it, from the workspace root:\n    \
-                   python3 -m venv .venv-dicomweb && .venv-dicomweb/bin/pip install 'dicomweb-client==0.61.*'\n    \
-                   ALPES_DICOMWEB_PYTHON=.venv-dicomweb/bin/python cargo test -p alpes --test dicomweb_client";
-        // Straight to stderr as well as println!: libtest captures `eprintln!`/`println!`
-        // of a passing test, and a skip must show up in a plain `cargo test` too.
-        let _ = writeln!(std::io::stderr(), "\n*** {msg}\n");
-        println!("\n*** {msg}\n");
-        return None;
-    };
-    let python = PathBuf::from(python);
-    // A relative path with a directory in it is taken from the workspace root (where
-    // `cargo test` is run), not from this package's directory (where the test runs).
-    if python.is_relative() && python.components().count() > 1 {
-        return Some(workspace_root().join(python));
-    }
-    Some(python)
+    let how = "python3 -m venv .venv-dicomweb && .venv-dicomweb/bin/pip install 'dicomweb-client==0.61.*'\n    \
+               ALPES_DICOMWEB_PYTHON=.venv-dicomweb/bin/python cargo test -p alpes --test dicomweb_client";
+    common::interpreter(
+        std::env::var_os("ALPES_DICOMWEB_PYTHON"),
+        "ALPES_DICOMWEB_PYTHON",
+        "dicomweb_client",
+        how,
+    )
 }
 
 /// The platform as `common::spawn_app` builds it, with CT priced at [`CT_PRICE`].

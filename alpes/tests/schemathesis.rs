@@ -100,7 +100,7 @@ impl Platform {
             .arg("up")
             .arg("--data-dir")
             .arg(data.path().join("data"))
-            .args(["--listen", "127.0.0.1:0", "--jobs", "1"])
+            .args(["--listen", "127.0.0.1:0", "--dimse-listen", "127.0.0.1:0", "--jobs", "1"])
             .args(["--argon2-memory-kib", "64", "--argon2-iterations", "1", "--argon2-parallelism", "1"])
             // Nothing from the environment picks another broker, store or blob store.
             .env_clear()

@@ -3,7 +3,8 @@
 //! (anonymizer and billing) share only the broker, the key directory, the
 //! blobs and the store, and an upload still ends as a paid download. Two
 //! ingest replicas with their own data dirs each close their own requests,
-//! and two query-api replicas each serve the whole audit trail.
+//! two query-api replicas each serve the whole audit trail, and a process
+//! running the DICOM listener alone feeds the front's anonymizer.
 
 mod common;
 
@@ -327,4 +328,72 @@ async fn a_process_whose_broker_is_gone_still_stops() {
         .await
         .expect("B stops within the final commit's wait, broker or not");
     stopped.expect("join").expect("B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dicom_listener_process_stores_without_serving_ingests_routes_and_the_front_anonymizes() {
+    // One data dir: it stands for the shared key volume, blob bucket and cluster of a deployment.
+    let data = tempfile::tempdir().expect("tmp");
+    let mut front = Settings::embedded(data.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    front.services = vec![Service::Ingest, Service::QueryApi, Service::Anonymizer];
+    front.dimse.listen = "127.0.0.1:0".parse().expect("addr");
+    let (front_url, front_app) = start(front).await;
+    let mut listener = joining(data.path(), vec![Service::Dimse], &front_app);
+    listener.dimse.calling_aes = vec![("SOLO_SCU".into(), "prov-solo".into())];
+    let (dimse_url, dimse_app) = start(listener).await;
+    let addr = dimse_app.dimse_addr().expect("the listener runs");
+    assert!(front_app.dimse_addr().is_none(), "the front does not run it");
+    let front_signer = Signer::of(&front_app);
+    let provider = front_signer.token("prov-solo", Role::Proveedor).await;
+    let running = Running::start([front_app, dimse_app]);
+    let client = reqwest::Client::new();
+    // No ingest routes on the listener's process; its probes answer.
+    let upload = client.post(format!("{dimse_url}/imagenes")).send().await.expect("post");
+    assert_eq!(upload.status().as_u16(), 404);
+    let health = client.get(format!("{dimse_url}/health")).send().await.expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+    // One instance by dcmtk's storescu (tests/dimse.rs has the rest of the listener's checks).
+    let Some(storescu) = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("storescu")).find(|p| p.is_file()))
+    else {
+        assert!(std::env::var_os("CI").is_none_or(|v| v.is_empty()), "dcmtk is missing under CI");
+        running.stop().await;
+        return;
+    };
+    let file = common::fixtures_dir().join("CT_small.dcm");
+    let mut cmd = std::process::Command::new(storescu);
+    cmd.args([
+        "-aet",
+        "SOLO_SCU",
+        "-aec",
+        "ALPES",
+        &addr.ip().to_string(),
+        &addr.port().to_string(),
+    ])
+    .arg(file);
+    let sent = tokio::task::spawn_blocking(move || common::run_with_limit(cmd, Duration::from_secs(60)))
+        .await
+        .expect("ran");
+    assert_eq!(sent.status.map(|s| s.success()), Some(true), "{}", sent.stderr);
+    // The front's anonymizer and materializer take it from the shared broker.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let page: Value = client
+            .get(format!("{front_url}/imagenes"))
+            .bearer_auth(&provider)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if page["imagenes"]
+            .as_array()
+            .is_some_and(|i| i.len() == 1 && i[0]["estado"] == "anonimizada")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    running.stop().await;
 }

@@ -136,6 +136,12 @@ fn record(i: usize) -> Option<(u64, u32, u16, u8)> {
     Some((hash, tag, module, r[14]))
 }
 
+/// Every SOP Class UID the tables have an IOD for (PS3.3's composite IODs:
+/// the storage SOP classes), sorted.
+pub fn sop_classes() -> impl Iterator<Item = &'static str> {
+    SOP_CLASSES.iter().map(|(uid, _)| *uid)
+}
+
 /// What the generated tables hold: module, IOD and SOP class counts, the
 /// keywords of rows left out because the dictionary does not know them, and the
 /// modules IODs name that the attribute table lacks.

@@ -121,6 +121,13 @@ pub trait IngestStore: Send + Sync + std::fmt::Debug {
     async fn request_state(&self, request_id: &str) -> Result<Option<RequestState>>;
     /// Events of requests not yet anonymized or rejected, oldest first.
     async fn unfinished(&self) -> Result<Vec<String>>;
+    /// Maps a calling AE title (normalized by [`crate::dimse::ae_title`]) to a
+    /// provider, replacing any mapping it had; `now` in ms.
+    async fn put_calling_ae(&self, ae_title: &str, provider_id: &str, now: i64) -> Result<()>;
+    /// Removes a calling AE title's mapping; false if it had none.
+    async fn remove_calling_ae(&self, ae_title: &str) -> Result<bool>;
+    /// Every calling AE title's mapping, by AE title.
+    async fn calling_aes(&self) -> Result<Vec<crate::dimse::CallingAe>>;
     /// Whether the store answers.
     async fn health(&self) -> Result<()>;
 }

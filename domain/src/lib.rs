@@ -7,7 +7,9 @@
 //! anonymizer worker) drive them.
 //!
 //! - [`caller`]: roles and the caller, as plain data.
-//! - [`ingest`]: the ingest port (images, idempotency keys, open requests).
+//! - [`ingest`]: the ingest port (images, idempotency keys, open requests,
+//!   the calling AE titles of the DICOM listener).
+//! - [`dimse`]: what an AE title is, and a calling AE mapped to a provider.
 //! - [`ledger`]: ledger entries, balances, the payout rules and `PagoRechazado`.
 //! - [`catalog`]: the query side's tables, and the estado an image moves through.
 //! - [`identity`]: accounts, the lockout rule, refresh tokens, API keys.
@@ -21,6 +23,7 @@ pub mod audit;
 pub mod caller;
 pub mod catalog;
 pub mod dicom_match;
+pub mod dimse;
 mod error;
 pub mod identity;
 pub mod ingest;

@@ -24,6 +24,8 @@ pub const DICOMWEB: &str = "dicomweb";
 pub const IDENTITY: &str = "identity";
 /// Payments.
 pub const MONEY: &str = "money";
+/// The DICOM listener's calling AE titles.
+pub const DIMSE: &str = "dimse";
 
 /// What an upload's or a STOW-RS request's profile may get wrong.
 pub const PROFILE_ERRORS: &str = "Unknown query keys are ignored. A profile naming an unknown option, a region that is not \
@@ -127,6 +129,8 @@ fn dicom_attribute(vr: &str, item: Value) -> Value {
     crate::identity::Tokens,
     crate::routes::api_keys::Claves,
     crate::routes::api_keys::ClaveCreada,
+    crate::routes::dimse_aes::TituloAe,
+    crate::routes::dimse_aes::TitulosAe,
 )))]
 struct Answers;
 
@@ -143,6 +147,7 @@ struct Answers;
     crate::routes::auth_refresh::Request,
     crate::routes::auth_verify::Request,
     crate::routes::api_keys::Request,
+    crate::routes::dimse_aes::Request,
 )))]
 struct Derived;
 

@@ -27,6 +27,8 @@ pub enum Source {
     Multipart,
     /// STOW-RS.
     Stow,
+    /// DICOM C-STORE, from a mapped calling AE title (the `alpes-dimse` listener).
+    Dimse,
     /// `POST /anonimizar/{id}`.
     Reanonymize,
 }
@@ -37,6 +39,7 @@ impl Source {
             Source::Rest => "rest",
             Source::Multipart => "multipart",
             Source::Stow => "stow",
+            Source::Dimse => "dimse",
             Source::Reanonymize => "reanonymize",
         }
     }

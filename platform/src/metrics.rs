@@ -31,6 +31,10 @@ pub struct Metrics {
     pub audit_unrecorded: IntCounter,
     /// Raw blobs no image of this process uses, kept because the blob store is shared.
     pub raw_blobs_kept: IntCounter,
+    /// DICOM associations, by outcome (accepted, rejected, over_limit, failed).
+    pub dimse_associations: IntCounterVec,
+    /// DIMSE operations, by command (c_echo, c_store, other) and outcome (stored, duplicate, or the failure).
+    pub dimse_operations: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -101,6 +105,14 @@ impl Metrics {
             "raw_blobs_kept_total",
             "Raw blobs of failed uploads that no image of this process uses, kept because the blob store is shared",
         ));
+        let dimse_associations = must(IntCounterVec::new(
+            Opts::new("dimse_associations_total", "DICOM associations, by outcome"),
+            &["outcome"],
+        ));
+        let dimse_operations = must(IntCounterVec::new(
+            Opts::new("dimse_operations_total", "DIMSE operations, by command and outcome"),
+            &["command", "outcome"],
+        ));
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -114,6 +126,8 @@ impl Metrics {
             Box::new(ledger_entries.clone()),
             Box::new(audit_unrecorded.clone()),
             Box::new(raw_blobs_kept.clone()),
+            Box::new(dimse_associations.clone()),
+            Box::new(dimse_operations.clone()),
         ] {
             must(registry.register(c));
         }
@@ -131,6 +145,8 @@ impl Metrics {
             ledger_entries,
             audit_unrecorded,
             raw_blobs_kept,
+            dimse_associations,
+            dimse_operations,
         }
     }
 

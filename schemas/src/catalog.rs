@@ -16,7 +16,7 @@ use apache_avro::{rabin::Rabin, Schema};
 include!(concat!(env!("OUT_DIR"), "/history.rs"));
 
 /// The schema each event is written with today.
-const CURRENT: [(&str, &str); 10] = [
+const CURRENT: [(&str, &str); 11] = [
     ("ImagenRegistrada", include_str!("../avro/ImagenRegistrada.avsc")),
     ("ImagenAnonimizada", include_str!("../avro/ImagenAnonimizada.avsc")),
     ("ImagenRechazada", include_str!("../avro/ImagenRechazada.avsc")),
@@ -27,6 +27,7 @@ const CURRENT: [(&str, &str); 10] = [
     ("PagoRechazado", include_str!("../avro/PagoRechazado.avsc")),
     ("RegistroAuditoria", include_str!("../avro/RegistroAuditoria.avsc")),
     ("AnalisisCompletado", include_str!("../avro/AnalisisCompletado.avsc")),
+    ("EstudioCompleto", include_str!("../avro/EstudioCompleto.avsc")),
 ];
 
 /// One schema version known to this build.

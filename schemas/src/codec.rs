@@ -184,6 +184,7 @@ mod tests {
         round_trip(&codec, &s.pago_rechazado).await;
         round_trip(&codec, &s.auditoria).await;
         round_trip(&codec, &s.analisis).await;
+        round_trip(&codec, &s.estudio).await;
     }
 
     #[tokio::test]

@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "007_provider_studies.cql",
         source: include_str!("../cql/007_provider_studies.cql"),
     },
+    Migration {
+        version: 8,
+        name: "008_dimse_calling_aes.cql",
+        source: include_str!("../cql/008_dimse_calling_aes.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

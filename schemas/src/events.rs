@@ -292,6 +292,23 @@ pub struct AnalisisCompletado {
     pub solicitud_http_id: Option<String>,
 }
 
+/// A study sent over DICOM is complete: no new instance for its stable time (topic
+/// `alpes.studies.complete`). Names the images, never the study's DICOM identifiers as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstudioCompleto {
+    pub evento_id: String,
+    pub ocurrido_at: i64,
+    pub actor: String,
+    pub proveedor_id: String,
+    pub titulo_ae: String,
+    pub instancias: i32,
+    pub imagenes: Vec<String>,
+    pub imagenes_completas: bool,
+    pub primera_at: i64,
+    pub ultima_at: i64,
+    pub estable_ms: i64,
+}
+
 macro_rules! event {
     ($ty:ident, $topic:expr, $id:ident) => {
         impl Event for $ty {
@@ -334,6 +351,7 @@ events! {
     PagoProcesado => topics::PAYMENTS; event_id,
     PagoRechazado => topics::PAYMENTS_REJECTED; event_id,
     AnalisisCompletado => topics::IMAGES_ANALYZED; evento_id,
+    EstudioCompleto => topics::STUDIES_COMPLETE; evento_id,
 }
 
 /// Whether `topic` carries more than one event type of this crate (`alpes.audit` does).
@@ -375,6 +393,7 @@ mod tests {
         assert_fields_match(&t.pago_rechazado);
         assert_fields_match(&t.auditoria);
         assert_fields_match(&t.analisis);
+        assert_fields_match(&t.estudio);
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub use apache_avro;
 pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{
-    AnalisisCompletado, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin, ModeloAnalisis,
-    PagoProcesado, PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
+    AnalisisCompletado, EstudioCompleto, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin,
+    ModeloAnalisis, PagoProcesado, PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
 };
 pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
 
@@ -62,8 +62,10 @@ pub mod topics {
     pub const IMAGES_REJECTED: &str = "alpes.images.rejected";
     /// `AnalisisCompletado`.
     pub const IMAGES_ANALYZED: &str = "alpes.images.analyzed";
+    /// `EstudioCompleto`.
+    pub const STUDIES_COMPLETE: &str = "alpes.studies.complete";
     /// Every topic, e.g. to create them at start-up.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         USERS,
         USAGE,
         PAYMENTS,
@@ -73,6 +75,7 @@ pub mod topics {
         IMAGES_ANONYMIZED,
         IMAGES_REJECTED,
         IMAGES_ANALYZED,
+        STUDIES_COMPLETE,
     ];
 }
 
@@ -92,6 +95,7 @@ pub(crate) mod tests {
         pub pago_rechazado: PagoRechazado,
         pub auditoria: RegistroAuditoria,
         pub analisis: AnalisisCompletado,
+        pub estudio: EstudioCompleto,
     }
 
     pub(crate) fn samples() -> Samples {
@@ -270,6 +274,19 @@ pub(crate) mod tests {
                 duracion_micros: 12_345,
                 solicitud_http_id: Some("req-http-1".into()),
             },
+            estudio: EstudioCompleto {
+                evento_id: new_event_id(),
+                ocurrido_at: 1_760_000_070_000,
+                actor: "dimse".into(),
+                proveedor_id: "prov-1".into(),
+                titulo_ae: "CT_SCANNER_1".into(),
+                instancias: 2,
+                imagenes: vec!["img-1".into(), "img-2".into()],
+                imagenes_completas: true,
+                primera_at: 1_760_000_000_000,
+                ultima_at: 1_760_000_010_000,
+                estable_ms: 60_000,
+            },
         }
     }
 
@@ -278,7 +295,7 @@ pub(crate) mod tests {
         let mut all = topics::ALL.to_vec();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 9);
+        assert_eq!(all.len(), 10);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // The URL ends its line: scripts read it from there.
         println!("alpes: listening on {url}");
         println!("alpes: services {}", services.join(", "));
+        if let Some(dimse) = app.dimse_addr() {
+            println!("alpes: DICOM listener (AE title {}) on {dimse}", args.dimse.ae_title.trim());
+        }
         println!(
             "alpes: kafka bootstrap {}{}",
             app.bootstrap(),

@@ -86,7 +86,7 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
     );
     // Only an admin approves a consumer (it stays approved: the other rows download as it).
     add(
-        put,
+        put.clone(),
         "/monetizacion/consumidores/{consumer}",
         fixed(Body::Json(
             json!({"verificado": true, "limite_credito_minor": 1_000_000_000, "moneda": "EUR"}),
@@ -159,7 +159,17 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         Data,
     );
     add(get.clone(), "/api-keys", none(), guarded(403, 403, 403, 200, 403), Data);
-    add(delete, "/api-keys/{key_id}", none(), guarded(403, 403, 403, 204, 403), Data);
+    add(delete.clone(), "/api-keys/{key_id}", none(), guarded(403, 403, 403, 204, 403), Data);
+    // The DICOM listener's calling AE titles: an admin's alone (mapping provider A, idempotent).
+    add(get.clone(), "/dimse/aes", none(), guarded(403, 403, 403, 200, 403), Data);
+    add(
+        put,
+        "/dimse/aes/MATRIX_SCU",
+        fixed(Body::Json(json!({"proveedor_id": fx.a}))),
+        guarded(403, 403, 403, 200, 403),
+        Data,
+    );
+    add(delete, "/dimse/aes/NEVER_MAPPED", none(), guarded(403, 403, 403, 404, 403), Data);
     add(get.clone(), "/health", none(), public(200), Data);
     add(get.clone(), "/ready", none(), public(200), Data);
     add(get.clone(), "/metrics", none(), public(200), Data);

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 pub struct TestApp {
     pub base: String,
+    /// The DICOM listener's address (the app runs it on port 0).
+    pub dimse: Option<std::net::SocketAddr>,
     pub jwt: Arc<Jwt>,
     pub kafka: Arc<Kafka>,
     pub blobs: Blobs,
@@ -117,12 +119,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     adjust(&mut settings);
     let app = App::build(settings).await.expect("build");
     let base = format!("http://{}", app.addr());
+    let dimse = app.dimse_addr();
     let (jwt, kafka, blobs, ledger, catalog) = (app.jwt(), app.kafka(), app.blobs(), app.ledger(), app.catalog());
     let signer = Signer::of(&app);
     let shutdown = Shutdown::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
         base,
+        dimse,
         jwt,
         kafka,
         blobs,
@@ -323,6 +327,49 @@ pub fn consume_events(python: &str, args: &[String], framing: &str, markers: &[S
         }
     }
     counts
+}
+
+/// The interpreter `value` names, read from the variable `var` by the test `test` (a path with
+/// a directory in it is taken from the workspace root, where `cargo test` runs, not this
+/// package's directory), or `None` when it is unset: the test is then skipped, loudly, with
+/// `how` (the commands that would set it up), except under CI (`CI` set), where it fails.
+pub fn interpreter(value: Option<std::ffi::OsString>, var: &str, test: &str, how: &str) -> Option<PathBuf> {
+    let Some(python) = value.filter(|v| !v.is_empty()) else {
+        let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        assert!(!under_ci, "{var} is not set but CI is: .ci/run must set it before `cargo test`");
+        let msg = format!("SKIPPED {test}: {var} is not set. To run it, from the workspace root:\n    {how}");
+        // Straight to stderr as well as println!: libtest captures the output of a passing
+        // test, and a skip must show up in a plain `cargo test` too.
+        let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("\n*** {msg}\n\n"));
+        println!("\n*** {msg}\n");
+        return None;
+    };
+    let python = PathBuf::from(python);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    Some(if python.is_relative() && python.components().count() > 1 {
+        root.join(python)
+    } else {
+        python
+    })
+}
+
+/// Maps the calling AE title `ae` to `provider` with the admin route, as an admin would.
+pub async fn map_calling_ae(app: &TestApp, ae: &str, provider: &str) {
+    let admin = app.token("dimse-admin", Role::Admin).await;
+    let res = app
+        .client
+        .put(format!("{}/dimse/aes/{ae}", app.base))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "proveedor_id": provider }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status().as_u16(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(
+        (body["titulo_ae"].as_str(), body["proveedor_id"].as_str()),
+        (Some(ae), Some(provider))
+    );
 }
 
 /// What a command did: its exit status (`None` if it ran past its limit and was killed) and

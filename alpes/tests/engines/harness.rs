@@ -245,6 +245,8 @@ impl Alpes {
             .engines
             .command("up")
             .args(&self.args)
+            // Replicas run side by side: each DICOM listener on a port of its own.
+            .args(["--dimse-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.data.path())
             .env("RUST_LOG", "info")

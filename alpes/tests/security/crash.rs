@@ -24,7 +24,8 @@ struct Up(Child);
 impl Up {
     fn start(data: &Path, addr: &str) -> Up {
         let child = Command::new(env!("CARGO_BIN_EXE_alpes"))
-            .args(["up", "--listen", addr, "--argon2-memory-kib", "64", "--argon2-iterations", "1"])
+            .args(["up", "--listen", addr, "--dimse-listen", "127.0.0.1:0"])
+            .args(["--argon2-memory-kib", "64", "--argon2-iterations", "1"])
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "warn")

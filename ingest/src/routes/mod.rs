@@ -7,6 +7,7 @@ pub mod auth_logout;
 pub mod auth_refresh;
 pub mod auth_verify;
 pub mod consumidor;
+pub mod dimse_aes;
 pub mod jwks;
 pub mod pagar;
 pub mod reanonymize;
@@ -53,6 +54,9 @@ pub fn all() -> Routes<IngestState> {
         .route(api_keys::list_op(), api_keys::list)
         .route(api_key::op(), api_key::handler)
         .route(jwks::op(), jwks::handler)
+        .route(dimse_aes::list_op(), dimse_aes::list)
+        .route(dimse_aes::put_op(), dimse_aes::put)
+        .route(dimse_aes::delete_op(), dimse_aes::delete)
 }
 
 /// The `Idempotency-Key` header, if present and sane (1–255 visible ASCII characters).

@@ -131,4 +131,28 @@ pub async fn ingest(store: &dyn IngestStore) {
     assert!(store.image("i").await.expect("image").is_some());
     assert_eq!(store.request_state("req-i").await.expect("state"), Some(RequestState::Pending));
     assert_eq!(store.unfinished().await.expect("open"), vec!["{\"image_id\":\"i\"}".to_owned()]);
+
+    calling_aes(store).await;
+}
+
+/// The calling AE titles of the DICOM listener: set, replaced, listed in order, removed once.
+async fn calling_aes(store: &dyn IngestStore) {
+    assert!(store.calling_aes().await.expect("list").is_empty());
+    store.put_calling_ae("MODALITY_B", "p1", 10).await.expect("put");
+    store.put_calling_ae("MODALITY_A", "p1", 11).await.expect("put");
+    store.put_calling_ae("MODALITY_B", "p2", 12).await.expect("replace");
+    let listed: Vec<(String, String, i64)> = store
+        .calling_aes()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| (a.ae_title, a.provider_id, a.updated_at))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("MODALITY_A".into(), "p1".into(), 11), ("MODALITY_B".into(), "p2".into(), 12)]
+    );
+    assert!(store.remove_calling_ae("MODALITY_A").await.expect("remove"));
+    assert!(!store.remove_calling_ae("MODALITY_A").await.expect("remove"), "already removed");
+    assert_eq!(store.calling_aes().await.expect("list").len(), 1);
 }

@@ -105,6 +105,7 @@ use super::conn::db;
 use super::exec::Cql;
 use crate::store::{Claim, ImageRow, IngestStore, NewImage, RequestState};
 use crate::{Error, Result};
+use alpes_domain::dimse::CallingAe;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use rows::{corrupt, size, ContentRow, ImageRecord, NewRequest, RequestRecord};
@@ -669,6 +670,39 @@ impl IngestStore for ScyllaIngest {
         let mut open: Vec<(i64, String)> = minutes.into_iter().flatten().collect();
         open.sort_by_key(|(created_at, _)| *created_at);
         Ok(open.into_iter().map(|(_, event)| event).collect())
+    }
+
+    async fn put_calling_ae(&self, ae_title: &str, provider_id: &str, now: i64) -> alpes_domain::Result<()> {
+        Ok(self
+            .cql
+            .write(&self.st.ae_write, (ae_title, provider_id, now), "map a calling AE title")
+            .await?)
+    }
+
+    async fn remove_calling_ae(&self, ae_title: &str) -> alpes_domain::Result<bool> {
+        Ok(self.cql.lwt(&self.st.ae_delete, (ae_title,), "unmap a calling AE title").await?)
+    }
+
+    async fn calling_aes(&self) -> alpes_domain::Result<Vec<CallingAe>> {
+        let rows: Vec<(String, Option<String>, Option<i64>)> = self
+            .cql
+            .scan(&self.st.ae_scan, (), "read the calling AE titles")
+            .await?
+            .try_collect()
+            .await
+            .map_err(db("read the calling AE titles"))?;
+        let mut aes: Vec<CallingAe> = rows
+            .into_iter()
+            .filter_map(|(ae_title, provider_id, updated_at)| {
+                Some(CallingAe {
+                    ae_title,
+                    provider_id: provider_id?,
+                    updated_at: updated_at.unwrap_or(0),
+                })
+            })
+            .collect();
+        aes.sort_by(|a, b| a.ae_title.cmp(&b.ae_title));
+        Ok(aes)
     }
 
     async fn health(&self) -> alpes_domain::Result<()> {

@@ -4,6 +4,7 @@
 use super::conn::{write_tx, SqliteConn};
 use crate::store::{Claim, ImageRow, IngestStore, NewImage, RequestState};
 use crate::Result;
+use alpes_domain::dimse::CallingAe;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -36,6 +37,11 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_open ON requests(state, seq);
 CREATE INDEX IF NOT EXISTS requests_seq ON requests(seq);
 CREATE INDEX IF NOT EXISTS images_sha256 ON images(sha256);
+CREATE TABLE IF NOT EXISTS dimse_calling_aes (
+    ae_title    TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
 ";
 
 /// The SQLite adapter.
@@ -255,6 +261,45 @@ impl IngestStore for SqliteStore {
             let mut stmt = conn.prepare("SELECT event FROM requests WHERE state IN ('pending', 'published') ORDER BY seq")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn put_calling_ae(&self, ae_title: &str, provider_id: &str, now: i64) -> alpes_domain::Result<()> {
+        let (ae, provider) = (ae_title.to_owned(), provider_id.to_owned());
+        self.with(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO dimse_calling_aes (ae_title, provider_id, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (ae_title) DO UPDATE SET provider_id = excluded.provider_id, updated_at = excluded.updated_at",
+            )?
+            .execute(params![ae, provider, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_calling_ae(&self, ae_title: &str) -> alpes_domain::Result<bool> {
+        let ae = ae_title.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM dimse_calling_aes WHERE ae_title = ?1")?
+                .execute(params![ae])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn calling_aes(&self) -> alpes_domain::Result<Vec<CallingAe>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT ae_title, provider_id, updated_at FROM dimse_calling_aes ORDER BY ae_title")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(CallingAe {
+                    ae_title: r.get(0)?,
+                    provider_id: r.get(1)?,
+                    updated_at: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

@@ -37,6 +37,9 @@ pub(super) const OPEN_SCAN: &str = "SELECT created_at, request_id, event FROM {k
 pub(super) const BUCKET_WRITE: &str = "INSERT INTO {ks}.ingest_open_buckets (shard, bucket) VALUES (?, ?)";
 pub(super) const BUCKET_DELETE: &str = "DELETE FROM {ks}.ingest_open_buckets WHERE shard = ? AND bucket = ?";
 pub(super) const BUCKET_SCAN: &str = "SELECT bucket FROM {ks}.ingest_open_buckets WHERE shard = ?";
+pub(super) const AE_WRITE: &str = "INSERT INTO {ks}.dimse_calling_aes (ae_title, provider_id, updated_at) VALUES (?, ?, ?)";
+pub(super) const AE_DELETE: &str = "DELETE FROM {ks}.dimse_calling_aes WHERE ae_title = ? IF EXISTS";
+pub(super) const AE_SCAN: &str = "SELECT ae_title, provider_id, updated_at FROM {ks}.dimse_calling_aes";
 pub(super) const HEALTH: &str = "SELECT release_version FROM system.local";
 
 #[derive(Debug)]
@@ -69,6 +72,9 @@ pub(super) struct Statements {
     pub(super) bucket_write: PreparedStatement,
     pub(super) bucket_delete: PreparedStatement,
     pub(super) bucket_scan: PreparedStatement,
+    pub(super) ae_write: PreparedStatement,
+    pub(super) ae_delete: PreparedStatement,
+    pub(super) ae_scan: PreparedStatement,
     pub(super) health: PreparedStatement,
 }
 
@@ -102,6 +108,9 @@ impl Statements {
             bucket_write: cql.prepare(BUCKET_WRITE, Kind::Plain).await?,
             bucket_delete: cql.prepare(BUCKET_DELETE, Kind::Plain).await?,
             bucket_scan: cql.prepare(BUCKET_SCAN, Kind::Scan).await?,
+            ae_write: cql.prepare(AE_WRITE, Kind::Plain).await?,
+            ae_delete: cql.prepare(AE_DELETE, Kind::Lwt).await?,
+            ae_scan: cql.prepare(AE_SCAN, Kind::Scan).await?,
             health: cql.prepare(HEALTH, Kind::Plain).await?,
         })
     }
@@ -113,7 +122,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const ALL: [&str; 26] = [
+    const ALL: [&str; 29] = [
         CONTENT_CLAIM,
         CONTENT_READ,
         CONTENT_RELEASE,
@@ -140,6 +149,9 @@ mod tests {
         BUCKET_WRITE,
         BUCKET_DELETE,
         BUCKET_SCAN,
+        AE_WRITE,
+        AE_DELETE,
+        AE_SCAN,
     ];
 
     #[test]
@@ -147,8 +159,9 @@ mod tests {
         const KEYWORDS: [&str; 15] = [
             "select", "from", "where", "and", "insert", "into", "values", "update", "set", "delete", "if", "not", "exists", "limit", "in",
         ];
-        let tables = schema_columns("004_ingest.cql");
+        let mut tables = schema_columns("004_ingest.cql");
         assert_eq!(tables.len(), 8, "{:?}", tables.keys());
+        tables.extend(schema_columns("008_dimse_calling_aes.cql"));
         let mut used = HashSet::new();
         for cql in ALL {
             used.insert(assert_names_only_schema(cql, &tables, &KEYWORDS, true));
@@ -166,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_claims_and_the_request_rows_are_lightweight_transactions() {
+    fn only_the_claims_the_request_rows_and_an_ae_removal_are_lightweight_transactions() {
         let lwt: Vec<&str> = ALL.iter().copied().filter(|c| c.contains(" IF ")).collect();
         assert_eq!(
             lwt,
@@ -178,7 +191,8 @@ mod tests {
                 REQUEST_INSERT,
                 REQUEST_ADVANCE,
                 REQUEST_FINISH,
-                REQUEST_DELETE
+                REQUEST_DELETE,
+                AE_DELETE
             ]
         );
         // Every write of a request row is one of them (see the module docs).
