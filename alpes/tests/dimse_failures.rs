@@ -5,6 +5,8 @@
 //! not the presentation context's (0122), a C-FIND on a storage context
 //! (0211) and, with the broker down, a good instance (A700). Each failure
 //! keeps nothing: no raw blob, no image. The association survives them all.
+//! Bytes that are not DICOM, and a command set that cannot be read, end
+//! their connection or association (A-ABORT), and the listener serves on.
 
 mod common;
 
@@ -61,10 +63,15 @@ fn ct_data_set() -> (Vec<u8>, String) {
     (file[144 + group_len..].to_vec(), probed.sop_instance_uid.expect("an instance UID"))
 }
 
-/// Sends each `(command, data set)` on the CT context and returns each response's status.
+/// Sends each `(command, data set)` on the CT context as [`CALLING`] and returns each response's status.
 fn statuses(addr: std::net::SocketAddr, sends: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<u16> {
+    statuses_from(CALLING, addr, sends)
+}
+
+/// [`statuses`] from the calling AE title `calling`.
+fn statuses_from(calling: &str, addr: std::net::SocketAddr, sends: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<u16> {
     let mut assoc = ClientAssociationOptions::new()
-        .calling_ae_title(CALLING)
+        .calling_ae_title(calling)
         .called_ae_title("ALPES")
         .with_presentation_context(CT, vec![EXPLICIT_LE])
         .with_presentation_context(MR, vec![EXPLICIT_LE])
@@ -112,7 +119,9 @@ fn raw_blobs(app: &common::TestApp) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_data_sets_and_a_broker_outage_answer_failure_statuses_and_keep_nothing() {
-    let app = common::spawn_app_with(|s| s.dimse.calling_aes = vec![(CALLING.into(), PROVIDER.into())]).await;
+    let app =
+        common::spawn_app_with(|s| s.dimse.calling_aes = vec![(CALLING.into(), PROVIDER.into()), ("SECOND_SCU".into(), PROVIDER.into())])
+            .await;
     let provider = app.token(PROVIDER, Role::Proveedor).await;
     let addr = app.dimse.expect("listener");
     let (ct, instance) = ct_data_set();
@@ -138,9 +147,66 @@ async fn bad_data_sets_and_a_broker_outage_answer_failure_statuses_and_keep_noth
     let page = app.get_json("/imagenes", &provider).await;
     assert_eq!(page["imagenes"].as_array().map(Vec::len), Some(0), "{page}");
     // The same instance once the broker is back: stored.
-    let good = vec![(request(0x0001, 6, CT, &instance), ct)];
+    let good = vec![(request(0x0001, 6, CT, &instance), ct.clone())];
     let got = tokio::task::spawn_blocking(move || statuses(addr, good)).await.expect("ran");
     assert_eq!(got, vec![0x0000]);
     assert_eq!(raw_blobs(&app).len(), 1);
+    // The same instance from another AE title of the provider: a duplicate, one image.
+    let again = vec![(request(0x0001, 7, CT, &instance), ct)];
+    let got = tokio::task::spawn_blocking(move || statuses_from("SECOND_SCU", addr, again))
+        .await
+        .expect("ran");
+    assert_eq!(got, vec![0x0000]);
+    assert_eq!(raw_blobs(&app).len(), 1);
+    assert!(app
+        .metrics()
+        .await
+        .contains("alpes_dimse_operations_total{command=\"c_store\",outcome=\"duplicate\"} 1"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn garbage_on_the_wire_and_a_malformed_command_end_their_association_and_the_listener_serves_on() {
+    use std::io::{Read, Write};
+    let app = common::spawn_app_with(|s| s.dimse.calling_aes = vec![(CALLING.into(), PROVIDER.into())]).await;
+    app.token(PROVIDER, Role::Proveedor).await;
+    let addr = app.dimse.expect("listener");
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Not DICOM at all (an HTTP request): the connection is closed, nothing is answered.
+        let mut raw = std::net::TcpStream::connect(addr).expect("connect");
+        raw.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut answer = Vec::new();
+        let _ = raw.read_to_end(&mut answer);
+        assert!(answer.is_empty() || answer[0] == 0x07, "an HTTP request got {answer:?}");
+        // A well-formed association whose command set is garbage: aborted (A-ABORT, PDU type 7).
+        let mut assoc = ClientAssociationOptions::new()
+            .calling_ae_title(CALLING)
+            .called_ae_title("ALPES")
+            .with_presentation_context(CT, vec![EXPLICIT_LE])
+            .establish(addr)
+            .expect("associates");
+        let pc = assoc.presentation_contexts()[0].id;
+        let garbage = PDataValue {
+            presentation_context_id: pc,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: vec![0xFF; 37],
+        };
+        assoc.send(&Pdu::PData { data: vec![garbage] }).expect("send");
+        let answered = assoc.receive();
+        // The listener is still there for the next association.
+        let next = statuses(addr, vec![(request(0x0001, 9, CT, "1.2.3.4.5"), b"not DICOM".to_vec())]);
+        (format!("{answered:?}"), next)
+    })
+    .await
+    .expect("ran");
+    assert!(outcome.0.contains("AbortRQ") || outcome.0.contains("Err"), "{}", outcome.0);
+    assert_eq!(outcome.1, vec![0xC000]);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("alpes_dimse_associations_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
     app.stop().await;
 }

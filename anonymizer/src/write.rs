@@ -38,10 +38,9 @@ pub fn part10(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, size_hint: usiz
     part10_into(ds, meta, explicit, Vec::with_capacity(size_hint + 512))
 }
 
-/// The start of a Part 10 file: the preamble, `DICM` and the file meta group
-/// for `meta`, with Source Application Entity Title (0002,0016) when the
-/// bytes came from a network peer (the DICOM listener names its calling AE).
-pub fn file_meta(meta: &Meta<'_>, source_ae: Option<&str>, out: &mut Vec<u8>) {
+/// The start of a Part 10 file: the preamble, `DICM` and the file meta group for `meta`
+/// (the DICOM listener puts it before a data set received over the network).
+pub fn file_meta(meta: &Meta<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     let mut group = Vec::with_capacity(256);
@@ -61,9 +60,6 @@ pub fn file_meta(meta: &Meta<'_>, source_ae: Option<&str>, out: &mut Vec<u8>) {
         w.element(&Element::text(tag, Vr::UI, uid), false);
     }
     w.element(&Element::text(0x0002_0013, Vr::SH, IMPLEMENTATION_VERSION_NAME), false);
-    if let Some(ae) = source_ae {
-        w.element(&Element::text(0x0002_0016, Vr::AE, ae), false);
-    }
     let mut len_el = Vec::with_capacity(12);
     Writer {
         out: &mut len_el,
@@ -82,7 +78,7 @@ pub fn file_meta(meta: &Meta<'_>, source_ae: Option<&str>, out: &mut Vec<u8>) {
 /// Like [`part10`], reusing `out`'s allocation (it is cleared first).
 pub fn part10_into(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, mut out: Vec<u8>) -> Written {
     out.clear();
-    file_meta(meta, None, &mut out);
+    file_meta(meta, &mut out);
     let dataset_start = out.len();
     let mut w = Writer {
         out: &mut out,

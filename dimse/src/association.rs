@@ -150,7 +150,7 @@ where
                             break 'pdus;
                         }
                     };
-                    let (next, answer) = on_command(state, pc, context, cmd, peer.calling_ae, &mut tally);
+                    let (next, answer) = on_command(state, pc, context, cmd, &mut tally);
                     expecting = next;
                     if let Some(bytes) = answer {
                         if assoc.send(&command_pdu(pc, bytes)).await.is_err() {
@@ -214,14 +214,7 @@ where
 }
 
 /// What a complete command set leads to: what to expect next, and the answer to send now.
-fn on_command(
-    state: &IngestState,
-    pc: u8,
-    context: &Context,
-    cmd: Command,
-    calling_ae: &str,
-    tally: &mut Tally,
-) -> (Expecting, Option<Vec<u8>>) {
+fn on_command(state: &IngestState, pc: u8, context: &Context, cmd: Command, tally: &mut Tally) -> (Expecting, Option<Vec<u8>>) {
     let refuse = |cmd: Command, status: u16, comment: &'static str, tally: &mut Tally| {
         state
             .metrics
@@ -256,7 +249,7 @@ fn on_command(
             tally,
         ),
         command::C_STORE_RQ => {
-            let incoming = Incoming::start(state, &cmd, &context.transfer_syntax, calling_ae);
+            let incoming = Incoming::start(state, &cmd, &context.transfer_syntax);
             (Expecting::Store { pc, cmd, incoming }, None)
         }
         _ => refuse(cmd, command::UNRECOGNIZED_OPERATION, "only C-ECHO and C-STORE are served", tally),

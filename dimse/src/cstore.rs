@@ -1,7 +1,8 @@
 //! One C-STORE: the data set's fragments stream into the raw blob store
 //! behind a file meta group Alpes writes (the command's SOP class and
-//! instance, the presentation context's transfer syntax, the calling AE as
-//! Source Application Entity Title), and the stored instance is registered
+//! instance, the presentation context's transfer syntax; not the calling AE,
+//! so that one instance sent by two AE titles of a provider is one image),
+//! and the stored instance is registered
 //! the way every upload is ([`alpes_ingest::register`]): idempotent by
 //! provider and sha256, answered as success only once the blob is stored and
 //! `ImagenRegistrada` acknowledged. Anything else answers a DIMSE failure
@@ -60,15 +61,15 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Starts storing the instance `cmd` announces, in `transfer_syntax`, sent by `calling_ae`.
-    pub fn start(state: &IngestState, cmd: &Command, transfer_syntax: &str, calling_ae: &str) -> Incoming {
+    /// Starts storing the instance `cmd` announces, in `transfer_syntax`.
+    pub fn start(state: &IngestState, cmd: &Command, transfer_syntax: &str) -> Incoming {
         let mut head = Vec::with_capacity(512);
         let meta = Meta {
             sop_class: &cmd.sop_class,
             sop_instance: &cmd.sop_instance,
             transfer_syntax,
         };
-        file_meta(&meta, Some(calling_ae), &mut head);
+        file_meta(&meta, &mut head);
         let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(IN_FLIGHT);
         let body = futures::stream::once(async move { Ok(Bytes::from(head)) }).chain(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
