@@ -6,7 +6,8 @@
 //! (0211) and, with the broker down, a good instance (A700). Each failure
 //! keeps nothing: no raw blob, no image. The association survives them all.
 //! Bytes that are not DICOM, and a command set that cannot be read, end
-//! their connection or association (A-ABORT), and the listener serves on.
+//! their connection or association (A-ABORT), an instance cut short by an
+//! A-ABORT keeps nothing, and the listener serves on.
 
 mod common;
 
@@ -195,6 +196,30 @@ async fn garbage_on_the_wire_and_a_malformed_command_end_their_association_and_t
         };
         assoc.send(&Pdu::PData { data: vec![garbage] }).expect("send");
         let answered = assoc.receive();
+        // An instance cut short: its command and half its data set, then an A-ABORT.
+        let (ct, instance) = ct_data_set();
+        let mut cut = ClientAssociationOptions::new()
+            .calling_ae_title(CALLING)
+            .called_ae_title("ALPES")
+            .with_presentation_context(CT, vec![EXPLICIT_LE])
+            .establish(addr)
+            .expect("associates");
+        let pc = cut.presentation_contexts()[0].id;
+        let pdv = |value_type, is_last, data| PDataValue {
+            presentation_context_id: pc,
+            value_type,
+            is_last,
+            data,
+        };
+        cut.send(&Pdu::PData {
+            data: vec![pdv(PDataValueType::Command, true, request(0x0001, 8, CT, &instance))],
+        })
+        .expect("command");
+        cut.send(&Pdu::PData {
+            data: vec![pdv(PDataValueType::Data, false, ct[..ct.len() / 2].to_vec())],
+        })
+        .expect("half");
+        cut.abort().expect("abort");
         // The listener is still there for the next association.
         let next = statuses(addr, vec![(request(0x0001, 9, CT, "1.2.3.4.5"), b"not DICOM".to_vec())]);
         (format!("{answered:?}"), next)

@@ -38,9 +38,10 @@ pub fn part10(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, size_hint: usiz
     part10_into(ds, meta, explicit, Vec::with_capacity(size_hint + 512))
 }
 
-/// The start of a Part 10 file: the preamble, `DICM` and the file meta group for `meta`
-/// (the DICOM listener puts it before a data set received over the network).
-pub fn file_meta(meta: &Meta<'_>, out: &mut Vec<u8>) {
+/// The start of a Part 10 file: the preamble, `DICM` and the file meta group for `meta`, with
+/// `version_name` as Implementation Version Name (at most 16 characters; the DICOM listener,
+/// which puts the group before a data set received over the network, writes a fixed one).
+pub fn file_meta(meta: &Meta<'_>, version_name: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     let mut group = Vec::with_capacity(256);
@@ -59,7 +60,7 @@ pub fn file_meta(meta: &Meta<'_>, out: &mut Vec<u8>) {
     ] {
         w.element(&Element::text(tag, Vr::UI, uid), false);
     }
-    w.element(&Element::text(0x0002_0013, Vr::SH, IMPLEMENTATION_VERSION_NAME), false);
+    w.element(&Element::text(0x0002_0013, Vr::SH, version_name), false);
     let mut len_el = Vec::with_capacity(12);
     Writer {
         out: &mut len_el,
@@ -78,7 +79,7 @@ pub fn file_meta(meta: &Meta<'_>, out: &mut Vec<u8>) {
 /// Like [`part10`], reusing `out`'s allocation (it is cleared first).
 pub fn part10_into(ds: &DataSet<'_>, meta: &Meta<'_>, explicit: bool, mut out: Vec<u8>) -> Written {
     out.clear();
-    file_meta(meta, &mut out);
+    file_meta(meta, IMPLEMENTATION_VERSION_NAME, &mut out);
     let dataset_start = out.len();
     let mut w = Writer {
         out: &mut out,

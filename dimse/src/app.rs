@@ -36,6 +36,10 @@ use tokio::task::JoinSet;
 
 /// How long associations under way may finish after the shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(10);
+/// Connections past the association limit being refused at once; more are closed unanswered.
+const REFUSING: usize = 64;
+/// How long a refused connection has to send its association request.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
 type Options = ServerAssociationOptions<'static, AcceptAny, DefaultNegotiation>;
 
@@ -45,6 +49,7 @@ pub struct DimseApp {
     listener: TcpListener,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
+    refusing: Arc<Semaphore>,
 }
 
 #[derive(Debug)]
@@ -100,6 +105,7 @@ impl DimseApp {
         Ok(DimseApp {
             listener,
             limit: Arc::new(Semaphore::new(args.max_associations)),
+            refusing: Arc::new(Semaphore::new(REFUSING)),
             shared: Arc::new(Shared {
                 state,
                 options,
@@ -119,7 +125,12 @@ impl DimseApp {
     /// Takes associations until `stop`, then lets those under way finish for up to [`DRAIN`];
     /// announces stable studies meanwhile, and those still pending once the last association ended.
     pub async fn run_until_stopped(self, stop: Shutdown) -> Result<()> {
-        let DimseApp { listener, shared, limit } = self;
+        let DimseApp {
+            listener,
+            shared,
+            limit,
+            refusing,
+        } = self;
         let announcing = Shutdown::new();
         let announcer = tokio::spawn(
             shared
@@ -136,7 +147,9 @@ impl DimseApp {
                     let (socket, _) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
+                            // Out of file descriptors, say: wait a little rather than spin.
                             tracing::warn!(error = %e, "a DICOM connection could not be accepted");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
                     };
@@ -151,7 +164,13 @@ impl DimseApp {
                         }
                         Err(_) => {
                             shared.state.metrics.dimse_associations.with_label_values(&["over_limit"]).inc();
-                            running.spawn(reject_busy(socket, shared.timeout));
+                            // Refused with an answer while few are; past that, closed at once.
+                            if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                                running.spawn(async move {
+                                    reject_busy(socket).await;
+                                    drop(permit);
+                                });
+                            }
                         }
                     }
                 }
@@ -172,7 +191,8 @@ impl DimseApp {
 }
 
 impl Shared {
-    /// Negotiates and serves one connection.
+    /// Negotiates and serves one connection. The negotiation (the TLS handshake included) has
+    /// `--dimse-timeout-secs` in all, so a connection that says nothing frees its slot.
     async fn associate(&self, socket: TcpStream) {
         let metrics = &self.state.metrics;
         let admitted = match Admitted::load(self.state.store.as_ref(), self.state.identity.store.as_ref()).await {
@@ -180,21 +200,27 @@ impl Shared {
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the calling AE titles; the association is rejected");
                 metrics.dimse_associations.with_label_values(&["failed"]).inc();
-                reject_busy(socket, self.timeout).await;
+                reject_busy(socket).await;
                 return;
             }
         };
         let rule = Rule::new(admitted.clone());
         let options = self.options.clone().ae_access_control(rule.clone());
+        let late = || {
+            metrics.dimse_associations.with_label_values(&["failed"]).inc();
+            tracing::info!("a DICOM connection did not negotiate an association in time");
+        };
         if self.tls {
-            match options.establish_tls_async(socket).await {
-                Ok(assoc) => self.served(&admitted, assoc).await,
-                Err(e) => self.refused(&rule, &e).await,
+            match tokio::time::timeout(self.timeout, options.establish_tls_async(socket)).await {
+                Ok(Ok(assoc)) => self.served(&admitted, assoc).await,
+                Ok(Err(e)) => self.refused(&rule, &e).await,
+                Err(_) => late(),
             }
         } else {
-            match options.establish_async(socket).await {
-                Ok(assoc) => self.served(&admitted, assoc).await,
-                Err(e) => self.refused(&rule, &e).await,
+            match tokio::time::timeout(self.timeout, options.establish_async(socket)).await {
+                Ok(Ok(assoc)) => self.served(&admitted, assoc).await,
+                Ok(Err(e)) => self.refused(&rule, &e).await,
+                Err(_) => late(),
             }
         }
     }
@@ -275,8 +301,10 @@ impl Shared {
 }
 
 /// Rejects a connection past the association limit: reads its A-ASSOCIATE-RQ
-/// (at most 64 KiB) and answers A-ASSOCIATE-RJ, transient, local limit exceeded.
-async fn reject_busy(mut socket: TcpStream, timeout: Duration) {
+/// (at most 64 KiB, within [`REFUSAL_WAIT`]) and answers A-ASSOCIATE-RJ,
+/// transient, local limit exceeded. A TLS client's handshake is not one: it
+/// sees the connection closed.
+async fn reject_busy(mut socket: TcpStream) {
     let answer = async {
         let mut head = [0u8; 6];
         socket.read_exact(&mut head).await?;
@@ -295,7 +323,7 @@ async fn reject_busy(mut socket: TcpStream, timeout: Duration) {
         socket.write_all(&out).await?;
         socket.shutdown().await
     };
-    if let Ok(Err(e)) = tokio::time::timeout(timeout, answer).await {
+    if let Ok(Err(e)) = tokio::time::timeout(REFUSAL_WAIT, answer).await {
         tracing::debug!(error = %e, "a rejected DICOM connection went away first");
     }
 }

@@ -53,54 +53,88 @@ impl Stored {
     }
 }
 
-/// A data set on its way to the blob store.
+/// The Implementation Version Name of the file meta group the listener writes. Fixed, not the
+/// crate's version: the group is part of the stored bytes, whose sha256 makes a resent instance
+/// a duplicate, across upgrades too.
+pub const VERSION_NAME: &str = "ALPES_DIMSE";
+
+/// What goes on the channel to the blob store: a fragment, or the end of the data set.
+enum Piece {
+    Fragment(Bytes),
+    End,
+}
+
+/// A data set on its way to the blob store. Only [`Incoming::finish`] ends it: if the
+/// association goes away first (dropped, aborted, cut at shutdown), the channel closes without
+/// its end and the blob store keeps nothing.
 #[derive(Debug)]
 pub struct Incoming {
-    tx: Option<mpsc::Sender<Result<Bytes, String>>>,
+    tx: mpsc::Sender<Piece>,
     task: JoinHandle<Result<StoredBlob, UploadError>>,
+}
+
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Piece::Fragment(_) => "Fragment",
+            Piece::End => "End",
+        })
+    }
+}
+
+/// The start of the stored file: the preamble and the file meta group for `cmd`'s instance.
+pub fn head(cmd: &Command, transfer_syntax: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(512);
+    let meta = Meta {
+        sop_class: &cmd.sop_class,
+        sop_instance: &cmd.sop_instance,
+        transfer_syntax,
+    };
+    file_meta(&meta, VERSION_NAME, &mut head);
+    head
 }
 
 impl Incoming {
     /// Starts storing the instance `cmd` announces, in `transfer_syntax`.
     pub fn start(state: &IngestState, cmd: &Command, transfer_syntax: &str) -> Incoming {
-        let mut head = Vec::with_capacity(512);
-        let meta = Meta {
-            sop_class: &cmd.sop_class,
-            sop_instance: &cmd.sop_instance,
-            transfer_syntax,
-        };
-        file_meta(&meta, &mut head);
-        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(IN_FLIGHT);
-        let body = futures::stream::once(async move { Ok(Bytes::from(head)) }).chain(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        }));
+        let head = head(cmd, transfer_syntax);
+        let (tx, rx) = mpsc::channel::<Piece>(IN_FLIGHT);
+        let rest = futures::stream::unfold((rx, false), |(mut rx, ended)| async move {
+            if ended {
+                return None;
+            }
+            match rx.recv().await {
+                Some(Piece::Fragment(b)) => Some((Ok(b), (rx, false))),
+                Some(Piece::End) => None,
+                // Closed without its end: an error, so nothing is kept.
+                None => Some((Err("the association ended before the data set did"), (rx, true))),
+            }
+        });
+        let body = futures::stream::once(async move { Ok(Bytes::from(head)) }).chain(rest);
         let (blobs, limit) = (state.blobs.clone(), state.max_upload);
         let task = tokio::spawn(async move { blobs.put_stream(RAW, Box::pin(body), limit).await });
-        Incoming { tx: Some(tx), task }
+        Incoming { tx, task }
     }
 
     /// Hands one fragment to the blob store, waiting while it is behind.
     pub async fn push(&mut self, fragment: Vec<u8>) {
-        if let Some(tx) = &self.tx {
-            // A closed channel means the store already failed: `finish` reports it.
-            let _ = tx.send(Ok(Bytes::from(fragment))).await;
-        }
+        // A closed channel means the store already failed: `finish` reports it.
+        let _ = self.tx.send(Piece::Fragment(Bytes::from(fragment))).await;
     }
 
     /// The last fragment was pushed: the stored blob, or why not.
-    pub async fn finish(mut self) -> Result<StoredBlob, UploadError> {
-        self.tx = None;
+    pub async fn finish(self) -> Result<StoredBlob, UploadError> {
+        let _ = self.tx.send(Piece::End).await;
+        drop(self.tx);
         match self.task.await {
             Ok(r) => r,
             Err(e) => Err(UploadError::Body(format!("the blob task ended: {e}"))),
         }
     }
 
-    /// The association ended mid-instance: nothing is kept.
-    pub async fn abandon(mut self) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Err("the association ended before the data set did".to_owned())).await;
-        }
+    /// The association ended mid-instance: nothing is kept (waits for the store to discard it).
+    pub async fn abandon(self) {
+        drop(self.tx);
         let _ = self.task.await;
     }
 }
@@ -156,5 +190,31 @@ pub async fn complete(state: &IngestState, provider: &str, cmd: &Command, stored
             tracing::warn!(code = %e.code, status = e.status.as_u16(), "a C-STORE was not registered");
             Stored::failed(OUT_OF_RESOURCES, "not registered, try again", "unavailable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_head_names_the_instance_and_syntax_and_never_the_build() {
+        let cmd = Command {
+            field: crate::command::C_STORE_RQ,
+            message_id: 1,
+            sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance: "1.2.3.4".into(),
+            has_data_set: true,
+            status: None,
+        };
+        let a = head(&cmd, "1.2.840.10008.1.2.1");
+        assert_eq!(a, head(&cmd, "1.2.840.10008.1.2.1"), "the same instance, the same bytes");
+        assert_eq!(&a[128..132], b"DICM");
+        let text = String::from_utf8_lossy(&a);
+        assert!(text.contains("1.2.3.4") && text.contains("1.2.840.10008.1.2.1") && text.contains(VERSION_NAME));
+        assert!(
+            !text.contains(env!("CARGO_PKG_VERSION")),
+            "an upgrade must not change a resent instance's bytes"
+        );
     }
 }

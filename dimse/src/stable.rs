@@ -8,7 +8,8 @@
 //! in memory only: the event names the provider, the calling AE title and
 //! the image ids, never the study's own identifiers. The tracking is this
 //! process's (a study sent through two listeners is announced by each, for
-//! its part), and what is pending is announced at shutdown rather than lost.
+//! its part). What is pending at shutdown is announced then, once: an
+//! announcement the broker refuses at that point is logged and lost.
 
 use alpes_platform::kafka::Producer;
 use alpes_platform::shutdown::Shutdown;

@@ -680,7 +680,15 @@ impl IngestStore for ScyllaIngest {
     }
 
     async fn remove_calling_ae(&self, ae_title: &str) -> alpes_domain::Result<bool> {
-        Ok(self.cql.lwt(&self.st.ae_delete, (ae_title,), "unmap a calling AE title").await?)
+        let had = self
+            .cql
+            .read_one::<(Option<String>,)>(&self.st.ae_read, (ae_title,), "read a calling AE title")
+            .await?
+            .is_some();
+        if had {
+            self.cql.write(&self.st.ae_delete, (ae_title,), "unmap a calling AE title").await?;
+        }
+        Ok(had)
     }
 
     async fn calling_aes(&self) -> alpes_domain::Result<Vec<CallingAe>> {

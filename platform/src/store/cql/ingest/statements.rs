@@ -38,7 +38,10 @@ pub(super) const BUCKET_WRITE: &str = "INSERT INTO {ks}.ingest_open_buckets (sha
 pub(super) const BUCKET_DELETE: &str = "DELETE FROM {ks}.ingest_open_buckets WHERE shard = ? AND bucket = ?";
 pub(super) const BUCKET_SCAN: &str = "SELECT bucket FROM {ks}.ingest_open_buckets WHERE shard = ?";
 pub(super) const AE_WRITE: &str = "INSERT INTO {ks}.dimse_calling_aes (ae_title, provider_id, updated_at) VALUES (?, ?, ?)";
-pub(super) const AE_DELETE: &str = "DELETE FROM {ks}.dimse_calling_aes WHERE ae_title = ? IF EXISTS";
+// Plain writes only, the delete too: a lightweight transaction's timestamp beside plain writes'
+// could shadow one with the other. Whether the AE had a mapping is read first (AE_READ).
+pub(super) const AE_DELETE: &str = "DELETE FROM {ks}.dimse_calling_aes WHERE ae_title = ?";
+pub(super) const AE_READ: &str = "SELECT provider_id FROM {ks}.dimse_calling_aes WHERE ae_title = ?";
 pub(super) const AE_SCAN: &str = "SELECT ae_title, provider_id, updated_at FROM {ks}.dimse_calling_aes";
 pub(super) const HEALTH: &str = "SELECT release_version FROM system.local";
 
@@ -74,6 +77,7 @@ pub(super) struct Statements {
     pub(super) bucket_scan: PreparedStatement,
     pub(super) ae_write: PreparedStatement,
     pub(super) ae_delete: PreparedStatement,
+    pub(super) ae_read: PreparedStatement,
     pub(super) ae_scan: PreparedStatement,
     pub(super) health: PreparedStatement,
 }
@@ -109,7 +113,8 @@ impl Statements {
             bucket_delete: cql.prepare(BUCKET_DELETE, Kind::Plain).await?,
             bucket_scan: cql.prepare(BUCKET_SCAN, Kind::Scan).await?,
             ae_write: cql.prepare(AE_WRITE, Kind::Plain).await?,
-            ae_delete: cql.prepare(AE_DELETE, Kind::Lwt).await?,
+            ae_delete: cql.prepare(AE_DELETE, Kind::Plain).await?,
+            ae_read: cql.prepare(AE_READ, Kind::Plain).await?,
             ae_scan: cql.prepare(AE_SCAN, Kind::Scan).await?,
             health: cql.prepare(HEALTH, Kind::Plain).await?,
         })
@@ -122,7 +127,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const ALL: [&str; 29] = [
+    const ALL: [&str; 30] = [
         CONTENT_CLAIM,
         CONTENT_READ,
         CONTENT_RELEASE,
@@ -151,6 +156,7 @@ mod tests {
         BUCKET_SCAN,
         AE_WRITE,
         AE_DELETE,
+        AE_READ,
         AE_SCAN,
     ];
 
@@ -179,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_claims_the_request_rows_and_an_ae_removal_are_lightweight_transactions() {
+    fn only_the_claims_and_the_request_rows_are_lightweight_transactions() {
         let lwt: Vec<&str> = ALL.iter().copied().filter(|c| c.contains(" IF ")).collect();
         assert_eq!(
             lwt,
@@ -191,13 +197,16 @@ mod tests {
                 REQUEST_INSERT,
                 REQUEST_ADVANCE,
                 REQUEST_FINISH,
-                REQUEST_DELETE,
-                AE_DELETE
+                REQUEST_DELETE
             ]
         );
         // Every write of a request row is one of them (see the module docs).
         for cql in ALL.iter().filter(|c| c.contains("{ks}.ingest_requests ")) {
             assert!(cql.starts_with("SELECT") || cql.contains(" IF "), "{cql}");
+        }
+        // And none of a calling AE title's: plain writes only, so none shadows another.
+        for cql in ALL.iter().filter(|c| c.contains("{ks}.dimse_calling_aes")) {
+            assert!(!cql.contains(" IF "), "{cql}");
         }
     }
 }
