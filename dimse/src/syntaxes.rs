@@ -73,6 +73,18 @@ mod tests {
         ] {
             assert!(all.contains(&ts), "{ts} missing from {all:?}");
         }
+        // And the rest the engine reads: deflated, HTJ2K, MPEG-2/4 and HEVC, JPEG XL.
+        for ts in [
+            "1.2.840.10008.1.2.1.99",
+            "1.2.840.10008.1.2.4.201",
+            "1.2.840.10008.1.2.4.203",
+            "1.2.840.10008.1.2.4.100",
+            "1.2.840.10008.1.2.4.107",
+            "1.2.840.10008.1.2.4.110",
+            "1.2.840.10008.1.2.4.112",
+        ] {
+            assert!(all.contains(&ts), "{ts} missing from {all:?}");
+        }
         assert!(!all.contains(&"1.2.3.4"));
     }
 }
