@@ -3,11 +3,11 @@
 //! `--services` names: ingest (REST and STOW-RS, with its outcome follower),
 //! the anonymizer worker(s), billing, the query API (REST, QIDO-RS,
 //! WADO-RS, with the materializer and the audit projector), on one listener,
-//! and the DICOM listener (C-ECHO, C-STORE; [`DimseApp`], on ingest's app),
-//! with the configured Kafka (or the in-process development broker), blobs
+//! the DICOM listener (C-ECHO, C-STORE; [`DimseApp`], on ingest's app) and
+//! the importer (import jobs; [`ImporterApp`], on ingest's app too), with the configured Kafka (or the in-process development broker), blobs
 //! and stores ([`crate::stores`]: only those the services use).
 //!
-//! Each service owns its app: [`IngestApp`], [`DimseApp`], [`QueryApp`], [`Billing`] and
+//! Each service owns its app: [`IngestApp`], [`DimseApp`], [`ImporterApp`], [`QueryApp`], [`Billing`] and
 //! [`Worker`] each have a `build` and a `run_until_stopped`; this module
 //! builds them with the adapters, merges their routes with the probes
 //! ([`alpes_platform::probes`]: `/health`, `/ready`, `/metrics`, checking
@@ -46,6 +46,7 @@ use alpes_anonymizer::Secret;
 use alpes_anonymizer_worker::{Worker, WorkerConfig};
 use alpes_billing::Billing;
 use alpes_dimse::DimseApp;
+use alpes_importer::ImporterApp;
 use alpes_ingest::{BootstrapAdmin, IngestApp, IngestConfig, IngestDeps};
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
@@ -95,6 +96,7 @@ struct Services {
     /// Whether ingest's routes are served (the DICOM listener alone builds ingest for its upload path).
     ingest_routes: bool,
     dimse: Option<DimseApp>,
+    importer: Option<ImporterApp>,
     query: Option<QueryApp>,
     billing: Option<Billing>,
     workers: Vec<Worker>,
@@ -213,9 +215,10 @@ impl App {
         let mut services = Services::default();
         // The DICOM listener registers instances the way an upload is registered: it runs on
         // ingest's app (its outcome follower and marks too), whether or not ingest's routes are served.
-        if let (true, Some(store), Some(ledger), Some(identity)) = (
-            settings.runs(Service::Ingest) || settings.runs(Service::Dimse),
+        if let (true, Some(store), Some(imports), Some(ledger), Some(identity)) = (
+            settings.runs(Service::Ingest) || settings.runs(Service::Dimse) || settings.runs(Service::Importer),
             &stores.ingest,
+            &stores.imports,
             &stores.ledger,
             &stores.identity,
         ) {
@@ -224,6 +227,7 @@ impl App {
                 producer: producer.clone(),
                 blobs: blobs.clone(),
                 store: store.clone(),
+                imports: imports.clone(),
                 ledger: ledger.clone(),
                 identity: identity.clone(),
                 jwt: jwt.clone(),
@@ -241,6 +245,11 @@ impl App {
             if settings.runs(Service::Dimse) {
                 let dimse = DimseApp::build(ingest.state().clone(), &settings.dimse).await?;
                 services.dimse = Some(dimse);
+            }
+            if settings.runs(Service::Importer) {
+                let importer = ImporterApp::build(ingest.state().clone(), imports.clone(), &settings.import)
+                    .map_err(|e| anyhow::anyhow!("cannot start the importer: {e}"))?;
+                services.importer = Some(importer);
             }
             services.ingest_routes = settings.runs(Service::Ingest);
             services.ingest = Some(ingest);
@@ -434,6 +443,7 @@ impl App {
         let Services {
             ingest,
             dimse,
+            importer,
             query,
             billing,
             workers,
@@ -442,6 +452,10 @@ impl App {
         if let Some(dimse) = dimse {
             let stop = shutdown.clone();
             tasks.spawn(async move { dimse.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
+        }
+        if let Some(importer) = importer {
+            let stop = shutdown.clone();
+            tasks.spawn(async move { importer.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
         }
         if let Some(ingest) = ingest {
             let stop = shutdown.clone();

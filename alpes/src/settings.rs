@@ -27,23 +27,27 @@ pub enum Service {
     QueryApi,
     /// The DICOM network listener (C-ECHO, C-STORE), feeding the upload path.
     Dimse,
+    /// The importer: runs import jobs (a DICOMweb server's studies, image URLs) into the upload path.
+    Importer,
 }
 
 impl Service {
     /// Every service, the default.
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Ingest,
         Service::Anonymizer,
         Service::Billing,
         Service::QueryApi,
         Service::Dimse,
+        Service::Importer,
     ];
 }
 
 /// How to run the platform.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api, dimse.
+    /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api, dimse,
+    /// importer.
     /// Every process answers `GET /health` and `GET /metrics`; a deployment runs each service
     /// in its own processes (replicas share the key directory, the cluster and the buckets).
     #[arg(
@@ -51,7 +55,7 @@ pub struct Settings {
         env = "ALPES_SERVICES",
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,anonymizer,billing,query-api,dimse"
+        default_value = "ingest,anonymizer,billing,query-api,dimse,importer"
     )]
     pub services: Vec<Service>,
     /// Where keys, the store and local blobs live.
@@ -124,6 +128,9 @@ pub struct Settings {
     /// The DICOM listener: address, AE titles, limits, TLS.
     #[command(flatten)]
     pub dimse: alpes_dimse::DimseArgs,
+    /// The importer: per-host and overall limits, retries, timeouts, allowed networks.
+    #[command(flatten)]
+    pub import: alpes_importer::ImportArgs,
     /// Creates this admin at start if the instance has no admin yet; the password comes from
     /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
     #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -164,6 +171,7 @@ impl Settings {
                 listen: SocketAddr::new(listen.ip(), 0),
                 ..alpes_dimse::DimseArgs::default()
             },
+            import: alpes_importer::ImportArgs::default(),
             bootstrap_admin_email: None,
         }
     }

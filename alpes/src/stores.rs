@@ -12,13 +12,13 @@
 //! | ledger   | ingest, billing or query-api       |
 //! | catalog  | query-api                          |
 //! | identity | ingest or query-api (accounts, revoked tokens) |
-//! | ingest   | ingest                             |
+//! | ingest   | ingest, dimse or importer (with the import jobs) |
 //! | audit    | query-api                          |
 
 use crate::settings::{Service, Settings};
 use alpes_platform::store::{
-    AuditStore, CatalogStore, IdentityStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest,
-    ScyllaLedger, SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteStore,
+    AuditStore, CatalogStore, IdentityStore, ImportStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity,
+    ScyllaImports, ScyllaIngest, ScyllaLedger, SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteImports, SqliteLedger, SqliteStore,
 };
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -35,6 +35,8 @@ pub struct Stores {
     pub identity: Option<Arc<dyn IdentityStore>>,
     /// Images, idempotency keys and open requests.
     pub ingest: Option<Arc<dyn IngestStore>>,
+    /// Import jobs and their items (opened with the ingest store).
+    pub imports: Option<Arc<dyn ImportStore>>,
     /// The audit trail's table.
     pub audit: Option<Arc<dyn AuditStore>>,
 }
@@ -51,9 +53,9 @@ struct Needs {
 
 impl Needs {
     fn of(settings: &Settings) -> Needs {
-        // The DICOM listener registers instances on ingest's app: it needs what ingest needs.
+        // The DICOM listener and the importer register images on ingest's app: they need what ingest needs.
         let (ingest, billing, query) = (
-            settings.runs(Service::Ingest) || settings.runs(Service::Dimse),
+            settings.runs(Service::Ingest) || settings.runs(Service::Dimse) || settings.runs(Service::Importer),
             settings.runs(Service::Billing),
             settings.runs(Service::QueryApi),
         );
@@ -115,6 +117,7 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
             stores.identity = Some(Arc::new(ScyllaIdentity::new(session.clone(), scylla).await.with_context(hint)?));
         }
         if needs.ingest {
+            stores.imports = Some(Arc::new(ScyllaImports::new(session.clone(), scylla).await.with_context(hint)?));
             stores.ingest = Some(Arc::new(ScyllaIngest::new(session, scylla).await.with_context(hint)?));
         }
         tracing::info!(
@@ -140,6 +143,9 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
     if needs.ingest {
         stores.ingest = Some(Arc::new(
             SqliteStore::open_with(&db, settings.fsync).context("cannot open the store")?,
+        ));
+        stores.imports = Some(Arc::new(
+            SqliteImports::open(&db, settings.fsync).context("cannot open the import jobs")?,
         ));
     }
     tracing::info!(store = "sqlite", path = %db.display(), "the services' stores on SQLite");
@@ -178,5 +184,6 @@ mod tests {
         assert!(query.catalog && query.audit && query.identity && !query.ingest);
         let dimse = needs(&[Service::Dimse]);
         assert_eq!(dimse, needs(&[Service::Ingest]), "the DICOM listener runs on ingest's app");
+        assert_eq!(needs(&[Service::Importer]), needs(&[Service::Ingest]), "so does the importer");
     }
 }

@@ -10,6 +10,7 @@
 //! - [`ingest`]: the ingest port (images, idempotency keys, open requests,
 //!   the calling AE titles of the DICOM listener).
 //! - [`dimse`]: what an AE title is, and a calling AE mapped to a provider.
+//! - [`import`]: import jobs (DICOMweb or URL sources), their states and items, and their port.
 //! - [`ledger`]: ledger entries, balances, the payout rules and `PagoRechazado`.
 //! - [`catalog`]: the query side's tables, and the estado an image moves through.
 //! - [`identity`]: accounts, the lockout rule, refresh tokens, API keys.
@@ -26,6 +27,7 @@ pub mod dicom_match;
 pub mod dimse;
 mod error;
 pub mod identity;
+pub mod import;
 pub mod ingest;
 pub mod ledger;
 pub mod outbox;

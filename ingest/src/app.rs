@@ -37,6 +37,8 @@ pub struct IngestDeps {
     pub blobs: Blobs,
     /// Images, idempotency keys and open requests.
     pub store: Arc<dyn IngestStore>,
+    /// Import jobs and their items.
+    pub imports: Arc<dyn alpes_domain::import::ImportStore>,
     /// Balances, read to refuse a payment above one at once.
     pub ledger: Arc<dyn LedgerStore>,
     /// Accounts, credentials and sessions.
@@ -92,6 +94,7 @@ impl IngestApp {
             producer,
             blobs,
             store,
+            imports,
             ledger,
             identity,
             jwt,
@@ -117,6 +120,7 @@ impl IngestApp {
             producer,
             blobs,
             store,
+            imports,
             ledger,
             metrics,
             max_upload: config.max_upload,

@@ -15,6 +15,7 @@
 //!   platform's probes ([`alpes_platform::probes`]).
 //! - [`identity`]: registration, login with lockout, refresh rotation, logout.
 //! - [`register`]: the shared "blob → store → event" step.
+//! - [`imports`]: import jobs as `/importaciones` shows them (the importer runs them).
 //! - [`marks`]: marks requests published, off the request path.
 //! - [`outcomes`]: follows `ImagenAnonimizada` / `ImagenRechazada` to close requests.
 //! - [`republish`]: re-announces requests that never got an outcome.
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod error;
 pub mod identity;
+pub mod imports;
 pub mod marks;
 pub mod media;
 pub mod openapi;
@@ -63,6 +65,8 @@ pub struct IngestState {
     pub blobs: Blobs,
     /// Images, idempotency keys and open requests.
     pub store: Arc<dyn IngestStore>,
+    /// Import jobs and their items.
+    pub imports: Arc<dyn alpes_domain::import::ImportStore>,
     /// Balances, read to refuse a payment above one at once.
     pub ledger: Arc<dyn LedgerStore>,
     /// Process metrics.

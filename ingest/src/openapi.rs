@@ -26,6 +26,8 @@ pub const IDENTITY: &str = "identity";
 pub const MONEY: &str = "money";
 /// The DICOM listener's calling AE titles.
 pub const DIMSE: &str = "dimse";
+/// Import jobs.
+pub const IMPORTS: &str = "imports";
 
 /// What an upload's or a STOW-RS request's profile may get wrong.
 pub const PROFILE_ERRORS: &str = "Unknown query keys are ignored. A profile naming an unknown option, a region that is not \
@@ -131,6 +133,10 @@ fn dicom_attribute(vr: &str, item: Value) -> Value {
     crate::routes::api_keys::ClaveCreada,
     crate::routes::dimse_aes::TituloAe,
     crate::routes::dimse_aes::TitulosAe,
+    crate::imports::Importacion,
+    crate::imports::Conteos,
+    crate::imports::Fallo,
+    crate::routes::importaciones::Importaciones,
 )))]
 struct Answers;
 
@@ -148,6 +154,8 @@ struct Answers;
     crate::routes::auth_verify::Request,
     crate::routes::api_keys::Request,
     crate::routes::dimse_aes::Request,
+    alpes_domain::import::ImportSpec,
+    alpes_domain::import::SourceAuth,
 )))]
 struct Derived;
 

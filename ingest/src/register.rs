@@ -29,6 +29,8 @@ pub enum Source {
     Stow,
     /// DICOM C-STORE, from a mapped calling AE title (the `alpes-dimse` listener).
     Dimse,
+    /// An import job (`POST /importaciones`), run by the `alpes-importer` importer.
+    Import,
     /// `POST /anonimizar/{id}`.
     Reanonymize,
 }
@@ -40,6 +42,7 @@ impl Source {
             Source::Multipart => "multipart",
             Source::Stow => "stow",
             Source::Dimse => "dimse",
+            Source::Import => "import",
             Source::Reanonymize => "reanonymize",
         }
     }

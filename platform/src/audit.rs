@@ -145,6 +145,8 @@ pub fn action_of(method: &Method, route: &str, status: StatusCode, role: Option<
         ("POST", "/auth/login") => return None, // IntentoLogin
         ("POST", "/imagenes" | "/studies" | "/studies/{study}") => Some("upload"),
         ("POST", "/anonimizar/{id}") => Some("reanonymize"),
+        ("POST", "/importaciones") => Some("import_create"),
+        ("POST", "/importaciones/{id}/cancelar") => Some("import_cancel"),
         ("POST", "/monetizacion/pagar") => Some("payment"),
         ("PUT", "/monetizacion/consumidores/{usuario_id}") => Some("consumer_terms"),
         ("POST", "/usuarios") => Some("user_create"),

@@ -35,6 +35,13 @@ pub struct Metrics {
     pub dimse_associations: IntCounterVec,
     /// DIMSE operations, by command (c_echo, c_store, other) and outcome (stored, duplicate, or the failure).
     pub dimse_operations: IntCounterVec,
+    /// Import jobs that reached a state (running, completed, failed, cancelled).
+    pub import_jobs: IntCounterVec,
+    /// Import items by source host and outcome (imported, duplicate, failed).
+    pub import_items: IntCounterVec,
+    /// Requests of import jobs by source host and result (ok, http_4xx, http_429, http_5xx,
+    /// timeout, connect, body, refused).
+    pub import_requests: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -113,6 +120,18 @@ impl Metrics {
             Opts::new("dimse_operations_total", "DIMSE operations, by command and outcome"),
             &["command", "outcome"],
         ));
+        let import_jobs = must(IntCounterVec::new(
+            Opts::new("import_jobs_total", "Import jobs that reached a state, by state"),
+            &["state"],
+        ));
+        let import_items = must(IntCounterVec::new(
+            Opts::new("import_items_total", "Import items, by source host and outcome"),
+            &["host", "outcome"],
+        ));
+        let import_requests = must(IntCounterVec::new(
+            Opts::new("import_requests_total", "Requests of import jobs, by source host and result"),
+            &["host", "result"],
+        ));
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -128,6 +147,9 @@ impl Metrics {
             Box::new(raw_blobs_kept.clone()),
             Box::new(dimse_associations.clone()),
             Box::new(dimse_operations.clone()),
+            Box::new(import_jobs.clone()),
+            Box::new(import_items.clone()),
+            Box::new(import_requests.clone()),
         ] {
             must(registry.register(c));
         }
@@ -147,6 +169,9 @@ impl Metrics {
             raw_blobs_kept,
             dimse_associations,
             dimse_operations,
+            import_jobs,
+            import_items,
+            import_requests,
         }
     }
 

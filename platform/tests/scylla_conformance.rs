@@ -1,10 +1,11 @@
-//! The store conformance suites (ledger, catalog, identity and ingest) on a
+//! The store conformance suites (ledger, catalog, identity, ingest and imports) on a
 //! real CQL cluster (ScyllaDB, or the Apache Cassandra of
 //! `deploy/local/engines.sh`), plus the races only a cluster can show
 //! (concurrent payouts, concurrent redeliveries, materializer replicas
 //! applying one image's events in different orders at once, registrations of
 //! one email, rotations of one refresh token, failed logins of one account,
-//! and uploads of one provider's bytes or key from several replicas at once).
+//! uploads of one provider's bytes or key from several replicas at once, and
+//! moves and item outcomes of one import job from several importers at once).
 //!
 //! Runs only when `SCYLLA_NODES` names a cluster (`host:port`, comma-separated);
 //! nothing else is ever contacted. Each test migrates a fresh keyspace
@@ -17,8 +18,9 @@ use alpes_platform::store::catalog::{DicomQuery, ImageFilter};
 use alpes_platform::store::conformance::{self, account, anonymized, new_image, payment, refresh, registered, rejected, usage, Instance};
 use alpes_platform::store::cql::migrate::{migrate, Tablets, DEFAULT_REPLICATION};
 use alpes_platform::store::{
-    Applied, CatalogStore, Claim, Created, Estado, IdentityStore, IngestStore, LedgerStore, LockoutRule, Refusal, RequestState, Rotation,
-    ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLedger,
+    Applied, CatalogStore, Claim, Created, Estado, IdentityStore, ImportItem, ImportJob, ImportSpec, ImportState, ImportStore, IngestStore,
+    ItemOutcome, LedgerStore, LockoutRule, Refusal, RequestState, Rotation, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaImports,
+    ScyllaIngest, ScyllaLedger,
 };
 use futures::FutureExt;
 use scylla::client::session::Session;
@@ -372,6 +374,123 @@ async fn the_ingest_conformance_suite_passes_on_scylladb() {
     with_cluster("the_ingest_conformance_suite_passes_on_scylladb", |session, args| async move {
         conformance::ingest(&ScyllaIngest::new(session, &args).await.expect("prepare")).await;
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_import_conformance_suite_passes_on_scylladb() {
+    with_cluster("the_import_conformance_suite_passes_on_scylladb", |session, args| async move {
+        conformance::imports(&ScyllaImports::new(session, &args).await.expect("prepare")).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_moves_and_outcomes_of_one_import_job_each_win_once_on_scylladb() {
+    with_cluster(
+        "concurrent_moves_and_outcomes_of_one_import_job_each_win_once_on_scylladb",
+        |session, args| async move {
+            let stores: Vec<ScyllaImports> = futures::future::join_all((0..4).map(|_| ScyllaImports::new(Arc::clone(&session), &args)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("prepare");
+            let job = ImportJob {
+                job_id: "job-1".into(),
+                provider_id: "p".into(),
+                created_by: "p".into(),
+                spec: ImportSpec::Urls {
+                    urls: vec!["http://h/a.png".into()],
+                    auth: None,
+                },
+                state: ImportState::Pending,
+                reason: None,
+                total: None,
+                created_at: 1_000,
+                started_at: None,
+                finished_at: None,
+            };
+            stores[0].create_job(&job).await.expect("create");
+            // Eight starts at once (a job redelivered to several importers): the first start's time stays.
+            let starts = (0..8).map(|i| {
+                let store = stores[i % stores.len()].clone();
+                async move {
+                    store
+                        .transition("job-1", ImportState::Running, None, 2_000 + i as i64)
+                        .await
+                        .expect("start")
+                }
+            });
+            assert!(futures::future::join_all(starts).await.into_iter().all(|moved| moved));
+            let started = stores[1]
+                .job("job-1")
+                .await
+                .expect("read")
+                .expect("job")
+                .started_at
+                .expect("started");
+            assert!((2_000..2_008).contains(&started), "{started}");
+            // Cancels and completions at once: exactly one final move wins.
+            let finals = (0..8).map(|i| {
+                let store = stores[i % stores.len()].clone();
+                let to = if i % 2 == 0 {
+                    ImportState::Cancelled
+                } else {
+                    ImportState::Completed
+                };
+                async move {
+                    (
+                        to,
+                        store.transition("job-1", to, Some("stop"), 3_000 + i as i64).await.expect("move"),
+                    )
+                }
+            });
+            let outcomes = futures::future::join_all(finals).await;
+            let winners: Vec<ImportState> = outcomes.iter().filter(|(_, moved)| *moved).map(|(to, _)| *to).collect();
+            assert_eq!(winners.len(), 1, "{outcomes:?}");
+            let read = stores[2].job("job-1").await.expect("read").expect("job");
+            assert_eq!((read.state, read.started_at), (winners[0], Some(started)));
+            // One item recorded by four importers at once: one outcome is kept.
+            let records = (0..4).map(|i| {
+                let store = stores[i].clone();
+                let item = ImportItem {
+                    key: "http://h/a.png".into(),
+                    outcome: if i == 0 { ItemOutcome::Imported } else { ItemOutcome::Duplicate },
+                    image_id: Some(format!("img-{i}")),
+                    reason: None,
+                    at: 4_000 + i as i64,
+                };
+                async move { (item.clone(), store.record_item("job-1", &item).await.expect("record")) }
+            });
+            let recorded = futures::future::join_all(records).await;
+            let kept: Vec<&ImportItem> = recorded.iter().filter(|(_, k)| *k).map(|(item, _)| item).collect();
+            assert_eq!(kept.len(), 1, "{recorded:?}");
+            assert_eq!(stores[3].items("job-1").await.expect("items"), vec![kept[0].clone()]);
+
+            // An index row whose job was never written (a create that stopped half-way) is skipped,
+            // and the page is filled from the rows after it.
+            for cql in [
+                "INSERT INTO {ks}.import_jobs_by_provider (provider_id, created_at, job_id) VALUES ('p', 5000, 'ghost')",
+                "INSERT INTO {ks}.import_jobs_by_time (shard, created_at, job_id) VALUES (0, 5000, 'ghost')",
+            ] {
+                session
+                    .query_unpaged(cql.replace("{ks}", &args.keyspace), &[])
+                    .await
+                    .expect("write a bare index row");
+            }
+            for provider in [Some("p"), None] {
+                let page = stores[0].jobs(provider, None, 1).await.expect("list");
+                assert_eq!(
+                    page.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
+                    ["job-1"],
+                    "{provider:?}"
+                );
+            }
+            // A total of an unknown job leaves no row behind.
+            stores[0].set_total("ghost", 3).await.expect("total");
+            assert_eq!(stores[0].job("ghost").await.expect("read"), None);
+        },
+    )
     .await;
 }
 

@@ -16,7 +16,7 @@ use apache_avro::{rabin::Rabin, Schema};
 include!(concat!(env!("OUT_DIR"), "/history.rs"));
 
 /// The schema each event is written with today.
-const CURRENT: [(&str, &str); 11] = [
+const CURRENT: [(&str, &str); 12] = [
     ("ImagenRegistrada", include_str!("../avro/ImagenRegistrada.avsc")),
     ("ImagenAnonimizada", include_str!("../avro/ImagenAnonimizada.avsc")),
     ("ImagenRechazada", include_str!("../avro/ImagenRechazada.avsc")),
@@ -28,6 +28,7 @@ const CURRENT: [(&str, &str); 11] = [
     ("RegistroAuditoria", include_str!("../avro/RegistroAuditoria.avsc")),
     ("AnalisisCompletado", include_str!("../avro/AnalisisCompletado.avsc")),
     ("EstudioCompleto", include_str!("../avro/EstudioCompleto.avsc")),
+    ("ImportacionSolicitada", include_str!("../avro/ImportacionSolicitada.avsc")),
 ];
 
 /// One schema version known to this build.

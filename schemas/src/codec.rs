@@ -185,6 +185,7 @@ mod tests {
         round_trip(&codec, &s.auditoria).await;
         round_trip(&codec, &s.analisis).await;
         round_trip(&codec, &s.estudio).await;
+        round_trip(&codec, &s.importacion).await;
     }
 
     #[tokio::test]

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "008_dimse_calling_aes.cql",
         source: include_str!("../cql/008_dimse_calling_aes.cql"),
     },
+    Migration {
+        version: 9,
+        name: "009_imports.cql",
+        source: include_str!("../cql/009_imports.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

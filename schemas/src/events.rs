@@ -309,6 +309,20 @@ pub struct EstudioCompleto {
     pub estable_ms: i64,
 }
 
+/// An import job was asked for (topic `alpes.imports.requested`, keyed by job id): the importer
+/// runs it. Names the job, never its source or credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportacionSolicitada {
+    pub evento_id: String,
+    pub ocurrido_at: i64,
+    pub actor: String,
+    pub importacion_id: String,
+    pub proveedor_id: String,
+    pub tipo: String,
+    pub urls: Option<i32>,
+    pub solicitud_http_id: Option<String>,
+}
+
 macro_rules! event {
     ($ty:ident, $topic:expr, $id:ident) => {
         impl Event for $ty {
@@ -352,6 +366,7 @@ events! {
     PagoRechazado => topics::PAYMENTS_REJECTED; event_id,
     AnalisisCompletado => topics::IMAGES_ANALYZED; evento_id,
     EstudioCompleto => topics::STUDIES_COMPLETE; evento_id,
+    ImportacionSolicitada => topics::IMPORTS_REQUESTED; evento_id,
 }
 
 /// Whether `topic` carries more than one event type of this crate (`alpes.audit` does).

@@ -34,8 +34,8 @@ pub use apache_avro;
 pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{
-    AnalisisCompletado, EstudioCompleto, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, IntentoLogin,
-    ModeloAnalisis, PagoProcesado, PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
+    AnalisisCompletado, EstudioCompleto, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada,
+    ImportacionSolicitada, IntentoLogin, ModeloAnalisis, PagoProcesado, PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
 };
 pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
 
@@ -64,8 +64,10 @@ pub mod topics {
     pub const IMAGES_ANALYZED: &str = "alpes.images.analyzed";
     /// `EstudioCompleto`.
     pub const STUDIES_COMPLETE: &str = "alpes.studies.complete";
+    /// `ImportacionSolicitada`.
+    pub const IMPORTS_REQUESTED: &str = "alpes.imports.requested";
     /// Every topic, e.g. to create them at start-up.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         USERS,
         USAGE,
         PAYMENTS,
@@ -76,6 +78,7 @@ pub mod topics {
         IMAGES_REJECTED,
         IMAGES_ANALYZED,
         STUDIES_COMPLETE,
+        IMPORTS_REQUESTED,
     ];
 }
 
@@ -96,6 +99,7 @@ pub(crate) mod tests {
         pub auditoria: RegistroAuditoria,
         pub analisis: AnalisisCompletado,
         pub estudio: EstudioCompleto,
+        pub importacion: ImportacionSolicitada,
     }
 
     pub(crate) fn samples() -> Samples {
@@ -287,6 +291,16 @@ pub(crate) mod tests {
                 ultima_at: 1_760_000_010_000,
                 estable_ms: 60_000,
             },
+            importacion: ImportacionSolicitada {
+                evento_id: new_event_id(),
+                ocurrido_at: 1_760_000_080_000,
+                actor: "prov-1".into(),
+                importacion_id: "0193a0b1-0000-7000-8000-000000000001".into(),
+                proveedor_id: "prov-1".into(),
+                tipo: "urls".into(),
+                urls: Some(3),
+                solicitud_http_id: Some("7f1c0d1e-5b7a-4c55-9a0e-1d2b3c4d5e6f".into()),
+            },
         }
     }
 
@@ -295,7 +309,7 @@ pub(crate) mod tests {
         let mut all = topics::ALL.to_vec();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 11);
     }
 
     #[test]

@@ -170,6 +170,25 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         Data,
     );
     add(delete, "/dimse/aes/NEVER_MAPPED", none(), guarded(403, 403, 403, 404, 403), Data);
+    // Import jobs: a provider's (or its API key's) own; an admin names the provider. The URL is
+    // link-local, refused by the importer before any request.
+    let job = Body::Json(json!({"tipo": "urls", "urls": ["http://169.254.0.1/matrix.dcm"]}));
+    add(post.clone(), "/importaciones", fixed(job), guarded(202, 202, 403, 422, 202), Data);
+    add(get.clone(), "/importaciones", none(), guarded(200, 200, 403, 200, 200), Data);
+    add(
+        get.clone(),
+        "/importaciones/{unknown}",
+        none(),
+        guarded(404, 404, 403, 404, 404),
+        Data,
+    );
+    add(
+        post.clone(),
+        "/importaciones/{unknown}/cancelar",
+        none(),
+        guarded(404, 404, 403, 404, 404),
+        Data,
+    );
     add(get.clone(), "/health", none(), public(200), Data);
     add(get.clone(), "/ready", none(), public(200), Data);
     add(get.clone(), "/metrics", none(), public(200), Data);

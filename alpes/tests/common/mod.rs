@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod orthanc;
+
 use alpes::app::{App, Settings};
 use alpes_platform::auth::{Jwt, Role};
 use alpes_platform::blobs::Blobs;

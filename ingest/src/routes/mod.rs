@@ -8,6 +8,8 @@ pub mod auth_refresh;
 pub mod auth_verify;
 pub mod consumidor;
 pub mod dimse_aes;
+pub mod importacion;
+pub mod importaciones;
 pub mod jwks;
 pub mod pagar;
 pub mod reanonymize;
@@ -57,6 +59,10 @@ pub fn all() -> Routes<IngestState> {
         .route(dimse_aes::list_op(), dimse_aes::list)
         .route(dimse_aes::put_op(), dimse_aes::put)
         .route(dimse_aes::delete_op(), dimse_aes::delete)
+        .route(importaciones::create_op(), importaciones::create)
+        .route(importaciones::list_op(), importaciones::list)
+        .route(importacion::op(), importacion::handler)
+        .route(importacion::cancel_op(), importacion::cancel)
 }
 
 /// The `Idempotency-Key` header, if present and sane (1–255 visible ASCII characters).

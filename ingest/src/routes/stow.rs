@@ -87,7 +87,7 @@ pub async fn handler_for_study(
 }
 
 /// The boundary of a `multipart/related; type="application/dicom"` body.
-fn related_boundary(ct: Option<&str>) -> Result<String, ApiError> {
+pub fn related_boundary(ct: Option<&str>) -> Result<String, ApiError> {
     let m: mime::Mime = ct
         .unwrap_or("")
         .parse()

@@ -102,6 +102,7 @@ async fn spawn(
         producer,
         blobs,
         store: store.clone() as Arc<dyn IngestStore>,
+        imports: Arc::new(alpes_platform::store::SqliteImports::in_memory().expect("imports")),
         ledger: ledger.clone(),
         identity: identity.clone(),
         limits: alpes_platform::limits::Limits::new(alpes_platform::limits::LimitArgs::default(), jwt.clone()),

@@ -124,6 +124,12 @@ impl Kafka {
     /// A consumer in `group`, subscribed to `topics`, that commits only offsets
     /// the application stored.
     pub fn consumer(&self, group: &str, topics: &[&str], metrics: Arc<Metrics>) -> Result<GroupConsumer> {
+        self.consumer_with(group, topics, metrics, &[])
+    }
+
+    /// As [`Kafka::consumer`], with `extra` defaults of this consumer's own (the operator's
+    /// `--kafka-consumer-prop`s still win).
+    pub fn consumer_with(&self, group: &str, topics: &[&str], metrics: Arc<Metrics>, extra: &[(&str, &str)]) -> Result<GroupConsumer> {
         let mut defaults = vec![
             ("group.id", group),
             ("enable.auto.commit", "true"),
@@ -142,6 +148,7 @@ impl Kafka {
             // default would put half a second on every hop of the pipeline.
             defaults.push(("fetch.wait.max.ms", "10"));
         }
+        defaults.extend_from_slice(extra);
         let cfg = self.config_for(ClientKind::Consumer, &defaults);
         let context = CommitOnRevoke {
             group: group.to_owned(),

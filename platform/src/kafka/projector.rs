@@ -37,6 +37,10 @@ pub trait Projection: Send + Sync {
     /// The most messages applied in one batch (one store transaction).
     const BATCH: usize;
 
+    /// Consumer settings of its own (librdkafka names and values), e.g. a longer
+    /// `max.poll.interval.ms` for a projection whose batches take minutes.
+    const CONSUMER_PROPS: &'static [(&'static str, &'static str)] = &[];
+
     /// Decodes one message of `topic`: `Ok(None)` when it asks nothing of
     /// this projection, `Err(reason)` (a stable code) when it is poison.
     async fn decode(&self, topic: &str, payload: &[u8]) -> Result<Option<Self::Item>, &'static str>;
@@ -55,7 +59,7 @@ pub async fn run_projection<P: Projection>(
     projection: &P,
     stop: &Shutdown,
 ) -> crate::Result<()> {
-    let consumer = kafka.consumer(group, P::TOPICS, Arc::clone(&metrics))?;
+    let consumer = kafka.consumer_with(group, P::TOPICS, Arc::clone(&metrics), P::CONSUMER_PROPS)?;
     while let Some(messages) = next_batch(&consumer, P::BATCH, stop).await {
         let mut batch = Vec::with_capacity(messages.len());
         let mut kept = Vec::new();

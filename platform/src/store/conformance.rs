@@ -7,10 +7,12 @@ use super::identity::{ApiKey, Created, IdentityStore, LockoutRule, NewAccount, R
 use super::ledger::{Applied, DailyUse, EntryKind, LedgerEntry, LedgerStore, Refusal};
 mod analysis;
 mod consumer;
+mod imports;
 mod ingest;
 
 pub use analysis::analyzed;
 pub use consumer::consumer_ledger;
+pub use imports::imports;
 pub use ingest::{ingest, new_image};
 
 use alpes_schemas::{EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, Profile, UsuarioRegistrado};

@@ -16,17 +16,19 @@
 pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
+mod import_rows;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+pub use alpes_domain::import::{ImportItem, ImportJob, ImportSpec, ImportState, ImportStore, ItemOutcome};
 pub use alpes_domain::ingest::{Claim, ImageRow, IngestStore, NewImage, RequestState};
 pub use alpes_domain::{audit, catalog, identity, ledger, outbox};
 pub use audit::{AuditFilter, AuditPage, AuditStore, LoginCounts};
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 #[cfg(feature = "cql")]
-pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaIngest, ScyllaLedger};
+pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaImports, ScyllaIngest, ScyllaLedger};
 pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 pub use outbox::{OutboxRow, OutboxStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteLedger, SqliteOutbox, SqliteStore};
+pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteImports, SqliteLedger, SqliteOutbox, SqliteStore};
