@@ -5,7 +5,9 @@
 
 mod common;
 
+use alpes::app::{App, Settings};
 use alpes_platform::auth::Role;
+use alpes_platform::shutdown::Shutdown;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -126,6 +128,74 @@ async fn serve(State(src): State<Source>, Path((kind, name)): Path<(String, Stri
     answer
 }
 
+const STUDY: &str = "1.2.826.0.1.3680043.2.1125.1";
+const SERIES: &str = "1.2.826.0.1.3680043.2.1125.2";
+/// An instance QIDO-RS lists that the series answer leaves out.
+const ABSENT: &str = "1.2.826.0.1.3680043.2.1125.3";
+
+fn sop_of(bytes: &[u8]) -> String {
+    let sop = alpes_anonymizer::probe::dicom(bytes)
+        .expect("probe")
+        .sop_instance_uid
+        .expect("a SOP Instance UID");
+    sop.trim_end_matches(['\0', ' ']).to_owned()
+}
+
+fn uid(tag: &str, v: &str) -> (String, Value) {
+    (tag.to_owned(), json!({"vr": "UI", "Value": [v]}))
+}
+
+/// QIDO-RS: one study, whose one series lists CT_small, MR_small and an instance it never sends
+/// (and 404 for an instance asked for on its own).
+async fn qido(State(src): State<Source>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
+    if rest.contains("/instances/") {
+        // An instance asked for on its own: this PACS has none of them.
+        src.seen.arrived("/instance", &headers);
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let rows: Vec<Value> = if rest == "studies" {
+        vec![Value::Object([uid("0020000D", STUDY)].into_iter().collect())]
+    } else {
+        [sop_of(&src.ct), sop_of(&src.mr), ABSENT.to_owned()]
+            .iter()
+            .map(|sop| {
+                Value::Object(
+                    [uid("0020000D", STUDY), uid("0020000E", SERIES), uid("00080018", sop)]
+                        .into_iter()
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    ([(header::CONTENT_TYPE, "application/dicom+json")], Value::Array(rows).to_string()).into_response()
+}
+
+/// WADO-RS of the series: the first answer is cut short in its second part, the next is whole
+/// (CT_small and MR_small; never the third instance QIDO-RS listed).
+async fn wado(State(src): State<Source>, headers: HeaderMap) -> Response {
+    let n = src.seen.arrived("/series", &headers);
+    let mut body = Vec::new();
+    for (i, part) in [src.ct.as_slice(), src.mr.as_slice()].into_iter().enumerate() {
+        body.extend_from_slice(b"--B\r\nContent-Type: application/dicom\r\n\r\n");
+        if n == 1 && i == 1 {
+            body.extend_from_slice(&part[..part.len() / 2]);
+            return (
+                [(header::CONTENT_TYPE, "multipart/related; type=\"application/dicom\"; boundary=B")],
+                body,
+            )
+                .into_response();
+        }
+        body.extend_from_slice(part);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--B--\r\n");
+    (
+        [(header::CONTENT_TYPE, "multipart/related; type=\"application/dicom\"; boundary=B")],
+        body,
+    )
+        .into_response()
+}
+
 /// The source server on 127.0.0.1: its base URL and what it saw.
 async fn source() -> (String, Arc<Seen>) {
     let dir = common::fixtures_dir();
@@ -135,7 +205,11 @@ async fn source() -> (String, Arc<Seen>) {
         mr: Arc::new(std::fs::read(dir.join("MR_small.dcm")).expect("MR_small")),
     };
     let seen = src.seen.clone();
-    let app = Router::new().route("/{kind}/{name}", get(serve)).with_state(src);
+    let app = Router::new()
+        .route("/{kind}/{name}", get(serve))
+        .route(&format!("/dicom-web/studies/{STUDY}/series/{SERIES}"), get(wado))
+        .route("/dicom-web/{*rest}", get(qido))
+        .with_state(src);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -357,6 +431,136 @@ async fn a_cancelled_job_starts_no_new_item_and_a_dead_source_fails_the_job() {
     assert_eq!(page2["importaciones"][0]["id"], id.as_str());
     assert_eq!(app.get_json("/importaciones", &other).await["importaciones"], json!([]));
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_series_answer_cut_short_is_asked_again_and_an_instance_it_lacks_is_asked_for_alone() {
+    let (base, seen) = source().await;
+    let app = app().await;
+    let provider = app.token("imp-series", Role::Proveedor).await;
+    let (status, job) = app
+        .post_json(
+            "/importaciones",
+            Some(&provider),
+            json!({"tipo": "dicomweb", "url": format!("{base}/dicom-web")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = ended(&app, job["id"].as_str().expect("id"), &provider).await;
+    assert_eq!(job["estado"], "completed", "{job:#}");
+    let c = &job["conteos"];
+    assert_eq!(
+        (c["total"].as_u64(), c["importadas"].as_u64(), c["fallidas"].as_u64()),
+        (Some(3), Some(2), Some(1)),
+        "{job:#}"
+    );
+    assert_eq!(
+        c["duplicadas"], 0,
+        "the instance of the first, cut answer is not counted twice: {job:#}"
+    );
+    assert_eq!(seen.times("/series").len(), 2, "the cut answer was asked again");
+    let absent = format!("{STUDY}/{SERIES}/{ABSENT}");
+    assert!(reason_of(&job, &absent).starts_with("http_404"), "{job:#}");
+    assert_eq!(
+        seen.times("/instance").len(),
+        1,
+        "only the instance the series lacked was asked for alone"
+    );
+    app.stop().await;
+}
+
+/// `alpes up` on `data` (the embedded defaults, loopback sources allowed, 2 requests per host):
+/// its base URL, a provider's token, its stop signal and its task.
+async fn up_on(data: &std::path::Path) -> (String, String, Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let mut settings = Settings::embedded(data.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    settings.kafka.partitions = Some(3);
+    settings.import.allow_networks = vec!["127.0.0.0/8".into()];
+    settings.import.max_per_host = 2;
+    let app = App::build(settings).await.expect("build");
+    let base = format!("http://{}", app.addr());
+    let token = common::Signer::of(&app).token("imp-restart", Role::Proveedor).await;
+    let stop = Shutdown::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    (base, token, stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_under_way_when_the_platform_stops_resumes_after_its_restart_without_refetching_what_is_done() {
+    let (source_base, seen) = source().await;
+    let data = tempfile::tempdir().expect("tmp");
+    let client = reqwest::Client::new();
+    let (base, token, stop, task) = up_on(data.path()).await;
+    let urls: Vec<String> = (0..10).map(|i| format!("{source_base}/slow/{i}")).collect();
+    let res = client
+        .post(format!("{base}/importaciones"))
+        .bearer_auth(&token)
+        .json(&json!({"tipo": "urls", "urls": urls}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status().as_u16(), 202);
+    let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let job_of = |base: String, token: String| {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            client
+                .get(format!("{base}/importaciones/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    // Two at a time, 2 s each: stop once some are imported and the rest are not.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while job_of(base.clone(), token.clone()).await["conteos"]["importadas"]
+        .as_u64()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "nothing imported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.trigger();
+    task.await.expect("join").expect("clean stop");
+    let before: Vec<String> = (0..10)
+        .map(|i| format!("/slow/{i}"))
+        .filter(|p| !seen.times(p).is_empty())
+        .collect();
+
+    let (base, token, stop, task) = up_on(data.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let job = loop {
+        let job = job_of(base.clone(), token.clone()).await;
+        if job["estado"] != "running" && job["estado"] != "pending" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job never resumed: {job:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["estado"], "completed", "{job:#}");
+    let c = &job["conteos"];
+    assert_eq!(
+        c["importadas"].as_u64().unwrap_or(0) + c["duplicadas"].as_u64().unwrap_or(0),
+        10,
+        "{job:#}"
+    );
+    assert_eq!(c["fallidas"], 0, "{job:#}");
+    for i in 0..10 {
+        let path = format!("/slow/{i}");
+        let times = seen.times(&path).len();
+        // Each URL was fetched; one imported before the stop never again (one in flight at the
+        // stop is fetched again).
+        assert!((1..=2).contains(&times), "{path} fetched {times} times");
+    }
+    assert!(before.len() < 10, "the stop came before every URL was asked for");
+    let total: usize = (0..10).map(|i| seen.times(&format!("/slow/{i}")).len()).sum();
+    assert!(total <= 12, "at most the two in flight at the stop are fetched twice: {total}");
+    stop.trigger();
+    task.await.expect("join").expect("clean stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -27,7 +27,7 @@
 # reported, runs alternating, each round with a fresh puller (fresh Alpes data
 # dir, fresh Orthanc storage) so nothing is a duplicate. The source Orthanc
 # (with the DICOMweb plugin) is loaded once with COUNT distinct instances
-# (copies of the sources with new Study/SOP Instance UIDs, 50 per study, each
+# (copies of the sources with new Study/Series/SOP Instance UIDs, 50 per study, each
 # study copies of one source, made with dcmodify, sent with storescu) and
 # serves every round.
 #
@@ -116,7 +116,9 @@ for start in $(seq 0 50 $((COUNT - 1))); do
     [ "$i" -lt "$COUNT" ] && files+=("$OUT_ROOT/instances/$(printf '%06d' "$i").dcm")
   done
   study=$((study + 1))
-  dcmodify -nb -q -gin -m "(0020,000D)=2.25.$(date +%s%N)$study" "${files[@]}"
+  # New Study and Series Instance UIDs (one series per study, as a UID is unique in real data:
+  # a series UID shared by ten studies is one series to a PACS) and new SOP Instance UIDs.
+  dcmodify -nb -q -gin -m "(0020,000D)=2.25.$(date +%s%N)$study" -m "(0020,000E)=2.25.$(date +%s%N)9$study" "${files[@]}"
 done
 STUDIES=$study
 BYTES=$(du -sb "$OUT_ROOT/instances" | cut -f1)
@@ -265,7 +267,7 @@ OUT="bench/results/import-compare-$(date -u +%Y-%m-%d-%H%M%S).md"
   echo
   echo "- machine: $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "- instances: $COUNT in $STUDIES studies ($BYTES bytes; copies of: $SOURCES; new Study/SOP Instance UIDs, 50 per study, each study copies of one source), served by a source Orthanc with the DICOMweb plugin"
+  echo "- instances: $COUNT in $STUDIES studies ($BYTES bytes; copies of: $SOURCES; new Study/Series/SOP Instance UIDs, 50 per study, each study copies of one source), served by a source Orthanc with the DICOMweb plugin"
   echo "- Orthanc: $("$ORTHANC" --version 2>&1 | head -1), plugin $(basename "$(readlink -f "$PLUGIN")"); puller SyncStorageArea=$ORTHANC_SYNC$( [ "$ONLY" != orthanc ] && echo "; Alpes: $("$ALPES" --version 2>&1 | head -1), services: ${SERVICES:-default}")"
   echo "- parallel requests to the source: Orthanc $ORTHANC_PARALLEL (one per retrieve call; the plugin's client fetches a call's studies one after the other), Alpes up to $IMPORT_PER_HOST (--import-max-per-host)"
   echo "- command: IMPORT_PER_HOST=$IMPORT_PER_HOST ORTHANC_PARALLEL=$ORTHANC_PARALLEL ORTHANC_SYNC=$ORTHANC_SYNC${SERVICES:+ SERVICES=$SERVICES} bench/import/import_compare.sh --count $COUNT --repeat $REPEAT${ONLY:+ --only $ONLY}"

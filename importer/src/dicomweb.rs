@@ -1,8 +1,10 @@
 //! A DICOMweb job's items: the studies a QIDO-RS search of the source
 //! matches (`GET {base}/studies?{consulta}`), then each study's instances
 //! (`GET {base}/studies/{study}/instances`), both read page by page
-//! (`limit`/`offset`); each instance is an item, retrieved by WADO-RS
-//! (`GET {base}/studies/{study}/series/{series}/instances/{instance}`).
+//! (`limit`/`offset`); each instance is an item, retrieved with the others of
+//! its series by one WADO-RS request (`GET {base}/studies/{study}/series/{series}`,
+//! a multipart answer read part by part): a PACS serves a series in one
+//! answer far more cheaply than its instances one by one.
 
 use crate::fetch::Fetcher;
 use crate::ItemError;
@@ -27,8 +29,13 @@ const INSTANCE_UID: &str = "00080018";
 pub struct Instance {
     /// `study/series/instance`, its item key.
     pub key: String,
-    /// Its WADO-RS URL.
-    pub url: Url,
+    /// Its series' WADO-RS URL.
+    pub series: Url,
+}
+
+/// The item key of an instance.
+pub fn key(study: &str, series: &str, instance: &str) -> String {
+    format!("{study}/{series}/{instance}")
 }
 
 /// A UID attribute of a QIDO-RS result (DICOM JSON): `{"0020000D": {"vr": "UI", "Value": ["1.2..."]}}`.
@@ -127,10 +134,9 @@ pub async fn instances(
             let (Some(series), Some(instance)) = (uid(&row, SERIES_UID), uid(&row, INSTANCE_UID)) else {
                 continue;
             };
-            let url = url_of(&base, &["studies", &study, "series", &series, "instances", &instance], &[])?;
             found.push(Instance {
-                key: format!("{study}/{series}/{instance}"),
-                url,
+                key: key(&study, &series, &instance),
+                series: url_of(&base, &["studies", &study, "series", &series], &[])?,
             });
             if found.len() > MAX_INSTANCES {
                 return Err(ItemError::new(

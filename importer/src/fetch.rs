@@ -60,11 +60,11 @@ pub fn host_of(url: &Url) -> String {
     }
 }
 
-fn again(code: &'static str, detail: impl Into<String>) -> Attempt<ItemError> {
+pub(crate) fn again(code: &'static str, detail: impl Into<String>) -> Attempt<ItemError> {
     Attempt::Again(ItemError::new(code, detail), None)
 }
 
-fn final_(code: &'static str, detail: impl Into<String>) -> Attempt<ItemError> {
+pub(crate) fn final_(code: &'static str, detail: impl Into<String>) -> Attempt<ItemError> {
     Attempt::Final(ItemError::new(code, detail))
 }
 
@@ -149,8 +149,8 @@ impl Fetcher {
         &self.state
     }
 
-    /// Sends one GET and sorts its failure; the caller holds the permits.
-    async fn send(&self, url: &Url, accept: &str, auth: Option<&SourceAuth>) -> Result<reqwest::Response, Attempt<ItemError>> {
+    /// Sends one GET and sorts its failure; the caller holds the permits ([`Fetcher::tried`]).
+    pub async fn send(&self, url: &Url, accept: &str, auth: Option<&SourceAuth>) -> Result<reqwest::Response, Attempt<ItemError>> {
         self.networks.check_url(url).map_err(Attempt::Final)?;
         let mut req = self.client.get(url.clone()).header(ACCEPT, accept);
         req = match auth {
@@ -187,7 +187,7 @@ impl Fetcher {
     }
 
     /// Runs `attempt` under the retry policy and the host's limits, counting each attempt.
-    async fn tried<T, F, Fut>(&self, url: &Url, stop: &Shutdown, attempt: F) -> Result<T, GaveUp<ItemError>>
+    pub async fn tried<T, F, Fut>(&self, url: &Url, stop: &Shutdown, attempt: F) -> Result<T, GaveUp<ItemError>>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt<ItemError>>>,
@@ -263,53 +263,59 @@ impl Fetcher {
                 return Err(final_("too_large", format!("the image is over the {limit}-byte upload limit")));
             }
             let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let checksum = declared_sha256(resp.headers());
-            let multipart = content_type
-                .as_deref()
-                .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("multipart/related"));
-            let stream = resp.bytes_stream().map_err(std::io::Error::other);
-            let (stored, declared) = if multipart {
-                let boundary = alpes_ingest::routes::stow::related_boundary(content_type.as_deref())
-                    .map_err(|e| final_("bad_multipart", e.message))?;
-                let mut parts = multer::Multipart::new(stream, boundary);
+            if is_multipart(content_type.as_deref()) {
+                let mut parts = parts(resp)?;
                 let part = parts
                     .next_field()
                     .await
                     .map_err(|_| again("body", "the multipart answer is malformed or cut short"))?;
                 let part = part.ok_or_else(|| final_("no_instance", "the multipart answer has no part"))?;
                 let declared = part.content_type().map(|m| m.essence_str().to_owned());
-                (self.state.blobs.put_stream(RAW, part, limit).await, declared)
+                self.store(part, declared, None).await
             } else {
-                (self.state.blobs.put_stream(RAW, stream, limit).await, content_type)
-            };
-            let blob = stored.map_err(|e| match e {
-                UploadError::TooLarge(_) => final_("too_large", format!("the image is over the {limit}-byte upload limit")),
-                UploadError::Body(_) => again("body", "the image ended early or could not be read"),
-                UploadError::Store(_) => again("blob_store", "the blob store failed"),
-            })?;
-            if let Some(want) = checksum.filter(|_| !multipart) {
-                if want != blob.sha256 {
-                    forget_blob(&self.state, &blob).await;
-                    return Err(again("checksum_mismatch", "the bytes do not match the sha-256 the source gave"));
-                }
-            }
-            let checked = media::declared(declared.as_deref()).and_then(|d| media::check(d, &blob.head));
-            match checked {
-                Ok((kind, _)) => Ok((blob, kind)),
-                Err(e) => {
-                    forget_blob(&self.state, &blob).await;
-                    Err(final_(
-                        if e.code == "unsupported_media_type" {
-                            "not_an_image"
-                        } else {
-                            e.code
-                        },
-                        e.message,
-                    ))
-                }
+                let checksum = declared_sha256(resp.headers());
+                self.store(resp.bytes_stream(), content_type, checksum).await
             }
         })
         .await
+    }
+
+    /// Streams one image to the raw blob store and checks it: the checksum the source gave
+    /// (`sha256`, hex), then its declared type against its first bytes, as an upload's.
+    pub async fn store<S, E>(
+        &self,
+        body: S,
+        declared: Option<String>,
+        sha256: Option<String>,
+    ) -> Result<(StoredBlob, MediaKind), Attempt<ItemError>>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let limit = self.state.max_upload;
+        let blob = self.state.blobs.put_stream(RAW, body, limit).await.map_err(|e| match e {
+            UploadError::TooLarge(_) => final_("too_large", format!("the image is over the {limit}-byte upload limit")),
+            UploadError::Body(_) => again("body", "the image ended early or could not be read"),
+            UploadError::Store(_) => again("blob_store", "the blob store failed"),
+        })?;
+        if sha256.is_some_and(|want| want != blob.sha256) {
+            forget_blob(&self.state, &blob).await;
+            return Err(again("checksum_mismatch", "the bytes do not match the sha-256 the source gave"));
+        }
+        match media::declared(declared.as_deref()).and_then(|d| media::check(d, &blob.head)) {
+            Ok((kind, _)) => Ok((blob, kind)),
+            Err(e) => {
+                forget_blob(&self.state, &blob).await;
+                Err(final_(
+                    if e.code == "unsupported_media_type" {
+                        "not_an_image"
+                    } else {
+                        e.code
+                    },
+                    e.message,
+                ))
+            }
+        }
     }
 }
 
@@ -324,6 +330,18 @@ fn mentions(e: &(dyn std::error::Error + 'static), needle: &str) -> bool {
         next = err.source();
     }
     false
+}
+
+/// Whether a Content-Type is `multipart/related`.
+pub fn is_multipart(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("multipart/related"))
+}
+
+/// The parts of a `multipart/related` answer (WADO-RS), read as they arrive.
+pub fn parts(resp: reqwest::Response) -> Result<multer::Multipart<'static>, Attempt<ItemError>> {
+    let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let boundary = alpes_ingest::routes::stow::related_boundary(content_type.as_deref()).map_err(|e| final_("bad_multipart", e.message))?;
+    Ok(multer::Multipart::new(resp.bytes_stream().map_err(std::io::Error::other), boundary))
 }
 
 /// `http_<status>`, as a static code.

@@ -14,20 +14,26 @@
 //! codes, never a URL (a URL may carry a patient's name).
 
 use crate::dicomweb;
-use crate::fetch::{host_of, Fetcher, ACCEPT_DICOM_PARTS, ACCEPT_IMAGES};
+use crate::fetch::{again, final_, host_of, is_multipart, parts, Fetcher, ACCEPT_DICOM_PARTS, ACCEPT_IMAGES};
 use crate::ItemError;
+use alpes_anonymizer::probe;
+use alpes_anonymizer::probe::MediaKind;
 use alpes_domain::import::{reason, ImportItem, ImportJob, ImportSpec, ImportState, ImportStore, ItemOutcome, SourceAuth};
 use alpes_ingest::profile::UploadMeta;
-use alpes_ingest::register::{register, Source};
+use alpes_ingest::register::{forget_blob, register, Registered, Source};
 use alpes_platform::audit::{Auditor, RequestContext};
+use alpes_platform::blobs::StoredBlob;
 use alpes_platform::retry::{retry, retry_bounded, Attempt, GaveUp};
 use alpes_platform::shutdown::Shutdown;
 use alpes_schemas::{new_event_id, now_millis, RegistroAuditoria};
 use futures::StreamExt;
 use reqwest::Url;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Instances of one series answer being registered at once, while the next parts stream in.
+const REGISTERING: usize = 8;
 
 /// How often a running job's state is read, to see a cancel.
 pub const CANCEL_POLL: Duration = Duration::from_millis(500);
@@ -41,11 +47,26 @@ pub enum Ran {
     Stopped,
 }
 
-/// One item to fetch.
-struct Item {
-    key: String,
-    url: Result<Url, ItemError>,
-    accept: &'static str,
+/// What one request fetches.
+enum Unit {
+    /// One URL, one item.
+    One {
+        /// The item's key (the URL).
+        key: String,
+        /// The URL, if it parses.
+        url: Result<Url, ItemError>,
+    },
+    /// A DICOMweb series: its pending instances, in one WADO-RS answer.
+    Series {
+        /// The series' WADO-RS URL.
+        url: Url,
+        /// The pending instances' keys.
+        keys: Vec<String>,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs jobs.
@@ -115,73 +136,225 @@ impl Runner {
 
     /// Lists the job's items and runs those without an outcome; `Err` if the source cannot be searched.
     async fn pull(&self, job: &ImportJob, job_stop: &Shutdown) -> Result<(), ItemError> {
-        let (items, auth) = match &job.spec {
-            ImportSpec::Urls { urls, auth } => (
-                urls.iter()
-                    .map(|u| Item {
+        let (units, total, auth) = match &job.spec {
+            ImportSpec::Urls { urls, auth } => {
+                let units = urls
+                    .iter()
+                    .map(|u| Unit::One {
                         key: u.clone(),
                         url: Url::parse(u).map_err(|_| ItemError::new("bad_url", "the URL cannot be parsed")),
-                        accept: ACCEPT_IMAGES,
                     })
-                    .collect::<Vec<_>>(),
-                auth.as_ref(),
-            ),
+                    .collect::<Vec<_>>();
+                (units, urls.len(), auth.as_ref())
+            }
             ImportSpec::Dicomweb { url, consulta, auth } => {
                 let found = dicomweb::instances(&self.fetcher, url, consulta, auth.as_ref(), job_stop).await?;
-                let items = found
-                    .into_iter()
-                    .map(|i| Item {
-                        key: i.key,
-                        url: Ok(i.url),
-                        accept: ACCEPT_DICOM_PARTS,
-                    })
-                    .collect();
-                (items, auth.as_ref())
+                let total = found.len();
+                let mut units: Vec<Unit> = Vec::new();
+                for instance in found {
+                    match units.last_mut() {
+                        Some(Unit::Series { url, keys }) if *url == instance.series => keys.push(instance.key),
+                        _ => units.push(Unit::Series {
+                            url: instance.series,
+                            keys: vec![instance.key],
+                        }),
+                    }
+                }
+                (units, total, auth.as_ref())
             }
         };
-        let total = items.len() as u64;
+        let stopped = |_| ItemError::new("stopped", "stopped");
         retry(job_stop, "record an import job's total", || {
-            self.imports.set_total(&job.job_id, total)
+            self.imports.set_total(&job.job_id, total as u64)
         })
         .await
-        .map_err(|_| ItemError::new("stopped", "stopped"))?;
+        .map_err(stopped)?;
         let done: HashSet<String> = retry(job_stop, "read an import job's items", || self.imports.items(&job.job_id))
             .await
-            .map_err(|_| ItemError::new("stopped", "stopped"))?
+            .map_err(stopped)?
             .into_iter()
             .map(|i| i.key)
             .collect();
-        futures::stream::iter(items.into_iter().filter(|i| !done.contains(&i.key)))
-            .for_each_concurrent(self.concurrency.max(1), |item| async move {
+        let units = units.into_iter().filter_map(|unit| match unit {
+            Unit::One { key, .. } if done.contains(&key) => None,
+            Unit::Series { url, keys } => {
+                let keys: Vec<String> = keys.into_iter().filter(|k| !done.contains(k)).collect();
+                (!keys.is_empty()).then_some(Unit::Series { url, keys })
+            }
+            one => Some(one),
+        });
+        futures::stream::iter(units)
+            .for_each_concurrent(self.concurrency.max(1), |unit| async move {
                 if job_stop.is_triggered() {
                     return;
                 }
-                let host = item.url.as_ref().map_or_else(|_| String::new(), host_of);
-                let outcome = self.item(job, &item, auth, job_stop).await;
-                if job_stop.is_triggered() {
-                    return; // Cancelled or stopping: the item is not recorded, and runs again if the job does.
+                match unit {
+                    Unit::One { key, url } => {
+                        let host = url.as_ref().map_or_else(|_| String::new(), host_of);
+                        let outcome = match url {
+                            Ok(url) => self.item(job, &url, ACCEPT_IMAGES, auth, job_stop).await,
+                            Err(e) => Err(e),
+                        };
+                        self.settle(job, &host, &key, outcome, job_stop).await;
+                    }
+                    Unit::Series { url, keys } => self.series(job, &url, keys, auth, job_stop).await,
                 }
-                let (outcome, image_id, why) = match outcome {
-                    Ok((image_id, true)) => (ItemOutcome::Duplicate, Some(image_id), None),
-                    Ok((image_id, false)) => (ItemOutcome::Imported, Some(image_id), None),
-                    Err(e) => (ItemOutcome::Failed, None, Some(reason(&e.to_string()))),
-                };
-                let recorded = ImportItem {
-                    key: item.key.clone(),
-                    outcome,
-                    image_id,
-                    reason: why,
-                    at: now_millis(),
-                };
-                let metrics = &self.fetcher.state().metrics;
-                metrics.import_items.with_label_values(&[host.as_str(), outcome.as_str()]).inc();
-                let _ = retry(job_stop, "record an import item", || {
-                    self.imports.record_item(&job.job_id, &recorded)
-                })
-                .await;
             })
             .await;
         Ok(())
+    }
+
+    /// Records an item's outcome (unless the job was cancelled or the importer is stopping:
+    /// then it is not recorded, and runs again if the job does).
+    async fn settle(&self, job: &ImportJob, host: &str, key: &str, outcome: Result<(String, bool), ItemError>, job_stop: &Shutdown) {
+        if job_stop.is_triggered() {
+            return;
+        }
+        let (outcome, image_id, why) = match outcome {
+            Ok((image_id, true)) => (ItemOutcome::Duplicate, Some(image_id), None),
+            Ok((image_id, false)) => (ItemOutcome::Imported, Some(image_id), None),
+            Err(e) => (ItemOutcome::Failed, None, Some(reason(&e.to_string()))),
+        };
+        let recorded = ImportItem {
+            key: key.to_owned(),
+            outcome,
+            image_id,
+            reason: why,
+            at: now_millis(),
+        };
+        let metrics = &self.fetcher.state().metrics;
+        metrics.import_items.with_label_values(&[host, outcome.as_str()]).inc();
+        let _ = retry(job_stop, "record an import item", || {
+            self.imports.record_item(&job.job_id, &recorded)
+        })
+        .await;
+    }
+
+    /// Retrieves a series (WADO-RS, one multipart answer) and settles each of its pending
+    /// instances as its part arrives. A failure of the answer (cut short, a 5xx) retrieves the
+    /// series again, for the instances still pending; what it still lacks after that (an
+    /// instance the answer leaves out or whose part cannot be read, or a series the PACS does
+    /// not serve) is retrieved instance by instance.
+    async fn series(&self, job: &ImportJob, url: &Url, keys: Vec<String>, auth: Option<&SourceAuth>, job_stop: &Shutdown) {
+        let host = host_of(url);
+        let pending = &Mutex::new(keys.iter().cloned().collect::<HashSet<String>>());
+        let state = self.fetcher.state();
+        let host = host.as_str();
+        let answered = self
+            .fetcher
+            .tried(url, job_stop, || async {
+                let resp = self.fetcher.send(url, ACCEPT_DICOM_PARTS, auth).await?;
+                let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                if !is_multipart(content_type) {
+                    return Err(final_("bad_multipart", "the series answer is not multipart/related"));
+                }
+                let mut parts = parts(resp)?;
+                // Each instance is registered while the next part streams in.
+                let mut registering = futures::stream::FuturesUnordered::new();
+                let mut failed = None;
+                let read: Result<(), Attempt<ItemError>> = async {
+                    while let Some(part) = parts
+                        .next_field()
+                        .await
+                        .map_err(|_| again("body", "the series answer is malformed or cut short"))?
+                    {
+                        if job_stop.is_triggered() {
+                            return Err(final_("stopped", "the job was cancelled or the importer is stopping"));
+                        }
+                        let declared = part.content_type().map(|m| m.essence_str().to_owned());
+                        let (blob, kind) = match self.fetcher.store(part, declared, None).await {
+                            Ok(stored) => stored,
+                            // An unreadable part: its instance stays pending, and is asked for alone.
+                            Err(Attempt::Final(_)) => continue,
+                            Err(again) => return Err(again),
+                        };
+                        let sop = probe::dicom(&blob.head).ok().and_then(|p| p.sop_instance_uid);
+                        let key = sop.and_then(|sop| {
+                            keys.iter()
+                                .find(|k| k.rsplit('/').next() == Some(sop.trim_end_matches(['\0', ' '])))
+                                .cloned()
+                        });
+                        // Taken from the pending ones while it is registered (back if that fails).
+                        let Some(key) = key.filter(|k| lock(pending).remove(k)) else {
+                            // Not a pending instance of this series (settled already, or unlisted).
+                            forget_blob(state, &blob).await;
+                            continue;
+                        };
+                        registering.push(async move {
+                            let outcome = match self.register(job, &blob, kind).await {
+                                Err(again @ Attempt::Again(..)) => {
+                                    lock(pending).insert(key);
+                                    return Err(again);
+                                }
+                                Err(Attempt::Final(e)) => Err(e),
+                                Ok(r) => Ok((r.id, r.duplicate)),
+                            };
+                            self.settle(job, host, &key, outcome, job_stop).await;
+                            Ok(())
+                        });
+                        if registering.len() >= REGISTERING {
+                            if let Some(Err(e)) = registering.next().await {
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                .await;
+                while let Some(done) = registering.next().await {
+                    if let Err(e) = done {
+                        failed.get_or_insert(e);
+                    }
+                }
+                read?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                Ok(())
+            })
+            .await;
+        if job_stop.is_triggered() {
+            return;
+        }
+        if let Err(g) = &answered {
+            tracing::info!(host = %host, code = g.error.code, "a series answer failed; its instances are asked for one by one");
+        }
+        // What the series answer did not bring (a PACS that serves no series, or lacks an
+        // instance in it), asked for one by one: each then fails with its own answer's reason.
+        let left: Vec<String> = lock(pending).drain().collect();
+        futures::stream::iter(left)
+            .for_each_concurrent(self.concurrency.max(1), |key| async move {
+                let outcome = match instance_url(url, &key) {
+                    Ok(one) => self.item(job, &one, ACCEPT_DICOM_PARTS, auth, job_stop).await,
+                    Err(e) => Err(e),
+                };
+                self.settle(job, host, &key, outcome, job_stop).await;
+            })
+            .await;
+    }
+
+    /// Registers a fetched image as an upload of the job's provider; a failure of the platform
+    /// (the broker, the store) is worth another try, any other is the item's.
+    async fn register(&self, job: &ImportJob, blob: &StoredBlob, kind: MediaKind) -> Result<Registered, Attempt<ItemError>> {
+        let ctx = RequestContext::default();
+        let state = self.fetcher.state();
+        register(
+            state,
+            &ctx,
+            &job.provider_id,
+            (blob, kind),
+            &UploadMeta::default(),
+            None,
+            Source::Import,
+        )
+        .await
+        .map_err(|e| {
+            if e.status.is_server_error() {
+                again("not_registered", "the platform could not register it")
+            } else {
+                Attempt::Final(ItemError::new("not_registered", e.message))
+            }
+        })
     }
 
     /// Fetches and registers one item: `(image id, duplicate)`. A failure to register (the
@@ -189,12 +362,11 @@ impl Runner {
     async fn item(
         &self,
         job: &ImportJob,
-        item: &Item,
+        url: &Url,
+        accept: &'static str,
         auth: Option<&SourceAuth>,
         job_stop: &Shutdown,
     ) -> Result<(String, bool), ItemError> {
-        let url = item.url.clone()?;
-        let state = self.fetcher.state();
         let backoff = self.fetcher.backoff();
         let registered = retry_bounded(
             backoff,
@@ -203,27 +375,10 @@ impl Runner {
             |_| async {
                 let (blob, kind) = self
                     .fetcher
-                    .image(&url, item.accept, auth, job_stop)
+                    .image(url, accept, auth, job_stop)
                     .await
                     .map_err(|g| Attempt::Final(described(g)))?;
-                let ctx = RequestContext::default();
-                register(
-                    state,
-                    &ctx,
-                    &job.provider_id,
-                    (&blob, kind),
-                    &UploadMeta::default(),
-                    None,
-                    Source::Import,
-                )
-                .await
-                .map_err(|e| {
-                    if e.status.is_server_error() {
-                        Attempt::Again(ItemError::new("not_registered", "the platform could not register it"), None)
-                    } else {
-                        Attempt::Final(ItemError::new("not_registered", e.message))
-                    }
-                })
+                self.register(job, &blob, kind).await
             },
         )
         .await
@@ -274,6 +429,16 @@ impl Runner {
         };
         self.auditor.send(&entry).await;
     }
+}
+
+/// The WADO-RS URL of the instance `key` (`study/series/instance`) of the series at `series`.
+fn instance_url(series: &Url, key: &str) -> Result<Url, ItemError> {
+    let mut one = series.clone();
+    one.path_segments_mut()
+        .map_err(|()| ItemError::new("bad_url", "the series URL cannot have a path"))?
+        .pop_if_empty()
+        .extend(["instances", key.rsplit('/').next().unwrap_or_default()]);
+    Ok(one)
 }
 
 /// A request that gave up, as an item's reason.

@@ -7,7 +7,8 @@
 //! 1. it moves the job to `running` and lists its items: the URLs of a `urls`
 //!    job, or every instance of every study a QIDO-RS search of a DICOMweb
 //!    server matches ([`dicomweb`]);
-//! 2. it fetches each item that has no outcome yet ([`fetch`]), at most
+//! 2. it fetches each item that has no outcome yet ([`fetch`]; a DICOMweb
+//!    job's a series at a time, one WADO-RS answer each), at most
 //!    `--import-max-per-host` at once per host and `--import-max-concurrent`
 //!    in all ([`hosts`]), retrying timeouts, refused connections, 5xx and 429
 //!    with exponential backoff and jitter, at least as long as `Retry-After`,

@@ -4,7 +4,8 @@
 //! [`alpes_domain::outbox`] for why).
 //!
 //! It keeps the topics of [`KEPT`]: usage (a download answered 200), payments
-//! (a payment answered 202) and the audit trail. An upload's
+//! (a payment answered 202), the audit trail and import jobs (a job answered
+//! 202: a job under way when the process stops is run again after its start). An upload's
 //! `ImagenRegistrada` has its own path (ingest re-publishes the requests
 //! without an outcome), and the other events are re-derived or only read
 //! outside the process. A real cluster acknowledges a produce only once its
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const HEADER: &str = "alpes-outbox-id";
 
 /// The topics the outbox keeps.
-pub const KEPT: [&str; 3] = [topics::USAGE, topics::PAYMENTS, topics::AUDIT];
+pub const KEPT: [&str; 4] = [topics::USAGE, topics::PAYMENTS, topics::AUDIT, topics::IMPORTS_REQUESTED];
 
 /// The outbox of a connection to the event log; inert until a store is attached.
 #[derive(Debug, Default)]
