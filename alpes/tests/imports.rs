@@ -216,19 +216,36 @@ async fn source() -> (String, Arc<Seen>) {
     (base, seen)
 }
 
-/// An app whose importer may fetch from loopback, retries quickly and sends 2 requests per host at once.
+/// An importer that may fetch from loopback, retries quickly and sends 2 requests per host at once.
+fn quick_importer(s: &mut Settings) {
+    s.import.allow_networks = vec!["127.0.0.0/8".into()];
+    s.import.max_per_host = 2;
+    s.import.attempts = 3;
+    s.import.backoff_ms = 100;
+    s.import.backoff_max_ms = 400;
+    s.import.timeout_secs = 10;
+}
+
+/// An app with [`quick_importer`], ready.
 async fn app() -> common::TestApp {
-    let app = common::spawn_app_with(|s| {
-        s.import.allow_networks = vec!["127.0.0.0/8".into()];
-        s.import.max_per_host = 2;
-        s.import.attempts = 3;
-        s.import.backoff_ms = 100;
-        s.import.backoff_max_ms = 400;
-        s.import.timeout_secs = 10;
-    })
-    .await;
+    let app = common::spawn_app_with(quick_importer).await;
     app.ready().await;
     app
+}
+
+/// Asks `app` for a job of `urls` (202), and waits until `seen` has a request under `prefix`:
+/// the job's id.
+async fn started(app: &common::TestApp, token: &str, urls: Vec<String>, seen: &Seen, prefix: &str) -> String {
+    let (status, job) = app
+        .post_json("/importaciones", Some(token), json!({"tipo": "urls", "urls": urls}))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.requests(prefix) == 0 {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    job["id"].as_str().expect("id").to_owned()
 }
 
 /// The job once it has ended (60 s at most).
@@ -367,16 +384,7 @@ async fn a_cancelled_job_starts_no_new_item_and_a_dead_source_fails_the_job() {
     let app = app().await;
     let provider = app.token("imp-cancel", Role::Proveedor).await;
     let urls: Vec<String> = (0..20).map(|i| format!("{base}/slow/{i}")).collect();
-    let (status, job) = app
-        .post_json("/importaciones", Some(&provider), json!({"tipo": "urls", "urls": urls}))
-        .await;
-    assert_eq!(status, 202, "{job}");
-    let id = job["id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.requests("/slow/") == 0 {
-        assert!(Instant::now() < deadline, "the job never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let id = started(&app, &provider, urls, &seen, "/slow/").await;
     // Someone else's job is not found; a consumer may not cancel.
     let other = app.token("imp-other", Role::Proveedor).await;
     let res = app
@@ -466,6 +474,36 @@ async fn a_series_answer_cut_short_is_asked_again_and_an_instance_it_lacks_is_as
         1,
         "only the instance the series lacked was asked for alone"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_item_the_platform_cannot_register_while_the_broker_is_down_is_tried_again_not_failed() {
+    let (base, seen) = source().await;
+    // The broker gives up on a send after 1 s, well within the outage.
+    let app = common::spawn_app_with(|s| {
+        quick_importer(s);
+        s.kafka.delivery_timeout_ms = 1000;
+        // One attempt per request: only the platform's own retry can save the items.
+        s.import.attempts = 1;
+    })
+    .await;
+    app.ready().await;
+    let provider = app.token("imp-outage", Role::Proveedor).await;
+    let urls: Vec<String> = (0..4).map(|i| format!("{base}/slow/outage-{i}")).collect();
+    let id = started(&app, &provider, urls, &seen, "/slow/outage-").await;
+    // The first two answers come 2 s later, into a platform whose broker is down.
+    let mock = app.kafka.mock().expect("the development broker");
+    mock.all_down().expect("down");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    mock.all_up().expect("up");
+    let job = ended(&app, &id, &provider).await;
+    assert_eq!(job["estado"], "completed", "{job:#}");
+    assert_eq!(
+        job["conteos"]["fallidas"], 0,
+        "a broker outage is the platform's, not the items': {job:#}"
+    );
+    assert_eq!(job["conteos"]["importadas"], 4, "{job:#}");
     app.stop().await;
 }
 

@@ -24,8 +24,8 @@ pub const MAX_QUERY_VALUE_BYTES: usize = 256;
 /// The longest reason kept for a failed item or job, in characters.
 pub const MAX_REASON_CHARS: usize = 300;
 
-/// How an importer authenticates to a source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How an importer authenticates to a source (its `Debug` never shows the secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ImportAuth))]
 #[serde(tag = "tipo", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceAuth {
@@ -41,6 +41,15 @@ pub enum SourceAuth {
         /// The token.
         token: String,
     },
+}
+
+impl std::fmt::Debug for SourceAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceAuth::Basic { usuario, .. } => write!(f, "Basic {{ usuario: {usuario:?}, password: <redacted> }}"),
+            SourceAuth::Bearer { .. } => f.write_str("Bearer { token: <redacted> }"),
+        }
+    }
 }
 
 /// What a job pulls.
@@ -407,6 +416,7 @@ mod tests {
         .expect("parse");
         let shown = serde_json::to_string(&spec.without_auth()).expect("json");
         assert!(!shown.contains("secret") && !shown.contains("auth"), "{shown}");
+        assert!(!format!("{spec:?}").contains("secret"), "nor in a Debug line");
         assert!(serde_json::from_str::<ImportSpec>(r#"{"tipo":"ftp","url":"x"}"#).is_err());
         assert!(serde_json::from_str::<ImportSpec>(r#"{"tipo":"urls","urls":[],"extra":1}"#).is_err());
     }

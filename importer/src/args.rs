@@ -59,7 +59,8 @@ pub struct ImportArgs {
         default_value_t = 30_000
     )]
     pub backoff_max_ms: u64,
-    /// Seconds one request may take, connection and body included, before it is tried again.
+    /// Seconds a request may wait on its source (for its answer, or for the next bytes of it)
+    /// before it is tried again.
     #[arg(
         id = "import_timeout_secs",
         long = "import-timeout-secs",

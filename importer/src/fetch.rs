@@ -49,7 +49,13 @@ pub struct Fetcher {
     limits: HostLimits,
     backoff: Backoff,
     state: IngestState,
+    /// The hosts named in metric labels so far (at most [`MAX_HOST_LABELS`]).
+    labels: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// The most hosts the import metrics name; requests to others are counted as `other`, so
+/// the URLs of jobs cannot grow the metrics without bound.
+pub const MAX_HOST_LABELS: usize = 256;
 
 /// The `host[:port]` a URL's requests are limited and counted by.
 pub fn host_of(url: &Url) -> String {
@@ -124,7 +130,8 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .user_agent(concat!("alpes-importer/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10).min(Duration::from_secs(args.timeout_secs.max(1))))
-            .timeout(Duration::from_secs(args.timeout_secs.max(1)))
+            // An idle limit, not a total one: a large series streams for as long as it sends.
+            .read_timeout(Duration::from_secs(args.timeout_secs.max(1)))
             .no_proxy()
             .redirect(redirects)
             .dns_resolver(Arc::new(Resolver(networks.clone())))
@@ -136,7 +143,19 @@ impl Fetcher {
             limits: HostLimits::new(args.max_per_host as usize, args.max_concurrent as usize),
             backoff: args.backoff(),
             state,
+            labels: std::sync::Mutex::default(),
         })
+    }
+
+    /// `host` as the import metrics label it: itself while fewer than [`MAX_HOST_LABELS`] hosts
+    /// were named, `other` past that.
+    pub fn host_label(&self, host: &str) -> String {
+        let mut labels = self.labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if labels.contains(host) || (labels.len() < MAX_HOST_LABELS && labels.insert(host.to_owned())) {
+            host.to_owned()
+        } else {
+            "other".to_owned()
+        }
     }
 
     /// The retry policy of every request.
@@ -193,6 +212,7 @@ impl Fetcher {
         Fut: std::future::Future<Output = Result<T, Attempt<ItemError>>>,
     {
         let host = host_of(url);
+        let label = self.host_label(&host);
         let counter = &self.state.metrics.import_requests;
         retry_bounded(
             self.backoff,
@@ -204,8 +224,8 @@ impl Fetcher {
                     out = attempt() => out,
                     () = stop.wait() => Err(final_("stopped", "the job was cancelled or the importer is stopping")),
                 };
-                let label = out.as_ref().map_or_else(result_label, |_| "ok");
-                counter.with_label_values(&[host.as_str(), label]).inc();
+                let result = out.as_ref().map_or_else(result_label, |_| "ok");
+                counter.with_label_values(&[label.as_str(), result]).inc();
                 out
             },
         )

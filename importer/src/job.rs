@@ -3,7 +3,8 @@
 //! The job moves to `running`, its items are listed, and each item with no
 //! outcome yet is fetched and registered, as many at once as the limits let.
 //! A watcher reads the job's state every [`CANCEL_POLL`]: once it is
-//! `cancelled`, no new item starts and those under way are dropped unrecorded.
+//! `cancelled` (or ended by another importer), no new item starts and those
+//! under way are dropped unrecorded.
 //! If the importer is stopping, the job is left `running` and its event is
 //! not acknowledged: the next owner of its partition resumes it.
 //!
@@ -28,7 +29,7 @@ use alpes_platform::shutdown::Shutdown;
 use alpes_schemas::{new_event_id, now_millis, RegistroAuditoria};
 use futures::StreamExt;
 use reqwest::Url;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,20 +117,31 @@ impl Runner {
             return Ran::Stopped;
         }
         if job_stop.is_triggered() {
-            // Cancelled: the route counted it; the importer records that it stopped.
-            self.audit(&job, ImportState::Cancelled, None).await;
+            // Cancelled (the route counted it; the importer records that it stopped), or ended
+            // by another importer that ran it too after its partition changed hands.
+            if let Ok(Some(now)) = self.imports.job(job_id).await {
+                if now.state == ImportState::Cancelled {
+                    self.audit(&job, ImportState::Cancelled, None).await;
+                }
+            }
             return Ran::Done;
         }
         let (to, why) = match ended {
             Err(e) => (ImportState::Failed, Some(reason(&e.to_string()))),
-            Ok(()) => self.verdict(job_id, stop).await,
+            Ok(()) => match self.verdict(job_id, stop).await {
+                Some(verdict) => verdict,
+                None => return Ran::Stopped,
+            },
         };
-        if let Ok(true) = retry(stop, "end an import job", || {
+        match retry(stop, "end an import job", || {
             self.imports.transition(job_id, to, why.as_deref(), now_millis())
         })
         .await
         {
-            self.finished(&job, to, why).await;
+            Ok(true) => self.finished(&job, to, why).await,
+            Ok(false) => {}
+            // Stopping before the store took the end: the job resumes, and ends, at the next start.
+            Err(_) => return Ran::Stopped,
         }
         Ran::Done
     }
@@ -150,14 +162,20 @@ impl Runner {
             ImportSpec::Dicomweb { url, consulta, auth } => {
                 let found = dicomweb::instances(&self.fetcher, url, consulta, auth.as_ref(), job_stop).await?;
                 let total = found.len();
+                // One unit per series, in the order the search first named each (a search may
+                // list one series' instances apart).
                 let mut units: Vec<Unit> = Vec::new();
+                let mut of_series: HashMap<Url, usize> = HashMap::new();
                 for instance in found {
-                    match units.last_mut() {
-                        Some(Unit::Series { url, keys }) if *url == instance.series => keys.push(instance.key),
-                        _ => units.push(Unit::Series {
-                            url: instance.series,
-                            keys: vec![instance.key],
-                        }),
+                    match of_series.get(&instance.series).and_then(|i| units.get_mut(*i)) {
+                        Some(Unit::Series { keys, .. }) => keys.push(instance.key),
+                        _ => {
+                            of_series.insert(instance.series.clone(), units.len());
+                            units.push(Unit::Series {
+                                url: instance.series,
+                                keys: vec![instance.key],
+                            });
+                        }
                     }
                 }
                 (units, total, auth.as_ref())
@@ -223,7 +241,8 @@ impl Runner {
             at: now_millis(),
         };
         let metrics = &self.fetcher.state().metrics;
-        metrics.import_items.with_label_values(&[host, outcome.as_str()]).inc();
+        let label = self.fetcher.host_label(host);
+        metrics.import_items.with_label_values(&[label.as_str(), outcome.as_str()]).inc();
         let _ = retry(job_stop, "record an import item", || {
             self.imports.record_item(&job.job_id, &recorded)
         })
@@ -238,81 +257,83 @@ impl Runner {
     async fn series(&self, job: &ImportJob, url: &Url, keys: Vec<String>, auth: Option<&SourceAuth>, job_stop: &Shutdown) {
         let host = host_of(url);
         let pending = &Mutex::new(keys.iter().cloned().collect::<HashSet<String>>());
+        let keys = &keys;
         let state = self.fetcher.state();
         let host = host.as_str();
-        let answered = self
-            .fetcher
-            .tried(url, job_stop, || async {
-                let resp = self.fetcher.send(url, ACCEPT_DICOM_PARTS, auth).await?;
-                let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-                if !is_multipart(content_type) {
-                    return Err(final_("bad_multipart", "the series answer is not multipart/related"));
-                }
-                let mut parts = parts(resp)?;
-                // Each instance is registered while the next part streams in.
-                let mut registering = futures::stream::FuturesUnordered::new();
-                let mut failed = None;
-                let read: Result<(), Attempt<ItemError>> = async {
-                    while let Some(part) = parts
-                        .next_field()
-                        .await
-                        .map_err(|_| again("body", "the series answer is malformed or cut short"))?
-                    {
-                        if job_stop.is_triggered() {
-                            return Err(final_("stopped", "the job was cancelled or the importer is stopping"));
-                        }
-                        let declared = part.content_type().map(|m| m.essence_str().to_owned());
-                        let (blob, kind) = match self.fetcher.store(part, declared, None).await {
-                            Ok(stored) => stored,
-                            // An unreadable part: its instance stays pending, and is asked for alone.
-                            Err(Attempt::Final(_)) => continue,
-                            Err(again) => return Err(again),
-                        };
-                        let sop = probe::dicom(&blob.head).ok().and_then(|p| p.sop_instance_uid);
-                        let key = sop.and_then(|sop| {
-                            keys.iter()
-                                .find(|k| k.rsplit('/').next() == Some(sop.trim_end_matches(['\0', ' '])))
-                                .cloned()
-                        });
-                        // Taken from the pending ones while it is registered (back if that fails).
-                        let Some(key) = key.filter(|k| lock(pending).remove(k)) else {
-                            // Not a pending instance of this series (settled already, or unlisted).
-                            forget_blob(state, &blob).await;
-                            continue;
-                        };
-                        registering.push(async move {
-                            let outcome = match self.register(job, &blob, kind).await {
-                                Err(again @ Attempt::Again(..)) => {
-                                    lock(pending).insert(key);
-                                    return Err(again);
-                                }
-                                Err(Attempt::Final(e)) => Err(e),
-                                Ok(r) => Ok((r.id, r.duplicate)),
+        let answered = loop {
+            let answered = self
+                .fetcher
+                .tried(url, job_stop, || async {
+                    let resp = self.fetcher.send(url, ACCEPT_DICOM_PARTS, auth).await?;
+                    let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                    if !is_multipart(content_type) {
+                        return Err(final_("bad_multipart", "the series answer is not multipart/related"));
+                    }
+                    let mut parts = parts(resp)?;
+                    // The parts are read (and stored) by one future and registered by another, up to
+                    // REGISTERING at once, so each instance is registered while the next streams in.
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, StoredBlob, MediaKind)>(REGISTERING);
+                    let failed: Mutex<Option<Attempt<ItemError>>> = Mutex::new(None);
+                    let reader = async move {
+                        while let Some(part) = parts
+                            .next_field()
+                            .await
+                            .map_err(|_| again("body", "the series answer is malformed or cut short"))?
+                        {
+                            if job_stop.is_triggered() {
+                                return Err(final_("stopped", "the job was cancelled or the importer is stopping"));
+                            }
+                            let declared = part.content_type().map(|m| m.essence_str().to_owned());
+                            let (blob, kind) = match self.fetcher.store(part, declared, None).await {
+                                Ok(stored) => stored,
+                                // An unreadable part: its instance stays pending, and is asked for alone.
+                                Err(Attempt::Final(_)) => continue,
+                                Err(again) => return Err(again),
                             };
-                            self.settle(job, host, &key, outcome, job_stop).await;
-                            Ok(())
-                        });
-                        if registering.len() >= REGISTERING {
-                            if let Some(Err(e)) = registering.next().await {
-                                return Err(e);
+                            let sop = probe::dicom(&blob.head).ok().and_then(|p| p.sop_instance_uid);
+                            let key = sop.and_then(|sop| {
+                                keys.iter()
+                                    .find(|k| k.rsplit('/').next() == Some(sop.trim_end_matches(['\0', ' '])))
+                                    .cloned()
+                            });
+                            // Taken from the pending ones while it is registered (back if that fails).
+                            let Some(key) = key.filter(|k| lock(pending).remove(k)) else {
+                                // Not a pending instance of this series (settled already, or unlisted).
+                                forget_blob(state, &blob).await;
+                                continue;
+                            };
+                            if tx.send((key, blob, kind)).await.is_err() {
+                                break;
                             }
                         }
+                        Ok(())
+                    };
+                    let registrar = async {
+                        let mut running = futures::stream::FuturesUnordered::new();
+                        loop {
+                            tokio::select! {
+                                got = rx.recv(), if running.len() < REGISTERING => match got {
+                                    Some(part) => running.push(self.register_part(job, host, part, pending, &failed, job_stop)),
+                                    None => break,
+                                },
+                                Some(()) = running.next(), if !running.is_empty() => {}
+                            }
+                        }
+                        while running.next().await.is_some() {}
+                    };
+                    let (read, ()) = tokio::join!(reader, registrar);
+                    read?;
+                    if let Some(e) = lock(&failed).take() {
+                        return Err(e);
                     }
                     Ok(())
-                }
+                })
                 .await;
-                while let Some(done) = registering.next().await {
-                    if let Err(e) = done {
-                        failed.get_or_insert(e);
-                    }
-                }
-                read?;
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-                Ok(())
-            })
-            .await;
+            match answered {
+                Err(g) if platform_failure(&g.error) && platform_wait(job_stop).await => {}
+                answered => break answered,
+            }
+        };
         if job_stop.is_triggered() {
             return;
         }
@@ -333,6 +354,29 @@ impl Runner {
             .await;
     }
 
+    /// Registers one part of a series answer and settles its instance; a failure worth another
+    /// try puts the instance back among the pending ones and is kept in `failed`.
+    async fn register_part(
+        &self,
+        job: &ImportJob,
+        host: &str,
+        (key, blob, kind): (String, StoredBlob, MediaKind),
+        pending: &Mutex<HashSet<String>>,
+        failed: &Mutex<Option<Attempt<ItemError>>>,
+        job_stop: &Shutdown,
+    ) {
+        let outcome = match self.register(job, &blob, kind).await {
+            Err(again @ Attempt::Again(..)) => {
+                lock(pending).insert(key);
+                lock(failed).get_or_insert(again);
+                return;
+            }
+            Err(Attempt::Final(e)) => Err(e),
+            Ok(r) => Ok((r.id, r.duplicate)),
+        };
+        self.settle(job, host, &key, outcome, job_stop).await;
+    }
+
     /// Registers a fetched image as an upload of the job's provider; a failure of the platform
     /// (the broker, the store) is worth another try, any other is the item's.
     async fn register(&self, job: &ImportJob, blob: &StoredBlob, kind: MediaKind) -> Result<Registered, Attempt<ItemError>> {
@@ -350,7 +394,7 @@ impl Runner {
         .await
         .map_err(|e| {
             if e.status.is_server_error() {
-                again("not_registered", "the platform could not register it")
+                again("platform_unavailable", "the platform could not register it")
             } else {
                 Attempt::Final(ItemError::new("not_registered", e.message))
             }
@@ -368,37 +412,43 @@ impl Runner {
         job_stop: &Shutdown,
     ) -> Result<(String, bool), ItemError> {
         let backoff = self.fetcher.backoff();
-        let registered = retry_bounded(
-            backoff,
-            job_stop,
-            |_, _, _| {},
-            |_| async {
-                let (blob, kind) = self
-                    .fetcher
-                    .image(url, accept, auth, job_stop)
-                    .await
-                    .map_err(|g| Attempt::Final(described(g)))?;
-                self.register(job, &blob, kind).await
-            },
-        )
-        .await
-        .map_err(|g| g.error)?;
-        Ok((registered.id, registered.duplicate))
+        loop {
+            let registered = retry_bounded(
+                backoff,
+                job_stop,
+                |_, _, _| {},
+                |_| async {
+                    let (blob, kind) = self
+                        .fetcher
+                        .image(url, accept, auth, job_stop)
+                        .await
+                        .map_err(|g| Attempt::Final(described(g)))?;
+                    self.register(job, &blob, kind).await
+                },
+            )
+            .await;
+            match registered {
+                Ok(r) => return Ok((r.id, r.duplicate)),
+                Err(g) if platform_failure(&g.error) && platform_wait(job_stop).await => {}
+                Err(g) => return Err(g.error),
+            }
+        }
     }
 
     /// The end of a job whose items all have an outcome.
-    async fn verdict(&self, job_id: &str, stop: &Shutdown) -> (ImportState, Option<String>) {
+    /// `None` if the importer stopped before the store answered.
+    async fn verdict(&self, job_id: &str, stop: &Shutdown) -> Option<(ImportState, Option<String>)> {
         let items = retry(stop, "read an import job's items", || self.imports.items(job_id))
             .await
-            .unwrap_or_default();
+            .ok()?;
         let ok = items.iter().any(|i| i.outcome != ItemOutcome::Failed);
-        match items.iter().find(|i| i.outcome == ItemOutcome::Failed) {
+        Some(match items.iter().find(|i| i.outcome == ItemOutcome::Failed) {
             Some(first) if !ok => {
                 let why = format!("every item failed; the first: {}", first.reason.as_deref().unwrap_or("unknown"));
                 (ImportState::Failed, Some(reason(&why)))
             }
             _ => (ImportState::Completed, None),
-        }
+        })
     }
 
     /// Counts, logs and audits a job's end.
@@ -441,6 +491,28 @@ fn instance_url(series: &Url, key: &str) -> Result<Url, ItemError> {
     Ok(one)
 }
 
+/// How long a job waits before trying again what the platform itself failed.
+const PLATFORM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A failure of the platform itself (the blob store, the ingest store, the broker), not of the
+/// source: tried again until it works or the job stops, as every consumer of the platform does,
+/// never recorded as the item's outcome.
+fn platform_failure(e: &ItemError) -> bool {
+    matches!(e.code, "platform_unavailable" | "blob_store")
+}
+
+/// Waits [`PLATFORM_WAIT`] (logged); false if the job stopped meanwhile.
+async fn platform_wait(job_stop: &Shutdown) -> bool {
+    tracing::warn!(
+        wait_ms = PLATFORM_WAIT.as_millis() as u64,
+        "the platform failed an import item; trying it again"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(PLATFORM_WAIT) => !job_stop.is_triggered(),
+        () = job_stop.wait() => false,
+    }
+}
+
 /// A request that gave up, as an item's reason.
 fn described(g: GaveUp<ItemError>) -> ItemError {
     if g.attempts > 1 {
@@ -450,7 +522,8 @@ fn described(g: GaveUp<ItemError>) -> ItemError {
     }
 }
 
-/// Fires `job_stop` when the importer stops or the job is cancelled.
+/// Fires `job_stop` when the importer stops or the job is over: cancelled, or ended by another
+/// importer that ran it too (a partition that changed hands mid-job).
 async fn watch(imports: Arc<dyn ImportStore>, job_id: String, stop: Shutdown, job_stop: Shutdown) {
     loop {
         tokio::select! {
@@ -458,8 +531,8 @@ async fn watch(imports: Arc<dyn ImportStore>, job_id: String, stop: Shutdown, jo
             () = tokio::time::sleep(CANCEL_POLL) => {}
         }
         if let Ok(Some(job)) = imports.job(&job_id).await {
-            if job.state == ImportState::Cancelled {
-                tracing::info!(job = %job_id, "import job cancelled; stopping its items");
+            if job.state.is_final() {
+                tracing::info!(job = %job_id, state = job.state.as_str(), "import job over; stopping its items");
                 break;
             }
         }

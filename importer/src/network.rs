@@ -3,10 +3,13 @@
 //! A job names any URL its provider likes, and the importer fetches it from
 //! inside the platform's network: without a rule, a provider could make it
 //! read the platform's own services (loopback), a cloud's metadata service
-//! (link-local) or anything else only the platform reaches. So the loopback,
-//! link-local, multicast, broadcast and unspecified ranges are refused unless
-//! `--import-allow-network` names them; private ranges are allowed (a
-//! hospital's PACS is there). The rule is applied to the addresses a name
+//! (link-local, 100.64/10, `fd00:ec2::254`) or anything else only the
+//! platform reaches. So the loopback, link-local, shared (100.64/10),
+//! multicast, broadcast and unspecified ranges are refused unless
+//! `--import-allow-network` names them, IPv6 addresses that embed an IPv4 one
+//! (mapped, compatible, NAT64, 6to4) as that address; private ranges are
+//! allowed (a hospital's PACS is there: a deployment whose private network
+//! holds more than PACS should put the importer where it reaches only them). The rule is applied to the addresses a name
 //! resolves to ([`Resolver`], so a name cannot point somewhere refused), to an
 //! address written in the URL ([`Networks::check_url`]), and to every
 //! redirect. The importer uses no proxy.
@@ -64,15 +67,49 @@ fn contains((net, bits): (IpAddr, u8), ip: IpAddr) -> bool {
 fn refused_by_default(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => refused_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => refused_v4(v4),
-            None => v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80,
+            None => {
+                let s = v6.segments();
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (s[0] & 0xffc0) == 0xfe80
+                    // AWS's instance metadata over IPv6.
+                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
         },
     }
 }
 
+/// The IPv4 address an IPv6 one stands for: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::`).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let low = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+        return Some(low);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(low);
+    }
+    (s[0] == 0x2002).then(|| Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+}
+
 fn refused_v4(v4: Ipv4Addr) -> bool {
-    v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || v4.octets()[0] == 0
+    let o = v4.octets();
+    v4.is_loopback()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_multicast()
+        || v4.is_broadcast()
+        || o[0] == 0
+        // The shared address space (100.64/10), where some clouds put their metadata service.
+        || (o[0] == 100 && (o[1] & 0xc0) == 64)
 }
 
 impl Networks {
@@ -155,6 +192,11 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "::127.0.0.1",
         ] {
             assert!(!none.permits(ip(bad)), "{bad}");
         }
