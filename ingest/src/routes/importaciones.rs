@@ -86,7 +86,11 @@ pub fn create_op() -> Op {
                 json!({ "description": "The job: `/importaciones/{id}`.", "schema": { "type": "string" } }),
             )],
         )
-        .error(400, &["bad_json"], "The body is not a job.")
+        .error(
+            400,
+            &["bad_json", "bad_query"],
+            "The body is not a job, or the query has a key other than `proveedor_id`.",
+        )
         .error(404, &["not_found"], "`proveedor_id` names no account.")
         .error(409, &["not_a_provider"], "`proveedor_id` is not a provider's account.")
         .standard(413)
@@ -105,7 +109,11 @@ pub fn list_op() -> Op {
         .auth(&["proveedor", "admin"])
         .query_params::<ListParams>()
         .ok(200, "One page.", Some(json_content(schema("Imports"))), &[])
-        .error(400, &["bad_cursor", "bad_limit"], "The cursor or the page size is not acceptable.")
+        .error(
+            400,
+            &["bad_query", "bad_cursor", "bad_limit"],
+            "An unknown query key, or a cursor or page size that is not acceptable.",
+        )
 }
 
 /// The provider a job is for: the caller, or for an admin the one named.
