@@ -35,6 +35,20 @@ pub(crate) fn table_of(cql: &str) -> String {
     after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
 }
 
+/// Asserts that the insert `cql` binds one marker per column it names, plus one for its
+/// `USING TTL ?` or `USING TIMESTAMP ?`.
+pub(crate) fn assert_binds_one_marker_per_column(cql: &str) {
+    let (cols, vals) = cql.split_once("VALUES").unwrap_or_else(|| panic!("not an insert: {cql}"));
+    let named = cols
+        .rsplit_once('(')
+        .unwrap_or_else(|| panic!("no column list: {cql}"))
+        .1
+        .split(',')
+        .count();
+    let using = usize::from(cql.contains("USING TTL ?")) + usize::from(cql.contains("USING TIMESTAMP ?"));
+    assert_eq!(named + using, vals.matches('?').count(), "{cql}");
+}
+
 /// Asserts that `cql` names one table of `tables` once, and that every other
 /// word is one of `keywords`, that table, a column of it or, with
 /// `numbers`, a numeric literal; returns the table.

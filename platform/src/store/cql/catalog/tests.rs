@@ -1,4 +1,4 @@
-use super::super::check::{assert_names_only_schema, schema_columns};
+use super::super::check::{assert_binds_one_marker_per_column, assert_names_only_schema, schema_columns};
 use super::*;
 use crate::store::conformance::{anonymized, registered, rejected, Instance};
 
@@ -507,10 +507,6 @@ fn every_statement_names_only_tables_and_columns_of_the_schema() {
         LISTING_WRITE,
         provider::WRITE,
     ] {
-        let (cols, vals) = cql.split_once("VALUES").unwrap();
-        let named = cols.rsplit_once('(').unwrap().1.split(',').count();
-        let markers = vals.matches('?').count();
-        let ts = usize::from(cql.contains("USING TIMESTAMP ?"));
-        assert_eq!(named + ts, markers, "{cql}");
+        assert_binds_one_marker_per_column(cql);
     }
 }

@@ -1,4 +1,4 @@
-use super::super::check::{assert_names_only_schema, schema_columns, table_of};
+use super::super::check::{assert_binds_one_marker_per_column, assert_names_only_schema, schema_columns, table_of};
 use super::*;
 use std::collections::HashMap;
 
@@ -259,11 +259,7 @@ fn schema_keys() -> HashMap<String, (Vec<String>, Vec<String>)> {
 #[test]
 fn every_insert_binds_one_marker_per_column_plus_its_ttl_and_every_statement_names_its_key() {
     for cql in ALL.iter().filter(|c| c.starts_with("INSERT")) {
-        let (cols, vals) = cql.split_once("VALUES").unwrap();
-        let named = cols.rsplit_once('(').unwrap().1.split(',').count();
-        let markers = vals.matches('?').count();
-        let ttl = usize::from(cql.contains("USING TTL ?"));
-        assert_eq!(named + ttl, markers, "{cql}");
+        assert_binds_one_marker_per_column(cql);
     }
     // A read names its partition key; a write names its whole primary key (one row).
     let keys = schema_keys();
