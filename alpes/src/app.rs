@@ -43,11 +43,12 @@ use crate::jwt_keys::JwtAlg;
 use crate::stores::Stores;
 use crate::{instance, secret, stores};
 use alpes_anonymizer::Secret;
-use alpes_anonymizer_worker::{Worker, WorkerConfig};
+use alpes_anonymizer_worker::{PseudonymScope, Worker, WorkerConfig};
 use alpes_billing::Billing;
 use alpes_dimse::DimseApp;
 use alpes_importer::ImporterApp;
 use alpes_ingest::{BootstrapAdmin, IngestApp, IngestConfig, IngestDeps};
+use alpes_notifier::{NotifierApp, NotifierDeps};
 use alpes_platform::auth::Jwt;
 use alpes_platform::blobs::Blobs;
 use alpes_platform::kafka::producer::REQUEST_LINGER;
@@ -84,6 +85,11 @@ pub fn openapi_document() -> Result<serde_json::Value> {
     .map_err(|e| anyhow::anyhow!("the services' OpenAPI documents disagree: {e}"))
 }
 
+/// The key file patients' contact data is sealed with, and their codes made with, under a data dir.
+pub fn contact_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("contact.key")
+}
+
 /// The engine secret file under a data dir.
 pub fn engine_secret_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("keys").join("engine.secret")
@@ -97,6 +103,7 @@ struct Services {
     ingest_routes: bool,
     dimse: Option<DimseApp>,
     importer: Option<ImporterApp>,
+    notifier: Option<NotifierApp>,
     query: Option<QueryApp>,
     billing: Option<Billing>,
     workers: Vec<Worker>,
@@ -182,6 +189,8 @@ impl App {
             ),
         }
         let (engine_key, _) = secret::load_or_create(&engine_secret_path(data))?;
+        let (contact_key, _) = secret::load_or_create(&contact_key_path(data))?;
+        let contact_key = alpes_platform::seal::ContactKey::new(&contact_key);
         let (instance, created) = instance::load_or_create(data)?;
         tracing::info!(instance = %instance, created, "instance id of the data dir");
         check_transactional(&settings)?;
@@ -233,6 +242,17 @@ impl App {
                 jwt: jwt.clone(),
                 limits: limits.clone(),
                 metrics: metrics.clone(),
+                registry: stores.registry.clone().zip(stores.notifications.clone()).map(|stores| {
+                    alpes_ingest::registry::Registry::new(
+                        stores,
+                        contact_key.clone(),
+                        (
+                            Secret::new(engine_key.clone()),
+                            settings.pseudonym_scope == PseudonymScope::Provider,
+                        ),
+                        settings.notify.webhook_allow.clone(),
+                    )
+                }),
             };
             let config = IngestConfig {
                 max_upload: settings.max_upload,
@@ -254,6 +274,24 @@ impl App {
             services.ingest_routes = settings.runs(Service::Ingest);
             services.ingest = Some(ingest);
         }
+        if let (true, Some(registry), Some(notifications), Some(identity)) = (
+            settings.runs(Service::Notifier),
+            &stores.registry,
+            &stores.notifications,
+            &stores.identity,
+        ) {
+            let deps = NotifierDeps {
+                kafka: kafka.clone(),
+                producer: producer.clone(),
+                registry: registry.clone(),
+                identity: identity.clone(),
+                store: notifications.clone(),
+                key: contact_key.clone(),
+                metrics: metrics.clone(),
+            };
+            let notifier = NotifierApp::build(deps, &settings.notify).map_err(|e| anyhow::anyhow!("cannot start the notifier: {e}"))?;
+            services.notifier = Some(notifier);
+        }
         if let (true, Some(catalog), Some(ledger), Some(audit), Some(identity)) = (
             settings.runs(Service::QueryApi),
             &stores.catalog,
@@ -272,6 +310,7 @@ impl App {
                 jwt: jwt.clone(),
                 limits: limits.clone(),
                 metrics: metrics.clone(),
+                registry: stores.registry.clone(),
             };
             let config = QueryConfig {
                 pricing: settings.pricing.clone(),
@@ -444,11 +483,16 @@ impl App {
             ingest,
             dimse,
             importer,
+            notifier,
             query,
             billing,
             workers,
             ..
         } = services;
+        if let Some(notifier) = notifier {
+            let stop = shutdown.clone();
+            tasks.spawn(async move { notifier.run_until_stopped(stop).await.map_err(anyhow::Error::from) });
+        }
         if let Some(dimse) = dimse {
             let stop = shutdown.clone();
             tasks.spawn(async move { dimse.run_until_stopped(stop).await.map_err(anyhow::Error::from) });

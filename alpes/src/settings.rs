@@ -29,17 +29,20 @@ pub enum Service {
     Dimse,
     /// The importer: runs import jobs (a DICOMweb server's studies, image URLs) into the upload path.
     Importer,
+    /// The notifier: turns events into email, SMS and signed webhooks.
+    Notifier,
 }
 
 impl Service {
     /// Every service, the default.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Ingest,
         Service::Anonymizer,
         Service::Billing,
         Service::QueryApi,
         Service::Dimse,
         Service::Importer,
+        Service::Notifier,
     ];
 }
 
@@ -47,7 +50,7 @@ impl Service {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// The services this process runs, comma-separated: ingest, anonymizer, billing, query-api, dimse,
-    /// importer.
+    /// importer, notifier.
     /// Every process answers `GET /health` and `GET /metrics`; a deployment runs each service
     /// in its own processes (replicas share the key directory, the cluster and the buckets).
     #[arg(
@@ -55,7 +58,7 @@ pub struct Settings {
         env = "ALPES_SERVICES",
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,anonymizer,billing,query-api,dimse,importer"
+        default_value = "ingest,anonymizer,billing,query-api,dimse,importer,notifier"
     )]
     pub services: Vec<Service>,
     /// Where keys, the store and local blobs live.
@@ -131,6 +134,9 @@ pub struct Settings {
     /// The importer: per-host and overall limits, retries, timeouts, allowed networks.
     #[command(flatten)]
     pub import: alpes_importer::ImportArgs,
+    /// The notifier: SMTP, the SMS provider, the hosts webhooks may go to, retries.
+    #[command(flatten)]
+    pub notify: alpes_notifier::NotifyArgs,
     /// Creates this admin at start if the instance has no admin yet; the password comes from
     /// ALPES_BOOTSTRAP_ADMIN_PASSWORD (an environment variable only, never a flag).
     #[arg(long, env = "ALPES_BOOTSTRAP_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -172,6 +178,7 @@ impl Settings {
                 ..alpes_dimse::DimseArgs::default()
             },
             import: alpes_importer::ImportArgs::default(),
+            notify: alpes_notifier::NotifyArgs::default(),
             bootstrap_admin_email: None,
         }
     }

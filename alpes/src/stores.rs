@@ -37,6 +37,11 @@ pub struct Stores {
     pub ingest: Option<Arc<dyn IngestStore>>,
     /// Import jobs and their items (opened with the ingest store).
     pub imports: Option<Arc<dyn ImportStore>>,
+    /// Institutions, doctors and patients (for ingest, the notifier, and the dashboards' rights;
+    /// SQLite only, for now).
+    pub registry: Option<Arc<dyn alpes_platform::store::registry::RegistryStore>>,
+    /// Notifications and institutions' webhooks (for ingest and the notifier; SQLite only, for now).
+    pub notifications: Option<Arc<dyn alpes_platform::store::notification::NotificationStore>>,
     /// The audit trail's table.
     pub audit: Option<Arc<dyn AuditStore>>,
 }
@@ -44,6 +49,8 @@ pub struct Stores {
 /// Which stores `settings`' services use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Needs {
+    /// The registry and the notifications.
+    registry: bool,
     ledger: bool,
     catalog: bool,
     identity: bool,
@@ -59,10 +66,12 @@ impl Needs {
             settings.runs(Service::Billing),
             settings.runs(Service::QueryApi),
         );
+        let notifier = settings.runs(Service::Notifier);
         Needs {
+            registry: ingest || notifier || query,
             ledger: ingest || billing || query,
             catalog: query,
-            identity: ingest || query,
+            identity: ingest || query || notifier,
             ingest,
             audit: query,
         }
@@ -116,6 +125,12 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
         if needs.identity {
             stores.identity = Some(Arc::new(ScyllaIdentity::new(session.clone(), scylla).await.with_context(hint)?));
         }
+        if needs.registry {
+            tracing::warn!(
+                "the institution, doctor and patient registry and the notifications have no CQL adapter yet: on \
+                 ScyllaDB their routes answer 503, uploads belong to no institution, and the notifier does not run"
+            );
+        }
         if needs.ingest {
             stores.imports = Some(Arc::new(ScyllaImports::new(session.clone(), scylla).await.with_context(hint)?));
             stores.ingest = Some(Arc::new(ScyllaIngest::new(session, scylla).await.with_context(hint)?));
@@ -148,6 +163,14 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
             SqliteImports::open(&db, settings.fsync).context("cannot open the import jobs")?,
         ));
     }
+    if needs.registry {
+        stores.registry = Some(Arc::new(
+            alpes_platform::store::SqliteRegistry::open(&db, settings.fsync).context("cannot open the registry")?,
+        ));
+        stores.notifications = Some(Arc::new(
+            alpes_platform::store::SqliteNotifications::open(&db, settings.fsync).context("cannot open the notifications")?,
+        ));
+    }
     tracing::info!(store = "sqlite", path = %db.display(), "the services' stores on SQLite");
     Ok(stores)
 }
@@ -171,6 +194,7 @@ mod tests {
         assert_eq!(
             anonymizer,
             Needs {
+                registry: false,
                 ledger: false,
                 catalog: false,
                 identity: false,
@@ -185,5 +209,10 @@ mod tests {
         let dimse = needs(&[Service::Dimse]);
         assert_eq!(dimse, needs(&[Service::Ingest]), "the DICOM listener runs on ingest's app");
         assert_eq!(needs(&[Service::Importer]), needs(&[Service::Ingest]), "so does the importer");
+        let notifier = needs(&[Service::Notifier]);
+        assert!(
+            notifier.registry && notifier.identity && !notifier.ingest && !notifier.catalog,
+            "the notifier reads addresses"
+        );
     }
 }

@@ -62,25 +62,11 @@ async fn upload(app: &common::TestApp, query: &str, bytes: Vec<u8>, media: &str,
     res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
 }
 
-/// `GET path` until it answers `want` (60 s at most): the status and JSON body.
+/// `GET path` until it answers `want` (60 s at most): its JSON body.
 async fn get_until(app: &common::TestApp, path: &str, token: &str, want: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("get");
-        let status = res.status().as_u16();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        if status == want {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path}: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.get_until(path, token, Duration::from_secs(60), |status, _| status == want)
+        .await
+        .1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

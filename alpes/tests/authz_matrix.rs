@@ -457,6 +457,7 @@ impl Fixtures {
             tipo_imagen: None,
             region_anatomica: None,
             http_request_id: None,
+            institucion_id: None,
         };
         fx.app
             .catalog

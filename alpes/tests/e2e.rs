@@ -381,6 +381,7 @@ async fn a_restart_republishes_requests_that_never_got_an_outcome() {
         request_id: "req-before-restart".into(),
         tipo_imagen: None,
         region_anatomica: None,
+        institucion_id: None,
     };
     let store = SqliteStore::open(&data.path().join("alpes.db")).expect("db");
     store

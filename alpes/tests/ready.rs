@@ -38,9 +38,15 @@ async fn once_ready_a_new_user_reads_their_own_account_at_once() {
     let body = ready(&app.client, &app.base).await;
     assert_eq!(body["status"], "ready");
     let groups = body["consumers"].as_object().expect("consumers");
-    assert_eq!(groups.len(), 6, "{body}");
+    assert_eq!(groups.len(), 7, "{body}");
     assert!(groups.values().all(|v| v == "joined"), "{body}");
-    for group in ["alpes-anonymizer", "alpes-billing", "alpes-query-materializer", "alpes-importer"] {
+    for group in [
+        "alpes-anonymizer",
+        "alpes-billing",
+        "alpes-query-materializer",
+        "alpes-importer",
+        "alpes-notifier",
+    ] {
         assert!(groups.contains_key(group), "{group} is missing: {body}");
     }
     assert!(groups.keys().any(|g| g.starts_with("alpes-ingest-outcomes-")), "{body}");

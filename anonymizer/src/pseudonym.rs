@@ -94,9 +94,46 @@ impl Secret {
     }
 }
 
+/// The namespace an upload's pseudonyms are made in, when each owner has its own (`per_owner`):
+/// its institution's when its provider belongs to one, so every provider of an institution gives
+/// a patient the one pseudonymous PatientID the institution's registry keeps for them; else its
+/// provider's. `None` when the instance has one namespace for everybody.
+pub fn namespace(per_owner: bool, provider_id: &str, institution_id: Option<&str>) -> Option<String> {
+    if !per_owner {
+        return None;
+    }
+    Some(match institution_id {
+        Some(institution) => format!("institucion:{institution}"),
+        None => provider_id.to_owned(),
+    })
+}
+
+/// The pseudonymous PatientID an institution's images of the patient with this MRN (PatientID
+/// before de-identification) get: what its registry keeps instead of the MRN. The MRN is
+/// trimmed as the engine trims the attribute (leading spaces, trailing spaces and NULs).
+pub fn patient_subject(secret: &Secret, per_owner: bool, institution_id: &str, mrn: &str) -> String {
+    let key = mrn.trim_start_matches(' ').trim_end_matches([' ', '\0']);
+    match namespace(per_owner, "", Some(institution_id)) {
+        Some(ns) => secret.scoped(&ns).patient_id(key),
+        None => secret.patient_id(key),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_institutions_providers_share_its_namespace() {
+        assert_eq!(namespace(true, "prov-a", Some("i1")), namespace(true, "prov-b", Some("i1")));
+        assert_ne!(namespace(true, "prov-a", Some("i1")), namespace(true, "prov-a", Some("i2")));
+        assert_eq!(namespace(true, "prov-a", None).as_deref(), Some("prov-a"));
+        assert_eq!(namespace(false, "prov-a", Some("i1")), None);
+        let s = Secret::new("k");
+        let subject = patient_subject(&s, true, "i1", " MRN-7 ");
+        assert_eq!(subject, s.scoped("institucion:i1").patient_id("MRN-7"));
+        assert_eq!(patient_subject(&s, false, "i1", "MRN-7"), s.patient_id("MRN-7"));
+    }
 
     #[test]
     fn uid_pseudonyms_are_stable_and_keyed() {

@@ -14,6 +14,8 @@ pub enum Role {
     Consumidor,
     /// Operates the instance.
     Admin,
+    /// A doctor of an institution: validates their patients' consent.
+    Medico,
 }
 
 impl Role {
@@ -23,6 +25,7 @@ impl Role {
             Role::Proveedor => "proveedor",
             Role::Consumidor => "consumidor",
             Role::Admin => "admin",
+            Role::Medico => "medico",
         }
     }
 }
@@ -34,7 +37,8 @@ impl std::str::FromStr for Role {
             "proveedor" => Ok(Role::Proveedor),
             "consumidor" => Ok(Role::Consumidor),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?}; expected proveedor, consumidor or admin")),
+            "medico" => Ok(Role::Medico),
+            other => Err(format!("unknown role {other:?}; expected proveedor, consumidor, admin or medico")),
         }
     }
 }
@@ -84,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_role_reads_back_from_its_wire_name() {
-        for r in [Role::Proveedor, Role::Consumidor, Role::Admin] {
+        for r in [Role::Proveedor, Role::Consumidor, Role::Admin, Role::Medico] {
             assert_eq!(r.as_str().parse::<Role>(), Ok(r));
         }
         assert!("root".parse::<Role>().is_err());

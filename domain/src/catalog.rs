@@ -13,7 +13,10 @@
 //! stands).
 
 use crate::Result;
-use alpes_schemas::{AnalisisCompletado, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado};
+use alpes_schemas::{
+    AnalisisCompletado, ConsentimientoCambiado, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada,
+    InstitucionActualizada, UsuarioRegistrado,
+};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -32,6 +35,10 @@ pub enum CatalogEvent {
     Usage(EventoUsoDatos),
     /// The burned-in text safety net's analysis of an image.
     Analyzed(Box<AnalisisCompletado>),
+    /// A patient's consent moved: whether their images are offered ([`crate::consent::offered`]).
+    Consent(ConsentimientoCambiado),
+    /// An institution's policy for patients it has not registered.
+    Institution(InstitucionActualizada),
 }
 
 impl CatalogEvent {
@@ -44,6 +51,8 @@ impl CatalogEvent {
             CatalogEvent::User(e) => &e.event_id,
             CatalogEvent::Usage(e) => &e.event_id,
             CatalogEvent::Analyzed(e) => &e.evento_id,
+            CatalogEvent::Consent(e) => &e.evento_id,
+            CatalogEvent::Institution(e) => &e.evento_id,
         }
     }
 }
@@ -164,6 +173,8 @@ pub struct ImageFilter {
     pub created_from: Option<i64>,
     /// Created before (ms).
     pub created_to: Option<i64>,
+    /// Only images a consumer is offered ([`crate::consent::offered`]).
+    pub offered_only: bool,
 }
 
 /// A page of images, newest first.
@@ -202,6 +213,9 @@ pub struct DicomQuery {
     /// Only this provider's instances (a provider searching its own studies): the studies and
     /// series are summarized over them alone.
     pub provider_id: Option<String>,
+    /// Only instances a consumer is offered ([`crate::consent::offered`]): the studies and series
+    /// are summarized over them alone.
+    pub offered_only: bool,
     /// At most this many results.
     pub limit: usize,
     /// Skip this many results first.
@@ -435,6 +449,13 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn used_since(&self, consumer: &str, since: i64) -> Result<crate::ledger::DailyUse>;
     /// The latest analysis of an image, if it was analysed.
     async fn analysis(&self, image_id: &str) -> Result<Option<ImageAnalysis>>;
+    /// Whether a consumer is offered the image now ([`crate::consent::offered`], from the
+    /// consent and institution events applied so far); false for an unknown image.
+    async fn offered(&self, image_id: &str) -> Result<bool>;
+    /// An institution's dashboard.
+    async fn institution_panel(&self, institution_id: &str) -> Result<crate::panel::InstitutionPanel>;
+    /// A doctor's dashboard.
+    async fn doctor_panel(&self, doctor_id: &str) -> Result<crate::panel::DoctorPanel>;
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! - [`ledger`]: ledger entries, balances, the payout rules and `PagoRechazado`.
 //! - [`catalog`]: the query side's tables, and the estado an image moves through.
 //! - [`identity`]: accounts, the lockout rule, refresh tokens, API keys.
+//! - [`consent`]: a patient's consent workflow, and which images a consumer is offered.
+//! - [`registry`]: institutions, doctors and patients, and their port.
+//! - [`notification`]: notifications, their delivery states, and institutions' webhooks.
+//! - [`panel`]: the dashboards of an institution and of a doctor.
 //! - [`audit`]: the audit trail.
 //! - [`outbox`]: events kept until this process's consumers applied them.
 //! - [`page`]: the one page cursor every listing hands out.
@@ -23,6 +27,7 @@
 pub mod audit;
 pub mod caller;
 pub mod catalog;
+pub mod consent;
 pub mod dicom_match;
 pub mod dimse;
 mod error;
@@ -30,8 +35,11 @@ pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod ledger;
+pub mod notification;
 pub mod outbox;
 pub mod page;
+pub mod panel;
+pub mod registry;
 pub mod report;
 
 pub use error::{Error, Result};

@@ -96,7 +96,7 @@ impl Alcance {
                     Ok(self)
                 }
             },
-            Role::Consumidor => Err(ScopeError::Forbidden("reports are for providers and admins")),
+            Role::Consumidor | Role::Medico => Err(ScopeError::Forbidden("reports are for providers and admins")),
         }
     }
 

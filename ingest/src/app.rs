@@ -49,6 +49,9 @@ pub struct IngestDeps {
     pub limits: Arc<Limits>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
+    /// Institutions, doctors and patients; `None` where the store has no registry (CQL, for
+    /// now): their routes answer 503 and uploads belong to no institution.
+    pub registry: Option<crate::registry::Registry>,
 }
 
 /// The admin created at start when the instance has none yet.
@@ -100,6 +103,7 @@ impl IngestApp {
             jwt,
             limits,
             metrics,
+            registry,
         } = deps;
         let republished = republish::republish(store.as_ref(), &producer).await?;
         let announced = crate::identity::republish_accounts(identity.as_ref(), &producer).await?;
@@ -128,6 +132,7 @@ impl IngestApp {
             identity,
             limits,
             public_url: config.public_url,
+            registry,
         };
         Ok(IngestApp {
             state,

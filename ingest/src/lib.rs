@@ -30,8 +30,10 @@ pub mod marks;
 pub mod media;
 pub mod openapi;
 pub mod outcomes;
+pub mod people;
 pub mod profile;
 pub mod register;
+pub mod registry;
 pub mod republish;
 pub mod routes;
 
@@ -83,6 +85,18 @@ pub struct IngestState {
     pub limits: Arc<Limits>,
     /// The base of the links STOW-RS answers with.
     pub public_url: alpes_platform::public_url::PublicUrl,
+    /// Institutions, doctors and patients, if this store has them.
+    pub registry: Option<registry::Registry>,
+}
+
+impl IngestState {
+    /// The registry; 503 where the store has none.
+    pub fn registry(&self) -> Result<&registry::Registry, alpes_platform::http::ApiError> {
+        self.registry.as_ref().ok_or_else(|| {
+            alpes_platform::http::ApiError::unavailable("the institution and patient registry (not on this store yet)", 60)
+                .with_code("no_registry")
+        })
+    }
 }
 
 impl FromRef<IngestState> for Arc<Jwt> {

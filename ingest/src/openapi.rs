@@ -28,6 +28,8 @@ pub const MONEY: &str = "money";
 pub const DIMSE: &str = "dimse";
 /// Import jobs.
 pub const IMPORTS: &str = "imports";
+/// Institutions, doctors, patients and their consent.
+pub const REGISTRY: &str = "registry";
 
 /// What an upload's or a STOW-RS request's profile may get wrong.
 pub const PROFILE_ERRORS: &str = "Unknown query keys are ignored. A profile naming an unknown option, a region that is not \
@@ -137,6 +139,17 @@ fn dicom_attribute(vr: &str, item: Value) -> Value {
     crate::imports::Conteos,
     crate::imports::Fallo,
     crate::routes::importaciones::Importaciones,
+    crate::people::Institucion,
+    crate::people::Medico,
+    crate::people::Paciente,
+    crate::people::Contacto,
+    crate::routes::instituciones::Instituciones,
+    crate::routes::medicos::Medicos,
+    crate::routes::pacientes::Pacientes,
+    crate::routes::webhooks::Suscripcion,
+    crate::routes::webhooks::Suscripciones,
+    crate::routes::notificaciones::Notificacion,
+    crate::routes::notificaciones::Notificaciones,
 )))]
 struct Answers;
 
@@ -156,6 +169,13 @@ struct Answers;
     crate::routes::dimse_aes::Request,
     alpes_domain::import::ImportSpec,
     alpes_domain::import::SourceAuth,
+    crate::routes::instituciones::Request,
+    crate::routes::institucion::Change,
+    crate::routes::medicos::Request,
+    crate::routes::medico::Change,
+    crate::routes::pacientes::Request,
+    crate::routes::codigos::Request,
+    crate::routes::webhooks::Request,
 )))]
 struct Derived;
 

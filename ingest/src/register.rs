@@ -126,7 +126,7 @@ fn event(
     blob: (&str, &str, u64, &str),
     meta: &UploadMeta,
     source: Source,
-    http_request_id: Option<String>,
+    (http_request_id, institucion_id): (Option<String>, Option<String>),
 ) -> ImagenRegistrada {
     let (blob_key, sha256, size, media_type) = blob;
     ImagenRegistrada {
@@ -145,6 +145,7 @@ fn event(
         tipo_imagen: meta.tipo_imagen.clone(),
         region_anatomica: meta.region_anatomica.clone(),
         http_request_id,
+        institucion_id,
     }
 }
 
@@ -160,6 +161,13 @@ pub async fn register(
 ) -> Result<Registered, ApiError> {
     let image_id = new_id();
     let request_id = new_id();
+    let institution = match institution_of(state, provider).await {
+        Ok(i) => i,
+        Err(e) => {
+            forget_blob(state, blob).await;
+            return Err(e);
+        }
+    };
     let ev = event(
         provider,
         (&image_id, &request_id),
@@ -167,7 +175,7 @@ pub async fn register(
         (&blob.key, &blob.sha256, blob.size, kind.media_type()),
         meta,
         source,
-        ctx.request_id(),
+        (ctx.request_id(), institution),
     );
     let event_json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
     let claim = state
@@ -273,6 +281,7 @@ pub async fn reanonymize(
         tipo_imagen: row.tipo_imagen.clone(),
         region_anatomica: row.region_anatomica.clone(),
     };
+    let institution = institution_of(state, &row.provider_id).await?;
     let ev = event(
         actor,
         (image_id, &request_id),
@@ -280,7 +289,7 @@ pub async fn reanonymize(
         (&row.blob_key, &row.sha256, row.size, &row.media_type),
         &meta,
         Source::Reanonymize,
-        ctx.request_id(),
+        (ctx.request_id(), institution),
     );
     let json = serde_json::to_string(&ev).map_err(|e| ApiError::internal(&e))?;
     state
@@ -290,6 +299,15 @@ pub async fn reanonymize(
         .map_err(ApiError::from)?;
     publish(state, &ev).await?;
     Ok(request_id)
+}
+
+/// The institution `provider` belongs to, whose upload this is (none where the store has no
+/// registry).
+async fn institution_of(state: &IngestState, provider: &str) -> Result<Option<String>, ApiError> {
+    match &state.registry {
+        Some(registry) => registry.institution_of_provider(provider).await,
+        None => Ok(None),
+    }
 }
 
 /// Produces the event; on failure forgets the request (and an unused blob) and answers 503.

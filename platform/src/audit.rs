@@ -6,8 +6,10 @@
 //! caller whether the request is audited ([`action_of`]):
 //!
 //! - the actions: upload, re-anonymization, download, payment, account
-//!   creation, token refresh, logout, API key creation and revocation, and
-//!   reading the audit trail, whatever their outcome;
+//!   creation, token refresh, logout, API key creation and revocation,
+//!   reading the audit trail, every change to an institution, a doctor or a
+//!   patient, every move of a patient's consent, and every read of a
+//!   patient's contact data, whatever their outcome;
 //! - every other request an admin makes (`admin_read`);
 //! - every other request refused for its credential, role or rate
 //!   (`access`, status 401, 403 or 429).
@@ -155,6 +157,21 @@ pub fn action_of(method: &Method, route: &str, status: StatusCode, role: Option<
         ("POST", "/api-keys") => Some("api_key_create"),
         ("DELETE", "/api-keys/{id}") => Some("api_key_revoke"),
         ("GET", "/auditoria") => Some("audit_read"),
+        ("POST", "/instituciones") => Some("institution_create"),
+        ("PUT", "/instituciones/{id}") => Some("institution_change"),
+        ("DELETE", "/instituciones/{id}") => Some("institution_delete"),
+        ("POST", "/medicos") => Some("doctor_create"),
+        ("PUT", "/medicos/{id}/estado") => Some("doctor_status"),
+        ("DELETE", "/medicos/{id}") => Some("doctor_delete"),
+        ("POST", "/pacientes") => Some("patient_create"),
+        ("POST", "/instituciones/{id}/webhooks") => Some("webhook_create"),
+        ("DELETE", "/instituciones/{id}/webhooks/{webhook_id}") => Some("webhook_delete"),
+        // The one read of a patient's contact data: audited whoever reads it.
+        ("GET", "/pacientes/{id}") => Some("patient_read"),
+        ("DELETE", "/pacientes/{id}") => Some("patient_delete"),
+        ("POST", "/pacientes/{id}/validar") => Some("consent_validate"),
+        ("POST", "/pacientes/consentimiento") => Some("consent_confirm"),
+        ("POST", "/pacientes/{id}/revocar" | "/pacientes/revocacion") => Some("consent_revoke"),
         ("POST", "/reportes") => Some("report_create"),
         ("GET", "/reportes/{id}") => Some("report_read"),
         (

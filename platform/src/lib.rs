@@ -46,6 +46,7 @@ pub mod probes;
 pub mod public_url;
 pub mod readiness;
 pub mod retry;
+pub mod seal;
 #[cfg(feature = "web")]
 pub mod server;
 pub mod shutdown;

@@ -42,6 +42,9 @@ pub struct Metrics {
     /// Requests of import jobs by source host and result (ok, http_4xx, http_429, http_5xx,
     /// timeout, connect, body, refused).
     pub import_requests: IntCounterVec,
+    /// Notifications by channel and outcome (enviada, fallida, omitida, reintento): never an
+    /// address or a recipient.
+    pub notifications: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -132,6 +135,10 @@ impl Metrics {
             Opts::new("import_requests_total", "Requests of import jobs, by source host and result"),
             &["host", "result"],
         ));
+        let notifications = must(IntCounterVec::new(
+            Opts::new("notifications_total", "Notifications, by channel and outcome"),
+            &["channel", "outcome"],
+        ));
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -150,6 +157,7 @@ impl Metrics {
             Box::new(import_jobs.clone()),
             Box::new(import_items.clone()),
             Box::new(import_requests.clone()),
+            Box::new(notifications.clone()),
         ] {
             must(registry.register(c));
         }
@@ -172,6 +180,7 @@ impl Metrics {
             import_jobs,
             import_items,
             import_requests,
+            notifications,
         }
     }
 

@@ -332,6 +332,17 @@ impl Op {
         self.standard(401).standard(429).standard(503)
     }
 
+    /// A route whose caller acts for an institution: 403 is `forbidden` (another role),
+    /// `no_institution` (a provider of none) or `doctor_inactive` (a suspended, retired or deleted
+    /// doctor).
+    pub fn institution_scoped(self) -> Op {
+        self.error(
+            403,
+            &["forbidden", "no_institution", "doctor_inactive"],
+            "Another role, a provider of no institution, or a doctor who is not active.",
+        )
+    }
+
     /// Documented ahead of its route (see [`PENDING`]).
     pub fn pending(mut self) -> Op {
         self.op.insert(PENDING.into(), Value::Bool(true));

@@ -46,6 +46,8 @@ pub struct QueryDeps {
     pub limits: Arc<Limits>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
+    /// Institutions and doctors (who may read a dashboard); `None` where the store has none.
+    pub registry: Option<Arc<dyn alpes_domain::registry::RegistryStore>>,
 }
 
 /// The query service's settings.
@@ -86,6 +88,7 @@ impl QueryApp {
             jwt,
             limits,
             metrics,
+            registry,
         } = deps;
         let audit_group = audit::group(&config.instance);
         kafka.expect_projection::<materializer::Materializer>(materializer::GROUP);
@@ -109,6 +112,7 @@ impl QueryApp {
             analysis_model: Arc::new(config.analysis_model),
             reports,
             public_url: config.public_url,
+            registry,
         };
         QueryApp { state, kafka, audit_group }
     }

@@ -89,6 +89,9 @@ pub struct QueryState {
     pub reports: Arc<reports::Reports>,
     /// The base of DICOMweb's RetrieveURLs.
     pub public_url: PublicUrl,
+    /// Who belongs to which institution (the dashboards' authorization); `None` where the
+    /// store has no registry.
+    pub registry: Option<Arc<dyn alpes_domain::registry::RegistryStore>>,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

@@ -1,4 +1,4 @@
-//! The materializer: consumes the image, analysis, user and usage topics into the
+//! The materializer: consumes the image, analysis, user, usage, consent and institution topics into the
 //! catalog's query-first tables, one store transaction per fetched batch.
 //!
 //! Offsets are stored only after a batch is applied; a crash replays the
@@ -11,7 +11,8 @@ use alpes_platform::retry::retry;
 use alpes_platform::shutdown::Shutdown;
 use alpes_platform::store::{CatalogEvent, CatalogStore};
 use alpes_schemas::{
-    topics, AnalisisCompletado, Codec, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada, UsuarioRegistrado,
+    topics, AnalisisCompletado, Codec, ConsentimientoCambiado, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada,
+    InstitucionActualizada, UsuarioRegistrado,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -20,13 +21,15 @@ use std::sync::Arc;
 pub const GROUP: &str = "alpes-query-materializer";
 
 /// The topics it reads.
-pub const TOPICS: [&str; 6] = [
+pub const TOPICS: [&str; 8] = [
     topics::IMAGES_REGISTERED,
     topics::IMAGES_ANONYMIZED,
     topics::IMAGES_REJECTED,
     topics::IMAGES_ANALYZED,
     topics::USERS,
     topics::USAGE,
+    topics::CONSENT,
+    topics::INSTITUTIONS,
 ];
 
 /// The most events applied in one store transaction.
@@ -45,6 +48,8 @@ pub async fn decode(codec: &Codec, topic: &str, payload: &[u8]) -> Result<Catalo
         }
         topics::USERS => CatalogEvent::User(codec.decode::<UsuarioRegistrado>(payload).await.map_err(|e| e.reason())?),
         topics::USAGE => CatalogEvent::Usage(codec.decode::<EventoUsoDatos>(payload).await.map_err(|e| e.reason())?),
+        topics::CONSENT => CatalogEvent::Consent(codec.decode::<ConsentimientoCambiado>(payload).await.map_err(|e| e.reason())?),
+        topics::INSTITUTIONS => CatalogEvent::Institution(codec.decode::<InstitucionActualizada>(payload).await.map_err(|e| e.reason())?),
         _ => return Err("unexpected_topic"),
     };
     Ok(event)

@@ -19,6 +19,8 @@ pub const MONEY: &str = "money";
 pub const AUDIT: &str = "audit";
 /// De-identification reports.
 pub const REPORTS: &str = "reports";
+/// Institutions' and doctors' dashboards.
+pub const REGISTRY: &str = "registry";
 
 /// The query API's document.
 pub fn document() -> Value {
@@ -66,6 +68,8 @@ pub fn if_none_match() -> Value {
     crate::routes::pares::Par,
     crate::routes::movimientos::Movimientos,
     crate::routes::auditoria::Registros,
+    alpes_domain::panel::InstitutionPanel,
+    alpes_domain::panel::DoctorPanel,
 )))]
 struct Answers;
 

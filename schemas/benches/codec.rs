@@ -73,6 +73,7 @@ fn registrada() -> ImagenRegistrada {
         tipo_imagen: Some("ct".into()),
         region_anatomica: Some("torax".into()),
         http_request_id: Some(HTTP_REQUEST.into()),
+        institucion_id: None,
     }
 }
 
@@ -118,6 +119,7 @@ fn anonimizada() -> ImagenAnonimizada {
         regiones_por_origen: Some([("rule".to_owned(), 1)].into()),
         iod: Some("ct-image".into()),
         conservados_por_iod: Some(0),
+        institucion_id: None,
     }
 }
 

@@ -16,7 +16,7 @@ use apache_avro::{rabin::Rabin, Schema};
 include!(concat!(env!("OUT_DIR"), "/history.rs"));
 
 /// The schema each event is written with today.
-const CURRENT: [(&str, &str); 12] = [
+const CURRENT: [(&str, &str); 15] = [
     ("ImagenRegistrada", include_str!("../avro/ImagenRegistrada.avsc")),
     ("ImagenAnonimizada", include_str!("../avro/ImagenAnonimizada.avsc")),
     ("ImagenRechazada", include_str!("../avro/ImagenRechazada.avsc")),
@@ -29,6 +29,9 @@ const CURRENT: [(&str, &str); 12] = [
     ("AnalisisCompletado", include_str!("../avro/AnalisisCompletado.avsc")),
     ("EstudioCompleto", include_str!("../avro/EstudioCompleto.avsc")),
     ("ImportacionSolicitada", include_str!("../avro/ImportacionSolicitada.avsc")),
+    ("ConsentimientoCambiado", include_str!("../avro/ConsentimientoCambiado.avsc")),
+    ("InstitucionActualizada", include_str!("../avro/InstitucionActualizada.avsc")),
+    ("NotificacionFallida", include_str!("../avro/NotificacionFallida.avsc")),
 ];
 
 /// One schema version known to this build.

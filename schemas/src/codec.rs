@@ -186,6 +186,9 @@ mod tests {
         round_trip(&codec, &s.analisis).await;
         round_trip(&codec, &s.estudio).await;
         round_trip(&codec, &s.importacion).await;
+        round_trip(&codec, &s.consentimiento).await;
+        round_trip(&codec, &s.institucion).await;
+        round_trip(&codec, &s.notificacion).await;
     }
 
     #[tokio::test]

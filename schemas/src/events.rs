@@ -65,6 +65,9 @@ pub struct ImagenRegistrada {
     pub region_anatomica: Option<String>,
     /// The `X-Request-Id` of the request that caused it; `None` otherwise and on old events.
     pub http_request_id: Option<String>,
+    /// The provider's institution; `None` for a provider of none, and on records before v6.
+    #[serde(default)]
+    pub institucion_id: Option<String>,
 }
 
 /// An image was de-identified and the anonymized blob written (topic `alpes.images.anonymized`).
@@ -118,6 +121,10 @@ pub struct ImagenAnonimizada {
     pub iod: Option<String>,
     /// Required attributes emptied or dummied instead of removed (v8); `None` on older events.
     pub conservados_por_iod: Option<i64>,
+    /// The institution the image is of, from its `ImagenRegistrada` (v9); `None` for a provider
+    /// of none and on older events.
+    #[serde(default)]
+    pub institucion_id: Option<String>,
 }
 
 /// An input could not be anonymized and was routed aside (topic `alpes.images.rejected`).
@@ -323,6 +330,54 @@ pub struct ImportacionSolicitada {
     pub solicitud_http_id: Option<String>,
 }
 
+/// A patient's consent moved (topic `alpes.consent`, keyed by patient id). No PHI: ids and the
+/// pseudonymous PatientID only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentimientoCambiado {
+    pub evento_id: String,
+    pub ocurrido_at: i64,
+    pub actor: String,
+    pub paciente_id: String,
+    pub institucion_id: String,
+    pub medico_id: String,
+    pub sujeto: String,
+    pub estado_anterior: Option<String>,
+    pub estado: String,
+    pub paso: String,
+    pub eliminado: bool,
+    pub solicitud_http_id: Option<String>,
+}
+
+/// An institution was created, changed or deleted (topic `alpes.institutions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstitucionActualizada {
+    pub evento_id: String,
+    pub ocurrido_at: i64,
+    pub actor: String,
+    pub institucion_id: String,
+    pub tipo: String,
+    pub politica: String,
+    pub verificacion: String,
+    pub eliminada: bool,
+    pub solicitud_http_id: Option<String>,
+}
+
+/// A notification given up after its last try (the dead-letter topic `alpes.notifications.dead`).
+/// Never an address, a URL or a body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificacionFallida {
+    pub evento_id: String,
+    pub ocurrido_at: i64,
+    pub actor: String,
+    pub notificacion_id: String,
+    pub evento_origen_id: String,
+    pub tipo_evento: String,
+    pub canal: String,
+    pub plantilla: String,
+    pub motivo: String,
+    pub intentos: i32,
+}
+
 macro_rules! event {
     ($ty:ident, $topic:expr, $id:ident) => {
         impl Event for $ty {
@@ -367,6 +422,9 @@ events! {
     AnalisisCompletado => topics::IMAGES_ANALYZED; evento_id,
     EstudioCompleto => topics::STUDIES_COMPLETE; evento_id,
     ImportacionSolicitada => topics::IMPORTS_REQUESTED; evento_id,
+    ConsentimientoCambiado => topics::CONSENT; evento_id,
+    InstitucionActualizada => topics::INSTITUTIONS; evento_id,
+    NotificacionFallida => topics::NOTIFICATIONS_DEAD; evento_id,
 }
 
 /// Whether `topic` carries more than one event type of this crate (`alpes.audit` does).
@@ -409,6 +467,10 @@ mod tests {
         assert_fields_match(&t.auditoria);
         assert_fields_match(&t.analisis);
         assert_fields_match(&t.estudio);
+        assert_fields_match(&t.importacion);
+        assert_fields_match(&t.consentimiento);
+        assert_fields_match(&t.institucion);
+        assert_fields_match(&t.notificacion);
     }
 
     #[test]

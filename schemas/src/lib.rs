@@ -34,8 +34,9 @@ pub use apache_avro;
 pub use codec::{Codec, SCHEMA_REGISTRY_URL};
 pub use error::{Error, Result, SchemaKey};
 pub use events::{
-    AnalisisCompletado, EstudioCompleto, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada,
-    ImportacionSolicitada, IntentoLogin, ModeloAnalisis, PagoProcesado, PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
+    AnalisisCompletado, ConsentimientoCambiado, EstudioCompleto, Event, EventoUsoDatos, ImagenAnonimizada, ImagenRechazada,
+    ImagenRegistrada, ImportacionSolicitada, InstitucionActualizada, IntentoLogin, ModeloAnalisis, NotificacionFallida, PagoProcesado,
+    PagoRechazado, Profile, RegistroAuditoria, UsuarioRegistrado,
 };
 pub use ids::{deterministic_event_id, new_event_id, now_millis, EVENT_ID_NAMESPACE};
 
@@ -66,8 +67,14 @@ pub mod topics {
     pub const STUDIES_COMPLETE: &str = "alpes.studies.complete";
     /// `ImportacionSolicitada`.
     pub const IMPORTS_REQUESTED: &str = "alpes.imports.requested";
+    /// `ConsentimientoCambiado`.
+    pub const CONSENT: &str = "alpes.consent";
+    /// `InstitucionActualizada`.
+    pub const INSTITUTIONS: &str = "alpes.institutions";
+    /// `NotificacionFallida`: the notifier's dead letters.
+    pub const NOTIFICATIONS_DEAD: &str = "alpes.notifications.dead";
     /// Every topic, e.g. to create them at start-up.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 14] = [
         USERS,
         USAGE,
         PAYMENTS,
@@ -79,6 +86,9 @@ pub mod topics {
         IMAGES_ANALYZED,
         STUDIES_COMPLETE,
         IMPORTS_REQUESTED,
+        CONSENT,
+        INSTITUTIONS,
+        NOTIFICATIONS_DEAD,
     ];
 }
 
@@ -100,6 +110,9 @@ pub(crate) mod tests {
         pub analisis: AnalisisCompletado,
         pub estudio: EstudioCompleto,
         pub importacion: ImportacionSolicitada,
+        pub consentimiento: ConsentimientoCambiado,
+        pub institucion: InstitucionActualizada,
+        pub notificacion: NotificacionFallida,
     }
 
     pub(crate) fn samples() -> Samples {
@@ -128,6 +141,7 @@ pub(crate) mod tests {
                 tipo_imagen: Some("rx".into()),
                 region_anatomica: Some("torax".into()),
                 http_request_id: Some("7f1c0d1e-5b7a-4c55-9a0e-1d2b3c4d5e6f".into()),
+                institucion_id: Some("inst-1".into()),
             },
             anonimizada: ImagenAnonimizada {
                 event_id: deterministic_event_id("anonymized", &["img-1", "req-1"]),
@@ -168,6 +182,7 @@ pub(crate) mod tests {
                 regiones_por_origen: Some([("rule".to_owned(), 1), ("ocr".to_owned(), 2)].into()),
                 iod: Some("ct-image".into()),
                 conservados_por_iod: Some(2),
+                institucion_id: Some("inst-1".into()),
             },
             rechazada: ImagenRechazada {
                 event_id: new_event_id(),
@@ -301,6 +316,43 @@ pub(crate) mod tests {
                 urls: Some(3),
                 solicitud_http_id: Some("7f1c0d1e-5b7a-4c55-9a0e-1d2b3c4d5e6f".into()),
             },
+            consentimiento: ConsentimientoCambiado {
+                evento_id: new_event_id(),
+                ocurrido_at: 1_760_000_090_000,
+                actor: "med-1".into(),
+                paciente_id: "pac-1".into(),
+                institucion_id: "inst-1".into(),
+                medico_id: "med-1".into(),
+                sujeto: "ALPES-0123456789ABCDEF".into(),
+                estado_anterior: Some("pending".into()),
+                estado: "validated_by_doctor".into(),
+                paso: "doctor_validates".into(),
+                eliminado: false,
+                solicitud_http_id: Some("7f1c0d1e-5b7a-4c55-9a0e-1d2b3c4d5e6f".into()),
+            },
+            institucion: InstitucionActualizada {
+                evento_id: new_event_id(),
+                ocurrido_at: 1_760_000_095_000,
+                actor: "admin-1".into(),
+                institucion_id: "inst-1".into(),
+                tipo: "hospital".into(),
+                politica: "retener".into(),
+                verificacion: "pendiente".into(),
+                eliminada: false,
+                solicitud_http_id: None,
+            },
+            notificacion: NotificacionFallida {
+                evento_id: new_event_id(),
+                ocurrido_at: 1_760_000_099_000,
+                actor: "notifier".into(),
+                notificacion_id: "not-1".into(),
+                evento_origen_id: "ev-1".into(),
+                tipo_evento: "ConsentimientoCambiado".into(),
+                canal: "webhook".into(),
+                plantilla: "webhook".into(),
+                motivo: "http 500".into(),
+                intentos: 5,
+            },
         }
     }
 
@@ -309,7 +361,7 @@ pub(crate) mod tests {
         let mut all = topics::ALL.to_vec();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 11);
+        assert_eq!(all.len(), 14);
     }
 
     #[test]

@@ -179,6 +179,7 @@ fn registrada() -> ImagenRegistrada {
         request_id: "req-1".into(),
         tipo_imagen: Some("rx".into()),
         region_anatomica: None,
+        institucion_id: None,
     }
 }
 

@@ -163,13 +163,19 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
     // The DICOM listener's calling AE titles: an admin's alone (mapping provider A, idempotent).
     add(get.clone(), "/dimse/aes", none(), guarded(403, 403, 403, 200, 403), Data);
     add(
-        put,
+        put.clone(),
         "/dimse/aes/MATRIX_SCU",
         fixed(Body::Json(json!({"proveedor_id": fx.a}))),
         guarded(403, 403, 403, 200, 403),
         Data,
     );
-    add(delete, "/dimse/aes/NEVER_MAPPED", none(), guarded(403, 403, 403, 404, 403), Data);
+    add(
+        delete.clone(),
+        "/dimse/aes/NEVER_MAPPED",
+        none(),
+        guarded(403, 403, 403, 404, 403),
+        Data,
+    );
     // Import jobs: a provider's (or its API key's) own; an admin names the provider. The URL is
     // link-local, refused by the importer before any request.
     let job = Body::Json(json!({"tipo": "urls", "urls": ["http://169.254.0.1/matrix.dcm"]}));
@@ -189,6 +195,67 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
         guarded(404, 404, 403, 404, 404),
         Data,
     );
+    // The registry: the matrix's providers belong to no institution, so they act for none (403
+    // `no_institution`); an admin acts for every one, and an unknown one is 404. A doctor's
+    // rights are checked by the consent test (`alpes/tests/consent.rs`).
+    let institution = Body::Json(json!({"nombre": "Matrix", "tipo": "hospital", "licencia": "LIC-MATRIX", "email": "m@h.example"}));
+    add(
+        post.clone(),
+        "/instituciones",
+        fixed(institution),
+        guarded(403, 403, 403, 201, 403),
+        Data,
+    );
+    let registry_read = guarded(403, 403, 403, 200, 403);
+    let registry_unknown = guarded(403, 403, 403, 404, 403);
+    add(get.clone(), "/instituciones", none(), registry_read, Data);
+    add(get.clone(), "/instituciones/{unknown}", none(), registry_unknown, Data);
+    let change = Body::Json(json!({"politica_no_registrados": "liberar"}));
+    add(put.clone(), "/instituciones/{unknown}", fixed(change), registry_unknown, Data);
+    add(delete.clone(), "/instituciones/{unknown}", none(), registry_unknown, Data);
+    let hook = Body::Json(json!({"url": "http://127.0.0.1:9/hook", "eventos": ["ConsentimientoCambiado"]}));
+    add(
+        post.clone(),
+        "/instituciones/{unknown}/webhooks",
+        fixed(hook),
+        registry_unknown,
+        Data,
+    );
+    add(get.clone(), "/instituciones/{unknown}/webhooks", none(), registry_unknown, Data);
+    add(
+        delete.clone(),
+        "/instituciones/{unknown}/webhooks/{unknown}",
+        none(),
+        registry_unknown,
+        Data,
+    );
+    let doctor = Body::Json(json!({
+        "nombre": "Dr. Matrix", "email": "dr.matrix@h.example", "password": PASSWORD,
+        "licencia": "MED-MATRIX", "institucion_id": "no-such-institution", "especialidad": "radiologia"
+    }));
+    add(post.clone(), "/medicos", fixed(doctor), registry_unknown, Data);
+    add(get.clone(), "/medicos", none(), registry_read, Data);
+    add(get.clone(), "/medicos/{unknown}", none(), registry_unknown, Data);
+    let status = Body::Json(json!({"estado": "suspended"}));
+    add(put.clone(), "/medicos/{unknown}/estado", fixed(status), registry_unknown, Data);
+    add(delete.clone(), "/medicos/{unknown}", none(), registry_unknown, Data);
+    let patient = Body::Json(json!({
+        "nombre": "Matrix Patient", "email": "p@h.example", "id_paciente": "MRN-MATRIX",
+        "institucion_id": "no-such-institution", "medico_id": "no-such-doctor"
+    }));
+    add(post.clone(), "/pacientes", fixed(patient), registry_unknown, Data);
+    add(get.clone(), "/pacientes", none(), registry_read, Data);
+    add(get.clone(), "/pacientes/{unknown}", none(), registry_unknown, Data);
+    add(delete.clone(), "/pacientes/{unknown}", none(), registry_unknown, Data);
+    add(post.clone(), "/pacientes/{unknown}/validar", none(), registry_unknown, Data);
+    add(post.clone(), "/pacientes/{unknown}/revocar", none(), registry_unknown, Data);
+    // The patient's own routes take no credential, only a code: an unknown one is 404 for all.
+    let code = Body::Json(json!({"codigo": "NOPE-NOPE-NOPE"}));
+    add(post.clone(), "/pacientes/consentimiento", fixed(code.clone()), public(404), Data);
+    add(post.clone(), "/pacientes/revocacion", fixed(code), public(404), Data);
+    add(get.clone(), "/notificaciones", none(), guarded(200, 200, 403, 200, 200), Data);
+    add(get.clone(), "/instituciones/{unknown}/panel", none(), registry_unknown, Data);
+    add(get.clone(), "/medicos/{unknown}/panel", none(), registry_unknown, Data);
     add(get.clone(), "/health", none(), public(200), Data);
     add(get.clone(), "/ready", none(), public(200), Data);
     add(get.clone(), "/metrics", none(), public(200), Data);

@@ -166,6 +166,34 @@ impl TestApp {
         res.json().await.unwrap_or(serde_json::Value::Null)
     }
 
+    /// `GET path` with `token`, again every 100 ms until `done` holds of its status and JSON body
+    /// (null when not JSON), `wait` at most: that answer.
+    pub async fn get_until(
+        &self,
+        path: &str,
+        token: &str,
+        wait: Duration,
+        done: impl Fn(u16, &serde_json::Value) -> bool,
+    ) -> (u16, serde_json::Value) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let res = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get");
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+            if done(status, &body) {
+                return (status, body);
+            }
+            assert!(Instant::now() < deadline, "GET {path} never got there: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         let res = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics");

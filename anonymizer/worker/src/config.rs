@@ -53,12 +53,10 @@ pub enum PseudonymScope {
 }
 
 impl PseudonymScope {
-    /// The namespace of an image of `provider_id`, `None` for the instance's.
-    pub fn namespace(self, provider_id: &str) -> Option<&str> {
-        match self {
-            PseudonymScope::Provider => Some(provider_id),
-            PseudonymScope::Instance => None,
-        }
+    /// The namespace of an image of `provider_id` (of `institution_id`), `None` for the
+    /// instance's ([`alpes_anonymizer::pseudonym::namespace`]).
+    pub fn namespace(self, provider_id: &str, institution_id: Option<&str>) -> Option<String> {
+        alpes_anonymizer::pseudonym::namespace(self == PseudonymScope::Provider, provider_id, institution_id)
     }
 }
 

@@ -215,6 +215,7 @@ pub fn anonymized(input: &ImagenRegistrada, stored: &StoredOutput, engined: &Eng
         regiones_por_origen: Some(regions_by_source(report)),
         iod: report.iod.clone(),
         conservados_por_iod: Some(i64::try_from(report.kept_for_iod).unwrap_or(i64::MAX)),
+        institucion_id: input.institucion_id.clone(),
     }
 }
 
@@ -404,6 +405,7 @@ mod tests {
             tipo_imagen: None,
             region_anatomica: None,
             http_request_id: None,
+            institucion_id: None,
         }
     }
 

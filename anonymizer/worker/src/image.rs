@@ -66,8 +66,8 @@ pub async fn process(ctx: &Context, record: &Record) -> Result<Processed> {
 type Anonymized = (std::result::Result<Output, Rejection>, Option<AnalisisCompletado>);
 
 async fn anonymize(ctx: &Context, input: &ImagenRegistrada) -> Result<Anonymized> {
-    let namespace = ctx.pseudonyms.namespace(&input.provider_id);
-    let cfg = match engine_config(&ctx.base, namespace, &input.profile) {
+    let namespace = ctx.pseudonyms.namespace(&input.provider_id, input.institucion_id.as_deref());
+    let cfg = match engine_config(&ctx.base, namespace.as_deref(), &input.profile) {
         Ok(cfg) => cfg,
         Err(rejection) => return Ok((Err(rejection), None)),
     };

@@ -6,16 +6,25 @@ pub mod auth_login;
 pub mod auth_logout;
 pub mod auth_refresh;
 pub mod auth_verify;
+pub mod codigos;
 pub mod consumidor;
 pub mod dimse_aes;
 pub mod importacion;
 pub mod importaciones;
+pub mod institucion;
+pub mod instituciones;
 pub mod jwks;
+pub mod medico;
+pub mod medicos;
+pub mod notificaciones;
+pub mod paciente;
+pub mod pacientes;
 pub mod pagar;
 pub mod reanonymize;
 pub mod stow;
 pub mod upload;
 pub mod usuarios;
+pub mod webhooks;
 
 use crate::openapi::PROFILE_ERRORS;
 use crate::IngestState;
@@ -63,6 +72,28 @@ pub fn all() -> Routes<IngestState> {
         .route(importaciones::list_op(), importaciones::list)
         .route(importacion::op(), importacion::handler)
         .route(importacion::cancel_op(), importacion::cancel)
+        .route(instituciones::create_op(), instituciones::create)
+        .route(instituciones::list_op(), instituciones::list)
+        .route(institucion::op(), institucion::handler)
+        .route(institucion::put_op(), institucion::put)
+        .route(institucion::delete_op(), institucion::delete)
+        .route(medicos::create_op(), medicos::create)
+        .route(medicos::list_op(), medicos::list)
+        .route(medico::op(), medico::handler)
+        .route(medico::put_op(), medico::put)
+        .route(medico::delete_op(), medico::delete)
+        .route(pacientes::create_op(), pacientes::create)
+        .route(pacientes::list_op(), pacientes::list)
+        .route(codigos::confirm_op(), codigos::confirm)
+        .route(codigos::revoke_op(), codigos::revoke)
+        .route(paciente::op(), paciente::handler)
+        .route(paciente::delete_op(), paciente::delete)
+        .route(paciente::validate_op(), paciente::validate)
+        .route(paciente::revoke_op(), paciente::revoke)
+        .route(webhooks::create_op(), webhooks::create)
+        .route(webhooks::list_op(), webhooks::list)
+        .route(webhooks::delete_op(), webhooks::delete)
+        .route(notificaciones::op(), notificaciones::handler)
 }
 
 /// The `Idempotency-Key` header, if present and sane (1–255 visible ASCII characters).
@@ -84,8 +115,11 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 
 /// The role a body names; 422 `bad_rol` otherwise.
 pub fn role_named(rol: &str) -> Result<Role, ApiError> {
-    rol.parse()
-        .map_err(|_| ApiError::unprocessable("bad_rol", "rol must be proveedor, consumidor or admin"))
+    match rol.parse() {
+        Ok(Role::Medico) => Err(ApiError::unprocessable("bad_rol", "a medico account is created with POST /medicos")),
+        Ok(role) => Ok(role),
+        Err(_) => Err(ApiError::unprocessable("bad_rol", "rol must be proveedor, consumidor or admin")),
+    }
 }
 
 /// 413 early when the declared length is already past the limit.

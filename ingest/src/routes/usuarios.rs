@@ -32,6 +32,8 @@ pub(crate) struct UsuarioCreado<'a> {
     nombre: &'a str,
     rol: Role,
     organizacion: Option<&'a str>,
+    /// The institution of a provider account, if it belongs to one.
+    institucion_id: Option<&'a str>,
     /// ms since the epoch.
     creado_at: i64,
     // Deprecated names.
@@ -55,6 +57,10 @@ pub(crate) struct Request {
     #[serde(default)]
     #[schema(max_length = 200)]
     organizacion: Option<String>,
+    /// The institution a `proveedor` account belongs to (admins only): its uploads are then the
+    /// institution's, and its patients' consent decides which are offered.
+    #[serde(default)]
+    institucion_id: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
@@ -76,6 +82,7 @@ pub fn op() -> Op {
         .ok(201, "Created.", Some(json_content(schema("UserCreated"))), &[])
         .error(400, &["bad_json"], "The body is not an account.")
         .standard(403)
+        .error(404, &["not_found"], "`institucion_id` names no live institution.")
         .error(
             409,
             &["email_taken"],
@@ -84,8 +91,16 @@ pub fn op() -> Op {
         .standard(413)
         .error(
             422,
-            &["bad_rol", "bad_nombre", "bad_email", "bad_organizacion", "weak_password"],
-            "A value is not acceptable; passwords need at least 12 characters.",
+            &[
+                "bad_rol",
+                "bad_nombre",
+                "bad_email",
+                "bad_organizacion",
+                "weak_password",
+                "bad_institucion",
+            ],
+            "A value is not acceptable; passwords need at least 12 characters; only a `proveedor` account joins an \
+             institution, and only an admin makes it join.",
         )
         .standard(503)
 }
@@ -106,6 +121,21 @@ pub async fn handler(
             Some(c) => c.require(&[Role::Admin])?,
         }
     }
+    let institution = match req.institucion_id.as_deref().map(str::trim) {
+        None => None,
+        Some(id) => {
+            if role != Role::Proveedor || caller.as_ref().is_none_or(|c| c.0.role != Role::Admin) {
+                return Err(ApiError::unprocessable(
+                    "bad_institucion",
+                    "only an admin makes an account join an institution, and only a proveedor account",
+                ));
+            }
+            match state.registry()?.store.institution(id).await? {
+                Some(i) if i.deleted_at.is_none() => Some(i.id),
+                _ => return Err(ApiError::not_found("no institution with this id")),
+            }
+        }
+    };
     let user = NewUser {
         nombre: req.nombre,
         email: req.email,
@@ -116,11 +146,20 @@ pub async fn handler(
     };
     let stored = state.identity.register(&state.producer, user, ctx.request_id()).await?;
     ctx.target(&stored.user_id);
+    if let Some(institution) = &institution {
+        // Before the answer: the account's first upload is already the institution's. An account
+        // that could not join is removed again: its uploads would escape the consent rule.
+        if let Err(e) = state.registry()?.store.set_member(&stored.user_id, institution).await {
+            state.identity.store.delete_account(&stored.user_id).await?;
+            return Err(e.into());
+        }
+    }
     let body = UsuarioCreado {
         id: &stored.user_id,
         nombre: &stored.nombre,
         rol: stored.role,
         organizacion: stored.organization.as_deref(),
+        institucion_id: institution.as_deref(),
         creado_at: stored.created_at,
         created_at: stored.created_at,
     };
@@ -139,6 +178,7 @@ mod tests {
             password: "correct horse battery".into(),
             rol: "proveedor".into(),
             organizacion: None,
+            institucion_id: None,
         };
         let shown = format!("{r:?}");
         assert!(!shown.contains("horse") && !shown.contains("ana@"), "{shown}");

@@ -108,6 +108,7 @@ async fn spawn(
         limits: alpes_platform::limits::Limits::new(alpes_platform::limits::LimitArgs::default(), jwt.clone()),
         jwt: jwt.clone(),
         metrics,
+        registry: None,
     };
     // Bound first: its address is the links' base.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

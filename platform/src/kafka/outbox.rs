@@ -4,8 +4,10 @@
 //! [`alpes_domain::outbox`] for why).
 //!
 //! It keeps the topics of [`KEPT`]: usage (a download answered 200), payments
-//! (a payment answered 202), the audit trail and import jobs (a job answered
-//! 202: a job under way when the process stops is run again after its start). An upload's
+//! (a payment answered 202), the audit trail, import jobs (a job answered
+//! 202: a job under way when the process stops is run again after its start), and
+//! patients' consent and institutions' policies (a revocation answered 200 must reach
+//! the query side, and the notifier). An upload's
 //! `ImagenRegistrada` has its own path (ingest re-publishes the requests
 //! without an outcome), and the other events are re-derived or only read
 //! outside the process. A real cluster acknowledges a produce only once its
@@ -30,7 +32,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const HEADER: &str = "alpes-outbox-id";
 
 /// The topics the outbox keeps.
-pub const KEPT: [&str; 4] = [topics::USAGE, topics::PAYMENTS, topics::AUDIT, topics::IMPORTS_REQUESTED];
+pub const KEPT: [&str; 6] = [
+    topics::USAGE,
+    topics::PAYMENTS,
+    topics::AUDIT,
+    topics::IMPORTS_REQUESTED,
+    topics::CONSENT,
+    topics::INSTITUTIONS,
+];
 
 /// The outbox of a connection to the event log; inert until a store is attached.
 #[derive(Debug, Default)]

@@ -9,6 +9,8 @@ mod analysis;
 mod consumer;
 mod imports;
 mod ingest;
+pub mod notifications;
+pub mod registry;
 
 pub use analysis::analyzed;
 pub use consumer::consumer_ledger;
@@ -179,6 +181,7 @@ pub fn registered(event_id: &str, image: &str, provider: &str, at: i64) -> Catal
         request_id: format!("req-{event_id}"),
         tipo_imagen: Some("rx".into()),
         region_anatomica: Some("torax".into()),
+        institucion_id: None,
     })
 }
 
@@ -227,6 +230,7 @@ pub fn anonymized(event_id: &str, image: &str, provider: &str, at: i64, i: Insta
         regiones_por_origen: Some([("rule".to_owned(), 1), ("ocr".to_owned(), 2)].into()),
         iod: Some("ct-image".into()),
         conservados_por_iod: Some(1),
+        institucion_id: None,
     }))
 }
 

@@ -22,7 +22,7 @@ pub mod sqlite;
 
 pub use alpes_domain::import::{ImportItem, ImportJob, ImportSpec, ImportState, ImportStore, ItemOutcome};
 pub use alpes_domain::ingest::{Claim, ImageRow, IngestStore, NewImage, RequestState};
-pub use alpes_domain::{audit, catalog, identity, ledger, outbox};
+pub use alpes_domain::{audit, catalog, identity, ledger, notification, outbox, registry};
 pub use audit::{AuditFilter, AuditPage, AuditStore, LoginCounts};
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 #[cfg(feature = "cql")]
@@ -31,4 +31,6 @@ pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAcco
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 pub use outbox::{OutboxRow, OutboxStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteImports, SqliteLedger, SqliteOutbox, SqliteStore};
+pub use sqlite::{
+    SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteImports, SqliteLedger, SqliteNotifications, SqliteOutbox, SqliteRegistry, SqliteStore,
+};

@@ -68,6 +68,7 @@ fn filter(caller: &Caller, p: Params) -> Result<ImageFilter, ApiError> {
         estado,
         created_from: p.creada_desde,
         created_to: p.creada_hasta,
+        offered_only: false,
     };
     match caller.role {
         Role::Admin => {}
@@ -82,7 +83,9 @@ fn filter(caller: &Caller, p: Params) -> Result<ImageFilter, ApiError> {
                 return Err(ApiError::forbidden("a consumer lists only anonymized images"));
             }
             f.estado = Some(Estado::Anonimizada);
+            f.offered_only = true;
         }
+        Role::Medico => return Err(ApiError::forbidden("this route needs the role proveedor, consumidor or admin")),
     }
     Ok(f)
 }
@@ -92,7 +95,8 @@ pub fn op() -> Op {
     Op::get("/imagenes", "listImages", IMAGES, "Images, newest first")
         .describe(
             "A provider lists its own images (naming another `proveedor_id` is 403), a consumer the anonymized \
-             ones (asking for another `estado` is 403), an admin every image. A page boundary stays put while new \
+             ones it is offered (its patient consented, or its provider belongs to no institution; asking for \
+             another `estado` is 403), an admin every image. A page boundary stays put while new \
              images arrive. Unknown query keys are 400 `bad_query`.",
         )
         .auth(&[])

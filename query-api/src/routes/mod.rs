@@ -9,6 +9,7 @@ pub mod imagen;
 pub mod imagenes;
 pub mod modelo;
 pub mod movimientos;
+pub mod paneles;
 pub mod pares;
 pub mod reporte;
 pub mod reportes;
@@ -34,6 +35,8 @@ pub fn all() -> Routes<Shared> {
     let (study, series, instance) = (dicomweb::study, dicomweb::series, dicomweb::instance);
     Routes::new()
         .route(imagenes::op(), imagenes::handler)
+        .route(paneles::institution_op(), paneles::institution)
+        .route(paneles::doctor_op(), paneles::doctor)
         .route(imagen::op(), imagen::handler)
         .route(descarga::op(), descarga::handler)
         .route(analisis::op(), analisis::handler)
@@ -217,21 +220,29 @@ pub fn may_read_money_of(caller: &Caller, user_id: &str) -> Result<(), ApiError>
     }
 }
 
-/// Whether `caller` may see `image`: an admin sees every image, a provider
-/// its own, a consumer the anonymized ones.
+/// Whether `caller` may see `image`, as far as the image alone says: an admin sees every image,
+/// a provider its own, a consumer the anonymized ones (and of those only the ones it is offered:
+/// [`visible_image`] asks the catalog); a doctor none.
 pub fn may_see(caller: &Caller, image: &CatalogImage) -> bool {
     match caller.role {
         Role::Admin => true,
         Role::Proveedor => image.provider_id == caller.user_id,
         Role::Consumidor => image.estado == Estado::Anonimizada,
+        Role::Medico => false,
     }
 }
 
 /// The image `id` if the caller may see it; 404 otherwise (an image the
-/// caller may not see is not revealed to exist).
+/// caller may not see is not revealed to exist). A consumer sees only an image it is offered
+/// now ([`alpes_domain::consent::offered`]): one whose patient revoked is gone at once.
 pub async fn visible_image(state: &QueryState, caller: &Caller, id: &str) -> Result<std::sync::Arc<CatalogImage>, ApiError> {
     match state.catalog.image(id).await? {
-        Some(image) if may_see(caller, &image) => Ok(image),
+        Some(image) if may_see(caller, &image) => {
+            if caller.role == Role::Consumidor && !state.catalog.offered(id).await? {
+                return Err(ApiError::not_found(format!("no image {id}")));
+            }
+            Ok(image)
+        }
         _ => Err(ApiError::not_found(format!("no image {id}"))),
     }
 }

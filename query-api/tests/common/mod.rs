@@ -113,6 +113,7 @@ pub async fn spawn_app() -> TestApp {
         limits: Limits::new(LimitArgs::default(), jwt.clone()),
         jwt: jwt.clone(),
         metrics,
+        registry: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

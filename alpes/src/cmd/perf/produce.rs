@@ -238,6 +238,7 @@ fn registered_image(rng: &mut Rng, i: u64) -> ImagenRegistrada {
         tipo_imagen: Some(pick(rng, &MODALITIES)),
         region_anatomica: Some(pick(rng, &REGIONS)),
         http_request_id: Some(uuid_from(rng)),
+        institucion_id: None,
     }
 }
 

@@ -264,6 +264,7 @@ pub fn registered(image_id: &str, blob_key: &str, sha256: &str, size: usize, med
         request_id: format!("req-{image_id}"),
         tipo_imagen: Some("CT".into()),
         region_anatomica: Some("torax".into()),
+        institucion_id: None,
     }
 }
 

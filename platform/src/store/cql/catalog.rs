@@ -408,7 +408,11 @@ impl ScyllaCatalog {
                     self.write_rejected(image_id, x).await?;
                     own.sightings.push(Sighting::rejected(x));
                 }
-                CatalogEvent::User(_) | CatalogEvent::Usage(_) | CatalogEvent::Analyzed(_) => {}
+                CatalogEvent::User(_)
+                | CatalogEvent::Usage(_)
+                | CatalogEvent::Analyzed(_)
+                | CatalogEvent::Consent(_)
+                | CatalogEvent::Institution(_) => {}
             }
         }
         let output = own.output.is_some();
@@ -783,6 +787,23 @@ impl CatalogStore for ScyllaCatalog {
 
     async fn analysis(&self, image_id: &str) -> alpes_domain::Result<Option<ImageAnalysis>> {
         Ok(self.read_analysis(image_id).await?)
+    }
+
+    /// Every image it holds: the consent registry has no CQL adapter yet, so on this backend no
+    /// institution exists, no image is of one, and consent and institution events are not
+    /// produced (they are skipped if they come).
+    async fn offered(&self, image_id: &str) -> alpes_domain::Result<bool> {
+        Ok(self.read_image(image_id).await?.is_some())
+    }
+
+    /// Not on this backend yet (no institution exists on it: see [`Self::offered`]).
+    async fn institution_panel(&self, _: &str) -> alpes_domain::Result<alpes_domain::panel::InstitutionPanel> {
+        Err(alpes_domain::Error::Store("the dashboards are not on the CQL catalog yet".into()))
+    }
+
+    /// Not on this backend yet (no institution exists on it: see [`Self::offered`]).
+    async fn doctor_panel(&self, _: &str) -> alpes_domain::Result<alpes_domain::panel::DoctorPanel> {
+        Err(alpes_domain::Error::Store("the dashboards are not on the CQL catalog yet".into()))
     }
 
     async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<Arc<CatalogImage>>> {

@@ -5,6 +5,7 @@
 //! keeps the higher `estado_rank`, the earliest `created_at`, and the
 //! anonymized output with the latest `anonymized_at`.
 
+use super::catalog_consent::{self as consent, OFFERED};
 use super::conn::{keyset_page, rows, write_tx, SqliteConn, Where};
 use super::fresh::Fresh;
 use crate::store::catalog::{
@@ -156,7 +157,7 @@ impl SqliteCatalog {
     /// Opens (creating) the catalog tables in the database at `path`.
     pub fn open(path: &std::path::Path, fsync: bool) -> Result<SqliteCatalog> {
         Ok(SqliteCatalog {
-            conn: SqliteConn::open(path, fsync, SCHEMA)?,
+            conn: SqliteConn::open(path, fsync, &[SCHEMA, consent::SCHEMA].concat())?,
             images: Arc::new(Fresh::new(IMAGE_CACHE)),
         })
     }
@@ -164,7 +165,7 @@ impl SqliteCatalog {
     /// A private in-memory catalog (tests).
     pub fn in_memory() -> Result<SqliteCatalog> {
         Ok(SqliteCatalog {
-            conn: SqliteConn::in_memory(SCHEMA)?,
+            conn: SqliteConn::in_memory(&[SCHEMA, consent::SCHEMA].concat())?,
             images: Arc::new(Fresh::new(IMAGE_CACHE)),
         })
     }
@@ -173,7 +174,7 @@ impl SqliteCatalog {
 fn registered(tx: &Connection, e: &ImagenRegistrada) -> Result<()> {
     tx.prepare_cached(REGISTERED)?
         .execute(params![e.image_id, e.provider_id, e.occurred_at, e.tipo_imagen, e.region_anatomica])?;
-    Ok(())
+    consent::of_institution(tx, &e.image_id, e.institucion_id.as_deref())
 }
 
 fn rejected(tx: &Connection, e: &ImagenRechazada) -> Result<()> {
@@ -216,7 +217,7 @@ fn anonymized(tx: &Connection, e: &ImagenAnonimizada) -> Result<()> {
         e.frames,
         report.to_string(),
     ])?;
-    Ok(())
+    consent::of_institution(tx, &e.image_id, e.institucion_id.as_deref())
 }
 
 fn user(tx: &Connection, e: &UsuarioRegistrado) -> Result<()> {
@@ -329,6 +330,9 @@ fn dicom_where(q: &DicomQuery) -> Where {
     w.opt("patient_id GLOB ?", q.patient_id.as_deref().map(sqlite_glob));
     w.opt("study_date >= ?", q.study_date_from.clone());
     w.opt("study_date <= ?", q.study_date_to.clone());
+    if q.offered_only {
+        w.push(OFFERED, []);
+    }
     w
 }
 
@@ -360,6 +364,8 @@ fn apply_one(tx: &Connection, e: &CatalogEvent) -> Result<bool> {
             CatalogEvent::User(e) => user(tx, e)?,
             CatalogEvent::Usage(e) => usage(tx, e)?,
             CatalogEvent::Analyzed(e) => analyzed(tx, e)?,
+            CatalogEvent::Consent(e) => consent::consent(tx, e)?,
+            CatalogEvent::Institution(e) => consent::institution(tx, e)?,
         }
     }
     Ok(new)
@@ -373,6 +379,9 @@ fn images_page(conn: &Connection, filter: &ImageFilter, after: Option<(i64, Stri
     w.opt("estado = ?", filter.estado.map(|e| e.as_str().to_owned()));
     w.opt("created_at >= ?", filter.created_from);
     w.opt("created_at < ?", filter.created_to);
+    if filter.offered_only {
+        w.push(OFFERED, []);
+    }
     if let Some((at, id)) = after {
         w.push(
             "(created_at < ? OR (created_at = ? AND image_id < ?))",
@@ -564,6 +573,26 @@ impl CatalogStore for SqliteCatalog {
                 })
                 .optional()?)
         })?)
+    }
+
+    async fn offered(&self, image_id: &str) -> alpes_domain::Result<bool> {
+        let image_id = image_id.to_owned();
+        self.conn
+            .read(move |conn| {
+                let sql = format!("SELECT EXISTS (SELECT 1 FROM catalog_images WHERE image_id = ?1 AND {OFFERED})");
+                Ok(conn.prepare_cached(&sql)?.query_row(params![image_id], |r| r.get(0))?)
+            })
+            .await
+    }
+
+    async fn institution_panel(&self, institution_id: &str) -> alpes_domain::Result<alpes_domain::panel::InstitutionPanel> {
+        let id = institution_id.to_owned();
+        self.conn.read(move |conn| consent::institution_panel(conn, &id)).await
+    }
+
+    async fn doctor_panel(&self, doctor_id: &str) -> alpes_domain::Result<alpes_domain::panel::DoctorPanel> {
+        let id = doctor_id.to_owned();
+        self.conn.read(move |conn| consent::doctor_panel(conn, &id)).await
     }
 
     async fn usage(&self, by: UsageBy<'_>, cursor: Option<&str>, limit: usize) -> alpes_domain::Result<UsagePage> {

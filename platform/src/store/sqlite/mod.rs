@@ -4,13 +4,16 @@
 
 pub mod audit;
 pub mod catalog;
+mod catalog_consent;
 mod conn;
 mod fresh;
 pub mod identity;
 pub mod imports;
 pub mod ingest;
 pub mod ledger;
+pub mod notifications;
 pub mod outbox;
+pub mod registry;
 mod writer;
 
 pub use audit::SqliteAudit;
@@ -19,4 +22,6 @@ pub use identity::SqliteIdentity;
 pub use imports::SqliteImports;
 pub use ingest::SqliteStore;
 pub use ledger::SqliteLedger;
+pub use notifications::SqliteNotifications;
 pub use outbox::SqliteOutbox;
+pub use registry::SqliteRegistry;

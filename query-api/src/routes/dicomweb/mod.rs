@@ -40,13 +40,34 @@ pub fn instance() -> Value {
 /// The media type of a QIDO-RS answer and of WADO-RS metadata.
 pub const DICOM_JSON: &str = "application/dicom+json";
 
-/// Whom the DICOMweb routes answer, and over what: consumers and admins the whole anonymized
-/// set (`None`), a provider its own images (`Some` of its id), so that a PACS pulls back what it
-/// sent with the credential it sends with. A provider's retrievals are not metered: a download
-/// is billed to a consumer and credited to the images' provider, and here they are one.
-pub fn may_use(caller: &Caller) -> Result<Option<String>, ApiError> {
+/// What part of the anonymized set a caller reaches through DICOMweb ([`may_use`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Only this provider's instances.
+    pub provider_id: Option<String>,
+    /// Only the instances a consumer is offered ([`alpes_domain::consent::offered`]).
+    pub offered_only: bool,
+}
+
+impl Reach {
+    /// `q` narrowed to the reach.
+    pub fn narrow(&self, q: &mut DicomQuery) {
+        q.provider_id.clone_from(&self.provider_id);
+        q.offered_only = self.offered_only;
+    }
+}
+
+/// Whom the DICOMweb routes answer, and over what: an admin the whole anonymized set, a consumer
+/// what it is offered (its patients consented, or their provider belongs to no institution), a
+/// provider its own images, so that a PACS pulls back what it sent with the credential it sends
+/// with. A provider's retrievals are not metered: a download is billed to a consumer and
+/// credited to the images' provider, and here they are one.
+pub fn may_use(caller: &Caller) -> Result<Reach, ApiError> {
     caller.require(&[Role::Consumidor, Role::Admin, Role::Proveedor])?;
-    Ok((caller.role == Role::Proveedor).then(|| caller.user_id.clone()))
+    Ok(Reach {
+        provider_id: (caller.role == Role::Proveedor).then(|| caller.user_id.clone()),
+        offered_only: caller.role == Role::Consumidor,
+    })
 }
 
 /// A DICOM JSON attribute (PS3.18 F.2): `Value` is omitted when empty.
@@ -110,21 +131,21 @@ pub struct Target {
 
 /// The anonymized DICOM instances `target` names (of provider `only`, if given), at most 10,000;
 /// 404 if none.
-pub async fn instances_under(state: &QueryState, target: Target, only: Option<String>) -> Result<Vec<CatalogImage>, ApiError> {
+pub async fn instances_under(state: &QueryState, target: Target, only: Reach) -> Result<Vec<CatalogImage>, ApiError> {
     let Target { study, series, instance } = target;
     let missing = match (&series, &instance) {
         (_, Some(i)) => format!("no instance {i}"),
         (Some(s), None) => format!("no series {s}"),
         (None, None) => format!("no study {study}"),
     };
-    let q = DicomQuery {
+    let mut q = DicomQuery {
         study_uid: Some(study),
         series_uid: series,
         sop_instance_uid: instance,
-        provider_id: only,
         limit: 10_000,
         ..DicomQuery::default()
     };
+    only.narrow(&mut q);
     let found = one_per_sop(state.catalog.instances(&q).await?);
     if found.is_empty() {
         return Err(ApiError::not_found(missing));

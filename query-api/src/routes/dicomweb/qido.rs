@@ -26,11 +26,11 @@ use serde_json::{json, Map, Value};
 
 type Params = QueryParams<Vec<(String, String)>>;
 
-/// The search `pairs` ask at `level`, over provider `only`'s instances when given ([`super::may_use`]).
-fn parse(QueryParams(pairs): Params, level: Level, only: Option<String>) -> Result<(Search, Vec<String>), ApiError> {
+/// The search `pairs` ask at `level`, over what the caller reaches ([`super::may_use`]).
+fn parse(QueryParams(pairs): Params, level: Level, only: super::Reach) -> Result<(Search, Vec<String>), ApiError> {
     let (mut search, warnings) = super::qido_keys::parse(pairs, level)?;
     for q in &mut search.queries {
-        q.provider_id.clone_from(&only);
+        only.narrow(q);
     }
     Ok((search, warnings))
 }
@@ -213,7 +213,7 @@ pub struct Scope {
 
 /// The query with the path's study and series, which stand over the query string's: they are
 /// read last, and checked as the query string's are.
-fn scoped(QueryParams(mut pairs): Params, scope: Scope, (level, only): (Level, Option<String>)) -> Result<(Search, Vec<String>), ApiError> {
+fn scoped(QueryParams(mut pairs): Params, scope: Scope, (level, only): (Level, super::Reach)) -> Result<(Search, Vec<String>), ApiError> {
     pairs.extend(scope.study.map(|uid| ("StudyInstanceUID".to_owned(), uid)));
     pairs.extend(scope.series.map(|uid| ("SeriesInstanceUID".to_owned(), uid)));
     parse(QueryParams(pairs), level, only)

@@ -11,7 +11,11 @@ pub(super) fn image_of(e: &CatalogEvent) -> Option<&str> {
         // A message that never decoded names no image: nothing to materialize.
         CatalogEvent::Rejected(x) => x.image_id.as_deref()?,
         // An analysis is an image's, but not of its state: written on its own.
-        CatalogEvent::User(_) | CatalogEvent::Usage(_) | CatalogEvent::Analyzed(_) => return None,
+        CatalogEvent::User(_)
+        | CatalogEvent::Usage(_)
+        | CatalogEvent::Analyzed(_)
+        | CatalogEvent::Consent(_)
+        | CatalogEvent::Institution(_) => return None,
     };
     (!id.is_empty()).then_some(id)
 }

@@ -108,7 +108,11 @@ fn partition(events: &[CatalogEvent]) -> Vec<ImageRow> {
                     rejection = Some((ts, x.reason.clone()));
                 }
             }
-            CatalogEvent::User(_) | CatalogEvent::Usage(_) | CatalogEvent::Analyzed(_) => continue,
+            CatalogEvent::User(_)
+            | CatalogEvent::Usage(_)
+            | CatalogEvent::Analyzed(_)
+            | CatalogEvent::Consent(_)
+            | CatalogEvent::Institution(_) => continue,
         }
         rows.push(row);
     }
@@ -402,6 +406,7 @@ fn image_filters_compare_as_sqlite_does() {
             region_anatomica: Some("torax".into()),
             created_from: Some(100),
             created_to: Some(101),
+            offered_only: false,
         },
         &img
     ));
