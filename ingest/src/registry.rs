@@ -195,9 +195,7 @@ impl Registry {
         tracing::info!(patient = %patient.id, from = patient.state.as_str(), to = to.as_str(), step = step.as_str(), "consent moved");
         Ok(to)
     }
-}
 
-impl Registry {
     /// Undoes a move to `to` (made at `at`) the broker did not acknowledge. A failed send may
     /// still have been written, so the restored state is announced too (`undone`, later than
     /// the move): the query side never keeps a move the registry undid.
