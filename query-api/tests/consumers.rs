@@ -61,7 +61,7 @@ async fn an_approved_consumer_downloads_within_its_credit_and_a_repeat_in_the_wi
     assert_eq!(app.get_raw("/imagenes/a/anonimizada", lab3, &[]).await.status(), 200, "250 of 300");
 
     // Billing applies the download: the provider's credit and the consumer's charge.
-    let used = app.events::<EventoUsoDatos>(&usage_events, 1, Duration::from_secs(10)).await;
+    let used = app.events::<EventoUsoDatos>(&usage_events, 1, Duration::from_secs(30)).await;
     let mut credit = usage(used[0].dedupe_key.as_deref().expect("charge key"), "p1", 250);
     credit.counterparty = Some("lab-3".into());
     app.ledger.apply(vec![credit.clone(), charge_of(&credit)]).await.expect("bill");
