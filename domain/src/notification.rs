@@ -12,8 +12,9 @@ pub const CHANNELS: [&str; 3] = ["email", "sms", "webhook"];
 /// The event types an institution may subscribe a webhook to.
 pub const WEBHOOK_EVENTS: [&str; 3] = ["ConsentimientoCambiado", "ImagenRechazada", "PagoProcesado"];
 
-/// Whether a webhook may be posted to `url`: an `http(s)` URL without credentials whose host,
-/// or host and port, the operator allowed (`--webhook-allow`). Nothing is posted anywhere else.
+/// Whether a webhook may be posted to `url`: an `https` URL (or `http` to a loopback host, where
+/// nothing travels) without credentials, whose host, or host and port, the operator allowed
+/// (`--webhook-allow`). Nothing is posted anywhere else, nor in clear over a network.
 pub fn webhook_allowed(url: &str, allow: &[String]) -> bool {
     let Some(authority) = crate::import::url_host(url) else {
         return false;
@@ -22,10 +23,24 @@ pub fn webhook_allowed(url: &str, allow: &[String]) -> bool {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => authority.as_str(),
     };
-    allow.iter().any(|a| {
-        let a = a.trim().to_ascii_lowercase();
-        a == authority || a == name
-    })
+    let host = name.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let https = url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    (https || loopback)
+        && allow.iter().any(|a| {
+            let a = a.trim().to_ascii_lowercase();
+            a == authority || a == name
+        })
+}
+
+/// How a notification names an account, as its recipient or its owner: `usuario:<id>`.
+pub fn user_key(user_id: &str) -> String {
+    format!("usuario:{user_id}")
+}
+
+/// How a notification names an institution, as its recipient or its owner: `institucion:<id>`.
+pub fn institution_key(institution_id: &str) -> String {
+    format!("institucion:{institution_id}")
 }
 
 /// How a notification went.
@@ -156,6 +171,13 @@ mod tests {
         assert!(!webhook_allowed("https://user:pw@hooks.example.org/a", &allow));
         assert!(!webhook_allowed("ftp://hooks.example.org/a", &allow));
         assert!(!webhook_allowed("https://hooks.example.org/a", &[]), "nothing by default");
+        assert!(
+            !webhook_allowed("http://hooks.example.org/a", &allow),
+            "no plain HTTP over a network"
+        );
+        let local = vec!["127.0.0.1".to_owned(), "[::1]".to_owned(), "localhost".to_owned()];
+        assert!(webhook_allowed("http://127.0.0.1/cb", &local) && webhook_allowed("http://[::1]:8080/cb", &local));
+        assert!(webhook_allowed("http://localhost:8080/cb", &local));
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub struct Registry {
     secret: Secret,
     /// Whether pseudonyms are made per owner (`--pseudonym-scope provider`, the default).
     per_owner: bool,
-    /// Providers' institutions already read: a membership never changes once set.
-    members: Arc<RwLock<HashMap<String, String>>>,
+    /// Providers' institutions (or none) already read: a membership is set when the account is
+    /// created, before it can upload, and never changes.
+    members: Arc<RwLock<HashMap<String, Option<String>>>>,
     /// Notifications and institutions' webhooks.
     pub notifications: Arc<dyn NotificationStore>,
     /// The hosts webhooks may be posted to (`--webhook-allow`).
@@ -124,17 +125,26 @@ impl Registry {
         serde_json::from_slice(&json).map_err(|_| ApiError::internal(&"sealed contact data is not JSON"))
     }
 
-    /// The institution of provider `user_id`, if it belongs to one (kept once read).
+    /// The live institution `id`; 404 if there is none (or it was deleted).
+    pub async fn live_institution(&self, id: &str) -> Result<alpes_domain::registry::Institution, ApiError> {
+        match self.store.institution(id).await? {
+            Some(i) if i.deleted_at.is_none() => Ok(i),
+            _ => Err(ApiError::not_found("no institution with this id")),
+        }
+    }
+
+    /// The institution of provider `user_id`, if it belongs to one (kept once read, and so is
+    /// "none": an upload of a provider of no institution reads the store once, not per upload).
     pub async fn institution_of_provider(&self, user_id: &str) -> Result<Option<String>, ApiError> {
         if let Some(found) = self.members.read().ok().and_then(|m| m.get(user_id).cloned()) {
-            return Ok(Some(found));
+            return Ok(found);
         }
         let found = self.store.member_of(user_id).await?;
-        if let (Some(institution), Ok(mut members)) = (&found, self.members.write()) {
+        if let Ok(mut members) = self.members.write() {
             if members.len() >= MEMBERS_KEPT {
                 members.clear();
             }
-            members.insert(user_id.to_owned(), institution.clone());
+            members.insert(user_id.to_owned(), found.clone());
         }
         Ok(found)
     }

@@ -10,7 +10,7 @@
 //!
 //! A recipient is named by id; its address is read when the notification is sent.
 
-use alpes_domain::notification::Webhook;
+use alpes_domain::notification::{institution_key, user_key, Webhook};
 use alpes_schemas::{ConsentimientoCambiado, Event, ImagenRechazada, PagoProcesado};
 
 /// An event the notifier acts on.
@@ -82,8 +82,8 @@ impl Recipient {
     pub fn key(&self) -> String {
         match self {
             Recipient::Patient(id) => format!("paciente:{id}"),
-            Recipient::User(id) => format!("usuario:{id}"),
-            Recipient::Institution(id) => format!("institucion:{id}"),
+            Recipient::User(id) => user_key(id),
+            Recipient::Institution(id) => institution_key(id),
             Recipient::Webhook(w) => format!("webhook:{}", w.id),
         }
     }
@@ -105,8 +105,7 @@ pub struct Planned {
 /// The notifications `event` asks for; `institution` is the institution it concerns (the
 /// patient's, or the provider's when it has one) and `webhooks` that institution's.
 pub fn plan(event: &Incoming, institution: Option<&str>, webhooks: &[Webhook]) -> Vec<Planned> {
-    let of_institution = |i: &str| format!("institucion:{i}");
-    let owner_of = |user: &str| institution.map_or_else(|| format!("usuario:{user}"), of_institution);
+    let owner_of = |user: &str| institution.map_or_else(|| user_key(user), institution_key);
     let mut out = Vec::new();
     let mut email = |template, recipient, owner| {
         out.push(Planned {
@@ -121,25 +120,21 @@ pub fn plan(event: &Incoming, institution: Option<&str>, webhooks: &[Webhook]) -
             email(
                 "confirmacion_paciente",
                 Recipient::Patient(e.paciente_id.clone()),
-                of_institution(&e.institucion_id),
+                institution_key(&e.institucion_id),
             );
-            email(
-                "solicitud_validacion",
-                Recipient::User(e.medico_id.clone()),
-                format!("usuario:{}", e.medico_id),
-            );
+            email("solicitud_validacion", Recipient::User(e.medico_id.clone()), user_key(&e.medico_id));
             out.push(Planned {
                 channel: "sms",
                 template: "confirmacion_paciente",
                 recipient: Recipient::Patient(e.paciente_id.clone()),
-                owner: of_institution(&e.institucion_id),
+                owner: institution_key(&e.institucion_id),
             });
         }
         Incoming::Consent(e) if e.estado == "revocado" && e.estado_anterior.as_deref() != Some("revocado") => {
             email(
                 "revocacion",
                 Recipient::Institution(e.institucion_id.clone()),
-                of_institution(&e.institucion_id),
+                institution_key(&e.institucion_id),
             );
         }
         Incoming::Consent(_) => {}
@@ -156,7 +151,7 @@ pub fn plan(event: &Incoming, institution: Option<&str>, webhooks: &[Webhook]) -
                 channel: "webhook",
                 template: "webhook",
                 recipient: Recipient::Webhook(w.clone()),
-                owner: of_institution(i),
+                owner: institution_key(i),
             });
         }
     }

@@ -124,10 +124,7 @@ pub async fn create(
     let registry = state.registry()?;
     let req: Request = json_body(&body, 16 * 1024, "a doctor")?;
     registry.scope_of(&caller).await?.require(&req.institucion_id)?;
-    match registry.store.institution(&req.institucion_id).await? {
-        Some(i) if i.deleted_at.is_none() => {}
-        _ => return Err(ApiError::not_found("no institution with this id")),
-    }
+    registry.live_institution(&req.institucion_id).await?;
     let licencia = text_field(&req.licencia, 100, "bad_licencia")?;
     let especialidad = text_field(&req.especialidad, 100, "bad_especialidad")?;
     let user = NewUser {

@@ -7,7 +7,7 @@
 use crate::openapi::REGISTRY;
 use crate::people::PageParams;
 use crate::IngestState;
-use alpes_domain::notification::{DeliveryState, Notification};
+use alpes_domain::notification::{institution_key, user_key, DeliveryState, Notification};
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::{ApiError, QueryParams};
 use alpes_platform::openapi::{json_content, schema, Op};
@@ -110,12 +110,12 @@ pub async fn handler(
     params.no_estado()?;
     let (limit, before) = params.page(CURSOR)?;
     let owner = match caller.role {
-        Role::Admin => params.institucion_id.as_ref().map(|i| format!("institucion:{i}")),
+        Role::Admin => params.institucion_id.as_deref().map(institution_key),
         Role::Proveedor => Some(match registry.institution_of_provider(&caller.user_id).await? {
-            Some(i) => format!("institucion:{i}"),
-            None => format!("usuario:{}", caller.user_id),
+            Some(i) => institution_key(&i),
+            None => user_key(&caller.user_id),
         }),
-        _ => Some(format!("usuario:{}", registry.active_doctor(&caller).await?.user_id)),
+        _ => Some(user_key(&registry.active_doctor(&caller).await?.user_id)),
     };
     let mut found = registry.notifications.notifications(owner.as_deref(), before, limit + 1).await?;
     let next_cursor = crate::people::next_cursor(&mut found, limit, CURSOR, |n| (n.created_at, n.id.clone()));

@@ -161,10 +161,7 @@ pub async fn create(
     let registry = state.registry()?;
     let req: Request = json_body(&body, 16 * 1024, "a patient")?;
     registry.scope_of(&caller).await?.require(&req.institucion_id)?;
-    match registry.store.institution(&req.institucion_id).await? {
-        Some(i) if i.deleted_at.is_none() => {}
-        _ => return Err(ApiError::not_found("no institution with this id")),
-    }
+    registry.live_institution(&req.institucion_id).await?;
     let doctor_id = match (req.medico_id.as_deref(), caller.role) {
         (Some(d), _) => d.trim().to_owned(),
         (None, Role::Medico) => caller.user_id.clone(),

@@ -130,10 +130,7 @@ pub async fn handler(
                     "only an admin makes an account join an institution, and only a proveedor account",
                 ));
             }
-            match state.registry()?.store.institution(id).await? {
-                Some(i) if i.deleted_at.is_none() => Some(i.id),
-                _ => return Err(ApiError::not_found("no institution with this id")),
-            }
+            Some(state.registry()?.live_institution(id).await?.id)
         }
     };
     let user = NewUser {
