@@ -1,8 +1,9 @@
 //! The stores a process opens: only those its services use, each once.
 //!
 //! With a ScyllaDB cluster named (`SCYLLA_NODES` / `--scylla-nodes`), the
-//! ledger, the catalog, the identity store and the ingest store (images,
-//! idempotency keys, open requests) live there, one session shared by all
+//! ledger, the catalog, the identity store, the ingest store (images,
+//! idempotency keys, open requests), the registry (institutions, doctors,
+//! patients) and the notifications live there, one session shared by all
 //! (the tables must exist: `alpes migrate`), shared by every replica; without
 //! one, in the data dir's `alpes.db`. The audit table is the data dir's
 //! SQLite either way.
@@ -14,11 +15,13 @@
 //! | identity | ingest or query-api (accounts, revoked tokens) |
 //! | ingest   | ingest, dimse or importer (with the import jobs) |
 //! | audit    | query-api                          |
+//! | registry, notifications | ingest, dimse, importer, notifier or query-api |
 
 use crate::settings::{Service, Settings};
 use alpes_platform::store::{
     AuditStore, CatalogStore, IdentityStore, ImportStore, IngestStore, LedgerStore, ScyllaArgs, ScyllaCatalog, ScyllaIdentity,
-    ScyllaImports, ScyllaIngest, ScyllaLedger, SqliteAudit, SqliteCatalog, SqliteIdentity, SqliteImports, SqliteLedger, SqliteStore,
+    ScyllaImports, ScyllaIngest, ScyllaLedger, ScyllaNotifications, ScyllaRegistry, SqliteAudit, SqliteCatalog, SqliteIdentity,
+    SqliteImports, SqliteLedger, SqliteStore,
 };
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -37,10 +40,9 @@ pub struct Stores {
     pub ingest: Option<Arc<dyn IngestStore>>,
     /// Import jobs and their items (opened with the ingest store).
     pub imports: Option<Arc<dyn ImportStore>>,
-    /// Institutions, doctors and patients (for ingest, the notifier, and the dashboards' rights;
-    /// SQLite only, for now).
+    /// Institutions, doctors and patients (for ingest, the notifier, and the dashboards' rights).
     pub registry: Option<Arc<dyn alpes_platform::store::registry::RegistryStore>>,
-    /// Notifications and institutions' webhooks (for ingest and the notifier; SQLite only, for now).
+    /// Notifications and institutions' webhooks (for ingest and the notifier).
     pub notifications: Option<Arc<dyn alpes_platform::store::notification::NotificationStore>>,
     /// The audit trail's table.
     pub audit: Option<Arc<dyn AuditStore>>,
@@ -113,7 +115,7 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
         ..Stores::default()
     };
     let scylla: &ScyllaArgs = &settings.scylla;
-    if scylla.configured() && (needs.ledger || needs.catalog || needs.identity || needs.ingest) {
+    if scylla.configured() && (needs.ledger || needs.catalog || needs.identity || needs.ingest || needs.registry) {
         let session = scylla.connect().await.with_context(|| scylla_hint(scylla))?;
         let hint = || scylla_hint(scylla);
         if needs.ledger {
@@ -126,10 +128,10 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
             stores.identity = Some(Arc::new(ScyllaIdentity::new(session.clone(), scylla).await.with_context(hint)?));
         }
         if needs.registry {
-            tracing::warn!(
-                "the institution, doctor and patient registry and the notifications have no CQL adapter yet: on \
-                 ScyllaDB their routes answer 503, uploads belong to no institution, and the notifier does not run"
-            );
+            stores.registry = Some(Arc::new(ScyllaRegistry::new(session.clone(), scylla).await.with_context(hint)?));
+            stores.notifications = Some(Arc::new(
+                ScyllaNotifications::new(session.clone(), scylla).await.with_context(hint)?,
+            ));
         }
         if needs.ingest {
             stores.imports = Some(Arc::new(ScyllaImports::new(session.clone(), scylla).await.with_context(hint)?));
@@ -140,7 +142,8 @@ pub async fn open(settings: &Settings) -> Result<Stores> {
             nodes = %scylla.contact_points().join(","),
             keyspace = %scylla.keyspace,
             consistency = ?scylla.consistency,
-            "the services' ledger, catalog, identity and ingest stores on ScyllaDB; the audit table stays on SQLite"
+            "the services' ledger, catalog, identity, ingest, registry and notification stores on ScyllaDB; the audit table \
+             stays on SQLite"
         );
         return Ok(stores);
     }

@@ -11,14 +11,13 @@
 
 mod common;
 
+use common::smtp::{code_after, SmtpSink};
+
 use alpes_platform::auth::Role;
 use alpes_schemas::{topics, Codec, NotificacionFallida};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{json, Value};
-use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,84 +39,6 @@ impl std::io::Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// A real SMTP server (`notifier/tests/smtp_sink.py`, aiosmtpd) on 127.0.0.1; stopped when dropped.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl SmtpSink {
-    fn start(python: PathBuf) -> SmtpSink {
-        let dir = tempfile::tempdir().expect("tmp");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../notifier/tests/smtp_sink.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("smtp_sink.py runs");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("smtp_sink.py printed {line:?}, not its port"));
-        SmtpSink { child, port, dir }
-    }
-
-    /// Every message received so far.
-    fn messages(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(self.dir.path()).expect("dir").flatten() {
-            if e.file_name().to_string_lossy().ends_with(".json") {
-                out.push(serde_json::from_str(&std::fs::read_to_string(e.path()).expect("read")).expect("json"));
-            }
-        }
-        out
-    }
-
-    /// The first message to `to` whose text contains `needle` (30 s at most).
-    async fn message_to(&self, to: &str, needle: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = self.messages().into_iter().find(|m| {
-                m["rcpt_tos"].as_array().is_some_and(|r| r.iter().any(|a| a == to))
-                    && m["text"].as_str().is_some_and(|t| t.contains(needle))
-            });
-            if let Some(m) = found {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no message to {to} saying {needle:?}: {:#?}",
-                self.messages()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The code on the line of `text` that starts with one of `labels`.
-fn code_after(text: &str, labels: &[&str]) -> String {
-    text.lines()
-        .find_map(|l| labels.iter().find_map(|label| l.trim().strip_prefix(label)))
-        .map(|rest| rest.trim().trim_start_matches(':').trim().to_owned())
-        .unwrap_or_else(|| panic!("no {labels:?} line in {text}"))
 }
 
 /// One callback a receiver got: its headers, its body, and the status it was answered.
@@ -398,7 +319,8 @@ async fn a_patients_consent_decides_what_a_consumer_gets_from_registration_to_re
 
     // The dashboards count it all, from the query side's tables.
     let panel = format!("/instituciones/{institution}/panel");
-    let (_, p) = until(&app, &panel, &provider, |s, b| s == 200 && b["descargas"] == 1).await;
+    // Two downloads: `download_when_ready`'s and the one `consumer_view` made.
+    let (_, p) = until(&app, &panel, &provider, |s, b| s == 200 && b["descargas"] == 2).await;
     assert_eq!(
         (p["imagenes_ofrecidas"].as_i64(), p["pacientes_por_estado"]["full_access"].as_i64()),
         (Some(1), Some(1)),

@@ -11,6 +11,8 @@
 //! - [`faults`]: a Kafka broker killed, the CQL node stopped and the S3
 //!   server stopped while traffic runs; each reports what was acknowledged
 //!   and what came out, which must be equal.
+//! - [`consent`]: the consent workflow with the registry, the notifications
+//!   and the catalog's gate on the keyspace, across processes.
 //! - [`downstream`]: a Python consumer (confluent-kafka's
 //!   `AvroDeserializer`) reads every event type through the registry.
 //!
@@ -18,6 +20,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "engines/consent.rs"]
+mod consent;
 #[path = "engines/downstream.rs"]
 mod downstream;
 #[path = "engines/faults.rs"]

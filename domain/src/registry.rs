@@ -190,6 +190,69 @@ pub struct PatientFilter {
     pub state: Option<ConsentState>,
 }
 
+/// Which institutions an account acts for in the registry's routes and the dashboards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every one (an admin).
+    All,
+    /// Its own (a provider's, or an active doctor's).
+    Institution(String),
+}
+
+/// What an account may not touch: another institution's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this belongs to another institution")]
+pub struct OtherInstitution;
+
+impl Scope {
+    /// Whether `institution` is within the scope.
+    pub fn require(&self, institution: &str) -> std::result::Result<(), OtherInstitution> {
+        match self {
+            Scope::All => Ok(()),
+            Scope::Institution(own) if own == institution => Ok(()),
+            Scope::Institution(_) => Err(OtherInstitution),
+        }
+    }
+
+    /// The one institution, unless every one.
+    pub fn institution(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Institution(i) => Some(i),
+        }
+    }
+}
+
+/// Why an account acts for no institution (HTTP 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unscoped {
+    /// A provider that is no institution's member.
+    #[error("this provider belongs to no institution")]
+    NoInstitution,
+    /// A doctor account with no live doctor, or one not active.
+    #[error("{0}")]
+    InactiveDoctor(String),
+    /// A consumer.
+    #[error("this route needs the role proveedor, medico or admin")]
+    Role,
+}
+
+/// The scope of an account of `role`: an admin every institution; a provider its membership
+/// (`member_of`); a doctor the institution of its doctor row, while that is live and active.
+pub fn scope(role: crate::caller::Role, member_of: Option<String>, doctor: Option<&Doctor>) -> std::result::Result<Scope, Unscoped> {
+    use crate::caller::Role;
+    match role {
+        Role::Admin => Ok(Scope::All),
+        Role::Proveedor => member_of.map(Scope::Institution).ok_or(Unscoped::NoInstitution),
+        Role::Medico => match doctor {
+            Some(d) if d.deleted_at.is_none() && d.status == DoctorStatus::Active => Ok(Scope::Institution(d.institution_id.clone())),
+            Some(d) if d.deleted_at.is_none() => Err(Unscoped::InactiveDoctor(format!("a {} doctor can do nothing", d.status.as_str()))),
+            _ => Err(Unscoped::InactiveDoctor("this account is no doctor of any institution".into())),
+        },
+        Role::Consumidor => Err(Unscoped::Role),
+    }
+}
+
 /// The registry store.
 #[async_trait]
 pub trait RegistryStore: Send + Sync + std::fmt::Debug {
@@ -238,6 +301,41 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_acts_for_its_institution_only_while_it_may() {
+        use crate::caller::Role;
+        let doctor = |status: DoctorStatus, deleted_at: Option<i64>| Doctor {
+            user_id: "d".into(),
+            institution_id: "i1".into(),
+            licencia: "L".into(),
+            especialidad: "x".into(),
+            status,
+            created_at: 1,
+            deleted_at,
+        };
+        assert_eq!(scope(Role::Admin, None, None), Ok(Scope::All));
+        assert_eq!(scope(Role::Proveedor, Some("i1".into()), None), Ok(Scope::Institution("i1".into())));
+        assert_eq!(scope(Role::Proveedor, None, None), Err(Unscoped::NoInstitution));
+        let active = doctor(DoctorStatus::Active, None);
+        assert_eq!(scope(Role::Medico, None, Some(&active)), Ok(Scope::Institution("i1".into())));
+        assert!(matches!(
+            scope(Role::Medico, None, Some(&doctor(DoctorStatus::Suspended, None))),
+            Err(Unscoped::InactiveDoctor(_))
+        ));
+        assert!(matches!(
+            scope(Role::Medico, None, Some(&doctor(DoctorStatus::Active, Some(2)))),
+            Err(Unscoped::InactiveDoctor(_))
+        ));
+        assert!(matches!(scope(Role::Medico, None, None), Err(Unscoped::InactiveDoctor(_))));
+        assert_eq!(scope(Role::Consumidor, Some("i1".into()), None), Err(Unscoped::Role));
+        let own = Scope::Institution("i1".into());
+        assert_eq!((own.require("i1"), own.require("i2")), (Ok(()), Err(OtherInstitution)));
+        assert_eq!(
+            (Scope::All.require("i2"), Scope::All.institution(), own.institution()),
+            (Ok(()), None, Some("i1"))
+        );
+    }
 
     #[test]
     fn statuses_read_back_from_their_names() {

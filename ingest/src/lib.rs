@@ -93,7 +93,7 @@ impl IngestState {
     /// The registry; 503 where the store has none.
     pub fn registry(&self) -> Result<&registry::Registry, alpes_platform::http::ApiError> {
         self.registry.as_ref().ok_or_else(|| {
-            alpes_platform::http::ApiError::unavailable("the institution and patient registry (not on this store yet)", 60)
+            alpes_platform::http::ApiError::unavailable("the institution and patient registry (not opened by this process)", 60)
                 .with_code("no_registry")
         })
     }

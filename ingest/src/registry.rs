@@ -10,7 +10,7 @@ use alpes_anonymizer::pseudonym::patient_subject;
 use alpes_anonymizer::Secret;
 use alpes_domain::consent::{next, ConsentState, Step};
 use alpes_domain::notification::NotificationStore;
-use alpes_domain::registry::{Doctor, DoctorStatus, Patient, RegistryStore};
+use alpes_domain::registry::{scope, Doctor, Patient, RegistryStore};
 use alpes_platform::auth::{Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::kafka::Producer;
@@ -60,33 +60,7 @@ impl std::fmt::Debug for Contact {
     }
 }
 
-/// Which institutions a caller acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// An admin: every institution.
-    All,
-    /// A provider of, or an active doctor at, this institution.
-    Institution(String),
-}
-
-impl Scope {
-    /// 403 unless the scope covers `institution`.
-    pub fn require(&self, institution: &str) -> Result<(), ApiError> {
-        match self {
-            Scope::All => Ok(()),
-            Scope::Institution(own) if own == institution => Ok(()),
-            Scope::Institution(_) => Err(ApiError::forbidden("this belongs to another institution")),
-        }
-    }
-
-    /// The institution, for a caller of one.
-    pub fn institution(&self) -> Option<&str> {
-        match self {
-            Scope::All => None,
-            Scope::Institution(i) => Some(i),
-        }
-    }
-}
+pub use alpes_domain::registry::Scope;
 
 impl Registry {
     /// The registry over `store`, sealing with `key`, pseudonyms from `secret` (per owner when
@@ -152,27 +126,19 @@ impl Registry {
     /// The doctor `caller` is, if active; 403 for a suspended, retired or deleted one.
     pub async fn active_doctor(&self, caller: &Caller) -> Result<Doctor, ApiError> {
         let doctor = self.store.doctor(&caller.user_id).await?;
-        match doctor {
-            Some(d) if d.deleted_at.is_none() && d.status == DoctorStatus::Active => Ok(d),
-            Some(d) if d.deleted_at.is_none() => {
-                Err(ApiError::forbidden(format!("a {} doctor can do nothing", d.status.as_str())).with_code("doctor_inactive"))
-            }
-            _ => Err(ApiError::forbidden("this account is no doctor of any institution").with_code("doctor_inactive")),
-        }
+        scope(Role::Medico, None, doctor.as_ref())?;
+        doctor.ok_or_else(|| ApiError::internal(&"an active doctor without a row"))
     }
 
-    /// Which institutions `caller` acts for: an admin all, a provider its own, an active doctor
-    /// theirs; 403 for a provider of no institution, an inactive doctor, a consumer.
+    /// Which institutions `caller` acts for ([`scope`]); 403 for a provider of no institution, an
+    /// inactive doctor, a consumer.
     pub async fn scope_of(&self, caller: &Caller) -> Result<Scope, ApiError> {
-        match caller.role {
-            Role::Admin => Ok(Scope::All),
-            Role::Proveedor => match self.institution_of_provider(&caller.user_id).await? {
-                Some(i) => Ok(Scope::Institution(i)),
-                None => Err(ApiError::forbidden("this provider belongs to no institution").with_code("no_institution")),
-            },
-            Role::Medico => Ok(Scope::Institution(self.active_doctor(caller).await?.institution_id)),
-            Role::Consumidor => Err(ApiError::forbidden("this route needs the role proveedor, medico or admin")),
-        }
+        let (member_of, doctor) = match caller.role {
+            Role::Proveedor => (self.institution_of_provider(&caller.user_id).await?, None),
+            Role::Medico => (None, self.store.doctor(&caller.user_id).await?),
+            Role::Admin | Role::Consumidor => (None, None),
+        };
+        Ok(scope(caller.role, member_of, doctor.as_ref())?)
     }
 
     /// Moves `patient`'s consent by `step` (409 `invalid_transition` if it does not apply, or if

@@ -166,6 +166,24 @@ impl From<alpes_domain::caller::Forbidden> for ApiError {
     }
 }
 
+impl From<alpes_domain::registry::OtherInstitution> for ApiError {
+    fn from(e: alpes_domain::registry::OtherInstitution) -> Self {
+        ApiError::forbidden(e.to_string())
+    }
+}
+
+impl From<alpes_domain::registry::Unscoped> for ApiError {
+    fn from(e: alpes_domain::registry::Unscoped) -> Self {
+        use alpes_domain::registry::Unscoped;
+        let error = ApiError::forbidden(e.to_string());
+        match e {
+            Unscoped::NoInstitution => error.with_code("no_institution"),
+            Unscoped::InactiveDoctor(_) => error.with_code("doctor_inactive"),
+            Unscoped::Role => error,
+        }
+    }
+}
+
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         // The client's own mistake, not a failure of anything Alpes depends on.

@@ -1,11 +1,14 @@
-//! The store conformance suites (ledger, catalog, identity, ingest and imports) on a
+//! The store conformance suites (ledger, catalog and its consent gate, identity,
+//! ingest, imports, registry and notifications) on a
 //! real CQL cluster (ScyllaDB, or the Apache Cassandra of
 //! `deploy/local/engines.sh`), plus the races only a cluster can show
 //! (concurrent payouts, concurrent redeliveries, materializer replicas
 //! applying one image's events in different orders at once, registrations of
 //! one email, rotations of one refresh token, failed logins of one account,
 //! uploads of one provider's bytes or key from several replicas at once, and
-//! moves and item outcomes of one import job from several importers at once).
+//! moves and item outcomes of one import job from several importers at once,
+//! creates of one licence and moves of one consent, claims of one
+//! notification).
 //!
 //! Runs only when `SCYLLA_NODES` names a cluster (`host:port`, comma-separated);
 //! nothing else is ever contacted. Each test migrates a fresh keyspace
@@ -13,14 +16,17 @@
 //! end. Without `SCYLLA_NODES` each test says loudly that it was SKIPPED and
 //! passes.
 
+use alpes_domain::consent::ConsentState;
 use alpes_platform::auth::Role;
 use alpes_platform::store::catalog::{DicomQuery, ImageFilter};
 use alpes_platform::store::conformance::{self, account, anonymized, new_image, payment, refresh, registered, rejected, usage, Instance};
 use alpes_platform::store::cql::migrate::{migrate, Tablets, DEFAULT_REPLICATION};
+use alpes_platform::store::notification::{DeliveryState, Notification, NotificationStore};
+use alpes_platform::store::registry::RegistryStore;
 use alpes_platform::store::{
     Applied, CatalogStore, Claim, Created, Estado, IdentityStore, ImportItem, ImportJob, ImportSpec, ImportState, ImportStore, IngestStore,
     ItemOutcome, LedgerStore, LockoutRule, Refusal, RequestState, Rotation, ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaImports,
-    ScyllaIngest, ScyllaLedger,
+    ScyllaIngest, ScyllaLedger, ScyllaNotifications, ScyllaRegistry,
 };
 use futures::FutureExt;
 use scylla::client::session::Session;
@@ -80,6 +86,71 @@ async fn the_ledger_conformance_suite_passes_on_scylladb() {
         let ledger = ScyllaLedger::new(session, &args).await.expect("prepare");
         conformance::ledger(&ledger).await;
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_registry_conformance_suite_passes_on_scylladb() {
+    with_cluster("the_registry_conformance_suite_passes_on_scylladb", |session, args| async move {
+        let registry = ScyllaRegistry::new(session, &args).await.expect("prepare");
+        conformance::registry::all(&registry).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_catalog_consent_conformance_suite_passes_on_scylladb() {
+    with_cluster(
+        "the_catalog_consent_conformance_suite_passes_on_scylladb",
+        |session, args| async move {
+            let catalog = ScyllaCatalog::new(session, &args).await.expect("prepare");
+            conformance::catalog_consent::all(&catalog).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registrations_of_one_licence_or_patient_take_it_once_on_scylladb() {
+    with_cluster(
+        "concurrent_registrations_of_one_licence_or_patient_take_it_once_on_scylladb",
+        |session, args| async move {
+            let stores: Vec<ScyllaRegistry> = futures::future::join_all((0..4).map(|_| ScyllaRegistry::new(Arc::clone(&session), &args)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("prepare");
+            // Eight institutions with one licence, from four replicas at once: exactly one is created.
+            let creates = (0..8).map(|n| {
+                let store = stores[n % stores.len()].clone();
+                async move {
+                    let i = conformance::registry::institution(&format!("i{n}"), "LIC-RACE", &format!("{n}@h.org"), 10);
+                    store.create_institution(&i).await.expect("create")
+                }
+            });
+            let created = futures::future::join_all(creates).await;
+            assert_eq!(created.iter().filter(|r| r.is_ok()).count(), 1, "{created:?}");
+            assert_eq!(
+                stores[1].institutions(None, 10).await.expect("list").len(),
+                1,
+                "only the winner is listed"
+            );
+            // Eight moves of one consent from the state it is in: exactly one applies.
+            let p = conformance::registry::patient("p1", "i0", "ALPES-A", 10);
+            assert_eq!(stores[0].create_patient(&p).await.expect("create"), Ok(()));
+            let moves = (0..8).map(|n| {
+                let store = stores[n % stores.len()].clone();
+                async move {
+                    store
+                        .move_patient("p1", ConsentState::Pending, ConsentState::ValidatedByDoctor, 20 + n as i64)
+                        .await
+                        .expect("move")
+                }
+            });
+            let moved = futures::future::join_all(moves).await;
+            assert_eq!(moved.iter().filter(|m| **m).count(), 1, "{moved:?}");
+        },
+    )
     .await;
 }
 
@@ -632,6 +703,115 @@ async fn an_upload_whose_replica_stopped_after_the_claim_is_finished_by_the_next
                 vec!["{\"image_id\":\"orphan\"}".to_owned(), "{\"image_id\":\"half\"}".to_owned()],
                 "the repaired request is open again"
             );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_notifications_conformance_suite_passes_on_scylladb() {
+    with_cluster(
+        "the_notifications_conformance_suite_passes_on_scylladb",
+        |session, args| async move {
+            let store = ScyllaNotifications::new(session, &args).await.expect("prepare");
+            conformance::notifications::all(&store).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notifications_claimed_concurrently_are_claimed_once_and_listed_once_on_scylladb() {
+    with_cluster(
+        "notifications_claimed_concurrently_are_claimed_once_and_listed_once_on_scylladb",
+        |session, args| async move {
+            let stores: Vec<ScyllaNotifications> =
+                futures::future::join_all((0..4).map(|_| ScyllaNotifications::new(Arc::clone(&session), &args)))
+                    .await
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .expect("prepare");
+            let notification = |id: &str, at: i64| Notification {
+                id: id.into(),
+                event_id: "ev-1".into(),
+                event_type: "PagoProcesado".into(),
+                channel: "email".into(),
+                template: "pago".into(),
+                recipient: "usuario:u1".into(),
+                owner: "usuario:u1".into(),
+                state: DeliveryState::Pendiente,
+                attempts: 0,
+                reason: None,
+                created_at: at,
+                updated_at: at,
+            };
+            // One event delivered to eight notifiers at once, each at its own time: one claim wins.
+            let claims = (0..8).map(|i| {
+                let store = stores[i % stores.len()].clone();
+                let n = notification("n1", 1_000 + i as i64);
+                async move { (n.created_at, store.claim(&n).await.expect("claim")) }
+            });
+            let outcomes = futures::future::join_all(claims).await;
+            let winners: Vec<i64> = outcomes.iter().filter(|(_, c)| c.is_none()).map(|(at, _)| *at).collect();
+            assert_eq!(winners.len(), 1, "{outcomes:?}");
+            let winner = notification("n1", winners[0]);
+            assert!(
+                outcomes.iter().all(|(_, c)| c.as_ref().is_none_or(|c| *c == winner)),
+                "{outcomes:?}"
+            );
+            for owner in [Some("usuario:u1"), None] {
+                assert_eq!(
+                    stores[1].notifications(owner, None, 10).await.expect("list"),
+                    vec![winner.clone()],
+                    "{owner:?}"
+                );
+            }
+            // The losers took their listing rows back.
+            let listed = session
+                .query_unpaged(
+                    format!(
+                        "SELECT id FROM {}.notifications_by_owner WHERE owner = '*' AND bucket = 0",
+                        args.keyspace
+                    ),
+                    &[],
+                )
+                .await
+                .expect("read the listing")
+                .into_rows_result()
+                .expect("rows")
+                .rows_num();
+            assert_eq!(listed, 1);
+
+            // A listing row whose claim never came (a notifier that stopped) is skipped, and the
+            // page is filled from the rows after it; a settle of an unknown id leaves no row.
+            for cql in [
+                "INSERT INTO {ks}.notification_buckets (owner, bucket) VALUES ('usuario:u1', 1)",
+                "INSERT INTO {ks}.notifications_by_owner (owner, bucket, created_at, id) VALUES ('usuario:u1', 1, 90000000, 'ghost')",
+            ] {
+                session
+                    .query_unpaged(cql.replace("{ks}", &args.keyspace), &[])
+                    .await
+                    .expect("write a bare listing row");
+            }
+            stores[2].settle("ghost", DeliveryState::Enviada, 1, None, 5).await.expect("settle");
+            let page = stores[3].notifications(Some("usuario:u1"), None, 1).await.expect("list");
+            assert_eq!(page, vec![winner.clone()]);
+            assert_eq!(
+                stores[0].claim(&notification("ghost", 90_000_000)).await.expect("claim"),
+                None,
+                "new"
+            );
+            let ghost = notification("ghost", 90_000_000);
+            assert_eq!(
+                stores[1].notifications(None, None, 10).await.expect("list"),
+                vec![ghost, winner.clone()],
+                "newest first, across days"
+            );
+            let older = stores[2]
+                .notifications(Some("usuario:u1"), Some((90_000_000, "ghost".into())), 10)
+                .await
+                .expect("page");
+            assert_eq!(older, vec![winner]);
         },
     )
     .await;

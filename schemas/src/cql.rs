@@ -74,6 +74,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "009_imports.cql",
         source: include_str!("../cql/009_imports.cql"),
     },
+    Migration {
+        version: 10,
+        name: "010_registry.cql",
+        source: include_str!("../cql/010_registry.cql"),
+    },
+    Migration {
+        version: 11,
+        name: "011_notifications.cql",
+        source: include_str!("../cql/011_notifications.cql"),
+    },
+    Migration {
+        version: 12,
+        name: "012_catalog_consent.cql",
+        source: include_str!("../cql/012_catalog_consent.cql"),
+    },
 ];
 
 /// The placeholders a schema file may use.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod orthanc;
+pub mod smtp;
 
 use alpes::app::{App, Settings};
 use alpes_platform::auth::{Jwt, Role};

@@ -150,6 +150,8 @@ impl Keys {
         let dir = tempfile::tempdir().expect("tmp");
         let loaded = alpes::jwt_keys::JwtArgs::default().load(dir.path()).expect("token key");
         alpes::secret::load_or_create(&alpes::app::engine_secret_path(dir.path())).expect("engine secret");
+        // Patients' contact data is sealed by ingest and opened by the notifier: one key for all.
+        alpes::secret::load_or_create(&alpes::app::contact_key_path(dir.path())).expect("contact key");
         let nodes = engines.var("SCYLLA_NODES");
         let keyspace = engines.keyspace();
         let scylla = <Scylla as clap::Parser>::parse_from(["keys", "--scylla-nodes", &nodes, "--scylla-keyspace", &keyspace]);

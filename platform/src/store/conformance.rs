@@ -6,6 +6,7 @@ use super::catalog::{CatalogEvent, CatalogStore, DicomQuery, Estado, ImageFilter
 use super::identity::{ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 use super::ledger::{Applied, DailyUse, EntryKind, LedgerEntry, LedgerStore, Refusal};
 mod analysis;
+pub mod catalog_consent;
 mod consumer;
 mod imports;
 mod ingest;

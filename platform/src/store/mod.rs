@@ -9,7 +9,9 @@
 //! [`ledger::LedgerStore`] (money movements and balances, exactly once per
 //! event), [`catalog::CatalogStore`] (the query side's tables),
 //! [`identity::IdentityStore`] (accounts, login failures, refresh tokens,
-//! revoked tokens, API keys), [`audit::AuditStore`] (the audit trail; SQLite
+//! revoked tokens, API keys), [`registry::RegistryStore`] (institutions,
+//! doctors, patients), [`notification::NotificationStore`] (notifications and
+//! webhooks), [`audit::AuditStore`] (the audit trail; SQLite
 //! only) and [`outbox::OutboxStore`] (events kept for the development
 //! broker's consumers; SQLite only).
 
@@ -26,7 +28,7 @@ pub use alpes_domain::{audit, catalog, identity, ledger, notification, outbox, r
 pub use audit::{AuditFilter, AuditPage, AuditStore, LoginCounts};
 pub use catalog::{CatalogEvent, CatalogImage, CatalogStore, Estado};
 #[cfg(feature = "cql")]
-pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaImports, ScyllaIngest, ScyllaLedger};
+pub use cql::{ScyllaArgs, ScyllaCatalog, ScyllaIdentity, ScyllaImports, ScyllaIngest, ScyllaLedger, ScyllaNotifications, ScyllaRegistry};
 pub use identity::{Account, ApiKey, Created, IdentityStore, LockoutRule, NewAccount, RefreshToken, Rotation};
 pub use ledger::{Applied, Balance, EntryKind, LedgerEntry, LedgerPage, LedgerStore, Refusal};
 pub use outbox::{OutboxRow, OutboxStore};

@@ -5,7 +5,7 @@
 
 use crate::openapi::REGISTRY;
 use crate::Shared;
-use alpes_domain::registry::{DoctorStatus, RegistryStore};
+use alpes_domain::registry::{scope, RegistryStore};
 use alpes_platform::auth::{Authenticated, Caller, Role};
 use alpes_platform::http::ApiError;
 use alpes_platform::openapi::{json_content, path, schema, Op};
@@ -45,24 +45,19 @@ pub fn doctor_op() -> Op {
 }
 
 fn registry(state: &Shared) -> Result<&dyn RegistryStore, ApiError> {
-    state
-        .registry
-        .as_deref()
-        .ok_or_else(|| ApiError::unavailable("the institution and patient registry (not on this store yet)", 60).with_code("no_registry"))
+    state.registry.as_deref().ok_or_else(|| {
+        ApiError::unavailable("the institution and patient registry (not opened by this process)", 60).with_code("no_registry")
+    })
 }
 
 /// The institution `caller` acts for (`None` for an admin: every one); 403 for anyone of none.
 async fn institution_of(registry: &dyn RegistryStore, caller: &Caller) -> Result<Option<String>, ApiError> {
-    let none = || ApiError::forbidden("this account acts for no institution").with_code("no_institution");
-    match caller.role {
-        Role::Admin => Ok(None),
-        Role::Proveedor => Ok(Some(registry.member_of(&caller.user_id).await?.ok_or_else(none)?)),
-        Role::Medico => match registry.doctor(&caller.user_id).await? {
-            Some(d) if d.deleted_at.is_none() && d.status == DoctorStatus::Active => Ok(Some(d.institution_id)),
-            _ => Err(ApiError::forbidden("an inactive doctor can do nothing").with_code("doctor_inactive")),
-        },
-        Role::Consumidor => Err(ApiError::forbidden("this route needs the role admin, proveedor or medico")),
-    }
+    let (member_of, doctor) = match caller.role {
+        Role::Proveedor => (registry.member_of(&caller.user_id).await?, None),
+        Role::Medico => (None, registry.doctor(&caller.user_id).await?),
+        Role::Admin | Role::Consumidor => (None, None),
+    };
+    Ok(scope(caller.role, member_of, doctor.as_ref())?.institution().map(str::to_owned))
 }
 
 /// `GET /instituciones/{id}/panel`.

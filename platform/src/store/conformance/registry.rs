@@ -31,7 +31,8 @@ fn doctor(user: &str, institution: &str, licencia: &str, at: i64) -> Doctor {
     }
 }
 
-fn patient(id: &str, institution: &str, subject: &str, at: i64) -> Patient {
+/// A pending patient `id` of `institution`, registered at `at`.
+pub fn patient(id: &str, institution: &str, subject: &str, at: i64) -> Patient {
     Patient {
         id: id.into(),
         institution_id: institution.into(),

@@ -128,6 +128,7 @@
 
 use super::conn::{db, ScyllaArgs};
 use super::exec::{Cql, Kind};
+use super::written::Written;
 use crate::store::catalog::{
     report_summary, AnonymizedOutput, CatalogEvent, CatalogImage, CatalogStore, CatalogUser, DicomQuery, Estado, ImageAnalysis,
     ImageFilter, ImagePage, ReportJson, SeriesSummary, StudySummary, Usage, UsageBy, UsagePage, UserPage,
@@ -148,9 +149,10 @@ use scylla::DeserializeRow;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 mod analysis;
+mod consent;
 mod keys;
 mod provider;
 mod qido;
@@ -248,8 +250,8 @@ const BUCKETS_OLDEST: &str = "SELECT bucket FROM {ks}.catalog_buckets \
 pub struct ScyllaCatalog {
     cql: Cql,
     st: Arc<Statements>,
-    /// The bucket rows this process wrote (a cache: a miss only writes the row again).
-    known_buckets: Arc<Mutex<HashSet<BucketKey>>>,
+    /// The bucket rows this process wrote.
+    known_buckets: Arc<Written<BucketKey>>,
 }
 
 impl fmt::Debug for ScyllaCatalog {
@@ -294,6 +296,7 @@ struct Statements {
     provider_write: PreparedStatement,
     provider_scan: PreparedStatement,
     provider_of_study: PreparedStatement,
+    consent: consent::Statements,
 }
 
 impl ScyllaCatalog {
@@ -349,11 +352,12 @@ impl ScyllaCatalog {
             provider_write: prepare(provider::WRITE, None).await?,
             provider_scan: prepare(provider::SCAN, Some(args.page_size.clamp(1, INDEX_PAGE_ROWS))).await?,
             provider_of_study: prepare(provider::OF_STUDY, paged).await?,
+            consent: consent::Statements::prepare(&cql).await?,
         };
         Ok(ScyllaCatalog {
             cql,
             st: Arc::new(st),
-            known_buckets: Arc::new(Mutex::new(HashSet::new())),
+            known_buckets: Arc::new(Written::new(KNOWN_BUCKETS)),
         })
     }
 
@@ -374,18 +378,13 @@ impl ScyllaCatalog {
     /// Writes the bucket row of `(listing, owner, bucket)` unless this process already did.
     async fn ensure_bucket(&self, listing: &'static str, owner: &str, bucket: i64) -> Result<()> {
         let key = (listing, owner.to_owned(), bucket);
-        if self.known_buckets.lock().is_ok_and(|k| k.contains(&key)) {
+        if self.known_buckets.has(&key) {
             return Ok(());
         }
         self.cql
             .write(&self.st.bucket_write, (listing, owner, bucket), "write a bucket")
             .await?;
-        if let Ok(mut known) = self.known_buckets.lock() {
-            if known.len() >= KNOWN_BUCKETS {
-                known.clear();
-            }
-            known.insert(key);
-        }
+        self.known_buckets.remember(key);
         Ok(())
     }
 
@@ -396,10 +395,12 @@ impl ScyllaCatalog {
         for e in events {
             match e {
                 CatalogEvent::Registered(r) => {
+                    self.write_image_institution(image_id, r.institucion_id.as_deref()).await?;
                     self.write_registered(r).await?;
                     own.sightings.push(Sighting::registered(r));
                 }
                 CatalogEvent::Anonymized(a) => {
+                    self.write_image_institution(image_id, a.institucion_id.as_deref()).await?;
                     let stored = self.write_anonymized(a).await?;
                     own.sightings.push(Sighting::anonymized(a, &stored));
                     own.keep_newer_output(stored);
@@ -554,8 +555,10 @@ impl ScyllaCatalog {
     async fn apply_other(&self, e: &CatalogEvent) -> Result<()> {
         match e {
             CatalogEvent::User(u) if !u.user_id.is_empty() => self.write_user(u).await,
-            CatalogEvent::Usage(u) => self.write_usage(u).await,
+            CatalogEvent::Usage(u) => self.write_usage(u).await.and(self.write_institution_usage(u).await),
             CatalogEvent::Analyzed(a) => self.write_analysis(a).await,
+            CatalogEvent::Consent(c) => self.write_consent(c).await,
+            CatalogEvent::Institution(i) => self.write_policy(i).await,
             _ => Ok(()),
         }
     }
@@ -649,12 +652,18 @@ impl ScyllaCatalog {
             Some(provider) => Some(self.provider_images(provider, study_uid).await?),
             None => None,
         };
-        Ok(stored
+        let mut rows: Vec<InstanceRow> = stored
             .into_iter()
             .filter(|s| mine.as_ref().is_none_or(|m| m.contains(&s.image_id)))
             .map(|s| s.into_row(study_uid))
             .filter(|r| r.matches(q))
-            .collect())
+            .collect();
+        if q.offered_only {
+            let keys: Vec<_> = rows.iter().map(|r| (r.image_id.as_str(), r.patient_id.as_deref())).collect();
+            let mut offered = self.gate(&keys).await?.into_iter();
+            rows.retain(|_| offered.next().unwrap_or(false));
+        }
+        Ok(rows)
     }
 
     /// Where the candidate studies of `q` come from.
@@ -789,21 +798,16 @@ impl CatalogStore for ScyllaCatalog {
         Ok(self.read_analysis(image_id).await?)
     }
 
-    /// Every image it holds: the consent registry has no CQL adapter yet, so on this backend no
-    /// institution exists, no image is of one, and consent and institution events are not
-    /// produced (they are skipped if they come).
     async fn offered(&self, image_id: &str) -> alpes_domain::Result<bool> {
-        Ok(self.read_image(image_id).await?.is_some())
+        Ok(self.offered_image(image_id).await?)
     }
 
-    /// Not on this backend yet (no institution exists on it: see [`Self::offered`]).
-    async fn institution_panel(&self, _: &str) -> alpes_domain::Result<alpes_domain::panel::InstitutionPanel> {
-        Err(alpes_domain::Error::Store("the dashboards are not on the CQL catalog yet".into()))
+    async fn institution_panel(&self, institution_id: &str) -> alpes_domain::Result<alpes_domain::panel::InstitutionPanel> {
+        Ok(self.panel_of_institution(institution_id).await?)
     }
 
-    /// Not on this backend yet (no institution exists on it: see [`Self::offered`]).
-    async fn doctor_panel(&self, _: &str) -> alpes_domain::Result<alpes_domain::panel::DoctorPanel> {
-        Err(alpes_domain::Error::Store("the dashboards are not on the CQL catalog yet".into()))
+    async fn doctor_panel(&self, doctor_id: &str) -> alpes_domain::Result<alpes_domain::panel::DoctorPanel> {
+        Ok(self.panel_of_doctor(doctor_id).await?)
     }
 
     async fn image(&self, image_id: &str) -> alpes_domain::Result<Option<Arc<CatalogImage>>> {
@@ -831,8 +835,18 @@ impl CatalogStore for ScyllaCatalog {
             if rows.is_empty() {
                 break;
             }
-            let images = self.listed_images(&rows, provider).await?;
-            found.extend(images.into_iter().filter(|i| image_matches(filter, i)));
+            let mut images: Vec<CatalogImage> = self.listed_images(&rows, provider).await?;
+            images.retain(|i| image_matches(filter, i));
+            if filter.offered_only {
+                let keys: Vec<_> = images
+                    .iter()
+                    .map(|i| (i.image_id.as_str(), i.anonymized.as_ref().and_then(|o| o.patient_id.as_deref())))
+                    .collect();
+                let offered = self.gate(&keys).await?;
+                let mut offered = offered.into_iter();
+                images.retain(|_| offered.next().unwrap_or(false));
+            }
+            found.extend(images);
         }
         let next = page_end(&mut found, limit, |i| PageCursor::new(i.created_at, &i.image_id).encode('i'));
         Ok(ImagePage { images: found, next })

@@ -68,3 +68,19 @@ pub(crate) fn assert_names_only_schema(cql: &str, tables: &HashMap<String, HashS
     assert_eq!(cql.matches("{ks}").count(), 1, "{cql}");
     table
 }
+
+/// Asserts that every statement of `statements` names only the tables and columns of migration
+/// `name` (every other word one of `keywords`), that the migration creates `tables` tables and
+/// each has a statement, and that each insert binds one marker per column.
+pub(crate) fn assert_statements_cover(name: &str, tables: usize, statements: &[&str], keywords: &[&str]) {
+    let schema = schema_columns(name);
+    assert_eq!(schema.len(), tables, "{:?}", schema.keys());
+    let used: HashSet<String> = statements
+        .iter()
+        .map(|cql| assert_names_only_schema(cql, &schema, keywords, false))
+        .collect();
+    assert_eq!(used.len(), schema.len(), "a table of {name} has no statement");
+    for cql in statements.iter().filter(|c| c.starts_with("INSERT")) {
+        assert_binds_one_marker_per_column(cql);
+    }
+}

@@ -13,6 +13,9 @@ pub mod imports;
 pub mod ingest;
 pub mod ledger;
 pub mod migrate;
+pub mod notifications;
+pub mod registry;
+mod written;
 
 pub use catalog::ScyllaCatalog;
 pub use conn::ScyllaArgs;
@@ -20,3 +23,5 @@ pub use identity::ScyllaIdentity;
 pub use imports::ScyllaImports;
 pub use ingest::ScyllaIngest;
 pub use ledger::ScyllaLedger;
+pub use notifications::ScyllaNotifications;
+pub use registry::ScyllaRegistry;
