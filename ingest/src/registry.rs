@@ -107,6 +107,15 @@ impl Registry {
         }
     }
 
+    /// The live institution `id` if `caller` acts for it ([`Self::scope_of`]); 404 otherwise.
+    pub async fn institution_for(&self, caller: &Caller, id: &str) -> Result<alpes_domain::registry::Institution, ApiError> {
+        let scope = self.scope_of(caller).await?;
+        match self.store.institution(id).await? {
+            Some(i) if i.deleted_at.is_none() && scope.require(&i.id).is_ok() => Ok(i),
+            _ => Err(ApiError::not_found("no institution with this id")),
+        }
+    }
+
     /// The institution of provider `user_id`, if it belongs to one (kept once read, and so is
     /// "none": an upload of a provider of no institution reads the store once, not per upload).
     pub async fn institution_of_provider(&self, user_id: &str) -> Result<Option<String>, ApiError> {

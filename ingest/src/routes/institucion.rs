@@ -80,16 +80,6 @@ pub fn delete_op() -> Op {
         .standard(503)
 }
 
-/// The live institution `id` if the caller may see it; 404 otherwise.
-async fn visible(state: &IngestState, caller: &alpes_platform::auth::Caller, id: &str) -> Result<Institution, ApiError> {
-    let registry = state.registry()?;
-    let scope = registry.scope_of(caller).await?;
-    match registry.store.institution(id).await? {
-        Some(i) if i.deleted_at.is_none() && scope.require(&i.id).is_ok() => Ok(i),
-        _ => Err(ApiError::not_found("no institution with this id")),
-    }
-}
-
 /// `GET /instituciones/{id}`.
 #[tracing::instrument(name = "GET /instituciones/{id}", skip_all, fields(user = %caller.user_id))]
 pub async fn handler(
@@ -97,7 +87,7 @@ pub async fn handler(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let i = visible(&state, &caller, &id).await?;
+    let i = state.registry()?.institution_for(&caller, &id).await?;
     Ok(axum::Json(Institucion::from(&i)).into_response())
 }
 
@@ -131,7 +121,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     let change: Change = json_body(&body, 4 * 1024, "a change")?;
-    let before = visible(&state, &caller, &id).await?;
+    let before = state.registry()?.institution_for(&caller, &id).await?;
     let mut after = before.clone();
     if let Some(p) = change.politica_no_registrados.as_deref() {
         after.politica = UnregisteredPolicy::parse(p)
@@ -155,7 +145,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    let before = visible(&state, &caller, &id).await?;
+    let before = state.registry()?.institution_for(&caller, &id).await?;
     let mut after = before.clone();
     after.deleted_at = Some(now_millis());
     store_and_announce(&state, &ctx, &caller.user_id, &before, &after).await?;

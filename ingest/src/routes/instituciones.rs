@@ -14,7 +14,7 @@ use alpes_domain::registry::{Institution, Taken, Verification, INSTITUTION_TYPES
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::{json_body, ApiError, QueryParams};
-use alpes_platform::openapi::{json_content, schema, Op};
+use alpes_platform::openapi::{json_content, response_header, schema, Op};
 use alpes_schemas::{deterministic_event_id, now_millis, Event, InstitucionActualizada};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -77,7 +77,7 @@ pub fn create_op() -> Op {
             Some(json_content(schema("Institution"))),
             &[(
                 "Location",
-                serde_json::json!({ "description": "`/instituciones/{id}`.", "schema": { "type": "string" } }),
+                response_header(serde_json::json!({ "type": "string" }), true, "`/instituciones/{id}`."),
             )],
         )
         .error(400, &["bad_json"], "The body is not an institution.")

@@ -18,7 +18,7 @@ use alpes_domain::registry::{CodeKind, DoctorStatus, Patient, PatientFilter, Tak
 use alpes_platform::audit::RequestContext;
 use alpes_platform::auth::{Authenticated, Role};
 use alpes_platform::http::{json_body, ApiError, QueryParams};
-use alpes_platform::openapi::{json_content, schema, Op};
+use alpes_platform::openapi::{json_content, response_header, schema, Op};
 use alpes_schemas::now_millis;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -94,7 +94,7 @@ pub fn create_op() -> Op {
             Some(json_content(schema("Patient"))),
             &[(
                 "Location",
-                serde_json::json!({ "description": "`/pacientes/{id}`.", "schema": { "type": "string" } }),
+                response_header(serde_json::json!({ "type": "string" }), true, "`/pacientes/{id}`."),
             )],
         )
         .error(400, &["bad_json"], "The body is not a patient.")

@@ -131,12 +131,7 @@ pub fn delete_op() -> Op {
 /// The live institution `id` if the caller (an admin or one of its providers) acts for it.
 async fn own(state: &IngestState, caller: &Caller, id: &str) -> Result<String, ApiError> {
     caller.require(&[Role::Admin, Role::Proveedor])?;
-    let registry = state.registry()?;
-    let scope = registry.scope_of(caller).await?;
-    match registry.store.institution(id).await? {
-        Some(i) if i.deleted_at.is_none() && scope.require(&i.id).is_ok() => Ok(i.id),
-        _ => Err(ApiError::not_found("no institution with this id")),
-    }
+    Ok(state.registry()?.institution_for(caller, id).await?.id)
 }
 
 /// `POST /instituciones/{id}/webhooks`.

@@ -838,12 +838,8 @@ impl CatalogStore for ScyllaCatalog {
             let mut images: Vec<CatalogImage> = self.listed_images(&rows, provider).await?;
             images.retain(|i| image_matches(filter, i));
             if filter.offered_only {
-                let keys: Vec<_> = images
-                    .iter()
-                    .map(|i| (i.image_id.as_str(), i.anonymized.as_ref().and_then(|o| o.patient_id.as_deref())))
-                    .collect();
-                let offered = self.gate(&keys).await?;
-                let mut offered = offered.into_iter();
+                let keys: Vec<_> = images.iter().map(consent::gate_key).collect();
+                let mut offered = self.gate(&keys).await?.into_iter();
                 images.retain(|_| offered.next().unwrap_or(false));
             }
             found.extend(images);

@@ -255,6 +255,24 @@ impl ScyllaRegistry {
         Ok(())
     }
 
+    /// Claims an institution's licence, then its email (SQLite's order), or neither.
+    async fn claim_institution(&self, i: &Institution) -> Result<std::result::Result<(), Taken>> {
+        if !self.claim(Claim::InstitutionLicence, &i.licencia, &i.id).await? {
+            return Ok(Err(Taken::Licencia));
+        }
+        if !self.claim(Claim::InstitutionEmail, &i.email, &i.id).await? {
+            self.release(Claim::InstitutionLicence, &i.licencia, &i.id).await?;
+            return Ok(Err(Taken::Email));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Releases an institution's claims.
+    async fn release_institution(&self, i: &Institution) -> Result<()> {
+        self.release(Claim::InstitutionLicence, &i.licencia, &i.id).await?;
+        self.release(Claim::InstitutionEmail, &i.email, &i.id).await
+    }
+
     /// Writes the listing rows of an entity created at `at`.
     async fn list(&self, listings: &[String], at: i64, id: &str) -> Result<()> {
         for listing in listings {
@@ -313,12 +331,8 @@ impl ScyllaRegistry {
 impl RegistryStore for ScyllaRegistry {
     async fn create_institution(&self, i: &Institution) -> alpes_domain::Result<Result<(), Taken>> {
         self.list(&["institutions".to_owned()], i.created_at, &i.id).await?;
-        if !self.claim(Claim::InstitutionLicence, &i.licencia, &i.id).await? {
-            return Ok(Err(Taken::Licencia));
-        }
-        if !self.claim(Claim::InstitutionEmail, &i.email, &i.id).await? {
-            self.release(Claim::InstitutionLicence, &i.licencia, &i.id).await?;
-            return Ok(Err(Taken::Email));
+        if let Err(taken) = self.claim_institution(i).await? {
+            return Ok(Err(taken));
         }
         let values = (
             i.id.as_str(),
@@ -364,8 +378,7 @@ impl RegistryStore for ScyllaRegistry {
         {
             return Ok(false);
         }
-        self.release(Claim::InstitutionLicence, &i.licencia, id).await?;
-        self.release(Claim::InstitutionEmail, &i.email, id).await?;
+        self.release_institution(&i).await?;
         Ok(true)
     }
 
@@ -374,24 +387,17 @@ impl RegistryStore for ScyllaRegistry {
             return Ok(());
         };
         let undeleted = before.deleted_at.is_some() && i.deleted_at.is_none();
-        if undeleted {
-            let licence = self.claim(Claim::InstitutionLicence, &before.licencia, &i.id).await?;
-            if !licence || !self.claim(Claim::InstitutionEmail, &before.email, &i.id).await? {
-                if licence {
-                    self.release(Claim::InstitutionLicence, &before.licencia, &i.id).await?;
-                }
-                return Err(alpes_domain::Error::Store(
-                    "scylla: a live institution took this one's licence or email meanwhile".into(),
-                ));
-            }
+        if undeleted && self.claim_institution(&before).await?.is_err() {
+            return Err(alpes_domain::Error::Store(
+                "scylla: a live institution took this one's licence or email meanwhile".into(),
+            ));
         }
         let values = (i.verificacion.as_str(), i.politica.as_str(), i.deleted_at, i.id.as_str());
         self.cql
             .lwt_retried(&self.st.institution_update, values, "update an institution")
             .await?;
         if before.deleted_at.is_none() && i.deleted_at.is_some() {
-            self.release(Claim::InstitutionLicence, &before.licencia, &i.id).await?;
-            self.release(Claim::InstitutionEmail, &before.email, &i.id).await?;
+            self.release_institution(&before).await?;
         }
         Ok(())
     }

@@ -22,12 +22,15 @@
 
 use super::keys::{now_micros, write_timestamp};
 use super::{ScyllaCatalog, READS_IN_FLIGHT, STUDY_SHARDS};
+use crate::store::catalog::CatalogImage;
 use crate::store::cql::exec::{Cql, Kind};
 use crate::Result;
 use alpes_domain::consent::{offered, ConsentState, Subject, UnregisteredPolicy};
 use alpes_domain::panel::{DoctorPanel, InstitutionPanel};
 use alpes_schemas::{ConsentimientoCambiado, EventoUsoDatos, InstitucionActualizada};
 use futures::{StreamExt, TryStreamExt};
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 use std::collections::{BTreeMap, HashMap};
 
@@ -119,6 +122,14 @@ fn is_offered(institution: Option<&str>, policy: Option<&Row>, consent: Option<&
             offered(Subject::Unregistered(policy))
         }
     }
+}
+
+/// What the gate needs of an image: its id and the PatientID of its current output.
+pub(super) fn gate_key(image: &CatalogImage) -> (&str, Option<&str>) {
+    (
+        image.image_id.as_str(),
+        image.anonymized.as_ref().and_then(|o| o.patient_id.as_deref()),
+    )
 }
 
 /// Live rows counted by state.
@@ -261,12 +272,15 @@ impl ScyllaCatalog {
         let Some((image, _)) = self.read_image(image_id).await? else {
             return Ok(false);
         };
-        let subject = image.anonymized.as_ref().and_then(|o| o.patient_id.as_deref());
-        Ok(self.gate(&[(image_id, subject)]).await?.first().copied().unwrap_or(false))
+        Ok(self.gate(&[gate_key(&image)]).await?.first().copied().unwrap_or(false))
     }
 
-    async fn rows(&self, stmt: &PreparedStatement, key: &str, step: &'static str) -> Result<Vec<Row>> {
-        let stream = self.cql.scan::<Row>(stmt, (key,), step).await?;
+    /// Every row of a partition.
+    async fn all<T>(&self, stmt: &PreparedStatement, values: impl SerializeRow, step: &'static str) -> Result<Vec<T>>
+    where
+        T: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let stream = self.cql.scan::<T>(stmt, values, step).await?;
         stream.try_collect().await.map_err(crate::store::cql::conn::db(step))
     }
 
@@ -274,18 +288,13 @@ impl ScyllaCatalog {
     pub(super) async fn panel_of_institution(&self, institution: &str) -> Result<InstitutionPanel> {
         let mut ids = Vec::new();
         for shard in 0..STUDY_SHARDS {
-            let stream = self
-                .cql
-                .scan::<(String,)>(
+            let rows: Vec<(String,)> = self
+                .all(
                     &self.st.consent.institution_images,
                     (institution, shard),
                     "read an institution's images",
                 )
                 .await?;
-            let rows: Vec<(String,)> = stream
-                .try_collect()
-                .await
-                .map_err(crate::store::cql::conn::db("read an institution's images"))?;
             ids.extend(rows.into_iter().map(|(id,)| id));
         }
         let reads: Vec<_> = ids.iter().map(|id| self.read_image(id)).collect();
@@ -296,12 +305,7 @@ impl ScyllaCatalog {
         for image in &images {
             *panel.imagenes_por_estado.entry(image.estado.as_str().to_owned()).or_insert(0) += 1;
             match (image.estado, &image.rejection_reason) {
-                (crate::store::catalog::Estado::Anonimizada, _) => {
-                    anonymized.push((
-                        image.image_id.as_str(),
-                        image.anonymized.as_ref().and_then(|o| o.patient_id.as_deref()),
-                    ));
-                }
+                (crate::store::catalog::Estado::Anonimizada, _) => anonymized.push(gate_key(image)),
                 (crate::store::catalog::Estado::Rechazada, Some(reason)) => {
                     *panel.rechazos_por_motivo.entry(reason.clone()).or_insert(0) += 1;
                 }
@@ -310,20 +314,22 @@ impl ScyllaCatalog {
         }
         let offered = self.gate(&anonymized).await?;
         panel.imagenes_ofrecidas = i64::try_from(offered.iter().filter(|o| **o).count()).unwrap_or(i64::MAX);
-        let usage: Vec<(Option<i64>, Option<String>)> = {
-            let step = "read an institution's downloads";
-            let stream = self.cql.scan(&self.st.consent.usage_of_institution, (institution,), step).await?;
-            stream.try_collect().await.map_err(crate::store::cql::conn::db(step))?
-        };
+        let usage: Vec<(Option<i64>, Option<String>)> = self
+            .all(
+                &self.st.consent.usage_of_institution,
+                (institution,),
+                "read an institution's downloads",
+            )
+            .await?;
         panel.descargas = i64::try_from(usage.len()).unwrap_or(i64::MAX);
         for (amount, currency) in usage {
             *panel.ingresos_minor.entry(currency.unwrap_or_default()).or_insert(0) += amount.unwrap_or(0);
         }
         let patients = by_state(
             &self
-                .rows(
+                .all::<Row>(
                     &self.st.consent.consents_of_institution,
-                    institution,
+                    (institution,),
                     "read an institution's consents",
                 )
                 .await?,
@@ -338,7 +344,7 @@ impl ScyllaCatalog {
     pub(super) async fn panel_of_doctor(&self, doctor: &str) -> Result<DoctorPanel> {
         let patients = by_state(
             &self
-                .rows(&self.st.consent.consents_of_doctor, doctor, "read a doctor's consents")
+                .all::<Row>(&self.st.consent.consents_of_doctor, (doctor,), "read a doctor's consents")
                 .await?,
         );
         Ok(DoctorPanel {
