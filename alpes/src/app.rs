@@ -37,7 +37,8 @@
 //! every task cleanly (offsets committed, producers flushed).
 //!
 //! The listener also serves [`openapi_document`], the services' OpenAPI
-//! documents merged into one, at `/openapi.json`, and the `/docs` page.
+//! documents merged into one, at `/openapi.json`, the `/docs` page, and the web console
+//! ([`alpes_console`]) at `/` and `/assets/`.
 
 use crate::jwt_keys::JwtAlg;
 use crate::stores::Stores;
@@ -80,9 +81,23 @@ pub fn openapi_document() -> Result<serde_json::Value> {
          WADO-RS route of `alpes up`. Every error is JSON `{\"error\": code, \"message\": text}` with the status \
          its code implies; every answer carries `X-Request-Id`. Credentials: `Authorization: Bearer <JWT>` \
          (from `POST /auth/login`) or `X-API-Key: alpes_<id>_<secret>`.",
-        &[alpes_ingest::openapi::document(), alpes_query_api::openapi::document()],
+        &[
+            alpes_ingest::openapi::document(),
+            alpes_query_api::openapi::document(),
+            console_document(),
+        ],
     )
     .map_err(|e| anyhow::anyhow!("the services' OpenAPI documents disagree: {e}"))
+}
+
+/// The web console's operations as a document of their own, for [`openapi_document`].
+fn console_document() -> serde_json::Value {
+    alpes_platform::openapi::document(
+        "Alpes console",
+        "The web console's page and files.",
+        alpes_console::operations(),
+        serde_json::json!({}),
+    )
 }
 
 /// The key file patients' contact data is sealed with, and their codes made with, under a data dir.
@@ -463,7 +478,9 @@ impl App {
             router = router.merge(query.router());
         }
         if served.is_some() || query.is_some() {
-            router = router.merge(alpes_platform::openapi::router(&openapi_document()?, self.metrics.clone()));
+            router = router
+                .merge(alpes_platform::openapi::router(&openapi_document()?, self.metrics.clone()))
+                .merge(alpes_console::router(self.metrics.clone(), self.limits.clone()));
         }
         Ok(alpes_platform::limits::with_cors(router, self.limits.cors()))
     }
@@ -592,6 +609,7 @@ mod tests {
             .chain(query.operations())
             .chain(&docs)
             .chain(&probes)
+            .chain(&alpes_console::operations())
             .map(|o| (o.method().to_uppercase(), o.path().to_owned()))
             .collect();
         let documented: BTreeSet<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();

@@ -573,7 +573,17 @@ impl Fixtures {
         };
         let res = req.send().await.unwrap_or_else(|e| panic!("{method} {path} as {who:?}: {e}"));
         let status = res.status().as_u16();
-        (status, res.bytes().await.expect("body").to_vec())
+        // A stream of events never ends: its status and headers are the answer.
+        let stream = res
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let body = if stream {
+            Vec::new()
+        } else {
+            res.bytes().await.expect("body").to_vec()
+        };
+        (status, body)
     }
 }
 

@@ -38,7 +38,7 @@ async fn once_ready_a_new_user_reads_their_own_account_at_once() {
     let body = ready(&app.client, &app.base).await;
     assert_eq!(body["status"], "ready");
     let groups = body["consumers"].as_object().expect("consumers");
-    assert_eq!(groups.len(), 7, "{body}");
+    assert_eq!(groups.len(), 8, "{body}");
     assert!(groups.values().all(|v| v == "joined"), "{body}");
     for group in [
         "alpes-anonymizer",
@@ -51,6 +51,7 @@ async fn once_ready_a_new_user_reads_their_own_account_at_once() {
     }
     assert!(groups.keys().any(|g| g.starts_with("alpes-ingest-outcomes-")), "{body}");
     assert!(groups.keys().any(|g| g.starts_with("alpes-audit-projector-")), "{body}");
+    assert!(groups.keys().any(|g| g.starts_with("alpes-live-")), "{body}");
 
     let res = app
         .client

@@ -17,7 +17,6 @@ use alpes_platform::auth::Role;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,34 +30,13 @@ fn viewer_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer")
 }
 
-fn skip(msg: &str) {
-    let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-    let missing = std::env::var("ALPES_CHROMIUM_MISSING").unwrap_or_default();
-    assert!(!under_ci || !missing.is_empty(), "{msg}, but CI is set: .ci/run must provide it");
-    let msg = format!(
-        "SKIPPED web_viewer: {msg}{}. To run it: apt-get install chromium; npm ci --prefix alpes/tests/viewer; \
-         ALPES_CHROMIUM=/usr/bin/chromium cargo test -p alpes --test web_viewer",
-        if missing.is_empty() {
-            String::new()
-        } else {
-            format!(" ({missing})")
-        }
-    );
-    let _ = writeln!(std::io::stderr(), "\n*** {msg}\n");
-    println!("\n*** {msg}\n");
-}
-
 /// Chromium, or `None` (after saying why) when the test cannot run here.
 fn chromium() -> Option<PathBuf> {
-    let Some(chromium) = std::env::var_os("ALPES_CHROMIUM").filter(|v| !v.is_empty()) else {
-        skip("ALPES_CHROMIUM is not set");
-        return None;
-    };
-    if !viewer_dir().join("node_modules/dwv/dist/dwv.min.js").is_file() {
-        skip("tests/viewer/node_modules is missing (npm ci in alpes/tests/viewer)");
-        return None;
-    }
-    Some(PathBuf::from(chromium))
+    common::browser::chromium(
+        "web_viewer",
+        &viewer_dir().join("node_modules/dwv/dist/dwv.min.js"),
+        "npm ci --prefix alpes/tests/viewer; ALPES_CHROMIUM=/usr/bin/chromium cargo test -p alpes --test web_viewer",
+    )
 }
 
 /// Serves the viewer's files (the page, its shims and node_modules) from its own origin.

@@ -6,6 +6,9 @@
 //! 3. [`crate::limits::enforce`]: rate, body and time limits (a refusal is
 //!    audited, since the audit layer is outside it);
 //! 4. [`crate::metrics::track`]: requests and latency by route.
+//!
+//! [`unaudited`] is the same without the audit entry, for routes that serve no data (the web
+//! console's files).
 
 use crate::audit::Auditor;
 use crate::limits::Limits;
@@ -24,5 +27,13 @@ pub fn service<S: Clone + Send + Sync + 'static>(
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .layer(axum::middleware::from_fn_with_state(limits, crate::limits::enforce))
         .layer(axum::middleware::from_fn_with_state(auditor, crate::audit::record))
+        .layer(axum::middleware::from_fn(crate::hardening::harden))
+}
+
+/// `router` under the service layers but the audit's (see the module docs).
+pub fn unaudited<S: Clone + Send + Sync + 'static>(router: Router<S>, metrics: Arc<Metrics>, limits: Arc<Limits>) -> Router<S> {
+    router
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(limits, crate::limits::enforce))
         .layer(axum::middleware::from_fn(crate::hardening::harden))
 }

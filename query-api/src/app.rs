@@ -2,12 +2,12 @@
 //! composition root chose ([`QueryDeps`]) and its settings ([`QueryConfig`]);
 //! [`QueryApp::router`] is its routes; [`QueryApp::run_until_stopped`] runs
 //! its consumers (the materializer into the catalog, the audit projector into
-//! the audit table) until the shutdown signal. `alpes up` and the tests build
-//! it the same way.
+//! the audit table, the live projection into the streams of `GET /eventos/imagenes`) until the
+//! shutdown signal. `alpes up` and the tests build it the same way.
 
 use crate::materializer::{self, Materializer};
 use crate::rendered::Rendered;
-use crate::{audit, Error, Pricing, PricingArgs, QueryState, Result};
+use crate::{audit, live, Error, Pricing, PricingArgs, QueryState, Result};
 use alpes_domain::audit::AuditStore;
 use alpes_domain::catalog::CatalogStore;
 use alpes_domain::identity::IdentityStore;
@@ -72,6 +72,7 @@ pub struct QueryApp {
     state: QueryState,
     kafka: Arc<Kafka>,
     audit_group: String,
+    live_group: String,
 }
 
 impl QueryApp {
@@ -91,8 +92,10 @@ impl QueryApp {
             registry,
         } = deps;
         let audit_group = audit::group(&config.instance);
+        let live_group = live::group(&config.instance);
         kafka.expect_projection::<materializer::Materializer>(materializer::GROUP);
         kafka.expect_projection::<audit::Projector>(&audit_group);
+        kafka.expect_projection::<live::Projector>(&live_group);
         let reports = Arc::new(crate::reports::Reports::new(blobs.clone(), catalog.clone()));
         let state = QueryState {
             jwt,
@@ -113,8 +116,14 @@ impl QueryApp {
             reports,
             public_url: config.public_url,
             registry,
+            live: live::Live::default(),
         };
-        QueryApp { state, kafka, audit_group }
+        QueryApp {
+            state,
+            kafka,
+            audit_group,
+            live_group,
+        }
     }
 
     /// The routes' shared state.
@@ -127,17 +136,30 @@ impl QueryApp {
         crate::api_router(self.state.clone())
     }
 
-    /// Runs the materializer and the audit projector until `stop`; returns when both have
-    /// stopped (the first error, if one failed).
+    /// Runs the materializer, the audit projector and the live projection until `stop`, and
+    /// ends the live streams as soon as `stop` comes; returns when all have stopped (the first
+    /// error, if one failed).
     pub async fn run_until_stopped(self, stop: Shutdown) -> Result<()> {
-        let QueryApp { state, kafka, audit_group } = self;
+        let QueryApp {
+            state,
+            kafka,
+            audit_group,
+            live_group,
+        } = self;
         let codec = state.producer.codec();
         let materializer = Materializer::new(codec.clone(), state.catalog.clone());
         let projector = audit::Projector::new(codec.clone(), state.audit.clone());
-        let (materialized, audited) = tokio::join!(
+        let live = live::Projector::new(codec.clone(), state.live.clone());
+        let close_streams = async {
+            stop.wait().await;
+            state.live.close();
+        };
+        let (materialized, audited, followed, ()) = tokio::join!(
             run_projection(&kafka, materializer::GROUP, state.metrics.clone(), &materializer, &stop),
             run_projection(&kafka, &audit_group, state.metrics.clone(), &projector, &stop),
+            run_projection(&kafka, &live_group, state.metrics.clone(), &live, &stop),
+            close_streams,
         );
-        materialized.and(audited).map_err(Error::from)
+        materialized.and(audited).and(followed).map_err(Error::from)
     }
 }

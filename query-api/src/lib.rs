@@ -6,6 +6,7 @@
 //!   as `alpes up` and the tests run it; [`error`]: its error enum.
 //! - [`materializer`]: consumes image, user and usage events into the catalog.
 //! - [`audit`]: consumes `alpes.audit` into the audit table; [`routes::auditoria`] pages it.
+//! - [`live`]: the image topics into an in-process broadcast; [`routes::eventos`] streams it.
 //! - [`routes::imagenes`], [`routes::imagen`], [`routes::descarga`]: images,
 //!   one image, and its metered download.
 //! - [`routes::usuarios`], [`routes::usuario`]: users.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod audit;
 pub mod error;
 pub mod held;
+pub mod live;
 pub mod materializer;
 pub mod meter;
 pub mod openapi;
@@ -92,6 +94,8 @@ pub struct QueryState {
     /// Who belongs to which institution (the dashboards' authorization); `None` where the
     /// store has no registry.
     pub registry: Option<Arc<dyn alpes_domain::registry::RegistryStore>>,
+    /// Image changes as they happen, for `GET /eventos/imagenes`.
+    pub live: live::Live,
 }
 
 /// The state the query routes run with: [`QueryState`] behind one `Arc`.

@@ -68,6 +68,7 @@ pub fn if_none_match() -> Value {
     crate::routes::pares::Par,
     crate::routes::movimientos::Movimientos,
     crate::routes::auditoria::Registros,
+    crate::live::CambioImagen,
     alpes_domain::panel::InstitutionPanel,
     alpes_domain::panel::DoctorPanel,
 )))]

@@ -262,9 +262,14 @@ pub(super) fn rows(fx: &Fixtures, a_token: &str) -> Vec<Row> {
     add(get.clone(), "/.well-known/jwks.json", none(), public(200), Data);
     add(get.clone(), "/openapi.json", none(), public(200), Data);
     add(get.clone(), "/docs", none(), public(200), Data);
+    add(get.clone(), "/", none(), public(200), Data);
+    let asset = alpes_console::asset_paths().next().expect("the console has assets");
+    add(get.clone(), &format!("/assets/{asset}"), none(), public(200), Data);
+    add(get.clone(), "/assets/{unknown}", none(), public(404), Data);
 
     // ---- query-api: the read side ----
     add(get.clone(), "/imagenes", none(), guarded(200, 200, 200, 200, 200), ImageData);
+    add(get.clone(), "/eventos/imagenes", none(), guarded(200, 200, 403, 200, 200), Data);
     add(
         get.clone(),
         "/imagenes?proveedor_id={A}",

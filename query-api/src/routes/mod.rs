@@ -5,6 +5,7 @@ pub mod analisis;
 pub mod auditoria;
 pub mod descarga;
 pub mod dicomweb;
+pub mod eventos;
 pub mod imagen;
 pub mod imagenes;
 pub mod modelo;
@@ -35,6 +36,7 @@ pub fn all() -> Routes<Shared> {
     let (study, series, instance) = (dicomweb::study, dicomweb::series, dicomweb::instance);
     Routes::new()
         .route(imagenes::op(), imagenes::handler)
+        .route(eventos::op(), eventos::handler)
         .route(paneles::institution_op(), paneles::institution)
         .route(paneles::doctor_op(), paneles::doctor)
         .route(imagen::op(), imagen::handler)

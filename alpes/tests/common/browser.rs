@@ -1,0 +1,36 @@
+//! Headless Chromium for the browser tests (the dwv viewer, the web console): Debian's package,
+//! named by `ALPES_CHROMIUM`, and the npm packages a test's page or script needs. Without them
+//! a test is skipped, loudly, except under CI, where it fails, unless `.ci/run` could not
+//! install Chromium and said why in `ALPES_CHROMIUM_MISSING`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn skip(test: &str, msg: &str, how: &str) {
+    let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let missing = std::env::var("ALPES_CHROMIUM_MISSING").unwrap_or_default();
+    assert!(!under_ci || !missing.is_empty(), "{msg}, but CI is set: .ci/run must provide it");
+    let why = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" ({missing})")
+    };
+    let msg = format!("SKIPPED {test}: {msg}{why}. To run it: apt-get install chromium; {how}");
+    // Straight to stderr as well: libtest captures the output of a passing test.
+    let _ = writeln!(std::io::stderr(), "\n*** {msg}\n");
+    println!("\n*** {msg}\n");
+}
+
+/// Chromium, or `None` (after saying why) when `test` cannot run here: `ALPES_CHROMIUM` is
+/// unset, or `installed` (a file `npm ci` puts in place) is missing; `how` says how to run it.
+pub fn chromium(test: &str, installed: &Path, how: &str) -> Option<PathBuf> {
+    let Some(chromium) = std::env::var_os("ALPES_CHROMIUM").filter(|v| !v.is_empty()) else {
+        skip(test, "ALPES_CHROMIUM is not set", how);
+        return None;
+    };
+    if !installed.is_file() {
+        skip(test, &format!("{} is missing (npm ci)", installed.display()), how);
+        return None;
+    }
+    Some(PathBuf::from(chromium))
+}

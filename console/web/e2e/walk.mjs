@@ -1,0 +1,195 @@
+// The console's end-to-end walk in headless Chromium (Playwright), against a running Alpes. It is
+// run by alpes/tests/console.rs, which starts the platform, creates the accounts and the folder of
+// DICOM files, and passes them in the environment:
+//
+//   ALPES_URL, ALPES_CHROMIUM, ALPES_FOLDER (a folder of DICOM files, subfolders included),
+//   ALPES_FILES (how many files it holds), ALPES_PROVIDER / ALPES_CONSUMER / ALPES_ADMIN /
+//   ALPES_DOCTOR ("email password"; the doctor has one pending patient), ALPES_SHOTS (where the
+//   screenshots go).
+//
+// 1. The provider logs in, uploads the folder, sees each file's progress and then every image
+//    anonymized; its balance shows nothing earned yet.
+// 2. The consumer finds the images, sees their price and downloads one (a DICOM file).
+// 3. The provider's balance rises on screen.
+// 4. An admin finds the download in the audit trail.
+// 5. A doctor validates their patient's consent, then the admin validates it for the institution.
+// Every main screen is checked with axe-core (no serious or critical violation), and no
+// Content-Security-Policy violation may be reported by the browser. Each step prints a JSON line.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const URL = env("ALPES_URL");
+const FILES = Number(env("ALPES_FILES"));
+const SHOTS = env("ALPES_SHOTS");
+// "email password": the password is everything after the first space.
+const [provider, consumer, admin, doctor] = ["ALPES_PROVIDER", "ALPES_CONSUMER", "ALPES_ADMIN", "ALPES_DOCTOR"].map((n) => {
+  const v = env(n);
+  const at = v.indexOf(" ");
+  return [v.slice(0, at), v.slice(at + 1)];
+});
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const TIMEOUT = 60_000;
+
+const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
+const fail = (msg) => {
+  throw new Error(msg);
+};
+
+const browser = await chromium.launch({
+  executablePath: env("ALPES_CHROMIUM"),
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+const cspViolations = [];
+const axeFindings = [];
+
+async function newPage(locale) {
+  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on("pageerror", (e) => cspViolations.push(`page error: ${e.message}`));
+  page.on("dialog", (d) => d.accept());
+  return page;
+}
+
+async function axe(page, screen) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => globalThis.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of bad) axeFindings.push(`${screen}: ${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  say("axe", { screen, violations: result.violations.length, serious_or_critical: bad.length });
+}
+
+async function login(page, [email, password], shot) {
+  await page.goto(`${URL}/`);
+  await page.getByLabel(/correo|email/i).fill(email);
+  await page.getByLabel(/contraseña|password/i).fill(password);
+  if (shot) {
+    await axe(page, "login");
+    await page.screenshot({ path: join(SHOTS, "login.png") });
+  }
+  await page.getByRole("button", { name: /entrar|log in/i }).click();
+  await page.locator("nav").waitFor();
+}
+
+async function logout(page) {
+  await page.getByRole("button", { name: /cerrar sesión|log out/i }).click();
+  await page.getByRole("button", { name: /entrar|log in/i }).waitFor();
+}
+
+/** The provider's accrued earnings as the balance screen shows them (text). */
+async function accrued(page) {
+  await page.goto(`${URL}/#/balance`);
+  return (await page.getByTestId("accrued").textContent()) ?? "";
+}
+
+let page;
+try {
+  // 1. The provider uploads a folder and sees it anonymized.
+  page = await newPage("es-ES");
+  await login(page, provider, true);
+  const before = await accrued(page);
+  say("provider_balance_before", { accrued: before });
+  await page.goto(`${URL}/#/upload`);
+  // The live stream is open before anything is uploaded (its badge says so).
+  await page.locator(".live.on").waitFor();
+  const started = Date.now();
+  await page.getByTestId("folder").setInputFiles(env("ALPES_FOLDER"));
+  const rows = page.locator("#uploads tbody tr");
+  await page.waitForFunction((n) => document.querySelectorAll("#uploads tbody tr").length === n, FILES);
+  // Each row has its progress bar; every file ends uploaded, then anonymized.
+  if ((await rows.locator("progress").count()) !== FILES) fail("a file has no progress bar");
+  await page.waitForFunction((n) => document.querySelectorAll("#uploads .upload-uploaded").length === n, FILES);
+  const uploadedMs = Date.now() - started;
+  await page.waitForFunction((n) => document.querySelectorAll("#uploads .badge-anonimizada").length === n, FILES, { timeout: 120_000 });
+  say("provider_uploaded", { files: FILES, upload_ms: uploadedMs, anonymized_ms: Date.now() - started });
+  await axe(page, "upload");
+  await page.screenshot({ path: join(SHOTS, "provider-upload.png"), fullPage: true });
+  await page.goto(`${URL}/#/images`);
+  await page.waitForFunction((n) => document.querySelectorAll("#images .badge-anonimizada").length >= n, FILES);
+  await axe(page, "images");
+  await page.screenshot({ path: join(SHOTS, "provider-images.png"), fullPage: true });
+  await logout(page);
+
+  // 2. The consumer finds the images, sees a price and downloads one.
+  await login(page, consumer, false);
+  await page.getByRole("button", { name: /^buscar$|^search$/i }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("#results tbody tr").length >= n, FILES);
+  const price = (await page.locator("#results tbody tr .price").first().textContent()) ?? "";
+  if (!/\d/.test(price)) fail(`no price shown before the download: ${price}`);
+  await page.locator("#results tbody tr input[type=checkbox]").first().check();
+  await axe(page, "search");
+  await page.screenshot({ path: join(SHOTS, "consumer-search.png"), fullPage: true });
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator("#results tbody tr").first().getByRole("button", { name: /descargar|download/i }).click(),
+  ]);
+  const bytes = readFileSync(await download.path());
+  if (bytes.length < 132 || bytes.toString("latin1", 128, 132) !== "DICM") fail("the download is not a DICOM file");
+  say("consumer_downloaded", { bytes: bytes.length, price, file: download.suggestedFilename() });
+  const downloadedId = download.suggestedFilename().replace(/\.dcm$/, "");
+  await logout(page);
+
+  // 3. The provider's balance rises on screen.
+  await login(page, provider, false);
+  await page.goto(`${URL}/#/balance`);
+  await page.waitForFunction((b) => {
+    const el = document.querySelector("[data-testid=accrued]");
+    return el && el.textContent !== b;
+  }, before);
+  const after = (await page.getByTestId("accrued").textContent()) ?? "";
+  say("provider_balance_after", { accrued: after });
+  await page.locator("figure.chart canvas").waitFor();
+  await axe(page, "balance");
+  await page.screenshot({ path: join(SHOTS, "provider-balance.png"), fullPage: true });
+  await logout(page);
+
+  // 4. An admin finds the download in the audit trail.
+  await login(page, admin, false);
+  await page.goto(`${URL}/#/audit`);
+  await page.getByLabel(/acción|action/i).selectOption("download");
+  await page.getByRole("button", { name: /filtrar|filter/i }).click();
+  await page.locator(`#audit tbody tr[data-action=download] td:text-is("${downloadedId}")`).first().waitFor();
+  say("admin_found_download", { image: downloadedId });
+  await axe(page, "audit");
+  await page.screenshot({ path: join(SHOTS, "admin-audit.png"), fullPage: true });
+  await logout(page);
+
+  // 5. The doctor validates their patient, then the admin validates for the institution.
+  await login(page, doctor, false);
+  const consent = page.locator("#patients tbody tr .badge");
+  await consent.filter({ hasText: /pendiente/i }).waitFor();
+  await page.locator("#patients tbody tr").getByRole("button", { name: /validar/i }).click();
+  await consent.filter({ hasText: /validado por el médico/i }).waitFor();
+  await axe(page, "patients");
+  await page.screenshot({ path: join(SHOTS, "doctor-patients.png"), fullPage: true });
+  await logout(page);
+  await login(page, admin, false);
+  await page.goto(`${URL}/#/patients`);
+  await page.locator("#patients tbody tr").getByRole("button", { name: /validar/i }).click();
+  await consent.filter({ hasText: /validado por la institución/i }).waitFor();
+  say("consent_validated");
+
+  if (cspViolations.length) fail(`the browser reported: ${cspViolations.join(" | ")}`);
+  if (axeFindings.length) fail(`axe-core found serious or critical violations: ${axeFindings.join(" | ")}`);
+  say("done");
+} catch (e) {
+  // What the page showed when the walk failed: its address, its alerts and a screenshot.
+  if (page) {
+    const alerts = await page.locator("[role=alert]").allTextContents().catch(() => []);
+    say("failed", { url: page.url(), alerts, csp: cspViolations });
+    await page.screenshot({ path: join(SHOTS, "failure.png"), fullPage: true }).catch(() => undefined);
+  }
+  throw e;
+} finally {
+  await browser.close();
+}

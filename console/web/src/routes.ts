@@ -1,0 +1,29 @@
+// Which screens each role has, in the order of its navigation. The first is its home. The server
+// refuses whatever a role may not do; this only keeps the console from offering it.
+import type { Key } from "./i18n";
+import type { Role } from "./session";
+
+export type Screen = "upload" | "images" | "balance" | "search" | "audit" | "patients";
+
+export const SCREENS: Record<Role, Screen[]> = {
+  proveedor: ["upload", "images", "balance", "patients"],
+  consumidor: ["search", "balance"],
+  admin: ["audit", "images", "patients", "search"],
+  medico: ["patients"],
+};
+
+export const LABEL: Record<Screen, Key> = {
+  upload: "nav.upload",
+  images: "nav.images",
+  balance: "nav.balance",
+  search: "nav.search",
+  audit: "nav.audit",
+  patients: "nav.patients",
+};
+
+/** The screen the hash names, if the role has it; else the role's home. */
+export function current(role: Role, hash: string): Screen | null {
+  const name = hash.replace(/^#\/?/, "") as Screen;
+  const screens = SCREENS[role];
+  return screens.includes(name) ? name : (screens[0] ?? null);
+}
