@@ -5,7 +5,9 @@
 //! 1. the provider logs in, uploads a folder of DICOM files (a subfolder and a hidden file
 //!    included: the hidden one is left out), sees each file's progress and then every image
 //!    anonymized;
-//! 2. the consumer finds the images, sees the price and downloads one (a DICOM file);
+//! 2. the consumer finds the images, sees the price and downloads one (a DICOM file), then opens
+//!    the CT in the viewer (Cornerstone3D over WADO-RS): the image area shows the CT (many grey
+//!    levels, not a blank), window/level changes it, and a length measurement reads in mm;
 //! 3. the provider's balance rises on screen;
 //! 4. an admin finds the download in the audit trail;
 //! 5. a doctor validates their patient's consent, then the admin validates it for the
@@ -33,11 +35,12 @@ const FOLDER: [(&str, &str); 4] = [
     ("MR_small_RLE.dcm", "estudio/serie-2/MR_small_RLE.dcm"),
     ("MR_small_implicit.dcm", "estudio/serie-2/MR_small_implicit.dcm"),
 ];
-const SCREENS: [&str; 7] = [
+const SCREENS: [&str; 8] = [
     "login",
     "provider-upload",
     "provider-images",
     "consumer-search",
+    "consumer-viewer",
     "provider-balance",
     "admin-audit",
     "doctor-patients",
@@ -147,6 +150,13 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
     assert_ne!(
         step("provider_balance_after")["accrued"],
         step("provider_balance_before")["accrued"]
+    );
+    let image = std::fs::read(shots.join("viewer-image.png")).expect("the viewer's image");
+    let (levels, lit) = common::browser::image_area(&image, u32::MAX);
+    assert!(
+        levels >= 32 && lit >= 0.05,
+        "the viewer's image area looks blank: {levels} grey levels, {:.1} % lit",
+        lit * 100.0
     );
     for screen in SCREENS {
         let png = std::fs::read(shots.join(format!("{screen}.png"))).unwrap_or_else(|e| panic!("{screen}.png: {e}"));

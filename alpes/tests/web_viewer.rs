@@ -108,29 +108,6 @@ fn chromium_run(chromium: &Path, profile: &Path, url: &str, args: &[&str]) -> St
     ran.stdout
 }
 
-/// Distinct grey levels and the share of non-black pixels in the screenshot's image area.
-fn image_area(png_bytes: &[u8]) -> (usize, f64) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("png frame");
-    let channels = info.color_type.samples();
-    let (w, h) = (info.width.min(VIEW), info.height.min(VIEW));
-    let mut levels = std::collections::BTreeSet::new();
-    let mut lit = 0u64;
-    for y in 0..h {
-        for x in 0..w {
-            let at = (y as usize * info.width as usize + x as usize) * channels;
-            let grey = buf[at];
-            levels.insert(grey);
-            if grey > 8 {
-                lit += 1;
-            }
-        }
-    }
-    (levels.len(), lit as f64 / f64::from(w * h))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dwv_in_headless_chromium_shows_an_anonymized_ct_from_alpes() {
     let Some(chromium) = chromium() else {
@@ -168,7 +145,7 @@ async fn dwv_in_headless_chromium_shows_an_anonymized_ct_from_alpes() {
         .and_then(|t| t.split("</title>").next())
         .unwrap_or_default();
     assert_eq!(title, "loaded 1", "the page's title says how the viewer did");
-    let (levels, lit) = image_area(&png_bytes);
+    let (levels, lit) = common::browser::image_area(&png_bytes, VIEW);
     assert!(
         levels >= 32 && lit >= 0.05,
         "the image area looks blank: {levels} grey levels, {:.1} % lit",

@@ -7,7 +7,10 @@
 //!   they are cached for a year (`immutable`); an unknown name is 404 `not_found`, as JSON.
 //!
 //! Both answer with [`CSP`], the platform's policy loosened only as far as the app needs: its
-//! own scripts, styles and images (and `data:`/`blob:` images), and requests to this origin.
+//! own scripts, styles, images and workers, requests to this origin, `blob:` images (thumbnails
+//! fetched with the token, the viewer's tool cursors), the `data:` favicon, and
+//! `'wasm-unsafe-eval'`: the DICOM viewer decodes compressed transfer syntaxes (JPEG 2000,
+//! JPEG-LS, JPEG, HTJ2K, JPEG XL) with WebAssembly. No `'unsafe-eval'`, no inline script or style.
 //! Every other route keeps `default-src 'none'` ([`alpes_platform::hardening`]). The app routes
 //! by the URL's fragment (`/#/upload`), so no other path is the console's.
 
@@ -27,9 +30,9 @@ mod files {
 }
 
 /// The console's Content-Security-Policy.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-                       connect-src 'self'; font-src 'self'; worker-src 'self' blob:; base-uri 'none'; \
-                       form-action 'self'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+                       img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; worker-src 'self'; \
+                       base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The OpenAPI tag of the console's routes.
 const TAG: &str = "console";

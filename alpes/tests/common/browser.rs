@@ -34,3 +34,26 @@ pub fn chromium(test: &str, installed: &Path, how: &str) -> Option<PathBuf> {
     }
     Some(PathBuf::from(chromium))
 }
+
+/// Distinct grey levels and the share of lit (non-black) pixels in the top left `side` × `side`
+/// pixels of a screenshot (its image area): a blank or a failed render has few levels.
+pub fn image_area(png_bytes: &[u8], side: u32) -> (usize, f64) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let channels = info.color_type.samples();
+    let (w, h) = (info.width.min(side), info.height.min(side));
+    let mut levels = std::collections::BTreeSet::new();
+    let mut lit = 0u64;
+    for y in 0..h {
+        for x in 0..w {
+            let grey = buf[(y as usize * info.width as usize + x as usize) * channels];
+            levels.insert(grey);
+            if grey > 8 {
+                lit += 1;
+            }
+        }
+    }
+    (levels.len(), lit as f64 / f64::from(w * h))
+}

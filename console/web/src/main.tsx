@@ -4,7 +4,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { getJson } from "./api";
 import { lang, setLang, t } from "./i18n";
-import { current, LABEL, SCREENS, type Screen } from "./routes";
+import { current, LABEL, SCREENS, viewed, type Screen } from "./routes";
 import { Audit } from "./screens/Audit";
 import { Balance } from "./screens/Balance";
 import { Images } from "./screens/Images";
@@ -12,6 +12,7 @@ import { Login } from "./screens/Login";
 import { Patients } from "./screens/Patients";
 import { Search } from "./screens/Search";
 import { Upload } from "./screens/Upload";
+import { Viewer } from "./screens/Viewer";
 import { connected, startLive } from "./live";
 import { logout, session, type Role } from "./session";
 import { useSignal } from "./signal";
@@ -94,7 +95,8 @@ function App() {
     );
   }
   if (s.role === "proveedor" || s.role === "admin") startLive();
-  const screen = current(s.role, hash);
+  const image = viewed(s.role, hash);
+  const screen = image ? null : current(s.role, hash);
   const View = screen ? VIEWS[screen] : null;
   return (
     <>
@@ -124,7 +126,7 @@ function App() {
         </button>
       </header>
       <main id="main" tabIndex={-1}>
-        {View ? <View key={screen} /> : <Home role={s.role} />}
+        {image ? <Viewer key={image} id={image} /> : View ? <View key={screen} /> : <Home role={s.role} />}
       </main>
     </>
   );

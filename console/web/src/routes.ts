@@ -21,6 +21,15 @@ export const LABEL: Record<Screen, Key> = {
   patients: "nav.patients",
 };
 
+/** Who may open the viewer (`#/viewer/{id}`): those who may retrieve anonymized pixels. */
+export const VIEWERS: Role[] = ["consumidor", "admin"];
+
+/** The image the hash names for the viewer (`#/viewer/{id}`), if the role may view it. */
+export function viewed(role: Role, hash: string): string | null {
+  const m = /^#\/viewer\/([0-9A-Za-z-]{1,64})$/.exec(hash);
+  return m && VIEWERS.includes(role) ? m[1]! : null;
+}
+
 /** The screen the hash names, if the role has it; else the role's home. */
 export function current(role: Role, hash: string): Screen | null {
   const name = hash.replace(/^#\/?/, "") as Screen;

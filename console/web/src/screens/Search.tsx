@@ -144,6 +144,9 @@ export function Search() {
                 <td>{img.proveedor_id}</td>
                 <td class="num price">{formatMoney(img.precio_minor, img.moneda)}</td>
                 <td>
+                  <a class="button small" href={`#/viewer/${img.id}`} aria-label={`${t("search.view")} ${img.id}`}>
+                    {t("search.view")}
+                  </a>{" "}
                   {downloaded.has(img.id) ? (
                     <span class="badge badge-anonimizada">{t("search.downloaded")}</span>
                   ) : (

@@ -10,7 +10,8 @@ import { signal } from "../signal";
 import type { Picked } from "./folder";
 
 export const MAX_ATTEMPTS = 6;
-const CONCURRENCY = 4;
+/** Uploads at once: the connections a browser opens to one host over HTTP/1.1. */
+const CONCURRENCY = 6;
 const RETRYABLE = new Set([0, 429, 500, 502, 503, 504]);
 
 export type ItemState =
@@ -31,8 +32,25 @@ export interface Item {
 export const items = signal<Item[]>([]);
 let running = 0;
 
+/** The queue's own list; `items` gets a copy at most once a frame (progress events come often). */
+let list: Item[] = [];
+let scheduled = false;
+
+function publish(): void {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    items.set([...list]);
+  });
+}
+
 function update(key: string, state: ItemState, attempts?: number): void {
-  items.set(items.get().map((i) => (i.key === key ? { ...i, state, attempts: attempts ?? i.attempts } : i)));
+  const at = list.findIndex((i) => i.key === key);
+  const item = list[at];
+  if (!item) return;
+  list[at] = { ...item, state, attempts: attempts ?? item.attempts };
+  publish();
 }
 
 export function enqueue(picked: Picked[]): void {
@@ -43,22 +61,25 @@ export function enqueue(picked: Picked[]): void {
     attempts: 0,
     state: { kind: "queued" },
   }));
-  items.set([...items.get(), ...added]);
+  list = [...list, ...added];
+  publish();
   pump();
 }
 
 export function retryFailed(): void {
-  items.set(items.get().map((i) => (i.state.kind === "failed" ? { ...i, attempts: 0, state: { kind: "queued" } } : i)));
+  list = list.map((i) => (i.state.kind === "failed" ? { ...i, attempts: 0, state: { kind: "queued" } } : i));
+  publish();
   pump();
 }
 
 export function clearFinished(): void {
-  items.set(items.get().filter((i) => i.state.kind !== "uploaded"));
+  list = list.filter((i) => i.state.kind !== "uploaded");
+  publish();
 }
 
 function pump(): void {
   while (running < CONCURRENCY) {
-    const next = items.get().find((i) => i.state.kind === "queued");
+    const next = list.find((i) => i.state.kind === "queued");
     if (!next) return;
     running++;
     update(next.key, { kind: "uploading", sent: 0 });
