@@ -8,8 +8,11 @@
 //! 2. the consumer finds the images, sees the price and downloads one (a DICOM file), then opens
 //!    the CT in the viewer (Cornerstone3D over WADO-RS): the image area shows the CT (many grey
 //!    levels, not a blank), window/level changes it, and a length measurement reads in mm;
-//! 3. the provider's balance rises on screen;
-//! 4. an admin finds the download in the audit trail;
+//! 3. the provider's balance rises on screen, and its PDF de-identification report is made and
+//!    downloaded;
+//! 4. an admin finds the download in the audit trail, pays the provider (whose balance then shows
+//!    it paid), and opens every admin screen (users and API keys, payments, institutions, AE
+//!    titles, reports, imports, health and metrics);
 //! 5. a doctor validates their patient's consent, then the admin validates it for the
 //!    institution, each seeing the new state on screen.
 //!
@@ -35,7 +38,7 @@ const FOLDER: [(&str, &str); 4] = [
     ("MR_small_RLE.dcm", "estudio/serie-2/MR_small_RLE.dcm"),
     ("MR_small_implicit.dcm", "estudio/serie-2/MR_small_implicit.dcm"),
 ];
-const SCREENS: [&str; 8] = [
+const SCREENS: [&str; 11] = [
     "login",
     "provider-upload",
     "provider-images",
@@ -43,6 +46,9 @@ const SCREENS: [&str; 8] = [
     "consumer-viewer",
     "provider-balance",
     "admin-audit",
+    "admin-users",
+    "admin-health",
+    "provider-reports",
     "doctor-patients",
 ];
 /// The most the walk may take.
@@ -106,7 +112,7 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
     };
     let app = common::spawn_app().await;
     app.ready().await;
-    register(&app, "datos@hospital.example", "proveedor", None).await;
+    let provider = register(&app, "datos@hospital.example", "proveedor", None).await;
     let lab = register(&app, "lab@research.example", "consumidor", None).await;
     app.ledger.set_terms(common::approved(&lab)).await.expect("approve the consumer");
     let root = app.token("console-root", Role::Admin).await;
@@ -130,6 +136,7 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
         .env("ALPES_CONSUMER", format!("lab@research.example {PASSWORD}"))
         .env("ALPES_ADMIN", format!("ops@alpes.example {PASSWORD}"))
         .env("ALPES_DOCTOR", format!("vidal@hospital.example {PASSWORD}"))
+        .env("ALPES_PROVIDER_ID", &provider)
         .env("ALPES_SHOTS", &shots)
         .env("NO_PROXY", "127.0.0.1,localhost");
     let ran = tokio::task::spawn_blocking(move || common::run_with_limit(cmd, LIMIT))

@@ -178,6 +178,21 @@ try {
   await page.locator("figure.chart canvas").waitFor();
   await axe(page, "balance");
   await page.screenshot({ path: join(SHOTS, "provider-balance.png"), fullPage: true });
+  // Its de-identification report, as a PDF.
+  await page.goto(`${URL}/#/reports`);
+  await page.getByRole("button", { name: /pedir informe|ask for a report/i }).click();
+  const [report] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: /descargar|download/i }).first().click({ timeout: TIMEOUT }),
+  ]);
+  const pdf = readFileSync(await report.path());
+  if (pdf.toString("latin1", 0, 5) !== "%PDF-") fail("the report is not a PDF");
+  say("provider_report", { bytes: pdf.length });
+  await axe(page, "reports");
+  await page.screenshot({ path: join(SHOTS, "provider-reports.png"), fullPage: true });
+  await page.goto(`${URL}/#/imports`);
+  await page.locator("h1").filter({ hasText: /importaciones|import jobs/i }).waitFor();
+  await axe(page, "imports");
   await logout(page);
 
   // 4. An admin finds the download in the audit trail.
@@ -189,6 +204,49 @@ try {
   say("admin_found_download", { image: downloadedId });
   await axe(page, "audit");
   await page.screenshot({ path: join(SHOTS, "admin-audit.png"), fullPage: true });
+  // The admin pays the provider half of what it earned.
+  await page.goto(`${URL}/#/payments`);
+  await page.getByLabel(/^proveedor$|^provider$/i).fill(env("ALPES_PROVIDER_ID"));
+  await page.getByRole("button", { name: /ver saldo|show balance/i }).click();
+  await page.getByLabel(/importe|amount/i).fill("0.50");
+  await page.getByLabel(/referencia|reference/i).fill("console-e2e-1");
+  await page.getByRole("button", { name: /^pagar$|^pay$/i }).click();
+  await page.locator("p.notice").waitFor();
+  await axe(page, "payments");
+  // Every other admin screen opens and passes axe.
+  for (const [screen, heading] of [
+    ["users", /usuarios|users/i],
+    ["institutions", /instituciones|institutions/i],
+    ["ae", /títulos ae|ae titles/i],
+    ["imports", /importaciones|import jobs/i],
+    ["health", /estado y métricas|health and metrics/i],
+  ]) {
+    await page.goto(`${URL}/#/${screen}`);
+    await page.locator("h1").filter({ hasText: heading }).waitFor();
+    if (screen === "users") {
+      // The consumer's terms, saved from the console; an API key made, shown once, revoked.
+      const lab = page.locator("#users tbody tr", { hasText: "consumidor" });
+      await lab.getByRole("button", { name: /condiciones|terms/i }).click();
+      await lab.getByRole("button", { name: /guardar|save/i }).click();
+      await lab.getByRole("button", { name: /condiciones|terms/i }).waitFor();
+      await page.getByLabel(/^nombre$|^name$/i).last().fill("pacs-bridge");
+      await page.getByLabel(/^usuario$|^user$/i).fill(env("ALPES_PROVIDER_ID"));
+      await page.getByRole("button", { name: /crear clave|create key/i }).click();
+      await page.locator("p.notice code", { hasText: /^alpes_/ }).waitFor();
+      await page.getByRole("button", { name: /revocar|revoke/i }).click();
+      await page.getByRole("button", { name: /revocar|revoke/i }).waitFor({ state: "detached" });
+      say("admin_users", { api_key: "created, shown once, revoked" });
+    }
+    if (screen === "health") await page.locator("figure.chart canvas").waitFor(); // two samples of /metrics
+    await axe(page, screen);
+    if (screen === "users" || screen === "health") await page.screenshot({ path: join(SHOTS, `admin-${screen}.png`), fullPage: true });
+  }
+  await logout(page);
+  // The provider sees the payment.
+  await login(page, provider, false);
+  await page.goto(`${URL}/#/balance`);
+  await page.waitForFunction(() => document.querySelector("[data-testid=paid]")?.textContent?.includes("0,50"));
+  say("provider_paid");
   await logout(page);
 
   // 5. The doctor validates their patient, then the admin validates for the institution.

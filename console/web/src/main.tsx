@@ -9,7 +9,14 @@ import { Audit } from "./screens/Audit";
 import { Balance } from "./screens/Balance";
 import { Images } from "./screens/Images";
 import { Login } from "./screens/Login";
+import { AeTitles } from "./screens/AeTitles";
+import { Health } from "./screens/Health";
+import { Imports } from "./screens/Imports";
+import { Institutions } from "./screens/Institutions";
 import { Patients } from "./screens/Patients";
+import { Payments } from "./screens/Payments";
+import { Reports } from "./screens/Reports";
+import { Users } from "./screens/Users";
 import { Search } from "./screens/Search";
 import { Upload } from "./screens/Upload";
 import { Viewer } from "./screens/Viewer";
@@ -37,7 +44,21 @@ function Home(props: { role: Role }) {
   );
 }
 
-const VIEWS: Record<Screen, () => preact.JSX.Element> = { upload: Upload, images: Images, balance: Balance, search: Search, audit: Audit, patients: Patients };
+const VIEWS: Record<Screen, () => preact.JSX.Element> = {
+  upload: Upload,
+  images: Images,
+  balance: Balance,
+  search: Search,
+  audit: Audit,
+  patients: Patients,
+  users: Users,
+  payments: Payments,
+  institutions: Institutions,
+  health: Health,
+  reports: Reports,
+  imports: Imports,
+  ae: AeTitles,
+};
 
 function LangSwitch() {
   const l = useSignal(lang);

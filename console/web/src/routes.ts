@@ -3,12 +3,25 @@
 import type { Key } from "./i18n";
 import type { Role } from "./session";
 
-export type Screen = "upload" | "images" | "balance" | "search" | "audit" | "patients";
+export type Screen =
+  | "upload"
+  | "images"
+  | "balance"
+  | "search"
+  | "audit"
+  | "patients"
+  | "users"
+  | "payments"
+  | "institutions"
+  | "health"
+  | "reports"
+  | "imports"
+  | "ae";
 
 export const SCREENS: Record<Role, Screen[]> = {
-  proveedor: ["upload", "images", "balance", "patients"],
+  proveedor: ["upload", "images", "balance", "reports", "imports", "patients"],
   consumidor: ["search", "balance"],
-  admin: ["audit", "images", "patients", "search"],
+  admin: ["audit", "images", "users", "payments", "institutions", "patients", "ae", "reports", "imports", "health", "search"],
   medico: ["patients"],
 };
 
@@ -19,6 +32,13 @@ export const LABEL: Record<Screen, Key> = {
   search: "nav.search",
   audit: "nav.audit",
   patients: "nav.patients",
+  users: "nav.users",
+  payments: "nav.payments",
+  institutions: "nav.institutions",
+  health: "nav.health",
+  reports: "nav.reports",
+  imports: "nav.imports",
+  ae: "nav.ae",
 };
 
 /** Who may open the viewer (`#/viewer/{id}`): those who may retrieve anonymized pixels. */

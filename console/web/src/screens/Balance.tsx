@@ -45,7 +45,7 @@ export function Balance() {
               </div>
               <div>
                 <dt>{t("balance.paid")}</dt>
-                <dd>{money(s.pagado_minor)}</dd>
+                <dd data-testid="paid">{money(s.pagado_minor)}</dd>
               </div>
               <div>
                 <dt>{t("balance.uses")}</dt>

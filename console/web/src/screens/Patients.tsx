@@ -3,12 +3,13 @@
 // a doctor validates a `pending` patient, then a provider of the institution (or an admin) one
 // `validated_by_doctor`. The patient then confirms with their code. The server refuses any other
 // step (409 `invalid_transition`), and says so here.
-import { useState } from "preact/hooks";
-import { authorized, errorOf, getJson, withQuery } from "../api";
 import { formatDate, t, type Key } from "../i18n";
 import { session, type Role } from "../session";
 import { Alert } from "../ui/Alert";
+import { allPages } from "../ui/allPages";
+import { send } from "../ui/send";
 import { Table } from "../ui/Table";
+import { useCommand } from "../ui/useCommand";
 import { usePolling } from "../ui/usePolling";
 
 type Consent = "pending" | "validated_by_doctor" | "validated_by_institution" | "full_access" | "revocado";
@@ -23,18 +24,6 @@ interface Paciente {
   actualizado_at: number;
 }
 
-/** Every patient the caller may see, page by page (200 a page, the most the route gives). */
-async function allPatients(): Promise<{ pacientes: Paciente[] }> {
-  const out: Paciente[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { pacientes: Paciente[]; next_cursor: string | null } = await getJson(withQuery("/pacientes", { limit: 200, cursor }));
-    out.push(...page.pacientes);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return { pacientes: out };
-}
-
 /** The consent state the caller's role validates, if any. */
 export function validates(role: Role): Consent | null {
   if (role === "medico") return "pending";
@@ -44,17 +33,11 @@ export function validates(role: Role): Consent | null {
 
 export function Patients() {
   const role = session.get()?.role ?? "consumidor";
-  const [error, setError] = useState<unknown>(null);
-  const [tick, setTick] = useState(0);
-  const list = usePolling(() => allPatients(), 10_000, [tick]);
+  const { error, tick, run } = useCommand();
+  const list = usePolling(async () => ({ pacientes: await allPages<Paciente>("/pacientes", "pacientes") }), 10_000, [tick]);
   const step = validates(role);
 
-  async function validate(id: string) {
-    setError(null);
-    const res = await authorized(`/pacientes/${encodeURIComponent(id)}/validar`, { method: "POST" });
-    if (!res.ok) setError(await errorOf(res));
-    setTick(tick + 1);
-  }
+  const validate = (id: string) => run(() => send("POST", `/pacientes/${encodeURIComponent(id)}/validar`));
 
   const rows = list.data?.pacientes ?? [];
   return (

@@ -2,33 +2,18 @@
 // price before paying for it, and download one or a selection. Every download is metered and
 // billed by the server; the price is GET /imagenes/{id}'s.
 import { useState } from "preact/hooks";
-import { authorized, errorOf, getJson, withQuery } from "../api";
+import { getJson, withQuery } from "../api";
 import { formatDate, formatMoney, t } from "../i18n";
 import type { ImagenDetalle, Imagenes } from "../types";
 import { Alert } from "../ui/Alert";
+import { DateRange, rangeOf } from "../ui/DateRange";
+import { saveAs } from "../ui/save";
 import { Table } from "../ui/Table";
 import { Thumbnail } from "../ui/Thumbnail";
 
 const PAGE = 50;
 
-/** Midnight UTC of a `yyyy-mm-dd` date input, in ms; `days` later for an exclusive end. */
-function day(value: string, days = 0): number | undefined {
-  if (!value) return undefined;
-  return Date.parse(`${value}T00:00:00Z`) + days * 86_400_000;
-}
 
-async function download(img: ImagenDetalle): Promise<void> {
-  const res = await authorized(`/imagenes/${encodeURIComponent(img.id)}/anonimizada`);
-  if (!res.ok) throw await errorOf(res);
-  const url = URL.createObjectURL(await res.blob());
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = `${img.id}.dcm`;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 export function Search() {
   const [results, setResults] = useState<ImagenDetalle[] | null>(null);
@@ -41,6 +26,7 @@ export function Search() {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
     const text = (k: string) => String(f.get(k) ?? "").trim();
+    const range = rangeOf(f);
     setBusy(true);
     setError(null);
     try {
@@ -50,8 +36,8 @@ export function Search() {
           modalidad: text("modalidad"),
           region_anatomica: text("region"),
           proveedor_id: text("proveedor"),
-          creada_desde: day(text("desde")),
-          creada_hasta: day(text("hasta"), 1),
+          creada_desde: range.desde,
+          creada_hasta: range.hasta,
           limit: PAGE,
         }),
       );
@@ -71,7 +57,7 @@ export function Search() {
     setError(null);
     for (const img of list) {
       try {
-        await download(img);
+        await saveAs(`/imagenes/${encodeURIComponent(img.id)}/anonimizada`, `${img.id}.dcm`);
         setDownloaded((d) => new Set(d).add(img.id));
       } catch (err) {
         setError(err);
@@ -100,14 +86,7 @@ export function Search() {
           {t("search.region")}
           <input name="region" />
         </label>
-        <label>
-          {t("search.from")}
-          <input name="desde" type="date" />
-        </label>
-        <label>
-          {t("search.to")}
-          <input name="hasta" type="date" />
-        </label>
+        <DateRange />
         <label>
           {t("search.provider")}
           <input name="proveedor" />
