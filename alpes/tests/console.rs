@@ -2,9 +2,12 @@
 //! pinned in `console/web/package-lock.json`) drives the console `alpes` serves at `/`, as a
 //! provider, a consumer and an admin with real accounts and passwords:
 //!
-//! 1. the provider logs in, uploads a folder of DICOM files (a subfolder and a hidden file
-//!    included: the hidden one is left out), sees each file's progress and then every image
-//!    anonymized;
+//! 0. the login screen switches to English and back, and an account locked by failed logins is
+//!    told so;
+//! 1. the provider logs in (a refused access token is refreshed once, with rotation), uploads a
+//!    folder of DICOM files (a subfolder and a hidden file included: the hidden one is left out),
+//!    sees each file's progress and then every image anonymized; after its logout the session
+//!    it had is refused (the console says it ended);
 //! 2. the consumer finds the images, sees the price and downloads one (a DICOM file), then opens
 //!    the CT in the viewer (Cornerstone3D over WADO-RS): the image area shows the CT (many grey
 //!    levels, not a blank), window/level changes it, and a length measurement reads in mm;
@@ -17,7 +20,8 @@
 //!    institution, each seeing the new state on screen.
 //!
 //! The script also runs axe-core on every main screen (no serious or critical violation) and
-//! fails on any Content-Security-Policy violation the browser reports. Its screenshots go to
+//! fails on any Content-Security-Policy violation the browser reports but the one it is known to
+//! make (a style attribute on the viewer's measurement labels). Its screenshots go to
 //! `ALPES_CONSOLE_SHOTS` when set (the README's come from `docs/screenshots`), else to a
 //! temporary directory, and must each be a real picture.
 //!
@@ -113,12 +117,14 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
     let app = common::spawn_app().await;
     app.ready().await;
     let provider = register(&app, "datos@hospital.example", "proveedor", None).await;
+    register(&app, "locked@hospital.example", "proveedor", None).await;
     let lab = register(&app, "lab@research.example", "consumidor", None).await;
     app.ledger.set_terms(common::approved(&lab)).await.expect("approve the consumer");
     let root = app.token("console-root", Role::Admin).await;
     register(&app, "ops@alpes.example", "admin", Some(&root)).await;
     patient_of_a_doctor(&app, &root).await;
 
+    let lockout = alpes_ingest::identity::IdentityArgs::default().lockout_failures;
     let folder = folder();
     let tmp_shots = tempfile::tempdir().expect("tmp");
     // A relative ALPES_CONSOLE_SHOTS is from the workspace root (`docs/screenshots`).
@@ -137,6 +143,8 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
         .env("ALPES_ADMIN", format!("ops@alpes.example {PASSWORD}"))
         .env("ALPES_DOCTOR", format!("vidal@hospital.example {PASSWORD}"))
         .env("ALPES_PROVIDER_ID", &provider)
+        .env("ALPES_LOCKED", format!("locked@hospital.example {PASSWORD}"))
+        .env("ALPES_LOCKOUT_FAILURES", lockout.to_string())
         .env("ALPES_SHOTS", &shots)
         .env("NO_PROXY", "127.0.0.1,localhost");
     let ran = tokio::task::spawn_blocking(move || common::run_with_limit(cmd, LIMIT))

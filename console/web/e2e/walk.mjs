@@ -94,9 +94,42 @@ async function accrued(page) {
 
 let page;
 try {
-  // 1. The provider uploads a folder and sees it anonymized.
   page = await newPage("es-ES");
+  // 0. The login screen: English and back; a locked account is told so, and for how long.
+  await page.goto(`${URL}/`);
+  await page.getByRole("combobox").selectOption("en");
+  await page.getByRole("heading", { name: "Log in to Alpes" }).waitFor();
+  await page.getByRole("combobox").selectOption("es");
+  await page.getByRole("heading", { name: "Entrar en Alpes" }).waitFor();
+  const [lockedEmail, lockedPassword] = env("ALPES_LOCKED").split(" ");
+  for (let i = 0; i < Number(env("ALPES_LOCKOUT_FAILURES")); i++) {
+    await page.getByLabel(/correo/i).fill(lockedEmail);
+    await page.getByLabel(/contraseña/i).fill(`wrong-${i}`);
+    await page.getByRole("button", { name: /entrar/i }).click();
+    await page.locator("[role=alert]", { hasText: /incorrectos/i }).waitFor();
+  }
+  await page.getByLabel(/contraseña/i).fill(lockedPassword);
+  await page.getByRole("button", { name: /entrar/i }).click();
+  await page.locator("[role=alert]", { hasText: /bloqueada/i }).waitFor();
+  say("lockout_shown");
+
+  // 1. The provider uploads a folder and sees it anonymized.
   await login(page, provider, true);
+  // An access token the server refuses (as an expired one): the console refreshes once and goes on,
+  // with a new refresh token (rotation).
+  const before0 = await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem("alpes.session"));
+    const old = s.refresh;
+    s.access = s.access.slice(0, -6) + "AAAAAA";
+    sessionStorage.setItem("alpes.session", JSON.stringify(s));
+    return old;
+  });
+  await page.goto(`${URL}/#/balance`);
+  await page.reload();
+  await page.getByTestId("accrued").waitFor();
+  const rotated = await page.evaluate(() => JSON.parse(sessionStorage.getItem("alpes.session")).refresh);
+  if (rotated === before0) fail("the console did not refresh its tokens after a refused access token");
+  say("refreshed");
   const before = await accrued(page);
   say("provider_balance_before", { accrued: before });
   await page.goto(`${URL}/#/upload`);
@@ -118,7 +151,13 @@ try {
   await page.waitForFunction((n) => document.querySelectorAll("#images .badge-anonimizada").length >= n, FILES);
   await axe(page, "images");
   await page.screenshot({ path: join(SHOTS, "provider-images.png"), fullPage: true });
+  // Logging out revokes the session: put it back and the console finds it ended.
+  const saved = await page.evaluate(() => sessionStorage.getItem("alpes.session"));
   await logout(page);
+  await page.evaluate((s) => sessionStorage.setItem("alpes.session", s), saved);
+  await page.reload();
+  await page.locator(".notice", { hasText: /sesión ha terminado/i }).waitFor();
+  say("logged_out_session_refused");
 
   // 2. The consumer finds the images, sees a price and downloads one.
   await login(page, consumer, false);
