@@ -1,8 +1,12 @@
 //! Embeds the built console (`dist/`, committed; see `web/README.md`) in the crate: a table of
-//! every file under it, sorted by path, each `include_bytes!`d. A missing or empty `dist/`
-//! fails the build with what to run.
+//! every file under it, sorted by path, each `include_bytes!`d, with a gzip copy of those worth
+//! compressing (scripts, styles, the page, WebAssembly), made here once so that no request pays
+//! for it. A missing or empty `dist/` fails the build with what to run.
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -17,8 +21,16 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether a file of this name gains from gzip (text and WebAssembly; not images).
+fn compressible(name: &str) -> bool {
+    [".js", ".mjs", ".css", ".html", ".json", ".svg", ".wasm"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let dist = root.join("dist");
     println!("cargo:rerun-if-changed=dist");
     let mut found = Vec::new();
@@ -28,14 +40,28 @@ fn main() {
         "console/dist has no index.html: run `npm ci && npm run build` in console/web"
     );
     found.sort();
-    let mut table = String::from("/// Every file of the built console: its path under `dist/` and its bytes.\n");
-    table.push_str("pub(crate) static FILES: &[(&str, &[u8])] = &[\n");
-    for path in &found {
+    let mut table = String::from("/// Every file of the built console.\n");
+    table.push_str("pub(super) static FILES: &[Built] = &[\n");
+    for (i, path) in found.iter().enumerate() {
         let rel = path.strip_prefix(&dist).expect("under dist").to_str().expect("a UTF-8 path");
         let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
-        writeln!(table, "    ({rel:?}, include_bytes!({:?})),", path.display().to_string()).expect("writes");
+        let gz = if compressible(&rel) {
+            let bytes = std::fs::read(path).expect("reads a built file");
+            let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+            enc.write_all(&bytes).expect("compresses");
+            let gz_path = out.join(format!("{i}.gz"));
+            std::fs::write(&gz_path, enc.finish().expect("compresses")).expect("writes the gzip copy");
+            format!("Some(include_bytes!({:?}))", gz_path.display().to_string())
+        } else {
+            "None".to_owned()
+        };
+        writeln!(
+            table,
+            "    Built {{ path: {rel:?}, bytes: include_bytes!({:?}), gzip: {gz} }},",
+            path.display().to_string()
+        )
+        .expect("writes");
     }
     table.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("files.rs");
-    std::fs::write(out, table).expect("writes the table");
+    std::fs::write(out.join("files.rs"), table).expect("writes the table");
 }

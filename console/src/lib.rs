@@ -3,8 +3,12 @@
 //! needs no Node and the binary serves the console with nothing beside it.
 //!
 //! - `GET /`: the app's page, `Cache-Control: no-cache` (it names the current assets).
-//! - `GET /assets/{file}`: its scripts and styles. Their names carry a hash of their content, so
-//!   they are cached for a year (`immutable`); an unknown name is 404 `not_found`, as JSON.
+//! - `GET /assets/{file}`: its scripts, styles, worker and WebAssembly. Their names carry a hash of
+//!   their content, so they are cached for a year (`immutable`); an unknown name is 404
+//!   `not_found`, as JSON.
+//!
+//! Scripts, styles, the page and WebAssembly are gzipped once, at build time, and sent so to a
+//! client that takes gzip (`Vary: Accept-Encoding`): the viewer's 3.3 MB script is under 1 MB.
 //!
 //! Both answer with [`CSP`], the platform's policy loosened only as far as the app needs: its
 //! own scripts, styles, images and workers, requests to this origin, `blob:` images (thumbnails
@@ -19,13 +23,14 @@ use alpes_platform::limits::Limits;
 use alpes_platform::metrics::Metrics;
 use alpes_platform::openapi::{content, Op};
 use axum::extract::Path;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
 mod files {
+    use super::Built;
     include!(concat!(env!("OUT_DIR"), "/files.rs"));
 }
 
@@ -37,14 +42,41 @@ pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval';
 /// The OpenAPI tag of the console's routes.
 const TAG: &str = "console";
 
-/// The bytes of a built file, by its path under `dist/`.
-fn file(path: &str) -> Option<&'static [u8]> {
-    files::FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
+/// A built file (`build.rs` makes the table of them): its path under `dist/`, its bytes, and
+/// their gzip when worth it.
+struct Built {
+    path: &'static str,
+    bytes: &'static [u8],
+    gzip: Option<&'static [u8]>,
+}
+
+/// A built file, by its path under `dist/`.
+fn file(path: &str) -> Option<&'static Built> {
+    files::FILES.iter().find(|f| f.path == path)
 }
 
 /// The paths of the built files under `assets/` (for tests that fetch them).
 pub fn asset_paths() -> impl Iterator<Item = &'static str> {
-    files::FILES.iter().filter_map(|(p, _)| p.strip_prefix("assets/"))
+    files::FILES.iter().filter_map(|f| f.path.strip_prefix("assets/"))
+}
+
+/// Whether the request takes gzip (`Accept-Encoding`, without `gzip;q=0`).
+fn takes_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.replace(' ', "")
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 /// The media type of a built file, by its extension.
@@ -62,29 +94,35 @@ fn media_type(path: &str) -> &'static str {
     }
 }
 
-fn answer(path: &str, bytes: &'static [u8], cache: &'static str) -> Response {
-    (
+/// A built file's answer: gzipped when the client takes it and a gzip copy exists.
+fn answer(built: &'static Built, cache: &'static str, request: &HeaderMap) -> Response {
+    let gzip = built.gzip.filter(|_| takes_gzip(request));
+    let mut res = (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(media_type(path))),
+            (header::CONTENT_TYPE, HeaderValue::from_static(media_type(built.path))),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
             (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
         ],
-        bytes,
+        gzip.unwrap_or(built.bytes),
     )
-        .into_response()
+        .into_response();
+    if gzip.is_some() {
+        res.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    res
 }
 
-async fn index() -> Response {
+async fn index(headers: HeaderMap) -> Response {
     match file("index.html") {
-        Some(bytes) => answer("index.html", bytes, "no-cache"),
+        Some(built) => answer(built, "no-cache", &headers),
         None => ApiError::not_found("the console was not built into this binary").into_response(),
     }
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
-    let path = format!("assets/{name}");
-    match file(&path) {
-        Some(bytes) => answer(&path, bytes, "public, max-age=31536000, immutable"),
+async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    match file(&format!("assets/{name}")) {
+        Some(built) => answer(built, "public, max-age=31536000, immutable", &headers),
         None => ApiError::not_found("no such console asset").into_response(),
     }
 }
@@ -167,6 +205,31 @@ mod tests {
                 "{name}: {kind}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_gzip_gets_the_gzip_copy_and_it_is_the_same_file() {
+        let name = asset_paths().find(|p| p.ends_with(".js")).expect("a script");
+        let get = |gzip: Option<&str>| {
+            let mut req = axum::http::Request::builder().uri(format!("/assets/{name}"));
+            if let Some(v) = gzip {
+                req = req.header(header::ACCEPT_ENCODING, v);
+            }
+            app().oneshot(req.body(Body::empty()).expect("request"))
+        };
+        let plain = get(None).await.expect("answers");
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        let plain = axum::body::to_bytes(plain.into_body(), usize::MAX).await.expect("body");
+        let zipped = get(Some("br, gzip;q=0.8")).await.expect("answers");
+        assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(zipped.headers()[header::VARY], "accept-encoding");
+        let zipped = axum::body::to_bytes(zipped.into_body(), usize::MAX).await.expect("body");
+        assert!(zipped.len() < plain.len());
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut unzipped).expect("gunzips");
+        assert_eq!(unzipped, plain);
+        let refused = get(Some("gzip;q=0, identity")).await.expect("answers");
+        assert!(refused.headers().get(header::CONTENT_ENCODING).is_none());
     }
 
     #[tokio::test]
