@@ -5,7 +5,8 @@
 //!
 //! A change carries the image's id, provider, new state and, for a rejection, its reason code:
 //! never a payload value, never PHI. Nothing is stored; a subscriber that falls more than
-//! [`CAPACITY`] changes behind is told how many it missed and reloads its list. [`Live::close`]
+//! [`CAPACITY`] changes behind is told how many it missed and reloads its list. What the group
+//! replays from before the process started (more than [`FRESH_MS`] old) is not sent. [`Live::close`]
 //! (on shutdown) ends every stream, so the listener's graceful stop is not held open by them.
 
 use alpes_platform::kafka::projector::Projection;
@@ -137,18 +138,30 @@ impl Live {
     }
 }
 
+/// How far before the projection started a change may have happened and still be sent: a new
+/// instance's group starts at the topics' earliest offsets, and what it replays then is history,
+/// not news.
+pub const FRESH_MS: i64 = 60_000;
+
 /// The image topics into [`Live`] (run it with
 /// [`alpes_platform::kafka::projector::run_projection`] in [`group`]).
 #[derive(Debug)]
 pub struct Projector {
     codec: Codec,
     live: Live,
+    /// Changes that happened before this (ms since the epoch) are not sent.
+    since: i64,
 }
 
 impl Projector {
-    /// Changes decoded with `codec`, sent to `live`'s subscribers.
+    /// Changes decoded with `codec`, sent to `live`'s subscribers if they happened at most
+    /// [`FRESH_MS`] before now.
     pub fn new(codec: Codec, live: Live) -> Projector {
-        Projector { codec, live }
+        Projector {
+            codec,
+            live,
+            since: alpes_schemas::now_millis() - FRESH_MS,
+        }
     }
 }
 
@@ -163,7 +176,7 @@ impl Projection for Projector {
     }
 
     async fn apply(&self, batch: Vec<CambioImagen>, _stop: &Shutdown) -> bool {
-        for change in batch {
+        for change in batch.into_iter().filter(|c| c.ocurrido_at >= self.since) {
             // No subscriber is not an error: nobody is watching.
             let _ = self.live.changes.send(Arc::new(change));
         }

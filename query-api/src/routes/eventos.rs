@@ -114,7 +114,7 @@ mod tests {
             modalidad: Some("CT".into()),
             region_anatomica: None,
             motivo_rechazo: None,
-            ocurrido_at: 1,
+            ocurrido_at: alpes_schemas::now_millis(),
         }
     }
 
@@ -133,12 +133,16 @@ mod tests {
         let projector = crate::live::Projector::new(alpes_schemas::Codec::single_object(), live.clone());
         let stop = alpes_platform::shutdown::Shutdown::new();
         let next = |e: Option<Result<Event, Infallible>>| format!("{:?}", e.expect("an event").expect("infallible"));
-        assert!(projector.apply(vec![change("h2"), change("h1")], &stop).await);
+        let mut stale = change("h1");
+        stale.id = "replayed".into();
+        stale.ocurrido_at -= crate::live::FRESH_MS + 1000;
+        assert!(projector.apply(vec![stale, change("h2"), change("h1")], &stop).await);
         let first = next(stream.next().await);
         assert!(
             first.contains("imagen") && first.contains("img-of-h1") && !first.contains("h2"),
             "{first}"
         );
+        assert!(!first.contains("replayed"), "history is not news: {first}");
         // More than the channel holds: the stream lags, and says by how much.
         let flood: Vec<CambioImagen> = (0..crate::live::CAPACITY + 10).map(|_| change("h1")).collect();
         assert!(projector.apply(flood, &stop).await);
