@@ -11,8 +11,8 @@
 //! 2. the consumer finds the images, sees the price and downloads one (a DICOM file), then opens
 //!    the CT in the viewer (Cornerstone3D over WADO-RS): the image area shows the CT (many grey
 //!    levels, not a blank), window/level changes it, and a length measurement reads in mm;
-//! 3. the provider's balance rises on screen, and its PDF de-identification report is made and
-//!    downloaded;
+//! 3. the provider's balance rises on screen, its PDF de-identification report is made and
+//!    downloaded, and it sees its own calling AE title (not another provider's);
 //! 4. an admin finds the download in the audit trail, pays the provider (whose balance then shows
 //!    it paid), and opens every admin screen (users and API keys, payments, institutions, AE
 //!    titles, reports, imports, health and metrics);
@@ -117,7 +117,9 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
     let app = common::spawn_app().await;
     app.ready().await;
     let provider = register(&app, "datos@hospital.example", "proveedor", None).await;
-    register(&app, "locked@hospital.example", "proveedor", None).await;
+    let locked = register(&app, "locked@hospital.example", "proveedor", None).await;
+    common::map_calling_ae(&app, "CONSOLE_SCU", &provider).await;
+    common::map_calling_ae(&app, "OTHER_SCU", &locked).await;
     let lab = register(&app, "lab@research.example", "consumidor", None).await;
     app.ledger.set_terms(common::approved(&lab)).await.expect("approve the consumer");
     let root = app.token("console-root", Role::Admin).await;
@@ -143,6 +145,7 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
         .env("ALPES_ADMIN", format!("ops@alpes.example {PASSWORD}"))
         .env("ALPES_DOCTOR", format!("vidal@hospital.example {PASSWORD}"))
         .env("ALPES_PROVIDER_ID", &provider)
+        .env("ALPES_OWN_AE", "CONSOLE_SCU")
         .env("ALPES_LOCKED", format!("locked@hospital.example {PASSWORD}"))
         .env("ALPES_LOCKOUT_FAILURES", lockout.to_string())
         .env("ALPES_SHOTS", &shots)

@@ -232,6 +232,11 @@ try {
   await page.goto(`${URL}/#/imports`);
   await page.locator("h1").filter({ hasText: /importaciones|import jobs/i }).waitFor();
   await axe(page, "imports");
+  // Its own calling AE title, and not another provider's.
+  await page.goto(`${URL}/#/ae`);
+  await page.locator("#aes tbody tr", { hasText: env("ALPES_OWN_AE") }).waitFor();
+  if ((await page.locator("#aes tbody tr").count()) !== 1) fail("a provider sees another provider's AE title");
+  say("provider_ae_titles");
   await logout(page);
 
   // 4. An admin finds the download in the audit trail.

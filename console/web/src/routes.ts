@@ -19,7 +19,7 @@ export type Screen =
   | "ae";
 
 export const SCREENS: Record<Role, Screen[]> = {
-  proveedor: ["upload", "images", "balance", "reports", "imports", "patients"],
+  proveedor: ["upload", "images", "balance", "reports", "imports", "ae", "patients"],
   consumidor: ["search", "balance"],
   admin: ["audit", "images", "users", "payments", "institutions", "patients", "ae", "reports", "imports", "health", "search"],
   medico: ["patients"],

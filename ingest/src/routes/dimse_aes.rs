@@ -1,5 +1,5 @@
-//! The calling AE titles of the DICOM listener (admin only):
-//! `GET /dimse/aes` lists them, `PUT /dimse/aes/{ae}` with
+//! The calling AE titles of the DICOM listener: `GET /dimse/aes` lists them (an admin every
+//! one, a provider its own), and an admin only changes them: `PUT /dimse/aes/{ae}` with
 //! `{"proveedor_id": "..."}` maps one to the provider whose images it sends
 //! (replacing any mapping it had), `DELETE /dimse/aes/{ae}` removes one. The
 //! listener reads them when an association arrives, so a change applies to
@@ -76,8 +76,11 @@ pub fn list_op() -> Op {
         DIMSE,
         "List the calling AE titles of the DICOM listener",
     )
-    .describe("Each maps a calling AE title to the provider whose images it sends; any other calling AE is rejected at association.")
-    .auth(&["admin"])
+    .describe(
+        "Each maps a calling AE title to the provider whose images it sends; any other calling AE is rejected at \
+         association. A provider lists its own; an admin every one.",
+    )
+    .auth(&["admin", "proveedor"])
     .ok(200, "The mappings, by AE title.", Some(json_content(schema("CallingAes"))), &[])
 }
 
@@ -114,8 +117,15 @@ pub fn delete_op() -> Op {
 /// `GET /dimse/aes`.
 #[tracing::instrument(name = "GET /dimse/aes", skip_all, fields(user = %caller.user_id))]
 pub async fn list(State(state): State<IngestState>, Authenticated(caller): Authenticated) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin])?;
-    let titulos_ae = state.store.calling_aes().await?.into_iter().map(TituloAe::from).collect();
+    caller.require(&[Role::Admin, Role::Proveedor])?;
+    let titulos_ae = state
+        .store
+        .calling_aes()
+        .await?
+        .into_iter()
+        .filter(|a| caller.role == Role::Admin || a.provider_id == caller.user_id)
+        .map(TituloAe::from)
+        .collect();
     Ok(axum::Json(TitulosAe { titulos_ae }).into_response())
 }
 
