@@ -6,7 +6,8 @@
 //!    told so;
 //! 1. the provider logs in (a refused access token is refreshed once, with rotation), uploads a
 //!    folder of DICOM files (a subfolder and a hidden file included: the hidden one is left out),
-//!    sees each file's progress and then every image anonymized; after its logout the session
+//!    sees each file's progress and then every image anonymized, drops one more file on the drop
+//!    zone and sees it anonymized too; after its logout the session
 //!    it had is refused (the console says it ended);
 //! 2. the consumer finds the images, sees the price and downloads one (a DICOM file), then opens
 //!    the CT in the viewer (Cornerstone3D over WADO-RS): the image area shows the CT (many grey
@@ -146,6 +147,7 @@ async fn a_provider_a_consumer_and_an_admin_walk_through_the_console_in_chromium
         .env("ALPES_DOCTOR", format!("vidal@hospital.example {PASSWORD}"))
         .env("ALPES_PROVIDER_ID", &provider)
         .env("ALPES_OWN_AE", "CONSOLE_SCU")
+        .env("ALPES_DROP_FILE", common::fixtures_dir().join("MR_small_padded.dcm"))
         .env("ALPES_LOCKED", format!("locked@hospital.example {PASSWORD}"))
         .env("ALPES_LOCKOUT_FAILURES", lockout.to_string())
         .env("ALPES_SHOTS", &shots)

@@ -145,6 +145,16 @@ try {
   const uploadedMs = Date.now() - started;
   await page.waitForFunction((n) => document.querySelectorAll("#uploads .badge-anonimizada").length === n, FILES, { timeout: 120_000 });
   say("provider_uploaded", { files: FILES, upload_ms: uploadedMs, anonymized_ms: Date.now() - started });
+  // One more file, dropped on the drop zone (a script's drop carries files, not folders).
+  const dropped = readFileSync(env("ALPES_DROP_FILE"));
+  const transfer = await page.evaluateHandle((bytes) => {
+    const t = new DataTransfer();
+    t.items.add(new File([new Uint8Array(bytes)], "dropped.dcm", { type: "application/dicom" }));
+    return t;
+  }, [...dropped]);
+  await page.locator(".dropzone").dispatchEvent("drop", { dataTransfer: transfer });
+  await page.waitForFunction((n) => document.querySelectorAll("#uploads .badge-anonimizada").length === n, FILES + 1);
+  say("provider_dropped");
   await axe(page, "upload");
   await page.screenshot({ path: join(SHOTS, "provider-upload.png"), fullPage: true });
   await page.goto(`${URL}/#/images`);

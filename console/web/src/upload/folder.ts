@@ -34,13 +34,15 @@ async function walk(entry: FileSystemEntry, out: Picked[]): Promise<void> {
   }
 }
 
-/** The files of a drop, folders included. */
+/** The files of a drop, folders included (an item with no entry, as a script's drop has, is taken as a file). */
 export async function fromDrop(data: DataTransfer): Promise<Picked[]> {
-  const entries = Array.from(data.items)
-    .map((item) => item.webkitGetAsEntry())
-    .filter((e): e is FileSystemEntry => e !== null);
+  // Entries and files are read before any await: a drop's items are gone once its handler yields.
+  const items = Array.from(data.items).map((item) => ({ entry: item.webkitGetAsEntry(), file: item.getAsFile() }));
   const out: Picked[] = [];
-  for (const entry of entries) await walk(entry, out);
+  for (const { entry, file } of items) {
+    if (entry) await walk(entry, out);
+    else if (file && !hidden(file.name)) out.push({ file, path: file.name });
+  }
   return out;
 }
 
