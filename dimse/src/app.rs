@@ -38,8 +38,10 @@ use tokio::task::JoinSet;
 pub const DRAIN: Duration = Duration::from_secs(10);
 /// Connections past the association limit being refused at once; more are closed unanswered.
 const REFUSING: usize = 64;
-/// How long a refused connection has to send its association request.
-const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+/// How long a refused connection has to send its association request. A client sends it at
+/// once after connecting, but a loaded host may stall it for seconds: 2 s once left pynetdicom
+/// closed unanswered on a busy CI machine. At most [`REFUSING`] connections wait at a time.
+const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 
 type Options = ServerAssociationOptions<'static, AcceptAny, DefaultNegotiation>;
 
