@@ -23,17 +23,19 @@ pub fn service<S: Clone + Send + Sync + 'static>(
     limits: Arc<Limits>,
     auditor: Auditor,
 ) -> Router<S> {
-    router
-        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
-        .layer(axum::middleware::from_fn_with_state(limits, crate::limits::enforce))
+    limited(router, metrics, limits)
         .layer(axum::middleware::from_fn_with_state(auditor, crate::audit::record))
         .layer(axum::middleware::from_fn(crate::hardening::harden))
 }
 
 /// `router` under the service layers but the audit's (see the module docs).
 pub fn unaudited<S: Clone + Send + Sync + 'static>(router: Router<S>, metrics: Arc<Metrics>, limits: Arc<Limits>) -> Router<S> {
+    limited(router, metrics, limits).layer(axum::middleware::from_fn(crate::hardening::harden))
+}
+
+/// The two innermost layers, shared by [`service`] and [`unaudited`]: limits, then metrics.
+fn limited<S: Clone + Send + Sync + 'static>(router: Router<S>, metrics: Arc<Metrics>, limits: Arc<Limits>) -> Router<S> {
     router
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .layer(axum::middleware::from_fn_with_state(limits, crate::limits::enforce))
-        .layer(axum::middleware::from_fn(crate::hardening::harden))
 }

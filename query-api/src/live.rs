@@ -11,8 +11,8 @@
 
 use alpes_platform::kafka::projector::Projection;
 use alpes_platform::shutdown::Shutdown;
-use alpes_platform::store::Estado;
-use alpes_schemas::{topics, Codec, ImagenAnonimizada, ImagenRechazada, ImagenRegistrada};
+use alpes_platform::store::{CatalogEvent, Estado};
+use alpes_schemas::{topics, Codec};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
@@ -54,45 +54,37 @@ pub struct CambioImagen {
     pub ocurrido_at: i64,
 }
 
-/// A message of an image topic as a change; `None` for a rejection of no image (nothing to show).
+/// A message of an image topic as a change, decoded as the materializer decodes it (one mapping
+/// of topics to event types); `None` for a rejection of no image (nothing to show).
 pub async fn decode(codec: &Codec, topic: &str, payload: &[u8]) -> Result<Option<CambioImagen>, &'static str> {
-    Ok(match topic {
-        topics::IMAGES_REGISTERED => {
-            let e = codec.decode::<ImagenRegistrada>(payload).await.map_err(|e| e.reason())?;
-            Some(CambioImagen {
-                id: e.image_id,
-                proveedor_id: e.provider_id,
-                estado: Estado::Registrada,
-                modalidad: e.tipo_imagen,
-                region_anatomica: e.region_anatomica,
-                motivo_rechazo: None,
-                ocurrido_at: e.occurred_at,
-            })
-        }
-        topics::IMAGES_ANONYMIZED => {
-            let e = codec.decode::<ImagenAnonimizada>(payload).await.map_err(|e| e.reason())?;
-            Some(CambioImagen {
-                id: e.image_id,
-                proveedor_id: e.provider_id,
-                estado: Estado::Anonimizada,
-                modalidad: e.modality.or(e.tipo_imagen),
-                region_anatomica: e.region_anatomica,
-                motivo_rechazo: None,
-                ocurrido_at: e.occurred_at,
-            })
-        }
-        topics::IMAGES_REJECTED => {
-            let e = codec.decode::<ImagenRechazada>(payload).await.map_err(|e| e.reason())?;
-            e.image_id.zip(e.provider_id).map(|(id, proveedor_id)| CambioImagen {
-                id,
-                proveedor_id,
-                estado: Estado::Rechazada,
-                modalidad: None,
-                region_anatomica: None,
-                motivo_rechazo: Some(e.reason),
-                ocurrido_at: e.occurred_at,
-            })
-        }
+    Ok(match crate::materializer::decode(codec, topic, payload).await? {
+        CatalogEvent::Registered(e) => Some(CambioImagen {
+            id: e.image_id,
+            proveedor_id: e.provider_id,
+            estado: Estado::Registrada,
+            modalidad: e.tipo_imagen,
+            region_anatomica: e.region_anatomica,
+            motivo_rechazo: None,
+            ocurrido_at: e.occurred_at,
+        }),
+        CatalogEvent::Anonymized(e) => Some(CambioImagen {
+            id: e.image_id,
+            proveedor_id: e.provider_id,
+            estado: Estado::Anonimizada,
+            modalidad: e.modality.or(e.tipo_imagen),
+            region_anatomica: e.region_anatomica,
+            motivo_rechazo: None,
+            ocurrido_at: e.occurred_at,
+        }),
+        CatalogEvent::Rejected(e) => e.image_id.zip(e.provider_id).map(|(id, proveedor_id)| CambioImagen {
+            id,
+            proveedor_id,
+            estado: Estado::Rechazada,
+            modalidad: None,
+            region_anatomica: None,
+            motivo_rechazo: Some(e.reason),
+            ocurrido_at: e.occurred_at,
+        }),
         _ => return Err("unexpected_topic"),
     })
 }
