@@ -23,8 +23,15 @@ export function signal<T>(value: T): Signal<T> {
   };
 }
 
+/** The signal's value, kept current. A change between the render and the subscription (a
+ *  request answered before the effects ran) is caught when the subscription starts. */
 export function useSignal<T>(s: Signal<T>): T {
   const [value, setValue] = useState(s.get());
-  useEffect(() => s.subscribe(setValue), [s]);
+  useEffect(() => {
+    // Through an updater, so a signal holding a function is stored, not called.
+    const take = (v: T) => setValue(() => v);
+    take(s.get());
+    return s.subscribe(take);
+  }, [s]);
   return value;
 }
