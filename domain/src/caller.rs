@@ -67,6 +67,12 @@ impl Caller {
             Err(Forbidden(names.join(" or ")))
         }
     }
+
+    /// Whether the caller is an admin or the user `owner`: who may see what one user owns (its
+    /// images, its money, its reports).
+    pub fn is_admin_or(&self, owner: &str) -> bool {
+        self.role == Role::Admin || self.user_id == owner
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +90,14 @@ mod tests {
             "this route needs the role proveedor or admin"
         );
         assert!(c.require(&[Role::Consumidor]).is_ok());
+    }
+
+    #[test]
+    fn an_admin_or_the_owner_may_see_what_a_user_owns() {
+        let caller = |role| Caller { user_id: "u".into(), role };
+        assert!(caller(Role::Proveedor).is_admin_or("u"));
+        assert!(!caller(Role::Proveedor).is_admin_or("v"));
+        assert!(caller(Role::Admin).is_admin_or("v"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! its provider, whoever asked for it, and admins. Credentials are never shown.
 
 use alpes_domain::import::{ImportItem, ImportJob, ItemOutcome};
-use alpes_platform::auth::{Caller, Role};
+use alpes_platform::auth::Caller;
 use alpes_platform::http::ApiError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -111,6 +111,6 @@ pub fn view(job: &ImportJob, items: &[ImportItem], detail: bool, now: i64) -> Im
 
 /// `job` if `caller` may see it; 404 otherwise (another provider's job is not admitted to exist).
 pub fn visible(caller: &Caller, job: Option<ImportJob>) -> Result<ImportJob, ApiError> {
-    job.filter(|j| caller.role == Role::Admin || j.provider_id == caller.user_id || j.created_by == caller.user_id)
+    job.filter(|j| caller.is_admin_or(&j.provider_id) || j.created_by == caller.user_id)
         .ok_or_else(|| ApiError::not_found("no import job with this id"))
 }

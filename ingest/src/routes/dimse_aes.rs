@@ -123,7 +123,7 @@ pub async fn list(State(state): State<IngestState>, Authenticated(caller): Authe
         .calling_aes()
         .await?
         .into_iter()
-        .filter(|a| caller.role == Role::Admin || a.provider_id == caller.user_id)
+        .filter(|a| caller.is_admin_or(&a.provider_id))
         .map(TituloAe::from)
         .collect();
     Ok(axum::Json(TitulosAe { titulos_ae }).into_response())

@@ -113,7 +113,7 @@ pub async fn handler(
     let row = state.store.image(&id).await.map_err(ApiError::from)?;
     // A provider sees only its own images; someone else's id is as good as unknown.
     match row {
-        Some(r) if caller.role == Role::Admin || r.provider_id == caller.user_id => {}
+        Some(r) if caller.is_admin_or(&r.provider_id) => {}
         _ => return Err(ApiError::not_found("no image with this id")),
     }
     let request_id = reanonymize(&state, &ctx, &caller.user_id, &id, profile).await?;

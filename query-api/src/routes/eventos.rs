@@ -58,7 +58,7 @@ pub fn op() -> Op {
 
 /// Whether `caller` sees `change`.
 fn sees(caller: &Caller, change: &CambioImagen) -> bool {
-    caller.role == Role::Admin || change.proveedor_id == caller.user_id
+    caller.is_admin_or(&change.proveedor_id)
 }
 
 /// The caller's changes from `live`, until it closes.

@@ -213,7 +213,7 @@ const DEFAULT_LIMIT: usize = 100;
 /// A provider or a consumer reads only its own money; an admin reads anyone's.
 pub fn may_read_money_of(caller: &Caller, user_id: &str) -> Result<(), ApiError> {
     caller.require(&[Role::Proveedor, Role::Consumidor, Role::Admin])?;
-    if caller.role == Role::Admin || caller.user_id == user_id {
+    if caller.is_admin_or(user_id) {
         Ok(())
     } else {
         Err(ApiError::forbidden(

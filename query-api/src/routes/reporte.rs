@@ -81,7 +81,7 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Proveedor, Role::Admin])?;
     let r = match state.reports.get(&id).await.map_err(report_error)? {
-        Some(r) if caller.role == Role::Admin || r.solicitante == caller.user_id => r,
+        Some(r) if caller.is_admin_or(&r.solicitante) => r,
         _ => return Err(ApiError::not_found(format!("no report {id}"))),
     };
     let wants_state = headers
