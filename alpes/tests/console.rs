@@ -7,8 +7,9 @@
 //! 1. the provider logs in (a refused access token is refreshed once, with rotation), uploads a
 //!    folder of DICOM files (a subfolder and a hidden file included: the hidden one is left out),
 //!    sees each file's progress and then every image anonymized, drops one more file on the drop
-//!    zone and sees it anonymized too; after its logout the session
-//!    it had is refused (the console says it ended);
+//!    zone and sees it anonymized too; after its logout the session it had is refused (the
+//!    console says it ended, even when the page paints late: the refusal then comes before the
+//!    page's first effects);
 //! 2. the consumer finds the images, sees the price and downloads one (a DICOM file), then opens
 //!    the CT in the viewer (Cornerstone3D over WADO-RS): the image area shows the CT (many grey
 //!    levels, not a blank), window/level changes it, and a length measurement reads in mm;

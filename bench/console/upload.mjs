@@ -1,5 +1,5 @@
 // Upload through the browser, side by side: the same folder of distinct DICOM files uploaded in
-// headless Chromium through Alpes' web console (drop a folder, the console uploads 4 at a time
+// headless Chromium through Alpes' web console (a folder picked: the console uploads 6 at a time
 // with per-file progress) and through Orthanc Explorer's upload page (Orthanc's own web UI: pick
 // the files, "Start the upload"). Each is timed from the pick to the last file stored: for Alpes,
 // every row of the console's table "uploaded" (202: registered, blob written, event produced);

@@ -184,6 +184,11 @@ try {
   await login(page, consumer, false);
   await page.getByRole("button", { name: /^buscar$|^search$/i }).click();
   await page.waitForFunction((n) => document.querySelectorAll("#results tbody tr").length >= n, FILES);
+  // Each result shows its preview: the WADO-RS thumbnail of its anonymized instance, a picture.
+  await page.waitForFunction(
+    (n) => [...document.querySelectorAll("#results tbody tr img.thumb")].filter((i) => i.complete && i.naturalWidth > 0).length >= n,
+    FILES,
+  );
   const price = (await page.locator("#results tbody tr .price").first().textContent()) ?? "";
   if (!/\d/.test(price)) fail(`no price shown before the download: ${price}`);
   await page.locator("#results tbody tr input[type=checkbox]").first().check();

@@ -416,9 +416,19 @@ export function formatDate(ms: number): string {
 }
 
 /** `minor` units of `currency` (ISO 4217), with the currency's own number of decimals. */
+function moneyFormat(currency: string): { format: Intl.NumberFormat; unit: number } {
+  const format = new Intl.NumberFormat(lang.get() === "es" ? "es-ES" : "en-GB", { style: "currency", currency });
+  return { format, unit: 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2) };
+}
+
 export function formatMoney(minor: number, currency: string): string {
-  const f = new Intl.NumberFormat(lang.get() === "es" ? "es-ES" : "en-GB", { style: "currency", currency });
-  return f.format(minor / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2));
+  const { format, unit } = moneyFormat(currency);
+  return format.format(minor / unit);
+}
+
+/** An amount typed in units of `currency` (euros, say) in the minor units the API takes (cents). */
+export function toMinor(amount: number, currency: string): number {
+  return Math.round(amount * moneyFormat(currency).unit);
 }
 
 export function formatBytes(n: number): string {

@@ -5,6 +5,7 @@ import { getJson } from "../api";
 import { formatDate, t } from "../i18n";
 import { session } from "../session";
 import { Alert } from "../ui/Alert";
+import { field } from "../ui/form";
 import { send } from "../ui/send";
 import { Table } from "../ui/Table";
 import { useCommand } from "../ui/useCommand";
@@ -33,7 +34,7 @@ export function AeTitles() {
             e.preventDefault();
             const form = e.currentTarget as HTMLFormElement;
             const f = new FormData(form);
-            void run("PUT", String(f.get("ae")).trim(), { proveedor_id: String(f.get("proveedor")).trim() }).then((ok) => ok && form.reset());
+            void run("PUT", field(f, "ae"), { proveedor_id: field(f, "proveedor") }).then((ok) => ok && form.reset());
           }}
         >
           <label>

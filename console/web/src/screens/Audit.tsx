@@ -4,6 +4,7 @@ import { getJson, withQuery } from "../api";
 import { formatDate, t } from "../i18n";
 import type { Registros } from "../types";
 import { Alert } from "../ui/Alert";
+import { field } from "../ui/form";
 import { Table } from "../ui/Table";
 import { usePolling } from "../ui/usePolling";
 
@@ -18,7 +19,7 @@ export function Audit() {
   function apply(e: Event) {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
-    const v = (k: keyof Filters) => String(f.get(k) ?? "").trim();
+    const v = (k: keyof Filters) => field(f, k);
     setFilters({ actor: v("actor"), accion: v("accion"), resultado: v("resultado"), objetivo: v("objetivo"), solicitud_http_id: v("solicitud_http_id") });
   }
 

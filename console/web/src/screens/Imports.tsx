@@ -4,6 +4,7 @@
 import { formatDate, t } from "../i18n";
 import { Alert } from "../ui/Alert";
 import { allPages } from "../ui/allPages";
+import { field } from "../ui/form";
 import { send } from "../ui/send";
 import { Table } from "../ui/Table";
 import { useCommand } from "../ui/useCommand";
@@ -31,11 +32,11 @@ export function Imports() {
     const form = e.currentTarget as HTMLFormElement;
     const f = new FormData(form);
     const consulta: Record<string, string> = {};
-    for (const pair of String(f.get("consulta") ?? "").split(/[\n&]/)) {
+    for (const pair of field(f, "consulta").split(/[\n&]/)) {
       const [k, ...v] = pair.split("=");
       if (k?.trim()) consulta[k.trim()] = v.join("=").trim();
     }
-    if (await run(() => send("POST", "/importaciones", { tipo: "dicomweb", url: String(f.get("url")).trim(), consulta }))) form.reset();
+    if (await run(() => send("POST", "/importaciones", { tipo: "dicomweb", url: field(f, "url"), consulta }))) form.reset();
   }
 
   const cancel = (id: string) => run(() => send("POST", `/importaciones/${encodeURIComponent(id)}/cancelar`));

@@ -3,6 +3,7 @@
 import { t } from "../i18n";
 import { Alert } from "../ui/Alert";
 import { allPages } from "../ui/allPages";
+import { field } from "../ui/form";
 import { send } from "../ui/send";
 import { Table } from "../ui/Table";
 import { useCommand } from "../ui/useCommand";
@@ -25,7 +26,7 @@ export function Institutions() {
     e.preventDefault();
     const form = e.currentTarget as HTMLFormElement;
     const f = new FormData(form);
-    const text = (k: string) => String(f.get(k) ?? "").trim();
+    const text = (k: string) => field(f, k);
     const body = { nombre: text("nombre"), tipo: text("tipo"), licencia: text("licencia"), email: text("email"), ...(text("region") ? { region: text("region") } : {}) };
     if (await run(() => send("POST", "/instituciones", body))) form.reset();
   }

@@ -3,7 +3,7 @@
 // (GET /monetizacion/pares), where a provider paying itself through its own consumers shows.
 import { useState } from "preact/hooks";
 import { getJson } from "../api";
-import { formatMoney, t } from "../i18n";
+import { formatMoney, t, toMinor } from "../i18n";
 import type { Saldo } from "../types";
 import { Alert } from "../ui/Alert";
 import { send } from "../ui/send";
@@ -40,7 +40,7 @@ export function Payments() {
     const f = new FormData(e.currentTarget as HTMLFormElement);
     const payment = {
       usuario_id: saldo.usuario_id,
-      importe_minor: Math.round(Number(f.get("importe")) * 100),
+      importe_minor: toMinor(Number(f.get("importe")), saldo.moneda),
       moneda: saldo.moneda,
       referencia: String(f.get("referencia")),
     };

@@ -6,6 +6,7 @@ import { getJson } from "../api";
 import { formatDate, t } from "../i18n";
 import { Alert } from "../ui/Alert";
 import { DateRange, rangeOf } from "../ui/DateRange";
+import { field } from "../ui/form";
 import { saveAs } from "../ui/save";
 import { send } from "../ui/send";
 import { useCommand } from "../ui/useCommand";
@@ -32,8 +33,6 @@ function kept(): string[] {
   }
 }
 
-
-
 export function Reports() {
   const [ids, setIds] = useState<string[]>(kept());
   const { error, run } = useCommand();
@@ -46,11 +45,10 @@ export function Reports() {
   async function ask(e: Event) {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
-    const text = (k: string) => String(f.get(k) ?? "");
     await run(async () => {
       const range = rangeOf(f);
       const alcance = { creada_desde: range.desde, creada_hasta: range.hasta };
-      const r = await send<Reporte>("POST", "/reportes", { formato: text("formato"), alcance });
+      const r = await send<Reporte>("POST", "/reportes", { formato: field(f, "formato"), alcance });
       if (r) {
         const next = [r.id, ...ids];
         sessionStorage.setItem(KEY, JSON.stringify(next));

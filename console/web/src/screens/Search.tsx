@@ -7,13 +7,15 @@ import { formatDate, formatMoney, t } from "../i18n";
 import type { ImagenDetalle, Imagenes } from "../types";
 import { Alert } from "../ui/Alert";
 import { DateRange, rangeOf } from "../ui/DateRange";
+import { field } from "../ui/form";
 import { saveAs } from "../ui/save";
 import { Table } from "../ui/Table";
 import { Thumbnail } from "../ui/Thumbnail";
 
 const PAGE = 50;
 
-
+/** What a list of images costs (in the first one's currency: the prices of one instance share it). */
+const priceOf = (list: ImagenDetalle[]) => list.reduce((n, i) => n + i.precio_minor, 0);
 
 export function Search() {
   const [results, setResults] = useState<ImagenDetalle[] | null>(null);
@@ -25,7 +27,7 @@ export function Search() {
   async function search(e: Event) {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
-    const text = (k: string) => String(f.get(k) ?? "").trim();
+    const text = (k: string) => field(f, k);
     const range = rangeOf(f);
     setBusy(true);
     setError(null);
@@ -52,8 +54,7 @@ export function Search() {
   }
 
   async function fetchAll(list: ImagenDetalle[]) {
-    const total = list.reduce((n, i) => n + i.precio_minor, 0);
-    if (list.length === 0 || !confirm(t("search.confirm", { price: formatMoney(total, list[0]!.moneda) }))) return;
+    if (list.length === 0 || !confirm(t("search.confirm", { price: formatMoney(priceOf(list), list[0]!.moneda) }))) return;
     setError(null);
     for (const img of list) {
       try {
@@ -67,7 +68,7 @@ export function Search() {
   }
 
   const chosen = (results ?? []).filter((r) => selected.has(r.id));
-  const total = chosen.reduce((n, i) => n + i.precio_minor, 0);
+  const total = priceOf(chosen);
   const toggle = (id: string) => {
     const s = new Set(selected);
     if (!s.delete(id)) s.add(id);

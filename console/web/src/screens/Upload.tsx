@@ -74,10 +74,16 @@ function useStates(list: Item[]): Map<string, Shown> {
   }));
 }
 
+/** A picker's files into the queue; the picker is emptied, so the same files can be picked again. */
+function picked(e: Event): void {
+  const input = e.currentTarget as HTMLInputElement;
+  enqueue(fromInput(input.files));
+  input.value = "";
+}
+
 export function Upload() {
   const list = useSignal(items);
   const [over, setOver] = useState(false);
-  const folder = useRef<HTMLInputElement>(null);
   const states = useStates(list);
   const total = list.reduce((n, i) => n + i.file.size, 0);
   const done = list.reduce((n, i) => n + sent(i), 0);
@@ -108,26 +114,17 @@ export function Upload() {
             multiple
             class="visually-hidden"
             data-testid="files"
-            onChange={(e) => {
-              enqueue(fromInput(e.currentTarget.files));
-              e.currentTarget.value = "";
-            }}
+            onChange={picked}
           />
         </label>
         <label class="button">
           {t("upload.folder")}
           <input
-            ref={(el) => {
-              folder.current = el;
-              el?.setAttribute("webkitdirectory", "");
-            }}
+            ref={(el) => el?.setAttribute("webkitdirectory", "")}
             type="file"
             class="visually-hidden"
             data-testid="folder"
-            onChange={(e) => {
-              enqueue(fromInput(e.currentTarget.files));
-              e.currentTarget.value = "";
-            }}
+            onChange={picked}
           />
         </label>
       </div>

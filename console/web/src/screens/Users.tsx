@@ -2,7 +2,7 @@
 // /monetizacion/consumidores/{id}), and the API keys (created, shown once, revoked).
 import { useState } from "preact/hooks";
 import { getJson } from "../api";
-import { formatDate, t } from "../i18n";
+import { formatDate, t, toMinor } from "../i18n";
 import { Alert } from "../ui/Alert";
 import { allPages } from "../ui/allPages";
 import { send } from "../ui/send";
@@ -36,11 +36,8 @@ function Approve(props: { id: string; done: () => void }) {
   async function submit(e: Event) {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
-    const terms = {
-      verificado: f.get("verificado") === "on",
-      limite_credito_minor: Math.round(Number(f.get("limite")) * 100),
-      moneda: String(f.get("moneda")),
-    };
+    const moneda = String(f.get("moneda"));
+    const terms = { verificado: f.get("verificado") === "on", limite_credito_minor: toMinor(Number(f.get("limite")), moneda), moneda };
     if (await run(() => send("PUT", `/monetizacion/consumidores/${encodeURIComponent(props.id)}`, terms))) props.done();
   }
   return (

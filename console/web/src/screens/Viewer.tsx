@@ -9,6 +9,7 @@ import { session } from "../session";
 import type { ImagenDetalle } from "../types";
 import { Alert } from "../ui/Alert";
 import type { PrimaryTool, ViewerHandle } from "../viewer/cornerstone";
+import { instancePath } from "../wado";
 
 export function Viewer(props: { id: string }) {
   const [img, setImg] = useState<ImagenDetalle | null>(null);
@@ -25,10 +26,10 @@ export function Viewer(props: { id: string }) {
   }, [props.id]);
 
   useEffect(() => {
-    const a = img?.anonimizada;
-    if (!open || !a?.study_uid || !a.series_uid || !a.sop_instance_uid || !element.current) return;
+    const instance = img && instancePath(img);
+    if (!open || !instance || !element.current) return;
     let cancelled = false;
-    const base = `${location.origin}/studies/${a.study_uid}/series/${a.series_uid}/instances/${a.sop_instance_uid}`;
+    const base = `${location.origin}${instance}`;
     const token = () => session.get()?.access ?? "";
     void import("../viewer/cornerstone")
       .then(async (v) => {

@@ -2,6 +2,7 @@
 // midnight UTC of the first day (inclusive) to midnight UTC after the last (exclusive), in ms,
 // as the API's `*_desde`/`*_hasta` filters take them.
 import { t } from "../i18n";
+import { field } from "./form";
 
 export function DateRange() {
   return (
@@ -22,5 +23,5 @@ const midnight = (value: string, days: number) => (value ? Date.parse(`${value}T
 
 /** The range a form's DateRange gives (either end may be open). */
 export function rangeOf(form: FormData): { desde: number | undefined; hasta: number | undefined } {
-  return { desde: midnight(String(form.get("desde") ?? ""), 0), hasta: midnight(String(form.get("hasta") ?? ""), 1) };
+  return { desde: midnight(field(form, "desde"), 0), hasta: midnight(field(form, "hasta"), 1) };
 }

@@ -3,16 +3,12 @@
 import { useEffect, useState } from "preact/hooks";
 import { authorized } from "../api";
 import type { Imagen } from "../types";
-
-export function thumbnailPath(img: Imagen): string | null {
-  const a = img.anonimizada;
-  if (!a?.study_uid || !a.series_uid || !a.sop_instance_uid) return null;
-  return `/studies/${a.study_uid}/series/${a.series_uid}/instances/${a.sop_instance_uid}/thumbnail`;
-}
+import { instancePath } from "../wado";
 
 export function Thumbnail(props: { img: Imagen; label: string }) {
   const [url, setUrl] = useState<string | null>(null);
-  const path = thumbnailPath(props.img);
+  const instance = instancePath(props.img);
+  const path = instance && `${instance}/thumbnail`;
   useEffect(() => {
     if (!path) return;
     let made: string | null = null;

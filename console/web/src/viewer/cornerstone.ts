@@ -44,7 +44,9 @@ export interface ViewerHandle {
 let token: () => string = () => "";
 let initialized: Promise<void> | undefined;
 
-function ensureInit(): Promise<void> {
+/** Initializes Cornerstone once; requests then carry `getToken()`. */
+function ensureInit(getToken: () => string): Promise<void> {
+  token = getToken;
   initialized ??= (async () => {
     if (!isCornerstoneInitialized()) coreInit();
     loaderInit({
@@ -64,8 +66,7 @@ function ensureInit(): Promise<void> {
 
 /** An instance's frames as image ids, its DICOM JSON registered (after the loader's init, which clears it). */
 export async function instanceFrames(base: string, getToken: () => string): Promise<string[]> {
-  token = getToken;
-  await ensureInit();
+  await ensureInit(getToken);
   const res = await fetch(`${base}/metadata`, {
     headers: { Accept: "application/dicom+json", Authorization: `Bearer ${getToken()}` },
   });
@@ -87,8 +88,7 @@ let seq = 0;
 
 /** Mounts a viewer of `imageIds` in `element` (which has its size from CSS). */
 export async function mountViewer(element: HTMLDivElement, imageIds: string[], getToken: () => string): Promise<ViewerHandle> {
-  token = getToken;
-  await ensureInit();
+  await ensureInit(getToken);
   const id = `alpes-viewer-${++seq}`;
   const viewportId = `${id}-vp`;
   const engine = new RenderingEngine(`${id}-re`);
